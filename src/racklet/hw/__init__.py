@@ -1,0 +1,41 @@
+"""Hardware abstraction layer: interfaces, chip drivers, and the Linux backend."""
+
+from racklet.hw._interfaces import (
+    Activity,
+    BackplaneLink,
+    BmcBoard,
+    BootSource,
+    BootSourceSelect,
+    Clock,
+    ControlLine,
+    LinkHandler,
+    PowerMonitor,
+    PowerReading,
+    PowerSwitch,
+    PresenceDetect,
+    SMBus,
+    TemperatureSensor,
+    Uart,
+    UnitHost,
+    UnitLinkPort,
+)
+
+__all__ = [
+    "Activity",
+    "BackplaneLink",
+    "BmcBoard",
+    "BootSource",
+    "BootSourceSelect",
+    "Clock",
+    "ControlLine",
+    "LinkHandler",
+    "PowerMonitor",
+    "PowerReading",
+    "PowerSwitch",
+    "PresenceDetect",
+    "SMBus",
+    "TemperatureSensor",
+    "Uart",
+    "UnitHost",
+    "UnitLinkPort",
+]

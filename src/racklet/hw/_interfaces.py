@@ -1,0 +1,178 @@
+"""The hardware abstraction: one narrow interface per electrical function of a BMC board.
+
+A backend must implement every protocol below; the ``twin`` backend models them and the
+``linux`` backend drives gpiod lines, an ``smbus2.SMBus`` and a serial port. Code above the HAL
+(the BMC service, the bootstrap client) sees only these protocols, so it cannot tell which
+backend it runs on. Methods are synchronous where real hardware answers in microseconds (GPIO,
+I2C) and asynchronous where they wait on a byte stream (UART, backplane link).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class SMBus(Protocol):
+    """The subset of ``smbus2.SMBus`` the drivers use.
+
+    Word transfers are little-endian on the wire, as SMBus defines them: chips that send the
+    high byte first (PAC1921, INA219) need their driver to swap. An absent device NACKs:
+    ``OSError`` with ``errno.EREMOTEIO`` (121), as the Linux i2c-dev driver reports it.
+    """
+
+    def read_byte_data(self, i2c_addr: int, register: int) -> int: ...
+    def write_byte_data(self, i2c_addr: int, register: int, value: int) -> None: ...
+    def read_word_data(self, i2c_addr: int, register: int) -> int: ...
+    def write_word_data(self, i2c_addr: int, register: int, value: int) -> None: ...
+    def read_i2c_block_data(self, i2c_addr: int, register: int, length: int) -> list[int]: ...
+    def write_i2c_block_data(self, i2c_addr: int, register: int, data: list[int]) -> None: ...
+    def close(self) -> None: ...
+
+
+class Clock(Protocol):
+    """Monotonic seconds and sleeps; the twin's runs at ``--speed``, hardware's at 1."""
+
+    def monotonic(self) -> float: ...
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class PowerSwitch(Protocol):
+    """The unit's DC/DC enable."""
+
+    def is_on(self) -> bool: ...
+    def set(self, on: bool) -> None: ...
+
+
+class ControlLine(Protocol):
+    """An active-low line the BMC pulses: the unit's reset, or its shutdown request (GPIO3)."""
+
+    def pulse(self) -> None: ...
+
+
+class BootSource(enum.StrEnum):
+    SD_CARD = "SDCard"
+    USB = "Usb"
+    NETWORK = "UefiHttp"
+
+
+class BootSourceSelect(Protocol):
+    """Which medium the unit's boot ROM tries first."""
+
+    def get(self) -> BootSource: ...
+    def set(self, source: BootSource) -> None: ...
+
+
+@dataclass(frozen=True)
+class PowerReading:
+    volts: float
+    amperes: float
+    watts: float
+
+
+class PowerMonitor(Protocol):
+    """A driver for the unit's power monitor chip (PAC1921, INA219, ...)."""
+
+    def read(self) -> PowerReading: ...
+
+
+class TemperatureSensor(Protocol):
+    def read_celsius(self) -> float: ...
+
+
+class PresenceDetect(Protocol):
+    """Whether a unit sits in the slot (a grounded pin on the tray)."""
+
+    def is_present(self) -> bool: ...
+
+
+class Uart(Protocol):
+    """The unit's serial console as seen by the BMC: bytes the unit printed, in order."""
+
+    async def read(self) -> bytes:
+        """The next chunk of console output; waits until there is some."""
+        ...
+
+
+LinkHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class BackplaneLink(Protocol):
+    """BMC end of the unit's backplane byte stream (USB CDC serial on hardware)."""
+
+    async def serve(self, handler: LinkHandler) -> None:
+        """Call ``handler`` for every connection the unit opens; runs until cancelled."""
+        ...
+
+
+class UnitLinkPort(Protocol):
+    """Unit end of the backplane byte stream: what the bootstrap client opens."""
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]: ...
+
+
+class Activity(enum.StrEnum):
+    """What the unit's CPU is doing, as far as its power draw is concerned."""
+
+    FIRMWARE = "firmware"  # boot ROM and bootstrap: fetching and verifying the payload
+    BOOTING = "booting"  # the booted payload's OS coming up
+    RUNNING = "running"  # the OS is up; draw follows cpu load
+    HALTED = "halted"  # shut down, still powered
+
+
+class UnitHost(Protocol):
+    """A compute unit as its own firmware and OS see it.
+
+    The bootstrap client and the OS agent run against this; the twin implements it for a
+    simulated unit, and on a real Raspberry Pi it is the initramfs's view of the board.
+    """
+
+    clock: Clock
+    link: UnitLinkPort
+    storage: Path
+    """The unit's own disk (the SD card); survives power cycles, not a factory wipe."""
+    agent_port: int
+    """Port the OS agent listens on (the unit's network address is 127.0.0.1 in the twin)."""
+
+    def console(self, line: str) -> None:
+        """Print one line on the unit's UART (its BMC captures it)."""
+        ...
+
+    def set_activity(self, activity: Activity) -> None:
+        """Tell the power model what the CPU is doing; real hardware ignores it."""
+        ...
+
+    def temperature_celsius(self) -> float:
+        """The SoC temperature, as ``/sys/class/thermal/thermal_zone0`` reports it."""
+        ...
+
+    def cpu_load(self) -> float:
+        """CPU utilisation, 0.0 to 1.0."""
+        ...
+
+    def shutdown_requested(self) -> bool:
+        """Whether the BMC pulsed the shutdown-request line since the OS started."""
+        ...
+
+
+@dataclass
+class BmcBoard:
+    """Everything a BMC can touch on its board, from one backend."""
+
+    unit: str
+    clock: Clock
+    power_switch: PowerSwitch
+    reset: ControlLine
+    shutdown_request: ControlLine
+    boot_select: BootSourceSelect
+    power_monitor: PowerMonitor
+    temperature: TemperatureSensor
+    presence: PresenceDetect
+    uart: Uart
+    link: BackplaneLink
+    max_power_watts: float

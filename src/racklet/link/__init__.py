@@ -1,0 +1,17 @@
+"""The backplane link: a framed request/response protocol between a unit and its BMC.
+
+Each frame is a 4-byte big-endian length followed by a UTF-8 JSON object (at most 1 MiB).
+The unit sends ``{"op": NAME, ...}``; the BMC answers ``{"ok": true, ...}`` or
+``{"ok": false, "error": MESSAGE}``. Operations (see ``docs/architecture.md``):
+
+- ``trust``: the boot trust bundle: ``bootServer`` (URL), ``signingKey`` (Ed25519 public key,
+  PEM), ``caBundle`` (PEM of the rack CA).
+- ``identity``: the unit's TLS identity held by the BMC: ``key`` and ``cert`` (PEM), ``name``.
+- ``progress``: boot progress: ``state`` (a Redfish BootProgress LastState value) and
+  optional ``message``.
+- ``failed``: the boot failed: ``reason`` (one line); the BMC shows it in Redfish.
+"""
+
+from racklet.link._protocol import LinkClient, LinkError, serve_link
+
+__all__ = ["LinkClient", "LinkError", "serve_link"]

@@ -1,0 +1,94 @@
+"""Serve ASGI apps with uvicorn inside an existing event loop, several per process.
+
+uvicorn's own ``serve()`` captures process signals, which is wrong when one process hosts a
+dozen services (the twin runs every BMC and every unit agent): the process owner handles
+signals and stops each :class:`AppServer`. The HTTP protocol is uvicorn's httptools one,
+extended to put the verified TLS peer certificate into the ASGI scope
+(``scope["extensions"]["tls"]``) so mutual-TLS endpoints know who is calling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import Generator
+from typing import Any
+
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+
+class _PeerCertProtocol(HttpToolsProtocol):
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        ssl_object = self.transport.get_extra_info("ssl_object")
+        peer = ssl_object.getpeercert() if ssl_object is not None else None
+        self.scope["extensions"] = {"tls": {"peer": peer}}  # type: ignore[typeddict-unknown-key]
+
+
+def peer_common_name(scope: Any) -> str | None:
+    """The CN of the verified client certificate of this request, if one was presented."""
+    peer = (scope.get("extensions") or {}).get("tls", {}).get("peer")
+    if not peer:
+        return None
+    for rdn in peer.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
+
+
+class _QuietServer(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class AppServer:
+    """One ASGI app on one TLS (or loopback) socket, started and stopped by its owner."""
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        host: str = "127.0.0.1",
+        port: int,
+        ssl_context: ssl.SSLContext | None,
+        name: str,
+    ) -> None:
+        if ssl_context is None and host not in ("127.0.0.1", "::1", "localhost"):
+            raise ValueError("a listener that is not loopback must use TLS")
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            http=_PeerCertProtocol,
+            lifespan="off",
+            log_level=logging.WARNING,
+            access_log=False,
+            ws="none",
+        )
+        config.load()
+        config.ssl = ssl_context  # a ready context: uvicorn would build its own from files
+        self.name = name
+        self.port = port
+        self._server = _QuietServer(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(), name=f"server:{self.name}")
+        while not self._server.started:
+            if self._task.done():
+                await self._task  # re-raise the bind error
+                raise OSError(f"{self.name} stopped during start-up")
+            await asyncio.sleep(0.01)
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None

@@ -1,0 +1,165 @@
+"""A small ECDSA P-256 certificate authority held by the management side.
+
+It issues server identities (BMCs, controller, dashboard) and client identities (units, the
+controller when it calls BMCs). Keys are written with mode 0600. Renewal, revocation and CSR
+signing through Redfish come with the trust-chain work; this module is the issuing kernel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from racklet.config import write_private
+from racklet.pki.errors import PkiError
+
+_ORG = "Racklet"
+_DEFAULT_SANS = ("127.0.0.1", "localhost")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A private key and its certificate, both PEM."""
+
+    key_pem: bytes
+    cert_pem: bytes
+
+    def write(self, directory: Path, stem: str) -> tuple[Path, Path]:
+        """Write ``stem.key`` (0600) and ``stem.crt``; return their paths."""
+        key_path, cert_path = directory / f"{stem}.key", directory / f"{stem}.crt"
+        write_private(key_path, self.key_pem)
+        cert_path.write_bytes(self.cert_pem)
+        return key_path, cert_path
+
+    @property
+    def common_name(self) -> str:
+        cert = x509.load_pem_x509_certificate(self.cert_pem)
+        return str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, _ORG),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def _san(names: tuple[str, ...]) -> x509.SubjectAlternativeName:
+    entries: list[x509.GeneralName] = []
+    for name in names:
+        try:
+            entries.append(x509.IPAddress(ipaddress.ip_address(name)))
+        except ValueError:
+            entries.append(x509.DNSName(name))
+    return x509.SubjectAlternativeName(entries)
+
+
+class RackCA:
+    """The rack CA: a self-signed P-256 root that signs every identity of one rack."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
+        self._key = key
+        self.cert = cert
+
+    @property
+    def cert_pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @classmethod
+    def create(cls, directory: Path, rack: str = "rack-1", days: int = 365) -> RackCA:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        name = _name(f"{rack} CA")
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(name)
+            .issuer_name(name)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=False,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=True,
+                    crl_sign=True,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)
+            .sign(key, hashes.SHA256())
+        )
+        ca = cls(key, cert)
+        Identity(_key_pem(key), ca.cert_pem).write(directory, "ca")
+        return ca
+
+    @classmethod
+    def load(cls, directory: Path) -> RackCA:
+        try:
+            key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), None)
+            cert = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
+        except (OSError, ValueError) as exc:
+            raise PkiError(f"cannot load the rack CA from {directory}: {exc}") from exc
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise PkiError(f"{directory / 'ca.key'} is not an ECDSA key")
+        return cls(key, cert)
+
+    def issue(
+        self,
+        common_name: str,
+        *,
+        server: bool = True,
+        client: bool = False,
+        sans: tuple[str, ...] = _DEFAULT_SANS,
+        days: int = 90,
+    ) -> Identity:
+        """Issue a leaf identity usable as a TLS server, a TLS client, or both."""
+        if not (server or client):
+            raise PkiError("an identity must be a server, a client, or both")
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(dt.UTC)
+        usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
+            [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
+        )
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(_name(common_name))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), False
+            )
+        )
+        if server:
+            builder = builder.add_extension(_san(sans), critical=False)
+        cert = builder.sign(self._key, hashes.SHA256())
+        return Identity(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
