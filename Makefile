@@ -1,0 +1,24 @@
+# The two set-up commands (see README.md):
+#   make up     create .venv, install Racklet, start a 5-unit twin rack (Ctrl-C stops it)
+#   make test   create .venv, install what the tests need, run the whole suite
+# Extra arguments for `racklet up`: make up ARGS="--units 8 --speed 10"
+
+.PHONY: up test bench venv clean
+
+up: .venv/.installed
+	.venv/bin/racklet up $(ARGS)
+
+test:
+	./scripts/test
+
+bench: .venv/.installed
+	.venv/bin/python -m bench $(ARGS)
+
+venv: .venv/.installed
+
+.venv/.installed: pyproject.toml
+	./scripts/venv
+	@touch $@
+
+clean:
+	rm -rf .venv .racklet .pytest_cache .mypy_cache .ruff_cache

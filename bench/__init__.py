@@ -1,0 +1,1 @@
+"""Racklet benchmarks: ``python -m bench [NAME ...]`` (see docs/benchmarks.md)."""

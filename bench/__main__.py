@@ -1,0 +1,26 @@
+"""Run benchmarks by name: ``python -m bench rack_up``; no name runs them all."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+BENCHMARKS = ["rack_up"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("names", nargs="*", help=f"any of: {', '.join(BENCHMARKS)}")
+    args, rest = parser.parse_known_args()
+    for name in args.names:
+        if name not in BENCHMARKS:
+            parser.error(f"unknown benchmark {name!r}")
+    for name in args.names or BENCHMARKS:
+        module = importlib.import_module(f"bench.{name}")
+        module.main(rest)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m racklet.cli``."""
+
+import sys
+
+from racklet.cli.main import main
+
+sys.exit(main())

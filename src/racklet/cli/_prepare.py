@@ -1,0 +1,180 @@
+"""Prepare a rack's state dir for ``racklet up``: CA, identities, boot payload, config.
+
+Runs in the parent before either process starts, so both sides find everything they need on
+disk. Secrets and keys are written with mode 0600. What already exists (the CA, identities,
+the signing key, the token) is reused, so a rack keeps its trust across restarts; ports are
+chosen afresh each time.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+from pathlib import Path
+
+from racklet import boot
+from racklet.bmc import write_accounts
+from racklet.cli.errors import UsageError
+from racklet.config import (
+    ApiConfig,
+    BmcConfig,
+    ControllerConfig,
+    RackConfig,
+    RackSettings,
+    StateLayout,
+    UnitConfig,
+    save,
+    write_private,
+)
+from racklet.errors import ConfigError
+from racklet.pki import RackCA
+
+MAX_UNITS = 16
+BMC_USER = "admin"
+
+
+def check_writable(state_dir: Path) -> None:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        probe = state_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ConfigError(f"state dir {state_dir} is not writable: {reason}") from None
+
+
+def _free_ports(count: int) -> list[int]:
+    """Ports the kernel hands out now; held together so they differ from each other."""
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _ensure_identity(ca: RackCA, directory: Path, stem: str, **issue: object) -> None:
+    if not (directory / f"{stem}.key").exists() or not (directory / f"{stem}.crt").exists():
+        ca.issue(**issue).write(directory, stem)  # type: ignore[arg-type]
+
+
+def _read_secret(path: Path) -> str | None:
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def prepare(
+    state_dir: Path,
+    *,
+    units: int,
+    speed: float,
+    profile: str,
+    psu_rated_watts: float,
+    payload_bytes: int,
+) -> RackConfig:
+    if not 1 <= units <= MAX_UNITS:
+        raise UsageError(f"--units must be between 1 and {MAX_UNITS}, got {units}")
+    if not 0 < speed <= 1000:
+        raise UsageError(f"--speed must be greater than 0 and at most 1000, got {speed}")
+    state_dir = state_dir.resolve()
+    check_writable(state_dir)
+    layout = StateLayout(state_dir)
+    settings = RackSettings(
+        units=units,
+        speed=speed,
+        profile=profile,
+        psuRatedWatts=psu_rated_watts,
+        payloadBytes=payload_bytes,
+    )
+
+    layout.pki.mkdir(parents=True, exist_ok=True)
+    ca = RackCA.load(layout.pki) if layout.ca_cert.exists() else RackCA.create(layout.pki)
+    layout.controller.mkdir(parents=True, exist_ok=True)
+    _ensure_identity(ca, layout.controller, "server", common_name="racklet-controller")
+    _ensure_identity(
+        ca, layout.controller, "client", common_name="racklet-controller", server=False, client=True
+    )
+
+    signing_pub = _ensure_boot_repo(layout, settings)
+
+    ports = _free_ports(2 + 2 * units)
+    controller = ControllerConfig(apiPort=ports[0], machinePort=ports[1])
+    token = _read_secret(layout.controller / "api.token") or secrets.token_urlsafe(32)
+    write_private(layout.controller / "api.token", token)
+
+    unit_configs = []
+    for index in range(units):
+        name = f"unit-{index + 1}"
+        bmc_dir = layout.bmc(name)
+        bmc_dir.mkdir(parents=True, exist_ok=True)
+        _ensure_identity(ca, bmc_dir, "server", common_name=f"{name}-bmc")
+        _ensure_identity(ca, bmc_dir, "identity", common_name=name, server=True, client=True)
+        password = _read_secret(bmc_dir / "admin.password")
+        if password is None:
+            password = secrets.token_urlsafe(18)
+            write_private(bmc_dir / "admin.password", password)
+            write_accounts(bmc_dir / "accounts.json", BMC_USER, password)
+        trust = {
+            "bootServer": controller.machine_url,
+            "signingKey": signing_pub,
+            "caBundle": ca.cert_pem.decode(),
+        }
+        (bmc_dir / "trust.json").write_text(json.dumps(trust, indent=2))
+        layout.unit_storage(name).mkdir(parents=True, exist_ok=True)
+        bmc_port, agent_port = ports[2 + 2 * index], ports[3 + 2 * index]
+        unit_configs.append(
+            UnitConfig(
+                name=name,
+                slot=index + 1,
+                bmc=BmcConfig(
+                    url=f"https://127.0.0.1:{bmc_port}", username=BMC_USER, password=password
+                ),
+                agentPort=agent_port,
+            )
+        )
+    layout.logs.mkdir(parents=True, exist_ok=True)
+    config = RackConfig(
+        stateDir=str(state_dir),
+        rack=settings,
+        api=ApiConfig(
+            url=f"https://127.0.0.1:{controller.api_port}",
+            caBundle=str(layout.ca_cert),
+            token=token,
+        ),
+        controller=controller,
+        units=unit_configs,
+    )
+    save(config)
+    return config
+
+
+def _ensure_boot_repo(layout: StateLayout, settings: RackSettings) -> str:
+    """Signing key and default payload, built and signed at first start (or on a size change)."""
+    layout.boot.mkdir(parents=True, exist_ok=True)
+    key = layout.boot / "signing.key"
+    if not key.exists():
+        boot.generate_signing_key(layout.boot)
+    repo = layout.boot / "repo"
+    payload = repo / "payload.bin"
+    if not payload.exists() or _published_size(repo) != settings.payload_bytes:
+        data = boot.build_default_payload(settings.payload_bytes)
+        boot.publish(repo, data, key)
+        (repo / "built-size").write_text(str(settings.payload_bytes))
+    return (layout.boot / "signing.pub").read_text()
+
+
+def _published_size(repo: Path) -> int | None:
+    """The size the published payload was built for, recorded beside it."""
+    marker = repo / "built-size"
+    try:
+        return int(marker.read_text())
+    except (OSError, ValueError):
+        return None

@@ -1,0 +1,101 @@
+"""The hardware-side process of ``racklet up``: the twin, one BMC per unit, their listeners.
+
+Each BMC is the real ``racklet.bmc`` service on a twin board, served over HTTPS with its
+rack-CA certificate on its own port, exactly as a real BMC host would serve it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from racklet import config as rack_config
+from racklet import log
+from racklet.bmc import BmcService, BmcSettings
+from racklet.errors import RackletError
+from racklet.net import AppServer, server_context
+from racklet.twin._clock import SimClock
+from racklet.twin._firmware import unit_firmware
+
+BMC_FIRMWARE_VERSION = "racklet-bmc 0.1.0"
+
+
+async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
+    from racklet.twin import RackDescription, TwinRack
+
+    logger = log.get_logger("twin")
+    layout = config.layout
+    clock = SimClock(config.rack.speed)
+    rack = TwinRack(
+        RackDescription(
+            name=config.rack.name,
+            units=config.rack.units,
+            profile=config.rack.profile,
+            psu_rated_watts=config.rack.psu_rated_watts,
+        ),
+        clock,
+        unit_firmware,
+        storage_root=layout.root / "units",
+        agent_ports={unit.name: unit.agent_port for unit in config.units},
+    )
+    services: list[BmcService] = []
+    servers: list[AppServer] = []
+    try:
+        await rack.start()
+        for unit in config.units:
+            bmc_dir = layout.bmc(unit.name)
+            service = BmcService(
+                rack.board(unit.name),
+                BmcSettings(
+                    unit=unit.name, state_dir=bmc_dir, firmware_version=BMC_FIRMWARE_VERSION
+                ),
+            )
+            await service.start()
+            services.append(service)
+            server = AppServer(
+                service.app,
+                port=urlsplit(unit.bmc.url).port or 443,
+                ssl_context=server_context(bmc_dir / "server.crt", bmc_dir / "server.key"),
+                name=f"bmc:{unit.name}",
+            )
+            await server.start()
+            servers.append(server)
+        logger.info(f"twin of {config.rack.units} units running at speed {config.rack.speed}")
+        await stop.wait()
+    finally:
+        for server in reversed(servers):
+            await server.stop()
+        for service in reversed(services):
+            await service.stop()
+        await rack.stop()
+        logger.info("twin stopped")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m racklet.twin")
+    parser.add_argument("--state-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    log.configure()
+    try:
+        config = rack_config.load(args.state_dir / rack_config.CONFIG_NAME)
+    except RackletError as exc:
+        print(f"racklet twin: error: {exc}", file=sys.stderr)
+        return 1
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run(config, stop)
+
+    try:
+        asyncio.run(serve())
+    except (RackletError, OSError) as exc:
+        print(f"racklet twin: error: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,99 @@
+"""End to end: a 5-unit twin rack boots securely, powers units off and on, refuses tampering."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import httpx
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+from tests.e2e.conftest import RunningRack, phase
+
+UNITS = [f"unit-{i}" for i in range(1, 6)]
+
+
+def all_running(units: dict[str, dict[str, object]]) -> bool:
+    return all(phase(units, name) == "Running" for name in UNITS)
+
+
+def test_all_units_boot_to_running(rack: RunningRack) -> None:
+    units = rack.wait_for(all_running, "5/5 Running")
+    for name in UNITS:
+        status = units[name]["status"]
+        assert 1.0 < status["powerWatts"] < 10.0, status
+        assert status["osVersion"]
+        assert status["agentUrl"].startswith("https://127.0.0.1:")
+    table = rack.cli("get", "units").stdout.splitlines()
+    assert table[0].split() == ["NAME", "SLOT", "PHASE", "POWER(W)", "TEMP(°C)", "AGE"]
+    assert [row.split()[2] for row in table[1:]] == ["Running"] * 5
+
+
+def test_power_off_and_on_one_unit(rack: RunningRack) -> None:
+    rack.wait_for(all_running, "5/5 Running")
+    rack.cli("power", "off", "unit-3")
+    units = rack.wait_for(
+        lambda u: phase(u, "unit-3") == "Off" and u["unit-3"]["status"]["powerWatts"] < 0.05,
+        "unit-3 Off at ~0 W",
+    )
+    others = [name for name in UNITS if name != "unit-3"]
+    assert all(phase(units, name) == "Running" for name in others), units
+    rack.cli("power", "on", "unit-3")
+    rack.wait_for(all_running, "unit-3 Running again")
+
+
+def test_describe_and_console(rack: RunningRack) -> None:
+    rack.wait_for(all_running, "5/5 Running")
+    described = rack.cli("describe", "unit", "unit-1").stdout
+    assert "Phase:         Running" in described
+    console = rack.cli("console", "unit-1").stdout
+    assert "verified" in console.lower(), console
+
+
+def test_every_component_serves_openmetrics(rack: RunningRack) -> None:
+    units = rack.wait_for(all_running, "5/5 Running")
+    config = rack.config
+    ca = config["api"]["caBundle"]
+    endpoints = [config["api"]["url"] + "/metrics", config["units"][0]["bmc"]["url"] + "/metrics"]
+    endpoints.append(units["unit-1"]["status"]["agentUrl"] + "/metrics")
+    for url in endpoints:
+        response = httpx.get(url, verify=ca, headers={"Accept": "application/openmetrics-text"})
+        assert response.status_code == 200, url
+        assert response.headers["content-type"].startswith(
+            "application/openmetrics-text; version=1.0.0"
+        )
+        names = {family.name for family in text_string_to_metric_families(response.text)}
+        assert names, url
+    controller = httpx.get(endpoints[0], verify=ca).text
+    families = {f.name: f for f in text_string_to_metric_families(controller)}
+    for needed in ("racklet_unit_power_watts", "racklet_unit_temperature_celsius"):
+        assert {s.labels["unit"] for s in families[needed].samples} == set(UNITS)
+    assert "racklet_unit_energy_joules" in families
+    assert "racklet_busbar_power_watts" in families
+
+
+def test_tampered_payload_is_never_booted(rack: RunningRack) -> None:
+    rack.wait_for(all_running, "5/5 Running")
+    repo = Path(rack.state_dir) / "boot" / "repo"
+    payload = repo / "payload.bin"
+    manifest = json.loads((repo / "manifest.json").read_text())
+    original = payload.read_bytes()
+    tampered = bytearray(original)
+    tampered[len(tampered) // 2] ^= 0xFF
+    payload.write_bytes(bytes(tampered))
+    try:
+        rack.cli("power", "cycle", "unit-2")
+        units = rack.wait_for(lambda u: phase(u, "unit-2") == "BootFailed", "unit-2 BootFailed")
+        messages = " ".join(
+            c.get("message") or "" for c in units["unit-2"]["status"].get("conditions", [])
+        )
+        assert "sha-256" in messages.lower() or "sha256" in messages.lower(), messages
+        console = rack.cli("console", "unit-2").stdout
+        assert "boot failed" in console.lower()
+        stored = Path(rack.state_dir) / "units" / "unit-2" / "boot" / "payload.bin"
+        assert hashlib.sha256(stored.read_bytes()).hexdigest() == manifest["payload"]["sha256"]
+    finally:
+        payload.write_bytes(original)
+    rack.cli("power", "cycle", "unit-2")
+    rack.wait_for(all_running, "unit-2 Running after the payload was restored")
