@@ -51,8 +51,18 @@ def run_once(units: int, speed: float, timeout: float) -> dict[str, float | str]
         state = Path(tmp) / "state"
         start = time.monotonic()
         up = subprocess.Popen(
-            [sys.executable, "-m", "racklet.cli", "up", "--state-dir", str(state),
-             "--units", str(units), "--speed", str(speed)],
+            [
+                sys.executable,
+                "-m",
+                "racklet.cli",
+                "up",
+                "--state-dir",
+                str(state),
+                "--units",
+                str(units),
+                "--speed",
+                str(speed),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -73,7 +83,9 @@ def run_once(units: int, speed: float, timeout: float) -> dict[str, float | str]
                 if client is not None:
                     try:
                         items = client.get("/api/v1/computeunits").json()["items"]
-                        running = sum(1 for i in items if (i.get("status") or {}).get("phase") == "Running")
+                        running = sum(
+                            1 for i in items if (i.get("status") or {}).get("phase") == "Running"
+                        )
                         if running == units:
                             break
                     except (httpx.HTTPError, ValueError, KeyError):
@@ -100,7 +112,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args(argv)
     print(f"rack_up: {args.units} units, {args.repeat} runs per speed, cpus={os.cpu_count()}")
-    print(f"{'speed':>6} {'run':>3} {'to Running (s)':>15} {'up MiB':>7} {'twin MiB':>9} {'ctrl MiB':>9}")
+    print(
+        f"{'speed':>6} {'run':>3} {'to Running (s)':>15} {'up MiB':>7} "
+        f"{'twin MiB':>9} {'ctrl MiB':>9}"
+    )
     for speed in (float(s) for s in args.speeds.split(",")):
         times = []
         for run in range(1, args.repeat + 1):

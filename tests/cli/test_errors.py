@@ -21,7 +21,9 @@ from racklet.config import (
 )
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "racklet.cli", *args],
         capture_output=True,
@@ -32,7 +34,9 @@ def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path | None = No
     )
 
 
-def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int, *needles: str) -> None:
+def assert_one_line_error(
+    result: subprocess.CompletedProcess[str], code: int, *needles: str
+) -> None:
     assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
@@ -65,7 +69,12 @@ def _dead_rack_config(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(
     ("value", "needle"),
-    [("abc", "whole number"), ("0", "between 1 and 16"), ("17", "between 1 and 16"), ("2.5", "whole")],
+    [
+        ("abc", "whole number"),
+        ("0", "between 1 and 16"),
+        ("17", "between 1 and 16"),
+        ("2.5", "whole"),
+    ],
 )
 def test_malformed_or_out_of_range_units(tmp_path: Path, value: str, needle: str) -> None:
     result = run_cli("up", "--units", value, "--state-dir", str(tmp_path / "s"))
@@ -74,7 +83,9 @@ def test_malformed_or_out_of_range_units(tmp_path: Path, value: str, needle: str
 
 
 def test_bad_speed(tmp_path: Path) -> None:
-    assert_one_line_error(run_cli("up", "--speed", "-1", "--state-dir", str(tmp_path)), 2, "--speed")
+    assert_one_line_error(
+        run_cli("up", "--speed", "-1", "--state-dir", str(tmp_path)), 2, "--speed"
+    )
 
 
 def test_state_dir_not_writable(tmp_path: Path) -> None:
@@ -128,7 +139,9 @@ def test_malformed_config(tmp_path: Path) -> None:
 def test_power_needs_a_name_or_all(tmp_path: Path) -> None:
     path = _dead_rack_config(tmp_path)
     assert_one_line_error(run_cli("--config", str(path), "power", "on"), 2, "--all")
-    assert_one_line_error(run_cli("--config", str(path), "power", "on", "unit-1", "--all"), 2, "--all")
+    assert_one_line_error(
+        run_cli("--config", str(path), "power", "on", "unit-1", "--all"), 2, "--all"
+    )
 
 
 def test_unknown_command() -> None:

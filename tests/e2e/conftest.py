@@ -49,7 +49,9 @@ class RunningRack:
         items = json.loads(self.cli("get", "units", "-o", "json").stdout)["items"]
         return {item["metadata"]["name"]: item for item in items}
 
-    def wait_for(self, predicate: Any, what: str, timeout: float = 90.0) -> dict[str, dict[str, Any]]:
+    def wait_for(
+        self, predicate: Any, what: str, timeout: float = 90.0
+    ) -> dict[str, dict[str, Any]]:
         deadline = time.monotonic() + timeout
         units: dict[str, dict[str, Any]] = {}
         while time.monotonic() < deadline:

@@ -64,7 +64,9 @@ class ApiClient:
 
     def events(self, name: str) -> list[dict[str, Any]]:
         result = self.request("GET", f"/api/v1/events?name={name}")
-        items: list[dict[str, Any]] = result.get("items", []) if isinstance(result, dict) else result
+        items: list[dict[str, Any]] = (
+            result.get("items", []) if isinstance(result, dict) else result
+        )
         return items
 
 

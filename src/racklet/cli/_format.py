@@ -61,6 +61,7 @@ def as_yaml(data: Any) -> str:
 
 def describe_unit(unit: dict[str, Any], events: list[dict[str, Any]]) -> str:
     meta, spec, status = unit["metadata"], unit["spec"], unit.get("status") or {}
+    created = meta.get("creationTimestamp")
     lines = [
         f"Name:          {meta['name']}",
         f"Slot:          {spec.get('slot', '-')}",
@@ -74,8 +75,8 @@ def describe_unit(unit: dict[str, Any], events: list[dict[str, Any]]) -> str:
         f"Temperature:   {_number(status.get('temperatureCelsius'), 1)} °C",
         f"OS version:    {status.get('osVersion') or '-'}",
         f"Agent:         {status.get('agentUrl') or '-'}",
-        f"Last heartbeat:{' ' + status['lastHeartbeatTime'] if status.get('lastHeartbeatTime') else ' -'}",
-        f"Created:       {meta.get('creationTimestamp', '-')} ({age(meta.get('creationTimestamp'))} ago)",
+        f"Heartbeat:     {status.get('lastHeartbeatTime') or '-'}",
+        f"Created:       {created or '-'} ({age(created)} ago)",
         "Conditions:",
     ]
     conditions = status.get("conditions") or []

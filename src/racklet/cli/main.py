@@ -187,7 +187,9 @@ def _wait_for_phase(api: ApiClient, names: list[str], phase: str, timeout: float
             elif status.get("phase") == "BootFailed" and phase == "Running":
                 raise RackletError(f"{name} failed to boot: {_reason(status)}")
         if pending and time.monotonic() > deadline:
-            raise RackletError(f"timed out after {timeout:g} s waiting for {', '.join(sorted(pending))}")
+            raise RackletError(
+                f"timed out after {timeout:g} s waiting for {', '.join(sorted(pending))}"
+            )
         if pending:
             time.sleep(0.5)
 
@@ -205,7 +207,9 @@ def cmd_console(args: argparse.Namespace) -> int:
     return asyncio.run(_console(config, unit, args.follow))
 
 
-async def _console(config: rack_config.RackConfig, unit: rack_config.UnitConfig, follow: bool) -> int:
+async def _console(
+    config: rack_config.RackConfig, unit: rack_config.UnitConfig, follow: bool
+) -> int:
     from racklet.redfish import RedfishClient
 
     client = RedfishClient(
