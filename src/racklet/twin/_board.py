@@ -1,0 +1,148 @@
+"""A BMC board realized over one twin unit: lines, sensors, console, link, power monitor.
+
+The power monitor is the real driver (``racklet.hw.drivers``) talking to a register model of
+its chip over this board's own :class:`TwinSMBus`; pulling the unit detaches the chip, so the
+driver sees the NACK it would see on hardware.
+"""
+
+from __future__ import annotations
+
+from racklet.hw import BmcBoard, BootSource, Clock, PowerMonitor
+from racklet.hw.drivers import Ina219, Pac1921
+from racklet.hw.drivers import ina219 as ina219_driver
+from racklet.hw.drivers import pac1921 as pac1921_driver
+from racklet.twin._chips import Electrical, Ina219Model, Pac1921Model
+from racklet.twin._i2c import I2cDevice, TwinSMBus
+from racklet.twin._unit import TwinUnit
+
+
+class _PowerSwitch:
+    def __init__(self, unit: TwinUnit) -> None:
+        self._unit = unit
+
+    def is_on(self) -> bool:
+        return self._unit.powered
+
+    def set(self, on: bool) -> None:
+        if on:
+            self._unit.power_on()
+        else:
+            self._unit.power_off()
+
+
+class _ResetLine:
+    def __init__(self, unit: TwinUnit) -> None:
+        self._unit = unit
+
+    def pulse(self) -> None:
+        self._unit.reset()
+
+
+class _ShutdownLine:
+    def __init__(self, unit: TwinUnit) -> None:
+        self._unit = unit
+
+    def pulse(self) -> None:
+        self._unit.request_shutdown()
+
+
+class _BootSelect:
+    def __init__(self, unit: TwinUnit) -> None:
+        self._unit = unit
+
+    def get(self) -> BootSource:
+        return self._unit.boot_source
+
+    def set(self, source: BootSource) -> None:
+        self._unit.boot_source = BootSource(source)
+
+
+class _Temperature:
+    def __init__(self, unit: TwinUnit) -> None:
+        self._unit = unit
+
+    def read_celsius(self) -> float:
+        return round(self._unit.temperature, 1)
+
+
+class _Presence:
+    def __init__(self, unit: TwinUnit) -> None:
+        self._unit = unit
+
+    def is_present(self) -> bool:
+        return self._unit.present
+
+
+class _Uart:
+    def __init__(self, unit: TwinUnit) -> None:
+        self._unit = unit
+
+    async def read(self) -> bytes:
+        return await self._unit.console_buffer.read()
+
+
+def _pow2_at_most(limit: float, choices: tuple[int, ...]) -> int:
+    fitting = [gain for gain in choices if gain <= limit]
+    return max(fitting) if fitting else choices[0]
+
+
+class MonitorSocket:
+    """The unit's power-monitor chip on the board's bus: attached while the unit is present."""
+
+    def __init__(self, unit: TwinUnit, volts: float) -> None:
+        self.bus = TwinSMBus()
+        profile = unit.profile
+        source: Electrical = lambda: (volts, unit.power_watts / volts)  # noqa: E731
+        self.chip: I2cDevice
+        headroom_amps = 1.1 * profile.max_power_watts / volts
+        if profile.monitor == "ina219":
+            self.address = ina219_driver.DEFAULT_ADDRESS
+            self.chip = Ina219Model(source, shunt_ohms=profile.sense_ohms)
+            self.driver: PowerMonitor = Ina219(
+                self.bus, self.address, profile.sense_ohms, max_expected_amps=headroom_amps
+            )
+        else:
+            self.address = pac1921_driver.DEFAULT_ADDRESS
+            self.chip = Pac1921Model(source, rsense_ohms=profile.sense_ohms)
+            di_gain = _pow2_at_most(
+                pac1921_driver.VSENSE_FULL_SCALE_VOLTS / profile.sense_ohms / headroom_amps,
+                (1, 2, 4, 8, 16, 32, 64, 128),
+            )
+            dv_gain = _pow2_at_most(
+                pac1921_driver.VBUS_FULL_SCALE_VOLTS / (1.2 * volts), (1, 2, 4, 8, 16, 32)
+            )
+            self.driver = Pac1921(
+                self.bus,
+                self.address,
+                rsense_ohms=profile.sense_ohms,
+                di_gain=di_gain,
+                dv_gain=dv_gain,
+            )
+        self.insert()
+
+    def insert(self) -> None:
+        """A unit slides in: its chip powers up at reset values and answers again."""
+        reset = getattr(self.chip, "reset", None)
+        if callable(reset):
+            reset()
+        self.bus.attach(self.address, self.chip)
+
+    def pull(self) -> None:
+        self.bus.detach(self.address)
+
+
+def build_board(unit: TwinUnit, clock: Clock, monitor: MonitorSocket) -> BmcBoard:
+    return BmcBoard(
+        unit=unit.name,
+        clock=clock,
+        power_switch=_PowerSwitch(unit),
+        reset=_ResetLine(unit),
+        shutdown_request=_ShutdownLine(unit),
+        boot_select=_BootSelect(unit),
+        power_monitor=monitor.driver,
+        temperature=_Temperature(unit),
+        presence=_Presence(unit),
+        uart=_Uart(unit),
+        link=unit.backplane,
+        max_power_watts=unit.profile.max_power_watts,
+    )

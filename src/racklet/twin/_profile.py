@@ -1,0 +1,66 @@
+"""Hardware profiles: what a kind of compute unit draws, how fast it boots, how it heats.
+
+Profiles are data (``profiles/<name>.yaml``, every figure with its source in a comment); this
+module only validates them. It does not model anything.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from racklet.twin.errors import TwinError
+
+
+class UnitProfile(BaseModel):
+    """The electrical, boot and thermal figures of one kind of unit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    description: str = ""
+    supply_volts: float = Field(gt=0)
+    off_watts: float = Field(ge=0)
+    boot_watts: float = Field(ge=0)
+    idle_watts: float = Field(ge=0)
+    full_load_watts: float = Field(ge=0)
+    halted_watts: float = Field(ge=0)
+    max_power_watts: float = Field(gt=0)
+    rom_delay_seconds: float = Field(ge=0)
+    os_boot_seconds: float = Field(ge=0)
+    ambient_celsius: float = 25.0
+    thermal_resistance_c_per_w: float = Field(gt=0)
+    thermal_time_constant_seconds: float = Field(gt=0)
+    throttle_celsius: float = 80.0
+    throttle_release_celsius: float = 77.0
+    throttle_load_cap: float = Field(default=0.5, ge=0, le=1)
+    monitor: Literal["pac1921", "ina219"] = "pac1921"
+    sense_ohms: float = Field(default=0.01, gt=0)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UnitProfile:
+        if self.full_load_watts < self.idle_watts:
+            raise ValueError("full_load_watts is below idle_watts")
+        if self.throttle_release_celsius > self.throttle_celsius:
+            raise ValueError("throttle_release_celsius is above throttle_celsius")
+        return self
+
+
+@cache
+def load_profile(name: str) -> UnitProfile:
+    """The packaged profile ``name`` (e.g. ``raspberry-pi-4``)."""
+    if not name or "/" in name or name.startswith("."):
+        raise TwinError(f"invalid profile name {name!r}")
+    resource = resources.files("racklet.twin").joinpath("profiles", f"{name}.yaml")
+    try:
+        text = resource.read_text(encoding="utf-8")
+    except (FileNotFoundError, OSError) as exc:
+        raise TwinError(f"unknown unit profile {name!r}") from exc
+    try:
+        return UnitProfile.model_validate(yaml.safe_load(text))
+    except (yaml.YAMLError, ValidationError) as exc:
+        raise TwinError(f"profile {name!r} is invalid: {exc}") from exc

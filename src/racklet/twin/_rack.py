@@ -1,0 +1,154 @@
+"""A rack: first a plain description, then its realization as a running twin.
+
+:class:`RackDescription` reads in a few lines and does nothing; :class:`TwinRack` builds units
+unit-1..unit-N in slots 1..N, one BMC board per unit, one busbar, and owns the physics loop
+that advances heat, energy and the busbar in simulated time. ``stop()`` cancels and awaits
+every task the rack owns: the physics loop and every unit's firmware.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from racklet.hw import BmcBoard
+from racklet.log import get_logger
+from racklet.twin._board import MonitorSocket, build_board
+from racklet.twin._busbar import Busbar
+from racklet.twin._clock import SimClock
+from racklet.twin._profile import UnitProfile, load_profile
+from racklet.twin._unit import Firmware, TwinUnit
+from racklet.twin.errors import TwinError
+
+MAX_UNITS = 16
+PHYSICS_TICK_SECONDS = 0.1
+MAX_WALL_TICK_HZ = 200.0
+
+UnitFactory = Callable[..., TwinUnit]
+
+
+class RackDescription(BaseModel):
+    """What a rack is made of, before anything runs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(default="rack-1", min_length=1)
+    units: int = Field(default=5, ge=1, le=MAX_UNITS)
+    profile: str = "raspberry-pi-4"
+    psu_rated_watts: float = Field(default=100.0, gt=0)
+
+    def unit_names(self) -> list[str]:
+        return [f"unit-{slot}" for slot in range(1, self.units + 1)]
+
+
+class TwinRack:
+    """The realization of a :class:`RackDescription` on one :class:`SimClock`."""
+
+    def __init__(
+        self,
+        description: RackDescription,
+        clock: SimClock,
+        firmware: Firmware,
+        storage_root: Path,
+        agent_ports: Mapping[str, int] | None = None,
+        *,
+        unit_factory: UnitFactory = TwinUnit,
+        profile: UnitProfile | None = None,
+        tick_seconds: float = PHYSICS_TICK_SECONDS,
+    ) -> None:
+        self.description = description
+        self.clock = clock
+        self.profile = profile or load_profile(description.profile)
+        self.busbar = Busbar(description.psu_rated_watts, self.profile.supply_volts)
+        self.storage_root = storage_root
+        self.tick_seconds = tick_seconds
+        ports = agent_ports or {}
+        self.units: dict[str, TwinUnit] = {}
+        self._monitors: dict[str, MonitorSocket] = {}
+        for slot, name in enumerate(description.unit_names(), start=1):
+            unit = unit_factory(
+                name=name,
+                slot=slot,
+                profile=self.profile,
+                clock=clock,
+                firmware=firmware,
+                storage=storage_root / name,
+                agent_port=ports.get(name, 0),
+            )
+            self.units[name] = unit
+            self._monitors[name] = MonitorSocket(unit, self.profile.supply_volts)
+        self._boards: dict[str, BmcBoard] = {}
+        self._physics: asyncio.Task[None] | None = None
+        self._log = get_logger("twin")
+
+    def unit(self, name: str) -> TwinUnit:
+        try:
+            return self.units[name]
+        except KeyError:
+            known = ", ".join(self.units)
+            raise TwinError(
+                f"rack {self.description.name} has no unit {name!r} ({known})"
+            ) from None
+
+    def board(self, name: str) -> BmcBoard:
+        """The BMC board of unit ``name`` (one per unit, built on first use)."""
+        board = self._boards.get(name)
+        if board is None:
+            board = build_board(self.unit(name), self.clock, self._monitors[name])
+            self._boards[name] = board
+        return board
+
+    def pull(self, name: str) -> None:
+        """Hot-swap out: the unit loses power and leaves its slot; its monitor NACKs."""
+        unit = self.unit(name)
+        unit.power_off()
+        unit.present = False
+        self._monitors[name].pull()
+
+    def insert(self, name: str) -> None:
+        """Hot-swap in: the unit is back in its slot, powered off."""
+        unit = self.unit(name)
+        if unit.present:
+            return
+        unit.present = True
+        self._monitors[name].insert()
+
+    async def start(self) -> None:
+        if self._physics is not None:
+            return
+        for unit in self.units.values():
+            await asyncio.to_thread(unit.storage.mkdir, parents=True, exist_ok=True)
+        self._physics = asyncio.create_task(self._physics_loop(), name="twin:physics")
+        self._log.info(
+            f"rack {self.description.name}: {len(self.units)} x {self.profile.name}, "
+            f"PSU {self.description.psu_rated_watts:.0f} W"
+        )
+
+    async def stop(self) -> None:
+        physics, self._physics = self._physics, None
+        if physics is not None:
+            physics.cancel()
+            await asyncio.gather(physics, return_exceptions=True)
+        for unit in self.units.values():
+            await unit.stop()
+
+    def step(self, seconds: float) -> None:
+        """Advance the physics by ``seconds`` of simulated time."""
+        for unit in self.units.values():
+            unit.tick(seconds)
+        if self.busbar.settle((unit.power_watts for unit in self.units.values()), seconds):
+            for unit in self.units.values():
+                unit.brown_out()
+
+    async def _physics_loop(self) -> None:
+        # Never tick faster than MAX_WALL_TICK_HZ of real time, whatever the speed.
+        interval = max(self.tick_seconds, self.clock.speed / MAX_WALL_TICK_HZ)
+        last = self.clock.monotonic()
+        while True:
+            await self.clock.sleep(interval)
+            now = self.clock.monotonic()
+            self.step(now - last)
+            last = now

@@ -1,0 +1,220 @@
+"""One compute unit in a slot: its power state, its firmware task, its draw and its heat.
+
+``TwinUnit`` is the :class:`racklet.hw.UnitHost` its firmware runs on. Powering on starts the
+boot ROM: after the profile's ROM delay (simulated) the injected firmware coroutine runs as a
+task the unit owns. Power off cancels that task; a reset restarts it once the old one has
+finished unwinding; a firmware that returns leaves the unit halted, still powered. The draw
+follows the activity the firmware reports and the load knob, capped while throttled.
+This module does not run physics on its own: the rack ticks every unit (see ``_rack``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from racklet.hw import Activity, BootSource, Clock, UnitHost, UnitLinkPort
+from racklet.log import get_logger
+from racklet.twin._link import BackplanePipe, ConsoleBuffer
+from racklet.twin._profile import UnitProfile
+from racklet.twin._thermal import ThermalModel
+
+Firmware = Callable[[UnitHost], Awaitable[None]]
+
+DEFAULT_LOAD = 0.05
+
+
+class TwinUnit:
+    """A simulated Raspberry-Pi-class unit; also the ``UnitHost`` its firmware sees."""
+
+    def __init__(
+        self,
+        name: str,
+        slot: int,
+        profile: UnitProfile,
+        clock: Clock,
+        firmware: Firmware,
+        storage: Path,
+        agent_port: int = 0,
+    ) -> None:
+        self.name = name
+        self.slot = slot
+        self.profile = profile
+        self.clock: Clock = clock
+        self.storage = storage
+        self.agent_port = agent_port
+        self.backplane = BackplanePipe(name)
+        self.link: UnitLinkPort = self.backplane
+        self.console_buffer = ConsoleBuffer()
+        self.boot_source = BootSource.SD_CARD
+        self.present = True
+        self.powered = False
+        self.energy_joules = 0.0
+        self.resets = 0
+        self.brownouts = 0
+        self.thermal = ThermalModel(
+            profile.ambient_celsius,
+            profile.thermal_resistance_c_per_w,
+            profile.thermal_time_constant_seconds,
+            profile.throttle_celsius,
+            profile.throttle_release_celsius,
+        )
+        self._firmware = firmware
+        self._activity: Activity | None = None
+        self._load = DEFAULT_LOAD
+        self._shutdown_requested = False
+        self._task: asyncio.Task[None] | None = None
+        self._retired: set[asyncio.Task[None]] = set()
+        self._log = get_logger("twin", unit=name)
+
+    # -- truth, for the physics and for tests --------------------------------------------
+
+    @property
+    def activity(self) -> Activity | None:
+        """What the CPU does; None while unpowered."""
+        return self._activity if self.powered else None
+
+    @property
+    def temperature(self) -> float:
+        return self.thermal.temperature
+
+    @property
+    def throttled(self) -> bool:
+        return self.thermal.throttled
+
+    @property
+    def effective_load(self) -> float:
+        if self.thermal.throttled:
+            return min(self._load, self.profile.throttle_load_cap)
+        return self._load
+
+    @property
+    def power_watts(self) -> float:
+        profile = self.profile
+        activity = self.activity
+        if activity is None:
+            return profile.off_watts
+        if activity is Activity.RUNNING:
+            span = profile.full_load_watts - profile.idle_watts
+            return profile.idle_watts + span * self.effective_load
+        if activity is Activity.HALTED:
+            return profile.halted_watts
+        return profile.boot_watts
+
+    @property
+    def firmware_running(self) -> bool:
+        """Whether a firmware task exists that has not finished (it may be unwinding)."""
+        return any(not task.done() for task in self._tasks())
+
+    def _tasks(self) -> list[asyncio.Task[None]]:
+        tasks = list(self._retired)
+        if self._task is not None:
+            tasks.append(self._task)
+        return tasks
+
+    def set_load(self, fraction: float) -> None:
+        """The CPU utilisation the unit's workload asks for, 0.0 to 1.0."""
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"load must be within 0..1, got {fraction}")
+        self._load = fraction
+
+    def tick(self, seconds: float) -> None:
+        """Advance energy and temperature by ``seconds`` at the present draw."""
+        power = self.power_watts
+        self.energy_joules += power * max(0.0, seconds)
+        self.thermal.step(power, seconds)
+
+    # -- board lines -----------------------------------------------------------------------
+
+    def power_on(self) -> None:
+        if self.powered or not self.present:
+            return
+        self.powered = True
+        self._log.info("power on")
+        self._boot()
+
+    def power_off(self) -> None:
+        if not self.powered:
+            return
+        self.powered = False
+        self._activity = None
+        self._shutdown_requested = False
+        self._retire()
+        self.backplane.sever()
+        self._log.info("power off")
+
+    def reset(self) -> None:
+        """The reset line was pulsed: restart from the boot ROM if powered."""
+        if not self.powered:
+            return
+        self.resets += 1
+        self._log.info("reset")
+        self._boot()
+
+    def brown_out(self) -> None:
+        """The busbar sagged: a powered unit resets like on a reset pulse."""
+        if not self.powered:
+            return
+        self.brownouts += 1
+        self._boot()
+
+    def request_shutdown(self) -> None:
+        """The shutdown-request line (GPIO3) was pulsed; the OS agent polls the flag."""
+        if self.powered:
+            self._shutdown_requested = True
+
+    def _retire(self) -> asyncio.Task[None] | None:
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            self._retired.add(task)
+            task.add_done_callback(self._retired.discard)
+        return task
+
+    def _boot(self) -> None:
+        previous = self._retire()
+        self.backplane.sever()
+        self._shutdown_requested = False
+        self._activity = Activity.FIRMWARE
+        self._task = asyncio.create_task(self._run(previous), name=f"firmware:{self.name}")
+
+    async def _run(self, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])
+        await self.clock.sleep(self.profile.rom_delay_seconds)
+        try:
+            await self._firmware(self)
+        except Exception:
+            self._log.exception("firmware crashed")
+            self.console("firmware crashed; system halted")
+        if self.powered:
+            self._activity = Activity.HALTED
+
+    async def stop(self) -> None:
+        """Power off and await every firmware task and link session (rack shutdown)."""
+        self.power_off()
+        tasks = self._tasks()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.backplane.close()
+
+    # -- UnitHost ----------------------------------------------------------------------------
+
+    def console(self, line: str) -> None:
+        if self.powered:
+            self.console_buffer.write(line.encode("utf-8", "replace") + b"\r\n")
+
+    def set_activity(self, activity: Activity) -> None:
+        if self.powered:
+            self._activity = activity
+
+    def temperature_celsius(self) -> float:
+        return self.thermal.temperature
+
+    def cpu_load(self) -> float:
+        return self._load if self.activity is Activity.RUNNING else 0.0
+
+    def shutdown_requested(self) -> bool:
+        return self._shutdown_requested
