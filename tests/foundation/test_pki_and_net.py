@@ -90,3 +90,16 @@ def test_server_context_refuses_old_tls(ca: RackCA, tmp_path: Path) -> None:
 def test_plain_http_only_on_loopback() -> None:
     with pytest.raises(ValueError, match="TLS"):
         AppServer(Starlette(), host="0.0.0.0", port=1, ssl_context=None, name="x")
+
+
+async def test_taken_port_raises_instead_of_exiting() -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        server = AppServer(Starlette(), port=port, ssl_context=None, name="late")
+        with pytest.raises(OSError, match="cannot listen"):
+            await server.start()
+        await server.stop()

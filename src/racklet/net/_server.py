@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import ssl
 from collections.abc import Generator
 from typing import Any
@@ -74,16 +75,37 @@ class AppServer:
         config.ssl = ssl_context  # a ready context: uvicorn would build its own from files
         self.name = name
         self.port = port
+        self._host = host
+        self._socket: socket.socket | None = None
         self._server = _QuietServer(config)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(), name=f"server:{self.name}")
+        """Bind (raising ``OSError`` if the port is taken), then serve in a task."""
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self._host, self.port))
+        except OSError as exc:
+            sock.close()
+            raise OSError(
+                exc.errno, f"{self.name}: cannot listen on {self._host}:{self.port}: {exc.strerror}"
+            ) from None
+        sock.set_inheritable(False)
+        self._socket = sock
+        self._task = asyncio.create_task(self._serve(sock), name=f"server:{self.name}")
         while not self._server.started:
             if self._task.done():
-                await self._task  # re-raise the bind error
+                await self._task
                 raise OSError(f"{self.name} stopped during start-up")
             await asyncio.sleep(0.01)
+
+    async def _serve(self, sock: socket.socket) -> None:
+        try:
+            await self._server.serve(sockets=[sock])
+        except SystemExit as exc:  # uvicorn exits the process on start-up failure; we must not
+            raise OSError(f"{self.name} failed to start (uvicorn exit {exc.code})") from None
 
     async def stop(self) -> None:
         if self._task is None:
@@ -92,3 +114,6 @@ class AppServer:
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
         self._task = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None

@@ -1,0 +1,64 @@
+"""TLS contexts from the unit identity held in memory.
+
+``ssl`` loads certificates and keys only from files, so the PEMs go to a private temporary
+directory (0700, files 0600) outside the unit's storage (``/dev/shm`` when there is one, so the
+key never touches a disk) and are deleted as soon as the context has loaded them. Blocking:
+call these through ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import ssl
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from racklet.boot._types import TrustBundle, UnitIdentity
+from racklet.boot.errors import TrustError
+from racklet.net import client_context, server_context
+
+
+def _scratch_root() -> str | None:
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+        return str(shm)
+    return None
+
+
+@contextlib.contextmanager
+def _private_files(**files: str) -> Iterator[dict[str, Path]]:
+    directory = Path(tempfile.mkdtemp(prefix="racklet-identity-", dir=_scratch_root()))
+    try:
+        os.chmod(directory, 0o700)
+        paths: dict[str, Path] = {}
+        for name, text in files.items():
+            path = directory / name
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(text)
+            paths[name] = path
+        yield paths
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def unit_client_context(trust: TrustBundle, identity: UnitIdentity) -> ssl.SSLContext:
+    """Mutual-TLS client context: trusts only the rack CA, presents the unit identity."""
+    try:
+        files = {"ca": trust.ca_bundle_pem, "cert": identity.cert_pem, "key": identity.key_pem}
+        with _private_files(**files) as p:
+            return client_context(p["ca"], p["cert"], p["key"])
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise TrustError(f"cannot build a TLS client context for the unit: {exc}") from exc
+
+
+def unit_server_context(identity: UnitIdentity) -> ssl.SSLContext:
+    """Server context for the unit's own listeners (the OS agent), from the unit identity."""
+    try:
+        with _private_files(cert=identity.cert_pem, key=identity.key_pem) as p:
+            return server_context(p["cert"], p["key"])
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise TrustError(f"cannot build a TLS server context for the unit: {exc}") from exc

@@ -1,0 +1,84 @@
+"""What the boot path takes and hands on: its limits, the BMC's trust material, the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from racklet.boot._manifest import AgentConfig, Manifest
+from racklet.boot._payload import MAX_PAYLOAD_BYTES
+from racklet.boot.errors import TrustError
+
+
+@dataclass(frozen=True)
+class BootLimits:
+    """Every size limit and timeout of the bootstrap client, in one place.
+
+    Timeouts are wall-clock seconds (they bound network I/O, not simulated events).
+    """
+
+    max_manifest_bytes: int = 64 * 1024
+    max_signature_bytes: int = 1024
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    max_agent_config_bytes: int = 64 * 1024
+    link_timeout: float = 10.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    total_timeout: float = 900.0
+    chunk_bytes: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        for name in ("max_manifest_bytes", "max_signature_bytes", "max_payload_bytes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"BootLimits.{name} must be positive")
+        if min(self.link_timeout, self.connect_timeout, self.read_timeout, self.total_timeout) <= 0:
+            raise ValueError("BootLimits timeouts must be positive")
+        if self.chunk_bytes < 4096:
+            raise ValueError("BootLimits.chunk_bytes must be at least 4096")
+
+
+@dataclass(frozen=True)
+class TrustBundle:
+    """The unit's trust anchor, held by its BMC: where to boot from and whom to believe."""
+
+    boot_server: str
+    signing_key_pem: str
+    ca_bundle_pem: str
+
+    @classmethod
+    def from_link(cls, answer: dict[str, Any]) -> TrustBundle:
+        values = [answer.get(k) for k in ("bootServer", "signingKey", "caBundle")]
+        if not all(isinstance(v, str) and v for v in values):
+            raise TrustError("the BMC's trust bundle lacks bootServer, signingKey or caBundle")
+        server, key, ca = (str(v) for v in values)
+        if not server.startswith("https://"):
+            raise TrustError(f"the boot server must be an https:// URL, got {server!r}")
+        return cls(server.rstrip("/"), key, ca)
+
+
+@dataclass(frozen=True)
+class UnitIdentity:
+    """The unit's TLS identity (client and server), held by its BMC, kept only in memory."""
+
+    name: str
+    key_pem: str = field(repr=False)
+    cert_pem: str
+
+    @classmethod
+    def from_link(cls, answer: dict[str, Any]) -> UnitIdentity:
+        values = [answer.get(k) for k in ("name", "key", "cert")]
+        if not all(isinstance(v, str) and v for v in values):
+            raise TrustError("the BMC's identity answer lacks name, key or cert")
+        name, key, cert = (str(v) for v in values)
+        return cls(name, key, cert)
+
+
+@dataclass(frozen=True)
+class BootedPayload:
+    """A verified, installed payload and everything its OS needs to run."""
+
+    unit: str
+    manifest: Manifest
+    agent: AgentConfig
+    identity: UnitIdentity
+    trust: TrustBundle

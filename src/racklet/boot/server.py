@@ -1,0 +1,94 @@
+"""The boot server: serves a published repository to units over mutual TLS.
+
+The controller mounts :func:`create_boot_app` at ``/boot/v1`` on its machine listener. Each
+response is a snapshot of one file: it is opened once, its size taken from that open file, and
+streamed from it in large chunks off the event loop, so a concurrent republish (which replaces
+files) never yields a torn or mis-sized body and a 256 MB payload is never held in memory.
+This module serves bytes; it verifies nothing (the units do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from email.utils import formatdate
+from pathlib import Path
+from typing import BinaryIO
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from racklet.boot._manifest import PAYLOAD_NAME
+from racklet.boot._publish import MANIFEST_NAME, SIGNATURE_NAME
+from racklet.log import get_logger
+from racklet.net import peer_common_name
+
+CHUNK_BYTES = 1 << 20
+_MEDIA_TYPES = {
+    MANIFEST_NAME: "application/json",
+    SIGNATURE_NAME: "application/octet-stream",
+    PAYLOAD_NAME: "application/octet-stream",
+}
+
+__all__ = ["CHUNK_BYTES", "create_boot_app"]
+
+
+class _FileSnapshot(Response):
+    """Streams one already-open file; closes it when done or when the client goes away."""
+
+    def __init__(self, handle: BinaryIO, *, media_type: str, head: bool) -> None:
+        stat = os.fstat(handle.fileno())
+        self._handle = handle
+        self._length = stat.st_size
+        self._head = head
+        super().__init__(media_type=media_type)
+        self.headers["content-length"] = str(stat.st_size)
+        self.headers["last-modified"] = formatdate(stat.st_mtime, usegmt=True)
+        self.headers["etag"] = f'"{stat.st_ino:x}-{stat.st_mtime_ns:x}-{stat.st_size:x}"'
+        self.headers["cache-control"] = "no-cache"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            if self._head:
+                await send({"type": "http.response.body", "body": b""})
+                return
+            remaining = self._length
+            while True:
+                chunk = await asyncio.to_thread(self._handle.read, min(CHUNK_BYTES, remaining))
+                remaining -= len(chunk)
+                last = remaining <= 0 or not chunk
+                await send({"type": "http.response.body", "body": chunk, "more_body": not last})
+                if last:
+                    return
+        finally:
+            await asyncio.to_thread(self._handle.close)
+
+
+def create_boot_app(repo_dir: Path) -> Starlette:
+    """An ASGI app serving ``manifest.json``, ``manifest.sig`` and ``payload.bin`` from
+    ``repo_dir`` to clients that presented a verified certificate."""
+    logger = get_logger("boot-server")
+
+    async def serve_file(request: Request) -> Response:
+        peer = peer_common_name(request.scope)
+        if peer is None:
+            return PlainTextResponse("a client certificate is required\n", status_code=403)
+        name = request.path_params["name"]
+        media_type = _MEDIA_TYPES.get(name)
+        if media_type is None:
+            return PlainTextResponse("not found\n", status_code=404)
+        try:
+            handle = await asyncio.to_thread(open, repo_dir / name, "rb")
+        except FileNotFoundError:
+            return PlainTextResponse("not published\n", status_code=404)
+        except OSError as exc:
+            logger.warning(f"cannot open {name}: {exc}", extra={"unit": peer})
+            return PlainTextResponse("unavailable\n", status_code=503)
+        logger.debug(f"serving {name}", extra={"unit": peer})
+        return _FileSnapshot(handle, media_type=media_type, head=request.method == "HEAD")
+
+    return Starlette(routes=[Route("/{name}", serve_file, methods=["GET", "HEAD"])])

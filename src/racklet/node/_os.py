@@ -1,0 +1,128 @@
+"""The unit's OS, as far as the rack sees it: boot, run the agent, halt on request.
+
+It comes up after the payload's boot time (simulated seconds), reports ``OSRunning`` to the
+BMC, serves ``/metrics`` over HTTPS with the unit identity and heartbeats to the controller.
+It halts when the BMC pulses the shutdown-request line; a power cut cancels it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+from racklet.boot import BootedPayload, unit_client_context, unit_server_context
+from racklet.errors import RackletError
+from racklet.hw import Activity, UnitHost
+from racklet.link import LinkClient, LinkError
+from racklet.log import ContextLogger, get_logger
+from racklet.net import AppServer
+from racklet.node._heartbeat import Heartbeat
+from racklet.node._metrics import NodeMetrics, create_agent_app, metrics_registry
+from racklet.node.errors import AgentServerError
+
+SHUTDOWN_POLL_SECONDS = 0.25
+LINK_TIMEOUT_SECONDS = 10.0  # wall clock: a hung BMC must not keep the OS from coming up
+
+
+class _Console:
+    """Console lines stamped like a kernel log: simulated seconds since the OS started."""
+
+    def __init__(self, host: UnitHost, started: float) -> None:
+        self._host = host
+        self._started = started
+
+    def __call__(self, text: str) -> None:
+        elapsed = self._host.clock.monotonic() - self._started
+        self._host.console(f"[{elapsed:12.6f}] {text}")
+
+
+async def run_os(host: UnitHost, booted: BootedPayload) -> None:
+    """Run the booted OS until the BMC requests a shutdown (returns) or power is cut
+    (``CancelledError`` propagates after everything is stopped)."""
+    logger = get_logger("node", unit=booted.unit)
+    started = host.clock.monotonic()
+    console = _Console(host, started)
+    name, version = booted.manifest.name, booted.manifest.version
+    console(f"Booting {name} {version} on {booted.unit}")
+    await host.clock.sleep(booted.agent.os_boot_seconds)
+    host.set_activity(Activity.RUNNING)
+    console(f"{name} {version}: reached target multi-user")
+    await _report_running(host, booted, logger)
+
+    metrics = NodeMetrics(host, booted.unit, version, started)
+    server: AppServer | None = None
+    heartbeat_task: asyncio.Task[None] | None = None
+    try:
+        try:
+            server = await _start_agent(host, booted, metrics)
+            console(f"racklet-agent: serving https://127.0.0.1:{host.agent_port}/metrics")
+        except AgentServerError as exc:
+            console(f"racklet-agent: {exc}")
+            logger.error(str(exc))
+        client_ssl = await asyncio.to_thread(unit_client_context, booted.trust, booted.identity)
+        heartbeat = Heartbeat(host, booted, metrics, client_ssl, logger)
+        heartbeat_task = asyncio.create_task(heartbeat.run(), name=f"heartbeat:{booted.unit}")
+        console(f"racklet-agent: heartbeat to {heartbeat.url}")
+        while not host.shutdown_requested():
+            if heartbeat_task.done():
+                await heartbeat_task  # surfaces a bug; it never ends on its own
+            await host.clock.sleep(SHUTDOWN_POLL_SECONDS)
+        console("racklet-os: shutdown requested; stopping services")
+    finally:
+        if heartbeat_task is not None:
+            heartbeat_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat_task
+        if server is not None:
+            await server.stop()
+    console("reboot: System halted")
+    logger.info("halted")
+    host.set_activity(Activity.HALTED)
+
+
+def _check_port_free(port: int) -> None:
+    """Fail early on a taken port: uvicorn answers a bind error with ``sys.exit``, which
+    escapes ``AppServer.start`` through the event loop instead of raising there."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(("127.0.0.1", port))
+
+
+async def _start_agent(host: UnitHost, booted: BootedPayload, metrics: NodeMetrics) -> AppServer:
+    try:
+        _check_port_free(host.agent_port)
+        ssl_context = await asyncio.to_thread(unit_server_context, booted.identity)
+        server = AppServer(
+            create_agent_app(metrics_registry(metrics)),
+            port=host.agent_port,
+            ssl_context=ssl_context,
+            name=f"agent:{booted.unit}",
+        )
+        await server.start()
+    except (OSError, RackletError, SystemExit) as exc:  # uvicorn exits on a bind error
+        raise AgentServerError(
+            f"cannot listen on 127.0.0.1:{host.agent_port}: {' '.join(str(exc).split())}"
+        ) from exc
+    return server
+
+
+async def _report_running(host: UnitHost, booted: BootedPayload, logger: ContextLogger) -> None:
+    """Tell the BMC the OS is up (Redfish BootProgress ``OSRunning``); never fatal."""
+    try:
+        reader, writer = await host.link.connect()
+    except OSError as exc:
+        logger.warning(f"cannot open the backplane link: {exc}")
+        return
+    link = LinkClient(reader, writer)
+    try:
+        async with asyncio.timeout(LINK_TIMEOUT_SECONDS):
+            await link.request(
+                "progress",
+                state="OSRunning",
+                message=f"{booted.manifest.name} {booted.manifest.version}",
+            )
+    except (LinkError, TimeoutError) as exc:
+        logger.warning(f"cannot report OSRunning: {exc or 'the BMC did not answer'}")
+    finally:
+        await link.close()

@@ -1,0 +1,244 @@
+"""Test doubles for the boot path: a unit host, a BMC end of the link, a boot server rig.
+
+The fake BMC speaks the real link protocol (``racklet.link.serve_link``) over a
+``socket.socketpair()``; the rig serves the real boot app over real mutual TLS on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.types import Receive, Scope, Send
+
+from racklet.boot import generate_signing_key, publish
+from racklet.boot._payload import build_default_payload
+from racklet.boot.server import create_boot_app
+from racklet.hw import Activity, Clock, UnitLinkPort
+from racklet.link import serve_link
+from racklet.net import AppServer, client_context, peer_common_name, server_context
+from racklet.pki import Identity, RackCA
+
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_for(predicate: Callable[[], bool], what: str, limit: float = 20.0) -> None:
+    """Poll ``predicate`` until true, failing after a bounded (wall-clock) deadline."""
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+class FastClock:
+    """Simulated time at ``speed`` × real time (the twin's clock contract)."""
+
+    def __init__(self, speed: float = 20.0) -> None:
+        self.speed = speed
+        self._origin = time.monotonic()
+
+    def monotonic(self) -> float:
+        return (time.monotonic() - self._origin) * self.speed
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds) / self.speed)
+
+
+@dataclass
+class FakeBmc:
+    """The BMC end of the backplane link: hands out trust and identity, records the rest."""
+
+    trust: dict[str, Any]
+    identity: dict[str, Any]
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    hang_on: set[str] = field(default_factory=set)
+
+    def ops(self, op: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r.get("op") == op]
+
+    def handlers(self) -> dict[str, Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]]:
+        async def record(request: dict[str, Any]) -> dict[str, Any]:
+            self.requests.append(request)
+            return {}
+
+        async def trust(request: dict[str, Any]) -> dict[str, Any]:
+            self.requests.append(request)
+            if "trust" in self.hang_on:
+                await asyncio.Event().wait()  # a hung BMC: never answers
+            return dict(self.trust)
+
+        async def identity(request: dict[str, Any]) -> dict[str, Any]:
+            self.requests.append(request)
+            return dict(self.identity)
+
+        return {"trust": trust, "identity": identity, "progress": record, "failed": record}
+
+
+class FakeLinkPort:
+    """Unit end of the link: each ``connect`` is a socket pair served by the fake BMC."""
+
+    def __init__(self, bmc: FakeBmc) -> None:
+        self.bmc = bmc
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        unit_sock, bmc_sock = socket.socketpair()
+        bmc_reader, bmc_writer = await asyncio.open_connection(sock=bmc_sock)
+        task = asyncio.create_task(serve_link(bmc_reader, bmc_writer, self.bmc.handlers()))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await asyncio.open_connection(sock=unit_sock)
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+class FakeHost:
+    """A unit as its firmware sees it (implements ``racklet.hw.UnitHost``)."""
+
+    def __init__(self, storage: Path, bmc: FakeBmc, *, speed: float = 20.0) -> None:
+        self.fast_clock = FastClock(speed)
+        self.fake_link = FakeLinkPort(bmc)
+        self.clock: Clock = self.fast_clock
+        self.link: UnitLinkPort = self.fake_link
+        self.storage = storage
+        self.agent_port = free_port()
+        self.lines: list[str] = []
+        self.activities: list[Activity] = []
+        self.temperature = 41.5
+        self.load = 0.25
+        self.shutdown = False
+        storage.mkdir(parents=True, exist_ok=True)
+
+    def console(self, line: str) -> None:
+        self.lines.append(line)
+
+    def set_activity(self, activity: Activity) -> None:
+        self.activities.append(activity)
+
+    def temperature_celsius(self) -> float:
+        return self.temperature
+
+    def cpu_load(self) -> float:
+        return self.load
+
+    def shutdown_requested(self) -> bool:
+        return self.shutdown
+
+    @property
+    def console_text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@dataclass
+class Heartbeat:
+    peer: str | None
+    body: dict[str, Any]
+
+
+class BootRig:
+    """A rack CA, a signed repository and a mutual-TLS machine listener serving it."""
+
+    def __init__(self, root: Path, *, unit: str = "unit-1", payload_size: int = 65536) -> None:
+        self.root = root
+        self.unit = unit
+        self.ca = RackCA.create(root / "pki")
+        self.ca_path = root / "pki" / "ca.crt"
+        self.boot_dir = root / "boot"
+        self.boot_dir.mkdir()
+        self.signing_key = generate_signing_key(self.boot_dir)
+        self.repo = self.boot_dir / "repo"
+        self.payload = build_default_payload(payload_size)
+        self.manifest = publish(self.repo, self.payload, self.signing_key)
+        self.unit_identity: Identity = self.ca.issue(unit, server=True, client=True)
+        self.port = free_port()
+        self.heartbeats: list[Heartbeat] = []
+        self.heartbeat_status = 204
+        self.payload_override: ASGIApp | None = None
+        self._server: AppServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def trust(self) -> dict[str, Any]:
+        return {
+            "bootServer": self.url,
+            "signingKey": (self.boot_dir / "signing.pub").read_text(),
+            "caBundle": self.ca.cert_pem.decode(),
+        }
+
+    def identity(self) -> dict[str, Any]:
+        return {
+            "name": self.unit,
+            "key": self.unit_identity.key_pem.decode(),
+            "cert": self.unit_identity.cert_pem.decode(),
+        }
+
+    def bmc(self) -> FakeBmc:
+        return FakeBmc(self.trust(), self.identity())
+
+    def client_identity_files(self, name: str) -> tuple[Path, Path]:
+        """A client certificate for ``name`` on disk (for test clients, not for units)."""
+        key, cert = self.ca.issue(name, server=False, client=True).write(self.root, name)
+        return cert, key
+
+    def _app(self) -> ASGIApp:
+        async def heartbeat(request: Request) -> Response:
+            body = await request.json()
+            self.heartbeats.append(Heartbeat(peer_common_name(request.scope), body))
+            return Response(status_code=self.heartbeat_status)
+
+        inner = Starlette(
+            routes=[
+                Mount("/boot/v1", app=create_boot_app(self.repo)),
+                Route("/machine/v1/heartbeat", heartbeat, methods=["POST"]),
+            ]
+        )
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            override = self.payload_override
+            if override is not None and scope.get("path") == "/boot/v1/payload.bin":
+                await override(scope, receive, send)
+                return
+            await inner(scope, receive, send)
+
+        return app
+
+    async def start(self) -> None:
+        server_key, server_crt = self.ca.issue("racklet-controller").write(self.root, "server")
+        context = server_context(server_crt, server_key, ca=self.ca_path, require_client_cert=True)
+        self._server = AppServer(self._app(), port=self.port, ssl_context=context, name="machine")
+        await self._server.start()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop()
+
+    def client(self, name: str | None = "unit-1") -> httpx.AsyncClient:
+        """An HTTPS client trusting the rack CA, optionally with a client certificate."""
+        if name is None:
+            return httpx.AsyncClient(verify=client_context(self.ca_path))
+        cert, key = self.client_identity_files(name)
+        return httpx.AsyncClient(verify=client_context(self.ca_path, cert, key))

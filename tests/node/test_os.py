@@ -1,0 +1,171 @@
+"""The unit OS end to end: bootstrap over mutual TLS, then the agent's metrics and heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+import racklet.node as node
+from racklet.boot import BootedPayload
+from racklet.boot.client import bootstrap
+from racklet.hw import Activity
+from racklet.node import run_os
+from tests.boot.fakes import BootRig, FakeBmc, FakeHost, wait_for
+
+
+async def _scrape(rig: BootRig, host: FakeHost) -> httpx.Response:
+    async with rig.client(None) as client:
+        return await client.get(f"https://127.0.0.1:{host.agent_port}/metrics")
+
+
+def _families(text: str) -> dict[str, Metric]:
+    parsed = text_string_to_metric_families(text)  # type: ignore[no-untyped-call]
+    return {family.name: family for family in parsed}
+
+
+async def _refused(rig: BootRig, host: FakeHost) -> bool:
+    try:
+        await _scrape(rig, host)
+    except httpx.ConnectError:
+        return True
+    return False
+
+
+@contextlib.asynccontextmanager
+async def _running(host: FakeHost, booted: BootedPayload) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(run_os(host, booted))
+    try:
+        await wait_for(
+            lambda: any("racklet-agent:" in line for line in host.lines) or task.done(),
+            "the OS agent starting",
+        )
+        yield task
+    finally:
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def test_public_surface_is_pinned() -> None:
+    assert set(node.__all__) == {"AgentServerError", "NodeError", "run_os"}
+
+
+async def test_boot_run_scrape_heartbeat_and_halt(
+    rig: BootRig, host: FakeHost, bmc: FakeBmc
+) -> None:
+    booted = await bootstrap(host)
+    async with _running(host, booted) as task:
+        await wait_for(lambda: len(rig.heartbeats) >= 2, "two heartbeats")
+        beat = rig.heartbeats[0]
+        assert beat.peer == "unit-1"
+        assert beat.body["unit"] == beat.peer
+        assert beat.body["agentUrl"] == f"https://127.0.0.1:{host.agent_port}"
+        assert beat.body["osVersion"] == "0.1.0"
+        assert beat.body["temperatureCelsius"] == pytest.approx(41.5)
+        assert beat.body["cpuLoad"] == pytest.approx(0.25)
+        assert rig.heartbeats[1].body["uptimeSeconds"] > beat.body["uptimeSeconds"]
+        assert "OSRunning" in [r["state"] for r in bmc.ops("progress")]
+
+        host.temperature = 55.25
+        response = await _scrape(rig, host)
+        assert response.status_code == 200
+        assert response.headers["content-type"] == (
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        )
+        families = _families(response.text)
+        temperature = families["racklet_unit_temperature_celsius"].samples
+        assert [(s.labels, s.value) for s in temperature] == [({"unit": "unit-1"}, 55.25)]
+        assert families["racklet_node_cpu_load"].samples[0].value == pytest.approx(0.25)
+        assert families["racklet_node_uptime_seconds"].samples[0].value > 0
+        beats = {
+            s.labels["result"]: s.value
+            for s in families["racklet_node_heartbeats"].samples
+            if s.name.endswith("_total")
+        }
+        assert beats["ok"] >= 2 and beats["error"] == 0
+        info = families["racklet_node"]
+        assert info.type == "info"
+        assert info.samples[0].labels == {"unit": "unit-1", "version": "0.1.0"}
+
+        host.shutdown = True
+        await asyncio.wait_for(task, timeout=20)
+    assert host.activities[-1] is Activity.HALTED
+    assert any("System halted" in line for line in host.lines)
+    assert await _refused(rig, host)
+
+
+async def test_heartbeat_failures_are_retried_and_never_crash(rig: BootRig, host: FakeHost) -> None:
+    rig.heartbeat_status = 503
+    booted = await bootstrap(host)
+    async with _running(host, booted) as task:
+        await wait_for(lambda: len(rig.heartbeats) >= 2, "refused heartbeats")
+        assert not task.done()
+        rig.heartbeat_status = 204
+        refused = len(rig.heartbeats)
+        await wait_for(lambda: len(rig.heartbeats) > refused, "a heartbeat after recovery")
+
+        async def counts() -> dict[str, float]:
+            response = await _scrape(rig, host)
+            families = _families(response.text)
+            samples = families["racklet_node_heartbeats"].samples
+            return {s.labels["result"]: s.value for s in samples if s.name.endswith("_total")}
+
+        async def recovered() -> bool:
+            current = await counts()
+            return current["ok"] >= 1 and current["error"] >= 2
+
+        deadline = asyncio.get_running_loop().time() + 20
+        while not await recovered():
+            assert asyncio.get_running_loop().time() < deadline, "ok heartbeat never counted"
+            await asyncio.sleep(0.01)
+        assert not task.done()
+
+
+async def test_unreachable_controller_does_not_stop_the_os(rig: BootRig, host: FakeHost) -> None:
+    booted = await bootstrap(host)
+    await rig.stop()
+    async with _running(host, booted) as task:
+        response = await _scrape(rig, host)
+        assert response.status_code == 200
+        host.shutdown = True
+        await asyncio.wait_for(task, timeout=20)
+    assert host.activities[-1] is Activity.HALTED
+
+
+async def test_power_cut_stops_everything_and_propagates(rig: BootRig, host: FakeHost) -> None:
+    booted = await bootstrap(host)
+    task = asyncio.create_task(run_os(host, booted))
+    await wait_for(lambda: bool(rig.heartbeats), "a heartbeat")
+    assert (await _scrape(rig, host)).status_code == 200
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _refused(rig, host)
+    assert Activity.HALTED not in host.activities
+    seen = len(rig.heartbeats)
+    await host.clock.sleep(3 * booted.agent.heartbeat_interval_seconds)
+    assert len(rig.heartbeats) == seen
+
+
+async def test_taken_agent_port_is_reported_and_the_os_keeps_running(
+    rig: BootRig, host: FakeHost
+) -> None:
+    booted = await bootstrap(host)
+    blocker = await asyncio.start_server(lambda r, w: None, "127.0.0.1", host.agent_port)
+    try:
+        async with _running(host, booted) as task:
+            await wait_for(lambda: bool(rig.heartbeats), "a heartbeat without an agent server")
+            assert any("cannot listen" in line for line in host.lines)
+            host.shutdown = True
+            await asyncio.wait_for(task, timeout=20)
+    finally:
+        blocker.close()
+        await blocker.wait_closed()
+    assert host.activities[-1] is Activity.HALTED
