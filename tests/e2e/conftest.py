@@ -89,6 +89,8 @@ def start_rack(state_dir: Path, *args: str) -> RunningRack:
         if " is up with " in line:
             return RunningRack(state_dir, process)
     process.kill()
+    process.wait()
+    process.stdout.close()
     raise AssertionError("racklet up did not come up:\n" + "".join(seen))
 
 
@@ -99,6 +101,8 @@ def stop_rack(rack: RunningRack) -> None:
     except subprocess.TimeoutExpired:
         rack.process.kill()
         rack.process.wait()
+    if rack.process.stdout is not None:
+        rack.process.stdout.close()
 
 
 @pytest.fixture(scope="package")

@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from racklet.net import client_context
+
 from tests.e2e.conftest import RunningRack, phase
 
 UNITS = [f"unit-{i}" for i in range(1, 6)]
@@ -54,7 +56,7 @@ def test_describe_and_console(rack: RunningRack) -> None:
 def test_every_component_serves_openmetrics(rack: RunningRack) -> None:
     units = rack.wait_for(all_running, "5/5 Running")
     config = rack.config
-    ca = config["api"]["caBundle"]
+    ca = client_context(config["api"]["caBundle"])
     endpoints = [config["api"]["url"] + "/metrics", config["units"][0]["bmc"]["url"] + "/metrics"]
     endpoints.append(units["unit-1"]["status"]["agentUrl"] + "/metrics")
     for url in endpoints:

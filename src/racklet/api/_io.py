@@ -1,0 +1,58 @@
+"""Reading and writing resources as JSON/YAML, with validation errors that name the field."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from racklet.api._resources import KINDS, Resource
+from racklet.api.errors import InvalidObject
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def problems(exc: ValidationError) -> list[str]:
+    """One ``field.path: message`` per error, with wire (camelCase) field names."""
+    out = []
+    for error in exc.errors(include_url=False):
+        path = ".".join(str(part) for part in error["loc"])
+        out.append(f"{path}: {error['msg']}" if path else str(error["msg"]))
+    return out
+
+
+def validate(model: type[M], data: Any) -> M:
+    """Validate ``data`` as ``model``, raising :class:`InvalidObject` that names each field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidObject(problems(exc)) from exc
+
+
+def parse(data: Any) -> Resource:
+    """A resource of whichever kind ``data["kind"]`` names."""
+    if not isinstance(data, dict):
+        raise InvalidObject(["an object (mapping) is required"])
+    kind = data.get("kind")
+    model = KINDS.get(kind) if isinstance(kind, str) else None
+    if model is None:
+        raise InvalidObject([f"kind: must be one of {', '.join(sorted(KINDS))}, got {kind!r}"])
+    return validate(model, data)
+
+
+def to_dict(obj: BaseModel) -> dict[str, Any]:
+    """The wire form: camelCase keys, JSON-compatible values."""
+    return obj.model_dump(by_alias=True, mode="json")
+
+
+def to_yaml(obj: BaseModel) -> str:
+    return yaml.safe_dump(to_dict(obj), sort_keys=False)
+
+
+def from_yaml(text: str) -> Resource:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidObject([f"not YAML: {exc}"]) from exc
+    return parse(data)

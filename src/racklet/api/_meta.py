@@ -1,0 +1,112 @@
+"""Kubernetes-style metadata and conditions shared by every Racklet resource.
+
+Only data and the small rules that belong to it (name syntax, when a condition's
+``lastTransitionTime`` moves). Storage and versioning live in :mod:`racklet.store`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic.alias_generators import to_camel
+
+API_VERSION: Final = "racklet.dev/v1alpha1"
+
+DnsLabel = Annotated[
+    str,
+    StringConstraints(max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"),
+]
+ConditionStatus = Literal["True", "False", "Unknown"]
+
+
+def utcnow() -> dt.datetime:
+    """Timestamps are UTC, whole microseconds dropped to keep JSON short and stable."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+class Model(BaseModel):
+    """camelCase on the wire (JSON and YAML), snake_case in Python; unknown fields rejected."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", validate_assignment=True
+    )
+
+
+class ObjectMeta(Model):
+    name: DnsLabel
+    uid: str = ""
+    generation: int = 0
+    resource_version: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    creation_timestamp: dt.datetime | None = None
+
+
+class Condition(Model):
+    type: str
+    status: ConditionStatus
+    reason: str = ""
+    message: str = ""
+    last_transition_time: dt.datetime = Field(default_factory=utcnow)
+    observed_generation: int | None = None
+
+
+def find_condition(conditions: list[Condition], type_: str) -> Condition | None:
+    return next((c for c in conditions if c.type == type_), None)
+
+
+def set_condition(
+    conditions: list[Condition],
+    type_: str,
+    status: ConditionStatus,
+    reason: str = "",
+    message: str = "",
+    *,
+    observed_generation: int | None = None,
+    now: dt.datetime | None = None,
+) -> bool:
+    """Set (or add) one condition in place; return whether anything changed.
+
+    ``lastTransitionTime`` moves only when ``status`` changes, so it tells how long a unit
+    has been in its current state, not when the reconciler last looked.
+    """
+    existing = find_condition(conditions, type_)
+    if existing is None:
+        conditions.append(
+            Condition(
+                type=type_,
+                status=status,
+                reason=reason,
+                message=message,
+                last_transition_time=now or utcnow(),
+                observed_generation=observed_generation,
+            )
+        )
+        return True
+    changed = (
+        existing.status,
+        existing.reason,
+        existing.message,
+        existing.observed_generation,
+    ) != (
+        status,
+        reason,
+        message,
+        observed_generation,
+    )
+    if existing.status != status:
+        existing.last_transition_time = now or utcnow()
+    existing.status = status
+    existing.reason = reason
+    existing.message = message
+    existing.observed_generation = observed_generation
+    return changed
+
+
+def remove_condition(conditions: list[Condition], type_: str) -> bool:
+    """Drop a condition that no longer applies; return whether one was there."""
+    before = len(conditions)
+    conditions[:] = [c for c in conditions if c.type != type_]
+    return len(conditions) != before

@@ -1,0 +1,127 @@
+"""The resource kinds: Rack, ComputeUnit and Event (``racklet.dev/v1alpha1``).
+
+A resource is its desired ``spec`` plus its observed ``status``; the status of a ComputeUnit
+is written only by the controller, from observation (Redfish, heartbeats).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from racklet.api._meta import API_VERSION, Condition, DnsLabel, Model, ObjectMeta, utcnow
+
+Phase = Literal[
+    "Unknown", "Absent", "Off", "PoweringOn", "Booting", "Running", "BootFailed", "Unreachable"
+]
+PHASES: tuple[Phase, ...] = (
+    "Unknown",
+    "Absent",
+    "Off",
+    "PoweringOn",
+    "Booting",
+    "Running",
+    "BootFailed",
+    "Unreachable",
+)
+PowerSpec = Literal["On", "Off"]
+POWER_CYCLE_ANNOTATION = "racklet.dev/power-cycle-request"
+
+
+class RackSpec(Model):
+    psu_rated_watts: Annotated[float, Field(gt=0)]
+    slots: Annotated[int, Field(ge=1, le=16)] = 16
+
+
+class RackStatus(Model):
+    phase: str = "Unknown"
+    power_watts: float = 0.0
+    energy_joules: float = 0.0
+    units_running: int = 0
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class Rack(Model):
+    api_version: Literal["racklet.dev/v1alpha1"] = API_VERSION
+    kind: Literal["Rack"] = "Rack"
+    metadata: ObjectMeta
+    spec: RackSpec
+    status: RackStatus = Field(default_factory=RackStatus)
+
+
+class BmcRef(Model):
+    url: Annotated[str, Field(pattern=r"^https://")]
+
+
+class ComputeUnitSpec(Model):
+    slot: Annotated[int, Field(ge=1, le=16)]
+    power: PowerSpec = "On"
+    bmc: BmcRef
+
+
+class ComputeUnitStatus(Model):
+    phase: Phase = "Unknown"
+    power_state: str | None = None
+    boot_progress: str | None = None
+    power_watts: float | None = None
+    energy_joules: float | None = None
+    temperature_celsius: float | None = None
+    last_heartbeat_time: dt.datetime | None = None
+    agent_url: str | None = None
+    os_version: str | None = None
+    last_power_cycle: str | None = None
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+
+
+class ComputeUnit(Model):
+    api_version: Literal["racklet.dev/v1alpha1"] = API_VERSION
+    kind: Literal["ComputeUnit"] = "ComputeUnit"
+    metadata: ObjectMeta
+    spec: ComputeUnitSpec
+    status: ComputeUnitStatus = Field(default_factory=ComputeUnitStatus)
+
+
+class ObjectReference(Model):
+    kind: str
+    name: DnsLabel
+
+
+class Event(Model):
+    """Something that happened to an object; repeats fold into ``count``."""
+
+    api_version: Literal["racklet.dev/v1alpha1"] = API_VERSION
+    kind: Literal["Event"] = "Event"
+    metadata: ObjectMeta
+    involved_object: ObjectReference
+    type: Literal["Normal", "Warning"] = "Normal"
+    reason: str
+    message: str = ""
+    count: Annotated[int, Field(ge=1)] = 1
+    first_timestamp: dt.datetime = Field(default_factory=utcnow)
+    last_timestamp: dt.datetime = Field(default_factory=utcnow)
+
+    @classmethod
+    def about(
+        cls,
+        kind: str,
+        name: str,
+        reason: str,
+        message: str = "",
+        type: Literal["Normal", "Warning"] = "Normal",
+    ) -> Event:
+        """A new event about one object, with a unique name."""
+        return cls(
+            metadata=ObjectMeta(name=f"{name}-{uuid.uuid4().hex[:12]}"[:63]),
+            involved_object=ObjectReference(kind=kind, name=name),
+            type=type,
+            reason=reason,
+            message=message,
+        )
+
+
+Resource = Rack | ComputeUnit
+KINDS: dict[str, type[Rack] | type[ComputeUnit]] = {"Rack": Rack, "ComputeUnit": ComputeUnit}

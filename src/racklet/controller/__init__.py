@@ -1,0 +1,30 @@
+"""The management side's controller: reconcile runtime, reconcilers, HTTP API, metrics.
+
+It reaches units only through Redfish (HTTPS) and their heartbeats; it never imports the twin,
+the BMC or the unit agent. ``python -m racklet.controller --state-dir D`` runs it.
+"""
+
+from racklet.controller._heartbeats import Heartbeat, HeartbeatBody, HeartbeatRegistry
+from racklet.controller._metrics import ControllerMetrics
+from racklet.controller._phase import Observation, Verdict, derive_phase
+from racklet.controller._runtime import Reconciler, Registry, Runtime
+from racklet.controller.errors import ControllerError, PermanentError, TemporaryError
+from racklet.controller.reconcilers import ComputeUnitReconciler, RackReconciler
+
+__all__ = [
+    "ComputeUnitReconciler",
+    "ControllerError",
+    "ControllerMetrics",
+    "Heartbeat",
+    "HeartbeatBody",
+    "HeartbeatRegistry",
+    "Observation",
+    "PermanentError",
+    "RackReconciler",
+    "Reconciler",
+    "Registry",
+    "Runtime",
+    "TemporaryError",
+    "Verdict",
+    "derive_phase",
+]

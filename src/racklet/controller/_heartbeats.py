@@ -1,0 +1,51 @@
+"""The latest heartbeat of each unit's OS agent, kept in memory.
+
+Heartbeats prove the OS is up and reachable; they are observations like Redfish readings, so
+they are not stored: after a restart the controller waits for the next one. Freshness is
+judged on the monotonic clock (``clock``), the wall time is only for display.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import Field
+
+from racklet.api import utcnow
+from racklet.api._meta import DnsLabel, Model
+
+
+class HeartbeatBody(Model):
+    """What an OS agent POSTs to ``/machine/v1/heartbeat``."""
+
+    unit: DnsLabel
+    agent_url: Annotated[str, Field(max_length=300)]
+    os_version: Annotated[str, Field(max_length=200)]
+    uptime_seconds: Annotated[float, Field(ge=0)] = 0.0
+    temperature_celsius: float | None = None
+    cpu_load: Annotated[float, Field(ge=0)] | None = None
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    body: HeartbeatBody
+    received: float  # monotonic seconds
+    received_at: dt.datetime  # wall time, for status.lastHeartbeatTime
+
+
+class HeartbeatRegistry:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._latest: dict[str, Heartbeat] = {}
+
+    def record(self, body: HeartbeatBody) -> Heartbeat:
+        beat = Heartbeat(body=body, received=self.clock(), received_at=utcnow())
+        self._latest[body.unit] = beat
+        return beat
+
+    def latest(self, unit: str) -> Heartbeat | None:
+        return self._latest.get(unit)

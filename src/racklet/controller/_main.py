@@ -1,0 +1,184 @@
+"""``python -m racklet.controller --state-dir D``: the management side of one rack.
+
+Loads ``D/racklet.yaml``, opens the store, declares the rack and its units (creating only what
+is missing, so user changes survive restarts), and runs the reconcilers, the API listener
+(server TLS, bearer token) and the machine listener (mutual TLS: heartbeats and the boot
+server) until SIGTERM or SIGINT, then stops everything and exits 0. A bad config or a port
+that cannot be bound is one line on stderr and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+from pathlib import Path
+
+from racklet import config as rack_config
+from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, ObjectMeta, Rack, RackSpec
+from racklet.controller._heartbeats import HeartbeatRegistry
+from racklet.controller._http import create_api_app, create_machine_app
+from racklet.controller._metrics import ControllerMetrics
+from racklet.controller._runtime import Registry, Runtime
+from racklet.controller.reconcilers import ComputeUnitReconciler, RackReconciler
+from racklet.errors import RackletError
+from racklet.log import configure, get_logger
+from racklet.net import AppServer, server_context
+from racklet.redfish import RedfishClient
+from racklet.store import AlreadyExists, NotFound, SqliteStore, Store
+
+log = get_logger("controller")
+
+
+async def declare(store: Store, config: rack_config.RackConfig) -> None:
+    """Create the Rack and one ComputeUnit per configured unit, if they do not exist yet."""
+    try:
+        await store.get(Rack, config.rack.name)
+    except NotFound:
+        rack = Rack(
+            metadata=ObjectMeta(name=config.rack.name),
+            spec=RackSpec(psu_rated_watts=config.rack.psu_rated_watts),
+        )
+        with contextlib.suppress(AlreadyExists):
+            await store.create(rack)
+    for unit in config.units:
+        try:
+            await store.get(ComputeUnit, unit.name)
+        except NotFound:
+            obj = ComputeUnit(
+                metadata=ObjectMeta(name=unit.name, labels={"racklet.dev/rack": config.rack.name}),
+                spec=ComputeUnitSpec(slot=unit.slot, power="On", bmc=BmcRef(url=unit.bmc.url)),
+            )
+            with contextlib.suppress(AlreadyExists):
+                await store.create(obj)
+
+
+def _boot_app(repo: Path) -> object | None:
+    try:
+        from racklet.boot.server import create_boot_app
+    except ImportError as exc:
+        log.error("no boot server in this install (%s); /boot/v1 is not served", exc)
+        return None
+    return create_boot_app(repo)
+
+
+async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
+    layout = config.layout
+    tls_dir = layout.controller
+    client_cert = (tls_dir / "client.crt", tls_dir / "client.key")
+    presented = client_cert if all(p.exists() for p in client_cert) else None
+    store = SqliteStore(layout.store)
+    clients = {
+        unit.name: RedfishClient(
+            unit.bmc.url,
+            unit.bmc.username,
+            unit.bmc.password,
+            ca_bundle=layout.ca_cert,
+            client_cert=presented,
+        )
+        for unit in config.units
+    }
+    metrics = ControllerMetrics()
+    heartbeats = HeartbeatRegistry()
+    registry = Registry()
+    registry.register(
+        ComputeUnit,
+        ComputeUnitReconciler(
+            store, clients, heartbeats, rack_name=config.rack.name, observer=metrics
+        ),
+    )
+    registry.register(Rack, RackReconciler(store, observer=metrics))
+    runtime = Runtime(registry, store, on_result=metrics.reconcile_result)
+    servers: list[AppServer] = []
+    try:
+        await declare(store, config)
+        api_app = create_api_app(
+            store,
+            token=config.api.token,
+            metrics=metrics,
+            enqueue=runtime.enqueue,
+            rack_name=config.rack.name,
+        )
+        machine_app = create_machine_app(
+            heartbeats,
+            enqueue=runtime.enqueue,
+            boot_app=_boot_app(layout.boot / "repo"),  # type: ignore[arg-type]
+        )
+        cert, key = tls_dir / "server.crt", tls_dir / "server.key"
+        servers.append(
+            AppServer(
+                api_app,
+                port=config.controller.api_port,
+                ssl_context=server_context(cert, key),
+                name="api",
+            )
+        )
+        servers.append(
+            AppServer(
+                machine_app,
+                port=config.controller.machine_port,
+                ssl_context=server_context(cert, key, ca=layout.ca_cert, require_client_cert=True),
+                name="machine",
+            )
+        )
+        for port in (config.controller.api_port, config.controller.machine_port):
+            _check_port(port)
+        await runtime.start()
+        for server in servers:
+            await server.start()
+        log.info(
+            "controller of %s up: API on %d, machines on %d",
+            config.rack.name,
+            config.controller.api_port,
+            config.controller.machine_port,
+        )
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for server in reversed(servers):
+            await server.stop()
+        await runtime.stop()
+        for client in clients.values():
+            await client.aclose()
+        await store.close()
+
+
+async def _main(state_dir: Path) -> None:
+    config = rack_config.load(state_dir / rack_config.CONFIG_NAME)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await run(config, stop)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m racklet.controller")
+    parser.add_argument("--state-dir", required=True, type=Path, help="the rack's state dir")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    configure(args.log_level)
+    try:
+        asyncio.run(_main(args.state_dir))
+    except (RackletError, OSError) as exc:
+        print(f"racklet controller: {exc}", file=sys.stderr)
+        return 1
+    except SystemExit as exc:  # uvicorn exits when a listener fails to start
+        if exc.code in (0, None):
+            return 0
+        print("racklet controller: a listener failed to start (see above)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _check_port(port: int) -> None:
+    """Fail with a clear message before uvicorn would, if the port is taken."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise OSError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from exc

@@ -1,0 +1,164 @@
+"""The reconcile runtime: resync, one serial worker per object, back-off on errors.
+
+Reconcilers are registered in an explicit :class:`Registry` that is passed to the
+:class:`Runtime` (no global default). Every ``resync_seconds`` the runtime lists each
+registered kind and queues every object; :meth:`Runtime.enqueue` queues one at once (after
+an API write or a heartbeat). An object is never reconciled by two workers at a time; a
+request that arrives while it runs makes it run once more afterwards. A failing object is
+retried with exponential back-off and jitter; a ``Conflict`` from the store is retried at
+once, since it only means someone else wrote first. Not here: leader election, watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import Protocol
+
+from racklet.api import ComputeUnit, Rack
+from racklet.controller.errors import PermanentError, TemporaryError
+from racklet.log import get_logger
+from racklet.store import Conflict, Store
+
+Kind = type[Rack] | type[ComputeUnit]
+Key = tuple[str, str]
+_CONFLICT_DELAY = 0.05
+
+log = get_logger("controller")
+
+
+class Reconciler(Protocol):
+    async def reconcile(self, name: str) -> float | None:
+        """Bring object ``name`` towards its spec; return seconds until it should run again."""
+        ...
+
+
+class Registry:
+    """Which reconciler handles which kind: filled by the process owner, read by the runtime."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[Kind, Reconciler]] = {}
+
+    def register(self, kind: Kind, reconciler: Reconciler) -> None:
+        name = str(kind.model_fields["kind"].default)
+        if name in self._entries:
+            raise ValueError(f"a reconciler for {name} is already registered")
+        self._entries[name] = (kind, reconciler)
+
+    def entries(self) -> list[tuple[str, Kind, Reconciler]]:
+        return [(name, kind, rec) for name, (kind, rec) in self._entries.items()]
+
+    def get(self, kind: str) -> Reconciler | None:
+        entry = self._entries.get(kind)
+        return entry[1] if entry else None
+
+
+class Runtime:
+    def __init__(
+        self,
+        registry: Registry,
+        store: Store,
+        *,
+        resync_seconds: float = 1.0,
+        backoff_base: float = 0.2,
+        backoff_max: float = 30.0,
+        on_result: Callable[[str], None] | None = None,
+    ) -> None:
+        self._registry = registry
+        self._store = store
+        self.resync_seconds = resync_seconds
+        self._backoff_base = backoff_base
+        self._backoff_max = backoff_max
+        self._on_result = on_result or (lambda _result: None)
+        self._workers: dict[Key, asyncio.Task[None]] = {}
+        self._again: set[Key] = set()
+        self._resync: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def running(self) -> bool:
+        return self._resync is not None and not self._resync.done()
+
+    async def start(self) -> None:
+        self._stopping = False
+        self._resync = asyncio.create_task(self._resync_loop(), name="controller:resync")
+
+    async def stop(self) -> None:
+        """Cancel the resync loop and every worker, and wait for all of them to end."""
+        self._stopping = True
+        tasks = [t for t in (self._resync, *self._workers.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._resync = None
+        self._workers.clear()
+        self._again.clear()
+
+    def enqueue(self, kind: str, name: str) -> None:
+        """Reconcile ``kind``/``name`` soon; coalesces with a run already in progress."""
+        if self._stopping or self._registry.get(kind) is None:
+            return
+        key = (kind, name)
+        if key in self._workers:
+            self._again.add(key)
+            return
+        self._workers[key] = asyncio.create_task(self._work(key), name=f"reconcile:{kind}/{name}")
+
+    async def _resync_loop(self) -> None:
+        while True:
+            for kind_name, kind, _ in self._registry.entries():
+                try:
+                    objects = await self._store.list(kind)  # type: ignore[type-var]
+                except Exception:
+                    log.exception("cannot list %s for resync", kind_name)
+                    continue
+                for obj in objects:
+                    self.enqueue(kind_name, obj.metadata.name)
+            await asyncio.sleep(self.resync_seconds)
+
+    def _backoff(self, failures: int) -> float:
+        delay = min(self._backoff_max, self._backoff_base * 2.0 ** (failures - 1))
+        return delay * random.uniform(0.5, 1.0)  # full spread, so failing objects de-synchronise
+
+    async def _work(self, key: Key) -> None:
+        kind, name = key
+        reconciler = self._registry.get(kind)
+        assert reconciler is not None
+        failures = 0
+        try:
+            while True:
+                self._again.discard(key)
+                delay: float | None = None
+                try:
+                    requeue = await reconciler.reconcile(name)
+                except asyncio.CancelledError:
+                    raise
+                except Conflict:
+                    self._on_result("conflict")
+                    delay = _CONFLICT_DELAY
+                except TemporaryError as exc:
+                    self._on_result("error")
+                    log.warning("%s/%s: %s (retry in %.1f s)", kind, name, exc, exc.delay)
+                    delay = exc.delay
+                except PermanentError as exc:
+                    self._on_result("error")
+                    log.error("%s/%s: %s", kind, name, exc)
+                    delay = self._backoff_max
+                except Exception:
+                    failures += 1
+                    self._on_result("error")
+                    delay = self._backoff(failures)
+                    log.exception("%s/%s: reconcile failed (retry in %.2f s)", kind, name, delay)
+                else:
+                    failures = 0
+                    self._on_result("success")
+                    delay = requeue
+                if delay is not None:
+                    await asyncio.sleep(delay)
+                    continue
+                if key not in self._again:
+                    return
+        finally:
+            if self._workers.get(key) is asyncio.current_task():
+                del self._workers[key]

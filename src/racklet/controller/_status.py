@@ -1,0 +1,88 @@
+"""Errors as Kubernetes ``Status`` objects: the one error shape every API answer uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+
+from racklet.api import InvalidObject, problems
+from racklet.errors import RackletError
+from racklet.store import AlreadyExists, Conflict, NotFound
+
+_REASONS = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    415: "UnsupportedMediaType",
+    422: "Invalid",
+    500: "InternalError",
+}
+
+
+def status_response(
+    code: int,
+    message: str,
+    *,
+    reason: str | None = None,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Status",
+        "status": "Success" if code < 400 else "Failure",
+        "code": code,
+        "reason": reason or _REASONS.get(code, "Unknown"),
+        "message": message,
+    }
+    if details:
+        body["details"] = details
+    return JSONResponse(body, status_code=code, headers=headers)
+
+
+def invalid(messages: list[str]) -> JSONResponse:
+    causes = []
+    for text in messages:
+        field, _, msg = text.partition(": ")
+        causes.append({"field": field, "message": msg or text})
+    return status_response(422, "; ".join(messages), details={"causes": causes})
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def on_http(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, HTTPException)
+        headers = dict(exc.headers) if exc.headers else None
+        return status_response(exc.status_code, str(exc.detail), headers=headers)
+
+    async def on_validation(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        messages = []
+        for error in exc.errors():
+            loc = [str(p) for p in error.get("loc", ()) if p not in ("body", "query", "path")]
+            messages.append(f"{'.'.join(loc) or 'request'}: {error.get('msg', 'invalid')}")
+        return invalid(messages)
+
+    async def on_racklet(_: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, NotFound):
+            return status_response(404, str(exc))
+        if isinstance(exc, AlreadyExists):
+            return status_response(409, str(exc), reason="AlreadyExists")
+        if isinstance(exc, Conflict):
+            return status_response(409, str(exc))
+        if isinstance(exc, InvalidObject):
+            return invalid(exc.problems)
+        return status_response(500, f"{type(exc).__name__}: {exc}")
+
+    app.add_exception_handler(HTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(RackletError, on_racklet)
+
+
+__all__ = ["install_error_handlers", "invalid", "problems", "status_response"]

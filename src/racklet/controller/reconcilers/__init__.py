@@ -1,0 +1,6 @@
+"""The controller's reconcilers, one per kind."""
+
+from racklet.controller.reconcilers._rack import RackReconciler
+from racklet.controller.reconcilers._units import ComputeUnitReconciler
+
+__all__ = ["ComputeUnitReconciler", "RackReconciler"]

@@ -1,0 +1,60 @@
+"""The Rack reconciler: sums its units' observed power, energy and running count.
+
+It reads only the units' status (already observed by the ComputeUnit reconciler) and flags a
+rack drawing more than its PSU is rated for.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from racklet.api import ComputeUnit, Rack, set_condition
+from racklet.store import NotFound, Store
+
+
+class RackObserver(Protocol):
+    def rack(self, rack: Rack) -> None: ...
+
+
+class RackReconciler:
+    def __init__(self, store: Store, observer: RackObserver | None = None) -> None:
+        self._store = store
+        self._observer = observer
+
+    async def reconcile(self, name: str) -> float | None:
+        try:
+            rack = await self._store.get(Rack, name)
+        except NotFound:
+            return None
+        units = await self._store.list(ComputeUnit)
+        status = rack.status.model_copy(deep=True)
+        status.power_watts = round(sum(u.status.power_watts or 0.0 for u in units), 3)
+        status.energy_joules = round(sum(u.status.energy_joules or 0.0 for u in units), 1)
+        status.units_running = sum(1 for u in units if u.status.phase == "Running")
+        rated = rack.spec.psu_rated_watts
+        if status.power_watts > rated:
+            status.phase = "OverBudget"
+            set_condition(
+                status.conditions,
+                "WithinBudget",
+                "False",
+                "OverBudget",
+                f"drawing {status.power_watts:.2f} W of {rated:.2f} W rated",
+                observed_generation=rack.metadata.generation,
+            )
+        else:
+            status.phase = "Ready"
+            set_condition(
+                status.conditions,
+                "WithinBudget",
+                "True",
+                "WithinBudget",
+                f"drawing {status.power_watts:.2f} W of {rated:.2f} W rated",
+                observed_generation=rack.metadata.generation,
+            )
+        if status != rack.status:
+            rack.status = status
+            rack = await self._store.update_status(rack)
+        if self._observer is not None:
+            self._observer.rack(rack)
+        return None

@@ -1,0 +1,327 @@
+"""The ComputeUnit reconciler: observe the unit, derive its phase, act, write status.
+
+Level-triggered and idempotent: each run reads the unit's spec and looks at the unit afresh
+(Redfish chassis, system and environment metrics, the latest heartbeat). It then
+
+* powers the unit on when ``spec.power`` is On and it is Off — but only if the busbar budget
+  allows (see :mod:`racklet.controller._budget`); otherwise it waits with condition
+  ``PowerBudget=False`` (reason ``BusbarBudget``). This staggers a rack's power-on.
+* shuts it down gracefully when ``spec.power`` is Off and it is powered (the BMC forces it off
+  by itself after a grace period);
+* power-cycles it once per ``racklet.dev/power-cycle-request`` annotation value, recorded in
+  ``status.lastPowerCycle`` so the same request is never done twice.
+
+The phase comes only from the observation, never from the command just sent. Status is
+written only when something in it changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from typing import Protocol
+
+from racklet.api import (
+    POWER_CYCLE_ANNOTATION,
+    ComputeUnit,
+    ComputeUnitStatus,
+    Event,
+    Rack,
+    find_condition,
+    remove_condition,
+    set_condition,
+)
+from racklet.controller._budget import Draw, projected_watts
+from racklet.controller._heartbeats import HeartbeatRegistry
+from racklet.controller._phase import Observation, Verdict, derive_phase
+from racklet.log import get_logger
+from racklet.redfish import (
+    ChassisView,
+    EnvironmentView,
+    RedfishClientError,
+    RedfishError,
+    SystemView,
+)
+from racklet.store import NotFound, Store
+
+_WARNING_PHASES = ("BootFailed", "Unreachable", "Absent")
+DEFAULT_MAX_WATTS = 10.0  # a unit whose BMC does not say MaxPowerWatts
+
+
+class Bmc(Protocol):
+    """The part of :class:`racklet.redfish.RedfishClient` the reconciler uses."""
+
+    async def system(self, system_id: str) -> SystemView: ...
+
+    async def chassis(self, chassis_id: str) -> ChassisView: ...
+
+    async def environment_metrics(self, chassis_id: str) -> EnvironmentView: ...
+
+    async def reset(self, system_id: str, reset_type: str) -> None: ...
+
+
+class UnitObserver(Protocol):
+    def unit(self, name: str, status: ComputeUnitStatus) -> None: ...
+
+
+class ComputeUnitReconciler:
+    def __init__(
+        self,
+        store: Store,
+        bmcs: Mapping[str, Bmc],
+        heartbeats: HeartbeatRegistry,
+        *,
+        rack_name: str,
+        heartbeat_timeout: float = 10.0,
+        action_cooldown: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+        observer: UnitObserver | None = None,
+    ) -> None:
+        self._store = store
+        self._bmcs = bmcs
+        self._heartbeats = heartbeats
+        self._rack_name = rack_name
+        self.heartbeat_timeout = heartbeat_timeout
+        self._cooldown = action_cooldown
+        self._clock = clock
+        self._observer = observer
+        self._budget_lock = asyncio.Lock()
+        self._draws: dict[str, Draw] = {}
+        self._boot_marks: dict[str, float] = {}  # heartbeats before this belong to an old boot
+        self._last_action: dict[str, tuple[str, float]] = {}
+        self._cycled: dict[str, str] = {}
+        self._log = get_logger("controller")
+
+    async def reconcile(self, name: str) -> float | None:
+        try:
+            unit = await self._store.get(ComputeUnit, name)
+        except NotFound:
+            self._forget(name)
+            return None
+        bmc = self._bmcs.get(name)
+        obs = await self._observe(name, bmc)
+        verdict = derive_phase(obs)
+        self._remember_draw(name, verdict.phase, obs)
+
+        status = unit.status.model_copy(deep=True)
+        events: list[Event] = []
+        acted = False
+        if bmc is not None and obs.error is None and obs.system is not None:
+            acted = await self._act(unit, bmc, obs, verdict, status, events)
+
+        self._fill_status(unit, obs, verdict, status, events)
+        if status != unit.status:
+            unit.status = status
+            await self._store.update_status(unit)
+        for event in events:
+            await self._store.record_event(event)
+        if self._observer is not None:
+            self._observer.unit(name, status)
+        return 0.2 if acted else None
+
+    # -- observe ----------------------------------------------------------------------------
+
+    async def _observe(self, name: str, bmc: Bmc | None) -> Observation:
+        if bmc is None:
+            return Observation(error="no BMC credentials for this unit in the rack config")
+        try:
+            chassis = await bmc.chassis(name)
+            system = await bmc.system(name)
+        except RedfishClientError as exc:
+            return Observation(error=str(exc))
+        try:
+            environment: EnvironmentView | None = await bmc.environment_metrics(name)
+        except RedfishError:
+            environment = None  # a BMC without metrics still tells the phase
+        except RedfishClientError as exc:
+            return Observation(error=str(exc))
+        now = self._clock()
+        if system.power_state != "On" or system.boot_last_state != "OSRunning":
+            self._boot_marks[name] = now
+        beat = self._heartbeats.latest(name)
+        fresh = (
+            beat is not None
+            and beat.received >= self._boot_marks.get(name, float("-inf"))
+            and now - beat.received <= self.heartbeat_timeout
+        )
+        return Observation(
+            chassis=chassis, system=system, environment=environment, heartbeat_fresh=fresh
+        )
+
+    def _remember_draw(self, name: str, phase: str, obs: Observation) -> None:
+        if obs.system is None or obs.chassis is None:
+            return  # unreachable: keep the last known draw, the unit may still be on
+        measured = obs.environment.power_watts if obs.environment else None
+        self._draws[name] = Draw(
+            phase=phase,  # type: ignore[arg-type]
+            powered=obs.powered,
+            measured_watts=measured or 0.0,
+            max_watts=obs.chassis.max_power_watts,
+        )
+
+    def _forget(self, name: str) -> None:
+        for memo in (self._draws, self._boot_marks, self._last_action, self._cycled):
+            memo.pop(name, None)  # type: ignore[attr-defined]
+
+    # -- act --------------------------------------------------------------------------------
+
+    def _cooling_down(self, name: str, action: str) -> bool:
+        last = self._last_action.get(name)
+        return last is not None and last[0] == action and self._clock() - last[1] < self._cooldown
+
+    async def _reset(self, name: str, bmc: Bmc, reset_type: str) -> None:
+        await bmc.reset(name, reset_type)
+        self._last_action[name] = (reset_type, self._clock())
+        self._boot_marks[name] = self._clock()
+        self._log.info("%s: %s", name, reset_type, extra={"unit": name})
+
+    async def _act(
+        self,
+        unit: ComputeUnit,
+        bmc: Bmc,
+        obs: Observation,
+        verdict: Verdict,
+        status: ComputeUnitStatus,
+        events: list[Event],
+    ) -> bool:
+        name = unit.metadata.name
+        assert obs.system is not None and obs.chassis is not None
+        if obs.chassis.absent:
+            return False
+        request = unit.metadata.annotations.get(POWER_CYCLE_ANNOTATION)
+        if request and request != status.last_power_cycle:
+            if self._cycled.get(name) != request:
+                if unit.spec.power == "On" and obs.powered:
+                    await self._reset(name, bmc, "PowerCycle")
+                    events.append(_event(name, "PowerCycle", f"power cycle {request} requested"))
+                else:
+                    events.append(
+                        _event(name, "PowerCycleSkipped", f"power cycle {request}: unit is off")
+                    )
+                self._cycled[name] = request
+            status.last_power_cycle = request
+            return True
+
+        if unit.spec.power == "Off":
+            remove_condition(status.conditions, "PowerBudget")
+            if obs.powered and not self._cooling_down(name, "GracefulShutdown"):
+                await self._reset(name, bmc, "GracefulShutdown")
+                events.append(_event(name, "Shutdown", "graceful shutdown requested"))
+                return True
+            return False
+
+        if obs.system.power_state != "Off":
+            return False
+        if self._cooling_down(name, "On"):
+            return False
+        async with self._budget_lock:
+            allowed, message = await self._budget_allows(name, obs.chassis)
+            if not allowed:
+                set_condition(status.conditions, "PowerBudget", "False", "BusbarBudget", message)
+                events.append(
+                    _event(name, "BusbarBudget", "waiting for busbar budget to power on", "Warning")
+                )
+                return False
+            await self._reset(name, bmc, "On")
+            self._draws[name] = Draw(
+                phase="PoweringOn",
+                powered=True,
+                measured_watts=0.0,
+                max_watts=obs.chassis.max_power_watts,
+            )
+        set_condition(status.conditions, "PowerBudget", "True", "WithinBudget", message)
+        events.append(_event(name, "PowerOn", "powered on"))
+        return True
+
+    async def _budget_allows(self, name: str, chassis: ChassisView) -> tuple[bool, str]:
+        try:
+            rack = await self._store.get(Rack, self._rack_name)
+        except NotFound:
+            return True, f"no rack {self._rack_name!r} declared: no busbar budget to keep"
+        rated = rack.spec.psu_rated_watts
+        candidate = chassis.max_power_watts or DEFAULT_MAX_WATTS
+        others = [draw for unit, draw in self._draws.items() if unit != name]
+        for other in await self._store.list(ComputeUnit):
+            other_name = other.metadata.name
+            if other_name != name and other_name not in self._draws:
+                others.append(_draw_from_status(other.status))  # not observed yet this run
+        projected = projected_watts(others, candidate)
+        message = f"projected {projected:.2f} W of {rated:.2f} W rated"
+        return projected <= rated, message
+
+    # -- status -----------------------------------------------------------------------------
+
+    def _fill_status(
+        self,
+        unit: ComputeUnit,
+        obs: Observation,
+        verdict: Verdict,
+        status: ComputeUnitStatus,
+        events: list[Event],
+    ) -> None:
+        name = unit.metadata.name
+        previous = unit.status.phase
+        status.phase = verdict.phase
+        status.observed_generation = unit.metadata.generation
+        if obs.system is not None:
+            status.power_state = obs.system.power_state
+            system = obs.system
+            status.boot_progress = (
+                system.boot_oem_last_state
+                if system.boot_last_state == "OEM" and system.boot_oem_last_state
+                else system.boot_last_state
+            )
+        env = obs.environment
+        if env is not None:
+            status.power_watts = _rounded(env.power_watts, 3)
+            status.energy_joules = _rounded(env.energy_joules, 1)
+            status.temperature_celsius = _rounded(env.temperature_celsius, 1)
+        beat = self._heartbeats.latest(name)
+        if beat is not None:
+            status.last_heartbeat_time = beat.received_at
+            status.agent_url = beat.body.agent_url
+            status.os_version = beat.body.os_version
+            if status.temperature_celsius is None:
+                status.temperature_celsius = beat.body.temperature_celsius
+
+        generation = unit.metadata.generation
+        if verdict.happy:
+            set_condition(
+                status.conditions, "Ready", "True", "Running", verdict.message,
+                observed_generation=generation,
+            )  # fmt: skip
+        else:
+            set_condition(
+                status.conditions, "Ready", "False", verdict.phase, verdict.message,
+                observed_generation=generation,
+            )  # fmt: skip
+        had_missing = find_condition(status.conditions, "HeartbeatMissing")
+        if verdict.heartbeat_missing:
+            if had_missing is None or had_missing.status != "True":
+                events.append(_event(name, "HeartbeatMissing", verdict.message, "Warning"))
+            set_condition(
+                status.conditions, "HeartbeatMissing", "True", "NoHeartbeat", verdict.message
+            )
+        elif had_missing is not None:
+            set_condition(status.conditions, "HeartbeatMissing", "False", "HeartbeatSeen", "")
+        if verdict.phase != previous:
+            kind = "Warning" if verdict.phase in _WARNING_PHASES else "Normal"
+            events.append(_event(name, verdict.phase, verdict.message, kind))
+
+
+def _event(name: str, reason: str, message: str, kind: str = "Normal") -> Event:
+    return Event.about("ComputeUnit", name, reason, message, kind)  # type: ignore[arg-type]
+
+
+def _rounded(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _draw_from_status(status: ComputeUnitStatus) -> Draw:
+    return Draw(
+        phase=status.phase,
+        powered=status.power_state in ("On", "PoweringOn"),
+        measured_watts=status.power_watts or 0.0,
+        max_watts=None,
+    )

@@ -1,0 +1,16 @@
+"""An async Redfish client: how the controller (and the CLI) talk to BMCs."""
+
+from racklet.redfish._client import RESET_TYPES, RedfishClient
+from racklet.redfish._resources import ChassisView, EnvironmentView, SystemView
+from racklet.redfish.errors import RedfishClientError, RedfishError, RedfishUnreachable
+
+__all__ = [
+    "RESET_TYPES",
+    "ChassisView",
+    "EnvironmentView",
+    "RedfishClient",
+    "RedfishClientError",
+    "RedfishError",
+    "RedfishUnreachable",
+    "SystemView",
+]

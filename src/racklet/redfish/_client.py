@@ -1,0 +1,170 @@
+"""An async Redfish client over HTTPS, with session login, for the few calls Racklet makes.
+
+It logs in lazily with a Redfish session (``X-Auth-Token``), logs in again once when a token
+expires (401), and translates transport failures and error bodies into
+:mod:`racklet.redfish.errors`. It trusts only the rack CA. Not here: discovery by walking
+links, PATCH of settings, event subscriptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from racklet.net import client_context
+from racklet.redfish._resources import ChassisView, EnvironmentView, SystemView
+from racklet.redfish.errors import RedfishError, RedfishUnreachable
+
+SESSIONS = "/redfish/v1/SessionService/Sessions"
+RESET_TYPES = ("On", "ForceOff", "GracefulShutdown", "ForceRestart", "PowerCycle")
+_MAX_PAGES = 1000
+
+
+class RedfishClient:
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        ca_bundle: Path,
+        client_cert: tuple[Path, Path] | None = None,
+        timeout: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """``client_cert`` is (certificate, key); ``transport`` is for tests only."""
+        cert, key = client_cert if client_cert else (None, None)
+        self.base_url = base_url.rstrip("/")
+        self._credentials = {"UserName": username, "Password": password}
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            verify=client_context(ca_bundle, cert, key) if transport is None else True,
+            timeout=timeout,
+            transport=transport,
+            headers={"Accept": "application/json"},
+        )
+        self._token: str | None = None
+        self._session_url: str | None = None
+        self._login_lock = asyncio.Lock()
+
+    # -- session ----------------------------------------------------------------------------
+
+    async def _login(self, stale: str | None) -> str:
+        async with self._login_lock:
+            if self._token is not None and self._token != stale:
+                return self._token  # another caller already logged in again
+            response = await self._send("POST", SESSIONS, json=self._credentials, token=None)
+            _raise_for_status(response)
+            token = str(response.headers.get("X-Auth-Token") or "")
+            if not token:
+                raise RedfishError(response.status_code, "session created without X-Auth-Token")
+            self._token = token
+            self._session_url = response.headers.get("Location")
+            return token
+
+    async def _send(
+        self, method: str, path: str, *, json: Any = None, token: str | None
+    ) -> httpx.Response:
+        headers = {"X-Auth-Token": token} if token else {}
+        try:
+            return await self._http.request(method, path, json=json, headers=headers)
+        except httpx.TransportError as exc:
+            raise RedfishUnreachable(
+                f"{self.base_url}: {type(exc).__name__}: {exc or 'no answer'}"
+            ) from exc
+
+    async def _request(self, method: str, path: str, json: Any = None) -> httpx.Response:
+        token = self._token or await self._login(None)
+        response = await self._send(method, path, json=json, token=token)
+        if response.status_code == 401:
+            token = await self._login(token)
+            response = await self._send(method, path, json=json, token=token)
+        _raise_for_status(response)
+        return response
+
+    # -- resources --------------------------------------------------------------------------
+
+    async def get(self, path: str) -> dict[str, Any]:
+        response = await self._request("GET", path)
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise RedfishError(response.status_code, f"{path} did not return JSON") from exc
+        if not isinstance(body, dict):
+            raise RedfishError(response.status_code, f"{path} did not return a JSON object")
+        return body
+
+    async def system(self, system_id: str) -> SystemView:
+        return SystemView.from_json(await self.get(f"/redfish/v1/Systems/{system_id}"))
+
+    async def chassis(self, chassis_id: str) -> ChassisView:
+        return ChassisView.from_json(await self.get(f"/redfish/v1/Chassis/{chassis_id}"))
+
+    async def environment_metrics(self, chassis_id: str) -> EnvironmentView:
+        data = await self.get(f"/redfish/v1/Chassis/{chassis_id}/EnvironmentMetrics")
+        return EnvironmentView.from_json(data)
+
+    async def reset(self, system_id: str, reset_type: str) -> None:
+        if reset_type not in RESET_TYPES:
+            raise ValueError(f"unknown ResetType {reset_type!r}; one of {', '.join(RESET_TYPES)}")
+        await self._request(
+            "POST",
+            f"/redfish/v1/Systems/{system_id}/Actions/ComputerSystem.Reset",
+            json={"ResetType": reset_type},
+        )
+
+    async def console_entries(self, system_id: str, skip: int = 0) -> list[str]:
+        """The unit's captured UART lines from ``skip`` on, following ``nextLink`` pages."""
+        path: str | None = f"/redfish/v1/Systems/{system_id}/LogServices/Console/Entries"
+        path = f"{path}?$skip={skip}" if skip else path
+        lines: list[str] = []
+        for _ in range(_MAX_PAGES):
+            if path is None:
+                return lines
+            page = await self.get(path)
+            lines.extend(
+                str(m.get("Message", "")) for m in page.get("Members") or [] if isinstance(m, dict)
+            )
+            link = page.get("Members@odata.nextLink")
+            path = link if isinstance(link, str) and link else None
+        raise RedfishError(200, f"console of {system_id}: more than {_MAX_PAGES} pages")
+
+    async def aclose(self) -> None:
+        """End the session (best effort) and close the connection pool."""
+        if self._token and self._session_url:
+            with contextlib.suppress(RedfishUnreachable):
+                await self._send("DELETE", self._session_url, token=self._token)
+        self._token = None
+        await self._http.aclose()
+
+    async def __aenter__(self) -> RedfishClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def _raise_for_status(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    raise RedfishError(response.status_code, _error_message(response))
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.reason_phrase or "error"
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        extended = error.get("@Message.ExtendedInfo")
+        first = extended[0] if isinstance(extended, list) and extended else None
+        if isinstance(first, dict) and first.get("Message"):
+            return str(first["Message"])
+        if error.get("message"):
+            return str(error["message"])
+    return response.reason_phrase or "error"

@@ -1,0 +1,88 @@
+"""Typed views of the few Redfish resources the controller reads (no I/O here).
+
+Each view declares the fields it uses and is built from the JSON the BMC returned; fields the
+BMC leaves out become ``None`` rather than errors, since Redfish makes most of them optional.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+def _get(data: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+@dataclass(frozen=True)
+class SystemView:
+    """``/redfish/v1/Systems/{id}``: power state, boot progress and health."""
+
+    power_state: str | None
+    boot_last_state: str | None
+    boot_oem_last_state: str | None
+    state: str | None
+    health: str | None
+    messages: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SystemView:
+        conditions = _get(data, "Status", "Conditions") or []
+        return cls(
+            power_state=_get(data, "PowerState"),
+            boot_last_state=_get(data, "BootProgress", "LastState"),
+            boot_oem_last_state=_get(data, "BootProgress", "OemLastState"),
+            state=_get(data, "Status", "State"),
+            health=_get(data, "Status", "Health"),
+            messages=tuple(
+                str(c["Message"]) for c in conditions if isinstance(c, dict) and c.get("Message")
+            ),
+        )
+
+    @property
+    def boot_failed(self) -> bool:
+        return self.boot_last_state == "OEM" and self.boot_oem_last_state == "BootFailed"
+
+
+@dataclass(frozen=True)
+class ChassisView:
+    """``/redfish/v1/Chassis/{id}``: presence and the unit's power ceiling."""
+
+    state: str | None
+    max_power_watts: float | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ChassisView:
+        return cls(
+            state=_get(data, "Status", "State"),
+            max_power_watts=_number(_get(data, "MaxPowerWatts")),
+        )
+
+    @property
+    def absent(self) -> bool:
+        return self.state == "Absent"
+
+
+@dataclass(frozen=True)
+class EnvironmentView:
+    """``/redfish/v1/Chassis/{id}/EnvironmentMetrics``: power, energy and temperature."""
+
+    power_watts: float | None
+    energy_joules: float | None
+    temperature_celsius: float | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EnvironmentView:
+        return cls(
+            power_watts=_number(_get(data, "PowerWatts", "Reading")),
+            energy_joules=_number(_get(data, "EnergyJoules", "Reading")),
+            temperature_celsius=_number(_get(data, "TemperatureCelsius", "Reading")),
+        )

@@ -1,0 +1,80 @@
+"""A controller wired to an in-memory store and the fake Redfish service, with a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, ObjectMeta, Rack, RackSpec
+from racklet.controller import ComputeUnitReconciler, HeartbeatRegistry
+from racklet.controller._heartbeats import HeartbeatBody
+from racklet.redfish import RedfishClient
+from racklet.store import MemoryStore
+from tests.redfish.fake_bmc import PASSWORD, USER, FakeBmc
+
+
+@dataclass
+class FakeClock:
+    now: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Harness:
+    store: MemoryStore
+    bmc: FakeBmc
+    clock: FakeClock
+    heartbeats: HeartbeatRegistry
+    reconciler: ComputeUnitReconciler
+    clients: dict[str, RedfishClient] = field(default_factory=dict)
+
+    async def reconcile(self, *names: str) -> None:
+        await asyncio.gather(*(self.reconciler.reconcile(n) for n in names))
+
+    async def unit(self, name: str) -> ComputeUnit:
+        return await self.store.get(ComputeUnit, name)
+
+    def heartbeat(self, name: str) -> None:
+        self.heartbeats.record(
+            HeartbeatBody(unit=name, agentUrl="https://127.0.0.1:9999", osVersion="racklet-os 1.0")
+        )
+
+    async def close(self) -> None:
+        for client in self.clients.values():
+            await client.aclose()
+        await self.store.close()
+
+
+def client(bmc: FakeBmc) -> RedfishClient:
+    return RedfishClient(
+        "https://bmc.test",
+        USER,
+        PASSWORD,
+        ca_bundle=Path("/unused"),
+        transport=httpx.ASGITransport(app=bmc.app),
+    )
+
+
+async def make(names: list[str], rated: float = 100.0, **options: float) -> Harness:
+    store = MemoryStore()
+    await store.create(Rack(metadata=ObjectMeta(name="rack-1"), spec=RackSpec(psuRatedWatts=rated)))
+    for slot, name in enumerate(names, start=1):
+        await store.create(
+            ComputeUnit(
+                metadata=ObjectMeta(name=name),
+                spec=ComputeUnitSpec(slot=slot, bmc=BmcRef(url="https://bmc.test")),
+            )
+        )
+    bmc = FakeBmc(*names)
+    clock = FakeClock()
+    heartbeats = HeartbeatRegistry(clock=clock)
+    clients = {name: client(bmc) for name in names}
+    reconciler = ComputeUnitReconciler(
+        store, clients, heartbeats, rack_name="rack-1", clock=clock, **options
+    )
+    return Harness(store, bmc, clock, heartbeats, reconciler, clients)

@@ -1,0 +1,242 @@
+"""The ComputeUnit reconciler against the fake Redfish service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+
+from racklet.api import POWER_CYCLE_ANNOTATION, ComputeUnit, find_condition
+from racklet.controller import ComputeUnitReconciler, HeartbeatRegistry
+from racklet.redfish import RedfishClient
+from tests.controller.harness import FakeClock, Harness, make
+
+
+def condition(unit: ComputeUnit, type_: str) -> tuple[str, str, str] | None:
+    found = find_condition(unit.status.conditions, type_)
+    return None if found is None else (found.status, found.reason, found.message)
+
+
+async def test_powers_on_and_follows_the_boot_to_running() -> None:
+    h = await make(["unit-1"])
+    try:
+        await h.reconcile("unit-1")
+        assert h.bmc.resets == [("unit-1", "On")]
+        unit = await h.unit("unit-1")
+        assert unit.status.phase == "Off"  # derived from what was seen before acting
+        await h.reconcile("unit-1")
+        unit = await h.unit("unit-1")
+        assert unit.status.phase == "PoweringOn" and unit.status.power_state == "On"
+        assert condition(unit, "Ready") == ("False", "PoweringOn", "powered, waiting for firmware")
+
+        h.bmc.units["unit-1"].last_state = "OSBootStarted"
+        await h.reconcile("unit-1")
+        assert (await h.unit("unit-1")).status.phase == "Booting"
+
+        h.bmc.units["unit-1"].last_state = "OSRunning"
+        h.bmc.units["unit-1"].power_watts = 2.5
+        await h.reconcile("unit-1")
+        unit = await h.unit("unit-1")
+        assert unit.status.phase == "Booting"
+        assert condition(unit, "HeartbeatMissing") is not None
+        assert condition(unit, "HeartbeatMissing")[0] == "True"  # type: ignore[index]
+
+        h.clock.now += 1
+        h.heartbeat("unit-1")
+        await h.reconcile("unit-1")
+        unit = await h.unit("unit-1")
+        assert unit.status.phase == "Running"
+        assert unit.status.power_watts == 2.5 and unit.status.os_version == "racklet-os 1.0"
+        assert condition(unit, "Ready") is not None
+        assert condition(unit, "Ready")[:2] == ("True", "Running")  # type: ignore[index]
+        assert condition(unit, "HeartbeatMissing")[0] == "False"  # type: ignore[index]
+        assert h.bmc.resets == [("unit-1", "On")]  # no second power-on
+
+        h.clock.now += 11  # the agent went silent for longer than heartbeat_timeout
+        await h.reconcile("unit-1")
+        assert (await h.unit("unit-1")).status.phase == "Booting"
+        reasons = [e.reason for e in await h.store.events("unit-1")]
+        assert reasons[:2] == ["PowerOn", "Off"] and "Running" in reasons
+        assert reasons.count("HeartbeatMissing") == 1
+    finally:
+        await h.close()
+
+
+async def test_heartbeat_from_before_a_power_cycle_does_not_count() -> None:
+    h = await make(["unit-1"])
+    try:
+        h.bmc.power_on("unit-1")
+        h.bmc.units["unit-1"].last_state = "OSRunning"
+        h.heartbeat("unit-1")
+        await h.reconcile("unit-1")
+        assert (await h.unit("unit-1")).status.phase == "Running"
+        h.clock.now += 1
+        unit = await h.unit("unit-1")
+        unit.metadata.annotations[POWER_CYCLE_ANNOTATION] = "req-1"
+        await h.store.update(unit)
+        await h.reconcile("unit-1")  # cycles; the fake comes back On / None at once
+        h.bmc.units["unit-1"].last_state = "OSRunning"
+        h.clock.now += 1
+        await h.reconcile("unit-1")
+        unit = await h.unit("unit-1")
+        assert unit.status.phase == "Booting"  # the old heartbeat belongs to the old boot
+        h.heartbeat("unit-1")
+        await h.reconcile("unit-1")
+        assert (await h.unit("unit-1")).status.phase == "Running"
+    finally:
+        await h.close()
+
+
+async def test_power_cycle_is_done_once_per_request() -> None:
+    h = await make(["unit-1"])
+    try:
+        h.bmc.power_on("unit-1")
+        unit = await h.unit("unit-1")
+        unit.metadata.annotations[POWER_CYCLE_ANNOTATION] = "req-1"
+        await h.store.update(unit)
+        for _ in range(4):
+            await h.reconcile("unit-1")
+        assert h.bmc.resets == [("unit-1", "PowerCycle")]
+        assert (await h.unit("unit-1")).status.last_power_cycle == "req-1"
+
+        unit = await h.unit("unit-1")
+        unit.metadata.annotations[POWER_CYCLE_ANNOTATION] = "req-2"
+        await h.store.update(unit)
+        for _ in range(3):
+            await h.reconcile("unit-1")
+        assert h.bmc.resets == [("unit-1", "PowerCycle"), ("unit-1", "PowerCycle")]
+        assert [e.reason for e in await h.store.events("unit-1")].count("PowerCycle") == 2
+    finally:
+        await h.close()
+
+
+async def test_power_off_is_a_graceful_shutdown_sent_once() -> None:
+    h = await make(["unit-1"])
+    try:
+        h.bmc.power_on("unit-1")
+        unit = await h.unit("unit-1")
+        unit.spec.power = "Off"
+        await h.store.update(unit)
+        await h.reconcile("unit-1")
+        assert h.bmc.resets == [("unit-1", "GracefulShutdown")]
+        await h.reconcile("unit-1")
+        unit = await h.unit("unit-1")
+        assert unit.status.phase == "Off" and condition(unit, "Ready")[1] == "Off"  # type: ignore[index]
+        await h.reconcile("unit-1")
+        assert h.bmc.resets == [("unit-1", "GracefulShutdown")]  # off stays off
+    finally:
+        await h.close()
+
+
+async def test_staggered_power_on_never_exceeds_the_busbar() -> None:
+    names = [f"unit-{i}" for i in range(1, 6)]
+    rated = 16.0  # room for two booting units, and for the fifth once four run
+    h = await make(names, rated=rated)  # each unit: 6 W ceiling, 2 W once running
+    try:
+        waited = False
+        for _ in range(40):
+            await h.reconcile(*names)
+            # what the rack could draw right now, by the same rule the controller promised
+            draw = 0.0
+            for unit in h.bmc.units.values():
+                if unit.power_state == "On":
+                    draw += 6.0 if unit.last_state != "OSRunning" else unit.power_watts
+            assert draw <= rated
+            for name, unit in h.bmc.units.items():  # the "physics" advances one step
+                if unit.power_state != "On":
+                    continue
+                if unit.last_state == "None":
+                    unit.last_state, unit.power_watts = "OSBootStarted", 4.0
+                elif unit.last_state == "OSBootStarted":
+                    unit.last_state, unit.power_watts = "OSRunning", 2.0
+                    h.heartbeat(name)
+            statuses = [(await h.unit(n)) for n in names]
+            budgets = [condition(u, "PowerBudget") for u in statuses]
+            if any(b is not None and b[:2] == ("False", "BusbarBudget") for b in budgets):
+                waited = True
+            if all(u.status.phase == "Running" for u in statuses):
+                break
+            h.clock.now += 1
+        assert all(u.status.phase == "Running" for u in statuses)
+        assert waited
+        ons = [name for name, kind in h.bmc.resets if kind == "On"]
+        assert sorted(ons) == names  # each powered on exactly once
+        warnings = [e for e in await h.store.events() if e.reason == "BusbarBudget"]
+        assert warnings and all(e.type == "Warning" for e in warnings)
+    finally:
+        await h.close()
+
+
+async def test_boot_failure_absent_slot_and_unreachable_bmc() -> None:
+    h = await make(["unit-1", "unit-2"])
+    try:
+        h.bmc.power_on("unit-1")
+        fake = h.bmc.units["unit-1"]
+        fake.last_state, fake.oem_last_state = "OEM", "BootFailed"
+        fake.failure = "payload sha-256 mismatch: refusing to boot"
+        h.bmc.units["unit-2"].absent = True
+        await h.reconcile("unit-1", "unit-2")
+        failed = await h.unit("unit-1")
+        assert failed.status.phase == "BootFailed" and failed.status.boot_progress == "BootFailed"
+        assert condition(failed, "Ready") == ("False", "BootFailed", fake.failure)
+        absent = await h.unit("unit-2")
+        assert absent.status.phase == "Absent"
+        assert h.bmc.resets == []  # neither a failed nor an empty slot is powered by itself
+        events = {e.reason: e for e in await h.store.events()}
+        assert events["BootFailed"].type == "Warning"
+        assert events["BootFailed"].message == fake.failure
+    finally:
+        await h.close()
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    h2 = await make(["unit-1"])
+    dead = RedfishClient(
+        "https://bmc.test",
+        "a",
+        "b",
+        ca_bundle=Path("/unused"),
+        transport=httpx.MockTransport(refuse),
+    )
+    reconciler = ComputeUnitReconciler(
+        h2.store, {"unit-1": dead}, HeartbeatRegistry(clock=FakeClock()), rack_name="rack-1"
+    )
+    try:
+        await reconciler.reconcile("unit-1")
+        unit = await h2.unit("unit-1")
+        assert unit.status.phase == "Unreachable"
+        ready = condition(unit, "Ready")
+        assert ready is not None and ready[:2] == ("False", "Unreachable")
+        assert "ConnectError" in ready[2]
+        assert [e.type for e in await h2.store.events("unit-1")] == ["Warning"]
+    finally:
+        await dead.aclose()
+        await h2.close()
+
+
+async def test_status_is_not_rewritten_when_nothing_changed() -> None:
+    h = await make(["unit-1"])
+    try:
+        h.bmc.power_on("unit-1")
+        h.bmc.units["unit-1"].last_state = "OSRunning"
+        h.heartbeat("unit-1")
+        await h.reconcile("unit-1")
+        version = (await h.unit("unit-1")).metadata.resource_version
+        await h.reconcile("unit-1")
+        assert (await h.unit("unit-1")).metadata.resource_version == version
+        h.bmc.units["unit-1"].power_watts = 3.0
+        await h.reconcile("unit-1")
+        assert (await h.unit("unit-1")).metadata.resource_version != version
+    finally:
+        await h.close()
+
+
+async def test_a_deleted_unit_is_forgotten() -> None:
+    h: Harness = await make(["unit-1"])
+    try:
+        await h.store.delete(ComputeUnit, "unit-1")
+        assert await h.reconciler.reconcile("unit-1") is None
+        assert h.bmc.resets == []
+    finally:
+        await h.close()
