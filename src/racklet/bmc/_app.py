@@ -1,0 +1,131 @@
+"""The ASGI app: routes of every Redfish family, authentication, Redfish error bodies and
+request-scoped logging.
+
+Every error a client can cause is a Redfish error body from the Base registry; anything
+unexpected becomes ``Base.InternalError`` (500) and is logged with its traceback, never a
+bare stack trace on the wire.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import MutableMapping
+from typing import Any
+from urllib.parse import unquote
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from racklet.bmc import _chassis, _logs, _managers, _metrics, _root, _sessions, _systems
+from racklet.bmc._accounts import Accounts
+from racklet.bmc._auth import AuthMiddleware, send_error
+from racklet.bmc._context import BmcContext
+from racklet.bmc._errors import RedfishError
+from racklet.bmc._http import respond
+from racklet.bmc._sessions import SessionStore
+from racklet.log import ContextLogger
+
+_request: contextvars.ContextVar[str | None] = contextvars.ContextVar("bmc_request", default=None)
+
+
+class RequestLogger(ContextLogger):
+    """Stamps the HTTP request being served (method and path) on every line it logs."""
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        msg, kwargs = super().process(msg, kwargs)
+        current = _request.get()
+        if current and not kwargs["extra"].get("request"):
+            kwargs["extra"]["request"] = current
+        return msg, kwargs
+
+
+class _RequestScope:
+    """Outermost layer: binds the request to log lines; turns crashes into InternalError."""
+
+    def __init__(self, app: ASGIApp, log: ContextLogger) -> None:
+        self._app = app
+        self._log = log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        token = _request.set(f"{scope['method']} {scope['path']}")
+        unsupported = _unsupported_query(scope)
+        started = False
+        status = 0
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started, status
+            if message["type"] == "http.response.start":
+                started, status = True, int(message["status"])
+            await send(message)
+
+        try:
+            if unsupported:
+                await send_error(tracking_send, RedfishError(501, "QueryNotSupported"))
+            else:
+                await self._app(scope, receive, tracking_send)
+        except Exception:
+            self._log.exception("request failed")
+            if not started:
+                await send_error(send, RedfishError(500, "InternalError"))
+                status = 500
+        finally:
+            level = 20 if scope["method"] not in ("GET", "HEAD") or status >= 400 else 10
+            self._log.log(level, f"status {status}")
+            _request.reset(token)
+
+
+_SUPPORTED_QUERY = {"$top", "$skip"}
+
+
+def _unsupported_query(scope: Scope) -> bool:
+    """Redfish: a ``$`` query parameter the service does not implement is a 501."""
+    if not scope["path"].startswith("/redfish"):
+        return False
+    query = scope.get("query_string", b"").decode("latin-1")
+    keys = {unquote(part.partition("=")[0]) for part in query.split("&") if part}
+    return any(key.startswith("$") and key not in _SUPPORTED_QUERY for key in keys)
+
+
+async def _redfish_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RedfishError)
+    return respond(exc.body(), exc.status, exc.headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        error = RedfishError(404, "ResourceNotFound", "Resource", request.url.path)
+    elif exc.status_code == 405:
+        error = RedfishError(405, "OperationNotAllowed", headers=dict(exc.headers or {}))
+    else:
+        error = RedfishError(exc.status_code, "InternalError")
+    return respond(error.body(), error.status, error.headers)
+
+
+def build_app(ctx: BmcContext, accounts: Accounts, sessions: SessionStore) -> Starlette:
+    routes = [
+        *_root.routes(ctx),
+        *_sessions.routes(sessions, accounts, ctx.log),
+        *_systems.routes(ctx),
+        *_logs.routes(ctx),
+        *_chassis.routes(ctx),
+        *_managers.routes(ctx),
+        *_metrics.routes(ctx),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(_RequestScope, log=ctx.log),
+            Middleware(AuthMiddleware, accounts=accounts, sessions=sessions),
+        ],
+        exception_handlers={RedfishError: _redfish_error, HTTPException: _http_error},
+    )

@@ -1,0 +1,110 @@
+"""Authentication and privileges for every request, as one ASGI middleware.
+
+Open without credentials: ``/redfish``, the ServiceRoot, the OData service document,
+``$metadata``, ``/metrics`` and the login itself (POST to Sessions). Everything else needs
+an ``X-Auth-Token`` of a live session or HTTP Basic credentials, else 401 with a Redfish
+body and a Basic challenge. Unknown paths are checked too, so nobody can probe which
+resources exist without logging in. Writes need the Operator or Administrator role; the
+SessionService settings need Administrator; anyone may close their own session.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from racklet.bmc._accounts import Accounts
+from racklet.bmc._errors import RedfishError
+from racklet.bmc._http import JSON_TYPE, Principal
+from racklet.bmc._schema import ROOT
+from racklet.bmc._sessions import SERVICE, SESSIONS, SessionStore
+
+REALM = 'Basic realm="Racklet BMC"'
+_OPEN = {"/redfish", ROOT, f"{ROOT}/odata", f"{ROOT}/$metadata", "/metrics"}
+_READ = {"GET", "HEAD"}
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _basic(value: str) -> tuple[str, str] | None:
+    scheme, _, encoded = value.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    username, sep, password = decoded.partition(":")
+    return (username, password) if sep else None
+
+
+def _allowed(method: str, path: str, who: Principal) -> bool:
+    if method in _READ or who.role == "Administrator":
+        return True
+    if method == "DELETE" and who.session_id and path == f"{SESSIONS}/{who.session_id}":
+        return True
+    if path.startswith(SERVICE):
+        return False
+    return who.role == "Operator"
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp, accounts: Accounts, sessions: SessionStore) -> None:
+        self._app = app
+        self._accounts = accounts
+        self._sessions = sessions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        path = scope["path"].rstrip("/") or "/"
+        method = scope["method"]
+        if path in _OPEN or (path == SESSIONS and method == "POST"):
+            await self._app(scope, receive, send)
+            return
+        who = await self._authenticate(scope)
+        if who is None:
+            error = RedfishError(401, "NoValidSession", headers={"WWW-Authenticate": REALM})
+        elif not _allowed(method, path, who):
+            error = RedfishError(403, "InsufficientPrivilege")
+        else:
+            scope.setdefault("state", {})["principal"] = who
+            await self._app(scope, receive, send)
+            return
+        await send_error(send, error)
+
+    async def _authenticate(self, scope: Scope) -> Principal | None:
+        token = _header(scope, b"x-auth-token")
+        if token:
+            session = self._sessions.touch(token)
+            if session is None:
+                return None
+            return Principal(session.username, session.role, session.id)
+        authorization = _header(scope, b"authorization")
+        credentials = _basic(authorization) if authorization else None
+        if credentials is None:
+            return None
+        account = await self._accounts.verify(*credentials)
+        return None if account is None else Principal(account.username, account.role)
+
+
+async def send_error(send: Send, error: RedfishError) -> None:
+    body = json.dumps(error.body()).encode()
+    headers: list[Any] = [
+        (b"content-type", JSON_TYPE.encode()),
+        (b"content-length", str(len(body)).encode()),
+        (b"odata-version", b"4.0"),
+        *[(k.lower().encode(), v.encode()) for k, v in error.headers.items()],
+    ]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

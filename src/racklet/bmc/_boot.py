@@ -1,0 +1,99 @@
+"""What the BMC knows about the unit's boot: Redfish ``BootProgress`` and a boot failure.
+
+The unit reports progress over the backplane link; a failure is held (with its reason)
+until the unit is next powered on, so the controller can read why a unit did not boot.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from racklet.bmc.errors import BmcError
+
+# ComputerSystem.BootProgressTypes (ComputerSystem.v1_13_0 and v1_15_0).
+BOOT_PROGRESS_STATES = (
+    "None",
+    "PrimaryProcessorInitializationStarted",
+    "BusInitializationStarted",
+    "MemoryInitializationStarted",
+    "SecondaryProcessorInitializationStarted",
+    "PCIResourceConfigStarted",
+    "SystemHardwareInitializationComplete",
+    "SetupEntered",
+    "OSBootStarted",
+    "OSRunning",
+    "OEM",
+)
+BOOT_FAILED = "BootFailed"
+# Platform registry message for a failed verified boot; its one argument names the device.
+BOOT_FAILED_MESSAGE_ID = "Platform.1.3.DeviceSecureBootFailure"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+@dataclass
+class BootFailure:
+    reason: str
+    timestamp: str
+
+
+class BootStatus:
+    """Boot progress of one unit; changed by the link and by power transitions."""
+
+    def __init__(self, unit: str) -> None:
+        self._unit = unit
+        self.last_state = "None"
+        self.oem_state: str | None = None
+        self.message: str | None = None
+        self.changed = _now()
+        self.failure: BootFailure | None = None
+
+    def progress(self, state: str, message: str | None = None) -> None:
+        if state not in BOOT_PROGRESS_STATES:
+            raise BmcError(
+                f"unknown boot progress state {state!r} (one of: {', '.join(BOOT_PROGRESS_STATES)})"
+            )
+        self.last_state, self.oem_state, self.message = state, None, message
+        self.changed = _now()
+
+    def failed(self, reason: str) -> None:
+        reason = " ".join(reason.split())[:500] or "no reason given"
+        self.last_state, self.oem_state, self.message = "OEM", BOOT_FAILED, reason
+        self.changed = _now()
+        self.failure = BootFailure(reason, self.changed)
+
+    def powered_on(self) -> None:
+        """A new boot begins: forget the last one, including its failure."""
+        self.failure = None
+        self.last_state, self.oem_state, self.message = "None", None, None
+        self.changed = _now()
+
+    def powered_off(self) -> None:
+        """Not booting any more; a failure stays visible until the next power-on."""
+        if self.failure is None:
+            self.last_state, self.oem_state, self.message = "None", None, None
+            self.changed = _now()
+
+    def redfish(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"LastState": self.last_state, "LastStateTime": self.changed}
+        if self.last_state == "OEM" and self.oem_state:
+            body["OemLastState"] = self.oem_state
+        return body
+
+    def conditions(self) -> list[dict[str, Any]]:
+        if self.failure is None:
+            return []
+        return [
+            {
+                "MessageId": BOOT_FAILED_MESSAGE_ID,
+                "MessageArgs": [self._unit],
+                "Message": f"Device '{self._unit}' encountered a secure boot failure: "
+                f"{self.failure.reason}",
+                "Severity": "Critical",
+                "Timestamp": self.failure.timestamp,
+            }
+        ]

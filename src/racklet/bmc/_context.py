@@ -1,0 +1,42 @@
+"""The state one BMC's Redfish families share: the board and what the service observed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from racklet.bmc._boot import BootStatus
+from racklet.bmc._console import ConsoleLog
+from racklet.bmc._power import Meter, PowerControl
+from racklet.bmc._schema import ROOT
+from racklet.hw import BmcBoard
+from racklet.log import ContextLogger
+
+MANAGER_ID = "bmc"
+
+
+@dataclass
+class BmcContext:
+    unit: str
+    board: BmcBoard
+    firmware_version: str
+    uuid: str
+    boot: BootStatus
+    power: PowerControl
+    meter: Meter
+    console: ConsoleLog
+    log: ContextLogger
+
+    @property
+    def system_path(self) -> str:
+        return f"{ROOT}/Systems/{self.unit}"
+
+    @property
+    def chassis_path(self) -> str:
+        return f"{ROOT}/Chassis/{self.unit}"
+
+    @property
+    def manager_path(self) -> str:
+        return f"{ROOT}/Managers/{MANAGER_ID}"
+
+    def present(self) -> bool:
+        return self.board.presence.is_present()

@@ -1,0 +1,190 @@
+"""Redfish error bodies built from the DMTF Base message registry (Base.1.22.1).
+
+Only the messages the service uses are listed; their text, severity and resolution are the
+registry's. :class:`RedfishError` is raised by handlers and turned into a response in one
+place (``_app``), so no handler builds error JSON by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+REGISTRY = "Base.1.22"
+
+
+@dataclass(frozen=True)
+class _Message:
+    text: str
+    severity: str
+    resolution: str
+
+
+_BASE: dict[str, _Message] = {
+    "ResourceNotFound": _Message(
+        "The requested resource of type %1 named '%2' was not found.",
+        "Critical",
+        "Provide a valid resource identifier and resubmit the request.",
+    ),
+    "OperationNotAllowed": _Message(
+        "The HTTP method is not allowed on this resource.", "Critical", "None."
+    ),
+    "MalformedJSON": _Message(
+        "The request body submitted was malformed JSON and could not be parsed by the "
+        "receiving service.",
+        "Critical",
+        "Ensure that the request body is valid JSON and resubmit the request.",
+    ),
+    "ActionParameterValueNotInList": _Message(
+        "The value '%1' for the parameter %2 in the action %3 is not in the list of "
+        "acceptable values.",
+        "Warning",
+        "Choose a value from the enumeration list that the implementation can support and "
+        "resubmit the request if the operation failed.",
+    ),
+    "ActionParameterMissing": _Message(
+        "The action %1 requires the parameter %2 to be present in the request body.",
+        "Critical",
+        "Supply the action with the required parameter in the request body when the request "
+        "is resubmitted.",
+    ),
+    "ActionParameterUnknown": _Message(
+        "The action %1 was submitted with the invalid parameter %2.",
+        "Warning",
+        "Correct the invalid action parameter and resubmit the request if the operation failed.",
+    ),
+    "ActionParameterValueTypeError": _Message(
+        "The value '%1' for the parameter %2 in the action %3 is not a type that the "
+        "parameter can accept.",
+        "Warning",
+        "Correct the value for the parameter in the request body and resubmit the request if "
+        "the operation failed.",
+    ),
+    "PropertyUnknown": _Message(
+        "The property %1 is not in the list of valid properties for the resource.",
+        "Warning",
+        "Remove the unknown property from the request body and resubmit the request if the "
+        "operation failed.",
+    ),
+    "PropertyNotWritable": _Message(
+        "The property %1 is a read-only property and cannot be assigned a value.",
+        "Warning",
+        "Remove the property from the request body and resubmit the request if the operation "
+        "failed.",
+    ),
+    "PropertyValueNotInList": _Message(
+        "The value '%1' for the property %2 is not in the list of acceptable values.",
+        "Warning",
+        "Choose a value from the enumeration list that the implementation can support and "
+        "resubmit the request if the operation failed.",
+    ),
+    "PropertyValueTypeError": _Message(
+        "The value '%1' for the property %2 is not a type that the property can accept.",
+        "Warning",
+        "Correct the value for the property in the request body and resubmit the request if "
+        "the operation failed.",
+    ),
+    "PropertyValueOutOfRange": _Message(
+        "The value '%1' for the property %2 is not in the supported range of acceptable values.",
+        "Warning",
+        "Correct the value for the property in the request body and resubmit the request if "
+        "the operation failed.",
+    ),
+    "PropertyMissing": _Message(
+        "The property %1 is a required property and must be included in the request.",
+        "Warning",
+        "Ensure that the property is in the request body and has a valid value and resubmit "
+        "the request if the operation failed.",
+    ),
+    "QueryParameterValueTypeError": _Message(
+        "The value '%1' for the query parameter %2 is not a type that the parameter can accept.",
+        "Warning",
+        "Correct the value for the query parameter in the request and resubmit the request "
+        "if the operation failed.",
+    ),
+    "QueryParameterOutOfRange": _Message(
+        "The value '%1' for the query parameter %2 is out of range %3.",
+        "Warning",
+        "Reduce the value for the query parameter to a value that is within range, such as a "
+        "start or count value that is within bounds of the number of resources in a "
+        "collection or a page number that is within the range of valid pages.",
+    ),
+    "QueryNotSupported": _Message(
+        "Querying is not supported by the implementation.",
+        "Warning",
+        "Remove the query parameters and resubmit the request if the operation failed.",
+    ),
+    "NoValidSession": _Message(
+        "There is no valid session established with the implementation.",
+        "Critical",
+        "Establish a session before attempting any operations.",
+    ),
+    "InsufficientPrivilege": _Message(
+        "There are insufficient privileges for the account or credentials associated with "
+        "the current session to perform the requested operation.",
+        "Critical",
+        "Either abandon the operation or change the associated access rights and resubmit "
+        "the request if the operation failed.",
+    ),
+    "InternalError": _Message(
+        "The request failed due to an internal service error.  The service is still operational.",
+        "Critical",
+        "Resubmit the request.  If the problem persists, consider resetting the service.",
+    ),
+    "PreconditionFailed": _Message(
+        "The ETag supplied did not match the ETag required to change this resource.",
+        "Critical",
+        "Try the operation again using the appropriate ETag.",
+    ),
+    "Success": _Message("The request completed successfully.", "OK", "None."),
+}
+
+
+def message(key: str, *args: object, resolution: str | None = None) -> dict[str, Any]:
+    """One ``Message`` object (Message.v1_3_0) for a Base registry message.
+
+    ``resolution`` replaces the registry's generic one with a specific hint, as the Message
+    schema recommends (e.g. naming the acceptable values).
+    """
+    entry = _BASE[key]
+    text = entry.text
+    # Replace from the highest index down so %1 never eats the prefix of %10.
+    for index in range(len(args), 0, -1):
+        text = text.replace(f"%{index}", str(args[index - 1]))
+    body: dict[str, Any] = {
+        "@odata.type": "#Message.v1_3_0.Message",
+        "MessageId": f"{REGISTRY}.{key}",
+        "Message": text,
+        "MessageSeverity": entry.severity,
+        "Resolution": resolution or entry.resolution,
+    }
+    if args:
+        body["MessageArgs"] = [str(arg) for arg in args]
+    return body
+
+
+class RedfishError(Exception):
+    """An HTTP error answered with a Redfish error body (raise it from any handler)."""
+
+    def __init__(
+        self,
+        status: int,
+        key: str,
+        *args: object,
+        headers: dict[str, str] | None = None,
+        resolution: str | None = None,
+    ) -> None:
+        self.status = status
+        self.info = [message(key, *args, resolution=resolution)]
+        self.headers = headers or {}
+        super().__init__(self.info[0]["Message"])
+
+    def body(self) -> dict[str, Any]:
+        first = self.info[0]
+        return {
+            "error": {
+                "code": first["MessageId"],
+                "message": first["Message"],
+                "@Message.ExtendedInfo": self.info,
+            }
+        }

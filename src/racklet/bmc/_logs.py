@@ -1,0 +1,108 @@
+"""``Systems/{unit}/LogServices/Console``: the unit's serial console as LogEntries.
+
+Entries are listed oldest first (newest last) and inlined in the collection, so a client
+can follow the console with ``$skip`` = lines already seen, in one request per poll.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from racklet.bmc._console import ConsoleLine
+from racklet.bmc._context import BmcContext
+from racklet.bmc._errors import RedfishError
+from racklet.bmc._http import no_content, page, read_object, respond
+from racklet.bmc._schema import collection, link, resource
+
+CONSOLE = "Console"
+CLEAR_ACTION = "LogService.ClearLog"
+
+
+def routes(ctx: BmcContext) -> list[Route]:
+    services_path = f"{ctx.system_path}/LogServices"
+    console_path = f"{services_path}/{CONSOLE}"
+    entries_path = f"{console_path}/Entries"
+
+    def entry(line: ConsoleLine) -> dict[str, Any]:
+        return resource(
+            "LogEntry",
+            f"{entries_path}/{line.seq}",
+            Id=str(line.seq),
+            Name=f"Console line {line.seq}",
+            EntryType="Oem",
+            OemRecordFormat="Racklet",
+            Severity="OK",
+            Created=line.created.isoformat(timespec="milliseconds"),
+            Message=line.text,
+        )
+
+    def _check(request: Request, service: bool = True) -> None:
+        if request.path_params["system_id"] != ctx.unit:
+            raise RedfishError(
+                404, "ResourceNotFound", "ComputerSystem", request.path_params["system_id"]
+            )
+        if service and request.path_params["service_id"] != CONSOLE:
+            raise RedfishError(
+                404, "ResourceNotFound", "LogService", request.path_params["service_id"]
+            )
+
+    async def services(request: Request) -> Response:
+        _check(request, service=False)
+        members = page(request, [console_path])
+        return respond(
+            collection("LogServiceCollection", services_path, "Log Service Collection", members)
+        )
+
+    async def console(request: Request) -> Response:
+        _check(request)
+        return respond(
+            resource(
+                "LogService",
+                console_path,
+                Id=CONSOLE,
+                Name=f"Serial console of {ctx.unit}",
+                ServiceEnabled=True,
+                MaxNumberOfRecords=ctx.console.capacity,
+                OverWritePolicy="WrapsWhenFull",
+                LogEntryType="OEM",
+                Status={"State": "Enabled", "Health": "OK"},
+                Entries=link(entries_path),
+                Actions={f"#{CLEAR_ACTION}": {"target": f"{console_path}/Actions/{CLEAR_ACTION}"}},
+            )
+        )
+
+    async def entries(request: Request) -> Response:
+        _check(request)
+        lines = ctx.console.lines()
+        body = collection("LogEntryCollection", entries_path, "Console lines", [])
+        body["Members"] = [entry(line) for line in page(request, lines)]
+        body["Members@odata.count"] = len(lines)
+        return respond(body)
+
+    async def one_entry(request: Request) -> Response:
+        _check(request)
+        raw = request.path_params["entry_id"]
+        line = ctx.console.get(int(raw)) if raw.isdigit() else None
+        if line is None:
+            raise RedfishError(404, "ResourceNotFound", "LogEntry", raw)
+        return respond(entry(line))
+
+    async def clear(request: Request) -> Response:
+        _check(request)
+        await read_object(request)
+        ctx.console.clear()
+        ctx.log.info("console log cleared")
+        return no_content()
+
+    base = "/redfish/v1/Systems/{system_id}/LogServices"
+    return [
+        Route(base, services, methods=["GET"]),
+        Route(f"{base}/{{service_id}}", console, methods=["GET"]),
+        Route(f"{base}/{{service_id}}/Entries", entries, methods=["GET"]),
+        Route(f"{base}/{{service_id}}/Entries/{{entry_id}}", one_entry, methods=["GET"]),
+        Route(f"{base}/{{service_id}}/Actions/{CLEAR_ACTION}", clear, methods=["POST"]),
+    ]

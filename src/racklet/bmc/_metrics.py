@@ -1,0 +1,68 @@
+"""``/metrics``: the unit's power, energy and temperature as OpenMetrics, in base units.
+
+A collector on a registry owned by this service reads the BMC's last sample at scrape
+time, so nothing is copied between the sampler and the exposition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import Collector, CollectorRegistry
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from racklet.bmc._context import BmcContext
+
+
+class _UnitCollector(Collector):
+    def __init__(self, ctx: BmcContext) -> None:
+        self._ctx = ctx
+
+    def collect(self) -> Iterable[Metric]:
+        ctx, meter = self._ctx, self._ctx.meter
+        labels = [ctx.unit]
+
+        def gauge(name: str, doc: str, value: float | None) -> GaugeMetricFamily:
+            family = GaugeMetricFamily(name, doc, labels=["unit"])
+            if value is not None:
+                family.add_metric(labels, value)
+            return family
+
+        reading = meter.reading if meter.monitor_ok else None
+        yield gauge(
+            "racklet_unit_power_watts", "Unit input power.", reading.watts if reading else None
+        )
+        yield gauge("racklet_unit_volts", "Unit input voltage.", reading.volts if reading else None)
+        yield gauge(
+            "racklet_unit_amperes", "Unit input current.", reading.amperes if reading else None
+        )
+        yield gauge(
+            "racklet_unit_temperature_celsius",
+            "SoC temperature.",
+            meter.celsius if meter.temperature_ok else None,
+        )
+        yield gauge(
+            "racklet_unit_powered",
+            "1 if the unit's DC/DC is enabled.",
+            1.0 if ctx.board.power_switch.is_on() else 0.0,
+        )
+        energy = CounterMetricFamily(
+            "racklet_unit_energy_joules", "Energy drawn by the unit.", labels=["unit"]
+        )
+        energy.add_metric(labels, meter.energy_joules)
+        yield energy
+
+
+def routes(ctx: BmcContext) -> list[Route]:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_UnitCollector(ctx))
+
+    async def metrics(request: Request) -> Response:
+        payload: bytes = generate_latest(registry)  # type: ignore[no-untyped-call]
+        return Response(payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return [Route("/metrics", metrics, methods=["GET"])]

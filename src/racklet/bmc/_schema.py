@@ -1,0 +1,95 @@
+"""The DMTF schema versions this service implements, in one place.
+
+Every resource names its ``@odata.type`` from :data:`TYPES`; the ``$metadata`` document is
+generated from the same table, so the two cannot disagree. Versions are those of the DMTF
+2025.4 CSDL (``shared/redfish/csdl``); every property the service emits exists in them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ROOT = "/redfish/v1"
+REDFISH_VERSION = "1.22.0"
+# The newest ServiceRoot namespace that declares the service's entity container.
+_CONTAINER = "ServiceRoot.v1_19_0"
+
+# schema file stem -> (versioned namespace, or None for unversioned collections)
+_VERSIONS: dict[str, str | None] = {
+    "ServiceRoot": "v1_20_0",
+    "ComputerSystem": "v1_27_0",
+    "ComputerSystemCollection": None,
+    "Chassis": "v1_28_0",
+    "ChassisCollection": None,
+    "Manager": "v1_24_0",
+    "ManagerCollection": None,
+    "Sensor": "v1_12_0",
+    "SensorCollection": None,
+    "EnvironmentMetrics": "v1_5_0",
+    "LogService": "v1_9_0",
+    "LogServiceCollection": None,
+    "LogEntry": "v1_21_0",
+    "LogEntryCollection": None,
+    "SessionService": "v1_2_0",
+    "Session": "v1_8_0",
+    "SessionCollection": None,
+    "Message": "v1_3_0",
+    "Resource": "v1_23_0",
+}
+
+
+def odata_type(schema: str) -> str:
+    """``#Namespace.vX_Y_Z.Type`` (or ``#Type.Type`` for a collection)."""
+    version = _VERSIONS[schema]
+    return f"#{schema}.{version}.{schema}" if version else f"#{schema}.{schema}"
+
+
+def resource(schema: str, path: str, **fields: Any) -> dict[str, Any]:
+    """The common head of a resource: type, id, context, then its own fields."""
+    return {
+        "@odata.type": odata_type(schema),
+        "@odata.id": path,
+        "@odata.context": f"{ROOT}/$metadata#{schema}.{schema}",
+        **fields,
+    }
+
+
+def collection(schema: str, path: str, name: str, members: list[str]) -> dict[str, Any]:
+    return resource(
+        schema,
+        path,
+        Name=name,
+        Members=[{"@odata.id": member} for member in members],
+        **{"Members@odata.count": len(members)},
+    )
+
+
+def link(path: str) -> dict[str, str]:
+    return {"@odata.id": path}
+
+
+def metadata_xml() -> str:
+    """The CSDL ``$metadata`` document: a reference to each DMTF schema file used."""
+    refs = []
+    for schema, version in _VERSIONS.items():
+        includes = f'    <edmx:Include Namespace="{schema}"/>\n'
+        if version:
+            includes += f'    <edmx:Include Namespace="{schema}.{version}"/>\n'
+        if schema == "ServiceRoot":
+            includes += f'    <edmx:Include Namespace="{_CONTAINER}"/>\n'
+        refs.append(
+            f'  <edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/{schema}_v1.xml">\n'
+            f"{includes}  </edmx:Reference>\n"
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        '<edmx:Edmx xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx" Version="4.0">\n'
+        + "".join(refs)
+        + "  <edmx:DataServices>\n"
+        '    <Schema xmlns="http://docs.oasis-open.org/odata/ns/edm" Namespace="Service">\n'
+        '      <EntityContainer Name="Service" '
+        f'Extends="{_CONTAINER}.ServiceContainer"/>\n'
+        "    </Schema>\n"
+        "  </edmx:DataServices>\n"
+        "</edmx:Edmx>\n"
+    )

@@ -1,0 +1,120 @@
+"""The BMC service of one unit: the Redfish app plus the background work of a BMC.
+
+Background tasks (console capture, power sampling, the backplane link, a power transition)
+are owned here: started by :meth:`BmcService.start`, cancelled and awaited by
+:meth:`BmcService.stop`. Serving :attr:`BmcService.app` over TLS is the caller's job
+(``racklet.net.AppServer``), so one process can host many BMCs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+
+from racklet.bmc._accounts import Accounts, read_accounts
+from racklet.bmc._app import RequestLogger, build_app
+from racklet.bmc._boot import BootStatus
+from racklet.bmc._console import ConsoleLog, capture
+from racklet.bmc._context import BmcContext
+from racklet.bmc._link import LinkService
+from racklet.bmc._power import Meter, PowerControl, PowerPolicy
+from racklet.bmc._sessions import SessionStore
+from racklet.config import write_private
+from racklet.hw import BmcBoard
+from racklet.log import get_logger
+
+
+@dataclass
+class BmcSettings:
+    unit: str
+    """The Systems and Chassis id."""
+    state_dir: Path
+    """The BMC's own storage: server.*, identity.*, trust.json, accounts.json."""
+    firmware_version: str
+    sample_period: float = 0.5
+    """Simulated seconds between power-monitor samples (on ``board.clock``)."""
+    halted_watts: float = 1.0
+    """During a GracefulShutdown, a draw below this means the unit has halted."""
+    shutdown_timeout: float = 20.0
+    """Simulated seconds a GracefulShutdown waits for the halt before cutting power."""
+    session_timeout: int = 1800
+    """Idle seconds after which a Redfish session expires (30 to 86400)."""
+    console_lines: int = 2000
+
+
+def _service_uuid(state_dir: Path) -> str:
+    """This BMC's UUID, kept in its storage so it is stable across restarts."""
+    path = state_dir / "uuid"
+    with contextlib.suppress(OSError, ValueError):
+        return str(uuid.UUID(path.read_text().strip()))
+    value = str(uuid.uuid4())
+    write_private(path, value + "\n")
+    return value
+
+
+class BmcService:
+    """Redfish and the backplane link for one unit, over one board's HAL."""
+
+    def __init__(self, board: BmcBoard, settings: BmcSettings) -> None:
+        self.settings = settings
+        self._log = RequestLogger(
+            get_logger("bmc").logger, {"component": "bmc", "unit": settings.unit}
+        )
+        boot = BootStatus(settings.unit)
+        power = PowerControl(
+            board, boot, PowerPolicy(settings.halted_watts, settings.shutdown_timeout), self._log
+        )
+        self.context = BmcContext(
+            unit=settings.unit,
+            board=board,
+            firmware_version=settings.firmware_version,
+            uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:racklet:bmc:{settings.unit}")),
+            boot=boot,
+            power=power,
+            meter=Meter(board, power, self._log.bind(request="sampler")),
+            console=ConsoleLog(settings.console_lines),
+            log=self._log,
+        )
+        self._accounts = Accounts()
+        self._link = LinkService(settings.unit, settings.state_dir, boot, self._log)
+        self.app: Starlette = build_app(
+            self.context, self._accounts, SessionStore(settings.session_timeout)
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def energy_joules(self) -> float:
+        return self.context.meter.energy_joules
+
+    async def start(self) -> None:
+        if self._tasks:
+            return
+        state_dir = self.settings.state_dir
+        self._accounts.replace(await asyncio.to_thread(read_accounts, state_dir / "accounts.json"))
+        self.context.uuid = await asyncio.to_thread(_service_uuid, state_dir)
+        board, ctx = self.context.board, self.context
+        unit = self.settings.unit
+        self._tasks = [
+            asyncio.create_task(capture(board.uart, ctx.console), name=f"bmc:{unit}:console"),
+            asyncio.create_task(
+                ctx.meter.run(self.settings.sample_period), name=f"bmc:{unit}:meter"
+            ),
+            asyncio.create_task(board.link.serve(self._link.handle), name=f"bmc:{unit}:link"),
+        ]
+        self._log.info(f"BMC started (firmware {self.settings.firmware_version})")
+
+    async def stop(self) -> None:
+        tasks, self._tasks = self._tasks, []
+        await self.context.power.cancel_transition()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if tasks:
+            self._log.info("BMC stopped")

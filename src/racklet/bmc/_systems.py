@@ -1,0 +1,194 @@
+"""``Systems``: the unit as a ComputerSystem: power state, boot progress and override, Reset.
+
+Allowable values are declared once here and drive both the resource body and the
+validation of PATCH and of the Reset action.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from racklet.bmc._context import BmcContext
+from racklet.bmc._errors import RedfishError
+from racklet.bmc._http import no_content, page, read_object, respond, route
+from racklet.bmc._power import RESET_TYPES
+from racklet.bmc._schema import ROOT, collection, link, resource
+from racklet.hw import BootSource
+
+SYSTEMS = f"{ROOT}/Systems"
+RESET_ACTION = "ComputerSystem.Reset"
+OVERRIDE_TARGETS = ("None", *(source.value for source in BootSource))
+OVERRIDE_ENABLED = ("Disabled", "Continuous")
+_WRITABLE_BOOT = ("BootSourceOverrideTarget", "BootSourceOverrideEnabled")
+
+
+class BootOverride:
+    """The Boot override as Redfish shows it, applied to the board's boot-source select."""
+
+    def __init__(self, ctx: BmcContext) -> None:
+        self._ctx = ctx
+        self.default = ctx.board.boot_select.get()
+        self.target = "None"
+        self.enabled = "Disabled"
+
+    def apply(self, target: str, enabled: str) -> None:
+        self.target, self.enabled = target, enabled
+        active = enabled != "Disabled" and target != "None"
+        self._ctx.board.boot_select.set(BootSource(target) if active else self.default)
+        self._ctx.log.info(f"boot override {target} {enabled}")
+
+    def redfish(self) -> dict[str, Any]:
+        return {
+            "BootSourceOverrideTarget": self.target,
+            "BootSourceOverrideTarget@Redfish.AllowableValues": list(OVERRIDE_TARGETS),
+            "BootSourceOverrideEnabled": self.enabled,
+            "BootSourceOverrideEnabled@Redfish.AllowableValues": list(OVERRIDE_ENABLED),
+        }
+
+
+def system_body(ctx: BmcContext, override: BootOverride) -> dict[str, Any]:
+    path = ctx.system_path
+    conditions = ctx.boot.conditions()
+    status: dict[str, Any] = {
+        "State": "Enabled" if ctx.present() else "Absent",
+        "Health": "Critical" if conditions else "OK",
+    }
+    if conditions:
+        status["Conditions"] = conditions
+    return resource(
+        "ComputerSystem",
+        path,
+        Id=ctx.unit,
+        Name=f"Racklet unit {ctx.unit}",
+        SystemType="Physical",
+        PowerState=ctx.power.power_state(),
+        Status=status,
+        BootProgress=ctx.boot.redfish(),
+        Boot=override.redfish(),
+        LogServices=link(f"{path}/LogServices"),
+        Links={"Chassis": [link(ctx.chassis_path)], "ManagedBy": [link(ctx.manager_path)]},
+        Actions={
+            f"#{RESET_ACTION}": {
+                "target": f"{path}/Actions/{RESET_ACTION}",
+                "ResetType@Redfish.AllowableValues": list(RESET_TYPES),
+            }
+        },
+    )
+
+
+def etag(body: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    return f'W/"{digest}"'
+
+
+def _check_reset(body: dict[str, Any]) -> str:
+    for name in body:
+        if name != "ResetType":
+            raise RedfishError(400, "ActionParameterUnknown", RESET_ACTION, name)
+    if "ResetType" not in body:
+        raise RedfishError(400, "ActionParameterMissing", RESET_ACTION, "ResetType")
+    value = body["ResetType"]
+    allowed = f"Use one of: {', '.join(RESET_TYPES)}."
+    if not isinstance(value, str):
+        raise RedfishError(
+            400,
+            "ActionParameterValueTypeError",
+            json.dumps(value),
+            "ResetType",
+            RESET_ACTION,
+            resolution=allowed,
+        )
+    if value not in RESET_TYPES:
+        raise RedfishError(
+            400,
+            "ActionParameterValueNotInList",
+            value,
+            "ResetType",
+            RESET_ACTION,
+            resolution=allowed,
+        )
+    return value
+
+
+def _check_patch(
+    body: dict[str, Any], current: dict[str, Any], override: BootOverride
+) -> tuple[str, str]:
+    target, enabled = override.target, override.enabled
+    for name, value in body.items():
+        if name != "Boot":
+            key = "PropertyNotWritable" if name in current else "PropertyUnknown"
+            raise RedfishError(400, key, name)
+        if not isinstance(value, dict):
+            raise RedfishError(400, "PropertyValueTypeError", json.dumps(value), "Boot")
+        for sub, subvalue in value.items():
+            pointer = f"Boot/{sub}"
+            if sub not in _WRITABLE_BOOT:
+                key = "PropertyNotWritable" if sub in current["Boot"] else "PropertyUnknown"
+                raise RedfishError(400, key, pointer)
+            allowed = OVERRIDE_TARGETS if sub == "BootSourceOverrideTarget" else OVERRIDE_ENABLED
+            if not isinstance(subvalue, str):
+                raise RedfishError(400, "PropertyValueTypeError", json.dumps(subvalue), pointer)
+            if subvalue not in allowed:
+                raise RedfishError(
+                    400,
+                    "PropertyValueNotInList",
+                    subvalue,
+                    pointer,
+                    resolution=f"Use one of: {', '.join(allowed)}.",
+                )
+            if sub == "BootSourceOverrideTarget":
+                target = subvalue
+            else:
+                enabled = subvalue
+    return target, enabled
+
+
+def routes(ctx: BmcContext) -> list[Route]:
+    override = BootOverride(ctx)
+
+    def _mine(request: Request) -> None:
+        if request.path_params["system_id"] != ctx.unit:
+            raise RedfishError(
+                404, "ResourceNotFound", "ComputerSystem", request.path_params["system_id"]
+            )
+
+    async def systems(request: Request) -> Response:
+        members = page(request, [ctx.system_path])
+        return respond(
+            collection("ComputerSystemCollection", SYSTEMS, "Computer System Collection", members)
+        )
+
+    async def get_system(request: Request) -> Response:
+        _mine(request)
+        body = system_body(ctx, override)
+        return respond(body, headers={"ETag": etag(body)})
+
+    async def patch_system(request: Request) -> Response:
+        _mine(request)
+        current = system_body(ctx, override)
+        if_match = request.headers.get("if-match")
+        if if_match and if_match != "*" and etag(current) not in if_match:
+            raise RedfishError(412, "PreconditionFailed")
+        target, enabled = _check_patch(await read_object(request), current, override)
+        override.apply(target, enabled)
+        body = system_body(ctx, override)
+        return respond(body, headers={"ETag": etag(body)})
+
+    async def reset(request: Request) -> Response:
+        _mine(request)
+        reset_type = _check_reset(await read_object(request))
+        await ctx.power.reset(reset_type)
+        return no_content()
+
+    item = f"{SYSTEMS}/{{system_id}}"
+    return [
+        Route(SYSTEMS, systems, methods=["GET"]),
+        route(item, GET=get_system, PATCH=patch_system),
+        Route(f"{item}/Actions/{RESET_ACTION}", reset, methods=["POST"]),
+    ]

@@ -1,0 +1,26 @@
+"""Errors of the BMC service.
+
+::
+
+    RackletError
+    └── BmcError                  the BMC refused or could not do something
+        ├── AccountsError         accounts.json missing, unreadable or malformed
+        └── StateError            a file of the BMC's state dir (trust, identity) is unusable
+
+Redfish clients never see these types: the HTTP layer answers with Redfish error bodies
+(:mod:`racklet.bmc._errors`), and the backplane link answers ``{"ok": false, "error": ...}``.
+"""
+
+from racklet.errors import RackletError
+
+
+class BmcError(RackletError):
+    """Base of every error the BMC service raises on purpose."""
+
+
+class AccountsError(BmcError):
+    """The BMC's accounts file is missing, unreadable or malformed."""
+
+
+class StateError(BmcError):
+    """A file in the BMC's state dir (trust bundle, held identity) is missing or malformed."""
