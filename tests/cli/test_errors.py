@@ -63,7 +63,9 @@ def _dead_rack_config(tmp_path: Path) -> Path:
             for i in (1, 2)
         ],
     )
-    (tmp_path / "ca.crt").write_text("")
+    from racklet.pki import RackCA
+
+    RackCA.create(tmp_path)
     return save(config)
 
 
@@ -127,6 +129,13 @@ def test_unknown_unit(tmp_path: Path, args: tuple[str, ...]) -> None:
     path = _dead_rack_config(tmp_path)
     result = run_cli("--config", str(path), *args)
     assert_one_line_error(result, 1, "unknown unit 'unit-9'", "unit-1, unit-2")
+
+
+def test_unreadable_ca_bundle(tmp_path: Path) -> None:
+    path = _dead_rack_config(tmp_path)
+    (tmp_path / "ca.crt").write_text("not a certificate")
+    result = run_cli("--config", str(path), "get", "units")
+    assert_one_line_error(result, 1, "CA bundle")
 
 
 def test_malformed_config(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ import httpx
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 from racklet.net import client_context
-
 from tests.e2e.conftest import RunningRack, phase
 
 UNITS = [f"unit-{i}" for i in range(1, 6)]

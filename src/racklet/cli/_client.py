@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 
 import httpx
 
 from racklet.cli.errors import ApiError, RackNotRunning
 from racklet.config import RackConfig
+from racklet.errors import ConfigError
 from racklet.net import client_context
 
 
@@ -16,9 +18,13 @@ class ApiClient:
 
     def __init__(self, config: RackConfig, timeout: float = 10.0) -> None:
         self._base = config.api.url.rstrip("/")
+        try:
+            verify = client_context(config.api.ca_bundle)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot use the CA bundle {config.api.ca_bundle}: {exc}") from None
         self._http = httpx.Client(
             base_url=self._base,
-            verify=client_context(config.api.ca_bundle),
+            verify=verify,
             headers={"Authorization": f"Bearer {config.api.token}"},
             timeout=timeout,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import httpx
 
 from racklet.net import client_context
 from racklet.redfish._resources import ChassisView, EnvironmentView, SystemView
-from racklet.redfish.errors import RedfishError, RedfishUnreachable
+from racklet.redfish.errors import RedfishClientError, RedfishError, RedfishUnreachable
 
 SESSIONS = "/redfish/v1/SessionService/Sessions"
 RESET_TYPES = ("On", "ForceOff", "GracefulShutdown", "ForceRestart", "PowerCycle")
@@ -40,9 +41,17 @@ class RedfishClient:
         cert, key = client_cert if client_cert else (None, None)
         self.base_url = base_url.rstrip("/")
         self._credentials = {"UserName": username, "Password": password}
+        verify: ssl.SSLContext | bool = True
+        if transport is None:
+            try:
+                verify = client_context(ca_bundle, cert, key)
+            except (OSError, ssl.SSLError) as exc:
+                raise RedfishClientError(
+                    f"cannot use the CA bundle or client certificate for {base_url}: {exc}"
+                ) from None
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
-            verify=client_context(ca_bundle, cert, key) if transport is None else True,
+            verify=verify,
             timeout=timeout,
             transport=transport,
             headers={"Accept": "application/json"},

@@ -7,9 +7,8 @@ bootstrap client; the unit then sits halted in its boot ROM until power-cycled.
 
 from __future__ import annotations
 
-from racklet.boot.client import bootstrap
-
 from racklet.boot import BootError
+from racklet.boot.client import bootstrap
 from racklet.hw import UnitHost
 from racklet.node import run_os
 

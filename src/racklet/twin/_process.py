@@ -51,7 +51,11 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
             service = BmcService(
                 rack.board(unit.name),
                 BmcSettings(
-                    unit=unit.name, state_dir=bmc_dir, firmware_version=BMC_FIRMWARE_VERSION
+                    unit=unit.name,
+                    state_dir=bmc_dir,
+                    firmware_version=BMC_FIRMWARE_VERSION,
+                    # A board's BMC is configured with the halted draw of the unit it carries.
+                    halted_watts=rack.unit(unit.name).profile.halted_watts + 0.3,
                 ),
             )
             await service.start()
