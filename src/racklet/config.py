@@ -52,6 +52,8 @@ class RackSettings(_Model):
     profile: str = "raspberry-pi-4"
     psu_rated_watts: float = Field(default=100.0, alias="psuRatedWatts")
     payload_bytes: int = Field(default=65536, alias="payloadBytes")
+    store: str = "sqlite"
+    """``sqlite`` (embedded, in the state dir) or ``etcd://HOST:PORT``."""
 
 
 class ControllerConfig(_Model):

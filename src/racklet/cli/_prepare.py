@@ -79,9 +79,12 @@ def prepare(
     profile: str,
     psu_rated_watts: float,
     payload_bytes: int,
+    store: str = "sqlite",
 ) -> RackConfig:
     if not 1 <= units <= MAX_UNITS:
         raise UsageError(f"--units must be between 1 and {MAX_UNITS}, got {units}")
+    if store != "sqlite" and not store.startswith("etcd://"):
+        raise UsageError(f"--store must be 'sqlite' or etcd://HOST:PORT, got {store!r}")
     if not 0 < speed <= 1000:
         raise UsageError(f"--speed must be greater than 0 and at most 1000, got {speed}")
     state_dir = state_dir.resolve()
@@ -93,6 +96,7 @@ def prepare(
         profile=profile,
         psuRatedWatts=psu_rated_watts,
         payloadBytes=payload_bytes,
+        store=store,
     )
 
     layout.pki.mkdir(parents=True, exist_ok=True)

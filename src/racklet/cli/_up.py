@@ -120,6 +120,7 @@ def up(
     profile: str,
     psu_rated_watts: float,
     payload_bytes: int,
+    store: str = "sqlite",
 ) -> int:
     stopping: list[int] = []
 
@@ -136,6 +137,7 @@ def up(
                 profile=profile,
                 psu_rated_watts=psu_rated_watts,
                 payload_bytes=payload_bytes,
+                store=store,
             )
             supervisor = _Supervisor(config)
             try:

@@ -84,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--profile", default="raspberry-pi-4", help="unit hardware profile")
     up.add_argument("--psu-watts", type=_watts, default=100.0, help="busbar supply rating")
     up.add_argument("--payload-bytes", type=_payload_size, default=65536, help="boot payload size")
+    up.add_argument("--store", default="sqlite", help="sqlite (default) or etcd://HOST:PORT")
 
     get = commands.add_parser("get", help="list resources")
     get.add_argument("kind", choices=["units", "unit", "computeunits"])
@@ -121,6 +122,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         profile=args.profile,
         psu_rated_watts=args.psu_watts,
         payload_bytes=args.payload_bytes,
+        store=args.store,
     )
 
 
