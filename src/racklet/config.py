@@ -129,12 +129,17 @@ class StateLayout:
 
 
 def write_private(path: Path, data: bytes | str) -> None:
-    """Write a secret atomically with mode 0600 (temp file in the same dir, then replace)."""
+    """Write a secret atomically with mode 0600."""
+    write_atomic(path, data, mode=0o600)
+
+
+def write_atomic(path: Path, data: bytes | bytearray | memoryview | str, mode: int = 0o644) -> None:
+    """Write a file so readers see the old or the new content, never a part (temp + replace)."""
     payload = data.encode() if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        os.fchmod(fd, 0o600)
+        os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
