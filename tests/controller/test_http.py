@@ -23,7 +23,8 @@ from racklet.api import (
     RackSpec,
 )
 from racklet.controller import ControllerMetrics, HeartbeatRegistry
-from racklet.controller._http import create_api_app, create_machine_app, merge_patch
+from racklet.controller._http import create_api_app, create_machine_app
+from racklet.controller._resources_http import merge_patch
 from racklet.net import AppServer, client_context, server_context
 from racklet.pki import RackCA
 from racklet.store import MemoryStore
@@ -124,11 +125,14 @@ async def test_patch_power_and_its_validation(api: Api) -> None:
     assert bad.json()["details"]["causes"][0]["field"] == "spec.power"
 
     frozen = await api.http.patch("/api/v1/computeunits/unit-1", json={"spec": {"slot": 5}})
-    assert frozen.status_code == 422 and frozen.json()["message"].startswith("spec.slot:")
+    assert frozen.status_code == 422
+    assert frozen.json()["message"] == "spec.slot: field is immutable"
 
-    for body in (b"{not json", b"[1]", b'"On"'):
-        garbage = await api.http.patch("/api/v1/computeunits/unit-1", content=body)
-        assert garbage.status_code == 422 and garbage.json()["kind"] == "Status"
+    garbage = await api.http.patch("/api/v1/computeunits/unit-1", content=b"{not json")
+    assert garbage.status_code == 400 and garbage.json()["message"].startswith("body: not JSON")
+    for body in (b"[1]", b'"On"'):
+        wrong = await api.http.patch("/api/v1/computeunits/unit-1", content=body)
+        assert wrong.status_code == 422 and wrong.json()["kind"] == "Status"
 
     missing = await api.http.patch("/api/v1/computeunits/unit-9", json={"spec": {"power": "On"}})
     assert missing.status_code == 404

@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, Event, ObjectMeta, Rack, RackSpec
-from racklet.store import AlreadyExists, Conflict, MemoryStore, NotFound, SqliteStore, Store
+from racklet.store import (
+    AlreadyExists,
+    Conflict,
+    Expired,
+    MemoryStore,
+    NotFound,
+    SqliteStore,
+    Store,
+)
 
 
 def unit(name: str, slot: int = 1, **labels: str) -> ComputeUnit:
@@ -152,3 +160,26 @@ async def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.M
         assert int(later.metadata.resource_version) == int(first.metadata.resource_version) + 1
     finally:
         await store.close()
+
+
+async def test_watch_replays_in_order_and_expires(tmp_path: Path) -> None:
+    for store in (MemoryStore(history=6), SqliteStore(tmp_path / "w.db", history=6)):
+        try:
+            _, start = await store.list_with_revision(ComputeUnit)
+            first = await store.create(unit("unit-1"))
+            first.status.phase = "Running"
+            await store.update_status(first)
+            await store.create(Rack(metadata=ObjectMeta(name="r"), spec=RackSpec(psuRatedWatts=5)))
+            gone = await store.delete(ComputeUnit, "unit-1")
+            changes = store.watch(ComputeUnit, start)
+            seen = [await anext(changes) for _ in range(4)]
+            await changes.aclose()  # type: ignore[attr-defined]
+            assert [c.type for c in seen] == ["BOOKMARK", "ADDED", "MODIFIED", "DELETED"]
+            assert seen[3].revision == int(gone.metadata.resource_version)
+            assert seen[2].object is not None and seen[2].object.status.phase == "Running"
+            for slot in range(2, 10):  # more than the kept history
+                await store.create(unit(f"unit-{slot}", slot))
+            with pytest.raises(Expired):
+                await anext(store.watch(ComputeUnit, start))
+        finally:
+            await store.close()

@@ -7,7 +7,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from racklet.api._resources import KINDS, Resource
+from racklet.api._kinds import KINDS
+from racklet.api._meta import API_VERSION, Object
 from racklet.api.errors import InvalidObject
 
 M = TypeVar("M", bound=BaseModel)
@@ -30,7 +31,7 @@ def validate(model: type[M], data: Any) -> M:
         raise InvalidObject(problems(exc)) from exc
 
 
-def parse(data: Any) -> Resource:
+def parse(data: Any) -> Object:
     """A resource of whichever kind ``data["kind"]`` names."""
     if not isinstance(data, dict):
         raise InvalidObject(["an object (mapping) is required"])
@@ -38,6 +39,9 @@ def parse(data: Any) -> Resource:
     model = KINDS.get(kind) if isinstance(kind, str) else None
     if model is None:
         raise InvalidObject([f"kind: must be one of {', '.join(sorted(KINDS))}, got {kind!r}"])
+    api_version = data.get("apiVersion")
+    if api_version is not None and api_version != API_VERSION:
+        raise InvalidObject([f"apiVersion: must be {API_VERSION}, got {api_version!r}"])
     return validate(model, data)
 
 
@@ -50,7 +54,7 @@ def to_yaml(obj: BaseModel) -> str:
     return yaml.safe_dump(to_dict(obj), sort_keys=False)
 
 
-def from_yaml(text: str) -> Resource:
+def from_yaml(text: str) -> Object:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -7,7 +7,7 @@ Only data and the small rules that belong to it (name syntax, when a condition's
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
@@ -42,6 +42,23 @@ class ObjectMeta(Model):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     creation_timestamp: dt.datetime | None = None
+
+
+class ObjectReference(Model):
+    """Which object something is about: kind and name (names are unique per kind)."""
+
+    kind: str
+    name: DnsLabel
+
+
+class Object(Model):
+    """What every stored kind shares; each kind narrows ``kind``, ``spec`` and ``status``."""
+
+    api_version: str = API_VERSION
+    kind: str
+    metadata: ObjectMeta
+    spec: Any
+    status: Any
 
 
 class Condition(Model):

@@ -12,7 +12,15 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from racklet.api._meta import API_VERSION, Condition, DnsLabel, Model, ObjectMeta, utcnow
+from racklet.api._meta import (
+    API_VERSION,
+    Condition,
+    Model,
+    Object,
+    ObjectMeta,
+    ObjectReference,
+    utcnow,
+)
 
 Phase = Literal[
     "Unknown", "Absent", "Off", "PoweringOn", "Booting", "Running", "BootFailed", "Unreachable"
@@ -44,7 +52,9 @@ class RackStatus(Model):
     conditions: list[Condition] = Field(default_factory=list)
 
 
-class Rack(Model):
+class Rack(Object):
+    """The rack itself: its power budget; status sums up its units."""
+
     api_version: Literal["racklet.dev/v1alpha1"] = API_VERSION
     kind: Literal["Rack"] = "Rack"
     metadata: ObjectMeta
@@ -53,6 +63,8 @@ class Rack(Model):
 
 
 class BmcRef(Model):
+    """Where the unit's BMC answers Redfish (HTTPS only)."""
+
     url: Annotated[str, Field(pattern=r"^https://")]
 
 
@@ -77,17 +89,14 @@ class ComputeUnitStatus(Model):
     conditions: list[Condition] = Field(default_factory=list)
 
 
-class ComputeUnit(Model):
+class ComputeUnit(Object):
+    """One unit in one slot, reached through its BMC; ``spec.power`` is what the user wants."""
+
     api_version: Literal["racklet.dev/v1alpha1"] = API_VERSION
     kind: Literal["ComputeUnit"] = "ComputeUnit"
     metadata: ObjectMeta
     spec: ComputeUnitSpec
     status: ComputeUnitStatus = Field(default_factory=ComputeUnitStatus)
-
-
-class ObjectReference(Model):
-    kind: str
-    name: DnsLabel
 
 
 class Event(Model):
@@ -121,7 +130,3 @@ class Event(Model):
             reason=reason,
             message=message,
         )
-
-
-Resource = Rack | ComputeUnit
-KINDS: dict[str, type[Rack] | type[ComputeUnit]] = {"Rack": Rack, "ComputeUnit": ComputeUnit}

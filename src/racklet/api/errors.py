@@ -4,7 +4,8 @@
 
     RackletError
     └── ApiError
-        └── InvalidObject    a manifest or patch does not validate; names each field path
+        ├── InvalidObject    a manifest or patch does not validate; names each field path
+        └── InvalidSelector  a label selector does not parse; names the bad requirement
 """
 
 from __future__ import annotations
@@ -22,3 +23,10 @@ class InvalidObject(ApiError):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
+
+
+class InvalidSelector(ApiError):
+    """A label selector that does not parse."""
+
+    def __init__(self, requirement: str, why: str) -> None:
+        super().__init__(f"labelSelector: {requirement!r}: {why}")

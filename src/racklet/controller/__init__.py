@@ -7,7 +7,7 @@ the BMC or the unit agent. ``python -m racklet.controller --state-dir D`` runs i
 from racklet.controller._heartbeats import Heartbeat, HeartbeatBody, HeartbeatRegistry
 from racklet.controller._metrics import ControllerMetrics
 from racklet.controller._phase import Observation, Verdict, derive_phase
-from racklet.controller._runtime import Reconciler, Registry, Runtime
+from racklet.controller._runtime import Reconciler, Registry, Runtime, RuntimeObserver
 from racklet.controller.errors import ControllerError, PermanentError, TemporaryError
 from racklet.controller.reconcilers import ComputeUnitReconciler, RackReconciler
 
@@ -24,6 +24,7 @@ __all__ = [
     "Reconciler",
     "Registry",
     "Runtime",
+    "RuntimeObserver",
     "TemporaryError",
     "Verdict",
     "derive_phase",

@@ -18,9 +18,10 @@ import hmac
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from pydantic import Field
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp
@@ -28,49 +29,29 @@ from starlette.types import ASGIApp
 from racklet.api import (
     POWER_CYCLE_ANNOTATION,
     ComputeUnit,
-    InvalidObject,
+    Event,
+    ObjectReference,
     Rack,
     find_condition,
     to_dict,
     validate,
 )
+from racklet.api._meta import Model
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
 from racklet.controller._metrics import CONTENT_TYPE, ControllerMetrics
-from racklet.controller._status import install_error_handlers, invalid, status_response
+from racklet.controller._resources_http import read_body, resource_router
+from racklet.controller._status import install_error_handlers, status_response
 from racklet.net import peer_common_name
 from racklet.store import Conflict, Store
 from racklet.web import static_app
 
 Enqueue = Callable[[str, str], None]
-_PATCHABLE = {("spec", "power")}
 _WRITE_ATTEMPTS = 8
 _MAX_BODY = 64 * 1024
 
 
 def _list(kind: str, items: list[Any]) -> dict[str, Any]:
     return {"apiVersion": "racklet.dev/v1alpha1", "kind": kind, "items": items}
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return patch
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
-
-
-def _changed_paths(before: Any, after: Any, prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
-    if isinstance(before, dict) and isinstance(after, dict):
-        paths: set[tuple[str, ...]] = set()
-        for key in before.keys() | after.keys():
-            paths |= _changed_paths(before.get(key), after.get(key), (*prefix, key))
-        return paths
-    return set() if before == after else {prefix}
 
 
 async def _json_body(request: Request) -> Any:
@@ -80,7 +61,16 @@ async def _json_body(request: Request) -> Any:
     try:
         return json.loads(raw or b"null")
     except ValueError as exc:
-        raise InvalidObject([f"body: not JSON ({exc})"]) from exc
+        raise HTTPException(400, f"body: not JSON ({exc})") from exc
+
+
+class EventBody(Model):
+    """What a client (GitOps, a script) may say happened: the server fills in the rest."""
+
+    involved_object: ObjectReference
+    type: Literal["Normal", "Warning"] = "Normal"
+    reason: Annotated[str, Field(min_length=1, max_length=128)]
+    message: Annotated[str, Field(max_length=4096)] = ""
 
 
 def create_api_app(
@@ -104,54 +94,6 @@ def create_api_app(
 
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorised)])
 
-    @api.get("/racks")
-    async def list_racks() -> JSONResponse:
-        return JSONResponse(_list("RackList", [to_dict(r) for r in await store.list(Rack)]))
-
-    @api.get("/racks/{name}")
-    async def get_rack(name: str) -> JSONResponse:
-        return JSONResponse(to_dict(await store.get(Rack, name)))
-
-    @api.get("/computeunits")
-    async def list_units() -> JSONResponse:
-        units = await store.list(ComputeUnit)
-        return JSONResponse(_list("ComputeUnitList", [to_dict(u) for u in units]))
-
-    @api.get("/computeunits/{name}")
-    async def get_unit(name: str) -> JSONResponse:
-        return JSONResponse(to_dict(await store.get(ComputeUnit, name)))
-
-    @api.patch("/computeunits/{name}")
-    async def patch_unit(name: str, request: Request) -> Response:
-        patch = await _json_body(request)
-        if not isinstance(patch, dict):
-            return invalid(["body: a JSON merge patch must be an object"])
-        pinned = (patch.get("metadata") or {}).get("resourceVersion")
-        for _ in range(_WRITE_ATTEMPTS):
-            current = await store.get(ComputeUnit, name)
-            before = to_dict(current)
-            after = merge_patch(before, patch)
-            if pinned is not None:
-                after["metadata"]["resourceVersion"] = before["metadata"]["resourceVersion"]
-            frozen = sorted(p for p in _changed_paths(before, after) if p not in _PATCHABLE)
-            if frozen:
-                fields = ", ".join(".".join(p) for p in frozen)
-                return invalid(
-                    [f"{'.'.join(frozen[0])}: only spec.power may be changed ({fields})"]
-                )
-            updated = validate(ComputeUnit, after)
-            if pinned is not None:
-                updated.metadata.resource_version = str(pinned)
-            try:
-                stored = await store.update(updated)
-            except Conflict:
-                if pinned is not None:
-                    raise
-                continue
-            enqueue("ComputeUnit", name)
-            return JSONResponse(to_dict(stored))
-        raise Conflict("ComputeUnit", name, "", "changing")
-
     @api.post("/computeunits/{name}/power-cycle", status_code=202)
     async def power_cycle(name: str) -> Response:
         request_id = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
@@ -173,12 +115,20 @@ def create_api_app(
 
     @api.get("/events")
     async def list_events(
-        name: str | None = None, limit: int = Query(100, ge=1, le=1000)
+        name: str | None = None, kind: str | None = None, limit: int = Query(100, ge=1, le=1000)
     ) -> JSONResponse:
-        events = await store.events(name, limit)
+        events = await store.events(name, limit, kind)
         return JSONResponse(_list("EventList", [to_dict(e) for e in events]))
 
+    @api.post("/events", status_code=201)
+    async def record_event(request: Request) -> JSONResponse:
+        body = validate(EventBody, await read_body(request))
+        ref = body.involved_object
+        event = Event.about(ref.kind, ref.name, body.reason, body.message, body.type)
+        return JSONResponse(to_dict(await store.record_event(event)), status_code=201)
+
     app.include_router(api)
+    app.include_router(resource_router(store, enqueue, [Depends(authorised)]))
 
     @app.get("/metrics")
     async def openmetrics() -> Response:

@@ -91,7 +91,7 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
         ),
     )
     registry.register(Rack, RackReconciler(store, observer=metrics))
-    runtime = Runtime(registry, store, on_result=metrics.reconcile_result)
+    runtime = Runtime(registry, store, observer=metrics)
     servers: list[AppServer] = []
     try:
         await declare(store, config)

@@ -6,9 +6,9 @@ registry of our own (never the process-global one), so a test can run two contro
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST, generate_latest
 
@@ -29,6 +29,21 @@ class ControllerMetrics:
             ["result"],
             registry=self.registry,
         )
+        self.durations = Histogram(
+            "racklet_controller_reconcile_duration_seconds",
+            "Time one reconcile run took, by kind.",
+            ["kind"],
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "racklet_controller_reconcile_errors",
+            "Failed reconcile runs by kind and reason (Conflict, Temporary, Permanent, or the "
+            "exception's type).",
+            ["kind", "reason"],
+            registry=self.registry,
+        )
+        self._depth: Callable[[], int] = lambda: 0
 
     # -- fed by the reconcilers and the runtime ---------------------------------------------
 
@@ -40,6 +55,14 @@ class ControllerMetrics:
 
     def reconcile_result(self, result: str) -> None:
         self.reconciles.labels(result=result).inc()
+
+    def reconcile_finished(self, kind: str, seconds: float, error: str | None) -> None:
+        self.durations.labels(kind=kind).observe(seconds)
+        if error is not None:
+            self.errors.labels(kind=kind, reason=error).inc()
+
+    def watch_queue(self, depth: Callable[[], int]) -> None:
+        self._depth = depth
 
     def render(self) -> bytes:
         body: bytes = generate_latest(self.registry)  # type: ignore[no-untyped-call]
@@ -88,3 +111,8 @@ class ControllerMetrics:
             busbar_energy.add_metric([], self._rack.status.energy_joules)
             rated.add_metric([], self._rack.spec.psu_rated_watts)
         yield from (busbar_power, busbar_energy, rated)
+        depth = GaugeMetricFamily(
+            "racklet_controller_queue_depth", "Objects queued, waiting for a reconcile slot."
+        )
+        depth.add_metric([], float(self._depth()))
+        yield depth

@@ -6,26 +6,39 @@ registered kind and queues every object; :meth:`Runtime.enqueue` queues one at o
 an API write or a heartbeat). An object is never reconciled by two workers at a time; a
 request that arrives while it runs makes it run once more afterwards. A failing object is
 retried with exponential back-off and jitter; a ``Conflict`` from the store is retried at
-once, since it only means someone else wrote first. Not here: leader election, watches.
+once, since it only means someone else wrote first. At most ``max_concurrent`` reconciles run
+at a time; objects waiting for a slot are the queue depth. Not here: leader election (see
+:mod:`racklet.controller._leader`), watches.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Callable
 from typing import Protocol
 
-from racklet.api import ComputeUnit, Rack
+from racklet.api import Object, kind_of
 from racklet.controller.errors import PermanentError, TemporaryError
 from racklet.log import get_logger
 from racklet.store import Conflict, Store
 
-Kind = type[Rack] | type[ComputeUnit]
+Kind = type[Object]
 Key = tuple[str, str]
 _CONFLICT_DELAY = 0.05
 
 log = get_logger("controller")
+
+
+class RuntimeObserver(Protocol):
+    """Where the runtime reports what it does (the controller's metrics)."""
+
+    def reconcile_result(self, result: str) -> None: ...
+
+    def reconcile_finished(self, kind: str, seconds: float, error: str | None) -> None: ...
+
+    def watch_queue(self, depth: Callable[[], int]) -> None: ...
 
 
 class Reconciler(Protocol):
@@ -41,7 +54,7 @@ class Registry:
         self._entries: dict[str, tuple[Kind, Reconciler]] = {}
 
     def register(self, kind: Kind, reconciler: Reconciler) -> None:
-        name = str(kind.model_fields["kind"].default)
+        name = kind_of(kind)
         if name in self._entries:
             raise ValueError(f"a reconciler for {name} is already registered")
         self._entries[name] = (kind, reconciler)
@@ -63,18 +76,32 @@ class Runtime:
         resync_seconds: float = 1.0,
         backoff_base: float = 0.2,
         backoff_max: float = 30.0,
+        max_concurrent: int = 64,
         on_result: Callable[[str], None] | None = None,
+        observer: RuntimeObserver | None = None,
     ) -> None:
         self._registry = registry
         self._store = store
         self.resync_seconds = resync_seconds
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
+        self._observer = observer
+        if on_result is None and observer is not None:
+            on_result = observer.reconcile_result
         self._on_result = on_result or (lambda _result: None)
+        self._slots = asyncio.Semaphore(max_concurrent)
+        self._waiting = 0
+        if observer is not None:
+            observer.watch_queue(lambda: self.depth)
         self._workers: dict[Key, asyncio.Task[None]] = {}
         self._again: set[Key] = set()
         self._resync: asyncio.Task[None] | None = None
         self._stopping = False
+
+    @property
+    def depth(self) -> int:
+        """Objects queued and waiting for a free reconcile slot."""
+        return self._waiting
 
     @property
     def running(self) -> bool:
@@ -109,7 +136,7 @@ class Runtime:
         while True:
             for kind_name, kind, _ in self._registry.entries():
                 try:
-                    objects = await self._store.list(kind)  # type: ignore[type-var]
+                    objects = await self._store.list(kind)
                 except Exception:
                     log.exception("cannot list %s for resync", kind_name)
                     continue
@@ -128,32 +155,44 @@ class Runtime:
         failures = 0
         try:
             while True:
-                self._again.discard(key)
                 delay: float | None = None
+                error: str | None = None
+                self._waiting += 1
+                try:
+                    await self._slots.acquire()
+                finally:
+                    self._waiting -= 1
+                self._again.discard(key)
+                started = time.perf_counter()
                 try:
                     requeue = await reconciler.reconcile(name)
                 except asyncio.CancelledError:
                     raise
                 except Conflict:
                     self._on_result("conflict")
-                    delay = _CONFLICT_DELAY
+                    error, delay = "Conflict", _CONFLICT_DELAY
                 except TemporaryError as exc:
                     self._on_result("error")
                     log.warning("%s/%s: %s (retry in %.1f s)", kind, name, exc, exc.delay)
-                    delay = exc.delay
+                    error, delay = "Temporary", exc.delay
                 except PermanentError as exc:
                     self._on_result("error")
                     log.error("%s/%s: %s", kind, name, exc)
-                    delay = self._backoff_max
-                except Exception:
+                    error, delay = "Permanent", self._backoff_max
+                except Exception as exc:
                     failures += 1
                     self._on_result("error")
-                    delay = self._backoff(failures)
+                    error, delay = type(exc).__name__, self._backoff(failures)
                     log.exception("%s/%s: reconcile failed (retry in %.2f s)", kind, name, delay)
                 else:
                     failures = 0
                     self._on_result("success")
                     delay = requeue
+                finally:
+                    self._slots.release()
+                    if self._observer is not None:
+                        elapsed = time.perf_counter() - started
+                        self._observer.reconcile_finished(kind, elapsed, error)
                 if delay is not None:
                     await asyncio.sleep(delay)
                     continue

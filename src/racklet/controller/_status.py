@@ -9,9 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 
-from racklet.api import InvalidObject, problems
+from racklet.api import InvalidObject, InvalidSelector, problems
 from racklet.errors import RackletError
-from racklet.store import AlreadyExists, Conflict, NotFound
+from racklet.store import AlreadyExists, Conflict, Expired, NotFound, Unavailable
 
 _REASONS = {
     400: "BadRequest",
@@ -20,9 +20,12 @@ _REASONS = {
     404: "NotFound",
     405: "MethodNotAllowed",
     409: "Conflict",
+    410: "Expired",
+    413: "RequestEntityTooLarge",
     415: "UnsupportedMediaType",
     422: "Invalid",
     500: "InternalError",
+    503: "ServiceUnavailable",
 }
 
 
@@ -78,6 +81,12 @@ def install_error_handlers(app: FastAPI) -> None:
             return status_response(409, str(exc))
         if isinstance(exc, InvalidObject):
             return invalid(exc.problems)
+        if isinstance(exc, InvalidSelector):
+            return status_response(400, str(exc))
+        if isinstance(exc, Expired):
+            return status_response(410, str(exc))
+        if isinstance(exc, Unavailable):
+            return status_response(503, str(exc), headers={"Retry-After": "1"})
         return status_response(500, f"{type(exc).__name__}: {exc}")
 
     app.add_exception_handler(HTTPException, on_http)

@@ -1,16 +1,29 @@
 """Where resources live: the Store protocol, SQLite (default) and an in-memory fake."""
 
+from racklet.store._changes import Change, ChangeType
 from racklet.store._memory import MemoryStore
-from racklet.store._protocol import Store
+from racklet.store._protocol import LabelSelector, Store
 from racklet.store._sqlite import SqliteStore
-from racklet.store.errors import AlreadyExists, Conflict, NotFound, StoreError
+from racklet.store.errors import (
+    AlreadyExists,
+    Conflict,
+    Expired,
+    NotFound,
+    StoreError,
+    Unavailable,
+)
 
 __all__ = [
     "AlreadyExists",
+    "Change",
+    "ChangeType",
     "Conflict",
+    "Expired",
+    "LabelSelector",
     "MemoryStore",
     "NotFound",
     "SqliteStore",
     "Store",
     "StoreError",
+    "Unavailable",
 ]

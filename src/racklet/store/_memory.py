@@ -4,23 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-from collections.abc import Mapping
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
-from racklet.api import ComputeUnit, Event, Rack
+from racklet.api import Event, Object
 from racklet.store import _rules
+from racklet.store._changes import Change, ChangeLog, ChangeType
+from racklet.store._protocol import LabelSelector
 from racklet.store.errors import AlreadyExists, NotFound, StoreError
 
-R = TypeVar("R", Rack, ComputeUnit)
+R = TypeVar("R", bound=Object)
 
 
 class MemoryStore:
-    def __init__(self) -> None:
+    def __init__(self, *, history: int = 10_000) -> None:
         self._objects: dict[tuple[str, str], Any] = {}
         self._events: list[Event] = []
         self._version = 0
         self._lock = asyncio.Lock()
         self._closed = False
+        self._log = ChangeLog(limit=history)
 
     def _next_version(self) -> int:
         if self._closed:
@@ -34,28 +37,37 @@ class MemoryStore:
         except KeyError:
             raise NotFound(kind, name) from None
 
+    def _publish(self, type_: ChangeType, obj: Object) -> None:
+        self._log.publish(
+            Change(type_, obj.kind, int(obj.metadata.resource_version), obj.model_copy(deep=True))
+        )
+
     async def get(self, kind: type[R], name: str) -> R:
-        obj: R = self._current(_kind(kind), name)
+        obj: R = self._current(_rules.kind_name(kind), name)
         return obj.model_copy(deep=True)
 
-    async def list(
-        self, kind: type[R], label_selector: Mapping[str, str] | None = None
-    ) -> builtins.list[R]:
-        name = _kind(kind)
+    async def list(self, kind: type[R], label_selector: LabelSelector = None) -> builtins.list[R]:
+        return (await self.list_with_revision(kind, label_selector))[0]
+
+    async def list_with_revision(
+        self, kind: type[R], label_selector: LabelSelector = None
+    ) -> tuple[builtins.list[R], int]:
+        name = _rules.kind_name(kind)
         found: list[R] = [
             obj.model_copy(deep=True)
             for (k, _), obj in sorted(self._objects.items())
             if k == name and _rules.matches(obj.metadata.labels, label_selector)
         ]
-        return found
+        return found, self._version
 
     async def create(self, obj: R) -> R:
         async with self._lock:
-            key = (obj.kind, obj.metadata.name)
+            key = (_rules.kind_name(type(obj)), obj.metadata.name)
             if key in self._objects:
                 raise AlreadyExists(*key)
             stored = _rules.for_create(obj, self._next_version())
             self._objects[key] = stored
+            self._publish("ADDED", stored)
             return stored.model_copy(deep=True)
 
     async def update(self, obj: R) -> R:
@@ -64,6 +76,7 @@ class MemoryStore:
             _rules.check_version(current, obj)
             stored: R = _rules.for_update(current, obj, self._next_version())
             self._objects[(obj.kind, obj.metadata.name)] = stored
+            self._publish("MODIFIED", stored)
             return stored.model_copy(deep=True)
 
     async def update_status(self, obj: R) -> R:
@@ -72,12 +85,25 @@ class MemoryStore:
             _rules.check_version(current, obj)
             stored: R = _rules.for_status(current, obj, self._next_version())
             self._objects[(obj.kind, obj.metadata.name)] = stored
+            self._publish("MODIFIED", stored)
             return stored.model_copy(deep=True)
 
-    async def delete(self, kind: type[R], name: str) -> None:
+    async def delete(self, kind: type[R], name: str, resource_version: str = "") -> R:
         async with self._lock:
-            self._current(_kind(kind), name)
-            del self._objects[(_kind(kind), name)]
+            kind_name = _rules.kind_name(kind)
+            current = self._current(kind_name, name)
+            if resource_version:
+                _rules.check_version(
+                    current, current.model_copy(update={"metadata": _rv(current, resource_version)})
+                )
+            del self._objects[(kind_name, name)]
+            gone: R = _rules.for_delete(current, self._next_version())
+            self._publish("DELETED", gone)
+            return gone.model_copy(deep=True)
+
+    async def watch(self, kind: type[R], revision: int) -> AsyncIterator[Change]:
+        async for change in self._log.follow(_rules.kind_name(kind), revision):
+            yield change
 
     async def record_event(self, event: Event) -> Event:
         async with self._lock:
@@ -93,13 +119,21 @@ class MemoryStore:
             del self._events[: -_rules.EVENT_LIMIT]
             return fresh.model_copy(deep=True)
 
-    async def events(self, name: str | None = None, limit: int = 100) -> builtins.list[Event]:
-        chosen = [e for e in self._events if name is None or e.involved_object.name == name]
+    async def events(
+        self, name: str | None = None, limit: int = 100, kind: str | None = None
+    ) -> builtins.list[Event]:
+        chosen = [
+            e
+            for e in self._events
+            if (name is None or e.involved_object.name == name)
+            and (kind is None or e.involved_object.kind == kind)
+        ]
         return [e.model_copy(deep=True) for e in chosen[-limit:]] if limit > 0 else []
 
     async def close(self) -> None:
         self._closed = True
+        self._log.close()
 
 
-def _kind(kind: type[Any]) -> str:
-    return str(kind.model_fields["kind"].default)
+def _rv(obj: Object, resource_version: str) -> Any:
+    return obj.metadata.model_copy(update={"resource_version": resource_version})

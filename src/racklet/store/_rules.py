@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from racklet.api import ComputeUnit, Event, ObjectMeta, Rack, Resource, utcnow
-from racklet.store.errors import Conflict
+from racklet.api import KINDS, Event, Object, ObjectMeta, Selector, kind_of, utcnow
+from racklet.store.errors import Conflict, StoreError
 
-R = TypeVar("R", Rack, ComputeUnit)
+R = TypeVar("R", bound=Object)
 
 EVENT_LIMIT = 2000  # oldest events beyond this are dropped
 
@@ -29,7 +29,17 @@ def for_create(obj: R, version: int) -> R:
     return obj.model_copy(update={"metadata": meta}, deep=True)
 
 
-def check_version(current: Resource, incoming: Resource) -> None:
+def kind_name(kind: type[Any]) -> str:
+    """The stored kind of a model class, refusing classes the store does not keep."""
+    name = kind_of(kind)
+    if name not in KINDS:
+        raise StoreError(f"the store does not keep objects of kind {name!r}")
+    return name
+
+
+def check_version(current: Object, incoming: Object) -> None:
+    """The incoming ``resourceVersion`` must be the current one (the API fills it in for an
+    unconditional PUT, so the store itself never writes blind)."""
     expected = incoming.metadata.resource_version
     if expected != current.metadata.resource_version:
         raise Conflict(
@@ -64,8 +74,17 @@ def for_status(current: R, incoming: R, version: int) -> R:
     )
 
 
-def matches(labels: Mapping[str, str], selector: Mapping[str, str] | None) -> bool:
-    return not selector or all(labels.get(k) == v for k, v in selector.items())
+def matches(labels: Mapping[str, str], selector: Mapping[str, str] | Selector | None) -> bool:
+    if selector is None:
+        return True
+    if isinstance(selector, Selector):
+        return selector.matches(labels)
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def for_delete(current: R, version: int) -> R:
+    meta = current.metadata.model_copy(update={"resource_version": str(version)})
+    return current.model_copy(update={"metadata": meta})
 
 
 def event_key(event: Event) -> tuple[str, str, str, str]:

@@ -3,7 +3,9 @@
 Every call runs on a single worker thread that owns the connection, so the event loop never
 blocks on disk and writes are serialised. Each write is one transaction (``BEGIN IMMEDIATE``
 … ``COMMIT``), so a failure leaves nothing half-written; WAL with ``synchronous=FULL`` makes a
-committed write survive a power cut. Not here: watches, multi-process writers.
+committed write survive a power cut (and so a ``kill -9``: the commit is on disk before the
+caller hears of it). Watches read an in-process change log the worker feeds after each commit.
+Not here: several processes writing one file (use etcd for more than one controller).
 """
 
 from __future__ import annotations
@@ -11,18 +13,20 @@ from __future__ import annotations
 import asyncio
 import builtins
 import sqlite3
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from pydantic import ValidationError
 
-from racklet.api import KINDS, ComputeUnit, Event, Rack
+from racklet.api import Event, Object
 from racklet.store import _rules
+from racklet.store._changes import Change, ChangeLog, ChangeType
+from racklet.store._protocol import LabelSelector
 from racklet.store.errors import AlreadyExists, NotFound, StoreError
 
-R = TypeVar("R", Rack, ComputeUnit)
+R = TypeVar("R", bound=Object)
 T = TypeVar("T")
 
 _SCHEMA = """
@@ -41,11 +45,14 @@ INSERT OR IGNORE INTO counter (id, version) VALUES (1, 0);
 
 
 class SqliteStore:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, history: int = 10_000) -> None:
         self.path = Path(path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="racklet-store")
         self._db: sqlite3.Connection | None = None
         self._closed = False
+        self._log = ChangeLog(limit=history)
+        self._pending: list[Change] = []  # touched only by the worker thread
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- the worker thread ------------------------------------------------------------------
 
@@ -56,12 +63,14 @@ class SqliteStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
+            self._log.floor = _version(db)
             self._db = db
         return self._db
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if self._closed:
             raise StoreError("the store is closed")
+        self._loop = asyncio.get_running_loop()
 
         def call() -> T:
             try:
@@ -76,43 +85,61 @@ class SqliteStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 result = work(db)
+                db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                self._pending.clear()
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
+            # published only once durable, in commit order (one worker thread, FIFO loop)
+            assert self._loop is not None
+            for change in self._pending:
+                self._loop.call_soon_threadsafe(self._log.publish, change)
+            self._pending.clear()
             return result
 
         return await self._run(transaction)
 
     # -- objects ----------------------------------------------------------------------------
 
+    def _changed(self, type_: ChangeType, obj: Object) -> None:
+        revision = int(obj.metadata.resource_version)
+        self._pending.append(Change(type_, obj.kind, revision, obj.model_copy(deep=True)))
+
     async def get(self, kind: type[R], name: str) -> R:
-        kind_name = _kind(kind)
+        kind_name = _rules.kind_name(kind)
         return await self._run(lambda db: _load(kind, _row(db, kind_name, name), name))
 
-    async def list(
-        self, kind: type[R], label_selector: Mapping[str, str] | None = None
-    ) -> builtins.list[R]:
-        kind_name = _kind(kind)
+    async def list(self, kind: type[R], label_selector: LabelSelector = None) -> builtins.list[R]:
+        return (await self.list_with_revision(kind, label_selector))[0]
 
-        def work(db: sqlite3.Connection) -> builtins.list[R]:
+    async def list_with_revision(
+        self, kind: type[R], label_selector: LabelSelector = None
+    ) -> tuple[builtins.list[R], int]:
+        kind_name = _rules.kind_name(kind)
+
+        def work(db: sqlite3.Connection) -> tuple[builtins.list[R], int]:
             rows = db.execute(
                 "SELECT body FROM objects WHERE kind = ? ORDER BY name", (kind_name,)
             ).fetchall()
             objs = [_parse(kind, body) for (body,) in rows]
-            return [o for o in objs if _rules.matches(o.metadata.labels, label_selector)]
+            chosen = [o for o in objs if _rules.matches(o.metadata.labels, label_selector)]
+            return chosen, _version(db)
 
         return await self._run(work)
 
     async def create(self, obj: R) -> R:
+        kind_name = _rules.kind_name(type(obj))
+
         def work(db: sqlite3.Connection) -> R:
-            if _row(db, obj.kind, obj.metadata.name) is not None:
-                raise AlreadyExists(obj.kind, obj.metadata.name)
+            if _row(db, kind_name, obj.metadata.name) is not None:
+                raise AlreadyExists(kind_name, obj.metadata.name)
             stored = _rules.for_create(obj, _bump(db))
             db.execute(
                 "INSERT INTO objects (kind, name, body) VALUES (?, ?, ?)",
-                (obj.kind, obj.metadata.name, stored.model_dump_json(by_alias=True)),
+                (kind_name, obj.metadata.name, stored.model_dump_json(by_alias=True)),
             )
+            self._changed("ADDED", stored)
             return stored
 
         return await self._write(work)
@@ -126,6 +153,7 @@ class SqliteStore:
                 "UPDATE objects SET body = ? WHERE kind = ? AND name = ?",
                 (stored.model_dump_json(by_alias=True), obj.kind, obj.metadata.name),
             )
+            self._changed("MODIFIED", stored)
             return stored
 
         return await self._write(work)
@@ -136,17 +164,25 @@ class SqliteStore:
     async def update_status(self, obj: R) -> R:
         return await self._replace(obj, _rules.for_status)
 
-    async def delete(self, kind: type[R], name: str) -> None:
-        kind_name = _kind(kind)
+    async def delete(self, kind: type[R], name: str, resource_version: str = "") -> R:
+        kind_name = _rules.kind_name(kind)
 
-        def work(db: sqlite3.Connection) -> None:
-            cursor = db.execute(
-                "DELETE FROM objects WHERE kind = ? AND name = ?", (kind_name, name)
-            )
-            if cursor.rowcount == 0:
-                raise NotFound(kind_name, name)
+        def work(db: sqlite3.Connection) -> R:
+            current = _load(kind, _row(db, kind_name, name), name)
+            if resource_version:
+                meta = current.metadata.model_copy(update={"resource_version": resource_version})
+                _rules.check_version(current, current.model_copy(update={"metadata": meta}))
+            db.execute("DELETE FROM objects WHERE kind = ? AND name = ?", (kind_name, name))
+            gone = _rules.for_delete(current, _bump(db))
+            self._changed("DELETED", gone)
+            return gone
 
-        await self._write(work)
+        return await self._write(work)
+
+    async def watch(self, kind: type[R], revision: int) -> AsyncIterator[Change]:
+        await self._run(lambda db: None)  # open the file, so the log knows its floor
+        async for change in self._log.follow(_rules.kind_name(kind), revision):
+            yield change
 
     # -- events -----------------------------------------------------------------------------
 
@@ -176,17 +212,15 @@ class SqliteStore:
 
         return await self._write(work)
 
-    async def events(self, name: str | None = None, limit: int = 100) -> builtins.list[Event]:
+    async def events(
+        self, name: str | None = None, limit: int = 100, kind: str | None = None
+    ) -> builtins.list[Event]:
         def work(db: sqlite3.Connection) -> builtins.list[Event]:
-            if name is None:
-                rows = db.execute(
-                    "SELECT body FROM events ORDER BY seq DESC LIMIT ?", (limit,)
-                ).fetchall()
-            else:
-                rows = db.execute(
-                    "SELECT body FROM events WHERE name = ? ORDER BY seq DESC LIMIT ?",
-                    (name, limit),
-                ).fetchall()
+            rows = db.execute(
+                "SELECT body FROM events WHERE (?1 IS NULL OR name = ?1) "
+                "AND (?2 IS NULL OR kind = ?2) ORDER BY seq DESC LIMIT ?3",
+                (name, kind, limit),
+            ).fetchall()
             return [Event.model_validate_json(body) for (body,) in reversed(rows)]
 
         return await self._run(work)
@@ -203,14 +237,8 @@ class SqliteStore:
         if self._db is not None:
             await self._run(shut)
         self._closed = True
+        self._log.close()
         await asyncio.to_thread(self._executor.shutdown, wait=True)
-
-
-def _kind(kind: type[Any]) -> str:
-    name = str(kind.model_fields["kind"].default)
-    if name not in KINDS:
-        raise StoreError(f"the store does not keep objects of kind {name!r}")
-    return name
 
 
 def _row(db: sqlite3.Connection, kind: str, name: str) -> str | None:
@@ -220,19 +248,23 @@ def _row(db: sqlite3.Connection, kind: str, name: str) -> str | None:
     return None if row is None else str(row[0])
 
 
+def _version(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT version FROM counter WHERE id = 1").fetchone()[0])
+
+
 def _bump(db: sqlite3.Connection) -> int:
     db.execute("UPDATE counter SET version = version + 1 WHERE id = 1")
-    return int(db.execute("SELECT version FROM counter WHERE id = 1").fetchone()[0])
+    return _version(db)
 
 
 def _parse(kind: type[R], body: str) -> R:
     try:
         return kind.model_validate_json(body)
     except ValidationError as exc:
-        raise StoreError(f"a stored {_kind(kind)} does not validate: {exc}") from exc
+        raise StoreError(f"a stored {_rules.kind_name(kind)} does not validate: {exc}") from exc
 
 
 def _load(kind: type[R], body: str | None, name: str) -> R:
     if body is None:
-        raise NotFound(_kind(kind), name)
+        raise NotFound(_rules.kind_name(kind), name)
     return _parse(kind, body)

@@ -6,7 +6,9 @@
     └── StoreError         the store itself failed (disk, corruption, closed)
         ├── NotFound       no object of that kind and name           (HTTP 404)
         ├── AlreadyExists  create of a name that is taken            (HTTP 409)
-        └── Conflict       write based on a stale resourceVersion    (HTTP 409)
+        ├── Conflict       write based on a stale resourceVersion    (HTTP 409)
+        ├── Expired        watch from a revision no longer kept      (HTTP 410)
+        └── Unavailable    the backend cannot be reached (etcd down) (HTTP 503)
 """
 
 from __future__ import annotations
@@ -37,3 +39,18 @@ class Conflict(StoreError):
             f"not {expected or 'unset'}); read it again and retry"
         )
         self.kind, self.name = kind, name
+
+
+class Expired(StoreError):
+    """A watch asked for changes older than the history the store keeps (HTTP 410)."""
+
+    def __init__(self, revision: int, oldest: int) -> None:
+        super().__init__(
+            f"resourceVersion {revision} is too old (history starts after {oldest}); "
+            "list again and watch from the list's resourceVersion"
+        )
+        self.revision, self.oldest = revision, oldest
+
+
+class Unavailable(StoreError):
+    """The store's backend cannot be reached (e.g. etcd is down); retry later (HTTP 503)."""
