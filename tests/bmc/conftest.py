@@ -257,7 +257,8 @@ def make_state_dir(root: Path) -> tuple[Path, Path]:
     ca.issue(UNIT, server=True, client=True).write(state, "identity")
     trust = {
         "bootServer": "https://127.0.0.1:9443",
-        "signingKey": "-----BEGIN PUBLIC KEY-----\nfake\n-----END PUBLIC KEY-----\n",
+        "tufRoot": '{"signed": {"_type": "root"}, "signatures": []}',
+        "channel": "stable",
         "caBundle": ca.cert_pem.decode(),
     }
     (state / "trust.json").write_text(json.dumps(trust))

@@ -22,7 +22,7 @@ async def test_trust_and_identity_come_from_the_state_dir(bench: Bench) -> None:
     finally:
         await client.close()
     expected = json.loads((bench.state_dir / "trust.json").read_text())
-    assert {k: trust[k] for k in ("bootServer", "signingKey", "caBundle")} == expected
+    assert {k: trust[k] for k in ("bootServer", "tufRoot", "channel", "caBundle")} == expected
     assert identity["name"] == UNIT
     assert identity["key"] == (bench.state_dir / "identity.key").read_text()
     assert identity["cert"] == (bench.state_dir / "identity.crt").read_text()

@@ -22,8 +22,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from racklet.boot import generate_signing_key, publish
-from racklet.boot._payload import build_default_payload
+from racklet.boot import Release, TufRepository, build_default_payload
 from racklet.boot.server import create_boot_app
 from racklet.hw import Activity, Clock, UnitLinkPort
 from racklet.link import serve_link
@@ -158,7 +157,9 @@ class Heartbeat:
 
 
 class BootRig:
-    """A rack CA, a signed repository and a mutual-TLS machine listener serving it."""
+    """A rack CA, a TUF repository with a published payload and a mutual-TLS machine listener
+    serving it. ``overrides`` maps a request path to an ASGI app that answers instead (an
+    attacker in the middle, or a compromised mirror)."""
 
     def __init__(self, root: Path, *, unit: str = "unit-1", payload_size: int = 65536) -> None:
         self.root = root
@@ -166,17 +167,29 @@ class BootRig:
         self.ca = RackCA.create(root / "pki")
         self.ca_path = root / "pki" / "ca.crt"
         self.boot_dir = root / "boot"
-        self.boot_dir.mkdir()
-        self.signing_key = generate_signing_key(self.boot_dir)
-        self.repo = self.boot_dir / "repo"
+        self.tuf = TufRepository.create(self.boot_dir)
+        self.repo = self.tuf.repo_dir
         self.payload = build_default_payload(payload_size)
-        self.manifest = publish(self.repo, self.payload, self.signing_key)
+        self.release: Release = self.tuf.publish(
+            "stable", "racklet-os", "0.1.0", {"payload.bin": self.payload}
+        )
         self.unit_identity: Identity = self.ca.issue(unit, server=True, client=True)
         self.port = free_port()
         self.heartbeats: list[Heartbeat] = []
         self.heartbeat_status = 204
-        self.payload_override: ASGIApp | None = None
+        self.overrides: dict[str, ASGIApp] = {}
         self._server: AppServer | None = None
+
+    @property
+    def payload_path(self) -> str:
+        """The URL path of the current payload target (hash-prefixed)."""
+        file = self.release.files[0]
+        prefix, _, base = file.target_path.rpartition("/")
+        return f"/boot/v1/targets/{prefix}/{file.sha256}.{base}"
+
+    @property
+    def payload_file(self) -> Path:
+        return self.repo / self.payload_path.removeprefix("/boot/v1/")
 
     @property
     def url(self) -> str:
@@ -185,7 +198,7 @@ class BootRig:
     def trust(self) -> dict[str, Any]:
         return {
             "bootServer": self.url,
-            "signingKey": (self.boot_dir / "signing.pub").read_text(),
+            "tufRoot": self.tuf.root_bytes().decode(),
             "caBundle": self.ca.cert_pem.decode(),
         }
 
@@ -218,8 +231,8 @@ class BootRig:
         )
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            override = self.payload_override
-            if override is not None and scope.get("path") == "/boot/v1/payload.bin":
+            override = self.overrides.get(str(scope.get("path")))
+            if override is not None:
                 await override(scope, receive, send)
                 return
             await inner(scope, receive, send)

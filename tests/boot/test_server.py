@@ -1,4 +1,4 @@
-"""The boot server: the three files to verified clients only, streamed with their length."""
+"""The boot server: TUF metadata and targets to verified clients only, streamed whole."""
 
 from __future__ import annotations
 
@@ -13,26 +13,26 @@ from tests.boot.fakes import BootRig
 
 async def test_serves_the_repository_to_a_verified_client(rig: BootRig) -> None:
     async with rig.client("unit-1") as client:
-        manifest = await client.get(f"{rig.url}/boot/v1/manifest.json")
-        signature = await client.get(f"{rig.url}/boot/v1/manifest.sig")
-        payload = await client.get(f"{rig.url}/boot/v1/payload.bin")
-    assert manifest.status_code == 200
-    assert manifest.headers["content-type"].startswith("application/json")
-    assert manifest.content == (rig.repo / "manifest.json").read_bytes()
-    assert signature.content == (rig.repo / "manifest.sig").read_bytes()
+        timestamp = await client.get(f"{rig.url}/boot/v1/metadata/timestamp.json")
+        root = await client.get(f"{rig.url}/boot/v1/metadata/1.root.json")
+        payload = await client.get(f"{rig.url}{rig.payload_path}")
+    assert timestamp.status_code == 200
+    assert timestamp.headers["content-type"].startswith("application/json")
+    assert timestamp.content == (rig.repo / "metadata" / "timestamp.json").read_bytes()
+    assert root.content == rig.tuf.root_bytes()
     assert payload.status_code == 200
     assert payload.headers["content-length"] == str(len(rig.payload))
     assert "etag" in payload.headers and "last-modified" in payload.headers
-    assert hashlib.sha256(payload.content).hexdigest() == rig.manifest.payload_sha256
+    assert hashlib.sha256(payload.content).hexdigest() == rig.release.files[0].sha256
 
 
 async def test_large_payload_streams_whole(rig: BootRig) -> None:
     big = bytes(range(256)) * (5 * 4096 + 7)  # > 5 MiB: several server chunks
-    (rig.repo / "payload.bin").write_bytes(big)
+    rig.payload_file.write_bytes(big)
     digest = hashlib.sha256()
     async with (
         rig.client("unit-1") as client,
-        client.stream("GET", f"{rig.url}/boot/v1/payload.bin") as response,
+        client.stream("GET", f"{rig.url}{rig.payload_path}") as response,
     ):
         assert response.headers["content-length"] == str(len(big))
         async for chunk in response.aiter_raw():
@@ -42,13 +42,25 @@ async def test_large_payload_streams_whole(rig: BootRig) -> None:
 
 async def test_head_gives_the_length_without_a_body(rig: BootRig) -> None:
     async with rig.client("unit-1") as client:
-        response = await client.head(f"{rig.url}/boot/v1/payload.bin")
+        response = await client.head(f"{rig.url}{rig.payload_path}")
     assert response.status_code == 200
     assert response.headers["content-length"] == str(len(rig.payload))
     assert response.content == b""
 
 
-@pytest.mark.parametrize("path", ["signing.key", "..%2Fsigning.key", "other.bin", "repo"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "keys/timestamp.pem",
+        "metadata/..%2F..%2Fkeys%2Ftimestamp.pem",
+        "targets/../../keys/timestamp.pem",
+        "targets/stable/.hidden.partial",
+        "metadata/timestamp.pem",
+        "metadata/",
+        "targets/stable",
+        "repository.json",
+    ],
+)
 async def test_anything_else_is_not_found(rig: BootRig, path: str) -> None:
     async with rig.client("unit-1") as client:
         response = await client.get(f"{rig.url}/boot/v1/{path}")
@@ -56,21 +68,21 @@ async def test_anything_else_is_not_found(rig: BootRig, path: str) -> None:
 
 
 async def test_unpublished_file_is_not_found(rig: BootRig) -> None:
-    (rig.repo / "payload.bin").unlink()
+    rig.payload_file.unlink()
     async with rig.client("unit-1") as client:
-        response = await client.get(f"{rig.url}/boot/v1/payload.bin")
+        response = await client.get(f"{rig.url}{rig.payload_path}")
     assert response.status_code == 404
 
 
 async def test_client_without_certificate_is_refused_at_the_handshake(rig: BootRig) -> None:
     async with rig.client(None) as client:
         with pytest.raises(httpx.TransportError):
-            await client.get(f"{rig.url}/boot/v1/manifest.json")
+            await client.get(f"{rig.url}/boot/v1/metadata/timestamp.json")
 
 
 async def test_request_without_verified_certificate_is_forbidden(rig: BootRig) -> None:
     """Defence in depth: even on a listener that does not demand certificates."""
     transport = httpx.ASGITransport(app=create_boot_app(rig.repo))
     async with httpx.AsyncClient(transport=transport, base_url="http://boot") as client:
-        response = await client.get("/manifest.json")
+        response = await client.get("/metadata/timestamp.json")
     assert response.status_code == 403

@@ -9,7 +9,7 @@ bare stack trace on the wire.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import MutableMapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -18,9 +18,22 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from racklet.bmc import _chassis, _logs, _managers, _metrics, _root, _sessions, _systems
+from racklet.bmc import (
+    _account_service,
+    _chassis,
+    _event_service,
+    _logs,
+    _managers,
+    _metrics,
+    _root,
+    _serial_console,
+    _sessions,
+    _subsystems,
+    _systems,
+)
 from racklet.bmc._accounts import Accounts
 from racklet.bmc._auth import AuthMiddleware, send_error
 from racklet.bmc._context import BmcContext
@@ -57,7 +70,7 @@ class _RequestScope:
             await self._app(scope, receive, send)
             return
         token = _request.set(f"{scope['method']} {scope['path']}")
-        unsupported = _unsupported_query(scope)
+        refusal = _refusal(scope)
         started = False
         status = 0
 
@@ -68,10 +81,14 @@ class _RequestScope:
             await send(message)
 
         try:
-            if unsupported:
-                await send_error(tracking_send, RedfishError(501, "QueryNotSupported"))
+            if refusal is not None:
+                await send_error(tracking_send, refusal)
             else:
-                await self._app(scope, receive, tracking_send)
+                await self._app(scope, _limited(scope, receive), tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await send_error(send, RedfishError(413, "PayloadTooLarge"))
+                status = 413
         except Exception:
             self._log.exception("request failed")
             if not started:
@@ -84,6 +101,56 @@ class _RequestScope:
 
 
 _SUPPORTED_QUERY = {"$top", "$skip"}
+MAX_BODY = 64 * 1024
+"""Largest request body (bytes) outside the firmware push; Redfish bodies are small."""
+MAX_IMAGE = 64 * 1024 * 1024
+"""Largest firmware image a multipart push may carry."""
+_UPLOADS = ("/redfish/v1/UpdateService/update-multipart",)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def _limit(scope: Scope) -> int:
+    return MAX_IMAGE if scope["path"].rstrip("/") in _UPLOADS else MAX_BODY
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _refusal(scope: Scope) -> RedfishError | None:
+    """What the request is refused for before any handler sees it, if anything."""
+    if _unsupported_query(scope):
+        return RedfishError(501, "QueryNotSupported")
+    version = _header(scope, b"odata-version")
+    if version is not None and version.strip() != "4.0":
+        # Redfish: a request for an OData version the service does not support is a 412.
+        return RedfishError(412, "HeaderInvalid", f"OData-Version: {version}")
+    length = _header(scope, b"content-length")
+    if length is not None and length.isdigit() and int(length) > _limit(scope):
+        return RedfishError(413, "PayloadTooLarge")
+    return None
+
+
+def _limited(scope: Scope, receive: Receive) -> Receive:
+    """``receive`` that stops a body (chunked, or lying about its length) at the limit."""
+    limit, seen = _limit(scope), 0
+
+    async def wrapped() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise _BodyTooLarge
+        return message
+
+    return wrapped
 
 
 def _unsupported_query(scope: Scope) -> bool:
@@ -111,21 +178,30 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return respond(error.body(), error.status, error.headers)
 
 
-def build_app(ctx: BmcContext, accounts: Accounts, sessions: SessionStore) -> Starlette:
-    routes = [
+def build_app(
+    ctx: BmcContext,
+    accounts: Accounts,
+    sessions: SessionStore,
+    cert_roles: Mapping[str, str] | None = None,
+) -> Starlette:
+    routes: list[BaseRoute] = [
         *_root.routes(ctx),
         *_sessions.routes(sessions, accounts, ctx.log),
+        *_account_service.routes(accounts, sessions, ctx.log),
         *_systems.routes(ctx),
+        *_serial_console.routes(ctx),
         *_logs.routes(ctx),
         *_chassis.routes(ctx),
+        *_subsystems.routes(ctx),
         *_managers.routes(ctx),
+        *_event_service.routes(ctx),
         *_metrics.routes(ctx),
     ]
     return Starlette(
         routes=routes,
         middleware=[
             Middleware(_RequestScope, log=ctx.log),
-            Middleware(AuthMiddleware, accounts=accounts, sessions=sessions),
+            Middleware(AuthMiddleware, accounts=accounts, sessions=sessions, cert_roles=cert_roles),
         ],
         exception_handlers={RedfishError: _redfish_error, HTTPException: _http_error},
     )

@@ -2,10 +2,11 @@
 
 Open without credentials: ``/redfish``, the ServiceRoot, the OData service document,
 ``$metadata``, ``/metrics`` and the login itself (POST to Sessions). Everything else needs
-an ``X-Auth-Token`` of a live session or HTTP Basic credentials, else 401 with a Redfish
-body and a Basic challenge. Unknown paths are checked too, so nobody can probe which
-resources exist without logging in. Writes need the Operator or Administrator role; the
-SessionService settings need Administrator; anyone may close their own session.
+one of, in this order: an ``X-Auth-Token`` of a live session, HTTP Basic credentials, or a
+TLS client certificate from the rack CA whose common name the BMC maps to a role
+(``cert_roles``; the controller's ``racklet-controller``). Otherwise 401 with a Redfish body
+and a Basic challenge. Unknown paths are checked too, so nobody can probe which resources
+exist without logging in. What a caller may then do is :mod:`racklet.bmc._privileges`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -20,12 +22,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from racklet.bmc._accounts import Accounts
 from racklet.bmc._errors import RedfishError
 from racklet.bmc._http import JSON_TYPE, Principal
+from racklet.bmc._privileges import CONFIGURE_COMPONENTS, allowed, privileges
 from racklet.bmc._schema import ROOT
-from racklet.bmc._sessions import SERVICE, SESSIONS, SessionStore
+from racklet.bmc._sessions import SESSIONS, SessionStore
+from racklet.net import peer_common_name
 
 REALM = 'Basic realm="Racklet BMC"'
 _OPEN = {"/redfish", ROOT, f"{ROOT}/odata", f"{ROOT}/$metadata", "/metrics"}
-_READ = {"GET", "HEAD"}
+_LOGIN = {SESSIONS, f"{SESSIONS}/Members"}
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -47,35 +51,39 @@ def _basic(value: str) -> tuple[str, str] | None:
     return (username, password) if sep else None
 
 
-def _allowed(method: str, path: str, who: Principal) -> bool:
-    if method in _READ or who.role == "Administrator":
-        return True
-    if method == "DELETE" and who.session_id and path == f"{SESSIONS}/{who.session_id}":
-        return True
-    if path.startswith(SERVICE):
-        return False
-    return who.role == "Operator"
-
-
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, accounts: Accounts, sessions: SessionStore) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        accounts: Accounts,
+        sessions: SessionStore,
+        cert_roles: Mapping[str, str] | None = None,
+    ) -> None:
         self._app = app
         self._accounts = accounts
         self._sessions = sessions
+        self._cert_roles = dict(cert_roles or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            # A console watcher: the same credentials as HTTP; refused before the upgrade.
+            who = await self._authenticate(scope)
+            if who is None or CONFIGURE_COMPONENTS not in privileges(who.role):
+                await send({"type": "websocket.close", "code": 1008})
+                return
+            scope.setdefault("state", {})["principal"] = who
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
         path = scope["path"].rstrip("/") or "/"
         method = scope["method"]
-        if path in _OPEN or (path == SESSIONS and method == "POST"):
+        if path in _OPEN or (path in _LOGIN and method == "POST"):
             await self._app(scope, receive, send)
             return
         who = await self._authenticate(scope)
         if who is None:
             error = RedfishError(401, "NoValidSession", headers={"WWW-Authenticate": REALM})
-        elif not _allowed(method, path, who):
+        elif not allowed(who.role, method, path, who.username, who.session_id):
             error = RedfishError(403, "InsufficientPrivilege")
         else:
             scope.setdefault("state", {})["principal"] = who
@@ -92,10 +100,14 @@ class AuthMiddleware:
             return Principal(session.username, session.role, session.id)
         authorization = _header(scope, b"authorization")
         credentials = _basic(authorization) if authorization else None
-        if credentials is None:
+        if credentials is not None:
+            account = await self._accounts.verify(*credentials)
+            return None if account is None else Principal(account.username, account.role)
+        if authorization:
             return None
-        account = await self._accounts.verify(*credentials)
-        return None if account is None else Principal(account.username, account.role)
+        common_name = peer_common_name(scope)
+        role = self._cert_roles.get(common_name) if common_name else None
+        return None if role is None or common_name is None else Principal(common_name, role)
 
 
 async def send_error(send: Send, error: RedfishError) -> None:

@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from racklet.bmc._events import EventBus
 from racklet.bmc.errors import BmcError
 
 # ComputerSystem.BootProgressTypes (ComputerSystem.v1_13_0 and v1_15_0).
@@ -44,8 +45,10 @@ class BootFailure:
 class BootStatus:
     """Boot progress of one unit; changed by the link and by power transitions."""
 
-    def __init__(self, unit: str) -> None:
+    def __init__(self, unit: str, events: EventBus | None = None) -> None:
         self._unit = unit
+        self._events = events or EventBus()
+        self._origin = f"/redfish/v1/Systems/{unit}"
         self.last_state = "None"
         self.oem_state: str | None = None
         self.message: str | None = None
@@ -59,12 +62,14 @@ class BootStatus:
             )
         self.last_state, self.oem_state, self.message = state, None, message
         self.changed = _now()
+        self._events.boot(self._origin)
 
     def failed(self, reason: str) -> None:
         reason = " ".join(reason.split())[:500] or "no reason given"
         self.last_state, self.oem_state, self.message = "OEM", BOOT_FAILED, reason
         self.changed = _now()
         self.failure = BootFailure(reason, self.changed)
+        self._events.boot_failed(self._origin, self._unit, reason)
 
     def powered_on(self) -> None:
         """A new boot begins: forget the last one, including its failure."""

@@ -16,7 +16,7 @@ from starlette.routing import Route
 
 from racklet.bmc._context import BmcContext
 from racklet.bmc._errors import RedfishError
-from racklet.bmc._http import page, respond
+from racklet.bmc._http import page, respond, route
 from racklet.bmc._schema import ROOT, collection, link, resource
 
 CHASSIS = f"{ROOT}/Chassis"
@@ -95,6 +95,8 @@ def routes(ctx: BmcContext) -> list[Route]:
             MaxPowerWatts=ctx.board.max_power_watts,
             Sensors=link(sensors_path),
             EnvironmentMetrics=link(f"{ctx.chassis_path}/EnvironmentMetrics"),
+            PowerSubsystem=link(f"{ctx.chassis_path}/PowerSubsystem"),
+            ThermalSubsystem=link(f"{ctx.chassis_path}/ThermalSubsystem"),
             Links={
                 "ComputerSystems": [link(ctx.system_path)],
                 "ManagedBy": [link(ctx.manager_path)],
@@ -148,9 +150,9 @@ def routes(ctx: BmcContext) -> list[Route]:
 
     item = f"{CHASSIS}/{{chassis_id}}"
     return [
-        Route(CHASSIS, chassis_collection, methods=["GET"]),
-        Route(item, chassis, methods=["GET"]),
-        Route(f"{item}/Sensors", sensors, methods=["GET"]),
-        Route(f"{item}/Sensors/{{sensor_id}}", sensor, methods=["GET"]),
-        Route(f"{item}/EnvironmentMetrics", environment, methods=["GET"]),
+        route(CHASSIS, GET=chassis_collection),
+        route(item, GET=chassis),
+        route(f"{item}/Sensors", GET=sensors),
+        route(f"{item}/Sensors/{{sensor_id}}", GET=sensor),
+        route(f"{item}/EnvironmentMetrics", GET=environment),
     ]

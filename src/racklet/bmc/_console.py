@@ -7,6 +7,7 @@ console is untrusted input and must never stop the capture.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections import deque
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from racklet.hw import Uart
 
 MAX_LINE = 4096
+WATCH_BACKLOG = 1000
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,20 @@ class ConsoleLog:
         self._lines: deque[ConsoleLine] = deque(maxlen=capacity)
         self._partial = b""
         self._next = 1
+        self._watchers: set[asyncio.Queue[ConsoleLine]] = set()
+
+    def watch(self) -> asyncio.Queue[ConsoleLine]:
+        """A queue that receives every line captured from now on (see :meth:`unwatch`)."""
+        queue: asyncio.Queue[ConsoleLine] = asyncio.Queue(maxsize=WATCH_BACKLOG)
+        self._watchers.add(queue)
+        return queue
+
+    def unwatch(self, queue: asyncio.Queue[ConsoleLine]) -> None:
+        self._watchers.discard(queue)
+
+    @property
+    def watchers(self) -> int:
+        return len(self._watchers)
 
     def feed(self, chunk: bytes) -> None:
         """Append console bytes; complete lines become entries, the rest waits."""
@@ -44,8 +60,13 @@ class ConsoleLog:
 
     def _append(self, raw: bytes) -> None:
         text = raw.rstrip(b"\r").decode("utf-8", errors="replace")
-        self._lines.append(ConsoleLine(self._next, dt.datetime.now(dt.UTC), text))
+        line = ConsoleLine(self._next, dt.datetime.now(dt.UTC), text)
+        self._lines.append(line)
         self._next += 1
+        for queue in self._watchers:
+            if queue.full():  # a slow watcher loses its oldest lines, never the capture
+                queue.get_nowait()
+            queue.put_nowait(line)
 
     def lines(self) -> list[ConsoleLine]:
         return list(self._lines)

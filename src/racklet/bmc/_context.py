@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from racklet.bmc._boot import BootStatus
 from racklet.bmc._console import ConsoleLog
+from racklet.bmc._events import EventBus
 from racklet.bmc._power import Meter, PowerControl
 from racklet.bmc._schema import ROOT
 from racklet.hw import BmcBoard
@@ -25,6 +26,7 @@ class BmcContext:
     meter: Meter
     console: ConsoleLog
     log: ContextLogger
+    events: EventBus
 
     @property
     def system_path(self) -> str:

@@ -136,6 +136,80 @@ _BASE: dict[str, _Message] = {
         "Critical",
         "Try the operation again using the appropriate ETag.",
     ),
+    "HeaderInvalid": _Message(
+        "Header '%1' is invalid.",
+        "Critical",
+        "Resubmit the request with a valid request header.",
+    ),
+    "ResourceAlreadyExists": _Message(
+        "The requested resource of type %1 with the property %2 with the value '%3' already "
+        "exists.",
+        "Critical",
+        "Do not repeat the create operation as the resource was already created.",
+    ),
+    "CreateFailedMissingReqProperties": _Message(
+        "The create operation failed because the required property %1 was missing from the "
+        "request.",
+        "Critical",
+        "Correct the body to include the required property with a valid value and resubmit the"
+        " request if the operation failed.",
+    ),
+    "PropertyValueFormatError": _Message(
+        "The value '%1' for the property %2 is not a format that the property can accept.",
+        "Warning",
+        "Correct the value for the property in the request body and resubmit the request if "
+        "the operation failed.",
+    ),
+    "PayloadTooLarge": _Message(
+        "The supplied payload exceeds the maximum size supported by the service.",
+        "Critical",
+        "Check that the supplied payload is correct and supported by this service.",
+    ),
+    "ActionNotSupported": _Message(
+        "The action %1 is not supported by the resource.",
+        "Critical",
+        "Check the Actions property in the resource for the supported actions.",
+    ),
+    "ResourceInUse": _Message(
+        "The change to the requested resource failed because the resource is in use or in "
+        "transition.",
+        "Warning",
+        "Remove the condition and resubmit the request if the operation failed.",
+    ),
+    "PropertyValueIncorrect": _Message(
+        "The property '%1' with the requested value of '%2' could not be written because the "
+        "value is not acceptable for the property.",
+        "Warning",
+        "None.",
+    ),
+    "ResourceCannotBeDeleted": _Message(
+        "The delete request failed because the resource requested cannot be deleted.",
+        "Critical",
+        "Do not attempt to delete a non-deletable resource.",
+    ),
+    "ServiceTemporarilyUnavailable": _Message(
+        "The service is temporarily unavailable.  Retry in %1 seconds.",
+        "Critical",
+        "Wait for the indicated retry duration and retry the operation.",
+    ),
+    "NoOperation": _Message(
+        "The request body submitted contain no data to act upon and no changes to the resource"
+        " took place.",
+        "Warning",
+        "Add properties in the JSON object and resubmit the request.",
+    ),
+    "Created": _Message(
+        "The resource was created successfully.",
+        "OK",
+        "None.",
+    ),
+    "OperationFailed": _Message(
+        "An error occurred internal to the service as part of the overall request.  Partial "
+        "results may have been returned.",
+        "Warning",
+        "Resubmit the request.  If the problem persists, consider resetting the service or "
+        "provider.",
+    ),
     "Success": _Message("The request completed successfully.", "OK", "None."),
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -14,8 +15,23 @@ from starlette.routing import Route
 from racklet.bmc._errors import RedfishError
 
 JSON_TYPE = "application/json;charset=utf-8"
-ODATA_HEADERS = {"OData-Version": "4.0"}
+# Redfish: every response names its OData version; nothing a BMC says may be cached blindly.
+ODATA_HEADERS = {"OData-Version": "4.0", "Cache-Control": "no-cache"}
+JSON_SCHEMAS = "http://redfish.dmtf.org/schemas/v1"
 _T = TypeVar("_T")
+
+
+def described_by(body: Any) -> dict[str, str]:
+    """The ``Link: <schema>; rel=describedby`` header for a resource body (if it is typed).
+
+    It names the versioned DMTF JSON schema of the resource's ``@odata.type``.
+    """
+    odata_type = body.get("@odata.type") if isinstance(body, dict) else None
+    if not isinstance(odata_type, str):
+        return {}
+    parts = odata_type.lstrip("#").split(".")
+    name = ".".join(parts[:2]) if len(parts) == 3 else parts[0]
+    return {"Link": f"<{JSON_SCHEMAS}/{name}.json>; rel=describedby"}
 
 
 def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -24,12 +40,12 @@ def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None)
         payload,
         status_code=status,
         media_type=JSON_TYPE,
-        headers={**ODATA_HEADERS, **(headers or {})},
+        headers={**ODATA_HEADERS, **described_by(body), **(headers or {})},
     )
 
 
-def no_content() -> Response:
-    return Response(status_code=204, headers=ODATA_HEADERS)
+def no_content(headers: dict[str, str] | None = None) -> Response:
+    return Response(status_code=204, headers={**ODATA_HEADERS, **(headers or {})})
 
 
 async def read_object(request: Request) -> dict[str, Any]:
@@ -85,11 +101,57 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 def route(path: str, **handlers: Endpoint) -> Route:
-    """One route serving several methods (``GET=..., PATCH=...``), so a 405 lists them all."""
+    """One route serving several methods (``GET=..., PATCH=...``).
+
+    Every answer carries ``Allow`` (Redfish requires it on GET and HEAD), and so does a 405.
+    """
+    methods = list(handlers)
+    allow = ", ".join([*methods, "HEAD"] if "GET" in methods else methods)
 
     async def dispatch(request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
-        return await handlers[method](request)
+        response = await handlers[method](request)
+        response.headers.setdefault("Allow", allow)
+        return response
 
-    methods = list(handlers)
     return Route(path, dispatch, methods=methods)
+
+
+def etag(body: dict[str, Any]) -> str:
+    """A weak ETag of a resource body: it changes whenever the representation does."""
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+    return f'W/"{digest}"'
+
+
+def _tags(header: str) -> set[str]:
+    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
+
+
+def check_if_match(request: Request, current: dict[str, Any]) -> None:
+    """A PATCH or DELETE with ``If-Match`` applies only to the representation it names."""
+    header = request.headers.get("if-match")
+    if header is None or header.strip() == "*":
+        return
+    if etag(current).removeprefix("W/") not in _tags(header):
+        raise RedfishError(412, "PreconditionFailed")
+
+
+def tagged(request: Request, body: dict[str, Any], status: int = 200) -> Response:
+    """A resource with its ETag (header and ``@odata.etag``); 304 if the client's
+    ``If-None-Match`` already has it."""
+    tag = etag(body)
+    header = request.headers.get("if-none-match")
+    if header and request.method in ("GET", "HEAD") and tag.removeprefix("W/") in _tags(header):
+        return Response(status_code=304, headers={**ODATA_HEADERS, "ETag": tag})
+    return respond({**body, "@odata.etag": tag}, status, {"ETag": tag})
+
+
+async def read_patch(request: Request) -> dict[str, Any]:
+    """A PATCH body without its ``@odata`` annotations (which Redfish says to ignore).
+
+    A PATCH that changes nothing is a ``NoOperation`` error, as Redfish asks.
+    """
+    body = {k: v for k, v in (await read_object(request)).items() if not k.startswith("@odata.")}
+    if not body:
+        raise RedfishError(400, "NoOperation")
+    return body

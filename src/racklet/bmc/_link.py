@@ -16,7 +16,7 @@ from racklet.bmc.errors import BmcError, StateError
 from racklet.link import serve_link
 from racklet.log import ContextLogger
 
-TRUST_FIELDS = ("bootServer", "signingKey", "caBundle")
+TRUST_FIELDS = ("bootServer", "tufRoot", "channel", "caBundle")
 
 
 def _read_trust(path: Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from starlette.routing import Route
 from racklet.bmc._console import ConsoleLine
 from racklet.bmc._context import BmcContext
 from racklet.bmc._errors import RedfishError
-from racklet.bmc._http import no_content, page, read_object, respond
+from racklet.bmc._http import no_content, page, read_object, respond, route
 from racklet.bmc._schema import collection, link, resource
 
 CONSOLE = "Console"
@@ -100,9 +100,9 @@ def routes(ctx: BmcContext) -> list[Route]:
 
     base = "/redfish/v1/Systems/{system_id}/LogServices"
     return [
-        Route(base, services, methods=["GET"]),
-        Route(f"{base}/{{service_id}}", console, methods=["GET"]),
-        Route(f"{base}/{{service_id}}/Entries", entries, methods=["GET"]),
-        Route(f"{base}/{{service_id}}/Entries/{{entry_id}}", one_entry, methods=["GET"]),
-        Route(f"{base}/{{service_id}}/Actions/{CLEAR_ACTION}", clear, methods=["POST"]),
+        route(base, GET=services),
+        route(f"{base}/{{service_id}}", GET=console),
+        route(f"{base}/{{service_id}}/Entries", GET=entries),
+        route(f"{base}/{{service_id}}/Entries/{{entry_id}}", GET=one_entry),
+        route(f"{base}/{{service_id}}/Actions/{CLEAR_ACTION}", POST=clear),
     ]

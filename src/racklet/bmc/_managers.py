@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from racklet.bmc._context import MANAGER_ID, BmcContext
 from racklet.bmc._errors import RedfishError
-from racklet.bmc._http import page, respond
+from racklet.bmc._http import page, respond, route
 from racklet.bmc._schema import ROOT, collection, link, resource
 
 MANAGERS = f"{ROOT}/Managers"
@@ -40,6 +40,7 @@ def routes(ctx: BmcContext) -> list[Route]:
                 PowerState="On",
                 DateTime=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 Status={"State": "Enabled", "Health": "OK"},
+                LogServices=link(f"{ctx.manager_path}/LogServices"),
                 Links={
                     "ManagerForServers": [link(ctx.system_path)],
                     "ManagerForChassis": [link(ctx.chassis_path)],
@@ -48,6 +49,6 @@ def routes(ctx: BmcContext) -> list[Route]:
         )
 
     return [
-        Route(MANAGERS, managers, methods=["GET"]),
-        Route(f"{MANAGERS}/{{manager_id}}", manager, methods=["GET"]),
+        route(MANAGERS, GET=managers),
+        route(f"{MANAGERS}/{{manager_id}}", GET=manager),
     ]

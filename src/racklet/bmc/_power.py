@@ -12,6 +12,7 @@ import contextlib
 from dataclasses import dataclass
 
 from racklet.bmc._boot import BootStatus
+from racklet.bmc._events import EventBus
 from racklet.hw import BmcBoard, PowerReading
 from racklet.log import ContextLogger
 
@@ -32,8 +33,15 @@ class PowerControl:
     """The unit's DC/DC switch, its reset and shutdown lines, and the transition in flight."""
 
     def __init__(
-        self, board: BmcBoard, boot: BootStatus, policy: PowerPolicy, log: ContextLogger
+        self,
+        board: BmcBoard,
+        boot: BootStatus,
+        policy: PowerPolicy,
+        log: ContextLogger,
+        events: EventBus | None = None,
     ) -> None:
+        self._events = events or EventBus()
+        self._origin = f"/redfish/v1/Systems/{board.unit}"
         self._board = board
         self._boot = boot
         self._policy = policy
@@ -58,6 +66,7 @@ class PowerControl:
         if on == self.last_on:
             return
         self.last_on = on
+        self._events.power(self._origin, self._board.unit, "On" if on else "Off")
         if on:
             self._boot.powered_on()
         else:
@@ -95,6 +104,7 @@ class PowerControl:
 
     def _start(self, target: str, work: object) -> None:
         self._target = target
+        self._events.power(self._origin, self._board.unit, target)
         self._transition = asyncio.create_task(work, name=f"bmc:{self._board.unit}:power")  # type: ignore[arg-type]
 
     async def _await_halt(self) -> None:
@@ -135,7 +145,17 @@ class PowerControl:
 class Meter:
     """Samples the power monitor and temperature; integrates energy (trapezoid rule)."""
 
-    def __init__(self, board: BmcBoard, power: PowerControl, log: ContextLogger) -> None:
+    def __init__(
+        self,
+        board: BmcBoard,
+        power: PowerControl,
+        log: ContextLogger,
+        events: EventBus | None = None,
+        temperature_caution: float = 70.0,
+    ) -> None:
+        self._events = events or EventBus()
+        self.temperature_caution = temperature_caution
+        self._too_hot = False
         self._board = board
         self._power = power
         self._log = log
@@ -163,10 +183,21 @@ class Meter:
         try:
             self.celsius = self._board.temperature.read_celsius()
             self.temperature_ok = True
+            self._check_threshold(self.celsius)
         except OSError as exc:
             if self.temperature_ok:
                 self._log.warning(f"temperature sensor unreadable: {exc}")
             self.temperature_ok = False
+
+    def _check_threshold(self, celsius: float) -> None:
+        """An event when the temperature crosses its caution threshold, either way."""
+        hot = celsius > self.temperature_caution
+        if hot == self._too_hot:
+            return
+        self._too_hot = hot
+        origin = f"/redfish/v1/Chassis/{self._board.unit}/Sensors/temperature"
+        limit = self.temperature_caution if hot else None
+        self._events.threshold(origin, "temperature", round(celsius, 1), "Cel", limit)
 
     async def run(self, period: float) -> None:
         while True:

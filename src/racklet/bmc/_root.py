@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from racklet.bmc._context import BmcContext
-from racklet.bmc._http import ODATA_HEADERS, respond
+from racklet.bmc._http import ODATA_HEADERS, respond, route
 from racklet.bmc._schema import REDFISH_VERSION, ROOT, link, metadata_xml, resource
 from racklet.bmc._sessions import SERVICE, SESSIONS
 
@@ -17,6 +17,8 @@ _FAMILIES = {
     "Chassis": f"{ROOT}/Chassis",
     "Managers": f"{ROOT}/Managers",
     "SessionService": SERVICE,
+    "AccountService": f"{ROOT}/AccountService",
+    "EventService": f"{ROOT}/EventService",
 }
 
 
@@ -63,10 +65,10 @@ def routes(ctx: BmcContext) -> list[Route]:
         )
 
     return [
-        Route("/redfish", versions, methods=["GET"]),
-        Route("/redfish/", versions, methods=["GET"]),
-        Route(ROOT, service_root, methods=["GET"]),
-        Route(f"{ROOT}/", service_root, methods=["GET"]),
-        Route(f"{ROOT}/odata", odata, methods=["GET"]),
-        Route(f"{ROOT}/$metadata", metadata, methods=["GET"]),
+        route("/redfish", GET=versions),
+        route("/redfish/", GET=versions),
+        route(ROOT, GET=service_root),
+        route(f"{ROOT}/", GET=service_root),
+        route(f"{ROOT}/odata", GET=odata),
+        route(f"{ROOT}/$metadata", GET=metadata),
     ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -21,6 +21,7 @@ from racklet.bmc._app import RequestLogger, build_app
 from racklet.bmc._boot import BootStatus
 from racklet.bmc._console import ConsoleLog, capture
 from racklet.bmc._context import BmcContext
+from racklet.bmc._events import EventBus
 from racklet.bmc._link import LinkService
 from racklet.bmc._power import Meter, PowerControl, PowerPolicy
 from racklet.bmc._sessions import SessionStore
@@ -45,6 +46,10 @@ class BmcSettings:
     session_timeout: int = 1800
     """Idle seconds after which a Redfish session expires (30 to 86400)."""
     console_lines: int = 2000
+    temperature_caution: float = 70.0
+    """SoC temperature (Cel) above which the BMC raises a sensor-threshold event."""
+    cert_roles: dict[str, str] = field(default_factory=lambda: {"racklet-controller": "Operator"})
+    """Client-certificate common names (rack CA) accepted as a login, and their roles."""
 
 
 def _service_uuid(state_dir: Path) -> str:
@@ -65,9 +70,14 @@ class BmcService:
         self._log = RequestLogger(
             get_logger("bmc").logger, {"component": "bmc", "unit": settings.unit}
         )
-        boot = BootStatus(settings.unit)
+        events = EventBus()
+        boot = BootStatus(settings.unit, events)
         power = PowerControl(
-            board, boot, PowerPolicy(settings.halted_watts, settings.shutdown_timeout), self._log
+            board,
+            boot,
+            PowerPolicy(settings.halted_watts, settings.shutdown_timeout),
+            self._log,
+            events,
         )
         self.context = BmcContext(
             unit=settings.unit,
@@ -76,14 +86,24 @@ class BmcService:
             uuid=str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:racklet:bmc:{settings.unit}")),
             boot=boot,
             power=power,
-            meter=Meter(board, power, self._log.bind(request="sampler")),
+            meter=Meter(
+                board,
+                power,
+                self._log.bind(request="sampler"),
+                events,
+                settings.temperature_caution,
+            ),
+            events=events,
             console=ConsoleLog(settings.console_lines),
             log=self._log,
         )
-        self._accounts = Accounts()
+        self._accounts = Accounts(path=settings.state_dir / "accounts.json")
         self._link = LinkService(settings.unit, settings.state_dir, boot, self._log)
         self.app: Starlette = build_app(
-            self.context, self._accounts, SessionStore(settings.session_timeout)
+            self.context,
+            self._accounts,
+            SessionStore(settings.session_timeout),
+            settings.cert_roles,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -108,7 +128,12 @@ class BmcService:
         ]
         self._log.info(f"BMC started (firmware {self.settings.firmware_version})")
 
+    def close_streams(self) -> None:
+        """End every open event stream, so the HTTP server can stop without waiting on them."""
+        self.context.events.close()
+
     async def stop(self) -> None:
+        self.close_streams()
         tasks, self._tasks = self._tasks, []
         await self.context.power.cancel_transition()
         for task in tasks:

@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from racklet.bmc._accounts import Accounts
 from racklet.bmc._errors import RedfishError
-from racklet.bmc._http import no_content, page, principal, read_object, respond, route
+from racklet.bmc._http import no_content, page, principal, read_object, read_patch, respond, route
 from racklet.bmc._schema import ROOT, collection, link, resource
 from racklet.log import ContextLogger
 
@@ -94,6 +94,13 @@ class SessionStore:
     def delete(self, session: Session) -> None:
         self._by_token.pop(session.token, None)
 
+    def drop_user(self, username: str, keep: str | None = None) -> int:
+        """End every session of ``username`` (except the one with id ``keep``); how many."""
+        doomed = [t for t, s in self._by_token.items() if s.username == username and s.id != keep]
+        for token in doomed:
+            del self._by_token[token]
+        return len(doomed)
+
 
 def routes(store: SessionStore, accounts: Accounts, log: ContextLogger) -> list[Route]:
     async def service(request: Request) -> Response:
@@ -111,7 +118,7 @@ def routes(store: SessionStore, accounts: Accounts, log: ContextLogger) -> list[
         )
 
     async def patch_service(request: Request) -> Response:
-        body = await read_object(request)
+        body = await read_patch(request)
         for name, value in body.items():
             if name in ("Id", "Name", "ServiceEnabled", "Sessions", "Status", "@odata.id"):
                 raise RedfishError(400, "PropertyNotWritable", name)
@@ -176,5 +183,6 @@ def routes(store: SessionStore, accounts: Accounts, log: ContextLogger) -> list[
     return [
         route(SERVICE, GET=service, PATCH=patch_service),
         route(SESSIONS, GET=list_sessions, POST=login),
+        route(f"{SESSIONS}/Members", POST=login),
         route(f"{SESSIONS}/{{session_id}}", GET=get_session, DELETE=logout),
     ]

@@ -6,7 +6,6 @@ validation of PATCH and of the Reset action.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -16,14 +15,33 @@ from starlette.routing import Route
 
 from racklet.bmc._context import BmcContext
 from racklet.bmc._errors import RedfishError
-from racklet.bmc._http import no_content, page, read_object, respond, route
+from racklet.bmc._http import (
+    check_if_match,
+    no_content,
+    page,
+    read_object,
+    read_patch,
+    respond,
+    route,
+    tagged,
+)
 from racklet.bmc._power import RESET_TYPES
 from racklet.bmc._schema import ROOT, collection, link, resource
 from racklet.hw import BootSource
 
 SYSTEMS = f"{ROOT}/Systems"
+MAX_CONSOLES = 4
+"""WebSocket console watchers at once (each is a read-only copy of the UART)."""
 RESET_ACTION = "ComputerSystem.Reset"
-OVERRIDE_TARGETS = ("None", *(source.value for source in BootSource))
+# Redfish boot targets -> the board's boot-source select. Racklet has no TFTP (the network
+# is hostile), so both network targets mean the boot ROM's HTTPS boot.
+TARGET_SOURCE = {
+    "Pxe": BootSource.NETWORK,
+    "UefiHttp": BootSource.NETWORK,
+    "SDCard": BootSource.SD_CARD,
+    "Usb": BootSource.USB,
+}
+OVERRIDE_TARGETS = ("None", *TARGET_SOURCE)
 OVERRIDE_ENABLED = ("Disabled", "Continuous")
 _WRITABLE_BOOT = ("BootSourceOverrideTarget", "BootSourceOverrideEnabled")
 
@@ -40,7 +58,7 @@ class BootOverride:
     def apply(self, target: str, enabled: str) -> None:
         self.target, self.enabled = target, enabled
         active = enabled != "Disabled" and target != "None"
-        self._ctx.board.boot_select.set(BootSource(target) if active else self.default)
+        self._ctx.board.boot_select.set(TARGET_SOURCE[target] if active else self.default)
         self._ctx.log.info(f"boot override {target} {enabled}")
 
     def redfish(self) -> dict[str, Any]:
@@ -73,18 +91,39 @@ def system_body(ctx: BmcContext, override: BootOverride) -> dict[str, Any]:
         Boot=override.redfish(),
         LogServices=link(f"{path}/LogServices"),
         Links={"Chassis": [link(ctx.chassis_path)], "ManagedBy": [link(ctx.manager_path)]},
+        SerialConsole={
+            "MaxConcurrentSessions": MAX_CONSOLES,
+            "WebSocket": {
+                "ServiceEnabled": True,
+                "ConsoleURI": f"{path}/SerialConsole/WebSocket",
+                "Interactive": False,
+            },
+        },
         Actions={
             f"#{RESET_ACTION}": {
                 "target": f"{path}/Actions/{RESET_ACTION}",
+                "@Redfish.ActionInfo": f"{path}/ResetActionInfo",
                 "ResetType@Redfish.AllowableValues": list(RESET_TYPES),
             }
         },
     )
 
 
-def etag(body: dict[str, Any]) -> str:
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
-    return f'W/"{digest}"'
+def reset_action_info(ctx: BmcContext) -> dict[str, Any]:
+    return resource(
+        "ActionInfo",
+        f"{ctx.system_path}/ResetActionInfo",
+        Id="ResetActionInfo",
+        Name="Reset Action Info",
+        Parameters=[
+            {
+                "Name": "ResetType",
+                "Required": True,
+                "DataType": "String",
+                "AllowableValues": list(RESET_TYPES),
+            }
+        ],
+    )
 
 
 def _check_reset(body: dict[str, Any]) -> str:
@@ -166,19 +205,21 @@ def routes(ctx: BmcContext) -> list[Route]:
 
     async def get_system(request: Request) -> Response:
         _mine(request)
-        body = system_body(ctx, override)
-        return respond(body, headers={"ETag": etag(body)})
+        return tagged(request, system_body(ctx, override))
 
     async def patch_system(request: Request) -> Response:
         _mine(request)
+        body = await read_patch(request)
+        # No await from here on: the If-Match check and the write are one atomic step.
         current = system_body(ctx, override)
-        if_match = request.headers.get("if-match")
-        if if_match and if_match != "*" and etag(current) not in if_match:
-            raise RedfishError(412, "PreconditionFailed")
-        target, enabled = _check_patch(await read_object(request), current, override)
+        check_if_match(request, current)
+        target, enabled = _check_patch(body, current, override)
         override.apply(target, enabled)
-        body = system_body(ctx, override)
-        return respond(body, headers={"ETag": etag(body)})
+        return tagged(request, system_body(ctx, override))
+
+    async def action_info(request: Request) -> Response:
+        _mine(request)
+        return respond(reset_action_info(ctx))
 
     async def reset(request: Request) -> Response:
         _mine(request)
@@ -188,7 +229,8 @@ def routes(ctx: BmcContext) -> list[Route]:
 
     item = f"{SYSTEMS}/{{system_id}}"
     return [
-        Route(SYSTEMS, systems, methods=["GET"]),
+        route(SYSTEMS, GET=systems),
         route(item, GET=get_system, PATCH=patch_system),
-        Route(f"{item}/Actions/{RESET_ACTION}", reset, methods=["POST"]),
+        route(f"{item}/Actions/{RESET_ACTION}", POST=reset),
+        route(f"{item}/ResetActionInfo", GET=action_info),
     ]

@@ -1,54 +1,69 @@
-"""Secure boot: publish a signed payload, serve it, verify and boot it on a unit.
+"""Secure boot: a TUF repository on the management side, verified boots on the units.
 
-- publish side (``racklet up``): :func:`generate_signing_key`, :func:`build_default_payload`,
-  :func:`publish`;
-- the verification kernel (bytes in, verdict out): :func:`verify_manifest`,
-  :func:`parse_agent_config`;
-- ``racklet.boot.server``: the boot server app (``create_boot_app``);
-- ``racklet.boot.client``: the unit's bootstrap client (``bootstrap``), which returns a
-  :class:`BootedPayload` that the OS agent (``racklet.node``) runs from.
-
-A TUF repository replaces the single manifest signature later; the kernel is where it goes.
+- publish side (the controller, ``racklet up``): :class:`TufRepository` (``create``, ``open``,
+  ``publish``, ``list``, ``rotate_key``), :func:`refresh_timestamp` (call periodically),
+  :func:`ensure_boot_repository` (what ``racklet up`` prepares), :func:`build_default_payload`;
+- ``racklet.boot.server``: the boot server app (``create_boot_app``), serving the repository's
+  metadata and targets under ``/boot/v1/`` over mutual TLS;
+- ``racklet.boot.client``: the unit's bootstrap client (``bootstrap``), python-tuf's ngclient
+  anchored in the TUF root its BMC holds; it returns a :class:`BootedPayload` that the OS agent
+  (``racklet.node``) runs from;
+- ``racklet.boot.tuf_client``: the command line of the TUF client conformance suite.
 """
 
+from racklet.boot._default_repo import ensure_boot_repository
 from racklet.boot._identity import unit_client_context, unit_server_context
-from racklet.boot._manifest import AgentConfig, Manifest, parse_agent_config, verify_manifest
+from racklet.boot._manifest import AgentConfig, Manifest, parse_agent_config
 from racklet.boot._payload import MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, build_default_payload
-from racklet.boot._publish import generate_signing_key, publish
-from racklet.boot._types import BootedPayload, BootLimits, TrustBundle, UnitIdentity
+from racklet.boot._tuf_repo import Expiry, Release, ReleaseFile, TufRepository, refresh_timestamp
+from racklet.boot._types import (
+    DEFAULT_CHANNEL,
+    BootedPayload,
+    BootLimits,
+    TrustBundle,
+    UnitIdentity,
+)
 from racklet.boot.errors import (
     BootError,
     FetchError,
     ManifestError,
+    MetadataError,
     PayloadError,
     PublishError,
+    RepositoryError,
     SignatureError,
     TrustError,
     VerificationError,
 )
 
 __all__ = [
+    "DEFAULT_CHANNEL",
     "MAX_PAYLOAD_BYTES",
     "MIN_PAYLOAD_BYTES",
     "AgentConfig",
     "BootError",
     "BootLimits",
     "BootedPayload",
+    "Expiry",
     "FetchError",
     "Manifest",
     "ManifestError",
+    "MetadataError",
     "PayloadError",
     "PublishError",
+    "Release",
+    "ReleaseFile",
+    "RepositoryError",
     "SignatureError",
     "TrustBundle",
     "TrustError",
+    "TufRepository",
     "UnitIdentity",
     "VerificationError",
     "build_default_payload",
-    "generate_signing_key",
+    "ensure_boot_repository",
     "parse_agent_config",
-    "publish",
+    "refresh_timestamp",
     "unit_client_context",
     "unit_server_context",
-    "verify_manifest",
 ]

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from racklet.boot._manifest import AgentConfig, Manifest
+from racklet.boot._manifest import AgentConfig, Manifest, valid_name
 from racklet.boot._payload import MAX_PAYLOAD_BYTES
 from racklet.boot.errors import TrustError
+
+DEFAULT_CHANNEL = "stable"
 
 
 @dataclass(frozen=True)
@@ -17,8 +19,10 @@ class BootLimits:
     Timeouts are wall-clock seconds (they bound network I/O, not simulated events).
     """
 
-    max_manifest_bytes: int = 64 * 1024
-    max_signature_bytes: int = 1024
+    max_metadata_bytes: int = 512 * 1024
+    max_timestamp_bytes: int = 16 * 1024
+    max_pointer_bytes: int = 16 * 1024
+    max_root_rotations: int = 64
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
     max_agent_config_bytes: int = 64 * 1024
     link_timeout: float = 10.0
@@ -28,7 +32,8 @@ class BootLimits:
     chunk_bytes: int = 1 << 20
 
     def __post_init__(self) -> None:
-        for name in ("max_manifest_bytes", "max_signature_bytes", "max_payload_bytes"):
+        sizes = ("max_metadata_bytes", "max_timestamp_bytes", "max_pointer_bytes")
+        for name in (*sizes, "max_payload_bytes", "max_root_rotations"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"BootLimits.{name} must be positive")
         if min(self.link_timeout, self.connect_timeout, self.read_timeout, self.total_timeout) <= 0:
@@ -39,21 +44,31 @@ class BootLimits:
 
 @dataclass(frozen=True)
 class TrustBundle:
-    """The unit's trust anchor, held by its BMC: where to boot from and whom to believe."""
+    """The unit's trust anchor, held by its BMC: where to boot from and whom to believe.
+
+    ``tuf_root`` is the TUF root metadata (JSON bytes) every boot starts its chain of trust
+    from; ``channel`` the release channel the unit follows.
+    """
 
     boot_server: str
-    signing_key_pem: str
-    ca_bundle_pem: str
+    tuf_root: bytes = field(repr=False)
+    ca_bundle_pem: str = field(repr=False)
+    channel: str = DEFAULT_CHANNEL
 
     @classmethod
     def from_link(cls, answer: dict[str, Any]) -> TrustBundle:
-        values = [answer.get(k) for k in ("bootServer", "signingKey", "caBundle")]
-        if not all(isinstance(v, str) and v for v in values):
-            raise TrustError("the BMC's trust bundle lacks bootServer, signingKey or caBundle")
-        server, key, ca = (str(v) for v in values)
+        server, ca = answer.get("bootServer"), answer.get("caBundle")
+        if not isinstance(server, str) or not server or not isinstance(ca, str) or not ca:
+            raise TrustError("the BMC's trust bundle lacks bootServer or caBundle")
         if not server.startswith("https://"):
             raise TrustError(f"the boot server must be an https:// URL, got {server!r}")
-        return cls(server.rstrip("/"), key, ca)
+        root = answer.get("tufRoot")
+        if not isinstance(root, str) or not root:
+            raise TrustError("the BMC's trust bundle has no TUF root (tufRoot)")
+        channel = answer.get("channel", DEFAULT_CHANNEL)
+        if not isinstance(channel, str) or not valid_name(channel):
+            raise TrustError(f"the BMC's trust bundle names an invalid channel {channel!r}")
+        return cls(server.rstrip("/"), root.encode(), ca, channel)
 
 
 @dataclass(frozen=True)

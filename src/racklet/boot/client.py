@@ -1,8 +1,10 @@
 """The bootstrap client: what a unit runs from its boot ROM / initramfs.
 
-It asks its BMC for the trust bundle and its identity over the backplane link, fetches the
-signed manifest and the payload from the boot server over mutual TLS, has the kernel
-(``racklet.boot._manifest``) verify them, installs the payload atomically and boots it. Any
+It asks its BMC for the trust bundle (the TUF root among it) and its identity over the
+backplane link, then lets python-tuf's ngclient refresh the metadata from the boot server over
+mutual TLS (cached in the unit's storage, which is what makes rollbacks detectable), resolve the
+channel's ``current.json`` and download the payload, verified against its signed length and
+hashes. It installs the payload atomically and boots it. Any
 failure is printed on the console, sent to the BMC as ``failed`` and raised as a
 :class:`~racklet.boot.errors.BootError`; an unverified payload is never installed or booted, and
 a previously installed, verified payload stays in place.
@@ -12,22 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
-import httpx
-
-from racklet.boot._fetch import MANIFEST_NAME, clean_partials, download_payload, get_small, install
 from racklet.boot._identity import unit_client_context
-from racklet.boot._manifest import PAYLOAD_NAME, verify_manifest
-from racklet.boot._publish import SIGNATURE_NAME
+from racklet.boot._install import install, read_agent_config
+from racklet.boot._tuf_client import FetchedRelease, clean_partials, fetch_release
+from racklet.boot._tuf_fetch import HttpxFetcher
 from racklet.boot._types import BootedPayload, BootLimits, TrustBundle, UnitIdentity
-from racklet.boot.errors import (
-    BootError,
-    FetchError,
-    ManifestError,
-    SignatureError,
-    TrustError,
-)
+from racklet.boot.errors import BootError, TrustError
 from racklet.hw import Activity, UnitHost
 from racklet.link import LinkClient, LinkError
 from racklet.log import ContextLogger, get_logger
@@ -35,6 +33,7 @@ from racklet.log import ContextLogger, get_logger
 __all__ = ["BOOT_PATH", "bootstrap"]
 
 BOOT_PATH = "/boot/v1"
+METADATA_CACHE = Path("tuf") / "metadata"
 _DEFAULT_LIMITS = BootLimits()
 
 
@@ -92,53 +91,21 @@ async def _boot(
     logger = logger.bind(unit=identity.name)
     host.console(f"bootstrap: unit {identity.name}, boot server {trust.boot_server}")
     ssl_context = await asyncio.to_thread(unit_client_context, trust, identity)
-    base = f"{trust.boot_server}{BOOT_PATH}"
     boot_dir = host.storage / "boot"
-    timeout = httpx.Timeout(limits.read_timeout, connect=limits.connect_timeout)
+    fetched = await _fetch(host, trust, ssl_context, boot_dir, limits)
+    manifest = fetched.manifest
+    host.console(
+        f"bootstrap: TUF verified {manifest.name} {manifest.version} ({manifest.channel}), "
+        f"{manifest.payload_length} bytes, SHA-256 {manifest.payload_sha256}"
+    )
     try:
-        async with (
-            asyncio.timeout(limits.total_timeout),
-            httpx.AsyncClient(verify=ssl_context, timeout=timeout) as client,
-        ):
-            manifest_bytes = await get_small(
-                client,
-                f"{base}/{MANIFEST_NAME}",
-                what="the manifest",
-                limit=limits.max_manifest_bytes,
-                too_big=ManifestError,
-            )
-            signature = await get_small(
-                client,
-                f"{base}/{SIGNATURE_NAME}",
-                what="the manifest signature",
-                limit=limits.max_signature_bytes,
-                too_big=SignatureError,
-            )
-            manifest = verify_manifest(
-                manifest_bytes,
-                signature,
-                trust.signing_key_pem,
-                max_payload_bytes=limits.max_payload_bytes,
-            )
-            host.console(
-                f"bootstrap: manifest verified: {manifest.name} {manifest.version}, "
-                f"{manifest.payload_length} bytes"
-            )
-            await asyncio.to_thread(boot_dir.mkdir, parents=True, exist_ok=True)
-            await asyncio.to_thread(clean_partials, boot_dir)
-            verified, agent = await download_payload(
-                client, f"{base}/{PAYLOAD_NAME}", manifest, boot_dir, limits
-            )
-    except TimeoutError as exc:
-        raise FetchError(f"boot did not finish within {limits.total_timeout:g} s") from exc
-    except OSError as exc:
-        raise BootError(f"unit storage failed during the download: {exc}") from exc
-    host.console(f"bootstrap: payload SHA-256 verified: {manifest.payload_sha256}")
-    try:
-        await asyncio.to_thread(install, boot_dir, verified, manifest_bytes)
-    except OSError as exc:
-        await asyncio.to_thread(verified.unlink, missing_ok=True)
-        raise BootError(f"cannot install the payload in {boot_dir}: {exc}") from exc
+        agent = await asyncio.to_thread(
+            read_agent_config, fetched.payload, limits.max_agent_config_bytes
+        )
+        await asyncio.to_thread(install, boot_dir, fetched.payload, manifest.to_json())
+    except BaseException:
+        await asyncio.to_thread(fetched.payload.unlink, missing_ok=True)
+        raise
     logger.info(f"installed {manifest.name} {manifest.version}")
     host.set_activity(Activity.BOOTING)
     with contextlib.suppress(LinkError):
@@ -149,6 +116,45 @@ async def _boot(
     return BootedPayload(
         unit=identity.name, manifest=manifest, agent=agent, identity=identity, trust=trust
     )
+
+
+async def _fetch(
+    host: UnitHost,
+    trust: TrustBundle,
+    ssl_context: ssl.SSLContext,
+    boot_dir: Path,
+    limits: BootLimits,
+) -> FetchedRelease:
+    """Run ngclient in a worker thread, bounded by the boot deadline; a cancelled boot (power
+    cut) stops the thread at its next chunk."""
+    cancel = threading.Event()
+    fetcher = HttpxFetcher(
+        ssl_context=ssl_context,
+        connect_timeout=limits.connect_timeout,
+        read_timeout=limits.read_timeout,
+        deadline=time.monotonic() + limits.total_timeout,
+        cancel=cancel,
+    )
+
+    def run() -> FetchedRelease:
+        try:
+            clean_partials(boot_dir)
+            return fetch_release(
+                root=trust.tuf_root,
+                metadata_dir=host.storage / METADATA_CACHE,
+                base_url=f"{trust.boot_server}{BOOT_PATH}",
+                channel=trust.channel,
+                download_dir=boot_dir,
+                fetcher=fetcher,
+                limits=limits,
+            )
+        finally:
+            fetcher.close()  # in the worker thread, after its last request
+
+    try:
+        return await asyncio.to_thread(run)
+    finally:
+        cancel.set()
 
 
 async def _report_failure(

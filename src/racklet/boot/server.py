@@ -1,6 +1,8 @@
-"""The boot server: serves a published repository to units over mutual TLS.
+"""The boot server: serves the TUF repository to units over mutual TLS.
 
-The controller mounts :func:`create_boot_app` at ``/boot/v1`` on its machine listener. Each
+The controller mounts :func:`create_boot_app` at ``/boot/v1`` on its machine listener:
+``/boot/v1/metadata/<file>`` (TUF metadata, e.g. ``timestamp.json``, ``3.snapshot.json``) and
+``/boot/v1/targets/<path>`` (hash-prefixed target files). Each
 response is a snapshot of one file: it is opened once, its size taken from that open file, and
 streamed from it in large chunks off the event loop, so a concurrent republish (which replaces
 files) never yields a torn or mis-sized body and a 256 MB payload is never held in memory.
@@ -11,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
+from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from pathlib import Path
 from typing import BinaryIO
@@ -21,17 +25,14 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from racklet.boot._manifest import PAYLOAD_NAME
-from racklet.boot._publish import MANIFEST_NAME, SIGNATURE_NAME
+from racklet.boot._tuf_repo import METADATA_DIR, TARGETS_DIR
 from racklet.log import get_logger
 from racklet.net import peer_common_name
 
 CHUNK_BYTES = 1 << 20
-_MEDIA_TYPES = {
-    MANIFEST_NAME: "application/json",
-    SIGNATURE_NAME: "application/octet-stream",
-    PAYLOAD_NAME: "application/octet-stream",
-}
+_METADATA_NAME = re.compile(r"([0-9]{1,12}\.)?[a-z0-9][a-z0-9-]{0,62}\.json")
+_SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
+_MAX_DEPTH = 8
 
 __all__ = ["CHUNK_BYTES", "create_boot_app"]
 
@@ -68,27 +69,49 @@ class _FileSnapshot(Response):
             await asyncio.to_thread(self._handle.close)
 
 
+def _resolve(repo_dir: Path, kind: str, name: str) -> tuple[Path, str] | None:
+    """Map a request path onto a file in the repository, or None if it cannot name one."""
+    if kind == METADATA_DIR:
+        if not _METADATA_NAME.fullmatch(name):
+            return None
+        return repo_dir / METADATA_DIR / name, "application/json"
+    parts = name.split("/")
+    if len(parts) > _MAX_DEPTH or not all(_SEGMENT.fullmatch(p) for p in parts):
+        return None  # also refuses "..", "." and hidden temp files of a publish in progress
+    return repo_dir / TARGETS_DIR / Path(*parts), "application/octet-stream"
+
+
 def create_boot_app(repo_dir: Path) -> Starlette:
-    """An ASGI app serving ``manifest.json``, ``manifest.sig`` and ``payload.bin`` from
-    ``repo_dir`` to clients that presented a verified certificate."""
+    """An ASGI app serving ``repo_dir/metadata`` and ``repo_dir/targets`` (a
+    :class:`~racklet.boot.TufRepository`'s ``repo_dir``) to clients that presented a verified
+    certificate."""
     logger = get_logger("boot-server")
 
-    async def serve_file(request: Request) -> Response:
-        peer = peer_common_name(request.scope)
-        if peer is None:
-            return PlainTextResponse("a client certificate is required\n", status_code=403)
-        name = request.path_params["name"]
-        media_type = _MEDIA_TYPES.get(name)
-        if media_type is None:
-            return PlainTextResponse("not found\n", status_code=404)
-        try:
-            handle = await asyncio.to_thread(open, repo_dir / name, "rb")
-        except FileNotFoundError:
-            return PlainTextResponse("not published\n", status_code=404)
-        except OSError as exc:
-            logger.warning(f"cannot open {name}: {exc}", extra={"unit": peer})
-            return PlainTextResponse("unavailable\n", status_code=503)
-        logger.debug(f"serving {name}", extra={"unit": peer})
-        return _FileSnapshot(handle, media_type=media_type, head=request.method == "HEAD")
+    def handler(kind: str) -> Callable[[Request], Awaitable[Response]]:
+        async def serve_file(request: Request) -> Response:
+            peer = peer_common_name(request.scope)
+            if peer is None:
+                return PlainTextResponse("a client certificate is required\n", status_code=403)
+            name = request.path_params["name"]
+            resolved = _resolve(repo_dir, kind, name)
+            if resolved is None:
+                return PlainTextResponse("not found\n", status_code=404)
+            path, media_type = resolved
+            try:
+                handle = await asyncio.to_thread(open, path, "rb")
+            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                return PlainTextResponse("not published\n", status_code=404)
+            except OSError as exc:
+                logger.warning(f"cannot open {kind}/{name}: {exc}", extra={"unit": peer})
+                return PlainTextResponse("unavailable\n", status_code=503)
+            logger.debug(f"serving {kind}/{name}", extra={"unit": peer})
+            return _FileSnapshot(handle, media_type=media_type, head=request.method == "HEAD")
 
-    return Starlette(routes=[Route("/{name}", serve_file, methods=["GET", "HEAD"])])
+        return serve_file
+
+    return Starlette(
+        routes=[
+            Route(f"/{kind}/{{name:path}}", handler(kind), methods=["GET", "HEAD"])
+            for kind in (METADATA_DIR, TARGETS_DIR)
+        ]
+    )

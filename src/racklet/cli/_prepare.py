@@ -107,7 +107,7 @@ def prepare(
         ca, layout.controller, "client", common_name="racklet-controller", server=False, client=True
     )
 
-    signing_pub = _ensure_boot_repo(layout, settings)
+    tuf_root = _ensure_boot_repo(layout, settings)
 
     ports = _free_ports(2 + 2 * units)
     controller = ControllerConfig(apiPort=ports[0], machinePort=ports[1])
@@ -128,7 +128,8 @@ def prepare(
             write_accounts(bmc_dir / "accounts.json", BMC_USER, password)
         trust = {
             "bootServer": controller.machine_url,
-            "signingKey": signing_pub,
+            "tufRoot": tuf_root,
+            "channel": "stable",
             "caBundle": ca.cert_pem.decode(),
         }
         (bmc_dir / "trust.json").write_text(json.dumps(trust, indent=2))
@@ -161,24 +162,5 @@ def prepare(
 
 
 def _ensure_boot_repo(layout: StateLayout, settings: RackSettings) -> str:
-    """Signing key and default payload, built and signed at first start (or on a size change)."""
-    layout.boot.mkdir(parents=True, exist_ok=True)
-    key = layout.boot / "signing.key"
-    if not key.exists():
-        boot.generate_signing_key(layout.boot)
-    repo = layout.boot / "repo"
-    payload = repo / "payload.bin"
-    if not payload.exists() or _published_size(repo) != settings.payload_bytes:
-        data = boot.build_default_payload(settings.payload_bytes)
-        boot.publish(repo, data, key)
-        (repo / "built-size").write_text(str(settings.payload_bytes))
-    return (layout.boot / "signing.pub").read_text()
-
-
-def _published_size(repo: Path) -> int | None:
-    """The size the published payload was built for, recorded beside it."""
-    marker = repo / "built-size"
-    try:
-        return int(marker.read_text())
-    except (OSError, ValueError):
-        return None
+    """The TUF repository and default payload, built and signed at first start; its root."""
+    return boot.ensure_boot_repository(layout.boot, settings.payload_bytes)

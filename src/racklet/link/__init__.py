@@ -4,8 +4,9 @@ Each frame is a 4-byte big-endian length followed by a UTF-8 JSON object (at mos
 The unit sends ``{"op": NAME, ...}``; the BMC answers ``{"ok": true, ...}`` or
 ``{"ok": false, "error": MESSAGE}``. Operations (see ``docs/architecture.md``):
 
-- ``trust``: the boot trust bundle: ``bootServer`` (URL), ``signingKey`` (Ed25519 public key,
-  PEM), ``caBundle`` (PEM of the rack CA).
+- ``trust``: the boot trust bundle: ``bootServer`` (URL), ``tufRoot`` (the TUF root metadata,
+  JSON text: the unit's trust anchor), ``channel`` (the release channel it follows),
+  ``caBundle`` (PEM of the rack CA).
 - ``identity``: the unit's TLS identity held by the BMC: ``key`` and ``cert`` (PEM), ``name``.
 - ``progress``: boot progress: ``state`` (a Redfish BootProgress LastState value) and
   optional ``message``.

@@ -1,0 +1,164 @@
+"""The BMC's events: one bus that keeps the event log and feeds every SSE stream.
+
+Power changes (ResourceEvent PoweredOn/PoweredOff/PoweringOff), boot progress
+(ResourceEvent ResourceChanged on the system; a failed boot is Platform
+DeviceSecureBootFailure) and sensor thresholds (SensorEvent caution/normal) are published
+here by the code that observes them. ``EventService/SSE`` streams them as Redfish ``Event``
+payloads; the Manager's ``EventLog`` lists the last ``capacity`` of them.
+
+A slow SSE client loses its oldest undelivered events, never blocks the publisher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from racklet.bmc._schema import odata_type
+
+# registry prefix -> version the message ids name (shared/redfish/registries)
+RESOURCE_EVENT = "ResourceEvent.1.4"
+SENSOR_EVENT = "SensorEvent.1.1"
+PLATFORM = "Platform.1.3"
+STREAM_BACKLOG = 256
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    timestamp: str
+    message_id: str
+    message: str
+    args: tuple[str, ...]
+    severity: str
+    origin: str
+
+    def record(self) -> dict[str, Any]:
+        """The ``EventRecord`` form (inside an ``Event`` payload)."""
+        return {
+            "EventId": str(self.id),
+            "EventTimestamp": self.timestamp,
+            "MessageId": self.message_id,
+            "Message": self.message,
+            "MessageArgs": list(self.args),
+            "MessageSeverity": self.severity,
+            "OriginOfCondition": {"@odata.id": self.origin},
+        }
+
+    def payload(self) -> dict[str, Any]:
+        return {
+            "@odata.type": odata_type("Event"),
+            "Id": str(self.id),
+            "Name": "Racklet BMC event",
+            "Events": [self.record()],
+        }
+
+
+class EventBus:
+    def __init__(self, capacity: int = 500) -> None:
+        self._log: deque[Event] = deque(maxlen=capacity)
+        self._streams: set[asyncio.Queue[Event | None]] = set()
+        self._next = 1
+        self.capacity = capacity
+
+    def publish(
+        self, message_id: str, message: str, args: tuple[str, ...], severity: str, origin: str
+    ) -> Event:
+        event = Event(
+            self._next,
+            dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            message_id,
+            message,
+            args,
+            severity,
+            origin,
+        )
+        self._next += 1
+        self._log.append(event)
+        for queue in self._streams:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(event)
+        return event
+
+    def events(self) -> list[Event]:
+        return list(self._log)
+
+    def get(self, event_id: int) -> Event | None:
+        return next((e for e in self._log if e.id == event_id), None)
+
+    def clear(self) -> None:
+        self._log.clear()
+
+    def subscribe(self) -> asyncio.Queue[Event | None]:
+        queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=STREAM_BACKLOG)
+        self._streams.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[Event | None]) -> None:
+        self._streams.discard(queue)
+
+    def close(self) -> None:
+        """End every open stream (the service is stopping)."""
+        for queue in list(self._streams):
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)
+        self._streams.clear()
+
+    # What the BMC publishes, in one place so messages match their registries.
+
+    def power(self, origin: str, unit: str, state: str) -> None:
+        words = {"On": "has powered on", "Off": "has powered off"}
+        key = {"On": "ResourcePoweredOn", "Off": "ResourcePoweredOff"}.get(state)
+        if state == "PoweringOff":
+            key, text = "ResourcePoweringOff", f"The resource '{unit}' is powering off."
+        elif state == "PoweringOn":
+            key, text = "ResourcePoweringOn", f"The resource '{unit}' is powering on."
+        else:
+            text = f"The resource '{unit}' {words[state]}."
+        assert key is not None
+        self.publish(f"{RESOURCE_EVENT}.{key}", text, (unit,), "OK", origin)
+
+    def boot(self, origin: str) -> None:
+        self.publish(
+            f"{RESOURCE_EVENT}.ResourceChanged",
+            "One or more resource properties have changed.",
+            (),
+            "OK",
+            origin,
+        )
+
+    def boot_failed(self, origin: str, unit: str, reason: str) -> None:
+        self.publish(
+            f"{PLATFORM}.DeviceSecureBootFailure",
+            f"Device '{unit}' encountered a secure boot failure: {reason}",
+            (unit,),
+            "Critical",
+            origin,
+        )
+
+    def threshold(
+        self, origin: str, sensor: str, reading: float, units: str, limit: float | None
+    ) -> None:
+        if limit is not None:
+            self.publish(
+                f"{SENSOR_EVENT}.ReadingAboveUpperCautionThreshold",
+                f"Sensor '{sensor}' reading of {reading} ({units}) is above the {limit} "
+                "upper caution threshold.",
+                (sensor, str(reading), units, str(limit)),
+                "Warning",
+                origin,
+            )
+        else:
+            self.publish(
+                f"{SENSOR_EVENT}.SensorReadingNormalRange",
+                f"Sensor '{sensor}' reading of {reading} ({units}) is within normal "
+                "operating range.",
+                (sensor, str(reading), units),
+                "OK",
+                origin,
+            )

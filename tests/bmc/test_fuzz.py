@@ -1,0 +1,88 @@
+"""Property-based fuzzing of the mutating endpoints: whatever the body, the BMC answers
+with a Redfish error or a success, never a 5xx, and a rejected request changes nothing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.bmc.conftest import UNIT, Bench
+
+SYSTEM = f"/redfish/v1/Systems/{UNIT}"
+TARGETS = [
+    ("PATCH", SYSTEM),
+    ("POST", f"{SYSTEM}/Actions/ComputerSystem.Reset"),
+    ("PATCH", "/redfish/v1/SessionService"),
+    ("PATCH", "/redfish/v1/AccountService"),
+    ("POST", "/redfish/v1/AccountService/Accounts"),
+    ("PATCH", "/redfish/v1/AccountService/Accounts/reader"),
+    ("POST", "/redfish/v1/Systems/../Managers/bmc"),
+    ("POST", f"{SYSTEM}/Actions/ComputerSystem.Explode"),
+]
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+_keys = st.sampled_from(
+    [
+        "Boot",
+        "ResetType",
+        "SessionTimeout",
+        "UserName",
+        "Password",
+        "RoleId",
+        "Enabled",
+        "Locked",
+        "AccountLockoutThreshold",
+        "PowerState",
+        "Id",
+        "@odata.id",
+    ]
+)
+_bodies = st.one_of(
+    st.dictionaries(_keys, _json, max_size=3).map(lambda d: json.dumps(d).encode()),
+    _json.map(lambda v: json.dumps(v).encode()),
+    st.binary(max_size=64),
+)
+
+
+async def _state(bench: Bench) -> dict[str, Any]:
+    async with bench.client() as http:
+        system = (await http.get(SYSTEM)).json()
+        accounts = (await http.get("/redfish/v1/AccountService/Accounts")).json()
+        service = (await http.get("/redfish/v1/AccountService")).json()
+        sessions = (await http.get("/redfish/v1/SessionService")).json()
+    system.pop("@odata.etag", None)
+    service.pop("@odata.etag", None)
+    for volatile in ("BootProgress", "PowerState"):
+        system.pop(volatile, None)
+    return {"system": system, "accounts": accounts, "service": service, "sessions": sessions}
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(target=st.sampled_from(TARGETS), body=_bodies)
+async def test_no_body_makes_a_5xx_and_rejected_ones_change_nothing(
+    bench: Bench, target: tuple[str, str], body: bytes
+) -> None:
+    before = await _state(bench)
+    switches = len(bench.unit.switch_log)
+    method, path = target
+    async with bench.client() as http:
+        response = await http.request(
+            method, path, content=body, headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code < 500, response.text
+    if response.status_code >= 400:
+        assert "error" in response.json()
+        assert await _state(bench) == before
+        assert len(bench.unit.switch_log) == switches

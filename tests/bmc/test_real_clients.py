@@ -1,0 +1,158 @@
+"""Real Redfish clients against the real BMC on a twin board: DMTF's ``redfish`` library
+and OpenStack's ``sushy`` drive power, boot override and sensor reads; the SSE event stream
+carries the power events; a rack-CA client certificate logs the controller in."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sushy
+
+import redfish
+from racklet.net import client_context
+from tests.bmc.twin_bench import ADMIN, OPERATOR, UNIT, TwinBmc, running_twin_bmc
+
+SYSTEM = f"/redfish/v1/Systems/{UNIT}"
+
+
+@pytest.fixture
+async def twin(tmp_path: Path) -> AsyncIterator[TwinBmc]:
+    async with running_twin_bmc(tmp_path / "rack") as bmc:
+        yield bmc
+
+
+async def _eventually(check: Any, what: str, within: float = 20.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not check():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_dmtf_redfish_library_powers_the_unit_and_reads_its_sensors(twin: TwinBmc) -> None:
+    unit = twin.rack.unit(UNIT)
+
+    def session() -> Any:
+        client = redfish.redfish_client(
+            base_url=twin.url, username=OPERATOR[0], password=OPERATOR[1], cafile=str(twin.ca)
+        )
+        client.login(auth="session")
+        return client
+
+    client = await asyncio.to_thread(session)
+    try:
+        reset = await asyncio.to_thread(
+            client.post, f"{SYSTEM}/Actions/ComputerSystem.Reset", body={"ResetType": "On"}
+        )
+        assert reset.status == 204
+        await _eventually(lambda: unit.power_watts > 1.0, "the unit to draw power")
+        system = await asyncio.to_thread(client.get, SYSTEM)
+        assert system.dict["PowerState"] == "On"
+
+        async def power_reading() -> float | None:
+            sensor = await asyncio.to_thread(
+                client.get, f"/redfish/v1/Chassis/{UNIT}/Sensors/power"
+            )
+            return sensor.dict["Reading"]
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while (reading := await power_reading()) is None or reading < 1.0:
+            assert loop.time() < deadline, "the BMC never read the unit's draw"
+            await asyncio.sleep(0.05)
+        assert abs(reading - unit.power_watts) < 1.5
+        info = await asyncio.to_thread(client.get, f"{SYSTEM}/ResetActionInfo")
+        assert "PowerCycle" in info.dict["Parameters"][0]["AllowableValues"]
+    finally:
+        await asyncio.to_thread(client.logout)
+
+
+async def test_sushy_sets_a_network_boot_override_on_the_board(twin: TwinBmc) -> None:
+    def override() -> tuple[str, Any]:
+        root = sushy.Sushy(
+            twin.url + "/redfish/v1",
+            username=OPERATOR[0],
+            password=OPERATOR[1],
+            verify=str(twin.ca),
+        )
+        system = root.get_system(SYSTEM)
+        system.set_system_boot_options(
+            sushy.BOOT_SOURCE_TARGET_PXE, enabled=sushy.BOOT_SOURCE_ENABLED_CONTINUOUS
+        )
+        system.refresh()
+        return system.boot.target, system.boot.enabled
+
+    target, enabled = await asyncio.to_thread(override)
+    assert target == sushy.BOOT_SOURCE_TARGET_PXE
+    assert enabled == sushy.BOOT_SOURCE_ENABLED_CONTINUOUS
+    assert twin.rack.board(UNIT).boot_select.get().value == "UefiHttp"
+
+
+async def test_the_sse_stream_carries_power_events(twin: TwinBmc) -> None:
+    seen: list[dict[str, Any]] = []
+    async with httpx.AsyncClient(
+        base_url=twin.url, verify=client_context(twin.ca), auth=ADMIN, timeout=20.0
+    ) as http:
+
+        async def listen() -> None:
+            async with http.stream("GET", "/redfish/v1/EventService/SSE") as stream:
+                assert stream.headers["content-type"].startswith("text/event-stream")
+                async for line in stream.aiter_lines():
+                    if line.startswith("data: "):
+                        seen.append(json.loads(line[6:]))
+
+        listener = asyncio.create_task(listen())
+        try:
+            # The stream is open once the BMC counts a subscriber.
+            await _eventually(lambda: bool(twin.service.context.events._streams), "the stream")
+            reset = await http.post(
+                f"{SYSTEM}/Actions/ComputerSystem.Reset", json={"ResetType": "On"}
+            )
+            assert reset.status_code == 204
+
+            def powered_on() -> bool:
+                ids = [record["MessageId"] for e in seen for record in e["Events"]]
+                return "ResourceEvent.1.4.ResourcePoweredOn" in ids
+
+            await _eventually(powered_on, "a PoweredOn event on the stream")
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+        record = next(r for e in seen for r in e["Events"] if r["MessageId"].endswith("PoweredOn"))
+        assert record["OriginOfCondition"]["@odata.id"] == SYSTEM
+        log = (await http.get("/redfish/v1/Managers/bmc/LogServices/EventLog/Entries")).json()
+        assert any(m["MessageId"].endswith("PoweredOn") for m in log["Members"])
+
+
+async def test_a_rack_ca_client_certificate_logs_the_controller_in(twin: TwinBmc) -> None:
+    certs = twin.state_dir.parent / "clients"
+    certs.mkdir()
+    twin.pki.issue("racklet-controller", server=False, client=True).write(certs, "controller")
+    twin.pki.issue("stranger", server=False, client=True).write(certs, "stranger")
+
+    def as_(name: str) -> httpx.AsyncClient:
+        context = client_context(twin.ca, certs / f"{name}.crt", certs / f"{name}.key")
+        return httpx.AsyncClient(base_url=twin.url, verify=context, timeout=20.0)
+
+    async with as_("controller") as controller:
+        assert (await controller.get(SYSTEM)).json()["Id"] == UNIT
+        reset = await controller.post(
+            f"{SYSTEM}/Actions/ComputerSystem.Reset", json={"ResetType": "On"}
+        )
+        assert reset.status_code == 204
+        # The controller's role is Operator: it cannot manage accounts.
+        new = {"UserName": "x", "Password": "a-long-enough-secret", "RoleId": "Operator"}
+        assert (
+            await controller.post("/redfish/v1/AccountService/Accounts", json=new)
+        ).status_code == 403
+    async with as_("stranger") as stranger:
+        assert (await stranger.get(SYSTEM)).status_code == 401
