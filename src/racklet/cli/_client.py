@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterator
+from json import loads as _loads
 from typing import Any
 
 import httpx
@@ -11,6 +13,14 @@ from racklet.cli.errors import ApiError, RackNotRunning
 from racklet.config import RackConfig
 from racklet.errors import ConfigError
 from racklet.net import client_context
+
+
+class HttpError(ApiError):
+    """The controller answered with an error status; ``status`` is the HTTP code."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ApiClient:
@@ -38,18 +48,80 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def request(self, method: str, path: str, json: Any = None) -> Any:
+    def request(
+        self, method: str, path: str, json: Any = None, params: dict[str, str] | None = None
+    ) -> Any:
         try:
-            response = self._http.request(method, path, json=json)
+            response = self._http.request(method, path, json=json, params=params)
         except httpx.TransportError as exc:
-            raise RackNotRunning(
-                f"no rack answers at {self._base} ({type(exc).__name__}); is 'racklet up' running?"
-            ) from None
+            raise self._unreachable(exc) from None
         if response.status_code >= 400:
-            raise ApiError(_error_message(response))
+            raise HttpError(_error_message(response), response.status_code)
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
+
+    def _unreachable(self, exc: Exception) -> RackNotRunning:
+        return RackNotRunning(
+            f"no rack answers at {self._base} ({type(exc).__name__}); is 'racklet up' running?"
+        )
+
+    # The generic resource API: /api/v1/<plural>[/<name>] (see docs/control-plane.md).
+
+    def list_kind(self, plural: str, selector: str | None = None) -> dict[str, Any]:
+        params = {"labelSelector": selector} if selector else None
+        result: dict[str, Any] = self.request("GET", f"/api/v1/{plural}", params=params)
+        return result
+
+    def get(self, plural: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("GET", f"/api/v1/{plural}/{name}")
+        return result
+
+    def find(self, plural: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when the server says 404."""
+        try:
+            return self.get(plural, name)
+        except HttpError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def create(self, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", f"/api/v1/{plural}", json=body)
+        return result
+
+    def replace(self, plural: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("PUT", f"/api/v1/{plural}/{name}", json=body)
+        return result
+
+    def patch(self, plural: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("PATCH", f"/api/v1/{plural}/{name}", json=patch)
+        return result
+
+    def delete(self, plural: str, name: str) -> None:
+        self.request("DELETE", f"/api/v1/{plural}/{name}")
+
+    def watch(
+        self, plural: str, resource_version: str | None, selector: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Watch events (``{"type": ..., "object": ...}``) from a newline-delimited JSON stream."""
+        params = {"watch": "true"}
+        if resource_version:
+            params["resourceVersion"] = resource_version
+        if selector:
+            params["labelSelector"] = selector
+        try:
+            with self._http.stream(
+                "GET", f"/api/v1/{plural}", params=params, timeout=httpx.Timeout(10.0, read=None)
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise HttpError(_error_message(response), response.status_code)
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield _loads(line)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
 
     def units(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self.request("GET", "/api/v1/computeunits")["items"]
@@ -68,8 +140,11 @@ class ApiClient:
     def power_cycle(self, name: str) -> None:
         self.request("POST", f"/api/v1/computeunits/{name}/power-cycle")
 
-    def events(self, name: str) -> list[dict[str, Any]]:
-        result = self.request("GET", f"/api/v1/events?name={name}")
+    def events(self, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        params = {"limit": str(limit)}
+        if name:
+            params["name"] = name
+        result = self.request("GET", "/api/v1/events", params=params)
         items: list[dict[str, Any]] = (
             result.get("items", []) if isinstance(result, dict) else result
         )

@@ -30,25 +30,146 @@ def _number(value: Any, digits: int) -> str:
     return "-" if value is None else f"{float(value):.{digits}f}"
 
 
+def render_rows(rows: list[tuple[str, ...]], header: bool = True) -> str:
+    """Columns padded to the widest cell, three spaces apart (``header=False`` skips row 0)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    shown = rows if header else rows[1:]
+    return "\n".join(
+        "   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in shown
+    )
+
+
+def _cond(obj: dict[str, Any], type_: str) -> str:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return str(cond.get("status", "Unknown"))
+    return "-"
+
+
+def _cond_message(obj: dict[str, Any], type_: str) -> str:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == type_:
+            return str(cond.get("message") or cond.get("reason") or "")
+    return ""
+
+
+def _unit_row(unit: dict[str, Any], wide: bool) -> tuple[str, ...]:
+    status, spec = unit.get("status") or {}, unit.get("spec") or {}
+    row: tuple[str, ...] = (
+        unit["metadata"]["name"],
+        str(spec.get("slot", "-")),
+        status.get("phase") or "Unknown",
+        _number(status.get("powerWatts"), 2),
+        _number(status.get("temperatureCelsius"), 1),
+        age(unit["metadata"].get("creationTimestamp")),
+    )
+    if wide:
+        row += (
+            spec.get("power", "-"),
+            status.get("bootProgress") or "-",
+            status.get("osVersion") or "-",
+            (spec.get("bmc") or {}).get("url", "-"),
+        )
+    return row
+
+
+def _rack_row(rack: dict[str, Any], wide: bool) -> tuple[str, ...]:
+    status, spec = rack.get("status") or {}, rack.get("spec") or {}
+    row: tuple[str, ...] = (
+        rack["metadata"]["name"],
+        status.get("phase") or "Unknown",
+        str(status.get("unitsRunning", 0)),
+        _number(status.get("powerWatts"), 2),
+        _number(spec.get("psuRatedWatts"), 0),
+        age(rack["metadata"].get("creationTimestamp")),
+    )
+    if wide:
+        row += (str(spec.get("slots", "-")), _number(status.get("energyJoules"), 1))
+    return row
+
+
+def _gitsource_row(source: dict[str, Any], wide: bool) -> tuple[str, ...]:
+    status, spec = source.get("status") or {}, source.get("spec") or {}
+    commit = status.get("lastAppliedCommit") or "-"
+    row: tuple[str, ...] = (
+        source["metadata"]["name"],
+        spec.get("url") or spec.get("localPath") or "-",
+        spec.get("branch") or "-",
+        _cond(source, "Ready"),
+        commit[:12],
+        age(source["metadata"].get("creationTimestamp")),
+    )
+    if wide:
+        row += (
+            str(spec.get("suspend", False)).lower(),
+            str(spec.get("prune", False)).lower(),
+            _cond_message(source, "Ready") or "-",
+        )
+    return row
+
+
+def _generic_row(obj: dict[str, Any], wide: bool) -> tuple[str, ...]:
+    status = obj.get("status") or {}
+    row: tuple[str, ...] = (
+        obj["metadata"]["name"],
+        str(status.get("phase") or "-"),
+        _cond(obj, "Ready"),
+        age(obj["metadata"].get("creationTimestamp")),
+    )
+    if wide:
+        row += (_cond_message(obj, "Ready") or "-",)
+    return row
+
+
+_HEADERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "ComputeUnit": (
+        ("NAME", "SLOT", "PHASE", "POWER(W)", "TEMP(°C)", "AGE"),
+        ("DESIRED", "BOOT", "OS", "BMC"),
+    ),
+    "Rack": (("NAME", "PHASE", "RUNNING", "POWER(W)", "PSU(W)", "AGE"), ("SLOTS", "ENERGY(J)")),
+    "GitSource": (
+        ("NAME", "SOURCE", "BRANCH", "READY", "COMMIT", "AGE"),
+        ("SUSPEND", "PRUNE", "MESSAGE"),
+    ),
+}
+_ROWS = {"ComputeUnit": _unit_row, "Rack": _rack_row, "GitSource": _gitsource_row}
+_GENERIC = (("NAME", "PHASE", "READY", "AGE"), ("MESSAGE",))
+
+
+def table_rows(kind: str, items: list[dict[str, Any]], wide: bool = False) -> list[tuple[str, ...]]:
+    """The header row then one row per object, in the columns chosen for ``kind``."""
+    narrow, extra = _HEADERS.get(kind, _GENERIC)
+    row = _ROWS.get(kind, _generic_row)
+    return [narrow + extra if wide else narrow] + [row(obj, wide) for obj in items]
+
+
+def table(kind: str, items: list[dict[str, Any]], wide: bool = False) -> str:
+    if not items:
+        return "No resources found."
+    return render_rows(table_rows(kind, items, wide))
+
+
 def units_table(units: list[dict[str, Any]]) -> str:
-    header = ("NAME", "SLOT", "PHASE", "POWER(W)", "TEMP(°C)", "AGE")
-    rows = [header]
-    for unit in units:
-        status = unit.get("status") or {}
+    return render_rows(table_rows("ComputeUnit", units))
+
+
+def events_table(events: list[dict[str, Any]]) -> str:
+    if not events:
+        return "No events found."
+    rows: list[tuple[str, ...]] = [("LAST SEEN", "TYPE", "REASON", "OBJECT", "COUNT", "MESSAGE")]
+    for event in events:
+        ref = event.get("involvedObject") or {}
         rows.append(
             (
-                unit["metadata"]["name"],
-                str(unit["spec"].get("slot", "-")),
-                status.get("phase") or "Unknown",
-                _number(status.get("powerWatts"), 2),
-                _number(status.get("temperatureCelsius"), 1),
-                age(unit["metadata"].get("creationTimestamp")),
+                age(event.get("lastTimestamp")),
+                str(event.get("type", "Normal")),
+                str(event.get("reason", "-")),
+                f"{str(ref.get('kind', '?')).lower()}/{ref.get('name', '?')}",
+                str(event.get("count", 1)),
+                str(event.get("message", "")),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    return "\n".join(
-        "   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
-    )
+    return render_rows(rows)
 
 
 def as_json(data: Any) -> str:
@@ -59,26 +180,41 @@ def as_yaml(data: Any) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip()
 
 
-def describe_unit(unit: dict[str, Any], events: list[dict[str, Any]]) -> str:
-    meta, spec, status = unit["metadata"], unit["spec"], unit.get("status") or {}
-    created = meta.get("creationTimestamp")
-    lines = [
-        f"Name:          {meta['name']}",
-        f"Slot:          {spec.get('slot', '-')}",
-        f"Desired power: {spec.get('power', '-')}",
-        f"BMC:           {(spec.get('bmc') or {}).get('url', '-')}",
-        f"Phase:         {status.get('phase') or 'Unknown'}",
-        f"Power state:   {status.get('powerState') or '-'}",
-        f"Boot progress: {status.get('bootProgress') or '-'}",
-        f"Power:         {_number(status.get('powerWatts'), 2)} W",
-        f"Energy:        {_number(status.get('energyJoules'), 1)} J",
-        f"Temperature:   {_number(status.get('temperatureCelsius'), 1)} °C",
-        f"OS version:    {status.get('osVersion') or '-'}",
-        f"Agent:         {status.get('agentUrl') or '-'}",
-        f"Heartbeat:     {status.get('lastHeartbeatTime') or '-'}",
-        f"Created:       {created or '-'} ({age(created)} ago)",
-        "Conditions:",
-    ]
+def _fields(value: Any, indent: int) -> list[str]:
+    pad = "  " * indent
+    if isinstance(value, dict):
+        if not value:
+            return [f"{pad}<none>"]
+        lines: list[str] = []
+        for key, item in value.items():
+            if isinstance(item, dict | list) and item:
+                lines.append(f"{pad}{key}:")
+                lines += _fields(item, indent + 1)
+            else:
+                lines.append(f"{pad}{key}: {_scalar(item)}")
+        return lines
+    if isinstance(value, list):
+        lines = []
+        for item in value:
+            sub = _fields(item, indent + 1)
+            lines.append(f"{pad}- {sub[0].strip()}")
+            lines += sub[1:]
+        return lines
+    return [f"{pad}{_scalar(value)}"]
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict | list):
+        return "<none>"
+    return str(value)
+
+
+def _conditions_and_events(status: dict[str, Any], events: list[dict[str, Any]]) -> list[str]:
+    lines = ["Conditions:"]
     conditions = status.get("conditions") or []
     if not conditions:
         lines.append("  <none>")
@@ -97,4 +233,58 @@ def describe_unit(unit: dict[str, Any], events: list[dict[str, Any]]) -> str:
             f"  {event.get('lastTimestamp', '-')}  {event.get('type', 'Normal'):<7}  "
             f"{event.get('reason', '-')}{times}: {event.get('message', '')}"
         )
+    return lines
+
+
+def describe(obj: dict[str, Any], events: list[dict[str, Any]]) -> str:
+    """Any kind: identity, labels, spec and status as indented fields, conditions, events."""
+    if obj.get("kind") == "ComputeUnit":
+        return describe_unit(obj, events)
+    meta = obj.get("metadata") or {}
+    created = meta.get("creationTimestamp")
+    status = dict(obj.get("status") or {})
+    conditions = status.pop("conditions", None)
+    lines = [
+        f"Name:         {meta.get('name')}",
+        f"Kind:         {obj.get('kind')}",
+        f"Labels:       {_pairs(meta.get('labels'))}",
+        f"Annotations:  {_pairs(meta.get('annotations'))}",
+        f"Generation:   {meta.get('generation', '-')}",
+        f"Created:      {created or '-'} ({age(created)} ago)",
+        "Spec:",
+        *_fields(obj.get("spec") or {}, 1),
+        "Status:",
+        *_fields(status, 1),
+    ]
+    lines += _conditions_and_events({"conditions": conditions}, events)
+    return "\n".join(lines)
+
+
+def _pairs(mapping: Any) -> str:
+    if not mapping:
+        return "<none>"
+    return ", ".join(f"{k}={v}" for k, v in sorted(mapping.items()))
+
+
+def describe_unit(unit: dict[str, Any], events: list[dict[str, Any]]) -> str:
+    meta, spec, status = unit["metadata"], unit["spec"], unit.get("status") or {}
+    created = meta.get("creationTimestamp")
+    lines = [
+        f"Name:          {meta['name']}",
+        f"Labels:        {_pairs(meta.get('labels'))}",
+        f"Slot:          {spec.get('slot', '-')}",
+        f"Desired power: {spec.get('power', '-')}",
+        f"BMC:           {(spec.get('bmc') or {}).get('url', '-')}",
+        f"Phase:         {status.get('phase') or 'Unknown'}",
+        f"Power state:   {status.get('powerState') or '-'}",
+        f"Boot progress: {status.get('bootProgress') or '-'}",
+        f"Power:         {_number(status.get('powerWatts'), 2)} W",
+        f"Energy:        {_number(status.get('energyJoules'), 1)} J",
+        f"Temperature:   {_number(status.get('temperatureCelsius'), 1)} °C",
+        f"OS version:    {status.get('osVersion') or '-'}",
+        f"Agent:         {status.get('agentUrl') or '-'}",
+        f"Heartbeat:     {status.get('lastHeartbeatTime') or '-'}",
+        f"Created:       {created or '-'} ({age(created)} ago)",
+    ]
+    lines += _conditions_and_events(status, events)
     return "\n".join(lines)

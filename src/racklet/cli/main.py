@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from racklet import config as rack_config
-from racklet.cli import _format
+from racklet.cli._apply import cmd_apply
 from racklet.cli._client import ApiClient
+from racklet.cli._resources import cmd_delete, cmd_describe, cmd_events, cmd_get, cmd_wait, duration
 from racklet.cli.errors import UsageError
 from racklet.errors import RackletError
 
 PROG = "racklet"
+_OUTPUTS = ("table", "wide", "json", "yaml", "name")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,14 +88,60 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--payload-bytes", type=_payload_size, default=65536, help="boot payload size")
     up.add_argument("--store", default="sqlite", help="sqlite (default) or etcd://HOST:PORT")
 
-    get = commands.add_parser("get", help="list resources")
-    get.add_argument("kind", choices=["units", "unit", "computeunits"])
+    get = commands.add_parser("get", help="list resources of a kind, or show one")
+    get.add_argument("kind", help="racks, computeunits (units), gitsources, releases, ...")
     get.add_argument("name", nargs="?")
-    get.add_argument("-o", "--output", choices=["table", "json", "yaml"], default="table")
+    get.add_argument("-o", "--output", choices=_OUTPUTS, default="table")
+    get.add_argument("-l", "--selector", help="label selector, e.g. tier=edu,owner!=ci")
+    get.add_argument("-w", "--watch", action="store_true", help="then print each change")
 
-    describe = commands.add_parser("describe", help="show one resource in detail")
-    describe.add_argument("kind", choices=["unit", "units", "computeunit"])
+    describe = commands.add_parser("describe", help="show one resource in detail, with events")
+    describe.add_argument("kind")
     describe.add_argument("name")
+
+    apply = commands.add_parser("apply", help="create or update resources from manifests")
+    apply.add_argument(
+        "-f", "--filename", action="append", required=True, help="file, directory or - (stdin)"
+    )
+    apply.add_argument("--dry-run", action="store_true", help="validate and compare only")
+
+    delete = commands.add_parser("delete", help="delete resources")
+    delete.add_argument("kind", nargs="?")
+    delete.add_argument("names", nargs="*")
+    delete.add_argument("-f", "--filename", action="append", help="delete what files declare")
+    delete.add_argument("--ignore-not-found", action="store_true")
+
+    wait = commands.add_parser("wait", help="wait until a resource meets a condition")
+    wait.add_argument("target", help="KIND/NAME, e.g. computeunit/unit-1")
+    wait.add_argument(
+        "--for",
+        dest="for_",
+        required=True,
+        help="condition=Ready[=True], delete, or jsonpath={.status.phase}=Running",
+    )
+    wait.add_argument("--timeout", type=duration, default=30.0, help="e.g. 90s, 2m (default 30s)")
+
+    events = commands.add_parser("events", help="what reconcilers did and why")
+    events.add_argument("--for", dest="for_", help="only events about KIND/NAME")
+    events.add_argument("--limit", type=int, default=100)
+    events.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
+
+    init = commands.add_parser("init", help="create starter files (init gitops DIR)")
+    init.add_argument("what", choices=["gitops"])
+    init.add_argument("directory", help="a new (or empty) directory")
+    init.add_argument("--units", type=_positive_units, default=5, help="without racklet.yaml")
+    init.add_argument("--psu-watts", type=_watts, default=100.0, help="without racklet.yaml")
+
+    gitops = commands.add_parser("gitops", help="GitOps: sync a GitSource now")
+    gitops_commands = gitops.add_subparsers(
+        dest="gitops_command", required=True, parser_class=_Parser
+    )
+    sync = gitops_commands.add_parser("sync", help="sync now and report the outcome")
+    sync.add_argument("name", nargs="?", help="a GitSource (default: every one)")
+    sync.add_argument("--timeout", type=duration, default=60.0, help="e.g. 30s (default 60s)")
+
+    completion = commands.add_parser("completion", help="print a shell completion script")
+    completion.add_argument("shell", choices=["bash", "zsh"])
 
     power = commands.add_parser("power", help="power units on, off, or cycle them")
     power.add_argument("action", choices=["on", "off", "cycle"])
@@ -124,36 +172,6 @@ def cmd_up(args: argparse.Namespace) -> int:
         payload_bytes=args.payload_bytes,
         store=args.store,
     )
-
-
-def cmd_get(args: argparse.Namespace) -> int:
-    config = _load(args)
-    with ApiClient(config) as api:
-        data: Any
-        if args.name:
-            config.unit(args.name)
-            data = api.unit(args.name)
-            units = [data]
-        else:
-            units = api.units()
-            data = {"apiVersion": "racklet.dev/v1alpha1", "kind": "ComputeUnitList", "items": units}
-    if args.output == "json":
-        print(_format.as_json(data))
-    elif args.output == "yaml":
-        print(_format.as_yaml(data))
-    else:
-        print(_format.units_table(units))
-    return 0
-
-
-def cmd_describe(args: argparse.Namespace) -> int:
-    config = _load(args)
-    config.unit(args.name)
-    with ApiClient(config) as api:
-        unit = api.unit(args.name)
-        events = api.events(args.name)
-    print(_format.describe_unit(unit, events))
-    return 0
 
 
 _TARGET_PHASE = {"on": "Running", "off": "Off", "cycle": "Running"}
@@ -234,12 +252,38 @@ async def _console(
         await client.aclose()
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from racklet.cli._gitops import cmd_init as init
+
+    return init(args)
+
+
+def cmd_gitops(args: argparse.Namespace) -> int:
+    from racklet.cli._gitops import cmd_gitops_sync
+
+    return cmd_gitops_sync(args)
+
+
+def cmd_completion(args: argparse.Namespace) -> int:
+    from racklet.cli._completion import script
+
+    print(script(build_parser(), args.shell))
+    return 0
+
+
 _COMMANDS = {
     "up": cmd_up,
     "get": cmd_get,
     "describe": cmd_describe,
+    "apply": cmd_apply,
+    "delete": cmd_delete,
+    "wait": cmd_wait,
+    "events": cmd_events,
     "power": cmd_power,
     "console": cmd_console,
+    "init": cmd_init,
+    "gitops": cmd_gitops,
+    "completion": cmd_completion,
 }
 
 

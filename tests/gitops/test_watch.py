@@ -1,0 +1,63 @@
+"""The runner notices a commit in a watched local repository and applies it on its own."""
+
+from __future__ import annotations
+
+import asyncio
+
+from racklet.api import GitSource
+from racklet.gitops import SYNC_ANNOTATION, GitOpsRunner
+from tests.gitops.conftest import World, unit
+
+DEADLINE = 15.0  # generous bound for a loaded CI machine; the benchmark measures latency
+
+
+async def wait_for_commit(world: World, commit: str) -> GitSource:
+    async def applied() -> GitSource:
+        while True:
+            source = await world.source()
+            if source.status.last_applied_commit == commit:
+                return source
+            await asyncio.sleep(0.02)
+
+    return await asyncio.wait_for(applied(), DEADLINE)
+
+
+async def test_a_commit_is_applied_without_being_asked(world: World) -> None:
+    runner = GitOpsRunner(world.applier, poll=0.05)
+    await runner.start()
+    try:
+        await wait_for_commit(world, world.first)
+        newer = await asyncio.to_thread(
+            world.repo.commit, {"units/unit-2.yaml": unit(2, power="Off")}, "unit-2 off"
+        )
+        await wait_for_commit(world, newer)
+        assert (await world.powers())["unit-2"] == "Off"
+    finally:
+        await runner.stop()
+
+
+async def test_a_sync_request_annotation_triggers_a_sync(world: World) -> None:
+    runner = GitOpsRunner(world.applier, poll=0.05, refresh=0.05)
+    await runner.start()
+    try:
+        first = await wait_for_commit(world, world.first)
+        source = await world.source()
+        source.metadata.annotations[SYNC_ANNOTATION] = "2030-01-01T00:00:00Z"
+        await world.store.update(source)
+
+        async def synced_again() -> None:
+            while True:
+                if (await world.source()).status.last_sync_time != first.status.last_sync_time:
+                    return
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(synced_again(), DEADLINE)
+    finally:
+        await runner.stop()
+
+
+async def test_stop_is_clean_and_idempotent(world: World) -> None:
+    runner = GitOpsRunner(world.applier)
+    await runner.start()
+    await runner.stop()
+    await runner.stop()
