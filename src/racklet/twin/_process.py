@@ -63,7 +63,10 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
             server = AppServer(
                 service.app,
                 port=urlsplit(unit.bmc.url).port or 443,
-                ssl_context=server_context(bmc_dir / "server.crt", bmc_dir / "server.key"),
+                # Client certificates from the rack CA are a login method (the controller's).
+                ssl_context=server_context(
+                    bmc_dir / "server.crt", bmc_dir / "server.key", ca=layout.ca_cert
+                ),
                 name=f"bmc:{unit.name}",
             )
             await server.start()
@@ -71,6 +74,8 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
         logger.info(f"twin of {config.rack.units} units running at speed {config.rack.speed}")
         await stop.wait()
     finally:
+        for service in services:
+            service.close_streams()  # open SSE streams would hold the servers' shutdown
         for server in reversed(servers):
             await server.stop()
         for service in reversed(services):
