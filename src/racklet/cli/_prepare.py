@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import shutil
 import socket
 from pathlib import Path
 
@@ -43,6 +44,20 @@ def check_writable(state_dir: Path) -> None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ConfigError(f"state dir {state_dir} is not writable: {reason}") from None
+
+
+def wipe_for_factory_reset(layout: StateLayout) -> None:
+    """Forget every secret and every unit's disk; keep only the declared state and the logs.
+
+    What goes: the CA and every identity, the API token, BMC accounts and passwords, the TUF
+    repository and its keys (so a new TUF root), the BMCs' state (A/B slots, rollback counters)
+    and every unit's storage. What stays: the store (the rack's declared state, from which it
+    is re-provisioned) and the logs. ``prepare`` then builds everything anew.
+    """
+    for directory in (layout.pki, layout.boot, layout.root / "bmc", layout.root / "units"):
+        shutil.rmtree(directory, ignore_errors=True)
+    for name in ("server.key", "server.crt", "client.key", "client.crt", "api.token"):
+        (layout.controller / name).unlink(missing_ok=True)
 
 
 def _free_ports(count: int) -> list[int]:

@@ -23,13 +23,15 @@ from typing import IO
 
 import httpx
 
-from racklet.cli._prepare import check_writable, prepare
+from racklet.cli._prepare import check_writable, prepare, wipe_for_factory_reset
 from racklet.config import RackConfig
 from racklet.errors import RackletError
 from racklet.net import client_context
 
 READY_TIMEOUT = 90.0
 STOP_GRACE = 15.0
+PID_FILE = "up.pid"
+RESET_SIGNAL = signal.SIGUSR1
 
 
 class UpError(RackletError):
@@ -99,7 +101,7 @@ class _Supervisor:
         return "\n".join(tail)
 
 
-def _api_ready(config: RackConfig) -> bool:
+def api_ready(config: RackConfig) -> bool:
     try:
         response = httpx.get(
             f"{config.api.url}/api/v1/computeunits",
@@ -123,41 +125,59 @@ def up(
     store: str = "sqlite",
 ) -> int:
     stopping: list[int] = []
+    resets: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        stopping.append(signum)
+        (resets if signum == RESET_SIGNAL else stopping).append(signum)
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    handled = (signal.SIGINT, signal.SIGTERM, RESET_SIGNAL)
+    previous = {s: signal.signal(s, on_signal) for s in handled}
+    pid_file = state_dir / PID_FILE
     try:
         with _state_lock(state_dir):
-            config = prepare(
-                state_dir,
-                units=units,
-                speed=speed,
-                profile=profile,
-                psu_rated_watts=psu_rated_watts,
-                payload_bytes=payload_bytes,
-                store=store,
-            )
-            supervisor = _Supervisor(config)
+
+            def provision() -> RackConfig:
+                return prepare(
+                    state_dir,
+                    units=units,
+                    speed=speed,
+                    profile=profile,
+                    psu_rated_watts=psu_rated_watts,
+                    payload_bytes=payload_bytes,
+                    store=store,
+                )
+
+            supervisor = _Supervisor(provision())
+            pid_file.write_text(str(os.getpid()))
             try:
-                return _run(supervisor, stopping)
+                while True:
+                    _run(supervisor, stopping, resets)
+                    if stopping or not resets:
+                        return 0
+                    resets.clear()
+                    # Factory reset: stop both sides, forget every secret, provision anew.
+                    supervisor.stop()
+                    wipe_for_factory_reset(supervisor.config.layout)
+                    supervisor = _Supervisor(provision())
+                    print("racklet: factory reset: new CA, identities and TUF root", flush=True)
             finally:
                 supervisor.stop()
+                pid_file.unlink(missing_ok=True)
                 print("racklet: rack stopped", flush=True)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _run(supervisor: _Supervisor, stopping: list[int]) -> int:
+def _run(supervisor: _Supervisor, stopping: list[int], resets: list[int]) -> None:
+    """Start both sides, announce them, and supervise until a stop or a reset is asked."""
     config = supervisor.config
     supervisor.spawn("twin", "racklet.twin")
     supervisor.spawn("controller", "racklet.controller")
     deadline = time.monotonic() + READY_TIMEOUT
-    while not _api_ready(config):
+    while not api_ready(config):
         if stopping:
-            return 0
+            return
         if name := supervisor.dead():
             raise UpError(
                 f"the {name} process exited during start-up; see "
@@ -175,11 +195,10 @@ def _run(supervisor: _Supervisor, stopping: list[int]) -> int:
         f"Try: racklet --config {config.layout.config} get units   (Ctrl-C stops the rack)",
         flush=True,
     )
-    while not stopping:
+    while not stopping and not resets:
         if name := supervisor.dead():
             raise UpError(
                 f"the {name} process died; see {config.layout.logs / (name + '.log')}:\n"
                 f"{supervisor.log_tail(name)}"
             )
         time.sleep(0.2)
-    return 0

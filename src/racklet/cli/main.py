@@ -150,6 +150,10 @@ def build_parser() -> argparse.ArgumentParser:
     power.add_argument("--wait", action="store_true", help="wait until the units reach the phase")
     power.add_argument("--timeout", type=float, default=120.0, help="seconds to --wait")
 
+    reset = commands.add_parser("reset", help="factory-reset the rack (new trust, wiped units)")
+    reset.add_argument("--factory", action="store_true", required=True, help="the only kind")
+    reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
     console = commands.add_parser("console", help="print a unit's captured UART log")
     console.add_argument("name")
     console.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
@@ -271,8 +275,15 @@ def cmd_completion(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reset(args: argparse.Namespace) -> int:
+    from racklet.cli._reset import factory_reset
+
+    return factory_reset(args.config, yes=args.yes)
+
+
 _COMMANDS = {
     "up": cmd_up,
+    "reset": cmd_reset,
     "get": cmd_get,
     "describe": cmd_describe,
     "apply": cmd_apply,
