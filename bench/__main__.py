@@ -6,7 +6,13 @@ import argparse
 import importlib
 import sys
 
-BENCHMARKS = ["rack_up"]
+BENCHMARKS = [
+    "rack_up",
+    "redfish_get",
+    "gitops_latency",
+    "control_plane_store",
+    "control_plane_scale",
+]
 
 
 def main() -> int:

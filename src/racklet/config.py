@@ -45,6 +45,14 @@ class UnitConfig(_Model):
     agent_port: int = Field(alias="agentPort")
 
 
+class RmcConfig(_Model):
+    """The Rack Management Controller: one Redfish endpoint aggregating every BMC."""
+
+    url: str
+    username: str
+    password: str
+
+
 class RackSettings(_Model):
     name: str = "rack-1"
     units: int = 5
@@ -74,6 +82,7 @@ class RackConfig(_Model):
     api: ApiConfig
     controller: ControllerConfig
     units: list[UnitConfig]
+    rmc: RmcConfig | None = None
 
     def unit(self, name: str) -> UnitConfig:
         for unit in self.units:

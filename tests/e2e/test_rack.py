@@ -98,3 +98,16 @@ def test_tampered_payload_is_never_booted(rack: RunningRack) -> None:
         payload.write_bytes(original)
     rack.cli("power", "cycle", "unit-2")
     rack.wait_for(all_running, "unit-2 Running after the payload was restored")
+
+
+def test_rmc_aggregates_every_bmc(rack: RunningRack) -> None:
+    config = rack.config
+    rmc = config["rmc"]
+    response = httpx.get(
+        rmc["url"] + "/redfish/v1/Systems",
+        auth=(rmc["username"], rmc["password"]),
+        verify=client_context(config["api"]["caBundle"]),
+    )
+    assert response.status_code == 200
+    members = sorted(m["@odata.id"] for m in response.json()["Members"])
+    assert members == [f"/redfish/v1/Systems/{name}_{name}" for name in UNITS]

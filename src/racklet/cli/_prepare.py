@@ -23,6 +23,7 @@ from racklet.config import (
     ControllerConfig,
     RackConfig,
     RackSettings,
+    RmcConfig,
     StateLayout,
     UnitConfig,
     save,
@@ -30,6 +31,7 @@ from racklet.config import (
 )
 from racklet.errors import ConfigError
 from racklet.pki import RackCA
+from racklet.rmc import RMC_USER, prepare_rmc
 
 MAX_UNITS = 16
 BMC_USER = "admin"
@@ -54,7 +56,8 @@ def wipe_for_factory_reset(layout: StateLayout) -> None:
     and every unit's storage. What stays: the store (the rack's declared state, from which it
     is re-provisioned) and the logs. ``prepare`` then builds everything anew.
     """
-    for directory in (layout.pki, layout.boot, layout.root / "bmc", layout.root / "units"):
+    wiped = ("bmc", "units", "rmc")
+    for directory in (layout.pki, layout.boot, *(layout.root / name for name in wiped)):
         shutil.rmtree(directory, ignore_errors=True)
     for name in ("server.key", "server.crt", "client.key", "client.crt", "api.token"):
         (layout.controller / name).unlink(missing_ok=True)
@@ -124,7 +127,7 @@ def prepare(
 
     tuf_root = _ensure_boot_repo(layout, settings)
 
-    ports = _free_ports(2 + 2 * units)
+    ports = _free_ports(3 + 2 * units)
     controller = ControllerConfig(apiPort=ports[0], machinePort=ports[1])
     token = _read_secret(layout.controller / "api.token") or secrets.token_urlsafe(32)
     write_private(layout.controller / "api.token", token)
@@ -160,6 +163,8 @@ def prepare(
                 agentPort=agent_port,
             )
         )
+    rmc_password = prepare_rmc(layout.root / "rmc", ca)
+    rmc = RmcConfig(url=f"https://127.0.0.1:{ports[-1]}", username=RMC_USER, password=rmc_password)
     layout.logs.mkdir(parents=True, exist_ok=True)
     config = RackConfig(
         stateDir=str(state_dir),
@@ -171,6 +176,7 @@ def prepare(
         ),
         controller=controller,
         units=unit_configs,
+        rmc=rmc,
     )
     save(config)
     return config

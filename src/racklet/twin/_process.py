@@ -17,7 +17,8 @@ from racklet import config as rack_config
 from racklet import log
 from racklet.bmc import BmcService, BmcSettings
 from racklet.errors import RackletError
-from racklet.net import AppServer, server_context
+from racklet.net import AppServer, run_loop, server_context
+from racklet.rmc import RunningRmc, serve_rmc
 from racklet.twin._clock import SimClock
 from racklet.twin._firmware import unit_firmware
 
@@ -43,6 +44,7 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
         agent_ports={unit.name: unit.agent_port for unit in config.units},
     )
     services: list[BmcService] = []
+    rmc: RunningRmc | None = None
     servers: list[AppServer] = []
     try:
         await rack.start()
@@ -71,9 +73,13 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
             )
             await server.start()
             servers.append(server)
+        if config.rmc is not None:
+            rmc = await serve_rmc(config, port=urlsplit(config.rmc.url).port or 443)
         logger.info(f"twin of {config.rack.units} units running at speed {config.rack.speed}")
         await stop.wait()
     finally:
+        if rmc is not None:
+            await rmc.stop()
         for service in services:
             service.close_streams()  # open SSE streams would hold the servers' shutdown
         for server in reversed(servers):
@@ -103,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         await run(config, stop)
 
     try:
-        asyncio.run(serve())
+        run_loop(serve())
     except (RackletError, OSError) as exc:
         print(f"racklet twin: error: {exc}", file=sys.stderr)
         return 1

@@ -1,0 +1,27 @@
+"""The Rack Management Controller's Redfish service: one endpoint for the whole rack.
+
+Modelled on OpenBMC bmcweb's Redfish aggregation: every unit BMC is an AggregationSource, its
+Systems, Chassis and Managers members appear in the RMC's collections under a per-BMC prefix
+(``/redfish/v1/Systems/unit-1_unit-1``), and requests for them are forwarded to the BMC over
+HTTPS (rack CA) in a Redfish session. See ``docs/rmc.md``.
+"""
+
+from racklet.rmc._satellite import AggregationSource
+from racklet.rmc._service import RmcService, RmcSettings, sources_from_config
+from racklet.rmc._setup import RMC_USER, RunningRmc, prepare_rmc, rmc_dir, serve_rmc
+from racklet.rmc.errors import RmcConfigError, RmcError, SatelliteUnreachable
+
+__all__ = [
+    "RMC_USER",
+    "AggregationSource",
+    "RmcConfigError",
+    "RmcError",
+    "RmcService",
+    "RmcSettings",
+    "RunningRmc",
+    "SatelliteUnreachable",
+    "prepare_rmc",
+    "rmc_dir",
+    "serve_rmc",
+    "sources_from_config",
+]

@@ -1,0 +1,410 @@
+"""The RMC's Redfish app: one endpoint for the rack, aggregating the unit BMCs.
+
+Served here: the ServiceRoot, the OData service document, the RMC's SessionService, the
+AggregationService with one AggregationSource per BMC and its Reset action, and the merged
+Systems, Chassis and Managers collections (each BMC asked concurrently; a BMC that does not
+answer is left out and logged). Any request for a prefixed member
+(``/redfish/v1/Systems/unit-1_unit-1/...``) is forwarded to its BMC with the prefix removed,
+and the answer comes back with the prefix added to every URI in it (``racklet.rmc._uris``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from racklet.log import ContextLogger
+from racklet.rmc import _uris
+from racklet.rmc._auth import Accounts, Principal, Sessions, allowed, basic_credentials
+from racklet.rmc._messages import JSON_TYPE, error, json_response
+from racklet.rmc._satellite import SatelliteClient
+from racklet.rmc.errors import SatelliteUnreachable
+
+ROOT = _uris.ROOT
+SESSION_SERVICE = f"{ROOT}/SessionService"
+SESSIONS = f"{SESSION_SERVICE}/Sessions"
+AGGREGATION = f"{ROOT}/AggregationService"
+SOURCES = f"{AGGREGATION}/AggregationSources"
+RESET_ACTION = "AggregationService.Reset"
+MAX_BODY = 64 * 1024
+_OPEN = {"/redfish", ROOT, f"{ROOT}/odata"}
+_COLLECTION_TYPES = {
+    "Systems": ("ComputerSystemCollection", "Computer System Collection"),
+    "Chassis": ("ChassisCollection", "Chassis Collection"),
+    "Managers": ("ManagerCollection", "Manager Collection"),
+}
+# Response headers of a BMC that mean the same through the RMC.
+_PASSED_HEADERS = ("etag", "allow", "link", "retry-after", "odata-version", "cache-control")
+_FORWARDED_HEADERS = ("content-type", "if-match", "if-none-match")
+
+
+def _link(path: str) -> dict[str, str]:
+    return {"@odata.id": path}
+
+
+def _collection(odata_type: str, path: str, name: str, members: list[str]) -> dict[str, Any]:
+    return {
+        "@odata.type": f"#{odata_type}.{odata_type}",
+        "@odata.id": path,
+        "Name": name,
+        "Members": [_link(m) for m in members],
+        "Members@odata.count": len(members),
+    }
+
+
+class _Auth:
+    """Authenticates every request but the open ones, and applies the privilege map."""
+
+    def __init__(self, app: ASGIApp, accounts: Accounts, sessions: Sessions) -> None:
+        self._app = app
+        self._accounts = accounts
+        self._sessions = sessions
+
+    async def _who(self, request: Request) -> Principal | None:
+        token = request.headers.get("x-auth-token")
+        if token:
+            session = self._sessions.touch(token)
+            return (
+                None if session is None else Principal(session.username, session.role, session.id)
+            )
+        credentials = basic_credentials(request.headers.get("authorization", ""))
+        return None if credentials is None else await self._accounts.verify(*credentials)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        path = scope["path"].rstrip("/") or "/"
+        if path in _OPEN or (path == SESSIONS and scope["method"] == "POST"):
+            await self._app(scope, receive, send)
+            return
+        who = await self._who(Request(scope))
+        if who is None:
+            challenge = {"WWW-Authenticate": 'Basic realm="Racklet RMC"'}
+            response = error(401, "NoValidSession", headers=challenge)
+        elif not allowed(scope["method"], path, who):
+            response = error(403, "InsufficientPrivilege")
+        else:
+            scope.setdefault("state", {})["principal"] = who
+            await self._app(scope, receive, send)
+            return
+        await response(scope, receive, send)
+
+
+async def _body(request: Request) -> bytes | Response:
+    """The request body, or the error response for one that is too large."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return error(413, "PayloadTooLarge")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _json_object(request: Request) -> dict[str, Any] | Response:
+    raw = await _body(request)
+    if isinstance(raw, Response):
+        return raw
+    try:
+        body = json.loads(raw) if raw.strip() else None
+    except (ValueError, UnicodeDecodeError):
+        body = None
+    return body if isinstance(body, dict) else error(400, "MalformedJSON")
+
+
+class Aggregator:
+    """The routes of the RMC over its satellite clients."""
+
+    def __init__(
+        self,
+        clients: dict[str, SatelliteClient],
+        accounts: Accounts,
+        sessions: Sessions,
+        service_uuid: str,
+        log: ContextLogger,
+    ) -> None:
+        self._clients = clients
+        self._accounts = accounts
+        self._sessions = sessions
+        self._uuid = service_uuid
+        self._log = log
+
+    # -- the RMC's own resources --------------------------------------------------------------
+
+    async def redfish(self, request: Request) -> Response:
+        return json_response({"v1": ROOT + "/"})
+
+    async def service_root(self, request: Request) -> Response:
+        return json_response(
+            {
+                "@odata.type": "#ServiceRoot.v1_20_0.ServiceRoot",
+                "@odata.id": ROOT,
+                "Id": "RootService",
+                "Name": "Racklet RMC",
+                "RedfishVersion": "1.21.0",
+                "UUID": self._uuid,
+                "Systems": _link(f"{ROOT}/Systems"),
+                "Chassis": _link(f"{ROOT}/Chassis"),
+                "Managers": _link(f"{ROOT}/Managers"),
+                "SessionService": _link(SESSION_SERVICE),
+                "AggregationService": _link(AGGREGATION),
+                "Links": {"Sessions": _link(SESSIONS)},
+                "ProtocolFeaturesSupported": {
+                    "ExpandQuery": {"ExpandAll": False, "Levels": False},
+                    "FilterQuery": False,
+                    "SelectQuery": False,
+                    "OnlyMemberQuery": False,
+                },
+            }
+        )
+
+    async def odata(self, request: Request) -> Response:
+        names = ["Systems", "Chassis", "Managers", "SessionService", "AggregationService"]
+        return json_response(
+            {
+                "@odata.context": f"{ROOT}/$metadata",
+                "value": [{"name": n, "kind": "Singleton", "url": f"{ROOT}/{n}"} for n in names],
+            }
+        )
+
+    async def session_service(self, request: Request) -> Response:
+        return json_response(
+            {
+                "@odata.type": "#SessionService.v1_1_9.SessionService",
+                "@odata.id": SESSION_SERVICE,
+                "Id": "SessionService",
+                "Name": "Session Service",
+                "ServiceEnabled": True,
+                "SessionTimeout": self._sessions.timeout,
+                "Sessions": _link(SESSIONS),
+            }
+        )
+
+    async def sessions(self, request: Request) -> Response:
+        members = [f"{SESSIONS}/{i}" for i in self._sessions.ids()]
+        return json_response(_collection("SessionCollection", SESSIONS, "Sessions", members))
+
+    def _session_body(self, session_id: str, username: str) -> dict[str, Any]:
+        return {
+            "@odata.type": "#Session.v1_7_2.Session",
+            "@odata.id": f"{SESSIONS}/{session_id}",
+            "Id": session_id,
+            "Name": "User Session",
+            "UserName": username,
+        }
+
+    async def login(self, request: Request) -> Response:
+        body = await _json_object(request)
+        if isinstance(body, Response):
+            return body
+        for name in ("UserName", "Password"):
+            if not isinstance(body.get(name), str):
+                return error(400, "PropertyMissing", name)
+        who = await self._accounts.verify(body["UserName"], body["Password"])
+        if who is None:
+            self._log.warning(f"failed login for {body['UserName']!r}")
+            return error(401, "NoValidSession")
+        session = self._sessions.create(who)
+        headers = {"X-Auth-Token": session.token, "Location": f"{SESSIONS}/{session.id}"}
+        return json_response(self._session_body(session.id, session.username), 201, headers)
+
+    async def session(self, request: Request) -> Response:
+        session_id = request.path_params["id"]
+        session = self._sessions.get(session_id)
+        if session is None:
+            return error(404, "ResourceNotFound", "Session", session_id)
+        if request.method == "DELETE":
+            self._sessions.delete(session_id)
+            return Response(status_code=204, headers={"OData-Version": "4.0"})
+        return json_response(self._session_body(session.id, session.username))
+
+    async def aggregation_service(self, request: Request) -> Response:
+        return json_response(
+            {
+                "@odata.type": "#AggregationService.v1_0_3.AggregationService",
+                "@odata.id": AGGREGATION,
+                "Id": "AggregationService",
+                "Name": "Aggregation Service",
+                "Description": "One Redfish endpoint for every unit BMC of the rack",
+                "ServiceEnabled": True,
+                "Status": {"State": "Enabled", "Health": "OK"},
+                "AggregationSources": _link(SOURCES),
+                "Actions": {
+                    f"#{RESET_ACTION}": {"target": f"{AGGREGATION}/Actions/{RESET_ACTION}"}
+                },
+            }
+        )
+
+    async def sources(self, request: Request) -> Response:
+        members = [f"{SOURCES}/{name}" for name in self._clients]
+        return json_response(
+            _collection("AggregationSourceCollection", SOURCES, "Aggregation Sources", members)
+        )
+
+    async def source(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        client = self._clients.get(name)
+        if client is None:
+            return error(404, "ResourceNotFound", "AggregationSource", name)
+        paths = [f"{ROOT}/{collection}" for collection in _uris.AGGREGATED]
+        found = await asyncio.gather(*(self._members(name, path) for path in paths))
+        return json_response(
+            {
+                "@odata.type": "#AggregationSource.v1_4_3.AggregationSource",
+                "@odata.id": f"{SOURCES}/{name}",
+                "Id": name,
+                "Name": f"BMC of {name}",
+                "HostName": client.source.url,
+                "UserName": client.source.username,
+                "Password": None,
+                "Links": {"ResourcesAccessed": [_link(uri) for uris in found for uri in uris]},
+            }
+        )
+
+    async def reset(self, request: Request) -> Response:
+        body = await _json_object(request)
+        if isinstance(body, Response):
+            return body
+        targets, reset_type = body.get("TargetURIs"), body.get("ResetType")
+        if not isinstance(targets, list) or not targets:
+            return error(400, "PropertyMissing", "TargetURIs")
+        if not isinstance(reset_type, str):
+            return error(400, "PropertyMissing", "ResetType")
+        payload = json.dumps({"ResetType": reset_type}).encode()
+        for target in targets:
+            uri = target.get("@odata.id") if isinstance(target, dict) else target
+            found = _uris.member(uri, "Systems") if isinstance(uri, str) else None
+            if found is None or found[0] not in self._clients:
+                return error(404, "ResourceNotFound", "ComputerSystem", str(uri))
+            # One at a time, in order: a rack powers up unit by unit, not all at once.
+            answer = await self._forward(
+                found[0],
+                "POST",
+                f"{found[1]}/Actions/ComputerSystem.Reset",
+                payload,
+                {"content-type": "application/json"},
+            )
+            if answer.status_code >= 400:
+                return answer
+        return Response(status_code=204, headers={"OData-Version": "4.0"})
+
+    # -- aggregated collections and the proxy ------------------------------------------------
+
+    async def collection(self, request: Request) -> Response:
+        name = request.url.path.rstrip("/").rsplit("/", 1)[1]
+        odata_type, title = _COLLECTION_TYPES[name]
+        path = f"{ROOT}/{name}"
+        answers = await asyncio.gather(
+            *(self._members(source, path) for source in self._clients),
+        )
+        members = [member for answer in answers for member in answer]
+        return json_response(_collection(odata_type, path, title, members))
+
+    async def _members(self, source: str, path: str) -> list[str]:
+        try:
+            response = await self._clients[source].request("GET", path)
+            body = response.json() if response.status_code == 200 else None
+        except (SatelliteUnreachable, ValueError) as exc:
+            self._log.warning(f"{path} of {source} left out: {exc}")
+            return []
+        members = body.get("Members") if isinstance(body, dict) else None
+        if not isinstance(members, list):
+            self._log.warning(f"{path} of {source} left out: HTTP {response.status_code}")
+            return []
+        found = [m.get("@odata.id") for m in members if isinstance(m, dict)]
+        return [_uris.add_prefix(uri, source) for uri in found if isinstance(uri, str)]
+
+    async def proxy(self, request: Request) -> Response:
+        found = _uris.route(request.url.path)
+        if found is None or found[0] not in self._clients:
+            return error(404, "ResourceNotFound", "Resource", request.url.path)
+        source, local = found
+        content: bytes | None = None
+        if request.method in ("POST", "PATCH", "PUT"):
+            raw = await _body(request)
+            if isinstance(raw, Response):
+                return raw
+            content = raw
+            if raw.strip() and "json" in request.headers.get("content-type", "json"):
+                try:
+                    rewritten = _uris.strip_document(json.loads(raw), source)
+                except (ValueError, UnicodeDecodeError):
+                    return error(400, "MalformedJSON")
+                content = json.dumps(rewritten).encode()
+        headers = {k: v for k, v in request.headers.items() if k in _FORWARDED_HEADERS}
+        if request.url.query:
+            local = f"{local}?{request.url.query}"
+        return await self._forward(source, request.method, local, content, headers)
+
+    async def _forward(
+        self, source: str, method: str, path: str, content: bytes | None, headers: dict[str, str]
+    ) -> Response:
+        try:
+            answer = await self._clients[source].request(method, path, content, headers)
+        except SatelliteUnreachable as exc:
+            self._log.warning(str(exc))
+            return error(502, "ServiceTemporarilyUnavailable", "5", headers={"Retry-After": "5"})
+        if answer.status_code == 401:
+            self._log.error(f"BMC {source} refused the RMC's credentials")
+            return error(502, "ResourceAtUriUnauthorized", path, "401 Unauthorized")
+        passed = {k: v for k, v in answer.headers.items() if k in _PASSED_HEADERS}
+        if "location" in answer.headers:
+            passed["Location"] = _uris.add_prefix(answer.headers["location"], source)
+        if "json" in answer.headers.get("content-type", "") and answer.content:
+            try:
+                document = _uris.prefix_document(answer.json(), source)
+            except ValueError:
+                return error(502, "InternalError")
+            payload = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+            return Response(payload, answer.status_code, headers=passed, media_type=JSON_TYPE)
+        media = answer.headers.get("content-type")
+        return Response(answer.content, answer.status_code, headers=passed, media_type=media)
+
+
+def build_app(aggregator: Aggregator, accounts: Accounts, sessions: Sessions) -> Starlette:
+    a = aggregator
+    all_methods = ["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"]
+    routes = [
+        Route("/redfish", a.redfish, methods=["GET"]),
+        Route(ROOT, a.service_root, methods=["GET"]),
+        Route(f"{ROOT}/", a.service_root, methods=["GET"]),
+        Route(f"{ROOT}/odata", a.odata, methods=["GET"]),
+        Route(SESSION_SERVICE, a.session_service, methods=["GET"]),
+        Route(SESSIONS, a.sessions, methods=["GET"]),
+        Route(SESSIONS, a.login, methods=["POST"]),
+        Route(SESSIONS + "/{id}", a.session, methods=["GET", "DELETE"]),
+        Route(AGGREGATION, a.aggregation_service, methods=["GET"]),
+        Route(f"{AGGREGATION}/Actions/{RESET_ACTION}", a.reset, methods=["POST"]),
+        Route(SOURCES, a.sources, methods=["GET"]),
+        Route(SOURCES + "/{name}", a.source, methods=["GET"]),
+        *[Route(f"{ROOT}/{c}", a.collection, methods=["GET"]) for c in _uris.AGGREGATED],
+        *[
+            Route(f"{ROOT}/{c}/{{member}}{{rest:path}}", a.proxy, methods=all_methods)
+            for c in _uris.AGGREGATED
+        ],
+    ]
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error(404, "ResourceNotFound", "Resource", request.url.path)
+
+    async def not_allowed(request: Request, exc: Exception) -> Response:
+        return error(405, "OperationNotAllowed")
+
+    async def crashed(request: Request, exc: Exception) -> Response:
+        a._log.exception("request failed", exc_info=exc)
+        return error(500, "InternalError")
+
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(_Auth, accounts=accounts, sessions=sessions)],
+        exception_handlers={404: not_found, 405: not_allowed, Exception: crashed},
+    )

@@ -1,0 +1,101 @@
+"""Redfish error responses of the RMC, from the DMTF Base message registry (Base.1.22).
+
+Only the messages the RMC itself produces are listed; errors a unit BMC returns are passed
+through unchanged (with their URIs rewritten).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.responses import Response
+
+JSON_TYPE = "application/json;charset=utf-8"
+ODATA_HEADERS = {"OData-Version": "4.0", "Cache-Control": "no-cache"}
+
+_BASE: dict[str, tuple[str, str, str]] = {
+    "ResourceNotFound": (
+        "The requested resource of type %1 named '%2' was not found.",
+        "Critical",
+        "Provide a valid resource identifier and resubmit the request.",
+    ),
+    "OperationNotAllowed": (
+        "The HTTP method is not allowed on this resource.",
+        "Critical",
+        "None.",
+    ),
+    "MalformedJSON": (
+        "The request body submitted was malformed JSON and could not be parsed by the "
+        "receiving service.",
+        "Critical",
+        "Ensure that the request body is valid JSON and resubmit the request.",
+    ),
+    "PropertyMissing": (
+        "The property %1 is a required property and must be included in the request.",
+        "Warning",
+        "Ensure that the property is in the request body and has a valid value and resubmit "
+        "the request if the operation failed.",
+    ),
+    "NoValidSession": (
+        "There is no valid session established with the implementation.",
+        "Critical",
+        "Establish a session before attempting any operations.",
+    ),
+    "InsufficientPrivilege": (
+        "There are insufficient privileges for the account or credentials associated with "
+        "the current session to perform the requested operation.",
+        "Critical",
+        "Either abandon the operation or change the associated access rights and resubmit "
+        "the request if the operation failed.",
+    ),
+    "ServiceTemporarilyUnavailable": (
+        "The service is temporarily unavailable.  Retry in %1 seconds.",
+        "Critical",
+        "Wait for the indicated retry duration and retry the operation.",
+    ),
+    "ResourceAtUriUnauthorized": (
+        "While accessing the resource at '%1', the service received an authorization error '%2'.",
+        "Critical",
+        "Ensure that the appropriate access is provided for the service in order for it to "
+        "access the URI.",
+    ),
+    "PayloadTooLarge": (
+        "The supplied payload exceeds the maximum size supported by the service.",
+        "Critical",
+        "Correct the request body and resubmit the request if it failed.",
+    ),
+    "InternalError": (
+        "The request failed due to an internal service error.  The service is still operational.",
+        "Critical",
+        "Resubmit the request.  If the problem persists, consider resetting the service.",
+    ),
+}
+
+
+def error_body(message_id: str, *args: str) -> dict[str, Any]:
+    text, severity, resolution = _BASE[message_id]
+    for index, arg in enumerate(args, start=1):
+        text = text.replace(f"%{index}", arg)
+    info = {
+        "@odata.type": "#Message.v1_2_0.Message",
+        "MessageId": f"Base.1.22.{message_id}",
+        "Message": text,
+        "MessageArgs": list(args),
+        "MessageSeverity": severity,
+        "Resolution": resolution,
+    }
+    return {"error": {"code": info["MessageId"], "message": text, "@Message.ExtendedInfo": [info]}}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(
+        payload, status, headers={**ODATA_HEADERS, **(headers or {})}, media_type=JSON_TYPE
+    )
+
+
+def error(
+    status: int, message_id: str, *args: str, headers: dict[str, str] | None = None
+) -> Response:
+    return json_response(error_body(message_id, *args), status, headers)

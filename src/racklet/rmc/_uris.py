@@ -1,0 +1,105 @@
+"""Member-ID prefixes of the aggregation, as pure functions over URIs and JSON documents.
+
+The scheme is bmcweb's: a resource of unit BMC ``name`` that lives under one of the
+aggregated top-level collections appears at ``/redfish/v1/<Collection>/<name>_<id>/...``.
+Outgoing documents get the prefix added to every such URI (and to the member's ``Id``);
+incoming requests have it removed before they are forwarded. URIs outside the aggregated
+collections (a BMC's SessionService, its AccountService) are left alone — the RMC does not
+proxy them.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+ROOT = "/redfish/v1"
+AGGREGATED = ("Systems", "Chassis", "Managers")
+SEPARATOR = "_"
+_SEGMENT = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@-]+")
+
+
+def member_id(source: str, local_id: str) -> str:
+    return f"{source}{SEPARATOR}{local_id}"
+
+
+def route(path: str) -> tuple[str, str] | None:
+    """``(source, local path)`` for a prefixed resource path, or None if it is not one.
+
+    ``path`` is the decoded request path. A dot segment, an empty segment or a character
+    outside RFC 3986's path characters (a decoded ``?``, ``#``, ``%`` or ``\\``) makes it
+    not one: forwarded, such a path could leave the aggregated collections on the BMC
+    (``unit-1_x/../../AccountService``), where the RMC's own credentials would carry it.
+    """
+    parts = path.split("/")
+    if len(parts) < 5 or parts[:3] != ["", "redfish", "v1"] or parts[3] not in AGGREGATED:
+        return None
+    rest = parts[4:]
+    if rest[-1] == "" and len(rest) > 1:
+        rest = rest[:-1]  # one trailing slash is harmless
+    if not all(_SEGMENT.fullmatch(p) and p not in (".", "..") for p in rest):
+        return None
+    source, sep, local_id = parts[4].partition(SEPARATOR)
+    if not (sep and source and local_id):
+        return None
+    return source, "/".join([*parts[:4], local_id, *parts[5:]])
+
+
+def member(path: str, collection: str | None = None) -> tuple[str, str] | None:
+    """Like :func:`route`, but only for a member itself (``/redfish/v1/Systems/unit-1_x``)."""
+    found = route(path)
+    if found is None or path.count("/") != 4:
+        return None
+    if collection is not None and path.split("/")[3] != collection:
+        return None
+    return found
+
+
+def add_prefix(uri: str, source: str) -> str:
+    path, hash_, fragment = uri.partition("#")
+    parts = path.split("/")
+    if (
+        len(parts) >= 5
+        and parts[:3] == ["", "redfish", "v1"]
+        and parts[3] in AGGREGATED
+        and parts[4]
+    ):
+        parts[4] = member_id(source, parts[4])
+        return "/".join(parts) + hash_ + fragment
+    return uri
+
+
+def strip_prefix(uri: str, source: str) -> str:
+    """The BMC-local form of ``uri`` if it names a resource of ``source``; else unchanged."""
+    found = route(uri.partition("#")[0])
+    if found is None or found[0] != source:
+        return uri
+    _, hash_, fragment = uri.partition("#")
+    return found[1] + hash_ + fragment
+
+
+def _walk(value: Any, change: Any) -> Any:
+    if isinstance(value, str):
+        return change(value) if value.startswith(ROOT + "/") else value
+    if isinstance(value, list):
+        return [_walk(item, change) for item in value]
+    if isinstance(value, dict):
+        return {key: _walk(item, change) for key, item in value.items()}
+    return value
+
+
+def prefix_document(document: Any, source: str) -> Any:
+    """A copy of a BMC's JSON answer as the aggregate shows it."""
+    result = _walk(document, lambda uri: add_prefix(uri, source))
+    if isinstance(result, dict) and isinstance(result.get("Id"), str):
+        own = result.get("@odata.id")
+        found = member(own) if isinstance(own, str) else None
+        # A member of a top-level collection is known by the prefixed Id, as its URI says.
+        if found is not None and found[1].endswith("/" + result["Id"]):
+            result["Id"] = member_id(source, result["Id"])
+    return result
+
+
+def strip_document(document: Any, source: str) -> Any:
+    """A copy of a client's request body with this source's URIs made BMC-local."""
+    return _walk(document, lambda uri: strip_prefix(uri, source))

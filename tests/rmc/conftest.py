@@ -1,0 +1,141 @@
+"""A twin rack of real BMC services, each on its own HTTPS port, and the RMC in front of them."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from racklet.bmc import BmcService, BmcSettings, write_accounts
+from racklet.hw import Activity, UnitHost
+from racklet.net import AppServer, client_context, server_context
+from racklet.pki import RackCA
+from racklet.rmc import AggregationSource, RmcService, RmcSettings
+from racklet.twin import RackDescription, SimClock, TwinRack
+
+BMC_PASSWORD = "bmc-password-for-the-rmc"
+ADMIN = ("admin", "rmc admin password")
+OPERATOR = ("operator", "rmc operator password")
+READER = ("reader", "rmc reader password")
+UNITS = ("unit-1", "unit-2")
+
+
+async def idle_os(host: UnitHost) -> None:
+    """Firmware that boots straight into an idle OS: enough for power tests."""
+    host.set_activity(Activity.RUNNING)
+    await asyncio.Event().wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def eventually(check: Callable[[], bool], what: str, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+@dataclass
+class Rack:
+    rack: TwinRack
+    url: str
+    """The RMC's base URL."""
+    ca: Path
+    bmc_urls: dict[str, str]
+    bmc_servers: dict[str, AppServer]
+
+    def client(self, auth: tuple[str, str] | None = ADMIN) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, verify=client_context(self.ca), auth=auth)
+
+    def bmc(self, unit: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.bmc_urls[unit],
+            verify=client_context(self.ca),
+            auth=("admin", BMC_PASSWORD),
+        )
+
+
+@pytest.fixture
+async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
+    ca = RackCA.create(tmp_path / "pki")
+    twin = TwinRack(
+        RackDescription(units=len(UNITS)),
+        SimClock(speed=20),
+        idle_os,
+        storage_root=tmp_path / "units",
+        agent_ports={},
+    )
+    services: list[BmcService] = []
+    servers: list[AppServer] = []
+    bmc_servers: dict[str, AppServer] = {}
+    sources: list[AggregationSource] = []
+    await twin.start()
+    try:
+        for unit in UNITS:
+            bmc_dir = tmp_path / "bmc" / unit
+            bmc_dir.mkdir(parents=True)
+            key, crt = ca.issue(f"{unit}-bmc").write(bmc_dir, "server")
+            write_accounts(bmc_dir / "accounts.json", "admin", BMC_PASSWORD)
+            service = BmcService(
+                twin.board(unit),
+                BmcSettings(unit=unit, state_dir=bmc_dir, firmware_version="test"),
+            )
+            await service.start()
+            services.append(service)
+            port = free_port()
+            server = AppServer(
+                service.app, port=port, ssl_context=server_context(crt, key), name=f"bmc:{unit}"
+            )
+            await server.start()
+            servers.append(server)
+            bmc_servers[unit] = server
+            sources.append(
+                AggregationSource(unit, f"https://127.0.0.1:{port}", "admin", BMC_PASSWORD)
+            )
+        rmc_dir = tmp_path / "rmc"
+        rmc_dir.mkdir()
+        key, crt = ca.issue("rmc").write(rmc_dir, "server")
+        accounts = rmc_dir / "accounts.json"
+        write_accounts(accounts, *ADMIN)
+        write_accounts(accounts, *OPERATOR, role="Operator")
+        write_accounts(accounts, *READER, role="ReadOnly")
+        rmc = RmcService(
+            RmcSettings(
+                sources=sources,
+                ca_bundle=tmp_path / "pki" / "ca.crt",
+                accounts_file=accounts,
+                request_timeout=3.0,
+            )
+        )
+        await rmc.start()
+        port = free_port()
+        rmc_server = AppServer(rmc.app, port=port, ssl_context=server_context(crt, key), name="rmc")
+        await rmc_server.start()
+        try:
+            yield Rack(
+                twin,
+                f"https://127.0.0.1:{port}",
+                tmp_path / "pki" / "ca.crt",
+                {s.name: s.url for s in sources},
+                bmc_servers,
+            )
+        finally:
+            await rmc_server.stop()
+            await rmc.stop()
+    finally:
+        for server in reversed(servers):
+            await server.stop()
+        for service in reversed(services):
+            await service.stop()
+        await twin.stop()
