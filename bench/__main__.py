@@ -10,6 +10,7 @@ BENCHMARKS = [
     "rack_up",
     "redfish_get",
     "gitops_latency",
+    "factory_reset",
     "control_plane_store",
     "control_plane_scale",
 ]
