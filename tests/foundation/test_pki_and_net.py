@@ -103,3 +103,22 @@ async def test_taken_port_raises_instead_of_exiting() -> None:
         with pytest.raises(OSError, match="cannot listen"):
             await server.start()
         await server.stop()
+
+
+async def test_unknown_http_method_is_not_implemented(ca: RackCA, tmp_path: Path) -> None:
+    key, crt = ca.issue("server").write(tmp_path, "server")
+    port = _free_port()
+    server = AppServer(
+        Starlette(routes=[Route("/", _whoami)]),
+        port=port,
+        ssl_context=server_context(crt, key),
+        name="test",
+    )
+    await server.start()
+    try:
+        async with httpx.AsyncClient(verify=client_context(tmp_path / "pki" / "ca.crt")) as client:
+            response = await client.request("FAKEMETHODFORTEST", f"https://127.0.0.1:{port}/")
+            assert response.status_code == 501
+            assert (await client.get(f"https://127.0.0.1:{port}/")).status_code == 200
+    finally:
+        await server.stop()

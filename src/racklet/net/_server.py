@@ -17,6 +17,7 @@ import ssl
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar
 
+import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -96,6 +97,31 @@ class _PeerCertProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self.scope["extensions"] = {"tls": {"peer": self._peer}}  # type: ignore[typeddict-unknown-key]
 
+    def data_received(self, data: bytes) -> None:
+        # uvicorn answers every parser error with 400; a method the parser does not know is
+        # "not implemented" (RFC 9110, 501), which is what Redfish clients expect to see.
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserInvalidMethodError:
+            self._refuse_method()
+        except httptools.HttpParserError:
+            self.send_400_response("Invalid HTTP request received.")
+
+    def _refuse_method(self) -> None:
+        body = b'{"error":{"code":"NotImplemented","message":"HTTP method not implemented"}}'
+        head = (
+            "HTTP/1.1 501 Not Implemented\r\ncontent-type: application/json\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        )
+        self.transport.write(head.encode() + body)
+        self.transport.close()
+
 
 def peer_common_name(scope: Any) -> str | None:
     """The CN of the verified client certificate of this request, if one was presented."""
@@ -137,7 +163,7 @@ class AppServer:
             lifespan="off",
             log_level=logging.WARNING,
             access_log=False,
-            ws="none",
+            ws="websockets-sansio",  # the BMC's serial console; sans-I/O, no deprecated API
             # Nothing sits in front of a Racklet listener: X-Forwarded-* headers are not trusted.
             proxy_headers=False,
             server_header=False,
