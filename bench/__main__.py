@@ -13,6 +13,8 @@ BENCHMARKS = [
     "factory_reset",
     "control_plane_store",
     "control_plane_scale",
+    "boot_server",
+    "rack_boot",
 ]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,12 +12,14 @@ from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, Event, ObjectMeta,
 from racklet.store import (
     AlreadyExists,
     Conflict,
+    EtcdStore,
     Expired,
     MemoryStore,
     NotFound,
     SqliteStore,
     Store,
 )
+from tests.store.etcd_server import EtcdServer
 
 
 def unit(name: str, slot: int = 1, **labels: str) -> ComputeUnit:
@@ -26,9 +29,18 @@ def unit(name: str, slot: int = 1, **labels: str) -> ComputeUnit:
     )
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+def open_store(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    if backend == "memory":
+        return MemoryStore()
+    if backend == "sqlite":
+        return SqliteStore(tmp_path / "s.db")
+    server: EtcdServer = request.getfixturevalue("etcd")
+    return EtcdStore(server.url, prefix=f"/test-{uuid.uuid4().hex}/")
+
+
+@pytest.fixture(params=["memory", "sqlite", "etcd"])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    backend: Store = MemoryStore() if request.param == "memory" else SqliteStore(tmp_path / "s.db")
+    backend = open_store(request.param, tmp_path, request)
     yield backend
     await backend.close()
 
@@ -115,7 +127,7 @@ async def test_events_fold_repeats_and_filter(store: Store) -> None:
 
 async def test_rack_round_trip(store: Store) -> None:
     rack = await store.create(
-        Rack(metadata=ObjectMeta(name="rack-1"), spec=RackSpec(psuRatedWatts=50))
+        Rack(metadata=ObjectMeta(name="rack-1"), spec=RackSpec(psu_rated_watts=50))
     )
     rack.status.power_watts = 12.5
     await store.update_status(rack)
@@ -162,24 +174,51 @@ async def test_failed_write_leaves_nothing(tmp_path: Path, monkeypatch: pytest.M
         await store.close()
 
 
-async def test_watch_replays_in_order_and_expires(tmp_path: Path) -> None:
-    for store in (MemoryStore(history=6), SqliteStore(tmp_path / "w.db", history=6)):
-        try:
-            _, start = await store.list_with_revision(ComputeUnit)
-            first = await store.create(unit("unit-1"))
-            first.status.phase = "Running"
-            await store.update_status(first)
-            await store.create(Rack(metadata=ObjectMeta(name="r"), spec=RackSpec(psuRatedWatts=5)))
-            gone = await store.delete(ComputeUnit, "unit-1")
-            changes = store.watch(ComputeUnit, start)
-            seen = [await anext(changes) for _ in range(4)]
-            await changes.aclose()  # type: ignore[attr-defined]
-            assert [c.type for c in seen] == ["BOOKMARK", "ADDED", "MODIFIED", "DELETED"]
-            assert seen[3].revision == int(gone.metadata.resource_version)
-            assert seen[2].object is not None and seen[2].object.status.phase == "Running"
-            for slot in range(2, 10):  # more than the kept history
-                await store.create(unit(f"unit-{slot}", slot))
-            with pytest.raises(Expired):
-                await anext(store.watch(ComputeUnit, start))
-        finally:
-            await store.close()
+@pytest.mark.parametrize("backend", ["memory", "sqlite", "etcd"])
+async def test_watch_replays_in_order_and_expires(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    store: Store
+    if backend == "memory":
+        store = MemoryStore(history=6)
+    elif backend == "sqlite":
+        store = SqliteStore(tmp_path / "w.db", history=6)
+    else:
+        store = open_store(backend, tmp_path, request)
+    try:
+        _, start = await store.list_with_revision(ComputeUnit)
+        first = await store.create(unit("unit-1"))
+        first.status.phase = "Running"
+        await store.update_status(first)
+        await store.create(Rack(metadata=ObjectMeta(name="r"), spec=RackSpec(psu_rated_watts=5)))
+        gone = await store.delete(ComputeUnit, "unit-1")
+        changes = store.watch(ComputeUnit, start)
+        seen = [await anext(changes) for _ in range(4)]
+        await changes.aclose()  # type: ignore[attr-defined]
+        assert [c.type for c in seen] == ["BOOKMARK", "ADDED", "MODIFIED", "DELETED"]
+        assert seen[3].revision == int(gone.metadata.resource_version)
+        assert seen[2].object is not None and seen[2].object.status.phase == "Running"
+        for slot in range(2, 10):  # more than the kept history
+            latest = await store.create(unit(f"unit-{slot}", slot))
+        if isinstance(store, EtcdStore):  # etcd keeps history until compacted
+            await store.gateway.compact(int(latest.metadata.resource_version))
+        with pytest.raises(Expired):
+            await anext(store.watch(ComputeUnit, start))
+    finally:
+        await store.close()
+
+
+async def test_watch_sees_changes_as_they_happen(store: Store) -> None:
+    _, start = await store.list_with_revision(ComputeUnit)
+    changes = store.watch(ComputeUnit, start)
+    assert (await anext(changes)).type == "BOOKMARK"
+    created = await store.create(unit("unit-1"))
+    created.spec.power = "Off"
+    updated = await store.update(created)
+    seen = [await anext(changes), await anext(changes)]
+    await changes.aclose()  # type: ignore[attr-defined]
+    assert [(c.type, c.revision) for c in seen] == [
+        ("ADDED", int(created.metadata.resource_version)),
+        ("MODIFIED", int(updated.metadata.resource_version)),
+    ]
+    assert seen[1].object == updated

@@ -5,6 +5,7 @@ the BMC or the unit agent. ``python -m racklet.controller --state-dir D`` runs i
 """
 
 from racklet.controller._heartbeats import Heartbeat, HeartbeatBody, HeartbeatRegistry
+from racklet.controller._leader import LeaderElection
 from racklet.controller._metrics import ControllerMetrics
 from racklet.controller._phase import Observation, Verdict, derive_phase
 from racklet.controller._runtime import Reconciler, Registry, Runtime, RuntimeObserver
@@ -18,6 +19,7 @@ __all__ = [
     "Heartbeat",
     "HeartbeatBody",
     "HeartbeatRegistry",
+    "LeaderElection",
     "Observation",
     "PermanentError",
     "RackReconciler",

@@ -1,10 +1,13 @@
 """``python -m racklet.controller --state-dir D``: the management side of one rack.
 
-Loads ``D/racklet.yaml``, opens the store, declares the rack and its units (creating only what
-is missing, so user changes survive restarts), and runs the reconcilers, the API listener
-(server TLS, bearer token) and the machine listener (mutual TLS: heartbeats and the boot
-server) until SIGTERM or SIGINT, then stops everything and exits 0. A bad config or a port
-that cannot be bound is one line on stderr and exit status 1.
+Loads ``D/racklet.yaml``, opens the store (``rack.store``: ``sqlite`` in the state dir, or
+``etcd://HOST:PORT`` / ``etcds://HOST:PORT`` shared with other controllers), declares the rack
+and its units (creating only what is missing, so user changes survive restarts), and runs the
+reconcilers, the API listener (server TLS, bearer token) and the machine listener (mutual TLS:
+heartbeats and the boot server) until SIGTERM or SIGINT, then stops everything and exits 0.
+On etcd it campaigns for the lead: every controller serves the API, only the leader runs the
+reconcilers, through a fenced store view. A bad config or a port that cannot be bound is one
+line on stderr and exit status 1.
 """
 
 from __future__ import annotations
@@ -12,23 +15,27 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from racklet import config as rack_config
 from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, ObjectMeta, Rack, RackSpec
 from racklet.controller._heartbeats import HeartbeatRegistry
 from racklet.controller._http import create_api_app, create_machine_app
+from racklet.controller._leader import LeaderElection
 from racklet.controller._metrics import ControllerMetrics
 from racklet.controller._runtime import Registry, Runtime
+from racklet.controller.errors import ControllerError
 from racklet.controller.reconcilers import ComputeUnitReconciler, RackReconciler
 from racklet.errors import RackletError
 from racklet.log import configure, get_logger
-from racklet.net import AppServer, server_context
+from racklet.net import AppServer, client_context, run_loop, server_context
 from racklet.redfish import RedfishClient
-from racklet.store import AlreadyExists, NotFound, SqliteStore, Store
+from racklet.store import AlreadyExists, EtcdStore, NotFound, SqliteStore, Store
 
 log = get_logger("controller")
 
@@ -56,6 +63,23 @@ async def declare(store: Store, config: rack_config.RackConfig) -> None:
                 await store.create(obj)
 
 
+def open_store(config: rack_config.RackConfig) -> SqliteStore | EtcdStore:
+    """The store ``rack.store`` names; ``etcds://`` is mutual TLS with the rack CA."""
+    choice = config.rack.store
+    if choice == "sqlite":
+        return SqliteStore(config.layout.store)
+    parsed = urlsplit(choice)
+    if parsed.scheme == "etcd" and parsed.netloc:
+        return EtcdStore(f"http://{parsed.netloc}")
+    if parsed.scheme == "etcds" and parsed.netloc:
+        tls = config.layout.controller
+        context = client_context(config.layout.ca_cert, tls / "client.crt", tls / "client.key")
+        return EtcdStore(f"https://{parsed.netloc}", verify=context)
+    raise ControllerError(
+        f"rack.store: {choice!r} is not 'sqlite', 'etcd://HOST:PORT' or 'etcds://HOST:PORT'"
+    )
+
+
 def _boot_app(repo: Path) -> object | None:
     try:
         from racklet.boot.server import create_boot_app
@@ -70,7 +94,31 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
     tls_dir = layout.controller
     client_cert = (tls_dir / "client.crt", tls_dir / "client.key")
     presented = client_cert if all(p.exists() for p in client_cert) else None
-    store = SqliteStore(layout.store)
+    store = open_store(config)
+    runtime: Runtime | None = None
+    election: LeaderElection | None = None
+    acting: Store = store
+    fence = None
+    if isinstance(store, EtcdStore):
+
+        async def elected() -> None:
+            assert runtime is not None
+            await runtime.start()
+
+        async def deposed() -> None:
+            assert runtime is not None
+            await runtime.stop()
+
+        identity = f"{socket.gethostname()}/{os.getpid()}/api:{config.controller.api_port}"
+        election = LeaderElection(
+            store.gateway,
+            store.prefix + b"leader",
+            identity,
+            on_elected=elected,
+            on_deposed=deposed,
+        )
+        fenced = store.fenced(election.fence)
+        acting, fence = fenced, fenced.check_fence
     clients = {
         unit.name: RedfishClient(
             unit.bmc.url,
@@ -87,11 +135,13 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
     registry.register(
         ComputeUnit,
         ComputeUnitReconciler(
-            store, clients, heartbeats, rack_name=config.rack.name, observer=metrics
+            acting, clients, heartbeats, rack_name=config.rack.name, observer=metrics, fence=fence
         ),
     )
-    registry.register(Rack, RackReconciler(store, observer=metrics))
+    registry.register(Rack, RackReconciler(acting, observer=metrics))
     runtime = Runtime(registry, store, observer=metrics)
+    if election is not None:
+        metrics.watch_leader(lambda: election.is_leader)
     servers: list[AppServer] = []
     try:
         await declare(store, config)
@@ -126,7 +176,10 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
         )
         for port in (config.controller.api_port, config.controller.machine_port):
             _check_port(port)
-        await runtime.start()
+        if election is None:
+            await runtime.start()
+        else:
+            await election.start()
         for server in servers:
             await server.start()
         log.info(
@@ -140,6 +193,8 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
     finally:
         for server in reversed(servers):
             await server.stop()
+        if election is not None:
+            await election.stop()
         await runtime.stop()
         for client in clients.values():
             await client.aclose()
@@ -162,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure(args.log_level)
     try:
-        asyncio.run(_main(args.state_dir))
+        run_loop(_main(args.state_dir))
     except (RackletError, OSError) as exc:
         print(f"racklet controller: {exc}", file=sys.stderr)
         return 1

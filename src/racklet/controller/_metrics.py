@@ -44,6 +44,7 @@ class ControllerMetrics:
             registry=self.registry,
         )
         self._depth: Callable[[], int] = lambda: 0
+        self._leader: Callable[[], bool] = lambda: True
 
     # -- fed by the reconcilers and the runtime ---------------------------------------------
 
@@ -63,6 +64,9 @@ class ControllerMetrics:
 
     def watch_queue(self, depth: Callable[[], int]) -> None:
         self._depth = depth
+
+    def watch_leader(self, leading: Callable[[], bool]) -> None:
+        self._leader = leading
 
     def render(self) -> bytes:
         body: bytes = generate_latest(self.registry)  # type: ignore[no-untyped-call]
@@ -116,3 +120,9 @@ class ControllerMetrics:
         )
         depth.add_metric([], float(self._depth()))
         yield depth
+        leader = GaugeMetricFamily(
+            "racklet_controller_leader",
+            "1 while this controller leads (runs the reconcilers), 0 while it follows.",
+        )
+        leader.add_metric([], 1.0 if self._leader() else 0.0)
+        yield leader

@@ -22,7 +22,7 @@ from typing import Protocol
 from racklet.api import Object, kind_of
 from racklet.controller.errors import PermanentError, TemporaryError
 from racklet.log import get_logger
-from racklet.store import Conflict, Store
+from racklet.store import Conflict, Fenced, Store
 
 Kind = type[Object]
 Key = tuple[str, str]
@@ -96,7 +96,7 @@ class Runtime:
         self._workers: dict[Key, asyncio.Task[None]] = {}
         self._again: set[Key] = set()
         self._resync: asyncio.Task[None] | None = None
-        self._stopping = False
+        self._stopping = True  # enqueue is ignored until start (a follower never starts)
 
     @property
     def depth(self) -> int:
@@ -171,6 +171,10 @@ class Runtime:
                 except Conflict:
                     self._on_result("conflict")
                     error, delay = "Conflict", _CONFLICT_DELAY
+                except Fenced as exc:  # deposed: the new leader owns this object now
+                    self._on_result("error")
+                    log.warning("%s/%s: %s", kind, name, exc)
+                    error, delay = "Fenced", self._backoff_max
                 except TemporaryError as exc:
                     self._on_result("error")
                     log.warning("%s/%s: %s (retry in %.1f s)", kind, name, exc, exc.delay)

@@ -1,6 +1,7 @@
-"""Where resources live: the Store protocol, SQLite (default) and an in-memory fake."""
+"""Where resources live: the Store protocol, SQLite (default), etcd (HA) and an in-memory fake."""
 
 from racklet.store._changes import Change, ChangeType
+from racklet.store._etcd import EtcdStore, Fence, Guard
 from racklet.store._memory import MemoryStore
 from racklet.store._protocol import LabelSelector, Store
 from racklet.store._sqlite import SqliteStore
@@ -8,6 +9,7 @@ from racklet.store.errors import (
     AlreadyExists,
     Conflict,
     Expired,
+    Fenced,
     NotFound,
     StoreError,
     Unavailable,
@@ -18,7 +20,11 @@ __all__ = [
     "Change",
     "ChangeType",
     "Conflict",
+    "EtcdStore",
     "Expired",
+    "Fence",
+    "Fenced",
+    "Guard",
     "LabelSelector",
     "MemoryStore",
     "NotFound",

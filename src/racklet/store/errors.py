@@ -8,7 +8,8 @@
         ├── AlreadyExists  create of a name that is taken            (HTTP 409)
         ├── Conflict       write based on a stale resourceVersion    (HTTP 409)
         ├── Expired        watch from a revision no longer kept      (HTTP 410)
-        └── Unavailable    the backend cannot be reached (etcd down) (HTTP 503)
+        ├── Unavailable    the backend cannot be reached (etcd down) (HTTP 503)
+        └── Fenced         a leader-only write from a controller that lost the lead
 """
 
 from __future__ import annotations
@@ -54,3 +55,8 @@ class Expired(StoreError):
 
 class Unavailable(StoreError):
     """The store's backend cannot be reached (e.g. etcd is down); retry later (HTTP 503)."""
+
+
+class Fenced(StoreError):
+    """A fenced write was refused: this controller is no longer the leader it was when it
+    decided to act, so the action must not happen (another controller now owns it)."""

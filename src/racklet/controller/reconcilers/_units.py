@@ -8,8 +8,13 @@ Level-triggered and idempotent: each run reads the unit's spec and looks at the 
   ``PowerBudget=False`` (reason ``BusbarBudget``). This staggers a rack's power-on.
 * shuts it down gracefully when ``spec.power`` is Off and it is powered (the BMC forces it off
   by itself after a grace period);
-* power-cycles it once per ``racklet.dev/power-cycle-request`` annotation value, recorded in
-  ``status.lastPowerCycle`` so the same request is never done twice.
+* power-cycles it once per ``racklet.dev/power-cycle-request`` annotation value. The request
+  is recorded in ``status.lastPowerCycle`` *before* the reset is sent, in a write that fails
+  unless this controller still leads (the fenced store of an HA controller), so no request
+  is ever done twice, even across a failover: at most once, and a failed reset is an event.
+
+With ``fence`` (an HA controller) every reset is preceded by a check that this controller
+still holds the lead; a deposed leader stops acting at once.
 
 The phase comes only from the observation, never from the command just sent. Status is
 written only when something in it changed.
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from racklet.api import (
@@ -77,8 +82,10 @@ class ComputeUnitReconciler:
         action_cooldown: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         observer: UnitObserver | None = None,
+        fence: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
+        self._fence = fence
         self._bmcs = bmcs
         self._heartbeats = heartbeats
         self._rack_name = rack_name
@@ -171,6 +178,8 @@ class ComputeUnitReconciler:
         return last is not None and last[0] == action and self._clock() - last[1] < self._cooldown
 
     async def _reset(self, name: str, bmc: Bmc, reset_type: str) -> None:
+        if self._fence is not None:
+            await self._fence()  # raises Fenced when another controller leads now
         await bmc.reset(name, reset_type)
         self._last_action[name] = (reset_type, self._clock())
         self._boot_marks[name] = self._clock()
@@ -193,8 +202,16 @@ class ComputeUnitReconciler:
         if request and request != status.last_power_cycle:
             if self._cycled.get(name) != request:
                 if unit.spec.power == "On" and obs.powered:
-                    await self._reset(name, bmc, "PowerCycle")
-                    events.append(_event(name, "PowerCycle", f"power cycle {request} requested"))
+                    await self._record_intent(unit, request)
+                    self._cycled[name] = request
+                    try:
+                        await self._reset(name, bmc, "PowerCycle")
+                    except RedfishClientError as exc:
+                        message = f"power cycle {request} failed: {exc}"
+                        events.append(_event(name, "PowerCycleFailed", message, "Warning"))
+                    else:
+                        message = f"power cycle {request} requested"
+                        events.append(_event(name, "PowerCycle", message))
                 else:
                     events.append(
                         _event(name, "PowerCycleSkipped", f"power cycle {request}: unit is off")
@@ -233,6 +250,14 @@ class ComputeUnitReconciler:
         set_condition(status.conditions, "PowerBudget", "True", "WithinBudget", message)
         events.append(_event(name, "PowerOn", "powered on"))
         return True
+
+    async def _record_intent(self, unit: ComputeUnit, request: str) -> None:
+        """Mark ``request`` as handled before acting on it (at most once, fenced)."""
+        intent = unit.model_copy(deep=True)
+        intent.status.last_power_cycle = request
+        recorded = await self._store.update_status(intent)
+        unit.metadata.resource_version = recorded.metadata.resource_version
+        unit.status.last_power_cycle = request
 
     async def _budget_allows(self, name: str, chassis: ChassisView) -> tuple[bool, str]:
         try:
