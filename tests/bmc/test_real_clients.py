@@ -77,18 +77,19 @@ async def test_dmtf_redfish_library_powers_the_unit_and_reads_its_sensors(twin: 
 
 async def test_sushy_sets_a_network_boot_override_on_the_board(twin: TwinBmc) -> None:
     def override() -> tuple[str, Any]:
-        root = sushy.Sushy(
-            twin.url + "/redfish/v1",
-            username=OPERATOR[0],
-            password=OPERATOR[1],
-            verify=str(twin.ca),
-        )
-        system = root.get_system(SYSTEM)
-        system.set_system_boot_options(
-            sushy.BOOT_SOURCE_TARGET_PXE, enabled=sushy.BOOT_SOURCE_ENABLED_CONTINUOUS
-        )
-        system.refresh()
-        return system.boot.target, system.boot.enabled
+        # An explicit auth object, closed here: sushy would otherwise log out from __del__
+        # during a later test, retrying against a stopped BMC and stalling that test's loop.
+        auth = sushy.auth.SessionOrBasicAuth(username=OPERATOR[0], password=OPERATOR[1])
+        root = sushy.Sushy(twin.url + "/redfish/v1", auth=auth, verify=str(twin.ca))
+        try:
+            system = root.get_system(SYSTEM)
+            system.set_system_boot_options(
+                sushy.BOOT_SOURCE_TARGET_PXE, enabled=sushy.BOOT_SOURCE_ENABLED_CONTINUOUS
+            )
+            system.refresh()
+            return system.boot.target, system.boot.enabled
+        finally:
+            auth.close()
 
     target, enabled = await asyncio.to_thread(override)
     assert target == sushy.BOOT_SOURCE_TARGET_PXE
