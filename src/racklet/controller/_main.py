@@ -23,8 +23,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from racklet import config as rack_config
-from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, ObjectMeta, Rack, RackSpec
+from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, GitSource, ObjectMeta, Rack, RackSpec
+from racklet.controller._gitops import GitSources
 from racklet.controller._heartbeats import HeartbeatRegistry
+from racklet.controller._housekeeping import TufRefresher
 from racklet.controller._http import create_api_app, create_machine_app
 from racklet.controller._leader import LeaderElection
 from racklet.controller._metrics import ControllerMetrics
@@ -35,7 +37,7 @@ from racklet.errors import RackletError
 from racklet.log import configure, get_logger
 from racklet.net import AppServer, client_context, run_loop, server_context
 from racklet.redfish import RedfishClient
-from racklet.store import AlreadyExists, EtcdStore, NotFound, SqliteStore, Store
+from racklet.store import AlreadyExists, Conflict, EtcdStore, NotFound, SqliteStore, Store
 
 log = get_logger("controller")
 
@@ -53,8 +55,16 @@ async def declare(store: Store, config: rack_config.RackConfig) -> None:
             await store.create(rack)
     for unit in config.units:
         try:
-            await store.get(ComputeUnit, unit.name)
+            existing = await store.get(ComputeUnit, unit.name)
         except NotFound:
+            existing = None
+        if existing is not None:
+            if existing.spec.bmc.url != unit.bmc.url:
+                # Where a unit's BMC answers is inventory (racklet.yaml), not user intent.
+                existing.spec.bmc.url = unit.bmc.url
+                with contextlib.suppress(Conflict):
+                    await store.update(existing)
+        else:
             obj = ComputeUnit(
                 metadata=ObjectMeta(name=unit.name, labels={"racklet.dev/rack": config.rack.name}),
                 spec=ComputeUnitSpec(slot=unit.slot, power="On", bmc=BmcRef(url=unit.bmc.url)),
@@ -104,9 +114,11 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
         async def elected() -> None:
             assert runtime is not None
             await runtime.start()
+            await gitops.start_watching(runtime.enqueue)
 
         async def deposed() -> None:
             assert runtime is not None
+            await gitops.stop_watching()
             await runtime.stop()
 
         identity = f"{socket.gethostname()}/{os.getpid()}/api:{config.controller.api_port}"
@@ -139,6 +151,9 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
         ),
     )
     registry.register(Rack, RackReconciler(acting, observer=metrics))
+    gitops = GitSources(acting, layout.controller / "gitops")
+    registry.register(GitSource, gitops)
+    refresher = TufRefresher(layout.boot)
     runtime = Runtime(registry, store, observer=metrics)
     if election is not None:
         metrics.watch_leader(lambda: election.is_leader)
@@ -178,8 +193,10 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
             _check_port(port)
         if election is None:
             await runtime.start()
+            await gitops.start_watching(runtime.enqueue)
         else:
             await election.start()
+        await refresher.start()
         for server in servers:
             await server.start()
         log.info(
@@ -191,10 +208,12 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
         await stop.wait()
         log.info("stopping")
     finally:
+        await refresher.stop()
         for server in reversed(servers):
             await server.stop()
         if election is not None:
             await election.stop()
+        await gitops.stop_watching()
         await runtime.stop()
         for client in clients.values():
             await client.aclose()

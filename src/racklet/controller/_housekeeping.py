@@ -1,0 +1,49 @@
+"""Periodic chores of the management side that are not reconcilers of one object.
+
+Today one: keep the TUF repository's short-lived roles (timestamp, snapshot) fresh, so a
+unit never sees an expired timestamp just because nobody published for a day. Signing and
+file writes run in a thread; a failure is logged and retried at the next period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+from racklet.boot import RepositoryError, TufRepository, refresh_timestamp
+from racklet.log import get_logger
+
+log = get_logger("controller")
+
+REFRESH_SECONDS = 600.0
+
+
+class TufRefresher:
+    def __init__(self, boot_dir: Path, period: float = REFRESH_SECONDS) -> None:
+        self._boot_dir = boot_dir
+        self._period = period
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None and (self._boot_dir / "repository.json").exists():
+            self._task = asyncio.create_task(self._loop(), name="controller:tuf-refresh")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    def _refresh(self) -> bool:
+        return refresh_timestamp(TufRepository.open(self._boot_dir))
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                if await asyncio.to_thread(self._refresh):
+                    log.info("re-signed the TUF timestamp and snapshot")
+            except RepositoryError as exc:
+                log.error(f"TUF refresh failed, retrying in {self._period:g} s: {exc}")
+            await asyncio.sleep(self._period)
