@@ -11,6 +11,7 @@ authenticate to remote hosts (use a URL the controller's user can already fetch)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 from dataclasses import dataclass
@@ -60,6 +61,12 @@ async def git(*args: str, cwd: str | None = None, stdin: bytes | None = None) ->
         process.kill()
         await process.wait()
         raise SourceError(f"git {args[0]} took longer than {_TIMEOUT:g} s") from exc
+    except asyncio.CancelledError:
+        # Reap git before the loop goes: an orphaned transport fails in __del__ later.
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+        raise
     if process.returncode != 0:
         lines = err.decode(errors="replace").strip().splitlines()
         raise SourceError(lines[-1] if lines else f"git {args[0]} failed ({process.returncode})")
