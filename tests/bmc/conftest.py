@@ -9,6 +9,7 @@ import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -275,13 +276,15 @@ def free_port() -> int:
 
 @contextlib.asynccontextmanager
 async def running_bench(
-    tmp_path: Path, clock: object, unit: FakeUnit | None = None
+    tmp_path: Path, clock: object, unit: FakeUnit | None = None, **settings: Any
 ) -> AsyncIterator[Bench]:
+    """A BMC over TLS on a fake board; ``settings`` go to its BmcSettings."""
     unit = unit or FakeUnit()
     state, ca = make_state_dir(tmp_path)
     board, uart, link, select = make_board(unit, clock)
     service = BmcService(
-        board, BmcSettings(unit=UNIT, state_dir=state, firmware_version="racklet-bmc test")
+        board,
+        BmcSettings(unit=UNIT, state_dir=state, firmware_version="racklet-bmc test", **settings),
     )
     port = free_port()
     server = AppServer(

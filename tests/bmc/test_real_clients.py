@@ -157,3 +157,46 @@ async def test_a_rack_ca_client_certificate_logs_the_controller_in(twin: TwinBmc
         ).status_code == 403
     async with as_("stranger") as stranger:
         assert (await stranger.get(SYSTEM)).status_code == 401
+
+
+async def test_both_libraries_read_the_unit_console_log(twin: TwinBmc) -> None:
+    """The console the unit printed at boot, read as LogService entries by each client."""
+    entries = f"{SYSTEM}/LogServices/Console/Entries"
+    booted = "racklet: booted into an idle OS"
+
+    def with_redfish() -> list[str]:
+        client = redfish.redfish_client(
+            base_url=twin.url, username=OPERATOR[0], password=OPERATOR[1], cafile=str(twin.ca)
+        )
+        client.login(auth="session")
+        try:
+            if client.get(SYSTEM).dict["PowerState"] != "On":
+                reset = client.post(
+                    f"{SYSTEM}/Actions/ComputerSystem.Reset", body={"ResetType": "On"}
+                )
+                assert reset.status == 204
+            service = client.get(f"{SYSTEM}/LogServices/Console").dict
+            assert service["Entries"]["@odata.id"] == entries
+            return [m["Message"] for m in client.get(entries).dict["Members"]]
+        finally:
+            client.logout()
+
+    def with_sushy() -> list[str]:
+        root = sushy.Sushy(
+            twin.url + "/redfish/v1",
+            username=OPERATOR[0],
+            password=OPERATOR[1],
+            verify=str(twin.ca),
+        )
+        system = root.get_system(SYSTEM)
+        assert system.power_state == sushy.POWER_STATE_ON
+        # sushy models no LogService; its authenticated connector reads any resource.
+        body = root._conn.get(entries).json()
+        return [m["Message"] for m in body["Members"]]
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while booted not in (lines := await asyncio.to_thread(with_redfish)):
+        assert loop.time() < deadline, f"the console never showed the boot line: {lines}"
+        await asyncio.sleep(0.1)
+    assert booted in await asyncio.to_thread(with_sushy)

@@ -22,6 +22,8 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
+from racklet.bmc._ab import AbState
+from racklet.bmc.errors import BmcError
 from racklet.boot import Release, TufRepository, build_default_payload
 from racklet.boot.server import create_boot_app
 from racklet.hw import Activity, Clock, UnitLinkPort
@@ -63,12 +65,24 @@ class FastClock:
 
 @dataclass
 class FakeBmc:
-    """The BMC end of the backplane link: hands out trust and identity, records the rest."""
+    """The BMC end of the backplane link: hands out trust and identity, records the rest.
+
+    The A/B operations go to the BMC's real :class:`AbState` (in ``state_dir``);
+    ``on_restart`` stands in for the reset line a real BMC pulses on ``restart``.
+    """
 
     trust: dict[str, Any]
     identity: dict[str, Any]
+    state_dir: Path
     requests: list[dict[str, Any]] = field(default_factory=list)
     hang_on: set[str] = field(default_factory=set)
+    on_restart: Callable[[], None] | None = None
+    clock: FastClock = field(default_factory=FastClock)
+    ab: AbState = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.ab = AbState(self.state_dir, self.clock)
 
     def ops(self, op: str) -> list[dict[str, Any]]:
         return [r for r in self.requests if r.get("op") == op]
@@ -88,7 +102,35 @@ class FakeBmc:
             self.requests.append(request)
             return dict(self.identity)
 
-        return {"trust": trust, "identity": identity, "progress": record, "failed": record}
+        async def ab(request: dict[str, Any]) -> dict[str, Any]:
+            self.requests.append(request)
+            op = request["op"]
+            if op == "ab":
+                return self.ab.read(bool(request.get("consume", False)))
+            if op == "tryboot":
+                return self.ab.set_tryboot(request)
+            if op == "tryboot-clear":
+                return self.ab.clear_tryboot()
+            return self.ab.commit(request)
+
+        async def restart(request: dict[str, Any]) -> dict[str, Any]:
+            self.requests.append(request)
+            if self.on_restart is None:
+                raise BmcError("no reset line in this rig")
+            self.on_restart()
+            return {}
+
+        return {
+            "trust": trust,
+            "identity": identity,
+            "progress": record,
+            "failed": record,
+            "ab": ab,
+            "tryboot": ab,
+            "tryboot-clear": ab,
+            "commit": ab,
+            "restart": restart,
+        }
 
 
 class FakeLinkPort:
@@ -97,16 +139,29 @@ class FakeLinkPort:
     def __init__(self, bmc: FakeBmc) -> None:
         self.bmc = bmc
         self._tasks: set[asyncio.Task[None]] = set()
+        self._unit_socks: set[socket.socket] = set()
 
     async def connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         unit_sock, bmc_sock = socket.socketpair()
-        bmc_reader, bmc_writer = await asyncio.open_connection(sock=bmc_sock)
+        self._unit_socks.add(unit_sock)
+        try:
+            bmc_reader, bmc_writer = await asyncio.open_connection(sock=bmc_sock)
+        except BaseException:
+            bmc_sock.close()
+            raise
         task = asyncio.create_task(serve_link(bmc_reader, bmc_writer, self.bmc.handlers()))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return await asyncio.open_connection(sock=unit_sock)
 
+    def sever(self) -> None:
+        """The unit lost power: its ends of every link are gone."""
+        for sock in self._unit_socks:
+            sock.close()
+        self._unit_socks.clear()
+
     async def close(self) -> None:
+        self.sever()
         for task in list(self._tasks):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -209,8 +264,8 @@ class BootRig:
             "cert": self.unit_identity.cert_pem.decode(),
         }
 
-    def bmc(self) -> FakeBmc:
-        return FakeBmc(self.trust(), self.identity())
+    def bmc(self, name: str = "bmc") -> FakeBmc:
+        return FakeBmc(self.trust(), self.identity(), self.root / name)
 
     def client_identity_files(self, name: str) -> tuple[Path, Path]:
         """A client certificate for ``name`` on disk (for test clients, not for units)."""

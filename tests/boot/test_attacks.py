@@ -33,8 +33,8 @@ from racklet.hw import Activity
 from tests.boot.fakes import ASGIApp, BootRig, FakeBmc, FakeHost
 
 
-def _installed(host: FakeHost) -> Path:
-    return host.storage / "boot" / "payload.bin"
+def _installed(host: FakeHost, slot: str = "A") -> Path:
+    return host.storage / "slots" / slot / "payload.bin"
 
 
 def _serve(body: bytes) -> ASGIApp:
@@ -159,8 +159,8 @@ async def test_fast_forward_is_recovered_by_rotating_the_key(
     # new key, the unit follows the root chain from its BMC's anchor and forgets version 1000
     rig.tuf.rotate_key("timestamp")
     booted = await bootstrap(host)
-    assert booted.manifest.version == "0.2.0"
-    assert _installed(host).read_bytes() == new
+    assert (booted.manifest.version, booted.slot) == ("0.2.0", "B")  # an update: a trial
+    assert _installed(host, "B").read_bytes() == new
 
 
 async def test_slow_retrieval(rig: BootRig, host: FakeHost, bmc: FakeBmc) -> None:

@@ -27,11 +27,11 @@ from tests.boot.fakes import BootRig, FakeBmc, FakeHost, wait_for
 
 
 def _installed(host: FakeHost) -> Path:
-    return host.storage / "boot" / "payload.bin"
+    return host.storage / "slots" / "A" / "payload.bin"
 
 
 def _leftovers(host: FakeHost) -> list[str]:
-    boot_dir = host.storage / "boot"
+    boot_dir = host.storage / "slots" / "A"
     return sorted(p.name for p in boot_dir.iterdir()) if boot_dir.exists() else []
 
 
@@ -56,13 +56,18 @@ async def test_boots_a_verified_payload(rig: BootRig, host: FakeHost, bmc: FakeB
     assert booted.identity.cert_pem == rig.unit_identity.cert_pem.decode()
     assert booted.trust.boot_server == rig.url
     assert _installed(host).read_bytes() == rig.payload
-    stored_manifest = json.loads((host.storage / "boot" / "manifest.json").read_text())
+    stored_manifest = json.loads((host.storage / "slots" / "A" / "slot.json").read_text())
     assert stored_manifest["payload"]["sha256"] == hashlib.sha256(rig.payload).hexdigest()
     cache = host.storage / "tuf" / "metadata"
     assert {"root.json", "timestamp.json", "snapshot.json", "targets.json", "stable.json"} <= {
         p.name for p in cache.iterdir()
     }
-    assert _leftovers(host) == ["manifest.json", "payload.bin"]
+    assert _leftovers(host) == ["payload.bin", "slot.json"]
+    assert (booted.slot, booted.trial) == ("A", None)  # the first install is committed at once
+    committed = bmc.ab.load().committed
+    assert committed is not None
+    assert (committed.slot, committed.version) == ("A", "0.1.0")
+    assert bmc.ab.load().rollback_version == "0.1.0"
     states = [r["state"] for r in bmc.ops("progress")]
     assert states == ["SystemHardwareInitializationComplete", "OSBootStarted"]
     assert bmc.ops("failed") == []
@@ -89,17 +94,32 @@ async def test_tampered_payload_is_rejected(rig: BootRig, host: FakeHost, bmc: F
     assert host.activities[-1] is Activity.HALTED
 
 
-async def test_failure_keeps_the_previous_verified_payload(
+async def test_committed_slot_boots_without_refetching_its_payload(
     rig: BootRig, host: FakeHost, bmc: FakeBmc
 ) -> None:
     await bootstrap(host)
     tampered = bytearray(rig.payload)
     tampered[-1000] ^= 0xFF
-    rig.payload_file.write_bytes(bytes(tampered))
-    with pytest.raises(PayloadError):
-        await bootstrap(host)
+    rig.payload_file.write_bytes(bytes(tampered))  # the server's copy, never fetched again
+    booted = await bootstrap(host)
+    assert (booted.manifest.version, booted.slot) == ("0.1.0", "A")
     digest = hashlib.sha256(_installed(host).read_bytes()).hexdigest()
     assert digest == rig.release.files[0].sha256
+
+
+async def test_corrupt_committed_slot_is_reinstalled_through_a_trial(
+    rig: BootRig, host: FakeHost, bmc: FakeBmc
+) -> None:
+    await bootstrap(host)
+    corrupt = bytearray(_installed(host).read_bytes())
+    corrupt[5000] ^= 0x01
+    _installed(host).write_bytes(bytes(corrupt))
+    booted = await bootstrap(host)
+    assert (booted.manifest.version, booted.slot) == ("0.1.0", "B")
+    assert booted.trial is not None
+    assert "bootstrap: slot A is corrupt" in host.console_text
+    digest = hashlib.sha256((host.storage / "slots" / "B" / "payload.bin").read_bytes())
+    assert digest.hexdigest() == rig.release.files[0].sha256
 
 
 async def test_tampered_metadata_is_rejected(rig: BootRig, host: FakeHost, bmc: FakeBmc) -> None:

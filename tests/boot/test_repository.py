@@ -45,7 +45,9 @@ def test_public_surface_is_pinned() -> None:
         "Release",
         "ReleaseFile",
         "RepositoryError",
+        "RollbackError",
         "SignatureError",
+        "Trial",
         "TrustBundle",
         "TrustError",
         "TufRepository",
@@ -57,6 +59,7 @@ def test_public_surface_is_pinned() -> None:
         "refresh_timestamp",
         "unit_client_context",
         "unit_server_context",
+        "version_key",
     }
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from racklet.boot import TufRepository, build_default_payload
 from racklet.net import client_context
 from tests.e2e.conftest import RunningRack, phase
 
@@ -73,31 +74,48 @@ def test_every_component_serves_openmetrics(rack: RunningRack) -> None:
     assert "racklet_busbar_power_watts" in families
 
 
+def _publish(rack: RunningRack, version: str) -> Path:
+    """Publish a new release of the default OS on the stable channel; return its target file."""
+    boot_dir = Path(rack.state_dir) / "boot"
+    size = rack.config["rack"]["payloadBytes"]
+    repo = TufRepository.open(boot_dir)
+    repo.publish(
+        "stable", "racklet-os", version, {"payload.bin": build_default_payload(size, version)}
+    )
+    [target] = sorted(
+        (boot_dir / "repo" / "targets").glob(f"stable/racklet-os/{version}/*.payload.bin")
+    )
+    return target
+
+
 def test_tampered_payload_is_never_booted(rack: RunningRack) -> None:
     rack.wait_for(all_running, "5/5 Running")
-    targets = Path(rack.state_dir) / "boot" / "repo" / "targets"
-    [payload] = sorted(targets.glob("stable/racklet-os/*/*.payload.bin"))
-    signed_sha256 = payload.name.split(".", 1)[0]  # consistent snapshot: named by its hash
-    original = payload.read_bytes()
-    assert hashlib.sha256(original).hexdigest() == signed_sha256
-    tampered = bytearray(original)
+    slot = Path(rack.state_dir) / "units" / "unit-2" / "slots"
+    installed_before = {p: p.read_bytes() for p in slot.glob("*/payload.bin")}
+    target = _publish(rack, "0.2.0")
+    signed_sha256 = target.name.split(".", 1)[0]  # consistent snapshot: named by its hash
+    tampered = bytearray(target.read_bytes())
     tampered[len(tampered) // 2] ^= 0xFF
-    payload.write_bytes(bytes(tampered))
-    try:
-        rack.cli("power", "cycle", "unit-2")
-        units = rack.wait_for(lambda u: phase(u, "unit-2") == "BootFailed", "unit-2 BootFailed")
-        messages = " ".join(
-            c.get("message") or "" for c in units["unit-2"]["status"].get("conditions", [])
-        )
-        assert "hash mismatch" in messages.lower(), messages
-        console = rack.cli("console", "unit-2").stdout
-        assert "boot failed" in console.lower()
-        stored = Path(rack.state_dir) / "units" / "unit-2" / "boot" / "payload.bin"
-        assert hashlib.sha256(stored.read_bytes()).hexdigest() == signed_sha256
-    finally:
-        payload.write_bytes(original)
+    target.write_bytes(bytes(tampered))
+    assert hashlib.sha256(tampered).hexdigest() != signed_sha256
+
     rack.cli("power", "cycle", "unit-2")
-    rack.wait_for(all_running, "unit-2 Running after the payload was restored")
+    units = rack.wait_for(lambda u: phase(u, "unit-2") == "BootFailed", "unit-2 BootFailed")
+    messages = " ".join(
+        c.get("message") or "" for c in units["unit-2"]["status"].get("conditions", [])
+    )
+    assert "hash mismatch" in messages.lower(), messages
+    assert "boot failed" in rack.cli("console", "unit-2").stdout.lower()
+    # Nothing unverified was installed: the verified slots are byte for byte what they were.
+    assert {p: p.read_bytes() for p in slot.glob("*/payload.bin")} == installed_before
+
+    _publish(rack, "0.3.0")  # a good release supersedes the tampered one
+    rack.cli("power", "cycle", "unit-2")
+    units = rack.wait_for(
+        lambda u: phase(u, "unit-2") == "Running" and u["unit-2"]["status"]["osVersion"] == "0.3.0",
+        "unit-2 Running 0.3.0",
+    )
+    assert all(phase(units, name) == "Running" for name in UNITS)
 
 
 def test_rmc_aggregates_every_bmc(rack: RunningRack) -> None:

@@ -6,14 +6,31 @@ for the files of its state dir.
 """
 
 from racklet.bmc._accounts import write_accounts
+from racklet.bmc._firmware import (
+    BootSlot,
+    ImageUpload,
+    ImageVerifier,
+    SlotProvider,
+    StagedSlots,
+    VerifiedImage,
+    reject_all,
+)
 from racklet.bmc._service import BmcService, BmcSettings
-from racklet.bmc.errors import AccountsError, BmcError, StateError
+from racklet.bmc.errors import AccountsError, BmcError, ImageRejected, StateError
 
 __all__ = [
     "AccountsError",
     "BmcError",
     "BmcService",
     "BmcSettings",
+    "BootSlot",
+    "ImageRejected",
+    "ImageUpload",
+    "ImageVerifier",
+    "SlotProvider",
+    "StagedSlots",
     "StateError",
+    "VerifiedImage",
+    "reject_all",
     "write_accounts",
 ]

@@ -33,6 +33,8 @@ from racklet.bmc import (
     _sessions,
     _subsystems,
     _systems,
+    _tasks,
+    _update,
 )
 from racklet.bmc._accounts import Accounts
 from racklet.bmc._auth import AuthMiddleware, send_error
@@ -103,9 +105,7 @@ class _RequestScope:
 _SUPPORTED_QUERY = {"$top", "$skip"}
 MAX_BODY = 64 * 1024
 """Largest request body (bytes) outside the firmware push; Redfish bodies are small."""
-MAX_IMAGE = 64 * 1024 * 1024
-"""Largest firmware image a multipart push may carry."""
-_UPLOADS = ("/redfish/v1/UpdateService/update-multipart",)
+_UPLOADS = (_update.MULTIPART,)
 
 
 class _BodyTooLarge(Exception):
@@ -113,7 +113,7 @@ class _BodyTooLarge(Exception):
 
 
 def _limit(scope: Scope) -> int:
-    return MAX_IMAGE if scope["path"].rstrip("/") in _UPLOADS else MAX_BODY
+    return _update.MAX_IMAGE if scope["path"].rstrip("/") in _UPLOADS else MAX_BODY
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -182,6 +182,8 @@ def build_app(
     ctx: BmcContext,
     accounts: Accounts,
     sessions: SessionStore,
+    tasks: _tasks.TaskRegistry,
+    update: _update.UpdateSetup,
     cert_roles: Mapping[str, str] | None = None,
 ) -> Starlette:
     routes: list[BaseRoute] = [
@@ -195,6 +197,8 @@ def build_app(
         *_subsystems.routes(ctx),
         *_managers.routes(ctx),
         *_event_service.routes(ctx),
+        *_update.routes(ctx, update, tasks),
+        *_tasks.routes(tasks),
         *_metrics.routes(ctx),
     ]
     return Starlette(

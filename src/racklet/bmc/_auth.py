@@ -1,12 +1,13 @@
 """Authentication and privileges for every request, as one ASGI middleware.
 
 Open without credentials: ``/redfish``, the ServiceRoot, the OData service document,
-``$metadata``, ``/metrics`` and the login itself (POST to Sessions). Everything else needs
-one of, in this order: an ``X-Auth-Token`` of a live session, HTTP Basic credentials, or a
-TLS client certificate from the rack CA whose common name the BMC maps to a role
-(``cert_roles``; the controller's ``racklet-controller``). Otherwise 401 with a Redfish body
-and a Basic challenge. Unknown paths are checked too, so nobody can probe which resources
-exist without logging in. What a caller may then do is :mod:`racklet.bmc._privileges`.
+``$metadata`` and the schema files it references, ``/metrics`` and the login itself (POST to
+Sessions). Everything else needs one of, in this order: an ``X-Auth-Token`` of a live
+session, HTTP Basic credentials, or a TLS client certificate from the rack CA whose common
+name the BMC maps to a role (``cert_roles``; the controller's ``racklet-controller``).
+Otherwise 401 with a Redfish body and a Basic challenge. Unknown paths are checked too, so
+nobody can probe which resources exist without logging in. What a caller may then do is
+:mod:`racklet.bmc._privileges`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from racklet.bmc._accounts import Accounts
 from racklet.bmc._errors import RedfishError
 from racklet.bmc._http import JSON_TYPE, Principal
 from racklet.bmc._privileges import CONFIGURE_COMPONENTS, allowed, privileges
-from racklet.bmc._schema import ROOT
+from racklet.bmc._schema import ROOT, SCHEMAS
 from racklet.bmc._sessions import SESSIONS, SessionStore
 from racklet.net import peer_common_name
 
@@ -77,7 +78,8 @@ class AuthMiddleware:
             return
         path = scope["path"].rstrip("/") or "/"
         method = scope["method"]
-        if path in _OPEN or (path in _LOGIN and method == "POST"):
+        public = path in _OPEN or (path.startswith(SCHEMAS + "/") and method in ("GET", "HEAD"))
+        if public or (path in _LOGIN and method == "POST"):
             await self._app(scope, receive, send)
             return
         who = await self._authenticate(scope)

@@ -1,8 +1,9 @@
 """Redfish error bodies built from the DMTF Base message registry (Base.1.22.1).
 
-Only the messages the service uses are listed; their text, severity and resolution are the
-registry's. :class:`RedfishError` is raised by handlers and turned into a response in one
-place (``_app``), so no handler builds error JSON by hand.
+Only the messages the service uses are listed (plus a few of the Update and TaskEvent
+registries, for firmware updates); their text, severity and resolution are the registry's.
+:class:`RedfishError` is raised by handlers and turned into a response in one place
+(``_app``), so no handler builds error JSON by hand.
 """
 
 from __future__ import annotations
@@ -211,7 +212,59 @@ _BASE: dict[str, _Message] = {
         "provider.",
     ),
     "Success": _Message("The request completed successfully.", "OK", "None."),
+    "MissingOrMalformedPart": _Message(
+        "The multipart request contains malformed parts or is missing required parts.",
+        "Critical",
+        "Add any missing required parts or correct the malformed parts and resubmit the request.",
+    ),
+    "UnrecognizedRequestBody": _Message(
+        "The service detected a malformed request body that it was unable to interpret.",
+        "Warning",
+        "Correct the request body and resubmit the request if it failed.",
+    ),
 }
+
+# Other DMTF registries, keyed ``Prefix.Key`` (e.g. ``Update.VerificationFailed``): the
+# messages of long actions (firmware updates and the tasks that carry them).
+_OTHERS: dict[str, tuple[str, dict[str, _Message]]] = {
+    "Update": (
+        "Update.1.3",
+        {
+            "VerificationFailed": _Message(
+                "Verification of image '%1' at '%2' failed.", "Critical", "None."
+            ),
+            "TargetDetermined": _Message(
+                "The target device '%1' will be updated with image '%2'.", "OK", "None."
+            ),
+            "UpdateSuccessful": _Message(
+                "Device '%1' successfully updated with image '%2'.", "OK", "None."
+            ),
+            "ApplyFailed": _Message(
+                "Installation of image '%1' to '%2' failed.", "Critical", "None."
+            ),
+            "UpdateInProgress": _Message("An update is in progress.", "OK", "None."),
+        },
+    ),
+    "TaskEvent": (
+        "TaskEvent.1.0",
+        {
+            "TaskStarted": _Message("The task with Id '%1' has started.", "OK", "None."),
+            "TaskCompletedOK": _Message("The task with Id '%1' has completed.", "OK", "None."),
+            "TaskAborted": _Message(
+                "The task with Id '%1' has completed with errors.", "Critical", "None."
+            ),
+        },
+    ),
+}
+
+
+def _lookup(key: str) -> tuple[str, _Message]:
+    """The message id and entry of ``key`` (a Base key, or ``Prefix.Key`` of another)."""
+    prefix, dot, name = key.partition(".")
+    if dot:
+        registry, entries = _OTHERS[prefix]
+        return f"{registry}.{name}", entries[name]
+    return f"{REGISTRY}.{key}", _BASE[key]
 
 
 def message(key: str, *args: object, resolution: str | None = None) -> dict[str, Any]:
@@ -220,14 +273,14 @@ def message(key: str, *args: object, resolution: str | None = None) -> dict[str,
     ``resolution`` replaces the registry's generic one with a specific hint, as the Message
     schema recommends (e.g. naming the acceptable values).
     """
-    entry = _BASE[key]
+    message_id, entry = _lookup(key)
     text = entry.text
     # Replace from the highest index down so %1 never eats the prefix of %10.
     for index in range(len(args), 0, -1):
         text = text.replace(f"%{index}", str(args[index - 1]))
     body: dict[str, Any] = {
         "@odata.type": "#Message.v1_3_0.Message",
-        "MessageId": f"{REGISTRY}.{key}",
+        "MessageId": message_id,
         "Message": text,
         "MessageSeverity": entry.severity,
         "Resolution": resolution or entry.resolution,

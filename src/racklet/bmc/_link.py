@@ -1,18 +1,23 @@
 """The BMC's end of the backplane link: what a unit may ask of its BMC.
 
 The trust bundle and the unit's identity are read from the BMC's state dir on every
-request (off the event loop), so a rotation on disk is picked up without a restart.
+request (off the event loop), so a rotation on disk is picked up without a restart. The A/B
+operations (``ab``, ``tryboot``, ``tryboot-clear``, ``commit``) go to :class:`AbState`, one at
+a time; ``restart`` lets a unit whose trial failed its health check ask for a reset.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from racklet.bmc._ab import AbState
 from racklet.bmc._boot import BootStatus
 from racklet.bmc.errors import BmcError, StateError
+from racklet.hw import Clock
 from racklet.link import serve_link
 from racklet.log import ContextLogger
 
@@ -41,11 +46,60 @@ def _read_identity(state_dir: Path) -> tuple[str, str]:
 class LinkService:
     """Handlers for the link operations of one unit."""
 
-    def __init__(self, unit: str, state_dir: Path, boot: BootStatus, log: ContextLogger) -> None:
+    def __init__(
+        self,
+        unit: str,
+        state_dir: Path,
+        boot: BootStatus,
+        log: ContextLogger,
+        *,
+        clock: Clock | None = None,
+        restart: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._unit = unit
         self._state_dir = state_dir
         self._boot = boot
         self._log = log.bind(request="link")
+        self.ab: AbState | None = AbState(state_dir, clock) if clock is not None else None
+        self._ab_lock = asyncio.Lock()
+        self._restart = restart
+
+    async def _with_ab(self, action: Callable[[AbState], dict[str, Any]]) -> dict[str, Any]:
+        ab = self.ab
+        if ab is None:
+            raise BmcError("this BMC keeps no A/B state")
+        async with self._ab_lock:
+            return await asyncio.to_thread(action, ab)
+
+    async def ab_state(self, request: dict[str, Any]) -> dict[str, Any]:
+        consume = request.get("consume", False)
+        if not isinstance(consume, bool):
+            raise BmcError("ab 'consume' must be a boolean")
+        answer = await self._with_ab(lambda ab: ab.read(consume))
+        if consume:
+            self._log.info(f"boot reads A/B state: mode {answer['mode']}")
+        return answer
+
+    async def tryboot(self, request: dict[str, Any]) -> dict[str, Any]:
+        answer = await self._with_ab(lambda ab: ab.set_tryboot(request))
+        self._log.info(f"try-boot set: slot {request['slot']} version {request['version']}")
+        return answer
+
+    async def tryboot_clear(self, request: dict[str, Any]) -> dict[str, Any]:
+        return await self._with_ab(lambda ab: ab.clear_tryboot())
+
+    async def commit(self, request: dict[str, Any]) -> dict[str, Any]:
+        answer = await self._with_ab(lambda ab: ab.commit(request))
+        self._log.info(f"committed slot {request['slot']} version {request['version']}")
+        return answer
+
+    async def restart(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self._restart is None:
+            raise BmcError("this BMC cannot restart its unit")
+        reason = request.get("reason")
+        self._log.warning(f"unit asked for a restart: {reason}")
+        await self._restart()
+        return {}
 
     async def trust(self, request: dict[str, Any]) -> dict[str, Any]:
         return await asyncio.to_thread(_read_trust, self._state_dir / "trust.json")
@@ -83,5 +137,10 @@ class LinkService:
                 "identity": self.identity,
                 "progress": self.progress,
                 "failed": self.failed,
+                "ab": self.ab_state,
+                "tryboot": self.tryboot,
+                "tryboot-clear": self.tryboot_clear,
+                "commit": self.commit,
+                "restart": self.restart,
             },
         )

@@ -1,15 +1,27 @@
 """The open entry points: ``/redfish``, the ServiceRoot, the OData service document and
-``$metadata``. Nothing here reveals more than where the resources are."""
+``$metadata`` and the CSDL files it references. Nothing here reveals more than where the
+resources are and what DMTF published about their types."""
 
 from __future__ import annotations
+
+import asyncio
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from racklet.bmc._context import BmcContext
+from racklet.bmc._errors import RedfishError
 from racklet.bmc._http import ODATA_HEADERS, respond, route
-from racklet.bmc._schema import REDFISH_VERSION, ROOT, link, metadata_xml, resource
+from racklet.bmc._schema import (
+    REDFISH_VERSION,
+    ROOT,
+    SCHEMAS,
+    link,
+    metadata_xml,
+    read_schema_file,
+    resource,
+)
 from racklet.bmc._sessions import SERVICE, SESSIONS
 
 _FAMILIES = {
@@ -19,6 +31,8 @@ _FAMILIES = {
     "SessionService": SERVICE,
     "AccountService": f"{ROOT}/AccountService",
     "EventService": f"{ROOT}/EventService",
+    "UpdateService": f"{ROOT}/UpdateService",
+    "Tasks": f"{ROOT}/TaskService",
 }
 
 
@@ -64,6 +78,13 @@ def routes(ctx: BmcContext) -> list[Route]:
             metadata_xml(), media_type="application/xml;charset=utf-8", headers=ODATA_HEADERS
         )
 
+    async def schema_file(request: Request) -> Response:
+        name = request.path_params["name"]
+        body = await asyncio.to_thread(read_schema_file, name)
+        if body is None:
+            raise RedfishError(404, "ResourceNotFound", "Schema", name)
+        return Response(body, media_type="application/xml;charset=utf-8", headers=ODATA_HEADERS)
+
     return [
         route("/redfish", GET=versions),
         route("/redfish/", GET=versions),
@@ -71,4 +92,5 @@ def routes(ctx: BmcContext) -> list[Route]:
         route(f"{ROOT}/", GET=service_root),
         route(f"{ROOT}/odata", GET=odata),
         route(f"{ROOT}/$metadata", GET=metadata),
+        route(f"{SCHEMAS}/{{name}}", GET=schema_file),
     ]

@@ -3,13 +3,19 @@
 Every resource names its ``@odata.type`` from :data:`TYPES`; the ``$metadata`` document is
 generated from the same table, so the two cannot disagree. Versions are those of the DMTF
 2025.4 CSDL (``shared/redfish/csdl``); every property the service emits exists in them.
+The CSDL file of each is bundled (``racklet/bmc/schemas``, DMTF's BSD-3 licence beside them)
+and served by the BMC itself at ``/redfish/v1/Schemas/<file>``: ``$metadata`` points there,
+so a client needs nothing from outside the BMC to read what it references.
 """
 
 from __future__ import annotations
 
+import functools
+from importlib import resources
 from typing import Any
 
 ROOT = "/redfish/v1"
+SCHEMAS = f"{ROOT}/Schemas"
 REDFISH_VERSION = "1.22.0"
 # The newest ServiceRoot namespace that declares the service's entity container.
 _CONTAINER = "ServiceRoot.v1_19_0"
@@ -101,8 +107,7 @@ def metadata_xml() -> str:
         if schema == "ServiceRoot":
             includes += f'    <edmx:Include Namespace="{_CONTAINER}"/>\n'
         refs.append(
-            f'  <edmx:Reference Uri="http://redfish.dmtf.org/schemas/v1/{schema}_v1.xml">\n'
-            f"{includes}  </edmx:Reference>\n"
+            f'  <edmx:Reference Uri="{SCHEMAS}/{schema}_v1.xml">\n{includes}  </edmx:Reference>\n'
         )
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -116,3 +121,16 @@ def metadata_xml() -> str:
         "  </edmx:DataServices>\n"
         "</edmx:Edmx>\n"
     )
+
+
+def schema_files() -> list[str]:
+    """The CSDL files ``$metadata`` references, in its order."""
+    return [f"{schema}_v1.xml" for schema in _VERSIONS]
+
+
+@functools.lru_cache(maxsize=len(_VERSIONS))
+def read_schema_file(name: str) -> bytes | None:
+    """A bundled CSDL file by its name, None unless ``$metadata`` references it (blocking)."""
+    if name not in schema_files():
+        return None
+    return resources.files("racklet.bmc").joinpath("schemas", name).read_bytes()

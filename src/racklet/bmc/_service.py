@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,9 +24,12 @@ from racklet.bmc._boot import BootStatus
 from racklet.bmc._console import ConsoleLog, capture
 from racklet.bmc._context import BmcContext
 from racklet.bmc._events import EventBus
+from racklet.bmc._firmware import ImageVerifier, SlotProvider, StagedSlots, reject_all
 from racklet.bmc._link import LinkService
 from racklet.bmc._power import Meter, PowerControl, PowerPolicy
 from racklet.bmc._sessions import SessionStore
+from racklet.bmc._tasks import TaskRegistry
+from racklet.bmc._update import UpdateSetup
 from racklet.config import write_private
 from racklet.hw import BmcBoard
 from racklet.log import get_logger
@@ -45,11 +50,17 @@ class BmcSettings:
     """Simulated seconds a GracefulShutdown waits for the halt before cutting power."""
     session_timeout: int = 1800
     """Idle seconds after which a Redfish session expires (30 to 86400)."""
+    session_clock: Callable[[], float] = time.monotonic
+    """The host clock session expiry reads: real time guards real credentials."""
     console_lines: int = 2000
     temperature_caution: float = 70.0
     """SoC temperature (Cel) above which the BMC raises a sensor-threshold event."""
     cert_roles: dict[str, str] = field(default_factory=lambda: {"racklet-controller": "Operator"})
     """Client-certificate common names (rack CA) accepted as a login, and their roles."""
+    image_verifier: ImageVerifier = reject_all
+    """Vouches for a pushed firmware image (the trust chain's); the default accepts none."""
+    slots: SlotProvider | None = None
+    """The unit's A/B boot slots; None: :class:`StagedSlots` in ``state_dir/firmware``."""
 
 
 def _service_uuid(state_dir: Path) -> str:
@@ -98,11 +109,26 @@ class BmcService:
             log=self._log,
         )
         self._accounts = Accounts(path=settings.state_dir / "accounts.json")
-        self._link = LinkService(settings.unit, settings.state_dir, boot, self._log)
+        self._link = LinkService(
+            settings.unit,
+            settings.state_dir,
+            boot,
+            self._log,
+            clock=board.clock,
+            restart=lambda: power.reset("ForceRestart"),
+        )
+        self.tasks = TaskRegistry(self._log)
+        update = UpdateSetup(
+            verifier=settings.image_verifier,
+            slots=settings.slots or StagedSlots(settings.state_dir / "firmware"),
+            uploads=settings.state_dir / "uploads",
+        )
         self.app: Starlette = build_app(
             self.context,
             self._accounts,
-            SessionStore(settings.session_timeout),
+            SessionStore(settings.session_timeout, settings.session_clock),
+            self.tasks,
+            update,
             settings.cert_roles,
         )
         self._tasks: list[asyncio.Task[None]] = []
@@ -136,6 +162,7 @@ class BmcService:
         self.close_streams()
         tasks, self._tasks = self._tasks, []
         await self.context.power.cancel_transition()
+        await self.tasks.stop()
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -5,7 +5,8 @@
     RackletError
     └── BmcError                  the BMC refused or could not do something
         ├── AccountsError         accounts.json missing, unreadable or malformed
-        └── StateError            a file of the BMC's state dir (trust, identity) is unusable
+        ├── StateError            a file of the BMC's state dir (trust, identity) is unusable
+        └── ImageRejected         a pushed firmware image failed verification
 
 Redfish clients never see these types: the HTTP layer answers with Redfish error bodies
 (:mod:`racklet.bmc._errors`), and the backplane link answers ``{"ok": false, "error": ...}``.
@@ -24,3 +25,7 @@ class AccountsError(BmcError):
 
 class StateError(BmcError):
     """A file in the BMC's state dir (trust bundle, held identity) is missing or malformed."""
+
+
+class ImageRejected(BmcError):
+    """An image verifier could not vouch for a pushed image; the message says why."""

@@ -13,13 +13,14 @@
 
 from racklet.boot._default_repo import ensure_boot_repository
 from racklet.boot._identity import unit_client_context, unit_server_context
-from racklet.boot._manifest import AgentConfig, Manifest, parse_agent_config
+from racklet.boot._manifest import AgentConfig, Manifest, parse_agent_config, version_key
 from racklet.boot._payload import MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, build_default_payload
 from racklet.boot._tuf_repo import Expiry, Release, ReleaseFile, TufRepository, refresh_timestamp
 from racklet.boot._types import (
     DEFAULT_CHANNEL,
     BootedPayload,
     BootLimits,
+    Trial,
     TrustBundle,
     UnitIdentity,
 )
@@ -31,6 +32,7 @@ from racklet.boot.errors import (
     PayloadError,
     PublishError,
     RepositoryError,
+    RollbackError,
     SignatureError,
     TrustError,
     VerificationError,
@@ -54,7 +56,9 @@ __all__ = [
     "Release",
     "ReleaseFile",
     "RepositoryError",
+    "RollbackError",
     "SignatureError",
+    "Trial",
     "TrustBundle",
     "TrustError",
     "TufRepository",
@@ -66,4 +70,5 @@ __all__ = [
     "refresh_timestamp",
     "unit_client_context",
     "unit_server_context",
+    "version_key",
 ]

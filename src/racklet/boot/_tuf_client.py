@@ -1,5 +1,8 @@
 """Drive python-tuf's ngclient for one boot: refresh, resolve the channel, fetch the payload.
 
+Two steps, so the client can decide between them whether it needs the payload at all (an
+A/B unit downloads only when the channel's release is newer than its committed slot).
+
 Blocking (ngclient is synchronous): the bootstrap client runs :func:`fetch_release` in a worker
 thread. The metadata cache lives in the unit's storage, so what a unit once trusted (timestamp,
 snapshot versions) bounds what it accepts next boot: that is what defeats rollback. The trust
@@ -51,24 +54,60 @@ def updater_config(limits: BootLimits) -> UpdaterConfig:
     )
 
 
-def fetch_release(
+@dataclass
+class Channel:
+    """A refreshed ngclient and the channel's verified pointer; :meth:`download` fetches it."""
+
+    updater: Updater
+    pointer: ReleasePointer
+    channel: str
+    limits: BootLimits
+
+    def download(self, download_dir: Path) -> FetchedRelease:
+        """Download and verify the pointer's payload into a temp file in ``download_dir``."""
+        try:
+            info = self.updater.get_targetinfo(self.pointer.payload_target)
+            if info is None:
+                raise ManifestError(
+                    f"{self.pointer.payload_target} is not a target signed for {self.channel}"
+                )
+            limit = self.limits.max_payload_bytes
+            if info.length > limit:
+                raise ManifestError(
+                    f"payload of {info.length} bytes exceeds the {limit}-byte limit"
+                )
+            path = _download(self.updater, info, download_dir)
+        except BootError:
+            raise
+        except (tuf_errors.RepositoryError, tuf_errors.DownloadError, ValueError) as exc:
+            raise translate(exc) from exc
+        except OSError as exc:
+            raise BootError(f"unit storage failed during the boot: {exc}") from exc
+        manifest = Manifest(
+            name=self.pointer.name,
+            version=self.pointer.version,
+            channel=self.channel,
+            payload_path=info.path,
+            payload_length=info.length,
+            payload_sha256=info.hashes.get("sha256", ""),
+        )
+        return FetchedRelease(manifest, path)
+
+
+def open_channel(
     *,
     root: bytes,
     metadata_dir: Path,
     base_url: str,
     channel: str,
-    download_dir: Path,
+    scratch_dir: Path,
     fetcher: FetcherInterface,
     limits: BootLimits,
-) -> FetchedRelease:
-    """Refresh metadata, read the channel's pointer, download and verify its payload.
-
-    The payload lands in a temp file in ``download_dir`` only after TUF verified its length
-    and hashes; any failure removes it and raises a :class:`BootError`.
-    """
+) -> Channel:
+    """Refresh the metadata (anchored in ``root``) and read the channel's signed pointer."""
     try:
         metadata_dir.mkdir(parents=True, exist_ok=True)
-        download_dir.mkdir(parents=True, exist_ok=True)
+        scratch_dir.mkdir(parents=True, exist_ok=True)
         updater = Updater(
             str(metadata_dir),
             f"{base_url}/metadata/",
@@ -78,30 +117,14 @@ def fetch_release(
             bootstrap=root,
         )
         updater.refresh()
-        pointer = _read_pointer(updater, channel, download_dir, limits)
-        info = updater.get_targetinfo(pointer.payload_target)
-        if info is None:
-            raise ManifestError(f"{pointer.payload_target} is not a target signed for {channel}")
-        if info.length > limits.max_payload_bytes:
-            raise ManifestError(
-                f"payload of {info.length} bytes exceeds the {limits.max_payload_bytes}-byte limit"
-            )
-        path = _download(updater, info, download_dir)
+        pointer = _read_pointer(updater, channel, scratch_dir, limits)
     except BootError:
         raise
     except (tuf_errors.RepositoryError, tuf_errors.DownloadError, ValueError) as exc:
         raise translate(exc) from exc
     except OSError as exc:
         raise BootError(f"unit storage failed during the boot: {exc}") from exc
-    manifest = Manifest(
-        name=pointer.name,
-        version=pointer.version,
-        channel=channel,
-        payload_path=info.path,
-        payload_length=info.length,
-        payload_sha256=info.hashes.get("sha256", ""),
-    )
-    return FetchedRelease(manifest, path)
+    return Channel(updater, pointer, channel, limits)
 
 
 def _read_pointer(

@@ -30,6 +30,8 @@ class BootLimits:
     read_timeout: float = 30.0
     total_timeout: float = 900.0
     chunk_bytes: int = 1 << 20
+    health_deadline_seconds: float = 120.0
+    """Simulated seconds a trial boot has to pass its health check before it is abandoned."""
 
     def __post_init__(self) -> None:
         sizes = ("max_metadata_bytes", "max_timestamp_bytes", "max_pointer_bytes")
@@ -38,6 +40,8 @@ class BootLimits:
                 raise ValueError(f"BootLimits.{name} must be positive")
         if min(self.link_timeout, self.connect_timeout, self.read_timeout, self.total_timeout) <= 0:
             raise ValueError("BootLimits timeouts must be positive")
+        if not 0 < self.health_deadline_seconds <= 3600:
+            raise ValueError("BootLimits.health_deadline_seconds must be in (0, 3600]")
         if self.chunk_bytes < 4096:
             raise ValueError("BootLimits.chunk_bytes must be at least 4096")
 
@@ -89,11 +93,26 @@ class UnitIdentity:
 
 
 @dataclass(frozen=True)
+class Trial:
+    """A boot of a freshly written slot, once: the OS commits it after its health check."""
+
+    slot: str
+    deadline_seconds: float
+    """Simulated seconds from the start of the OS to a passed health check."""
+
+
+@dataclass(frozen=True)
 class BootedPayload:
-    """A verified, installed payload and everything its OS needs to run."""
+    """A verified, installed payload and everything its OS needs to run.
+
+    ``slot`` is the A/B slot it was booted from; ``trial`` is set on a try-boot, whose OS
+    must pass its health check and commit the slot (over the link) before the deadline.
+    """
 
     unit: str
     manifest: Manifest
     agent: AgentConfig
     identity: UnitIdentity
     trust: TrustBundle
+    slot: str = "A"
+    trial: Trial | None = None

@@ -1,13 +1,22 @@
 """The bootstrap client: what a unit runs from its boot ROM / initramfs.
 
-It asks its BMC for the trust bundle (the TUF root among it) and its identity over the
-backplane link, then lets python-tuf's ngclient refresh the metadata from the boot server over
-mutual TLS (cached in the unit's storage, which is what makes rollbacks detectable), resolve the
-channel's ``current.json`` and download the payload, verified against its signed length and
-hashes. It installs the payload atomically and boots it. Any
-failure is printed on the console, sent to the BMC as ``failed`` and raised as a
-:class:`~racklet.boot.errors.BootError`; an unverified payload is never installed or booted, and
-a previously installed, verified payload stays in place.
+It asks its BMC for the trust bundle (the TUF root among it), its identity and its A/B state
+over the backplane link. Reading the A/B state consumes the one-shot try-boot flag, so the
+BMC, not the unit's disk, decides what this boot is:
+
+- a **try-boot**: boot the freshly written slot once; the OS agent commits it after its
+  health check (``racklet.node``), or the next boot falls back by itself;
+- otherwise python-tuf's ngclient refreshes the metadata over mutual TLS (cached in the
+  unit's storage, which is what makes metadata rollbacks detectable) and reads the channel's
+  ``current.json``. A release newer than the committed slot is downloaded into the *other*
+  slot (verified against its signed length and hashes), the try-boot flag is set on the BMC
+  and the unit reboots into it; the first install goes to slot A and is committed at once.
+  Otherwise the committed slot is booted after its SHA-256 is checked against the BMC's record.
+
+A release below the BMC's rollback counter is refused (``RollbackError``). Any failure is
+printed on the console, sent to the BMC as ``failed`` and raised as a
+:class:`~racklet.boot.errors.BootError`; an unverified payload is never installed or booted,
+and the committed slot is never written.
 """
 
 from __future__ import annotations
@@ -17,15 +26,28 @@ import contextlib
 import ssl
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from racklet.boot._ab import AbView, SlotRef
 from racklet.boot._identity import unit_client_context
-from racklet.boot._install import install, read_agent_config
-from racklet.boot._tuf_client import FetchedRelease, clean_partials, fetch_release
+from racklet.boot._install import read_agent_config
+from racklet.boot._manifest import PAYLOAD_NAME, Manifest, ReleasePointer
+from racklet.boot._slots import (
+    SLOTS_DIR,
+    install_slot,
+    open_for_write,
+    other,
+    slot_dir,
+    verify_slot,
+)
+from racklet.boot._tuf_api import FetcherInterface
+from racklet.boot._tuf_client import FetchedRelease, clean_partials, open_channel
 from racklet.boot._tuf_fetch import HttpxFetcher
-from racklet.boot._types import BootedPayload, BootLimits, TrustBundle, UnitIdentity
-from racklet.boot.errors import BootError, TrustError
+from racklet.boot._types import BootedPayload, BootLimits, Trial, TrustBundle, UnitIdentity
+from racklet.boot.errors import BootError, FetchError, PayloadError, RollbackError, TrustError
 from racklet.hw import Activity, UnitHost
 from racklet.link import LinkClient, LinkError
 from racklet.log import ContextLogger, get_logger
@@ -35,6 +57,7 @@ __all__ = ["BOOT_PATH", "bootstrap"]
 BOOT_PATH = "/boot/v1"
 METADATA_CACHE = Path("tuf") / "metadata"
 _DEFAULT_LIMITS = BootLimits()
+_T = TypeVar("_T")
 
 
 class _BmcLink:
@@ -55,8 +78,17 @@ class _BmcLink:
         await self._client.close()
 
 
-async def bootstrap(host: UnitHost, *, limits: BootLimits = _DEFAULT_LIMITS) -> BootedPayload:
-    """Fetch, verify, install and boot the unit's payload; raise ``BootError`` on failure."""
+async def bootstrap(
+    host: UnitHost,
+    *,
+    limits: BootLimits = _DEFAULT_LIMITS,
+    transport: FetcherInterface | None = None,
+) -> BootedPayload:
+    """Boot the unit's committed or trial slot, updating the other slot first if the channel
+    has a newer release; raise ``BootError`` on failure.
+
+    ``transport`` replaces the mutual-TLS HTTPS fetcher (an in-process repository in tests).
+    """
     logger = get_logger("bootstrap")
     host.set_activity(Activity.FIRMWARE)
     host.console("bootstrap: racklet bootstrap starting")
@@ -67,7 +99,7 @@ async def bootstrap(host: UnitHost, *, limits: BootLimits = _DEFAULT_LIMITS) -> 
         except (OSError, LinkError) as exc:
             raise TrustError(f"cannot open the backplane link: {exc}") from exc
         link = _BmcLink(LinkClient(reader, writer), limits.link_timeout)
-        booted = await _boot(host, link, limits, logger)
+        booted = await _boot(host, link, limits, logger, transport)
     except BootError as exc:
         await _report_failure(host, link, exc, logger)
         raise
@@ -78,7 +110,11 @@ async def bootstrap(host: UnitHost, *, limits: BootLimits = _DEFAULT_LIMITS) -> 
 
 
 async def _boot(
-    host: UnitHost, link: _BmcLink, limits: BootLimits, logger: ContextLogger
+    host: UnitHost,
+    link: _BmcLink,
+    limits: BootLimits,
+    logger: ContextLogger,
+    transport: FetcherInterface | None,
 ) -> BootedPayload:
     try:
         await link.request(
@@ -88,73 +124,217 @@ async def _boot(
         identity = UnitIdentity.from_link(await link.request("identity"))
     except LinkError as exc:
         raise TrustError(f"backplane link: {exc}") from exc
-    logger = logger.bind(unit=identity.name)
     host.console(f"bootstrap: unit {identity.name}, boot server {trust.boot_server}")
     ssl_context = await asyncio.to_thread(unit_client_context, trust, identity)
-    boot_dir = host.storage / "boot"
-    fetched = await _fetch(host, trust, ssl_context, boot_dir, limits)
-    manifest = fetched.manifest
-    host.console(
-        f"bootstrap: TUF verified {manifest.name} {manifest.version} ({manifest.channel}), "
-        f"{manifest.payload_length} bytes, SHA-256 {manifest.payload_sha256}"
+    boot = _Boot(
+        host, link, limits, logger.bind(unit=identity.name), trust, identity, ssl_context, transport
     )
-    try:
-        agent = await asyncio.to_thread(
-            read_agent_config, fetched.payload, limits.max_agent_config_bytes
-        )
-        await asyncio.to_thread(install, boot_dir, fetched.payload, manifest.to_json())
-    except BaseException:
-        await asyncio.to_thread(fetched.payload.unlink, missing_ok=True)
-        raise
-    logger.info(f"installed {manifest.name} {manifest.version}")
-    host.set_activity(Activity.BOOTING)
-    with contextlib.suppress(LinkError):
-        await link.request(
-            "progress", state="OSBootStarted", message=f"{manifest.name} {manifest.version}"
-        )
-    host.console(f"bootstrap: booting {manifest.name} {manifest.version}")
-    return BootedPayload(
-        unit=identity.name, manifest=manifest, agent=agent, identity=identity, trust=trust
-    )
+    for _ in range(2):  # the second pass is the warm reboot into the freshly written slot
+        booted = await boot.once()
+        if booted is not None:
+            return booted
+    raise BootError("the try-boot flag set for the new slot was not seen on the reboot")
 
 
-async def _fetch(
-    host: UnitHost,
-    trust: TrustBundle,
-    ssl_context: ssl.SSLContext,
-    boot_dir: Path,
-    limits: BootLimits,
-) -> FetchedRelease:
-    """Run ngclient in a worker thread, bounded by the boot deadline; a cancelled boot (power
-    cut) stops the thread at its next chunk."""
-    cancel = threading.Event()
-    fetcher = HttpxFetcher(
-        ssl_context=ssl_context,
-        connect_timeout=limits.connect_timeout,
-        read_timeout=limits.read_timeout,
-        deadline=time.monotonic() + limits.total_timeout,
-        cancel=cancel,
-    )
+@dataclass(frozen=True)
+class _ChannelResult:
+    """What following the channel found: its pointer, and the payload if one was written."""
 
-    def run() -> FetchedRelease:
+    pointer: ReleasePointer
+    target_slot: str
+    fetched: FetchedRelease | None
+
+
+class _Boot:
+    """One power-on of a unit, pass by pass (a pass ends in a boot or a warm reboot)."""
+
+    def __init__(
+        self,
+        host: UnitHost,
+        link: _BmcLink,
+        limits: BootLimits,
+        logger: ContextLogger,
+        trust: TrustBundle,
+        identity: UnitIdentity,
+        ssl_context: ssl.SSLContext,
+        transport: FetcherInterface | None,
+    ) -> None:
+        self.host, self.link, self.limits, self.logger = host, link, limits, logger
+        self.trust, self.identity, self.ssl_context = trust, identity, ssl_context
+        self.transport = transport
+
+    async def _ask(self, op: str, **fields: Any) -> dict[str, Any]:
         try:
-            clean_partials(boot_dir)
-            return fetch_release(
-                root=trust.tuf_root,
-                metadata_dir=host.storage / METADATA_CACHE,
-                base_url=f"{trust.boot_server}{BOOT_PATH}",
-                channel=trust.channel,
-                download_dir=boot_dir,
-                fetcher=fetcher,
-                limits=limits,
-            )
-        finally:
-            fetcher.close()  # in the worker thread, after its last request
+            return await self.link.request(op, **fields)
+        except LinkError as exc:
+            raise TrustError(f"backplane link: {exc}") from exc
 
-    try:
-        return await asyncio.to_thread(run)
-    finally:
-        cancel.set()
+    async def once(self) -> BootedPayload | None:
+        """Boot, or return None after arming a try-boot (the caller reboots)."""
+        ab = AbView.from_link(await self._ask("ab", consume=True))
+        if ab.mode == "try" and ab.trying is not None:
+            return await self._try(ab, ab.trying)
+        return await self._follow_channel(ab)
+
+    async def _try(self, ab: AbView, trying: SlotRef) -> BootedPayload:
+        host = self.host
+        try:
+            manifest = await asyncio.to_thread(
+                verify_slot, host.storage, trying.slot, trying.sha256
+            )
+        except PayloadError as exc:
+            host.console(f"bootstrap: try-boot of slot {trying.slot} abandoned: {exc}")
+            if ab.committed is None:
+                raise
+            return await self._boot_committed(ab.committed)
+        if ab.below_floor(manifest.version):
+            raise RollbackError(
+                f"refusing {manifest.name} {manifest.version} in slot {trying.slot}: below "
+                f"the committed version {ab.rollback_version} (rollback protection)"
+            )
+        host.console(f"bootstrap: try-boot of slot {trying.slot} ({manifest.version}), once")
+        trial = Trial(trying.slot, self.limits.health_deadline_seconds)
+        return await self._start(manifest, trying.slot, trial)
+
+    async def _follow_channel(self, ab: AbView) -> BootedPayload | None:
+        host, committed = self.host, ab.committed
+        intact = committed is not None and await self._intact(committed)
+        target = other(committed.slot if committed is not None else None)
+        storage = host.storage
+
+        def work(fetcher: FetcherInterface) -> _ChannelResult:
+            channel = open_channel(
+                root=self.trust.tuf_root,
+                metadata_dir=storage / METADATA_CACHE,
+                base_url=f"{self.trust.boot_server}{BOOT_PATH}",
+                channel=self.trust.channel,
+                scratch_dir=storage / SLOTS_DIR,
+                fetcher=fetcher,
+                limits=self.limits,
+            )
+            version = channel.pointer.version
+            if ab.below_floor(version) or (intact and not ab.wants(version)):
+                return _ChannelResult(channel.pointer, target, None)
+            directory = open_for_write(storage, target)
+            clean_partials(directory)
+            return _ChannelResult(channel.pointer, target, channel.download(directory))
+
+        try:
+            result = await self._run(work)
+        except FetchError as exc:
+            if committed is None or not intact:
+                raise
+            host.console(f"bootstrap: boot server unreachable; booting the committed slot: {exc}")
+            return await self._boot_committed(committed)
+        pointer = result.pointer
+        if ab.below_floor(pointer.version):
+            raise RollbackError(
+                f"refusing {pointer.name} {pointer.version} from channel {self.trust.channel}: "
+                f"below the committed version {ab.rollback_version} (rollback protection)"
+            )
+        if result.fetched is None:
+            assert committed is not None  # nothing fetched only when the committed slot is fine
+            if pointer.version == ab.rejected_version:
+                host.console(
+                    f"bootstrap: {pointer.name} {pointer.version} failed its trial before; "
+                    f"staying on {committed.version}"
+                )
+            return await self._boot_committed(committed)
+        manifest = await self._install(result.fetched, result.target_slot)
+        if committed is None:
+            await self._ask(
+                "commit", slot=target, version=manifest.version, sha256=manifest.payload_sha256
+            )
+            host.console(f"bootstrap: first install, slot {target} committed")
+            return await self._start(manifest, target, None)
+        await self._ask(
+            "tryboot",
+            slot=target,
+            version=manifest.version,
+            sha256=manifest.payload_sha256,
+            deadlineSeconds=self.limits.health_deadline_seconds,
+        )
+        host.console(f"bootstrap: try-boot flag set for slot {target}; rebooting")
+        return None
+
+    async def _intact(self, ref: SlotRef) -> bool:
+        try:
+            await asyncio.to_thread(verify_slot, self.host.storage, ref.slot, ref.sha256)
+        except PayloadError as exc:
+            self.host.console(f"bootstrap: {exc}; reinstalling it from the channel")
+            return False
+        return True
+
+    async def _boot_committed(self, ref: SlotRef) -> BootedPayload:
+        manifest = await asyncio.to_thread(verify_slot, self.host.storage, ref.slot, ref.sha256)
+        return await self._start(manifest, ref.slot, None)
+
+    async def _install(self, fetched: FetchedRelease, slot: str) -> Manifest:
+        """Check the verified payload's agent config, then make it the slot's content."""
+        try:
+            await asyncio.to_thread(
+                read_agent_config, fetched.payload, self.limits.max_agent_config_bytes
+            )
+            await asyncio.to_thread(
+                install_slot, self.host.storage, slot, fetched.payload, fetched.manifest
+            )
+        except BaseException:
+            await asyncio.to_thread(fetched.payload.unlink, missing_ok=True)
+            raise
+        manifest = fetched.manifest
+        self.host.console(
+            f"bootstrap: TUF verified {manifest.name} {manifest.version} ({manifest.channel}), "
+            f"{manifest.payload_length} bytes, SHA-256 {manifest.payload_sha256}, "
+            f"written to slot {slot}"
+        )
+        return manifest
+
+    async def _start(self, manifest: Manifest, slot: str, trial: Trial | None) -> BootedPayload:
+        payload = slot_dir(self.host.storage, slot) / PAYLOAD_NAME
+        agent = await asyncio.to_thread(
+            read_agent_config, payload, self.limits.max_agent_config_bytes
+        )
+        self.logger.info(f"booting {manifest.name} {manifest.version} from slot {slot}")
+        self.host.set_activity(Activity.BOOTING)
+        with contextlib.suppress(LinkError):
+            await self.link.request(
+                "progress", state="OSBootStarted", message=f"{manifest.name} {manifest.version}"
+            )
+        self.host.console(f"bootstrap: booting {manifest.name} {manifest.version} (slot {slot})")
+        return BootedPayload(
+            unit=self.identity.name,
+            manifest=manifest,
+            agent=agent,
+            identity=self.identity,
+            trust=self.trust,
+            slot=slot,
+            trial=trial,
+        )
+
+    async def _run(self, work: Callable[[FetcherInterface], _T]) -> _T:
+        """Run blocking ngclient work in a worker thread, bounded by the boot deadline; a
+        cancelled boot (power cut) stops the thread at its next chunk."""
+        if self.transport is not None:
+            return await asyncio.to_thread(work, self.transport)
+        cancel = threading.Event()
+        fetcher = HttpxFetcher(
+            ssl_context=self.ssl_context,
+            connect_timeout=self.limits.connect_timeout,
+            read_timeout=self.limits.read_timeout,
+            deadline=time.monotonic() + self.limits.total_timeout,
+            cancel=cancel,
+        )
+
+        def run() -> _T:
+            try:
+                return work(fetcher)
+            finally:
+                fetcher.close()  # in the worker thread, after its last request
+
+        try:
+            return await asyncio.to_thread(run)
+        finally:
+            cancel.set()
 
 
 async def _report_failure(

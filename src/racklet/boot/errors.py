@@ -10,7 +10,8 @@
         ├── MetadataError       TUF metadata expired (freeze), rolled back, inconsistent
         │                       (mix-and-match), malformed or too long (endless data)
         ├── ManifestError       a verified release pointer that is malformed or out of limits
-        └── PayloadError        a target's length or SHA-256 differs, or its content is bad
+        ├── PayloadError        a target's length or SHA-256 differs, or its content is bad
+        └── RollbackError       a TUF-valid release older than the unit's committed version
 
 Every message is one line: the bootstrap client prints it on the console and sends it to the
 BMC as the ``failed`` reason.
@@ -57,3 +58,7 @@ class ManifestError(VerificationError):
 
 class PayloadError(VerificationError):
     """A target does not match its metadata (length, SHA-256) or lacks what the OS needs."""
+
+
+class RollbackError(VerificationError):
+    """The channel points at a release below the version the unit's BMC last committed."""

@@ -11,6 +11,18 @@ The unit sends ``{"op": NAME, ...}``; the BMC answers ``{"ok": true, ...}`` or
 - ``progress``: boot progress: ``state`` (a Redfish BootProgress LastState value) and
   optional ``message``.
 - ``failed``: the boot failed: ``reason`` (one line); the BMC shows it in Redfish.
+
+A/B state (held by the BMC in ``bmc/<unit>/ab.json``; see ``docs/ab-updates.md``):
+
+- ``ab``: read ``committed`` and ``trying`` (``slot``, ``version``, ``sha256``), ``tryboot``
+  (the one-shot flag), ``rollbackVersion`` (the monotonic counter: the highest committed
+  version), ``rejectedVersion``, ``lastTrial``. With ``consume: true`` (a boot reads it) the
+  answer adds ``mode`` (``try``, ``committed`` or ``empty``) and the flag is cleared.
+- ``tryboot``: arm a trial: ``slot`` (the one not committed), ``version``, ``sha256``,
+  ``deadlineSeconds``; refused below ``rollbackVersion``. ``tryboot-clear`` disarms it.
+- ``commit``: ``slot``, ``version``, ``sha256`` of the slot on trial, after its health check
+  and within its deadline (or the very first install); raises ``rollbackVersion``.
+- ``restart``: the unit asks to be reset (``reason``): a trial that failed its health check.
 """
 
 from racklet.link._protocol import LinkClient, LinkError, serve_link

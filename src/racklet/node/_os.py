@@ -2,7 +2,8 @@
 
 It comes up after the payload's boot time (simulated seconds), reports ``OSRunning`` to the
 BMC, serves ``/metrics`` over HTTPS with the unit identity and heartbeats to the controller.
-It halts when the BMC pulses the shutdown-request line; a power cut cancels it.
+It halts when the BMC pulses the shutdown-request line; a power cut cancels it. On a
+try-boot it also runs the health check (``_health``): commit the slot, or reboot to fall back.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from racklet.hw import Activity, UnitHost
 from racklet.link import LinkClient, LinkError
 from racklet.log import ContextLogger, get_logger
 from racklet.net import AppServer
+from racklet.node._health import TrialCheck, link_request
 from racklet.node._heartbeat import Heartbeat
 from racklet.node._metrics import NodeMetrics, create_agent_app, metrics_registry
 from racklet.node.errors import AgentServerError
@@ -64,11 +66,22 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
         heartbeat = Heartbeat(host, booted, metrics, client_ssl, logger)
         heartbeat_task = asyncio.create_task(heartbeat.run(), name=f"heartbeat:{booted.unit}")
         console(f"racklet-agent: heartbeat to {heartbeat.url}")
+        trial = TrialCheck(host, booted, booted.trial, started) if booted.trial else None
         while not host.shutdown_requested():
             if heartbeat_task.done():
                 await heartbeat_task  # surfaces a bug; it never ends on its own
+            if trial is not None and trial.verdict is None:
+                healthy = server is not None and metrics.heartbeats["ok"] > 0
+                verdict = await trial.check(healthy, logger)
+                if verdict is not None and verdict.committed:
+                    console(f"racklet-agent: health check passed; slot {booted.slot} committed")
+                elif verdict is not None:
+                    console(f"racklet-agent: {verdict.reason}; rebooting to the committed slot")
+                    if not await _restart(host, verdict.reason, logger):
+                        break
             await host.clock.sleep(SHUTDOWN_POLL_SECONDS)
-        console("racklet-os: shutdown requested; stopping services")
+        else:
+            console("racklet-os: shutdown requested; stopping services")
     finally:
         if heartbeat_task is not None:
             heartbeat_task.cancel()
@@ -79,6 +92,16 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
     console("reboot: System halted")
     logger.info("halted")
     host.set_activity(Activity.HALTED)
+
+
+async def _restart(host: UnitHost, reason: str, logger: ContextLogger) -> bool:
+    """Ask the BMC to reset the unit (a power cut ends this task); False if it cannot."""
+    try:
+        await link_request(host, "restart", reason=reason)
+    except LinkError as exc:
+        logger.error(f"cannot ask the BMC for a restart, halting instead: {exc}")
+        return False
+    return True
 
 
 def _check_port_free(port: int) -> None:
