@@ -183,6 +183,7 @@ class FakeHost:
         self.temperature = 41.5
         self.load = 0.25
         self.shutdown = False
+        self.carrier = True
         storage.mkdir(parents=True, exist_ok=True)
 
     def console(self, line: str) -> None:
@@ -199,6 +200,9 @@ class FakeHost:
 
     def shutdown_requested(self) -> bool:
         return self.shutdown
+
+    def link_up(self) -> bool:
+        return self.carrier
 
     @property
     def console_text(self) -> str:

@@ -285,3 +285,22 @@ async def test_power_cut_mid_download_leaves_nothing_bootable(
     assert [n for n in _leftovers(host) if n != "tuf"] == []
     assert not _installed(host).exists()
     assert bmc.ops("failed") == []
+
+
+async def test_no_carrier_means_no_network(rig: BootRig, host: FakeHost, bmc: FakeBmc) -> None:
+    host.carrier = False  # the switch port is down: a partitioned unit
+    with pytest.raises(FetchError, match="no Ethernet link"):
+        await bootstrap(host)
+    assert "bootstrap: waiting for Ethernet link" in host.lines
+    assert [r["reason"] for r in bmc.ops("failed")] != []
+    assert not _installed(host).exists(), "nothing was installed without a network"
+
+
+async def test_without_carrier_the_committed_slot_still_boots(
+    rig: BootRig, host: FakeHost, bmc: FakeBmc
+) -> None:
+    await bootstrap(host)  # installs and commits slot A
+    host.carrier = False
+    booted = await bootstrap(host)
+    assert (booted.slot, booted.manifest.version) == ("A", "0.1.0")
+    assert any("booting the committed slot" in line for line in host.lines)

@@ -32,6 +32,8 @@ class BootLimits:
     chunk_bytes: int = 1 << 20
     health_deadline_seconds: float = 120.0
     """Simulated seconds a trial boot has to pass its health check before it is abandoned."""
+    carrier_wait_seconds: float = 10.0
+    """Simulated seconds the bootstrap waits for Ethernet carrier before giving up the network."""
 
     def __post_init__(self) -> None:
         sizes = ("max_metadata_bytes", "max_timestamp_bytes", "max_pointer_bytes")

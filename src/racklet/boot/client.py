@@ -311,9 +311,28 @@ class _Boot:
             trial=trial,
         )
 
+    async def _carrier(self) -> bool:
+        """Wait (simulated time) for Ethernet carrier, as a real bootloader waits for link."""
+        host = self.host
+        if host.link_up():
+            return True
+        host.console("bootstrap: waiting for Ethernet link")
+        waited, step = 0.0, 0.5
+        while waited < self.limits.carrier_wait_seconds:
+            await host.clock.sleep(step)
+            waited += step
+            if host.link_up():
+                return True
+        return False
+
     async def _run(self, work: Callable[[FetcherInterface], _T]) -> _T:
         """Run blocking ngclient work in a worker thread, bounded by the boot deadline; a
         cancelled boot (power cut) stops the thread at its next chunk."""
+        if not await self._carrier():
+            raise FetchError(
+                f"no Ethernet link after {self.limits.carrier_wait_seconds:g} s "
+                "(is the switch port down?)"
+            )
         if self.transport is not None:
             return await asyncio.to_thread(work, self.transport)
         cancel = threading.Event()

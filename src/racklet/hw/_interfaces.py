@@ -159,6 +159,10 @@ class UnitHost(Protocol):
         """Whether the BMC pulsed the shutdown-request line since the OS started."""
         ...
 
+    def link_up(self) -> bool:
+        """Whether the unit's Ethernet port has carrier (its switch port is up and enabled)."""
+        ...
+
 
 @dataclass
 class BmcBoard:

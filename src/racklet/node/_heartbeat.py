@@ -56,6 +56,9 @@ class Heartbeat:
         return min(backoff, max(MAX_BACKOFF_SECONDS, interval))
 
     async def send(self, client: httpx.AsyncClient) -> bool:
+        if not self._host.link_up():
+            self._logger.warning("heartbeat skipped: no Ethernet link")
+            return False
         try:
             response = await client.post(self.url, json=self.body())
         except httpx.HTTPError as exc:

@@ -20,6 +20,7 @@ from racklet.twin._board import MonitorSocket, build_board
 from racklet.twin._busbar import Busbar
 from racklet.twin._clock import SimClock
 from racklet.twin._profile import UnitProfile, load_profile
+from racklet.twin._switch import TwinSwitch
 from racklet.twin._unit import Firmware, TwinUnit
 from racklet.twin.errors import TwinError
 
@@ -67,6 +68,7 @@ class TwinRack:
         self.tick_seconds = tick_seconds
         ports = agent_ports or {}
         self.units: dict[str, TwinUnit] = {}
+        self.switch = TwinSwitch(description.units)
         self._monitors: dict[str, MonitorSocket] = {}
         for slot, name in enumerate(description.unit_names(), start=1):
             unit = unit_factory(
@@ -79,6 +81,7 @@ class TwinRack:
                 agent_port=ports.get(name, 0),
             )
             self.units[name] = unit
+            unit.port = self.switch.attach(slot, unit.is_cabled_up)
             self._monitors[name] = MonitorSocket(unit, self.profile.supply_volts)
         self._boards: dict[str, BmcBoard] = {}
         self._physics: asyncio.Task[None] | None = None

@@ -18,6 +18,7 @@ from racklet.hw import Activity, BootSource, Clock, UnitHost, UnitLinkPort
 from racklet.log import get_logger
 from racklet.twin._link import BackplanePipe, ConsoleBuffer
 from racklet.twin._profile import UnitProfile
+from racklet.twin._switch import SwitchPort
 from racklet.twin._thermal import ThermalModel
 
 Firmware = Callable[[UnitHost], Awaitable[None]]
@@ -50,6 +51,8 @@ class TwinUnit:
         self.boot_source = BootSource.SD_CARD
         self.present = True
         self.powered = False
+        self.port: SwitchPort | None = None
+        """The switch port its Ethernet is cabled to (the rack attaches it)."""
         self.energy_joules = 0.0
         self.resets = 0
         self.brownouts = 0
@@ -218,3 +221,10 @@ class TwinUnit:
 
     def shutdown_requested(self) -> bool:
         return self._shutdown_requested
+
+    def link_up(self) -> bool:
+        return self.port is not None and self.port.carrier
+
+    def is_cabled_up(self) -> bool:
+        """The unit's side of the cable: its PHY has power and it sits in its slot."""
+        return self.powered and self.present
