@@ -25,13 +25,16 @@ from racklet.api._meta import (
     utcnow,
 )
 from racklet.api._release import (
+    ChannelPointer,
     ImageRef,
     Release,
     ReleaseSpec,
     ReleaseStatus,
+    ReleaseTarget,
     Rollout,
     RolloutSpec,
     RolloutStatus,
+    UnitRollout,
 )
 from racklet.api._resources import (
     PHASES,
@@ -59,6 +62,7 @@ __all__ = [
     "POWER_CYCLE_ANNOTATION",
     "ApiError",
     "BmcRef",
+    "ChannelPointer",
     "ComputeUnit",
     "ComputeUnitSpec",
     "ComputeUnitStatus",
@@ -81,6 +85,7 @@ __all__ = [
     "Release",
     "ReleaseSpec",
     "ReleaseStatus",
+    "ReleaseTarget",
     "Requirement",
     "Resource",
     "Rollout",
@@ -88,6 +93,7 @@ __all__ = [
     "RolloutStatus",
     "Selector",
     "SyncRecord",
+    "UnitRollout",
     "find_condition",
     "from_yaml",
     "kind_of",

@@ -1,7 +1,8 @@
 """Release and Rollout (``racklet.dev/v1alpha1``): what software to run, and how to get there.
 
-Schemas only: the reconcilers that act on them come with the update-rollout work. A Release
-names one signed OS image; a Rollout moves the units a selector picks to a Release in batches.
+Schemas only; the reconcilers live in ``racklet.controller.reconcilers``. A Release names a
+versioned set of TUF targets in one channel (``racklet release publish`` creates it); a
+Rollout moves the units a selector picks to a Release: a canary first, then batches.
 """
 
 from __future__ import annotations
@@ -23,9 +24,21 @@ class ImageRef(Model):
     size_bytes: Annotated[int, Field(gt=0)]
 
 
+class ReleaseTarget(Model):
+    """One signed file of a release: its TUF target path, length and SHA-256."""
+
+    name: str
+    path: str
+    length: Annotated[int, Field(gt=0)]
+    sha256: Sha256
+
+
 class ReleaseSpec(Model):
     version: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$")]
-    image: ImageRef
+    package: str = "racklet-os"
+    channel: DnsLabel = "stable"
+    targets: list[ReleaseTarget] = Field(default_factory=list)
+    image: ImageRef | None = None
     notes: str = ""
 
 
@@ -47,16 +60,44 @@ class Release(Object):
 class RolloutSpec(Model):
     release: DnsLabel
     selector: dict[str, str] = Field(default_factory=dict)
+    canary: Annotated[int, Field(ge=0)] = 1
     batch_size: Annotated[int, Field(ge=1)] = 1
     max_unavailable: Annotated[int, Field(ge=0)] = 1
+    health_deadline_seconds: Annotated[float, Field(gt=0)] = 300.0
+    rollback_on_failure: bool = True
     paused: bool = False
 
 
+UnitRolloutPhase = Literal["Pending", "Updating", "Updated", "Failed", "RollingBack", "RolledBack"]
+
+
+class UnitRollout(Model):
+    """Where one unit stands in a rollout; ``request`` is the power cycle asked of it."""
+
+    name: DnsLabel
+    phase: UnitRolloutPhase = "Pending"
+    request: str = ""
+    started: float | None = None
+    message: str = ""
+
+
+class ChannelPointer(Model):
+    """A channel's current release before a rollout moved it (what a rollback restores)."""
+
+    package: str
+    version: str
+
+
 class RolloutStatus(Model):
-    phase: Literal["Pending", "Progressing", "Paused", "Complete", "Failed"] = "Pending"
+    phase: Literal[
+        "Pending", "Progressing", "Paused", "Complete", "Failed", "RollingBack", "RolledBack"
+    ] = "Pending"
     current_batch: Annotated[int, Field(ge=0)] = 0
     updated_units: list[DnsLabel] = Field(default_factory=list)
     failed_units: list[DnsLabel] = Field(default_factory=list)
+    units: list[UnitRollout] = Field(default_factory=list)
+    channel: str | None = None
+    previous: ChannelPointer | None = None
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
 

@@ -30,7 +30,7 @@ from racklet.config import (
     write_private,
 )
 from racklet.errors import ConfigError
-from racklet.pki import RackCA
+from racklet.pki import CRL_NAME, RackCA, write_crl
 from racklet.rmc import RMC_USER, prepare_rmc
 
 MAX_UNITS = 16
@@ -119,6 +119,8 @@ def prepare(
 
     layout.pki.mkdir(parents=True, exist_ok=True)
     ca = RackCA.load(layout.pki) if layout.ca_cert.exists() else RackCA.create(layout.pki)
+    if not (layout.pki / CRL_NAME).exists():
+        write_crl(ca, layout.pki)  # empty: the machine listener refuses to run without one
     layout.controller.mkdir(parents=True, exist_ok=True)
     _ensure_identity(ca, layout.controller, "server", common_name="racklet-controller")
     _ensure_identity(

@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 from racklet import config as rack_config
 from racklet.cli._apply import cmd_apply
 from racklet.cli._client import ApiClient
+from racklet.cli._pki import add_pki_parser, cmd_pki
+from racklet.cli._release import add_release_parser, cmd_release
 from racklet.cli._resources import cmd_delete, cmd_describe, cmd_events, cmd_get, cmd_wait, duration
 from racklet.cli.errors import UsageError
 from racklet.errors import RackletError
@@ -153,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     reset = commands.add_parser("reset", help="factory-reset the rack (new trust, wiped units)")
     reset.add_argument("--factory", action="store_true", required=True, help="the only kind")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    add_release_parser(commands)
+    add_pki_parser(commands)
 
     console = commands.add_parser("console", help="print a unit's captured UART log")
     console.add_argument("name")
@@ -295,6 +300,8 @@ _COMMANDS = {
     "init": cmd_init,
     "gitops": cmd_gitops,
     "completion": cmd_completion,
+    "release": cmd_release,
+    "pki": cmd_pki,
 }
 
 

@@ -30,12 +30,14 @@ from racklet.controller._housekeeping import TufRefresher
 from racklet.controller._http import create_api_app, create_machine_app
 from racklet.controller._leader import LeaderElection
 from racklet.controller._metrics import ControllerMetrics
+from racklet.controller._releases import PkiMaintenance, register_release_reconcilers
 from racklet.controller._runtime import Registry, Runtime
 from racklet.controller.errors import ControllerError
 from racklet.controller.reconcilers import ComputeUnitReconciler, RackReconciler
 from racklet.errors import RackletError
 from racklet.log import configure, get_logger
 from racklet.net import AppServer, client_context, run_loop, server_context
+from racklet.pki import CRL_NAME, RackCA, server_context_with_crl, write_crl
 from racklet.redfish import RedfishClient
 from racklet.store import AlreadyExists, Conflict, EtcdStore, NotFound, SqliteStore, Store
 
@@ -154,6 +156,13 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
     gitops = GitSources(acting, layout.controller / "gitops")
     registry.register(GitSource, gitops)
     refresher = TufRefresher(layout.boot)
+
+    def enqueue(kind: str, name: str) -> None:
+        if runtime is not None:
+            runtime.enqueue(kind, name)
+
+    register_release_reconcilers(registry, acting, layout.boot, enqueue=enqueue)
+    pki_maintenance = PkiMaintenance(layout.root)
     runtime = Runtime(registry, store, observer=metrics)
     if election is not None:
         metrics.watch_leader(lambda: election.is_leader)
@@ -173,6 +182,9 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
             boot_app=_boot_app(layout.boot / "repo"),  # type: ignore[arg-type]
         )
         cert, key = tls_dir / "server.crt", tls_dir / "server.key"
+        if not (layout.pki / CRL_NAME).exists():
+            # The CA's holder keeps a CRL; an empty one until something is revoked.
+            await asyncio.to_thread(write_crl, RackCA.load(layout.pki), layout.pki)
         servers.append(
             AppServer(
                 api_app,
@@ -185,7 +197,10 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
             AppServer(
                 machine_app,
                 port=config.controller.machine_port,
-                ssl_context=server_context(cert, key, ca=layout.ca_cert, require_client_cert=True),
+                # Mutual TLS, and a revoked unit certificate fails the handshake.
+                ssl_context=server_context_with_crl(
+                    cert, key, ca=layout.ca_cert, crl=layout.pki / CRL_NAME
+                ),
                 name="machine",
             )
         )
@@ -197,6 +212,7 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
         else:
             await election.start()
         await refresher.start()
+        await pki_maintenance.start()
         for server in servers:
             await server.start()
         log.info(
@@ -208,6 +224,7 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
         await stop.wait()
         log.info("stopping")
     finally:
+        await pki_maintenance.stop()
         await refresher.stop()
         for server in reversed(servers):
             await server.stop()

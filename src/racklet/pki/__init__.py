@@ -1,6 +1,28 @@
-"""The rack's certificate authority: every listener's and every machine's identity."""
+"""The rack's certificate authority: every listener's and every machine's identity.
+
+Issue (:meth:`RackCA.issue`), renew (:meth:`RackCA.renew`, :func:`renew_due`), sign a CSR for
+a key held elsewhere (:meth:`RackCA.sign_csr`), revoke (:func:`revoke`, ``pki/crl.pem``), list
+(:func:`inventory`), and serve TLS that honours the CRL (:func:`server_context_with_crl`).
+"""
 
 from racklet.pki._ca import Identity, RackCA
+from racklet.pki._crl import CRL_NAME, refresh_crl, revoke, revoked_serials, write_crl
+from racklet.pki._inventory import EXPIRING_DAYS, IdentityInfo, inventory, renew_due
+from racklet.pki._tls import server_context_with_crl
 from racklet.pki.errors import PkiError
 
-__all__ = ["Identity", "PkiError", "RackCA"]
+__all__ = [
+    "CRL_NAME",
+    "EXPIRING_DAYS",
+    "Identity",
+    "IdentityInfo",
+    "PkiError",
+    "RackCA",
+    "inventory",
+    "refresh_crl",
+    "renew_due",
+    "revoke",
+    "revoked_serials",
+    "server_context_with_crl",
+    "write_crl",
+]

@@ -1,8 +1,10 @@
 """A small ECDSA P-256 certificate authority held by the management side.
 
 It issues server identities (BMCs, controller, dashboard) and client identities (units, the
-controller when it calls BMCs). Keys are written with mode 0600. Renewal, revocation and CSR
-signing through Redfish come with the trust-chain work; this module is the issuing kernel.
+controller when it calls BMCs), renews them (same subject, usages and names, a new key) and
+signs certificate requests for keys held elsewhere (a BMC's, through Redfish
+``CertificateService``). Keys are written with mode 0600. Revocation lives in ``_crl``, the
+state-dir inventory and automatic renewal in ``_inventory``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from racklet.config import write_private
@@ -138,9 +141,78 @@ class RackCA:
         days: int = 90,
     ) -> Identity:
         """Issue a leaf identity usable as a TLS server, a TLS client, or both."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self._sign(key.public_key(), common_name, server, client, sans, days)
+        return Identity(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+
+    def renew(self, cert_pem: bytes, *, days: int | None = None) -> Identity:
+        """Re-issue an identity this CA signed: same CN, usages and names, a fresh key.
+
+        ``days`` defaults to the old certificate's own lifetime, so short-lived stays short.
+        """
+        old = _load_cert(cert_pem)
+        self._check_issued(old)
+        server, client = _usages(old)
+        lifetime = old.not_valid_after_utc - old.not_valid_before_utc - dt.timedelta(minutes=5)
+        return self.issue(
+            _common_name(old),
+            server=server,
+            client=client,
+            sans=_sans_of(old) or _DEFAULT_SANS,
+            days=days or max(1, round(lifetime / dt.timedelta(days=1))),
+        )
+
+    def sign_csr(
+        self,
+        csr_pem: bytes,
+        *,
+        server: bool = True,
+        client: bool = False,
+        sans: tuple[str, ...] | None = None,
+        days: int = 90,
+    ) -> bytes:
+        """Sign a PKCS#10 request for a key held elsewhere (a BMC's); return the cert PEM.
+
+        The request's signature must verify (proof it holds the key); only its CN and (unless
+        ``sans`` is given) its subjectAltNames are taken over: usages and lifetime are the CA's
+        decision, not the requester's.
+        """
+        try:
+            csr = x509.load_pem_x509_csr(csr_pem)
+        except ValueError as exc:
+            raise PkiError(f"not a PEM certificate signing request: {exc}") from exc
+        if not csr.is_signature_valid:
+            raise PkiError("the certificate signing request's signature does not verify")
+        public = csr.public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey | rsa.RSAPublicKey):
+            raise PkiError("only ECDSA and RSA keys can be certified")
+        if isinstance(public, rsa.RSAPublicKey) and public.key_size < 2048:
+            raise PkiError(f"an RSA key of {public.key_size} bits is too weak (need 2048)")
+        names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if not names or not str(names[0].value):
+            raise PkiError("the certificate signing request has no common name")
+        if sans is None:
+            try:
+                ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+                sans = _san_strings(ext.value)
+            except x509.ExtensionNotFound:
+                sans = _DEFAULT_SANS
+        cert = self._sign(public, str(names[0].value), server, client, sans, days)
+        return cert.public_bytes(serialization.Encoding.PEM)
+
+    def _sign(
+        self,
+        public: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+        common_name: str,
+        server: bool,
+        client: bool,
+        sans: tuple[str, ...],
+        days: int,
+    ) -> x509.Certificate:
         if not (server or client):
             raise PkiError("an identity must be a server, a client, or both")
-        key = ec.generate_private_key(ec.SECP256R1())
+        if days < 1:
+            raise PkiError(f"a certificate must live at least one day, not {days}")
         now = dt.datetime.now(dt.UTC)
         usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
             [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
@@ -149,7 +221,7 @@ class RackCA:
             x509.CertificateBuilder()
             .subject_name(_name(common_name))
             .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
+            .public_key(public)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=days))
@@ -161,5 +233,48 @@ class RackCA:
         )
         if server:
             builder = builder.add_extension(_san(sans), critical=False)
-        cert = builder.sign(self._key, hashes.SHA256())
-        return Identity(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
+        return builder.sign(self._key, hashes.SHA256())
+
+    def _check_issued(self, cert: x509.Certificate) -> None:
+        try:
+            cert.verify_directly_issued_by(self.cert)
+        except (ValueError, TypeError, InvalidSignature) as exc:
+            raise PkiError(f"{_common_name(cert)!r} was not issued by this rack CA") from exc
+
+    def signer(self) -> ec.EllipticCurvePrivateKey:
+        """The CA key, for signing what belongs to the CA (its CRL)."""
+        return self._key
+
+
+def _load_cert(cert_pem: bytes) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(cert_pem)
+    except ValueError as exc:
+        raise PkiError(f"not a PEM certificate: {exc}") from exc
+
+
+def _common_name(cert: x509.Certificate) -> str:
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
+def _usages(cert: x509.Certificate) -> tuple[bool, bool]:
+    """(server, client) from the extended key usage."""
+    try:
+        eku = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return True, False
+    return ExtendedKeyUsageOID.SERVER_AUTH in eku, ExtendedKeyUsageOID.CLIENT_AUTH in eku
+
+
+def _san_strings(san: x509.SubjectAlternativeName) -> tuple[str, ...]:
+    ips = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
+    return tuple(ips + san.get_values_for_type(x509.DNSName))
+
+
+def _sans_of(cert: x509.Certificate) -> tuple[str, ...]:
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return ()
+    return _san_strings(ext.value)

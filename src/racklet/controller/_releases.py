@@ -1,0 +1,78 @@
+"""Wiring for releases and rollouts: what the controller process adds to its registry.
+
+Kept apart from ``_main`` so the trust-chain work plugs in with a few lines there: the
+Release and Rollout reconcilers, and :class:`PkiMaintenance` (automatic renewal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from racklet.api import Release, Rollout
+from racklet.controller._runtime import Registry
+from racklet.controller.reconcilers._release import Channels, ReleaseReconciler, TufChannels
+from racklet.controller.reconcilers._rollout import RolloutReconciler
+from racklet.log import get_logger
+from racklet.pki import PkiError, RackCA, refresh_crl, renew_due
+from racklet.store import Store
+
+log = get_logger("controller")
+
+
+def register_release_reconcilers(
+    registry: Registry,
+    store: Store,
+    boot_dir: Path,
+    *,
+    enqueue: Callable[[str, str], None] | None = None,
+    clock: Callable[[], float] = time.time,
+    channels: Channels | None = None,
+) -> Channels:
+    """Register the Release and Rollout reconcilers over the TUF repository in ``boot_dir``."""
+    channels = channels or TufChannels(boot_dir)
+    registry.register(Release, ReleaseReconciler(store, channels))
+    registry.register(Rollout, RolloutReconciler(store, channels, clock=clock, enqueue=enqueue))
+    return channels
+
+
+class PkiMaintenance:
+    """A periodic, owned task: renew identities under 1/3 of their lifetime, keep the CRL fresh.
+
+    Renewed certificates are written in place; a process picks its new one up when it restarts
+    (listeners do not reload TLS contexts on the fly).
+    """
+
+    def __init__(self, state_dir: Path, *, interval_seconds: float = 3600.0) -> None:
+        self._state_dir = state_dir
+        self._interval = interval_seconds
+        self._task: asyncio.Task[None] | None = None
+
+    def run_once(self) -> list[Path]:
+        """One round (blocking file I/O and signing): the renewed certificates."""
+        ca = RackCA.load(self._state_dir / "pki")
+        renewed = renew_due(ca, self._state_dir)
+        refresh_crl(ca, self._state_dir / "pki")
+        return renewed
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="controller:pki-maintenance")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                renewed = await asyncio.to_thread(self.run_once)
+            except (PkiError, OSError) as exc:
+                log.warning("PKI maintenance failed: %s", exc)
+            else:
+                for path in renewed:
+                    log.info("renewed %s (processes load it at their next start)", path)
+            await asyncio.sleep(self._interval)
