@@ -78,3 +78,33 @@ async def test_bmc_power_reading_comes_through_the_pac1921(twin_bmc: TwinBmc) ->
             watts = await reading()
     # Within the PAC1921's quantisation at the board's gain (tens of milliwatts).
     assert watts == pytest.approx(unit.power_watts, abs=0.1)
+
+
+async def test_controller_logs_in_with_its_certificate_not_a_password(
+    twin_bmc: TwinBmc, tmp_path: Path
+) -> None:
+    from racklet.redfish import RedfishClient
+
+    key, crt = twin_bmc.pki.issue("racklet-controller", server=False, client=True).write(
+        tmp_path, "controller"
+    )
+    client = RedfishClient(
+        twin_bmc.url, "admin", "not-the-password", ca_bundle=twin_bmc.ca, client_cert=(crt, key)
+    )
+    try:
+        await client.reset(UNIT, "On")  # an Operator action, authorised by the certificate
+        assert (await client.system(UNIT)).power_state in ("On", "PoweringOn")
+    finally:
+        await client.aclose()
+
+    # A certificate the BMC maps to no role falls back to a session with the password.
+    key, crt = twin_bmc.pki.issue("someone-else", server=False, client=True).write(
+        tmp_path, "stranger"
+    )
+    fallback = RedfishClient(
+        twin_bmc.url, ADMIN[0], ADMIN[1], ca_bundle=twin_bmc.ca, client_cert=(crt, key)
+    )
+    try:
+        assert (await fallback.system(UNIT)).power_state in ("On", "PoweringOn")
+    finally:
+        await fallback.aclose()

@@ -59,6 +59,7 @@ class RedfishClient:
         self._token: str | None = None
         self._session_url: str | None = None
         self._login_lock = asyncio.Lock()
+        self._certificate_login = client_cert is not None and transport is None
 
     # -- session ----------------------------------------------------------------------------
 
@@ -87,6 +88,13 @@ class RedfishClient:
             ) from exc
 
     async def _request(self, method: str, path: str, json: Any = None) -> httpx.Response:
+        if self._certificate_login:
+            # Mutual TLS is the login: no password crosses the wire while the BMC accepts it.
+            response = await self._send(method, path, json=json, token=None)
+            if response.status_code != 401:
+                _raise_for_status(response)
+                return response
+            self._certificate_login = False  # this BMC does not map our certificate: sessions
         token = self._token or await self._login(None)
         response = await self._send(method, path, json=json, token=token)
         if response.status_code == 401:
