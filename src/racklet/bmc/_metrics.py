@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from racklet.bmc._context import BmcContext
+from racklet.bmc._fans import fan_metrics
 
 
 class _UnitCollector(Collector):
@@ -55,6 +56,7 @@ class _UnitCollector(Collector):
         )
         energy.add_metric(labels, meter.energy_joules)
         yield energy
+        yield from fan_metrics(ctx.unit, ctx.board.fans)
 
 
 def routes(ctx: BmcContext) -> list[Route]:

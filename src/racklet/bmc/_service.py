@@ -24,6 +24,7 @@ from racklet.bmc._boot import BootStatus
 from racklet.bmc._console import ConsoleLog, capture
 from racklet.bmc._context import BmcContext
 from racklet.bmc._events import EventBus
+from racklet.bmc._fans import FanPolicy
 from racklet.bmc._firmware import ImageVerifier, SlotProvider, StagedSlots, reject_all
 from racklet.bmc._link import LinkService
 from racklet.bmc._power import Meter, PowerControl, PowerPolicy
@@ -53,6 +54,8 @@ class BmcSettings:
     session_clock: Callable[[], float] = time.monotonic
     """The host clock session expiry reads: real time guards real credentials."""
     console_lines: int = 2000
+    fan_period: float = 1.0
+    """Simulated seconds between fan-policy steps (on ``board.clock``)."""
     temperature_caution: float = 70.0
     """SoC temperature (Cel) above which the BMC raises a sensor-threshold event."""
     cert_roles: dict[str, str] = field(default_factory=lambda: {"racklet-controller": "Operator"})
@@ -108,6 +111,12 @@ class BmcService:
             console=ConsoleLog(settings.console_lines),
             log=self._log,
         )
+        self.fans = FanPolicy(
+            board,
+            events,
+            self._log.bind(request="fans"),
+            f"{self.context.chassis_path}/ThermalSubsystem/Fans",
+        )
         self._accounts = Accounts(path=settings.state_dir / "accounts.json")
         self._link = LinkService(
             settings.unit,
@@ -151,6 +160,7 @@ class BmcService:
                 ctx.meter.run(self.settings.sample_period), name=f"bmc:{unit}:meter"
             ),
             asyncio.create_task(board.link.serve(self._link.handle), name=f"bmc:{unit}:link"),
+            asyncio.create_task(self.fans.run(self.settings.fan_period), name=f"bmc:{unit}:fans"),
         ]
         self._log.info(f"BMC started (firmware {self.settings.firmware_version})")
 

@@ -3,14 +3,15 @@ cools it.
 
 The unit's supply is the rack busbar, seen through the BMC board's DC/DC stage: one
 ``PowerSupply`` ("busbar") whose capacity is the board's ``max_power_watts`` and whose
-output is the unit's measured draw. Fans are optional: the HAL has no fan interface yet, so
-a board may carry ``fans`` (objects of the :class:`Fan` protocol below) and the BMC lists
-them; without them the ``Fans`` collection is empty (the rack's fans belong to the RMC).
+output is the unit's measured draw. The ``Fans`` collection lists the board's fans (the HAL's
+:class:`racklet.hw.Fan`; a fanless board has none, and the rack's own fans belong to the RMC).
+A fan's ``SpeedPercent.Reading`` is its tachometer over its rated speed, as the Fan schema
+asks; a fan driven but not turning is ``Health: Critical``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,24 +19,16 @@ from starlette.routing import Route
 
 from racklet.bmc._context import BmcContext
 from racklet.bmc._errors import RedfishError
+from racklet.bmc._fans import stalled_now
 from racklet.bmc._http import page, respond, route
 from racklet.bmc._schema import collection, link, resource
+from racklet.hw import Fan
 
 BUSBAR = "busbar"
 
 
-class Fan(Protocol):
-    """What the BMC expects of a fan on its board (a PWM output with a tachometer)."""
-
-    name: str
-
-    def rpm(self) -> float: ...
-    def duty_percent(self) -> float: ...
-
-
 def _fans(ctx: BmcContext) -> dict[str, Fan]:
-    fans: tuple[Fan, ...] = tuple(getattr(ctx.board, "fans", ()) or ())
-    return {fan.name: fan for fan in fans}
+    return {fan.name: fan for fan in ctx.board.fans}
 
 
 def routes(ctx: BmcContext) -> list[Route]:
@@ -111,13 +104,17 @@ def routes(ctx: BmcContext) -> list[Route]:
         return respond(collection("FanCollection", fans_path, "Fans", members))
 
     def fan_body(fan: Fan) -> dict[str, Any]:
+        rpm = fan.rpm()
+        status = {"State": "Enabled", "Health": "Critical" if stalled_now(fan) else "OK"}
         return resource(
             "Fan",
             f"{fans_path}/{fan.name}",
             Id=fan.name,
             Name=f"Fan {fan.name}",
-            SpeedPercent={"Reading": round(fan.duty_percent(), 1), "SpeedRPM": fan.rpm()},
-            Status=_status(),
+            PhysicalContext="Fan",
+            SpeedPercent={"Reading": round(100.0 * rpm / fan.rated_rpm, 1), "SpeedRPM": rpm},
+            RatedSpeedRPM=round(fan.rated_rpm),
+            Status=status,
         )
 
     async def fan(request: Request) -> Response:

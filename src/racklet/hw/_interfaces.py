@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -83,6 +83,25 @@ class PowerMonitor(Protocol):
 
 class TemperatureSensor(Protocol):
     def read_celsius(self) -> float: ...
+
+
+class Fan(Protocol):
+    """A 4-wire fan on the BMC board: a PWM output and a tachometer input.
+
+    ``rpm()`` is what the tachometer counts, not what was asked for: a stuck rotor reads 0
+    however hard it is driven, which is how a BMC tells a dead fan from an idle one.
+    """
+
+    name: str
+    rated_rpm: float
+    """Speed at 100 % duty, from the fan's datasheet (Redfish ``RatedSpeedRPM``)."""
+
+    def set_duty_percent(self, percent: float) -> None:
+        """Drive the PWM output at ``percent`` (0 to 100); ``ValueError`` outside that."""
+        ...
+
+    def duty_percent(self) -> float: ...
+    def rpm(self) -> float: ...
 
 
 class PresenceDetect(Protocol):
@@ -180,3 +199,5 @@ class BmcBoard:
     uart: Uart
     link: BackplaneLink
     max_power_watts: float
+    fans: list[Fan] = field(default_factory=list)
+    """The board's fans; a board without any (fanless tray) has an empty list."""

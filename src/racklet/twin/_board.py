@@ -145,4 +145,5 @@ def build_board(unit: TwinUnit, clock: Clock, monitor: MonitorSocket) -> BmcBoar
         uart=_Uart(unit),
         link=unit.backplane,
         max_power_watts=unit.profile.max_power_watts,
+        fans=[unit.fan],
     )

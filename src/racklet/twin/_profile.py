@@ -35,6 +35,10 @@ class UnitProfile(BaseModel):
     ambient_celsius: float = 25.0
     thermal_resistance_c_per_w: float = Field(gt=0)
     thermal_time_constant_seconds: float = Field(gt=0)
+    fan_max_rpm: float = Field(default=8000.0, gt=0)
+    fan_time_constant_seconds: float = Field(default=1.5, gt=0)
+    fan_thermal_resistance_c_per_w: float | None = Field(default=None, gt=0)
+    """Thermal resistance with the fan at full speed; None: the fan does not help."""
     throttle_celsius: float = 80.0
     throttle_release_celsius: float = 77.0
     throttle_load_cap: float = Field(default=0.5, ge=0, le=1)
@@ -45,6 +49,9 @@ class UnitProfile(BaseModel):
     def _consistent(self) -> UnitProfile:
         if self.full_load_watts < self.idle_watts:
             raise ValueError("full_load_watts is below idle_watts")
+        fan_r = self.fan_thermal_resistance_c_per_w
+        if fan_r is not None and fan_r > self.thermal_resistance_c_per_w:
+            raise ValueError("fan_thermal_resistance_c_per_w is above thermal_resistance_c_per_w")
         if self.throttle_release_celsius > self.throttle_celsius:
             raise ValueError("throttle_release_celsius is above throttle_celsius")
         return self

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from racklet.hw import Activity, BootSource, Clock, UnitHost, UnitLinkPort
 from racklet.log import get_logger
+from racklet.twin._fan import TwinFan
 from racklet.twin._link import BackplanePipe, ConsoleBuffer
 from racklet.twin._profile import UnitProfile
 from racklet.twin._switch import SwitchPort
@@ -62,7 +63,10 @@ class TwinUnit:
             profile.thermal_time_constant_seconds,
             profile.throttle_celsius,
             profile.throttle_release_celsius,
+            profile.fan_thermal_resistance_c_per_w,
         )
+        self.fan = TwinFan("fan-1", profile.fan_max_rpm, profile.fan_time_constant_seconds)
+        """The fan on its BMC board, blowing over the unit (the board drives it)."""
         self._firmware = firmware
         self._activity: Activity | None = None
         self._load = DEFAULT_LOAD
@@ -123,10 +127,11 @@ class TwinUnit:
         self._load = fraction
 
     def tick(self, seconds: float) -> None:
-        """Advance energy and temperature by ``seconds`` at the present draw."""
+        """Advance energy, fan and temperature by ``seconds`` at the present draw."""
         power = self.power_watts
         self.energy_joules += power * max(0.0, seconds)
-        self.thermal.step(power, seconds)
+        self.fan.step(seconds)
+        self.thermal.step(power, seconds, self.fan.airflow)
 
     # -- board lines -----------------------------------------------------------------------
 

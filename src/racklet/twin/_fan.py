@@ -1,0 +1,67 @@
+"""A 5 V PWM fan with a tachometer, on the BMC board of one unit.
+
+The rotor follows the PWM duty with a first-order lag: at constant duty its speed settles at
+``rated_rpm × duty`` with time constant τ (inertia against motor torque). The step is the
+exact solution, so long steps at a fast ``--speed`` stay stable. A stuck rotor (:meth:`stall`,
+the fault hook) stops dead and its tachometer reads 0 whatever the duty. The airflow it
+produces is what the thermal model sees (:attr:`airflow`); the fan's own few hundred
+milliwatts come from the BMC board's supply, not the unit's, so the unit's meter ignores it.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+class TwinFan:
+    """One fan: the HAL's :class:`racklet.hw.Fan` over a simulated rotor."""
+
+    def __init__(self, name: str, rated_rpm: float, time_constant_seconds: float) -> None:
+        if rated_rpm <= 0 or time_constant_seconds <= 0:
+            raise ValueError("rated_rpm and time_constant_seconds must be positive")
+        self.name = name
+        self.rated_rpm = rated_rpm
+        self.time_constant = time_constant_seconds
+        self.stalled = False
+        self._duty = 0.0
+        self._rpm = 0.0
+
+    # -- the HAL's Fan --------------------------------------------------------------------
+
+    def set_duty_percent(self, percent: float) -> None:
+        if not 0.0 <= percent <= 100.0:
+            raise ValueError(f"fan duty must be within 0..100 %, got {percent}")
+        self._duty = float(percent)
+
+    def duty_percent(self) -> float:
+        return self._duty
+
+    def rpm(self) -> float:
+        """What the tachometer counts (whole revolutions per minute)."""
+        return float(round(self._rpm))
+
+    # -- physics and fault hooks ------------------------------------------------------------
+
+    @property
+    def airflow(self) -> float:
+        """Airflow as a fraction of the rated fan's, 0.0 to 1.0 (proportional to speed)."""
+        return self._rpm / self.rated_rpm
+
+    def step(self, seconds: float) -> None:
+        """Advance the rotor by ``seconds`` of simulated time at the present duty."""
+        if seconds <= 0:
+            return
+        if self.stalled:
+            self._rpm = 0.0
+            return
+        target = self.rated_rpm * self._duty / 100.0
+        self._rpm = target + (self._rpm - target) * math.exp(-seconds / self.time_constant)
+
+    def stall(self) -> None:
+        """Fault hook: the rotor jams (a cable in the blades, a seized bearing)."""
+        self.stalled = True
+        self._rpm = 0.0
+
+    def free(self) -> None:
+        """Undo :meth:`stall`: the rotor spins up again from rest."""
+        self.stalled = False
