@@ -62,6 +62,10 @@ class RackSettings(_Model):
     payload_bytes: int = Field(default=65536, alias="payloadBytes")
     store: str = "sqlite"
     """``sqlite`` (embedded, in the state dir) or ``etcd://HOST:PORT``."""
+    resync_seconds: float = Field(default=1.0, gt=0, alias="resyncSeconds")
+    """Shortest resync period; large fleets stretch it (see ``resyncRate``)."""
+    resync_rate: float = Field(default=50.0, gt=0, alias="resyncRate")
+    """Most objects per second that resync re-checks: bounds idle CPU for a large fleet."""
 
 
 class ControllerConfig(_Model):

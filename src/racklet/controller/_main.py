@@ -163,7 +163,13 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
 
     register_release_reconcilers(registry, acting, layout.boot, enqueue=enqueue)
     pki_maintenance = PkiMaintenance(layout.root)
-    runtime = Runtime(registry, store, observer=metrics)
+    runtime = Runtime(
+        registry,
+        store,
+        resync_seconds=config.rack.resync_seconds,
+        resync_rate=config.rack.resync_rate,
+        observer=metrics,
+    )
     if election is not None:
         metrics.watch_leader(lambda: election.is_leader)
     servers: list[AppServer] = []

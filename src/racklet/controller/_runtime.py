@@ -1,13 +1,18 @@
 """The reconcile runtime: resync, one serial worker per object, back-off on errors.
 
 Reconcilers are registered in an explicit :class:`Registry` that is passed to the
-:class:`Runtime` (no global default). Every ``resync_seconds`` the runtime lists each
-registered kind and queues every object; :meth:`Runtime.enqueue` queues one at once (after
-an API write or a heartbeat). An object is never reconciled by two workers at a time; a
-request that arrives while it runs makes it run once more afterwards. A failing object is
-retried with exponential back-off and jitter; a ``Conflict`` from the store is retried at
-once, since it only means someone else wrote first. At most ``max_concurrent`` reconciles run
-at a time; objects waiting for a slot are the queue depth. Not here: leader election (see
+:class:`Runtime` (no global default). On start the runtime lists each registered kind and
+queues every object at once; after that it re-queues every object once per period, spread
+evenly over the period rather than in one burst. The period is ``resync_seconds`` for a small
+fleet and stretches so that resync never queues more than ``resync_rate`` objects per second
+(at 10,000 units and 50/s: every 200 s), so an idle large fleet costs little CPU.
+Promptness comes from :meth:`Runtime.enqueue`, which queues one object at once (after an API
+write or a heartbeat); resync only catches what nobody announced. An object is never
+reconciled by two workers at a time; a request that arrives while it runs makes it run once
+more afterwards. A failing object is retried with exponential back-off and jitter; a
+``Conflict`` from the store is retried at once, since it only means someone else wrote
+first. At most ``max_concurrent`` reconciles run at a time; objects waiting for a slot are the
+queue depth. Not here: leader election (see
 :mod:`racklet.controller._leader`), watches.
 """
 
@@ -74,6 +79,7 @@ class Runtime:
         store: Store,
         *,
         resync_seconds: float = 1.0,
+        resync_rate: float = 50.0,
         backoff_base: float = 0.2,
         backoff_max: float = 30.0,
         max_concurrent: int = 64,
@@ -82,7 +88,10 @@ class Runtime:
     ) -> None:
         self._registry = registry
         self._store = store
+        if resync_seconds <= 0 or resync_rate <= 0:
+            raise ValueError("resync_seconds and resync_rate must be positive")
         self.resync_seconds = resync_seconds
+        self.resync_rate = resync_rate
         self._backoff_base = backoff_base
         self._backoff_max = backoff_max
         self._observer = observer
@@ -132,17 +141,37 @@ class Runtime:
             return
         self._workers[key] = asyncio.create_task(self._work(key), name=f"reconcile:{kind}/{name}")
 
+    def resync_period(self, objects: int) -> float:
+        """Seconds between two resyncs of one object, for a store holding ``objects``."""
+        return max(self.resync_seconds, objects / self.resync_rate)
+
     async def _resync_loop(self) -> None:
-        while True:
-            for kind_name, kind, _ in self._registry.entries():
-                try:
-                    objects = await self._store.list(kind)
-                except Exception:
-                    log.exception("cannot list %s for resync", kind_name)
-                    continue
-                for obj in objects:
-                    self.enqueue(kind_name, obj.metadata.name)
-            await asyncio.sleep(self.resync_seconds)
+        keys = await self._everything()
+        for kind_name, name in keys:  # at start everything is due at once
+            self.enqueue(kind_name, name)
+        loop = asyncio.get_running_loop()
+        while True:  # then a steady trickle: each object once per period, evenly spaced
+            period = self.resync_period(len(keys))
+            if not keys:
+                await asyncio.sleep(period)
+            step, due = period / max(1, len(keys)), loop.time()
+            for kind_name, name in keys:
+                due += step
+                if due > loop.time():
+                    await asyncio.sleep(due - loop.time())
+                self.enqueue(kind_name, name)
+            keys = await self._everything()
+
+    async def _everything(self) -> list[Key]:
+        keys: list[Key] = []
+        for kind_name, kind, _ in self._registry.entries():
+            try:
+                objects = await self._store.list(kind)
+            except Exception:
+                log.exception("cannot list %s for resync", kind_name)
+                continue
+            keys.extend((kind_name, obj.metadata.name) for obj in objects)
+        return keys
 
     def _backoff(self, failures: int) -> float:
         delay = min(self._backoff_max, self._backoff_base * 2.0 ** (failures - 1))

@@ -1,10 +1,13 @@
 """The default Store: one SQLite file, objects as JSON, written by one dedicated thread.
 
 Every call runs on a single worker thread that owns the connection, so the event loop never
-blocks on disk and writes are serialised. Each write is one transaction (``BEGIN IMMEDIATE``
-… ``COMMIT``), so a failure leaves nothing half-written; WAL with ``synchronous=FULL`` makes a
-committed write survive a power cut (and so a ``kill -9``: the commit is on disk before the
-caller hears of it). Watches read an in-process change log the worker feeds after each commit.
+blocks on disk and writes are serialised. Writes are *group-committed*: those that arrive
+while a transaction is being committed wait and then share the next one (``BEGIN IMMEDIATE``
+… ``COMMIT``), so one fsync acknowledges many writes. Each write runs inside its own
+``SAVEPOINT``: its version check and its error are its own (a ``Conflict`` rolls back that
+write only), and a failure leaves nothing of it behind. WAL with ``synchronous=FULL`` makes a
+committed write survive a power cut (and so a ``kill -9``: the commit is on disk before any
+caller in the batch hears of it). Watches read an in-process change log fed after each commit.
 Not here: several processes writing one file (use etcd for more than one controller).
 """
 
@@ -13,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import builtins
 import sqlite3
+import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -53,6 +58,11 @@ class SqliteStore:
         self._log = ChangeLog(limit=history)
         self._pending: list[Change] = []  # touched only by the worker thread
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._queue: list[_Write] = []  # writes waiting for the next transaction
+        self._queue_lock = threading.Lock()
+        self._flush_queued = False  # a flush is on the worker's queue and has not started
+        self.commits = 0
+        """Transactions committed so far (each one fsync); fewer than writes when grouped."""
 
     # -- the worker thread ------------------------------------------------------------------
 
@@ -81,24 +91,76 @@ class SqliteStore:
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def transaction(db: sqlite3.Connection) -> T:
+        """Queue ``work`` for the next transaction and wait until that one is durable."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        future: asyncio.Future[T] = loop.create_future()
+        with self._queue_lock:
+            self._queue.append(_Write(work, future))
+            start = not self._flush_queued
+            self._flush_queued = True
+        if start:
+            self._executor.submit(self._flush, loop)
+        return await future
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Worker thread: commit every queued write in one transaction, then settle each."""
+        with self._queue_lock:
+            batch, self._queue = self._queue, []
+            self._flush_queued = False  # writes from now on go into the next transaction
+        try:
+            db = self._connection()
             db.execute("BEGIN IMMEDIATE")
             try:
-                result = work(db)
+                outcomes = [self._apply(db, write) for write in batch]
                 db.execute("COMMIT")
             except BaseException:
-                self._pending.clear()
                 if db.in_transaction:
                     db.execute("ROLLBACK")
                 raise
-            # published only once durable, in commit order (one worker thread, FIFO loop)
-            assert self._loop is not None
-            for change in self._pending:
-                self._loop.call_soon_threadsafe(self._log.publish, change)
+        except Exception as exc:  # the transaction itself failed: no write in it happened
+            failure = exc
+            if isinstance(exc, sqlite3.Error):
+                failure = StoreError(f"store {self.path}: {exc}")
+                failure.__cause__ = exc
             self._pending.clear()
-            return result
+            loop.call_soon_threadsafe(_fail_all, batch, failure)
+            return
+        self.commits += 1
+        loop.call_soon_threadsafe(self._settle, outcomes)
 
-        return await self._run(transaction)
+    def _apply(self, db: sqlite3.Connection, write: _Write) -> _Outcome:
+        """Run one write inside its own savepoint, so its failure undoes only itself."""
+        self._pending.clear()
+        db.execute("SAVEPOINT one_write")
+        try:
+            value = write.work(db)
+        except Exception as exc:
+            db.execute("ROLLBACK TO one_write")
+            db.execute("RELEASE one_write")
+            self._pending.clear()
+            if isinstance(exc, sqlite3.Error):
+                translated = StoreError(f"store {self.path}: {exc}")
+                translated.__cause__ = exc
+                return _Outcome(write.future, None, translated, [])
+            return _Outcome(write.future, None, exc, [])
+        db.execute("RELEASE one_write")
+        changes, self._pending = self._pending, []
+        return _Outcome(write.future, value, None, changes)
+
+    def _settle(self, outcomes: builtins.list[_Outcome]) -> None:
+        """Event loop: publish each write's changes, then answer its caller, in commit order."""
+        for outcome in outcomes:
+            for change in outcome.changes:
+                self._log.publish(change)
+            if outcome.future.done():  # the caller gave up waiting; the write still happened
+                continue
+            if outcome.error is not None:
+                outcome.future.set_exception(outcome.error)
+            else:
+                outcome.future.set_result(outcome.value)
 
     # -- objects ----------------------------------------------------------------------------
 
@@ -226,19 +288,39 @@ class SqliteStore:
         return await self._run(work)
 
     async def close(self) -> None:
-        """Close the connection and stop the worker thread; safe to call twice."""
+        """Finish queued writes, close the connection and stop the worker; safe to call twice."""
         if self._closed:
             return
+        self._closed = True  # new calls are refused; those already queued still run
 
-        def shut(db: sqlite3.Connection) -> None:
-            db.close()
-            self._db = None
+        def shut() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
-        if self._db is not None:
-            await self._run(shut)
-        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(self._executor, shut)
         self._log.close()
         await asyncio.to_thread(self._executor.shutdown, wait=True)
+
+
+@dataclass(frozen=True)
+class _Write:
+    work: Callable[[sqlite3.Connection], Any]
+    future: asyncio.Future[Any]
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    future: asyncio.Future[Any]
+    value: Any
+    error: Exception | None
+    changes: builtins.list[Change]
+
+
+def _fail_all(batch: builtins.list[_Write], error: Exception) -> None:
+    for write in batch:
+        if not write.future.done():
+            write.future.set_exception(error)
 
 
 def _row(db: sqlite3.Connection, kind: str, name: str) -> str | None:
