@@ -29,7 +29,7 @@ def test_unknown_profile_is_a_twin_error() -> None:
 def test_rack_description_is_validated() -> None:
     assert RackDescription().unit_names() == [f"unit-{i}" for i in range(1, 6)]
     with pytest.raises(ValidationError):
-        RackDescription(units=17)
+        RackDescription(units=513)
     with pytest.raises(ValidationError):
         RackDescription(units=0)
     with pytest.raises(ValidationError):

@@ -24,7 +24,7 @@ from racklet.twin._switch import TwinSwitch
 from racklet.twin._unit import Firmware, TwinUnit
 from racklet.twin.errors import TwinError
 
-MAX_UNITS = 16
+MAX_UNITS = 512  # a large twin (a row of racks); `racklet up` itself stops at 16
 PHYSICS_TICK_SECONDS = 0.1
 MAX_WALL_TICK_HZ = 200.0
 
