@@ -1,6 +1,7 @@
 """Real Redfish clients against the real BMC on a twin board: DMTF's ``redfish`` library
 and OpenStack's ``sushy`` drive power, boot override and sensor reads; the SSE event stream
-carries the power events; a rack-CA client certificate logs the controller in."""
+carries the power events, read through each library's own logged-in session; a rack-CA
+client certificate logs the controller in."""
 
 from __future__ import annotations
 
@@ -200,3 +201,94 @@ async def test_both_libraries_read_the_unit_console_log(twin: TwinBmc) -> None:
         assert loop.time() < deadline, f"the console never showed the boot line: {lines}"
         await asyncio.sleep(0.1)
     assert booted in await asyncio.to_thread(with_sushy)
+
+
+def _read_events_until(
+    session: Any, url: str, headers: dict[str, str], ca: str, wanted: str
+) -> list[str]:
+    """Read an SSE stream with a logged-in client's HTTP session until ``wanted`` arrives."""
+    ids: list[str] = []
+    with session.get(url, headers=headers, stream=True, timeout=20, verify=ca) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for raw in response.iter_lines():
+            line = raw.decode() if isinstance(raw, bytes) else raw
+            if line.startswith("data: "):
+                ids += [r["MessageId"] for r in json.loads(line[6:])["Events"]]
+                if any(i.endswith(wanted) for i in ids):
+                    return ids
+    return ids
+
+
+async def test_both_libraries_sessions_read_the_event_stream(twin: TwinBmc) -> None:
+    """Neither library models SSE, so each opens the stream on its own logged-in session."""
+    import requests
+
+    sse = f"{twin.url}/redfish/v1/EventService/SSE"
+
+    def with_sushy() -> list[str]:
+        auth = sushy.auth.SessionOrBasicAuth(username=ADMIN[0], password=ADMIN[1])
+        root = sushy.Sushy(twin.url + "/redfish/v1", auth=auth, verify=str(twin.ca))
+        try:
+            system = root.get_system(SYSTEM)
+            connection = root._conn  # sushy's authenticated connector (session token set)
+            reader = _ReaderThread(
+                lambda: _read_events_until(
+                    connection._session, sse, {}, str(twin.ca), "ResourcePoweredOn"
+                )
+            )
+            reader.wait_until_open(twin)
+            system.reset_system(sushy.RESET_ON)
+            return reader.result()
+        finally:
+            auth.close()
+
+    def with_redfish() -> list[str]:
+        client = redfish.redfish_client(
+            base_url=twin.url, username=ADMIN[0], password=ADMIN[1], cafile=str(twin.ca)
+        )
+        client.login(auth="session")
+        try:
+            headers = {"X-Auth-Token": client.get_session_key()}
+            reader = _ReaderThread(
+                lambda: _read_events_until(
+                    requests.Session(), sse, headers, str(twin.ca), "ResourcePoweredOff"
+                )
+            )
+            reader.wait_until_open(twin)
+            reset = client.post(
+                f"{SYSTEM}/Actions/ComputerSystem.Reset", body={"ResetType": "ForceOff"}
+            )
+            assert reset.status in (200, 204), reset.text
+            return reader.result()
+        finally:
+            client.logout()
+
+    assert any(i.endswith("ResourcePoweredOn") for i in await asyncio.to_thread(with_sushy))
+    assert any(i.endswith("ResourcePoweredOff") for i in await asyncio.to_thread(with_redfish))
+
+
+class _ReaderThread:
+    """Runs a blocking stream reader beside the client that triggers the event."""
+
+    def __init__(self, read: Any) -> None:
+        import threading
+
+        self._outcome: list[Any] = []
+        self._thread = threading.Thread(target=lambda: self._outcome.append(read()), daemon=True)
+
+    def wait_until_open(self, twin: TwinBmc) -> None:
+        """Start reading, and return once the BMC counts *this* reader as a subscriber."""
+        import time
+
+        streams = twin.service.context.events._streams
+        before = set(streams)
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not set(streams) - before:
+            assert time.monotonic() < deadline, "the event stream never opened"
+            time.sleep(0.02)
+
+    def result(self) -> list[str]:
+        self._thread.join(timeout=30)
+        assert self._outcome, "the stream reader did not finish"
+        return list(self._outcome[0])
