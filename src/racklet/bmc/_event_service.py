@@ -20,11 +20,11 @@ from racklet.bmc._context import BmcContext
 from racklet.bmc._errors import RedfishError
 from racklet.bmc._events import Event
 from racklet.bmc._http import ODATA_HEADERS, no_content, page, read_object, respond, route
+from racklet.bmc._logs import CLEAR_ACTION, entries_response, log_service
 from racklet.bmc._schema import ROOT, collection, link, resource
 
 SERVICE = f"{ROOT}/EventService"
 SSE = f"{SERVICE}/SSE"
-CLEAR_ACTION = "LogService.ClearLog"
 
 
 def _frame(event: Event) -> bytes:
@@ -98,28 +98,18 @@ def routes(ctx: BmcContext) -> list[Route]:
     async def event_log(request: Request) -> Response:
         _mine(request)
         return respond(
-            resource(
-                "LogService",
+            log_service(
                 log_path,
-                Id="EventLog",
-                Name="BMC event log",
-                ServiceEnabled=True,
-                MaxNumberOfRecords=ctx.events.capacity,
-                OverWritePolicy="WrapsWhenFull",
-                LogEntryType="Event",
-                Status={"State": "Enabled", "Health": "OK"},
-                Entries=link(entries_path),
-                Actions={f"#{CLEAR_ACTION}": {"target": f"{log_path}/Actions/{CLEAR_ACTION}"}},
+                id="EventLog",
+                name="BMC event log",
+                capacity=ctx.events.capacity,
+                entry_type="Event",
             )
         )
 
     async def entries(request: Request) -> Response:
         _mine(request)
-        events = ctx.events.events()
-        body = collection("LogEntryCollection", entries_path, "BMC events", [])
-        body["Members"] = [entry(event) for event in page(request, events)]
-        body["Members@odata.count"] = len(events)
-        return respond(body)
+        return entries_response(request, entries_path, "BMC events", ctx.events.events(), entry)
 
     async def one_entry(request: Request) -> Response:
         _mine(request)

@@ -6,7 +6,8 @@ can follow the console with ``$skip`` = lines already seen, in one request per p
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,6 +21,39 @@ from racklet.bmc._schema import collection, link, resource
 
 CONSOLE = "Console"
 CLEAR_ACTION = "LogService.ClearLog"
+
+_T = TypeVar("_T")
+
+
+def log_service(path: str, *, id: str, name: str, capacity: int, entry_type: str) -> dict[str, Any]:
+    """A LogService resource: a bounded, wrapping log with its Entries and ClearLog."""
+    return resource(
+        "LogService",
+        path,
+        Id=id,
+        Name=name,
+        ServiceEnabled=True,
+        MaxNumberOfRecords=capacity,
+        OverWritePolicy="WrapsWhenFull",
+        LogEntryType=entry_type,
+        Status={"State": "Enabled", "Health": "OK"},
+        Entries=link(f"{path}/Entries"),
+        Actions={f"#{CLEAR_ACTION}": {"target": f"{path}/Actions/{CLEAR_ACTION}"}},
+    )
+
+
+def entries_response(
+    request: Request,
+    path: str,
+    name: str,
+    items: Sequence[_T],
+    render: Callable[[_T], dict[str, Any]],
+) -> Response:
+    """A LogEntryCollection with the requested page inlined and the total count."""
+    body = collection("LogEntryCollection", path, name, [])
+    body["Members"] = [render(item) for item in page(request, items)]
+    body["Members@odata.count"] = len(items)
+    return respond(body)
 
 
 def routes(ctx: BmcContext) -> list[Route]:
@@ -60,28 +94,18 @@ def routes(ctx: BmcContext) -> list[Route]:
     async def console(request: Request) -> Response:
         _check(request)
         return respond(
-            resource(
-                "LogService",
+            log_service(
                 console_path,
-                Id=CONSOLE,
-                Name=f"Serial console of {ctx.unit}",
-                ServiceEnabled=True,
-                MaxNumberOfRecords=ctx.console.capacity,
-                OverWritePolicy="WrapsWhenFull",
-                LogEntryType="OEM",
-                Status={"State": "Enabled", "Health": "OK"},
-                Entries=link(entries_path),
-                Actions={f"#{CLEAR_ACTION}": {"target": f"{console_path}/Actions/{CLEAR_ACTION}"}},
+                id=CONSOLE,
+                name=f"Serial console of {ctx.unit}",
+                capacity=ctx.console.capacity,
+                entry_type="OEM",
             )
         )
 
     async def entries(request: Request) -> Response:
         _check(request)
-        lines = ctx.console.lines()
-        body = collection("LogEntryCollection", entries_path, "Console lines", [])
-        body["Members"] = [entry(line) for line in page(request, lines)]
-        body["Members@odata.count"] = len(lines)
-        return respond(body)
+        return entries_response(request, entries_path, "Console lines", ctx.console.lines(), entry)
 
     async def one_entry(request: Request) -> Response:
         _check(request)
