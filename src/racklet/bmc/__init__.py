@@ -16,9 +16,12 @@ from racklet.bmc._firmware import (
     reject_all,
 )
 from racklet.bmc._service import BmcService, BmcSettings
+from racklet.bmc._tuf_verifier import CHANNEL as FIRMWARE_CHANNEL
+from racklet.bmc._tuf_verifier import TufImageVerifier, firmware_oem_parameters
 from racklet.bmc.errors import AccountsError, BmcError, ImageRejected, StateError
 
 __all__ = [
+    "FIRMWARE_CHANNEL",
     "AccountsError",
     "BmcError",
     "BmcService",
@@ -30,7 +33,9 @@ __all__ = [
     "SlotProvider",
     "StagedSlots",
     "StateError",
+    "TufImageVerifier",
     "VerifiedImage",
+    "firmware_oem_parameters",
     "reject_all",
     "write_accounts",
 ]

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from racklet import config as rack_config
 from racklet import log
-from racklet.bmc import BmcService, BmcSettings
+from racklet.bmc import BmcService, BmcSettings, TufImageVerifier
 from racklet.errors import RackletError
 from racklet.net import AppServer, run_loop, server_context
 from racklet.rmc import RunningRmc, serve_rmc
@@ -56,6 +56,7 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
                     unit=unit.name,
                     state_dir=bmc_dir,
                     firmware_version=BMC_FIRMWARE_VERSION,
+                    image_verifier=TufImageVerifier(bmc_dir),
                     # A board's BMC is configured with the halted draw of the unit it carries.
                     halted_watts=rack.unit(unit.name).profile.halted_watts + 0.3,
                 ),

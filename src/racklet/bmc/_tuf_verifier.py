@@ -1,0 +1,191 @@
+"""The TUF image verifier: a pushed firmware image is genuine only if the rack's TUF
+repository signed it as a target of the ``bmc-firmware`` channel.
+
+The pusher sends, beside the image, the TUF metadata that vouches for it (``OemParameters``::
+
+    {"Racklet": {"TargetPath": "bmc-firmware/<name>/<version>/<file>",
+                 "TufMetadata": {"timestamp.json": {...}, "4.snapshot.json": {...}, ...}}}
+
+as :func:`firmware_oem_parameters` builds it from a repository's served metadata). The BMC
+trusts none of it by itself: python-tuf's ngclient checks every role against the TUF root in
+the BMC's own ``trust.json`` (``tufRoot``), with the BMC's metadata cache (``tuf-firmware/``)
+bounding what it accepts next (no metadata rollback, no mix-and-match), then checks the
+image's length and SHA-256 against the signed target. On top of TUF, a version floor kept by
+the BMC (``firmware-floor``, 0600) refuses any image older than the newest one it accepted:
+a validly signed old release is still a rollback. No network connection is opened: the
+metadata comes with the push, so a BMC needs no route to the boot server to be updated.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from tuf.api import exceptions as tuf_errors
+from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig  # type: ignore[attr-defined]
+
+from racklet.bmc._firmware import ImageUpload, VerifiedImage
+from racklet.bmc.errors import ImageRejected
+from racklet.config import write_private
+
+CHANNEL = "bmc-firmware"
+"""The TUF release channel (a delegated targets role) of BMC firmware images."""
+CACHE_DIR = "tuf-firmware"
+FLOOR_FILE = "firmware-floor"
+MAX_METADATA_FILES = 32
+_BASE = "bundle:///"
+_METADATA_NAME = re.compile(r"(?:[0-9]{1,9}\.)?[a-z0-9][a-z0-9.-]{0,63}\.json")
+_ROOT_NAME = re.compile(r"([0-9]{1,9})\.root\.json")
+
+
+class _BundleFetcher(FetcherInterface):  # type: ignore[misc]
+    """Serves ngclient the metadata that came with the push; anything else is a 404."""
+
+    def __init__(self, files: Mapping[str, bytes]) -> None:
+        self._files = files
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        name = url.removeprefix(f"{_BASE}metadata/")
+        data = self._files.get(name) if name != url else None
+        if data is None:
+            raise tuf_errors.DownloadHTTPError(f"{name} was not sent with the image", 404)
+        return iter([data])
+
+
+def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Dot/dash separated parts, numbers numerically (the order release versions use)."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.+_-]", version))
+
+
+def _bundle(oem: Mapping[str, Any] | None) -> tuple[str, dict[str, bytes]]:
+    """The target path and metadata files of the push's ``OemParameters``."""
+    racklet = (oem or {}).get("Racklet")
+    if not isinstance(racklet, dict):
+        raise ImageRejected("the push carries no TUF metadata (OemParameters.Racklet)")
+    target = racklet.get("TargetPath")
+    metadata = racklet.get("TufMetadata")
+    if not isinstance(target, str) or not isinstance(metadata, dict):
+        raise ImageRejected("OemParameters.Racklet needs TargetPath and TufMetadata")
+    if len(metadata) > MAX_METADATA_FILES:
+        raise ImageRejected(f"more than {MAX_METADATA_FILES} TUF metadata files sent")
+    files: dict[str, bytes] = {}
+    for name, document in metadata.items():
+        if not _METADATA_NAME.fullmatch(name) or not isinstance(document, dict):
+            raise ImageRejected(f"TufMetadata entry {name!r} is not a metadata document")
+        files[name] = json.dumps(document).encode()
+    return target, files
+
+
+def _parse_target(target: str) -> tuple[str, str]:
+    parts = target.split("/")
+    if len(parts) != 4 or parts[0] != CHANNEL or not all(parts):
+        raise ImageRejected(f"{target!r} is not a {CHANNEL}/<name>/<version>/<file> target")
+    return parts[1], parts[2]
+
+
+def _reason(exc: Exception) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, tuf_errors.UnsignedMetadataError):
+        return f"TUF metadata not signed by a trusted key: {text}"
+    if isinstance(exc, tuf_errors.ExpiredMetadataError):
+        return f"TUF metadata expired: {text}"
+    if isinstance(exc, tuf_errors.BadVersionNumberError):
+        return f"TUF metadata older than the BMC has seen (rollback): {text}"
+    if isinstance(exc, tuf_errors.LengthOrHashMismatchError):
+        return f"the image does not match its signed target (tampered): {text}"
+    return f"TUF verification failed: {text}"
+
+
+class TufImageVerifier:
+    """An :data:`~racklet.bmc.ImageVerifier` anchored in ``state_dir/trust.json``'s TUF root.
+
+    ``floor`` is the version already installed (the BMC's own firmware); images below it, or
+    below any image accepted since, are refused.
+    """
+
+    def __init__(self, state_dir: Path, *, floor: str | None = None) -> None:
+        self._state_dir = state_dir
+        self._floor = floor
+        self._lock = threading.Lock()
+
+    def __call__(self, upload: ImageUpload) -> VerifiedImage:
+        target, files = _bundle(upload.oem)
+        name, version = _parse_target(target)
+        with self._lock:  # one verification at a time: the cache and floor are shared
+            floor = self._read_floor()
+            if floor is not None and _version_key(version) < _version_key(floor):
+                raise ImageRejected(
+                    f"version {version} is below the installed {floor} (rollback refused)"
+                )
+            self._verify(upload.path, target, files)
+            if floor is None or _version_key(version) > _version_key(floor):
+                write_private(self._state_dir / FLOOR_FILE, version + "\n")
+        return VerifiedImage(name, version)
+
+    def _read_floor(self) -> str | None:
+        try:
+            recorded: str | None = (self._state_dir / FLOOR_FILE).read_text().strip() or None
+        except FileNotFoundError:
+            recorded = None
+        except OSError as exc:
+            raise ImageRejected(f"the BMC cannot read its firmware version floor: {exc}") from exc
+        candidates = [v for v in (recorded, self._floor) if v]
+        return max(candidates, key=_version_key) if candidates else None
+
+    def _trusted_root(self) -> bytes:
+        try:
+            trust = json.loads((self._state_dir / "trust.json").read_text())
+            root = trust["tufRoot"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ImageRejected(f"the BMC has no trusted TUF root: {exc}") from exc
+        if not isinstance(root, str):
+            raise ImageRejected("the BMC's trust.json tufRoot is not metadata text")
+        return root.encode()
+
+    def _verify(self, image: Path, target: str, files: dict[str, bytes]) -> None:
+        cache = self._state_dir / CACHE_DIR
+        try:
+            cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+            updater = Updater(
+                str(cache),
+                f"{_BASE}metadata/",
+                target_base_url=f"{_BASE}targets/",
+                fetcher=_BundleFetcher(files),
+                config=UpdaterConfig(max_root_rotations=MAX_METADATA_FILES),
+                bootstrap=self._trusted_root(),
+            )
+            updater.refresh()
+            info = updater.get_targetinfo(target)
+            if info is None:
+                raise ImageRejected(f"{target} is not a target signed for {CHANNEL}")
+            with image.open("rb") as handle:
+                info.verify_length_and_hashes(handle)
+        except ImageRejected:
+            raise
+        except (tuf_errors.RepositoryError, tuf_errors.DownloadError, ValueError) as exc:
+            raise ImageRejected(_reason(exc)) from exc
+        except OSError as exc:
+            raise ImageRejected(f"the BMC cannot read the image or its TUF cache: {exc}") from exc
+
+
+def firmware_oem_parameters(metadata_dir: Path, target_path: str) -> dict[str, Any]:
+    """The ``OemParameters`` a pusher sends with ``target_path``: the repository's current
+    metadata (from its served ``metadata_dir``), every root version past the first included
+    so a BMC with an older root can follow the rotations."""
+    timestamp = json.loads((metadata_dir / "timestamp.json").read_text())
+    snapshot_version = timestamp["signed"]["meta"]["snapshot.json"]["version"]
+    snapshot_name = f"{snapshot_version}.snapshot.json"
+    snapshot = json.loads((metadata_dir / snapshot_name).read_text())
+    files: dict[str, Any] = {"timestamp.json": timestamp, snapshot_name: snapshot}
+    for role in ("targets", CHANNEL):
+        name = f"{snapshot['signed']['meta'][f'{role}.json']['version']}.{role}.json"
+        files[name] = json.loads((metadata_dir / name).read_text())
+    for path in metadata_dir.glob("*.root.json"):
+        match = _ROOT_NAME.fullmatch(path.name)
+        if match and int(match.group(1)) > 1:
+            files[path.name] = json.loads(path.read_text())
+    return {"Racklet": {"TargetPath": target_path, "TufMetadata": files}}
