@@ -20,10 +20,10 @@ def condition(unit: ComputeUnit, type_: str) -> tuple[str, str, str] | None:
 async def test_powers_on_and_follows_the_boot_to_running() -> None:
     h = await make(["unit-1"])
     try:
-        await h.reconcile("unit-1")
+        assert await h.reconciler.reconcile("unit-1") is None  # the BMC shows it on at once
         assert h.bmc.resets == [("unit-1", "On")]
-        unit = await h.unit("unit-1")
-        assert unit.status.phase == "Off"  # derived from what was seen before acting
+        unit = await h.unit("unit-1")  # observed by looking again right after the reset
+        assert unit.status.phase == "PoweringOn" and unit.status.power_state == "On"
         await h.reconcile("unit-1")
         unit = await h.unit("unit-1")
         assert unit.status.phase == "PoweringOn" and unit.status.power_state == "On"
@@ -56,7 +56,7 @@ async def test_powers_on_and_follows_the_boot_to_running() -> None:
         await h.reconcile("unit-1")
         assert (await h.unit("unit-1")).status.phase == "Booting"
         reasons = [e.reason for e in await h.store.events("unit-1")]
-        assert reasons[:2] == ["PowerOn", "Off"] and "Running" in reasons
+        assert reasons[:2] == ["PowerOn", "PoweringOn"] and "Running" in reasons
         assert reasons.count("HeartbeatMissing") == 1
     finally:
         await h.close()
@@ -106,6 +106,30 @@ async def test_power_cycle_is_done_once_per_request() -> None:
             await h.reconcile("unit-1")
         assert h.bmc.resets == [("unit-1", "PowerCycle"), ("unit-1", "PowerCycle")]
         assert [e.reason for e in await h.store.events("unit-1")].count("PowerCycle") == 2
+    finally:
+        await h.close()
+
+
+async def test_a_slow_bmc_is_looked_at_again_and_the_phase_waits_for_it() -> None:
+    h = await make(["unit-1"])
+    try:
+        h.bmc.power_on("unit-1")
+        h.bmc.units["unit-1"].last_state = "OSRunning"
+        h.heartbeat("unit-1")
+        unit = await h.unit("unit-1")
+        unit.spec.power = "Off"
+        await h.store.update(unit)
+        h.bmc.defer_resets = True  # accepts the shutdown, still reports On
+        assert await h.reconciler.reconcile("unit-1") == 0.2  # not done yet: look again soon
+        unit = await h.unit("unit-1")
+        assert unit.status.power_state == "On" and unit.status.phase != "Off"
+        assert await h.reconciler.reconcile("unit-1") is None  # cooling down, nothing sent
+        assert h.bmc.resets == [("unit-1", "GracefulShutdown")]
+        h.bmc.settle()
+        assert await h.reconciler.reconcile("unit-1") is None
+        unit = await h.unit("unit-1")
+        assert unit.status.phase == "Off" and unit.status.power_state == "Off"
+        assert h.bmc.resets == [("unit-1", "GracefulShutdown")]
     finally:
         await h.close()
 

@@ -47,6 +47,8 @@ class FakeBmc:
         self.logins = 0
         self.resets: list[tuple[str, str]] = []
         self.page_size = page_size
+        self.defer_resets = False  # True: a reset is accepted but done only by settle()
+        self._pending: list[tuple[str, str]] = []
         self.app = Starlette(
             routes=[
                 Route("/redfish/v1/SessionService/Sessions", self.login, methods=["POST"]),
@@ -166,11 +168,23 @@ class FakeBmc:
         if reset_type not in ("On", "ForceOff", "GracefulShutdown", "ForceRestart", "PowerCycle"):
             return error(400, f"The value {reset_type} for ResetType is not allowed.")
         self.resets.append((name, reset_type))
+        if self.defer_resets:
+            self._pending.append((name, reset_type))
+        else:
+            self._carry_out(name, reset_type)
+        return Response(status_code=204)
+
+    def settle(self) -> None:
+        """Carry out the resets accepted while ``defer_resets`` was set (a slow BMC)."""
+        pending, self._pending = self._pending, []
+        for name, reset_type in pending:
+            self._carry_out(name, reset_type)
+
+    def _carry_out(self, name: str, reset_type: str) -> None:
         if reset_type in ("On", "PowerCycle", "ForceRestart"):
             self.power_on(name)
         else:
             self.power_off(name)
-        return Response(status_code=204)
 
     async def console(self, request: Request) -> Response:
         unit = self._unit(request)

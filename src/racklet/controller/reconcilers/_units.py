@@ -16,8 +16,11 @@ Level-triggered and idempotent: each run reads the unit's spec and looks at the 
 With ``fence`` (an HA controller) every reset is preceded by a check that this controller
 still holds the lead; a deposed leader stops acting at once.
 
-The phase comes only from the observation, never from the command just sent. Status is
-written only when something in it changed.
+The phase comes only from the observation, never from the command just sent: after acting,
+the reconciler looks at the unit again (system and metrics; the chassis read is reused) and
+writes what that shows. When it already shows the action done — most BMCs report
+``PowerState`` synchronously — there is no second reconcile; otherwise it looks again 0.2 s
+later. Status is written only when something in it changed.
 """
 
 from __future__ import annotations
@@ -113,9 +116,17 @@ class ComputeUnitReconciler:
 
         status = unit.status.model_copy(deep=True)
         events: list[Event] = []
-        acted = False
+        action: str | None = None
         if bmc is not None and obs.error is None and obs.system is not None:
-            acted = await self._act(unit, bmc, obs, verdict, status, events)
+            action = await self._act(unit, bmc, obs, verdict, status, events)
+        if action is not None:
+            # Look again at once: a BMC that carried the action out already says so, and the
+            # status then shows it without a second reconcile. The phase is still only what
+            # was observed; a reset still in progress is looked at again shortly.
+            obs = await self._observe(name, bmc, chassis=obs.chassis)
+            verdict = derive_phase(obs)
+            if action != "On" or obs.powered:  # keep the power-on's reserved draw till seen
+                self._remember_draw(name, verdict.phase, obs)
 
         self._fill_status(unit, obs, verdict, status, events)
         if status != unit.status:
@@ -125,15 +136,21 @@ class ComputeUnitReconciler:
             await self._store.record_event(event)
         if self._observer is not None:
             self._observer.unit(name, status)
-        return 0.2 if acted else None
+        if action is None or _settled(action, obs):
+            return None
+        return 0.2
 
     # -- observe ----------------------------------------------------------------------------
 
-    async def _observe(self, name: str, bmc: Bmc | None) -> Observation:
+    async def _observe(
+        self, name: str, bmc: Bmc | None, *, chassis: ChassisView | None = None
+    ) -> Observation:
+        """Look at the unit; ``chassis`` reuses a chassis read made moments ago."""
         if bmc is None:
             return Observation(error="no BMC credentials for this unit in the rack config")
         try:
-            chassis = await bmc.chassis(name)
+            if chassis is None:
+                chassis = await bmc.chassis(name)
             system = await bmc.system(name)
         except RedfishClientError as exc:
             return Observation(error=str(exc))
@@ -193,11 +210,12 @@ class ComputeUnitReconciler:
         verdict: Verdict,
         status: ComputeUnitStatus,
         events: list[Event],
-    ) -> bool:
+    ) -> str | None:
+        """Act on the difference between spec and observation; return what was done."""
         name = unit.metadata.name
         assert obs.system is not None and obs.chassis is not None
         if obs.chassis.absent:
-            return False
+            return None
         request = unit.metadata.annotations.get(POWER_CYCLE_ANNOTATION)
         if request and request != status.last_power_cycle:
             if self._cycled.get(name) != request:
@@ -218,20 +236,20 @@ class ComputeUnitReconciler:
                     )
                 self._cycled[name] = request
             status.last_power_cycle = request
-            return True
+            return "PowerCycle"
 
         if unit.spec.power == "Off":
             remove_condition(status.conditions, "PowerBudget")
             if obs.powered and not self._cooling_down(name, "GracefulShutdown"):
                 await self._reset(name, bmc, "GracefulShutdown")
                 events.append(_event(name, "Shutdown", "graceful shutdown requested"))
-                return True
-            return False
+                return "GracefulShutdown"
+            return None
 
         if obs.system.power_state != "Off":
-            return False
+            return None
         if self._cooling_down(name, "On"):
-            return False
+            return None
         async with self._budget_lock:
             allowed, message = await self._budget_allows(name, obs.chassis)
             if not allowed:
@@ -239,7 +257,7 @@ class ComputeUnitReconciler:
                 events.append(
                     _event(name, "BusbarBudget", "waiting for busbar budget to power on", "Warning")
                 )
-                return False
+                return None
             await self._reset(name, bmc, "On")
             self._draws[name] = Draw(
                 phase="PoweringOn",
@@ -249,7 +267,7 @@ class ComputeUnitReconciler:
             )
         set_condition(status.conditions, "PowerBudget", "True", "WithinBudget", message)
         events.append(_event(name, "PowerOn", "powered on"))
-        return True
+        return "On"
 
     async def _record_intent(self, unit: ComputeUnit, request: str) -> None:
         """Mark ``request`` as handled before acting on it (at most once, fenced)."""
@@ -333,6 +351,15 @@ class ComputeUnitReconciler:
         if verdict.phase != previous:
             kind = "Warning" if verdict.phase in _WARNING_PHASES else "Normal"
             events.append(_event(name, verdict.phase, verdict.message, kind))
+
+
+def _settled(action: str, obs: Observation) -> bool:
+    """Whether the observation already shows ``action`` done (no need to look again)."""
+    if action == "GracefulShutdown":
+        return obs.system is not None and not obs.powered
+    if action == "On":
+        return obs.powered
+    return False  # a power cycle goes off and on again: follow it
 
 
 def _event(name: str, reason: str, message: str, kind: str = "Normal") -> Event:
