@@ -19,6 +19,8 @@ from typing import Any
 import httpx
 import yaml
 
+from bench._rack import start_rack
+
 
 def _running(config_path: Path) -> int:
     config: dict[str, Any] = yaml.safe_load(config_path.read_text())
@@ -47,22 +49,7 @@ def run_once(units: int, speed: float) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(prefix="racklet-bench-") as tmp:
         state = Path(tmp) / "state"
         config_path = state / "racklet.yaml"
-        up = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "racklet.cli",
-                "up",
-                "--state-dir",
-                str(state),
-                "--units",
-                str(units),
-                "--speed",
-                str(speed),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        up = start_rack(state, units, speed)
         try:
             _wait_running(config_path, units, 120)
             start = time.monotonic()

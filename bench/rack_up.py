@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 import yaml
+
+from bench._rack import start_rack
 
 
 def _children(pid: int) -> list[int]:
@@ -50,22 +50,7 @@ def run_once(units: int, speed: float, timeout: float) -> dict[str, float | str]
     with tempfile.TemporaryDirectory(prefix="racklet-bench-") as tmp:
         state = Path(tmp) / "state"
         start = time.monotonic()
-        up = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "racklet.cli",
-                "up",
-                "--state-dir",
-                str(state),
-                "--units",
-                str(units),
-                "--speed",
-                str(speed),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        up = start_rack(state, units, speed)
         try:
             config_path = state / "racklet.yaml"
             client = None
