@@ -15,10 +15,11 @@ from racklet.store import SqliteStore
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
+def kill_writer_after(module: str, path: Path, count: int) -> tuple[dict[str, str], dict[str, str]]:
+    """Run a writer process, SIGKILL it after ``count`` acknowledged writes; return what it
+    acknowledged and what the store holds afterwards (name -> resourceVersion)."""
     writer = subprocess.Popen(
-        [sys.executable, "-m", "tests.store.writer", str(path)],
+        [sys.executable, "-m", module, str(path)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -29,7 +30,7 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
         for line in writer.stdout:
             _, name, version = line.split()
             acked[name] = version
-            if len(acked) == 200:
+            if len(acked) == count:
                 os.kill(writer.pid, signal.SIGKILL)  # mid-stream: writes are still in flight
                 break
     finally:
@@ -43,6 +44,11 @@ def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
     missing = sorted(set(acked) - set(stored))
     assert not missing, f"acknowledged but lost: {missing[:5]}"
     assert all(stored[name] == version for name, version in acked.items())
+    return acked, stored
+
+
+def test_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
+    acked, stored = kill_writer_after("tests.store.writer", tmp_path / "store.db", 200)
     assert len(stored) >= len(acked)  # maybe one more, committed but not yet printed
 
 

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, ObjectMeta
 from racklet.store import AlreadyExists, Conflict, SqliteStore
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.store.test_crash import kill_writer_after
 
 
 def unit(name: str) -> ComputeUnit:
@@ -95,38 +90,5 @@ async def test_closed_store_refuses_writes(tmp_path: Path) -> None:
 
 
 def test_grouped_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
-    writer = subprocess.Popen(
-        [sys.executable, "-m", "tests.store.batch_writer", str(path)],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    acked: dict[str, str] = {}
-    try:
-        assert writer.stdout is not None
-        for line in writer.stdout:
-            _, name, version = line.split()
-            acked[name] = version
-            if len(acked) == 500:
-                os.kill(writer.pid, signal.SIGKILL)  # 32 writers: a batch is in flight
-                break
-    finally:
-        if writer.poll() is None:
-            writer.kill()
-        writer.wait()
-        if writer.stdout is not None:
-            writer.stdout.close()
-    assert writer.returncode == -signal.SIGKILL
-    stored = asyncio.run(_read(path))
-    missing = sorted(set(acked) - set(stored))
-    assert not missing, f"acknowledged but lost: {missing[:5]}"
-    assert all(stored[name] == version for name, version in acked.items())
-
-
-async def _read(path: Path) -> dict[str, str]:
-    store = SqliteStore(path)
-    try:
-        return {u.metadata.name: u.metadata.resource_version for u in await store.list(ComputeUnit)}
-    finally:
-        await store.close()
+    # 32 writers: when the kill lands, a whole batch is in flight.
+    kill_writer_after("tests.store.batch_writer", tmp_path / "store.db", 500)
