@@ -305,7 +305,8 @@ async def _watch(
                 yield _line("ADDED", to_dict(obj))
             while True:
                 try:
-                    item = await asyncio.wait_for(queue.get(), BOOKMARK_SECONDS)
+                    async with asyncio.timeout(BOOKMARK_SECONDS):  # never loses a cancel
+                        item = await queue.get()
                 except TimeoutError:
                     yield _bookmark(info, revision)
                     continue

@@ -56,7 +56,10 @@ async def git(*args: str, cwd: str | None = None, stdin: bytes | None = None) ->
     except FileNotFoundError as exc:
         raise SourceError("the git command is not installed") from exc
     try:
-        out, err = await asyncio.wait_for(process.communicate(stdin), _TIMEOUT)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel that races
+        # with git's exit, and the caller's stop() then waits forever.
+        async with asyncio.timeout(_TIMEOUT):
+            out, err = await process.communicate(stdin)
     except TimeoutError as exc:
         process.kill()
         await process.wait()
