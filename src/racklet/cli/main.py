@@ -20,6 +20,7 @@ from racklet.cli._client import ApiClient
 from racklet.cli._pki import add_pki_parser, cmd_pki
 from racklet.cli._release import add_release_parser, cmd_release
 from racklet.cli._resources import cmd_delete, cmd_describe, cmd_events, cmd_get, cmd_wait, duration
+from racklet.cli._rpi import add_rpi_parser, cmd_rpi
 from racklet.cli.errors import UsageError
 from racklet.errors import RackletError
 
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_release_parser(commands)
     add_pki_parser(commands)
+    add_rpi_parser(commands)
 
     console = commands.add_parser("console", help="print a unit's captured UART log")
     console.add_argument("name")
@@ -302,6 +304,7 @@ _COMMANDS = {
     "completion": cmd_completion,
     "release": cmd_release,
     "pki": cmd_pki,
+    "rpi": cmd_rpi,
 }
 
 

@@ -9,9 +9,11 @@ checks that pair in rpi-eeprom's exact format:
 - :func:`generate_key` for a new RSA-2048 signing key (0600);
 - the format kernel: :class:`BootSig`, :func:`parse_sig`, :func:`sign_digest`,
   :func:`verify_sig`;
-- ``python -m racklet.boot.rpi`` with ``keygen``, ``build`` and ``verify``.
-
-It does not serve the files; any HTTPS listener can (see docs/rpi-boot.md).
+- :class:`PairServer`: serves the pair read-only to Pi bootloaders over server-auth HTTPS
+  (plain HTTP only behind an explicit opt-in, for Pi 4s), and :func:`eeprom_config` for the
+  bootloader settings that point a Pi at it;
+- ``python -m racklet.boot.rpi`` (and ``racklet rpi``) with ``keygen``, ``build``,
+  ``verify``, ``serve`` and ``eeprom-config``.
 """
 
 from racklet.boot.rpi._build import (
@@ -21,34 +23,54 @@ from racklet.boot.rpi._build import (
     build_boot_pair,
     verify_boot_pair,
 )
+from racklet.boot.rpi._eeprom import ca_der, eeprom_config
 from racklet.boot.rpi._fat import build_fat_image
 from racklet.boot.rpi._keys import generate_key, load_private_key, load_public_key, public_path
+from racklet.boot.rpi._serve import DEFAULT_HTTP_PATH, PairServer
+from racklet.boot.rpi._serve_cmd import (
+    add_eeprom_arguments,
+    add_serve_arguments,
+    run_eeprom_config,
+    run_serve,
+)
 from racklet.boot.rpi._sig import BootSig, parse_sig, sha256_file, sign_digest, verify_sig
+from racklet.boot.rpi._snapshot import PairSnapshot
 from racklet.boot.rpi.errors import (
     DigestError,
     ImageBuildError,
     PayloadDirError,
     RpiBootError,
+    RpiServeError,
     SigningKeyError,
 )
 
 __all__ = [
+    "DEFAULT_HTTP_PATH",
     "IMAGE_NAME",
     "SIG_NAME",
     "BootPair",
     "BootSig",
     "DigestError",
     "ImageBuildError",
+    "PairServer",
+    "PairSnapshot",
     "PayloadDirError",
     "RpiBootError",
+    "RpiServeError",
     "SigningKeyError",
+    "add_eeprom_arguments",
+    "add_serve_arguments",
     "build_boot_pair",
     "build_fat_image",
+    "ca_der",
+    "eeprom_config",
     "generate_key",
     "load_private_key",
     "load_public_key",
     "parse_sig",
     "public_path",
+    "run_eeprom_config",
+    "run_serve",
     "sha256_file",
     "sign_digest",
     "verify_boot_pair",

@@ -1,4 +1,5 @@
-"""``python -m racklet.boot.rpi``: make a signing key, build a boot pair, verify one.
+"""``python -m racklet.boot.rpi``: make a signing key, build a boot pair, verify one, serve
+it to Pis (``serve``), and print the EEPROM settings that point a Pi at it (``eeprom-config``).
 
 Errors are one line on stderr with exit status 1; argument mistakes exit 2 (argparse).
 """
@@ -13,6 +14,12 @@ from pathlib import Path
 
 from racklet.boot.rpi._build import build_boot_pair, verify_boot_pair
 from racklet.boot.rpi._keys import generate_key, public_path
+from racklet.boot.rpi._serve_cmd import (
+    add_eeprom_arguments,
+    add_serve_arguments,
+    run_eeprom_config,
+    run_serve,
+)
 from racklet.boot.rpi.errors import RpiBootError
 
 
@@ -32,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     verify = sub.add_parser("verify", help="check boot.img against boot.sig and a public key")
     verify.add_argument("--dir", type=Path, required=True, help="directory with the pair")
     verify.add_argument("--pubkey", type=Path, required=True, help="RSA-2048 public key (PEM)")
+    serve = sub.add_parser("serve", help="serve the pair to Pi bootloaders (HTTPS, read-only)")
+    add_serve_arguments(serve)
+    eeprom = sub.add_parser("eeprom-config", help="print the boot.conf lines for this server")
+    add_eeprom_arguments(eeprom)
     return parser
 
 
@@ -41,6 +52,10 @@ def _when(ts: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return run_serve(args)
+    if args.command == "eeprom-config":
+        return run_eeprom_config(args)
     try:
         if args.command == "keygen":
             generate_key(args.out)

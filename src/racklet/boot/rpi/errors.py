@@ -4,7 +4,8 @@
     ├── PayloadDirError         caller misuse: the payload directory is missing, empty or odd
     ├── SigningKeyError         caller misuse: the key is unreadable or not RSA-2048
     ├── ImageBuildError         the FAT image could not be made (mtools missing or failing)
-    └── DigestError             a boot.sig is malformed or does not match its boot.img
+    ├── DigestError             a boot.sig is malformed or does not match its boot.img
+    └── RpiServeError           caller misuse of the listener (plain HTTP without opt-in, ...)
 
 Messages are one line, fit for the CLI's ``error: ...``.
 """
@@ -30,3 +31,7 @@ class ImageBuildError(RpiBootError):
 
 class DigestError(RpiBootError):
     """A boot.sig is malformed, or its hash or signature does not match the image."""
+
+
+class RpiServeError(RpiBootError):
+    """The pair cannot be served: refused mode (plain HTTP without opt-in), bad address."""
