@@ -87,6 +87,9 @@ class RackConfig(_Model):
     controller: ControllerConfig
     units: list[UnitConfig]
     rmc: RmcConfig | None = None
+    peer_controllers: list[ControllerConfig] = Field(default_factory=list, alias="peerControllers")
+    """Controllers 2..N of ``racklet up --controllers N`` (etcd only); each has its own ports
+    and its own config file, ``controller-N/racklet.yaml``, that points at this state dir."""
 
     def unit(self, name: str) -> UnitConfig:
         for unit in self.units:
@@ -163,8 +166,8 @@ def write_atomic(path: Path, data: bytes | bytearray | memoryview | str, mode: i
         raise
 
 
-def save(config: RackConfig) -> Path:
-    path = config.layout.config
+def save(config: RackConfig, path: Path | None = None) -> Path:
+    path = path or config.layout.config
     text = yaml.safe_dump(config.model_dump(by_alias=True, mode="json"), sort_keys=False)
     write_private(path, text)
     return path

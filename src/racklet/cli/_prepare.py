@@ -2,8 +2,8 @@
 
 Runs in the parent before either process starts, so both sides find everything they need on
 disk. Secrets and keys are written with mode 0600. What already exists (the CA, identities,
-the signing key, the token) is reused, so a rack keeps its trust across restarts; ports are
-chosen afresh each time.
+the signing key, the token) is reused, so a rack keeps its trust across restarts, and so are
+the ports recorded in racklet.yaml, so it keeps its addresses too (see ``_ports``).
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-import socket
 from pathlib import Path
 
 from racklet import boot
 from racklet.bmc import write_accounts
+from racklet.cli import _ports
 from racklet.cli.errors import UsageError
 from racklet.config import (
     ApiConfig,
@@ -26,6 +26,7 @@ from racklet.config import (
     RmcConfig,
     StateLayout,
     UnitConfig,
+    load,
     save,
     write_private,
 )
@@ -34,6 +35,7 @@ from racklet.pki import CRL_NAME, RackCA, write_crl
 from racklet.rmc import RMC_USER, prepare_rmc
 
 MAX_UNITS = 16
+MAX_CONTROLLERS = 3
 BMC_USER = "admin"
 
 
@@ -63,18 +65,24 @@ def wipe_for_factory_reset(layout: StateLayout) -> None:
         (layout.controller / name).unlink(missing_ok=True)
 
 
-def _free_ports(count: int) -> list[int]:
-    """Ports the kernel hands out now; held together so they differ from each other."""
-    sockets = []
+def _previous_ports(layout: StateLayout, reassign: bool) -> dict[str, int]:
+    """The ports the last ``racklet up`` of this state dir recorded, by role."""
+    if reassign or not layout.config.exists():
+        return {}
     try:
-        for _ in range(count):
-            sock = socket.socket()
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+        return _ports.recorded(load(layout.config))
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; or {_ports.REASSIGN_HINT}") from exc
+
+
+def _port_roles(units: int, controllers: int) -> list[str]:
+    roles = ["api", "machine"]
+    for index in range(units):
+        roles += [f"bmc:unit-{index + 1}", f"agent:unit-{index + 1}"]
+    roles.append("rmc")
+    for index in range(2, controllers + 1):
+        roles += [f"api:controller-{index}", f"machine:controller-{index}"]
+    return roles
 
 
 def _ensure_identity(ca: RackCA, directory: Path, stem: str, **issue: object) -> None:
@@ -98,6 +106,8 @@ def prepare(
     psu_rated_watts: float,
     payload_bytes: int,
     store: str = "sqlite",
+    controllers: int = 1,
+    reassign_ports: bool = False,
 ) -> RackConfig:
     if not 1 <= units <= MAX_UNITS:
         raise UsageError(f"--units must be between 1 and {MAX_UNITS}, got {units}")
@@ -105,9 +115,18 @@ def prepare(
         raise UsageError(f"--store must be 'sqlite' or etcd://HOST:PORT, got {store!r}")
     if not 0 < speed <= 1000:
         raise UsageError(f"--speed must be greater than 0 and at most 1000, got {speed}")
+    if not 1 <= controllers <= MAX_CONTROLLERS:
+        raise UsageError(
+            f"--controllers must be between 1 and {MAX_CONTROLLERS}, got {controllers}"
+        )
+    if controllers > 1 and store == "sqlite":
+        raise UsageError("--controllers above 1 needs a shared store: --store etcd://HOST:PORT")
     state_dir = state_dir.resolve()
     check_writable(state_dir)
     layout = StateLayout(state_dir)
+    # First, so a taken port fails the start before anything is generated.
+    previous = _previous_ports(layout, reassign_ports)
+    port = _ports.assign(_port_roles(units, controllers), previous, layout.config)
     settings = RackSettings(
         units=units,
         speed=speed,
@@ -129,8 +148,7 @@ def prepare(
 
     tuf_root = _ensure_boot_repo(layout, settings)
 
-    ports = _free_ports(3 + 2 * units)
-    controller = ControllerConfig(apiPort=ports[0], machinePort=ports[1])
+    controller = ControllerConfig(apiPort=port["api"], machinePort=port["machine"])
     token = _read_secret(layout.controller / "api.token") or secrets.token_urlsafe(32)
     write_private(layout.controller / "api.token", token)
 
@@ -154,7 +172,7 @@ def prepare(
         }
         (bmc_dir / "trust.json").write_text(json.dumps(trust, indent=2))
         layout.unit_storage(name).mkdir(parents=True, exist_ok=True)
-        bmc_port, agent_port = ports[2 + 2 * index], ports[3 + 2 * index]
+        bmc_port, agent_port = port[f"bmc:{name}"], port[f"agent:{name}"]
         unit_configs.append(
             UnitConfig(
                 name=name,
@@ -166,7 +184,9 @@ def prepare(
             )
         )
     rmc_password = prepare_rmc(layout.root / "rmc", ca)
-    rmc = RmcConfig(url=f"https://127.0.0.1:{ports[-1]}", username=RMC_USER, password=rmc_password)
+    rmc = RmcConfig(
+        url=f"https://127.0.0.1:{port['rmc']}", username=RMC_USER, password=rmc_password
+    )
     layout.logs.mkdir(parents=True, exist_ok=True)
     config = RackConfig(
         stateDir=str(state_dir),
@@ -179,9 +199,32 @@ def prepare(
         controller=controller,
         units=unit_configs,
         rmc=rmc,
+        peerControllers=[
+            ControllerConfig(apiPort=port[f"api:{n}"], machinePort=port[f"machine:{n}"])
+            for n in (f"controller-{i}" for i in range(2, controllers + 1))
+        ],
     )
     save(config)
+    _save_peer_configs(config)
     return config
+
+
+def peer_config_path(layout: StateLayout, index: int) -> Path:
+    """The config controller ``index`` (2..N) runs from; also a CLI ``--config`` for its API."""
+    return layout.root / f"controller-{index}" / "racklet.yaml"
+
+
+def _save_peer_configs(config: RackConfig) -> None:
+    """Controller N's own racklet.yaml: the rack's, with its ports and API URL, same state dir."""
+    for index, peer in enumerate(config.peer_controllers, start=2):
+        own = config.model_copy(
+            update={
+                "controller": peer,
+                "api": config.api.model_copy(update={"url": f"https://127.0.0.1:{peer.api_port}"}),
+                "peer_controllers": [],
+            }
+        )
+        save(own, peer_config_path(config.layout, index))
 
 
 def _ensure_boot_repo(layout: StateLayout, settings: RackSettings) -> str:

@@ -5,6 +5,12 @@ the hardware side (``python -m racklet.twin``) and the management side
 (``python -m racklet.controller``), waits until the API answers, prints where everything is,
 and on Ctrl-C or SIGTERM stops both (SIGTERM, then SIGKILL after a grace period). If either
 child dies, the other is stopped and ``up`` exits non-zero, pointing at the log.
+
+With ``--controllers N`` (etcd only) it runs N controllers against the shared store; one leads
+(``racklet.controller._leader``). Losing one of them is what HA is for, so the supervisor then
+says so, restarts it on its own ports and keeps the rack up; only when every controller is
+gone (or one keeps dying) does ``up`` give up. It prints which controller leads, and again on
+every change of leader.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from racklet.net import client_context
 
 READY_TIMEOUT = 90.0
 STOP_GRACE = 15.0
+MAX_RESTARTS = 5  # of one controller in one run: beyond that it is broken, not unlucky
+LEADER_POLL = 1.0
 PID_FILE = "up.pid"
 RESET_SIGNAL = signal.SIGUSR1
 
@@ -58,13 +66,13 @@ class _Supervisor:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._logs: list[IO[bytes]] = []
 
-    def spawn(self, name: str, module: str) -> None:
+    def spawn(self, name: str, module: str, config_dir: str | None = None) -> None:
         log_path = self.config.layout.logs / f"{name}.log"
         log_file = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._logs.append(log_file)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.children[name] = subprocess.Popen(
-            [sys.executable, "-m", module, "--state-dir", self.config.state_dir],
+            [sys.executable, "-m", module, "--state-dir", config_dir or self.config.state_dir],
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -101,10 +109,10 @@ class _Supervisor:
         return "\n".join(tail)
 
 
-def api_ready(config: RackConfig) -> bool:
+def api_ready(config: RackConfig, url: str | None = None) -> bool:
     try:
         response = httpx.get(
-            f"{config.api.url}/api/v1/computeunits",
+            f"{url or config.api.url}/api/v1/computeunits",
             headers={"Authorization": f"Bearer {config.api.token}"},
             verify=client_context(config.api.ca_bundle),
             timeout=2.0,
@@ -112,6 +120,36 @@ def api_ready(config: RackConfig) -> bool:
     except httpx.TransportError:
         return False
     return response.status_code == 200
+
+
+def controllers_of(config: RackConfig) -> dict[str, str]:
+    """Each controller's process name and API URL; the first is the one racklet.yaml names."""
+    urls = {"controller": config.api.url}
+    for index, peer in enumerate(config.peer_controllers, start=2):
+        urls[f"controller-{index}"] = f"https://127.0.0.1:{peer.api_port}"
+    return urls
+
+
+def leading(config: RackConfig, url: str) -> bool | None:
+    """What a controller's /metrics says about leading; None while it does not answer."""
+    try:
+        text = httpx.get(
+            f"{url}/metrics", verify=client_context(config.api.ca_bundle), timeout=2.0
+        ).text
+    except httpx.TransportError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("racklet_controller_leader "):
+            return float(line.split()[1]) == 1.0
+    return None
+
+
+def find_leader(config: RackConfig) -> str | None:
+    """The name of the controller that says it leads (the first, if several briefly do)."""
+    for name, url in controllers_of(config).items():
+        if leading(config, url):
+            return name
+    return None
 
 
 def up(
@@ -123,6 +161,8 @@ def up(
     psu_rated_watts: float,
     payload_bytes: int,
     store: str = "sqlite",
+    controllers: int = 1,
+    reassign_ports: bool = False,
 ) -> int:
     stopping: list[int] = []
     resets: list[int] = []
@@ -136,7 +176,7 @@ def up(
     try:
         with _state_lock(state_dir):
 
-            def provision() -> RackConfig:
+            def provision(reassign: bool = False) -> RackConfig:
                 return prepare(
                     state_dir,
                     units=units,
@@ -145,9 +185,11 @@ def up(
                     psu_rated_watts=psu_rated_watts,
                     payload_bytes=payload_bytes,
                     store=store,
+                    controllers=controllers,
+                    reassign_ports=reassign,
                 )
 
-            supervisor = _Supervisor(provision())
+            supervisor = _Supervisor(provision(reassign_ports))
             pid_file.write_text(str(os.getpid()))
             try:
                 while True:
@@ -169,13 +211,21 @@ def up(
             signal.signal(sig, handler)
 
 
+def _spawn_controller(supervisor: _Supervisor, name: str) -> None:
+    layout = supervisor.config.layout
+    config_dir = None if name == "controller" else str(layout.root / name)
+    supervisor.spawn(name, "racklet.controller", config_dir)
+
+
 def _run(supervisor: _Supervisor, stopping: list[int], resets: list[int]) -> None:
     """Start both sides, announce them, and supervise until a stop or a reset is asked."""
     config = supervisor.config
+    urls = controllers_of(config)
     supervisor.spawn("twin", "racklet.twin")
-    supervisor.spawn("controller", "racklet.controller")
+    for controller in urls:
+        _spawn_controller(supervisor, controller)
     deadline = time.monotonic() + READY_TIMEOUT
-    while not api_ready(config):
+    while not all(api_ready(config, url) for url in urls.values()):
         if stopping:
             return
         if name := supervisor.dead():
@@ -186,19 +236,67 @@ def _run(supervisor: _Supervisor, stopping: list[int], resets: list[int]) -> Non
         if time.monotonic() > deadline:
             raise UpError(f"the API did not answer within {READY_TIMEOUT:.0f} s")
         time.sleep(0.2)
+    leader = _await_leader(config, deadline) if len(urls) > 1 else None
     print(
         f"racklet: {config.rack.name} is up with {config.rack.units} units "
         f"(speed {config.rack.speed:g})\n"
         f"  API and dashboard: {config.api.url}/\n"
+        f"{_controller_lines(config, leader)}"
         f"  config:            {config.layout.config}\n"
         f"  logs:              {config.layout.logs}\n"
         f"Try: racklet --config {config.layout.config} get units   (Ctrl-C stops the rack)",
         flush=True,
     )
+    restarts = dict.fromkeys(urls, 0)
+    # A new term is a new leading process, even one restarted under the same name.
+    term = (leader, supervisor.children[leader].pid) if leader else None
+    next_poll = time.monotonic() + LEADER_POLL
     while not stopping and not resets:
         if name := supervisor.dead():
-            raise UpError(
-                f"the {name} process died; see {config.layout.logs / (name + '.log')}:\n"
-                f"{supervisor.log_tail(name)}"
-            )
+            _replace_dead(supervisor, name, restarts)
+        if len(urls) > 1 and time.monotonic() >= next_poll:
+            next_poll = time.monotonic() + LEADER_POLL
+            now = find_leader(config)
+            if now is not None and (now, supervisor.children[now].pid) != term:
+                term = (now, supervisor.children[now].pid)
+                print(f"racklet: {now} now leads (pid {term[1]})", flush=True)
         time.sleep(0.2)
+
+
+def _await_leader(config: RackConfig, deadline: float) -> str | None:
+    """The first leader, once one is elected (within a lease TTL or two)."""
+    while time.monotonic() < deadline:
+        if (leader := find_leader(config)) is not None:
+            return leader
+        time.sleep(0.2)
+    return None
+
+
+def _controller_lines(config: RackConfig, leader: str | None) -> str:
+    urls = controllers_of(config)
+    if len(urls) == 1:
+        return ""
+    lines = []
+    for index, (name, url) in enumerate(urls.items(), start=1):
+        role = "leader" if name == leader else "standby"
+        where = config.layout.config if index == 1 else config.layout.root / name / "racklet.yaml"
+        lines.append(f"  {name + ':':<19}{url}/ ({role}; --config {where})\n")
+    return "".join(lines)
+
+
+def _replace_dead(supervisor: _Supervisor, name: str, restarts: dict[str, int]) -> None:
+    """A dead twin, a dead lone controller or a controller that keeps dying ends the run;
+    one controller of several is restarted on its own ports while the others carry on."""
+    config = supervisor.config
+    log_path = config.layout.logs / f"{name}.log"
+    child = supervisor.children[name]
+    alive = [n for n in restarts if n != name and supervisor.children[n].poll() is None]
+    if name not in restarts or not alive or restarts[name] >= MAX_RESTARTS:
+        raise UpError(f"the {name} process died; see {log_path}:\n{supervisor.log_tail(name)}")
+    restarts[name] += 1
+    print(
+        f"racklet: {name} exited with status {child.returncode}; "
+        f"{', '.join(alive)} carries on; restarting {name} (see {log_path})",
+        flush=True,
+    )
+    _spawn_controller(supervisor, name)

@@ -90,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--psu-watts", type=_watts, default=100.0, help="busbar supply rating")
     up.add_argument("--payload-bytes", type=_payload_size, default=65536, help="boot payload size")
     up.add_argument("--store", default="sqlite", help="sqlite (default) or etcd://HOST:PORT")
+    up.add_argument("--controllers", type=int, default=1, help="1 to 3; above 1 needs etcd")
+    up.add_argument(
+        "--reassign-ports", action="store_true", help="new ports instead of the recorded ones"
+    )
 
     get = commands.add_parser("get", help="list resources of a kind, or show one")
     get.add_argument("kind", help="racks, computeunits (units), gitsources, releases, ...")
@@ -182,6 +186,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         psu_rated_watts=args.psu_watts,
         payload_bytes=args.payload_bytes,
         store=args.store,
+        controllers=args.controllers,
+        reassign_ports=args.reassign_ports,
     )
 
 

@@ -7,6 +7,10 @@ laid out so that the GitSource that points at it lives outside the folder it app
     DIR/gitsource.yaml       the GitSource (apply it once with ``racklet apply -f``)
     DIR/rack/rack.yaml       the Rack
     DIR/rack/units/*.yaml    one ComputeUnit per file, so a change is a one-file diff
+
+The Rack and ComputeUnits are built from the same API models, with the same labels and
+defaults, as the objects ``racklet up`` declares, so the first sync of a fresh rack changes
+nothing, and the BMC URLs (stable across restarts of ``racklet up``) stay right.
 """
 
 from __future__ import annotations
@@ -18,7 +22,15 @@ from pathlib import Path
 
 import yaml
 
-from racklet.api import API_VERSION
+from racklet.api import (
+    API_VERSION,
+    BmcRef,
+    ComputeUnit,
+    ComputeUnitSpec,
+    ObjectMeta,
+    Rack,
+    RackSpec,
+)
 from racklet.gitops._readme import README
 from racklet.gitops.errors import SourceError
 
@@ -30,8 +42,32 @@ class StarterUnit:
     bmc_url: str
 
 
+RACK_LABEL = "racklet.dev/rack"
+
+
 def _dump(obj: dict[str, object]) -> str:
     return yaml.safe_dump(obj, sort_keys=False)
+
+
+def _manifest(obj: Rack | ComputeUnit) -> dict[str, object]:
+    """What a person writes: identity, labels and spec; no server-set fields, no status."""
+    metadata: dict[str, object] = {"name": obj.metadata.name}
+    if obj.metadata.labels:
+        metadata["labels"] = dict(obj.metadata.labels)
+    return {
+        "apiVersion": obj.api_version,
+        "kind": obj.kind,
+        "metadata": metadata,
+        "spec": obj.spec.model_dump(by_alias=True, mode="json"),
+    }
+
+
+def declared_unit(rack: str, unit: StarterUnit) -> ComputeUnit:
+    """A unit as ``racklet up`` declares it: labelled with its rack, powered on."""
+    return ComputeUnit(
+        metadata=ObjectMeta(name=unit.name, labels={RACK_LABEL: rack}),
+        spec=ComputeUnitSpec(slot=unit.slot, power="On", bmc=BmcRef(url=unit.bmc_url)),
+    )
 
 
 def starter_files(
@@ -43,25 +79,10 @@ def starter_files(
     source: str = "rack",
 ) -> dict[str, str]:
     """The starter repository's files, by path inside it."""
-    files = {
-        "rack/rack.yaml": _dump(
-            {
-                "apiVersion": API_VERSION,
-                "kind": "Rack",
-                "metadata": {"name": rack},
-                "spec": {"psuRatedWatts": psu_watts, "slots": 16},
-            }
-        )
-    }
+    declared = Rack(metadata=ObjectMeta(name=rack), spec=RackSpec(psu_rated_watts=psu_watts))
+    files = {"rack/rack.yaml": _dump(_manifest(declared))}
     for unit in units:
-        files[f"rack/units/{unit.name}.yaml"] = _dump(
-            {
-                "apiVersion": API_VERSION,
-                "kind": "ComputeUnit",
-                "metadata": {"name": unit.name, "labels": {"racklet.dev/rack": rack}},
-                "spec": {"slot": unit.slot, "power": "On", "bmc": {"url": unit.bmc_url}},
-            }
-        )
+        files[f"rack/units/{unit.name}.yaml"] = _dump(_manifest(declared_unit(rack, unit)))
     files["gitsource.yaml"] = _dump(
         {
             "apiVersion": API_VERSION,
