@@ -1,9 +1,11 @@
 """Boot server vs nginx: a 256 MB target to 8 concurrent mutual-TLS curl clients.
 
-Racklet's boot server (``create_boot_app`` on an ``AppServer`` with a mutual-TLS context, as
-the controller's machine listener serves it) and nginx (Debian package, one worker, the same
-file, the same rack-CA certificate, ``ssl_verify_client on``) take turns in the same run,
-their order alternating per round. Each round starts 8 ``curl`` processes at once, each
+Three servers take turns in the same run, their order rotating per round: Racklet's bulk-target
+server (``racklet.boot.BulkTargetServer``, blocking TLS writes from worker threads, as the
+controller runs it for large targets), Racklet's asyncio boot server (``create_boot_app`` on
+an ``AppServer`` with a mutual-TLS context, as the machine listener serves it, the fallback)
+and nginx (Debian package, one worker, the same file, the same rack-CA certificate,
+``ssl_verify_client on``). Each round starts 8 ``curl`` processes at once, each
 downloading the whole file to /dev/null. Reported per server: throughput (bytes / wall time
 until the last client finished) and the server's own CPU seconds per GB served (utime + stime
 of its processes from /proc/PID/stat, before and after); then Racklet / nginx ratios.
@@ -12,6 +14,7 @@ of its processes from /proc/PID/stat, before and after); then Racklet / nginx ra
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -30,6 +33,7 @@ from bench.boot_tools import (
     parallel_curl,
     wait_listening,
 )
+from racklet.boot import BulkLimits
 
 GB = 1e9
 _NGINX_CONF = """\
@@ -83,12 +87,45 @@ class _Server:
         return [self.proc.pid, *children(self.proc.pid)]
 
     def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM if self.name == "racklet" else signal.SIGQUIT)
+        self.proc.send_signal(signal.SIGQUIT if self.name == "nginx" else signal.SIGTERM)
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def _start_bulk(repo: Path, tls: Tls, chunk: int) -> _Server:
+    port = free_port()
+    args = [str(repo / "targets"), str(port), str(tls.server_cert), str(tls.server_key)]
+    args += [str(tls.ca), str(chunk)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.boot_server", "serve-bulk", *args], stdout=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    if proc.stdout.readline().strip() != b"ready":
+        proc.kill()
+        raise RuntimeError("the Racklet bulk-target server did not start")
+    return _Server("bulk", proc, port)
+
+
+async def _serve_bulk(argv: list[str]) -> None:
+    """Run a :class:`BulkTargetServer` until SIGTERM (the ``serve-bulk`` subcommand)."""
+    from racklet.boot import BulkTargetServer
+    from racklet.net import server_context
+
+    targets, port, cert, key, ca, chunk = argv
+    context = server_context(Path(cert), Path(key), ca=Path(ca), require_client_cert=True)
+    limits = BulkLimits(chunk_bytes=int(chunk))
+    server = BulkTargetServer(Path(targets), context, port=int(port), limits=limits)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await server.start()
+    print("ready", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
 
 
 def _start_racklet(tmp: Path, repo: Path, tls: Tls, uvloop: bool) -> _Server:
@@ -133,58 +170,80 @@ def _round(server: _Server, tls: Tls, path: str, clients: int) -> dict[str, floa
     return {"gb_per_s": total / GB / wall, "cpu_s_per_gb": cpu / (total / GB), "wall_s": wall}
 
 
-def run(size_mb: int, clients: int, rounds: int, uvloop: bool) -> dict[str, object]:
+def run(args: argparse.Namespace) -> dict[str, object]:
     with tempfile.TemporaryDirectory(prefix="racklet-bench-boot-") as name:
         tmp = Path(name)
         tls = make_tls(tmp / "tls")
         repo = tmp / "repo"
-        path = _write_target(repo, size_mb << 20)
-        servers = [_start_racklet(tmp, repo, tls, uvloop), _start_nginx(tmp, repo, tls)]
-        results: dict[str, list[dict[str, float]]] = {"racklet": [], "nginx": []}
+        path = _write_target(repo, args.size_mb << 20)
+        servers: list[_Server] = []
+        results: dict[str, list[dict[str, float]]] = {}
         try:
+            servers.append(_start_bulk(repo, tls, args.chunk))
+            if not args.no_asyncio:
+                servers.append(_start_racklet(tmp, repo, tls, args.uvloop))
+            servers.append(_start_nginx(tmp, repo, tls))
             for server in servers:  # warm-up: page cache, TLS session setup, imports
                 parallel_curl(tls, [f"https://127.0.0.1:{server.port}/boot/v1/{path}"])
-            for index in range(rounds):
-                order = servers if index % 2 == 0 else servers[::-1]
-                for server in order:
-                    results[server.name].append(_round(server, tls, path, clients))
+                results[server.name] = []
+            for index in range(args.rounds):
+                shift = index % len(servers)  # each server goes first in some round
+                for server in servers[shift:] + servers[:shift]:
+                    results[server.name].append(_round(server, tls, path, args.clients))
         finally:
             for server in servers:
                 server.stop()
-    summary: dict[str, object] = {"size_mb": size_mb, "clients": clients, "uvloop": uvloop}
+    summary: dict[str, object] = {
+        "size_mb": args.size_mb,
+        "clients": args.clients,
+        "uvloop": args.uvloop,
+        "chunk": args.chunk,
+    }
     for name, runs in results.items():
         summary[name] = {
             "gb_per_s": statistics.median(r["gb_per_s"] for r in runs),
             "cpu_s_per_gb": statistics.median(r["cpu_s_per_gb"] for r in runs),
             "runs": runs,
         }
-    rk, ng = summary["racklet"], summary["nginx"]
-    assert isinstance(rk, dict) and isinstance(ng, dict)
-    summary["throughput_ratio"] = rk["gb_per_s"] / ng["gb_per_s"]
-    summary["cpu_per_gb_ratio"] = rk["cpu_s_per_gb"] / ng["cpu_s_per_gb"]
+    ng = summary["nginx"]
+    assert isinstance(ng, dict)
+    for name in results:
+        entry = summary[name]
+        assert isinstance(entry, dict)
+        entry["throughput_ratio"] = entry["gb_per_s"] / ng["gb_per_s"]
+        entry["cpu_per_gb_ratio"] = entry["cpu_s_per_gb"] / ng["cpu_s_per_gb"]
     return summary
 
 
+_LABELS = {"bulk": "racklet bulk", "racklet": "racklet asyncio", "nginx": "nginx"}
+
+
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["serve-bulk"]:
+        asyncio.run(_serve_bulk(argv[1:]))
+        return
     parser = argparse.ArgumentParser(prog="python -m bench boot_server")
     parser.add_argument("--size-mb", type=int, default=256)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--uvloop", action="store_true", help="serve Racklet on uvloop")
+    parser.add_argument("--uvloop", action="store_true", help="serve asyncio Racklet on uvloop")
+    parser.add_argument(
+        "--chunk", type=int, default=BulkLimits.chunk_bytes, help="bulk server read size"
+    )
+    parser.add_argument("--no-asyncio", action="store_true", help="skip the asyncio server")
     args = parser.parse_args(argv)
-    summary = run(args.size_mb, args.clients, args.rounds, args.uvloop)
-    for name in ("racklet", "nginx"):
-        entry = summary[name]
-        assert isinstance(entry, dict)
+    summary = run(args)
+    for name, label in _LABELS.items():
+        entry = summary.get(name)
+        if not isinstance(entry, dict):
+            continue
         runs = ", ".join(f"{r['gb_per_s']:.2f}" for r in entry["runs"])
         print(
-            f"{name:8} {entry['gb_per_s']:.2f} GB/s (runs {runs}), "
-            f"{entry['cpu_s_per_gb']:.2f} CPU-s/GB"
+            f"{label:15} {entry['gb_per_s']:.2f} GB/s (runs {runs}), "
+            f"{entry['cpu_s_per_gb']:.2f} CPU-s/GB; vs nginx: throughput "
+            f"{entry['throughput_ratio']:.2f}x (goal >= 0.9), "
+            f"CPU per GB {entry['cpu_per_gb_ratio']:.2f}x (goal <= 1.2)"
         )
-    print(
-        f"racklet/nginx: throughput {summary['throughput_ratio']:.2f}x (goal >= 0.9), "
-        f"CPU per GB {summary['cpu_per_gb_ratio']:.2f}x (goal <= 1.2)"
-    )
     print(json.dumps(summary))
 
 

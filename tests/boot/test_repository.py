@@ -35,6 +35,8 @@ def test_public_surface_is_pinned() -> None:
         "BootError",
         "BootLimits",
         "BootedPayload",
+        "BulkLimits",
+        "BulkTargetServer",
         "Expiry",
         "FetchError",
         "Manifest",

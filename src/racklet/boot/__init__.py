@@ -5,12 +5,15 @@
   :func:`ensure_boot_repository` (what ``racklet up`` prepares), :func:`build_default_payload`;
 - ``racklet.boot.server``: the boot server app (``create_boot_app``), serving the repository's
   metadata and targets under ``/boot/v1/`` over mutual TLS;
+- :class:`BulkTargetServer`: large targets at ``/boot/v1/targets/`` on their own mutual-TLS
+  port, written by one selector thread straight onto the sockets (as an nginx worker does);
 - ``racklet.boot.client``: the unit's bootstrap client (``bootstrap``), python-tuf's ngclient
   anchored in the TUF root its BMC holds; it returns a :class:`BootedPayload` that the OS agent
   (``racklet.node``) runs from;
 - ``racklet.boot.tuf_client``: the command line of the TUF client conformance suite.
 """
 
+from racklet.boot._bulk_server import BulkLimits, BulkTargetServer
 from racklet.boot._default_repo import ensure_boot_repository
 from racklet.boot._identity import unit_client_context, unit_server_context
 from racklet.boot._manifest import AgentConfig, Manifest, parse_agent_config, version_key
@@ -46,6 +49,8 @@ __all__ = [
     "BootError",
     "BootLimits",
     "BootedPayload",
+    "BulkLimits",
+    "BulkTargetServer",
     "Expiry",
     "FetchError",
     "Manifest",
