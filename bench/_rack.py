@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 
-def start_rack(state: Path, units: int, speed: float) -> subprocess.Popen[bytes]:
+def start_rack(
+    state: Path, units: int, speed: float, extra: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
+    """``extra``: further ``racklet up`` options (e.g. ``--payload-bytes``)."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -20,6 +24,7 @@ def start_rack(state: Path, units: int, speed: float) -> subprocess.Popen[bytes]
             str(units),
             "--speed",
             str(speed),
+            *extra,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

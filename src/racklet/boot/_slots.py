@@ -3,8 +3,12 @@
 A slot holds ``payload.bin`` and ``slot.json`` (the release and the payload's TUF target
 info: path, length, SHA-256). ``slot.json`` is written last and removed first, so a slot
 without it is incomplete and never booted; a complete slot is still re-hashed before every
-boot and compared with the hash its BMC recorded. Blocking: call through ``asyncio.to_thread``.
-Nothing here decides which slot to boot (that is the BMC's state, read by the client).
+boot and compared with the hash its BMC recorded. A download is written by a
+:class:`SlotWriter` into an anonymous file in the slot's directory (Linux ``O_TMPFILE``) that
+gets a name only after it was verified and flushed, so a power cut or a rejected download
+leaves nothing behind. Blocking: call through ``asyncio.to_thread``. Nothing here decides
+which slot to boot (that is the BMC's state, read by the client), nor whether bytes are
+trusted (that is ``_digest``).
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ import contextlib
 import hashlib
 import json
 import os
+import secrets
+from dataclasses import dataclass
 from pathlib import Path
+from types import TracebackType
 
 from racklet.boot._manifest import PAYLOAD_NAME, Manifest
 from racklet.boot.errors import PayloadError
@@ -21,6 +28,7 @@ from racklet.boot.errors import PayloadError
 SLOTS = ("A", "B")
 SLOTS_DIR = "slots"
 RECORD = "slot.json"
+PARTIAL_SUFFIX = ".partial"
 _HASH_CHUNK = 1 << 20
 
 
@@ -61,13 +69,39 @@ def read_slot(storage: Path, slot: str) -> Manifest | None:
         return None
 
 
-def verify_slot(storage: Path, slot: str, sha256: str) -> Manifest:
-    """The slot's release if its payload still hashes to ``sha256`` (what the BMC recorded)."""
+@dataclass(frozen=True)
+class Stamp:
+    """Which file a slot's payload is (device, inode, size, change time): a file rewritten,
+    replaced or touched since gets another stamp."""
+
+    device: int
+    inode: int
+    size: int
+    changed_ns: int
+
+
+def stamp(storage: Path, slot: str) -> Stamp | None:
+    try:
+        info = os.stat(slot_dir(storage, slot) / PAYLOAD_NAME)
+    except OSError:
+        return None
+    return Stamp(info.st_dev, info.st_ino, info.st_size, info.st_ctime_ns)
+
+
+def verify_slot(storage: Path, slot: str, sha256: str, verified: Stamp | None = None) -> Manifest:
+    """The slot's release if its payload still hashes to ``sha256`` (what the BMC recorded).
+
+    ``verified``: the stamp the payload had when this same power-on verified its bytes as they
+    streamed in; if the file still has it, it is not read again (the warm reboot into a
+    freshly written slot). Every other boot re-hashes the whole payload.
+    """
     manifest = read_slot(storage, slot)
     if manifest is None:
         raise PayloadError(f"slot {slot} is empty or incomplete")
     if manifest.payload_sha256 != sha256:
         raise PayloadError(f"slot {slot} holds another payload than its BMC recorded")
+    if verified is not None and stamp(storage, slot) == verified:
+        return manifest
     digest = hashlib.sha256()
     length = 0
     try:
@@ -108,3 +142,69 @@ def install_slot(storage: Path, slot: str, verified: Path, manifest: Manifest) -
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(directory)
+
+
+class SlotWriter:
+    """A file being written into a slot's directory, nameless until :meth:`keep`.
+
+    Where ``O_TMPFILE`` is missing (not Linux, or a file system without it) the file is named
+    ``.payload.bin.<random>.partial`` from the start; :func:`clean_partials` removes those.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._named: Path | None = None
+        try:
+            self._fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o600)
+        except (AttributeError, OSError):
+            self._named = _partial_name(directory)
+            self._fd = os.open(self._named, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+
+    def write(self, data: bytes | bytearray) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def keep(self) -> Path:
+        """Flush the bytes to the medium and give them a (partial) name; return it."""
+        os.fsync(self._fd)
+        if self._named is not None:
+            named, self._named = self._named, None
+            return named
+        path = _partial_name(self._directory)
+        directory_fd = os.open(self._directory, os.O_RDONLY)
+        try:  # with a dir fd, os.link is linkat(..., AT_SYMLINK_FOLLOW): names the open file
+            os.link(f"/proc/self/fd/{self._fd}", path.name, dst_dir_fd=directory_fd)
+        finally:
+            os.close(directory_fd)
+        return path
+
+    def close(self) -> None:
+        """Drop the file unless :meth:`keep` named it (idempotent)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        if self._named is not None:
+            self._named.unlink(missing_ok=True)
+            self._named = None
+
+    def __enter__(self) -> SlotWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _partial_name(directory: Path) -> Path:
+    return directory / f".{PAYLOAD_NAME}.{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
+
+
+def clean_partials(directory: Path) -> None:
+    """Remove downloads a power cut interrupted."""
+    for stale in directory.glob(f".*{PARTIAL_SUFFIX}"):
+        stale.unlink(missing_ok=True)

@@ -3,24 +3,35 @@
 Two steps, so the client can decide between them whether it needs the payload at all (an
 A/B unit downloads only when the channel's release is newer than its committed slot).
 
-Blocking (ngclient is synchronous): the bootstrap client runs :func:`fetch_release` in a worker
-thread. The metadata cache lives in the unit's storage, so what a unit once trusted (timestamp,
-snapshot versions) bounds what it accepts next boot: that is what defeats rollback. The trust
-anchor is the root the BMC handed over, never a cached one. ngclient's exceptions are
-translated here into :mod:`racklet.boot.errors`, each message naming what was rejected.
+Blocking (ngclient is synchronous): the bootstrap client runs this in a worker thread. The
+metadata cache lives in the unit's storage, so what a unit once trusted (timestamp, snapshot
+versions) bounds what it accepts next boot: that is what defeats rollback. The trust anchor is
+the root the BMC handed over, never a cached one. ngclient verifies the metadata and resolves
+the target info; the targets themselves are streamed once through the same fetcher, checked
+by :class:`~racklet.boot._digest.StreamCheck` on the way and written straight into the slot
+(ngclient's ``download_target`` would spool, re-read and copy 64 MB). ngclient's exceptions
+are translated here into :mod:`racklet.boot.errors`, each message naming what was rejected.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tuf.api import exceptions as tuf_errors
 
-from racklet.boot._manifest import PAYLOAD_NAME, Manifest, ReleasePointer, parse_release_pointer
-from racklet.boot._tuf_api import FetcherInterface, TargetFile, Updater, UpdaterConfig
+from racklet.boot._digest import StreamCheck
+from racklet.boot._manifest import Manifest, ReleasePointer, parse_release_pointer
+from racklet.boot._slots import SlotWriter
+from racklet.boot._tuf_api import (
+    FetcherInterface,
+    Metadata,
+    Root,
+    TargetFile,
+    Updater,
+    UpdaterConfig,
+)
 from racklet.boot._types import BootLimits
 from racklet.boot.errors import (
     BootError,
@@ -32,7 +43,6 @@ from racklet.boot.errors import (
     TrustError,
 )
 
-PARTIAL_SUFFIX = ".partial"
 POINTER = "current.json"
 
 
@@ -62,9 +72,11 @@ class Channel:
     pointer: ReleasePointer
     channel: str
     limits: BootLimits
+    targets: _Targets
 
     def download(self, download_dir: Path) -> FetchedRelease:
-        """Download and verify the pointer's payload into a temp file in ``download_dir``."""
+        """Download and verify the pointer's payload into ``download_dir`` (a slot's): the
+        returned file exists only once every byte of it was verified and flushed."""
         try:
             info = self.updater.get_targetinfo(self.pointer.payload_target)
             if info is None:
@@ -76,7 +88,7 @@ class Channel:
                 raise ManifestError(
                     f"payload of {info.length} bytes exceeds the {limit}-byte limit"
                 )
-            path = _download(self.updater, info, download_dir)
+            path = self.targets.to_file(info, download_dir)
         except BootError:
             raise
         except (tuf_errors.RepositoryError, tuf_errors.DownloadError, ValueError) as exc:
@@ -103,64 +115,101 @@ def open_channel(
     scratch_dir: Path,
     fetcher: FetcherInterface,
     limits: BootLimits,
+    target_base_url: str | None = None,
 ) -> Channel:
-    """Refresh the metadata (anchored in ``root``) and read the channel's signed pointer."""
+    """Refresh the metadata (anchored in ``root``) and read the channel's signed pointer.
+
+    Targets come from ``target_base_url`` when given (the bulk-target server), else from
+    ``{base_url}/targets/``.
+    """
+    targets_url = target_base_url or f"{base_url}/targets/"
     try:
         metadata_dir.mkdir(parents=True, exist_ok=True)
         scratch_dir.mkdir(parents=True, exist_ok=True)
         updater = Updater(
             str(metadata_dir),
             f"{base_url}/metadata/",
-            target_base_url=f"{base_url}/targets/",
+            target_base_url=targets_url,
             fetcher=fetcher,
             config=updater_config(limits),
             bootstrap=root,
         )
         updater.refresh()
-        pointer = _read_pointer(updater, channel, scratch_dir, limits)
+        targets = _Targets(fetcher, targets_url, _consistent(metadata_dir), limits)
+        pointer = _read_pointer(updater, targets, channel, limits)
     except BootError:
         raise
     except (tuf_errors.RepositoryError, tuf_errors.DownloadError, ValueError) as exc:
         raise translate(exc) from exc
     except OSError as exc:
         raise BootError(f"unit storage failed during the boot: {exc}") from exc
-    return Channel(updater, pointer, channel, limits)
+    return Channel(updater, pointer, channel, limits, targets)
+
+
+def _consistent(metadata_dir: Path) -> bool:
+    """Whether the trusted root (ngclient stores it after verifying it) asks for hash-prefixed
+    target names (consistent snapshots), as ngclient's own ``download_target`` does."""
+    root = Metadata[Root].from_bytes((metadata_dir / "root.json").read_bytes())
+    return bool(root.signed.consistent_snapshot)
 
 
 def _read_pointer(
-    updater: Updater, channel: str, download_dir: Path, limits: BootLimits
+    updater: Updater, targets: _Targets, channel: str, limits: BootLimits
 ) -> ReleasePointer:
     info = updater.get_targetinfo(f"{channel}/{POINTER}")
     if info is None:
         raise ManifestError(f"channel {channel!r} has no current release")
     if info.length > limits.max_pointer_bytes:
         raise ManifestError(f"{channel}/{POINTER} of {info.length} bytes is too large")
-    path = _download(updater, info, download_dir)
-    try:
-        data = path.read_bytes()
-    finally:
-        path.unlink(missing_ok=True)
-    return parse_release_pointer(data, channel)
+    return parse_release_pointer(targets.to_bytes(info), channel)
 
 
-def _download(updater: Updater, info: TargetFile, download_dir: Path) -> Path:
-    """ngclient downloads into an anonymous temp file and verifies length and hashes; only
-    then does it write ``path``, which therefore never holds unverified bytes."""
-    path = download_dir / f".{PAYLOAD_NAME}.{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
-    try:
-        updater.download_target(info, str(path))
-        with open(path, "rb") as handle:
-            os.fsync(handle.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-    return path
+@dataclass(frozen=True)
+class _Targets:
+    """Fetches targets whose info ngclient resolved, checking them in the same pass."""
 
+    fetcher: FetcherInterface
+    base_url: str
+    consistent: bool
+    limits: BootLimits
 
-def clean_partials(download_dir: Path) -> None:
-    """Remove downloads a power cut interrupted."""
-    for stale in download_dir.glob(f".*{PARTIAL_SUFFIX}"):
-        stale.unlink(missing_ok=True)
+    def url(self, info: TargetFile) -> str:
+        path = info.path
+        if self.consistent:
+            directory, sep, name = path.rpartition("/")
+            path = f"{directory}{sep}{next(iter(info.hashes.values()))}.{name}"
+        return f"{self.base_url}{path}"
+
+    def _stream(self, info: TargetFile, sink: Callable[[bytes | bytearray], None]) -> None:
+        """Each chunk is counted at once (endless data stops early), then hashed and handed
+        to ``sink`` in batches of ``limits.chunk_bytes``; the verdict comes at the end."""
+        url = self.url(info)
+        check = StreamCheck(url, info.length, info.hashes)
+        batch, size = bytearray(), self.limits.chunk_bytes
+        for chunk in self.fetcher.fetch(url):
+            check.count(len(chunk))
+            if not batch and len(chunk) >= size:  # already a whole batch: no copy
+                check.update(chunk)
+                sink(chunk)
+                continue
+            batch += chunk
+            if len(batch) >= size:
+                check.update(batch)
+                sink(batch)
+                batch = bytearray()
+        check.update(batch)
+        sink(batch)
+        check.verify()
+
+    def to_bytes(self, info: TargetFile) -> bytes:
+        out = bytearray()
+        self._stream(info, out.extend)
+        return bytes(out)
+
+    def to_file(self, info: TargetFile, directory: Path) -> Path:
+        with SlotWriter(directory) as writer:
+            self._stream(info, writer.write)
+            return writer.keep()
 
 
 def translate(exc: Exception) -> BootError:

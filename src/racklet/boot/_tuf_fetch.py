@@ -1,8 +1,10 @@
-"""ngclient's network seam (``FetcherInterface``) over httpx, with the unit's mutual TLS.
+"""ngclient's network seam (``FetcherInterface``) over httpx, for the conformance CLI and tests.
 
-The unit passes the TLS context built from its identity, so every metadata and target request
-presents the unit certificate and trusts only the rack CA; URLs must then be ``https://``. The
-conformance CLI passes no context and may use plain HTTP on its local test server.
+Given a mutual-TLS context, every request presents that certificate and trusts only the rack
+CA, and URLs must be ``https://``; the conformance CLI passes no context and may use plain HTTP
+on its local test server. The bootstrap itself uses the leaner
+:class:`~racklet.boot._stream_fetch.StreamFetcher` (same contract; 64 MB bodies cost it about
+half the CPU).
 
 Bodies are read raw (no content decoding: no decompression bombs). Three bounds stop a slow
 server: the connect timeout, the gap allowed between two chunks (read timeout) and one

@@ -13,6 +13,10 @@ BMC, not the unit's disk, decides what this boot is:
   and the unit reboots into it; the first install goes to slot A and is committed at once.
   Otherwise the committed slot is booted after its SHA-256 is checked against the BMC's record.
 
+The payload is hashed once, as it streams into the slot; the warm reboot into that slot, in
+the same power-on, does not read it again unless the file changed since (``_slots.Stamp``).
+Every cold boot re-hashes the slot it boots.
+
 A release below the BMC's rollback counter is refused (``RollbackError``). Any failure is
 printed on the console, sent to the BMC as ``failed`` and raised as a
 :class:`~racklet.boot.errors.BootError`; an unverified payload is never installed or booted,
@@ -27,6 +31,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -37,15 +42,18 @@ from racklet.boot._install import read_agent_config
 from racklet.boot._manifest import PAYLOAD_NAME, Manifest, ReleasePointer
 from racklet.boot._slots import (
     SLOTS_DIR,
+    Stamp,
+    clean_partials,
     install_slot,
     open_for_write,
     other,
     slot_dir,
+    stamp,
     verify_slot,
 )
+from racklet.boot._stream_fetch import StreamFetcher
 from racklet.boot._tuf_api import FetcherInterface
-from racklet.boot._tuf_client import FetchedRelease, clean_partials, open_channel
-from racklet.boot._tuf_fetch import HttpxFetcher
+from racklet.boot._tuf_client import FetchedRelease, open_channel
 from racklet.boot._types import BootedPayload, BootLimits, Trial, TrustBundle, UnitIdentity
 from racklet.boot.errors import BootError, FetchError, PayloadError, RollbackError, TrustError
 from racklet.hw import Activity, UnitHost
@@ -109,6 +117,27 @@ async def bootstrap(
     return booted
 
 
+IDENTITY_RETRY_MAX_SECONDS = 10.0
+
+
+async def _await_identity(host: UnitHost, link: _BmcLink) -> UnitIdentity:
+    """The unit's identity from its BMC, waiting for as long as it takes.
+
+    A new unit's key is made by its BMC and certified by the controller through Redfish
+    CertificateService, which may happen after power-on (the controller starts later, or
+    leadership is changing hands): a first boot waits for it, as netboot firmware waits for
+    its server, instead of failing for good. Power-off cancels the wait.
+    """
+    delay = 0.5
+    while True:
+        try:
+            return UnitIdentity.from_link(await link.request("identity"))
+        except LinkError as exc:
+            host.console(f"bootstrap: no identity yet, asking again in {delay:g} s: {exc}")
+            await host.clock.sleep(delay)
+            delay = min(delay * 2, IDENTITY_RETRY_MAX_SECONDS)
+
+
 async def _boot(
     host: UnitHost,
     link: _BmcLink,
@@ -121,9 +150,9 @@ async def _boot(
             "progress", state="SystemHardwareInitializationComplete", message="bootstrap started"
         )
         trust = TrustBundle.from_link(await link.request("trust"))
-        identity = UnitIdentity.from_link(await link.request("identity"))
     except LinkError as exc:
         raise TrustError(f"backplane link: {exc}") from exc
+    identity = await _await_identity(host, link)
     host.console(f"bootstrap: unit {identity.name}, boot server {trust.boot_server}")
     ssl_context = await asyncio.to_thread(unit_client_context, trust, identity)
     boot = _Boot(
@@ -138,11 +167,14 @@ async def _boot(
 
 @dataclass(frozen=True)
 class _ChannelResult:
-    """What following the channel found: its pointer, and the payload if one was written."""
+    """What following the channel found: its pointer, and the payload if one was written, or
+    else the committed slot's release if it verified (or why it did not)."""
 
     pointer: ReleasePointer
     target_slot: str
     fetched: FetchedRelease | None
+    committed: Manifest | None = None
+    problem: str | None = None
 
 
 class _Boot:
@@ -162,6 +194,8 @@ class _Boot:
         self.host, self.link, self.limits, self.logger = host, link, limits, logger
         self.trust, self.identity, self.ssl_context = trust, identity, ssl_context
         self.transport = transport
+        self.written: dict[str, Stamp] = {}
+        """Slots this power-on wrote from bytes it verified while they streamed in."""
 
     async def _ask(self, op: str, **fields: Any) -> dict[str, Any]:
         try:
@@ -180,7 +214,7 @@ class _Boot:
         host = self.host
         try:
             manifest = await asyncio.to_thread(
-                verify_slot, host.storage, trying.slot, trying.sha256
+                verify_slot, host.storage, trying.slot, trying.sha256, self.written.get(trying.slot)
             )
         except PayloadError as exc:
             host.console(f"bootstrap: try-boot of slot {trying.slot} abandoned: {exc}")
@@ -198,7 +232,6 @@ class _Boot:
 
     async def _follow_channel(self, ab: AbView) -> BootedPayload | None:
         host, committed = self.host, ab.committed
-        intact = committed is not None and await self._intact(committed)
         target = other(committed.slot if committed is not None else None)
         storage = host.storage
 
@@ -207,26 +240,39 @@ class _Boot:
                 root=self.trust.tuf_root,
                 metadata_dir=storage / METADATA_CACHE,
                 base_url=f"{self.trust.boot_server}{BOOT_PATH}",
+                target_base_url=self.trust.targets_url,
                 channel=self.trust.channel,
                 scratch_dir=storage / SLOTS_DIR,
                 fetcher=fetcher,
                 limits=self.limits,
             )
-            version = channel.pointer.version
-            if ab.below_floor(version) or (intact and not ab.wants(version)):
-                return _ChannelResult(channel.pointer, target, None)
+            pointer, problem = channel.pointer, None
+            if ab.below_floor(pointer.version):
+                return _ChannelResult(pointer, target, None)
+            if committed is not None and not ab.wants(pointer.version):
+                # the committed slot is hashed only when it is what this boot will run
+                try:
+                    manifest = verify_slot(storage, committed.slot, committed.sha256)
+                    return _ChannelResult(pointer, target, None, committed=manifest)
+                except PayloadError as exc:
+                    problem = str(exc)  # reinstall the channel's release
             directory = open_for_write(storage, target)
             clean_partials(directory)
-            return _ChannelResult(channel.pointer, target, channel.download(directory))
+            return _ChannelResult(pointer, target, channel.download(directory), problem=problem)
 
         try:
             result = await self._run(work)
         except FetchError as exc:
-            if committed is None or not intact:
+            if committed is None:
+                raise
+            manifest = await self._verified(committed)
+            if manifest is None:
                 raise
             host.console(f"bootstrap: boot server unreachable; booting the committed slot: {exc}")
-            return await self._boot_committed(committed)
+            return await self._start(manifest, committed.slot, None)
         pointer = result.pointer
+        if result.problem is not None:
+            host.console(f"bootstrap: {result.problem}; reinstalling it from the channel")
         if ab.below_floor(pointer.version):
             raise RollbackError(
                 f"refusing {pointer.name} {pointer.version} from channel {self.trust.channel}: "
@@ -239,6 +285,8 @@ class _Boot:
                     f"bootstrap: {pointer.name} {pointer.version} failed its trial before; "
                     f"staying on {committed.version}"
                 )
+            if result.committed is not None:
+                return await self._start(result.committed, committed.slot, None)
             return await self._boot_committed(committed)
         manifest = await self._install(result.fetched, result.target_slot)
         if committed is None:
@@ -257,13 +305,14 @@ class _Boot:
         host.console(f"bootstrap: try-boot flag set for slot {target}; rebooting")
         return None
 
-    async def _intact(self, ref: SlotRef) -> bool:
+    async def _verified(self, ref: SlotRef) -> Manifest | None:
+        """The committed slot's release if it still verifies; None (and why, on the console)
+        if not."""
         try:
-            await asyncio.to_thread(verify_slot, self.host.storage, ref.slot, ref.sha256)
+            return await asyncio.to_thread(verify_slot, self.host.storage, ref.slot, ref.sha256)
         except PayloadError as exc:
             self.host.console(f"bootstrap: {exc}; reinstalling it from the channel")
-            return False
-        return True
+            return None
 
     async def _boot_committed(self, ref: SlotRef) -> BootedPayload:
         manifest = await asyncio.to_thread(verify_slot, self.host.storage, ref.slot, ref.sha256)
@@ -278,6 +327,9 @@ class _Boot:
             await asyncio.to_thread(
                 install_slot, self.host.storage, slot, fetched.payload, fetched.manifest
             )
+            written = await asyncio.to_thread(stamp, self.host.storage, slot)
+            if written is not None:
+                self.written[slot] = written
         except BaseException:
             await asyncio.to_thread(fetched.payload.unlink, missing_ok=True)
             raise
@@ -326,34 +378,44 @@ class _Boot:
         return False
 
     async def _run(self, work: Callable[[FetcherInterface], _T]) -> _T:
-        """Run blocking ngclient work in a worker thread, bounded by the boot deadline; a
-        cancelled boot (power cut) stops the thread at its next chunk."""
+        """Run blocking ngclient work in this boot's own thread, bounded by the boot deadline;
+        a cancelled boot (power cut) stops the thread at its next read.
+
+        Not ``asyncio.to_thread``: its shared pool has ``cpu + 4`` workers, so five units
+        downloading for seconds would leave one worker for every other blocking call in the
+        process (the BMCs' state writes, the other units' slot checks) and a sixth download
+        would wait for a free worker."""
         if not await self._carrier():
             raise FetchError(
                 f"no Ethernet link after {self.limits.carrier_wait_seconds:g} s "
                 "(is the switch port down?)"
             )
-        if self.transport is not None:
-            return await asyncio.to_thread(work, self.transport)
         cancel = threading.Event()
-        fetcher = HttpxFetcher(
-            ssl_context=self.ssl_context,
-            connect_timeout=self.limits.connect_timeout,
-            read_timeout=self.limits.read_timeout,
-            deadline=time.monotonic() + self.limits.total_timeout,
-            cancel=cancel,
-        )
+        fetcher: FetcherInterface
+        if self.transport is not None:
+            fetcher = self.transport
+        else:
+            fetcher = StreamFetcher(
+                ssl_context=self.ssl_context,
+                connect_timeout=self.limits.connect_timeout,
+                read_timeout=self.limits.read_timeout,
+                deadline=time.monotonic() + self.limits.total_timeout,
+                cancel=cancel,
+            )
 
         def run() -> _T:
             try:
                 return work(fetcher)
             finally:
-                fetcher.close()  # in the worker thread, after its last request
+                if isinstance(fetcher, StreamFetcher):
+                    fetcher.close()  # in the worker thread, after its last request
 
+        own = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"boot-{self.identity.name}")
         try:
-            return await asyncio.to_thread(run)
+            return await asyncio.get_running_loop().run_in_executor(own, run)
         finally:
             cancel.set()
+            own.shutdown(wait=False)  # a cancelled run ends at its next read, on its own
 
 
 async def _report_failure(

@@ -1,0 +1,156 @@
+"""The bootstrap's ngclient network seam (``FetcherInterface``), lean enough for 64 MB bodies.
+
+Same contract as :class:`~racklet.boot._tuf_fetch.HttpxFetcher` (mutual TLS, ``https://``
+only, bodies read raw, connect timeout, read timeout between two reads, one deadline for the
+whole boot, a ``cancel`` event from the async caller), on the standard library's
+``http.client``: a body with a ``Content-Length`` is read straight from the TLS socket into
+one reused 1 MiB buffer (``readinto1``: one TLS read at a time, so the deadline and the
+cancel event are checked after every read, however slowly the server drips) and handed on
+in 1 MiB pieces. httpx's per-chunk HTTP machinery cost about as much CPU per byte as the
+decryption itself; five units download in one process, so it is paid five times.
+Other bodies (chunked, or ended by closing) go through ``http.client``'s own reader.
+
+One kept-alive connection per server (the metadata requests of a boot reuse one TLS
+session); a connection whose response was not read to its end is closed, never reused.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from tuf.api import exceptions as tuf_errors
+
+from racklet.boot._tuf_api import FetcherInterface
+
+_HEADERS = {"Accept-Encoding": "identity", "User-Agent": "racklet-bootstrap"}
+PIECE_BYTES = 1 << 20
+_Key = tuple[str, int]
+
+
+class StreamFetcher(FetcherInterface):
+    """Fetch over mutual TLS with ``ssl_context``; close it with :meth:`close`."""
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext,
+        connect_timeout: float,
+        read_timeout: float,
+        deadline: float | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self._context = ssl_context
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._deadline = deadline
+        self._cancel = cancel or threading.Event()
+        self._idle: dict[_Key, http.client.HTTPSConnection] = {}
+
+    def close(self) -> None:
+        for connection in self._idle.values():
+            connection.close()
+        self._idle.clear()
+
+    def _check_time(self, url: str) -> None:
+        if self._cancel.is_set():
+            raise tuf_errors.DownloadError(f"download of {url} cancelled")
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise tuf_errors.SlowRetrievalError(f"{url} did not arrive within the boot deadline")
+
+    def _fetch(self, url: str) -> Iterator[bytes]:
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise tuf_errors.DownloadError(f"refusing a non-HTTPS URL on the boot path: {url}")
+        key = (parts.hostname, parts.port or 443)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        self._check_time(url)
+        connection = self._idle.pop(key, None)
+        try:
+            if connection is None:
+                connection = self._connect(key)
+            connection.request("GET", target, headers=_HEADERS)
+            response = connection.getresponse()
+        except BaseException as exc:
+            if connection is not None:
+                connection.close()
+            translated = _translate(url, exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+        if response.status >= 400:
+            connection.close()
+            raise tuf_errors.DownloadHTTPError(
+                f"server answered HTTP {response.status} for {url}", response.status
+            )
+        return self._body(url, key, connection, response)
+
+    def _connect(self, key: _Key) -> http.client.HTTPSConnection:
+        connection = http.client.HTTPSConnection(
+            key[0], key[1], context=self._context, timeout=self._connect_timeout
+        )
+        connection.connect()  # TCP and the TLS handshake, bounded by the connect timeout
+        assert connection.sock is not None
+        connection.sock.settimeout(self._read_timeout)
+        return connection
+
+    def _body(
+        self,
+        url: str,
+        key: _Key,
+        connection: http.client.HTTPSConnection,
+        response: http.client.HTTPResponse,
+    ) -> Iterator[bytes]:
+        done = False
+        try:
+            if response.length is not None and not response.chunked:
+                yield from self._sized(url, response, response.length)
+            else:
+                while piece := response.read1(PIECE_BYTES):
+                    self._check_time(url)
+                    yield piece
+            done = True
+        except Exception as exc:
+            translated = _translate(url, exc)
+            if translated is exc:
+                raise
+            raise translated from exc
+        finally:
+            response.close()
+            if done and not response.will_close and key not in self._idle:
+                self._idle[key] = connection
+            else:
+                connection.close()
+
+    def _sized(self, url: str, response: http.client.HTTPResponse, length: int) -> Iterator[bytes]:
+        """Exactly ``length`` bytes, read one TLS read at a time into a reused buffer."""
+        reader = response.fp
+        buffer = memoryview(bytearray(min(PIECE_BYTES, max(length, 1))))
+        remaining = length
+        while remaining:
+            filled = 0
+            while filled < len(buffer) and remaining:
+                count = reader.readinto1(buffer[filled : filled + min(remaining, len(buffer))])
+                if not count:
+                    raise http.client.IncompleteRead(b"", remaining)
+                filled += count
+                remaining -= count
+                self._check_time(url)
+            yield buffer[:filled].tobytes()
+        response.length = 0  # read to its end: the connection may carry the next request
+
+
+def _translate(url: str, exc: BaseException) -> BaseException:
+    if isinstance(exc, tuf_errors.DownloadError):
+        return exc
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return tuf_errors.SlowRetrievalError(f"{url}: timed out ({exc or 'no data'})")
+    if isinstance(exc, OSError | http.client.HTTPException | ValueError):
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        return tuf_errors.DownloadError(f"cannot fetch {url}: {text}")
+    return exc

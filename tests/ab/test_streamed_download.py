@@ -1,0 +1,116 @@
+"""The payload is verified while it streams into the inactive slot: what that must guarantee.
+
+Real boot server over mutual TLS, the BMC's real A/B state; the corruption is done by an
+attacker in the middle (an override of the payload's URL) that sends the right length.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from racklet.boot import BootLimits, PayloadError, build_default_payload
+from racklet.boot.client import bootstrap
+from tests.boot.fakes import BootRig, FakeBmc, FakeHost
+
+LIMITS = BootLimits(health_deadline_seconds=40.0)
+SIZE = 3 << 20  # several of the client's 1 MiB write batches
+
+
+def _publish(rig: BootRig, version: str) -> tuple[bytes, str]:
+    """Publish ``version`` as current; its payload and the URL path units fetch it from."""
+    payload = build_default_payload(SIZE, version)
+    release = rig.tuf.publish("stable", "racklet-os", version, {"payload.bin": payload})
+    file = release.files[0]
+    prefix, _, base = file.target_path.rpartition("/")
+    return payload, f"/boot/v1/targets/{prefix}/{file.sha256}.{base}"
+
+
+def _flipping(payload: bytes, offset: int) -> ASGIApp:
+    """An ASGI app serving ``payload`` in 64 KiB pieces with one bit flipped at ``offset``."""
+    bad = bytearray(payload)
+    bad[offset] ^= 0x01
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-length", str(len(bad)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        for start in range(0, len(bad), 65536):
+            body = bytes(bad[start : start + 65536])
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    return app
+
+
+def _files(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_corrupted_download_is_never_committed_nor_booted(
+    rig: BootRig, host: FakeHost, bmc: FakeBmc
+) -> None:
+    first = await bootstrap(host, limits=LIMITS)
+    assert (first.slot, first.manifest.version) == ("A", "0.1.0")
+    slot_a, slot_b = host.storage / "slots" / "A", host.storage / "slots" / "B"
+    committed_hash = _sha256(slot_a / "payload.bin")
+    good, path = _publish(rig, "0.2.0")
+    rig.overrides[path] = _flipping(good, SIZE // 2 + 12345)
+    bmc.requests.clear()
+    host.lines.clear()
+
+    with pytest.raises(PayloadError, match="length or hash mismatch"):
+        await bootstrap(host, limits=LIMITS)
+
+    assert bmc.ops("tryboot") == [] and bmc.ops("commit") == []
+    record = bmc.ab.load()
+    assert record.committed is not None and record.trying is None and not record.tryboot
+    assert (record.committed.slot, record.committed.version) == ("A", "0.1.0")
+    assert _sha256(slot_a / "payload.bin") == committed_hash  # the committed slot untouched
+    assert (slot_a / "slot.json").exists()
+    assert _files(slot_b) == []  # no payload, no record, no partial: nothing to boot
+    assert not any("booting racklet-os 0.2.0" in line for line in host.lines)
+
+    del rig.overrides[path]  # the honest server again: the update lands in slot B
+    bmc.requests.clear()
+    booted = await bootstrap(host, limits=LIMITS)
+    assert [(r["slot"], r["version"]) for r in bmc.ops("tryboot")] == [("B", "0.2.0")]
+    assert (booted.slot, booted.manifest.version, booted.trial is not None) == ("B", "0.2.0", True)
+    assert (slot_b / "payload.bin").read_bytes() == good
+    assert _sha256(slot_a / "payload.bin") == committed_hash
+
+
+class _Tamperer(FakeHost):
+    """Swaps the freshly written slot's payload for a same-size altered copy right before the
+    warm reboot into it."""
+
+    def console(self, line: str) -> None:
+        super().console(line)
+        if "try-boot flag set for slot B" in line:
+            payload = self.storage / "slots" / "B" / "payload.bin"
+            data = bytearray(payload.read_bytes())
+            data[-1] ^= 0x01
+            swap = payload.with_name("swap")
+            swap.write_bytes(bytes(data))
+            swap.replace(payload)
+
+
+async def test_payload_changed_after_its_download_is_not_tried(
+    rig: BootRig, bmc: FakeBmc, tmp_path: Path
+) -> None:
+    """The warm reboot skips re-hashing only a payload file that is exactly as written."""
+    host = _Tamperer(tmp_path / "unit", bmc)
+    try:
+        await bootstrap(host, limits=LIMITS)
+        _publish(rig, "0.2.0")
+        booted = await bootstrap(host, limits=LIMITS)
+    finally:
+        await host.fake_link.close()
+    assert (booted.slot, booted.manifest.version, booted.trial) == ("A", "0.1.0", None)
+    assert any("try-boot of slot B abandoned: slot B is corrupt" in line for line in host.lines)
