@@ -23,7 +23,11 @@ async def test_network_protocol_reports_the_https_port_it_was_reached_on(bench: 
         manager = (await http.get("/redfish/v1/Managers/bmc")).json()
         assert manager["NetworkProtocol"]["@odata.id"] == PROTOCOL
         body = (await http.get(PROTOCOL)).json()
-        assert body["HTTPS"] == {"ProtocolEnabled": True, "Port": port}
+        assert body["HTTPS"] == {
+            "ProtocolEnabled": True,
+            "Port": port,
+            "Certificates": {"@odata.id": f"{PROTOCOL}/HTTPS/Certificates"},
+        }
         assert body["HTTP"]["ProtocolEnabled"] is False
         refused = await http.patch(PROTOCOL, json={"HTTP": {"ProtocolEnabled": True}})
         assert refused.status_code == 405

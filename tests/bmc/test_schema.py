@@ -79,6 +79,8 @@ def test_public_names() -> None:
     assert sorted(racklet.bmc.__all__) == [
         "AccountsError",
         "BmcError",
+        "BmcFirmwareSlots",
+        "BmcHost",
         "BmcService",
         "BmcSettings",
         "BootSlot",
@@ -91,7 +93,9 @@ def test_public_names() -> None:
         "StateError",
         "TufImageVerifier",
         "VerifiedImage",
+        "build_manifest",
         "firmware_oem_parameters",
+        "parse_manifest",
         "reject_all",
         "write_accounts",
     ]

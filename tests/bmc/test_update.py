@@ -90,7 +90,9 @@ async def test_inventory_lists_the_bmc_firmware_and_both_boot_slots(bench: Bench
         assert service["MultipartHttpPushUri"] == PUSH
         assert service["FirmwareInventory"]["@odata.id"] == INVENTORY
         members = [m["@odata.id"] for m in (await http.get(INVENTORY)).json()["Members"]]
-        assert members == [f"{INVENTORY}/{name}" for name in ("bmc", "slot-a", "slot-b")]
+        assert members == [
+            f"{INVENTORY}/{name}" for name in ("bmc", "bmc-standby", "slot-a", "slot-b")
+        ]
         bmc = await _slot(http, "bmc")
         assert (bmc["Version"], bmc["Updateable"]) == ("racklet-bmc test", False)
         slot_a, slot_b = await _slot(http, "slot-a"), await _slot(http, "slot-b")
@@ -205,7 +207,7 @@ async def test_a_second_push_waits_for_the_running_update(
         (_multipart(GOOD, {"Targets": "slot-b"}), "Base.1.22.PropertyValueTypeError"),
         (_multipart(GOOD, {"ForceUpdate": True}), "Base.1.22.PropertyUnknown"),
         (
-            _multipart(GOOD, {"@Redfish.OperationApplyTime": "OnReset"}),
+            _multipart(GOOD, {"@Redfish.OperationApplyTime": "AtMaintenanceWindowStart"}),
             "Base.1.22.PropertyValueNotInList",
         ),
         (_multipart(b""), "Base.1.22.MissingOrMalformedPart"),

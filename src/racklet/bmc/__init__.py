@@ -6,6 +6,7 @@ for the files of its state dir.
 """
 
 from racklet.bmc._accounts import write_accounts
+from racklet.bmc._bmc_slots import BmcFirmwareSlots, build_manifest, parse_manifest
 from racklet.bmc._firmware import (
     BootSlot,
     ImageUpload,
@@ -15,6 +16,7 @@ from racklet.bmc._firmware import (
     VerifiedImage,
     reject_all,
 )
+from racklet.bmc._host import BmcHost
 from racklet.bmc._service import BmcService, BmcSettings
 from racklet.bmc._tuf_verifier import CHANNEL as FIRMWARE_CHANNEL
 from racklet.bmc._tuf_verifier import TufImageVerifier, firmware_oem_parameters
@@ -24,6 +26,8 @@ __all__ = [
     "FIRMWARE_CHANNEL",
     "AccountsError",
     "BmcError",
+    "BmcFirmwareSlots",
+    "BmcHost",
     "BmcService",
     "BmcSettings",
     "BootSlot",
@@ -35,7 +39,9 @@ __all__ = [
     "StateError",
     "TufImageVerifier",
     "VerifiedImage",
+    "build_manifest",
     "firmware_oem_parameters",
+    "parse_manifest",
     "reject_all",
     "write_accounts",
 ]

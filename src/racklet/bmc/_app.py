@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from racklet.bmc import (
     _account_service,
+    _certificates,
     _chassis,
     _event_service,
     _logs,
@@ -38,6 +39,7 @@ from racklet.bmc import (
 )
 from racklet.bmc._accounts import Accounts
 from racklet.bmc._auth import AuthMiddleware, send_error
+from racklet.bmc._cert_store import CertificateStore
 from racklet.bmc._context import BmcContext
 from racklet.bmc._errors import RedfishError
 from racklet.bmc._http import respond
@@ -185,6 +187,7 @@ def build_app(
     tasks: _tasks.TaskRegistry,
     update: _update.UpdateSetup,
     cert_roles: Mapping[str, str] | None = None,
+    certificates: CertificateStore | None = None,
 ) -> Starlette:
     routes: list[BaseRoute] = [
         *_root.routes(ctx),
@@ -200,6 +203,7 @@ def build_app(
         *_update.routes(ctx, update, tasks),
         *_tasks.routes(tasks),
         *_metrics.routes(ctx),
+        *(_certificates.routes(ctx, certificates) if certificates else []),
     ]
     return Starlette(
         routes=routes,

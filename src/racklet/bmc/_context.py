@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from racklet.bmc._boot import BootStatus
 from racklet.bmc._console import ConsoleLog
@@ -11,6 +12,9 @@ from racklet.bmc._power import Meter, PowerControl
 from racklet.bmc._schema import ROOT
 from racklet.hw import BmcBoard
 from racklet.log import ContextLogger
+
+if TYPE_CHECKING:
+    from racklet.bmc._bmc_runtime import BmcFirmware
 
 MANAGER_ID = "bmc"
 
@@ -27,6 +31,8 @@ class BmcContext:
     console: ConsoleLog
     log: ContextLogger
     events: EventBus
+    firmware: BmcFirmware | None = None
+    """The BMC's own firmware slots (A/B); None: a BMC that cannot update itself."""
 
     @property
     def system_path(self) -> str:

@@ -54,6 +54,12 @@ _BASE: dict[str, _Message] = {
         "Warning",
         "Correct the invalid action parameter and resubmit the request if the operation failed.",
     ),
+    "ActionParameterValueError": _Message(
+        "The value for the parameter %1 in the action %2 is invalid.",
+        "Warning",
+        "Correct the value for the parameter in the request body and resubmit the request if "
+        "the operation failed.",
+    ),
     "ActionParameterValueTypeError": _Message(
         "The value '%1' for the parameter %2 in the action %3 is not a type that the "
         "parameter can accept.",

@@ -31,7 +31,13 @@ def _read_trust(path: Path) -> dict[str, Any]:
         raise StateError(f"the BMC has no usable trust bundle: {exc}") from exc
     if not isinstance(data, dict) or any(not isinstance(data.get(f), str) for f in TRUST_FIELDS):
         raise StateError(f"{path.name} lacks one of {', '.join(TRUST_FIELDS)}")
-    return {field: data[field] for field in TRUST_FIELDS}
+    trust = {field: data[field] for field in TRUST_FIELDS}
+    servers = data.get("bootServers")  # optional: every controller of an HA rack
+    if isinstance(servers, list) and all(isinstance(s, str) for s in servers):
+        trust["bootServers"] = servers
+    if isinstance(targets := data.get("targetsUrl"), str):  # optional: the bulk-target server
+        trust["targetsUrl"] = targets
+    return trust
 
 
 def _read_identity(state_dir: Path) -> tuple[str, str]:
@@ -55,6 +61,7 @@ class LinkService:
         *,
         clock: Clock | None = None,
         restart: Callable[[], Awaitable[None]] | None = None,
+        identity: Callable[[], Awaitable[tuple[str, str]]] | None = None,
     ) -> None:
         self._unit = unit
         self._state_dir = state_dir
@@ -63,6 +70,7 @@ class LinkService:
         self.ab: AbState | None = AbState(state_dir, clock) if clock is not None else None
         self._ab_lock = asyncio.Lock()
         self._restart = restart
+        self._identity = identity  # the BMC's certificate store; else the state-dir files
 
     async def _with_ab(self, action: Callable[[AbState], dict[str, Any]]) -> dict[str, Any]:
         ab = self.ab
@@ -105,7 +113,10 @@ class LinkService:
         return await asyncio.to_thread(_read_trust, self._state_dir / "trust.json")
 
     async def identity(self, request: dict[str, Any]) -> dict[str, Any]:
-        key, cert = await asyncio.to_thread(_read_identity, self._state_dir)
+        if self._identity is not None:
+            key, cert = await self._identity()
+        else:
+            key, cert = await asyncio.to_thread(_read_identity, self._state_dir)
         self._log.info("identity handed to the unit")
         return {"name": self._unit, "key": key, "cert": cert}
 

@@ -4,11 +4,15 @@ network protocols it serves (``NetworkProtocol``).
 ``NetworkProtocol`` reports what the request itself proves: HTTPS is enabled on the port
 this request reached over TLS. Everything else (plain HTTP, SSH, IPMI) is off because the
 BMC has no such listener, not because a setting says so; so nothing there is writable.
+
+``Manager.Reset`` restarts the BMC (not the unit): if its standby firmware slot holds a newer,
+untried image, the restart try-boots it once (see :mod:`racklet.bmc._bmc_slots`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,10 +20,12 @@ from starlette.routing import Route
 
 from racklet.bmc._context import MANAGER_ID, BmcContext
 from racklet.bmc._errors import RedfishError
-from racklet.bmc._http import page, respond, route
+from racklet.bmc._http import no_content, page, read_object, respond, route
 from racklet.bmc._schema import ROOT, collection, link, resource
 
 MANAGERS = f"{ROOT}/Managers"
+RESET_ACTION = "Manager.Reset"
+RESET_TYPES = ("GracefulRestart", "ForceRestart")
 
 
 def routes(ctx: BmcContext) -> list[Route]:
@@ -27,42 +33,77 @@ def routes(ctx: BmcContext) -> list[Route]:
         members = page(request, [ctx.manager_path])
         return respond(collection("ManagerCollection", MANAGERS, "Manager Collection", members))
 
-    firmware = f"{ROOT}/UpdateService/FirmwareInventory/{MANAGER_ID}"
+    inventory = f"{ROOT}/UpdateService/FirmwareInventory"
+    firmware = f"{inventory}/{MANAGER_ID}"
+    images = [link(firmware)]
+    if ctx.firmware is not None:
+        images.append(link(f"{inventory}/{MANAGER_ID}-standby"))
+    reset_target = f"{ctx.manager_path}/Actions/{RESET_ACTION}"
 
     async def manager(request: Request) -> Response:
         if request.path_params["manager_id"] != MANAGER_ID:
             raise RedfishError(
                 404, "ResourceNotFound", "Manager", request.path_params["manager_id"]
             )
-        return respond(
-            resource(
-                "Manager",
-                ctx.manager_path,
-                Id=MANAGER_ID,
-                Name=f"BMC of {ctx.unit}",
-                ManagerType="BMC",
-                Model="Racklet BMC",
-                FirmwareVersion=ctx.firmware_version,
-                UUID=ctx.uuid,
-                ServiceEntryPointUUID=ctx.uuid,
-                PowerState="On",
-                DateTime=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                Status={"State": "Enabled", "Health": "OK"},
-                LogServices=link(f"{ctx.manager_path}/LogServices"),
-                NetworkProtocol=link(f"{ctx.manager_path}/NetworkProtocol"),
-                Links={
-                    "ManagerForServers": [link(ctx.system_path)],
-                    "ManagerForChassis": [link(ctx.chassis_path)],
-                    "ActiveSoftwareImage": link(firmware),
-                    "SoftwareImages": [link(firmware)],
-                },
-            )
+        body = resource(
+            "Manager",
+            ctx.manager_path,
+            Id=MANAGER_ID,
+            Name=f"BMC of {ctx.unit}",
+            ManagerType="BMC",
+            Model="Racklet BMC",
+            FirmwareVersion=ctx.firmware_version,
+            UUID=ctx.uuid,
+            ServiceEntryPointUUID=ctx.uuid,
+            PowerState="On",
+            DateTime=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            Status={"State": "Enabled", "Health": "OK"},
+            LogServices=link(f"{ctx.manager_path}/LogServices"),
+            NetworkProtocol=link(f"{ctx.manager_path}/NetworkProtocol"),
+            Links={
+                "ManagerForServers": [link(ctx.system_path)],
+                "ManagerForChassis": [link(ctx.chassis_path)],
+                "ActiveSoftwareImage": link(firmware),
+                "SoftwareImages": images,
+            },
         )
+        if ctx.firmware is not None:
+            body["Actions"] = {
+                f"#{RESET_ACTION}": {
+                    "target": reset_target,
+                    "ResetType@Redfish.AllowableValues": list(RESET_TYPES),
+                }
+            }
+        return respond(body)
+
+    async def reset(request: Request) -> Response:
+        _mine(request)
+        if ctx.firmware is None:
+            raise RedfishError(
+                405, "OperationNotAllowed", resolution="This BMC cannot restart itself."
+            )
+        body = await read_object(request)
+        for name in body:
+            if name != "ResetType":
+                raise RedfishError(400, "ActionParameterUnknown", RESET_ACTION, name)
+        reset_type = body.get("ResetType", "GracefulRestart")
+        if reset_type not in RESET_TYPES:
+            raise RedfishError(
+                400,
+                "ActionParameterValueNotInList",
+                json.dumps(reset_type),
+                "ResetType",
+                RESET_ACTION,
+                resolution=f"Use one of: {', '.join(RESET_TYPES)}.",
+            )
+        await ctx.firmware.reset()
+        return no_content()
 
     async def network_protocol(request: Request) -> Response:
         _mine(request)
         server = request.scope.get("server") or (None, None)
         https: dict[str, object] = {"ProtocolEnabled": request.url.scheme == "https"}
+        https["Certificates"] = link(f"{ctx.manager_path}/NetworkProtocol/HTTPS/Certificates")
         if https["ProtocolEnabled"] and isinstance(server[1], int):
             https["Port"] = server[1]
         return respond(
@@ -91,4 +132,5 @@ def routes(ctx: BmcContext) -> list[Route]:
         route(MANAGERS, GET=managers),
         route(f"{MANAGERS}/{{manager_id}}", GET=manager),
         route(f"{MANAGERS}/{{manager_id}}/NetworkProtocol", GET=network_protocol),
+        route(f"{MANAGERS}/{{manager_id}}/Actions/{RESET_ACTION}", POST=reset),
     ]

@@ -33,6 +33,7 @@ _FAMILIES = {
     "EventService": f"{ROOT}/EventService",
     "UpdateService": f"{ROOT}/UpdateService",
     "Tasks": f"{ROOT}/TaskService",
+    "CertificateService": f"{ROOT}/CertificateService",
 }
 
 

@@ -63,6 +63,10 @@ _VERSIONS: dict[str, str | None] = {
     "Task": "v1_7_4",
     "TaskCollection": None,
     "Message": "v1_3_0",
+    "CertificateService": "v1_2_1",
+    "CertificateLocations": "v1_0_4",
+    "Certificate": "v1_11_0",
+    "CertificateCollection": None,
     "Resource": "v1_23_0",
 }
 

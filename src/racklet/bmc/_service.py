@@ -20,7 +20,9 @@ from starlette.applications import Starlette
 
 from racklet.bmc._accounts import Accounts, read_accounts
 from racklet.bmc._app import RequestLogger, build_app
+from racklet.bmc._bmc_runtime import SELF_TEST_DEADLINE, BmcFirmware
 from racklet.bmc._boot import BootStatus
+from racklet.bmc._cert_store import CertificateStore
 from racklet.bmc._console import ConsoleLog, capture
 from racklet.bmc._context import BmcContext
 from racklet.bmc._events import EventBus
@@ -64,6 +66,11 @@ class BmcSettings:
     """Vouches for a pushed firmware image (the trust chain's); the default accepts none."""
     slots: SlotProvider | None = None
     """The unit's A/B boot slots; None: :class:`StagedSlots` in ``state_dir/firmware``."""
+    restart: Callable[[], None] | None = None
+    """Asks the host to restart this BMC (stop and start its listener and service, see
+    :class:`BmcHost`); None: the service restarts itself in place."""
+    self_test_deadline: float = SELF_TEST_DEADLINE
+    """Host seconds new BMC firmware has to pass its self-test before the BMC falls back."""
 
 
 def _service_uuid(state_dir: Path) -> str:
@@ -118,6 +125,12 @@ class BmcService:
             f"{self.context.chassis_path}/ThermalSubsystem/Fans",
         )
         self._accounts = Accounts(path=settings.state_dir / "accounts.json")
+        self.certificates = CertificateStore(
+            settings.unit,
+            settings.state_dir,
+            system_path=self.context.system_path,
+            manager_path=self.context.manager_path,
+        )
         self._link = LinkService(
             settings.unit,
             settings.state_dir,
@@ -125,12 +138,24 @@ class BmcService:
             self._log,
             clock=board.clock,
             restart=lambda: power.reset("ForceRestart"),
+            identity=self.certificates.unit_identity,
         )
         self.tasks = TaskRegistry(self._log)
+        self._restarting: asyncio.Task[None] | None = None
+        self._restart_again = False
+        self.firmware = BmcFirmware(
+            settings.state_dir,
+            settings.firmware_version,
+            self._log.bind(request="firmware"),
+            restart=settings.restart or self._restart_in_place,
+            deadline=settings.self_test_deadline,
+        )
+        self.context.firmware = self.firmware
         update = UpdateSetup(
             verifier=settings.image_verifier,
             slots=settings.slots or StagedSlots(settings.state_dir / "firmware"),
             uploads=settings.state_dir / "uploads",
+            bmc=self.firmware,
         )
         self.app: Starlette = build_app(
             self.context,
@@ -139,6 +164,7 @@ class BmcService:
             self.tasks,
             update,
             settings.cert_roles,
+            self.certificates,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -152,6 +178,8 @@ class BmcService:
         state_dir = self.settings.state_dir
         self._accounts.replace(await asyncio.to_thread(read_accounts, state_dir / "accounts.json"))
         self.context.uuid = await asyncio.to_thread(_service_uuid, state_dir)
+        await self.firmware.boot()
+        self.context.firmware_version = self.firmware.slots.running_version
         board, ctx = self.context.board, self.context
         unit = self.settings.unit
         self._tasks = [
@@ -162,14 +190,37 @@ class BmcService:
             asyncio.create_task(board.link.serve(self._link.handle), name=f"bmc:{unit}:link"),
             asyncio.create_task(self.fans.run(self.settings.fan_period), name=f"bmc:{unit}:fans"),
         ]
-        self._log.info(f"BMC started (firmware {self.settings.firmware_version})")
+        self.firmware.start_self_test(self.app, board)
+        self._log.info(f"BMC started (firmware {ctx.firmware_version})")
 
     def close_streams(self) -> None:
         """End every open event stream, so the HTTP server can stop without waiting on them."""
         self.context.events.close()
 
+    def _restart_in_place(self) -> None:
+        """No host to restart us: stop and start this service (the listener stays up)."""
+
+        async def restart() -> None:
+            while self._restart_again:
+                self._restart_again = False
+                await self._stop()
+                await self.start()
+
+        self._restart_again = True
+        if self._restarting is None or self._restarting.done():
+            self._restarting = asyncio.create_task(restart(), name="bmc:restart")
+
     async def stop(self) -> None:
+        restarting, self._restarting = self._restarting, None
+        if restarting is not None and restarting is not asyncio.current_task():
+            restarting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await restarting
+        await self._stop()
+
+    async def _stop(self) -> None:
         self.close_streams()
+        await self.firmware.stop()
         tasks, self._tasks = self._tasks, []
         await self.context.power.cancel_transition()
         await self.tasks.stop()

@@ -90,6 +90,7 @@ def system_body(ctx: BmcContext, override: BootOverride) -> dict[str, Any]:
         BootProgress=ctx.boot.redfish(),
         Boot=override.redfish(),
         LogServices=link(f"{path}/LogServices"),
+        Certificates=link(f"{path}/Certificates"),
         Links={"Chassis": [link(ctx.chassis_path)], "ManagedBy": [link(ctx.manager_path)]},
         SerialConsole={
             "MaxConcurrentSessions": MAX_CONSOLES,

@@ -7,9 +7,14 @@ the task verifies the image (the configured :data:`~racklet.bmc.ImageVerifier`),
 it to the unit's :class:`~racklet.bmc.SlotProvider`. The stored upload is deleted when the
 task ends, whatever the outcome: nothing unverified stays on the BMC.
 
+The BMC's own firmware has two slots too (:mod:`racklet.bmc._bmc_slots`): ``bmc`` is the
+running one, ``bmc-standby`` the other. A push must name ``bmc-standby`` in ``Targets`` to
+write it (pushes without ``Targets`` write the unit's inactive slot, as before). With
+``@Redfish.OperationApplyTime`` ``Immediate`` the BMC then try-boots it at once (it restarts);
+with ``OnReset`` it waits for ``Manager.Reset``.
+
 Deliberately not here: ``SimpleUpdate`` (the BMC would have to fetch an image from a URL the
-client names, i.e. open connections on a client's say-so) and updating the BMC's own
-firmware (it is listed, read-only).
+client names, i.e. open connections on a client's say-so).
 """
 
 from __future__ import annotations
@@ -30,9 +35,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from racklet.bmc._bmc_runtime import BmcFirmware
 from racklet.bmc._context import MANAGER_ID, BmcContext
 from racklet.bmc._errors import RedfishError
-from racklet.bmc._firmware import BootSlot, ImageUpload, ImageVerifier, SlotProvider
+from racklet.bmc._firmware import (
+    BootSlot,
+    ImageUpload,
+    ImageVerifier,
+    SlotProvider,
+    VerifiedImage,
+)
 from racklet.bmc._http import page, respond, route
 from racklet.bmc._schema import ROOT, collection, link, resource
 from racklet.bmc._tasks import Task, TaskRegistry
@@ -42,13 +54,14 @@ SERVICE = f"{ROOT}/UpdateService"
 INVENTORY = f"{SERVICE}/FirmwareInventory"
 MULTIPART = f"{SERVICE}/update-multipart"
 BMC_FIRMWARE = MANAGER_ID
+BMC_STANDBY = f"{MANAGER_ID}-standby"
 MAX_IMAGE = 64 * 1024 * 1024
 """Largest firmware image a multipart push may carry."""
 MAX_PARAMETERS = 16 * 1024
 """Largest ``UpdateParameters`` or ``OemParameters`` part."""
 _PARTS = ("UpdateParameters", "UpdateFile", "OemParameters")
 _PARAMETERS = ("Targets", "@Redfish.OperationApplyTime")
-_APPLY_TIMES = ("Immediate",)
+_APPLY_TIMES = ("Immediate", "OnReset")
 
 
 @dataclass(frozen=True)
@@ -58,6 +71,8 @@ class UpdateSetup:
     verifier: ImageVerifier
     slots: SlotProvider
     uploads: Path
+    bmc: BmcFirmware | None = None
+    """The BMC's own firmware slots; None: the BMC firmware is listed read-only."""
 
 
 def slot_id(slot: BootSlot) -> str:
@@ -84,20 +99,57 @@ def _slot_body(ctx: BmcContext, slot: BootSlot) -> dict[str, Any]:
     return body
 
 
-def _bmc_body(ctx: BmcContext) -> dict[str, Any]:
-    return resource(
+def _bmc_body(ctx: BmcContext, bmc: BmcFirmware | None) -> dict[str, Any]:
+    """The running BMC firmware; with slots, which one and whether it is on trial."""
+    slots = bmc.slots if bmc is not None else None
+    description = "running"
+    if slots is not None:
+        trial = "on trial" if slots.trying else "committed"
+        description = f"running, slot {slots.running}, {trial}"
+    body = resource(
         "SoftwareInventory",
         f"{INVENTORY}/{BMC_FIRMWARE}",
         Id=BMC_FIRMWARE,
         Name="BMC firmware",
+        Description=description,
         SoftwareId="racklet-bmc",
         Manufacturer="Racklet",
         Version=ctx.firmware_version,
         Updateable=False,
         WriteProtected=True,
-        Status={"State": "Enabled", "Health": "OK"},
+        Status={"State": "Enabled", "Health": "Warning" if slots and slots.trying else "OK"},
         RelatedItem=[link(ctx.manager_path)],
     )
+    if slots is not None:
+        # The committed version is the floor: while the running one is on trial they differ.
+        body["LowestSupportedVersion"] = slots.committed_version
+    return body
+
+
+def _standby_body(ctx: BmcContext, bmc: BmcFirmware) -> dict[str, Any]:
+    """The BMC firmware slot not running: where a push writes, what a reset would try."""
+    slots = bmc.slots
+    slot = slots.standby
+    version, failure = slots.version(slot), slots.failure(slot)
+    state = "StandbySpare" if version is not None else "Absent"
+    note = "committed fallback" if slot == slots.committed else "not committed"
+    body = resource(
+        "SoftwareInventory",
+        f"{INVENTORY}/{BMC_STANDBY}",
+        Id=BMC_STANDBY,
+        Name="BMC firmware, standby slot",
+        Description=f"slot {slot}, {note}" + (f"; given up: {failure}" if failure else ""),
+        SoftwareId="racklet-bmc",
+        Manufacturer="Racklet",
+        Updateable=slot != slots.committed,
+        WriteProtected=slot == slots.committed,
+        Status={"State": state, "Health": "Critical" if failure else "OK"},
+        RelatedItem=[link(ctx.manager_path)],
+    )
+    if version is not None:
+        body["Version"] = version
+    body["LowestSupportedVersion"] = slots.committed_version
+    return body
 
 
 def _json_part(value: Any, name: str) -> dict[str, Any]:
@@ -112,8 +164,11 @@ def _json_part(value: Any, name: str) -> dict[str, Any]:
     return parsed
 
 
-def _targets(parameters: Mapping[str, Any], updateable: list[str]) -> list[str]:
-    """The inventory URIs the push writes: those named (each must be updateable), or all."""
+def _targets(
+    parameters: Mapping[str, Any], updateable: list[str], explicit: list[str]
+) -> list[str]:
+    """The inventory URIs the push writes: those named (each must be updateable), or all of
+    ``updateable``; ``explicit`` ones (the BMC's own slot) are written only when named."""
     for name in parameters:
         if name not in _PARAMETERS:
             raise RedfishError(400, "PropertyUnknown", f"UpdateParameters/{name}")
@@ -124,19 +179,19 @@ def _targets(parameters: Mapping[str, Any], updateable: list[str]) -> list[str]:
             "PropertyValueNotInList",
             json.dumps(apply_time),
             "@Redfish.OperationApplyTime",
-            resolution="Use Immediate.",
+            resolution="Use Immediate or OnReset.",
         )
     targets = parameters.get("Targets", [])
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
         raise RedfishError(400, "PropertyValueTypeError", json.dumps(targets), "Targets")
     for target in targets:
-        if target.rstrip("/") not in updateable:
+        if target.rstrip("/") not in (*updateable, *explicit):
             raise RedfishError(
                 400,
                 "PropertyValueNotInList",
                 target,
                 "Targets",
-                resolution=f"Use one of: {', '.join(updateable)}.",
+                resolution=f"Use one of: {', '.join((*updateable, *explicit))}.",
             )
     chosen = [t.rstrip("/") for t in targets] or updateable
     if not chosen:
@@ -154,8 +209,12 @@ def _store(source: IO[bytes], target: Path) -> int:
 
 
 def routes(ctx: BmcContext, setup: UpdateSetup, registry: TaskRegistry) -> list[Route]:
+    standby_uri = f"{INVENTORY}/{BMC_STANDBY}"
+
     def inventory() -> dict[str, dict[str, Any]]:
-        items = {BMC_FIRMWARE: _bmc_body(ctx)}
+        items = {BMC_FIRMWARE: _bmc_body(ctx, setup.bmc)}
+        if setup.bmc is not None:
+            items[BMC_STANDBY] = _standby_body(ctx, setup.bmc)
         for slot in setup.slots.slots():
             items[slot_id(slot)] = _slot_body(ctx, slot)
         return items
@@ -250,7 +309,10 @@ def routes(ctx: BmcContext, setup: UpdateSetup, registry: TaskRegistry) -> list[
             if "OemParameters" in parts
             else None
         )
-        targets = _targets(parameters, list(updateable()))
+        bmc_writable = (
+            setup.bmc is not None and setup.bmc.slots.standby != setup.bmc.slots.committed
+        )
+        targets = _targets(parameters, list(updateable()), [standby_uri] if bmc_writable else [])
         file = parts["UpdateFile"]
         if not isinstance(file, UploadFile):
             raise RedfishError(
@@ -279,6 +341,9 @@ def routes(ctx: BmcContext, setup: UpdateSetup, registry: TaskRegistry) -> list[
         task.progress(50)
         slots = updateable()
         for target in targets:
+            if target == standby_uri and setup.bmc is not None:
+                await install_bmc(task, upload, image, name)
+                continue
             slot = slots.get(target)
             if slot is None:  # the slots changed while the task ran
                 raise RedfishError(409, "Update.ApplyFailed", name, target)
@@ -289,6 +354,23 @@ def routes(ctx: BmcContext, setup: UpdateSetup, registry: TaskRegistry) -> list[
                     500, "Update.ApplyFailed", name, target, resolution=str(exc)
                 ) from exc
             task.progress(90, "Update.UpdateSuccessful", target, f"{image.name} {image.version}")
+
+    async def install_bmc(task: Task, upload: ImageUpload, image: VerifiedImage, name: str) -> None:
+        assert setup.bmc is not None
+        try:
+            slot = await setup.bmc.install(upload.path, image.version)
+        except ImageRejected as exc:
+            raise RedfishError(
+                400, "Update.VerificationFailed", name, standby_uri, resolution=str(exc)
+            ) from exc
+        except (BmcError, OSError) as exc:
+            raise RedfishError(
+                500, "Update.ApplyFailed", name, standby_uri, resolution=str(exc)
+            ) from exc
+        ctx.log.info(f"BMC firmware {image.version} written to slot {slot}")
+        task.progress(90, "Update.UpdateSuccessful", standby_uri, f"{image.name} {image.version}")
+        if upload.parameters.get("@Redfish.OperationApplyTime", "Immediate") == "Immediate":
+            await setup.bmc.reset()  # the host restarts the BMC after this task has ended
 
     return [
         route(SERVICE, GET=service),

@@ -528,6 +528,55 @@ class TufRepository:
             else:
                 self._commit({}, now)
 
+    def ensure_channel(self, channel: str) -> bool:
+        """Add ``channel`` (a delegation of ``targets``, its own online key) if this
+        repository lacks it, e.g. ``bmc-firmware`` in a rack created before that channel
+        existed. Idempotent; True if it was added.
+
+        The root does not change (delegations live in ``targets``), so every trust anchor
+        already handed out stays valid. Order: the channel's key and version-1 metadata, a new
+        ``targets`` naming it, then snapshot and timestamp (the switch), then the settings
+        file; a crash before the switch leaves the old state served and is redone next time.
+        """
+        if not valid_name(channel) or channel in (*ONLINE_ROLES, "root"):
+            raise PublishError(f"invalid channel name {channel!r}")
+        try:
+            with self._locked():
+                return self._ensure_channel(channel)
+        except OSError as exc:
+            raise PublishError(f"cannot add channel {channel} in {self.base}: {exc}") from exc
+
+    def _ensure_channel(self, channel: str) -> bool:
+        settings_path = self.base / SETTINGS
+        settings = json.loads(settings_path.read_text())
+        snapshot = self._snapshot()
+        targets = self._targets("targets", snapshot)
+        delegations = targets.signed.delegations
+        if delegations is None or delegations.roles is None:
+            raise RepositoryError("the targets role delegates no channel")
+        added = channel not in delegations.roles
+        if added:
+            now = _now()
+            signer = new_key(self.online_keys_dir, channel)
+            self._write_versioned(
+                channel, Metadata(Targets(expires=now + self.expiry.targets)), signer
+            )
+            keyid = signer.public_key.keyid
+            delegations.keys[keyid] = signer.public_key
+            delegations.roles[channel] = DelegatedRole(
+                channel, [keyid], 1, True, paths=[f"{channel}/*", f"{channel}/*/*/*"]
+            )
+            targets.signed.version += 1
+            targets.signed.expires = now + self.expiry.targets
+            self._write_versioned("targets", targets, self._signers("targets")[0])
+            self._commit({"targets.json": targets.signed.version, f"{channel}.json": 1}, now)
+        if channel not in settings["channels"]:
+            settings["channels"].append(channel)
+            write_atomic(settings_path, json.dumps(settings, indent=2) + "\n")
+        if channel not in self.channels:
+            self.channels = (*self.channels, channel)
+        return added
+
     def remove(self) -> None:
         """Delete the repository, keys included (factory reset)."""
         shutil.rmtree(self.base, ignore_errors=True)

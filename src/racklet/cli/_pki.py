@@ -1,14 +1,18 @@
 """``racklet pki status|renew|revoke``: the rack CA's identities, on the management host.
 
 ``status`` lists every certificate in the state dir with its subject, usage, expiry and days
-left, flagging those expiring within 30 days; ``renew`` re-issues the identities with less
-than a third of their lifetime left (or the named ones); ``revoke`` adds a certificate to the
-CA's CRL (``pki/crl.pem``). Processes load their certificates and the CRL when they start.
+left, flagging those expiring within 30 days, then each unit's identity and BMC HTTPS
+certificate as its BMC reports them (their keys live in the BMCs; the controller renews them
+through Redfish CertificateService, so they are short-lived); ``renew`` re-issues the
+identities with less than a third of their lifetime left (or the named ones); ``revoke`` adds a
+certificate to the CA's CRL (``pki/crl.pem``). Processes load their certificates and the CRL
+when they start.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -16,7 +20,13 @@ from typing import Any
 from racklet import config as rack_config
 from racklet.cli._format import render_rows
 from racklet.pki import PkiError, RackCA, inventory, renew_due, revoke
-from racklet.pki._inventory import EXPIRING_DAYS
+from racklet.pki._inventory import BMC_HELD, EXPIRING_DAYS
+from racklet.redfish import RedfishClient, RedfishClientError
+
+_BMC_CERTIFICATES = (
+    ("identity", "/redfish/v1/Systems/{unit}/Certificates/1"),
+    ("https", "/redfish/v1/Managers/bmc/NetworkProtocol/HTTPS/Certificates/1"),
+)
 
 
 def add_pki_parser(commands: Any) -> None:
@@ -49,7 +59,8 @@ def _read(path: Path) -> bytes:
 
 
 def cmd_pki_status(args: argparse.Namespace) -> int:
-    state = _state(args)
+    config = rack_config.load(args.config)
+    state = Path(config.state_dir)
     now = dt.datetime.now(dt.UTC)
     rows: list[tuple[str, ...]] = [
         ("IDENTITY", "SUBJECT", "USAGE", "NOT AFTER", "DAYS LEFT", "STATE")
@@ -69,12 +80,62 @@ def cmd_pki_status(args: argparse.Namespace) -> int:
             )
         )
     print(render_rows(rows))
+    held = asyncio.run(_bmc_rows(config, now))
+    print("Held by the BMCs (as they report them; the controller renews them through Redfish):")
+    header = ("UNIT", "CERTIFICATE", "SUBJECT", "NOT AFTER", "DAYS LEFT", "STATE")
+    print(render_rows([header, *held]))
+    bmc_flagged = sum(row[-1] != "ok" for row in held)
+    if bmc_flagged:
+        print(f"{bmc_flagged} BMC-held row(s) need attention (missing, unreachable, due, expired)")
     if flagged:
         print(
             f"{flagged} identit{'y needs' if flagged == 1 else 'ies need'} attention "
             f"(expired, revoked, or under {EXPIRING_DAYS} days left)"
         )
     return 0
+
+
+def _bmc_state(not_before: dt.datetime, not_after: dt.datetime, now: dt.datetime) -> str:
+    if now >= not_after:
+        return "EXPIRED"
+    return "DUE" if (not_after - now) < (not_after - not_before) / 3 else "ok"
+
+
+async def _bmc_unit(
+    config: rack_config.RackConfig, unit: rack_config.UnitConfig, now: dt.datetime
+) -> list[tuple[str, ...]]:
+    """The rows of one unit's BMC: what it reports, or why it could not be asked."""
+    client = RedfishClient(
+        unit.bmc.url,
+        unit.bmc.username,
+        unit.bmc.password,
+        ca_bundle=config.layout.ca_cert,
+        timeout=3.0,
+    )
+    rows: list[tuple[str, ...]] = []
+    try:
+        for label, uri in _BMC_CERTIFICATES:
+            body = await client.certificate(uri.format(unit=unit.name))
+            if body is None:
+                rows.append((unit.name, label, "-", "-", "-", "MISSING"))
+                continue
+            before = dt.datetime.fromisoformat(str(body["ValidNotBefore"]))
+            after = dt.datetime.fromisoformat(str(body["ValidNotAfter"]))
+            subject = str((body.get("Subject") or {}).get("CommonName", "-"))
+            days = (after - now) / dt.timedelta(days=1)
+            state = _bmc_state(before, after, now)
+            stamp = after.strftime("%Y-%m-%dT%H:%MZ")
+            rows.append((unit.name, label, subject, stamp, f"{days:.1f}", state))
+    except (RedfishClientError, KeyError, ValueError, TypeError):
+        rows.append((unit.name, "-", "-", "-", "-", "UNREACHABLE"))
+    finally:
+        await client.aclose()
+    return rows
+
+
+async def _bmc_rows(config: rack_config.RackConfig, now: dt.datetime) -> list[tuple[str, ...]]:
+    found = await asyncio.gather(*(_bmc_unit(config, unit, now) for unit in config.units))
+    return [row for rows in found for row in rows]
 
 
 def cmd_pki_renew(args: argparse.Namespace) -> int:
@@ -84,6 +145,11 @@ def cmd_pki_renew(args: argparse.Namespace) -> int:
         renewed = []
         for name in args.certs:
             path = Path(name)
+            if (path.parent / BMC_HELD).is_dir():
+                raise PkiError(
+                    f"{path} is held by its BMC: the controller renews it through Redfish "
+                    "CertificateService (see docs/pki.md)"
+                )
             fresh = ca.renew(_read(path))
             fresh.write(path.parent, path.stem)
             renewed.append(path)

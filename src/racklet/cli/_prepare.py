@@ -76,7 +76,7 @@ def _previous_ports(layout: StateLayout, reassign: bool) -> dict[str, int]:
 
 
 def _port_roles(units: int, controllers: int) -> list[str]:
-    roles = ["api", "machine"]
+    roles = ["api", "machine", "bulk"]
     for index in range(units):
         roles += [f"bmc:unit-{index + 1}", f"agent:unit-{index + 1}"]
     roles.append("rmc")
@@ -148,7 +148,13 @@ def prepare(
 
     tuf_root = _ensure_boot_repo(layout, settings)
 
-    controller = ControllerConfig(apiPort=port["api"], machinePort=port["machine"])
+    controller = ControllerConfig(
+        apiPort=port["api"], machinePort=port["machine"], bulkPort=port["bulk"]
+    )
+    peers = [
+        ControllerConfig(apiPort=port[f"api:{n}"], machinePort=port[f"machine:{n}"])
+        for n in (f"controller-{i}" for i in range(2, controllers + 1))
+    ]
     token = _read_secret(layout.controller / "api.token") or secrets.token_urlsafe(32)
     write_private(layout.controller / "api.token", token)
 
@@ -158,7 +164,10 @@ def prepare(
         bmc_dir = layout.bmc(name)
         bmc_dir.mkdir(parents=True, exist_ok=True)
         _ensure_identity(ca, bmc_dir, "server", common_name=f"{name}-bmc")
-        _ensure_identity(ca, bmc_dir, "identity", common_name=name, server=True, client=True)
+        # The unit's identity key is made by its BMC and certified by the controller through
+        # Redfish CertificateService (docs/pki.md); one made here by an older racklet goes.
+        for legacy in ("identity.key", "identity.crt"):
+            (bmc_dir / legacy).unlink(missing_ok=True)
         password = _read_secret(bmc_dir / "admin.password")
         if password is None:
             password = secrets.token_urlsafe(18)
@@ -166,6 +175,10 @@ def prepare(
             write_accounts(bmc_dir / "accounts.json", BMC_USER, password)
         trust = {
             "bootServer": controller.machine_url,
+            # Every controller's machine listener: heartbeats go to each, so whoever leads
+            # sees the unit (controllers keep heartbeats in memory, not in the store).
+            "bootServers": [controller.machine_url, *(p.machine_url for p in peers)],
+            "targetsUrl": controller.targets_url,  # large targets: the bulk-target server
             "tufRoot": tuf_root,
             "channel": "stable",
             "caBundle": ca.cert_pem.decode(),
@@ -199,10 +212,7 @@ def prepare(
         controller=controller,
         units=unit_configs,
         rmc=rmc,
-        peerControllers=[
-            ControllerConfig(apiPort=port[f"api:{n}"], machinePort=port[f"machine:{n}"])
-            for n in (f"controller-{i}" for i in range(2, controllers + 1))
-        ],
+        peerControllers=peers,
     )
     save(config)
     _save_peer_configs(config)

@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 from racklet import config as rack_config
 from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, GitSource, ObjectMeta, Rack, RackSpec
+from racklet.boot import BulkTargetServer
+from racklet.controller._certificates import UnitCertificates
 from racklet.controller._gitops import GitSources
 from racklet.controller._heartbeats import HeartbeatRegistry
 from racklet.controller._housekeeping import TufRefresher
@@ -92,6 +94,21 @@ def open_store(config: rack_config.RackConfig) -> SqliteStore | EtcdStore:
     )
 
 
+def _bulk_server(config: rack_config.RackConfig) -> BulkTargetServer | None:
+    """Large targets on their own mutual-TLS port (``controller.bulkPort`` in racklet.yaml),
+    with the machine listener's identity, rack CA and CRL; None if the rack names no port
+    (units then fetch targets from ``/boot/v1/targets/`` on the machine listener)."""
+    port = config.controller.bulk_port
+    if port is None:
+        return None
+    layout = config.layout
+    tls = layout.controller
+    context = server_context_with_crl(
+        tls / "server.crt", tls / "server.key", ca=layout.ca_cert, crl=layout.pki / CRL_NAME
+    )
+    return BulkTargetServer(layout.boot / "repo" / "targets", context, port=port)
+
+
 def _boot_app(repo: Path) -> object | None:
     try:
         from racklet.boot.server import create_boot_app
@@ -111,6 +128,7 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
     election: LeaderElection | None = None
     acting: Store = store
     fence = None
+    identity = f"{socket.gethostname()}/{os.getpid()}/api:{config.controller.api_port}"
     if isinstance(store, EtcdStore):
 
         async def elected() -> None:
@@ -123,7 +141,6 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
             await gitops.stop_watching()
             await runtime.stop()
 
-        identity = f"{socket.gethostname()}/{os.getpid()}/api:{config.controller.api_port}"
         election = LeaderElection(
             store.gateway,
             store.prefix + b"leader",
@@ -152,17 +169,20 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
             acting, clients, heartbeats, rack_name=config.rack.name, observer=metrics, fence=fence
         ),
     )
-    registry.register(Rack, RackReconciler(acting, observer=metrics))
+    registry.register(Rack, RackReconciler(acting, observer=metrics, controller=identity))
     gitops = GitSources(acting, layout.controller / "gitops")
     registry.register(GitSource, gitops)
-    refresher = TufRefresher(layout.boot)
+    refresher = TufRefresher(layout.boot, is_leader=lambda: election is None or election.is_leader)
 
     def enqueue(kind: str, name: str) -> None:
         if runtime is not None:
             runtime.enqueue(kind, name)
 
-    register_release_reconcilers(registry, acting, layout.boot, enqueue=enqueue)
+    register_release_reconcilers(registry, acting, layout.boot, enqueue=enqueue, bmcs=clients)
     pki_maintenance = PkiMaintenance(layout.root)
+    unit_certificates = UnitCertificates(
+        acting, clients, layout.pki, is_leader=lambda: election is None or election.is_leader
+    )
     runtime = Runtime(
         registry,
         store,
@@ -173,6 +193,7 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
     if election is not None:
         metrics.watch_leader(lambda: election.is_leader)
     servers: list[AppServer] = []
+    bulk: BulkTargetServer | None = None
     try:
         await declare(store, config)
         api_app = create_api_app(
@@ -219,8 +240,12 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
             await election.start()
         await refresher.start()
         await pki_maintenance.start()
+        await unit_certificates.start()
         for server in servers:
             await server.start()
+        bulk = _bulk_server(config)
+        if bulk is not None:
+            await bulk.start()
         log.info(
             "controller of %s up: API on %d, machines on %d",
             config.rack.name,
@@ -230,8 +255,11 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
         await stop.wait()
         log.info("stopping")
     finally:
+        await unit_certificates.stop()
         await pki_maintenance.stop()
         await refresher.stop()
+        if bulk is not None:
+            await bulk.stop()
         for server in reversed(servers):
             await server.stop()
         if election is not None:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from racklet.api import Release, Rollout
 from racklet.controller._runtime import Registry
+from racklet.controller.reconcilers._bmc_firmware import BmcFirmwareRollouts, FirmwareBmc
 from racklet.controller.reconcilers._release import Channels, ReleaseReconciler, TufChannels
 from racklet.controller.reconcilers._rollout import RolloutReconciler
 from racklet.log import get_logger
@@ -30,11 +31,20 @@ def register_release_reconcilers(
     enqueue: Callable[[str, str], None] | None = None,
     clock: Callable[[], float] = time.time,
     channels: Channels | None = None,
+    bmcs: Mapping[str, FirmwareBmc] | None = None,
 ) -> Channels:
-    """Register the Release and Rollout reconcilers over the TUF repository in ``boot_dir``."""
+    """Register the Release and Rollout reconcilers over the TUF repository in ``boot_dir``.
+
+    With ``bmcs`` (unit name to its BMC's Redfish client), Rollouts of the ``bmc-firmware``
+    channel push BMC firmware through each BMC's UpdateService.
+    """
     channels = channels or TufChannels(boot_dir)
+    bmc_firmware = BmcFirmwareRollouts(bmcs, boot_dir) if bmcs else None
     registry.register(Release, ReleaseReconciler(store, channels))
-    registry.register(Rollout, RolloutReconciler(store, channels, clock=clock, enqueue=enqueue))
+    registry.register(
+        Rollout,
+        RolloutReconciler(store, channels, clock=clock, enqueue=enqueue, bmc_firmware=bmc_firmware),
+    )
     return channels
 
 

@@ -24,6 +24,9 @@ from racklet.pki.errors import PkiError
 
 EXPIRING_DAYS = 30
 RENEW_FRACTION = 1 / 3
+BMC_HELD = "certificates"
+"""A state dir holding this subdirectory is a BMC's that makes its own keys (its
+CertificateService); the controller renews those identities by CSR, never by file."""
 
 
 @dataclass(frozen=True)
@@ -72,10 +75,16 @@ def _usage(cert: x509.Certificate) -> str:
 
 
 def inventory(state_dir: Path) -> list[IdentityInfo]:
-    """Every ``*.crt`` below ``state_dir`` (sorted by path); unreadable files are an error."""
+    """Every ``*.crt`` below ``state_dir`` (sorted by path); unreadable files are an error.
+
+    Not those in a BMC's state dir once the BMC holds its own keys (``certificates/``): the
+    BMC reports them through Redfish and the controller renews them by CSR.
+    """
     revoked = revoked_serials(state_dir / "pki") if (state_dir / "pki").is_dir() else {}
     found: list[IdentityInfo] = []
     for path in sorted(state_dir.rglob("*.crt")):
+        if (path.parent / BMC_HELD).is_dir():
+            continue  # a BMC that holds its own keys reports them itself (``racklet pki status``)
         try:
             cert = x509.load_pem_x509_certificate(path.read_bytes())
         except (OSError, ValueError) as exc:
@@ -100,8 +109,9 @@ def renew_due(
 ) -> list[Path]:
     """Renew each leaf identity with less than ``fraction`` of its lifetime left.
 
-    Only identities whose key (``<stem>.key``) sits beside the certificate are renewed: a
-    certificate for a key held elsewhere (a BMC's) is renewed by signing a new CSR instead.
+    Only identities whose key (``<stem>.key``) sits beside the certificate are renewed, and
+    not in a BMC's state dir once it holds its own keys (``certificates/``): a certificate for
+    a key held elsewhere is renewed by signing a new CSR instead.
     Revoked identities are not renewed. Returns the certificate paths renewed. Call it
     periodically (the controller does, see docs/pki.md).
     """

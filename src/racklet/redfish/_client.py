@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json as _json
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,37 @@ from racklet.redfish._resources import ChassisView, EnvironmentView, SystemView
 from racklet.redfish.errors import RedfishClientError, RedfishError, RedfishUnreachable
 
 SESSIONS = "/redfish/v1/SessionService/Sessions"
+UPDATE_SERVICE = "/redfish/v1/UpdateService"
+FIRMWARE_INVENTORY = f"{UPDATE_SERVICE}/FirmwareInventory"
 RESET_TYPES = ("On", "ForceOff", "GracefulShutdown", "ForceRestart", "PowerCycle")
 _MAX_PAGES = 1000
+
+
+@dataclass(frozen=True)
+class BmcFirmwareView:
+    """What a BMC says of its own firmware slots."""
+
+    version: str
+    committed: bool
+    """False while the running firmware is on trial (not committed yet)."""
+    standby_version: str | None
+    standby_failure: str | None
+    """Why the standby slot's image was given up (a failed self-test), if it was."""
+
+    @classmethod
+    def from_json(cls, running: dict[str, Any], standby: dict[str, Any]) -> BmcFirmwareView:
+        """The BMC shows its committed version as ``LowestSupportedVersion`` (the floor), and
+        an image it gave up as a Critical standby slot whose description says why."""
+        version = str(running.get("Version") or "")
+        floor = running.get("LowestSupportedVersion")
+        health = (standby.get("Status") or {}).get("Health")
+        _, _, why = str(standby.get("Description") or "").partition("given up: ")
+        return cls(
+            version=version,
+            committed=floor is None or floor == version,
+            standby_version=str(standby["Version"]) if standby.get("Version") else None,
+            standby_failure=(why or "given up") if health == "Critical" else None,
+        )
 
 
 class RedfishClient:
@@ -77,29 +108,31 @@ class RedfishClient:
             return token
 
     async def _send(
-        self, method: str, path: str, *, json: Any = None, token: str | None
+        self, method: str, path: str, *, json: Any = None, token: str | None, files: Any = None
     ) -> httpx.Response:
         headers = {"X-Auth-Token": token} if token else {}
         try:
-            return await self._http.request(method, path, json=json, headers=headers)
+            return await self._http.request(method, path, json=json, headers=headers, files=files)
         except httpx.TransportError as exc:
             raise RedfishUnreachable(
                 f"{self.base_url}: {type(exc).__name__}: {exc or 'no answer'}"
             ) from exc
 
-    async def _request(self, method: str, path: str, json: Any = None) -> httpx.Response:
+    async def _request(
+        self, method: str, path: str, json: Any = None, files: Any = None
+    ) -> httpx.Response:
         if self._certificate_login:
             # Mutual TLS is the login: no password crosses the wire while the BMC accepts it.
-            response = await self._send(method, path, json=json, token=None)
+            response = await self._send(method, path, json=json, token=None, files=files)
             if response.status_code != 401:
                 _raise_for_status(response)
                 return response
             self._certificate_login = False  # this BMC does not map our certificate: sessions
         token = self._token or await self._login(None)
-        response = await self._send(method, path, json=json, token=token)
+        response = await self._send(method, path, json=json, token=token, files=files)
         if response.status_code == 401:
             token = await self._login(token)
-            response = await self._send(method, path, json=json, token=token)
+            response = await self._send(method, path, json=json, token=token, files=files)
         _raise_for_status(response)
         return response
 
@@ -134,6 +167,53 @@ class RedfishClient:
             json={"ResetType": reset_type},
         )
 
+    # -- BMC firmware (UpdateService, the A/B slots of the BMC itself) -------------------------
+
+    async def bmc_firmware(self) -> BmcFirmwareView:
+        """The BMC's running firmware and its standby slot."""
+        running = await self.get(f"{FIRMWARE_INVENTORY}/bmc")
+        try:
+            standby = await self.get(f"{FIRMWARE_INVENTORY}/bmc-standby")
+        except RedfishError as exc:
+            if exc.status != 404:
+                raise
+            standby = {}
+        return BmcFirmwareView.from_json(running, standby)
+
+    async def push_bmc_firmware(
+        self, image: bytes, oem_parameters: dict[str, Any], *, apply_time: str = "Immediate"
+    ) -> str:
+        """Multipart push of a signed image to the BMC's standby slot; the task monitor URI.
+
+        With ``Immediate`` the BMC try-boots it as soon as it is written (it restarts); this
+        needs only ``ConfigureComponents``, which the controller's certificate login has."""
+        parameters = {
+            "Targets": [f"{FIRMWARE_INVENTORY}/bmc-standby"],
+            "@Redfish.OperationApplyTime": apply_time,
+        }
+        files = {
+            "UpdateParameters": (None, _json.dumps(parameters), "application/json"),
+            "UpdateFile": ("bmc-firmware.img", image, "application/octet-stream"),
+            "OemParameters": (None, _json.dumps(oem_parameters), "application/json"),
+        }
+        push_uri = (await self.get(UPDATE_SERVICE)).get("MultipartHttpPushUri")
+        if not isinstance(push_uri, str) or not push_uri:
+            raise RedfishError(200, "the BMC's UpdateService offers no MultipartHttpPushUri")
+        response = await self._request("POST", push_uri, files=files)
+        monitor = response.headers.get("Location")
+        if not monitor:
+            raise RedfishError(response.status_code, "the firmware push returned no task monitor")
+        return str(monitor)
+
+    async def task_outcome(self, monitor: str) -> str | None:
+        """None while the task runs (or is gone with a restarted BMC), else ``"OK"`` or the
+        message of the error that ended it."""
+        try:
+            response = await self._request("GET", monitor)
+        except RedfishError as exc:
+            return None if exc.status == 404 else exc.message
+        return None if response.status_code == 202 else "OK"
+
     async def console_entries(self, system_id: str, skip: int = 0) -> list[str]:
         """The unit's captured UART lines from ``skip`` on, following ``nextLink`` pages."""
         path: str | None = f"/redfish/v1/Systems/{system_id}/LogServices/Console/Entries"
@@ -163,6 +243,70 @@ class RedfishClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    # -- certificates (CertificateService) --------------------------------------------------
+    # Making keys and installing certificates needs ConfigureManager, which the controller's
+    # certificate login (an Operator) lacks: these calls go through the account's session.
+
+    async def _as_manager(self, method: str, path: str, json: Any = None) -> httpx.Response:
+        token = self._token or await self._login(None)
+        response = await self._send(method, path, json=json, token=token)
+        if response.status_code == 401:
+            token = await self._login(token)
+            response = await self._send(method, path, json=json, token=token)
+        if 400 <= response.status_code < 500:
+            # A refused certificate says why in its Resolution: keep it in the error.
+            message = _error_message(response)
+            with contextlib.suppress(ValueError, AttributeError, IndexError, KeyError, TypeError):
+                resolution = response.json()["error"]["@Message.ExtendedInfo"][0]["Resolution"]
+                message = f"{message} {resolution}" if resolution != "None." else message
+            raise RedfishError(response.status_code, message)
+        _raise_for_status(response)
+        return response
+
+    async def certificate(self, uri: str) -> dict[str, Any] | None:
+        """The Certificate resource at ``uri``; None when the BMC holds none there (404)."""
+        try:
+            return await self.get(uri)
+        except RedfishError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    async def generate_csr(
+        self, collection: str, common_name: str, alternative_names: tuple[str, ...] = ()
+    ) -> str:
+        """Ask the BMC for a new key in ``collection``; return its CSR (PEM)."""
+        body: dict[str, Any] = {
+            "CertificateCollection": {"@odata.id": collection},
+            "CommonName": common_name,
+            "KeyPairAlgorithm": "TPM_ALG_ECDSA",
+            "KeyCurveId": "TPM_ECC_NIST_P256",
+        }
+        if alternative_names:
+            body["AlternativeNames"] = list(alternative_names)
+        response = await self._as_manager(
+            "POST", "/redfish/v1/CertificateService/Actions/CertificateService.GenerateCSR", body
+        )
+        try:
+            csr = response.json().get("CSRString")
+        except (ValueError, AttributeError) as exc:
+            raise RedfishError(response.status_code, "GenerateCSR did not return JSON") from exc
+        if not isinstance(csr, str) or not csr:
+            raise RedfishError(response.status_code, "GenerateCSR returned no CSRString")
+        return csr
+
+    async def replace_certificate(self, uri: str, certificate_pem: str) -> None:
+        """Install ``certificate_pem`` (for the key the last GenerateCSR made) at ``uri``."""
+        await self._as_manager(
+            "POST",
+            "/redfish/v1/CertificateService/Actions/CertificateService.ReplaceCertificate",
+            {
+                "CertificateString": certificate_pem,
+                "CertificateType": "PEM",
+                "CertificateUri": {"@odata.id": uri},
+            },
+        )
 
 
 def _raise_for_status(response: httpx.Response) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import signal
 import sys
 from pathlib import Path
@@ -15,14 +16,15 @@ from urllib.parse import urlsplit
 
 from racklet import config as rack_config
 from racklet import log
-from racklet.bmc import BmcService, BmcSettings, TufImageVerifier
+from racklet.bmc import BmcHost, BmcSettings, TufImageVerifier
 from racklet.errors import RackletError
-from racklet.net import AppServer, run_loop, server_context
+from racklet.net import run_loop, server_context
 from racklet.rmc import RunningRmc, serve_rmc
 from racklet.twin._clock import SimClock
 from racklet.twin._firmware import unit_firmware
 
-BMC_FIRMWARE_VERSION = "racklet-bmc 0.1.0"
+BMC_FIRMWARE_VERSION = "0.1.0"
+"""The factory firmware in slot A of every twin BMC (a release on ``bmc-firmware`` replaces it)."""
 
 
 async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
@@ -43,14 +45,13 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
         storage_root=layout.root / "units",
         agent_ports={unit.name: unit.agent_port for unit in config.units},
     )
-    services: list[BmcService] = []
+    hosts: list[BmcHost] = []
     rmc: RunningRmc | None = None
-    servers: list[AppServer] = []
     try:
         await rack.start()
         for unit in config.units:
             bmc_dir = layout.bmc(unit.name)
-            service = BmcService(
+            host = BmcHost(  # a BMC restart really stops and restarts its listener and service
                 rack.board(unit.name),
                 BmcSettings(
                     unit=unit.name,
@@ -60,20 +61,17 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
                     # A board's BMC is configured with the halted draw of the unit it carries.
                     halted_watts=rack.unit(unit.name).profile.halted_watts + 0.3,
                 ),
-            )
-            await service.start()
-            services.append(service)
-            server = AppServer(
-                service.app,
                 port=urlsplit(unit.bmc.url).port or 443,
                 # Client certificates from the rack CA are a login method (the controller's).
-                ssl_context=server_context(
-                    bmc_dir / "server.crt", bmc_dir / "server.key", ca=layout.ca_cert
+                ssl_context=functools.partial(
+                    server_context,
+                    bmc_dir / "server.crt",
+                    bmc_dir / "server.key",
+                    ca=layout.ca_cert,
                 ),
-                name=f"bmc:{unit.name}",
             )
-            await server.start()
-            servers.append(server)
+            await host.start()
+            hosts.append(host)
         if config.rmc is not None:
             rmc = await serve_rmc(config, port=urlsplit(config.rmc.url).port or 443)
         logger.info(f"twin of {config.rack.units} units running at speed {config.rack.speed}")
@@ -81,12 +79,10 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
     finally:
         if rmc is not None:
             await rmc.stop()
-        for service in services:
-            service.close_streams()  # open SSE streams would hold the servers' shutdown
-        for server in reversed(servers):
-            await server.stop()
-        for service in reversed(services):
-            await service.stop()
+        for host in hosts:
+            host.close_streams()  # open SSE streams would hold the servers' shutdown
+        for host in reversed(hosts):
+            await host.stop()
         await rack.stop()
         logger.info("twin stopped")
 

@@ -23,6 +23,8 @@ from racklet.controller.errors import TemporaryError
 from racklet.store import NotFound, Store
 
 RECHECK_SECONDS = 30.0
+BMC_FIRMWARE_CHANNEL = "bmc-firmware"
+"""The channel of BMC firmware releases (what a BMC's TUF image verifier accepts)."""
 _T = TypeVar("_T")
 
 
@@ -53,11 +55,20 @@ class Channels(Protocol):
 class TufChannels:
     """:class:`Channels` over the rack's TUF repository in ``base`` (``<stateDir>/boot``)."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, *, required: tuple[str, ...] = (BMC_FIRMWARE_CHANNEL,)) -> None:
+        """``required`` channels are added to the repository at first use if it lacks them
+        (racks created before the ``bmc-firmware`` channel existed)."""
         self._base = base
+        self._required = required
+        self._migrated = False
 
     def _repo(self) -> TufRepository:
-        return TufRepository.open(self._base)
+        repo = TufRepository.open(self._base)
+        if not self._migrated:
+            for channel in self._required:
+                repo.ensure_channel(channel)
+            self._migrated = True
+        return repo
 
     async def current(self, channel: str) -> ChannelPointer | None:
         def read() -> ChannelPointer | None:

@@ -20,6 +20,9 @@ controller carries on where the last one stopped. One pass:
   ``RolledBack``); units that already committed the new release keep it, because the BMC's
   rollback counter forbids booting below a committed version. Without it: phase ``Failed``.
 
+A Release of the ``bmc-firmware`` channel is rolled out to the units' BMCs instead (same
+strategy and rules, see :mod:`racklet.controller.reconcilers._bmc_firmware`).
+
 Deliberately not here: per-rollout channels. Units follow the channel their BMC's trust bundle
 names, so a unit outside the batch that reboots for another reason also picks the release up.
 """
@@ -42,6 +45,8 @@ from racklet.api import (
     set_condition,
 )
 from racklet.controller.errors import TemporaryError
+from racklet.controller.reconcilers._bmc_firmware import CHANNEL as BMC_FIRMWARE
+from racklet.controller.reconcilers._bmc_firmware import BmcFirmwareRollouts
 from racklet.controller.reconcilers._release import Channels
 from racklet.store import Conflict, NotFound, Store
 
@@ -64,8 +69,10 @@ class RolloutReconciler:
         clock: Callable[[], float] = time.time,
         enqueue: Callable[[str, str], None] | None = None,
         poll_seconds: float = 2.0,
+        bmc_firmware: BmcFirmwareRollouts | None = None,
     ) -> None:
         self._store = store
+        self._bmc_firmware = bmc_firmware
         self._channels = channels
         self._clock = clock
         self._enqueue = enqueue or (lambda _kind, _name: None)
@@ -121,6 +128,8 @@ class _Pass:
         release = await self._release()
         if release is None:
             return self.stalled("ReleaseNotFound", f"release {self.spec.release!r} does not exist")
+        if release.spec.channel == BMC_FIRMWARE and self.o._bmc_firmware is not None:
+            return await self.o._bmc_firmware.run(self, release)
         if self.status.phase == "Pending":
             return await self._start(release)
         remove_condition(self.status.conditions, "Stalled")
@@ -219,7 +228,11 @@ class _Pass:
         now = self.o._clock()
         for entry in self.status.units:
             if entry.phase == "Updating":
-                self._judge(entry, units.get(entry.name), spec.version, now)
+                unit = units.get(entry.name)
+                if unit is not None and _unasked(unit, entry.request):
+                    # the last leader died after recording the batch, before asking this unit
+                    await self._cycle(entry, entry.request, entry.started or now)
+                self._judge(entry, unit, spec.version, now)
         failed = [u.name for u in self.status.units if u.phase == "Failed"]
         if failed:
             return self._on_failure(failed, spec.version)
@@ -255,12 +268,23 @@ class _Pass:
         self.status.current_batch += 1
         request = f"rollout-{self.name}-{self.status.current_batch}"
         for entry in batch:
+            entry.phase, entry.request, entry.started = "Updating", request, now
+        await self._record()  # on record before any unit is asked: never started twice
+        for entry in batch:
             await self._cycle(entry, request, now)
         label = "canary" if canary else f"batch {self.status.current_batch}"
         names = ", ".join(u.name for u in batch)
         self.condition("Progressing", "True", "BatchStarted", f"{label}: {names}")
         self.event("BatchStarted", f"{label}: power-cycling {names} into {spec.version}")
         return self.o._poll
+
+    async def _record(self) -> None:
+        """Write the status as it stands now (fenced on an HA controller), mid-pass."""
+        intent = self.rollout.model_copy(deep=True)
+        intent.status = self.status.model_copy(deep=True)
+        written = await self.o._store.update_status(intent)
+        self.rollout.metadata.resource_version = written.metadata.resource_version
+        self.rollout.status = written.status
 
     def _entry(self, name: str) -> UnitRollout:
         return next(u for u in self.status.units if u.name == name)
@@ -383,6 +407,13 @@ class _Pass:
         self.condition("Progressing", "False", "RolledBack", message)
         self.event("RolledBack", message, "Warning")
         return None
+
+
+def _unasked(unit: ComputeUnit, request: str) -> bool:
+    """Whether ``request`` never reached the unit (and no other request is pending on it)."""
+    asked = unit.metadata.annotations.get(POWER_CYCLE_ANNOTATION)
+    done = unit.status.last_power_cycle
+    return request not in (asked, done) and asked in (None, done)
 
 
 def _runs(unit: ComputeUnit, version: str) -> bool:

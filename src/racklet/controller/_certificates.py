@@ -1,0 +1,246 @@
+"""Unit identities and BMC HTTPS certificates, issued and renewed through the BMCs' Redfish.
+
+The keys live in the BMCs; the controller holds only the rack CA. For every ComputeUnit,
+each round reads the certificate the BMC reports (``ValidNotAfter``) for two slots — the
+unit's identity and the BMC's HTTPS certificate — and when one is missing, was issued by
+another CA (a factory reset) or has used two thirds of its lifetime, it asks the BMC for a
+CSR (``CertificateService.GenerateCSR``), signs it with the rack CA (short-lived: a week by
+default) and installs the result (``ReplaceCertificate``). Usages, names and lifetime are the
+CA's decision, never taken over from the request.
+
+Each outcome is an event on the ComputeUnit (``IdentityIssued``, ``IdentityRenewed``,
+``IdentityRenewFailed``; ``BmcCertificate...`` for HTTPS) and a condition per slot
+(``IdentityCertificate``, ``BmcCertificate``: True with its expiry, or False with the reason).
+Each certificate signed is also recorded in ``pki/issued/`` (public; for ``racklet pki``).
+Only the leader acts (``is_leader``), through the fenced store. Not here: revocation (a
+revoked unit is refused by the CRL at the machine listener, see docs/pki.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+
+from racklet.api import ComputeUnit, Event, find_condition, set_condition
+from racklet.config import write_atomic
+from racklet.log import get_logger
+from racklet.pki import PkiError, RackCA
+from racklet.redfish import RedfishClientError
+from racklet.store import Conflict, NotFound, Store, StoreError
+
+log = get_logger("controller")
+MANAGER = "/redfish/v1/Managers/bmc"
+ISSUED = "issued"
+"""``pki/issued/<CN>.pem``: the last certificate signed for each BMC-held key (public), for
+``racklet pki revoke`` to name (``.pem``, not ``.crt``: the BMC reports its expiry, not a file
+inventory that would flag every week-long certificate as expiring)."""
+
+
+class CertificateBmc(Protocol):
+    """What this task needs of a BMC's Redfish client."""
+
+    base_url: str
+
+    async def certificate(self, uri: str) -> dict[str, Any] | None: ...
+
+    async def generate_csr(
+        self, collection: str, common_name: str, alternative_names: tuple[str, ...] = ()
+    ) -> str: ...
+
+    async def replace_certificate(self, uri: str, certificate_pem: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class CertificatePolicy:
+    days: int = 7
+    """Lifetime of each certificate issued (at least a day: the CA's floor)."""
+    renew_after: float = 2 / 3
+    """Renew once this fraction of the lifetime has passed."""
+    interval_seconds: float = 60.0
+    """Between rounds when all is well."""
+    retry_seconds: float = 5.0
+    """Between rounds while some unit's certificate is missing or failed."""
+    identity_sans: tuple[str, ...] = ("127.0.0.1", "localhost")
+    """Names in a unit identity (its OS agent serves TLS with it on the unit)."""
+
+
+@dataclass(frozen=True)
+class _Slot:
+    label: str  # event reason prefix
+    condition: str
+    collection: str
+    common_name: str
+    server: bool
+    client: bool
+    sans: tuple[str, ...]
+
+    @property
+    def uri(self) -> str:
+        return f"{self.collection}/1"
+
+
+def _slots(unit: str, bmc: CertificateBmc, policy: CertificatePolicy) -> tuple[_Slot, ...]:
+    host = urlsplit(bmc.base_url).hostname or "localhost"
+    return (
+        _Slot(
+            "Identity",
+            "IdentityCertificate",
+            f"/redfish/v1/Systems/{unit}/Certificates",
+            unit,
+            True,
+            True,
+            policy.identity_sans,
+        ),
+        _Slot(
+            "BmcCertificate",
+            "BmcCertificate",
+            f"{MANAGER}/NetworkProtocol/HTTPS/Certificates",
+            f"{unit}-bmc",
+            True,
+            False,
+            (host,),
+        ),
+    )
+
+
+def _due(
+    body: dict[str, Any] | None, ca: RackCA, now: dt.datetime, renew_after: float
+) -> str | None:
+    """Why the certificate needs (re)issuing — "missing", "foreign", "due" — or None."""
+    if body is None or not isinstance(body.get("CertificateString"), str):
+        return "missing"
+    try:
+        cert = x509.load_pem_x509_certificate(str(body["CertificateString"]).encode())
+        cert.verify_directly_issued_by(ca.cert)
+    except (ValueError, TypeError, InvalidSignature):
+        return "foreign"
+    lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+    return "due" if now >= cert.not_valid_before_utc + lifetime * renew_after else None
+
+
+class UnitCertificates:
+    """The periodic, owned task that keeps every unit's certificates issued and fresh."""
+
+    def __init__(
+        self,
+        store: Store,
+        bmcs: Mapping[str, CertificateBmc],
+        pki_dir: Path,
+        *,
+        policy: CertificatePolicy | None = None,
+        is_leader: Callable[[], bool] = lambda: True,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self._store = store
+        self._bmcs = bmcs
+        self._pki_dir = pki_dir
+        self.policy = policy or CertificatePolicy()
+        self._is_leader = is_leader
+        self._now = now
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="controller:unit-certificates")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            healthy = True
+            if self._is_leader():
+                try:
+                    healthy = await self.run_once()
+                except (PkiError, OSError) as exc:
+                    log.warning("unit certificates: cannot use the rack CA: %s", exc)
+                    healthy = False
+                except StoreError as exc:  # the store is down, or this controller was deposed
+                    log.warning("unit certificates: store: %s", exc)
+                    healthy = False
+            policy = self.policy
+            await asyncio.sleep(policy.interval_seconds if healthy else policy.retry_seconds)
+
+    async def run_once(self) -> bool:
+        """One round over every ComputeUnit; whether every certificate is now in order."""
+        ca = await asyncio.to_thread(RackCA.load, self._pki_dir)
+        units = [u.metadata.name for u in await self._store.list(ComputeUnit)]
+        work = [self._unit(name, bmc, ca) for name in units if (bmc := self._bmcs.get(name))]
+        return all(await asyncio.gather(*work))
+
+    async def _unit(self, name: str, bmc: CertificateBmc, ca: RackCA) -> bool:
+        ok = True
+        for slot in _slots(name, bmc, self.policy):
+            ok = await self._slot(name, bmc, ca, slot) and ok
+        return ok
+
+    async def _slot(self, name: str, bmc: CertificateBmc, ca: RackCA, slot: _Slot) -> bool:
+        try:
+            reason = _due(await bmc.certificate(slot.uri), ca, self._now(), self.policy.renew_after)
+            if reason is None:
+                return True
+            csr = await bmc.generate_csr(slot.collection, slot.common_name)
+            pem = await asyncio.to_thread(
+                ca.sign_csr,
+                csr.encode(),
+                server=slot.server,
+                client=slot.client,
+                sans=slot.sans,
+                days=self.policy.days,
+            )
+            await bmc.replace_certificate(slot.uri, pem.decode())
+            record = self._pki_dir / ISSUED / f"{slot.common_name}.pem"
+            await asyncio.to_thread(write_atomic, record, pem)
+        except (RedfishClientError, PkiError, OSError) as exc:
+            message = f"{slot.common_name}: {exc}"
+            log.warning("certificate of %s not renewed: %s", slot.common_name, exc)
+            await self._record(name, slot, False, "RenewFailed", message, "RenewFailed")
+            return False
+        expiry = x509.load_pem_x509_certificate(pem).not_valid_after_utc
+        until = f"valid until {expiry.isoformat(timespec='seconds')}"
+        verb = "Renewed" if reason == "due" else "Issued"
+        log.info("%s certificate of %s %s (%s)", slot.label, name, verb.lower(), until)
+        await self._record(name, slot, True, "Valid", until, verb)
+        return True
+
+    async def _record(
+        self, name: str, slot: _Slot, ok: bool, reason: str, message: str, outcome: str
+    ) -> None:
+        """The event, and the slot's condition on the ComputeUnit (retried on a conflict)."""
+        kind: Literal["Normal", "Warning"] = "Normal" if ok else "Warning"
+        event = Event.about("ComputeUnit", name, f"{slot.label}{outcome}", message, kind)
+        await self._store.record_event(event)
+        for _ in range(5):
+            try:
+                unit = await self._store.get(ComputeUnit, name)
+            except NotFound:
+                return
+            condition = find_condition(unit.status.conditions, slot.condition)
+            if condition is not None and (condition.status, condition.message) == (
+                "True" if ok else "False",
+                message,
+            ):
+                return
+            set_condition(
+                unit.status.conditions,
+                slot.condition,
+                "True" if ok else "False",
+                reason,
+                message,
+            )
+            try:
+                await self._store.update_status(unit)
+                return
+            except Conflict:
+                continue
