@@ -71,11 +71,21 @@ class RackSettings(_Model):
 class ControllerConfig(_Model):
     api_port: int = Field(alias="apiPort")
     machine_port: int = Field(alias="machinePort")
+    bulk_port: int | None = Field(default=None, alias="bulkPort")
+    """The bulk-target server (large TUF targets, mutual TLS); None: targets come from the
+    machine listener."""
 
     @property
     def machine_url(self) -> str:
         """Mutual-TLS endpoint for machines: boot server and heartbeats."""
         return f"https://127.0.0.1:{self.machine_port}"
+
+    @property
+    def targets_url(self) -> str | None:
+        """Where units download TUF targets, when the bulk-target server runs."""
+        if self.bulk_port is None:
+            return None
+        return f"https://127.0.0.1:{self.bulk_port}/boot/v1/targets/"  # boot's BULK_PREFIX
 
 
 class RackConfig(_Model):

@@ -9,6 +9,7 @@ takes effect at the unit's BMC; ``up`` restarts the killed controller on its own
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import threading
@@ -113,8 +114,23 @@ def test_sigkill_of_the_leading_controller_leaves_the_rack_managed(
         new_term = output.wait_for(" now leads (pid ", after=killed_at)
         assert f"(pid {pid})" not in new_term
         assert _leader_in_etcd(etcd)[0] != pid
-        units = via_survivor.wait_for(lambda u: phase(u, "unit-1") == "Off", "unit-1 Off")
-        assert units["unit-1"]["status"]["powerState"] == "Off"  # what the BMC reports
+        # what the BMC reports (phase Off already covers PoweringOff)
+        via_survivor.wait_for(
+            lambda u: (u["unit-1"].get("status") or {}).get("powerState") == "Off", "unit-1 Off"
+        )
+        # heartbeats go to every controller, so the new leader sees the untouched unit run
+        via_survivor.wait_for(lambda u: phase(u, "unit-2") == "Running", "unit-2 Running")
+        new_pid = _leader_in_etcd(etcd)[0]
+        rack_status = json.loads(via_survivor.cli("get", "racks", "-o", "json").stdout)
+        racks = rack_status.get("items", [rack_status])
+        leaders = {(r.get("status") or {}).get("leader", "") for r in racks}
+        deadline = time.monotonic() + DEADLINE
+        while not any(f"/{new_pid}/" in name for name in leaders):  # the rack names its leader
+            assert time.monotonic() < deadline, f"rack status names {leaders}, not pid {new_pid}"
+            time.sleep(0.5)
+            rack_status = json.loads(via_survivor.cli("get", "racks", "-o", "json").stdout)
+            racks = rack_status.get("items", [rack_status])
+            leaders = {(r.get("status") or {}).get("leader", "") for r in racks}
         assert rack.process.poll() is None  # the rack is still up
         via_survivor.cli("power", "on", "unit-1")
         via_survivor.wait_for(lambda u: phase(u, "unit-1") != "Off", "unit-1 powering on")

@@ -49,6 +49,8 @@ class RackStatus(Model):
     power_watts: float = 0.0
     energy_joules: float = 0.0
     units_running: int = 0
+    leader: str = ""
+    """The controller acting for the rack: on etcd the elected leader (host/pid/API port)."""
     conditions: list[Condition] = Field(default_factory=list)
 
 

@@ -53,13 +53,22 @@ class TrustBundle:
     """The unit's trust anchor, held by its BMC: where to boot from and whom to believe.
 
     ``tuf_root`` is the TUF root metadata (JSON bytes) every boot starts its chain of trust
-    from; ``channel`` the release channel the unit follows.
+    from; ``channel`` the release channel the unit follows. ``controllers`` lists every
+    controller's machine URL (more than one on an HA rack; the first is ``boot_server``).
     """
 
     boot_server: str
     tuf_root: bytes = field(repr=False)
     ca_bundle_pem: str = field(repr=False)
     channel: str = DEFAULT_CHANNEL
+    controllers: tuple[str, ...] = ()
+    targets_url: str | None = None
+    """Where TUF targets (the large files) come from, if not ``{boot_server}/boot/v1/targets/``:
+    the controller's bulk-target server. Targets are verified against the metadata either way."""
+
+    @property
+    def machine_urls(self) -> tuple[str, ...]:
+        return self.controllers or (self.boot_server,)
 
     @classmethod
     def from_link(cls, answer: dict[str, Any]) -> TrustBundle:
@@ -74,7 +83,19 @@ class TrustBundle:
         channel = answer.get("channel", DEFAULT_CHANNEL)
         if not isinstance(channel, str) or not valid_name(channel):
             raise TrustError(f"the BMC's trust bundle names an invalid channel {channel!r}")
-        return cls(server.rstrip("/"), root.encode(), ca, channel)
+        servers = answer.get("bootServers", [server])
+        if not isinstance(servers, list) or not servers:
+            raise TrustError("the BMC's trust bundle has an empty or malformed bootServers list")
+        for url in servers:
+            if not isinstance(url, str) or not url.startswith("https://"):
+                raise TrustError(f"every boot server must be an https:// URL, got {url!r}")
+        controllers = tuple(str(url).rstrip("/") for url in servers)
+        targets = answer.get("targetsUrl")
+        if targets is not None and (
+            not isinstance(targets, str) or not targets.startswith("https://")
+        ):
+            raise TrustError(f"the targets URL must be an https:// URL, got {targets!r}")
+        return cls(server.rstrip("/"), root.encode(), ca, channel, controllers, targets)
 
 
 @dataclass(frozen=True)

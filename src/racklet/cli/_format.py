@@ -84,7 +84,11 @@ def _rack_row(rack: dict[str, Any], wide: bool) -> tuple[str, ...]:
         age(rack["metadata"].get("creationTimestamp")),
     )
     if wide:
-        row += (str(spec.get("slots", "-")), _number(status.get("energyJoules"), 1))
+        row += (
+            str(spec.get("slots", "-")),
+            _number(status.get("energyJoules"), 1),
+            status.get("leader") or "-",
+        )
     return row
 
 
@@ -126,7 +130,10 @@ _HEADERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("NAME", "SLOT", "PHASE", "POWER(W)", "TEMP(°C)", "AGE"),
         ("DESIRED", "BOOT", "OS", "BMC"),
     ),
-    "Rack": (("NAME", "PHASE", "RUNNING", "POWER(W)", "PSU(W)", "AGE"), ("SLOTS", "ENERGY(J)")),
+    "Rack": (
+        ("NAME", "PHASE", "RUNNING", "POWER(W)", "PSU(W)", "AGE"),
+        ("SLOTS", "ENERGY(J)", "LEADER"),
+    ),
     "GitSource": (
         ("NAME", "SOURCE", "BRANCH", "READY", "COMMIT", "AGE"),
         ("SUSPEND", "PRUNE", "MESSAGE"),

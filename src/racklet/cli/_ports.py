@@ -24,6 +24,8 @@ REASSIGN_HINT = "run 'racklet up --reassign-ports' to give the rack new addresse
 def recorded(config: RackConfig) -> dict[str, int]:
     """Every port the config names, by role (``api``, ``bmc:unit-1``, ``machine:controller-2``)."""
     ports = {"api": config.controller.api_port, "machine": config.controller.machine_port}
+    if config.controller.bulk_port is not None:
+        ports["bulk"] = config.controller.bulk_port
     for unit in config.units:
         if (port := urlsplit(unit.bmc.url).port) is not None:
             ports[f"bmc:{unit.name}"] = port

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 from racklet.boot import RepositoryError, TufRepository, refresh_timestamp
@@ -20,9 +21,16 @@ REFRESH_SECONDS = 600.0
 
 
 class TufRefresher:
-    def __init__(self, boot_dir: Path, period: float = REFRESH_SECONDS) -> None:
+    def __init__(
+        self,
+        boot_dir: Path,
+        period: float = REFRESH_SECONDS,
+        *,
+        is_leader: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._boot_dir = boot_dir
         self._period = period
+        self._is_leader = is_leader  # two controllers re-signing at once would race
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -42,7 +50,7 @@ class TufRefresher:
     async def _loop(self) -> None:
         while True:
             try:
-                if await asyncio.to_thread(self._refresh):
+                if self._is_leader() and await asyncio.to_thread(self._refresh):
                     log.info("re-signed the TUF timestamp and snapshot")
             except RepositoryError as exc:
                 log.error(f"TUF refresh failed, retrying in {self._period:g} s: {exc}")

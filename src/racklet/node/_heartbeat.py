@@ -2,10 +2,13 @@
 
 A failed heartbeat is counted, logged and retried with exponential back-off (capped); it
 never stops the OS. The controller derives ``Running``/``Unreachable`` from their freshness.
+On an HA rack each heartbeat goes to every controller: they keep heartbeats in memory, so a
+follower that takes over already knows which units are up.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 
 import httpx
@@ -36,7 +39,9 @@ class Heartbeat:
         self._metrics = metrics
         self._ssl = ssl_context
         self._logger = logger
-        self.url = f"{booted.trust.boot_server}{HEARTBEAT_PATH}"
+        self.urls = [f"{url}{HEARTBEAT_PATH}" for url in booted.trust.machine_urls]
+        self.url = self.urls[0]
+        self._failing: set[str] = set()
 
     def body(self) -> dict[str, object]:
         return {
@@ -56,18 +61,33 @@ class Heartbeat:
         return min(backoff, max(MAX_BACKOFF_SECONDS, interval))
 
     async def send(self, client: httpx.AsyncClient) -> bool:
+        """One heartbeat to every controller; True when at least one took it."""
         if not self._host.link_up():
             self._logger.warning("heartbeat skipped: no Ethernet link")
             return False
+        body = self.body()
+        results = await asyncio.gather(*(self._send_one(client, url, body) for url in self.urls))
+        return any(results)
+
+    async def _send_one(self, client: httpx.AsyncClient, url: str, body: dict[str, object]) -> bool:
+        problem = None
         try:
-            response = await client.post(self.url, json=self.body())
+            response = await client.post(url, json=body)
         except httpx.HTTPError as exc:
-            self._logger.warning(f"heartbeat failed: {' '.join(str(exc).split()) or exc!r}")
-            return False
-        if response.status_code >= 300:
-            self._logger.warning(f"heartbeat refused: HTTP {response.status_code}")
-            return False
-        return True
+            problem = f"heartbeat failed: {' '.join(str(exc).split()) or exc!r}"
+        else:
+            if response.status_code >= 300:
+                problem = f"heartbeat refused: HTTP {response.status_code}"
+        if problem is None:
+            if url in self._failing:
+                self._failing.discard(url)
+                self._logger.info(f"heartbeats to {url} go through again")
+            return True
+        # One controller of several being down is logged once, not every interval.
+        if len(self.urls) == 1 or url not in self._failing:
+            self._logger.warning(problem if len(self.urls) == 1 else f"{problem} ({url})")
+        self._failing.add(url)
+        return False
 
     async def run(self) -> None:
         failures = 0

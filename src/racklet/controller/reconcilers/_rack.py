@@ -17,9 +17,12 @@ class RackObserver(Protocol):
 
 
 class RackReconciler:
-    def __init__(self, store: Store, observer: RackObserver | None = None) -> None:
+    def __init__(
+        self, store: Store, observer: RackObserver | None = None, *, controller: str = ""
+    ) -> None:
         self._store = store
         self._observer = observer
+        self._controller = controller  # only the leader reconciles: it names itself
 
     async def reconcile(self, name: str) -> float | None:
         try:
@@ -31,6 +34,7 @@ class RackReconciler:
         status.power_watts = round(sum(u.status.power_watts or 0.0 for u in units), 3)
         status.energy_joules = round(sum(u.status.energy_joules or 0.0 for u in units), 1)
         status.units_running = sum(1 for u in units if u.status.phase == "Running")
+        status.leader = self._controller
         rated = rack.spec.psu_rated_watts
         if status.power_watts > rated:
             status.phase = "OverBudget"

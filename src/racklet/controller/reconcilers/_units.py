@@ -40,7 +40,7 @@ from racklet.api import (
     remove_condition,
     set_condition,
 )
-from racklet.controller._budget import Draw, projected_watts
+from racklet.controller._budget import Draw, Ledger
 from racklet.controller._heartbeats import HeartbeatRegistry
 from racklet.controller._phase import Observation, Verdict, derive_phase
 from racklet.log import get_logger
@@ -97,7 +97,8 @@ class ComputeUnitReconciler:
         self._clock = clock
         self._observer = observer
         self._budget_lock = asyncio.Lock()
-        self._draws: dict[str, Draw] = {}
+        self._draws = Ledger()  # every unit's latest draw: the busbar budget's running total
+        self._seeded = False  # whether units not observed yet were taken from their status
         self._boot_marks: dict[str, float] = {}  # heartbeats before this belong to an old boot
         self._last_action: dict[str, tuple[str, float]] = {}
         self._cycled: dict[str, str] = {}
@@ -177,15 +178,18 @@ class ComputeUnitReconciler:
         if obs.system is None or obs.chassis is None:
             return  # unreachable: keep the last known draw, the unit may still be on
         measured = obs.environment.power_watts if obs.environment else None
-        self._draws[name] = Draw(
+        draw = Draw(
             phase=phase,  # type: ignore[arg-type]
             powered=obs.powered,
             measured_watts=measured or 0.0,
             max_watts=obs.chassis.max_power_watts,
         )
+        if self._draws.get(name) != draw:
+            self._draws.set(name, draw)
 
     def _forget(self, name: str) -> None:
-        for memo in (self._draws, self._boot_marks, self._last_action, self._cycled):
+        self._draws.pop(name)
+        for memo in (self._boot_marks, self._last_action, self._cycled):
             memo.pop(name, None)  # type: ignore[attr-defined]
 
     # -- act --------------------------------------------------------------------------------
@@ -259,11 +263,14 @@ class ComputeUnitReconciler:
                 )
                 return None
             await self._reset(name, bmc, "On")
-            self._draws[name] = Draw(
-                phase="PoweringOn",
-                powered=True,
-                measured_watts=0.0,
-                max_watts=obs.chassis.max_power_watts,
+            self._draws.set(
+                name,
+                Draw(
+                    phase="PoweringOn",
+                    powered=True,
+                    measured_watts=0.0,
+                    max_watts=obs.chassis.max_power_watts,
+                ),
             )
         set_condition(status.conditions, "PowerBudget", "True", "WithinBudget", message)
         events.append(_event(name, "PowerOn", "powered on"))
@@ -284,14 +291,19 @@ class ComputeUnitReconciler:
             return True, f"no rack {self._rack_name!r} declared: no busbar budget to keep"
         rated = rack.spec.psu_rated_watts
         candidate = chassis.max_power_watts or DEFAULT_MAX_WATTS
-        others = [draw for unit, draw in self._draws.items() if unit != name]
-        for other in await self._store.list(ComputeUnit):
-            other_name = other.metadata.name
-            if other_name != name and other_name not in self._draws:
-                others.append(_draw_from_status(other.status))  # not observed yet this run
-        projected = projected_watts(others, candidate)
+        if not self._seeded:
+            await self._seed_draws()
+        projected = self._draws.projected(candidate, excluding=name)
         message = f"projected {projected:.2f} W of {rated:.2f} W rated"
         return projected <= rated, message
+
+    async def _seed_draws(self) -> None:
+        """Count units not observed yet by what their status last said (once: from then on
+        every reconcile keeps the ledger current, so a decision needs no list)."""
+        for other in await self._store.list(ComputeUnit):
+            if other.metadata.name not in self._draws:
+                self._draws.set(other.metadata.name, _draw_from_status(other.status))
+        self._seeded = True
 
     # -- status -----------------------------------------------------------------------------
 
