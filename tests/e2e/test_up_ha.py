@@ -22,19 +22,14 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import RunningRack, phase, start_rack, stop_rack
-from tests.store.etcd_server import EtcdServer, available
+from tests.store.etcd_server import EtcdServer, running_etcd
 
 DEADLINE = 60.0  # generous for a 2-core CI machine; the design bound is lease TTL + one poll
 
 
 @pytest.fixture(scope="module")
 def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
-    if not available():
-        pytest.skip("etcd is not installed (Debian package etcd-server)")
-    server = EtcdServer(Path(tmp_path_factory.mktemp("etcd")) / "data")
-    server.start()
-    yield server
-    server.stop()
+    yield from running_etcd(tmp_path_factory)
 
 
 class Output:

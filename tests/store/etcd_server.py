@@ -6,9 +6,11 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
 START_TIMEOUT = 30.0
@@ -79,3 +81,13 @@ class EtcdServer:
                 self.process.kill()
                 self.process.wait()
         self.process = None
+
+
+def running_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    """The body of an ``etcd`` fixture: a real etcd on loopback, or the test is skipped."""
+    if not available():
+        pytest.skip("etcd is not installed (Debian package etcd-server)")
+    server = EtcdServer(Path(tmp_path_factory.mktemp("etcd")) / "data")
+    server.start()
+    yield server
+    server.stop()
