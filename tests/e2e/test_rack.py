@@ -29,6 +29,10 @@ def test_all_units_boot_to_running(rack: RunningRack) -> None:
     table = rack.cli("get", "units").stdout.splitlines()
     assert table[0].split() == ["NAME", "SLOT", "PHASE", "POWER(W)", "TEMP(°C)", "AGE"]
     assert [row.split()[2] for row in table[1:]] == ["Running"] * 5
+    # the payloads came from the bulk-target server, each to the unit its certificate names
+    served = (rack.state_dir / "logs" / "controller.log").read_text()
+    for name in UNITS:
+        assert f"component=boot-bulk unit={name} " in served, f"{name} not served in bulk"
 
 
 def test_power_off_and_on_one_unit(rack: RunningRack) -> None:

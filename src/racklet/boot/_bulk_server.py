@@ -290,7 +290,7 @@ class _Connection:
                 stack.pop_all()  # the connection owns the file now
                 self._file, self._remaining = handle, end - start
                 logger = self._server.logger
-                logger.debug(f"serving {path} [{start}, {end})", extra={"unit": self._peer})
+                logger.info(f"serving {path} [{start}, {end})", extra={"unit": self._peer})
         status = 206 if span is not None else 200
         lines = [
             f"HTTP/1.1 {status} {_REASONS[status]}",
