@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 
 from racklet.api import Release
+from racklet.bmc import build_manifest
 from racklet.boot import TufRepository
 from tests.cli.conftest import LiveApi
 from tests.release.conftest import payload_file
@@ -137,3 +138,22 @@ def test_a_publish_whose_resource_was_lost_is_recorded_on_retry(
     )
     assert result.code == 0, result.err
     assert live.run(live.store.get(Release, "racklet-os-0-2-0")).spec.version == "0.2.0"
+
+
+def test_bmc_firmware_channel_takes_exactly_one_valid_image_of_its_version(
+    live: LiveApi, repo: TufRepository, tmp_path: Path
+) -> None:
+    base = ("--name", "racklet-bmc", "--version", "0.2.0", "--channel", "bmc-firmware")
+    junk = tmp_path / "junk.img"
+    junk.write_bytes(b"not a firmware image")
+    assert "not a BMC firmware image" in _refused(live, repo, *base, str(junk))
+    older = tmp_path / "older.img"
+    older.write_bytes(build_manifest("0.1.9", b"fw"))
+    assert "says version 0.1.9, not --version 0.2.0" in _refused(live, repo, *base, str(older))
+    image = tmp_path / "bmc.img"
+    image.write_bytes(build_manifest("0.2.0", b"fw"))
+    assert "exactly one image" in _refused(live, repo, *base, str(image), str(older))
+    ok = live.cli("release", "publish", *base, str(image))  # no --kind: the channel says it
+    assert ok.code == 0, ok.err
+    reopened = TufRepository.open(repo.base)  # the CLI added the channel on disk
+    assert ("racklet-bmc", "0.2.0") in {(r.name, r.version) for r in reopened.list()}

@@ -71,6 +71,19 @@ class BootStatus:
         self.failure = BootFailure(reason, self.changed)
         self._events.boot_failed(self._origin, self._unit, reason)
 
+    def carry_over(self, before: BootStatus) -> None:
+        """Take the boot progress a previous instance of this BMC saw (no events).
+
+        A BMC restart does not touch the host: it keeps running, and a real BMC reads its
+        progress back from hardware (POST codes, host state) when it comes up again.
+        """
+        self.last_state, self.oem_state, self.message = (
+            before.last_state,
+            before.oem_state,
+            before.message,
+        )
+        self.changed, self.failure = before.changed, before.failure
+
     def powered_on(self) -> None:
         """A new boot begins: forget the last one, including its failure."""
         self.failure = None

@@ -106,12 +106,15 @@ class BmcHost:
 
     async def _restart_once(self) -> bool:
         self._log.info("BMC restarting")
+        before = self.service.context.boot if self.service is not None else None
         await self._stop_instance()
         try:
             await self.start()
         except (OSError, RackletError) as exc:
             self._log.error(f"BMC did not come back after a restart: {exc}")
             return False
+        if before is not None and self.service is not None:
+            self.service.context.boot.carry_over(before)  # the host ran on meanwhile
         self.restarts += 1
         self._log.info("BMC restarted")
         return True

@@ -19,6 +19,7 @@ from typing import Any
 
 from racklet import config as rack_config
 from racklet.api import InvalidObject, Release, parse, to_dict
+from racklet.bmc import ImageRejected, parse_manifest
 from racklet.boot import (
     MAX_PAYLOAD_BYTES,
     BootError,
@@ -36,7 +37,8 @@ from racklet.errors import RackletError
 PAYLOAD = "payload.bin"
 AGENT_CONFIG = "agent.json"
 _MAX_AGENT_CONFIG = 64 * 1024
-KINDS = ("os", "files")
+KINDS = ("os", "bmc-firmware", "files")
+BMC_FIRMWARE_CHANNEL = "bmc-firmware"
 
 
 class ReleaseError(RackletError):
@@ -75,7 +77,24 @@ def check_files(paths: list[Path], kind: str, version: str) -> dict[str, Path]:
                 "use --kind files for other targets"
             )
         check_payload(payload, version)
+    elif kind == "bmc-firmware":
+        check_bmc_firmware(files, version)
     return files
+
+
+def check_bmc_firmware(files: dict[str, Path], version: str) -> None:
+    """What a BMC will demand before it writes its standby slot: one image of this version."""
+    if len(files) != 1:
+        raise ReleaseError(f"a BMC firmware release is exactly one image, got {len(files)} files")
+    (path,) = files.values()
+    try:
+        manifest = parse_manifest(path.read_bytes())
+    except (ImageRejected, OSError) as exc:
+        raise ReleaseError(f"{path}: {exc}") from exc
+    if manifest.version != version:
+        raise ReleaseError(
+            f"{path}: the image says version {manifest.version}, not --version {version}"
+        )
 
 
 def check_payload(path: Path, version: str) -> None:
@@ -151,9 +170,12 @@ def cmd_release_publish(args: argparse.Namespace) -> int:
     package, version, channel = args.name, args.version, args.channel
     _validate_version(package, version, channel)
     repo = open_repository(config)
-    if channel not in repo.channels:
+    if channel not in repo.channels and channel != BMC_FIRMWARE_CHANNEL:
         raise ReleaseError(f"unknown channel {channel!r} (have: {', '.join(repo.channels)})")
-    files = check_files([Path(f) for f in args.files], args.kind, version)
+    kind = args.kind or ("bmc-firmware" if channel == BMC_FIRMWARE_CHANNEL else "os")
+    files = check_files([Path(f) for f in args.files], kind, version)
+    if channel not in repo.channels:  # a rack from before that channel: add it, root unchanged
+        repo.ensure_channel(channel)
     if args.current and PAYLOAD not in files:
         raise ReleaseError(f"--current needs a {PAYLOAD}: units of {channel} must boot it")
     existing = _find(repo, channel, package, version)
@@ -244,7 +266,11 @@ def add_release_parser(commands: Any) -> None:
     publish.add_argument("--version", required=True, help="semantic version, e.g. 0.2.0")
     publish.add_argument("--channel", default="stable", help="release channel (default stable)")
     publish.add_argument(
-        "--kind", choices=KINDS, default="os", help="os: a unit OS (needs payload.bin)"
+        "--kind",
+        choices=KINDS,
+        default=None,
+        help="os: a unit OS (needs payload.bin); bmc-firmware: one BMC image; files: anything "
+        "(default: bmc-firmware on the bmc-firmware channel, else os)",
     )
     publish.add_argument(
         "--current", action="store_true", help="also point the channel at it (skip a rollout)"
