@@ -112,3 +112,13 @@ def rack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRack]:
         yield running
     finally:
         stop_rack(running)
+
+
+@pytest.fixture
+def small_rack(tmp_path: Path) -> Iterator[RunningRack]:
+    """A fresh two-unit rack of the test's own, for tests that change its trust or state."""
+    running = start_rack(tmp_path / "rack", "--units", "2", "--speed", "10")
+    try:
+        yield running
+    finally:
+        stop_rack(running)

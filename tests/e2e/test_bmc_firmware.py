@@ -9,25 +9,14 @@ the BMCs themselves (Redfish `Managers/bmc`, FirmwareInventory) report the new v
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from racklet.bmc import build_manifest
-from tests.e2e.conftest import RunningRack, phase, start_rack, stop_rack
+from tests.e2e.conftest import RunningRack, phase
 
 NEW = "0.2.0"
-
-
-@pytest.fixture
-def two_units(tmp_path: Path) -> Iterator[RunningRack]:
-    running = start_rack(tmp_path / "rack", "--units", "2", "--speed", "10")
-    try:
-        yield running
-    finally:
-        stop_rack(running)
 
 
 def _bmc_firmware(rack: RunningRack) -> dict[str, tuple[str, str | None]]:
@@ -50,9 +39,9 @@ def _bmc_firmware(rack: RunningRack) -> dict[str, tuple[str, str | None]]:
 
 
 def test_a_bmc_firmware_rollout_updates_every_bmc_of_a_running_rack(
-    two_units: RunningRack, tmp_path: Path
+    small_rack: RunningRack, tmp_path: Path
 ) -> None:
-    rack = two_units
+    rack = small_rack
     rack.wait_for(lambda u: all(phase(u, n) == "Running" for n in u), "2/2 Running")
     before = _bmc_firmware(rack)
     assert all(version != NEW for version, _ in before.values()), before

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -12,15 +11,6 @@ import pytest
 
 from racklet.net import client_context
 from tests.e2e.conftest import RunningRack, phase, start_rack, stop_rack
-
-
-@pytest.fixture
-def small_rack(tmp_path: Path) -> Iterator[RunningRack]:
-    running = start_rack(tmp_path / "rack", "--units", "2", "--speed", "10")
-    try:
-        yield running
-    finally:
-        stop_rack(running)
 
 
 def _running(units: dict[str, dict[str, object]]) -> bool:

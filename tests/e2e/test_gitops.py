@@ -5,21 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.e2e.conftest import RunningRack, phase, start_rack, stop_rack
-
-
-@pytest.fixture
-def gitops_rack(tmp_path: Path) -> Iterator[RunningRack]:
-    running = start_rack(tmp_path / "rack", "--units", "2", "--speed", "10")
-    try:
-        yield running
-    finally:
-        stop_rack(running)
+from tests.e2e.conftest import RunningRack, phase
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -40,9 +28,9 @@ def _git(repo: Path, *args: str) -> None:
 
 
 def test_a_commit_is_applied_by_the_running_controller(
-    gitops_rack: RunningRack, tmp_path: Path
+    small_rack: RunningRack, tmp_path: Path
 ) -> None:
-    rack = gitops_rack
+    rack = small_rack
     rack.wait_for(lambda u: all(phase(u, n) == "Running" for n in u), "2/2 Running")
     repo = tmp_path / "class-rack"
     rack.cli("init", "gitops", str(repo))

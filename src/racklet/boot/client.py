@@ -405,6 +405,8 @@ class _Boot:
 
         def run() -> _T:
             try:
+                if cancel.is_set():
+                    raise FetchError("the boot was cancelled before its download started")
                 return work(fetcher)
             finally:
                 if isinstance(fetcher, StreamFetcher):
@@ -413,9 +415,15 @@ class _Boot:
         own = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"boot-{self.identity.name}")
         try:
             return await asyncio.get_running_loop().run_in_executor(own, run)
+        except asyncio.CancelledError:
+            # A power cut: the thread stops at its next read, and it must be gone before the
+            # next boot touches the slots (it would clean that boot's partial download away).
+            cancel.set()
+            await asyncio.to_thread(own.shutdown, True)
+            raise
         finally:
             cancel.set()
-            own.shutdown(wait=False)  # a cancelled run ends at its next read, on its own
+            own.shutdown(wait=False)
 
 
 async def _report_failure(
