@@ -179,10 +179,12 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
             runtime.enqueue(kind, name)
 
     register_release_reconcilers(registry, acting, layout.boot, enqueue=enqueue, bmcs=clients)
-    pki_maintenance = PkiMaintenance(layout.root)
-    unit_certificates = UnitCertificates(
-        acting, clients, layout.pki, is_leader=lambda: election is None or election.is_leader
-    )
+
+    def leading() -> bool:
+        return election is None or election.is_leader
+
+    pki_maintenance = PkiMaintenance(layout.root, is_leader=leading)
+    unit_certificates = UnitCertificates(acting, clients, layout.pki, is_leader=leading)
     runtime = Runtime(
         registry,
         store,

@@ -55,9 +55,16 @@ class PkiMaintenance:
     (listeners do not reload TLS contexts on the fly).
     """
 
-    def __init__(self, state_dir: Path, *, interval_seconds: float = 3600.0) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        interval_seconds: float = 3600.0,
+        is_leader: Callable[[], bool] = lambda: True,
+    ) -> None:
         self._state_dir = state_dir
         self._interval = interval_seconds
+        self._is_leader = is_leader  # two controllers renewing the same files would race
         self._task: asyncio.Task[None] | None = None
 
     def run_once(self) -> list[Path]:
@@ -78,6 +85,9 @@ class PkiMaintenance:
 
     async def _loop(self) -> None:
         while True:
+            if not self._is_leader():
+                await asyncio.sleep(self._interval)
+                continue
             try:
                 renewed = await asyncio.to_thread(self.run_once)
             except (PkiError, OSError) as exc:
