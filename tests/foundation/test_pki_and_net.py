@@ -90,6 +90,10 @@ def test_server_context_refuses_old_tls(ca: RackCA, tmp_path: Path) -> None:
 def test_plain_http_only_on_loopback() -> None:
     with pytest.raises(ValueError, match="TLS"):
         AppServer(Starlette(), host="0.0.0.0", port=1, ssl_context=None, name="x")
+    # the one exception is named by the caller, never implied
+    AppServer(
+        Starlette(), host="0.0.0.0", port=1, ssl_context=None, name="x", insecure_plain_http=True
+    )
 
 
 async def test_taken_port_raises_instead_of_exiting() -> None:

@@ -152,8 +152,12 @@ class AppServer:
         port: int,
         ssl_context: ssl.SSLContext | None,
         name: str,
+        insecure_plain_http: bool = False,
     ) -> None:
-        if ssl_context is None and host not in ("127.0.0.1", "::1", "localhost"):
+        """``insecure_plain_http`` is the one, explicit exception to "TLS off loopback": a
+        caller that must serve a client unable to speak TLS (a Pi 4's bootloader) names it."""
+        loopback = host in ("127.0.0.1", "::1", "localhost")
+        if ssl_context is None and not loopback and not insecure_plain_http:
             raise ValueError("a listener that is not loopback must use TLS")
         config = uvicorn.Config(
             app,

@@ -21,14 +21,9 @@ re-reads them after a rebuild.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
-import socket
 import ssl
-from collections.abc import Generator
 from pathlib import Path
 
-import uvicorn
 from starlette.types import Receive, Scope, Send
 
 from racklet.boot.rpi._build import IMAGE_NAME, SIG_NAME
@@ -116,67 +111,6 @@ async def _stream(send: Send, file: PairFile, image_sha: str, *, head: bool) -> 
         await send({"type": "http.response.body", "body": chunk, "more_body": offset < file.size})
 
 
-class _QuietServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield  # the process owner handles signals and calls stop()
-
-
-class _PlainListener:
-    """uvicorn on a plain TCP socket; used only behind ``allow_plain_http``.
-
-    :class:`racklet.net.AppServer` refuses plain HTTP off loopback by design, so this opt-in
-    exception has its own small runner rather than a hole in the shared one.
-    """
-
-    def __init__(self, app: PairApp, host: str, port: int) -> None:
-        config = uvicorn.Config(
-            app,
-            host=host,
-            port=port,
-            http="httptools",
-            lifespan="off",
-            log_level=logging.WARNING,
-            access_log=False,
-            proxy_headers=False,
-            server_header=False,
-        )
-        config.load()
-        self._host, self.port = host, port
-        self._server = _QuietServer(config)
-        self._socket: socket.socket | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self._host, self.port))
-        except OSError as exc:
-            sock.close()
-            raise RpiServeError(
-                f"cannot listen on {self._host}:{self.port}: {exc.strerror}"
-            ) from exc
-        self._socket = sock
-        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="rpi-plain")
-        while not self._server.started:
-            if self._task.done():
-                await self._task
-                raise RpiServeError("the plain-HTTP listener stopped during start-up")
-            await asyncio.sleep(0.01)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._server.should_exit = True
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        if self._socket is not None:
-            self._socket.close()
-            self._socket = None
-
-
 class PairServer:
     """Serve one directory's pair on one address; ``start``/``stop`` from the owner's loop."""
 
@@ -209,7 +143,7 @@ class PairServer:
         self._ssl = ssl_context
         self._public_key = public_key
         self._app: PairApp | None = None
-        self._listener: AppServer | _PlainListener | None = None
+        self._listener: AppServer | None = None
         self._retired: list[PairSnapshot] = []
         self._log = get_logger("rpi-boot-server")
 
@@ -231,16 +165,18 @@ class PairServer:
         """Load and check the pair, then listen (raises :class:`RpiServeError` on failure)."""
         snapshot = await asyncio.to_thread(PairSnapshot.load, self.pair_dir, self._public_key)
         app = PairApp(snapshot, self.http_path, plain=self.plain)
-        listener: AppServer | _PlainListener
+        listener = AppServer(
+            app,
+            host=self.host,
+            port=self.port,
+            ssl_context=self._ssl,
+            name="rpi-boot",
+            insecure_plain_http=self._ssl is None,  # only with --insecure-plain-http
+        )
         if self._ssl is None:
-            listener = _PlainListener(app, self.host, self.port)
             self._log.warning(
                 f"PLAIN HTTP on {self.host}:{self.port} (--insecure-plain-http): the transfer is "
                 "unencrypted and unauthenticated; only the signature in boot.sig protects the Pi"
-            )
-        else:
-            listener = AppServer(
-                app, host=self.host, port=self.port, ssl_context=self._ssl, name="rpi-boot"
             )
         try:
             await listener.start()
