@@ -191,6 +191,31 @@ async def test_staggered_power_on_never_exceeds_the_busbar() -> None:
         await h.close()
 
 
+async def test_a_hot_swap_is_seen_although_the_chassis_is_read_once() -> None:
+    """The chassis (presence, power ceiling) is inventory, read again only when the system's
+    state moves: pulling a board and putting a bigger one in must still show, both times."""
+    h = await make(["unit-1"], rated=100.0)
+    try:
+        h.bmc.power_on("unit-1")
+        await h.reconcile("unit-1")
+        assert (await h.unit("unit-1")).status.phase != "Absent"
+        h.bmc.units["unit-1"].absent = True  # pulled
+        await h.reconcile("unit-1")
+        assert (await h.unit("unit-1")).status.phase == "Absent"
+        swapped = h.bmc.units["unit-1"]
+        swapped.absent, swapped.max_power_watts = False, 150.0  # a board over the budget
+        h.bmc.power_off("unit-1")
+        await h.reconcile("unit-1")
+        unit = await h.unit("unit-1")
+        assert unit.status.phase == "Off"
+        # the new board's ceiling was read: powering it would exceed the busbar's rating
+        budget = condition(unit, "PowerBudget")
+        assert budget is not None and budget[:2] == ("False", "BusbarBudget")
+        assert "projected 150.00 W of 100.00 W" in budget[2]
+    finally:
+        await h.close()
+
+
 async def test_boot_failure_absent_slot_and_unreachable_bmc() -> None:
     h = await make(["unit-1", "unit-2"])
     try:

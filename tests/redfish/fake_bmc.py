@@ -128,7 +128,7 @@ class FakeBmc:
                 "PowerState": unit.power_state,
                 "BootProgress": progress,
                 "Status": {
-                    "State": "Enabled",
+                    "State": "Absent" if unit.absent else "Enabled",
                     "Health": "Critical" if unit.failure else "OK",
                     "Conditions": conditions,
                 },

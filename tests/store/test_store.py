@@ -62,6 +62,25 @@ async def test_create_get_list_delete(store: Store) -> None:
         await store.delete(ComputeUnit, "unit-2")
 
 
+async def test_every_read_and_write_result_is_the_callers_own_copy(store: Store) -> None:
+    """Changing an object in hand changes nothing stored (the SQLite store serves reads from
+    a cache of committed rows, so this is its promise too), until it is written back."""
+    written = await store.create(unit("unit-1", role="web"))
+    written.metadata.labels["role"] = "db"
+    first = await store.get(ComputeUnit, "unit-1")
+    first.spec.power = "Off"
+    first.status.conditions.clear()
+    first.status.phase = "Running"
+    second = await store.get(ComputeUnit, "unit-1")
+    assert second.spec.power == "On" and second.status.phase == "Unknown"
+    assert second.metadata.labels == {"role": "web"}
+    second.status.phase = "Off"
+    updated = await store.update_status(second)
+    second.status.phase = "Running"  # after the write: not stored
+    assert (await store.get(ComputeUnit, "unit-1")).status.phase == "Off"
+    assert updated.status.phase == "Off"
+
+
 async def test_create_twice_is_refused(store: Store) -> None:
     await store.create(unit("unit-1"))
     with pytest.raises(AlreadyExists):

@@ -7,7 +7,7 @@ import builtins
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
-from racklet.api import Event, Object
+from racklet.api import Event, Object, copy_model
 from racklet.store import _rules
 from racklet.store._changes import Change, ChangeLog, ChangeType
 from racklet.store._protocol import LabelSelector
@@ -39,12 +39,12 @@ class MemoryStore:
 
     def _publish(self, type_: ChangeType, obj: Object) -> None:
         self._log.publish(
-            Change(type_, obj.kind, int(obj.metadata.resource_version), obj.model_copy(deep=True))
+            Change(type_, obj.kind, int(obj.metadata.resource_version), copy_model(obj))
         )
 
     async def get(self, kind: type[R], name: str) -> R:
         obj: R = self._current(_rules.kind_name(kind), name)
-        return obj.model_copy(deep=True)
+        return copy_model(obj)
 
     async def list(self, kind: type[R], label_selector: LabelSelector = None) -> builtins.list[R]:
         return (await self.list_with_revision(kind, label_selector))[0]
@@ -54,7 +54,7 @@ class MemoryStore:
     ) -> tuple[builtins.list[R], int]:
         name = _rules.kind_name(kind)
         found: list[R] = [
-            obj.model_copy(deep=True)
+            copy_model(obj)
             for (k, _), obj in sorted(self._objects.items())
             if k == name and _rules.matches(obj.metadata.labels, label_selector)
         ]
@@ -68,7 +68,7 @@ class MemoryStore:
             stored = _rules.for_create(obj, self._next_version())
             self._objects[key] = stored
             self._publish("ADDED", stored)
-            return stored.model_copy(deep=True)
+            return copy_model(stored)
 
     async def update(self, obj: R) -> R:
         async with self._lock:
@@ -77,7 +77,7 @@ class MemoryStore:
             stored: R = _rules.for_update(current, obj, self._next_version())
             self._objects[(obj.kind, obj.metadata.name)] = stored
             self._publish("MODIFIED", stored)
-            return stored.model_copy(deep=True)
+            return copy_model(stored)
 
     async def update_status(self, obj: R) -> R:
         async with self._lock:
@@ -86,7 +86,7 @@ class MemoryStore:
             stored: R = _rules.for_status(current, obj, self._next_version())
             self._objects[(obj.kind, obj.metadata.name)] = stored
             self._publish("MODIFIED", stored)
-            return stored.model_copy(deep=True)
+            return copy_model(stored)
 
     async def delete(self, kind: type[R], name: str, resource_version: str = "") -> R:
         async with self._lock:
@@ -99,7 +99,7 @@ class MemoryStore:
             del self._objects[(kind_name, name)]
             gone: R = _rules.for_delete(current, self._next_version())
             self._publish("DELETED", gone)
-            return gone.model_copy(deep=True)
+            return copy_model(gone)
 
     async def watch(self, kind: type[R], revision: int) -> AsyncIterator[Change]:
         async for change in self._log.follow(_rules.kind_name(kind), revision):
@@ -113,11 +113,11 @@ class MemoryStore:
                     folded = _rules.repeated_event(existing, event)
                     del self._events[index]
                     self._events.append(folded)
-                    return folded.model_copy(deep=True)
+                    return copy_model(folded)
             fresh = _rules.new_event(event)
             self._events.append(fresh)
             del self._events[: -_rules.EVENT_LIMIT]
-            return fresh.model_copy(deep=True)
+            return copy_model(fresh)
 
     async def events(
         self, name: str | None = None, limit: int = 100, kind: str | None = None
@@ -128,7 +128,7 @@ class MemoryStore:
             if (name is None or e.involved_object.name == name)
             and (kind is None or e.involved_object.kind == kind)
         ]
-        return [e.model_copy(deep=True) for e in chosen[-limit:]] if limit > 0 else []
+        return [copy_model(e) for e in chosen[-limit:]] if limit > 0 else []
 
     async def close(self) -> None:
         self._closed = True

@@ -1,6 +1,8 @@
 """What every store backend does the same way: versioning, generations, event folding.
 
 Pure functions over models, so the SQLite store and the in-memory fake cannot drift apart.
+The result of a rule shares nothing with ``incoming`` (the caller's object); it may share
+parts with ``current``, which every backend passes as its own copy and then replaces.
 """
 
 from __future__ import annotations
@@ -9,7 +11,16 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from racklet.api import KINDS, Event, Object, ObjectMeta, Selector, kind_of, utcnow
+from racklet.api import (
+    KINDS,
+    Event,
+    Object,
+    ObjectMeta,
+    Selector,
+    copy_model,
+    kind_of,
+    utcnow,
+)
 from racklet.store.errors import Conflict, StoreError
 
 R = TypeVar("R", bound=Object)
@@ -60,18 +71,14 @@ def for_update(current: R, incoming: R, version: int) -> R:
         annotations=dict(incoming.metadata.annotations),
         creation_timestamp=current.metadata.creation_timestamp,
     )
-    return current.model_copy(
-        update={"metadata": meta, "spec": incoming.spec.model_copy(deep=True)}, deep=True
-    )
+    return current.model_copy(update={"metadata": meta, "spec": copy_model(incoming.spec)})
 
 
 def for_status(current: R, incoming: R, version: int) -> R:
     """Take only the status from ``incoming``."""
     check_version(current, incoming)
     meta = current.metadata.model_copy(update={"resource_version": str(version)})
-    return current.model_copy(
-        update={"metadata": meta, "status": incoming.status.model_copy(deep=True)}, deep=True
-    )
+    return current.model_copy(update={"metadata": meta, "status": copy_model(incoming.status)})
 
 
 def matches(labels: Mapping[str, str], selector: Mapping[str, str] | Selector | None) -> bool:

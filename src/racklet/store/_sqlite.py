@@ -8,6 +8,13 @@ while a transaction is being committed wait and then share the next one (``BEGIN
 write only), and a failure leaves nothing of it behind. WAL with ``synchronous=FULL`` makes a
 committed write survive a power cut (and so a ``kill -9``: the commit is on disk before any
 caller in the batch hears of it). Watches read an in-process change log fed after each commit.
+
+Reads of one object are served from a write-through cache of rows on the event loop: since
+this process is the file's only writer, the cache holds exactly what is committed, updated
+as each transaction settles (before its callers hear of it, so a caller reads its own
+write). A reconciler's ``get`` then costs a JSON parse, not a hop to the worker thread and
+back — at 10,000 units that hop was a fifth of a reconcile. A miss reads through the worker
+thread and fills the cache, unless a newer write got there first. Lists still read the file.
 Not here: several processes writing one file (use etcd for more than one controller).
 """
 
@@ -56,7 +63,9 @@ class SqliteStore:
         self._db: sqlite3.Connection | None = None
         self._closed = False
         self._log = ChangeLog(limit=history)
-        self._pending: list[Change] = []  # touched only by the worker thread
+        self._pending: list[_Row] = []  # touched only by the worker thread
+        self._rows: dict[tuple[str, str], tuple[int, str | None]] = {}
+        """(kind, name) -> (store revision, body; None once deleted): the loop's read cache."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._queue: list[_Write] = []  # writes waiting for the next transaction
         self._queue_lock = threading.Lock()
@@ -147,14 +156,16 @@ class SqliteStore:
                 return _Outcome(write.future, None, translated, [])
             return _Outcome(write.future, None, exc, [])
         db.execute("RELEASE one_write")
-        changes, self._pending = self._pending, []
-        return _Outcome(write.future, value, None, changes)
+        rows, self._pending = self._pending, []
+        return _Outcome(write.future, value, None, rows)
 
     def _settle(self, outcomes: builtins.list[_Outcome]) -> None:
-        """Event loop: publish each write's changes, then answer its caller, in commit order."""
+        """Event loop: cache and publish each write's rows, then answer its caller, in commit
+        order."""
         for outcome in outcomes:
-            for change in outcome.changes:
-                self._log.publish(change)
+            for row in outcome.changes:
+                self._remember(row.change.kind, row.name, row.change.revision, row.body)
+                self._log.publish(row.change)
             if outcome.future.done():  # the caller gave up waiting; the write still happened
                 continue
             if outcome.error is not None:
@@ -164,13 +175,32 @@ class SqliteStore:
 
     # -- objects ----------------------------------------------------------------------------
 
-    def _changed(self, type_: ChangeType, obj: Object) -> None:
+    def _changed(self, type_: ChangeType, obj: Object, body: str) -> None:
+        """Queue the change for watchers (their own copy, parsed from the row just written)
+        and for the read cache (the row itself; none once deleted)."""
         revision = int(obj.metadata.resource_version)
-        self._pending.append(Change(type_, obj.kind, revision, obj.model_copy(deep=True)))
+        change = Change(type_, obj.kind, revision, type(obj).model_validate_json(body))
+        row = None if type_ == "DELETED" else body
+        self._pending.append(_Row(change, obj.metadata.name, row))
+
+    def _remember(self, kind: str, name: str, revision: int, body: str | None) -> None:
+        """Event loop: keep the newest row of (kind, name) seen at ``revision``."""
+        known = self._rows.get((kind, name))
+        if known is None or known[0] < revision:
+            self._rows[(kind, name)] = (revision, body)
 
     async def get(self, kind: type[R], name: str) -> R:
         kind_name = _rules.kind_name(kind)
-        return await self._run(lambda db: _load(kind, _row(db, kind_name, name), name))
+        if self._closed:
+            raise StoreError("the store is closed")
+        cached = self._rows.get((kind_name, name))
+        if cached is None:
+            body, revision = await self._run(lambda db: (_row(db, kind_name, name), _version(db)))
+            if body is None:
+                raise NotFound(kind_name, name)  # a miss is not kept: names asked for are many
+            self._remember(kind_name, name, revision, body)
+            cached = self._rows[(kind_name, name)]
+        return _load(kind, cached[1], name)
 
     async def list(self, kind: type[R], label_selector: LabelSelector = None) -> builtins.list[R]:
         return (await self.list_with_revision(kind, label_selector))[0]
@@ -197,11 +227,12 @@ class SqliteStore:
             if _row(db, kind_name, obj.metadata.name) is not None:
                 raise AlreadyExists(kind_name, obj.metadata.name)
             stored = _rules.for_create(obj, _bump(db))
+            body = stored.model_dump_json(by_alias=True)
             db.execute(
                 "INSERT INTO objects (kind, name, body) VALUES (?, ?, ?)",
-                (kind_name, obj.metadata.name, stored.model_dump_json(by_alias=True)),
+                (kind_name, obj.metadata.name, body),
             )
-            self._changed("ADDED", stored)
+            self._changed("ADDED", stored, body)
             return stored
 
         return await self._write(work)
@@ -211,11 +242,12 @@ class SqliteStore:
             current = _load(type(obj), _row(db, obj.kind, obj.metadata.name), obj.metadata.name)
             _rules.check_version(current, obj)
             stored = rule(current, obj, _bump(db))
+            body = stored.model_dump_json(by_alias=True)
             db.execute(
                 "UPDATE objects SET body = ? WHERE kind = ? AND name = ?",
-                (stored.model_dump_json(by_alias=True), obj.kind, obj.metadata.name),
+                (body, obj.kind, obj.metadata.name),
             )
-            self._changed("MODIFIED", stored)
+            self._changed("MODIFIED", stored, body)
             return stored
 
         return await self._write(work)
@@ -236,7 +268,7 @@ class SqliteStore:
                 _rules.check_version(current, current.model_copy(update={"metadata": meta}))
             db.execute("DELETE FROM objects WHERE kind = ? AND name = ?", (kind_name, name))
             gone = _rules.for_delete(current, _bump(db))
-            self._changed("DELETED", gone)
+            self._changed("DELETED", gone, gone.model_dump_json(by_alias=True))
             return gone
 
         return await self._write(work)
@@ -314,7 +346,16 @@ class _Outcome:
     future: asyncio.Future[Any]
     value: Any
     error: Exception | None
-    changes: builtins.list[Change]
+    changes: builtins.list[_Row]
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One object a write changed: the watchers' change and the row for the read cache."""
+
+    change: Change
+    name: str
+    body: str | None
 
 
 def _fail_all(batch: builtins.list[_Write], error: Exception) -> None:

@@ -1,7 +1,11 @@
 """The ComputeUnit reconciler: observe the unit, derive its phase, act, write status.
 
 Level-triggered and idempotent: each run reads the unit's spec and looks at the unit afresh
-(Redfish chassis, system and environment metrics, the latest heartbeat). It then
+(Redfish system and environment metrics, the latest heartbeat). The chassis is inventory (the
+board's power ceiling, its presence): it is read on the first look and again whenever the
+system's ``Status.State`` changes (a hot-swap shows there as ``Absent``) or the BMC failed to
+answer (it may have restarted with new firmware), so a look is two Redfish reads, not three.
+It then
 
 * powers the unit on when ``spec.power`` is On and it is Off — but only if the busbar budget
   allows (see :mod:`racklet.controller._budget`); otherwise it waits with condition
@@ -36,6 +40,7 @@ from racklet.api import (
     ComputeUnitStatus,
     Event,
     Rack,
+    copy_model,
     find_condition,
     remove_condition,
     set_condition,
@@ -102,6 +107,8 @@ class ComputeUnitReconciler:
         self._boot_marks: dict[str, float] = {}  # heartbeats before this belong to an old boot
         self._last_action: dict[str, tuple[str, float]] = {}
         self._cycled: dict[str, str] = {}
+        self._inventory: dict[str, tuple[str | None, ChassisView]] = {}
+        """Each unit's chassis read, keyed by the system ``Status.State`` seen with it."""
         self._log = get_logger("controller")
 
     async def reconcile(self, name: str) -> float | None:
@@ -115,7 +122,7 @@ class ComputeUnitReconciler:
         verdict = derive_phase(obs)
         self._remember_draw(name, verdict.phase, obs)
 
-        status = unit.status.model_copy(deep=True)
+        status = copy_model(unit.status)
         events: list[Event] = []
         action: str | None = None
         if bmc is not None and obs.error is None and obs.system is not None:
@@ -150,16 +157,18 @@ class ComputeUnitReconciler:
         if bmc is None:
             return Observation(error="no BMC credentials for this unit in the rack config")
         try:
-            if chassis is None:
-                chassis = await bmc.chassis(name)
             system = await bmc.system(name)
+            if chassis is None:
+                chassis = await self._chassis(name, bmc, system)
         except RedfishClientError as exc:
+            self._inventory.pop(name, None)
             return Observation(error=str(exc))
         try:
             environment: EnvironmentView | None = await bmc.environment_metrics(name)
         except RedfishError:
             environment = None  # a BMC without metrics still tells the phase
         except RedfishClientError as exc:
+            self._inventory.pop(name, None)
             return Observation(error=str(exc))
         now = self._clock()
         if system.power_state != "On" or system.boot_last_state != "OSRunning":
@@ -173,6 +182,15 @@ class ComputeUnitReconciler:
         return Observation(
             chassis=chassis, system=system, environment=environment, heartbeat_fresh=fresh
         )
+
+    async def _chassis(self, name: str, bmc: Bmc, system: SystemView) -> ChassisView:
+        """The chassis read last time, unless the system's state moved since."""
+        known = self._inventory.get(name)
+        if known is not None and known[0] == system.state:
+            return known[1]
+        chassis = await bmc.chassis(name)
+        self._inventory[name] = (system.state, chassis)
+        return chassis
 
     def _remember_draw(self, name: str, phase: str, obs: Observation) -> None:
         if obs.system is None or obs.chassis is None:
@@ -189,7 +207,7 @@ class ComputeUnitReconciler:
 
     def _forget(self, name: str) -> None:
         self._draws.pop(name)
-        for memo in (self._boot_marks, self._last_action, self._cycled):
+        for memo in (self._boot_marks, self._last_action, self._cycled, self._inventory):
             memo.pop(name, None)  # type: ignore[attr-defined]
 
     # -- act --------------------------------------------------------------------------------
@@ -278,7 +296,7 @@ class ComputeUnitReconciler:
 
     async def _record_intent(self, unit: ComputeUnit, request: str) -> None:
         """Mark ``request`` as handled before acting on it (at most once, fenced)."""
-        intent = unit.model_copy(deep=True)
+        intent = copy_model(unit)
         intent.status.last_power_cycle = request
         recorded = await self._store.update_status(intent)
         unit.metadata.resource_version = recorded.metadata.resource_version
