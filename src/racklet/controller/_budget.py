@@ -76,13 +76,15 @@ class Ledger:
     def get(self, name: str) -> Draw | None:
         return self._draws.get(name)
 
-    def set(self, name: str, draw: Draw) -> None:
-        self.pop(name)
+    def set(self, name: str, draw: Draw) -> bool:
+        """Record ``name``'s draw; return whether that freed budget (its share fell)."""
+        old = self.pop(name)
         self._draws[name] = draw
         if _open(draw):
             self._open[name] = draw
         else:
             self._fixed += Fraction(_share(draw, 0.0))
+        return old is not None and _share(draw, 0.0) < _share(old, 0.0)
 
     def pop(self, name: str) -> Draw | None:
         draw = self._draws.pop(name, None)

@@ -166,7 +166,13 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
     registry.register(
         ComputeUnit,
         ComputeUnitReconciler(
-            acting, clients, heartbeats, rack_name=config.rack.name, observer=metrics, fence=fence
+            acting,
+            clients,
+            heartbeats,
+            rack_name=config.rack.name,
+            observer=metrics,
+            fence=fence,
+            wake=lambda name: enqueue("ComputeUnit", name),
         ),
     )
     registry.register(Rack, RackReconciler(acting, observer=metrics, controller=identity))

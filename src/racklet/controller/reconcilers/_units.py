@@ -9,7 +9,11 @@ It then
 
 * powers the unit on when ``spec.power`` is On and it is Off — but only if the busbar budget
   allows (see :mod:`racklet.controller._budget`); otherwise it waits with condition
-  ``PowerBudget=False`` (reason ``BusbarBudget``). This staggers a rack's power-on.
+  ``PowerBudget=False`` (reason ``BusbarBudget``). This staggers a rack's power-on. Waiting
+  units queue in the order they were refused; as soon as a look shows budget freed (a unit
+  settled from its boot ceiling to its measured draw, or went off) the first in line is
+  woken (``wake``, the runtime's enqueue), and each one powered on wakes the next, so a freed
+  budget is used at once instead of at the next resync (200 s at 10,000 units).
 * shuts it down gracefully when ``spec.power`` is Off and it is powered (the BMC forces it off
   by itself after a grace period);
 * power-cycles it once per ``racklet.dev/power-cycle-request`` annotation value. The request
@@ -91,9 +95,12 @@ class ComputeUnitReconciler:
         clock: Callable[[], float] = time.monotonic,
         observer: UnitObserver | None = None,
         fence: Callable[[], Awaitable[None]] | None = None,
+        wake: Callable[[str], None] | None = None,
     ) -> None:
         self._store = store
         self._fence = fence
+        self._wake = wake
+        self._budget_line: dict[str, None] = {}  # refused power-ons, oldest first
         self._bmcs = bmcs
         self._heartbeats = heartbeats
         self._rack_name = rack_name
@@ -117,6 +124,7 @@ class ComputeUnitReconciler:
         except NotFound:
             self._forget(name)
             return None
+        self._budget_line.pop(name, None)  # back in line below only if refused again
         bmc = self._bmcs.get(name)
         obs = await self._observe(name, bmc)
         verdict = derive_phase(obs)
@@ -202,11 +210,18 @@ class ComputeUnitReconciler:
             measured_watts=measured or 0.0,
             max_watts=obs.chassis.max_power_watts,
         )
-        if self._draws.get(name) != draw:
-            self._draws.set(name, draw)
+        if self._draws.get(name) != draw and self._draws.set(name, draw):
+            self._wake_next()
+
+    def _wake_next(self) -> None:
+        """Wake the unit first in line for the busbar budget, if any."""
+        if self._wake is not None and self._budget_line:
+            self._wake(next(iter(self._budget_line)))
 
     def _forget(self, name: str) -> None:
-        self._draws.pop(name)
+        self._budget_line.pop(name, None)
+        if self._draws.pop(name) is not None:
+            self._wake_next()
         for memo in (self._boot_marks, self._last_action, self._cycled, self._inventory):
             memo.pop(name, None)  # type: ignore[attr-defined]
 
@@ -276,6 +291,7 @@ class ComputeUnitReconciler:
             allowed, message = await self._budget_allows(name, obs.chassis)
             if not allowed:
                 set_condition(status.conditions, "PowerBudget", "False", "BusbarBudget", message)
+                self._budget_line[name] = None
                 events.append(
                     _event(name, "BusbarBudget", "waiting for busbar budget to power on", "Warning")
                 )
@@ -290,6 +306,7 @@ class ComputeUnitReconciler:
                     max_watts=obs.chassis.max_power_watts,
                 ),
             )
+        self._wake_next()  # the budget may hold one more: let the next in line look
         set_condition(status.conditions, "PowerBudget", "True", "WithinBudget", message)
         events.append(_event(name, "PowerOn", "powered on"))
         return "On"
