@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import json
 import re
+import socket
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,22 @@ async def test_boots_a_verified_payload(rig: BootRig, host: FakeHost, bmc: FakeB
     assert bmc.ops("failed") == []
     assert host.activities[-1] is Activity.BOOTING
     assert any("booting racklet-os 0.1.0" in line for line in host.lines)
+
+
+async def test_an_unreachable_bulk_target_server_is_given_up_for_the_boot_server(
+    rig: BootRig, host: FakeHost, bmc: FakeBmc
+) -> None:
+    """On an HA rack the bulk-target server runs with one controller; while it is down a unit
+    still installs its release, from the boot server's own targets path, checked the same."""
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    bmc.trust["targetsUrl"] = f"https://127.0.0.1:{closed}/boot/v1/targets/"
+    booted = await bootstrap(host)
+    assert (booted.manifest.name, booted.manifest.version) == ("racklet-os", "0.1.0")
+    assert _installed(host).read_bytes() == rig.payload
+    notes = [line for line in host.lines if "bulk-target server unreachable" in line]
+    assert len(notes) == 1 and f"127.0.0.1:{closed}" in notes[0]
 
 
 async def test_unit_key_is_never_written_to_unit_storage(rig: BootRig, host: FakeHost) -> None:

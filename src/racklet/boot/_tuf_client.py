@@ -15,8 +15,8 @@ are translated here into :mod:`racklet.boot.errors`, each message naming what wa
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuf.api import exceptions as tuf_errors
@@ -116,13 +116,18 @@ def open_channel(
     fetcher: FetcherInterface,
     limits: BootLimits,
     target_base_url: str | None = None,
+    notes: list[str] | None = None,
 ) -> Channel:
     """Refresh the metadata (anchored in ``root``) and read the channel's signed pointer.
 
     Targets come from ``target_base_url`` when given (the bulk-target server), else from
-    ``{base_url}/targets/``.
+    ``{base_url}/targets/``. A bulk-target server that cannot be reached (its controller is
+    down, or restarting) is given up for the boot server's own targets path, which serves the
+    same files: the hashes signed in TUF decide what is accepted, not where it came from. Why
+    is appended to ``notes``, for the console.
     """
-    targets_url = target_base_url or f"{base_url}/targets/"
+    own_targets = f"{base_url}/targets/"
+    targets_url = target_base_url or own_targets
     try:
         metadata_dir.mkdir(parents=True, exist_ok=True)
         scratch_dir.mkdir(parents=True, exist_ok=True)
@@ -135,7 +140,14 @@ def open_channel(
             bootstrap=root,
         )
         updater.refresh()
-        targets = _Targets(fetcher, targets_url, _consistent(metadata_dir), limits)
+        targets = _Targets(
+            fetcher,
+            targets_url,
+            _consistent(metadata_dir),
+            limits,
+            fallback_url=own_targets if targets_url != own_targets else None,
+            notes=notes if notes is not None else [],
+        )
         pointer = _read_pointer(updater, targets, channel, limits)
     except BootError:
         raise
@@ -164,7 +176,7 @@ def _read_pointer(
     return parse_release_pointer(targets.to_bytes(info), channel)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Targets:
     """Fetches targets whose info ngclient resolved, checking them in the same pass."""
 
@@ -172,6 +184,25 @@ class _Targets:
     base_url: str
     consistent: bool
     limits: BootLimits
+    fallback_url: str | None = None
+    """Where targets come from once ``base_url`` could not be reached (None: nowhere else)."""
+    notes: list[str] = field(default_factory=list)
+
+    def _open(self, info: TargetFile) -> tuple[str, Iterator[bytes]]:
+        """The target's URL and its body; one unreachable source is given up for the other."""
+        url = self.url(info)
+        try:
+            return url, self.fetcher.fetch(url)
+        except tuf_errors.DownloadError as exc:  # refused, or timed out (a host gone dark)
+            if self.fallback_url is None or isinstance(exc, tuf_errors.DownloadHTTPError):
+                raise  # an HTTP error is an answer: the other source holds the same files
+            self.notes.append(
+                f"bulk-target server unreachable ({' '.join(str(exc).split())}); "
+                f"fetching targets from the boot server"
+            )
+            self.base_url, self.fallback_url = self.fallback_url, None
+            url = self.url(info)
+            return url, self.fetcher.fetch(url)
 
     def url(self, info: TargetFile) -> str:
         path = info.path
@@ -183,10 +214,10 @@ class _Targets:
     def _stream(self, info: TargetFile, sink: Callable[[bytes | bytearray], None]) -> None:
         """Each chunk is counted at once (endless data stops early), then hashed and handed
         to ``sink`` in batches of ``limits.chunk_bytes``; the verdict comes at the end."""
-        url = self.url(info)
+        url, chunks = self._open(info)
         check = StreamCheck(url, info.length, info.hashes)
         batch, size = bytearray(), self.limits.chunk_bytes
-        for chunk in self.fetcher.fetch(url):
+        for chunk in chunks:
             check.count(len(chunk))
             if not batch and len(chunk) >= size:  # already a whole batch: no copy
                 check.update(chunk)

@@ -234,6 +234,7 @@ class _Boot:
         host, committed = self.host, ab.committed
         target = other(committed.slot if committed is not None else None)
         storage = host.storage
+        notes: list[str] = []  # what the download had to work around, for the console
 
         def work(fetcher: FetcherInterface) -> _ChannelResult:
             channel = open_channel(
@@ -245,6 +246,7 @@ class _Boot:
                 scratch_dir=storage / SLOTS_DIR,
                 fetcher=fetcher,
                 limits=self.limits,
+                notes=notes,
             )
             pointer, problem = channel.pointer, None
             if ab.below_floor(pointer.version):
@@ -263,6 +265,8 @@ class _Boot:
         try:
             result = await self._run(work)
         except FetchError as exc:
+            for note in notes:
+                host.console(f"bootstrap: {note}")
             if committed is None:
                 raise
             manifest = await self._verified(committed)
@@ -270,6 +274,8 @@ class _Boot:
                 raise
             host.console(f"bootstrap: boot server unreachable; booting the committed slot: {exc}")
             return await self._start(manifest, committed.slot, None)
+        for note in notes:
+            host.console(f"bootstrap: {note}")
         pointer = result.pointer
         if result.problem is not None:
             host.console(f"bootstrap: {result.problem}; reinstalling it from the channel")
