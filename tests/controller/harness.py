@@ -44,6 +44,30 @@ class Harness:
             HeartbeatBody(unit=name, agentUrl="https://127.0.0.1:9999", osVersion="racklet-os 1.0")
         )
 
+    def boot_step(self) -> list[str]:
+        """The boards' "physics", one step: each powered unit goes from power-on to booting
+        (4 W) to running (2 W, heartbeating). Returns the units that just started running."""
+        started = []
+        for name, unit in self.bmc.units.items():
+            if unit.power_state != "On":
+                continue
+            if unit.last_state == "None":
+                unit.last_state, unit.power_watts = "OSBootStarted", 4.0
+            elif unit.last_state == "OSBootStarted":
+                unit.last_state, unit.power_watts = "OSRunning", 2.0
+                self.heartbeat(name)
+                started.append(name)
+        return started
+
+    def worst_case_draw(self) -> float:
+        """What the rack could draw now, by the rule the controller promises to keep: units
+        still booting at their ceiling, running ones at their measured watts."""
+        return sum(
+            (unit.max_power_watts if unit.last_state != "OSRunning" else unit.power_watts)
+            for unit in self.bmc.units.values()
+            if unit.power_state == "On"
+        )
+
     async def close(self) -> None:
         for client in self.clients.values():
             await client.aclose()
