@@ -37,7 +37,8 @@ _RESYNC_TICK = 2.0
 """Seconds between two resync wake-ups at most: the objects due within one tick are queued
 together. A lone reconcile woken between other processes' work runs cold (caches, clock
 speed): measured at twice the CPU of the same reconcile in a batch of 100, and nearly six
-times one run back to back (docs/benchmarks.md); Kubernetes' informers go further and resync everything at once."""
+times one run back to back (docs/benchmarks.md). Kubernetes' informers go further and
+resync everything at once."""
 
 log = get_logger("controller")
 
