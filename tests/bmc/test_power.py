@@ -99,3 +99,31 @@ async def test_boot_override_patch_sets_the_boot_source(bench: Bench) -> None:
         off = {"Boot": {"BootSourceOverrideEnabled": "Disabled"}}
         assert (await client.patch(path, json=off)).status_code == 200
     assert bench.boot_select.source == "SDCard"
+
+
+async def test_a_reset_repeated_with_its_idempotency_key_is_carried_out_once(bench: Bench) -> None:
+    """A controller taking over sends a recorded reset again with the same key: the BMC
+    answers with the first outcome and does not act twice, even if the state moved since."""
+    target = f"/redfish/v1/Systems/{UNIT}/Actions/ComputerSystem.Reset"
+    key = {"Idempotency-Key": "1f0c/rollout-web-1"}
+    async with bench.client() as client:
+        assert (await client.post(target, json={"ResetType": "On"})).status_code == 204
+        off = await client.post(target, json={"ResetType": "ForceOff"}, headers=key)
+        assert off.status_code == 204
+        assert (await client.post(target, json={"ResetType": "On"})).status_code == 204
+        repeat = await client.post(target, json={"ResetType": "ForceOff"}, headers=key)
+        assert repeat.status_code == 204
+        assert bench.unit.switch_log == [True, False, True]  # the repeat did not switch off
+        reused = await client.post(target, json={"ResetType": "On"}, headers=key)
+        assert reused.status_code == 422
+        info = reused.json()["error"]["@Message.ExtendedInfo"][0]
+        assert info["MessageId"].endswith("HeaderInvalid") and "Idempotency-Key" in info["Message"]
+        fresh = {"Idempotency-Key": "1f0c/rollout-web-2"}
+        assert (
+            await client.post(target, json={"ResetType": "ForceOff"}, headers=fresh)
+        ).status_code == 204
+        bad = await client.post(
+            target, json={"ResetType": "On"}, headers={"Idempotency-Key": "x" * 300}
+        )
+        assert bad.status_code == 400
+    assert bench.unit.switch_log == [True, False, True, False]

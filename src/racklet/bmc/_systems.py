@@ -25,6 +25,8 @@ from racklet.bmc._http import (
     route,
     tagged,
 )
+from racklet.bmc._idempotency import HEADER as IDEMPOTENCY_HEADER
+from racklet.bmc._idempotency import OnceByKey
 from racklet.bmc._power import RESET_TYPES
 from racklet.bmc._schema import ROOT, collection, link, resource
 from racklet.hw import BootSource
@@ -191,6 +193,7 @@ def _check_patch(
 
 def routes(ctx: BmcContext) -> list[Route]:
     override = BootOverride(ctx)
+    resets = OnceByKey()  # a reset repeated with its Idempotency-Key is carried out once
 
     def _mine(request: Request) -> None:
         if request.path_params["system_id"] != ctx.unit:
@@ -225,7 +228,8 @@ def routes(ctx: BmcContext) -> list[Route]:
     async def reset(request: Request) -> Response:
         _mine(request)
         reset_type = _check_reset(await read_object(request))
-        await ctx.power.reset(reset_type)
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        await resets.run(key, reset_type, lambda: ctx.power.reset(reset_type))
         return no_content()
 
     item = f"{SYSTEMS}/{{system_id}}"
