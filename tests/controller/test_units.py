@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import pytest
 
 from racklet.api import POWER_CYCLE_ANNOTATION, ComputeUnit, find_condition
 from racklet.controller import ComputeUnitReconciler, HeartbeatRegistry
 from racklet.redfish import RedfishClient
+from racklet.store import Fenced
 from tests.controller.harness import FakeClock, Harness, make
 
 
@@ -275,5 +277,66 @@ async def test_a_deleted_unit_is_forgotten() -> None:
         await h.store.delete(ComputeUnit, "unit-1")
         assert await h.reconciler.reconcile("unit-1") is None
         assert h.bmc.resets == []
+    finally:
+        await h.close()
+
+
+class _DiesAfterSending:
+    """A leader's BMC client whose process dies (loses its lease) just after a reset left."""
+
+    def __init__(self, inner: RedfishClient) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def reset(
+        self, system_id: str, reset_type: str, *, idempotency_key: str | None = None
+    ) -> None:
+        await self.inner.reset(system_id, reset_type, idempotency_key=idempotency_key)
+        raise Fenced("the lease ran out just after the reset was sent")
+
+
+@pytest.mark.parametrize("dies", ["before sending", "after sending"])
+async def test_a_power_cycle_is_done_exactly_once_across_a_failover(dies: str) -> None:
+    """The old leader records the cycle, then dies before or after its reset reached the BMC;
+    the new leader finds it pending and sends it again with the same Idempotency-Key."""
+    h = await make(["unit-1"])
+    try:
+        h.bmc.power_on("unit-1")
+        unit = await h.unit("unit-1")
+        unit.metadata.annotations[POWER_CYCLE_ANNOTATION] = "rollout-web-1"
+        await h.store.update(unit)
+
+        async def deposed() -> None:
+            raise Fenced("another controller leads now")
+
+        old_leader = ComputeUnitReconciler(
+            h.store,
+            {"unit-1": _DiesAfterSending(h.clients["unit-1"])} if dies == "after sending"
+            else h.clients,
+            h.heartbeats,
+            rack_name="rack-1",
+            clock=h.clock,
+            fence=deposed if dies == "before sending" else None,
+        )  # fmt: skip
+        with pytest.raises(Fenced):
+            await old_leader.reconcile("unit-1")
+        recorded = (await h.unit("unit-1")).status
+        assert recorded.pending_power_cycle == "rollout-web-1"
+        assert len(h.bmc.resets) == (1 if dies == "after sending" else 0)
+
+        new_leader = ComputeUnitReconciler(
+            h.store, h.clients, h.heartbeats, rack_name="rack-1", clock=h.clock
+        )
+        for _ in range(3):
+            await new_leader.reconcile("unit-1")
+        assert h.bmc.resets == [("unit-1", "PowerCycle")]  # exactly once
+        keys = {key for _, kind, key in h.bmc.received if kind == "PowerCycle"}
+        assert len(keys) == 1 and next(iter(keys)).endswith("/rollout-web-1")
+        status = (await h.unit("unit-1")).status
+        assert status.pending_power_cycle is None and status.last_power_cycle == "rollout-web-1"
+        reasons = [e.reason for e in await h.store.events("unit-1")]
+        assert reasons.count("PowerCycle") == 1  # the new leader's; the old one wrote none
     finally:
         await h.close()

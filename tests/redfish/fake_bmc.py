@@ -45,7 +45,9 @@ class FakeBmc:
         self.units = {name: FakeUnit() for name in names}
         self.tokens: set[str] = set()
         self.logins = 0
-        self.resets: list[tuple[str, str]] = []
+        self.resets: list[tuple[str, str]] = []  # carried out
+        self.received: list[tuple[str, str, str | None]] = []  # asked: (unit, type, key)
+        self.keys: set[str] = set()
         self.page_size = page_size
         self.defer_resets = False  # True: a reset is accepted but done only by settle()
         self._pending: list[tuple[str, str]] = []
@@ -167,6 +169,12 @@ class FakeBmc:
         reset_type = (await request.json()).get("ResetType")
         if reset_type not in ("On", "ForceOff", "GracefulShutdown", "ForceRestart", "PowerCycle"):
             return error(400, f"The value {reset_type} for ResetType is not allowed.")
+        key = request.headers.get("Idempotency-Key")
+        self.received.append((name, reset_type, key))
+        if key is not None and key in self.keys:
+            return Response(status_code=204)  # a repeat: done once, as the real BMC does
+        if key is not None:
+            self.keys.add(key)
         self.resets.append((name, reset_type))
         if self.defer_resets:
             self._pending.append((name, reset_type))

@@ -87,6 +87,10 @@ class ComputeUnitStatus(Model):
     agent_url: str | None = None
     os_version: str | None = None
     last_power_cycle: str | None = None
+    pending_power_cycle: str | None = None
+    """A power cycle recorded but not yet known to have reached the BMC (set just before the
+    reset is sent, cleared once the BMC answered): a controller taking over sends it again
+    with the same ``Idempotency-Key``, so it is done exactly once."""
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
 

@@ -124,9 +124,18 @@ class RedfishClient:
             return token
 
     async def _send(
-        self, method: str, path: str, *, json: Any = None, token: str | None, files: Any = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        token: str | None,
+        files: Any = None,
+        extra: dict[str, str] | None = None,
     ) -> httpx.Response:
         headers = {"X-Auth-Token": token} if token else {}
+        if extra:
+            headers.update(extra)
         try:
             return await self._http.request(
                 method, self._url(path), json=json, headers=headers, files=files
@@ -137,20 +146,29 @@ class RedfishClient:
             ) from exc
 
     async def _request(
-        self, method: str, path: str, json: Any = None, files: Any = None
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        files: Any = None,
+        extra: dict[str, str] | None = None,
     ) -> httpx.Response:
         if self._certificate_login:
             # Mutual TLS is the login: no password crosses the wire while the BMC accepts it.
-            response = await self._send(method, path, json=json, token=None, files=files)
+            response = await self._send(
+                method, path, json=json, token=None, files=files, extra=extra
+            )
             if response.status_code != 401:
                 _raise_for_status(response)
                 return response
             self._certificate_login = False  # this BMC does not map our certificate: sessions
         token = self._token or await self._login(None)
-        response = await self._send(method, path, json=json, token=token, files=files)
+        response = await self._send(method, path, json=json, token=token, files=files, extra=extra)
         if response.status_code == 401:
             token = await self._login(token)
-            response = await self._send(method, path, json=json, token=token, files=files)
+            response = await self._send(
+                method, path, json=json, token=token, files=files, extra=extra
+            )
         _raise_for_status(response)
         return response
 
@@ -176,13 +194,18 @@ class RedfishClient:
         data = await self.get(f"/redfish/v1/Chassis/{chassis_id}/EnvironmentMetrics")
         return EnvironmentView.from_json(data)
 
-    async def reset(self, system_id: str, reset_type: str) -> None:
+    async def reset(
+        self, system_id: str, reset_type: str, *, idempotency_key: str | None = None
+    ) -> None:
+        """``idempotency_key`` makes a repeat of this reset (the same key) a no-op at a BMC
+        that honours the ``Idempotency-Key`` header, as Racklet's does."""
         if reset_type not in RESET_TYPES:
             raise ValueError(f"unknown ResetType {reset_type!r}; one of {', '.join(RESET_TYPES)}")
         await self._request(
             "POST",
             f"/redfish/v1/Systems/{system_id}/Actions/ComputerSystem.Reset",
             json={"ResetType": reset_type},
+            extra={"Idempotency-Key": idempotency_key} if idempotency_key else None,
         )
 
     # -- BMC firmware (UpdateService, the A/B slots of the BMC itself) -------------------------

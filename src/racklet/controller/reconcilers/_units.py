@@ -17,9 +17,12 @@ It then
 * shuts it down gracefully when ``spec.power`` is Off and it is powered (the BMC forces it off
   by itself after a grace period);
 * power-cycles it once per ``racklet.dev/power-cycle-request`` annotation value. The request
-  is recorded in ``status.lastPowerCycle`` *before* the reset is sent, in a write that fails
-  unless this controller still leads (the fenced store of an HA controller), so no request
-  is ever done twice, even across a failover: at most once, and a failed reset is an event.
+  is recorded in ``status.lastPowerCycle`` and ``status.pendingPowerCycle`` *before* the
+  reset is sent, in a write that fails unless this controller still leads (the fenced store
+  of an HA controller); the reset carries ``Idempotency-Key: <uid>/<request>``; the status
+  write after it clears the pending mark. A controller that takes over and finds a cycle
+  still pending sends it again with the same key, and the BMC carries a key out once: so a
+  cycle is done exactly once across a failover. A failed reset is an event.
 
 With ``fence`` (an HA controller) every reset is preceded by a check that this controller
 still holds the lead; a deposed leader stops acting at once.
@@ -75,7 +78,9 @@ class Bmc(Protocol):
 
     async def environment_metrics(self, chassis_id: str) -> EnvironmentView: ...
 
-    async def reset(self, system_id: str, reset_type: str) -> None: ...
+    async def reset(
+        self, system_id: str, reset_type: str, *, idempotency_key: str | None = None
+    ) -> None: ...
 
 
 class UnitObserver(Protocol):
@@ -231,10 +236,10 @@ class ComputeUnitReconciler:
         last = self._last_action.get(name)
         return last is not None and last[0] == action and self._clock() - last[1] < self._cooldown
 
-    async def _reset(self, name: str, bmc: Bmc, reset_type: str) -> None:
+    async def _reset(self, name: str, bmc: Bmc, reset_type: str, key: str | None = None) -> None:
         if self._fence is not None:
             await self._fence()  # raises Fenced when another controller leads now
-        await bmc.reset(name, reset_type)
+        await bmc.reset(name, reset_type, idempotency_key=key)
         self._last_action[name] = (reset_type, self._clock())
         self._boot_marks[name] = self._clock()
         self._log.info("%s: %s", name, reset_type, extra={"unit": name})
@@ -254,13 +259,15 @@ class ComputeUnitReconciler:
         if obs.chassis.absent:
             return None
         request = unit.metadata.annotations.get(POWER_CYCLE_ANNOTATION)
+        if request and request == status.pending_power_cycle and request == status.last_power_cycle:
+            return await self._resend_cycle(unit, bmc, request, status, events)
         if request and request != status.last_power_cycle:
             if self._cycled.get(name) != request:
                 if unit.spec.power == "On" and obs.powered:
                     await self._record_intent(unit, request)
                     self._cycled[name] = request
                     try:
-                        await self._reset(name, bmc, "PowerCycle")
+                        await self._reset(name, bmc, "PowerCycle", _cycle_key(unit, request))
                     except RedfishClientError as exc:
                         message = f"power cycle {request} failed: {exc}"
                         events.append(_event(name, "PowerCycleFailed", message, "Warning"))
@@ -312,12 +319,44 @@ class ComputeUnitReconciler:
         return "On"
 
     async def _record_intent(self, unit: ComputeUnit, request: str) -> None:
-        """Mark ``request`` as handled before acting on it (at most once, fenced)."""
+        """Mark ``request`` as handled, and as pending until the BMC answers, before acting on
+        it (fenced): the status write after the reset clears the pending mark."""
         intent = copy_model(unit)
         intent.status.last_power_cycle = request
+        intent.status.pending_power_cycle = request
         recorded = await self._store.update_status(intent)
         unit.metadata.resource_version = recorded.metadata.resource_version
         unit.status.last_power_cycle = request
+        unit.status.pending_power_cycle = request
+
+    async def _resend_cycle(
+        self,
+        unit: ComputeUnit,
+        bmc: Bmc,
+        request: str,
+        status: ComputeUnitStatus,
+        events: list[Event],
+    ) -> str | None:
+        """A power cycle recorded but never known to have reached the BMC: a leader died (or
+        its status write was lost) between the two. Send it again with the same key; a BMC
+        that already got it answers without cycling the unit twice."""
+        name = unit.metadata.name
+        status.pending_power_cycle = None
+        if self._cycled.get(name) == request:
+            return None  # this controller sent it; only the write that said so was lost
+        self._cycled[name] = request
+        if unit.spec.power != "On":
+            events.append(_event(name, "PowerCycleSkipped", f"power cycle {request}: spec is Off"))
+            return None
+        try:
+            await self._reset(name, bmc, "PowerCycle", _cycle_key(unit, request))
+        except RedfishClientError as exc:
+            message = f"power cycle {request} failed: {exc}"
+            events.append(_event(name, "PowerCycleFailed", message, "Warning"))
+        else:
+            message = f"power cycle {request} sent again after a failover (done once by the BMC)"
+            events.append(_event(name, "PowerCycle", message))
+        return "PowerCycle"
 
     async def _budget_allows(self, name: str, chassis: ChassisView) -> tuple[bool, str]:
         try:
@@ -398,6 +437,11 @@ class ComputeUnitReconciler:
         if verdict.phase != previous:
             kind = "Warning" if verdict.phase in _WARNING_PHASES else "Normal"
             events.append(_event(name, verdict.phase, verdict.message, kind))
+
+
+def _cycle_key(unit: ComputeUnit, request: str) -> str:
+    """The ``Idempotency-Key`` of one power-cycle request: every controller derives the same."""
+    return f"{unit.metadata.uid}/{request}"
 
 
 def _settled(action: str, obs: Observation) -> bool:
