@@ -266,14 +266,7 @@ class ComputeUnitReconciler:
                 if unit.spec.power == "On" and obs.powered:
                     await self._record_intent(unit, request)
                     self._cycled[name] = request
-                    try:
-                        await self._reset(name, bmc, "PowerCycle", _cycle_key(unit, request))
-                    except RedfishClientError as exc:
-                        message = f"power cycle {request} failed: {exc}"
-                        events.append(_event(name, "PowerCycleFailed", message, "Warning"))
-                    else:
-                        message = f"power cycle {request} requested"
-                        events.append(_event(name, "PowerCycle", message))
+                    await self._send_cycle(unit, bmc, request, events, "requested")
                 else:
                     events.append(
                         _event(name, "PowerCycleSkipped", f"power cycle {request}: unit is off")
@@ -348,15 +341,23 @@ class ComputeUnitReconciler:
         if unit.spec.power != "On":
             events.append(_event(name, "PowerCycleSkipped", f"power cycle {request}: spec is Off"))
             return None
+        await self._send_cycle(
+            unit, bmc, request, events, "sent again after a failover (done once by the BMC)"
+        )
+        return "PowerCycle"
+
+    async def _send_cycle(
+        self, unit: ComputeUnit, bmc: Bmc, request: str, events: list[Event], done: str
+    ) -> None:
+        """Send the reset of a recorded request, keyed by it; a failure is an event."""
+        name = unit.metadata.name
         try:
             await self._reset(name, bmc, "PowerCycle", _cycle_key(unit, request))
         except RedfishClientError as exc:
             message = f"power cycle {request} failed: {exc}"
             events.append(_event(name, "PowerCycleFailed", message, "Warning"))
         else:
-            message = f"power cycle {request} sent again after a failover (done once by the BMC)"
-            events.append(_event(name, "PowerCycle", message))
-        return "PowerCycle"
+            events.append(_event(name, "PowerCycle", f"power cycle {request} {done}"))
 
     async def _budget_allows(self, name: str, chassis: ChassisView) -> tuple[bool, str]:
         try:
