@@ -61,7 +61,7 @@ class Node:
     def freeze(self) -> None:
         """Stop refreshing the lease without resigning, as a paused or cut-off process
         would: the runtime keeps running and still believes it leads (a zombie)."""
-        task = self.election._task
+        task = self.election._task.task
         assert task is not None
         task.cancel()
 

@@ -31,6 +31,7 @@ from cryptography.exceptions import InvalidSignature
 
 from racklet.api import ComputeUnit, Event, find_condition, set_condition
 from racklet.config import write_atomic
+from racklet.controller._background import OwnedTask
 from racklet.log import get_logger
 from racklet.pki import PkiError, RackCA
 from racklet.redfish import RedfishClientError
@@ -145,17 +146,13 @@ class UnitCertificates:
         self.policy = policy or CertificatePolicy()
         self._is_leader = is_leader
         self._now = now
-        self._task: asyncio.Task[None] | None = None
+        self._task = OwnedTask("controller:unit-certificates")
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._loop(), name="controller:unit-certificates")
+        self._task.start(self._loop)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._task.stop()
 
     async def _loop(self) -> None:
         while True:

@@ -8,11 +8,11 @@ file writes run in a thread; a failure is logged and retried at the next period.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
 from racklet.boot import RepositoryError, TufRepository, refresh_timestamp
+from racklet.controller._background import OwnedTask
 from racklet.log import get_logger
 
 log = get_logger("controller")
@@ -31,18 +31,14 @@ class TufRefresher:
         self._boot_dir = boot_dir
         self._period = period
         self._is_leader = is_leader  # two controllers re-signing at once would race
-        self._task: asyncio.Task[None] | None = None
+        self._task = OwnedTask("controller:tuf-refresh")
 
     async def start(self) -> None:
-        if self._task is None and (self._boot_dir / "repository.json").exists():
-            self._task = asyncio.create_task(self._loop(), name="controller:tuf-refresh")
+        if (self._boot_dir / "repository.json").exists():
+            self._task.start(self._loop)
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
 
     def _refresh(self) -> bool:
         return refresh_timestamp(TufRepository.open(self._boot_dir))

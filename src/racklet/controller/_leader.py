@@ -19,6 +19,7 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
+from racklet.controller._background import OwnedTask
 from racklet.log import get_logger
 from racklet.store import Fence, StoreError
 from racklet.store._etcd_gateway import EtcdGateway, b64, revision_of
@@ -49,7 +50,7 @@ class LeaderElection:
         self._on_deposed = on_deposed
         self._fence: Fence | None = None
         self._lease = 0
-        self._task: asyncio.Task[None] | None = None
+        self._task = OwnedTask("controller:election")
         self.terms = 0  # how many times this candidate has won
 
     @property
@@ -61,15 +62,11 @@ class LeaderElection:
         return self._fence
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="controller:election")
+        self._task.start(self._run)
 
     async def stop(self) -> None:
         """Stop campaigning; a leader resigns (revokes its lease) so another takes over now."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
         await self._step_down("stopping")
         if self._lease:
             with contextlib.suppress(StoreError):

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from racklet.api import Release, Rollout
+from racklet.controller._background import OwnedTask
 from racklet.controller._runtime import Registry
 from racklet.controller.reconcilers._bmc_firmware import BmcFirmwareRollouts, FirmwareBmc
 from racklet.controller.reconcilers._release import Channels, ReleaseReconciler, TufChannels
@@ -65,7 +66,7 @@ class PkiMaintenance:
         self._state_dir = state_dir
         self._interval = interval_seconds
         self._is_leader = is_leader  # two controllers renewing the same files would race
-        self._task: asyncio.Task[None] | None = None
+        self._task = OwnedTask("controller:pki-maintenance")
 
     def run_once(self) -> list[Path]:
         """One round (blocking file I/O and signing): the renewed certificates."""
@@ -75,13 +76,10 @@ class PkiMaintenance:
         return renewed
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="controller:pki-maintenance")
+        self._task.start(self._loop)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await self._task.stop()
 
     async def _loop(self) -> None:
         while True:
