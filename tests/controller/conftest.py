@@ -11,4 +11,4 @@ from tests.store.etcd_server import EtcdServer, running_etcd
 
 @pytest.fixture(scope="session")
 def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
-    yield from running_etcd(tmp_path_factory)
+    yield from running_etcd(tmp_path_factory.mktemp("etcd") / "data")

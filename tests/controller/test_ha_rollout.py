@@ -40,7 +40,7 @@ from racklet.store import EtcdStore, MemoryStore
 from tests.controller.test_main import _free_ports, make_state_dir
 from tests.redfish.fake_bmc import PASSWORD, USER, FakeBmc
 from tests.release.fleet import FakeFleet
-from tests.store.etcd_server import EtcdServer, available
+from tests.store.etcd_server import EtcdServer, running_etcd
 
 UNITS = [f"unit-{i}" for i in range(1, 7)]
 RIG_UNITS = [f"unit-{i}" for i in range(1, 6)]  # the in-process crash tests
@@ -111,12 +111,7 @@ class Fleet:
 @pytest.fixture
 def etcd_server(tmp_path: Path) -> Iterator[EtcdServer]:
     """An etcd of its own: the controller processes use the default key prefix."""
-    if not available():
-        pytest.skip("etcd is not installed (Debian package etcd-server)")
-    server = EtcdServer(tmp_path / "etcd")
-    server.start()
-    yield server
-    server.stop()
+    yield from running_etcd(tmp_path / "etcd")
 
 
 def _state_dirs(tmp_path: Path, etcd: EtcdServer, bmc_url: str) -> list[rack_config.RackConfig]:

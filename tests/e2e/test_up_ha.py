@@ -29,7 +29,7 @@ DEADLINE = 60.0  # generous for a 2-core CI machine; the design bound is lease T
 
 @pytest.fixture(scope="module")
 def etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
-    yield from running_etcd(tmp_path_factory)
+    yield from running_etcd(tmp_path_factory.mktemp("etcd") / "data")
 
 
 class Output:

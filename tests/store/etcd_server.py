@@ -83,11 +83,11 @@ class EtcdServer:
         self.process = None
 
 
-def running_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+def running_etcd(data_dir: Path) -> Iterator[EtcdServer]:
     """The body of an ``etcd`` fixture: a real etcd on loopback, or the test is skipped."""
     if not available():
         pytest.skip("etcd is not installed (Debian package etcd-server)")
-    server = EtcdServer(Path(tmp_path_factory.mktemp("etcd")) / "data")
+    server = EtcdServer(data_dir)
     server.start()
     yield server
     server.stop()

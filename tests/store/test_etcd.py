@@ -9,7 +9,7 @@ import pytest
 
 from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, ObjectMeta
 from racklet.store import EtcdStore, Fence, Fenced, Unavailable
-from tests.store.etcd_server import EtcdServer, available
+from tests.store.etcd_server import EtcdServer, running_etcd
 
 
 def unit(name: str) -> ComputeUnit:
@@ -22,12 +22,7 @@ def unit(name: str) -> ComputeUnit:
 @pytest.fixture
 def own_etcd(tmp_path: Path) -> Iterator[EtcdServer]:
     """An etcd this test may kill and restart."""
-    if not available():
-        pytest.skip("etcd is not installed (Debian package etcd-server)")
-    server = EtcdServer(tmp_path / "etcd")
-    server.start()
-    yield server
-    server.stop()
+    yield from running_etcd(tmp_path / "etcd")
 
 
 async def test_resource_version_is_the_mod_revision(etcd: EtcdServer) -> None:

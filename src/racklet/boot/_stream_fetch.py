@@ -20,13 +20,13 @@ import http.client
 import socket
 import ssl
 import threading
-import time
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from tuf.api import exceptions as tuf_errors
 
 from racklet.boot._tuf_api import FetcherInterface
+from racklet.boot._tuf_fetch import check_time
 
 _HEADERS = {"Accept-Encoding": "identity", "User-Agent": "racklet-bootstrap"}
 PIECE_BYTES = 1 << 20
@@ -58,10 +58,7 @@ class StreamFetcher(FetcherInterface):
         self._idle.clear()
 
     def _check_time(self, url: str) -> None:
-        if self._cancel.is_set():
-            raise tuf_errors.DownloadError(f"download of {url} cancelled")
-        if self._deadline is not None and time.monotonic() > self._deadline:
-            raise tuf_errors.SlowRetrievalError(f"{url} did not arrive within the boot deadline")
+        check_time(url, self._cancel, self._deadline)
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         parts = urlsplit(url)

@@ -27,6 +27,15 @@ from racklet.boot._tuf_api import FetcherInterface
 _HEADERS = {"Accept-Encoding": "identity", "User-Agent": "racklet-bootstrap"}
 
 
+def check_time(url: str, cancel: threading.Event, deadline: float | None) -> None:
+    """Stop a download that was cancelled (a power cut) or ran past the boot's deadline;
+    every fetcher checks before each request and between chunks."""
+    if cancel.is_set():
+        raise tuf_errors.DownloadError(f"download of {url} cancelled")
+    if deadline is not None and time.monotonic() > deadline:
+        raise tuf_errors.SlowRetrievalError(f"{url} did not arrive within the boot deadline")
+
+
 class HttpxFetcher(FetcherInterface):
     """Fetch over one pooled httpx client; close it with :meth:`close`."""
 
@@ -52,10 +61,7 @@ class HttpxFetcher(FetcherInterface):
         self._client.close()
 
     def _check_time(self, url: str) -> None:
-        if self._cancel.is_set():
-            raise tuf_errors.DownloadError(f"download of {url} cancelled")
-        if self._deadline is not None and time.monotonic() > self._deadline:
-            raise tuf_errors.SlowRetrievalError(f"{url} did not arrive within the boot deadline")
+        check_time(url, self._cancel, self._deadline)
 
     def _fetch(self, url: str) -> Iterator[bytes]:
         if self._mutual_tls and not url.startswith("https://"):
