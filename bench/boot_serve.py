@@ -9,15 +9,14 @@ Prints ``ready`` when it listens; stops on SIGTERM. Usage::
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
 import sys
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
+from bench.boot_tools import serve_until_sigterm
 from racklet.boot import server as boot_server
 from racklet.boot.server import create_boot_app
 from racklet.net import AppServer, run_loop, server_context
@@ -27,14 +26,7 @@ async def _serve(repo: Path, port: int, cert: Path, key: Path, ca: Path) -> None
     app = Starlette(routes=[Mount("/boot/v1", app=create_boot_app(repo))])
     context = server_context(cert, key, ca=ca, require_client_cert=True)
     server = AppServer(app, port=port, ssl_context=context, name="boot-bench")
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await server.start()
-    print("ready", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
+    await serve_until_sigterm(server)
 
 
 def main(argv: list[str]) -> int:

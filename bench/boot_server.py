@@ -31,6 +31,7 @@ from bench.boot_tools import (
     free_port,
     make_tls,
     parallel_curl,
+    serve_until_sigterm,
     wait_listening,
 )
 from racklet.boot import BulkLimits
@@ -118,14 +119,7 @@ async def _serve_bulk(argv: list[str]) -> None:
     context = server_context(Path(cert), Path(key), ca=Path(ca), require_client_cert=True)
     limits = BulkLimits(chunk_bytes=int(chunk))
     server = BulkTargetServer(Path(targets), context, port=int(port), limits=limits)
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    await server.start()
-    print("ready", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
+    await serve_until_sigterm(server)
 
 
 def _start_racklet(tmp: Path, repo: Path, tls: Tls, uvloop: bool) -> _Server:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from racklet.pki import RackCA
 
@@ -99,3 +102,21 @@ def parallel_curl(tls: Tls, urls: list[str]) -> tuple[float, int]:
             raise RuntimeError(f"curl exited {proc.returncode}")
         total += int(out.strip() or 0)
     return time.monotonic() - start, total
+
+
+class _Startable(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+async def serve_until_sigterm(server: _Startable) -> None:
+    """A benchmark's server process: start, print ``ready`` for the parent, stop on SIGTERM."""
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await server.start()
+    print("ready", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
