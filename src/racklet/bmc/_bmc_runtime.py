@@ -14,7 +14,6 @@ broken build fails the hardware read, as such a build would.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from racklet.bmc._bmc_slots import BmcFirmwareSlots, SlotName
 from racklet.bmc.errors import BmcError
 from racklet.hw import BmcBoard
 from racklet.log import ContextLogger
+from racklet.tasks import OwnedTask
 
 SELF_TEST_DEADLINE = 30.0
 """Host seconds a trial firmware has to pass its self-test before the BMC falls back."""
@@ -50,7 +50,7 @@ class BmcFirmware:
         self._log = log
         self._restart = restart
         self._deadline = deadline
-        self._task: asyncio.Task[None] | None = None
+        self._task = OwnedTask("bmc:self-test")
         self.lock = asyncio.Lock()
         """Held while a slot is written or armed: one firmware change at a time."""
 
@@ -61,17 +61,11 @@ class BmcFirmware:
         return slot
 
     def start_self_test(self, app: ASGIApp, board: BmcBoard) -> None:
-        if self.slots.trying is not None and self._task is None:
-            self._task = asyncio.create_task(
-                self._self_test(app, board), name=f"bmc:{board.unit}:self-test"
-            )
+        if self.slots.trying is not None:
+            self._task.start(lambda: self._self_test(app, board), f"bmc:{board.unit}:self-test")
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
 
     async def install(self, image: Path, version: str) -> SlotName:
         async with self.lock:

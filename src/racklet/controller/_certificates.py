@@ -31,11 +31,11 @@ from cryptography.exceptions import InvalidSignature
 
 from racklet.api import ComputeUnit, Event, find_condition, set_condition
 from racklet.config import write_atomic
-from racklet.controller._background import OwnedTask
 from racklet.log import get_logger
 from racklet.pki import PkiError, RackCA
 from racklet.redfish import RedfishClientError
 from racklet.store import Conflict, NotFound, Store, StoreError
+from racklet.tasks import OwnedTask
 
 log = get_logger("controller")
 MANAGER = "/redfish/v1/Managers/bmc"

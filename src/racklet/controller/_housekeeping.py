@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from racklet.boot import RepositoryError, TufRepository, refresh_timestamp
-from racklet.controller._background import OwnedTask
 from racklet.log import get_logger
+from racklet.tasks import OwnedTask
 
 log = get_logger("controller")
 

@@ -19,10 +19,10 @@ import contextlib
 import time
 from collections.abc import Awaitable, Callable
 
-from racklet.controller._background import OwnedTask
 from racklet.log import get_logger
 from racklet.store import Fence, StoreError
 from racklet.store._etcd_gateway import EtcdGateway, b64, revision_of
+from racklet.tasks import OwnedTask
 
 log = get_logger("controller")
 

@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from racklet.api import Release, Rollout
-from racklet.controller._background import OwnedTask
 from racklet.controller._runtime import Registry
 from racklet.controller.reconcilers._bmc_firmware import BmcFirmwareRollouts, FirmwareBmc
 from racklet.controller.reconcilers._release import Channels, ReleaseReconciler, TufChannels
@@ -20,6 +19,7 @@ from racklet.controller.reconcilers._rollout import RolloutReconciler
 from racklet.log import get_logger
 from racklet.pki import PkiError, RackCA, refresh_crl, renew_due
 from racklet.store import Store
+from racklet.tasks import OwnedTask
 
 log = get_logger("controller")
 

@@ -24,6 +24,7 @@ from racklet.gitops._git import Location, fingerprint
 from racklet.gitops._reconciler import SYNC_ANNOTATION, GitSourceReconciler, Outcome, location_of
 from racklet.gitops.errors import GitOpsError
 from racklet.log import get_logger
+from racklet.tasks import OwnedTask
 
 Enqueue = Callable[[str], None]
 
@@ -55,19 +56,14 @@ class GitSourceWatcher:
         self._refresh = refresh
         self._clock = clock
         self._seen: dict[str, _Seen] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._task = OwnedTask("gitops-watcher")
         self._log = get_logger("gitops")
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="gitops-watcher")
+        self._task.start(self._run)
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._task.stop()
 
     async def _run(self) -> None:
         next_refresh = 0.0

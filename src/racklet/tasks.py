@@ -1,7 +1,7 @@
 """One background task a service owns: started once, cancelled and awaited on stop.
 
-The controller's periodic chores (TUF refresh, PKI maintenance, unit certificates) and its
-election each run one loop; this is the single place that starts, cancels and awaits it, so
+The controller's periodic chores and its election, the GitOps watcher and the BMC's firmware
+self-test each run one loop; this is the single place that starts, cancels and awaits it, so
 no loop outlives its owner and a crash of one is logged rather than lost.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from racklet.log import get_logger
 
-log = get_logger("controller")
+log = get_logger("tasks")
 
 
 class OwnedTask:
@@ -26,9 +26,10 @@ class OwnedTask:
         """The running task, if any (tests freeze a loop through it)."""
         return self._task
 
-    def start(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Run ``loop()`` as the task, unless it already runs."""
+    def start(self, loop: Callable[[], Coroutine[Any, Any, None]], name: str = "") -> None:
+        """Run ``loop()`` as the task (named ``name`` if given), unless it already runs."""
         if self._task is None:
+            self.name = name or self.name
             self._task = asyncio.create_task(loop(), name=self.name)
 
     async def stop(self) -> None:
