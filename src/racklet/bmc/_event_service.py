@@ -44,7 +44,7 @@ def routes(ctx: BmcContext) -> list[Route]:
                 Name="Event Service",
                 ServiceEnabled=True,
                 ServerSentEventUri=SSE,
-                RegistryPrefixes=["ResourceEvent", "SensorEvent", "Platform"],
+                RegistryPrefixes=["ResourceEvent", "SensorEvent", "Platform", "AccountSecurity"],
                 EventFormatTypes=["Event"],
                 Status={"State": "Enabled", "Health": "OK"},
             )
