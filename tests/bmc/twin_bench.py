@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from racklet.bmc import BmcService, BmcSettings, write_accounts
 from racklet.hw import Activity, UnitHost
@@ -51,7 +52,10 @@ def _free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def running_twin_bmc(root: Path, speed: float = 20.0) -> AsyncIterator[TwinBmc]:
+async def running_twin_bmc(
+    root: Path, speed: float = 20.0, **settings: Any
+) -> AsyncIterator[TwinBmc]:
+    """``settings`` go to the BMC's :class:`BmcSettings`."""
     ca = RackCA.create(root / "pki")
     bmc_dir = root / "bmc"
     bmc_dir.mkdir(parents=True)
@@ -73,7 +77,7 @@ async def running_twin_bmc(root: Path, speed: float = 20.0) -> AsyncIterator[Twi
     await rack.start()
     service = BmcService(
         rack.board(UNIT),
-        BmcSettings(unit=UNIT, state_dir=bmc_dir, firmware_version="racklet-bmc test"),
+        BmcSettings(unit=UNIT, state_dir=bmc_dir, firmware_version="racklet-bmc test", **settings),
     )
     await service.start()
     port = _free_port()

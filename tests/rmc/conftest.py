@@ -13,10 +13,11 @@ import httpx
 import pytest
 
 from racklet.bmc import BmcService, BmcSettings, write_accounts
+from racklet.bmc.login import BackoffPolicy
 from racklet.hw import Activity, UnitHost
 from racklet.net import AppServer, client_context, server_context
 from racklet.pki import RackCA
-from racklet.rmc import AggregationSource, RmcService, RmcSettings
+from racklet.rmc import RMC_CLIENT_NAME, AggregationSource, RmcService, RmcSettings
 from racklet.twin import RackDescription, SimClock, TwinRack
 
 BMC_PASSWORD = "bmc-password-for-the-rmc"
@@ -24,6 +25,9 @@ ADMIN = ("admin", "rmc admin password")
 OPERATOR = ("operator", "rmc operator password")
 READER = ("reader", "rmc reader password")
 UNITS = ("unit-1", "unit-2")
+QUICK = BackoffPolicy(source_threshold=6, delay=60.0, max_delay=60.0, max_wait=0.0)
+"""Failed-login back-off that never makes a test wait: after six failures a source gets one
+more try a minute, and anything that would have to wait is refused at once (503)."""
 
 
 async def idle_os(host: UnitHost) -> None:
@@ -49,6 +53,7 @@ async def eventually(check: Callable[[], bool], what: str, within: float = 20.0)
 @dataclass
 class Rack:
     rack: TwinRack
+    rmc: RmcService
     url: str
     """The RMC's base URL."""
     ca: Path
@@ -89,23 +94,28 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
             write_accounts(bmc_dir / "accounts.json", "admin", BMC_PASSWORD)
             service = BmcService(
                 twin.board(unit),
-                BmcSettings(unit=unit, state_dir=bmc_dir, firmware_version="test"),
+                BmcSettings(
+                    unit=unit, state_dir=bmc_dir, firmware_version="test", login_backoff=QUICK
+                ),
             )
             await service.start()
             services.append(service)
             port = free_port()
             server = AppServer(
-                service.app, port=port, ssl_context=server_context(crt, key), name=f"bmc:{unit}"
+                service.app,
+                port=port,
+                # Client certificates from the rack CA are a login (the RMC's, the controller's).
+                ssl_context=server_context(crt, key, ca=tmp_path / "pki" / "ca.crt"),
+                name=f"bmc:{unit}",
             )
             await server.start()
             servers.append(server)
             bmc_servers[unit] = server
-            sources.append(
-                AggregationSource(unit, f"https://127.0.0.1:{port}", "admin", BMC_PASSWORD)
-            )
+            sources.append(AggregationSource(unit, f"https://127.0.0.1:{port}"))
         rmc_dir = tmp_path / "rmc"
         rmc_dir.mkdir()
         key, crt = ca.issue("rmc").write(rmc_dir, "server")
+        login = ca.issue(RMC_CLIENT_NAME, server=False, client=True).write(rmc_dir, "client")
         accounts = rmc_dir / "accounts.json"
         write_accounts(accounts, *ADMIN)
         write_accounts(accounts, *OPERATOR, role="Operator")
@@ -115,7 +125,9 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
                 sources=sources,
                 ca_bundle=tmp_path / "pki" / "ca.crt",
                 accounts_file=accounts,
+                client_cert=(login[1], login[0]),
                 request_timeout=3.0,
+                login_backoff=QUICK,
             )
         )
         await rmc.start()
@@ -125,6 +137,7 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
         try:
             yield Rack(
                 twin,
+                rmc,
                 f"https://127.0.0.1:{port}",
                 tmp_path / "pki" / "ca.crt",
                 {s.name: s.url for s in sources},

@@ -28,7 +28,12 @@ async def test_collections_merge_every_bmc_under_its_prefix(rack: Rack) -> None:
         chassis = (await client.get("/redfish/v1/Chassis")).json()
         managers = (await client.get("/redfish/v1/Managers")).json()
     # What each BMC itself lists, prefixed with its name.
-    expected: dict[str, list[str]] = {"Systems": [], "Chassis": [], "Managers": []}
+    # The RMC's own manager comes first (its EventLog of logins); then every BMC's.
+    expected: dict[str, list[str]] = {
+        "Systems": [],
+        "Chassis": [],
+        "Managers": ["/redfish/v1/Managers/rmc"],
+    }
     for unit in rack.bmc_urls:
         async with rack.bmc(unit) as bmc:
             for name, members in expected.items():
@@ -74,7 +79,7 @@ async def test_aggregation_sources_describe_each_bmc(rack: Rack) -> None:
         ]
         source = (await client.get(sources["Members"][1]["@odata.id"])).json()
     assert source["HostName"] == rack.bmc_urls["unit-2"]
-    assert source["Password"] is None, "a source's password is never shown"
+    assert "UserName" not in source and "Password" not in source, "no BMC password at all"
     accessed = [link["@odata.id"] for link in source["Links"]["ResourcesAccessed"]]
     assert f"{SYSTEMS}/unit-2_unit-2" in accessed
     assert all("/unit-2_" in uri for uri in accessed)

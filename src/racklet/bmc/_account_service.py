@@ -1,5 +1,6 @@
-"""``AccountService``: accounts (create, change, delete), the three predefined Roles, the
-lockout and password policy.
+"""``AccountService``: accounts (create, change, delete), the predefined Roles (the DMTF
+three and ``RackController``, for the controller's certificate), the lockout and password
+policy.
 
 Account ids are user names, as in OpenBMC. Changing an account's password, role or
 enabled state, or deleting it, ends that account's sessions: a session never outlives the
@@ -31,7 +32,12 @@ from racklet.bmc._http import (
     route,
     tagged,
 )
-from racklet.bmc._privileges import CONFIGURE_USERS, ROLE_PRIVILEGES, privileges
+from racklet.bmc._privileges import (
+    CONFIGURE_USERS,
+    OEM_PRIVILEGES,
+    ROLE_PRIVILEGES,
+    privileges,
+)
 from racklet.bmc._schema import ROOT, collection, link, resource
 from racklet.bmc._sessions import SessionStore
 from racklet.log import ContextLogger
@@ -267,16 +273,17 @@ def routes(accounts: Accounts, sessions: SessionStore, log: ContextLogger) -> li
             Name=f"{role} role",
             RoleId=role,
             IsPredefined=True,
-            AssignedPrivileges=list(ROLE_PRIVILEGES[role]),
+            AssignedPrivileges=[p for p in ROLE_PRIVILEGES[role] if p not in OEM_PRIVILEGES],
+            OemPrivileges=[p for p in ROLE_PRIVILEGES[role] if p in OEM_PRIVILEGES],
         )
 
     async def roles(request: Request) -> Response:
-        members = [f"{ROLES_PATH}/{role}" for role in page(request, ROLES)]
+        members = [f"{ROLES_PATH}/{role}" for role in page(request, list(ROLE_PRIVILEGES))]
         return respond(collection("RoleCollection", ROLES_PATH, "Roles", members))
 
     async def one_role(request: Request) -> Response:
         role = request.path_params["role_id"]
-        if role not in ROLES:
+        if role not in ROLE_PRIVILEGES:
             raise RedfishError(404, "ResourceNotFound", "Role", role)
         return tagged(request, role_body(role))
 

@@ -4,10 +4,9 @@ Verification is CPU-heavy on purpose (scrypt), so :meth:`Accounts.verify` runs i
 thread; a successful check is remembered under a keyed digest of the credentials (the key
 lives only in memory) so HTTP Basic clients do not pay scrypt on every request.
 
-Repeated failed logins lock an account (:class:`LockoutPolicy`): after ``threshold``
-failures it refuses even the right password for ``duration`` seconds, and each further
-lockout doubles that (back-off), up to ``max_duration``. Lockouts are on the host's
-monotonic clock and kept in memory: they defend real credentials in real time.
+Failed logins slow the source that makes them and lock an account only for that source
+(:mod:`racklet.bmc._throttle`), so nobody can lock the operators out by failing on purpose.
+The RMC uses this class too: one implementation of accounts for both services.
 """
 
 from __future__ import annotations
@@ -20,11 +19,12 @@ import json
 import os
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from racklet.bmc._throttle import BackoffPolicy, LockoutPolicy, LoginThrottle
 from racklet.bmc.errors import AccountsError
 from racklet.config import write_private
 
@@ -132,29 +132,24 @@ def read_accounts(path: Path) -> list[Account]:
     return accounts
 
 
-@dataclass
-class LockoutPolicy:
-    threshold: int = 5
-    """Failed logins in a row that lock the account (0: never lock)."""
-    duration: int = 30
-    """Seconds the first lockout lasts; each further one doubles it."""
-    max_duration: int = 900
-    reset_after: int = 60
-    """Seconds without a failure after which the failure count starts again."""
+class LoginReporter(Protocol):
+    """Where a service records login failures and lockouts (its log and EventLog)."""
 
+    def login_failed(
+        self, username: str, source: str, *, known: bool, first: bool, locked_for: float
+    ) -> None:
+        """``first``: the source's first failure for this name in a while; ``locked_for``:
+        seconds of the lockout this failure started (0: none)."""
 
-@dataclass
-class _Failures:
-    count: int = 0
-    last: float = 0.0
-    locked_until: float = 0.0
-    lockouts: int = 0
+    def account_unlocked(self, username: str) -> None: ...
 
 
 class Accounts:
-    """The accounts of one BMC; empty (nobody can log in) until :meth:`replace` fills it.
+    """The accounts of one BMC (or the RMC); empty (nobody can log in) until :meth:`replace`
+    fills it. Failed logins are throttled per source (:mod:`racklet.bmc._throttle`).
 
-    ``path`` is where changes made over Redfish are saved (None: kept in memory only).
+    ``path`` is where changes made over Redfish are saved (None: kept in memory only);
+    ``report`` records failures and lockouts (None: they are not recorded).
     """
 
     def __init__(
@@ -162,18 +157,24 @@ class Accounts:
         accounts: list[Account] | None = None,
         *,
         lockout: LockoutPolicy | None = None,
+        backoff: BackoffPolicy | None = None,
         passwords: PasswordPolicy | None = None,
         now: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         path: Path | None = None,
+        report: LoginReporter | None = None,
     ) -> None:
-        self.lockout = lockout or LockoutPolicy()
+        self.throttle = LoginThrottle(lockout, backoff, now=now, sleep=sleep)
         self.passwords = passwords or PasswordPolicy()
-        self.now = now
         self.path = path
+        self.report = report
         self._memo_key = secrets.token_bytes(32)
-        self._failures: dict[str, _Failures] = {}
         self._lock = asyncio.Lock()
         self.replace(accounts or [])
+
+    @property
+    def lockout(self) -> LockoutPolicy:
+        return self.throttle.lockout
 
     def replace(self, accounts: list[Account]) -> None:
         self._by_name = {a.username: a for a in accounts}
@@ -186,45 +187,45 @@ class Accounts:
         return sorted(self._by_name.values(), key=lambda a: a.username)
 
     def locked(self, username: str) -> bool:
-        state = self._failures.get(username)
-        return state is not None and state.locked_until > self.now()
+        """Whether some source is locked out of ``username`` (the account's ``Locked``)."""
+        return self.throttle.locked(username)
 
     def unlock(self, username: str) -> None:
-        self._failures.pop(username, None)
+        if self.throttle.unlock(username) and self.report is not None:
+            self.report.account_unlocked(username)
 
-    def _failed(self, username: str) -> None:
-        now = self.now()
-        state = self._failures.setdefault(username, _Failures())
-        if now - state.last > self.lockout.reset_after:
-            state.count = 0
-        state.count += 1
-        state.last = now
-        if self.lockout.threshold and state.count >= self.lockout.threshold:
-            seconds = min(self.lockout.duration * 2**state.lockouts, self.lockout.max_duration)
-            state.locked_until = now + seconds
-            state.lockouts += 1
-            state.count = 0
+    def _failed(self, source: str, username: str) -> None:
+        first, locked_for = self.throttle.failed(source, username)
+        if self.report is not None:
+            known = username in self._by_name
+            self.report.login_failed(
+                username, source, known=known, first=first, locked_for=locked_for
+            )
 
-    async def verify(self, username: str, password: str) -> Account | None:
-        """The account if the password is right and it may log in, else None (off the loop)."""
+    async def verify(self, username: str, password: str, source: str = "-") -> Account | None:
+        """The account if the password is right and it may log in from ``source`` (a
+        :func:`source_key`), else None. Off the loop (scrypt in a thread); waits for the
+        source's turn when it is slowed, or raises :class:`LoginThrottled`."""
         account = self._by_name.get(username)
-        if account is None or self.locked(username) or not account.enabled:
-            # Spend the same effort as for a real check, so timing does not tell which
-            # user names exist or which are locked.
-            await asyncio.to_thread(_derive, password, b"\0" * 16, **_SCRYPT)
-            if account is not None:
-                self._failed(username)
-            return None
+        usable = (
+            account is not None
+            and account.enabled
+            and not self.throttle.locked_for(source, username)
+        )
         memo = hmac.digest(self._memo_key, f"{username}\0{password}".encode(), "sha256")
-        if self._verified.get(memo) is account:
-            self._failures.pop(username, None)
-            return account
-        if not await asyncio.to_thread(account.check, password):
-            self._failed(username)
+        if usable and self._verified.get(memo) is account:
+            return account  # proven right before: no scrypt, no turn to wait for
+        await self.throttle.admit(source)
+        if account is None or not usable:
+            # The same effort as a real check, so timing does not tell which user names
+            # exist, which are disabled or which are locked for this source.
+            await asyncio.to_thread(_derive, password, b"\0" * 16, **_SCRYPT)
+            self._failed(source, username)
             return None
-        state = self._failures.get(username)
-        if state is not None:
-            state.count = 0
+        if not await asyncio.to_thread(account.check, password):
+            self._failed(source, username)
+            return None
+        self.throttle.succeeded(source, username)
         if len(self._verified) > 64:
             self._verified.clear()
         self._verified[memo] = account
@@ -246,7 +247,7 @@ class Accounts:
     async def delete(self, username: str) -> None:
         async with self._lock:
             self._by_name.pop(username, None)
-            self._failures.pop(username, None)
+            self.throttle.unlock(username)
             self._verified = {}
             await self._save()
 

@@ -26,6 +26,8 @@ from racklet.bmc._http import JSON_TYPE, Principal
 from racklet.bmc._privileges import CONFIGURE_COMPONENTS, allowed, privileges
 from racklet.bmc._schema import ROOT, SCHEMAS
 from racklet.bmc._sessions import SESSIONS, SessionStore
+from racklet.bmc._throttle import client_source, throttled
+from racklet.bmc.errors import LoginThrottled
 from racklet.net import peer_common_name
 
 REALM = 'Basic realm="Racklet BMC"'
@@ -59,8 +61,10 @@ class AuthMiddleware:
         accounts: Accounts,
         sessions: SessionStore,
         cert_roles: Mapping[str, str] | None = None,
+        realm: str = REALM,
     ) -> None:
         self._app = app
+        self._realm = realm
         self._accounts = accounts
         self._sessions = sessions
         self._cert_roles = dict(cert_roles or {})
@@ -68,7 +72,10 @@ class AuthMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             # A console watcher: the same credentials as HTTP; refused before the upgrade.
-            who = await self._authenticate(scope)
+            try:
+                who = await self._authenticate(scope)
+            except LoginThrottled:
+                who = None
             if who is None or CONFIGURE_COMPONENTS not in privileges(who.role):
                 await send({"type": "websocket.close", "code": 1008})
                 return
@@ -82,9 +89,13 @@ class AuthMiddleware:
         if public or (path in _LOGIN and method == "POST"):
             await self._app(scope, receive, send)
             return
-        who = await self._authenticate(scope)
+        try:
+            who = await self._authenticate(scope)
+        except LoginThrottled as exc:
+            await send_error(send, throttled(exc))
+            return
         if who is None:
-            error = RedfishError(401, "NoValidSession", headers={"WWW-Authenticate": REALM})
+            error = RedfishError(401, "NoValidSession", headers={"WWW-Authenticate": self._realm})
         elif not allowed(who.role, method, path, who.username, who.session_id):
             error = RedfishError(403, "InsufficientPrivilege")
         else:
@@ -103,7 +114,7 @@ class AuthMiddleware:
         authorization = _header(scope, b"authorization")
         credentials = _basic(authorization) if authorization else None
         if credentials is not None:
-            account = await self._accounts.verify(*credentials)
+            account = await self._accounts.verify(*credentials, client_source(scope))
             return None if account is None else Principal(account.username, account.role)
         if authorization:
             return None

@@ -18,10 +18,11 @@ from starlette.routing import Route
 
 from racklet.bmc._context import BmcContext
 from racklet.bmc._errors import RedfishError
-from racklet.bmc._events import Event
+from racklet.bmc._events import Event, EventBus
 from racklet.bmc._http import ODATA_HEADERS, no_content, page, read_object, respond, route
 from racklet.bmc._logs import CLEAR_ACTION, entries_response, log_service
 from racklet.bmc._schema import ROOT, collection, link, resource
+from racklet.log import ContextLogger
 
 SERVICE = f"{ROOT}/EventService"
 SSE = f"{SERVICE}/SSE"
@@ -32,9 +33,6 @@ def _frame(event: Event) -> bytes:
 
 
 def routes(ctx: BmcContext) -> list[Route]:
-    log_path = f"{ctx.manager_path}/LogServices/EventLog"
-    entries_path = f"{log_path}/Entries"
-
     async def service(request: Request) -> Response:
         return respond(
             resource(
@@ -44,7 +42,7 @@ def routes(ctx: BmcContext) -> list[Route]:
                 Name="Event Service",
                 ServiceEnabled=True,
                 ServerSentEventUri=SSE,
-                RegistryPrefixes=["ResourceEvent", "SensorEvent", "Platform"],
+                RegistryPrefixes=["ResourceEvent", "SensorEvent", "Platform", "AccountSecurity"],
                 EventFormatTypes=["Event"],
                 Status={"State": "Enabled", "Health": "OK"},
             )
@@ -68,6 +66,21 @@ def routes(ctx: BmcContext) -> list[Route]:
             frames(), media_type="text/event-stream", headers={**ODATA_HEADERS}
         )
 
+    return [
+        route(SERVICE, GET=service),
+        route(SSE, GET=stream),
+        *event_log_routes(ctx.manager_path, ctx.events, ctx.log, "BMC"),
+    ]
+
+
+def event_log_routes(
+    manager_path: str, events: EventBus, log: ContextLogger, owner: str
+) -> list[Route]:
+    """``<manager>/LogServices/EventLog`` over ``events`` (the BMC's, and the RMC's own)."""
+    services_path = f"{manager_path}/LogServices"
+    log_path = f"{services_path}/EventLog"
+    entries_path = f"{log_path}/Entries"
+
     def entry(event: Event) -> dict[str, Any]:
         return resource(
             "LogEntry",
@@ -83,56 +96,41 @@ def routes(ctx: BmcContext) -> list[Route]:
             Links={"OriginOfCondition": link(event.origin)},
         )
 
-    def _mine(request: Request) -> None:
-        if request.path_params["manager_id"] != ctx.manager_path.rsplit("/", 1)[1]:
-            raise RedfishError(
-                404, "ResourceNotFound", "Manager", request.path_params["manager_id"]
-            )
-
     async def services(request: Request) -> Response:
-        _mine(request)
-        path = f"{ctx.manager_path}/LogServices"
         members = page(request, [log_path])
-        return respond(collection("LogServiceCollection", path, "Log Services", members))
+        return respond(collection("LogServiceCollection", services_path, "Log Services", members))
 
     async def event_log(request: Request) -> Response:
-        _mine(request)
         return respond(
             log_service(
                 log_path,
                 id="EventLog",
-                name="BMC event log",
-                capacity=ctx.events.capacity,
+                name=f"{owner} event log",
+                capacity=events.capacity,
                 entry_type="Event",
             )
         )
 
     async def entries(request: Request) -> Response:
-        _mine(request)
-        return entries_response(request, entries_path, "BMC events", ctx.events.events(), entry)
+        return entries_response(request, entries_path, f"{owner} events", events.events(), entry)
 
     async def one_entry(request: Request) -> Response:
-        _mine(request)
         raw = request.path_params["entry_id"]
-        event = ctx.events.get(int(raw)) if raw.isdigit() else None
+        event = events.get(int(raw)) if raw.isdigit() else None
         if event is None:
             raise RedfishError(404, "ResourceNotFound", "LogEntry", raw)
         return respond(entry(event))
 
     async def clear(request: Request) -> Response:
-        _mine(request)
         await read_object(request)
-        ctx.events.clear()
-        ctx.log.info("BMC event log cleared")
+        events.clear()
+        log.info(f"{owner} event log cleared")
         return no_content()
 
-    logs = "/redfish/v1/Managers/{manager_id}/LogServices"
     return [
-        route(SERVICE, GET=service),
-        route(SSE, GET=stream),
-        route(logs, GET=services),
-        route(f"{logs}/EventLog", GET=event_log),
-        route(f"{logs}/EventLog/Entries", GET=entries),
-        route(f"{logs}/EventLog/Entries/{{entry_id}}", GET=one_entry),
-        route(f"{logs}/EventLog/Actions/{CLEAR_ACTION}", POST=clear),
+        route(services_path, GET=services),
+        route(log_path, GET=event_log),
+        route(entries_path, GET=entries),
+        route(f"{entries_path}/{{entry_id}}", GET=one_entry),
+        route(f"{log_path}/Actions/{CLEAR_ACTION}", POST=clear),
     ]

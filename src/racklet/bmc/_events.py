@@ -2,9 +2,10 @@
 
 Power changes (ResourceEvent PoweredOn/PoweredOff/PoweringOff), boot progress
 (ResourceEvent ResourceChanged on the system; a failed boot is Platform
-DeviceSecureBootFailure) and sensor thresholds (SensorEvent caution/normal) are published
-here by the code that observes them. ``EventService/SSE`` streams them as Redfish ``Event``
-payloads; the Manager's ``EventLog`` lists the last ``capacity`` of them.
+DeviceSecureBootFailure), sensor thresholds (SensorEvent caution/normal) and login
+failures and lockouts (AccountSecurity, through :class:`LoginEvents`; the RMC has a bus of
+its own) are published here by the code that observes them. ``EventService/SSE`` streams
+them as Redfish ``Event`` payloads; the Manager's ``EventLog`` lists the last ``capacity``.
 
 A slow SSE client loses its oldest undelivered events, never blocks the publisher.
 """
@@ -18,11 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from racklet.bmc._schema import odata_type
+from racklet.log import ContextLogger
 
 # registry prefix -> version the message ids name (shared/redfish/registries)
 RESOURCE_EVENT = "ResourceEvent.1.4"
 SENSOR_EVENT = "SensorEvent.1.1"
 PLATFORM = "Platform.1.3"
+ACCOUNT_SECURITY = "AccountSecurity.1.0"
 STREAM_BACKLOG = 256
 
 
@@ -162,3 +165,59 @@ class EventBus:
                 "OK",
                 origin,
             )
+
+
+class LoginEvents:
+    """Login failures and lockouts of one service, in its log and its EventLog.
+
+    The EventLog gets AccountSecurity ``InvalidCredentials`` on a source's first failure for
+    an account (not on every one: a guesser must not wash the log out), ``AccountLocked``
+    on each lockout and ``AccountUnlocked`` when an Administrator clears one. Names that no
+    account has go to the structured log only, so spraying made-up names cannot flood it.
+    """
+
+    def __init__(self, bus: EventBus, log: ContextLogger, accounts_path: str) -> None:
+        self._bus = bus
+        self._log = log
+        self._accounts = accounts_path
+
+    def login_failed(
+        self, username: str, source: str, *, known: bool, first: bool, locked_for: float
+    ) -> None:
+        shown = username[:64]
+        if locked_for:
+            self._log.warning(
+                f"{shown!r} locked out for {locked_for:.0f} s from {source} "
+                "after repeated failed logins"
+            )
+        else:
+            self._log.warning(f"failed login for {shown!r} from {source}")
+        if not known:
+            return
+        origin = f"{self._accounts}/{username}"
+        if first:
+            self._bus.publish(
+                f"{ACCOUNT_SECURITY}.InvalidCredentials",
+                f"'{username}' provided invalid credentials over 'Redfish from {source}'.",
+                (username, f"Redfish from {source}"),
+                "Critical",
+                origin,
+            )
+        if locked_for:
+            self._bus.publish(
+                f"{ACCOUNT_SECURITY}.AccountLocked",
+                f"Account '{username}' was locked due to excessive failed authorization attempts.",
+                (username,),
+                "Critical",
+                origin,
+            )
+
+    def account_unlocked(self, username: str) -> None:
+        self._log.info(f"account {username!r} unlocked by an administrator")
+        self._bus.publish(
+            f"{ACCOUNT_SECURITY}.AccountUnlocked",
+            f"Account '{username}' was unlocked by an administrator.",
+            (username,),
+            "OK",
+            f"{self._accounts}/{username}",
+        )

@@ -8,6 +8,13 @@ this BMC serves: reading needs ``Login``; changing a system, chassis, firmware o
 subscription needs ``ConfigureComponents``; the manager, sessions and services need
 ``ConfigureManager``; accounts need ``ConfigureUsers``; one's own session and password
 need only ``ConfigureSelf`` (the handler then limits what may change).
+
+One more role, for machines: ``RackController`` (the controller's client certificate) holds
+Operator's privileges plus the OEM privilege ``RackletConfigureCertificates``, which is what
+``CertificateService`` needs here (Administrator holds it too). So the controller renews the
+BMC's and the unit's certificates without the BMC admin password and without
+``ConfigureManager`` or ``ConfigureUsers``. It is for certificate logins only: no password
+account can have it. The RMC's certificate is an Operator.
 """
 
 from __future__ import annotations
@@ -19,6 +26,9 @@ CONFIGURE_MANAGER = "ConfigureManager"
 CONFIGURE_USERS = "ConfigureUsers"
 CONFIGURE_COMPONENTS = "ConfigureComponents"
 CONFIGURE_SELF = "ConfigureSelf"
+CONFIGURE_CERTIFICATES = "RackletConfigureCertificates"
+"""OEM privilege: make keys and install certificates through CertificateService."""
+OEM_PRIVILEGES = (CONFIGURE_CERTIFICATES,)
 
 ROLE_PRIVILEGES: dict[str, tuple[str, ...]] = {
     "Administrator": (
@@ -27,9 +37,11 @@ ROLE_PRIVILEGES: dict[str, tuple[str, ...]] = {
         CONFIGURE_USERS,
         CONFIGURE_COMPONENTS,
         CONFIGURE_SELF,
+        CONFIGURE_CERTIFICATES,
     ),
     "Operator": (LOGIN, CONFIGURE_COMPONENTS, CONFIGURE_SELF),
     "ReadOnly": (LOGIN, CONFIGURE_SELF),
+    "RackController": (LOGIN, CONFIGURE_COMPONENTS, CONFIGURE_SELF, CONFIGURE_CERTIFICATES),
 }
 
 ACCOUNTS = f"{ROOT}/AccountService/Accounts"
@@ -37,6 +49,9 @@ SESSIONS = f"{ROOT}/SessionService/Sessions"
 
 # Longest prefix first: the privilege a write below that path needs.
 _WRITE_RULES: tuple[tuple[str, str], ...] = (
+    (f"{ROOT}/CertificateService", CONFIGURE_CERTIFICATES),
+    (f"{ROOT}/AggregationService/Actions", CONFIGURE_COMPONENTS),  # the RMC's Reset
+    (f"{ROOT}/AggregationService", CONFIGURE_MANAGER),
     (f"{ROOT}/EventService/Subscriptions", CONFIGURE_COMPONENTS),
     (f"{ROOT}/AccountService", CONFIGURE_USERS),
     (f"{ROOT}/SessionService", CONFIGURE_MANAGER),

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 
+from racklet.bmc._account_service import ACCOUNTS
 from racklet.bmc._accounts import Accounts, read_accounts
 from racklet.bmc._app import RequestLogger, build_app
 from racklet.bmc._bmc_runtime import SELF_TEST_DEADLINE, BmcFirmware
@@ -25,13 +26,14 @@ from racklet.bmc._boot import BootStatus
 from racklet.bmc._cert_store import CertificateStore
 from racklet.bmc._console import ConsoleLog, capture
 from racklet.bmc._context import BmcContext
-from racklet.bmc._events import EventBus
+from racklet.bmc._events import EventBus, LoginEvents
 from racklet.bmc._fans import FanPolicy
 from racklet.bmc._firmware import ImageVerifier, SlotProvider, StagedSlots, reject_all
 from racklet.bmc._link import LinkService
 from racklet.bmc._power import Meter, PowerControl, PowerPolicy
 from racklet.bmc._sessions import SessionStore
 from racklet.bmc._tasks import TaskRegistry
+from racklet.bmc._throttle import BackoffPolicy
 from racklet.bmc._update import UpdateSetup
 from racklet.config import write_private
 from racklet.hw import BmcBoard
@@ -60,8 +62,13 @@ class BmcSettings:
     """Simulated seconds between fan-policy steps (on ``board.clock``)."""
     temperature_caution: float = 70.0
     """SoC temperature (Cel) above which the BMC raises a sensor-threshold event."""
-    cert_roles: dict[str, str] = field(default_factory=lambda: {"racklet-controller": "Operator"})
-    """Client-certificate common names (rack CA) accepted as a login, and their roles."""
+    cert_roles: dict[str, str] = field(
+        default_factory=lambda: {"racklet-controller": "RackController", "racklet-rmc": "Operator"}
+    )
+    """Client-certificate common names (rack CA) accepted as a login, and their roles: the
+    controller and the RMC log in with their own certificates, never a password."""
+    login_backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    """How a source that keeps failing to log in is slowed (:mod:`racklet.bmc._throttle`)."""
     image_verifier: ImageVerifier = reject_all
     """Vouches for a pushed firmware image (the trust chain's); the default accepts none."""
     slots: SlotProvider | None = None
@@ -124,7 +131,11 @@ class BmcService:
             self._log.bind(request="fans"),
             f"{self.context.chassis_path}/ThermalSubsystem/Fans",
         )
-        self._accounts = Accounts(path=settings.state_dir / "accounts.json")
+        self._accounts = Accounts(
+            path=settings.state_dir / "accounts.json",
+            backoff=settings.login_backoff,
+            report=LoginEvents(events, self._log.bind(request="login"), ACCOUNTS),
+        )
         self.certificates = CertificateStore(
             settings.unit,
             settings.state_dir,

@@ -22,6 +22,8 @@ from racklet.bmc._accounts import Accounts
 from racklet.bmc._errors import RedfishError
 from racklet.bmc._http import no_content, page, principal, read_object, read_patch, respond, route
 from racklet.bmc._schema import ROOT, collection, link, resource
+from racklet.bmc._throttle import client_source, throttled
+from racklet.bmc.errors import LoginThrottled
 from racklet.log import ContextLogger
 
 SERVICE = f"{ROOT}/SessionService"
@@ -151,10 +153,14 @@ def routes(store: SessionStore, accounts: Accounts, log: ContextLogger) -> list[
                 raise RedfishError(400, "PropertyMissing", name)
             if not isinstance(body[name], str):
                 raise RedfishError(400, "PropertyValueTypeError", body[name], name)
-        account = await accounts.verify(body["UserName"], body["Password"])
+        try:
+            account = await accounts.verify(
+                body["UserName"], body["Password"], client_source(request.scope)
+            )
+        except LoginThrottled as exc:
+            raise throttled(exc) from None
         if account is None:
-            log.warning(f"failed login for {body['UserName']!r}")
-            raise RedfishError(401, "NoValidSession")
+            raise RedfishError(401, "NoValidSession")  # logged and recorded by accounts.report
         session = store.create(account.username, account.role)
         location = f"{SESSIONS}/{session.id}"
         log.info(f"session {session.id} opened for {account.username!r}")

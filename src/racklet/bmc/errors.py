@@ -6,6 +6,7 @@
     └── BmcError                  the BMC refused or could not do something
         ├── AccountsError         accounts.json missing, unreadable or malformed
         ├── StateError            a file of the BMC's state dir (trust, identity) is unusable
+        ├── LoginThrottled        a source failed to log in too often: it must wait
         └── ImageRejected         a pushed firmware image failed verification
 
 Redfish clients never see these types: the HTTP layer answers with Redfish error bodies
@@ -29,3 +30,11 @@ class StateError(BmcError):
 
 class ImageRejected(BmcError):
     """An image verifier could not vouch for a pushed image; the message says why."""
+
+
+class LoginThrottled(BmcError):
+    """A source that keeps failing to log in must wait ``retry_after`` seconds (HTTP 503)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed logins from this source; retry in {retry_after} s")
+        self.retry_after = retry_after

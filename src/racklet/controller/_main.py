@@ -154,7 +154,7 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
         unit.name: RedfishClient(
             unit.bmc.url,
             unit.bmc.username,
-            unit.bmc.password,
+            None,  # the client certificate is the controller's only login, never a password
             ca_bundle=layout.ca_cert,
             client_cert=presented,
         )

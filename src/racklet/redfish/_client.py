@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json as _json
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,17 +63,23 @@ class RedfishClient:
         self,
         base_url: str,
         username: str,
-        password: str,
+        password: str | None,
         *,
         ca_bundle: Path,
         client_cert: tuple[Path, Path] | None = None,
         timeout: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        """``client_cert`` is (certificate, key); ``transport`` is for tests only."""
+        """``client_cert`` is (certificate, key); ``transport`` is for tests only.
+
+        ``password`` None: the certificate is the only login (the controller's: it never
+        holds a BMC password), so a BMC that refuses it answers a :class:`RedfishError` 401.
+        """
         cert, key = client_cert if client_cert else (None, None)
         self.base_url = base_url.rstrip("/")
-        self._credentials = {"UserName": username, "Password": password}
+        self._credentials = (
+            None if password is None else {"UserName": username, "Password": password}
+        )
         verify: ssl.SSLContext | bool = True
         if transport is None:
             try:
@@ -114,6 +121,8 @@ class RedfishClient:
         async with self._login_lock:
             if self._token is not None and self._token != stale:
                 return self._token  # another caller already logged in again
+            if self._credentials is None:
+                raise RedfishError(401, f"{self.base_url} refused this client's certificate")
             response = await self._send("POST", SESSIONS, json=self._credentials, token=None)
             _raise_for_status(response)
             token = str(response.headers.get("X-Auth-Token") or "")
@@ -152,14 +161,16 @@ class RedfishClient:
         json: Any = None,
         files: Any = None,
         extra: dict[str, str] | None = None,
+        check: Callable[[httpx.Response], None] | None = None,
     ) -> httpx.Response:
+        check = check or _raise_for_status
         if self._certificate_login:
             # Mutual TLS is the login: no password crosses the wire while the BMC accepts it.
             response = await self._send(
                 method, path, json=json, token=None, files=files, extra=extra
             )
-            if response.status_code != 401:
-                _raise_for_status(response)
+            if response.status_code != 401 or self._credentials is None:
+                check(response)
                 return response
             self._certificate_login = False  # this BMC does not map our certificate: sessions
         token = self._token or await self._login(None)
@@ -169,7 +180,7 @@ class RedfishClient:
             response = await self._send(
                 method, path, json=json, token=token, files=files, extra=extra
             )
-        _raise_for_status(response)
+        check(response)
         return response
 
     # -- resources --------------------------------------------------------------------------
@@ -286,24 +297,11 @@ class RedfishClient:
         await self.aclose()
 
     # -- certificates (CertificateService) --------------------------------------------------
-    # Making keys and installing certificates needs ConfigureManager, which the controller's
-    # certificate login (an Operator) lacks: these calls go through the account's session.
+    # Making keys and installing certificates needs the OEM privilege the controller's
+    # certificate login (role RackController) holds; an account session works too.
 
     async def _as_manager(self, method: str, path: str, json: Any = None) -> httpx.Response:
-        token = self._token or await self._login(None)
-        response = await self._send(method, path, json=json, token=token)
-        if response.status_code == 401:
-            token = await self._login(token)
-            response = await self._send(method, path, json=json, token=token)
-        if 400 <= response.status_code < 500:
-            # A refused certificate says why in its Resolution: keep it in the error.
-            message = _error_message(response)
-            with contextlib.suppress(ValueError, AttributeError, IndexError, KeyError, TypeError):
-                resolution = response.json()["error"]["@Message.ExtendedInfo"][0]["Resolution"]
-                message = f"{message} {resolution}" if resolution != "None." else message
-            raise RedfishError(response.status_code, message)
-        _raise_for_status(response)
-        return response
+        return await self._request(method, path, json=json, check=_raise_with_resolution)
 
     async def certificate(self, uri: str) -> dict[str, Any] | None:
         """The Certificate resource at ``uri``; None when the BMC holds none there (404)."""
@@ -348,6 +346,17 @@ class RedfishClient:
                 "CertificateUri": {"@odata.id": uri},
             },
         )
+
+
+def _raise_with_resolution(response: httpx.Response) -> None:
+    """Like :func:`_raise_for_status`; a refused certificate says why in its Resolution."""
+    if 400 <= response.status_code < 500:
+        message = _error_message(response)
+        with contextlib.suppress(ValueError, AttributeError, IndexError, KeyError, TypeError):
+            resolution = response.json()["error"]["@Message.ExtendedInfo"][0]["Resolution"]
+            message = f"{message} {resolution}" if resolution != "None." else message
+        raise RedfishError(response.status_code, message)
+    _raise_for_status(response)
 
 
 def _raise_for_status(response: httpx.Response) -> None:

@@ -3,15 +3,24 @@
 Modelled on OpenBMC bmcweb's Redfish aggregation: every unit BMC is an AggregationSource, its
 Systems, Chassis and Managers members appear in the RMC's collections under a per-BMC prefix
 (``/redfish/v1/Systems/unit-1_unit-1``), and requests for them are forwarded to the BMC over
-HTTPS (rack CA) in a Redfish session. See ``docs/rmc.md``.
+HTTPS (rack CA) with the RMC's own client certificate. See ``docs/rmc.md``.
 """
 
 from racklet.rmc._satellite import AggregationSource
 from racklet.rmc._service import RmcService, RmcSettings, sources_from_config
-from racklet.rmc._setup import RMC_USER, RunningRmc, prepare_rmc, rmc_dir, serve_rmc
+from racklet.rmc._setup import (
+    RMC_CLIENT_NAME,
+    RMC_USER,
+    RunningRmc,
+    bmc_credentials,
+    prepare_rmc,
+    rmc_dir,
+    serve_rmc,
+)
 from racklet.rmc.errors import RmcConfigError, RmcError, SatelliteUnreachable
 
 __all__ = [
+    "RMC_CLIENT_NAME",
     "RMC_USER",
     "AggregationSource",
     "RmcConfigError",
@@ -20,6 +29,7 @@ __all__ = [
     "RmcSettings",
     "RunningRmc",
     "SatelliteUnreachable",
+    "bmc_credentials",
     "prepare_rmc",
     "rmc_dir",
     "serve_rmc",

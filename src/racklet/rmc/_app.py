@@ -1,11 +1,15 @@
 """The RMC's Redfish app: one endpoint for the rack, aggregating the unit BMCs.
 
-Served here: the ServiceRoot, the OData service document, the RMC's SessionService, the
-AggregationService with one AggregationSource per BMC and its Reset action, and the merged
-Systems, Chassis and Managers collections (each BMC asked concurrently; a BMC that does not
-answer is left out and logged). Any request for a prefixed member
-(``/redfish/v1/Systems/unit-1_unit-1/...``) is forwarded to its BMC with the prefix removed,
-and the answer comes back with the prefix added to every URI in it (``racklet.rmc._uris``).
+Served here: the ServiceRoot, the OData service document, the RMC's SessionService,
+AccountService and its own Manager (``Managers/rmc``) with the EventLog of its logins, all
+from the BMC's code (:mod:`racklet.bmc.login`: accounts, sessions, login throttling and
+privileges are one implementation); the AggregationService with one AggregationSource per
+BMC and its Reset action; and the merged Systems, Chassis and Managers collections (each BMC
+asked concurrently; a BMC that does not answer is left out and logged). Any request for a
+prefixed member (``/redfish/v1/Systems/unit-1_unit-1/...``) is forwarded to its BMC with the
+prefix removed, and the answer comes back with the prefix added to every URI in it
+(``racklet.rmc._uris``). The RMC logs in to every BMC with its own client certificate (an
+Operator there), never with a BMC password.
 """
 
 from __future__ import annotations
@@ -19,23 +23,35 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from racklet.bmc.login import (
+    Accounts,
+    AuthMiddleware,
+    EventBus,
+    RedfishError,
+    SessionStore,
+    account_routes,
+    event_log_routes,
+    redfish_error,
+    session_routes,
+)
 from racklet.log import ContextLogger
 from racklet.rmc import _uris
-from racklet.rmc._auth import Accounts, Principal, Sessions, allowed, basic_credentials
 from racklet.rmc._messages import JSON_TYPE, error, json_response
 from racklet.rmc._satellite import SatelliteClient
 from racklet.rmc.errors import SatelliteUnreachable
 
 ROOT = _uris.ROOT
 SESSION_SERVICE = f"{ROOT}/SessionService"
-SESSIONS = f"{SESSION_SERVICE}/Sessions"
+ACCOUNT_SERVICE = f"{ROOT}/AccountService"
+MANAGER_ID = "rmc"
+MANAGER = f"{ROOT}/Managers/{MANAGER_ID}"
+REALM = 'Basic realm="Racklet RMC"'
 AGGREGATION = f"{ROOT}/AggregationService"
 SOURCES = f"{AGGREGATION}/AggregationSources"
 RESET_ACTION = "AggregationService.Reset"
 MAX_BODY = 64 * 1024
-_OPEN = {"/redfish", ROOT, f"{ROOT}/odata"}
 _COLLECTION_TYPES = {
     "Systems": ("ComputerSystemCollection", "Computer System Collection"),
     "Chassis": ("ChassisCollection", "Chassis Collection"),
@@ -58,45 +74,6 @@ def _collection(odata_type: str, path: str, name: str, members: list[str]) -> di
         "Members": [_link(m) for m in members],
         "Members@odata.count": len(members),
     }
-
-
-class _Auth:
-    """Authenticates every request but the open ones, and applies the privilege map."""
-
-    def __init__(self, app: ASGIApp, accounts: Accounts, sessions: Sessions) -> None:
-        self._app = app
-        self._accounts = accounts
-        self._sessions = sessions
-
-    async def _who(self, request: Request) -> Principal | None:
-        token = request.headers.get("x-auth-token")
-        if token:
-            session = self._sessions.touch(token)
-            return (
-                None if session is None else Principal(session.username, session.role, session.id)
-            )
-        credentials = basic_credentials(request.headers.get("authorization", ""))
-        return None if credentials is None else await self._accounts.verify(*credentials)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        path = scope["path"].rstrip("/") or "/"
-        if path in _OPEN or (path == SESSIONS and scope["method"] == "POST"):
-            await self._app(scope, receive, send)
-            return
-        who = await self._who(Request(scope))
-        if who is None:
-            challenge = {"WWW-Authenticate": 'Basic realm="Racklet RMC"'}
-            response = error(401, "NoValidSession", headers=challenge)
-        elif not allowed(scope["method"], path, who):
-            response = error(403, "InsufficientPrivilege")
-        else:
-            scope.setdefault("state", {})["principal"] = who
-            await self._app(scope, receive, send)
-            return
-        await response(scope, receive, send)
 
 
 async def _body(request: Request) -> bytes | Response:
@@ -125,16 +102,9 @@ class Aggregator:
     """The routes of the RMC over its satellite clients."""
 
     def __init__(
-        self,
-        clients: dict[str, SatelliteClient],
-        accounts: Accounts,
-        sessions: Sessions,
-        service_uuid: str,
-        log: ContextLogger,
+        self, clients: dict[str, SatelliteClient], service_uuid: str, log: ContextLogger
     ) -> None:
         self._clients = clients
-        self._accounts = accounts
-        self._sessions = sessions
         self._uuid = service_uuid
         self._log = log
 
@@ -156,8 +126,9 @@ class Aggregator:
                 "Chassis": _link(f"{ROOT}/Chassis"),
                 "Managers": _link(f"{ROOT}/Managers"),
                 "SessionService": _link(SESSION_SERVICE),
+                "AccountService": _link(ACCOUNT_SERVICE),
                 "AggregationService": _link(AGGREGATION),
-                "Links": {"Sessions": _link(SESSIONS)},
+                "Links": {"Sessions": _link(f"{SESSION_SERVICE}/Sessions")},
                 "ProtocolFeaturesSupported": {
                     "ExpandQuery": {"ExpandAll": False, "Levels": False},
                     "FilterQuery": False,
@@ -168,7 +139,14 @@ class Aggregator:
         )
 
     async def odata(self, request: Request) -> Response:
-        names = ["Systems", "Chassis", "Managers", "SessionService", "AggregationService"]
+        names = [
+            "Systems",
+            "Chassis",
+            "Managers",
+            "SessionService",
+            "AccountService",
+            "AggregationService",
+        ]
         return json_response(
             {
                 "@odata.context": f"{ROOT}/$metadata",
@@ -176,56 +154,20 @@ class Aggregator:
             }
         )
 
-    async def session_service(self, request: Request) -> Response:
+    async def manager(self, request: Request) -> Response:
+        """The RMC's own manager: where its EventLog (logins, lockouts) is."""
         return json_response(
             {
-                "@odata.type": "#SessionService.v1_1_9.SessionService",
-                "@odata.id": SESSION_SERVICE,
-                "Id": "SessionService",
-                "Name": "Session Service",
-                "ServiceEnabled": True,
-                "SessionTimeout": self._sessions.timeout,
-                "Sessions": _link(SESSIONS),
+                "@odata.type": "#Manager.v1_19_0.Manager",
+                "@odata.id": MANAGER,
+                "Id": MANAGER_ID,
+                "Name": "Racklet RMC",
+                "ManagerType": "RackManager",
+                "UUID": self._uuid,
+                "Status": {"State": "Enabled", "Health": "OK"},
+                "LogServices": _link(f"{MANAGER}/LogServices"),
             }
         )
-
-    async def sessions(self, request: Request) -> Response:
-        members = [f"{SESSIONS}/{i}" for i in self._sessions.ids()]
-        return json_response(_collection("SessionCollection", SESSIONS, "Sessions", members))
-
-    def _session_body(self, session_id: str, username: str) -> dict[str, Any]:
-        return {
-            "@odata.type": "#Session.v1_7_2.Session",
-            "@odata.id": f"{SESSIONS}/{session_id}",
-            "Id": session_id,
-            "Name": "User Session",
-            "UserName": username,
-        }
-
-    async def login(self, request: Request) -> Response:
-        body = await _json_object(request)
-        if isinstance(body, Response):
-            return body
-        for name in ("UserName", "Password"):
-            if not isinstance(body.get(name), str):
-                return error(400, "PropertyMissing", name)
-        who = await self._accounts.verify(body["UserName"], body["Password"])
-        if who is None:
-            self._log.warning(f"failed login for {body['UserName']!r}")
-            return error(401, "NoValidSession")
-        session = self._sessions.create(who)
-        headers = {"X-Auth-Token": session.token, "Location": f"{SESSIONS}/{session.id}"}
-        return json_response(self._session_body(session.id, session.username), 201, headers)
-
-    async def session(self, request: Request) -> Response:
-        session_id = request.path_params["id"]
-        session = self._sessions.get(session_id)
-        if session is None:
-            return error(404, "ResourceNotFound", "Session", session_id)
-        if request.method == "DELETE":
-            self._sessions.delete(session_id)
-            return Response(status_code=204, headers={"OData-Version": "4.0"})
-        return json_response(self._session_body(session.id, session.username))
 
     async def aggregation_service(self, request: Request) -> Response:
         return json_response(
@@ -264,8 +206,6 @@ class Aggregator:
                 "Id": name,
                 "Name": f"BMC of {name}",
                 "HostName": client.source.url,
-                "UserName": client.source.username,
-                "Password": None,
                 "Links": {"ResourcesAccessed": [_link(uri) for uris in found for uri in uris]},
             }
         )
@@ -307,6 +247,8 @@ class Aggregator:
             *(self._members(source, path) for source in self._clients),
         )
         members = [member for answer in answers for member in answer]
+        if name == "Managers":
+            members.insert(0, MANAGER)
         return json_response(_collection(odata_type, path, title, members))
 
     async def _members(self, source: str, path: str) -> list[str]:
@@ -370,7 +312,10 @@ class Aggregator:
         return Response(answer.content, answer.status_code, headers=passed, media_type=media)
 
 
-def build_app(aggregator: Aggregator, accounts: Accounts, sessions: Sessions) -> Starlette:
+def build_app(
+    aggregator: Aggregator, accounts: Accounts, sessions: SessionStore, events: EventBus
+) -> Starlette:
+    """The RMC's routes; accounts, sessions, privileges and the EventLog are the BMC's code."""
     a = aggregator
     all_methods = ["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"]
     routes = [
@@ -378,10 +323,10 @@ def build_app(aggregator: Aggregator, accounts: Accounts, sessions: Sessions) ->
         Route(ROOT, a.service_root, methods=["GET"]),
         Route(f"{ROOT}/", a.service_root, methods=["GET"]),
         Route(f"{ROOT}/odata", a.odata, methods=["GET"]),
-        Route(SESSION_SERVICE, a.session_service, methods=["GET"]),
-        Route(SESSIONS, a.sessions, methods=["GET"]),
-        Route(SESSIONS, a.login, methods=["POST"]),
-        Route(SESSIONS + "/{id}", a.session, methods=["GET", "DELETE"]),
+        *session_routes(sessions, accounts, a._log),
+        *account_routes(accounts, sessions, a._log),
+        Route(MANAGER, a.manager, methods=["GET"]),
+        *event_log_routes(MANAGER, events, a._log, "RMC"),
         Route(AGGREGATION, a.aggregation_service, methods=["GET"]),
         Route(f"{AGGREGATION}/Actions/{RESET_ACTION}", a.reset, methods=["POST"]),
         Route(SOURCES, a.sources, methods=["GET"]),
@@ -405,6 +350,46 @@ def build_app(aggregator: Aggregator, accounts: Accounts, sessions: Sessions) ->
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(_Auth, accounts=accounts, sessions=sessions)],
-        exception_handlers={404: not_found, 405: not_allowed, Exception: crashed},
+        middleware=[
+            Middleware(_BodyLimit),
+            Middleware(AuthMiddleware, accounts=accounts, sessions=sessions, realm=REALM),
+        ],
+        exception_handlers={
+            RedfishError: redfish_error,
+            404: not_found,
+            405: not_allowed,
+            Exception: crashed,
+        },
     )
+
+
+class _BodyLimit:
+    """Keeps every request body within :data:`MAX_BODY` before anything reads it (a login is
+    unauthenticated): a larger declared length is a 413, a chunked body is cut off there
+    (and then fails to parse: a 400)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self._app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        length = dict(scope.get("headers", [])).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > MAX_BODY:
+            await error(413, "PayloadTooLarge")(scope, receive, send)
+            return
+        seen = 0
+
+        async def capped() -> Message:
+            nonlocal seen
+            if seen > MAX_BODY:
+                return {"type": "http.request", "body": b"", "more_body": False}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > MAX_BODY:
+                    return {"type": "http.request", "body": b"", "more_body": False}
+            return message
+
+        await self._app(scope, capped, send)

@@ -1,7 +1,8 @@
 """Redfish error responses of the RMC, from the DMTF Base message registry (Base.1.22).
 
-Only the messages the RMC itself produces are listed; errors a unit BMC returns are passed
-through unchanged (with their URIs rewritten).
+Only the messages the RMC's aggregation produces are listed; its accounts, sessions and
+privilege refusals answer with the BMC's own (``racklet.bmc.login``), and errors a unit BMC
+returns are passed through unchanged (with their URIs rewritten).
 """
 
 from __future__ import annotations
@@ -35,18 +36,6 @@ _BASE: dict[str, tuple[str, str, str]] = {
         "The property %1 is a required property and must be included in the request.",
         "Warning",
         "Ensure that the property is in the request body and has a valid value and resubmit "
-        "the request if the operation failed.",
-    ),
-    "NoValidSession": (
-        "There is no valid session established with the implementation.",
-        "Critical",
-        "Establish a session before attempting any operations.",
-    ),
-    "InsufficientPrivilege": (
-        "There are insufficient privileges for the account or credentials associated with "
-        "the current session to perform the requested operation.",
-        "Critical",
-        "Either abandon the operation or change the associated access rights and resubmit "
         "the request if the operation failed.",
     ),
     "ServiceTemporarilyUnavailable": (

@@ -14,11 +14,19 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 
+from racklet.bmc.login import (
+    ACCOUNTS,
+    Accounts,
+    BackoffPolicy,
+    EventBus,
+    LoginEvents,
+    SessionStore,
+    read_accounts,
+)
 from racklet.config import RackConfig
 from racklet.log import get_logger
 from racklet.net import client_context
 from racklet.rmc._app import Aggregator, build_app
-from racklet.rmc._auth import Accounts, Sessions
 from racklet.rmc._satellite import AggregationSource, SatelliteClient
 from racklet.rmc.errors import RmcConfigError
 
@@ -29,9 +37,12 @@ class RmcSettings:
     ca_bundle: Path
     """The rack CA: the only issuer the RMC trusts for a BMC's certificate."""
     accounts_file: Path
-    """Who may use the RMC (``racklet.bmc.write_accounts`` format, mode 0600)."""
-    client_cert: tuple[Path, Path] | None = None
-    """(certificate, key) the RMC presents to BMCs that ask for a client certificate."""
+    """Who may use the RMC (``racklet.bmc.write_accounts`` format, mode 0600); changes made
+    through its AccountService are saved there."""
+    client_cert: tuple[Path, Path]
+    """(certificate, key) the RMC logs in to every BMC with (:func:`bmc_credentials`)."""
+    login_backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
+    """How a source that keeps failing to log in to the RMC is slowed."""
     session_timeout: int = 1800
     request_timeout: float = 5.0
     """Seconds a BMC has to answer one forwarded request."""
@@ -41,10 +52,7 @@ class RmcSettings:
 
 def sources_from_config(config: RackConfig) -> list[AggregationSource]:
     """One aggregation source per unit of a ``racklet.yaml``: prefix = unit name."""
-    return [
-        AggregationSource(unit.name, unit.bmc.url, unit.bmc.username, unit.bmc.password)
-        for unit in config.units
-    ]
+    return [AggregationSource(unit.name, unit.bmc.url) for unit in config.units]
 
 
 class RmcService:
@@ -55,25 +63,34 @@ class RmcService:
         if len(set(names)) != len(names):
             raise RmcConfigError(f"aggregation source names must be unique: {names}")
         try:
-            cert, key = settings.client_cert or (None, None)
+            cert, key = settings.client_cert
             context: ssl.SSLContext = client_context(settings.ca_bundle, cert, key)
         except (OSError, ssl.SSLError) as exc:
-            raise RmcConfigError(f"cannot use the rack CA {settings.ca_bundle}: {exc}") from exc
+            raise RmcConfigError(
+                f"cannot use the rack CA {settings.ca_bundle} or the RMC's client certificate "
+                f"{settings.client_cert[0]}: {exc}"
+            ) from exc
         self.settings = settings
         self._log = get_logger("rmc", unit=settings.name)
         self._clients = {
             s.name: SatelliteClient(s, context, settings.request_timeout) for s in settings.sources
         }
-        self._accounts = Accounts()
-        sessions = Sessions(settings.session_timeout)
+        self.events = EventBus()
+        self.accounts = Accounts(
+            path=settings.accounts_file,
+            backoff=settings.login_backoff,
+            report=LoginEvents(self.events, self._log.bind(request="login"), ACCOUNTS),
+        )
+        sessions = SessionStore(settings.session_timeout)
         service_uuid = settings.service_uuid or str(
             uuid.uuid5(uuid.NAMESPACE_URL, f"urn:racklet:rmc:{settings.name}")
         )
-        aggregator = Aggregator(self._clients, self._accounts, sessions, service_uuid, self._log)
-        self.app: Starlette = build_app(aggregator, self._accounts, sessions)
+        aggregator = Aggregator(self._clients, service_uuid, self._log)
+        self.app: Starlette = build_app(aggregator, self.accounts, sessions, self.events)
 
     async def start(self) -> None:
-        await asyncio.to_thread(self._accounts.load, self.settings.accounts_file)
+        found = await asyncio.to_thread(read_accounts, self.settings.accounts_file)
+        self.accounts.replace(found)
         self._log.info(f"RMC aggregating {len(self._clients)} BMCs")
 
     async def stop(self) -> None:

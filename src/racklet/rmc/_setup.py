@@ -1,8 +1,10 @@
 """Putting an RMC into a rack's state dir and serving it: what ``racklet up`` calls.
 
 ``<state-dir>/rmc/`` holds the RMC's HTTPS identity (``server.key`` 0600, ``server.crt``,
-issued by the rack CA) and ``accounts.json`` (0600, scrypt hashes; the password of the
-``admin`` account also in ``admin.password``, 0600, for the config file).
+issued by the rack CA), the client identity it logs in to every BMC with (``client.key``
+0600, ``client.crt``, common name ``racklet-rmc``: an Operator on each BMC) and
+``accounts.json`` (0600, scrypt hashes; the password of the ``admin`` account also in
+``admin.password``, 0600, for the config file).
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from racklet.config import RackConfig, write_private
 from racklet.net import AppServer, server_context
 from racklet.pki import RackCA
 from racklet.rmc._service import RmcService, RmcSettings, sources_from_config
+from racklet.rmc.errors import RmcConfigError
 
 RMC_USER = "admin"
+RMC_CLIENT_NAME = "racklet-rmc"
+"""The common name of the RMC's client certificate, which BMCs map to Operator."""
 
 
 def rmc_dir(config: RackConfig) -> Path:
@@ -29,6 +34,8 @@ def prepare_rmc(directory: Path, ca: RackCA) -> str:
     directory.mkdir(parents=True, exist_ok=True)
     if not (directory / "server.crt").exists() or not (directory / "server.key").exists():
         ca.issue("rmc").write(directory, "server")
+    if not all(path.exists() for path in _client_identity(directory)):
+        ca.issue(RMC_CLIENT_NAME, server=False, client=True).write(directory, "client")
     secret = directory / "admin.password"
     if secret.exists() and (directory / "accounts.json").exists():
         return secret.read_text().strip()
@@ -36,6 +43,23 @@ def prepare_rmc(directory: Path, ca: RackCA) -> str:
     write_private(secret, password + "\n")
     write_accounts(directory / "accounts.json", RMC_USER, password)
     return password
+
+
+def _client_identity(directory: Path) -> tuple[Path, Path]:
+    return directory / "client.crt", directory / "client.key"
+
+
+def bmc_credentials(directory: Path) -> tuple[Path, Path]:
+    """What the RMC logs in to every BMC with: its own client certificate and key.
+
+    The one place that decides it, so another credential (a role identity from the rack CA)
+    plugs in here; never a BMC password.
+    """
+    found = _client_identity(directory)
+    missing = [str(path) for path in found if not path.exists()]
+    if missing:
+        raise RmcConfigError(f"the RMC has no client identity to log in to BMCs: {missing}")
+    return found
 
 
 @dataclass
@@ -57,6 +81,7 @@ async def serve_rmc(config: RackConfig, *, port: int, host: str = "127.0.0.1") -
             sources=sources_from_config(config),
             ca_bundle=config.layout.ca_cert,
             accounts_file=directory / "accounts.json",
+            client_cert=bmc_credentials(directory),
             name=config.rack.name,
         )
     )

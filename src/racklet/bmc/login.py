@@ -1,0 +1,50 @@
+"""Who may use a Redfish service: the BMC's accounts, sessions, login throttling,
+privileges and EventLog, for the RMC to serve with the same code.
+
+One implementation, two services: the RMC builds its AccountService, SessionService,
+authentication middleware and its own EventLog from these, so a fix or a policy (the
+throttling of failed logins, the privilege map) holds for both. What is deliberately not
+here: the BMC's hardware families (systems, chassis, power), which the RMC forwards.
+"""
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from racklet.bmc._account_service import ACCOUNTS
+from racklet.bmc._account_service import routes as account_routes
+from racklet.bmc._accounts import Accounts, read_accounts
+from racklet.bmc._auth import AuthMiddleware
+from racklet.bmc._errors import RedfishError
+from racklet.bmc._event_service import event_log_routes
+from racklet.bmc._events import EventBus, LoginEvents
+from racklet.bmc._http import Principal, principal, respond
+from racklet.bmc._sessions import SessionStore
+from racklet.bmc._sessions import routes as session_routes
+from racklet.bmc._throttle import BackoffPolicy, LockoutPolicy, LoginThrottle
+
+
+async def redfish_error(request: Request, exc: Exception) -> Response:
+    """The exception handler that turns a raised :class:`RedfishError` into its answer."""
+    assert isinstance(exc, RedfishError)
+    return respond(exc.body(), exc.status, exc.headers)
+
+
+__all__ = [
+    "ACCOUNTS",
+    "Accounts",
+    "AuthMiddleware",
+    "BackoffPolicy",
+    "EventBus",
+    "LockoutPolicy",
+    "LoginEvents",
+    "LoginThrottle",
+    "Principal",
+    "RedfishError",
+    "SessionStore",
+    "account_routes",
+    "event_log_routes",
+    "principal",
+    "read_accounts",
+    "redfish_error",
+    "session_routes",
+]
