@@ -42,9 +42,11 @@ class Rack:
     hosts: dict[str, BmcHost]
     clients: dict[str, RedfishClient]
     rollouts: RolloutReconciler
+    units: dict[str, FakeUnit]
+    """Each BMC's board: a unit whose power monitor NACKs fails a firmware's self-test."""
 
-    async def release(self, version: str, *, self_test: str = "pass") -> str:
-        image = build_manifest(version, b"firmware " * 64, self_test=self_test)
+    async def release(self, version: str) -> str:
+        image = build_manifest(version, b"firmware " * 64)
         repo = TufRepository.open(self.boot)
         tuf = repo.publish(CHANNEL, "racklet-bmc", version, {"bmc.img": image}, current=False)
         return (await self.store.create(release_object(tuf))).metadata.name
@@ -79,6 +81,7 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
     store = MemoryStore()
     hosts: dict[str, BmcHost] = {}
     clients: dict[str, RedfishClient] = {}
+    units: dict[str, FakeUnit] = {}
     for slot, name in enumerate(UNITS, start=1):
         state = tmp_path / "bmc" / name
         state.mkdir(parents=True)
@@ -86,7 +89,8 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
         trust = {"tufRoot": old.root_bytes().decode(), "channel": "stable"}
         (state / "trust.json").write_text(json.dumps(trust))
         write_accounts(state / "accounts.json", *ADMIN)
-        board, *_ = make_board(FakeUnit(), FastClock())
+        units[name] = FakeUnit()
+        board, *_ = make_board(units[name], FastClock())
         port = free_port()
         host = BmcHost(
             board,
@@ -122,7 +126,7 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
         bmc_firmware=BmcFirmwareRollouts(clients, boot),
     )
     try:
-        yield Rack(store, boot, hosts, clients, rollouts)
+        yield Rack(store, boot, hosts, clients, rollouts, units)
     finally:
         for client in clients.values():
             await client.aclose()
@@ -155,7 +159,8 @@ async def test_a_bmc_firmware_rollout_goes_canary_then_batches(rack: Rack) -> No
 
 
 async def test_a_failing_build_stops_at_the_canary_and_rolls_back(rack: Rack) -> None:
-    release = await rack.release("0.3.0", self_test="fail")
+    release = await rack.release("0.3.0")
+    rack.units["unit-1"].monitor_fails = True  # the canary's trial cannot read its hardware
     spec = RolloutSpec(release=release, canary=1, batch_size=2, max_unavailable=2)
     await rack.store.create(Rollout(metadata=ObjectMeta(name="bad"), spec=spec))
     done = await rack.drive("bad")
