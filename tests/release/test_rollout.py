@@ -19,7 +19,7 @@ from racklet.cli._release import release_object
 from racklet.controller._releases import register_release_reconcilers
 from racklet.controller._runtime import Registry
 from racklet.controller.reconcilers._release import ReleaseReconciler, TufChannels
-from racklet.controller.reconcilers._rollout import RolloutReconciler
+from racklet.controller.rollout import RolloutReconciler
 from racklet.store import MemoryStore
 from tests.release.fleet import FakeFleet
 

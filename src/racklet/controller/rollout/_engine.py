@@ -1,40 +1,52 @@
-"""The Rollout reconciler: move selected units to a Release, a canary first, then batches.
+"""The rollout engine: one strategy for every kind of update a Rollout drives.
 
-Level-triggered; the Rollout's status is the whole record (which units are in which state,
-which power cycle was asked of each, the channel's release before the rollout), so a restarted
-controller carries on where the last one stopped. One pass:
+A Rollout moves the units its selector picks to a Release. *What* moving one unit means
+belongs to a :class:`Target`: power-cycling a unit into a unit-OS release
+(:mod:`._os_target`), or pushing firmware to the unit's BMC through Redfish UpdateService
+(:mod:`._firmware_target`). *How* units are moved is this module, the same for both:
 
-- **Pending**: the release must exist, be bootable (a ``payload.bin`` target) and be signed
-  in its channel; else condition ``Stalled`` and an event. A rollout whose units overlap an
-  active one (or an older pending one) is refused: phase ``Failed``, condition
-  ``Accepted=False``. Otherwise it records the units and the channel's current release.
-- **Progressing**: the channel's ``current.json`` is made to name the release (idempotent),
-  then the units of the batch are power-cycled through the unit's power-cycle annotation so
-  they boot it (the A/B path try-boots and commits it). A unit is ``Updated`` when, after its
-  cycle, it is Running with ``status.osVersion`` equal to the release version; ``Failed`` when
-  it reports BootFailed or misses ``healthDeadlineSeconds``. The first batch is ``canary``
-  units; later ones ``min(batchSize, maxUnavailable)``, fewer while selected units are already
-  unavailable.
-- **On failure**: with ``rollbackOnFailure`` the channel is pointed back and the units not yet
-  confirmed on the new release are cycled onto the old one (``RollingBack`` then
-  ``RolledBack``); units that already committed the new release keep it, because the BMC's
-  rollback counter forbids booting below a committed version. Without it: phase ``Failed``.
+1. **Start** (phase ``Pending``). The release must exist and be signed in its channel, and
+   the target must accept it and the units (an OS release needs a payload; firmware is one
+   image, and every BMC needs a client); else condition ``Stalled`` and one event. A rollout
+   whose units overlap an active one (or an older pending one) is refused: phase ``Failed``,
+   ``Accepted=False``. Units already on the version start ``Updated``. The channel's current
+   release is kept in ``status.previous``: it is what a rollback returns to.
+2. **Batches** (phase ``Progressing``). The channel is made to name the release. ``canary``
+   units go first, then batches of ``min(batchSize, maxUnavailable)`` in slot order, each once
+   the one before is all ``Updated``. Units not yet updated that are unavailable (the target
+   says what that means: a unit not Running, a BMC not answering) count against
+   ``maxUnavailable``: the batch shrinks, and with none to spare nothing starts.
+3. **Exactly once.** A batch is written to the Rollout's status (fenced, on an HA controller)
+   with a request id, ``rollout-<name>-<batch>``, *before* any unit is asked. A controller that
+   takes over finds the batch on record and hands each unit to the target again with the same
+   id; the target carries the step out only if the unit shows no trace of it.
+4. **The health gate.** The target judges each unit from what it observes: ``Updated``,
+   ``Failed``, or not yet; a unit not ``Updated`` within ``healthDeadlineSeconds`` of its start
+   fails.
+5. **On failure**, with ``rollbackOnFailure`` and a release to go back to, the channel is
+   pointed back and every unit of the rollout not confirmed on the new release is taken back
+   (``RollingBack``, then ``RolledBack``); units that committed the new release keep it (the
+   rollback floor, :mod:`racklet.versions`). Without ``rollbackOnFailure``, or when the
+   channel named no release before, the rollout stops: phase ``Failed``.
+6. **Pause.** ``spec.paused`` holds the rollout between batches (``Paused``); clearing it
+   resumes where it stopped.
 
-A Release of the ``bmc-firmware`` channel is rolled out to the units' BMCs instead (same
-strategy and rules, see :mod:`racklet.controller.reconcilers._bmc_firmware`).
+Level-triggered: the Rollout's status is the whole record, so a restarted controller carries
+on where the last one stopped. The engine only decides; every read or write of a unit or a
+BMC is a target's, and the engine's own I/O is the Rollout, its events and the channel.
 
-Deliberately not here: per-rollout channels. Units follow the channel their BMC's trust bundle
-names, so a unit outside the batch that reboots for another reason also picks the release up.
+Deliberately not here: per-rollout channels. Units follow the channel their BMC's trust
+bundle names, so a unit outside the batch that reboots for another reason also picks the
+release up.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Any, Generic, Literal
 
 from racklet.api import (
-    POWER_CYCLE_ANNOTATION,
     ComputeUnit,
     Event,
     Release,
@@ -44,22 +56,23 @@ from racklet.api import (
     remove_condition,
     set_condition,
 )
-from racklet.controller.errors import TemporaryError
-from racklet.controller.reconcilers._bmc_firmware import CHANNEL as BMC_FIRMWARE
-from racklet.controller.reconcilers._bmc_firmware import BmcFirmwareRollouts
-from racklet.controller.reconcilers._release import Channels
-from racklet.store import Conflict, NotFound, Store
+from racklet.controller.reconcilers._release import BMC_FIRMWARE_CHANNEL, Channels
+from racklet.controller.rollout._os_target import UnitOsTarget
+from racklet.controller.rollout._target import Seen, Target, Verdict
+from racklet.store import NotFound, Store
 
 ACTIVE = ("Progressing", "Paused", "RollingBack")
 TERMINAL = ("Complete", "Failed", "RolledBack")
-PAYLOAD = "payload.bin"
-_WRITE_ATTEMPTS = 5
 
 EventType = Literal["Normal", "Warning"]
 
 
 class RolloutReconciler:
-    """Drive one Rollout per call; ``clock`` (epoch seconds) times the health deadline."""
+    """Drive one Rollout per call; ``clock`` (epoch seconds) times the health deadline.
+
+    Releases of the ``bmc-firmware`` channel go to ``bmc_firmware`` (if given), all others to
+    the unit-OS target.
+    """
 
     def __init__(
         self,
@@ -69,14 +82,19 @@ class RolloutReconciler:
         clock: Callable[[], float] = time.time,
         enqueue: Callable[[str, str], None] | None = None,
         poll_seconds: float = 2.0,
-        bmc_firmware: BmcFirmwareRollouts | None = None,
+        bmc_firmware: Target[Any] | None = None,
     ) -> None:
         self._store = store
-        self._bmc_firmware = bmc_firmware
         self._channels = channels
         self._clock = clock
-        self._enqueue = enqueue or (lambda _kind, _name: None)
         self._poll = poll_seconds
+        self._os: Target[Any] = UnitOsTarget(store, enqueue or (lambda _kind, _name: None))
+        self._firmware = bmc_firmware
+
+    def _target(self, release: Release) -> Target[Any]:
+        if release.spec.channel == BMC_FIRMWARE_CHANNEL and self._firmware is not None:
+            return self._firmware
+        return self._os
 
     async def reconcile(self, name: str) -> float | None:
         try:
@@ -87,8 +105,7 @@ class RolloutReconciler:
             return None
         status = rollout.status.model_copy(deep=True)
         events: list[Event] = []
-        step = _Pass(self, rollout, status, events)
-        requeue = await step.run()
+        requeue = await _Pass(self, rollout, status, events).run()
         status.updated_units = [u.name for u in status.units if u.phase == "Updated"]
         status.failed_units = [u.name for u in status.units if u.phase == "Failed"]
         status.observed_generation = rollout.metadata.generation
@@ -100,7 +117,7 @@ class RolloutReconciler:
         return requeue
 
 
-class _Pass:
+class _Pass(Generic[Seen]):
     """One reconcile of one Rollout: reads, decides, collects status changes and events."""
 
     def __init__(
@@ -125,16 +142,16 @@ class _Pass:
         return self.o._poll * 2.5
 
     async def run(self) -> float | None:
-        release = await self._release()
-        if release is None:
+        try:
+            release = await self.o._store.get(Release, self.spec.release)
+        except NotFound:
             return self.stalled("ReleaseNotFound", f"release {self.spec.release!r} does not exist")
-        if release.spec.channel == BMC_FIRMWARE and self.o._bmc_firmware is not None:
-            return await self.o._bmc_firmware.run(self, release)
+        target: Target[Seen] = self.o._target(release)
         if self.status.phase == "Pending":
-            return await self._start(release)
+            return await self._start(release, target)
         remove_condition(self.status.conditions, "Stalled")
         if self.status.phase == "RollingBack":
-            return await self._roll_back()
+            return await self._roll_back(release, target)
         if self.spec.paused:
             if self.status.phase != "Paused":
                 self.status.phase = "Paused"
@@ -144,26 +161,19 @@ class _Pass:
         if self.status.phase == "Paused":
             self.status.phase = "Progressing"
             self.event("Resumed", "spec.paused is false again")
-        return await self._progress(release)
-
-    async def _release(self) -> Release | None:
-        try:
-            return await self.o._store.get(Release, self.spec.release)
-        except NotFound:
-            return None
+        return await self._progress(release, target)
 
     # -- starting ---------------------------------------------------------------------------
 
-    async def _start(self, release: Release) -> float | None:
+    async def _start(self, release: Release, target: Target[Seen]) -> float | None:
         spec = release.spec
-        if PAYLOAD not in {t.name for t in spec.targets}:
-            return self.stalled("NotBootable", f"release {release.metadata.name} has no {PAYLOAD}")
         signed = await self.o._channels.published(spec.channel, spec.package, spec.version)
         if signed is None:
             message = f"{spec.package} {spec.version} is not signed in channel {spec.channel}"
             return self.stalled("ReleaseNotPublished", message)
+        noun = target.noun
         if self.spec.max_unavailable == 0:
-            message = "maxUnavailable 0 leaves no unit to update (a power cycle takes it down)"
+            message = f"maxUnavailable 0 leaves no {noun} to update (an update takes it down)"
             return self.stalled("InvalidStrategy", message)
         units = await self.o._store.list(ComputeUnit, self.spec.selector)
         if not units:
@@ -171,6 +181,9 @@ class _Pass:
         names = [
             u.metadata.name for u in sorted(units, key=lambda u: (u.spec.slot, u.metadata.name))
         ]
+        refused = target.admit(release, signed, names)
+        if refused is not None:
+            return self.stalled(*refused)
         rival = await self._overlapping(set(names))
         if rival is not None:
             message = f"units overlap rollout {rival}, which is running; wait for it or delete it"
@@ -179,17 +192,18 @@ class _Pass:
             self.condition("Accepted", "False", "OverlappingRollout", message)
             self.event("OverlappingRollout", message, "Warning")
             return None
-        by_name = {u.metadata.name: u for u in units}
-        self.status.units = [
-            UnitRollout(name=n, phase="Updated" if _runs(by_name[n], spec.version) else "Pending")
-            for n in names
-        ]
+        entries = [UnitRollout(name=n) for n in names]
+        seen = await target.observe(entries)
+        for entry in entries:
+            if target.runs(seen.get(entry.name), spec.version):
+                entry.phase = "Updated"
+        self.status.units = entries
         self.status.channel = spec.channel
         self.status.previous = await self.o._channels.current(spec.channel)
         self.status.phase = "Progressing"
         remove_condition(self.status.conditions, "Stalled")
-        self.condition("Accepted", "True", "Started", f"{len(names)} unit(s) selected")
-        self.event("Started", f"rolling {len(names)} unit(s) to {spec.package} {spec.version}")
+        self.condition("Accepted", "True", "Started", f"{len(names)} {noun}(s) selected")
+        self.event("Started", f"updating {len(names)} {noun}(s) to {spec.package} {spec.version}")
         return 0.0
 
     async def _overlapping(self, names: set[str]) -> str | None:
@@ -221,46 +235,49 @@ class _Pass:
             await self.o._channels.point(channel, package, version)
             self.event("ChannelMoved", f"channel {channel} now names {package} {version}")
 
-    async def _progress(self, release: Release) -> float | None:
+    async def _progress(self, release: Release, target: Target[Seen]) -> float | None:
         spec = release.spec
         await self._ensure_channel(spec.package, spec.version)
-        units = await self._units()
         now = self.o._clock()
-        for entry in self.status.units:
-            if entry.phase == "Updating":
-                unit = units.get(entry.name)
-                if unit is not None and _unasked(unit, entry.request):
-                    # the last leader died after recording the batch, before asking this unit
-                    await self._cycle(entry, entry.request, entry.started or now)
-                self._judge(entry, unit, spec.version, now)
+        updating = [u for u in self.status.units if u.phase == "Updating"]
+        seen = await target.observe(updating) if updating else {}
+        for entry in updating:
+            unit = seen.get(entry.name)
+            # a controller that took over finds the batch on record: each unit once
+            failure = await target.start(entry, release, unit, again=True)
+            if failure is not None:
+                self._unit_failed(entry, failure)
+                continue
+            self._judge(entry, target.judge(entry, unit, spec.version), now)
         failed = [u.name for u in self.status.units if u.phase == "Failed"]
         if failed:
-            return self._on_failure(failed, spec.version)
+            return self._on_failure(failed, f"{spec.package} {spec.version}")
         if any(u.phase == "Updating" for u in self.status.units):
             return self.o._poll
         pending = [u for u in self.status.units if u.phase == "Pending"]
         if not pending:
             self.status.phase = "Complete"
-            message = f"{len(self.status.units)} unit(s) run {spec.package} {spec.version}"
+            message = f"{len(self.status.units)} {target.noun}(s) run {spec.package} {spec.version}"
             self.condition("Progressing", "False", "Complete", message)
             self.condition("Complete", "True", "AllUnitsUpdated", message)
             self.event("Complete", message)
             return None
+        return await self._next_batch(release, target, pending, now)
+
+    async def _next_batch(
+        self, release: Release, target: Target[Seen], pending: list[UnitRollout], now: float
+    ) -> float | None:
         canary = self.status.current_batch == 0 and self.spec.canary > 0
         size = self.spec.canary if canary else min(self.spec.batch_size, self.spec.max_unavailable)
-        involved = {u.name for u in self.status.units}
-        down = sum(
-            1
-            for n, u in units.items()
-            if n in involved and u.status.phase != "Running" and self._entry(n).phase == "Pending"
-        )
+        seen = await target.observe(pending)
+        down = sum(1 for u in pending if not target.available(seen.get(u.name)))
         room = min(size, self.spec.max_unavailable - down)
         if room <= 0:
             self.condition(
                 "Progressing",
                 "True",
                 "WaitingForAvailability",
-                f"{down} selected unit(s) are not Running; maxUnavailable is "
+                f"{down} selected {target.noun}(s) are unavailable; maxUnavailable is "
                 f"{self.spec.max_unavailable}",
             )
             return self.o._poll
@@ -269,13 +286,16 @@ class _Pass:
         request = f"rollout-{self.name}-{self.status.current_batch}"
         for entry in batch:
             entry.phase, entry.request, entry.started = "Updating", request, now
+            entry.message = "starting"
         await self._record()  # on record before any unit is asked: never started twice
         for entry in batch:
-            await self._cycle(entry, request, now)
+            failure = await target.start(entry, release, seen.get(entry.name), again=False)
+            if failure is not None:
+                self._unit_failed(entry, failure)
         label = "canary" if canary else f"batch {self.status.current_batch}"
         names = ", ".join(u.name for u in batch)
         self.condition("Progressing", "True", "BatchStarted", f"{label}: {names}")
-        self.event("BatchStarted", f"{label}: power-cycling {names} into {spec.version}")
+        self.event("BatchStarted", f"{label}: {target.batch_message(names, release.spec.version)}")
         return self.o._poll
 
     async def _record(self) -> None:
@@ -286,44 +306,28 @@ class _Pass:
         self.rollout.metadata.resource_version = written.metadata.resource_version
         self.rollout.status = written.status
 
-    def _entry(self, name: str) -> UnitRollout:
-        return next(u for u in self.status.units if u.name == name)
+    def _unit_failed(self, entry: UnitRollout, message: str) -> None:
+        entry.phase, entry.message = "Failed", message
+        self.event("UnitFailed", f"{entry.name}: {message}", "Warning")
 
-    async def _units(self) -> dict[str, ComputeUnit]:
-        wanted = {u.name for u in self.status.units}
-        return {
-            u.metadata.name: u
-            for u in await self.o._store.list(ComputeUnit)
-            if u.metadata.name in wanted
-        }
+    def _past_deadline(self, entry: UnitRollout, now: float) -> bool:
+        started = entry.started
+        return started is not None and now - started > self.spec.health_deadline_seconds
 
-    def _judge(
-        self, entry: UnitRollout, unit: ComputeUnit | None, version: str, now: float
-    ) -> None:
-        if unit is None:
-            entry.phase, entry.message = "Failed", "the unit is gone"
-            self.event("UnitFailed", f"{entry.name}: the unit is gone", "Warning")
-            return
-        cycled = unit.status.last_power_cycle == entry.request
-        if cycled and _runs(unit, version):
-            entry.phase, entry.message = "Updated", f"Running {version}"
-            self.event("UnitUpdated", f"{entry.name} runs {version}")
-            return
-        if cycled and unit.status.phase == "BootFailed":
-            entry.phase, entry.message = "Failed", "BootFailed after its power cycle"
-        elif entry.started is not None and now - entry.started > self.spec.health_deadline_seconds:
-            seen = unit.status.os_version or "no version"
-            entry.phase = "Failed"
-            entry.message = (
-                f"not Running {version} within {self.spec.health_deadline_seconds:g} s "
-                f"(phase {unit.status.phase}, {seen})"
+    def _judge(self, entry: UnitRollout, verdict: Verdict, now: float) -> None:
+        if verdict.state == "Done":
+            entry.phase, entry.message = "Updated", verdict.message
+            self.event("UnitUpdated", f"{entry.name}: {verdict.message}")
+        elif verdict.state == "Failed":
+            self._unit_failed(entry, verdict.message)
+        elif self._past_deadline(entry, now):
+            deadline = f"{verdict.message} within {self.spec.health_deadline_seconds:g} s"
+            self._unit_failed(
+                entry, f"{deadline} ({verdict.detail})" if verdict.detail else deadline
             )
-        else:
-            return
-        self.event("UnitFailed", f"{entry.name}: {entry.message}", "Warning")
 
-    def _on_failure(self, failed: list[str], version: str) -> float | None:
-        message = f"{', '.join(failed)} failed the health gate for {version}"
+    def _on_failure(self, failed: list[str], release: str) -> float | None:
+        message = f"{', '.join(failed)} failed the health gate for {release}"
         self.condition("Healthy", "False", "UnitFailed", message)
         if self.spec.rollback_on_failure and self.status.previous is not None:
             self.status.phase = "RollingBack"
@@ -336,85 +340,53 @@ class _Pass:
         self.event("Failed", f"{message}; stopped ({why})", "Warning")
         return None
 
-    async def _cycle(self, entry: UnitRollout, request: str, now: float) -> None:
-        """Ask for a power cycle through the unit's annotation (the unit reconciler acts)."""
-        for _ in range(_WRITE_ATTEMPTS):
-            try:
-                unit = await self.o._store.get(ComputeUnit, entry.name)
-            except NotFound:
-                entry.phase, entry.message = "Failed", "the unit is gone"
-                return
-            unit.metadata.annotations[POWER_CYCLE_ANNOTATION] = request
-            try:
-                await self.o._store.update(unit)
-            except Conflict:
-                continue
-            break
-        else:
-            raise TemporaryError(f"cannot annotate computeunit {entry.name}: too many conflicts")
-        self.o._enqueue("ComputeUnit", entry.name)
-        entry.request, entry.started, entry.message = request, now, "power cycle requested"
-        if entry.phase in ("Pending", "Updating"):
-            entry.phase = "Updating"
-
     # -- rolling back -----------------------------------------------------------------------
 
-    async def _roll_back(self) -> float | None:
+    async def _roll_back(self, release: Release, target: Target[Seen]) -> float | None:
         previous = self.status.previous
         assert previous is not None  # only entered with a release to go back to
+        version = release.spec.version
         await self._ensure_channel(previous.package, previous.version)
-        units = await self._units()
         now = self.o._clock()
         request = f"rollout-{self.name}-rollback"
+        turning = {u.name for u in self.status.units if u.phase in ("Failed", "Updating")}
         for entry in self.status.units:
-            if entry.phase in ("Failed", "Updating"):
-                await self._cycle(entry, request, now)
-                entry.phase = "RollingBack"
-            elif entry.phase == "RollingBack":
-                unit = units.get(entry.name)
-                if (
-                    unit is not None
-                    and unit.status.last_power_cycle == request
-                    and _runs(unit, previous.version)
-                ):
-                    entry.phase, entry.message = "RolledBack", f"Running {previous.version}"
-                    self.event("UnitRolledBack", f"{entry.name} runs {previous.version} again")
-                elif (
-                    entry.started is not None
-                    and now - entry.started > self.spec.health_deadline_seconds
-                ):
-                    entry.message = f"not back on {previous.version} in time"
-        waiting = [
-            u for u in self.status.units if u.phase == "RollingBack" and "in time" not in u.message
-        ]
-        if waiting:
-            return self.o._poll
+            if entry.name in turning:
+                entry.phase, entry.request, entry.started = "RollingBack", request, now
+                entry.message = "rolling back"
+        if turning:
+            await self._record()  # as for a batch: on record before any unit is asked
+        back = [u for u in self.status.units if u.phase == "RollingBack"]
+        seen = await target.observe(back) if back else {}
+        for entry in back:
+            unit = seen.get(entry.name)
+            await target.roll_back(entry, previous, unit, again=entry.name not in turning)
+            verdict = target.judge_back(entry, unit, previous, version)
+            if verdict.state == "Done":
+                entry.phase, entry.message = "RolledBack", verdict.message
+                self.event("UnitRolledBack", f"{entry.name}: {verdict.message}")
+            elif self._past_deadline(entry, now):
+                entry.message = f"{verdict.message} within {self.spec.health_deadline_seconds:g} s"
         stuck = [u.name for u in self.status.units if u.phase == "RollingBack"]
-        kept = [u.name for u in self.status.units if u.phase == "Updated"]
+        if any(not self._past_deadline(u, now) for u in self.status.units if u.name in stuck):
+            return self.o._poll
         if stuck:
             self.status.phase = "Failed"
-            message = f"{', '.join(stuck)} did not come back on {previous.version}"
+            message = (
+                f"{', '.join(stuck)} did not come back from {version} within "
+                f"{self.spec.health_deadline_seconds:g} s"
+            )
             self.condition("Progressing", "False", "RollbackFailed", message)
             self.event("RollbackFailed", message, "Warning")
             return None
         self.status.phase = "RolledBack"
         message = f"channel {self.status.channel} names {previous.package} {previous.version} again"
+        kept = [u.name for u in self.status.units if u.phase == "Updated"]
         if kept:
             message += (
-                f"; {', '.join(kept)} keep the new release (rollback protection: a committed "
-                "version is never downgraded)"
+                f"; {', '.join(kept)} keep {version} (rollback protection: a committed version "
+                "is never downgraded)"
             )
         self.condition("Progressing", "False", "RolledBack", message)
         self.event("RolledBack", message, "Warning")
         return None
-
-
-def _unasked(unit: ComputeUnit, request: str) -> bool:
-    """Whether ``request`` never reached the unit (and no other request is pending on it)."""
-    asked = unit.metadata.annotations.get(POWER_CYCLE_ANNOTATION)
-    done = unit.status.last_power_cycle
-    return request not in (asked, done) and asked in (None, done)
-
-
-def _runs(unit: ComputeUnit, version: str) -> bool:
-    return unit.status.phase == "Running" and unit.status.os_version == version
