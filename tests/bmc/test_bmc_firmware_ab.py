@@ -233,6 +233,23 @@ async def test_a_lower_version_than_the_committed_one_is_refused(rig: Rig) -> No
     assert (await rig.manager())["FirmwareVersion"] == "0.2.0"
 
 
+async def test_pushing_the_running_version_again_changes_nothing(rig: Rig) -> None:
+    """A repeated push (a controller that took over cannot always tell whether its push
+    arrived) completes without writing a slot or restarting the BMC again."""
+    async with rig.client() as http:
+        await rig.push(http, "0.2.0", "Immediate")
+    await rig.settled("0.2.0")
+    async with rig.client() as http:
+        pushed = await rig.push(http, "0.2.0", "Immediate")
+        await eventually(lambda: _ended(http, pushed.headers["Location"]), "the task to end")
+        task = (await http.get(pushed.json()["@odata.id"])).json()
+        assert (task["TaskState"], task["TaskStatus"]) == ("Completed", "OK"), task
+        standby = (await http.get(STANDBY)).json()
+    assert standby["Version"] == FACTORY, "the fall-back slot was not overwritten"
+    assert rig.host.restarts == 1
+    assert (await rig.settled("0.2.0"))["Status"]["Health"] == "OK"
+
+
 async def test_a_bad_reset_type_is_a_redfish_error(rig: Rig) -> None:
     async with rig.client() as http:
         response = await http.post(

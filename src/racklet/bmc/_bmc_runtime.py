@@ -68,7 +68,8 @@ class BmcFirmware:
     async def stop(self) -> None:
         await self._task.stop()
 
-    async def install(self, image: Path, version: str) -> SlotName:
+    async def install(self, image: Path, version: str) -> SlotName | None:
+        """Write a verified image to the standby slot (None: already running or armed)."""
         async with self.lock:
             return await asyncio.to_thread(self.slots.install, image, version)
 

@@ -203,8 +203,10 @@ class BmcFirmwareSlots:
 
     # -- update -------------------------------------------------------------------------------
 
-    def install(self, image: Path, verified_version: str) -> SlotName:
-        """Write a verified image to the standby slot; the slot written."""
+    def install(self, image: Path, verified_version: str) -> SlotName | None:
+        """Write a verified image to the standby slot; the slot written, or None when the BMC
+        already runs this version or has it armed for its next start (a repeated push is a
+        no-op: it neither rewrites a slot nor restarts the BMC again)."""
         try:
             manifest = parse_manifest(image.read_bytes())
         except OSError as exc:
@@ -213,6 +215,11 @@ class BmcFirmwareSlots:
             raise ImageRejected(
                 f"the manifest says {manifest.version}, its signed target {verified_version}"
             )
+        armed = self._state.tryboot
+        if verified_version == self.running_version or (
+            armed is not None and self.version(armed) == verified_version
+        ):
+            return None
         floor = self.committed_version
         if below_floor(verified_version, floor):
             raise ImageRejected(

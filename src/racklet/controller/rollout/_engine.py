@@ -51,6 +51,7 @@ from racklet.api import (
     Event,
     Release,
     Rollout,
+    RolloutSpec,
     RolloutStatus,
     UnitRollout,
     remove_condition,
@@ -65,6 +66,15 @@ ACTIVE = ("Progressing", "Paused", "RollingBack")
 TERMINAL = ("Complete", "Failed", "RolledBack")
 
 EventType = Literal["Normal", "Warning"]
+
+
+def batch_room(spec: RolloutSpec, started: int, down: int) -> int:
+    """How many pending units the next batch takes (0 or less: wait), after ``started``
+    batches, with ``down`` of the rollout's pending units unavailable: the canary first, then
+    ``min(batchSize, maxUnavailable)``, never more than ``maxUnavailable`` units down at once."""
+    canary = started == 0 and spec.canary > 0
+    size = spec.canary if canary else min(spec.batch_size, spec.max_unavailable)
+    return min(size, spec.max_unavailable - down)
 
 
 class RolloutReconciler:
@@ -268,10 +278,9 @@ class _Pass(Generic[Seen]):
         self, release: Release, target: Target[Seen], pending: list[UnitRollout], now: float
     ) -> float | None:
         canary = self.status.current_batch == 0 and self.spec.canary > 0
-        size = self.spec.canary if canary else min(self.spec.batch_size, self.spec.max_unavailable)
         seen = await target.observe(pending)
         down = sum(1 for u in pending if not target.available(seen.get(u.name)))
-        room = min(size, self.spec.max_unavailable - down)
+        room = batch_room(self.spec, self.status.current_batch, down)
         if room <= 0:
             self.condition(
                 "Progressing",

@@ -18,7 +18,9 @@ Exactly once: the engine records the batch before :meth:`BmcFirmwareTarget.start
 again (a later pass, or a controller that took over), the target pushes only if the BMC
 answers and shows no trace of the version (neither running nor in its standby slot) and this
 controller did not push it under the same request id; a BMC that does not answer is waited
-for (the health deadline bounds it), and a BMC busy with an update is asked again later.
+for (the health deadline bounds it), and a BMC busy with an update is asked again later. The
+BMC closes the last gap (a look just before the first push's task ends, a push just after):
+it treats a push of the version it runs, or has armed for its next start, as done already.
 
 Deliberately not here: ``SimpleUpdate`` (the BMC would fetch from a URL; a push needs no
 route from the BMC to the boot server, and the BMC opens no connections on a client's word).
