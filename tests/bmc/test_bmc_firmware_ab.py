@@ -1,6 +1,8 @@
 """The BMC's own firmware, A/B: a signed release is pushed over HTTPS to the standby slot,
 try-booted by a real restart of the BMC (listener and service), and committed only when its
-self-test passes; a failing build falls back by itself; a lower version is refused."""
+self-test passes; a trial whose self-test fails (the board's power monitor does not answer)
+falls back by itself and does not raise the floor; a version below the committed one is
+refused."""
 
 from __future__ import annotations
 
@@ -51,20 +53,21 @@ class Rig:
     url: str
     ca: Path
     state_dir: Path
+    unit: FakeUnit
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(
             base_url=self.url, verify=client_context(self.ca), auth=ADMIN, timeout=10.0
         )
 
-    def publish(self, version: str, *, self_test: str = "pass") -> tuple[str, bytes]:
-        image = build_manifest(version, f"bmc build {version}".encode() * 100, self_test=self_test)
+    def publish(self, version: str) -> tuple[str, bytes]:
+        image = build_manifest(version, f"bmc build {version}".encode() * 100)
         release = self.repo.publish(FIRMWARE_CHANNEL, "racklet-bmc", version, {"bmc.img": image})
         return release.files[0].target_path, image
 
-    async def push(self, http: httpx.AsyncClient, version: str, apply: str, **kw: str) -> Any:
-        """Push a published release to the standby slot; the task as it ended."""
-        target, image = self.publish(version, **kw)
+    async def push(self, http: httpx.AsyncClient, version: str, apply: str) -> Any:
+        """Push a published release to the standby slot; the push's answer."""
+        target, image = self.publish(version)
         oem = firmware_oem_parameters(self.repo.metadata_dir, target)
         parameters = {"Targets": [STANDBY], "@Redfish.OperationApplyTime": apply}
         pushed = await http.post(
@@ -118,7 +121,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     trust = json.loads((state / "trust.json").read_text())
     trust["tufRoot"] = repo.root_bytes().decode()
     (state / "trust.json").write_text(json.dumps(trust))
-    board, *_ = make_board(FakeUnit(), FastClock())
+    unit = FakeUnit()
+    board, *_ = make_board(unit, FastClock())
     port = free_port()
     host = BmcHost(
         board,
@@ -134,7 +138,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     )
     await host.start()
     try:
-        yield Rig(host, repo, f"https://127.0.0.1:{port}", ca, state)
+        yield Rig(host, repo, f"https://127.0.0.1:{port}", ca, state, unit)
     finally:
         await host.stop()
 
@@ -167,22 +171,42 @@ async def test_a_signed_release_is_try_booted_on_reset_and_committed(rig: Rig) -
     assert json.loads((firmware / "state.json").read_text())["committed"] == "B"
 
 
-async def test_a_build_that_fails_its_self_test_falls_back_by_itself(rig: Rig) -> None:
+async def _fail_a_trial(rig: Rig, version: str) -> None:
+    """Push ``version`` while the board's power monitor NACKs: the trial's hardware read
+    really fails, and the BMC falls back (bounded wait)."""
+    rig.unit.monitor_fails = True
     async with rig.client() as http:
-        await rig.push(http, "0.3.0", "Immediate", self_test="fail")
+        await rig.push(http, version, "Immediate")
 
     async def fell_back() -> bool:
         return rig.host.restarts == 2  # the try-boot, then the fallback
 
     await eventually(fell_back, "the BMC to try the new firmware and fall back")
-    running = await rig.settled(FACTORY)
-    assert running["Status"]["Health"] == "OK"
+    await rig.settled(FACTORY)
+
+
+async def test_a_trial_that_fails_its_self_test_falls_back_by_itself(rig: Rig) -> None:
+    await _fail_a_trial(rig, "0.3.0")
     async with rig.client() as http:
         standby = (await http.get(STANDBY)).json()
     assert standby["Version"] == "0.3.0"
     assert standby["Status"]["Health"] == "Critical"
-    assert "self-test" in standby["Description"]
+    assert "self-test: the hardware backend does not read" in standby["Description"]
+    assert "Remote I/O error" in standby["Description"], "the board's real error, not a flag"
     assert (await rig.manager())["FirmwareVersion"] == FACTORY
+
+
+async def test_a_failed_trial_does_not_raise_the_floor(rig: Rig) -> None:
+    """A 2.0.0 that failed its trial never committed: an older 1.5.0 that works is still
+    accepted and commits (the floor rises on commit only)."""
+    await _fail_a_trial(rig, "2.0.0")
+    rig.unit.monitor_fails = False  # the board answers again
+    async with rig.client() as http:
+        pushed = await rig.push(http, "1.5.0", "Immediate")
+        assert pushed.status_code == 202
+    running = await rig.settled("1.5.0")
+    assert running["LowestSupportedVersion"] == "1.5.0"
+    assert rig.host.restarts == 3
 
 
 async def test_a_lower_version_than_the_committed_one_is_refused(rig: Rig) -> None:
@@ -207,6 +231,23 @@ async def test_a_lower_version_than_the_committed_one_is_refused(rig: Rig) -> No
         assert "rollback refused" in json.dumps(task["Messages"])
         assert (await http.get(STANDBY)).json()["Version"] == FACTORY
     assert (await rig.manager())["FirmwareVersion"] == "0.2.0"
+
+
+async def test_pushing_the_running_version_again_changes_nothing(rig: Rig) -> None:
+    """A repeated push (a controller that took over cannot always tell whether its push
+    arrived) completes without writing a slot or restarting the BMC again."""
+    async with rig.client() as http:
+        await rig.push(http, "0.2.0", "Immediate")
+    await rig.settled("0.2.0")
+    async with rig.client() as http:
+        pushed = await rig.push(http, "0.2.0", "Immediate")
+        await eventually(lambda: _ended(http, pushed.headers["Location"]), "the task to end")
+        task = (await http.get(pushed.json()["@odata.id"])).json()
+        assert (task["TaskState"], task["TaskStatus"]) == ("Completed", "OK"), task
+        standby = (await http.get(STANDBY)).json()
+    assert standby["Version"] == FACTORY, "the fall-back slot was not overwritten"
+    assert rig.host.restarts == 1
+    assert (await rig.settled("0.2.0"))["Status"]["Health"] == "OK"
 
 
 async def test_a_bad_reset_type_is_a_redfish_error(rig: Rig) -> None:
@@ -248,7 +289,7 @@ async def test_without_a_host_the_bmc_restarts_itself_in_place(tmp_path: Path) -
         trust = json.loads((state / "trust.json").read_text())
         trust["tufRoot"] = repo.root_bytes().decode()
         (state / "trust.json").write_text(json.dumps(trust))
-        rig = Rig(None, repo, bench.url, bench.ca, state)  # type: ignore[arg-type]
+        rig = Rig(None, repo, bench.url, bench.ca, state, FakeUnit())  # type: ignore[arg-type]
         async with rig.client() as http:
             await rig.push(http, "0.2.0", "Immediate")
         running = await rig.settled("0.2.0")

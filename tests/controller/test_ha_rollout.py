@@ -33,7 +33,7 @@ from racklet.api import ComputeUnit, ObjectMeta, Rollout, RolloutSpec
 from racklet.boot import TufRepository, build_default_payload
 from racklet.cli._release import release_object
 from racklet.controller.reconcilers._release import TufChannels
-from racklet.controller.reconcilers._rollout import RolloutReconciler
+from racklet.controller.rollout import RolloutReconciler
 from racklet.net import AppServer, client_context, server_context
 from racklet.pki import RackCA
 from racklet.store import EtcdStore, MemoryStore

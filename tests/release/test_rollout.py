@@ -19,7 +19,7 @@ from racklet.cli._release import release_object
 from racklet.controller._releases import register_release_reconcilers
 from racklet.controller._runtime import Registry
 from racklet.controller.reconcilers._release import ReleaseReconciler, TufChannels
-from racklet.controller.reconcilers._rollout import RolloutReconciler
+from racklet.controller.rollout import RolloutReconciler
 from racklet.store import MemoryStore
 from tests.release.fleet import FakeFleet
 
@@ -113,6 +113,29 @@ async def test_canary_then_batches_within_max_unavailable(rig: Rig) -> None:
     lab = await rig.store.get(ComputeUnit, "unit-5")
     assert lab.status.os_version == "0.1.0", "units outside the selector are not cycled"
     assert find_condition(done.status.conditions, "Complete").status == "True"
+
+
+async def test_units_already_down_count_against_max_unavailable(rig: Rig) -> None:
+    release = await rig.publish("0.2.0")
+    unit3 = await rig.store.get(ComputeUnit, "unit-3")
+    unit3.status.phase = "BootFailed"  # down before the rollout reaches it
+    await rig.store.update_status(unit3)
+    await rig.start(
+        "down", release=release, selector={"tier": "edu"}, canary=1, batchSize=2, maxUnavailable=2
+    )
+    done = await rig.drive("down")
+    assert done.status.phase == "Complete", done.status
+    batches = [
+        e.message
+        for e in await rig.store.events(name="down", kind="Rollout")
+        if e.reason == "BatchStarted"
+    ]
+    assert batches == [
+        "canary: power-cycling unit-1 into 0.2.0",
+        "batch 2: power-cycling unit-2 into 0.2.0",  # one of maxUnavailable 2 is spent
+        "batch 3: power-cycling unit-3 into 0.2.0",  # still down itself: it goes alone
+        "batch 4: power-cycling unit-4 into 0.2.0",
+    ]
 
 
 async def test_the_next_batch_waits_for_the_canary(rig: Rig) -> None:

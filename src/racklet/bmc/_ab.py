@@ -26,9 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from racklet.bmc.errors import BmcError, StateError
-from racklet.boot import version_key
 from racklet.config import write_atomic
 from racklet.hw import Clock
+from racklet.versions import below_floor, raised_floor
 
 SLOTS = ("A", "B")
 AB_FILE = "ab.json"
@@ -196,7 +196,7 @@ class AbState:
 
     def _check_rollback(self, record: AbRecord, version: str) -> None:
         floor = record.rollback_version
-        if floor is not None and version_key(version) < version_key(floor):
+        if below_floor(version, floor):
             raise BmcError(
                 f"rollback protection: version {version} is below the committed version {floor}"
             )
@@ -249,9 +249,7 @@ class AbState:
         record.committed = SlotRecord(slot, version, sha256)
         record.trying, record.tryboot = None, False
         record.rejected_version = None
-        floor = record.rollback_version
-        if floor is None or version_key(version) > version_key(floor):
-            record.rollback_version = version
+        record.rollback_version = raised_floor(record.rollback_version, version)
         self._save(record)
         self._trial_started = None
         return self._answer(record)

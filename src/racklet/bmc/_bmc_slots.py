@@ -4,17 +4,19 @@ The same rules as a unit's A/B boot: a verified image is written to the *inactiv
 (atomically, 0600); a reset try-boots it once (the one-shot flag is cleared *before* the
 new firmware starts, so a crash or power cut during the try lands on the committed slot);
 the running BMC commits it only after its self-test passes, otherwise it falls back to the
-committed slot by itself. The committed version is a monotonic floor: an image below it is
-refused, whatever its signature.
+committed slot by itself. The committed version is the rollback floor
+(:mod:`racklet.versions`): an image below it is refused, whatever its signature. It rises on
+commit only, so a build that failed its trial does not block an older one that works.
 
 State (``<state_dir>/bmc-firmware/``): ``slot-A.img``, ``slot-B.img`` and ``state.json``::
 
     {"committed": "A", "versions": {"A": "0.1.0", "B": "0.2.0"},
      "tryboot": "B" | null, "trying": "B" | null, "failed": {"B": "self-test: ..."}}
 
-In the twin an image is a *manifest* (:func:`parse_manifest`): JSON naming its version, an
-opaque payload, and optionally a simulated defect that makes its self-test fail. Its only
-effect is the version the BMC reports; the BMC's code does not change.
+In the twin an image is a *manifest* (:func:`parse_manifest`): JSON naming its version and an
+opaque payload. Its only effect is the version the BMC reports; the BMC's code does not
+change, and nothing in an image decides how its self-test ends (a ``selfTest`` key of older
+images is ignored).
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from racklet.bmc.errors import ImageRejected, StateError
 from racklet.config import write_private
+from racklet.versions import below_floor, newer
 
 DIRECTORY = "bmc-firmware"
 STATE_FILE = "state.json"
@@ -38,32 +40,19 @@ SlotName = Literal["A", "B"]
 _SLOTS: tuple[SlotName, SlotName] = ("A", "B")
 
 
-def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """Order of release versions (numbers numerically); a ``name X.Y.Z`` label compares by
-    its last word, so a factory label like ``racklet-bmc 0.1.0`` orders as ``0.1.0``; a label
-    with no version number at all (``racklet-bmc test``) orders below every version."""
-    last = version.strip().rsplit(" ", 1)[-1]
-    if not last[:1].isdigit():
-        return ()
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.+_-]", last))
-
-
 @dataclass(frozen=True)
 class Manifest:
     """A BMC firmware image as the twin models it."""
 
     version: str
     payload: bytes
-    self_test: Literal["pass", "fail"] = "pass"
-    """``fail`` simulates a broken build: its self-test cannot read the hardware."""
 
 
-def build_manifest(version: str, payload: bytes, *, self_test: str = "pass") -> bytes:
+def build_manifest(version: str, payload: bytes) -> bytes:
     """The bytes of a firmware image (what is published on the ``bmc-firmware`` channel)."""
     body = {
         "format": MANIFEST_FORMAT,
         "version": version,
-        "selfTest": self_test,
         "payload": base64.b64encode(payload).decode(),
     }
     return json.dumps(body, sort_keys=True).encode()
@@ -79,16 +68,14 @@ def parse_manifest(data: bytes) -> Manifest:
         raise ImageRejected(f"not a BMC firmware image ({MANIFEST_FORMAT} JSON)") from exc
     if not isinstance(body, dict) or body.get("format") != MANIFEST_FORMAT:
         raise ImageRejected(f"not a BMC firmware image (format is not {MANIFEST_FORMAT})")
-    version, payload, self_test = body.get("version"), body.get("payload"), body.get("selfTest")
+    version, payload = body.get("version"), body.get("payload")
     if not isinstance(version, str) or not version or not isinstance(payload, str):
         raise ImageRejected("the BMC firmware manifest needs a version and a payload")
-    if self_test not in ("pass", "fail"):
-        raise ImageRejected("the BMC firmware manifest's selfTest is neither pass nor fail")
     try:
         raw = base64.b64decode(payload, validate=True)
     except binascii.Error as exc:
         raise ImageRejected("the BMC firmware payload is not base64") from exc
-    return Manifest(version, raw, self_test)
+    return Manifest(version, raw)
 
 
 @dataclass
@@ -216,8 +203,10 @@ class BmcFirmwareSlots:
 
     # -- update -------------------------------------------------------------------------------
 
-    def install(self, image: Path, verified_version: str) -> SlotName:
-        """Write a verified image to the standby slot; the slot written."""
+    def install(self, image: Path, verified_version: str) -> SlotName | None:
+        """Write a verified image to the standby slot; the slot written, or None when the BMC
+        already runs this version or has it armed for its next start (a repeated push is a
+        no-op: it neither rewrites a slot nor restarts the BMC again)."""
         try:
             manifest = parse_manifest(image.read_bytes())
         except OSError as exc:
@@ -226,8 +215,13 @@ class BmcFirmwareSlots:
             raise ImageRejected(
                 f"the manifest says {manifest.version}, its signed target {verified_version}"
             )
+        armed = self._state.tryboot
+        if verified_version == self.running_version or (
+            armed is not None and self.version(armed) == verified_version
+        ):
+            return None
         floor = self.committed_version
-        if version_key(verified_version) < version_key(floor):
+        if below_floor(verified_version, floor):
             raise ImageRejected(
                 f"version {verified_version} is below the committed {floor} (rollback refused)"
             )
@@ -249,7 +243,7 @@ class BmcFirmwareSlots:
             version is None
             or slot in self._state.failed
             or slot == self._state.committed
-            or version_key(version) <= version_key(self.committed_version)
+            or not newer(version, self.committed_version)
         ):
             return None
         self._state.tryboot = slot

@@ -10,10 +10,13 @@ as :func:`firmware_oem_parameters` builds it from a repository's served metadata
 trusts none of it by itself: python-tuf's ngclient checks every role against the TUF root in
 the BMC's own ``trust.json`` (``tufRoot``), with the BMC's metadata cache (``tuf-firmware/``)
 bounding what it accepts next (no metadata rollback, no mix-and-match), then checks the
-image's length and SHA-256 against the signed target. On top of TUF, a version floor kept by
-the BMC (``firmware-floor``, 0600) refuses any image older than the newest one it accepted:
-a validly signed old release is still a rollback. No network connection is opened: the
+image's length and SHA-256 against the signed target. No network connection is opened: the
 metadata comes with the push, so a BMC needs no route to the boot server to be updated.
+
+Deliberately not here: the version floor. Whether a genuine image is a rollback is decided
+where it is installed, against the version *committed* (:mod:`racklet.bmc._bmc_slots`, rules in
+:mod:`racklet.versions`); a floor raised at verification would let a build that fails its
+trial block every older release.
 """
 
 from __future__ import annotations
@@ -30,12 +33,10 @@ from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig  # type: ignor
 
 from racklet.bmc._firmware import ImageUpload, VerifiedImage
 from racklet.bmc.errors import ImageRejected
-from racklet.config import write_private
 
 CHANNEL = "bmc-firmware"
 """The TUF release channel (a delegated targets role) of BMC firmware images."""
 CACHE_DIR = "tuf-firmware"
-FLOOR_FILE = "firmware-floor"
 MAX_METADATA_FILES = 32
 _BASE = "bundle:///"
 _METADATA_NAME = re.compile(r"(?:[0-9]{1,9}\.)?[a-z0-9][a-z0-9.-]{0,63}\.json")
@@ -54,11 +55,6 @@ class _BundleFetcher(FetcherInterface):  # type: ignore[misc]
         if data is None:
             raise tuf_errors.DownloadHTTPError(f"{name} was not sent with the image", 404)
         return iter([data])
-
-
-def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """Dot/dash separated parts, numbers numerically (the order release versions use)."""
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.+_-]", version))
 
 
 def _bundle(oem: Mapping[str, Any] | None) -> tuple[str, dict[str, bytes]]:
@@ -101,40 +97,18 @@ def _reason(exc: Exception) -> str:
 
 
 class TufImageVerifier:
-    """An :data:`~racklet.bmc.ImageVerifier` anchored in ``state_dir/trust.json``'s TUF root.
+    """An :data:`~racklet.bmc.ImageVerifier` anchored in ``state_dir/trust.json``'s TUF root."""
 
-    ``floor`` is the version already installed (the BMC's own firmware); images below it, or
-    below any image accepted since, are refused.
-    """
-
-    def __init__(self, state_dir: Path, *, floor: str | None = None) -> None:
+    def __init__(self, state_dir: Path) -> None:
         self._state_dir = state_dir
-        self._floor = floor
         self._lock = threading.Lock()
 
     def __call__(self, upload: ImageUpload) -> VerifiedImage:
         target, files = _bundle(upload.oem)
         name, version = _parse_target(target)
-        with self._lock:  # one verification at a time: the cache and floor are shared
-            floor = self._read_floor()
-            if floor is not None and _version_key(version) < _version_key(floor):
-                raise ImageRejected(
-                    f"version {version} is below the installed {floor} (rollback refused)"
-                )
+        with self._lock:  # one verification at a time: the metadata cache is shared
             self._verify(upload.path, target, files)
-            if floor is None or _version_key(version) > _version_key(floor):
-                write_private(self._state_dir / FLOOR_FILE, version + "\n")
         return VerifiedImage(name, version)
-
-    def _read_floor(self) -> str | None:
-        try:
-            recorded: str | None = (self._state_dir / FLOOR_FILE).read_text().strip() or None
-        except FileNotFoundError:
-            recorded = None
-        except OSError as exc:
-            raise ImageRejected(f"the BMC cannot read its firmware version floor: {exc}") from exc
-        candidates = [v for v in (recorded, self._floor) if v]
-        return max(candidates, key=_version_key) if candidates else None
 
     def _trusted_root(self) -> bytes:
         try:

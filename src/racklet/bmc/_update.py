@@ -367,8 +367,11 @@ def routes(ctx: BmcContext, setup: UpdateSetup, registry: TaskRegistry) -> list[
             raise RedfishError(
                 500, "Update.ApplyFailed", name, standby_uri, resolution=str(exc)
             ) from exc
-        ctx.log.info(f"BMC firmware {image.version} written to slot {slot}")
         task.progress(90, "Update.UpdateSuccessful", standby_uri, f"{image.name} {image.version}")
+        if slot is None:  # a repeated push (e.g. by a controller that took over): done already
+            ctx.log.info(f"BMC firmware {image.version} already runs or is armed: nothing to do")
+            return
+        ctx.log.info(f"BMC firmware {image.version} written to slot {slot}")
         if upload.parameters.get("@Redfish.OperationApplyTime", "Immediate") == "Immediate":
             await setup.bmc.reset()  # the host restarts the BMC after this task has ended
 

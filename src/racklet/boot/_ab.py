@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from racklet.boot._manifest import version_key
 from racklet.boot.errors import TrustError
+from racklet.versions import below_floor, newer
 
 MODES = ("try", "committed", "empty")
 
@@ -65,12 +65,10 @@ class AbView:
 
     def below_floor(self, version: str) -> bool:
         """Whether booting ``version`` would be a rollback below the committed version."""
-        floor = self.rollback_version
-        return floor is not None and version_key(version) < version_key(floor)
+        return below_floor(version, self.rollback_version)
 
     def wants(self, version: str) -> bool:
         """Whether the channel's ``version`` is an update to try (newer, not failed before)."""
         if self.committed is None:
             return True
-        newer = version_key(version) > version_key(self.committed.version)
-        return newer and version != self.rejected_version
+        return newer(version, self.committed.version) and version != self.rejected_version

@@ -126,15 +126,5 @@ def parse_agent_config(data: bytes) -> AgentConfig:
     return AgentConfig(version, float(boot), float(interval))
 
 
-def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """Order release versions: dot/dash separated parts, numbers numerically and before text.
-
-    ``0.9.0 < 0.10.0 < 1.0.0``; the BMC's rollback counter and the unit's update decision
-    both use this one ordering.
-    """
-    parts = re.split(r"[.+_-]", version)
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
-
-
 def _number(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)

@@ -13,9 +13,8 @@ from pathlib import Path
 
 from racklet.api import Release, Rollout
 from racklet.controller._runtime import Registry
-from racklet.controller.reconcilers._bmc_firmware import BmcFirmwareRollouts, FirmwareBmc
 from racklet.controller.reconcilers._release import Channels, ReleaseReconciler, TufChannels
-from racklet.controller.reconcilers._rollout import RolloutReconciler
+from racklet.controller.rollout import BmcFirmwareTarget, FirmwareBmc, RolloutReconciler
 from racklet.log import get_logger
 from racklet.pki import PkiError, RackCA, refresh_crl, renew_due
 from racklet.store import Store
@@ -40,7 +39,7 @@ def register_release_reconcilers(
     channel push BMC firmware through each BMC's UpdateService.
     """
     channels = channels or TufChannels(boot_dir)
-    bmc_firmware = BmcFirmwareRollouts(bmcs, boot_dir) if bmcs else None
+    bmc_firmware = BmcFirmwareTarget(bmcs, boot_dir) if bmcs else None
     registry.register(Release, ReleaseReconciler(store, channels))
     registry.register(
         Rollout,
