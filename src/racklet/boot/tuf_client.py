@@ -16,10 +16,7 @@ server; a unit's boot path (``racklet.boot.client``) always uses mutual TLS.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
@@ -31,6 +28,7 @@ from racklet.boot._tuf_client import translate, updater_config
 from racklet.boot._tuf_fetch import HttpxFetcher
 from racklet.boot._types import BootLimits
 from racklet.boot.errors import BootError
+from racklet.config import write_atomic
 
 __all__ = ["main"]
 
@@ -68,15 +66,7 @@ def _updater(args: argparse.Namespace, fetcher: HttpxFetcher) -> Updater:
 
 
 def _init(metadata_dir: Path, root: Path) -> None:
-    metadata_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=metadata_dir, prefix=".root.json.")
-    os.close(fd)
-    try:
-        shutil.copyfile(root, tmp)
-        os.replace(tmp, metadata_dir / "root.json")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(metadata_dir / "root.json", root.read_bytes(), mode=0o644)
 
 
 def _download(updater: Updater, args: argparse.Namespace) -> None:
