@@ -30,7 +30,7 @@ from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig  # type: ignor
 
 from racklet.bmc._firmware import ImageUpload, VerifiedImage
 from racklet.bmc.errors import ImageRejected
-from racklet.config import write_private
+from racklet.config import make_dir, write_private
 
 CHANNEL = "bmc-firmware"
 """The TUF release channel (a delegated targets role) of BMC firmware images."""
@@ -149,7 +149,7 @@ class TufImageVerifier:
     def _verify(self, image: Path, target: str, files: dict[str, bytes]) -> None:
         cache = self._state_dir / CACHE_DIR
         try:
-            cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+            make_dir(cache)
             updater = Updater(
                 str(cache),
                 f"{_BASE}metadata/",

@@ -42,6 +42,7 @@ from racklet.boot.errors import (
     SignatureError,
     TrustError,
 )
+from racklet.config import make_dir
 
 POINTER = "current.json"
 
@@ -129,8 +130,8 @@ def open_channel(
     own_targets = f"{base_url}/targets/"
     targets_url = target_base_url or own_targets
     try:
-        metadata_dir.mkdir(parents=True, exist_ok=True)
-        scratch_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(metadata_dir)
+        make_dir(scratch_dir)
         updater = Updater(
             str(metadata_dir),
             f"{base_url}/metadata/",
