@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from tuf.api import exceptions as tuf_errors
-from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig  # type: ignore[attr-defined]
+from tuf.ngclient import FetcherInterface, UpdaterConfig  # type: ignore[attr-defined]
 
 from racklet.bmc._firmware import ImageUpload, VerifiedImage
 from racklet.bmc.errors import ImageRejected
+from racklet.boot._tuf_updater import StrictUpdater
 from racklet.config import make_dir, write_private
 
 CHANNEL = "bmc-firmware"
@@ -150,7 +151,7 @@ class TufImageVerifier:
         cache = self._state_dir / CACHE_DIR
         try:
             make_dir(cache)
-            updater = Updater(
+            updater = StrictUpdater(
                 str(cache),
                 f"{_BASE}metadata/",
                 target_base_url=f"{_BASE}targets/",

@@ -32,6 +32,7 @@ from racklet.boot._tuf_api import (
     Updater,
     UpdaterConfig,
 )
+from racklet.boot._tuf_updater import StrictUpdater
 from racklet.boot._types import BootLimits
 from racklet.boot.errors import (
     BootError,
@@ -132,7 +133,7 @@ def open_channel(
     try:
         make_dir(metadata_dir)
         make_dir(scratch_dir)
-        updater = Updater(
+        updater = StrictUpdater(
             str(metadata_dir),
             f"{base_url}/metadata/",
             target_base_url=targets_url,
