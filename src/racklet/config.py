@@ -3,6 +3,12 @@
 ``racklet up`` writes the file (mode 0600: it holds the API token and BMC passwords); every CLI
 command, every test and both processes of a running rack find the rack from it. Standard
 Redfish tools can be pointed at the BMC URLs and credentials it lists.
+
+It is also where every Racklet process writes files below a state dir: :func:`atomic_file`
+(and :func:`write_atomic`, :func:`write_private` over it) is the one temp-file-then-rename
+write, durable (file and directory fsynced) and with the mode set explicitly, so what a state
+dir exposes never depends on the user's umask; :func:`make_dir` and :func:`open_lock` do the
+same for directories (0700) and lock files (0600).
 """
 
 from __future__ import annotations
