@@ -31,7 +31,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import IO
 
 import httpx
 
@@ -94,25 +93,23 @@ class _Supervisor:
         self.config = config
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.started: dict[str, float] = {}
-        self._logs: list[IO[bytes]] = []
         self._on_fork = _parent_death_hook()
 
     def spawn(self, name: str, module: str, config_dir: str | None = None) -> None:
         log_path = self.config.layout.logs / f"{name}.log"
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.fchmod(fd, 0o600)  # logs name units, addresses and errors: the rack's user only
-        log_file = os.fdopen(fd, "ab")
-        self._logs.append(log_file)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.children[name] = subprocess.Popen(
-            [sys.executable, "-m", module, "--state-dir", config_dir or self.config.state_dir],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,  # Ctrl-C reaches the parent only; it stops the children
-            preexec_fn=self._on_fork,  # safe here: up runs no other thread
-        )
+        with os.fdopen(fd, "ab") as log_file:  # the child has its own copy once started
+            self.children[name] = subprocess.Popen(
+                [sys.executable, "-m", module, "--state-dir", config_dir or self.config.state_dir],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # Ctrl-C reaches the parent only; it stops the children
+                preexec_fn=self._on_fork,  # safe here: up runs no other thread
+            )
         self.started[name] = time.monotonic()
 
     def dead(self) -> str | None:
@@ -132,8 +129,6 @@ class _Supervisor:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-        for handle in self._logs:
-            handle.close()
 
     def log_tail(self, name: str, lines: int = 5) -> str:
         path = self.config.layout.logs / f"{name}.log"
