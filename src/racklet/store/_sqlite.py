@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -344,11 +344,15 @@ class SqliteStore:
         await asyncio.get_running_loop().run_in_executor(self._executor, shut)
         self._log.close()
         await asyncio.to_thread(self._executor.shutdown, wait=True)
-        self._writer_lock.close()  # only now may another writer open the file
+        os.close(self._writer_lock)  # only now may another writer open the file
 
 
-def _hold_writer_lock(path: Path) -> BinaryIO:
-    """Take the store's one-writer lock (``<store>.lock``) or refuse with one clear line."""
+def _hold_writer_lock(path: Path) -> int:
+    """Take the store's one-writer lock (``<store>.lock``) or refuse with one clear line.
+
+    Returns a bare descriptor of the locked file: a store a test (or a crash) never closes
+    keeps the lock until the process ends, without a file object warning when collected.
+    """
     lock_path = path.with_name(f"{path.name}.lock")
     try:
         handle = open_lock(lock_path)
@@ -366,10 +370,11 @@ def _hold_writer_lock(path: Path) -> BinaryIO:
     except BaseException:
         handle.close()
         raise
-    handle.truncate(0)
-    handle.write(str(os.getpid()).encode())
-    handle.flush()
-    return handle
+    with handle:
+        handle.truncate(0)
+        handle.write(str(os.getpid()).encode())
+        handle.flush()
+        return os.dup(handle.fileno())  # the same open file, so the same lock
 
 
 @dataclass(frozen=True)
