@@ -3,14 +3,23 @@
 ``racklet up`` writes the file (mode 0600: it holds the API token and BMC passwords); every CLI
 command, every test and both processes of a running rack find the rack from it. Standard
 Redfish tools can be pointed at the BMC URLs and credentials it lists.
+
+It is also where every Racklet process writes files below a state dir: :func:`atomic_file`
+(and :func:`write_atomic`, :func:`write_private` over it) is the one temp-file-then-rename
+write, durable (file and directory fsynced) and with the mode set explicitly, so what a state
+dir exposes never depends on the user's umask; :func:`make_dir` and :func:`open_lock` do the
+same for directories (0700) and lock files (0600).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -154,26 +163,123 @@ class StateLayout:
         return self.root / "units" / unit
 
 
+DIR_MODE = 0o700
+"""Every directory Racklet makes below a state dir: only the rack's own user enters it."""
+
+
+def make_dir(path: Path, mode: int = DIR_MODE) -> Path:
+    """Create ``path`` and any missing parents with exactly ``mode``, whatever the umask.
+
+    Directories that already exist are left as they are (a parent such as ``/tmp`` is not
+    Racklet's to change); the ones made here get ``mode`` set explicitly, because ``mkdir``
+    alone would let a permissive umask (``umask 000``: 0777) through.
+    """
+    missing: list[Path] = []
+    current = path
+    while not current.is_dir():
+        missing.append(current)
+        if current.parent == current:
+            break
+        current = current.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+            continue
+        os.chmod(directory, mode)
+    return path
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or an unlink in ``path`` survive a power cut (where the platform can)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class AtomicFile:
+    """A file written beside its final name that takes the name only once complete.
+
+    Write through :attr:`file`, or let a tool write to :attr:`temp` by name; :attr:`target`
+    may be changed before the end (a content-addressed name known only after hashing).
+    """
+
+    def __init__(self, target: Path, mode: int) -> None:
+        self.target = target
+        self.mode = mode
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+        self.temp = Path(name)
+        try:
+            os.fchmod(fd, mode)
+        except BaseException:
+            os.close(fd)
+            self.temp.unlink(missing_ok=True)
+            raise
+        self.file: BinaryIO = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.file.write(data)
+
+    def _commit(self) -> None:
+        self.file.close()
+        # By name, not through ``file``: a tool may have written (even recreated) ``temp``.
+        fd = os.open(self.temp, os.O_RDONLY)
+        try:
+            os.fchmod(fd, self.mode)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.temp, self.target)
+        fsync_dir(self.target.parent)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: int = 0o644) -> Iterator[AtomicFile]:
+    """The one way Racklet writes a file: readers see the old or the new content, never a
+    part; the new content is on disk (file and directory entry) when the block ends; the file
+    has exactly ``mode`` whatever the umask; a failed block leaves no temp file behind.
+    Missing parent directories are made with :data:`DIR_MODE`."""
+    make_dir(path.parent)
+    pending = AtomicFile(path, mode)
+    try:
+        yield pending
+        pending._commit()
+    except BaseException:
+        pending.file.close()
+        pending.temp.unlink(missing_ok=True)
+        raise
+
+
+def open_lock(path: Path) -> BinaryIO:
+    """Open (creating, 0600 whatever the umask) a lock file for ``fcntl.flock``.
+
+    The caller holds the lock for as long as the handle stays open; the kernel drops it when
+    the process ends, however it ends (``kill -9`` included), so a lock is never stale.
+    """
+    make_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "r+b")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
 def write_private(path: Path, data: bytes | str) -> None:
     """Write a secret atomically with mode 0600."""
     write_atomic(path, data, mode=0o600)
 
 
 def write_atomic(path: Path, data: bytes | bytearray | memoryview | str, mode: int = 0o644) -> None:
-    """Write a file so readers see the old or the new content, never a part (temp + replace)."""
-    payload = data.encode() if isinstance(data, str) else data
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a whole file through :func:`atomic_file`."""
+    with atomic_file(path, mode) as out:
+        out.write(data.encode() if isinstance(data, str) else data)
 
 
 def save(config: RackConfig, path: Path | None = None) -> Path:

@@ -17,9 +17,7 @@ state, never a mix. The rules it enforces, whatever the unit asks:
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -111,15 +109,6 @@ def _optional_str(value: Any) -> str | None:
     return value
 
 
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def _field(request: dict[str, Any], name: str) -> str:
     value = request.get(name)
     if not isinstance(value, str) or not value:
@@ -161,7 +150,6 @@ class AbState:
             write_atomic(self._path, json.dumps(record.to_json(), indent=2) + "\n", mode=0o600)
         except OSError as exc:
             raise StateError(f"cannot persist the A/B state: {exc}") from exc
-        _fsync_dir(self._path.parent)
 
     def _answer(self, record: AbRecord, **extra: Any) -> dict[str, Any]:
         return {**record.to_json(), **extra}

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from racklet.bmc.errors import ImageRejected, StateError
-from racklet.config import write_private
+from racklet.config import make_dir, write_private
 from racklet.versions import below_floor, newer
 
 DIRECTORY = "bmc-firmware"
@@ -179,7 +179,7 @@ class BmcFirmwareSlots:
         A pending try-boot flag is consumed (and persisted) first: it works once. A slot
         still marked ``trying`` without the flag never committed: it is recorded as failed.
         """
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        make_dir(self.directory)
         state = self._load()
         if state.tryboot is not None:
             state.trying, state.tryboot = state.tryboot, None

@@ -14,7 +14,6 @@ known), and a verified image is kept in the BMC's storage as slot B's content.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from racklet.bmc.errors import ImageRejected
+from racklet.config import atomic_file
 
 
 @dataclass(frozen=True)
@@ -104,18 +104,9 @@ class StagedSlots:
 
 
 def _stage(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` atomically, private to the BMC."""
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    partial = target.with_suffix(".partial")
-    with source.open("rb") as src, open(partial, "wb", opener=_private) as dst:
-        shutil.copyfileobj(src, dst, 1024 * 1024)
-        dst.flush()
-        os.fsync(dst.fileno())
-    os.replace(partial, target)
-
-
-def _private(path: str, flags: int) -> int:
-    return os.open(path, flags, 0o600)
+    """Copy ``source`` to ``target`` atomically and durably, private to the BMC."""
+    with source.open("rb") as src, atomic_file(target, mode=0o600) as dst:
+        shutil.copyfileobj(src, dst.file, 1024 * 1024)
 
 
 def reject_all(upload: ImageUpload) -> VerifiedImage:

@@ -29,10 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from tuf.api import exceptions as tuf_errors
-from tuf.ngclient import FetcherInterface, Updater, UpdaterConfig  # type: ignore[attr-defined]
+from tuf.ngclient import FetcherInterface, UpdaterConfig  # type: ignore[attr-defined]
 
 from racklet.bmc._firmware import ImageUpload, VerifiedImage
 from racklet.bmc.errors import ImageRejected
+from racklet.boot._tuf_updater import StrictUpdater
+from racklet.config import make_dir
 
 CHANNEL = "bmc-firmware"
 """The TUF release channel (a delegated targets role) of BMC firmware images."""
@@ -123,8 +125,8 @@ class TufImageVerifier:
     def _verify(self, image: Path, target: str, files: dict[str, bytes]) -> None:
         cache = self._state_dir / CACHE_DIR
         try:
-            cache.mkdir(mode=0o700, parents=True, exist_ok=True)
-            updater = Updater(
+            make_dir(cache)
+            updater = StrictUpdater(
                 str(cache),
                 f"{_BASE}metadata/",
                 target_base_url=f"{_BASE}targets/",

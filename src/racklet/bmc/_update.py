@@ -49,6 +49,7 @@ from racklet.bmc._http import page, respond, route
 from racklet.bmc._schema import ROOT, collection, link, resource
 from racklet.bmc._tasks import Task, TaskRegistry
 from racklet.bmc.errors import BmcError, ImageRejected
+from racklet.config import make_dir
 
 SERVICE = f"{ROOT}/UpdateService"
 INVENTORY = f"{SERVICE}/FirmwareInventory"
@@ -201,7 +202,7 @@ def _targets(
 
 def _store(source: IO[bytes], target: Path) -> int:
     """Copy an upload into the BMC's storage (0600); its size."""
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_dir(target.parent)
     source.seek(0)
     with open(target, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as out:
         shutil.copyfileobj(source, out, 1024 * 1024)

@@ -13,7 +13,6 @@ trusted (that is ``_digest``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
@@ -24,6 +23,7 @@ from types import TracebackType
 
 from racklet.boot._manifest import PAYLOAD_NAME, Manifest
 from racklet.boot.errors import PayloadError
+from racklet.config import fsync_dir, make_dir, write_atomic
 
 SLOTS = ("A", "B")
 SLOTS_DIR = "slots"
@@ -41,15 +41,6 @@ def slot_dir(storage: Path, slot: str) -> Path:
     if slot not in SLOTS:
         raise PayloadError(f"unknown slot {slot!r}")
     return storage / SLOTS_DIR / slot
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def read_slot(storage: Path, slot: str) -> Manifest | None:
@@ -118,10 +109,9 @@ def verify_slot(storage: Path, slot: str, sha256: str, verified: Stamp | None = 
 
 def open_for_write(storage: Path, slot: str) -> Path:
     """Mark ``slot`` incomplete (remove its record, durably) and return its directory."""
-    directory = slot_dir(storage, slot)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = make_dir(slot_dir(storage, slot))
     (directory / RECORD).unlink(missing_ok=True)
-    _fsync_dir(directory)
+    fsync_dir(directory)
     return directory
 
 
@@ -130,18 +120,8 @@ def install_slot(storage: Path, slot: str, verified: Path, manifest: Manifest) -
     payload renamed into place, then the record; each step durable before the next."""
     directory = slot_dir(storage, slot)
     os.replace(verified, directory / PAYLOAD_NAME)
-    _fsync_dir(directory)
-    tmp = directory / f".{RECORD}.tmp"
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(manifest.to_json())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, directory / RECORD)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(directory)
+    fsync_dir(directory)
+    write_atomic(directory / RECORD, manifest.to_json(), mode=0o600)
 
 
 class SlotWriter:

@@ -32,6 +32,7 @@ from racklet.boot._tuf_api import (
     Updater,
     UpdaterConfig,
 )
+from racklet.boot._tuf_updater import StrictUpdater
 from racklet.boot._types import BootLimits
 from racklet.boot.errors import (
     BootError,
@@ -42,6 +43,7 @@ from racklet.boot.errors import (
     SignatureError,
     TrustError,
 )
+from racklet.config import make_dir
 
 POINTER = "current.json"
 
@@ -129,9 +131,9 @@ def open_channel(
     own_targets = f"{base_url}/targets/"
     targets_url = target_base_url or own_targets
     try:
-        metadata_dir.mkdir(parents=True, exist_ok=True)
-        scratch_dir.mkdir(parents=True, exist_ok=True)
-        updater = Updater(
+        make_dir(metadata_dir)
+        make_dir(scratch_dir)
+        updater = StrictUpdater(
             str(metadata_dir),
             f"{base_url}/metadata/",
             target_base_url=targets_url,

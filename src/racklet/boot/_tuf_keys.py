@@ -15,14 +15,14 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from racklet.boot._tuf_api import CryptoSigner
 from racklet.boot.errors import RepositoryError
-from racklet.config import write_private
+from racklet.config import make_dir, write_private
 
 ROOT_KEYS_DIR = "root-keys"
 ONLINE_KEYS_DIR = "keys"
 
 
 def _private_dir(path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
+    make_dir(path)
     os.chmod(path, 0o700)
 
 

@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -63,7 +62,7 @@ from racklet.boot._tuf_keys import (
     root_key_names,
 )
 from racklet.boot.errors import PublishError, RepositoryError
-from racklet.config import write_atomic
+from racklet.config import atomic_file, make_dir, open_lock, write_atomic
 
 CURRENT = "current.json"
 METADATA_DIR = "metadata"
@@ -176,7 +175,7 @@ class TufRepository:
             raise PublishError(f"a TUF repository already exists in {base}")
         repo = cls(base, tuple(channels), expiry)
         try:
-            base.mkdir(parents=True, exist_ok=True)
+            make_dir(base)
             with repo._locked():
                 repo._initialise(root_keys, root_threshold)
         except OSError as exc:
@@ -224,8 +223,8 @@ class TufRepository:
         keys: dict[str, Key] = {s.public_key.keyid: s.public_key for s in channel_signers.values()}
         targets = Targets(expires=now + self.expiry.targets)
         targets.delegations = Delegations(keys=keys, roles=roles)
-        self.metadata_dir.mkdir(parents=True, exist_ok=True)
-        self.targets_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(self.metadata_dir)
+        make_dir(self.targets_dir)
         self._write_root(Metadata(root), root_signers)
         self._write_versioned("targets", Metadata(targets), online["targets"])
         meta = {"targets.json": MetaFile(1)}
@@ -309,8 +308,7 @@ class TufRepository:
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        self.base.mkdir(parents=True, exist_ok=True)
-        with open(self.base / ".lock", "a+b") as handle:
+        with open_lock(self.base / ".lock") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -399,35 +397,26 @@ class TufRepository:
     def _place_target(self, target_path: str, data: bytes | Path) -> TargetFile:
         """Write one target file under its hash-prefixed name; return its TUF description."""
         directory = self.targets_dir / os.path.dirname(target_path)
-        directory.mkdir(parents=True, exist_ok=True)
         basename = os.path.basename(target_path)
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{basename}.")
         hasher = hashlib.sha256()
         length = 0
-        try:
-            os.fchmod(fd, 0o644)
-            with os.fdopen(fd, "wb") as out:
-                if isinstance(data, Path):
-                    with open(data, "rb") as source:
-                        while chunk := source.read(1 << 20):
-                            hasher.update(chunk)
-                            out.write(chunk)
-                            length += len(chunk)
-                else:
-                    hasher.update(data)
-                    out.write(data)
-                    length = len(data)
-                out.flush()
-                os.fsync(out.fileno())
+        with atomic_file(directory / basename, mode=0o644) as out:
+            if isinstance(data, Path):
+                with open(data, "rb") as source:
+                    while chunk := source.read(1 << 20):
+                        hasher.update(chunk)
+                        out.write(chunk)
+                        length += len(chunk)
+            else:
+                hasher.update(data)
+                out.write(data)
+                length = len(data)
             if not 0 < length <= MAX_PAYLOAD_BYTES:
                 raise PublishError(
                     f"{basename} must be between 1 and {MAX_PAYLOAD_BYTES} bytes, got {length}"
                 )
             digest = hasher.hexdigest()
-            os.replace(tmp, directory / f"{digest}.{basename}")
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            out.target = directory / f"{digest}.{basename}"  # hash-prefixed: consistent snapshot
         return TargetFile(length, {"sha256": digest}, target_path)
 
     # -- listing ----------------------------------------------------------------------------

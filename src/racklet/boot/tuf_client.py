@@ -5,21 +5,23 @@
     python -m racklet.boot.tuf_client --metadata-dir D init ROOT
     python -m racklet.boot.tuf_client --metadata-dir D --metadata-url U refresh
     python -m racklet.boot.tuf_client --metadata-dir D --metadata-url U \\
-        --target-name N --target-base-url B --target-dir T download
+        --target-name N [--target-name N2 ...] --target-base-url B --target-dir T download
 
-Exit 0 on success, 1 on failure (with one line on stderr), 2 on a usage error. Metadata is
-kept unversioned in ``D`` (``root.json``, ``timestamp.json``, ...). Plain ``http://`` URLs are
-accepted here because the conformance suite serves its repositories on a local plain-HTTP
-server; a unit's boot path (``racklet.boot.client``) always uses mutual TLS.
+Exit 0 on success, 1 on failure (with one line on stderr), 2 on a usage error. Every
+``--target-name`` is resolved and downloaded after one refresh, by one updater; a delegated
+role is verified against the delegator of each path being resolved, every time
+(:mod:`racklet.boot._tuf_updater`), so a role cached for one target is never trusted under
+another delegator that did not sign it.
+
+Metadata is kept unversioned in ``D`` (``root.json``, ``timestamp.json``, ...). Plain
+``http://`` URLs are accepted here because the conformance suite serves its repositories on a
+local plain-HTTP server; a unit's boot path (``racklet.boot.client``) always uses mutual TLS.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import quote
@@ -29,8 +31,10 @@ from tuf.api import exceptions as tuf_errors
 from racklet.boot._tuf_api import Updater
 from racklet.boot._tuf_client import translate, updater_config
 from racklet.boot._tuf_fetch import HttpxFetcher
+from racklet.boot._tuf_updater import StrictUpdater
 from racklet.boot._types import BootLimits
 from racklet.boot.errors import BootError
+from racklet.config import make_dir, write_atomic
 
 __all__ = ["main"]
 
@@ -43,21 +47,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--metadata-dir", required=True, type=Path)
     parser.add_argument("--metadata-url")
-    parser.add_argument("--target-name")
+    parser.add_argument("--target-name", action="append", default=[])
     parser.add_argument("--target-base-url")
     parser.add_argument("--target-dir", type=Path)
     commands = parser.add_subparsers(dest="command", required=True)
     init = commands.add_parser("init", help="trust ROOT as the initial root metadata")
     init.add_argument("root", type=Path)
     commands.add_parser("refresh", help="update the top-level metadata")
-    commands.add_parser("download", help="download and verify one target")
+    commands.add_parser("download", help="download and verify each --target-name")
     return parser
 
 
 def _updater(args: argparse.Namespace, fetcher: HttpxFetcher) -> Updater:
     if not args.metadata_url:
         raise BootError("--metadata-url is required")
-    return Updater(
+    return StrictUpdater(
         str(args.metadata_dir),
         args.metadata_url,
         target_dir=str(args.target_dir) if args.target_dir else None,
@@ -68,27 +72,20 @@ def _updater(args: argparse.Namespace, fetcher: HttpxFetcher) -> Updater:
 
 
 def _init(metadata_dir: Path, root: Path) -> None:
-    metadata_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=metadata_dir, prefix=".root.json.")
-    os.close(fd)
-    try:
-        shutil.copyfile(root, tmp)
-        os.replace(tmp, metadata_dir / "root.json")
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(metadata_dir / "root.json", root.read_bytes(), mode=0o644)
 
 
 def _download(updater: Updater, args: argparse.Namespace) -> None:
     if not args.target_name or not args.target_dir or not args.target_base_url:
         raise BootError("download needs --target-name, --target-base-url and --target-dir")
-    info = updater.get_targetinfo(args.target_name)
-    if info is None:
-        raise BootError(f"target {args.target_name!r} is not in the repository")
-    args.target_dir.mkdir(parents=True, exist_ok=True)
-    path = args.target_dir / quote(info.path, "")
-    if updater.find_cached_target(info, str(path)) is None:
-        updater.download_target(info, str(path))
+    make_dir(args.target_dir)
+    for name in args.target_name:
+        info = updater.get_targetinfo(name)
+        if info is None:
+            raise BootError(f"target {name!r} is not in the repository")
+        path = args.target_dir / quote(info.path, "")
+        if updater.find_cached_target(info, str(path)) is None:
+            updater.download_target(info, str(path))
 
 
 def run(args: argparse.Namespace) -> None:

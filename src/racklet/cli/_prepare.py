@@ -9,6 +9,7 @@ the ports recorded in racklet.yaml, so it keeps its addresses too (see ``_ports`
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 from pathlib import Path
@@ -18,6 +19,7 @@ from racklet.bmc import write_accounts
 from racklet.cli import _ports
 from racklet.cli.errors import UsageError
 from racklet.config import (
+    DIR_MODE,
     ApiConfig,
     BmcConfig,
     ControllerConfig,
@@ -27,7 +29,9 @@ from racklet.config import (
     StateLayout,
     UnitConfig,
     load,
+    make_dir,
     save,
+    write_atomic,
     write_private,
 )
 from racklet.errors import ConfigError
@@ -41,10 +45,10 @@ BMC_USER = "admin"
 
 def check_writable(state_dir: Path) -> None:
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        probe = state_dir / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
+        make_dir(state_dir)
+        os.chmod(state_dir, DIR_MODE)  # the rack's trust anchors live here, whatever the umask
+        write_private(state_dir / ".write-test", b"")
+        (state_dir / ".write-test").unlink()
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise ConfigError(f"state dir {state_dir} is not writable: {reason}") from None
@@ -136,11 +140,11 @@ def prepare(
         store=store,
     )
 
-    layout.pki.mkdir(parents=True, exist_ok=True)
+    make_dir(layout.pki)
     ca = RackCA.load(layout.pki) if layout.ca_cert.exists() else RackCA.create(layout.pki)
     if not (layout.pki / CRL_NAME).exists():
         write_crl(ca, layout.pki)  # empty: the machine listener refuses to run without one
-    layout.controller.mkdir(parents=True, exist_ok=True)
+    make_dir(layout.controller)
     _ensure_identity(ca, layout.controller, "server", common_name="racklet-controller")
     _ensure_identity(
         ca, layout.controller, "client", common_name="racklet-controller", server=False, client=True
@@ -162,7 +166,7 @@ def prepare(
     for index in range(units):
         name = f"unit-{index + 1}"
         bmc_dir = layout.bmc(name)
-        bmc_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(bmc_dir)
         _ensure_identity(ca, bmc_dir, "server", common_name=f"{name}-bmc")
         # The unit's identity key is made by its BMC and certified by the controller through
         # Redfish CertificateService (docs/pki.md); one made here by an older racklet goes.
@@ -183,8 +187,8 @@ def prepare(
             "channel": "stable",
             "caBundle": ca.cert_pem.decode(),
         }
-        (bmc_dir / "trust.json").write_text(json.dumps(trust, indent=2))
-        layout.unit_storage(name).mkdir(parents=True, exist_ok=True)
+        write_atomic(bmc_dir / "trust.json", json.dumps(trust, indent=2), mode=0o644)
+        make_dir(layout.unit_storage(name))
         bmc_port, agent_port = port[f"bmc:{name}"], port[f"agent:{name}"]
         unit_configs.append(
             UnitConfig(
@@ -200,7 +204,7 @@ def prepare(
     rmc = RmcConfig(
         url=f"https://127.0.0.1:{port['rmc']}", username=RMC_USER, password=rmc_password
     )
-    layout.logs.mkdir(parents=True, exist_ok=True)
+    make_dir(layout.logs)
     config = RackConfig(
         stateDir=str(state_dir),
         rack=settings,

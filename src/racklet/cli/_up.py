@@ -3,40 +3,49 @@
 The parent is only a supervisor: it holds a lock on the state dir (one rack per dir), starts
 the hardware side (``python -m racklet.twin``) and the management side
 (``python -m racklet.controller``), waits until the API answers, prints where everything is,
-and on Ctrl-C or SIGTERM stops both (SIGTERM, then SIGKILL after a grace period). If either
-child dies, the other is stopped and ``up`` exits non-zero, pointing at the log.
+and on Ctrl-C or SIGTERM stops both (SIGTERM, then SIGKILL after a grace period).
 
-With ``--controllers N`` (etcd only) it runs N controllers against the shared store; one leads
-(``racklet.controller._leader``). Losing one of them is what HA is for, so the supervisor then
-says so, restarts it on its own ports and keeps the rack up; only when every controller is
-gone (or one keeps dying) does ``up`` give up. It prints which controller leads, and again on
-every change of leader.
+The hardware side outlives the management side, as on a real rack: when a controller dies the
+twin runs on (its units stay powered and booted) and the supervisor restarts the controller
+after a back-off that doubles with each quick death; the new one adopts the running units
+from observation (Redfish and heartbeats), power-cycling none. Only a dead twin, or a
+controller that keeps dying within seconds of each start, ends the run non-zero, pointing at
+the log. With ``--controllers N`` (etcd only) the others carry on meanwhile; the supervisor
+prints which controller leads, and again on every change of leader.
+
+Children end with the supervisor however it ends: each is started with the kernel's parent-
+death signal (Linux ``PR_SET_PDEATHSIG``), so a ``kill -9`` of ``up`` leaves no orphan twin,
+and no orphan controller writing the store beside a new one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
-from typing import IO
 
 import httpx
 
 from racklet.cli._prepare import check_writable, prepare, wipe_for_factory_reset
-from racklet.config import RackConfig
+from racklet.config import RackConfig, open_lock, write_atomic
 from racklet.errors import RackletError
 from racklet.net import client_context
 
 READY_TIMEOUT = 90.0
 STOP_GRACE = 15.0
-MAX_RESTARTS = 5  # of one controller in one run: beyond that it is broken, not unlucky
+MAX_RESTARTS = 5  # quick deaths of one controller in a row: beyond that it is broken
+STABLE_SECONDS = 60.0  # a controller that ran this long died of something new: count anew
+RESTART_DELAY = 0.5  # before the first restart; doubles with each quick death...
+MAX_RESTART_DELAY = 30.0  # ...up to this
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 LEADER_POLL = 1.0
 PID_FILE = "up.pid"
 RESET_SIGNAL = signal.SIGUSR1
@@ -49,7 +58,7 @@ class UpError(RackletError):
 @contextlib.contextmanager
 def _state_lock(state_dir: Path) -> Iterator[None]:
     check_writable(state_dir)
-    handle = open(state_dir / "up.lock", "a+")  # noqa: SIM115 - held for the whole run
+    handle = open_lock(state_dir / "up.lock")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -60,25 +69,48 @@ def _state_lock(state_dir: Path) -> Iterator[None]:
         handle.close()
 
 
+def _parent_death_hook() -> Callable[[], None] | None:
+    """What a child runs between fork and exec so the kernel sends it SIGTERM when this
+    process ends, even by SIGKILL; None where the kernel has no such signal (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return hook
+
+
 class _Supervisor:
     def __init__(self, config: RackConfig) -> None:
         self.config = config
         self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self._logs: list[IO[bytes]] = []
+        self.started: dict[str, float] = {}
+        self._on_fork = _parent_death_hook()
 
     def spawn(self, name: str, module: str, config_dir: str | None = None) -> None:
         log_path = self.config.layout.logs / f"{name}.log"
-        log_file = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self._logs.append(log_file)
+        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.fchmod(fd, 0o600)  # logs name units, addresses and errors: the rack's user only
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.children[name] = subprocess.Popen(
-            [sys.executable, "-m", module, "--state-dir", config_dir or self.config.state_dir],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,  # Ctrl-C reaches the parent only; it stops the children
-        )
+        with os.fdopen(fd, "ab") as log_file:  # the child has its own copy once started
+            self.children[name] = subprocess.Popen(
+                [sys.executable, "-m", module, "--state-dir", config_dir or self.config.state_dir],
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,  # Ctrl-C reaches the parent only; it stops the children
+                preexec_fn=self._on_fork,  # safe here: up runs no other thread
+            )
+        self.started[name] = time.monotonic()
 
     def dead(self) -> str | None:
         for name, child in self.children.items():
@@ -97,8 +129,6 @@ class _Supervisor:
             except subprocess.TimeoutExpired:
                 child.kill()
                 child.wait()
-        for handle in self._logs:
-            handle.close()
 
     def log_tail(self, name: str, lines: int = 5) -> str:
         path = self.config.layout.logs / f"{name}.log"
@@ -190,7 +220,7 @@ def up(
                 )
 
             supervisor = _Supervisor(provision(reassign_ports))
-            pid_file.write_text(str(os.getpid()))
+            write_atomic(pid_file, str(os.getpid()))
             try:
                 while True:
                     _run(supervisor, stopping, resets)
@@ -247,13 +277,12 @@ def _run(supervisor: _Supervisor, stopping: list[int], resets: list[int]) -> Non
         f"Try: racklet --config {config.layout.config} get units   (Ctrl-C stops the rack)",
         flush=True,
     )
-    restarts = dict.fromkeys(urls, 0)
+    restarts = _Restarts(supervisor, list(urls))
     # A new term is a new leading process, even one restarted under the same name.
     term = (leader, supervisor.children[leader].pid) if leader else None
     next_poll = time.monotonic() + LEADER_POLL
     while not stopping and not resets:
-        if name := supervisor.dead():
-            _replace_dead(supervisor, name, restarts)
+        restarts.check()
         if len(urls) > 1 and time.monotonic() >= next_poll:
             next_poll = time.monotonic() + LEADER_POLL
             now = find_leader(config)
@@ -284,19 +313,56 @@ def _controller_lines(config: RackConfig, leader: str | None) -> str:
     return "".join(lines)
 
 
-def _replace_dead(supervisor: _Supervisor, name: str, restarts: dict[str, int]) -> None:
-    """A dead twin, a dead lone controller or a controller that keeps dying ends the run;
-    one controller of several is restarted on its own ports while the others carry on."""
-    config = supervisor.config
-    log_path = config.layout.logs / f"{name}.log"
-    child = supervisor.children[name]
-    alive = [n for n in restarts if n != name and supervisor.children[n].poll() is None]
-    if name not in restarts or not alive or restarts[name] >= MAX_RESTARTS:
-        raise UpError(f"the {name} process died; see {log_path}:\n{supervisor.log_tail(name)}")
-    restarts[name] += 1
-    print(
-        f"racklet: {name} exited with status {child.returncode}; "
-        f"{', '.join(alive)} carries on; restarting {name} (see {log_path})",
-        flush=True,
-    )
-    _spawn_controller(supervisor, name)
+class _Restarts:
+    """Restarts dead controllers with back-off while the twin (the hardware) runs on.
+
+    A dead twin ends the run: without the hardware there is nothing to manage. A controller
+    that dies is started again after :data:`RESTART_DELAY`, doubled with each quick death in a
+    row (up to :data:`MAX_RESTART_DELAY`); one that had run :data:`STABLE_SECONDS` starts a
+    new count. After :data:`MAX_RESTARTS` quick deaths in a row it is broken, and the run ends.
+    """
+
+    def __init__(self, supervisor: _Supervisor, controllers: list[str]) -> None:
+        self.supervisor = supervisor
+        self.quick_deaths = dict.fromkeys(controllers, 0)
+        self.due: dict[str, float] = {}
+        """Dead controllers and when each is started again."""
+
+    def check(self) -> None:
+        supervisor, now = self.supervisor, time.monotonic()
+        for name, child in supervisor.children.items():
+            if child.poll() is None or name in self.due:
+                continue
+            if name not in self.quick_deaths:
+                raise UpError(self._died(name))
+            self._schedule(name, child.returncode, now)
+        for name, when in list(self.due.items()):
+            if now >= when:
+                del self.due[name]
+                _spawn_controller(supervisor, name)
+
+    def _schedule(self, name: str, status: int | None, now: float) -> None:
+        if now - self.supervisor.started[name] >= STABLE_SECONDS:
+            self.quick_deaths[name] = 0
+        if self.quick_deaths[name] >= MAX_RESTARTS:
+            raise UpError(
+                f"{self._died(name)}\n(it died {MAX_RESTARTS + 1} times in a row, each within "
+                f"{STABLE_SECONDS:.0f} s of its start: not restarting it again)"
+            )
+        delay = min(RESTART_DELAY * 2 ** self.quick_deaths[name], MAX_RESTART_DELAY)
+        self.quick_deaths[name] += 1
+        self.due[name] = now + delay
+        alive = [
+            n for n in self.quick_deaths if n != name and self.supervisor.children[n].poll() is None
+        ]
+        carry = f"{', '.join(alive)} carries on" if alive else "the units run on"
+        log_path = self.supervisor.config.layout.logs / f"{name}.log"
+        print(
+            f"racklet: {name} exited with status {status}; {carry}; "
+            f"restarting {name} in {delay:g} s (see {log_path})",
+            flush=True,
+        )
+
+    def _died(self, name: str) -> str:
+        log_path = self.supervisor.config.layout.logs / f"{name}.log"
+        return f"the {name} process died; see {log_path}:\n{self.supervisor.log_tail(name)}"

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from racklet.config import write_private
+from racklet.config import write_atomic, write_private
 from racklet.pki.errors import PkiError
 
 _ORG = "Racklet"
@@ -38,7 +38,7 @@ class Identity:
         """Write ``stem.key`` (0600) and ``stem.crt``; return their paths."""
         key_path, cert_path = directory / f"{stem}.key", directory / f"{stem}.crt"
         write_private(key_path, self.key_pem)
-        cert_path.write_bytes(self.cert_pem)
+        write_atomic(cert_path, self.cert_pem, mode=0o644)
         return key_path, cert_path
 
     @property

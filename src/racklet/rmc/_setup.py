@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from racklet.bmc import write_accounts
-from racklet.config import RackConfig, write_private
+from racklet.config import RackConfig, make_dir, write_private
 from racklet.net import AppServer, server_context
 from racklet.pki import RackCA
 from racklet.rmc._service import RmcService, RmcSettings, sources_from_config
@@ -31,7 +31,7 @@ def rmc_dir(config: RackConfig) -> Path:
 
 def prepare_rmc(directory: Path, ca: RackCA) -> str:
     """Create the RMC's identity and admin account once; return the admin password."""
-    directory.mkdir(parents=True, exist_ok=True)
+    make_dir(directory)
     if not (directory / "server.crt").exists() or not (directory / "server.key").exists():
         ca.issue("rmc").write(directory, "server")
     if not all(path.exists() for path in _client_identity(directory)):

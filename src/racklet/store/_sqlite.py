@@ -15,13 +15,20 @@ as each transaction settles (before its callers hear of it, so a caller reads it
 write). A reconciler's ``get`` then costs a JSON parse, not a hop to the worker thread and
 back — at 10,000 units that hop was a fifth of a reconcile. A miss reads through the worker
 thread and fills the cache, unless a newer write got there first. Lists still read the file.
-Not here: several processes writing one file (use etcd for more than one controller).
+The cache is only right while this process is the file's one writer, so the store holds an
+exclusive lock (``store.db.lock`` beside the file, ``flock``, released by the kernel however
+the process ends) from construction to :meth:`close`; a second store on the same file, in this
+process or another, is refused with :class:`StoreError` naming the holder. The file and its
+WAL are 0600 whatever the umask. Not here: several processes writing one file (use etcd for
+more than one controller).
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+import fcntl
+import os
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -33,6 +40,7 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from racklet.api import Event, Object
+from racklet.config import open_lock
 from racklet.store import _rules
 from racklet.store._changes import Change, ChangeLog, ChangeType
 from racklet.store._protocol import LabelSelector
@@ -59,6 +67,7 @@ INSERT OR IGNORE INTO counter (id, version) VALUES (1, 0);
 class SqliteStore:
     def __init__(self, path: Path, *, history: int = 10_000) -> None:
         self.path = Path(path)
+        self._writer_lock = _hold_writer_lock(self.path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="racklet-store")
         self._db: sqlite3.Connection | None = None
         self._closed = False
@@ -77,7 +86,9 @@ class SqliteStore:
 
     def _connection(self) -> sqlite3.Connection:
         if self._db is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # SQLite gives the WAL and shared-memory files the database file's mode.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            os.chmod(self.path, 0o600)
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
@@ -333,6 +344,37 @@ class SqliteStore:
         await asyncio.get_running_loop().run_in_executor(self._executor, shut)
         self._log.close()
         await asyncio.to_thread(self._executor.shutdown, wait=True)
+        os.close(self._writer_lock)  # only now may another writer open the file
+
+
+def _hold_writer_lock(path: Path) -> int:
+    """Take the store's one-writer lock (``<store>.lock``) or refuse with one clear line.
+
+    Returns a bare descriptor of the locked file: a store a test (or a crash) never closes
+    keeps the lock until the process ends, without a file object warning when collected.
+    """
+    lock_path = path.with_name(f"{path.name}.lock")
+    try:
+        handle = open_lock(lock_path)
+    except OSError as exc:
+        raise StoreError(f"cannot open {lock_path}: {exc.strerror or exc}") from exc
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = handle.read().decode(errors="replace").strip() or "unknown"
+        handle.close()
+        raise StoreError(
+            f"{path} is already in use by another controller (pid {holder}); "
+            "one controller writes a SQLite store: stop that one first"
+        ) from None
+    except BaseException:
+        handle.close()
+        raise
+    with handle:
+        handle.truncate(0)
+        handle.write(str(os.getpid()).encode())
+        handle.flush()
+        return os.dup(handle.fileno())  # the same open file, so the same lock
 
 
 @dataclass(frozen=True)

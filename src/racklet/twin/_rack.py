@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from racklet.config import make_dir
 from racklet.hw import BmcBoard
 from racklet.log import get_logger
 from racklet.twin._board import MonitorSocket, build_board
@@ -123,7 +124,7 @@ class TwinRack:
         if self._physics is not None:
             return
         for unit in self.units.values():
-            await asyncio.to_thread(unit.storage.mkdir, parents=True, exist_ok=True)
+            await asyncio.to_thread(make_dir, unit.storage)
         self._physics = asyncio.create_task(self._physics_loop(), name="twin:physics")
         self._log.info(
             f"rack {self.description.name}: {len(self.units)} x {self.profile.name}, "

@@ -8,7 +8,6 @@ never sees a half-written file.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ from racklet.boot.rpi._fat import build_fat_image
 from racklet.boot.rpi._keys import load_private_key, load_public_key
 from racklet.boot.rpi._sig import BootSig, parse_sig, sha256_file, sign_digest, verify_sig
 from racklet.boot.rpi.errors import DigestError, RpiBootError
+from racklet.config import atomic_file
 
 IMAGE_NAME = "boot.img"
 SIG_NAME = "boot.sig"
@@ -50,22 +50,18 @@ def build_boot_pair(
     except OSError as exc:
         raise RpiBootError(f"cannot create {out_dir}: {exc.strerror}") from exc
     image, sig_path = out_dir / IMAGE_NAME, out_dir / SIG_NAME
-    tmp_image, tmp_sig = out_dir / f".{IMAGE_NAME}.tmp", out_dir / f".{SIG_NAME}.tmp"
     try:
-        size = build_fat_image(payload, tmp_image)
-        sig = sign_digest(
-            private,
-            sha256_file(tmp_image),
-            timestamp=int(time.time()) if timestamp is None else timestamp,
-        )
-        tmp_sig.write_text(sig.render(), encoding="ascii")
-        os.replace(tmp_image, image)
-        os.replace(tmp_sig, sig_path)
+        with atomic_file(sig_path, mode=0o644) as sig_out:
+            with atomic_file(image, mode=0o644) as image_out:
+                size = build_fat_image(payload, image_out.temp)
+                sig = sign_digest(
+                    private,
+                    sha256_file(image_out.temp),
+                    timestamp=int(time.time()) if timestamp is None else timestamp,
+                )
+            sig_out.write(sig.render().encode("ascii"))  # the image has its name: sig last
     except OSError as exc:
         raise RpiBootError(f"cannot write the boot pair in {out_dir}: {exc}") from exc
-    finally:
-        tmp_image.unlink(missing_ok=True)
-        tmp_sig.unlink(missing_ok=True)
     return BootPair(image=image, sig_path=sig_path, size=size, sig=sig)
 
 

@@ -7,13 +7,13 @@ private keys are written with mode 0600 and atomically (temp file, then ``os.rep
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from racklet.boot.rpi.errors import SigningKeyError
+from racklet.config import write_atomic
 
 KEY_BITS = 2048
 _EXPONENT = 65537
@@ -68,16 +68,13 @@ def generate_key(path: Path) -> rsa.RSAPublicKey:
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     )
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    os.replace(tmp, path)
+    write_atomic(path, pem, mode=0o600)
     public = key.public_key()
-    public_path(path).write_bytes(
+    write_atomic(
+        public_path(path),
         public.public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        ),
     )
     return public
 
