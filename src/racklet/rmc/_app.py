@@ -6,6 +6,8 @@ Systems, Chassis and Managers collections (each BMC asked concurrently; a BMC th
 answer is left out and logged). Any request for a prefixed member
 (``/redfish/v1/Systems/unit-1_unit-1/...``) is forwarded to its BMC with the prefix removed,
 and the answer comes back with the prefix added to every URI in it (``racklet.rmc._uris``).
+Every state-changing request is audited (:mod:`racklet.audit`); a forwarded one carries its
+request id to the BMC (``X-Request-Id``), so the RMC's line and the BMC's line share it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from racklet.audit import REQUEST_ID_HEADER, AuditLog, AuditMiddleware, redfish_verb
 from racklet.log import ContextLogger
 from racklet.rmc import _uris
 from racklet.rmc._auth import Accounts, Principal, Sessions, allowed, basic_credentials
@@ -91,6 +94,7 @@ class _Auth:
             challenge = {"WWW-Authenticate": 'Basic realm="Racklet RMC"'}
             response = error(401, "NoValidSession", headers=challenge)
         elif not allowed(scope["method"], path, who):
+            scope.setdefault("state", {})["principal"] = who  # the audit log names who was refused
             response = error(403, "InsufficientPrivilege")
         else:
             scope.setdefault("state", {})["principal"] = who
@@ -214,6 +218,7 @@ class Aggregator:
             self._log.warning(f"failed login for {body['UserName']!r}")
             return error(401, "NoValidSession")
         session = self._sessions.create(who)
+        request.state.principal = who  # for the audit line
         headers = {"X-Auth-Token": session.token, "Location": f"{SESSIONS}/{session.id}"}
         return json_response(self._session_body(session.id, session.username), 201, headers)
 
@@ -291,7 +296,10 @@ class Aggregator:
                 "POST",
                 f"{found[1]}/Actions/ComputerSystem.Reset",
                 payload,
-                {"content-type": "application/json"},
+                {
+                    "content-type": "application/json",
+                    REQUEST_ID_HEADER: request.scope.get("state", {}).get("request_id", ""),
+                },
             )
             if answer.status_code >= 400:
                 return answer
@@ -341,6 +349,9 @@ class Aggregator:
                     return error(400, "MalformedJSON")
                 content = json.dumps(rewritten).encode()
         headers = {k: v for k, v in request.headers.items() if k in _FORWARDED_HEADERS}
+        request_id = request.scope.get("state", {}).get("request_id")
+        if request_id:
+            headers[REQUEST_ID_HEADER] = request_id
         if request.url.query:
             local = f"{local}?{request.url.query}"
         return await self._forward(source, request.method, local, content, headers)
@@ -370,7 +381,9 @@ class Aggregator:
         return Response(answer.content, answer.status_code, headers=passed, media_type=media)
 
 
-def build_app(aggregator: Aggregator, accounts: Accounts, sessions: Sessions) -> Starlette:
+def build_app(
+    aggregator: Aggregator, accounts: Accounts, sessions: Sessions, audit: AuditLog | None = None
+) -> Starlette:
     a = aggregator
     all_methods = ["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"]
     routes = [
@@ -405,6 +418,15 @@ def build_app(aggregator: Aggregator, accounts: Accounts, sessions: Sessions) ->
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(_Auth, accounts=accounts, sessions=sessions)],
+        middleware=[
+            *(
+                []
+                if audit is None
+                else [
+                    Middleware(AuditMiddleware, audit=audit, component="rmc", describe=redfish_verb)
+                ]
+            ),
+            Middleware(_Auth, accounts=accounts, sessions=sessions),
+        ],
         exception_handlers={404: not_found, 405: not_allowed, Exception: crashed},
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 
+from racklet.audit import AuditLog
 from racklet.config import RackConfig
 from racklet.log import get_logger
 from racklet.net import client_context
@@ -37,6 +38,8 @@ class RmcSettings:
     """Seconds a BMC has to answer one forwarded request."""
     name: str = "rack-1"
     service_uuid: str = field(default="")
+    audit_file: Path | None = None
+    """Where the RMC writes its audit log; None: ``audit.log`` beside ``accounts_file``."""
 
 
 def sources_from_config(config: RackConfig) -> list[AggregationSource]:
@@ -70,7 +73,8 @@ class RmcService:
             uuid.uuid5(uuid.NAMESPACE_URL, f"urn:racklet:rmc:{settings.name}")
         )
         aggregator = Aggregator(self._clients, self._accounts, sessions, service_uuid, self._log)
-        self.app: Starlette = build_app(aggregator, self._accounts, sessions)
+        self.audit = AuditLog(settings.audit_file or settings.accounts_file.parent / "audit.log")
+        self.app: Starlette = build_app(aggregator, self._accounts, sessions, self.audit)
 
     async def start(self) -> None:
         await asyncio.to_thread(self._accounts.load, self.settings.accounts_file)
@@ -79,4 +83,5 @@ class RmcService:
     async def stop(self) -> None:
         for client in self._clients.values():
             await client.aclose()
+        await self.audit.aclose()
         self._log.info("RMC stopped")
