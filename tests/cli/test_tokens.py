@@ -24,8 +24,9 @@ from tests.cli.test_resources import one_line_error
 def make_token(live: LiveApi, *args: str) -> str:
     result = live.cli("token", "create", *args)
     assert result.code == 0, result
-    token = result.out.splitlines()[-1]
-    assert token.startswith("rkt_")
+    token = result.out.strip()  # alone on stdout: TOKEN=$(racklet token create ...)
+    assert token.startswith("rkt_") and "\n" not in token
+    assert "created" in result.err and token not in result.err
     return token
 
 
@@ -115,6 +116,7 @@ def test_a_revoked_or_expired_token_stops_working_at_once(live: LiveApi) -> None
     assert revoked.code == 0 and "revoked" in revoked.out
     refused = raw(live, token, "GET", "/api/v1/computeunits")
     assert refused.status_code == 401 and refused.json()["kind"] == "Status"
+    assert "revoked" in refused.json()["message"]
     # Expired: the same record, with its expiry passed.
     token = make_token(live, "--role", "admin", "--name", "dave")
     stored = live.run(live.store.get(ApiToken, "dave"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 from typing import Any
 
 from racklet import config as rack_config
@@ -25,7 +26,12 @@ def _ttl(text: str) -> float:
     if text.strip().endswith("d") and text.strip()[:-1].isdigit():
         seconds = int(text.strip()[:-1]) * 86400.0
     else:
-        seconds = duration(text)
+        try:
+            seconds = duration(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(
+                f"--ttl takes a lifetime like 90m, 8h or 2d, got {text!r}"
+            ) from None
     if not 0 < seconds <= MAX_TTL:
         raise argparse.ArgumentTypeError(f"--ttl must be more than 0 and at most 366d, got {text}")
     return seconds
@@ -82,8 +88,12 @@ def cmd_token(args: argparse.Namespace) -> int:
             made = api.request("POST", "/api/v1/tokens", json=body)
             expires, _ = _expiry(made["spec"], dt.datetime.now(dt.UTC))
             scope = f" on {','.join(made['spec']['units'])}" if made["spec"].get("units") else ""
+            name = made["metadata"]["name"]
+            # The note on stderr, the token alone on stdout: TOKEN=$(racklet token create ...)
             print(
-                f"token/{made['metadata']['name']} created: {args.role}{scope}, expires {expires}"
+                f"token/{name} created: {args.role}{scope}, expires {expires}"
+                " (shown only now: keep it secret)",
+                file=sys.stderr,
             )
             print(made["token"])
             return 0

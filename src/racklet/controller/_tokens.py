@@ -118,7 +118,8 @@ def refusal(caller: Caller, method: str, path: str) -> str | None:
         return None
     parts = [p for p in path.split("/") if p][2:]  # after /api/v1
     if parts[:1] == ["tokens"]:
-        return f"only an admin token may manage tokens ({caller.name!r} is a {caller.role})"
+        article = "an" if caller.role == "operator" else "a"
+        return f"only an admin token may manage tokens ({caller.name!r} is {article} {caller.role})"
     if method in _SAFE:
         return None
     if caller.role == "viewer":
@@ -148,11 +149,15 @@ def _unit_acted_on(method: str, parts: list[str]) -> str | None:
 
 async def authorise(request: Request, authenticator: Authenticator) -> Caller:
     """The FastAPI dependency's body: 401 without a valid token, 403 without the right."""
-    caller = await authenticator.caller(request.headers.get("authorization", ""))
+    given = request.headers.get("authorization", "")
+    caller = await authenticator.caller(given)
     if caller is None:
-        raise HTTPException(
-            401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
+        message = (
+            "the bearer token is not valid (unknown, revoked or expired)"
+            if given
+            else "a bearer token is required"
         )
+        raise HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
     request.scope.setdefault("state", {})["principal"] = caller  # for the audit line
     reason = refusal(caller, request.method, request.url.path)
     if reason is not None:
