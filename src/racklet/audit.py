@@ -18,7 +18,8 @@ BMC it forwarded to share it), otherwise a new one; the answer carries it back.
 Each service writes its own file in its own storage (``controller/audit.log``,
 ``bmc/<unit>/audit.log``, ``rmc/audit.log``), mode 0600, rotated by size to ``audit.log.1`` ..
 ``.N``. :class:`AuditLog` never blocks the event loop: a line is queued and one writer thread
-appends, flushes and fsyncs each batch. If the disk cannot keep up the queue is bounded: lines
+appends it at once and fsyncs at most every ``SYNC_SECONDS`` (and when it goes idle), so a
+burst of writes shares one fsync. If the disk cannot keep up the queue is bounded: lines
 beyond it are counted, logged and noted in the file as soon as it accepts lines again, so a gap
 is visible rather than silent. :func:`read_records` is what ``racklet audit`` reads.
 
@@ -28,13 +29,14 @@ Not here: shipping the lines anywhere (a collector can tail the files), or audit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
 import queue
 import re
 import threading
-import uuid
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +53,10 @@ MAX_BYTES = 10 * 1024 * 1024
 """Size at which a file is rotated."""
 BACKUPS = 5
 """Rotated files kept (``audit.log.1`` is the newest)."""
+SYNC_SECONDS = 0.2
+GATHER_SECONDS = 0.02
+"""How long the writer lets lines gather after the first of a burst (fewer thread switches)."""
+"""Longest a written line waits for its fsync (a power cut loses at most that much)."""
 QUEUE_LIMIT = 10_000
 """Lines waiting for the writer thread before new ones are dropped (and counted)."""
 REQUEST_ID_HEADER = "x-request-id"
@@ -59,7 +65,7 @@ _ERROR_BODY_LIMIT = 8192
 
 
 def new_request_id() -> str:
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def request_id_of(scope: Scope) -> str:
@@ -90,29 +96,36 @@ class AuditLog:
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.backups = backups
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=QUEUE_LIMIT)
+        self._queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._limit = QUEUE_LIMIT
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._dropped = 0
+        self._handle: int | None = None  # the writer thread's alone
+        self._size = 0
         self.written = 0
         """Lines written so far (tests and benchmarks wait on it)."""
 
     def record(self, entry: dict[str, Any]) -> None:
         """Queue one line (a fresh dict the caller no longer touches)."""
+        if self._thread is None:
+            self._start()
+        if self._queue.qsize() < self._limit or "_flush" in entry:
+            self._queue.put(entry)
+        else:
+            with self._lock:
+                self._dropped += 1
+                first = self._dropped == 1
+            if first:
+                log.error(f"audit log {self.path} cannot keep up: dropping lines")
+
+    def _start(self) -> None:
         with self._lock:
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name=f"audit:{self.path}", daemon=True
                 )
                 self._thread.start()
-        try:
-            self._queue.put_nowait(entry)
-        except queue.Full:
-            with self._lock:
-                self._dropped += 1
-                first = self._dropped == 1
-            if first:
-                log.error(f"audit log {self.path} cannot keep up: dropping lines")
 
     def flush(self, timeout: float = 10.0) -> None:
         """Wait until every line queued so far is on disk (blocking; for tests and close)."""
@@ -134,26 +147,41 @@ class AuditLog:
     # -- the writer thread ---------------------------------------------------------------------
 
     def _run(self) -> None:
-        handle: int | None = None
+        """Write batches; fsync at most every ``SYNC_SECONDS``, and when the queue goes idle."""
+        dirty, synced = False, 0.0
         try:
             while True:
-                batch = [self._queue.get()]
+                try:
+                    first = self._queue.get(timeout=SYNC_SECONDS if dirty else None)
+                except queue.Empty:
+                    self._sync()
+                    dirty, synced = False, time.monotonic()
+                    continue
+                if first is not None and "_flush" not in first:
+                    time.sleep(GATHER_SECONDS)  # let a burst gather: one wake-up, not one each
+                batch = [first]
                 while True:
                     try:
                         batch.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
+                flushes = [e["_flush"] for e in batch if e is not None and "_flush" in e]
+                dirty |= self._write([e for e in batch if e is not None and "_flush" not in e])
                 stop = None in batch
-                handle = self._write(handle, [e for e in batch if e is not None])
+                if dirty and (flushes or stop or time.monotonic() - synced >= SYNC_SECONDS):
+                    self._sync()
+                    dirty, synced = False, time.monotonic()
+                for done in flushes:
+                    done.set()
                 if stop:
                     return
         finally:
-            if handle is not None:
-                os.close(handle)
+            if self._handle is not None:
+                os.close(self._handle)
+                self._handle = None
 
-    def _write(self, handle: int | None, batch: list[dict[str, Any]]) -> int | None:
-        flushes = [e["_flush"] for e in batch if "_flush" in e]
-        lines = [e for e in batch if "_flush" not in e]
+    def _write(self, lines: list[dict[str, Any]]) -> bool:
+        """Append ``lines`` (and a note of lines dropped before them); True if any was."""
         with self._lock:
             dropped, self._dropped = self._dropped, 0
         if dropped:
@@ -161,28 +189,35 @@ class AuditLog:
         try:
             for entry in lines:
                 data = json.dumps(entry, separators=(",", ":"), default=str).encode() + b"\n"
-                if handle is not None and self._size(handle) + len(data) > self.max_bytes:
-                    os.close(handle)
-                    handle = None
+                if self._handle is not None and self._size + len(data) > self.max_bytes:
+                    os.close(self._handle)
+                    self._handle = None
                     self._rotate()
-                if handle is None:
-                    handle = self._open()
-                os.write(handle, data)
+                if self._handle is None:
+                    self._handle = self._open()
+                    self._size = os.fstat(self._handle).st_size
+                os.write(self._handle, data)
+                self._size += len(data)
                 self.written += 1
-            if handle is not None and lines:
-                os.fsync(handle)
         except OSError as exc:
             log.error(f"cannot write the audit log {self.path}: {exc}")
-            if handle is not None:
-                os.close(handle)
-            handle = None
-        for done in flushes:
-            done.set()
-        return handle
+            self._close_handle()
+        return bool(lines)
 
-    @staticmethod
-    def _size(handle: int) -> int:
-        return os.fstat(handle).st_size
+    def _sync(self) -> None:
+        if self._handle is None:
+            return
+        try:
+            os.fsync(self._handle)
+        except OSError as exc:
+            log.error(f"cannot write the audit log {self.path}: {exc}")
+            self._close_handle()
+
+    def _close_handle(self) -> None:
+        if self._handle is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._handle)
+            self._handle = None
 
     def _open(self) -> int:
         self.path.parent.mkdir(parents=True, exist_ok=True)
