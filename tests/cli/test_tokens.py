@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import hmac
 import json
 
 import httpx
@@ -16,8 +17,9 @@ import pytest
 from racklet.api import ApiToken, ComputeUnit
 from racklet.cli._client import TOKEN_ENV
 from racklet.config import load
+from racklet.controller._tokens import TokenKey
 from racklet.net import client_context
-from tests.cli.conftest import LiveApi, Result
+from tests.cli.conftest import TOKEN, LiveApi, Result
 from tests.cli.test_resources import one_line_error
 
 
@@ -95,7 +97,10 @@ def test_tokens_are_stored_hashed_and_listed_without_secrets(live: LiveApi) -> N
     token = make_token(live, "--role", "operator", "--units", "unit-2,unit-3", "--ttl", "8h")
     name, secret = token.removeprefix("rkt_").split(".", 1)
     stored = live.run(live.store.get(ApiToken, name))
-    assert stored.spec.secret_sha256 == hashlib.sha256(secret.encode()).hexdigest()
+    # An HMAC keyed by the admin token: the secret alone does not give the stored value.
+    assert stored.spec.secret_hmac == TokenKey(TOKEN).digest(secret)
+    assert stored.spec.secret_hmac != hashlib.sha256(secret.encode()).hexdigest()
+    assert stored.spec.secret_hmac != hmac.new(b"", secret.encode(), "sha256").hexdigest()
     assert secret not in stored.model_dump_json()
     expires = stored.spec.expires_at
     assert expires is not None
@@ -105,7 +110,7 @@ def test_tokens_are_stored_hashed_and_listed_without_secrets(live: LiveApi) -> N
     row = next(r for r in listing.out.splitlines() if r.startswith(name))
     assert row.split()[1:3] == ["operator", "unit-2,unit-3"]
     as_json = json.loads(live.cli("token", "list", "-o", "json").out)
-    assert "secretSha256" not in as_json[0]["spec"]
+    assert "secretHmac" not in as_json[0]["spec"] and as_json[0]["status"]["state"] == "active"
     assert secret not in listing.out + json.dumps(as_json)
 
 

@@ -3,7 +3,6 @@ token revoked through one stops working on the other at once."""
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -13,6 +12,7 @@ import pytest
 from racklet.api import ApiToken, BmcRef, ComputeUnit, ComputeUnitSpec, ObjectMeta
 from racklet.controller import ControllerMetrics
 from racklet.controller._http import create_api_app
+from racklet.controller._tokens import TokenKey
 from racklet.store import EtcdStore
 from tests.store.etcd_server import EtcdServer
 
@@ -87,7 +87,32 @@ async def test_the_store_keeps_only_the_hash(
     assert made.status_code == 201, made.text
     name, secret = made.json()["token"].removeprefix("rkt_").split(".", 1)
     assert name == made.json()["metadata"]["name"]
-    assert "secretSha256" not in made.json()["spec"]
+    assert "secretHmac" not in made.json()["spec"]
     stored = await store.get(ApiToken, name)
-    assert stored.spec.secret_sha256 == hashlib.sha256(secret.encode()).hexdigest()
+    assert stored.spec.secret_hmac == TokenKey(ADMIN).digest(secret)
     assert secret not in stored.model_dump_json()
+
+
+async def test_a_new_admin_token_voids_every_api_token(
+    two_apis: tuple[list[httpx.AsyncClient], EtcdStore],
+) -> None:
+    """What a factory reset does: the store survives, racklet.yaml's token is new."""
+    (a, _), store = two_apis
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    made = await a.post("/api/v1/tokens", json={"name": "old", "role": "admin"}, headers=admin)
+    old = {"Authorization": f"Bearer {made.json()['token']}"}
+    assert (await a.get("/api/v1/computeunits", headers=old)).status_code == 200
+    after_reset = create_api_app(
+        store,
+        token="a-new-admin-token",
+        metrics=ControllerMetrics(),
+        enqueue=lambda kind, name: None,
+        rack_name="rack-1",
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=after_reset), base_url="https://controller.test"
+    ) as c:
+        assert (await c.get("/api/v1/computeunits", headers=old)).status_code == 401
+        new_admin = {"Authorization": "Bearer a-new-admin-token"}
+        listed = (await c.get("/api/v1/tokens", headers=new_admin)).json()["items"]
+        assert [(t["metadata"]["name"], t["status"]["state"]) for t in listed] == [("old", "void")]

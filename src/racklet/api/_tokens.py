@@ -1,7 +1,9 @@
 """ApiToken: a bearer token of the controller's API, with a role, as the store keeps it.
 
-Only the SHA-256 of the token's secret is stored (the token is 256 random bits, so a fast
-hash is enough: nothing to brute-force). The secret itself is shown once, when the token is
+Only an HMAC-SHA256 of the token's secret is stored (the token is 256 random bits, so a fast
+hash is enough: nothing to brute-force), keyed by the rack's admin token: a factory reset,
+which makes a new admin token, voids every ApiToken, and a copy of the store alone cannot
+check a guess. The secret itself is shown once, when the token is
 made. ApiTokens live in the store so every controller of an HA rack sees the same ones (a
 revoked token, deleted from the store, stops working on all of them at once); they are not
 served by the generic resource API and GitOps does not apply them: ``racklet token`` (the
@@ -28,7 +30,10 @@ class ApiTokenSpec(Model):
     """An operator's units (empty: every unit); ignored for the other roles."""
     expires_at: dt.datetime | None = None
     """None: never expires."""
-    secret_sha256: Sha256Hex
+    secret_hmac: Sha256Hex
+    """HMAC-SHA256 of the secret, keyed by the rack's admin token."""
+    key_id: Annotated[str, Field(max_length=64)] = ""
+    """Which key made ``secret_hmac`` (a hash of it): a token of an older key is void."""
     description: Annotated[str, Field(max_length=200)] = ""
 
 

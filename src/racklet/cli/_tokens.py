@@ -109,6 +109,7 @@ def cmd_token(args: argparse.Namespace) -> int:
             for item in items:
                 spec = item["spec"]
                 expires, state = _expiry(spec, now)
+                state = (item.get("status") or {}).get("state", state)
                 units = ",".join(spec.get("units") or []) or (
                     "all" if spec["role"] == "operator" else "-"
                 )

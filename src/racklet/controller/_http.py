@@ -129,7 +129,7 @@ def create_api_app(
         return JSONResponse(to_dict(await store.record_event(event)), status_code=201)
 
     app.include_router(api)
-    app.include_router(token_router(store, [Depends(authorised)]))
+    app.include_router(token_router(store, authenticator.key, [Depends(authorised)]))
     app.include_router(resource_router(store, enqueue, [Depends(authorised)]))
 
     @app.get("/metrics")

@@ -7,8 +7,9 @@ Two kinds of token are accepted, both compared in constant time:
   memory only as its SHA-256;
 - ApiTokens made with ``racklet token create``: ``rkt_<name>.<secret>``. The name finds the
   ApiToken in the store (one read per request, so a token revoked on one controller stops
-  working on every controller at once); the SHA-256 of the secret must match, and it must not
-  have expired.
+  working on every controller at once); the HMAC of the secret (:class:`TokenKey`, keyed by
+  the admin token, so a factory reset voids every ApiToken) must match, and it must not have
+  expired.
 
 Roles (:func:`refusal`): a **viewer** reads everything but tokens; an **operator** reads the
 same and acts on its units (``spec.units``; none listed: every unit) — it may PUT or PATCH
@@ -73,14 +74,20 @@ class Caller:
         return not self.units or unit in self.units
 
 
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
+class TokenKey:
+    """Hashes token secrets with a key derived from the rack's admin token."""
 
+    def __init__(self, admin_token: str) -> None:
+        self._key = hashlib.sha256(b"racklet api tokens\0" + admin_token.encode()).digest()
+        self.id = hashlib.sha256(self._key).hexdigest()[:16]
 
-def new_token(name: str) -> tuple[str, str]:
-    """A fresh token for ApiToken ``name`` and the SHA-256 of its secret (what is stored)."""
-    secret = secrets.token_urlsafe(32)
-    return f"{TOKEN_PREFIX}{name}.{secret}", digest(secret)
+    def digest(self, secret: str) -> str:
+        return hmac.new(self._key, secret.encode(), hashlib.sha256).hexdigest()
+
+    def new_token(self, name: str) -> tuple[str, str]:
+        """A fresh token for ApiToken ``name`` and the HMAC of its secret (what is stored)."""
+        secret = secrets.token_urlsafe(32)
+        return f"{TOKEN_PREFIX}{name}.{secret}", self.digest(secret)
 
 
 class Authenticator:
@@ -89,6 +96,7 @@ class Authenticator:
     def __init__(self, store: Store, admin_token: str) -> None:
         self._store = store
         self._admin = hashlib.sha256(f"Bearer {admin_token}".encode()).digest()
+        self.key = TokenKey(admin_token)
 
     async def caller(self, header: str) -> Caller | None:
         given = hashlib.sha256(header.encode()).digest()
@@ -103,7 +111,7 @@ class Authenticator:
             stored = await self._store.get(ApiToken, name)
         except NotFound:
             return None
-        if not hmac.compare_digest(digest(secret), stored.spec.secret_sha256):
+        if not hmac.compare_digest(self.key.digest(secret), stored.spec.secret_hmac):
             return None
         expires = stored.spec.expires_at
         if expires is not None and expires <= dt.datetime.now(dt.UTC):
@@ -178,14 +186,22 @@ class TokenRequest(Model):
     description: Annotated[str, Field(max_length=200)] = ""
 
 
-def _public(token: ApiToken) -> dict[str, Any]:
-    """An ApiToken as the API shows it: without the hash of its secret."""
+def _public(token: ApiToken, key: TokenKey) -> dict[str, Any]:
+    """An ApiToken as the API shows it: without the hash of its secret, with its state."""
     data = to_dict(token)
-    data["spec"].pop("secretSha256", None)
+    data["spec"].pop("secretHmac", None)
+    expires = token.spec.expires_at
+    if token.spec.key_id != key.id:
+        state = "void"  # made before a factory reset
+    elif expires is not None and expires <= dt.datetime.now(dt.UTC):
+        state = "expired"
+    else:
+        state = "active"
+    data["status"] = {"state": state}
     return data
 
 
-def token_router(store: Store, dependencies: list[Any]) -> APIRouter:
+def token_router(store: Store, key: TokenKey, dependencies: list[Any]) -> APIRouter:
     router = APIRouter(prefix="/api/v1/tokens", dependencies=dependencies)
 
     @router.get("")
@@ -195,7 +211,7 @@ def token_router(store: Store, dependencies: list[Any]) -> APIRouter:
             {
                 "apiVersion": "racklet.dev/v1alpha1",
                 "kind": "ApiTokenList",
-                "items": [_public(t) for t in tokens],
+                "items": [_public(t, key) for t in tokens],
             }
         )
 
@@ -214,7 +230,7 @@ def token_router(store: Store, dependencies: list[Any]) -> APIRouter:
         name = body.name or f"token-{secrets.token_hex(4)}"
         if name == ADMIN_PRINCIPAL:
             raise InvalidObject([f"name: {ADMIN_PRINCIPAL!r} is the rack's own admin token"])
-        token, sha = new_token(name)
+        token, mac = key.new_token(name)
         expires = utcnow() + dt.timedelta(seconds=body.ttl_seconds)
         stored = await store.create(
             ApiToken(
@@ -223,12 +239,13 @@ def token_router(store: Store, dependencies: list[Any]) -> APIRouter:
                     role=body.role,
                     units=sorted(set(body.units)),
                     expires_at=expires,
-                    secret_sha256=sha,
+                    secret_hmac=mac,
+                    key_id=key.id,
                     description=body.description,
                 ),
             )
         )
-        return JSONResponse({**_public(stored), "token": token}, status_code=201)
+        return JSONResponse({**_public(stored, key), "token": token}, status_code=201)
 
     @router.delete("/{name}")
     async def revoke_token(name: str) -> JSONResponse:
@@ -240,4 +257,12 @@ def token_router(store: Store, dependencies: list[Any]) -> APIRouter:
     return router
 
 
-__all__ = ["TOKEN_ROLES", "Authenticator", "Caller", "authorise", "refusal", "token_router"]
+__all__ = [
+    "TOKEN_ROLES",
+    "Authenticator",
+    "Caller",
+    "TokenKey",
+    "authorise",
+    "refusal",
+    "token_router",
+]
