@@ -100,7 +100,7 @@ async def test_recording_from_the_event_loop_only_queues(tmp_path: Path) -> None
 def test_a_full_queue_drops_lines_and_says_so_in_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("racklet.audit.QUEUE_LIMIT", 3)
+    monkeypatch.setattr("racklet.audit._log.QUEUE_LIMIT", 3)
     audit = AuditLog(tmp_path / "audit.log")
     audit._thread = object()  # type: ignore[assignment]  # a writer that is stuck
     for n in range(5):
