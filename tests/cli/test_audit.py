@@ -138,3 +138,30 @@ def test_a_damaged_audit_file_is_one_line(live: LiveApi, tmp_path: Path) -> None
     damaged.parent.mkdir(parents=True)
     damaged.write_text('{"time": "2026-01-01T00:00:00Z"}\nnot json\n')
     one_line_error(live.cli("audit"), 1, "audit.log:2")
+
+
+def test_a_factory_reset_keeps_the_audit_logs_and_wipes_the_secrets(tmp_path: Path) -> None:
+    from racklet.cli._prepare import wipe_for_factory_reset
+    from racklet.config import StateLayout
+
+    kept = {
+        "bmc/unit-1/audit.log": '{"time":"2026-01-01T00:00:02Z","n":1}\n',
+        "bmc/unit-1/audit.log.1": '{"time":"2026-01-01T00:00:01Z","n":0}\n',
+        "rmc/audit.log": '{"time":"2026-01-01T00:00:03Z","n":2}\n',
+        "controller/audit.log": '{"time":"2026-01-01T00:00:04Z","n":3}\n',
+    }
+    wiped = ["bmc/unit-1/accounts.json", "rmc/admin.password", "pki/ca.key", "units/unit-1/x"]
+    for name, text in kept.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+        (tmp_path / name).chmod(0o600)
+    for name in wiped:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("secret")
+    wipe_for_factory_reset(StateLayout(tmp_path))
+    for name, text in kept.items():
+        assert (tmp_path / name).read_text() == text
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+    for name in wiped:
+        assert not (tmp_path / name).exists()
+    assert not (tmp_path / ".audit-kept").exists()
