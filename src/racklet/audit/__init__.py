@@ -38,7 +38,13 @@ from racklet.audit._middleware import (
     redfish_verb,
     request_id_of,
 )
-from racklet.audit._reader import AuditFilter, AuditFormatError, audit_files, read_records
+from racklet.audit._reader import (
+    AuditFilter,
+    AuditFormatError,
+    audit_files,
+    parse_since,
+    read_records,
+)
 
 __all__ = [
     "BACKUPS",
@@ -55,6 +61,7 @@ __all__ = [
     "error_message",
     "new_request_id",
     "outcome_of",
+    "parse_since",
     "read_records",
     "redfish_verb",
     "request_id_of",

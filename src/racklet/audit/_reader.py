@@ -4,10 +4,29 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+_AGO = re.compile(r"^(\d+(?:\.\d+)?)(s|m|h|d)$")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_since(text: str) -> dt.datetime:
+    """``30m``, ``2h``, ``1d`` ago, or an ISO time (UTC unless it names a zone)."""
+    ago = _AGO.match(text.strip())
+    if ago:
+        seconds = float(ago.group(1)) * _SECONDS[ago.group(2)]
+        return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=seconds)
+    try:
+        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"since takes a duration (30m, 2h, 1d) or a time (2026-12-07T09:00), got {text!r}"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 class AuditFormatError(ValueError):
@@ -49,7 +68,7 @@ def audit_files(state_dir: Path) -> list[Path]:
     return sorted(found)
 
 
-def _lines(path: Path) -> Iterator[dict[str, Any]]:
+def _lines(path: Path, strict: bool) -> Iterator[dict[str, Any]]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
@@ -59,14 +78,21 @@ def _lines(path: Path) -> Iterator[dict[str, Any]]:
             except ValueError:
                 if not raw.endswith(b"\n"):
                     return  # a line being written right now
+                if not strict:
+                    continue
                 raise AuditFormatError(f"{path}:{number}: not a JSON line") from None
             if not isinstance(record, dict) or "time" not in record:
+                if not strict:
+                    continue
                 raise AuditFormatError(f"{path}:{number}: not an audit record")
             yield record
 
 
-def read_records(paths: Iterable[Path], where: AuditFilter | None = None) -> list[dict[str, Any]]:
-    """The records of ``paths`` that match ``where``, oldest first (merged by time)."""
+def read_records(
+    paths: Iterable[Path], where: AuditFilter | None = None, *, strict: bool = True
+) -> list[dict[str, Any]]:
+    """The records of ``paths`` that match ``where``, oldest first (merged by time). A line
+    that is not a record is an :class:`AuditFormatError`, or skipped if not ``strict``."""
     where = where or AuditFilter()
-    records = [r for path in paths for r in _lines(path) if where.matches(r)]
+    records = [r for path in paths for r in _lines(path, strict) if where.matches(r)]
     return sorted(records, key=lambda r: _parse_time(r.get("time")))

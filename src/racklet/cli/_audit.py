@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from racklet import config as rack_config
-from racklet.audit import AuditFilter, AuditFormatError, audit_files, read_records
+from racklet.audit import AuditFilter, AuditFormatError, audit_files, parse_since, read_records
 from racklet.cli._format import as_json, render_rows
-from racklet.cli._resources import duration
 from racklet.cli.errors import UsageError
 from racklet.errors import RackletError
 
@@ -23,21 +22,14 @@ from racklet.errors import RackletError
 def since(text: str) -> dt.datetime:
     """``--since 1h`` (that long ago) or an ISO time (``2026-12-07T09:00``, UTC if no zone)."""
     try:
-        return dt.datetime.now(dt.UTC) - dt.timedelta(seconds=duration(text))
-    except argparse.ArgumentTypeError:
-        pass
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--since takes a duration (30m, 2h) or a time (2026-12-07T09:00), got {text!r}"
-        ) from None
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+        return parse_since(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--{exc}") from None
 
 
 def add_audit_parser(commands: Any) -> None:
     audit = commands.add_parser("audit", help="who changed what: the audit logs of the rack")
-    audit.add_argument("--since", type=since, help="only newer lines: 30m, 2h or a time")
+    audit.add_argument("--since", type=since, help="only newer lines: 30m, 2h, 1d or a time")
     audit.add_argument("--principal", help="only this principal (token name, BMC account)")
     audit.add_argument("--component", help="only api, rmc, bmc or bmc/unit-1")
     audit.add_argument("-o", "--output", choices=("table", "json"), default="table")

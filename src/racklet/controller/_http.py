@@ -14,6 +14,7 @@ Writes go to the store only; the reconcilers act on them (the API never calls a 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import uuid
@@ -37,7 +38,14 @@ from racklet.api import (
     validate,
 )
 from racklet.api._meta import Model
-from racklet.audit import AuditLog, AuditMiddleware
+from racklet.audit import (
+    AuditFilter,
+    AuditLog,
+    AuditMiddleware,
+    audit_files,
+    parse_since,
+    read_records,
+)
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
 from racklet.controller._metrics import CONTENT_TYPE, ControllerMetrics
 from racklet.controller._resources_http import read_body, resource_router
@@ -127,6 +135,27 @@ def create_api_app(
         ref = body.involved_object
         event = Event.about(ref.kind, ref.name, body.reason, body.message, body.type)
         return JSONResponse(to_dict(await store.record_event(event)), status_code=201)
+
+    @api.get("/audit")
+    async def read_audit(
+        since: str | None = None,
+        principal: str | None = None,
+        component: str | None = None,
+        limit: int = Query(100, ge=1, le=10000),
+    ) -> JSONResponse:
+        """The newest audit records of the rack (for the dashboard; admin only)."""
+        if audit is None:
+            return status_response(404, "this controller keeps no audit log")
+        try:
+            after = parse_since(since) if since else None
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        where = AuditFilter(after, principal or None, component or None)
+        root = audit.path.parent.parent  # the state dir: controller/ or controller-N/ is in it
+        records = await asyncio.to_thread(
+            lambda: read_records(audit_files(root), where, strict=False)
+        )
+        return JSONResponse(_list("AuditRecordList", records[-limit:]))
 
     app.include_router(api)
     app.include_router(token_router(store, authenticator.key, [Depends(authorised)]))

@@ -11,12 +11,13 @@ Two kinds of token are accepted, both compared in constant time:
   the admin token, so a factory reset voids every ApiToken) must match, and it must not have
   expired.
 
-Roles (:func:`refusal`): a **viewer** reads everything but tokens; an **operator** reads the
-same and acts on its units (``spec.units``; none listed: every unit) — it may PUT or PATCH
-those ComputeUnits (power, labels, annotations; not their status) and power-cycle them; an
-**admin** may do anything, and only an admin manages tokens, Racks, Releases, Rollouts,
-GitSources, events, status and the creation or deletion of units. A caller without a valid
-token gets 401, a token without the right a 403, each with a ``Status`` body.
+Roles (:func:`refusal`): a **viewer** reads everything but tokens and the audit log; an
+**operator** reads the same and acts on its units (``spec.units``; none listed: every unit) —
+it may PUT or PATCH those ComputeUnits (spec, labels, annotations; not their status) and
+power-cycle them; an **admin** may do anything, and only an admin reads the audit log and
+manages tokens, Racks, Releases, Rollouts, GitSources, events, status and the creation or
+deletion of units. A caller without a valid token gets 401, a token without the right a 403,
+each with a ``Status`` body.
 """
 
 from __future__ import annotations
@@ -125,9 +126,10 @@ def refusal(caller: Caller, method: str, path: str) -> str | None:
     if caller.role == "admin":
         return None
     parts = [p for p in path.split("/") if p][2:]  # after /api/v1
-    if parts[:1] == ["tokens"]:
+    if parts[:1] in (["tokens"], ["audit"]):
         article = "an" if caller.role == "operator" else "a"
-        return f"only an admin token may manage tokens ({caller.name!r} is {article} {caller.role})"
+        what = "manage tokens" if parts[0] == "tokens" else "read the audit log"
+        return f"only an admin token may {what} ({caller.name!r} is {article} {caller.role})"
     if method in _SAFE:
         return None
     if caller.role == "viewer":
