@@ -17,6 +17,7 @@ BENCHMARKS = [
     "rack_boot",
     "login_guessing",
     "supervise",
+    "audit_overhead",
 ]
 
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import pytest
 
 from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, ObjectMeta, Rack, RackSpec
+from racklet.audit import AuditLog
 from racklet.cli.main import main
 from racklet.config import (
     ApiConfig,
@@ -52,6 +53,8 @@ class LiveApi:
     config_path: Path
     store: MemoryStore
     loop: asyncio.AbstractEventLoop
+    audit: AuditLog | None = None
+    """The API's audit log, ``<state>/controller/audit.log``."""
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         """Run a store call on the server's loop (the store is not thread-safe)."""
@@ -115,6 +118,7 @@ def live(tmp_path: Path) -> Iterator[LiveApi]:
     thread = threading.Thread(target=loop.run_forever, name="cli-test-api", daemon=True)
     thread.start()
     store = MemoryStore()
+    audit = AuditLog(tmp_path / "controller" / "audit.log")
 
     async def start() -> AppServer:
         await _seed(store)
@@ -124,6 +128,7 @@ def live(tmp_path: Path) -> Iterator[LiveApi]:
             metrics=ControllerMetrics(),
             enqueue=lambda kind, name: None,
             rack_name="rack-1",
+            audit=audit,
         )
         server = AppServer(app, port=port, ssl_context=server_context(crt, key), name="api")
         await server.start()
@@ -131,9 +136,10 @@ def live(tmp_path: Path) -> Iterator[LiveApi]:
 
     server = asyncio.run_coroutine_threadsafe(start(), loop).result(timeout=30)
     try:
-        yield LiveApi(write_config(tmp_path, port), store, loop)
+        yield LiveApi(write_config(tmp_path, port), store, loop, audit)
     finally:
         asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=30)
+        audit.close()
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import socket
 import subprocess
@@ -173,3 +174,40 @@ def test_a_taken_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"cannot listen on 127.0.0.1:{config.controller.api_port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_racklet_yaml_token_is_admin_and_writes_are_audited(tmp_path: Path) -> None:
+    config = make_state_dir(tmp_path, units=1)
+    process = start(tmp_path)
+    try:
+        poll(config, "/api/v1/computeunits/unit-1", lambda body: True)
+        made = httpx.post(
+            config.api.url + "/api/v1/tokens",
+            json={"role": "viewer", "name": "alice"},
+            headers={"Authorization": f"Bearer {config.api.token}"},
+            verify=client_context(config.api.ca_bundle),
+        )
+        assert made.status_code == 201, made.text  # only an admin may make tokens
+        refused = httpx.patch(
+            config.api.url + "/api/v1/computeunits/unit-1",
+            json={"spec": {"power": "Off"}},
+            headers={"Authorization": f"Bearer {made.json()['token']}"},
+            verify=client_context(config.api.ca_bundle),
+        )
+        assert refused.status_code == 403
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            assert stream is not None
+            stream.close()
+    audit = tmp_path / "controller" / "audit.log"
+    lines = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [(x["principal"], x["verb"], x["object"], x["outcome"]) for x in lines] == [
+        ("rack-admin", "create", "tokens", "succeeded"),
+        ("alice", "patch", "computeunits/unit-1", "refused"),
+    ]
+    assert audit.stat().st_mode & 0o777 == 0o600

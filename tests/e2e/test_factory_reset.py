@@ -26,6 +26,10 @@ def test_factory_reset_replaces_trust_and_keeps_declared_state(small_rack: Runni
     old_ca = Path(rack.state_dir / "old-ca.crt")
     old_ca.write_bytes(Path(before["api"]["caBundle"]).read_bytes())
     old_root = (rack.state_dir / "boot" / "repo" / "metadata" / "root.json").read_bytes()
+    viewer = rack.cli("token", "create", "--role", "viewer").stdout.strip()
+    bmc_audit = rack.state_dir / "bmc" / "unit-2" / "audit.log"
+    audited = bmc_audit.read_text()
+    assert '"verb":"ComputerSystem.Reset"' in audited  # the power-off reached the BMC
 
     refused = rack.cli("reset", "--factory", check=False)  # no terminal, no --yes
     assert refused.returncode == 2 and "--yes" in refused.stderr
@@ -47,6 +51,14 @@ def test_factory_reset_replaces_trust_and_keeps_declared_state(small_rack: Runni
         verify=fresh_ca,
     )
     assert response.status_code == 401
+    # So is every API token made before the reset; the BMC's audit log survived it.
+    response = httpx.get(
+        after["api"]["url"] + "/api/v1/computeunits",
+        headers={"Authorization": f"Bearer {viewer}"},
+        verify=fresh_ca,
+    )
+    assert response.status_code == 401
+    assert bmc_audit.read_text().startswith(audited)
     # The old BMC password is dead too.
     old_password = before["units"][0]["bmc"]["password"]
     assert old_password != new_unit["password"]

@@ -12,7 +12,16 @@ from racklet.api._gitsource import (
     parse_duration,
 )
 from racklet.api._io import from_yaml, parse, problems, to_dict, to_yaml, validate
-from racklet.api._kinds import BY_KIND, BY_PLURAL, KIND_INFO, KINDS, KindInfo, Resource, kind_of
+from racklet.api._kinds import (
+    BY_KIND,
+    BY_PLURAL,
+    KIND_INFO,
+    KINDS,
+    STORED_KINDS,
+    KindInfo,
+    Resource,
+    kind_of,
+)
 from racklet.api._meta import (
     API_VERSION,
     Condition,
@@ -51,6 +60,7 @@ from racklet.api._resources import (
     RackStatus,
 )
 from racklet.api._selector import Requirement, Selector, parse_selector
+from racklet.api._tokens import TOKEN_ROLES, ApiToken, ApiTokenSpec, TokenRole
 from racklet.api.errors import ApiError, InvalidObject, InvalidSelector
 
 __all__ = [
@@ -61,7 +71,11 @@ __all__ = [
     "KIND_INFO",
     "PHASES",
     "POWER_CYCLE_ANNOTATION",
+    "STORED_KINDS",
+    "TOKEN_ROLES",
     "ApiError",
+    "ApiToken",
+    "ApiTokenSpec",
     "BmcRef",
     "ChannelPointer",
     "ComputeUnit",
@@ -94,6 +108,7 @@ __all__ = [
     "RolloutStatus",
     "Selector",
     "SyncRecord",
+    "TokenRole",
     "UnitRollout",
     "copy_model",
     "find_condition",

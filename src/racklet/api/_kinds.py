@@ -12,6 +12,7 @@ from racklet.api._gitsource import GitSource
 from racklet.api._meta import Object
 from racklet.api._release import Release, Rollout
 from racklet.api._resources import ComputeUnit, Rack
+from racklet.api._tokens import ApiToken
 
 Resource = Rack | ComputeUnit | Release | Rollout | GitSource
 
@@ -34,6 +35,9 @@ KIND_INFO: tuple[KindInfo, ...] = (
 KINDS: dict[str, type[Object]] = {info.kind: info.model for info in KIND_INFO}
 BY_PLURAL: dict[str, KindInfo] = {info.plural: info for info in KIND_INFO}
 BY_KIND: dict[str, KindInfo] = {info.kind: info for info in KIND_INFO}
+STORED_KINDS: dict[str, type[Object]] = {**KINDS, "ApiToken": ApiToken}
+"""What the store keeps: the served kinds plus those only the controller reads and writes
+(API tokens: managed through their own endpoints, never applied from Git)."""
 
 
 def kind_of(model: type[Object]) -> str:

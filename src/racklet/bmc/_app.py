@@ -1,5 +1,5 @@
-"""The ASGI app: routes of every Redfish family, authentication, Redfish error bodies and
-request-scoped logging.
+"""The ASGI app: routes of every Redfish family, authentication, Redfish error bodies,
+request-scoped logging and, outermost, the audit line of every state-changing request.
 
 Every error a client can cause is a Redfish error body from the Base registry; anything
 unexpected becomes ``Base.InternalError`` (500) and is logged with its traceback, never a
@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from racklet.audit import AuditLog, AuditMiddleware, redfish_verb
 from racklet.bmc import (
     _account_service,
     _certificates,
@@ -188,6 +189,7 @@ def build_app(
     update: _update.UpdateSetup,
     cert_roles: Mapping[str, str] | None = None,
     certificates: CertificateStore | None = None,
+    audit: AuditLog | None = None,
 ) -> Starlette:
     routes: list[BaseRoute] = [
         *_root.routes(ctx),
@@ -205,9 +207,19 @@ def build_app(
         *_metrics.routes(ctx),
         *(_certificates.routes(ctx, certificates) if certificates else []),
     ]
+    audited = (
+        []
+        if audit is None
+        else [
+            Middleware(
+                AuditMiddleware, audit=audit, component=f"bmc/{ctx.unit}", describe=redfish_verb
+            )
+        ]
+    )
     return Starlette(
         routes=routes,
         middleware=[
+            *audited,
             Middleware(_RequestScope, log=ctx.log),
             Middleware(AuthMiddleware, accounts=accounts, sessions=sessions, cert_roles=cert_roles),
         ],

@@ -97,6 +97,7 @@ class AuthMiddleware:
         if who is None:
             error = RedfishError(401, "NoValidSession", headers={"WWW-Authenticate": self._realm})
         elif not allowed(who.role, method, path, who.username, who.session_id):
+            scope.setdefault("state", {})["principal"] = who  # the audit log names who was refused
             error = RedfishError(403, "InsufficientPrivilege")
         else:
             scope.setdefault("state", {})["principal"] = who

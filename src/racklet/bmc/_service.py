@@ -18,6 +18,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 
+from racklet.audit import AuditLog
 from racklet.bmc._account_service import ACCOUNTS
 from racklet.bmc._accounts import Accounts, read_accounts
 from racklet.bmc._app import RequestLogger, build_app
@@ -78,6 +79,8 @@ class BmcSettings:
     :class:`BmcHost`); None: the service restarts itself in place."""
     self_test_deadline: float = SELF_TEST_DEADLINE
     """Host seconds new BMC firmware has to pass its self-test before the BMC falls back."""
+    audit_file: Path | None = None
+    """Where the BMC writes its audit log; None: ``state_dir/audit.log``."""
 
 
 def _service_uuid(state_dir: Path) -> str:
@@ -168,6 +171,7 @@ class BmcService:
             uploads=settings.state_dir / "uploads",
             bmc=self.firmware,
         )
+        self.audit = AuditLog(settings.audit_file or settings.state_dir / "audit.log")
         self.app: Starlette = build_app(
             self.context,
             self._accounts,
@@ -176,6 +180,7 @@ class BmcService:
             update,
             settings.cert_roles,
             self.certificates,
+            self.audit,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -228,6 +233,7 @@ class BmcService:
             with contextlib.suppress(asyncio.CancelledError):
                 await restarting
         await self._stop()
+        await self.audit.aclose()
 
     async def _stop(self) -> None:
         self.close_streams()

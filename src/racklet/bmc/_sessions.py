@@ -20,7 +20,16 @@ from starlette.routing import Route
 
 from racklet.bmc._accounts import Accounts
 from racklet.bmc._errors import RedfishError
-from racklet.bmc._http import no_content, page, principal, read_object, read_patch, respond, route
+from racklet.bmc._http import (
+    Principal,
+    no_content,
+    page,
+    principal,
+    read_object,
+    read_patch,
+    respond,
+    route,
+)
 from racklet.bmc._schema import ROOT, collection, link, resource
 from racklet.bmc._throttle import client_source, throttled
 from racklet.bmc.errors import LoginThrottled
@@ -162,6 +171,7 @@ def routes(store: SessionStore, accounts: Accounts, log: ContextLogger) -> list[
         if account is None:
             raise RedfishError(401, "NoValidSession")  # logged and recorded by accounts.report
         session = store.create(account.username, account.role)
+        request.state.principal = Principal(account.username, account.role, session.id)  # audit
         location = f"{SESSIONS}/{session.id}"
         log.info(f"session {session.id} opened for {account.username!r}")
         return respond(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from collections.abc import Iterator
 from json import loads as _loads
@@ -23,8 +24,15 @@ class HttpError(ApiError):
         self.status = status
 
 
+TOKEN_ENV = "RACKLET_TOKEN"
+
+
 class ApiClient:
-    """Synchronous: one CLI command makes a handful of calls and then exits."""
+    """Synchronous: one CLI command makes a handful of calls and then exits.
+
+    It sends ``$RACKLET_TOKEN`` if set (a token from ``racklet token create``), otherwise the
+    rack's admin token from racklet.yaml.
+    """
 
     def __init__(self, config: RackConfig, timeout: float = 10.0) -> None:
         self._base = config.api.url.rstrip("/")
@@ -35,7 +43,7 @@ class ApiClient:
         self._http = httpx.Client(
             base_url=self._base,
             verify=verify,
-            headers={"Authorization": f"Bearer {config.api.token}"},
+            headers={"Authorization": f"Bearer {os.environ.get(TOKEN_ENV) or config.api.token}"},
             timeout=timeout,
         )
 

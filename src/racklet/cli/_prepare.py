@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from racklet import boot
+from racklet.audit import audit_files
 from racklet.bmc import write_accounts
 from racklet.cli import _ports
 from racklet.cli.errors import UsageError
@@ -60,11 +61,23 @@ def wipe_for_factory_reset(layout: StateLayout) -> None:
     What goes: the CA and every identity, the API token, BMC accounts and passwords, the TUF
     repository and its keys (so a new TUF root), the BMCs' state (A/B slots, rollback counters)
     and every unit's storage. What stays: the store (the rack's declared state, from which it
-    is re-provisioned) and the logs. ``prepare`` then builds everything anew.
+    is re-provisioned), the logs and the audit logs (the BMCs' and the RMC's are put back where
+    they were: a reset is itself something to look into). ``prepare`` then builds everything
+    anew.
     """
     wiped = ("bmc", "units", "rmc")
+    aside = layout.root / ".audit-kept"
+    kept = [p.relative_to(layout.root) for p in audit_files(layout.root)]
+    kept = [p for p in kept if p.parts[0] in wiped]
+    for relative in kept:
+        (aside / relative).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(layout.root / relative, aside / relative)
     for directory in (layout.pki, layout.boot, *(layout.root / name for name in wiped)):
         shutil.rmtree(directory, ignore_errors=True)
+    for relative in kept:
+        (layout.root / relative).parent.mkdir(parents=True, exist_ok=True)
+        os.replace(aside / relative, layout.root / relative)
+    shutil.rmtree(aside, ignore_errors=True)
     for name in ("server.key", "server.crt", "client.key", "client.crt", "api.token"):
         (layout.controller / name).unlink(missing_ok=True)
 

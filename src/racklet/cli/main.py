@@ -16,11 +16,13 @@ from typing import Any, NoReturn
 
 from racklet import config as rack_config
 from racklet.cli._apply import cmd_apply
+from racklet.cli._audit import add_audit_parser, cmd_audit
 from racklet.cli._client import ApiClient
 from racklet.cli._pki import add_pki_parser, cmd_pki
 from racklet.cli._release import add_release_parser, cmd_release
 from racklet.cli._resources import cmd_delete, cmd_describe, cmd_events, cmd_get, cmd_wait, duration
 from racklet.cli._rpi import add_rpi_parser, cmd_rpi
+from racklet.cli._tokens import add_token_parser, cmd_token
 from racklet.cli.errors import UsageError
 from racklet.errors import RackletError
 
@@ -164,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_release_parser(commands)
     add_pki_parser(commands)
     add_rpi_parser(commands)
+    add_token_parser(commands)
+    add_audit_parser(commands)
 
     console = commands.add_parser("console", help="print a unit's captured UART log")
     console.add_argument("name")
@@ -311,6 +315,8 @@ _COMMANDS = {
     "release": cmd_release,
     "pki": cmd_pki,
     "rpi": cmd_rpi,
+    "token": cmd_token,
+    "audit": cmd_audit,
 }
 
 

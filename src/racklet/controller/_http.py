@@ -1,8 +1,9 @@
 """The controller's HTTP surfaces: the API listener and the mutual-TLS machine listener.
 
-API listener: ``/api/v1/...`` behind a bearer token (constant-time compare), and the open,
+API listener: ``/api/v1/...`` behind bearer tokens with roles (:mod:`._tokens`), and the open,
 read-only ``/metrics`` (OpenMetrics), ``/ui/v1/units`` and the live page at ``/``. Every error
-is a Kubernetes-style ``Status`` object, never a traceback.
+is a Kubernetes-style ``Status`` object, never a traceback. Every state-changing request is
+written to the audit log (:mod:`racklet.audit`), refused ones included.
 
 Machine listener: ``/machine/v1/heartbeat``, where a unit's OS agent proves it is up; the
 client certificate's CN must name the unit it reports for. The boot server is mounted beside
@@ -13,8 +14,8 @@ Writes go to the store only; the reconcilers act on them (the API never calls a 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import hmac
 import json
 import uuid
 from collections.abc import Callable
@@ -37,10 +38,19 @@ from racklet.api import (
     validate,
 )
 from racklet.api._meta import Model
+from racklet.audit import (
+    AuditFilter,
+    AuditLog,
+    AuditMiddleware,
+    audit_files,
+    parse_since,
+    read_records,
+)
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
 from racklet.controller._metrics import CONTENT_TYPE, ControllerMetrics
 from racklet.controller._resources_http import read_body, resource_router
 from racklet.controller._status import install_error_handlers, status_response
+from racklet.controller._tokens import Authenticator, authorise, token_router
 from racklet.net import peer_common_name
 from racklet.store import Conflict, Store
 from racklet.web import static_app
@@ -80,17 +90,16 @@ def create_api_app(
     metrics: ControllerMetrics,
     enqueue: Enqueue,
     rack_name: str,
+    audit: AuditLog | None = None,
 ) -> FastAPI:
+    """``token`` is the rack's admin token (racklet.yaml); ``audit`` receives a line for every
+    state-changing request (none: not audited, for tests of other things)."""
     app = FastAPI(title="Racklet", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
-    expected = f"Bearer {token}".encode()
+    authenticator = Authenticator(store, token)
 
-    def authorised(request: Request) -> None:
-        given = request.headers.get("authorization", "").encode()
-        if not hmac.compare_digest(given, expected):
-            raise HTTPException(
-                401, "a valid bearer token is required", headers={"WWW-Authenticate": "Bearer"}
-            )
+    async def authorised(request: Request) -> None:
+        await authorise(request, authenticator)
 
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorised)])
 
@@ -127,7 +136,29 @@ def create_api_app(
         event = Event.about(ref.kind, ref.name, body.reason, body.message, body.type)
         return JSONResponse(to_dict(await store.record_event(event)), status_code=201)
 
+    @api.get("/audit")
+    async def read_audit(
+        since: str | None = None,
+        principal: str | None = None,
+        component: str | None = None,
+        limit: int = Query(100, ge=1, le=10000),
+    ) -> JSONResponse:
+        """The newest audit records of the rack (for the dashboard; admin only)."""
+        if audit is None:
+            return status_response(404, "this controller keeps no audit log")
+        try:
+            after = parse_since(since) if since else None
+        except ValueError as exc:
+            raise HTTPException(400, str(exc)) from None
+        where = AuditFilter(after, principal or None, component or None)
+        root = audit.path.parent.parent  # the state dir: controller/ or controller-N/ is in it
+        records = await asyncio.to_thread(
+            lambda: read_records(audit_files(root), where, strict=False)
+        )
+        return JSONResponse(_list("AuditRecordList", records[-limit:]))
+
     app.include_router(api)
+    app.include_router(token_router(store, authenticator.key, [Depends(authorised)]))
     app.include_router(resource_router(store, enqueue, [Depends(authorised)]))
 
     @app.get("/metrics")
@@ -143,7 +174,27 @@ def create_api_app(
         return status_response(404, f"no API path /api/{rest}")
 
     app.mount("/", static_app(), name="web")
+    if audit is not None:
+        app.add_middleware(AuditMiddleware, audit=audit, component="api", describe=api_verb)
     return app
+
+
+_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def api_verb(method: str, path: str) -> tuple[str, str]:
+    """(verb, object) of an API request: ``patch computeunits/unit-1``, ``power-cycle ...``."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:2] != ["api", "v1"]:
+        return method, path
+    rest = parts[2:]
+    if method == "POST" and len(rest) == 3 and rest[2] != "status":
+        return rest[2], "/".join(rest[:2])
+    verb = _VERBS.get(method, method)
+    if rest[2:] == ["status"]:
+        verb += "-status"
+        rest = rest[:2]
+    return verb, "/".join(rest)
 
 
 async def _summary(store: Store, rack_name: str) -> dict[str, Any]:

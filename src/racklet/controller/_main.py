@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 from racklet import config as rack_config
 from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, GitSource, ObjectMeta, Rack, RackSpec
+from racklet.audit import AuditLog
 from racklet.boot import BulkTargetServer
 from racklet.controller._certificates import UnitCertificates
 from racklet.controller._gitops import GitSources
@@ -118,8 +119,13 @@ def _boot_app(repo: Path) -> object | None:
     return create_boot_app(repo)
 
 
-async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
+async def run(
+    config: rack_config.RackConfig, stop: asyncio.Event, *, audit_dir: Path | None = None
+) -> None:
+    """``audit_dir``: where this controller keeps its audit.log (default ``controller/``; the
+    peers of an HA rack each keep theirs in their own ``controller-N/``)."""
     layout = config.layout
+    audit = AuditLog((audit_dir or layout.controller) / "audit.log")
     tls_dir = layout.controller
     client_cert = (tls_dir / "client.crt", tls_dir / "client.key")
     presented = client_cert if all(p.exists() for p in client_cert) else None
@@ -210,6 +216,7 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
             metrics=metrics,
             enqueue=runtime.enqueue,
             rack_name=config.rack.name,
+            audit=audit,
         )
         machine_app = create_machine_app(
             heartbeats,
@@ -277,6 +284,7 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
         for client in clients.values():
             await client.aclose()
         await store.close()
+        await audit.aclose()
 
 
 async def _main(state_dir: Path) -> None:
@@ -285,7 +293,8 @@ async def _main(state_dir: Path) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await run(config, stop)
+    own_dir = not await asyncio.to_thread(os.path.samefile, state_dir, config.layout.root)
+    await run(config, stop, audit_dir=state_dir if own_dir else None)
 
 
 def main(argv: list[str] | None = None) -> int:

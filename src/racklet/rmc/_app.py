@@ -10,6 +10,8 @@ prefixed member (``/redfish/v1/Systems/unit-1_unit-1/...``) is forwarded to its 
 prefix removed, and the answer comes back with the prefix added to every URI in it
 (``racklet.rmc._uris``). The RMC logs in to every BMC with its own client certificate (an
 Operator there), never with a BMC password.
+Every state-changing request is audited (:mod:`racklet.audit`); a forwarded one carries its
+request id to the BMC (``X-Request-Id``), so the RMC's line and the BMC's line share it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from racklet.audit import REQUEST_ID_HEADER, AuditLog, AuditMiddleware, redfish_verb
 from racklet.bmc.login import (
     Accounts,
     AuthMiddleware,
@@ -231,7 +234,10 @@ class Aggregator:
                 "POST",
                 f"{found[1]}/Actions/ComputerSystem.Reset",
                 payload,
-                {"content-type": "application/json"},
+                {
+                    "content-type": "application/json",
+                    REQUEST_ID_HEADER: request.scope.get("state", {}).get("request_id", ""),
+                },
             )
             if answer.status_code >= 400:
                 return answer
@@ -283,6 +289,9 @@ class Aggregator:
                     return error(400, "MalformedJSON")
                 content = json.dumps(rewritten).encode()
         headers = {k: v for k, v in request.headers.items() if k in _FORWARDED_HEADERS}
+        request_id = request.scope.get("state", {}).get("request_id")
+        if request_id:
+            headers[REQUEST_ID_HEADER] = request_id
         if request.url.query:
             local = f"{local}?{request.url.query}"
         return await self._forward(source, request.method, local, content, headers)
@@ -313,7 +322,11 @@ class Aggregator:
 
 
 def build_app(
-    aggregator: Aggregator, accounts: Accounts, sessions: SessionStore, events: EventBus
+    aggregator: Aggregator,
+    accounts: Accounts,
+    sessions: SessionStore,
+    events: EventBus,
+    audit: AuditLog | None = None,
 ) -> Starlette:
     """The RMC's routes; accounts, sessions, privileges and the EventLog are the BMC's code."""
     a = aggregator
@@ -351,6 +364,13 @@ def build_app(
     return Starlette(
         routes=routes,
         middleware=[
+            *(
+                []
+                if audit is None
+                else [
+                    Middleware(AuditMiddleware, audit=audit, component="rmc", describe=redfish_verb)
+                ]
+            ),
             Middleware(_BodyLimit),
             Middleware(AuthMiddleware, accounts=accounts, sessions=sessions, realm=REALM),
         ],

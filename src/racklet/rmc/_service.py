@@ -14,6 +14,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 
+from racklet.audit import AuditLog
 from racklet.bmc.login import (
     ACCOUNTS,
     Accounts,
@@ -48,6 +49,8 @@ class RmcSettings:
     """Seconds a BMC has to answer one forwarded request."""
     name: str = "rack-1"
     service_uuid: str = field(default="")
+    audit_file: Path | None = None
+    """Where the RMC writes its audit log; None: ``audit.log`` beside ``accounts_file``."""
 
 
 def sources_from_config(config: RackConfig) -> list[AggregationSource]:
@@ -86,7 +89,10 @@ class RmcService:
             uuid.uuid5(uuid.NAMESPACE_URL, f"urn:racklet:rmc:{settings.name}")
         )
         aggregator = Aggregator(self._clients, service_uuid, self._log)
-        self.app: Starlette = build_app(aggregator, self.accounts, sessions, self.events)
+        self.audit = AuditLog(settings.audit_file or settings.accounts_file.parent / "audit.log")
+        self.app: Starlette = build_app(
+            aggregator, self.accounts, sessions, self.events, self.audit
+        )
 
     async def start(self) -> None:
         found = await asyncio.to_thread(read_accounts, self.settings.accounts_file)
@@ -96,4 +102,5 @@ class RmcService:
     async def stop(self) -> None:
         for client in self._clients.values():
             await client.aclose()
+        await self.audit.aclose()
         self._log.info("RMC stopped")

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from racklet.api import (
-    KINDS,
+    STORED_KINDS,
     Event,
     Object,
     ObjectMeta,
@@ -43,7 +43,7 @@ def for_create(obj: R, version: int) -> R:
 def kind_name(kind: type[Any]) -> str:
     """The stored kind of a model class, refusing classes the store does not keep."""
     name = kind_of(kind)
-    if name not in KINDS:
+    if name not in STORED_KINDS:
         raise StoreError(f"the store does not keep objects of kind {name!r}")
     return name
 
