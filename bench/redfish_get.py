@@ -203,7 +203,7 @@ def _prepare(work: Path) -> None:
     ca = RackCA.create(work / "pki")
     bmc = work / "bmc"
     bmc.mkdir()
-    ca.issue("unit-1-bmc").write(bmc, "server")
+    ca.issue("unit-1-bmc", role="bmc/unit-1").write(bmc, "server")
     write_accounts(bmc / "accounts.json", "admin", _PASSWORD)
 
 

@@ -85,7 +85,7 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
         for unit in UNITS:
             bmc_dir = tmp_path / "bmc" / unit
             bmc_dir.mkdir(parents=True)
-            key, crt = ca.issue(f"{unit}-bmc").write(bmc_dir, "server")
+            key, crt = ca.issue(f"{unit}-bmc", role=f"bmc/{unit}").write(bmc_dir, "server")
             write_accounts(bmc_dir / "accounts.json", "admin", BMC_PASSWORD)
             service = BmcService(
                 twin.board(unit),
@@ -105,7 +105,7 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
             )
         rmc_dir = tmp_path / "rmc"
         rmc_dir.mkdir()
-        key, crt = ca.issue("rmc").write(rmc_dir, "server")
+        key, crt = ca.issue("rmc", role="rmc").write(rmc_dir, "server")
         accounts = rmc_dir / "accounts.json"
         write_accounts(accounts, *ADMIN)
         write_accounts(accounts, *OPERATOR, role="Operator")

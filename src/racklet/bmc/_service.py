@@ -36,6 +36,7 @@ from racklet.bmc._update import UpdateSetup
 from racklet.config import write_private
 from racklet.hw import BmcBoard
 from racklet.log import get_logger
+from racklet.net import spiffe_id
 
 
 @dataclass
@@ -60,8 +61,11 @@ class BmcSettings:
     """Simulated seconds between fan-policy steps (on ``board.clock``)."""
     temperature_caution: float = 70.0
     """SoC temperature (Cel) above which the BMC raises a sensor-threshold event."""
-    cert_roles: dict[str, str] = field(default_factory=lambda: {"racklet-controller": "Operator"})
-    """Client-certificate common names (rack CA) accepted as a login, and their roles."""
+    cert_roles: dict[str, str] = field(
+        default_factory=lambda: {spiffe_id("rack-1", "controller"): "Operator"}
+    )
+    """Client-certificate role identities (SPIFFE IDs from the rack CA) accepted as a login,
+    and their Redfish roles (the host passes its own rack's: ``BmcHost`` in the twin)."""
     image_verifier: ImageVerifier = reject_all
     """Vouches for a pushed firmware image (the trust chain's); the default accepts none."""
     slots: SlotProvider | None = None

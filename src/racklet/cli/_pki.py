@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from racklet import config as rack_config
+from racklet.cli._client import bmc_identity
 from racklet.cli._format import render_rows
 from racklet.pki import PkiError, RackCA, inventory, renew_due, revoke
 from racklet.pki._inventory import BMC_HELD, EXPIRING_DAYS
@@ -110,6 +111,7 @@ async def _bmc_unit(
         unit.bmc.username,
         unit.bmc.password,
         ca_bundle=config.layout.ca_cert,
+        expect=bmc_identity(config, unit.name),
         timeout=3.0,
     )
     rows: list[tuple[str, ...]] = []

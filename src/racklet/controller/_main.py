@@ -38,7 +38,14 @@ from racklet.controller.errors import ControllerError
 from racklet.controller.reconcilers import ComputeUnitReconciler, RackReconciler
 from racklet.errors import RackletError
 from racklet.log import configure, get_logger
-from racklet.net import AppServer, client_context, run_loop, server_context
+from racklet.net import (
+    AppServer,
+    ca_trust_domain,
+    client_context,
+    run_loop,
+    server_context,
+    spiffe_id,
+)
 from racklet.pki import CRL_NAME, RackCA, server_context_with_crl, write_crl
 from racklet.redfish import RedfishClient
 from racklet.store import AlreadyExists, Conflict, EtcdStore, NotFound, SqliteStore, Store
@@ -122,6 +129,7 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
     layout = config.layout
     tls_dir = layout.controller
     client_cert = (tls_dir / "client.crt", tls_dir / "client.key")
+    rack_domain = ca_trust_domain(layout.ca_cert.read_bytes())
     presented = client_cert if all(p.exists() for p in client_cert) else None
     store = open_store(config)
     runtime: Runtime | None = None
@@ -157,6 +165,7 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
             unit.bmc.password,
             ca_bundle=layout.ca_cert,
             client_cert=presented,
+            expect=spiffe_id(rack_domain, "bmc", unit.name),
         )
         for unit in config.units
     }

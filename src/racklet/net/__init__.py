@@ -7,6 +7,7 @@ Every TLS context of the rack comes from here (``client_context``, ``server_cont
 
 from racklet.net._identity import (
     PeerIdentityError,
+    ca_trust_domain,
     cert_identity,
     check_peer,
     parse_id,
@@ -14,6 +15,7 @@ from racklet.net._identity import (
     pem_identity,
     spiffe_id,
     trust_domain,
+    unit_of,
 )
 from racklet.net._server import AppServer, peer_common_name, run_loop
 from racklet.net._tls import FOLLOW_SECONDS, client_context, live_server_context, server_context
@@ -22,6 +24,7 @@ __all__ = [
     "FOLLOW_SECONDS",
     "AppServer",
     "PeerIdentityError",
+    "ca_trust_domain",
     "cert_identity",
     "check_peer",
     "client_context",
@@ -34,4 +37,5 @@ __all__ = [
     "server_context",
     "spiffe_id",
     "trust_domain",
+    "unit_of",
 ]

@@ -60,6 +60,14 @@ def _uris(peer: Mapping[str, Any] | None) -> list[str]:
     return [str(v) for kind, v in peer.get("subjectAltName", ()) if kind == "URI"]
 
 
+def unit_of(identity: str | None) -> str | None:
+    """The unit a verified client identity speaks for (``spiffe://<rack>/unit/<name>``), or
+    None: a BMC, the controller or the RMC is not a unit. The trust domain needs no check
+    here: only the rack CA's certificates pass the handshake, and it names only its rack."""
+    parsed = parse_id(identity)
+    return parsed[2] if parsed is not None and parsed[1] == "unit" else None
+
+
 def cert_identity(peer: Mapping[str, Any] | None) -> str | None:
     """The SPIFFE ID in a verified peer certificate (``SSLObject.getpeercert()``), if any."""
     return next((uri for uri in _uris(peer) if uri.startswith(SCHEME)), None)
@@ -75,6 +83,17 @@ def pem_identity(cert_pem: bytes | str) -> str | None:
         return None
     uris = san.get_values_for_type(x509.UniformResourceIdentifier)
     return next((uri for uri in uris if uri.startswith(SCHEME)), None)
+
+
+def ca_trust_domain(ca_pem: bytes | str) -> str:
+    """The trust domain a rack CA certificate speaks for (its subject reads ``<rack> CA``)."""
+    data = ca_pem.encode() if isinstance(ca_pem, str) else ca_pem
+    try:
+        cert = x509.load_pem_x509_certificate(data)
+    except ValueError as exc:
+        raise ValueError(f"not a PEM CA certificate: {exc}") from None
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return trust_domain(str(names[0].value).removesuffix(" CA") if names else "")
 
 
 def check_peer(peer: Mapping[str, Any] | None, expect: str | None) -> None:

@@ -67,16 +67,19 @@ class RedfishClient:
         ca_bundle: Path,
         client_cert: tuple[Path, Path] | None = None,
         timeout: float = 5.0,
+        expect: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        """``client_cert`` is (certificate, key); ``transport`` is for tests only."""
+        """``client_cert`` is (certificate, key), followed as it is renewed; ``expect`` the
+        SPIFFE ID the BMC must prove (``spiffe://<rack>/bmc/<unit>``: any other rack-CA
+        server is refused at the handshake); ``transport`` is for tests only."""
         cert, key = client_cert if client_cert else (None, None)
         self.base_url = base_url.rstrip("/")
         self._credentials = {"UserName": username, "Password": password}
         verify: ssl.SSLContext | bool = True
         if transport is None:
             try:
-                verify = client_context(ca_bundle, cert, key)
+                verify = client_context(ca_bundle, cert, key, expect=expect, follow=True)
             except (OSError, ssl.SSLError) as exc:
                 raise RedfishClientError(
                     f"cannot use the CA bundle or client certificate for {base_url}: {exc}"

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 
 from racklet.config import RackConfig
 from racklet.log import get_logger
-from racklet.net import client_context
+from racklet.net import ca_trust_domain, client_context, spiffe_id
 from racklet.rmc._app import Aggregator, build_app
 from racklet.rmc._auth import Accounts, Sessions
 from racklet.rmc._satellite import AggregationSource, SatelliteClient
@@ -56,13 +56,21 @@ class RmcService:
             raise RmcConfigError(f"aggregation source names must be unique: {names}")
         try:
             cert, key = settings.client_cert or (None, None)
-            context: ssl.SSLContext = client_context(settings.ca_bundle, cert, key)
-        except (OSError, ssl.SSLError) as exc:
+            domain = ca_trust_domain(settings.ca_bundle.read_bytes())
+            # Each BMC must prove it is that unit's BMC, not any rack-CA server.
+            contexts: dict[str, ssl.SSLContext] = {
+                s.name: client_context(
+                    settings.ca_bundle, cert, key, expect=spiffe_id(domain, "bmc", s.name)
+                )
+                for s in settings.sources
+            }
+        except (OSError, ssl.SSLError, ValueError) as exc:
             raise RmcConfigError(f"cannot use the rack CA {settings.ca_bundle}: {exc}") from exc
         self.settings = settings
         self._log = get_logger("rmc", unit=settings.name)
         self._clients = {
-            s.name: SatelliteClient(s, context, settings.request_timeout) for s in settings.sources
+            s.name: SatelliteClient(s, contexts[s.name], settings.request_timeout)
+            for s in settings.sources
         }
         self._accounts = Accounts()
         sessions = Sessions(settings.session_timeout)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from racklet.bmc import write_accounts
 from racklet.config import RackConfig, write_private
-from racklet.net import AppServer, server_context
+from racklet.net import AppServer, pem_identity, server_context
 from racklet.pki import RackCA
 from racklet.rmc._service import RmcService, RmcSettings, sources_from_config
 
@@ -27,8 +27,9 @@ def rmc_dir(config: RackConfig) -> Path:
 def prepare_rmc(directory: Path, ca: RackCA) -> str:
     """Create the RMC's identity and admin account once; return the admin password."""
     directory.mkdir(parents=True, exist_ok=True)
-    if not (directory / "server.crt").exists() or not (directory / "server.key").exists():
-        ca.issue("rmc").write(directory, "server")
+    crt, key = directory / "server.crt", directory / "server.key"
+    if not key.exists() or not crt.exists() or pem_identity(crt.read_bytes()) is None:
+        ca.issue("rmc", role="rmc").write(directory, "server")  # an old rack's gets its role
     secret = directory / "admin.password"
     if secret.exists() and (directory / "accounts.json").exists():
         return secret.read_text().strip()
