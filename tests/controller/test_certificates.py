@@ -20,7 +20,7 @@ from cryptography import x509
 from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, ObjectMeta, find_condition
 from racklet.bmc._cert_store import CertSlot
 from racklet.controller._certificates import CertificatePolicy, UnitCertificates
-from racklet.pki import RackCA
+from racklet.pki import RackCA, revoke
 from racklet.redfish import RedfishClient
 from racklet.store import SqliteStore
 from tests.bmc.conftest import ADMIN, UNIT
@@ -194,3 +194,16 @@ async def test_a_bmc_asking_for_the_controllers_name_gets_nothing(
     assert "racklet-controller" in condition.message and UNIT in condition.message
     # Nothing was signed, so nothing is filed under either name.
     assert not list((tmp_path / "pki").glob("issued/*"))
+
+
+async def test_revoking_a_unit_identity_rotates_it(
+    rack: tuple[CertBench, SqliteStore, RedfishClient], tmp_path: Path
+) -> None:
+    bench, store, client = rack
+    task = UnitCertificates(store, {UNIT: client}, tmp_path / "pki")
+    assert await task.run_once()
+    first = await _serial(client, IDENTITY)
+    assert await task.run_once() and await _serial(client, IDENTITY) == first  # nothing due
+    revoke(bench.ca, tmp_path / "pki", (tmp_path / "pki" / "issued" / f"{UNIT}.pem").read_bytes())
+    assert await task.run_once()
+    assert await _serial(client, IDENTITY) not in ("", first)  # a fresh key, certified at once

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from racklet.pki import RackCA
+from racklet.config import (
+    ApiConfig,
+    BmcConfig,
+    ControllerConfig,
+    RackConfig,
+    RackSettings,
+    UnitConfig,
+    save,
+)
+from racklet.pki import RackCA, revoke, write_crl
+from tests.bmc.conftest import ADMIN, UNIT
+from tests.bmc.test_certificates import running
 from tests.cli.conftest import UNITS, run_main, write_config
 
 
@@ -65,3 +77,38 @@ def test_renew_named_identity(tmp_path: Path) -> None:
     assert "renewed controller/server.crt" in result.out and target.read_bytes() != before
     nothing = run_main("--config", str(config), "pki", "renew")
     assert "nothing to renew" in nothing.out
+
+
+async def test_status_reads_the_crl_for_identities_the_bmcs_hold(tmp_path: Path) -> None:
+    """A unit identity reported by its BMC and revoked in the CRL is REVOKED, not ok, and
+    counts as needing attention (as ``openssl verify -crl_check`` would say)."""
+    async with running(tmp_path) as bench:
+        config = RackConfig(
+            stateDir=str(tmp_path),
+            rack=RackSettings(units=1),
+            api=ApiConfig(url="https://127.0.0.1:1", caBundle=str(bench.ca_path), token="t"),
+            controller=ControllerConfig(apiPort=1, machinePort=2),
+            units=[
+                UnitConfig(
+                    name=UNIT,
+                    slot=1,
+                    bmc=BmcConfig(url=bench.url, username=ADMIN[0], password=ADMIN[1]),
+                    agentPort=3,
+                )
+            ],
+        )
+        path = save(config)
+        write_crl(bench.ca, tmp_path / "pki")
+        before = await asyncio.to_thread(run_main, "--config", str(path), "pki", "status")
+        assert _held_row(before.out, "identity")[-1] == "ok"
+        revoke(bench.ca, tmp_path / "pki", (bench.state_dir / "identity.crt").read_bytes())
+        after = await asyncio.to_thread(run_main, "--config", str(path), "pki", "status")
+    assert after.code == 0, after.err
+    assert _held_row(after.out, "identity")[-1] == "REVOKED"
+    assert _held_row(after.out, "https")[-1] == "ok"
+    assert "CRL pki/crl.pem: 1 revoked" in after.out
+    assert "1 BMC-held row(s) need attention" in after.out
+
+
+def _held_row(out: str, label: str) -> list[str]:
+    return next(line.split() for line in out.splitlines() if line.split()[:2] == [UNIT, label])

@@ -16,15 +16,16 @@ Each outcome is an event on the ComputeUnit (``IdentityIssued``, ``IdentityRenew
 (``IdentityCertificate``, ``BmcCertificate``: True with its expiry, or False with the reason).
 Each certificate signed is also recorded in ``pki/issued/<CN>.pem``, named by the
 certificate's own subject (public; for ``racklet pki``).
-Only the leader acts (``is_leader``), through the fenced store. Not here: revocation (a
-revoked unit is refused by the CRL at the machine listener, see docs/pki.md).
+Only the leader acts (``is_leader``), through the fenced store. A revoked certificate
+(``racklet pki revoke``) is replaced at the next round with a fresh key: revoking a unit's
+identity rotates it (docs/security.md); the CRL keeps the old one refused everywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -37,7 +38,7 @@ from cryptography.x509.oid import NameOID
 from racklet.api import ComputeUnit, Event, find_condition, set_condition
 from racklet.config import write_atomic
 from racklet.log import get_logger
-from racklet.pki import CsrRefused, PkiError, RackCA, role_uri
+from racklet.pki import CsrRefused, PkiError, RackCA, revoked_serials, role_uri
 from racklet.redfish import RedfishClientError
 from racklet.store import Conflict, NotFound, Store, StoreError
 from racklet.tasks import OwnedTask
@@ -128,10 +129,16 @@ def _subject(pem: bytes) -> str:
 
 
 def _due(
-    body: dict[str, Any] | None, ca: RackCA, slot: _Slot, now: dt.datetime, renew_after: float
+    body: dict[str, Any] | None,
+    ca: RackCA,
+    slot: _Slot,
+    now: dt.datetime,
+    renew_after: float,
+    revoked: Container[int] = (),
 ) -> str | None:
     """Why the certificate needs (re)issuing — "missing", "foreign", "outdated" (no or another
-    role identity: made before roles), "due" — or None."""
+    role identity: made before roles), "revoked" (a revocation is a rotation: a fresh key,
+    certified at once), "due" — or None."""
     if body is None or not isinstance(body.get("CertificateString"), str):
         return "missing"
     try:
@@ -141,6 +148,8 @@ def _due(
         return "foreign"
     if role_uri(cert) != ca.spiffe_id(slot.role):
         return "outdated"
+    if cert.serial_number in revoked:
+        return "revoked"
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     return "due" if now >= cert.not_valid_before_utc + lifetime * renew_after else None
 
@@ -190,20 +199,25 @@ class UnitCertificates:
     async def run_once(self) -> bool:
         """One round over every ComputeUnit; whether every certificate is now in order."""
         ca = await asyncio.to_thread(RackCA.load, self._pki_dir)
+        revoked = set(await asyncio.to_thread(revoked_serials, self._pki_dir))
         units = [u.metadata.name for u in await self._store.list(ComputeUnit)]
-        work = [self._unit(name, bmc, ca) for name in units if (bmc := self._bmcs.get(name))]
+        work = [
+            self._unit(name, bmc, ca, revoked) for name in units if (bmc := self._bmcs.get(name))
+        ]
         return all(await asyncio.gather(*work))
 
-    async def _unit(self, name: str, bmc: CertificateBmc, ca: RackCA) -> bool:
+    async def _unit(self, name: str, bmc: CertificateBmc, ca: RackCA, revoked: set[int]) -> bool:
         ok = True
         for slot in _slots(name, bmc, self.policy):
-            ok = await self._slot(name, bmc, ca, slot) and ok
+            ok = await self._slot(name, bmc, ca, slot, revoked) and ok
         return ok
 
-    async def _slot(self, name: str, bmc: CertificateBmc, ca: RackCA, slot: _Slot) -> bool:
+    async def _slot(
+        self, name: str, bmc: CertificateBmc, ca: RackCA, slot: _Slot, revoked: set[int]
+    ) -> bool:
         try:
             current = await bmc.certificate(slot.uri)
-            reason = _due(current, ca, slot, self._now(), self.policy.renew_after)
+            reason = _due(current, ca, slot, self._now(), self.policy.renew_after, revoked)
             if reason is None:
                 return True
             csr = await bmc.generate_csr(slot.collection, slot.common_name)

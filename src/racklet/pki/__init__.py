@@ -7,7 +7,15 @@ that follows the CRL (:func:`server_context_with_crl`).
 """
 
 from racklet.pki._ca import Identity, RackCA, role_uri
-from racklet.pki._crl import CRL_NAME, refresh_crl, revoke, revoked_serials, write_crl
+from racklet.pki._crl import (
+    CRL_NAME,
+    crl_next_update,
+    crl_serials,
+    refresh_crl,
+    revoke,
+    revoked_serials,
+    write_crl,
+)
 from racklet.pki._inventory import EXPIRING_DAYS, IdentityInfo, inventory, renew_due
 from racklet.pki._tls import server_context_with_crl
 from racklet.pki.errors import CsrRefused, PkiError
@@ -20,6 +28,8 @@ __all__ = [
     "IdentityInfo",
     "PkiError",
     "RackCA",
+    "crl_next_update",
+    "crl_serials",
     "inventory",
     "refresh_crl",
     "renew_due",
