@@ -77,7 +77,12 @@ class ApiClient:
             return None
         return response.json()
 
-    def _unreachable(self, exc: Exception) -> RackNotRunning:
+    def _unreachable(self, exc: Exception) -> ApiError:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:  # something answers, but it is not this rack's controller
+            return ApiError(f"{self._base} is not this rack's controller: {cause}")
         return RackNotRunning(
             f"no rack answers at {self._base} ({type(exc).__name__}); is 'racklet up' running?"
         )
