@@ -31,10 +31,13 @@ def _get(port: int, context: ssl.SSLContext, path: str) -> str:
     """One HTTPS request on a fresh connection: the status line, or "refused: ..." when the
     handshake (or, in TLS 1.3, the server's verdict on our certificate just after it) fails."""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
-            with context.wrap_socket(raw, server_hostname="localhost") as tls:
-                tls.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
-                head = tls.recv(64).decode(errors="replace")
+        request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            context.wrap_socket(raw, server_hostname="localhost") as tls,
+        ):
+            tls.sendall(request)
+            head = tls.recv(64).decode(errors="replace")
     except (ssl.SSLError, ConnectionError, TimeoutError, OSError) as exc:
         return f"refused: {exc}"
     return head.split("\r\n", 1)[0] if head else "refused: closed"

@@ -77,7 +77,7 @@ class ApiClient:
             return None
         return response.json()
 
-    def _unreachable(self, exc: Exception) -> ApiError:
+    def _unreachable(self, exc: Exception) -> ApiError | RackNotRunning:
         cause: BaseException | None = exc
         while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
             cause = cause.__cause__ or cause.__context__
