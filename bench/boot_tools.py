@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from racklet.pki import RackCA
+from racklet.pki import RackCA, write_crl
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -34,6 +34,7 @@ def make_tls(directory: Path) -> Tls:
     client_key, client_cert = ca.issue(
         "slot-1", role="unit/slot-1", server=False, client=True
     ).write(directory, "client")
+    write_crl(ca, directory)  # empty: for the servers that follow the CRL (crl.pem)
     return Tls(directory / "ca.crt", server_cert, server_key, client_cert, client_key)
 
 
