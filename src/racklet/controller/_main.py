@@ -94,7 +94,9 @@ def open_store(config: rack_config.RackConfig) -> SqliteStore | EtcdStore:
         return EtcdStore(f"http://{parsed.netloc}")
     if parsed.scheme == "etcds" and parsed.netloc:
         tls = config.layout.controller
-        context = client_context(config.layout.ca_cert, tls / "client.crt", tls / "client.key")
+        context = client_context(  # follows the short-lived client identity as it is renewed
+            config.layout.ca_cert, tls / "client.crt", tls / "client.key", follow=True
+        )
         return EtcdStore(f"https://{parsed.netloc}", verify=context)
     raise ControllerError(
         f"rack.store: {choice!r} is not 'sqlite', 'etcd://HOST:PORT' or 'etcds://HOST:PORT'"
