@@ -143,7 +143,9 @@ def _signature(paths: tuple[Path, ...]) -> tuple[tuple[int, int, int], ...]:
 
 class _Following(ssl.SSLContext):
     """A context whose ``wrap_bio``/``wrap_socket`` hand each connection to the newest
-    generation built from its files. Its own settings are generation 0's."""
+    generation built from its files. Its own settings are generation 0's; of what an owner
+    sets on it later only ``options`` reaches the generations (httpcore's ALPN list does not:
+    a generation offers none, and the server answers HTTP/1.1, which is all Racklet speaks)."""
 
     racklet_build: Callable[[], ssl.SSLContext]
     racklet_paths: tuple[Path, ...]
