@@ -7,6 +7,9 @@ Three measurements in one run (``python -m bench identity``):
   ``racklet pki revoke``; each listener is then probed with fresh handshakes every 20 ms
   until it refuses. Reported per listener: seconds from the revoke command's return to the
   first refused handshake (``--revocations`` times, a fresh certificate each).
+- **Per-connection overhead** of each new mechanism, timed in isolation: the dispatch to the
+  current generation, the pin check (decoding the peer certificate and comparing its ID),
+  a look at the files (once a second), building a new generation (once per change).
 - **Handshake cost**: mutual-TLS handshakes per second on loopback, in one process, between
   the contexts from before (fixed server context without a CRL, unpinned client) and after
   (the CRL-following server context, a client pinned to the server's SPIFFE ID), rounds
@@ -200,6 +203,58 @@ def _handshake_cost(m: dict[str, Path], rounds: int, count: int) -> dict[str, li
     return found
 
 
+def _overheads(m: dict[str, Path]) -> dict[str, float]:
+    """CPU microseconds each new mechanism adds per connection, measured in isolation (robust
+    on a loaded machine, where whole-handshake rates swing by tens of percent)."""
+    import timeit
+
+    from racklet.net._identity import check_peer
+
+    live = live_server_context(m["crt"], m["key"], ca=m["ca"], crl=m["crl"])
+    generation = live._generation  # type: ignore[attr-defined]
+    n = 20000
+    dispatch = timeit.timeit(generation, number=n) / n
+
+    def look() -> None:
+        live.racklet_checked = 0.0  # type: ignore[attr-defined]
+        generation()
+
+    looks = timeit.timeit(look, number=2000) / 2000
+    expect = spiffe_id("bench", "controller")
+
+    async def decode() -> float:
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(b"ok")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(
+            answer, "127.0.0.1", 0, ssl=server_context(m["crt"], m["key"])
+        )
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client_context(m["ca"]), server_hostname="localhost"
+        )
+        tls = writer.get_extra_info("ssl_object")
+        took = timeit.timeit(lambda: check_peer(tls.getpeercert(), expect), number=5000) / 5000
+        await reader.read(2)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return took
+
+    pin = asyncio.run(decode())
+    build = timeit.timeit(
+        lambda: live_server_context(m["crt"], m["key"], ca=m["ca"], crl=m["crl"]), number=100
+    )
+    return {
+        "dispatch_us": dispatch * 1e6,
+        "look_at_files_us": looks * 1e6,
+        "pin_check_us": pin * 1e6,
+        "new_generation_ms": build / 100 * 1e3,
+    }
+
+
 # -- Redfish GET through the controller's client ----------------------------------------------
 
 
@@ -273,10 +328,18 @@ def main(argv: list[str] | None = None) -> None:
             print(f"revocation → refused at {listener:8} max {max(times):.2f} s (runs {shown})")
     with tempfile.TemporaryDirectory(prefix="racklet-bench-id-") as name:
         m = _material(Path(name))
+        cost = _overheads(m)
         hs = _handshake_cost(m, args.rounds, args.handshakes)
         rf = _redfish_cost(m, args.rounds, args.seconds)
+    summary["overheads"] = cost
     summary["handshakes_per_s"] = hs
     summary["redfish_get_per_s"] = rf
+    print(
+        f"per connection: dispatch {cost['dispatch_us']:.2f} us, pin check (decode + compare) "
+        f"{cost['pin_check_us']:.1f} us; once a second a look at the files "
+        f"{cost['look_at_files_us']:.1f} us; per change a new context "
+        f"{cost['new_generation_ms']:.2f} ms"
+    )
     b, a = statistics.median(hs["before"]), statistics.median(hs["after"])
     print(f"mutual-TLS handshakes/s: before {b:.0f}, after (CRL + pin) {a:.0f}: {a / b:.3f}x")
     u, p = statistics.median(rf["unpinned"]), statistics.median(rf["pinned"])
