@@ -239,7 +239,7 @@ async def test_a_first_boot_waits_for_its_identity(tmp_path: Path) -> None:
         assert identity["cert"].strip() == signed.decode().strip()
 
 
-@pytest.mark.parametrize("wrong", ["other key", "foreign CA", "missing usage"])
+@pytest.mark.parametrize("wrong", ["other key", "foreign CA", "missing usage", "other role"])
 async def test_a_certificate_that_does_not_fit_is_refused_and_nothing_changes(
     bench: CertBench, tmp_path: Path, wrong: str
 ) -> None:
@@ -251,9 +251,13 @@ async def test_a_certificate_that_does_not_fit_is_refused_and_nothing_changes(
         elif wrong == "foreign CA":
             foreign = RackCA.create(tmp_path / "foreign", rack="elsewhere")
             pem = foreign.sign_csr(csr.encode(), common_name=UNIT, server=True, client=True, days=7)
-        else:
+        elif wrong == "missing usage":
             pem = bench.ca.sign_csr(
-                csr.encode(), common_name=UNIT, server=True, client=False, days=7
+                csr.encode(), common_name=UNIT, role=f"unit/{UNIT}", server=True, client=False
+            )
+        else:  # the right name and usages, but the controller's role: no BMC may hold it
+            pem = bench.ca.sign_csr(
+                csr.encode(), common_name=UNIT, role="controller", server=True, client=True
             )
         response = await _replace(http, f"{IDENTITY}/1", pem)
         after = (await http.get(f"{IDENTITY}/1")).json()
@@ -264,6 +268,7 @@ async def test_a_certificate_that_does_not_fit_is_refused_and_nothing_changes(
         "other key": "another key",
         "foreign CA": "rack CA",
         "missing usage": "client",
+        "other role": "spiffe://rack-1/unit/unit-1",
     }[wrong] in resolution
     assert after == before
     link = await bench.link.connect()
