@@ -125,3 +125,24 @@ async def test_a_following_client_presents_its_renewed_certificate(tmp_path: Pat
             break
         await asyncio.sleep(0.1)
     assert await _handshake(server, client) == "ok"
+
+
+async def test_a_half_written_crl_keeps_the_last_good_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CRL that cannot be read (a writer mid-way, a full disk) is never "no check": the
+    listener keeps the generation it had, revoked certificates stay refused."""
+    pki = tmp_path / "pki"
+    ca = RackCA.create(pki)
+    server_key, server_crt = ca.issue("c", role="controller").write(tmp_path, "server")
+    bad = ca.issue("unit-2", role="unit/unit-2", server=False, client=True)
+    bad_key, bad_crt = bad.write(tmp_path, "bad")
+    good_key, good_crt = ca.issue("u1", role="unit/unit-1", client=True).write(tmp_path, "ok")
+    write_crl(ca, pki)
+    revoke(ca, pki, bad.cert_pem)
+    ca_crt = pki / "ca.crt"
+    running = server_context_with_crl(server_crt, server_key, ca=ca_crt, crl=pki / "crl.pem")
+    monkeypatch.setattr("racklet.net._tls.FOLLOW_SECONDS", 0.0)  # look at every connection
+    (pki / "crl.pem").write_text("-----BEGIN X509 CRL-----\ngarbage\n")
+    assert (await _handshake(running, client_context(ca_crt, bad_crt, bad_key))) != "ok"
+    assert await _handshake(running, client_context(ca_crt, good_crt, good_key)) == "ok"
