@@ -177,7 +177,9 @@ def test_inventory_flags_expiring_and_revoked(tmp_path: Path) -> None:
     assert found["pki/ca.crt"].usage == "ca" and found["pki/ca.crt"].state(now) == "ok"
     assert found["server.crt"].usage == "server" and found["server.crt"].state(now) == "ok"
     assert found["bmc/unit-1/identity.crt"].usage == "client"
-    assert found["bmc/unit-1/identity.crt"].state(now) == "EXPIRING"
+    assert found["bmc/unit-1/identity.crt"].state(now) == "ok"  # renewal is not due yet
+    late = now + dt.timedelta(days=7)  # past two thirds, still not renewed
+    assert found["bmc/unit-1/identity.crt"].state(late) == "EXPIRING"
     assert 9 < found["bmc/unit-1/identity.crt"].days_left(now) <= 10
     assert found["old.crt"].state(now) == "REVOKED"
 

@@ -54,7 +54,10 @@ class IdentityInfo:
         left = self.days_left(now)
         if left <= 0:
             return "EXPIRED"
-        return "EXPIRING" if left < EXPIRING_DAYS else "ok"
+        # Under 30 days and past renewal time: a short-lived identity (a 3-day controller
+        # client) is not "expiring" while renewal keeps it fresh, only once renewal is late.
+        late = self.fraction_left(now) < RENEW_FRACTION
+        return "EXPIRING" if left < EXPIRING_DAYS and late else "ok"
 
 
 def _usage(cert: x509.Certificate) -> str:
