@@ -96,10 +96,12 @@ class _Server:
             self.proc.wait()
 
 
-def _start_bulk(repo: Path, tls: Tls, chunk: int) -> _Server:
+def _start_bulk(repo: Path, tls: Tls, chunk: int, *, crl: bool = False) -> _Server:
+    """``crl``: with the controller's context (following the CRL, ``server_context_with_crl``)
+    instead of a fixed one without a CRL (the bulk server before revocation reached it)."""
     port = free_port()
     args = [str(repo / "targets"), str(port), str(tls.server_cert), str(tls.server_key)]
-    args += [str(tls.ca), str(chunk)]
+    args += [str(tls.ca), str(chunk), str(tls.ca.parent / "crl.pem") if crl else "-"]
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench.boot_server", "serve-bulk", *args], stdout=subprocess.PIPE
     )
@@ -107,16 +109,20 @@ def _start_bulk(repo: Path, tls: Tls, chunk: int) -> _Server:
     if proc.stdout.readline().strip() != b"ready":
         proc.kill()
         raise RuntimeError("the Racklet bulk-target server did not start")
-    return _Server("bulk", proc, port)
+    return _Server("bulk+crl" if crl else "bulk", proc, port)
 
 
 async def _serve_bulk(argv: list[str]) -> None:
     """Run a :class:`BulkTargetServer` until SIGTERM (the ``serve-bulk`` subcommand)."""
     from racklet.boot import BulkTargetServer
     from racklet.net import server_context
+    from racklet.pki import server_context_with_crl
 
-    targets, port, cert, key, ca, chunk = argv
-    context = server_context(Path(cert), Path(key), ca=Path(ca), require_client_cert=True)
+    targets, port, cert, key, ca, chunk, crl = argv
+    if crl == "-":
+        context = server_context(Path(cert), Path(key), ca=Path(ca), require_client_cert=True)
+    else:
+        context = server_context_with_crl(Path(cert), Path(key), ca=Path(ca), crl=Path(crl))
     limits = BulkLimits(chunk_bytes=int(chunk))
     server = BulkTargetServer(Path(targets), context, port=int(port), limits=limits)
     await serve_until_sigterm(server)
@@ -174,6 +180,8 @@ def run(args: argparse.Namespace) -> dict[str, object]:
         results: dict[str, list[dict[str, float]]] = {}
         try:
             servers.append(_start_bulk(repo, tls, args.chunk))
+            if args.crl:
+                servers.append(_start_bulk(repo, tls, args.chunk, crl=True))
             if not args.no_asyncio:
                 servers.append(_start_racklet(tmp, repo, tls, args.uvloop))
             servers.append(_start_nginx(tmp, repo, tls))
@@ -209,7 +217,12 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     return summary
 
 
-_LABELS = {"bulk": "racklet bulk", "racklet": "racklet asyncio", "nginx": "nginx"}
+_LABELS = {
+    "bulk": "racklet bulk",
+    "bulk+crl": "bulk + CRL",
+    "racklet": "racklet asyncio",
+    "nginx": "nginx",
+}
 
 
 def main(argv: list[str]) -> None:
@@ -225,6 +238,9 @@ def main(argv: list[str]) -> None:
         "--chunk", type=int, default=BulkLimits.chunk_bytes, help="bulk server read size"
     )
     parser.add_argument("--no-asyncio", action="store_true", help="skip the asyncio server")
+    parser.add_argument(
+        "--crl", action="store_true", help="also the bulk server following the CRL (the rack's)"
+    )
     args = parser.parse_args(argv)
     summary = run(args)
     for name, label in _LABELS.items():

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from racklet.pki import RackCA
+from racklet.pki import RackCA, write_crl
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -30,10 +30,11 @@ def make_tls(directory: Path) -> Tls:
     """A fresh rack CA, a server identity for 127.0.0.1 and a unit's client identity."""
     directory.mkdir(parents=True, exist_ok=True)
     ca = RackCA.create(directory, rack="bench")
-    server_key, server_cert = ca.issue("controller").write(directory, "server")
-    client_key, client_cert = ca.issue("slot-1", server=False, client=True).write(
-        directory, "client"
-    )
+    server_key, server_cert = ca.issue("controller", role="controller").write(directory, "server")
+    client_key, client_cert = ca.issue(
+        "slot-1", role="unit/slot-1", server=False, client=True
+    ).write(directory, "client")
+    write_crl(ca, directory)  # empty: for the servers that follow the CRL (crl.pem)
     return Tls(directory / "ca.crt", server_cert, server_key, client_cert, client_key)
 
 

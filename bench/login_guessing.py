@@ -197,8 +197,10 @@ def main(argv: list[str] | None = None) -> int:
             work = Path(tmp)
             ca = RackCA.create(work / "pki")
             (work / "bmc").mkdir()
-            ca.issue(f"{UNIT}-bmc").write(work / "bmc", "server")
-            ca.issue("racklet-controller", server=False, client=True).write(work, "controller")
+            ca.issue(f"{UNIT}-bmc", role=f"bmc/{UNIT}").write(work / "bmc", "server")
+            ca.issue("racklet-controller", role="controller", server=False, client=True).write(
+                work, "controller"
+            )
             write_accounts(work / "bmc" / "accounts.json", "admin", PASSWORD)
             write_accounts(work / "bmc" / "accounts.json", "operator", PASSWORD, "Operator")
             with _bmc(work, backoff, lockout) as (url, _):

@@ -35,7 +35,7 @@ from pathlib import Path
 import httpx
 
 from racklet.bmc import write_accounts
-from racklet.pki import RackCA
+from racklet.pki import RackCA, write_crl
 
 _HERE = Path(__file__).resolve().parent
 _LUA = _HERE / "redfish_get.lua"
@@ -94,15 +94,21 @@ def _process(argv: list[str], log: Path, **kwargs: object) -> Iterator[subproces
                 proc.wait()
 
 
-def _racklet(work: Path, stack: contextlib.ExitStack, uvloop: bool) -> tuple[Target, bytes]:
+def _racklet(
+    work: Path, stack: contextlib.ExitStack, uvloop: bool, crl: bool = False
+) -> tuple[Target, bytes]:
+    """``crl``: the BMC's listener follows the rack's CRL, as the twin's BMCs do."""
     bmc = work / "bmc"
     ca = work / "pki" / "ca.crt"
     port = _free_port()
     argv = [sys.executable, "-m", "bench._bmc_target", "--dir", str(bmc), "--port", str(port)]
     if not uvloop:
         argv.append("--asyncio")
+    if crl:
+        argv += ["--crl", str(work / "pki" / "crl.pem")]
     base = f"https://127.0.0.1:{port}"
-    proc = stack.enter_context(_process(argv, work / "racklet.log", cwd=_HERE.parent))
+    log = work / ("racklet-crl.log" if crl else "racklet.log")
+    proc = stack.enter_context(_process(argv, log, cwd=_HERE.parent))
     _wait_up(base + "/redfish/v1", ca, proc, "the Racklet BMC")
     with httpx.Client(base_url=base, verify=str(ca)) as client:
         login = client.post(
@@ -113,7 +119,8 @@ def _racklet(work: Path, stack: contextlib.ExitStack, uvloop: bool) -> tuple[Tar
         token = login.headers["X-Auth-Token"]
         document = client.get("/redfish/v1/Systems/unit-1", headers={"X-Auth-Token": token})
         document.raise_for_status()
-    return Target("racklet", base + "/redfish/v1/Systems/unit-1", token), document.content
+    name = "racklet+crl" if crl else "racklet"
+    return Target(name, base + "/redfish/v1/Systems/unit-1", token), document.content
 
 
 def _sushy(work: Path, stack: contextlib.ExitStack, plain: bool) -> Target:
@@ -200,10 +207,11 @@ def _wrk(target: Target, seconds: float, connections: int, threads: int) -> Resu
 
 
 def _prepare(work: Path) -> None:
-    ca = RackCA.create(work / "pki")
+    ca = RackCA.create(work / "pki", rack="bench")
+    write_crl(ca, work / "pki")
     bmc = work / "bmc"
     bmc.mkdir()
-    ca.issue("unit-1-bmc").write(bmc, "server")
+    ca.issue("unit-1-bmc", role="bmc/unit-1").write(bmc, "server")
     write_accounts(bmc / "accounts.json", "admin", _PASSWORD)
 
 
@@ -231,6 +239,8 @@ def main(argv: list[str] | None = None) -> None:
         targets = {"racklet": racklet}
         if "sushy" in names:
             targets["sushy"] = _sushy(work, st, args.sushy_plain)
+        if "racklet+crl" in names:
+            targets["racklet+crl"] = _racklet(work, st, not args.asyncio, crl=True)[0]
         if "nginx" in names:
             targets["nginx"] = _nginx(work, st, document)
         loop = "asyncio" if args.asyncio else "uvloop"
@@ -249,6 +259,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"{r.max_ms:>8.2f} {r.errors:>6}",
                 flush=True,
             )
+    if "racklet" in results and "racklet+crl" in results:
+        ratio = results["racklet+crl"].requests_per_s / results["racklet"].requests_per_s
+        print(f"racklet+crl/racklet throughput: {ratio:.3f}x (goal >= 0.95)")
     mine = results.get("racklet")
     if mine is not None:
         for peer in ("sushy", "nginx"):

@@ -254,8 +254,8 @@ def make_state_dir(root: Path) -> tuple[Path, Path]:
     ca = RackCA.create(root / "pki")
     state = root / "bmc" / UNIT
     state.mkdir(parents=True)
-    ca.issue(f"{UNIT}-bmc").write(state, "server")
-    ca.issue(UNIT, server=True, client=True).write(state, "identity")
+    ca.issue(f"{UNIT}-bmc", role=f"bmc/{UNIT}").write(state, "server")
+    ca.issue(UNIT, role=f"unit/{UNIT}", server=True, client=True).write(state, "identity")
     trust = {
         "bootServer": "https://127.0.0.1:9443",
         "tufRoot": '{"signed": {"_type": "root"}, "signatures": []}',

@@ -183,9 +183,9 @@ async def test_fifty_wrong_logins_from_one_source_slow_it_and_leave_the_controll
         assert throttle.delay("127.0.0.1") == 0.0
 
         # The controller logs in with its certificate, never a password: still in.
-        key, crt = twin.pki.issue("racklet-controller", server=False, client=True).write(
-            tmp_path, "controller"
-        )
+        key, crt = twin.pki.issue(
+            "racklet-controller", role="controller", server=False, client=True
+        ).write(tmp_path, "controller")
         async with RedfishClient(
             twin.url, "racklet-controller", None, ca_bundle=twin.ca, client_cert=(crt, key)
         ) as controller:

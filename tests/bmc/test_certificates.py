@@ -168,7 +168,9 @@ async def test_a_signed_csr_becomes_the_https_certificate_of_the_next_handshake(
     before = await _served_certificate(bench)
     async with bench.client() as http:
         csr = await _csr(http, HTTPS, f"{UNIT}-bmc")
-        signed = bench.ca.sign_csr(csr.encode(), days=7)
+        signed = bench.ca.sign_csr(
+            csr.encode(), common_name=f"{UNIT}-bmc", role=f"bmc/{UNIT}", days=7
+        )
         response = await _replace(http, f"{HTTPS}/1", signed)
         assert response.status_code == 200, response.text
         shown = (await http.get(f"{HTTPS}/1")).json()
@@ -186,7 +188,9 @@ async def test_a_signed_csr_becomes_the_https_certificate_of_the_next_handshake(
 async def test_the_units_next_identity_fetch_gets_the_new_identity(bench: CertBench) -> None:
     async with bench.client() as http:
         csr = await _csr(http, IDENTITY, UNIT)
-        signed = bench.ca.sign_csr(csr.encode(), server=True, client=True, days=7)
+        signed = bench.ca.sign_csr(
+            csr.encode(), common_name=UNIT, role=f"unit/{UNIT}", server=True, client=True, days=7
+        )
         response = await _replace(http, f"{IDENTITY}/1", signed)
         assert response.status_code == 200, response.text
     link = await bench.link.connect()
@@ -220,7 +224,14 @@ async def test_a_first_boot_waits_for_its_identity(tmp_path: Path) -> None:
             fetch = asyncio.create_task(link.request("identity"))
             async with bench.client() as http:
                 csr = await _csr(http, IDENTITY, UNIT)
-                signed = bench.ca.sign_csr(csr.encode(), server=True, client=True, days=7)
+                signed = bench.ca.sign_csr(
+                    csr.encode(),
+                    common_name=UNIT,
+                    role=f"unit/{UNIT}",
+                    server=True,
+                    client=True,
+                    days=7,
+                )
                 assert (await _replace(http, f"{IDENTITY}/1", signed)).status_code == 200
             identity = await asyncio.wait_for(fetch, timeout=10)
         finally:
@@ -228,7 +239,7 @@ async def test_a_first_boot_waits_for_its_identity(tmp_path: Path) -> None:
         assert identity["cert"].strip() == signed.decode().strip()
 
 
-@pytest.mark.parametrize("wrong", ["other key", "foreign CA", "missing usage"])
+@pytest.mark.parametrize("wrong", ["other key", "foreign CA", "missing usage", "other role"])
 async def test_a_certificate_that_does_not_fit_is_refused_and_nothing_changes(
     bench: CertBench, tmp_path: Path, wrong: str
 ) -> None:
@@ -239,9 +250,15 @@ async def test_a_certificate_that_does_not_fit_is_refused_and_nothing_changes(
             pem = bench.ca.issue(UNIT, server=True, client=True, days=7).cert_pem
         elif wrong == "foreign CA":
             foreign = RackCA.create(tmp_path / "foreign", rack="elsewhere")
-            pem = foreign.sign_csr(csr.encode(), server=True, client=True, days=7)
-        else:
-            pem = bench.ca.sign_csr(csr.encode(), server=True, client=False, days=7)
+            pem = foreign.sign_csr(csr.encode(), common_name=UNIT, server=True, client=True, days=7)
+        elif wrong == "missing usage":
+            pem = bench.ca.sign_csr(
+                csr.encode(), common_name=UNIT, role=f"unit/{UNIT}", server=True, client=False
+            )
+        else:  # the right name and usages, but the controller's role: no BMC may hold it
+            pem = bench.ca.sign_csr(
+                csr.encode(), common_name=UNIT, role="controller", server=True, client=True
+            )
         response = await _replace(http, f"{IDENTITY}/1", pem)
         after = (await http.get(f"{IDENTITY}/1")).json()
     assert response.status_code == 400
@@ -251,6 +268,7 @@ async def test_a_certificate_that_does_not_fit_is_refused_and_nothing_changes(
         "other key": "another key",
         "foreign CA": "rack CA",
         "missing usage": "client",
+        "other role": "spiffe://rack-1/unit/unit-1",
     }[wrong] in resolution
     assert after == before
     link = await bench.link.connect()

@@ -138,7 +138,9 @@ async def test_the_sse_stream_carries_power_events(twin: TwinBmc) -> None:
 async def test_a_rack_ca_client_certificate_logs_the_controller_in(twin: TwinBmc) -> None:
     certs = twin.state_dir.parent / "clients"
     certs.mkdir()
-    twin.pki.issue("racklet-controller", server=False, client=True).write(certs, "controller")
+    twin.pki.issue("racklet-controller", role="controller", server=False, client=True).write(
+        certs, "controller"
+    )
     twin.pki.issue("stranger", server=False, client=True).write(certs, "stranger")
 
     def as_(name: str) -> httpx.AsyncClient:

@@ -59,8 +59,8 @@ async def running_twin_bmc(
     ca = RackCA.create(root / "pki")
     bmc_dir = root / "bmc"
     bmc_dir.mkdir(parents=True)
-    key, crt = ca.issue(f"{UNIT}-bmc").write(bmc_dir, "server")
-    ca.issue(UNIT, server=True, client=True).write(bmc_dir, "identity")
+    key, crt = ca.issue(f"{UNIT}-bmc", role=f"bmc/{UNIT}").write(bmc_dir, "server")
+    ca.issue(UNIT, role=f"unit/{UNIT}", server=True, client=True).write(bmc_dir, "identity")
     for name, password, role in (
         (*ADMIN, "Administrator"),
         (*OPERATOR, "Operator"),

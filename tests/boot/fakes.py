@@ -232,7 +232,9 @@ class BootRig:
         self.release: Release = self.tuf.publish(
             "stable", "racklet-os", "0.1.0", {"payload.bin": self.payload}
         )
-        self.unit_identity: Identity = self.ca.issue(unit, server=True, client=True)
+        self.unit_identity: Identity = self.ca.issue(
+            unit, role=f"unit/{unit}", server=True, client=True
+        )
         self.port = free_port()
         self.heartbeats: list[Heartbeat] = []
         self.heartbeat_status = 204
@@ -273,7 +275,9 @@ class BootRig:
 
     def client_identity_files(self, name: str) -> tuple[Path, Path]:
         """A client certificate for ``name`` on disk (for test clients, not for units)."""
-        key, cert = self.ca.issue(name, server=False, client=True).write(self.root, name)
+        key, cert = self.ca.issue(name, role=f"unit/{name}", server=False, client=True).write(
+            self.root, name
+        )
         return cert, key
 
     def _app(self) -> ASGIApp:
@@ -299,7 +303,9 @@ class BootRig:
         return app
 
     async def start(self) -> None:
-        server_key, server_crt = self.ca.issue("racklet-controller").write(self.root, "server")
+        server_key, server_crt = self.ca.issue("racklet-controller", role="controller").write(
+            self.root, "server"
+        )
         context = server_context(server_crt, server_key, ca=self.ca_path, require_client_cert=True)
         self._server = AppServer(self._app(), port=self.port, ssl_context=context, name="machine")
         await self._server.start()

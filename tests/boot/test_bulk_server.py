@@ -33,7 +33,7 @@ def _context(rig: BootRig) -> ssl.SSLContext:
     pki = rig.root / "pki"
     if not (pki / CRL_NAME).exists():
         write_crl(rig.ca, pki)
-    key, cert = rig.ca.issue("racklet-controller").write(rig.root, "bulk-server")
+    key, cert = rig.ca.issue("racklet-controller", role="controller").write(rig.root, "bulk-server")
     return server_context_with_crl(cert, key, ca=rig.ca_path, crl=pki / CRL_NAME)
 
 
@@ -347,7 +347,7 @@ async def test_an_idle_client_is_dropped_after_the_request_timeout(rig: BootRig)
 
 
 async def test_refuses_a_context_without_client_certificates(rig: BootRig) -> None:
-    key, cert = rig.ca.issue("racklet-controller").write(rig.root, "plain")
+    key, cert = rig.ca.issue("racklet-controller", role="controller").write(rig.root, "plain")
     plain = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     plain.load_cert_chain(cert, key)
     with pytest.raises(ValueError, match="client certificates"):

@@ -112,7 +112,7 @@ def write_config(state: Path, port: int) -> Path:
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[LiveApi]:
     ca = RackCA.create(tmp_path / "pki")
-    key, crt = ca.issue("racklet-controller").write(tmp_path, "server")
+    key, crt = ca.issue("racklet-controller", role="controller").write(tmp_path, "server")
     port = _free_port()
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="cli-test-api", daemon=True)

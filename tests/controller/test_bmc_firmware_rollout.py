@@ -96,7 +96,7 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
     for slot, name in enumerate(UNITS, start=1):
         state = tmp_path / "bmc" / name
         state.mkdir(parents=True)
-        ca.issue(f"{name}-bmc").write(state, "server")
+        ca.issue(f"{name}-bmc", role=f"bmc/{name}").write(state, "server")
         trust = {"tufRoot": old.root_bytes().decode(), "channel": "stable"}
         (state / "trust.json").write_text(json.dumps(trust))
         write_accounts(state / "accounts.json", *ADMIN)

@@ -11,14 +11,16 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
 from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, ObjectMeta, find_condition
+from racklet.bmc._cert_store import CertSlot
 from racklet.controller._certificates import CertificatePolicy, UnitCertificates
-from racklet.pki import RackCA
+from racklet.pki import RackCA, revoke
 from racklet.redfish import RedfishClient
 from racklet.store import SqliteStore
 from tests.bmc.conftest import ADMIN, UNIT
@@ -162,3 +164,46 @@ async def test_a_bmc_that_refuses_the_certificate_is_a_condition_and_an_event(
     assert condition is not None and condition.status == "False"
     assert condition.reason == "RenewFailed"
     assert "rack CA" in condition.message
+
+
+async def test_a_bmc_asking_for_the_controllers_name_gets_nothing(
+    rack: tuple[CertBench, SqliteStore, RedfishClient], tmp_path: Path
+) -> None:
+    """A compromised BMC answers GenerateCSR (real Redfish, real key) with a request for
+    ``racklet-controller``, hoping for a certificate every BMC would take for the controller."""
+    bench, store, client = rack
+    certificates = bench.service.certificates
+    honest = certificates.generate_csr
+
+    def rogue(slot: CertSlot, alt_names: tuple[str, ...] = ()) -> str:
+        return honest(replace(slot, common_name="racklet-controller"), alt_names)
+
+    certificates.generate_csr = rogue  # type: ignore[method-assign]
+    task = UnitCertificates(store, {UNIT: client}, tmp_path / "pki")
+    assert not await task.run_once()
+    assert await client.certificate(IDENTITY) is None  # the unit has no identity
+    events = await store.events(UNIT, limit=1000, kind="ComputeUnit")
+    refused = [e for e in events if e.reason == "CertificateRefused"]
+    assert refused and refused[0].type == "Warning"
+    for text in (UNIT, "'racklet-controller'", "not 'unit-1'"):
+        assert text in refused[0].message
+    unit = await store.get(ComputeUnit, UNIT)
+    condition = find_condition(unit.status.conditions, "IdentityCertificate")
+    assert condition is not None and condition.status == "False"
+    assert condition.reason == "CertificateRefused"
+    assert "racklet-controller" in condition.message and UNIT in condition.message
+    # Nothing was signed, so nothing is filed under either name.
+    assert not list((tmp_path / "pki").glob("issued/*"))
+
+
+async def test_revoking_a_unit_identity_rotates_it(
+    rack: tuple[CertBench, SqliteStore, RedfishClient], tmp_path: Path
+) -> None:
+    bench, store, client = rack
+    task = UnitCertificates(store, {UNIT: client}, tmp_path / "pki")
+    assert await task.run_once()
+    first = await _serial(client, IDENTITY)
+    assert await task.run_once() and await _serial(client, IDENTITY) == first  # nothing due
+    revoke(bench.ca, tmp_path / "pki", (tmp_path / "pki" / "issued" / f"{UNIT}.pem").read_bytes())
+    assert await task.run_once()
+    assert await _serial(client, IDENTITY) not in ("", first)  # a fresh key, certified at once

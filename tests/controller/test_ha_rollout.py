@@ -38,7 +38,7 @@ from racklet.net import AppServer, client_context, server_context
 from racklet.pki import RackCA
 from racklet.store import EtcdStore, MemoryStore
 from tests.controller.test_main import _free_ports, make_state_dir
-from tests.redfish.fake_bmc import PASSWORD, USER, FakeBmc
+from tests.redfish.fake_bmc import PASSWORD, USER, FakeBmc, serves_as_bmcs
 from tests.release.fleet import FakeFleet
 from tests.store.etcd_server import EtcdServer, running_etcd
 
@@ -172,12 +172,12 @@ async def rig(
     certs = tmp_path / "units"
     certs.mkdir()
     for name in UNITS:
-        ca.issue(name, server=False, client=True).write(certs, name)
-    tls = tmp_path / "one" / "controller"
+        ca.issue(name, role=f"unit/{name}", server=False, client=True).write(certs, name)
+    stand_in = serves_as_bmcs(ca, UNITS, certs)
     server = AppServer(
         bmc.app,
         port=bmc_port,
-        ssl_context=server_context(tls / "server.crt", tls / "server.key"),
+        ssl_context=server_context(stand_in, stand_in),
         name="bmc",
     )
     await server.start()

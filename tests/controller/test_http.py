@@ -229,8 +229,10 @@ def _free_port() -> int:
 async def test_heartbeat_needs_the_units_own_certificate(tmp_path: Path) -> None:
     ca = RackCA.create(tmp_path / "pki")
     ca_path = tmp_path / "pki" / "ca.crt"
-    key, crt = ca.issue("racklet-controller").write(tmp_path, "server")
-    unit_key, unit_crt = ca.issue("unit-1", client=True).write(tmp_path, "unit-1")
+    key, crt = ca.issue("racklet-controller", role="controller").write(tmp_path, "server")
+    unit_key, unit_crt = ca.issue("unit-1", role="unit/unit-1", client=True).write(
+        tmp_path, "unit-1"
+    )
     heartbeats = HeartbeatRegistry()
     queued: list[tuple[str, str]] = []
     app = create_machine_app(heartbeats, enqueue=lambda k, n: queued.append((k, n)))

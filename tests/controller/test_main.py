@@ -35,8 +35,10 @@ def make_state_dir(root: Path, units: int = 2) -> rack_config.RackConfig:
     layout = rack_config.StateLayout(root)
     ca = RackCA.create(layout.pki)
     layout.controller.mkdir(parents=True)
-    ca.issue("racklet-controller").write(layout.controller, "server")
-    ca.issue("racklet-controller", server=False, client=True).write(layout.controller, "client")
+    ca.issue("racklet-controller", role="controller").write(layout.controller, "server")
+    ca.issue("racklet-controller", role="controller", server=False, client=True).write(
+        layout.controller, "client"
+    )
     ports = _free_ports(2 + units)
     config = rack_config.RackConfig(
         stateDir=str(root),

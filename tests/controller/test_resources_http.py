@@ -44,7 +44,7 @@ async def api(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[A
         else SqliteStore(tmp_path / "s.db", history=20)
     )
     ca = RackCA.create(tmp_path / "pki")
-    key, crt = ca.issue("racklet-controller").write(tmp_path, "server")
+    key, crt = ca.issue("racklet-controller", role="controller").write(tmp_path, "server")
     queued: list[tuple[str, str]] = []
     app = create_api_app(
         store,

@@ -85,9 +85,9 @@ async def test_controller_logs_in_with_its_certificate_not_a_password(
 ) -> None:
     from racklet.redfish import RedfishClient
 
-    key, crt = twin_bmc.pki.issue("racklet-controller", server=False, client=True).write(
-        tmp_path, "controller"
-    )
+    key, crt = twin_bmc.pki.issue(
+        "racklet-controller", role="controller", server=False, client=True
+    ).write(tmp_path, "controller")
     client = RedfishClient(
         twin_bmc.url, "admin", "not-the-password", ca_bundle=twin_bmc.ca, client_cert=(crt, key)
     )

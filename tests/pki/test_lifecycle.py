@@ -68,12 +68,24 @@ def _csr(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey, cn: str) -> bytes:
 def test_sign_csr_certifies_a_key_held_elsewhere(tmp_path: Path) -> None:
     ca = RackCA.create(tmp_path)
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = _cert(ca.sign_csr(_csr(key, "bmc-unit-2"), client=True, days=30))
+    pem = ca.sign_csr(
+        _csr(key, "bmc-unit-2"),
+        common_name="bmc-unit-2",
+        role="bmc/unit-2",
+        asked_sans=("bmc-2.rack",),
+        sans=("10.0.0.2",),
+        client=True,
+        days=30,
+    )
+    cert = _cert(pem)
     assert cert.public_key() == key.public_key()
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "bmc-unit-2"
     assert _usages(cert) == [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
     san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert san.get_values_for_type(x509.DNSName) == ["bmc-2.rack"]
+    # The CA's names, not the request's: its DNS name was only checked, never copied.
+    assert san.get_values_for_type(x509.DNSName) == []
+    assert [str(ip) for ip in san.get_values_for_type(x509.IPAddress)] == ["10.0.0.2"]
+    assert san.get_values_for_type(x509.UniformResourceIdentifier) == ["spiffe://rack-1/bmc/unit-2"]
     cert.verify_directly_issued_by(ca.cert)
 
 
@@ -81,11 +93,12 @@ def test_sign_csr_rejects_garbage_and_weak_keys(tmp_path: Path) -> None:
     ca = RackCA.create(tmp_path)
     with pytest.raises(PkiError, match="not a PEM certificate signing request"):
         ca.sign_csr(
-            b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+            b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+            common_name="old-bmc",
         )
     weak = rsa.generate_private_key(public_exponent=65537, key_size=1024)
     with pytest.raises(PkiError, match="too weak"):
-        ca.sign_csr(_csr(weak, "old-bmc"))
+        ca.sign_csr(_csr(weak, "old-bmc"), common_name="old-bmc")
 
 
 async def _handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext) -> str:
@@ -144,7 +157,7 @@ async def test_a_revoked_client_is_refused_at_the_handshake(tmp_path: Path) -> N
 def test_a_missing_crl_is_an_error_not_a_silent_downgrade(tmp_path: Path) -> None:
     ca = RackCA.create(tmp_path)
     key, crt = ca.issue("controller").write(tmp_path, "server")
-    with pytest.raises(PkiError, match="cannot load the CRL"):
+    with pytest.raises(PkiError, match="cannot build a TLS context with the CRL"):
         server_context_with_crl(crt, key, ca=tmp_path / "ca.crt", crl=tmp_path / "crl.pem")
 
 
@@ -164,7 +177,9 @@ def test_inventory_flags_expiring_and_revoked(tmp_path: Path) -> None:
     assert found["pki/ca.crt"].usage == "ca" and found["pki/ca.crt"].state(now) == "ok"
     assert found["server.crt"].usage == "server" and found["server.crt"].state(now) == "ok"
     assert found["bmc/unit-1/identity.crt"].usage == "client"
-    assert found["bmc/unit-1/identity.crt"].state(now) == "EXPIRING"
+    assert found["bmc/unit-1/identity.crt"].state(now) == "ok"  # renewal is not due yet
+    late = now + dt.timedelta(days=7)  # past two thirds, still not renewed
+    assert found["bmc/unit-1/identity.crt"].state(late) == "EXPIRING"
     assert 9 < found["bmc/unit-1/identity.crt"].days_left(now) <= 10
     assert found["old.crt"].state(now) == "REVOKED"
 

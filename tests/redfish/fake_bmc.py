@@ -7,14 +7,23 @@ resets it received.
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from racklet.pki import RackCA
 
 USER, PASSWORD = "admin", "s3cret"
 
@@ -206,3 +215,32 @@ class FakeBmc:
         if skip + self.page_size < len(unit.console):
             body["Members@odata.nextLink"] = f"{request.url.path}?$skip={skip + self.page_size}"
         return JSONResponse(body)
+
+
+def serves_as_bmcs(ca: RackCA, units: tuple[str, ...] | list[str], directory: Path) -> Path:
+    """A certificate for one :class:`FakeBmc` standing in for several BMCs on one port: it
+    carries every ``bmc/<unit>`` role, so a controller pinning each unit's BMC accepts it
+    (the rack CA itself never issues such a certificate). Returns the key+cert PEM file."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    names: list[x509.GeneralName] = [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    names += [x509.UniformResourceIdentifier(ca.spiffe_id(f"bmc/{u}")) for u in units]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-bmcs")]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
+        .sign(ca.signer(), hashes.SHA256())
+    )
+    path = directory / "fake-bmcs.pem"
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path.write_bytes(key_pem + cert.public_bytes(serialization.Encoding.PEM))
+    path.chmod(0o600)
+    return path

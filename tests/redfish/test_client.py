@@ -85,7 +85,7 @@ def _free_port() -> int:
 
 async def test_over_tls_trusting_only_the_rack_ca(tmp_path: Path) -> None:
     ca = RackCA.create(tmp_path / "pki")
-    key, crt = ca.issue("unit-1-bmc").write(tmp_path, "server")
+    key, crt = ca.issue("unit-1-bmc", role="bmc/unit-1").write(tmp_path, "server")
     bmc = FakeBmc("unit-1")
     port = _free_port()
     server = AppServer(bmc.app, port=port, ssl_context=server_context(crt, key), name="bmc")

@@ -90,7 +90,7 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
         for unit in UNITS:
             bmc_dir = tmp_path / "bmc" / unit
             bmc_dir.mkdir(parents=True)
-            key, crt = ca.issue(f"{unit}-bmc").write(bmc_dir, "server")
+            key, crt = ca.issue(f"{unit}-bmc", role=f"bmc/{unit}").write(bmc_dir, "server")
             write_accounts(bmc_dir / "accounts.json", "admin", BMC_PASSWORD)
             service = BmcService(
                 twin.board(unit),
@@ -114,8 +114,10 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
             sources.append(AggregationSource(unit, f"https://127.0.0.1:{port}"))
         rmc_dir = tmp_path / "rmc"
         rmc_dir.mkdir()
-        key, crt = ca.issue("rmc").write(rmc_dir, "server")
-        login = ca.issue(RMC_CLIENT_NAME, server=False, client=True).write(rmc_dir, "client")
+        key, crt = ca.issue("rmc", role="rmc").write(rmc_dir, "server")
+        login = ca.issue(RMC_CLIENT_NAME, role="rmc", server=False, client=True).write(
+            rmc_dir, "client"
+        )
         accounts = rmc_dir / "accounts.json"
         write_accounts(accounts, *ADMIN)
         write_accounts(accounts, *OPERATOR, role="Operator")

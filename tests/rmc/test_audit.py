@@ -65,7 +65,7 @@ async def test_a_post_through_the_rmc_leaves_a_line_on_both_with_one_request_id(
     assert rmc_line["object"] == "/redfish/v1/Systems/unit-2_unit-2"
     assert rmc_line["verb"] == "ComputerSystem.Reset" and rmc_line["outcome"] == "succeeded"
     # The BMC saw the RMC's own identity, acting for the caller the RMC's line names.
-    assert bmc_line["principal"] == "racklet-rmc", bmc_line
+    assert bmc_line["principal"] == "spiffe://rack-1/rmc", bmc_line
     assert bmc_line["object"] == "/redfish/v1/Systems/unit-2"
     assert bmc_line["requestId"] == rmc_line["requestId"] == answer.headers["x-request-id"]
 

@@ -3,8 +3,9 @@
 Open without credentials: ``/redfish``, the ServiceRoot, the OData service document,
 ``$metadata`` and the schema files it references, ``/metrics`` and the login itself (POST to
 Sessions). Everything else needs one of, in this order: an ``X-Auth-Token`` of a live
-session, HTTP Basic credentials, or a TLS client certificate from the rack CA whose common
-name the BMC maps to a role (``cert_roles``; the controller's ``racklet-controller``).
+session, HTTP Basic credentials, or a TLS client certificate from the rack CA whose role
+identity (SPIFFE ID, never the common name: the CA decides the ID, see docs/security.md) the
+BMC maps to a role (``cert_roles``; the controller's ``spiffe://<rack>/controller``).
 Otherwise 401 with a Redfish body and a Basic challenge. Unknown paths are checked too, so
 nobody can probe which resources exist without logging in. What a caller may then do is
 :mod:`racklet.bmc._privileges`.
@@ -28,7 +29,7 @@ from racklet.bmc._schema import ROOT, SCHEMAS
 from racklet.bmc._sessions import SESSIONS, SessionStore
 from racklet.bmc._throttle import client_source, throttled
 from racklet.bmc.errors import LoginThrottled
-from racklet.net import peer_common_name
+from racklet.net import peer_identity
 
 REALM = 'Basic realm="Racklet BMC"'
 _OPEN = {"/redfish", ROOT, f"{ROOT}/odata", f"{ROOT}/$metadata", "/metrics"}
@@ -119,9 +120,9 @@ class AuthMiddleware:
             return None if account is None else Principal(account.username, account.role)
         if authorization:
             return None
-        common_name = peer_common_name(scope)
-        role = self._cert_roles.get(common_name) if common_name else None
-        return None if role is None or common_name is None else Principal(common_name, role)
+        identity = peer_identity(scope)
+        role = self._cert_roles.get(identity) if identity else None
+        return None if role is None or identity is None else Principal(identity, role)
 
 
 async def send_error(send: Send, error: RedfishError) -> None:

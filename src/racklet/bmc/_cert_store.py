@@ -6,7 +6,8 @@ or the new pair and never a new key beside an old certificate, even after a powe
 :meth:`CertificateStore.generate_csr` makes a fresh EC P-256 key that never leaves the BMC
 (``certificates/<slot>.pending.key``, 0600) and returns its PKCS#10 request;
 :meth:`CertificateStore.install` accepts only a certificate for that pending key, from the
-rack CA, naming the slot's holder and carrying the slot's usages. Before the first
+rack CA, naming the slot's holder, carrying the slot's usages and its role identity
+(``spiffe://<rack>/unit/<unit>`` or ``.../bmc/<unit>``). Before the first
 replacement a slot falls back to the ``<stem>.key``/``<stem>.crt`` pair ``racklet up`` wrote
 (the HTTPS bootstrap: the controller must trust the BMC before it can send a CSR). A new
 HTTPS pair is also mirrored to ``server.key``/``server.crt`` (each file atomically) for a host
@@ -36,7 +37,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from racklet.bmc.errors import BmcError, StateError
 from racklet.config import write_atomic, write_private
-from racklet.net import server_context
+from racklet.net import ca_trust_domain, pem_identity, server_context, spiffe_id
 
 IDENTITY_WAIT_SECONDS = 8.0
 """How long the link's ``identity`` request waits for a first identity (under the unit's
@@ -59,6 +60,8 @@ class CertSlot:
     client: bool
     usage_type: str
     """Redfish ``CertificateUsageType``: what the certificate is for."""
+    role: str
+    """The role its SPIFFE ID names (``unit`` or ``bmc``, then the unit's name)."""
     legacy_stem: str
     """``<stem>.key``/``<stem>.crt`` in the state dir, used until the first replacement."""
 
@@ -110,12 +113,20 @@ class CertificateStore:
         rack_ca: Path | None = None,
         identity_wait: float = IDENTITY_WAIT_SECONDS,
     ) -> None:
+        self._unit = unit
         self._dir = state_dir / "certificates"
         self._state_dir = state_dir
         self._rack_ca = rack_ca
         self._identity_wait = identity_wait
         self.identity = CertSlot(
-            "identity", f"{system_path}/Certificates", unit, True, True, "LDevID", "identity"
+            "identity",
+            f"{system_path}/Certificates",
+            unit,
+            True,
+            True,
+            "LDevID",
+            "unit",
+            "identity",
         )
         self.https = CertSlot(
             "https",
@@ -124,6 +135,7 @@ class CertificateStore:
             True,
             False,
             "Web",
+            "bmc",
             "server",
         )
         self.slots = (self.identity, self.https)
@@ -234,6 +246,12 @@ class CertificateStore:
             raise CertificateRejected("the certificate is not valid now")
         if _common_name(cert.subject) != slot.common_name:
             raise CertificateRejected(f"the certificate must name {slot.common_name!r}")
+        role = f"{slot.role}/{self._unit}"
+        expected = spiffe_id(
+            ca_trust_domain(ca.public_bytes(serialization.Encoding.PEM)), *role.split("/")
+        )
+        if pem_identity(cert.public_bytes(serialization.Encoding.PEM)) != expected:
+            raise CertificateRejected(f"the certificate must carry the role identity {expected}")
         server, client = _eku(cert)
         if (slot.server and not server) or (slot.client and not client):
             wanted = "server and client" if slot.client else "server"

@@ -39,6 +39,7 @@ from racklet.bmc._update import UpdateSetup
 from racklet.config import write_private
 from racklet.hw import BmcBoard
 from racklet.log import get_logger
+from racklet.net import spiffe_id
 
 
 @dataclass
@@ -64,9 +65,13 @@ class BmcSettings:
     temperature_caution: float = 70.0
     """SoC temperature (Cel) above which the BMC raises a sensor-threshold event."""
     cert_roles: dict[str, str] = field(
-        default_factory=lambda: {"racklet-controller": "RackController", "racklet-rmc": "Operator"}
+        default_factory=lambda: {
+            spiffe_id("rack-1", "controller"): "RackController",
+            spiffe_id("rack-1", "rmc"): "Operator",
+        }
     )
-    """Client-certificate common names (rack CA) accepted as a login, and their roles: the
+    """Client-certificate role identities (SPIFFE IDs from the rack CA) accepted as a login,
+    and their Redfish roles (the host passes its own rack's: ``BmcHost`` in the twin): the
     controller and the RMC log in with their own certificates, never a password."""
     login_backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
     """How a source that keeps failing to log in is slowed (:mod:`racklet.bmc._throttle`)."""

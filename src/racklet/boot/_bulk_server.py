@@ -39,6 +39,7 @@ from email.utils import formatdate
 from pathlib import Path
 
 from racklet.log import get_logger
+from racklet.net import cert_identity, unit_of
 
 __all__ = ["BULK_PREFIX", "BulkLimits", "BulkTargetServer", "open_target"]
 
@@ -227,7 +228,11 @@ class _Connection:
                         return selectors.EVENT_WRITE  # let the other connections have a turn
                 if self._state == _HANDSHAKE:
                     self.sock.do_handshake()
-                    self._peer = _common_name(self.sock.getpeercert())
+                    identity = cert_identity(self.sock.getpeercert())
+                    unit = unit_of(identity)
+                    if unit is None:  # only units fetch targets (roles: docs/security.md)
+                        raise ValueError(f"{identity or 'no role identity'} is not a unit")
+                    self._peer = unit
                     self._await_request()
                 elif self._state == _HEAD:
                     if not self._read_request():
@@ -362,7 +367,9 @@ class BulkTargetServer:
     """Serves ``targets_dir`` at ``https://host:port/boot/v1/targets/`` from one loop thread.
 
     ``context`` must be a server context requiring client certificates (the machine
-    listener's, with the rack CA and CRL: ``racklet.pki.server_context_with_crl``). Start and
+    listener's, with the rack CA and CRL: ``racklet.pki.server_context_with_crl``, which
+    follows the CRL as it changes); only unit identities (``spiffe://<rack>/unit/<name>``)
+    are served. Start and
     stop it from the event loop; its thread never touches the asyncio loop.
     """
 
@@ -527,15 +534,6 @@ class BulkTargetServer:
         os.close(self.targets_fd)
         self.targets_fd = -1
         self.logger.info("stopped")
-
-
-def _common_name(cert: object) -> str:
-    if isinstance(cert, dict):
-        for rdn in cert.get("subject", ()):
-            for key, value in rdn:
-                if key == "commonName":
-                    return str(value)
-    return "-"
 
 
 def _describe(exc: BaseException) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from racklet.boot._types import TrustBundle, UnitIdentity
 from racklet.boot.errors import TrustError
-from racklet.net import client_context, server_context
+from racklet.net import client_context, parse_id, pem_identity, server_context, spiffe_id
 
 
 def _scratch_root() -> str | None:
@@ -45,12 +45,27 @@ def _private_files(**files: str) -> Iterator[dict[str, Path]]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+def controller_identity(identity: UnitIdentity) -> str:
+    """The SPIFFE ID the unit's servers must prove: its rack's controller (the trust domain
+    is the one in the unit's own identity, as SPIFFE workloads learn it from their SVID)."""
+    parsed = parse_id(pem_identity(identity.cert_pem))
+    if parsed is None:
+        raise TrustError(
+            "the unit identity carries no role identity (one from before roles: the "
+            "controller re-issues it through the BMC)"
+        )
+    return spiffe_id(parsed[0], "controller")
+
+
 def unit_client_context(trust: TrustBundle, identity: UnitIdentity) -> ssl.SSLContext:
-    """Mutual-TLS client context: trusts only the rack CA, presents the unit identity."""
+    """Mutual-TLS client context: trusts only the rack CA, presents the unit identity, and
+    accepts only the controller's identity from the server (boot, bulk targets, heartbeats):
+    no other rack certificate, a BMC's or another unit's, can play the boot server."""
+    expect = controller_identity(identity)
     try:
         files = {"ca": trust.ca_bundle_pem, "cert": identity.cert_pem, "key": identity.key_pem}
         with _private_files(**files) as p:
-            return client_context(p["ca"], p["cert"], p["key"])
+            return client_context(p["ca"], p["cert"], p["key"], expect=expect)
     except (ssl.SSLError, OSError, ValueError) as exc:
         raise TrustError(f"cannot build a TLS client context for the unit: {exc}") from exc
 

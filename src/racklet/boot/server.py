@@ -31,7 +31,7 @@ from starlette.types import Receive, Scope, Send
 from racklet.boot._bulk_server import open_target
 from racklet.boot._tuf_repo import METADATA_DIR, TARGETS_DIR
 from racklet.log import get_logger
-from racklet.net import peer_common_name
+from racklet.net import peer_identity, unit_of
 
 CHUNK_BYTES = 1 << 20
 _METADATA_NAME = re.compile(r"([0-9]{1,12}\.)?[a-z0-9][a-z0-9-]{0,62}\.json")
@@ -105,9 +105,9 @@ def create_boot_app(repo_dir: Path) -> Starlette:
 
     def handler(kind: str) -> Callable[[Request], Awaitable[Response]]:
         async def serve_file(request: Request) -> Response:
-            peer = peer_common_name(request.scope)
-            if peer is None:
-                return PlainTextResponse("a client certificate is required\n", status_code=403)
+            peer = unit_of(peer_identity(request.scope))
+            if peer is None:  # only units boot (roles: docs/security.md)
+                return PlainTextResponse("a unit's certificate is required\n", status_code=403)
             name = request.path_params["name"]
             resolved = _resolve(repo_dir, kind, name)
             if resolved is None:

@@ -13,7 +13,21 @@ import httpx
 from racklet.cli.errors import ApiError, RackNotRunning
 from racklet.config import RackConfig
 from racklet.errors import ConfigError
-from racklet.net import client_context
+from racklet.net import ca_trust_domain, client_context, spiffe_id
+
+
+def rack_identity(config: RackConfig, role: str, name: str | None = None) -> str:
+    """The SPIFFE ID a peer of this rack must prove (the trust domain is the rack CA's)."""
+    try:
+        with open(config.api.ca_bundle, "rb") as handle:
+            domain = ca_trust_domain(handle.read())
+        return spiffe_id(domain, role, name)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot use the CA bundle {config.api.ca_bundle}: {exc}") from None
+
+
+def bmc_identity(config: RackConfig, unit: str) -> str:
+    return rack_identity(config, "bmc", unit)
 
 
 class HttpError(ApiError):
@@ -37,7 +51,9 @@ class ApiClient:
     def __init__(self, config: RackConfig, timeout: float = 10.0) -> None:
         self._base = config.api.url.rstrip("/")
         try:
-            verify = client_context(config.api.ca_bundle)
+            verify = client_context(
+                config.api.ca_bundle, expect=rack_identity(config, "controller")
+            )
         except (OSError, ssl.SSLError) as exc:
             raise ConfigError(f"cannot use the CA bundle {config.api.ca_bundle}: {exc}") from None
         self._http = httpx.Client(
@@ -69,7 +85,12 @@ class ApiClient:
             return None
         return response.json()
 
-    def _unreachable(self, exc: Exception) -> RackNotRunning:
+    def _unreachable(self, exc: Exception) -> ApiError | RackNotRunning:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is not None:  # something answers, but it is not this rack's controller
+            return ApiError(f"{self._base} is not this rack's controller: {cause}")
         return RackNotRunning(
             f"no rack answers at {self._base} ({type(exc).__name__}); is 'racklet up' running?"
         )

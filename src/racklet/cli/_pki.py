@@ -18,8 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from racklet import config as rack_config
+from racklet.cli._client import bmc_identity
 from racklet.cli._format import render_rows
-from racklet.pki import PkiError, RackCA, inventory, renew_due, revoke
+from racklet.pki import (
+    CRL_NAME,
+    PkiError,
+    RackCA,
+    crl_next_update,
+    crl_serials,
+    inventory,
+    renew_due,
+    revoke,
+)
 from racklet.pki._inventory import BMC_HELD, EXPIRING_DAYS
 from racklet.redfish import RedfishClient, RedfishClientError
 
@@ -80,13 +90,26 @@ def cmd_pki_status(args: argparse.Namespace) -> int:
             )
         )
     print(render_rows(rows))
-    held = asyncio.run(_bmc_rows(config, now))
+    revoked: set[int] = set()
+    if (state / "pki" / CRL_NAME).exists():
+        revoked = crl_serials(state / "pki")  # what the listeners enforce
+        next_update = crl_next_update(state / "pki")
+        shown = next_update.strftime("%Y-%m-%dT%H:%MZ") if next_update else "-"
+        print(f"CRL pki/{CRL_NAME}: {len(revoked)} revoked, next update {shown}", end="")
+        expired = next_update is None or next_update <= now
+        print(" EXPIRED: listeners refuse every client certificate" if expired else "")
+    else:
+        print(f"CRL pki/{CRL_NAME}: missing (the controller writes it when it starts)")
+    held = asyncio.run(_bmc_rows(config, now, revoked))
     print("Held by the BMCs (as they report them; the controller renews them through Redfish):")
     header = ("UNIT", "CERTIFICATE", "SUBJECT", "NOT AFTER", "DAYS LEFT", "STATE")
     print(render_rows([header, *held]))
     bmc_flagged = sum(row[-1] != "ok" for row in held)
     if bmc_flagged:
-        print(f"{bmc_flagged} BMC-held row(s) need attention (missing, unreachable, due, expired)")
+        print(
+            f"{bmc_flagged} BMC-held row(s) need attention "
+            "(missing, unreachable, due, expired, revoked)"
+        )
     if flagged:
         print(
             f"{flagged} identit{'y needs' if flagged == 1 else 'ies need'} attention "
@@ -101,8 +124,19 @@ def _bmc_state(not_before: dt.datetime, not_after: dt.datetime, now: dt.datetime
     return "DUE" if (not_after - now) < (not_after - not_before) / 3 else "ok"
 
 
+def _serial(body: dict[str, Any]) -> int | None:
+    """Redfish ``SerialNumber`` (``36:26:87:...``) as an integer, to look up in the CRL."""
+    try:
+        return int(str(body["SerialNumber"]).replace(":", ""), 16)
+    except (KeyError, ValueError):
+        return None
+
+
 async def _bmc_unit(
-    config: rack_config.RackConfig, unit: rack_config.UnitConfig, now: dt.datetime
+    config: rack_config.RackConfig,
+    unit: rack_config.UnitConfig,
+    now: dt.datetime,
+    revoked: set[int],
 ) -> list[tuple[str, ...]]:
     """The rows of one unit's BMC: what it reports, or why it could not be asked."""
     client = RedfishClient(
@@ -110,6 +144,7 @@ async def _bmc_unit(
         unit.bmc.username,
         unit.bmc.password,
         ca_bundle=config.layout.ca_cert,
+        expect=bmc_identity(config, unit.name),
         timeout=3.0,
     )
     rows: list[tuple[str, ...]] = []
@@ -123,7 +158,7 @@ async def _bmc_unit(
             after = dt.datetime.fromisoformat(str(body["ValidNotAfter"]))
             subject = str((body.get("Subject") or {}).get("CommonName", "-"))
             days = (after - now) / dt.timedelta(days=1)
-            state = _bmc_state(before, after, now)
+            state = "REVOKED" if _serial(body) in revoked else _bmc_state(before, after, now)
             stamp = after.strftime("%Y-%m-%dT%H:%MZ")
             rows.append((unit.name, label, subject, stamp, f"{days:.1f}", state))
     except (RedfishClientError, KeyError, ValueError, TypeError):
@@ -133,8 +168,10 @@ async def _bmc_unit(
     return rows
 
 
-async def _bmc_rows(config: rack_config.RackConfig, now: dt.datetime) -> list[tuple[str, ...]]:
-    found = await asyncio.gather(*(_bmc_unit(config, unit, now) for unit in config.units))
+async def _bmc_rows(
+    config: rack_config.RackConfig, now: dt.datetime, revoked: set[int]
+) -> list[tuple[str, ...]]:
+    found = await asyncio.gather(*(_bmc_unit(config, unit, now, revoked) for unit in config.units))
     return [row for rows in found for row in rows]
 
 
@@ -160,7 +197,7 @@ def cmd_pki_renew(args: argparse.Namespace) -> int:
     if not renewed:
         print("nothing to renew: every identity has more than a third of its lifetime left")
     else:
-        print("processes pick the new certificates up when they restart")
+        print("running listeners and clients present them from their next connection")
     return 0
 
 

@@ -8,11 +8,16 @@ the ports recorded in racklet.yaml, so it keeps its addresses too (see ``_ports`
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import secrets
 import shutil
 from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 
 from racklet import boot
 from racklet.audit import audit_files
@@ -36,7 +41,7 @@ from racklet.config import (
     write_private,
 )
 from racklet.errors import ConfigError
-from racklet.pki import CRL_NAME, RackCA, write_crl
+from racklet.pki import CRL_NAME, RackCA, role_uri, write_crl
 from racklet.rmc import RMC_USER, prepare_rmc
 
 MAX_UNITS = 16
@@ -102,9 +107,34 @@ def _port_roles(units: int, controllers: int) -> list[str]:
     return roles
 
 
-def _ensure_identity(ca: RackCA, directory: Path, stem: str, **issue: object) -> None:
-    if not (directory / f"{stem}.key").exists() or not (directory / f"{stem}.crt").exists():
-        ca.issue(**issue).write(directory, stem)  # type: ignore[arg-type]
+CONTROLLER_CLIENT_DAYS = 3
+"""The controller's client identity (Operator on every BMC) is short-lived; the controller's
+PKI maintenance renews it with a third of its life left and its clients follow the file."""
+
+
+def _usable(ca: RackCA, crt: Path, role: str, *, fresh: bool) -> bool:
+    try:
+        cert = x509.load_pem_x509_certificate(crt.read_bytes())
+        cert.verify_directly_issued_by(ca.cert)
+    except (OSError, ValueError, TypeError, InvalidSignature):
+        return False
+    if role_uri(cert) != ca.spiffe_id(role):
+        return False
+    left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
+    return not fresh or left > (cert.not_valid_after_utc - cert.not_valid_before_utc) / 3
+
+
+def _ensure_identity(
+    ca: RackCA, directory: Path, stem: str, *, fresh: bool = False, **issue: Any
+) -> None:
+    """Issue ``stem.key``/``stem.crt`` unless a usable one is there: from this CA and
+    carrying the role asked for (one from before roles, an old rack's, is re-issued here:
+    that is how an old state dir migrates); with ``fresh``, also not due for renewal (a
+    short-lived identity after the rack was down)."""
+    key, crt = directory / f"{stem}.key", directory / f"{stem}.crt"
+    if key.exists() and _usable(ca, crt, issue["role"], fresh=fresh):
+        return
+    ca.issue(**issue).write(directory, stem)
 
 
 def _read_secret(path: Path) -> str | None:
@@ -158,9 +188,19 @@ def prepare(
     if not (layout.pki / CRL_NAME).exists():
         write_crl(ca, layout.pki)  # empty: the machine listener refuses to run without one
     make_dir(layout.controller)
-    _ensure_identity(ca, layout.controller, "server", common_name="racklet-controller")
     _ensure_identity(
-        ca, layout.controller, "client", common_name="racklet-controller", server=False, client=True
+        ca, layout.controller, "server", common_name="racklet-controller", role="controller"
+    )
+    _ensure_identity(
+        ca,
+        layout.controller,
+        "client",
+        common_name="racklet-controller",
+        role="controller",
+        server=False,
+        client=True,
+        days=CONTROLLER_CLIENT_DAYS,
+        fresh=True,
     )
 
     tuf_root = _ensure_boot_repo(layout, settings)
@@ -180,7 +220,7 @@ def prepare(
         name = f"unit-{index + 1}"
         bmc_dir = layout.bmc(name)
         make_dir(bmc_dir)
-        _ensure_identity(ca, bmc_dir, "server", common_name=f"{name}-bmc")
+        _ensure_identity(ca, bmc_dir, "server", common_name=f"{name}-bmc", role=f"bmc/{name}")
         # The unit's identity key is made by its BMC and certified by the controller through
         # Redfish CertificateService (docs/pki.md); one made here by an older racklet goes.
         for legacy in ("identity.key", "identity.crt"):

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from racklet import config as rack_config
 from racklet.cli._apply import cmd_apply
 from racklet.cli._audit import add_audit_parser, cmd_audit
-from racklet.cli._client import ApiClient
+from racklet.cli._client import ApiClient, bmc_identity
 from racklet.cli._pki import add_pki_parser, cmd_pki
 from racklet.cli._release import add_release_parser, cmd_release
 from racklet.cli._resources import cmd_delete, cmd_describe, cmd_events, cmd_get, cmd_wait, duration
@@ -258,6 +258,7 @@ async def _console(
         unit.bmc.username,
         unit.bmc.password,
         ca_bundle=Path(config.api.ca_bundle),
+        expect=bmc_identity(config, unit.name),
     )
     try:
         seen = 0

@@ -5,22 +5,27 @@ each round reads the certificate the BMC reports (``ValidNotAfter``) for two slo
 unit's identity and the BMC's HTTPS certificate — and when one is missing, was issued by
 another CA (a factory reset) or has used two thirds of its lifetime, it asks the BMC for a
 CSR (``CertificateService.GenerateCSR``), signs it with the rack CA (short-lived: a week by
-default) and installs the result (``ReplaceCertificate``). Usages, names and lifetime are the
-CA's decision, never taken over from the request.
+default) and installs the result (``ReplaceCertificate``). Usages, names, the role (SPIFFE ID
+``unit/<unit>`` or ``bmc/<unit>``) and lifetime are the CA's decision, never taken over from the
+request; a CSR naming anyone but the holder asked for is refused (``CertificateRefused``: a
+BMC asking for ``racklet-controller`` is lying). A certificate without its role (made before
+roles) is re-issued at once.
 
 Each outcome is an event on the ComputeUnit (``IdentityIssued``, ``IdentityRenewed``,
 ``IdentityRenewFailed``; ``BmcCertificate...`` for HTTPS) and a condition per slot
 (``IdentityCertificate``, ``BmcCertificate``: True with its expiry, or False with the reason).
-Each certificate signed is also recorded in ``pki/issued/`` (public; for ``racklet pki``).
-Only the leader acts (``is_leader``), through the fenced store. Not here: revocation (a
-revoked unit is refused by the CRL at the machine listener, see docs/pki.md).
+Each certificate signed is also recorded in ``pki/issued/<CN>.pem``, named by the
+certificate's own subject (public; for ``racklet pki``).
+Only the leader acts (``is_leader``), through the fenced store. A revoked certificate
+(``racklet pki revoke``) is replaced at the next round with a fresh key: revoking a unit's
+identity rotates it (docs/security.md); the CRL keeps the old one refused everywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -28,11 +33,12 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.x509.oid import NameOID
 
 from racklet.api import ComputeUnit, Event, find_condition, set_condition
 from racklet.config import write_atomic
 from racklet.log import get_logger
-from racklet.pki import PkiError, RackCA
+from racklet.pki import CsrRefused, PkiError, RackCA, revoked_serials, role_uri
 from racklet.redfish import RedfishClientError
 from racklet.store import Conflict, NotFound, Store, StoreError
 from racklet.tasks import OwnedTask
@@ -79,6 +85,7 @@ class _Slot:
     condition: str
     collection: str
     common_name: str
+    role: str
     server: bool
     client: bool
     sans: tuple[str, ...]
@@ -96,6 +103,7 @@ def _slots(unit: str, bmc: CertificateBmc, policy: CertificatePolicy) -> tuple[_
             "IdentityCertificate",
             f"/redfish/v1/Systems/{unit}/Certificates",
             unit,
+            f"unit/{unit}",
             True,
             True,
             policy.identity_sans,
@@ -105,6 +113,7 @@ def _slots(unit: str, bmc: CertificateBmc, policy: CertificatePolicy) -> tuple[_
             "BmcCertificate",
             f"{MANAGER}/NetworkProtocol/HTTPS/Certificates",
             f"{unit}-bmc",
+            f"bmc/{unit}",
             True,
             False,
             (host,),
@@ -112,10 +121,24 @@ def _slots(unit: str, bmc: CertificateBmc, policy: CertificatePolicy) -> tuple[_
     )
 
 
+def _subject(pem: bytes) -> str:
+    """The common name the certificate itself certifies (what its record is named by)."""
+    cert = x509.load_pem_x509_certificate(pem)
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else cert.subject.rfc4514_string()
+
+
 def _due(
-    body: dict[str, Any] | None, ca: RackCA, now: dt.datetime, renew_after: float
+    body: dict[str, Any] | None,
+    ca: RackCA,
+    slot: _Slot,
+    now: dt.datetime,
+    renew_after: float,
+    revoked: Container[int] = (),
 ) -> str | None:
-    """Why the certificate needs (re)issuing — "missing", "foreign", "due" — or None."""
+    """Why the certificate needs (re)issuing — "missing", "foreign", "outdated" (no or another
+    role identity: made before roles), "revoked" (a revocation is a rotation: a fresh key,
+    certified at once), "due" — or None."""
     if body is None or not isinstance(body.get("CertificateString"), str):
         return "missing"
     try:
@@ -123,6 +146,10 @@ def _due(
         cert.verify_directly_issued_by(ca.cert)
     except (ValueError, TypeError, InvalidSignature):
         return "foreign"
+    if role_uri(cert) != ca.spiffe_id(slot.role):
+        return "outdated"
+    if cert.serial_number in revoked:
+        return "revoked"
     lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
     return "due" if now >= cert.not_valid_before_utc + lifetime * renew_after else None
 
@@ -172,33 +199,54 @@ class UnitCertificates:
     async def run_once(self) -> bool:
         """One round over every ComputeUnit; whether every certificate is now in order."""
         ca = await asyncio.to_thread(RackCA.load, self._pki_dir)
+        revoked = set(await asyncio.to_thread(revoked_serials, self._pki_dir))
         units = [u.metadata.name for u in await self._store.list(ComputeUnit)]
-        work = [self._unit(name, bmc, ca) for name in units if (bmc := self._bmcs.get(name))]
+        work = [
+            self._unit(name, bmc, ca, revoked) for name in units if (bmc := self._bmcs.get(name))
+        ]
         return all(await asyncio.gather(*work))
 
-    async def _unit(self, name: str, bmc: CertificateBmc, ca: RackCA) -> bool:
+    async def _unit(self, name: str, bmc: CertificateBmc, ca: RackCA, revoked: set[int]) -> bool:
         ok = True
         for slot in _slots(name, bmc, self.policy):
-            ok = await self._slot(name, bmc, ca, slot) and ok
+            ok = await self._slot(name, bmc, ca, slot, revoked) and ok
         return ok
 
-    async def _slot(self, name: str, bmc: CertificateBmc, ca: RackCA, slot: _Slot) -> bool:
+    async def _slot(
+        self, name: str, bmc: CertificateBmc, ca: RackCA, slot: _Slot, revoked: set[int]
+    ) -> bool:
         try:
-            reason = _due(await bmc.certificate(slot.uri), ca, self._now(), self.policy.renew_after)
+            current = await bmc.certificate(slot.uri)
+            reason = _due(current, ca, slot, self._now(), self.policy.renew_after, revoked)
             if reason is None:
                 return True
             csr = await bmc.generate_csr(slot.collection, slot.common_name)
             pem = await asyncio.to_thread(
                 ca.sign_csr,
                 csr.encode(),
+                common_name=slot.common_name,
+                role=slot.role,
+                asked_sans=(),
                 server=slot.server,
                 client=slot.client,
                 sans=slot.sans,
                 days=self.policy.days,
             )
             await bmc.replace_certificate(slot.uri, pem.decode())
-            record = self._pki_dir / ISSUED / f"{slot.common_name}.pem"
+            record = self._pki_dir / ISSUED / f"{_subject(pem)}.pem"
             await asyncio.to_thread(write_atomic, record, pem)
+        except CsrRefused as exc:
+            message = (
+                f"{name}: the BMC's request for the {slot.label.lower()} certificate names "
+                f"{exc.got!r}, not {exc.asked!r} as asked; nothing was signed"
+            )
+            log.bind(unit=name).warning(
+                "certificate request refused: asked %r, the CSR names %r", exc.asked, exc.got
+            )
+            await self._record(
+                name, slot, False, "CertificateRefused", message, "Refused", "Certificate"
+            )
+            return False
         except (RedfishClientError, PkiError, OSError) as exc:
             message = f"{slot.common_name}: {exc}"
             log.warning("certificate of %s not renewed: %s", slot.common_name, exc)
@@ -212,11 +260,20 @@ class UnitCertificates:
         return True
 
     async def _record(
-        self, name: str, slot: _Slot, ok: bool, reason: str, message: str, outcome: str
+        self,
+        name: str,
+        slot: _Slot,
+        ok: bool,
+        reason: str,
+        message: str,
+        outcome: str,
+        label: str | None = None,
     ) -> None:
-        """The event, and the slot's condition on the ComputeUnit (retried on a conflict)."""
+        """The event (``<label><outcome>``, the slot's label by default), and the slot's
+        condition on the ComputeUnit (retried on a conflict)."""
         kind: Literal["Normal", "Warning"] = "Normal" if ok else "Warning"
-        event = Event.about("ComputeUnit", name, f"{slot.label}{outcome}", message, kind)
+        reason_of_event = f"{slot.label if label is None else label}{outcome}"
+        event = Event.about("ComputeUnit", name, reason_of_event, message, kind)
         await self._store.record_event(event)
         for _ in range(5):
             try:

@@ -39,7 +39,14 @@ from racklet.controller.errors import ControllerError
 from racklet.controller.reconcilers import ComputeUnitReconciler, RackReconciler
 from racklet.errors import RackletError
 from racklet.log import configure, get_logger
-from racklet.net import AppServer, client_context, run_loop, server_context
+from racklet.net import (
+    AppServer,
+    ca_trust_domain,
+    client_context,
+    run_loop,
+    server_context,
+    spiffe_id,
+)
 from racklet.pki import CRL_NAME, RackCA, server_context_with_crl, write_crl
 from racklet.redfish import RedfishClient
 from racklet.store import AlreadyExists, Conflict, EtcdStore, NotFound, SqliteStore, Store
@@ -88,7 +95,9 @@ def open_store(config: rack_config.RackConfig) -> SqliteStore | EtcdStore:
         return EtcdStore(f"http://{parsed.netloc}")
     if parsed.scheme == "etcds" and parsed.netloc:
         tls = config.layout.controller
-        context = client_context(config.layout.ca_cert, tls / "client.crt", tls / "client.key")
+        context = client_context(  # follows the short-lived client identity as it is renewed
+            config.layout.ca_cert, tls / "client.crt", tls / "client.key", follow=True
+        )
         return EtcdStore(f"https://{parsed.netloc}", verify=context)
     raise ControllerError(
         f"rack.store: {choice!r} is not 'sqlite', 'etcd://HOST:PORT' or 'etcds://HOST:PORT'"
@@ -128,6 +137,7 @@ async def run(
     audit = AuditLog((audit_dir or layout.controller) / "audit.log")
     tls_dir = layout.controller
     client_cert = (tls_dir / "client.crt", tls_dir / "client.key")
+    rack_domain = ca_trust_domain(layout.ca_cert.read_bytes())
     presented = client_cert if all(p.exists() for p in client_cert) else None
     store = open_store(config)
     runtime: Runtime | None = None
@@ -163,6 +173,7 @@ async def run(
             None,  # the client certificate is the controller's only login, never a password
             ca_bundle=layout.ca_cert,
             client_cert=presented,
+            expect=spiffe_id(rack_domain, "bmc", unit.name),
         )
         for unit in config.units
     }

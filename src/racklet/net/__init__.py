@@ -1,6 +1,41 @@
-"""Shared networking: TLS contexts and an ASGI server that many services share one loop with."""
+"""Shared networking: TLS contexts and an ASGI server that many services share one loop with.
 
+Every TLS context of the rack comes from here (``client_context``, ``server_context``,
+``live_server_context``), and so does every check of a peer's role identity (``spiffe_id``,
+``check_peer`` through ``client_context(expect=...)``, ``peer_identity``).
+"""
+
+from racklet.net._identity import (
+    PeerIdentityError,
+    ca_trust_domain,
+    cert_identity,
+    check_peer,
+    parse_id,
+    peer_identity,
+    pem_identity,
+    spiffe_id,
+    trust_domain,
+    unit_of,
+)
 from racklet.net._server import AppServer, peer_common_name, run_loop
-from racklet.net._tls import client_context, server_context
+from racklet.net._tls import FOLLOW_SECONDS, client_context, live_server_context, server_context
 
-__all__ = ["AppServer", "client_context", "peer_common_name", "run_loop", "server_context"]
+__all__ = [
+    "FOLLOW_SECONDS",
+    "AppServer",
+    "PeerIdentityError",
+    "ca_trust_domain",
+    "cert_identity",
+    "check_peer",
+    "client_context",
+    "live_server_context",
+    "parse_id",
+    "peer_common_name",
+    "peer_identity",
+    "pem_identity",
+    "run_loop",
+    "server_context",
+    "spiffe_id",
+    "trust_domain",
+    "unit_of",
+]

@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from racklet.config import write_atomic, write_private
-from racklet.pki.errors import PkiError
+from racklet.net import spiffe_id
+from racklet.pki.errors import CsrRefused, PkiError
 
 _ORG = "Racklet"
 _DEFAULT_SANS = ("127.0.0.1", "localhost")
@@ -64,8 +65,8 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _san(names: tuple[str, ...]) -> x509.SubjectAlternativeName:
-    entries: list[x509.GeneralName] = []
+def _san(names: tuple[str, ...], uri: str | None) -> x509.SubjectAlternativeName:
+    entries: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri)] if uri else []
     for name in names:
         try:
             entries.append(x509.IPAddress(ipaddress.ip_address(name)))
@@ -84,6 +85,16 @@ class RackCA:
     @property
     def cert_pem(self) -> bytes:
         return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def rack(self) -> str:
+        """The rack this CA serves (its subject reads ``<rack> CA``): the SPIFFE trust domain."""
+        return _common_name(self.cert).removesuffix(" CA")
+
+    def spiffe_id(self, role: str) -> str:
+        """``spiffe://<rack>/<role>`` for a role path such as ``bmc/unit-1`` or ``controller``."""
+        kind, _, name = role.partition("/")
+        return spiffe_id(self.rack, kind, name or None)
 
     @classmethod
     def create(cls, directory: Path, rack: str = "rack-1", days: int = 365) -> RackCA:
@@ -135,18 +146,24 @@ class RackCA:
         self,
         common_name: str,
         *,
+        role: str | None = None,
         server: bool = True,
         client: bool = False,
         sans: tuple[str, ...] = _DEFAULT_SANS,
         days: int = 90,
     ) -> Identity:
-        """Issue a leaf identity usable as a TLS server, a TLS client, or both."""
+        """Issue a leaf identity usable as a TLS server, a TLS client, or both.
+
+        ``role`` (``controller``, ``bmc/unit-1``, ``unit/unit-1``, ``rmc``) becomes the
+        certificate's SPIFFE ID (a URI subjectAltName), which peers pin and map to rights.
+        """
         key = ec.generate_private_key(ec.SECP256R1())
-        cert = self._sign(key.public_key(), common_name, server, client, sans, days)
+        uri = self.spiffe_id(role) if role else None
+        cert = self._sign(key.public_key(), common_name, server, client, sans, days, uri)
         return Identity(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
 
     def renew(self, cert_pem: bytes, *, days: int | None = None) -> Identity:
-        """Re-issue an identity this CA signed: same CN, usages and names, a fresh key.
+        """Re-issue an identity this CA signed: same CN, usages, names and role, a fresh key.
 
         ``days`` defaults to the old certificate's own lifetime, so short-lived stays short.
         """
@@ -154,28 +171,37 @@ class RackCA:
         self._check_issued(old)
         server, client = _usages(old)
         lifetime = old.not_valid_after_utc - old.not_valid_before_utc - dt.timedelta(minutes=5)
-        return self.issue(
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = self._sign(
+            key.public_key(),
             _common_name(old),
-            server=server,
-            client=client,
-            sans=_sans_of(old) or _DEFAULT_SANS,
-            days=days or max(1, round(lifetime / dt.timedelta(days=1))),
+            server,
+            client,
+            _sans_of(old) or _DEFAULT_SANS,
+            days or max(1, round(lifetime / dt.timedelta(days=1))),
+            role_uri(old),
         )
+        return Identity(_key_pem(key), cert.public_bytes(serialization.Encoding.PEM))
 
     def sign_csr(
         self,
         csr_pem: bytes,
         *,
+        common_name: str,
+        role: str | None = None,
+        asked_sans: tuple[str, ...] = (),
         server: bool = True,
         client: bool = False,
-        sans: tuple[str, ...] | None = None,
+        sans: tuple[str, ...] = _DEFAULT_SANS,
         days: int = 90,
     ) -> bytes:
         """Sign a PKCS#10 request for a key held elsewhere (a BMC's); return the cert PEM.
 
-        The request's signature must verify (proof it holds the key); only its CN and (unless
-        ``sans`` is given) its subjectAltNames are taken over: usages and lifetime are the CA's
-        decision, not the requester's.
+        The request's signature must verify (proof it holds the key). Nothing else is taken
+        from it: the CA decides every name (``common_name``, ``sans``, the ``role`` SPIFFE
+        ID), usage and lifetime. A request whose subject is not ``common_name``, or whose
+        subjectAltNames are not exactly the ``asked_sans`` the requester was asked for, is
+        refused (:class:`CsrRefused`): a holder asking for another name is lying.
         """
         try:
             csr = x509.load_pem_x509_csr(csr_pem)
@@ -189,15 +215,19 @@ class RackCA:
         if isinstance(public, rsa.RSAPublicKey) and public.key_size < 2048:
             raise PkiError(f"an RSA key of {public.key_size} bits is too weak (need 2048)")
         names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        if not names or not str(names[0].value):
-            raise PkiError("the certificate signing request has no common name")
-        if sans is None:
-            try:
-                ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-                sans = _san_strings(ext.value)
-            except x509.ExtensionNotFound:
-                sans = _DEFAULT_SANS
-        cert = self._sign(public, str(names[0].value), server, client, sans, days)
+        got = str(names[0].value) if names else ""
+        if got != common_name:
+            raise CsrRefused(common_name, got or "no common name")
+        try:
+            ext = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+            requested = _san_strings(ext.value)
+        except x509.ExtensionNotFound:
+            requested = ()
+        if sorted(requested) != sorted(asked_sans):
+            asked = ", ".join([common_name, *asked_sans])
+            raise CsrRefused(asked, ", ".join([got, *requested]))
+        uri = self.spiffe_id(role) if role else None
+        cert = self._sign(public, common_name, server, client, sans, days, uri)
         return cert.public_bytes(serialization.Encoding.PEM)
 
     def _sign(
@@ -208,6 +238,7 @@ class RackCA:
         client: bool,
         sans: tuple[str, ...],
         days: int,
+        uri: str | None = None,
     ) -> x509.Certificate:
         if not (server or client):
             raise PkiError("an identity must be a server, a client, or both")
@@ -231,8 +262,8 @@ class RackCA:
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()), False
             )
         )
-        if server:
-            builder = builder.add_extension(_san(sans), critical=False)
+        if server or uri:
+            builder = builder.add_extension(_san(sans if server else (), uri), critical=False)
         return builder.sign(self._key, hashes.SHA256())
 
     def _check_issued(self, cert: x509.Certificate) -> None:
@@ -268,13 +299,28 @@ def _usages(cert: x509.Certificate) -> tuple[bool, bool]:
 
 
 def _san_strings(san: x509.SubjectAlternativeName) -> tuple[str, ...]:
+    """IP and DNS names, then any URI: everything a requester could try to slip in."""
     ips = [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
-    return tuple(ips + san.get_values_for_type(x509.DNSName))
+    others = san.get_values_for_type(x509.UniformResourceIdentifier)
+    return tuple(ips + san.get_values_for_type(x509.DNSName) + others)
+
+
+def role_uri(cert: x509.Certificate) -> str | None:
+    """The certificate's SPIFFE ID (URI subjectAltName), or None for a certificate made
+    before roles (an old rack's, re-issued with one on its next renewal)."""
+    try:
+        ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return None
+    uris = ext.value.get_values_for_type(x509.UniformResourceIdentifier)
+    return next((u for u in uris if u.startswith("spiffe://")), None)
 
 
 def _sans_of(cert: x509.Certificate) -> tuple[str, ...]:
+    """IP and DNS names (not the role URI, which ``role_uri`` reads)."""
     try:
         ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
     except x509.ExtensionNotFound:
         return ()
-    return _san_strings(ext.value)
+    ips = [str(ip) for ip in ext.value.get_values_for_type(x509.IPAddress)]
+    return tuple(ips + ext.value.get_values_for_type(x509.DNSName))

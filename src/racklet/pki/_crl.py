@@ -3,8 +3,9 @@
 The revoked serials live in ``pki/revoked.json`` (the record); ``crl.pem`` is rebuilt from it
 and signed by the CA on every revocation and whenever :func:`refresh_crl` finds it past half
 its validity. A TLS listener that loads it (:func:`racklet.pki.server_context_with_crl`)
-refuses a revoked peer at the handshake. A process reads the CRL when it builds its TLS
-context, so a revocation takes effect on listeners at their next start.
+refuses a revoked peer at the handshake; listeners follow the file, so a revocation takes
+effect on running listeners within about a second (``racklet.net.FOLLOW_SECONDS``).
+:func:`crl_serials` reads what the CRL itself revokes, for reports that must agree with it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from racklet.config import write_atomic
 from racklet.pki._ca import RackCA
@@ -75,6 +77,30 @@ def write_crl(ca: RackCA, pki_dir: Path, *, days: int = CRL_DAYS) -> Path:
     path = pki_dir / CRL_NAME
     write_atomic(path, crl.public_bytes(serialization.Encoding.PEM))
     return path
+
+
+def crl_serials(pki_dir: Path, ca: x509.Certificate | None = None) -> set[int]:
+    """The serials ``crl.pem`` revokes: what every listener enforces (not the record), so a
+    report built on it says what the rack really refuses. Its signature is checked against
+    the CA; a missing, unreadable or forged CRL is an error."""
+    path = pki_dir / CRL_NAME
+    try:
+        crl = x509.load_pem_x509_crl(path.read_bytes())
+        issuer = ca or x509.load_pem_x509_certificate((pki_dir / "ca.crt").read_bytes())
+    except (OSError, ValueError) as exc:
+        raise PkiError(f"cannot read the CRL {path}: {exc}") from exc
+    public = issuer.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey) or not crl.is_signature_valid(public):
+        raise PkiError(f"{path} is not signed by the rack CA")
+    return {entry.serial_number for entry in crl}
+
+
+def crl_next_update(pki_dir: Path) -> dt.datetime | None:
+    """When ``crl.pem`` expires (listeners refuse every client certificate after that)."""
+    try:
+        return x509.load_pem_x509_crl((pki_dir / CRL_NAME).read_bytes()).next_update_utc
+    except (OSError, ValueError):
+        return None
 
 
 def refresh_crl(ca: RackCA, pki_dir: Path, *, now: dt.datetime | None = None) -> bool:

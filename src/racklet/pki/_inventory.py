@@ -4,8 +4,8 @@
 who it is, what it may do and how long it has left. :func:`renew_due` re-issues every leaf
 identity whose key sits beside it and that has less than a third of its lifetime left: same
 subject, usages and names, a new key, the same lifetime. The files are replaced atomically;
-a running process keeps the certificate it loaded and picks the new one up when it restarts
-(listeners do not reload their TLS context on the fly).
+TLS contexts built by ``racklet.net`` follow their files, so a running process presents the
+renewed certificate on its next handshake.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from racklet.config import write_atomic
 from racklet.pki._ca import RackCA
-from racklet.pki._crl import revoked_serials
+from racklet.pki._crl import CRL_NAME, crl_serials, revoked_serials
 from racklet.pki.errors import PkiError
 
 EXPIRING_DAYS = 30
@@ -54,7 +54,10 @@ class IdentityInfo:
         left = self.days_left(now)
         if left <= 0:
             return "EXPIRED"
-        return "EXPIRING" if left < EXPIRING_DAYS else "ok"
+        # Under 30 days and past renewal time: a short-lived identity (a 3-day controller
+        # client) is not "expiring" while renewal keeps it fresh, only once renewal is late.
+        late = self.fraction_left(now) < RENEW_FRACTION
+        return "EXPIRING" if left < EXPIRING_DAYS and late else "ok"
 
 
 def _usage(cert: x509.Certificate) -> str:
@@ -80,7 +83,10 @@ def inventory(state_dir: Path) -> list[IdentityInfo]:
     Not those in a BMC's state dir once the BMC holds its own keys (``certificates/``): the
     BMC reports them through Redfish and the controller renews them by CSR.
     """
-    revoked = revoked_serials(state_dir / "pki") if (state_dir / "pki").is_dir() else {}
+    pki = state_dir / "pki"
+    revoked = set(revoked_serials(pki)) if pki.is_dir() else set()
+    if (pki / CRL_NAME).exists():
+        revoked |= crl_serials(pki)  # what the listeners enforce, not only the record
     found: list[IdentityInfo] = []
     for path in sorted(state_dir.rglob("*.crt")):
         if (path.parent / BMC_HELD).is_dir():

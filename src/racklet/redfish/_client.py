@@ -68,9 +68,12 @@ class RedfishClient:
         ca_bundle: Path,
         client_cert: tuple[Path, Path] | None = None,
         timeout: float = 5.0,
+        expect: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        """``client_cert`` is (certificate, key); ``transport`` is for tests only.
+        """``client_cert`` is (certificate, key), followed as it is renewed; ``expect`` the
+        SPIFFE ID the BMC must prove (``spiffe://<rack>/bmc/<unit>``: any other rack-CA
+        server is refused at the handshake); ``transport`` is for tests only.
 
         ``password`` None: the certificate is the only login (the controller's: it never
         holds a BMC password), so a BMC that refuses it answers a :class:`RedfishError` 401.
@@ -83,7 +86,7 @@ class RedfishClient:
         verify: ssl.SSLContext | bool = True
         if transport is None:
             try:
-                verify = client_context(ca_bundle, cert, key)
+                verify = client_context(ca_bundle, cert, key, expect=expect, follow=True)
             except (OSError, ssl.SSLError) as exc:
                 raise RedfishClientError(
                     f"cannot use the CA bundle or client certificate for {base_url}: {exc}"

@@ -26,7 +26,7 @@ from racklet.bmc.login import (
 )
 from racklet.config import RackConfig
 from racklet.log import get_logger
-from racklet.net import client_context
+from racklet.net import ca_trust_domain, client_context, spiffe_id
 from racklet.rmc._app import Aggregator, build_app
 from racklet.rmc._satellite import AggregationSource, SatelliteClient
 from racklet.rmc.errors import RmcConfigError
@@ -67,8 +67,15 @@ class RmcService:
             raise RmcConfigError(f"aggregation source names must be unique: {names}")
         try:
             cert, key = settings.client_cert
-            context: ssl.SSLContext = client_context(settings.ca_bundle, cert, key)
-        except (OSError, ssl.SSLError) as exc:
+            domain = ca_trust_domain(settings.ca_bundle.read_bytes())
+            # Each BMC must prove it is that unit's BMC, not any rack-CA server.
+            contexts: dict[str, ssl.SSLContext] = {
+                s.name: client_context(
+                    settings.ca_bundle, cert, key, expect=spiffe_id(domain, "bmc", s.name)
+                )
+                for s in settings.sources
+            }
+        except (OSError, ssl.SSLError, ValueError) as exc:
             raise RmcConfigError(
                 f"cannot use the rack CA {settings.ca_bundle} or the RMC's client certificate "
                 f"{settings.client_cert[0]}: {exc}"
@@ -76,7 +83,8 @@ class RmcService:
         self.settings = settings
         self._log = get_logger("rmc", unit=settings.name)
         self._clients = {
-            s.name: SatelliteClient(s, context, settings.request_timeout) for s in settings.sources
+            s.name: SatelliteClient(s, contexts[s.name], settings.request_timeout)
+            for s in settings.sources
         }
         self.events = EventBus()
         self.accounts = Accounts(

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from racklet.bmc import write_accounts
 from racklet.config import RackConfig, make_dir, write_private
-from racklet.net import AppServer, server_context
+from racklet.net import AppServer, pem_identity, server_context
 from racklet.pki import RackCA
 from racklet.rmc._service import RmcService, RmcSettings, sources_from_config
 from racklet.rmc.errors import RmcConfigError
@@ -32,10 +32,14 @@ def rmc_dir(config: RackConfig) -> Path:
 def prepare_rmc(directory: Path, ca: RackCA) -> str:
     """Create the RMC's identity and admin account once; return the admin password."""
     make_dir(directory)
-    if not (directory / "server.crt").exists() or not (directory / "server.key").exists():
-        ca.issue("rmc").write(directory, "server")
-    if not all(path.exists() for path in _client_identity(directory)):
-        ca.issue(RMC_CLIENT_NAME, server=False, client=True).write(directory, "client")
+    crt, key = directory / "server.crt", directory / "server.key"
+    if not key.exists() or not crt.exists() or pem_identity(crt.read_bytes()) is None:
+        ca.issue("rmc", role="rmc").write(directory, "server")  # an old rack's gets its role
+    client_crt, _ = _client_identity(directory)
+    if not all(path.exists() for path in _client_identity(directory)) or (
+        pem_identity(client_crt.read_bytes()) is None
+    ):
+        ca.issue(RMC_CLIENT_NAME, role="rmc", server=False, client=True).write(directory, "client")
     secret = directory / "admin.password"
     if secret.exists() and (directory / "accounts.json").exists():
         return secret.read_text().strip()

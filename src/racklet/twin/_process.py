@@ -18,7 +18,8 @@ from racklet import config as rack_config
 from racklet import log
 from racklet.bmc import BmcHost, BmcSettings, TufImageVerifier
 from racklet.errors import RackletError
-from racklet.net import run_loop, server_context
+from racklet.net import ca_trust_domain, live_server_context, run_loop, spiffe_id
+from racklet.pki import CRL_NAME
 from racklet.rmc import RunningRmc, serve_rmc
 from racklet.twin._clock import SimClock
 from racklet.twin._firmware import unit_firmware
@@ -47,6 +48,7 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
     )
     hosts: list[BmcHost] = []
     rmc: RunningRmc | None = None
+    domain = ca_trust_domain(layout.ca_cert.read_bytes())
     try:
         await rack.start()
         for unit in config.units:
@@ -60,14 +62,21 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
                     image_verifier=TufImageVerifier(bmc_dir),
                     # A board's BMC is configured with the halted draw of the unit it carries.
                     halted_watts=rack.unit(unit.name).profile.halted_watts + 0.3,
+                    cert_roles={
+                        spiffe_id(domain, "controller"): "RackController",
+                        spiffe_id(domain, "rmc"): "Operator",
+                    },
                 ),
                 port=urlsplit(unit.bmc.url).port or 443,
-                # Client certificates from the rack CA are a login method (the controller's).
+                # Client certificates from the rack CA are a login method (the controller's),
+                # checked against the rack's CRL as it changes (docs/security.md).
                 ssl_context=functools.partial(
-                    server_context,
+                    live_server_context,
                     bmc_dir / "server.crt",
                     bmc_dir / "server.key",
                     ca=layout.ca_cert,
+                    crl=layout.pki / CRL_NAME,
+                    require_client_cert=False,
                 ),
             )
             await host.start()
