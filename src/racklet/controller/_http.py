@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-import json
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -39,15 +38,15 @@ from racklet.api import (
 from racklet.api._meta import Model
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
 from racklet.controller._metrics import CONTENT_TYPE, ControllerMetrics
-from racklet.controller._resources_http import read_body, resource_router
+from racklet.controller._resources_http import read_body, read_capped, resource_router
 from racklet.controller._status import install_error_handlers, status_response
+from racklet.limits import LIMITS, parse_json
 from racklet.net import peer_common_name
 from racklet.store import Conflict, Store
 from racklet.web import static_app
 
 Enqueue = Callable[[str, str], None]
 _WRITE_ATTEMPTS = 8
-_MAX_BODY = 64 * 1024
 
 
 def _list(kind: str, items: list[Any]) -> dict[str, Any]:
@@ -55,13 +54,8 @@ def _list(kind: str, items: list[Any]) -> dict[str, Any]:
 
 
 async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > _MAX_BODY:
-        raise HTTPException(413, f"the body is larger than {_MAX_BODY} bytes")
-    try:
-        return json.loads(raw or b"null")
-    except ValueError as exc:
-        raise HTTPException(400, f"body: not JSON ({exc})") from exc
+    limit = LIMITS.max_small_body_bytes
+    return parse_json(await read_capped(request, limit), max_bytes=limit)
 
 
 class EventBody(Model):

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from racklet.limits import InputRejected, parse_json
 from racklet.log import ContextLogger
 from racklet.rmc import _uris
 from racklet.rmc._auth import Accounts, Principal, Sessions, allowed, basic_credentials
@@ -115,9 +116,9 @@ async def _json_object(request: Request) -> dict[str, Any] | Response:
     if isinstance(raw, Response):
         return raw
     try:
-        body = json.loads(raw) if raw.strip() else None
-    except (ValueError, UnicodeDecodeError):
-        body = None
+        body = parse_json(raw, max_bytes=MAX_BODY)
+    except InputRejected:
+        body = None  # too large was refused while reading; all else is malformed to Redfish
     return body if isinstance(body, dict) else error(400, "MalformedJSON")
 
 
@@ -336,8 +337,8 @@ class Aggregator:
             content = raw
             if raw.strip() and "json" in request.headers.get("content-type", "json"):
                 try:
-                    rewritten = _uris.strip_document(json.loads(raw), source)
-                except (ValueError, UnicodeDecodeError):
+                    rewritten = _uris.strip_document(parse_json(raw, max_bytes=MAX_BODY), source)
+                except InputRejected:
                     return error(400, "MalformedJSON")
                 content = json.dumps(rewritten).encode()
         headers = {k: v for k, v in request.headers.items() if k in _FORWARDED_HEADERS}
