@@ -13,6 +13,7 @@ Writes go to the store only; the reconcilers act on them (the API never calls a 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hmac
 import uuid
@@ -38,6 +39,7 @@ from racklet.api import (
 from racklet.api._meta import Model
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
 from racklet.controller._metrics import CONTENT_TYPE, ControllerMetrics
+from racklet.controller._openapi import install_openapi
 from racklet.controller._resources_http import read_body, read_capped, resource_router
 from racklet.controller._status import install_error_handlers, status_response
 from racklet.limits import LIMITS, parse_json
@@ -77,6 +79,7 @@ def create_api_app(
 ) -> FastAPI:
     app = FastAPI(title="Racklet", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
+    install_openapi(app, {"/api/v1/events": EventBody})
     expected = f"Bearer {token}".encode()
 
     def authorised(request: Request) -> None:
@@ -132,7 +135,18 @@ def create_api_app(
     async def ui_units() -> JSONResponse:
         return JSONResponse(await _summary(store, rack_name))
 
-    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    @app.get("/openapi/v3", include_in_schema=False)
+    async def openapi(_: None = Depends(authorised)) -> JSONResponse:
+        """The OpenAPI 3.1 document (for clients and API fuzzers; docs/control-plane.md).
+
+        Built once, in a thread: it takes about 0.1 s, too long to hold the event loop."""
+        return JSONResponse(await asyncio.to_thread(app.openapi))
+
+    @app.api_route(
+        "/api/{rest:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
     async def unknown_api(rest: str, _: None = Depends(authorised)) -> Response:
         return status_response(404, f"no API path /api/{rest}")
 
