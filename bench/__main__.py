@@ -15,6 +15,7 @@ BENCHMARKS = [
     "control_plane_scale",
     "boot_server",
     "rack_boot",
+    "loop_lag_fuzz",
 ]
 
 

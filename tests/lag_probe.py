@@ -23,6 +23,8 @@ class LagProbe:
     """Seconds each wake-up came after its due time (wall clock)."""
     blocked: list[float] = field(default_factory=list)
     """Per sample: the lateness, capped by the CPU the loop thread used meanwhile."""
+    woke: list[float] = field(default_factory=list)
+    """Per sample: when it woke (``time.perf_counter()``), to find what ran before it."""
     _task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -39,14 +41,22 @@ class LagProbe:
     def reset(self) -> None:
         self.late.clear()
         self.blocked.clear()
+        self.woke.clear()
+
+    def worst(self) -> tuple[float, float, float]:
+        """The most blocked sample: (blocked seconds, when it slept, when it woke)."""
+        index = max(range(len(self.blocked)), key=self.blocked.__getitem__)
+        woke = self.woke[index]
+        return self.blocked[index], woke - self.interval - self.late[index], woke
 
     async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            due = loop.time() + self.interval
+        while True:  # perf_counter, not loop.time(): uvloop's clock has millisecond steps
+            due = time.perf_counter() + self.interval
             cpu = time.thread_time()
             await asyncio.sleep(self.interval)
-            late = max(0.0, loop.time() - due)
+            now = time.perf_counter()
+            late = max(0.0, now - due)
+            self.woke.append(now)
             self.late.append(late)
             self.blocked.append(min(late, time.thread_time() - cpu))
 

@@ -14,12 +14,22 @@ from racklet.api.errors import InvalidObject
 M = TypeVar("M", bound=BaseModel)
 
 
+MAX_PROBLEMS = 20
+
+
 def problems(exc: ValidationError) -> list[str]:
-    """One ``field.path: message`` per error, with wire (camelCase) field names."""
+    """One ``field.path: message`` per error, with wire (camelCase) field names.
+
+    At most :data:`MAX_PROBLEMS`, then a count: a body of 10,000 bad values must not
+    become a 10,000-line answer.
+    """
     out = []
-    for error in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for error in errors[:MAX_PROBLEMS]:
         path = ".".join(str(part) for part in error["loc"])
         out.append(f"{path}: {error['msg']}" if path else str(error["msg"]))
+    if len(errors) > MAX_PROBLEMS:
+        out.append(f"request: {len(errors) - MAX_PROBLEMS} more problems not listed")
     return out
 
 
