@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,8 +138,19 @@ class _Loader(yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader):  
     """The safe loader, with YAML's extras that JSON cannot carry turned off.
 
     Timestamps stay strings (as Kubernetes' YAML reading keeps them), non-finite floats are
-    refused, and so is every value JSON has no form for (binary, sets).
+    refused, and so is every value JSON has no form for (binary, sets). Booleans are YAML
+    1.2's, true and false only, as in GitOps manifests (``racklet.gitops``): YAML 1.1 reads
+    ``power: Off`` as false.
     """
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def _timestamp(loader: yaml.BaseLoader, node: yaml.Node) -> str:

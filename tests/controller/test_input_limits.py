@@ -110,3 +110,13 @@ async def test_a_body_is_refused_as_it_grows_past_the_limit(api: Api) -> None:
     )
     assert yaml_types.status_code == 201  # a YAML date stays the string it was written as
     assert yaml_types.json()["metadata"]["labels"] == {"when": "2024-01-01"}
+
+
+async def test_yaml_bodies_read_booleans_as_gitops_manifests_do(api: Api) -> None:
+    manifest = (
+        b"kind: ComputeUnit\nmetadata: {name: unit-3}\n"
+        b"spec: {slot: 3, power: Off, bmc: {url: 'https://127.0.0.1:9'}}\n"
+    )
+    created = await api.http.post("/api/v1/computeunits", content=manifest, headers=YAML)
+    assert created.status_code == 201, created.text  # YAML 1.1 would read Off as false
+    assert created.json()["spec"]["power"] == "Off"

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ValidationError
 from racklet.api._kinds import KINDS
 from racklet.api._meta import API_VERSION, Object
 from racklet.api.errors import InvalidObject
+from racklet.limits import InputRejected, parse_yaml
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -65,8 +66,9 @@ def to_yaml(obj: BaseModel) -> str:
 
 
 def from_yaml(text: str) -> Object:
+    """A resource from one YAML document, read within ``racklet.limits`` (no aliases)."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidObject([f"not YAML: {exc}"]) from exc
+        data = parse_yaml(text)
+    except InputRejected as exc:
+        raise InvalidObject([exc.message.replace("body: ", "", 1)]) from exc
     return parse(data)
