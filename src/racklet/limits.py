@@ -27,7 +27,7 @@ import yaml
 
 from racklet.errors import RackletError
 
-__all__ = ["LIMITS", "InputRejected", "Limits", "parse_json", "parse_yaml"]
+__all__ = ["LIMITS", "InputRejected", "Limits", "check_yaml", "parse_json", "parse_yaml"]
 
 
 @dataclass(frozen=True)
@@ -183,12 +183,17 @@ for _tag in ("binary", "set", "omap", "pairs"):
     _Loader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse)
 
 
-def _check_events(text: bytes, limits: Limits) -> None:
-    """Refuse aliases, deep nesting and too many values from the event stream, before
-    anything is composed."""
+def check_yaml(raw: bytes | str, *, limits: Limits = LIMITS, count_values: bool = True) -> None:
+    """Refuse aliases, deep nesting and (with ``count_values``) too many values from the
+    event stream of ``raw`` (any number of documents), before anything is composed.
+
+    :func:`parse_yaml` runs it; a reader of several documents with its own loader (GitOps
+    manifests) runs it first. A stream that is not YAML raises ``yaml.YAMLError``.
+    """
+    text = raw.encode() if isinstance(raw, str) else raw
     depth, max_depth = 0, limits.max_depth
     for count, event in enumerate(yaml.parse(text, Loader=_Loader)):
-        if count > 2 * limits.max_values:
+        if count_values and count > 2 * limits.max_values:
             raise InputRejected(413, f"body: more than {limits.max_values} values")
         if isinstance(event, yaml.AliasEvent):
             raise InputRejected(400, "body: YAML aliases are not accepted")
@@ -211,7 +216,7 @@ def parse_yaml(raw: bytes | str, *, limits: Limits = LIMITS) -> Any:
     if len(data) > limits.max_yaml_bytes:
         raise InputRejected(413, f"the YAML body is larger than {limits.max_yaml_bytes} bytes")
     try:
-        _check_events(data, limits)
+        check_yaml(data, limits=limits)
         return yaml.load(data, Loader=_Loader)  # a safe loader; aliases were refused above
     except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise InputRejected(400, f"body: not YAML ({_first_line(exc)})") from exc
