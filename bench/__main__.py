@@ -19,6 +19,7 @@ BENCHMARKS = [
     "supervise",
     "audit_overhead",
     "identity",
+    "loop_lag_fuzz",
 ]
 
 

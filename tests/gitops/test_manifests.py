@@ -44,3 +44,12 @@ def test_events_are_not_manifests() -> None:
 
 def test_empty_documents_are_skipped() -> None:
     assert load_manifests({"empty.yaml": b"---\n---\n# nothing\n"}) == []
+
+
+def test_yaml_aliases_are_refused_before_they_expand() -> None:
+    lines = ['a0: &a0 ["x","x","x","x","x","x","x","x","x","x"]']
+    lines += [f"a{n}: &a{n} [{','.join([f'*a{n - 1}'] * 10)}]" for n in range(1, 7)]
+    bomb = "metadata:\n  labels:\n    " + "\n    ".join(lines) + "\n"
+    with pytest.raises(InvalidManifests) as caught:
+        load_manifests({"units.yaml": (unit(1) + "---\n" + unit(2) + bomb).encode()})
+    assert caught.value.problems == ["units.yaml: YAML aliases are not accepted"]

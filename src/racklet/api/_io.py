@@ -10,16 +10,27 @@ from pydantic import BaseModel, ValidationError
 from racklet.api._kinds import KINDS
 from racklet.api._meta import API_VERSION, Object
 from racklet.api.errors import InvalidObject
+from racklet.limits import InputRejected, parse_yaml
 
 M = TypeVar("M", bound=BaseModel)
 
 
+MAX_PROBLEMS = 20
+
+
 def problems(exc: ValidationError) -> list[str]:
-    """One ``field.path: message`` per error, with wire (camelCase) field names."""
+    """One ``field.path: message`` per error, with wire (camelCase) field names.
+
+    At most :data:`MAX_PROBLEMS`, then a count: a body of 10,000 bad values must not
+    become a 10,000-line answer.
+    """
     out = []
-    for error in exc.errors(include_url=False):
+    errors = exc.errors(include_url=False)
+    for error in errors[:MAX_PROBLEMS]:
         path = ".".join(str(part) for part in error["loc"])
         out.append(f"{path}: {error['msg']}" if path else str(error["msg"]))
+    if len(errors) > MAX_PROBLEMS:
+        out.append(f"request: {len(errors) - MAX_PROBLEMS} more problems not listed")
     return out
 
 
@@ -55,8 +66,9 @@ def to_yaml(obj: BaseModel) -> str:
 
 
 def from_yaml(text: str) -> Object:
+    """A resource from one YAML document, read within ``racklet.limits`` (no aliases)."""
     try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidObject([f"not YAML: {exc}"]) from exc
+        data = parse_yaml(text)
+    except InputRejected as exc:
+        raise InvalidObject([exc.message.replace("body: ", "", 1)]) from exc
     return parse(data)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -14,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from racklet.bmc._errors import RedfishError
+from racklet.limits import LIMITS, InputRejected, parse_json
 
 JSON_TYPE = "application/json;charset=utf-8"
 # Redfish: every response names its OData version; nothing a BMC says may be cached blindly.
@@ -54,16 +54,29 @@ def no_content(headers: dict[str, str] | None = None) -> Response:
     return Response(status_code=204, headers={**ODATA_HEADERS, **(headers or {})})
 
 
-async def read_object(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object, or a MalformedJSON error."""
-    raw = await request.body()
+def parse_object(raw: bytes | str) -> dict[str, Any]:
+    """A JSON object parsed within ``racklet.limits`` (an empty body is ``{}``).
+
+    Too large is ``PayloadTooLarge`` (413); anything else refused (not JSON, nested too
+    deep, a non-finite number, not an object) is ``MalformedJSON`` (400), Redfish's answer to
+    a body that is not strict JSON.
+    """
     try:
-        body = json.loads(raw) if raw.strip() else {}
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = parse_json(raw, max_bytes=LIMITS.max_small_body_bytes)
+    except InputRejected as exc:
+        if exc.status == 413:
+            raise RedfishError(413, "PayloadTooLarge") from exc
         raise RedfishError(400, "MalformedJSON") from exc
+    if body is None:
+        return {}
     if not isinstance(body, dict):
         raise RedfishError(400, "MalformedJSON")
     return body
+
+
+async def read_object(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object, or a MalformedJSON error."""
+    return parse_object(await request.body())
 
 
 def _query_int(request: Request, name: str) -> int | None:

@@ -45,7 +45,7 @@ from racklet.bmc._firmware import (
     SlotProvider,
     VerifiedImage,
 )
-from racklet.bmc._http import page, respond, route
+from racklet.bmc._http import page, parse_object, respond, route
 from racklet.bmc._schema import ROOT, collection, link, resource
 from racklet.bmc._tasks import Task, TaskRegistry
 from racklet.bmc.errors import BmcError, ImageRejected
@@ -156,13 +156,9 @@ def _standby_body(ctx: BmcContext, bmc: BmcFirmware) -> dict[str, Any]:
 def _json_part(value: Any, name: str) -> dict[str, Any]:
     if isinstance(value, UploadFile):
         raise RedfishError(400, "MissingOrMalformedPart", resolution=f"Send {name} as JSON.")
-    try:
-        parsed = json.loads(value)
-    except ValueError as exc:
-        raise RedfishError(400, "MalformedJSON") from exc
-    if not isinstance(parsed, dict):
+    if not str(value).strip():
         raise RedfishError(400, "MalformedJSON")
-    return parsed
+    return parse_object(value)
 
 
 def _targets(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import uuid
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
@@ -48,16 +47,17 @@ from racklet.audit import (
 )
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
 from racklet.controller._metrics import CONTENT_TYPE, ControllerMetrics
-from racklet.controller._resources_http import read_body, resource_router
+from racklet.controller._openapi import install_openapi
+from racklet.controller._resources_http import read_body, read_capped, resource_router
 from racklet.controller._status import install_error_handlers, status_response
-from racklet.controller._tokens import Authenticator, authorise, token_router
+from racklet.controller._tokens import Authenticator, TokenRequest, authorise, token_router
+from racklet.limits import LIMITS, parse_json
 from racklet.net import peer_identity, unit_of
 from racklet.store import Conflict, Store
 from racklet.web import static_app
 
 Enqueue = Callable[[str, str], None]
 _WRITE_ATTEMPTS = 8
-_MAX_BODY = 64 * 1024
 
 
 def _list(kind: str, items: list[Any]) -> dict[str, Any]:
@@ -65,13 +65,8 @@ def _list(kind: str, items: list[Any]) -> dict[str, Any]:
 
 
 async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if len(raw) > _MAX_BODY:
-        raise HTTPException(413, f"the body is larger than {_MAX_BODY} bytes")
-    try:
-        return json.loads(raw or b"null")
-    except ValueError as exc:
-        raise HTTPException(400, f"body: not JSON ({exc})") from exc
+    limit = LIMITS.max_small_body_bytes
+    return parse_json(await read_capped(request, limit), max_bytes=limit)
 
 
 class EventBody(Model):
@@ -97,6 +92,7 @@ def create_api_app(
     app = FastAPI(title="Racklet", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
     authenticator = Authenticator(store, token)
+    install_openapi(app, {"/api/v1/events": EventBody, "/api/v1/tokens": TokenRequest})
 
     async def authorised(request: Request) -> None:
         await authorise(request, authenticator)
@@ -169,7 +165,18 @@ def create_api_app(
     async def ui_units() -> JSONResponse:
         return JSONResponse(await _summary(store, rack_name))
 
-    @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+    @app.get("/openapi/v3", include_in_schema=False)
+    async def openapi(_: None = Depends(authorised)) -> JSONResponse:
+        """The OpenAPI 3.1 document (for clients and API fuzzers; docs/control-plane.md).
+
+        Built once, in a thread: it takes about 0.1 s, too long to hold the event loop."""
+        return JSONResponse(await asyncio.to_thread(app.openapi))
+
+    @app.api_route(
+        "/api/{rest:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
     async def unknown_api(rest: str, _: None = Depends(authorised)) -> Response:
         return status_response(404, f"no API path /api/{rest}")
 

@@ -13,7 +13,6 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-import yaml
 from fastapi import APIRouter, Request
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -32,10 +31,10 @@ from racklet.api import (
     validate,
 )
 from racklet.controller._status import invalid, status_response
+from racklet.limits import LIMITS, InputRejected, parse_json, parse_yaml
 from racklet.store import Change, Conflict, Expired, Store
 
 Enqueue = Callable[[str, str], None]
-MAX_BODY = 1024 * 1024
 WRITE_ATTEMPTS = 8
 BOOKMARK_SECONDS = 5.0
 _FROZEN_META = {("metadata", "name"), ("metadata", "uid"), ("metadata", "creationTimestamp")}
@@ -76,19 +75,29 @@ def check_immutable(info: KindInfo, before: dict[str, Any], after: dict[str, Any
             raise InvalidObject([f"{'.'.join(fixed)}: field is immutable"])
 
 
-async def read_body(request: Request) -> Any:
-    """The body as data: JSON, or YAML when the content type says so; 400 if it won't parse."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise HTTPException(413, f"the body is larger than {MAX_BODY} bytes")
-    content_type = request.headers.get("content-type", "")
-    try:
-        if "yaml" in content_type:
-            return yaml.safe_load(raw.decode() or "null")
-        return json.loads(raw or b"null")
-    except (ValueError, yaml.YAMLError) as exc:
-        kind = "YAML" if "yaml" in content_type else "JSON"
-        raise HTTPException(400, f"body: not {kind} ({str(exc).splitlines()[0]})") from exc
+async def read_capped(request: Request, limit: int) -> bytes:
+    """The raw body, refused (413) once it grows past ``limit`` bytes (never buffered whole)."""
+    length = request.headers.get("content-length", "")
+    if length.isascii() and length.isdigit() and int(length) > limit:
+        raise InputRejected(413, f"the body is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise InputRejected(413, f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_body(request: Request, *, max_bytes: int = LIMITS.max_body_bytes) -> Any:
+    """The body as data: JSON, or YAML when the content type says so (``racklet.limits``).
+
+    YAML is loaded in a thread: it is slow enough per byte to stall the event loop.
+    """
+    raw = await read_capped(request, max_bytes)
+    if "yaml" in request.headers.get("content-type", ""):
+        return await asyncio.to_thread(parse_yaml, raw)
+    return parse_json(raw, max_bytes=max_bytes)
 
 
 def _info(plural: str) -> KindInfo:
@@ -107,8 +116,9 @@ def _selector(request: Request) -> Selector | None:
 def _revision(text: str | None) -> int | None:
     if text is None or text == "":
         return None
-    if not text.isdigit():
-        raise HTTPException(400, f"resourceVersion: {text!r} is not a resource version")
+    digits = LIMITS.max_resource_version_digits
+    if not (text.isascii() and text.isdigit() and len(text) <= digits) or int(text) >= 2**63:
+        raise HTTPException(400, f"resourceVersion: {text[:40]!r} is not a resource version")
     return int(text)
 
 

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from racklet.api import InvalidObject, InvalidSelector, problems
 from racklet.errors import RackletError
+from racklet.limits import InputRejected
 from racklet.store import AlreadyExists, Conflict, Expired, NotFound, Unavailable
 
 _REASONS = {
@@ -81,6 +82,12 @@ def install_error_handlers(app: FastAPI) -> None:
             return status_response(409, str(exc))
         if isinstance(exc, InvalidObject):
             return invalid(exc.problems)
+        if isinstance(exc, InputRejected):
+            return (
+                invalid([exc.message])
+                if exc.status == 422
+                else status_response(exc.status, exc.message)
+            )
         if isinstance(exc, InvalidSelector):
             return status_response(400, str(exc))
         if isinstance(exc, Expired):

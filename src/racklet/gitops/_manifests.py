@@ -18,6 +18,7 @@ import yaml
 
 from racklet.api import API_VERSION, KINDS, InvalidObject, parse, to_dict
 from racklet.gitops.errors import InvalidManifests
+from racklet.limits import InputRejected, check_yaml
 
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 NOT_APPLICABLE = frozenset({"Event"})
@@ -68,9 +69,12 @@ def _documents(path: str, raw: bytes) -> tuple[list[Any], list[str]]:
     except UnicodeDecodeError:
         return [], [f"{path}: not UTF-8 text"]
     try:
+        check_yaml(text, count_values=False)  # no aliases: a few lines must not expand to millions
         return [d for d in yaml.load_all(text, Loader=_Loader) if d is not None], []
     except yaml.YAMLError as exc:
         return [], [_yaml_problem(path, exc)]
+    except InputRejected as exc:
+        return [], [f"{path}: {exc.message.removeprefix('body: ')}"]
 
 
 def _describe(doc: Any) -> str:

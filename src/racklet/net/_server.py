@@ -5,6 +5,12 @@ dozen services (the twin runs every BMC and every unit agent): the process owner
 signals and stops each :class:`AppServer`. The HTTP protocol is uvicorn's httptools one,
 extended to put the verified TLS peer certificate into the ASGI scope
 (``scope["extensions"]["tls"]``) so mutual-TLS endpoints know who is calling.
+
+Every listener bounds its clients with :class:`racklet.limits.Limits`: a TLS handshake and a
+request's headers each have a deadline (uvicorn has neither: a client that sends half a
+request line holds its connection for ever), and one client address may hold only so many
+connections at once; the next one is answered 503 and closed while other addresses are
+still served.
 """
 
 from __future__ import annotations
@@ -14,12 +20,16 @@ import contextlib
 import logging
 import socket
 import ssl
+from collections import Counter
 from collections.abc import Coroutine, Generator
 from typing import Any, TypeVar
 
 import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from racklet.limits import LIMITS, Limits
+from racklet.log import get_logger
 
 _T = TypeVar("_T")
 _COALESCE_BYTES = 64 * 1024
@@ -82,20 +92,86 @@ class _CoalescingTransport:
         return getattr(self._transport, name)
 
 
+class _Admission:
+    """Open connections per client address on one listener, within ``Limits``."""
+
+    def __init__(self, name: str, limits: Limits) -> None:
+        self.limits = limits
+        self.open: Counter[str] = Counter()
+        self.log = get_logger(name)
+
+    def admit(self, source: str) -> bool:
+        if self.open[source] >= self.limits.max_connections_per_source:
+            return False
+        self.open[source] += 1
+        return True
+
+    def release(self, source: str) -> None:
+        self.open[source] -= 1
+        if self.open[source] <= 0:
+            del self.open[source]
+
+
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+    b"retry-after: 1\r\nconnection: close\r\ncontent-length: 62\r\n\r\n"
+    b'{"error":{"code":"Busy","message":"too many open connections"}}'
+)
+
+
 class _PeerCertProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, plus the TLS peer in the scope and coalesced writes."""
+    """uvicorn's httptools protocol, plus the TLS peer in the scope and coalesced writes,
+    a header-read deadline and the per-source connection cap (bound by :func:`_protocol`)."""
 
     _peer: dict[str, Any] | None = None
+    _admission: _Admission
+    _source: str | None = None
+    _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         # The handshake is complete by now: the peer certificate is fixed for the connection.
         ssl_object = transport.get_extra_info("ssl_object")
         self._peer = ssl_object.getpeercert() if ssl_object is not None else None
         super().connection_made(_CoalescingTransport(transport))  # type: ignore[arg-type]
+        source = self.client[0] if self.client else "unknown"
+        if not self._admission.admit(source):
+            self._admission.log.info(f"refused a connection: {source} holds too many")
+            self.transport.write(_BUSY)
+            self.transport.close()
+            return
+        self._source = source
+        self._arm_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_deadline()
+        if self._source is not None:
+            self._admission.release(self._source)
+            self._source = None
+        super().connection_lost(exc)
+
+    def _arm_head_deadline(self) -> None:
+        if self._head_timer is None:
+            timeout = self._admission.limits.header_timeout
+            self._head_timer = self.loop.call_later(timeout, self._head_late)
+
+    def _disarm_head_deadline(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_late(self) -> None:
+        self._head_timer = None
+        self._admission.log.info(f"dropped {self._source}: no request headers in time")
+        self.transport.abort()  # a client too slow to send headers will not read a 408 either
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.scope["extensions"] = {"tls": {"peer": self._peer}}  # type: ignore[typeddict-unknown-key]
+        self._arm_head_deadline()  # from a request's first byte (idle time is keep-alive's)
+
+    def on_headers_complete(self) -> None:
+        self._disarm_head_deadline()
+        super().on_headers_complete()
 
     def data_received(self, data: bytes) -> None:
         # uvicorn answers every parser error with 400; a method the parser does not know is
@@ -135,10 +211,43 @@ def peer_common_name(scope: Any) -> str | None:
     return None
 
 
+def _protocol(admission: _Admission) -> type[_PeerCertProtocol]:
+    """The protocol class of one listener: uvicorn makes instances, we bind its admission."""
+    return type("_ListenerProtocol", (_PeerCertProtocol,), {"_admission": admission})
+
+
 class _QuietServer(uvicorn.Server):
+    handshake_timeout = LIMITS.handshake_timeout
+
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Serve the one socket :class:`AppServer` bound, with a TLS handshake deadline.
+
+        uvicorn's own start-up leaves asyncio's 60 s handshake timeout, and has nothing to
+        add with lifespan off and our own logging.
+        """
+        assert sockets is not None and len(sockets) == 1
+        config = self.config
+
+        loop = asyncio.get_running_loop()
+
+        def create_protocol() -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=self.server_state, app_state={}, _loop=loop
+            )
+
+        server = await loop.create_server(
+            create_protocol,
+            sock=sockets[0],
+            ssl=config.ssl,
+            backlog=config.backlog,
+            ssl_handshake_timeout=self.handshake_timeout if config.ssl else None,
+        )
+        self.servers = [server]
+        self.started = True
 
 
 class AppServer:
@@ -153,9 +262,11 @@ class AppServer:
         ssl_context: ssl.SSLContext | None,
         name: str,
         insecure_plain_http: bool = False,
+        limits: Limits = LIMITS,
     ) -> None:
         """``insecure_plain_http`` is the one, explicit exception to "TLS off loopback": a
-        caller that must serve a client unable to speak TLS (a Pi 4's bootloader) names it."""
+        caller that must serve a client unable to speak TLS (a Pi 4's bootloader) names it.
+        ``limits`` bounds handshakes, request heads and connections per client address."""
         loopback = host in ("127.0.0.1", "::1", "localhost")
         if ssl_context is None and not loopback and not insecure_plain_http:
             raise ValueError("a listener that is not loopback must use TLS")
@@ -163,7 +274,7 @@ class AppServer:
             app,
             host=host,
             port=port,
-            http=_PeerCertProtocol,
+            http=_protocol(_Admission(name, limits)),
             lifespan="off",
             log_level=logging.WARNING,
             access_log=False,
@@ -179,6 +290,7 @@ class AppServer:
         self._host = host
         self._socket: socket.socket | None = None
         self._server = _QuietServer(config)
+        self._server.handshake_timeout = limits.handshake_timeout
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

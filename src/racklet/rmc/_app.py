@@ -39,6 +39,7 @@ from racklet.bmc.login import (
     redfish_error,
     session_routes,
 )
+from racklet.limits import InputRejected, parse_json
 from racklet.log import ContextLogger
 from racklet.rmc import _uris
 from racklet.rmc._messages import JSON_TYPE, error, json_response
@@ -95,9 +96,9 @@ async def _json_object(request: Request) -> dict[str, Any] | Response:
     if isinstance(raw, Response):
         return raw
     try:
-        body = json.loads(raw) if raw.strip() else None
-    except (ValueError, UnicodeDecodeError):
-        body = None
+        body = parse_json(raw, max_bytes=MAX_BODY)
+    except InputRejected:
+        body = None  # too large was refused while reading; all else is malformed to Redfish
     return body if isinstance(body, dict) else error(400, "MalformedJSON")
 
 
@@ -284,8 +285,8 @@ class Aggregator:
             content = raw
             if raw.strip() and "json" in request.headers.get("content-type", "json"):
                 try:
-                    rewritten = _uris.strip_document(json.loads(raw), source)
-                except (ValueError, UnicodeDecodeError):
+                    rewritten = _uris.strip_document(parse_json(raw, max_bytes=MAX_BODY), source)
+                except InputRejected:
                     return error(400, "MalformedJSON")
                 content = json.dumps(rewritten).encode()
         headers = {k: v for k, v in request.headers.items() if k in _FORWARDED_HEADERS}
