@@ -25,7 +25,7 @@ class GitSources:
     def __init__(
         self,
         store: Store,
-        cache_dir: Path,
+        cache_dir: Path | None,
         enqueue: Callable[[str, str], None],
         *,
         poll: float = 0.1,
