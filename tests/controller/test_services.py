@@ -70,12 +70,15 @@ async def test_leader_only_services_follow_election_and_deposition() -> None:
 
 async def test_a_failing_chore_backs_off_survives_a_crash_and_is_counted() -> None:
     metrics = ControllerMetrics()
-    outcomes: list[bool | None | Exception] = [False, RuntimeError("boom"), False, True]
+    outcomes: list[bool | Exception | None] = [False, RuntimeError("boom"), False, True]
     rounds = 0
+    fifth = asyncio.Event()
 
     async def round_() -> bool | None:
         nonlocal rounds
         rounds += 1
+        if rounds == 5:
+            fifth.set()
         outcome = outcomes.pop(0) if outcomes else True
         if isinstance(outcome, Exception):
             raise outcome
@@ -93,8 +96,7 @@ async def test_a_failing_chore_backs_off_survives_a_crash_and_is_counted() -> No
 
     # The loop itself: its first round runs at once; stop is clean and idempotent.
     await chore.start()
-    while rounds < 5:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(fifth.wait(), 10)
     await chore.stop()
     await chore.stop()
     text = metrics.render().decode()
