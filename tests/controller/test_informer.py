@@ -128,3 +128,24 @@ async def test_an_expired_watch_lists_again_and_reports_only_what_changed() -> N
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_prompt_work_gets_a_freed_slot_before_resync_work() -> None:
+    from racklet.controller._runtime import _Slots
+
+    slots = _Slots(1)
+    await slots.acquire()
+    order: list[str] = []
+
+    async def wait(name: str, background: bool) -> None:
+        await slots.acquire(background=background)
+        order.append(name)
+        slots.release()
+
+    waiters = [asyncio.create_task(wait(f"resync-{i}", True)) for i in range(3)]
+    await asyncio.sleep(0)
+    waiters.append(asyncio.create_task(wait("watched", False)))
+    await asyncio.sleep(0)
+    slots.release()
+    await asyncio.gather(*waiters)
+    assert order == ["watched", "resync-0", "resync-1", "resync-2"]

@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
@@ -117,12 +118,13 @@ class Runtime:
         if on_result is None and observer is not None:
             on_result = observer.reconcile_result
         self._on_result = on_result or (lambda _result: None)
-        self._slots = asyncio.Semaphore(max_concurrent)
+        self._slots = _Slots(max_concurrent)
         self._waiting = 0
         if observer is not None:
             observer.watch_queue(lambda: self.depth)
         self._workers: dict[Key, asyncio.Task[None]] = {}
         self._again: set[Key] = set()
+        self._background: set[Key] = set()  # queued by resync alone: waits behind the rest
         self._resync: asyncio.Task[None] | None = None
         self._informers: list[tuple[Informer, OwnedTask]] = []
         self._stopping = True  # enqueue is ignored until start (a follower never starts)
@@ -164,16 +166,24 @@ class Runtime:
         self._resync = None
         self._workers.clear()
         self._again.clear()
+        self._background.clear()
 
     def enqueue(self, kind: str, name: str) -> None:
         """Reconcile ``kind``/``name`` soon; coalesces with a run already in progress."""
-        if self._stopping or self._registry.get(kind) is None:
+        self._enqueue((kind, name), background=False)
+
+    def _enqueue(self, key: Key, *, background: bool) -> None:
+        if self._stopping or self._registry.get(key[0]) is None:
             return
-        key = (kind, name)
         if key in self._workers:
             self._again.add(key)
+            if not background:
+                self._background.discard(key)
             return
-        self._workers[key] = asyncio.create_task(self._work(key), name=f"reconcile:{kind}/{name}")
+        if background:
+            self._background.add(key)
+        task = asyncio.create_task(self._work(key), name=f"reconcile:{key[0]}/{key[1]}")
+        self._workers[key] = task
 
     def resync_period(self, objects: int) -> float:
         """Seconds between two resyncs of one object, for a store holding ``objects``."""
@@ -195,8 +205,8 @@ class Runtime:
                 due += step * len(chunk)
                 if due > loop.time():
                     await asyncio.sleep(due - loop.time())
-                for kind_name, name in chunk:
-                    self.enqueue(kind_name, name)
+                for key in chunk:
+                    self._enqueue(key, background=True)
             keys = self._everything()
 
     def _everything(self) -> list[Key]:
@@ -222,10 +232,11 @@ class Runtime:
                 error: str | None = None
                 self._waiting += 1
                 try:
-                    await self._slots.acquire()
+                    await self._slots.acquire(background=key in self._background)
                 finally:
                     self._waiting -= 1
                 self._again.discard(key)
+                self._background.discard(key)
                 started = time.perf_counter()
                 try:
                     requeue = await reconciler.reconcile(name)
@@ -268,3 +279,36 @@ class Runtime:
         finally:
             if self._workers.get(key) is asyncio.current_task():
                 del self._workers[key]
+
+
+class _Slots:
+    """At most ``size`` reconciles at a time. Waiters queued by a watch, an ``enqueue`` or a
+    retry get a freed slot before those queued by resync alone, so a write is not stuck behind
+    a resync batch (each lane is first come, first served)."""
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._lanes: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
+
+    async def acquire(self, *, background: bool = False) -> None:
+        if self._free > 0:
+            self._free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        lane = self._lanes[1 if background else 0]
+        lane.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot as it was cancelled: pass it on
+            raise  # else it stays in its lane, done: release skips it
+
+    def release(self) -> None:
+        for lane in self._lanes:
+            while lane:
+                waiter = lane.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    return
+        self._free += 1
