@@ -21,8 +21,10 @@ An object is never reconciled by two workers at a time; a request that arrives w
 makes it run once more afterwards. A failing object is retried with exponential back-off and
 jitter; a ``Conflict`` from the store is retried at once, since it only means someone else
 wrote first. At most ``max_concurrent`` reconciles run at a time; objects waiting for a slot
-are the queue depth. Not here: leader election (the process starts and stops the runtime as
-a leader-only service, see :mod:`racklet.controller._services`).
+are the queue depth, and those queued by a watch, ``enqueue`` or a retry get a freed slot
+before those queued by resync alone (a write never waits behind a resync batch). Not here:
+leader election (the process starts and stops the runtime as a leader-only service, see
+:mod:`racklet.controller._services`).
 """
 
 from __future__ import annotations
@@ -190,7 +192,8 @@ class Runtime:
         return max(self.resync_seconds, objects / self.resync_rate)
 
     async def _resync_loop(self) -> None:
-        # The informers queue everything at start; resync begins one period later.
+        # The informers queue everything at start; resync then re-queues each object once
+        # per period, first one batch a tick from now.
         await asyncio.gather(*(informer.synced.wait() for informer, _ in self._informers))
         loop = asyncio.get_running_loop()
         keys = self._everything()
