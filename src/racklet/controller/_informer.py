@@ -77,9 +77,14 @@ class Informer:
                 log.warning("%s watch: %s (again in %.1f s)", kind_of(self.kind), exc, delay)
                 await asyncio.sleep(delay)
 
-    async def _list_and_watch(self) -> None:
+    async def _list(self) -> tuple[dict[str, int], int]:
+        """Names and fingerprints (the objects themselves are not kept: 10,000 parsed units
+        held by the watch loop's frame cost 5 KiB each)."""
         objects, revision = await self._store.list_with_revision(self.kind)
-        listed = {obj.metadata.name: fingerprint(obj) for obj in objects}
+        return {obj.metadata.name: fingerprint(obj) for obj in objects}, revision
+
+    async def _list_and_watch(self) -> None:
+        listed, revision = await self._list()
         changed = [n for n, print_ in listed.items() if self._known.get(n) != print_]
         gone = [n for n in self._known if n not in listed]
         self._known = listed
