@@ -6,7 +6,10 @@ through one ``httpx.MockTransport`` that answers the Redfish calls the reconcile
 BMC would. So the real client, reconciler, runtime and SQLite store run; only the network
 and the boards are missing. Reports: time for a fleet-wide spec change (every unit
 ``spec.power: Off``) to be observed as done (``observedGeneration`` and ``powerState Off``),
-CPU while idle (``/proc/self/stat`` over ``--idle`` s), and RSS growth per unit. The spec
+CPU while idle (``/proc/self/stat`` over ``--idle`` s), RSS growth per unit, and the time
+from a write straight to the store (a label, as a script or another controller would write it:
+no API, nobody calls ``enqueue``) to the reconciler starting on that unit (``--samples``
+writes, 20 ms apart; with a runtime that only resyncs this is up to one resync period). The spec
 writes are issued ``--writers`` at a time, as an API server serving that many clients would
 (the store group-commits what arrives together). Resync uses the runtime's production
 defaults (``--resync 1 --resync-rate 50``) unless told otherwise.
@@ -97,6 +100,47 @@ class Progress:
             self.done.add(name)
 
 
+class Timed:
+    """Wraps the reconciler: wakes whoever waits for a unit's next reconcile to start."""
+
+    def __init__(self, inner: ComputeUnitReconciler) -> None:
+        self.inner = inner
+        self.waiting: dict[str, asyncio.Future[float]] = {}
+
+    async def reconcile(self, name: str) -> float | None:
+        waiter = self.waiting.pop(name, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(time.perf_counter())
+        return await self.inner.reconcile(name)
+
+
+async def _write_to_act(store: SqliteStore, timed: Timed, names: list[str]) -> list[float]:
+    """Per unit: seconds from a label written straight to the store to its reconcile."""
+    loop = asyncio.get_running_loop()
+
+    async def one(name: str) -> float:
+        unit = await store.get(ComputeUnit, name)
+        unit.metadata.labels["bench"] = "touched"
+        waiter = loop.create_future()
+        timed.waiting[name] = waiter
+        written = time.perf_counter()
+        while True:
+            try:
+                await store.update(unit)
+                break
+            except Conflict:
+                unit = await store.get(ComputeUnit, name)
+                unit.metadata.labels["bench"] = "touched"
+        started: float = await asyncio.wait_for(waiter, 900)
+        return max(0.0, started - written)
+
+    tasks = []
+    for name in names:
+        tasks.append(asyncio.create_task(one(name)))
+        await asyncio.sleep(0.02)
+    return sorted(await asyncio.gather(*tasks))
+
+
 def _cpu_seconds() -> float:
     fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -119,7 +163,13 @@ async def _until(check: object, limit: float) -> float:
 
 
 async def run(
-    units: int, idle: float, resync: float, rate: float, writers: int, directory: Path
+    units: int,
+    idle: float,
+    resync: float,
+    rate: float,
+    writers: int,
+    directory: Path,
+    samples: int = 100,
 ) -> dict[str, float]:
     rss_before = _rss_bytes()
     store = SqliteStore(directory / "store.db")
@@ -146,7 +196,8 @@ async def run(
     reconciler = ComputeUnitReconciler(
         store, clients, HeartbeatRegistry(), rack_name="rack-1", observer=progress
     )
-    registry.register(ComputeUnit, reconciler)
+    timed = Timed(reconciler)
+    registry.register(ComputeUnit, timed)
     runtime = Runtime(registry, store, resync_seconds=resync, resync_rate=rate)
     await runtime.start()
     try:
@@ -179,6 +230,9 @@ async def run(
         spec_commits = store.commits - commits
         await _until(lambda: len(progress.done) == units, 600)
         converged = time.perf_counter() - started
+        await asyncio.sleep(2)
+        step = max(1, units // samples)
+        latencies = await _write_to_act(store, timed, names[::step][:samples])
     finally:
         await runtime.stop()
         for c in clients.values():
@@ -194,6 +248,11 @@ async def run(
         "resets": fleet.resets,
         "resync_period_s": runtime.resync_period(units),
         "spec_commits": spec_commits,
+        "write_to_act_p50_ms": 1000 * latencies[len(latencies) // 2],
+        "write_to_act_p99_ms": 1000
+        * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "write_to_act_max_ms": 1000 * latencies[-1],
+        "samples": len(latencies),
     }
 
 
@@ -204,6 +263,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--resync", type=float, default=1.0, help="shortest resync period (s)")
     parser.add_argument("--resync-rate", type=float, default=50.0, help="resync objects per s")
     parser.add_argument("--writers", type=int, default=64, help="spec writes in flight")
+    parser.add_argument("--samples", type=int, default=100, help="store writes timed to act")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as directory:
         result = asyncio.run(
@@ -214,6 +274,7 @@ def main(argv: list[str]) -> None:
                 args.resync_rate,
                 args.writers,
                 Path(directory),
+                args.samples,
             )
         )
     print(
@@ -226,5 +287,8 @@ def main(argv: list[str]) -> None:
         f"  ... and converged (goal 30 s)  {result['converge_s']:8.1f} s\n"
         f"  idle CPU (goal < 10 %)         {100 * result['idle_cpu_share']:8.1f} % of one core\n"
         f"  memory per unit                {result['rss_per_unit_kib']:8.1f} KiB\n"
-        f"  resets sent                    {result['resets']:8d}"
+        f"  resets sent                    {result['resets']:8d}\n"
+        f"  store write -> reconcile       p50 {result['write_to_act_p50_ms']:.0f} ms, "
+        f"p99 {result['write_to_act_p99_ms']:.0f} ms, max {result['write_to_act_max_ms']:.0f} ms"
+        f" ({result['samples']:.0f} writes straight to the store)"
     )

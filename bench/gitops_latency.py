@@ -2,8 +2,10 @@
 and reported in the GitSource's status.
 
 Setup: the starter repository of ``racklet init gitops`` (Rack + 5 ComputeUnits), the real
-SQLite store in a temp dir, and :class:`racklet.gitops.GitOpsRunner` (ref-file ``stat`` every
-``--poll`` seconds, then ``git rev-parse`` / ``ls-tree`` / ``cat-file`` and the apply). Each
+SQLite store in a temp dir, and the controller's own GitOps path: the GitSource reconciler in
+a :class:`racklet.controller.Runtime` (with its informers and the production resync), woken by
+the GitSource watcher (ref-file ``stat`` every ``--poll`` seconds), then ``git rev-parse`` /
+``ls-tree`` / ``cat-file`` and the apply. Each
 sample flips one unit's ``spec.power`` in its file, starts the clock, runs ``git commit``
 (the commit's own time is included), and stops the clock when the store shows both the
 unit's new power and ``status.lastAppliedCommit`` equal to the new commit.
@@ -26,8 +28,9 @@ import time
 from pathlib import Path
 
 from racklet.api import ComputeUnit, GitSource, validate
+from racklet.controller import Registry, Runtime
+from racklet.controller._gitops import GitSources
 from racklet.gitops import (
-    GitOpsRunner,
     GitSourceReconciler,
     StarterUnit,
     StoreApplier,
@@ -80,8 +83,12 @@ async def _run(samples: int, poll: float, workdir: Path) -> dict[str, list[float
         await reconciler.reconcile("rack")
         results["sync"].append(time.perf_counter() - start)
 
-    runner = GitOpsRunner(applier, poll=poll)
-    await runner.start()
+    registry = Registry()
+    runtime = Runtime(registry, store)
+    sources = GitSources(store, workdir / "cache", runtime.enqueue, poll=poll)
+    registry.register(GitSource, sources)
+    await runtime.start()
+    await sources.start()
     try:
         last = (await store.get(GitSource, "rack")).status.last_applied_commit
         await asyncio.wait_for(_wait_commit(store, last), 30)
@@ -92,7 +99,8 @@ async def _run(samples: int, poll: float, workdir: Path) -> dict[str, list[float
             await asyncio.wait_for(_applied(store, "unit-2", power, commit), 60)
             results["watch"].append(time.perf_counter() - start)
     finally:
-        await runner.stop()
+        await sources.stop()
+        await runtime.stop()
         await store.close()
     return results
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from racklet.api import ComputeUnit, GitSource, Rack
-from racklet.gitops import GitOpsRunner, StoreApplier
 from tests.cli.conftest import LiveApi, run_main
 from tests.cli.test_apply import unit
 from tests.cli.test_resources import one_line_error
+from tests.gitops.conftest import ProductGitOps
 
 RACK2 = """\
 apiVersion: racklet.dev/v1alpha1
@@ -121,7 +121,7 @@ def test_init_gitops_then_sync_applies_the_repository(live: LiveApi, tmp_path: P
     )
     assert log.stdout.strip() == "Racklet starter: the default rack"
 
-    runner = GitOpsRunner(StoreApplier(live.store), poll=0.05, refresh=0.1)
+    runner = ProductGitOps(live.store, poll=0.05, refresh=0.1)
     live.run(runner.start())
     try:
         applied = live.cli("apply", "-f", str(repo / "gitsource.yaml"))

@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -17,17 +18,10 @@ from racklet.api import (
     ComputeUnitSpec,
     ObjectMeta,
 )
-from racklet.controller import (
-    ComputeUnitReconciler,
-    ControllerMetrics,
-    HeartbeatRegistry,
-    LeaderElection,
-    Registry,
-    Runtime,
-)
-from racklet.redfish import RedfishClient
-from racklet.store import EtcdStore
+from racklet.controller import Controller, LeaderElection, Runtime
+from racklet.store import Conflict, EtcdStore
 from tests.controller.harness import client
+from tests.controller.test_main import make_state_dir
 from tests.redfish.fake_bmc import FakeBmc
 from tests.store.etcd_server import EtcdServer
 
@@ -46,17 +40,22 @@ async def until(predicate: Callable[[], Awaitable[bool]], what: str) -> None:
 
 @dataclass
 class Node:
-    """One in-process controller: election, fenced store, reconciler, runtime."""
+    """One in-process controller, built as ``python -m racklet.controller`` builds it."""
 
     name: str
-    store: EtcdStore
-    election: LeaderElection
-    runtime: Runtime
-    clients: dict[str, RedfishClient]
-    metrics: ControllerMetrics
+    controller: Controller
+
+    @property
+    def election(self) -> LeaderElection:
+        assert self.controller.election is not None
+        return self.controller.election
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.controller.runtime
 
     async def saw(self, text: str) -> bool:
-        return text in self.metrics.render().decode()
+        return text in self.controller.metrics.render().decode()
 
     def freeze(self) -> None:
         """Stop refreshing the lease without resigning, as a paused or cut-off process
@@ -66,15 +65,13 @@ class Node:
         task.cancel()
 
     async def close(self) -> None:
-        await self.election.stop()
-        await self.runtime.stop()
-        for c in self.clients.values():
-            await c.aclose()
-        await self.store.close()
+        await self.controller.stop()
 
 
 @pytest.fixture
-async def cluster(etcd: EtcdServer) -> AsyncIterator[tuple[EtcdStore, FakeBmc, list[Node]]]:
+async def cluster(
+    etcd: EtcdServer, tmp_path: Path
+) -> AsyncIterator[tuple[EtcdStore, FakeBmc, list[Node]]]:
     prefix = f"/ha-{uuid.uuid4().hex}/"
     admin = EtcdStore(etcd.url, prefix=prefix)
     bmc = FakeBmc("unit-1")
@@ -85,8 +82,11 @@ async def cluster(etcd: EtcdServer) -> AsyncIterator[tuple[EtcdStore, FakeBmc, l
             spec=ComputeUnitSpec(slot=1, bmc=BmcRef(url="https://bmc.test")),
         )
     )
-    # a resyncs often; b only on election and when enqueued, so the test controls who acts
-    nodes = [_node("a", etcd.url, prefix, bmc, 0.2), _node("b", etcd.url, prefix, bmc, 3600)]
+    # a resyncs often; b only on election (and, as both, on every write it watches)
+    nodes = [
+        _node("a", tmp_path / "a", etcd.url, prefix, bmc, 0.2),
+        _node("b", tmp_path / "b", etcd.url, prefix, bmc, 3600),
+    ]
     try:
         yield admin, bmc, nodes
     finally:
@@ -95,54 +95,40 @@ async def cluster(etcd: EtcdServer) -> AsyncIterator[tuple[EtcdStore, FakeBmc, l
         await admin.close()
 
 
-def _node(name: str, url: str, prefix: str, bmc: FakeBmc, resync: float) -> Node:
-    store = EtcdStore(url, prefix=prefix)
-    runtime: Runtime | None = None
-
-    async def elected() -> None:
-        assert runtime is not None
-        await runtime.start()
-
-    async def deposed() -> None:
-        assert runtime is not None
-        await runtime.stop()
-
-    election = LeaderElection(
-        store.gateway,
-        store.prefix + b"leader",
-        name,
-        ttl=TTL,
-        poll=0.2,
-        on_elected=elected,
-        on_deposed=deposed,
+def _node(name: str, root: Path, url: str, prefix: str, bmc: FakeBmc, resync: float) -> Node:
+    config = make_state_dir(root, units=1)
+    config.rack.resync_seconds = resync
+    controller = Controller(
+        config,
+        store=EtcdStore(url, prefix=prefix),
+        bmcs={"unit-1": client(bmc)},
+        identity=name,
+        election_ttl=TTL,
+        election_poll=0.2,
     )
-    fenced = store.fenced(election.fence)
-    clients = {"unit-1": client(bmc)}
-    registry = Registry()
-    registry.register(
-        ComputeUnit,
-        ComputeUnitReconciler(
-            fenced, clients, HeartbeatRegistry(), rack_name="rack-1", fence=fenced.check_fence
-        ),
-    )
-    metrics = ControllerMetrics()
-    runtime = Runtime(registry, store, resync_seconds=resync, observer=metrics)
-    return Node(name, store, election, runtime, clients, metrics)
+    return Node(name, controller)
 
 
 async def request_cycle(admin: EtcdStore, request: str) -> None:
-    unit = await admin.get(ComputeUnit, "unit-1")
-    unit.metadata.annotations[POWER_CYCLE_ANNOTATION] = request
-    await admin.update(unit)
+    """Annotate, as an API client would: on a Conflict (a controller's status write came
+    first) read again and retry."""
+    while True:
+        unit = await admin.get(ComputeUnit, "unit-1")
+        unit.metadata.annotations[POWER_CYCLE_ANNOTATION] = request
+        try:
+            await admin.update(unit)
+            return
+        except Conflict:
+            continue
 
 
 async def test_one_leader_and_takeover_on_resign(
     cluster: tuple[EtcdStore, FakeBmc, list[Node]],
 ) -> None:
     _, _, (a, b) = cluster
-    await a.election.start()
+    await a.controller.start()
     await until(lambda: _true(a.election.is_leader), "a to lead")
-    await b.election.start()
+    await b.controller.start()
     await asyncio.sleep(0)  # b has campaigned at least once by the next check
     await until(lambda: _true(b.election.fence() is None), "b to follow")
     assert await a.election.leader() == "a"
@@ -157,9 +143,9 @@ async def test_power_cycle_runs_exactly_once_across_a_failover(
     cluster: tuple[EtcdStore, FakeBmc, list[Node]],
 ) -> None:
     admin, bmc, (a, b) = cluster
-    await a.election.start()
+    await a.controller.start()
     await until(lambda: _true(a.election.is_leader), "a to lead")
-    await b.election.start()
+    await b.controller.start()
 
     await request_cycle(admin, "req-1")
     await until(lambda: _cycled(admin, "req-1"), "a to power-cycle for req-1")
@@ -170,14 +156,19 @@ async def test_power_cycle_runs_exactly_once_across_a_failover(
     # b's first resync on taking over saw req-1 already recorded: it did not cycle again
     await until(lambda: b.saw('racklet_controller_reconcile_total{result="success"}'), "b to run")
 
-    await request_cycle(admin, "req-2")  # the zombie's resync sees it first and tries to act
+    # Both watch the store: the zombie tries to act on req-2 too and is fenced off; b acts.
+    await request_cycle(admin, "req-2")
     await until(lambda: a.saw('reason="Fenced"'), "the zombie to be fenced off")
-    assert bmc.resets == [("unit-1", "PowerCycle")]
-    b.runtime.enqueue("ComputeUnit", "unit-1")  # as the API does after a write
     await until(lambda: _cycled(admin, "req-2"), "b to power-cycle for req-2")
     assert bmc.resets == [("unit-1", "PowerCycle"), ("unit-1", "PowerCycle")]
+    await until(lambda: _cycle_events(admin, 2), "b to record req-2's event")
     messages = [e.message for e in await admin.events("unit-1") if e.reason == "PowerCycle"]
     assert messages == ["power cycle req-1 requested", "power cycle req-2 requested"]
+
+
+async def _cycle_events(admin: EtcdStore, count: int) -> bool:
+    """The reconciler records the event after the reset (its intent is in status first)."""
+    return len([e for e in await admin.events("unit-1") if e.reason == "PowerCycle"]) >= count
 
 
 async def _cycled(admin: EtcdStore, request: str) -> bool:

@@ -31,9 +31,9 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def make_state_dir(root: Path, units: int = 2) -> rack_config.RackConfig:
+def make_state_dir(root: Path, units: int = 2, ca: RackCA | None = None) -> rack_config.RackConfig:
     layout = rack_config.StateLayout(root)
-    ca = RackCA.create(layout.pki)
+    ca = ca or RackCA.create(layout.pki)
     layout.controller.mkdir(parents=True)
     ca.issue("racklet-controller", role="controller").write(layout.controller, "server")
     ca.issue("racklet-controller", role="controller", server=False, client=True).write(

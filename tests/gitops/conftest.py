@@ -11,8 +11,10 @@ from typing import Any
 import pytest
 
 from racklet.api import ComputeUnit, GitSource, ObjectMeta, to_dict, validate
+from racklet.controller import Registry, Runtime
+from racklet.controller._gitops import GitSources
 from racklet.gitops import GitSourceReconciler, StoreApplier
-from racklet.store import MemoryStore
+from racklet.store import MemoryStore, Store
 
 RACK = """\
 apiVersion: racklet.dev/v1alpha1
@@ -112,3 +114,32 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     applier = StoreApplier(store)
     yield World(repo, store, applier, GitSourceReconciler(applier), first)
     await store.close()
+
+
+class ProductGitOps:
+    """GitOps as the controller process runs it: the GitSource reconciler in a runtime (its
+    informer sees spec and annotation changes), woken on commits by the GitSource watcher.
+    Resync is pushed out of the way, so what a test sees came from a watch."""
+
+    def __init__(
+        self,
+        store: Store,
+        cache_dir: Path | None = None,
+        *,
+        poll: float = 0.05,
+        refresh: float = 1.0,
+    ) -> None:
+        registry = Registry()
+        self.runtime = Runtime(registry, store, resync_seconds=3600.0)
+        self.sources = GitSources(
+            store, cache_dir, self.runtime.enqueue, poll=poll, refresh=refresh
+        )
+        registry.register(GitSource, self.sources)
+
+    async def start(self) -> None:
+        await self.runtime.start()
+        await self.sources.start()
+
+    async def stop(self) -> None:
+        await self.sources.stop()
+        await self.runtime.stop()

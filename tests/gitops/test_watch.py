@@ -1,12 +1,13 @@
-"""The runner notices a commit in a watched local repository and applies it on its own."""
+"""The controller's GitOps path notices a commit in a watched local repository and applies it
+on its own."""
 
 from __future__ import annotations
 
 import asyncio
 
 from racklet.api import GitSource
-from racklet.gitops import SYNC_ANNOTATION, GitOpsRunner
-from tests.gitops.conftest import World, unit
+from racklet.gitops import SYNC_ANNOTATION
+from tests.gitops.conftest import ProductGitOps, World, unit
 
 DEADLINE = 15.0  # generous bound for a loaded CI machine; the benchmark measures latency
 
@@ -23,7 +24,7 @@ async def wait_for_commit(world: World, commit: str) -> GitSource:
 
 
 async def test_a_commit_is_applied_without_being_asked(world: World) -> None:
-    runner = GitOpsRunner(world.applier, poll=0.05)
+    runner = ProductGitOps(world.store)
     await runner.start()
     try:
         await wait_for_commit(world, world.first)
@@ -37,7 +38,7 @@ async def test_a_commit_is_applied_without_being_asked(world: World) -> None:
 
 
 async def test_a_sync_request_annotation_triggers_a_sync(world: World) -> None:
-    runner = GitOpsRunner(world.applier, poll=0.05, refresh=0.05)
+    runner = ProductGitOps(world.store, poll=0.05, refresh=3600.0)
     await runner.start()
     try:
         first = await wait_for_commit(world, world.first)
@@ -57,7 +58,7 @@ async def test_a_sync_request_annotation_triggers_a_sync(world: World) -> None:
 
 
 async def test_stop_is_clean_and_idempotent(world: World) -> None:
-    runner = GitOpsRunner(world.applier)
+    runner = ProductGitOps(world.store)
     await runner.start()
     await runner.stop()
     await runner.stop()

@@ -203,7 +203,7 @@ def test_renew_due_renews_only_identities_under_a_third_left(tmp_path: Path) -> 
 
 
 async def test_the_controller_maintenance_task_renews_and_signs_the_crl(tmp_path: Path) -> None:
-    from racklet.controller._releases import PkiMaintenance
+    from racklet.controller._pki_maintenance import PkiMaintenance
 
     ca = RackCA.create(tmp_path / "pki")
     _, cert = ca.issue("unit-9", client=True, days=1).write(tmp_path, "identity")

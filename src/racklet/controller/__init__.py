@@ -5,28 +5,37 @@ the BMC or the unit agent. ``python -m racklet.controller --state-dir D`` runs i
 """
 
 from racklet.controller._heartbeats import Heartbeat, HeartbeatBody, HeartbeatRegistry
+from racklet.controller._informer import Informer
 from racklet.controller._leader import LeaderElection
 from racklet.controller._metrics import ControllerMetrics
+from racklet.controller._periodic import Periodic
 from racklet.controller._phase import Observation, Verdict, derive_phase
+from racklet.controller._process import Controller
 from racklet.controller._runtime import Reconciler, Registry, Runtime, RuntimeObserver
+from racklet.controller._services import Service, Services
 from racklet.controller.errors import ControllerError, PermanentError, TemporaryError
 from racklet.controller.reconcilers import ComputeUnitReconciler, RackReconciler
 
 __all__ = [
     "ComputeUnitReconciler",
+    "Controller",
     "ControllerError",
     "ControllerMetrics",
     "Heartbeat",
     "HeartbeatBody",
     "HeartbeatRegistry",
+    "Informer",
     "LeaderElection",
     "Observation",
+    "Periodic",
     "PermanentError",
     "RackReconciler",
     "Reconciler",
     "Registry",
     "Runtime",
     "RuntimeObserver",
+    "Service",
+    "Services",
     "TemporaryError",
     "Verdict",
     "derive_phase",

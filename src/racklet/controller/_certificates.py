@@ -16,7 +16,7 @@ Each outcome is an event on the ComputeUnit (``IdentityIssued``, ``IdentityRenew
 (``IdentityCertificate``, ``BmcCertificate``: True with its expiry, or False with the reason).
 Each certificate signed is also recorded in ``pki/issued/<CN>.pem``, named by the
 certificate's own subject (public; for ``racklet pki``).
-Only the leader acts (``is_leader``), through the fenced store. A revoked certificate
+Only the leader runs it (a leader-only service), through the fenced store. A revoked certificate
 (``racklet pki revoke``) is replaced at the next round with a fresh key: revoking a unit's
 identity rotates it (docs/security.md); the CRL keeps the old one refused everywhere.
 """
@@ -37,11 +37,11 @@ from cryptography.x509.oid import NameOID
 
 from racklet.api import ComputeUnit, Event, find_condition, set_condition
 from racklet.config import write_atomic
+from racklet.controller._periodic import LoopObserver, Periodic
 from racklet.log import get_logger
 from racklet.pki import CsrRefused, PkiError, RackCA, revoked_serials, role_uri
 from racklet.redfish import RedfishClientError
 from racklet.store import Conflict, NotFound, Store, StoreError
-from racklet.tasks import OwnedTask
 
 log = get_logger("controller")
 MANAGER = "/redfish/v1/Managers/bmc"
@@ -164,37 +164,36 @@ class UnitCertificates:
         pki_dir: Path,
         *,
         policy: CertificatePolicy | None = None,
-        is_leader: Callable[[], bool] = lambda: True,
+        observer: LoopObserver | None = None,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
         self._store = store
         self._bmcs = bmcs
         self._pki_dir = pki_dir
         self.policy = policy or CertificatePolicy()
-        self._is_leader = is_leader
         self._now = now
-        self._task = OwnedTask("controller:unit-certificates")
+        self._loop = Periodic(
+            "unit-certificates",
+            self._round,
+            interval=self.policy.interval_seconds,
+            retry=self.policy.retry_seconds,
+            observer=observer,
+        )
 
     async def start(self) -> None:
-        self._task.start(self._loop)
+        await self._loop.start()
 
     async def stop(self) -> None:
-        await self._task.stop()
+        await self._loop.stop()
 
-    async def _loop(self) -> None:
-        while True:
-            healthy = True
-            if self._is_leader():
-                try:
-                    healthy = await self.run_once()
-                except (PkiError, OSError) as exc:
-                    log.warning("unit certificates: cannot use the rack CA: %s", exc)
-                    healthy = False
-                except StoreError as exc:  # the store is down, or this controller was deposed
-                    log.warning("unit certificates: store: %s", exc)
-                    healthy = False
-            policy = self.policy
-            await asyncio.sleep(policy.interval_seconds if healthy else policy.retry_seconds)
+    async def _round(self) -> bool:
+        try:
+            return await self.run_once()
+        except (PkiError, OSError) as exc:
+            log.warning("unit certificates: cannot use the rack CA: %s", exc)
+        except StoreError as exc:  # the store is down, or this controller was deposed
+            log.warning("unit certificates: store: %s", exc)
+        return False
 
     async def run_once(self) -> bool:
         """One round over every ComputeUnit; whether every certificate is now in order."""

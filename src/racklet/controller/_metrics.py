@@ -43,6 +43,20 @@ class ControllerMetrics:
             ["kind", "reason"],
             registry=self.registry,
         )
+        self.loops = Counter(
+            "racklet_controller_loop_runs",
+            "Rounds of each periodic chore (tuf-refresh, pki-maintenance, unit-certificates) "
+            "by result (ok, failed).",
+            ["loop", "result"],
+            registry=self.registry,
+        )
+        self.loop_durations = Histogram(
+            "racklet_controller_loop_duration_seconds",
+            "Time one round of a periodic chore took.",
+            ["loop"],
+            buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0),
+            registry=self.registry,
+        )
         self._depth: Callable[[], int] = lambda: 0
         self._leader: Callable[[], bool] = lambda: True
 
@@ -61,6 +75,10 @@ class ControllerMetrics:
         self.durations.labels(kind=kind).observe(seconds)
         if error is not None:
             self.errors.labels(kind=kind, reason=error).inc()
+
+    def loop_finished(self, loop: str, seconds: float, ok: bool) -> None:
+        self.loops.labels(loop=loop, result="ok" if ok else "failed").inc()
+        self.loop_durations.labels(loop=loop).observe(seconds)
 
     def watch_queue(self, depth: Callable[[], int]) -> None:
         self._depth = depth

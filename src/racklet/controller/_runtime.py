@@ -1,20 +1,30 @@
-"""The reconcile runtime: resync, one serial worker per object, back-off on errors.
+"""The reconcile runtime: informers, one serial worker per object, back-off, resync.
 
 Reconcilers are registered in an explicit :class:`Registry` that is passed to the
-:class:`Runtime` (no global default). On start the runtime lists each registered kind and
-queues every object at once; after that it re-queues every object once per period, spread
-over the period in small batches (at most one wake-up per ``resync_tick``, 2 s) rather than in
-one burst. The period is ``resync_seconds`` for a small fleet and stretches so that resync
-never queues more than ``resync_rate`` objects per second (at 10,000 units and 50/s: every
-200 s, 100 objects every 2 s), so an idle large fleet costs little CPU.
-Promptness comes from :meth:`Runtime.enqueue`, which queues one object at once (after an API
-write or a heartbeat); resync only catches what nobody announced. An object is never
-reconciled by two workers at a time; a request that arrives while it runs makes it run once
-more afterwards. A failing object is retried with exponential back-off and jitter; a
-``Conflict`` from the store is retried at once, since it only means someone else wrote
-first. At most ``max_concurrent`` reconciles run at a time; objects waiting for a slot are the
-queue depth. Not here: leader election (see
-:mod:`racklet.controller._leader`), watches.
+:class:`Runtime` (no global default). On start the runtime runs one
+:class:`racklet.controller._informer.Informer` per registered kind: it lists the kind, queues
+every object, then follows the store's watch and queues each object whose spec (generation),
+labels or annotations change, or that appears or goes — however it was written (API, GitOps,
+``racklet apply`` on another controller, a script on the store). A status-only write is not
+queued, so a reconciler's own status write never re-triggers it. :meth:`Runtime.enqueue`
+queues one object at once for what the store does not show (a heartbeat, another object's
+status, a reconciler waking a neighbour).
+
+Resync is the safety net: every object is queued again once per period, spread over the
+period in small batches (at most one wake-up per ``resync_tick``, 2 s) rather than in one
+burst. The period is ``resync_seconds`` for a small fleet and stretches so that resync never
+queues more than ``resync_rate`` objects per second (at 10,000 units and 50/s: every 200 s,
+100 objects every 2 s), so an idle large fleet costs little CPU. Its names come from the
+informers (no periodic list of the store).
+
+An object is never reconciled by two workers at a time; a request that arrives while it runs
+makes it run once more afterwards. A failing object is retried with exponential back-off and
+jitter; a ``Conflict`` from the store is retried at once, since it only means someone else
+wrote first. At most ``max_concurrent`` reconciles run at a time; objects waiting for a slot
+are the queue depth, and those queued by a watch, ``enqueue`` or a retry get a freed slot
+before those queued by resync alone (a write never waits behind a resync batch). Not here:
+leader election (the process starts and stops the runtime as a leader-only service, see
+:mod:`racklet.controller._services`).
 """
 
 from __future__ import annotations
@@ -22,13 +32,16 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
 from racklet.api import Object, kind_of
+from racklet.controller._informer import Informer
 from racklet.controller.errors import PermanentError, TemporaryError
 from racklet.log import get_logger
 from racklet.store import Conflict, Fenced, Store
+from racklet.tasks import OwnedTask
 
 Kind = type[Object]
 Key = tuple[str, str]
@@ -107,13 +120,15 @@ class Runtime:
         if on_result is None and observer is not None:
             on_result = observer.reconcile_result
         self._on_result = on_result or (lambda _result: None)
-        self._slots = asyncio.Semaphore(max_concurrent)
+        self._slots = _Slots(max_concurrent)
         self._waiting = 0
         if observer is not None:
             observer.watch_queue(lambda: self.depth)
         self._workers: dict[Key, asyncio.Task[None]] = {}
         self._again: set[Key] = set()
+        self._background: set[Key] = set()  # queued by resync alone: waits behind the rest
         self._resync: asyncio.Task[None] | None = None
+        self._informers: list[tuple[Informer, OwnedTask]] = []
         self._stopping = True  # enqueue is ignored until start (a follower never starts)
 
     @property
@@ -126,12 +141,26 @@ class Runtime:
         return self._resync is not None and not self._resync.done()
 
     async def start(self) -> None:
+        """Start an informer per registered kind, and the resync that follows them."""
+        if self.running:
+            return
         self._stopping = False
+        for kind_name, kind, _ in self._registry.entries():
+            informer = Informer(self._store, kind, self._notifier(kind_name))
+            task = OwnedTask(f"controller:informer:{kind_name}")
+            task.start(informer.run)
+            self._informers.append((informer, task))
         self._resync = asyncio.create_task(self._resync_loop(), name="controller:resync")
 
+    def _notifier(self, kind_name: str) -> Callable[[str], None]:
+        return lambda name: self.enqueue(kind_name, name)
+
     async def stop(self) -> None:
-        """Cancel the resync loop and every worker, and wait for all of them to end."""
+        """Cancel the informers, the resync loop and every worker, and wait for them to end."""
         self._stopping = True
+        for _, owned in self._informers:
+            await owned.stop()
+        self._informers.clear()
         tasks = [t for t in (self._resync, *self._workers.values()) if t is not None]
         for task in tasks:
             task.cancel()
@@ -139,27 +168,36 @@ class Runtime:
         self._resync = None
         self._workers.clear()
         self._again.clear()
+        self._background.clear()
 
     def enqueue(self, kind: str, name: str) -> None:
         """Reconcile ``kind``/``name`` soon; coalesces with a run already in progress."""
-        if self._stopping or self._registry.get(kind) is None:
+        self._enqueue((kind, name), background=False)
+
+    def _enqueue(self, key: Key, *, background: bool) -> None:
+        if self._stopping or self._registry.get(key[0]) is None:
             return
-        key = (kind, name)
         if key in self._workers:
             self._again.add(key)
+            if not background:
+                self._background.discard(key)
             return
-        self._workers[key] = asyncio.create_task(self._work(key), name=f"reconcile:{kind}/{name}")
+        if background:
+            self._background.add(key)
+        task = asyncio.create_task(self._work(key), name=f"reconcile:{key[0]}/{key[1]}")
+        self._workers[key] = task
 
     def resync_period(self, objects: int) -> float:
         """Seconds between two resyncs of one object, for a store holding ``objects``."""
         return max(self.resync_seconds, objects / self.resync_rate)
 
     async def _resync_loop(self) -> None:
-        keys = await self._everything()
-        for kind_name, name in keys:  # at start everything is due at once
-            self.enqueue(kind_name, name)
+        # The informers queue everything at start; resync then re-queues each object once
+        # per period, first one batch a tick from now.
+        await asyncio.gather(*(informer.synced.wait() for informer, _ in self._informers))
         loop = asyncio.get_running_loop()
-        while True:  # then a steady trickle: each object once per period, in small batches
+        keys = self._everything()
+        while True:  # a steady trickle: each object once per period, in small batches
             period = self.resync_period(len(keys))
             if not keys:
                 await asyncio.sleep(period)
@@ -170,20 +208,17 @@ class Runtime:
                 due += step * len(chunk)
                 if due > loop.time():
                     await asyncio.sleep(due - loop.time())
-                for kind_name, name in chunk:
-                    self.enqueue(kind_name, name)
-            keys = await self._everything()
+                for key in chunk:
+                    self._enqueue(key, background=True)
+            keys = self._everything()
 
-    async def _everything(self) -> list[Key]:
-        keys: list[Key] = []
-        for kind_name, kind, _ in self._registry.entries():
-            try:
-                objects = await self._store.list(kind)
-            except Exception:
-                log.exception("cannot list %s for resync", kind_name)
-                continue
-            keys.extend((kind_name, obj.metadata.name) for obj in objects)
-        return keys
+    def _everything(self) -> list[Key]:
+        """Every object the informers know of."""
+        return [
+            (kind_of(informer.kind), name)
+            for informer, _ in self._informers
+            for name in informer.names()
+        ]
 
     def _backoff(self, failures: int) -> float:
         delay = min(self._backoff_max, self._backoff_base * 2.0 ** (failures - 1))
@@ -200,10 +235,11 @@ class Runtime:
                 error: str | None = None
                 self._waiting += 1
                 try:
-                    await self._slots.acquire()
+                    await self._slots.acquire(background=key in self._background)
                 finally:
                     self._waiting -= 1
                 self._again.discard(key)
+                self._background.discard(key)
                 started = time.perf_counter()
                 try:
                     requeue = await reconciler.reconcile(name)
@@ -246,3 +282,36 @@ class Runtime:
         finally:
             if self._workers.get(key) is asyncio.current_task():
                 del self._workers[key]
+
+
+class _Slots:
+    """At most ``size`` reconciles at a time. Waiters queued by a watch, an ``enqueue`` or a
+    retry get a freed slot before those queued by resync alone, so a write is not stuck behind
+    a resync batch (each lane is first come, first served)."""
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._lanes: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
+
+    async def acquire(self, *, background: bool = False) -> None:
+        if self._free > 0:
+            self._free -= 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        lane = self._lanes[1 if background else 0]
+        lane.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot as it was cancelled: pass it on
+            raise  # else it stays in its lane, done: release skips it
+
+    def release(self) -> None:
+        for lane in self._lanes:
+            while lane:
+                waiter = lane.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
+                    return
+        self._free += 1

@@ -11,7 +11,7 @@ from racklet.gitops._manifests import Manifest, known_kinds, load_manifests, rea
 from racklet.gitops._plan import OWNER_LABEL, differences, owned, owner_of, updated
 from racklet.gitops._reconciler import SYNC_ANNOTATION, GitSourceReconciler, Outcome
 from racklet.gitops._starter import StarterUnit, starter_files, write_starter
-from racklet.gitops._watch import GitOpsRunner, GitSourceWatcher
+from racklet.gitops._watch import GitSourceWatcher
 from racklet.gitops.errors import (
     ApplyConflict,
     ApplyError,
@@ -27,7 +27,6 @@ __all__ = [
     "ApplyConflict",
     "ApplyError",
     "GitOpsError",
-    "GitOpsRunner",
     "GitSourceReconciler",
     "GitSourceWatcher",
     "InvalidManifests",

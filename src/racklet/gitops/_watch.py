@@ -1,27 +1,26 @@
-"""Noticing when a GitSource needs a sync, and a small runner that syncs them.
+"""Noticing when a GitSource needs a sync.
 
 :class:`GitSourceWatcher` only decides *when*: a local repository's refs changed (a ``stat``
 of the ref files every ``poll`` seconds: no subprocess, no inotify dependency, works on every
 filesystem), the source's ``spec.interval`` elapsed, its spec changed, or someone asked
-(``racklet.dev/sync-requested-at``). It calls ``enqueue(name)``; the controller's work queue
-(or :class:`GitOpsRunner`) de-duplicates and reconciles.
+(``racklet.dev/sync-requested-at``). It calls ``enqueue(name)``; the controller's runtime
+de-duplicates and reconciles (``racklet.controller``: the one way GitOps runs, in the product,
+the tests and the benchmark).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from pydantic import ValidationError
 
 from racklet.api import GitSource, parse_duration
 from racklet.gitops._applier import Applier
 from racklet.gitops._git import Location, fingerprint
-from racklet.gitops._reconciler import SYNC_ANNOTATION, GitSourceReconciler, Outcome, location_of
+from racklet.gitops._reconciler import SYNC_ANNOTATION, location_of
 from racklet.gitops.errors import GitOpsError
 from racklet.log import get_logger
 from racklet.tasks import OwnedTask
@@ -116,58 +115,3 @@ class GitSourceWatcher:
             if changed or now - seen.last >= seen.interval:
                 seen.last = now
                 self._enqueue(name)
-
-
-class GitOpsRunner:
-    """A watcher plus one worker: GitOps on its own, for a small controller, tests and bench.
-
-    Requests for the same source coalesce while it waits; sources sync one at a time.
-    """
-
-    def __init__(
-        self,
-        applier: Applier,
-        *,
-        cache_dir: Path | None = None,
-        poll: float = 0.1,
-        refresh: float = 1.0,
-    ) -> None:
-        self.reconciler = GitSourceReconciler(applier, cache_dir=cache_dir)
-        self.watcher = GitSourceWatcher(applier, self.enqueue, poll=poll, refresh=refresh)
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._pending: set[str] = set()
-        self._lock = asyncio.Lock()
-        self._worker: asyncio.Task[None] | None = None
-        self._log = get_logger("gitops")
-
-    def enqueue(self, name: str) -> None:
-        if name not in self._pending:
-            self._pending.add(name)
-            self._queue.put_nowait(name)
-
-    async def sync(self, name: str) -> Outcome | None:
-        """Sync one source now (on demand) and return what it did."""
-        async with self._lock:
-            return await self.reconciler.reconcile(name)
-
-    async def start(self) -> None:
-        if self._worker is None:
-            self._worker = asyncio.create_task(self._work(), name="gitops-worker")
-            await self.watcher.start()
-
-    async def stop(self) -> None:
-        await self.watcher.stop()
-        worker, self._worker = self._worker, None
-        if worker is not None:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
-
-    async def _work(self) -> None:
-        while True:
-            name = await self._queue.get()
-            self._pending.discard(name)
-            try:
-                await self.sync(name)
-            except GitOpsError as exc:
-                self._log.warning("sync of %s failed: %s", name, exc)
