@@ -58,3 +58,19 @@ def test_budget_counts_transitional_units_at_their_ceiling() -> None:
         Draw("BootFailed", True, 1.0, 6.0),
     ]
     assert projected_watts(others, 5.0) == 5.0 + 2.0 + 6.0 + 5.0 + 1.0
+
+
+@pytest.mark.parametrize(
+    ("power", "reason", "message"),
+    [
+        ("Off", "Off", "power state is Off"),
+        ("PoweringOff", "PoweringOff", "the BMC is shutting the unit down"),
+        (None, "Off", "no power state reported, taken as Off"),
+        ("Paused", "Off", "unrecognised power state Paused, taken as Off"),
+    ],
+)
+def test_the_reason_says_what_the_message_says(
+    power: str | None, reason: str, message: str
+) -> None:
+    verdict = derive_phase(observe(power=power))  # type: ignore[arg-type]
+    assert (verdict.phase, verdict.reason, verdict.message) == ("Off", reason, message)

@@ -40,6 +40,7 @@ from racklet.api._release import (
 from racklet.api._resources import (
     PHASES,
     POWER_CYCLE_ANNOTATION,
+    RACK_LABEL,
     BmcRef,
     ComputeUnit,
     ComputeUnitSpec,
@@ -49,6 +50,7 @@ from racklet.api._resources import (
     Rack,
     RackSpec,
     RackStatus,
+    rack_of,
 )
 from racklet.api._selector import Requirement, Selector, parse_selector
 from racklet.api.errors import ApiError, InvalidObject, InvalidSelector
@@ -61,6 +63,7 @@ __all__ = [
     "KIND_INFO",
     "PHASES",
     "POWER_CYCLE_ANNOTATION",
+    "RACK_LABEL",
     "ApiError",
     "BmcRef",
     "ChannelPointer",
@@ -103,6 +106,7 @@ __all__ = [
     "parse_duration",
     "parse_selector",
     "problems",
+    "rack_of",
     "remove_condition",
     "set_condition",
     "to_dict",

@@ -175,7 +175,10 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
             wake=lambda name: enqueue("ComputeUnit", name),
         ),
     )
-    registry.register(Rack, RackReconciler(acting, observer=metrics, controller=identity))
+    registry.register(
+        Rack,
+        RackReconciler(acting, observer=metrics, controller=identity, rack_name=config.rack.name),
+    )
     gitops = GitSources(acting, layout.controller / "gitops")
     registry.register(GitSource, gitops)
     refresher = TufRefresher(layout.boot, is_leader=lambda: election is None or election.is_leader)
