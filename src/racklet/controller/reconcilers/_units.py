@@ -36,7 +36,6 @@ from racklet.api import (
     ComputeUnit,
     ComputeUnitStatus,
     Event,
-    copy_model,
     rack_of,
     remove_condition,
     set_condition,
@@ -46,7 +45,7 @@ from racklet.controller._phase import Observation, derive_phase
 from racklet.controller.reconcilers._admission import BusbarAdmission
 from racklet.controller.reconcilers._power_cycle import PowerCycles
 from racklet.controller.reconcilers._unit_observe import Bmc, Inspector, UnitMemory
-from racklet.controller.reconcilers._unit_status import render_status, unit_event
+from racklet.controller.reconcilers._unit_status import render_status, unit_event, working_copy
 from racklet.log import get_logger
 from racklet.store import NotFound, Store
 
@@ -111,7 +110,7 @@ class ComputeUnitReconciler:
         verdict = derive_phase(obs)
         budget.note(name, verdict.phase, obs)
 
-        status = copy_model(unit.status)
+        status = working_copy(unit.status)
         events: list[Event] = []
         action: str | None = None
         if bmc is not None and obs.error is None and obs.system is not None:
