@@ -69,7 +69,7 @@ class Inspector:
     ) -> None:
         self._heartbeats = heartbeats
         self._clock = clock
-        self.heartbeat_timeout = heartbeat_timeout
+        self._heartbeat_timeout = heartbeat_timeout
 
     async def look(
         self,
@@ -103,7 +103,7 @@ class Inspector:
         fresh = (
             beat is not None
             and beat.received >= memory.boot_mark
-            and now - beat.received <= self.heartbeat_timeout
+            and now - beat.received <= self._heartbeat_timeout
         )
         return Observation(
             chassis=chassis, system=system, environment=environment, heartbeat_fresh=fresh

@@ -86,14 +86,6 @@ class ComputeUnitReconciler:
         self._racks: dict[str, BusbarAdmission] = {}  # one busbar budget per rack
         self._log = get_logger("controller")
 
-    @property
-    def heartbeat_timeout(self) -> float:
-        return self._inspector.heartbeat_timeout
-
-    @heartbeat_timeout.setter
-    def heartbeat_timeout(self, seconds: float) -> None:
-        self._inspector.heartbeat_timeout = seconds
-
     async def reconcile(self, name: str) -> float | None:
         try:
             unit = await self._store.get(ComputeUnit, name)
