@@ -88,3 +88,31 @@ async def test_a_deleted_unit_frees_its_budget_for_the_next_in_line() -> None:
         assert h.bmc.resets == [("unit-1", "On"), ("unit-2", "On")]
     finally:
         await h.close()
+
+
+async def test_a_unit_still_shutting_down_keeps_its_draw_in_the_budget() -> None:
+    h = await make(["unit-1", "unit-2"], rated=10.0)  # unit-2 needs its 6 W ceiling
+    try:
+        h.bmc.power_on("unit-1")
+        h.bmc.units["unit-1"].last_state, h.bmc.units["unit-1"].power_watts = "OSRunning", 5.0
+        for name in ("unit-1", "unit-2"):
+            unit = await h.unit(name)
+            unit.spec.power = "Off"
+            await h.store.update(unit)
+        h.bmc.defer_resets = True
+        await h.reconcile("unit-1", "unit-2")
+        assert [r[:2] for r in h.bmc.received] == [("unit-1", "GracefulShutdown")]
+        h.bmc.units["unit-1"].power_state = "PoweringOff"  # halting, still drawing 5 W
+        await h.reconcile("unit-1")
+        unit = await h.unit("unit-2")
+        unit.spec.power = "On"
+        await h.store.update(unit)
+        await h.reconcile("unit-2")
+        asked = [r[:2] for r in h.bmc.received]
+        assert ("unit-2", "On") not in asked  # 5 W + 6 W would exceed the 10 W rating
+        h.bmc.power_off("unit-1")
+        await h.reconcile("unit-1")  # off: its draw is gone
+        await h.reconcile("unit-2")
+        assert [r[:2] for r in h.bmc.received][-1] == ("unit-2", "On")
+    finally:
+        await h.close()

@@ -25,6 +25,9 @@ from racklet.redfish import ChassisView
 from racklet.store import NotFound, Store
 
 DEFAULT_MAX_WATTS = 10.0  # a unit whose BMC does not say MaxPowerWatts
+_DRAWING = ("On", "PoweringOn", "PoweringOff")
+"""Power states in which a unit draws from the busbar: one its BMC is still shutting down
+(phase Off, reason PoweringOff) counts at its measured watts until the BMC says Off."""
 
 
 class BusbarAdmission:
@@ -56,7 +59,7 @@ class BusbarAdmission:
         measured = obs.environment.power_watts if obs.environment else None
         draw = Draw(
             phase=phase,  # type: ignore[arg-type]
-            powered=obs.powered,
+            powered=obs.system.power_state in _DRAWING,
             measured_watts=measured or 0.0,
             max_watts=obs.chassis.max_power_watts,
         )
@@ -125,7 +128,7 @@ class BusbarAdmission:
 def _draw_from_status(status: ComputeUnitStatus) -> Draw:
     return Draw(
         phase=status.phase,
-        powered=status.power_state in ("On", "PoweringOn"),
+        powered=status.power_state in _DRAWING,
         measured_watts=status.power_watts or 0.0,
         max_watts=None,
     )
