@@ -1,4 +1,5 @@
-"""A unit's status, rendered from one observation: a pure function, no I/O.
+"""A unit's status, rendered from one observation: a function of its arguments, no I/O
+(the wall clock only stamps condition transitions and events).
 
 :func:`render_status` takes the status as the reconciler left it (conditions it set while
 acting, the power-cycle bookkeeping), the observation, the verdict on it and the latest
