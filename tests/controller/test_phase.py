@@ -7,7 +7,7 @@ import pytest
 from racklet.api import ComputeUnitStatus
 from racklet.controller._budget import Draw, projected_watts
 from racklet.controller._phase import Observation, derive_phase
-from racklet.controller.reconcilers._unit_status import render_status
+from racklet.controller.reconcilers._unit_status import render_status, write_status
 from racklet.redfish import ChassisView, SystemView
 
 
@@ -78,14 +78,18 @@ def test_the_reason_says_what_the_message_says(
     assert (verdict.phase, verdict.reason, verdict.message) == ("Off", reason, message)
 
 
-def test_render_status_leaves_its_input_alone_and_repeats_nothing() -> None:
-    status = ComputeUnitStatus(phase="Running", power_state="On")
+def test_a_look_is_rendered_and_written_once() -> None:
     obs = observe(power="PoweringOff")
-    first, events = render_status("unit-1", 3, status, obs, derive_phase(obs), None)
-    assert status == ComputeUnitStatus(phase="Running", power_state="On")  # untouched
-    assert (first.phase, first.power_state, first.observed_generation) == ("Off", "PoweringOff", 3)
+    rendered = render_status(obs, derive_phase(obs), None)
+    assert rendered == render_status(obs, derive_phase(obs), None)  # a function of its inputs
+    status = ComputeUnitStatus(phase="Running", power_state="On")
+    events = write_status(status, rendered, name="unit-1", generation=3)
+    assert (status.phase, status.power_state, status.observed_generation) == (
+        "Off",
+        "PoweringOff",
+        3,
+    )
     assert [(e.reason, e.message) for e in events] == [
         ("PoweringOff", "the BMC is shutting the unit down")
     ]
-    again, repeated = render_status("unit-1", 3, first, obs, derive_phase(obs), None)
-    assert again == first and repeated == []  # the same look again: nothing new to say
+    assert write_status(status, rendered, name="unit-1", generation=3) == []  # nothing new

@@ -11,7 +11,9 @@ This module only sequences four parts, each in its own module:
   ``BusbarBudget``); this staggers a rack's power-on;
 * **the exactly-once power cycle** (:mod:`._power_cycle`), one reset per
   ``racklet.dev/power-cycle-request`` value, across a failover;
-* **status** (:mod:`._unit_status`): a pure rendering of the observation.
+* **status** (:mod:`._unit_status`): ``render_status``, a pure function of the observation,
+  the verdict on it and the latest heartbeat, and ``write_status``, which writes that into the
+  status and says which events it deserves.
 
 The actions: power on when ``spec.power`` is On and the unit is Off (if admitted); shut down
 gracefully when ``spec.power`` is Off and it is powered (the BMC forces it off by itself
@@ -45,7 +47,12 @@ from racklet.controller._phase import Observation, derive_phase
 from racklet.controller.reconcilers._admission import BusbarAdmission
 from racklet.controller.reconcilers._power_cycle import PowerCycles
 from racklet.controller.reconcilers._unit_observe import Bmc, Inspector, UnitMemory
-from racklet.controller.reconcilers._unit_status import render_status, unit_event, working_copy
+from racklet.controller.reconcilers._unit_status import (
+    render_status,
+    unit_event,
+    working_copy,
+    write_status,
+)
 from racklet.log import get_logger
 from racklet.store import NotFound, Store
 
@@ -116,13 +123,12 @@ class ComputeUnitReconciler:
             if action != "On" or obs.powered:  # keep the power-on's reserved draw till seen
                 budget.note(name, verdict.phase, obs)
 
-        status, rendered = render_status(
-            name, unit.metadata.generation, status, obs, verdict, self._heartbeats.latest(name)
-        )
+        rendered = render_status(obs, verdict, self._heartbeats.latest(name))
+        events += write_status(status, rendered, name=name, generation=unit.metadata.generation)
         if status != unit.status:
             unit.status = status
             await self._store.update_status(unit)
-        for event in events + rendered:
+        for event in events:
             await self._store.record_event(event)
         if self._observer is not None:
             self._observer.unit(name, status)
