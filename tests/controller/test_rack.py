@@ -13,7 +13,7 @@ from racklet.api import (
     RackSpec,
     find_condition,
 )
-from racklet.controller import RackReconciler
+from racklet.controller import ComputeUnitReconciler, RackReconciler
 from racklet.store import MemoryStore
 from tests.controller.harness import make
 
@@ -74,17 +74,19 @@ async def test_another_racks_units_do_not_take_this_racks_busbar_budget() -> Non
 
 
 async def test_a_deleted_unit_frees_its_budget_for_the_next_in_line() -> None:
-    woken: list[str] = []
+    woken: list[str] = []  # what the runtime's enqueue would receive
     h = await make(["unit-1", "unit-2"], rated=10.0)  # one 6 W ceiling at a time
+    reconciler = ComputeUnitReconciler(
+        h.store, h.clients, h.heartbeats, rack_name="rack-1", clock=h.clock, wake=woken.append
+    )
     try:
-        h.reconciler._wake = woken.append  # what the runtime's enqueue would receive
-        await h.reconcile("unit-1")
-        await h.reconcile("unit-2")
+        await reconciler.reconcile("unit-1")
+        await reconciler.reconcile("unit-2")
         assert h.bmc.resets == [("unit-1", "On")]  # unit-2 waits in line
         await h.store.delete(ComputeUnit, "unit-1")
-        await h.reconcile("unit-1")  # the runtime reconciles a deleted object once more
+        await reconciler.reconcile("unit-1")  # the runtime reconciles a deleted object once more
         assert woken[-1:] == ["unit-2"]
-        await h.reconcile("unit-2")
+        await reconciler.reconcile("unit-2")
         assert h.bmc.resets == [("unit-1", "On"), ("unit-2", "On")]
     finally:
         await h.close()
