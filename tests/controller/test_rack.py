@@ -36,10 +36,10 @@ async def test_a_second_rack_counts_none_of_the_first_racks_units() -> None:
     store = MemoryStore()
     try:
         await store.create(
-            Rack(metadata=ObjectMeta(name="rack-1"), spec=RackSpec(psuRatedWatts=60))
+            Rack(metadata=ObjectMeta(name="rack-1"), spec=RackSpec(psu_rated_watts=60))
         )
         await store.create(
-            Rack(metadata=ObjectMeta(name="rack-2"), spec=RackSpec(psuRatedWatts=80))
+            Rack(metadata=ObjectMeta(name="rack-2"), spec=RackSpec(psu_rated_watts=80))
         )
         await store.create(_unit("unit-1", 1, "rack-1", 3.0, "Running"))
         await store.create(_unit("unit-2", 2, None, 2.5, "Running"))  # the controller's rack
