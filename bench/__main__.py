@@ -13,6 +13,7 @@ BENCHMARKS = [
     "factory_reset",
     "control_plane_store",
     "control_plane_scale",
+    "unit_reconcile",
     "boot_server",
     "rack_boot",
     "login_guessing",

@@ -13,7 +13,10 @@ import pytest
 
 from tests.bmc.conftest import Bench
 
-SHARED_CSDL = Path(__file__).resolve().parents[3] / "shared" / "redfish" / "csdl"
+SHARED_CSDL = (
+    Path(__file__).resolve().parents[3] / "shared" / "redfish" / "csdl"
+)  # beside the clone
+BUNDLED = resources.files("racklet.bmc").joinpath("schemas")
 PROTOCOL = "/redfish/v1/Managers/bmc/NetworkProtocol"
 
 
@@ -51,12 +54,21 @@ async def test_metadata_references_only_schema_files_the_bmc_serves(bench: Bench
             assert served.status_code == 200, uri
             assert served.headers["content-type"].startswith("application/xml")
             name = uri.rsplit("/", 1)[1]
-            if SHARED_CSDL.is_dir():
-                assert served.content == (SHARED_CSDL / name).read_bytes()
+            assert served.content == BUNDLED.joinpath(name).read_bytes()
             namespace = name.removesuffix("_v1.xml")
             assert f'Namespace="{namespace}"' in served.text
-    bundled = {p.name for p in resources.files("racklet.bmc").joinpath("schemas").iterdir()}
+    bundled = {p.name for p in BUNDLED.iterdir()}
     assert bundled == {uri.rsplit("/", 1)[1] for uri in uris} | {"LICENSE.md"}
+
+
+def test_the_bundled_schemas_are_dmtfs_own_bytes() -> None:
+    """What the BMC serves as DMTF's schemas is DMTF's release, unmodified (and its licence)."""
+    if not SHARED_CSDL.is_dir():
+        pytest.skip(f"no DMTF schema release at {SHARED_CSDL} to compare with")
+    for bundled in BUNDLED.iterdir():
+        original = SHARED_CSDL.parent / "LICENSE.md" if bundled.name == "LICENSE.md" else None
+        original = original or SHARED_CSDL / bundled.name
+        assert bundled.read_bytes() == original.read_bytes(), bundled.name
 
 
 @pytest.mark.parametrize(

@@ -111,6 +111,38 @@ def test_get_watch_prints_changes_as_they_happen(live: LiveApi, manifests: Path)
             watcher.wait(timeout=30)
 
 
+def _write_status(live: LiveApi, name: str, **fields: object) -> None:
+    unit = live.run(live.store.get(ComputeUnit, name))
+    unit.status = unit.status.model_copy(update=fields)
+    live.run(live.store.update_status(unit))
+
+
+def test_get_watch_prints_a_row_per_change_it_shows(live: LiveApi) -> None:
+    argv = [sys.executable, "-m", "racklet.cli", "--config", str(live.config_path)]
+    with subprocess.Popen(
+        [*argv, "get", "units", "unit-1", "-w"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as watcher:
+        try:
+            assert watcher.stdout is not None
+            assert watcher.stdout.readline().split()[:3] == ["NAME", "SLOT", "PHASE"]
+            assert watcher.stdout.readline().split()[:3] == ["unit-1", "1", "Unknown"]
+            # a running unit's status is rewritten as its energy counter moves: no new row
+            for joules in range(1, 6):
+                _write_status(live, "unit-1", energy_joules=float(joules))
+            _write_status(live, "unit-1", phase="Running", power_watts=2.5)  # one new row
+            assert watcher.stdout.readline().split()[:4] == ["unit-1", "1", "Running", "2.50"]
+            for joules in range(6, 9):
+                _write_status(live, "unit-1", energy_joules=float(joules))
+            _write_status(live, "unit-1", phase="Off", power_watts=0.0)
+            assert watcher.stdout.readline().split()[:4] == ["unit-1", "1", "Off", "0.00"]
+        finally:
+            watcher.terminate()
+            watcher.wait(timeout=30)
+
+
 def test_init_gitops_then_sync_applies_the_repository(live: LiveApi, tmp_path: Path) -> None:
     repo = tmp_path / "rack-repo"
     init = live.cli("init", "gitops", str(repo))

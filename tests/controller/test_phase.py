@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from racklet.api import ComputeUnitStatus
 from racklet.controller._budget import Draw, projected_watts
 from racklet.controller._phase import Observation, derive_phase
+from racklet.controller.reconcilers._unit_status import render_status, write_status
 from racklet.redfish import ChassisView, SystemView
 
 
@@ -58,3 +60,36 @@ def test_budget_counts_transitional_units_at_their_ceiling() -> None:
         Draw("BootFailed", True, 1.0, 6.0),
     ]
     assert projected_watts(others, 5.0) == 5.0 + 2.0 + 6.0 + 5.0 + 1.0
+
+
+@pytest.mark.parametrize(
+    ("power", "reason", "message"),
+    [
+        ("Off", "Off", "power state is Off"),
+        ("PoweringOff", "PoweringOff", "the BMC is shutting the unit down"),
+        (None, "Off", "no power state reported, taken as Off"),
+        ("Paused", "Off", "unrecognised power state Paused, taken as Off"),
+    ],
+)
+def test_the_reason_says_what_the_message_says(
+    power: str | None, reason: str, message: str
+) -> None:
+    verdict = derive_phase(observe(power=power))  # type: ignore[arg-type]
+    assert (verdict.phase, verdict.reason, verdict.message) == ("Off", reason, message)
+
+
+def test_a_look_is_rendered_and_written_once() -> None:
+    obs = observe(power="PoweringOff")
+    rendered = render_status(obs, derive_phase(obs), None)
+    assert rendered == render_status(obs, derive_phase(obs), None)  # a function of its inputs
+    status = ComputeUnitStatus(phase="Running", power_state="On")
+    events = write_status(status, rendered, name="unit-1", generation=3)
+    assert (status.phase, status.power_state, status.observed_generation) == (
+        "Off",
+        "PoweringOff",
+        3,
+    )
+    assert [(e.reason, e.message) for e in events] == [
+        ("PoweringOff", "the BMC is shutting the unit down")
+    ]
+    assert write_status(status, rendered, name="unit-1", generation=3) == []  # nothing new

@@ -154,6 +154,38 @@ async def test_power_off_is_a_graceful_shutdown_sent_once() -> None:
         await h.close()
 
 
+async def test_a_shutdown_in_progress_is_not_reported_as_off() -> None:
+    h = await make(["unit-1"])
+    try:
+        h.bmc.power_on("unit-1")
+        await h.reconcile("unit-1")
+        unit = await h.unit("unit-1")
+        unit.spec.power = "Off"
+        await h.store.update(unit)
+        h.bmc.defer_resets = True
+        await h.reconcile("unit-1")
+        assert h.bmc.received[-1][:2] == ("unit-1", "GracefulShutdown")
+        h.bmc.units["unit-1"].power_state = "PoweringOff"  # the BMC waits for the OS to halt
+        await h.reconcile("unit-1")
+        unit = await h.unit("unit-1")
+        assert unit.status.phase == "Off"
+        assert condition(unit, "Ready") == (
+            "False",
+            "PoweringOff",
+            "the BMC is shutting the unit down",
+        )
+        h.bmc.power_off("unit-1")
+        await h.reconcile("unit-1")
+        assert condition(await h.unit("unit-1"), "Ready") == ("False", "Off", "power state is Off")
+        said = [(e.reason, e.message) for e in await h.store.events("unit-1")]
+        assert said[-2:] == [
+            ("PoweringOff", "the BMC is shutting the unit down"),
+            ("Off", "power state is Off"),
+        ]
+    finally:
+        await h.close()
+
+
 async def test_staggered_power_on_never_exceeds_the_busbar() -> None:
     names = [f"unit-{i}" for i in range(1, 6)]
     rated = 16.0  # room for two booting units, and for the fifth once four run

@@ -58,7 +58,20 @@ async def test_a_sync_request_annotation_triggers_a_sync(world: World) -> None:
 
 
 async def test_stop_is_clean_and_idempotent(world: World) -> None:
+    before = asyncio.all_tasks()
     runner = ProductGitOps(world.store)
     await runner.start()
+    await wait_for_commit(world, world.first)
+    assert [t for t in asyncio.all_tasks() - before if not t.done()]  # the runtime, the watcher
     await runner.stop()
-    await runner.stop()
+    left = [t for t in asyncio.all_tasks() - before if not t.done()]
+    assert left == []  # every task it started was cancelled and awaited
+    await runner.stop()  # a second stop is a no-op, not an error
+    await runner.start()  # and a stopped runner starts again
+    try:
+        newer = await asyncio.to_thread(
+            world.repo.commit, {"units/unit-2.yaml": unit(2, power="Off")}, "unit-2 off"
+        )
+        await wait_for_commit(world, newer)
+    finally:
+        await runner.stop()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, ObjectMeta
-from racklet.store import AlreadyExists, Conflict, SqliteStore
+from racklet.store import AlreadyExists, Conflict, SqliteStore, StoreError
 from tests.store.test_crash import kill_writer_after
 
 
@@ -85,8 +85,14 @@ async def test_closed_store_refuses_writes(tmp_path: Path) -> None:
     await asyncio.sleep(0)  # queued before close: it still commits
     await store.close()
     assert (await pending).metadata.name == "unit-1"
-    with pytest.raises(Exception, match="closed"):
+    with pytest.raises(StoreError, match=r"^the store is closed$") as refused:
         await store.create(unit("unit-2"))
+    assert type(refused.value) is StoreError  # not NotFound, Conflict, ...: the store said no
+    reopened = SqliteStore(tmp_path / "s.db")
+    try:  # the refused write left nothing behind; the queued one is there
+        assert [u.metadata.name for u in await reopened.list(ComputeUnit)] == ["unit-1"]
+    finally:
+        await reopened.close()
 
 
 def test_grouped_acknowledged_writes_survive_sigkill(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ from racklet.api._release import (
 from racklet.api._resources import (
     PHASES,
     POWER_CYCLE_ANNOTATION,
+    RACK_LABEL,
     BmcRef,
     ComputeUnit,
     ComputeUnitSpec,
@@ -58,6 +59,7 @@ from racklet.api._resources import (
     Rack,
     RackSpec,
     RackStatus,
+    rack_of,
 )
 from racklet.api._selector import Requirement, Selector, parse_selector
 from racklet.api._tokens import TOKEN_ROLES, ApiToken, ApiTokenSpec, TokenRole
@@ -71,6 +73,7 @@ __all__ = [
     "KIND_INFO",
     "PHASES",
     "POWER_CYCLE_ANNOTATION",
+    "RACK_LABEL",
     "STORED_KINDS",
     "TOKEN_ROLES",
     "ApiError",
@@ -118,6 +121,7 @@ __all__ = [
     "parse_duration",
     "parse_selector",
     "problems",
+    "rack_of",
     "remove_condition",
     "set_condition",
     "to_dict",

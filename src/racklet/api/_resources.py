@@ -37,6 +37,8 @@ PHASES: tuple[Phase, ...] = (
 )
 PowerSpec = Literal["On", "Off"]
 POWER_CYCLE_ANNOTATION = "racklet.dev/power-cycle-request"
+RACK_LABEL = "racklet.dev/rack"
+"""The label naming a ComputeUnit's Rack (``racklet up`` and the GitOps starter set it)."""
 
 
 class RackSpec(Model):
@@ -103,6 +105,12 @@ class ComputeUnit(Object):
     metadata: ObjectMeta
     spec: ComputeUnitSpec
     status: ComputeUnitStatus = Field(default_factory=ComputeUnitStatus)
+
+
+def rack_of(unit: ComputeUnit, home: str | None) -> str | None:
+    """The Rack ``unit`` belongs to: its :data:`RACK_LABEL`, else ``home`` (the rack of the
+    controller that manages it, for units declared without the label)."""
+    return unit.metadata.labels.get(RACK_LABEL) or home
 
 
 class Event(Model):

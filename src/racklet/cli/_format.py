@@ -156,10 +156,6 @@ def table(kind: str, items: list[dict[str, Any]], wide: bool = False) -> str:
     return render_rows(table_rows(kind, items, wide))
 
 
-def units_table(units: list[dict[str, Any]]) -> str:
-    return render_rows(table_rows("ComputeUnit", units))
-
-
 def events_table(events: list[dict[str, Any]]) -> str:
     if not events:
         return "No events found."

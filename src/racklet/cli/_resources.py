@@ -89,8 +89,24 @@ def cmd_get(args: argparse.Namespace) -> int:
             version = _list_version(listing, listing.get("items", []))
         _print(kind, data, items, args.output)
         if args.watch:
-            _watch(api, kind, args, requirements, version)
+            shown = {_name(obj): _shown(kind, obj, args.output) for obj in items}
+            _watch(api, kind, args, requirements, version, shown)
     return 0
+
+
+def _line(kind: Kind, obj: dict[str, Any], output: str | None) -> str:
+    """How one object prints as a table, wide or name row."""
+    if output == "name":
+        return f"{kind.name.lower()}/{_name(obj)}"
+    rows = _format.table_rows(kind.name, [obj], wide=output == "wide")
+    return _format.render_rows(rows, header=False)
+
+
+def _shown(kind: Kind, obj: dict[str, Any], output: str | None) -> str:
+    """What the row shows of the object itself: its line without the age, which moves with
+    the clock, not with the object."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "creationTimestamp"}
+    return _line(kind, {**obj, "metadata": meta}, output)
 
 
 def _watch(
@@ -99,8 +115,15 @@ def _watch(
     args: argparse.Namespace,
     requirements: _selector.Selector | None,
     version: str | None,
+    shown: dict[str, str],
 ) -> None:
-    """Print each change as it happens until interrupted (Ctrl-C exits 130)."""
+    """Print each change as it happens until interrupted (Ctrl-C exits 130).
+
+    As ``kubectl get -w``: a row when an object is added, deleted, or changes in what its row
+    shows. A unit's status is rewritten whenever its energy counter moves, which its row does
+    not show; ``shown`` (the last line printed per object) keeps those out. JSON and YAML
+    print every event: there the whole object is the row.
+    """
     for event in api.watch(kind.plural, version, args.selector):
         if "type" not in event or "object" not in event:
             raise ApiError("the controller does not stream watch events (upgrade it)")
@@ -115,11 +138,15 @@ def _watch(
             continue
         if args.output in ("json", "yaml"):
             _print(kind, event, [obj], args.output)
-        elif args.output == "name":
-            print(f"{kind.name.lower()}/{_name(obj)}", flush=True)
+            continue
+        seen = _shown(kind, obj, args.output)
+        if event["type"] == "DELETED":
+            shown.pop(_name(obj), None)
+        elif shown.get(_name(obj)) == seen:
+            continue
         else:
-            rows = _format.table_rows(kind.name, [obj], wide=args.output == "wide")
-            print(_format.render_rows(rows, header=False), flush=True)
+            shown[_name(obj)] = seen
+        print(_line(kind, obj, args.output), flush=True)
 
 
 def cmd_describe(args: argparse.Namespace) -> int:

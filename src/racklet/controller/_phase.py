@@ -31,9 +31,19 @@ class Observation:
 
 @dataclass(frozen=True)
 class Verdict:
+    """The phase, and why: ``reason`` (one CamelCase word, the Ready condition's and the phase
+    event's reason) and ``message`` must say the same thing. The reason is the phase unless a
+    more precise word is true, e.g. ``PoweringOff`` for a unit in phase Off that its BMC is
+    still shutting down."""
+
     phase: Phase
     message: str
     heartbeat_missing: bool = False
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.reason:
+            object.__setattr__(self, "reason", self.phase)
 
     @property
     def happy(self) -> bool:
@@ -46,8 +56,17 @@ def derive_phase(obs: Observation) -> Verdict:
     if obs.chassis.absent:
         return Verdict("Absent", "the slot is empty")
     system = obs.system
+    if system.power_state == "PoweringOff":
+        return Verdict("Off", "the BMC is shutting the unit down", reason="PoweringOff")
     if system.power_state not in ("On", "PoweringOn"):
-        return Verdict("Off", f"power state is {system.power_state or 'unknown'}")
+        if system.power_state in (None, "Off"):
+            return Verdict(
+                "Off",
+                "power state is Off"
+                if system.power_state
+                else "no power state reported, taken as Off",
+            )
+        return Verdict("Off", f"unrecognised power state {system.power_state}, taken as Off")
     if system.boot_failed:
         reason = "; ".join(system.messages) or "the BMC reports a failed boot without a reason"
         return Verdict("BootFailed", reason)

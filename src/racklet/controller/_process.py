@@ -253,7 +253,10 @@ class Controller:
             ),
         )
         self.registry.register(
-            Rack, RackReconciler(acting, observer=self.metrics, controller=self.identity)
+            Rack,
+            RackReconciler(
+                acting, observer=self.metrics, controller=self.identity, rack_name=config.rack.name
+            ),
         )
         self.gitops = GitSources(acting, layout.controller / "gitops", enqueue)
         self.registry.register(GitSource, self.gitops)

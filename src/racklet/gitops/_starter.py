@@ -24,6 +24,7 @@ import yaml
 
 from racklet.api import (
     API_VERSION,
+    RACK_LABEL,
     BmcRef,
     ComputeUnit,
     ComputeUnitSpec,
@@ -40,9 +41,6 @@ class StarterUnit:
     name: str
     slot: int
     bmc_url: str
-
-
-RACK_LABEL = "racklet.dev/rack"
 
 
 def _dump(obj: dict[str, object]) -> str:

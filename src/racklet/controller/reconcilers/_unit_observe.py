@@ -1,0 +1,120 @@
+"""Looking at one unit: what the reconciler remembers of it, and one look through its BMC.
+
+A look is the Redfish System, the chassis (inventory, cached) and the environment metrics,
+plus whether the unit's latest heartbeat belongs to its current boot and is fresh. The
+chassis (the board's power ceiling, its presence) is read on the first look and again
+whenever the system's ``Status.State`` changes (a hot-swap shows there as ``Absent``) or the
+BMC failed to answer (it may have restarted with new firmware), so a look is two Redfish
+reads, not three. Nothing here decides or acts: the phase is :func:`derive_phase`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from racklet.controller._heartbeats import HeartbeatRegistry
+from racklet.controller._phase import Observation
+from racklet.redfish import (
+    ChassisView,
+    EnvironmentView,
+    RedfishClientError,
+    RedfishError,
+    SystemView,
+)
+
+
+class Bmc(Protocol):
+    """The part of :class:`racklet.redfish.RedfishClient` the reconciler uses."""
+
+    async def system(self, system_id: str) -> SystemView: ...
+
+    async def chassis(self, chassis_id: str) -> ChassisView: ...
+
+    async def environment_metrics(self, chassis_id: str) -> EnvironmentView: ...
+
+    async def reset(
+        self, system_id: str, reset_type: str, *, idempotency_key: str | None = None
+    ) -> None: ...
+
+
+@dataclass(slots=True)
+class UnitMemory:
+    """All the reconciler keeps about one unit between runs, so forgetting a deleted unit
+    is dropping one object. None of it is truth (that is the store and the BMC): it saves
+    reads and keeps this controller from repeating itself."""
+
+    boot_mark: float = float("-inf")
+    """Heartbeats received before this belong to an earlier boot."""
+    inventory: tuple[str | None, ChassisView] | None = None
+    """The chassis read, with the system ``Status.State`` seen with it."""
+    last_action: tuple[str, float] | None = None
+    """The last reset sent and when (the cooldown before sending the same again)."""
+    cycled: str | None = None
+    """The last power-cycle request this controller handled."""
+    rack: str | None = None
+    """The rack whose busbar budget counts this unit's draw."""
+
+
+class Inspector:
+    """Takes one look at a unit through its BMC (see the module docstring)."""
+
+    def __init__(
+        self,
+        heartbeats: HeartbeatRegistry,
+        *,
+        clock: Callable[[], float],
+        heartbeat_timeout: float,
+    ) -> None:
+        self._heartbeats = heartbeats
+        self._clock = clock
+        self._heartbeat_timeout = heartbeat_timeout
+
+    async def look(
+        self,
+        name: str,
+        bmc: Bmc | None,
+        memory: UnitMemory,
+        *,
+        chassis: ChassisView | None = None,
+    ) -> Observation:
+        """Look at the unit; ``chassis`` reuses a chassis read made moments ago."""
+        if bmc is None:
+            return Observation(error="no BMC credentials for this unit in the rack config")
+        try:
+            system = await bmc.system(name)
+            if chassis is None:
+                chassis = await self._chassis(name, bmc, system, memory)
+        except RedfishClientError as exc:
+            memory.inventory = None
+            return Observation(error=str(exc))
+        try:
+            environment: EnvironmentView | None = await bmc.environment_metrics(name)
+        except RedfishError:
+            environment = None  # a BMC without metrics still tells the phase
+        except RedfishClientError as exc:
+            memory.inventory = None
+            return Observation(error=str(exc))
+        now = self._clock()
+        if system.power_state != "On" or system.boot_last_state != "OSRunning":
+            memory.boot_mark = now
+        beat = self._heartbeats.latest(name)
+        fresh = (
+            beat is not None
+            and beat.received >= memory.boot_mark
+            and now - beat.received <= self._heartbeat_timeout
+        )
+        return Observation(
+            chassis=chassis, system=system, environment=environment, heartbeat_fresh=fresh
+        )
+
+    @staticmethod
+    async def _chassis(name: str, bmc: Bmc, system: SystemView, memory: UnitMemory) -> ChassisView:
+        """The chassis read last time, unless the system's state moved since."""
+        known = memory.inventory
+        if known is not None and known[0] == system.state:
+            return known[1]
+        chassis = await bmc.chassis(name)
+        memory.inventory = (system.state, chassis)
+        return chassis
