@@ -352,3 +352,53 @@ async def test_refuses_a_context_without_client_certificates(rig: BootRig) -> No
     plain.load_cert_chain(cert, key)
     with pytest.raises(ValueError, match="client certificates"):
         BulkTargetServer(rig.repo / "targets", plain)
+
+
+def _open_from(source: str, port: int, context: ssl.SSLContext) -> ssl.SSLSocket:
+    """A mutual-TLS connection from a chosen loopback address, handshake done."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=30, source_address=(source, 0))
+    return context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def _answers(conn: ssl.SSLSocket) -> bytes:
+    """What a GET of the unit's target gets on an open connection (b"" if it was dropped)."""
+    try:
+        conn.sendall(_get(PREFIX + "missing.bin"))
+        received = b""
+        while chunk := conn.recv(65536):
+            received += chunk
+        return received
+    except OSError:
+        return b""
+
+
+async def test_one_source_cannot_hold_every_connection(rig: BootRig) -> None:
+    server = await _start(rig, BulkLimits(max_connections_per_source=2))
+    context = _client(rig)
+    held: list[ssl.SSLSocket] = []
+    try:
+        for _ in range(2):
+            held.append(await asyncio.to_thread(_open_from, "127.0.0.1", server.port, context))
+
+        def third_from_the_same_source() -> bytes:
+            try:
+                conn = _open_from("127.0.0.1", server.port, context)
+            except OSError:
+                return b""  # closed during the handshake: refused
+            with conn:
+                return _answers(conn)
+
+        def one_from_another_source() -> bytes:
+            with _open_from("127.0.0.2", server.port, context) as conn:
+                return _answers(conn)
+
+        assert await asyncio.to_thread(third_from_the_same_source) == b""
+        other = await asyncio.to_thread(one_from_another_source)
+        assert other.startswith(b"HTTP/1.1 404"), other[:80]
+        held.pop().close()  # a slot of the first source is free again
+        again = await asyncio.to_thread(third_from_the_same_source)
+        assert again.startswith(b"HTTP/1.1 404"), again[:80]
+    finally:
+        for conn in held:
+            conn.close()
+        await server.stop()

@@ -58,6 +58,9 @@ class BulkLimits:
 
     max_connections: int = 64
     """Connections served at once; more wait in the listen backlog."""
+    max_connections_per_source: int = 32
+    """Connections one client address may hold at once; one more is closed at accept, so a
+    single source cannot take every slot (as ``racklet.limits`` caps the other listeners)."""
     chunk_bytes: int = 256 << 10
     """Read size per ``SSL_write``; each open connection holds one such buffer."""
     max_head_bytes: int = 8192
@@ -215,6 +218,8 @@ class _Connection:
         self._keep_alive = False
         self._buffer: memoryview | None = None
         self._peer = "-"
+        self.source = "-"
+        """The client's address (the server counts connections per source)."""
         self.deadline = time.monotonic() + self._limits.handshake_timeout
 
     def step(self) -> int:
@@ -399,6 +404,7 @@ class BulkTargetServer:
         self._wake_w: socket.socket | None = None
         self._thread: threading.Thread | None = None
         self._connections: dict[int, _Connection] = {}
+        self._per_source: dict[str, int] = {}
 
     @property
     def port(self) -> int:
@@ -473,13 +479,19 @@ class BulkTargetServer:
                 for connection in self._connections.values():
                     connection.close()
                 self._connections.clear()
+                self._per_source.clear()
 
     def _accept(self, selector: selectors.BaseSelector) -> None:
         assert self._listener is not None
         try:
-            raw, _ = self._listener.accept()
+            raw, address = self._listener.accept()
         except OSError:
             return  # the client gave up while queued, or no descriptors left: try again later
+        source = str(address[0])
+        if self._per_source.get(source, 0) >= self.limits.max_connections_per_source:
+            self.logger.info(f"refusing a connection: {source} holds too many already")
+            raw.close()
+            return
         try:
             raw.setblocking(False)
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -489,6 +501,8 @@ class BulkTargetServer:
             raw.close()
             return
         connection = _Connection(self, sock)
+        connection.source = source
+        self._per_source[source] = self._per_source.get(source, 0) + 1
         self._connections[connection.fd] = connection
         selector.register(sock, selectors.EVENT_READ, connection)
         self._step(selector, connection)
@@ -505,6 +519,9 @@ class BulkTargetServer:
     def _forget(self, selector: selectors.BaseSelector, connection: _Connection) -> None:
         selector.unregister(connection.fd)
         del self._connections[connection.fd]
+        held = self._per_source.pop(connection.source, 1) - 1
+        if held > 0:
+            self._per_source[connection.source] = held
         connection.close()
 
     def _drop_late(self, selector: selectors.BaseSelector) -> None:
