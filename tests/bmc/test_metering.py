@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from racklet.metrics import OPENMETRICS
 from tests.bmc.conftest import UNIT, Bench, FakeUnit, ManualClock, eventually, running_bench
+from tests.promtool import check_both_formats
 
 
 async def test_energy_is_power_integrated_over_simulated_time(tmp_path: Path) -> None:
@@ -42,10 +44,11 @@ async def test_metrics_are_openmetrics_with_every_unit_family(bench: Bench) -> N
         await eventually(lambda: meter.reading is not None and meter.reading.watts > 0, "a reading")
         await eventually(lambda: meter.energy_joules > 0, "some energy")
     async with bench.client(auth=None) as open_client:
-        response = await open_client.get("/metrics")
+        response = await open_client.get("/metrics", headers={"Accept": OPENMETRICS})
+        await check_both_formats(open_client, "/metrics")
     assert response.status_code == 200
-    assert response.headers["content-type"] == (
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    assert response.headers["content-type"].startswith(
+        "application/openmetrics-text; version=1.0.0"
     )
     parsed = text_string_to_metric_families(response.text)  # type: ignore[no-untyped-call]
     families = {f.name: f for f in parsed}

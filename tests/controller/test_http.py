@@ -25,9 +25,11 @@ from racklet.api import (
 from racklet.controller import ControllerMetrics, HeartbeatRegistry
 from racklet.controller._http import create_api_app, create_machine_app
 from racklet.controller._resources_http import merge_patch
+from racklet.metrics import OPENMETRICS
 from racklet.net import AppServer, client_context, server_context
 from racklet.pki import RackCA
 from racklet.store import MemoryStore
+from tests.promtool import check_both_formats
 
 TOKEN = "t0ken-for-tests"
 
@@ -178,9 +180,10 @@ async def test_metrics_are_openmetrics(api: Api) -> None:
     )
     api.metrics.rack(await api.store.get(Rack, "rack-1"))
     api.metrics.reconcile_result("success")
-    response = await api.http.get("/metrics")
-    assert response.headers["content-type"] == (
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    await check_both_formats(api.http, "/metrics")
+    response = await api.http.get("/metrics", headers={"Accept": OPENMETRICS})
+    assert response.headers["content-type"].startswith(
+        "application/openmetrics-text; version=1.0.0"
     )
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
     samples = {

@@ -70,7 +70,9 @@ def test_every_component_serves_openmetrics(rack: RunningRack) -> None:
         )
         names = {family.name for family in text_string_to_metric_families(response.text)}
         assert names, url
-    controller = httpx.get(endpoints[0], verify=ca).text
+    controller = httpx.get(
+        endpoints[0], verify=ca, headers={"Accept": "application/openmetrics-text"}
+    ).text
     families = {f.name: f for f in text_string_to_metric_families(controller)}
     for needed in ("racklet_unit_power_watts", "racklet_unit_temperature_celsius"):
         assert {s.labels["unit"] for s in families[needed].samples} == set(UNITS)

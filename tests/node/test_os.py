@@ -15,13 +15,17 @@ import racklet.node as node
 from racklet.boot import BootedPayload
 from racklet.boot.client import bootstrap
 from racklet.hw import Activity
+from racklet.metrics import OPENMETRICS
 from racklet.node import run_os
 from tests.boot.fakes import BootRig, FakeBmc, FakeHost, wait_for
+from tests.promtool import check_both_formats
 
 
 async def _scrape(rig: BootRig, host: FakeHost) -> httpx.Response:
     async with rig.client(None) as client:
-        return await client.get(f"https://127.0.0.1:{host.agent_port}/metrics")
+        url = f"https://127.0.0.1:{host.agent_port}/metrics"
+        await check_both_formats(client, url)
+        return await client.get(url, headers={"Accept": OPENMETRICS})
 
 
 def _families(text: str) -> dict[str, Metric]:
@@ -76,8 +80,8 @@ async def test_boot_run_scrape_heartbeat_and_halt(
         host.temperature = 55.25
         response = await _scrape(rig, host)
         assert response.status_code == 200
-        assert response.headers["content-type"] == (
-            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        assert response.headers["content-type"].startswith(
+            "application/openmetrics-text; version=1.0.0"
         )
         families = _families(response.text)
         temperature = families["racklet_unit_temperature_celsius"].samples
@@ -90,9 +94,10 @@ async def test_boot_run_scrape_heartbeat_and_halt(
             if s.name.endswith("_total")
         }
         assert beats["ok"] >= 2 and beats["error"] == 0
-        info = families["racklet_node"]
-        assert info.type == "info"
+        info = families["racklet_node_info"]
+        assert info.type == "gauge"
         assert info.samples[0].labels == {"unit": "unit-1", "version": "0.1.0"}
+        assert info.samples[0].value == 1
 
         host.shutdown = True
         await asyncio.wait_for(task, timeout=20)

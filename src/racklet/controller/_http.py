@@ -47,10 +47,11 @@ from racklet.audit import (
     read_records,
 )
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
-from racklet.controller._metrics import CONTENT_TYPE, ControllerMetrics
+from racklet.controller._metrics import ControllerMetrics
 from racklet.controller._resources_http import read_body, resource_router
 from racklet.controller._status import install_error_handlers, status_response
 from racklet.controller._tokens import Authenticator, authorise, token_router
+from racklet.metrics import metrics_response
 from racklet.net import peer_common_name
 from racklet.store import Conflict, Store
 from racklet.web import static_app
@@ -162,8 +163,8 @@ def create_api_app(
     app.include_router(resource_router(store, enqueue, [Depends(authorised)]))
 
     @app.get("/metrics")
-    async def openmetrics() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+    async def openmetrics(request: Request) -> Response:
+        return metrics_response(metrics.registry, request)
 
     @app.get("/ui/v1/units")
     async def ui_units() -> JSONResponse:

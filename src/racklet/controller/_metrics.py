@@ -10,11 +10,9 @@ from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from racklet.api import PHASES, ComputeUnitStatus, Rack
-
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+from racklet.metrics import OPENMETRICS, exposition
 
 
 class ControllerMetrics:
@@ -68,9 +66,9 @@ class ControllerMetrics:
     def watch_leader(self, leading: Callable[[], bool]) -> None:
         self._leader = leading
 
-    def render(self) -> bytes:
-        body: bytes = generate_latest(self.registry)  # type: ignore[no-untyped-call]
-        return body
+    def render(self, accept: str = OPENMETRICS) -> bytes:
+        """The exposition for a scraper sending ``Accept: accept`` (OpenMetrics by default)."""
+        return exposition(self.registry, accept)[0]
 
     # -- the collector ----------------------------------------------------------------------
 
