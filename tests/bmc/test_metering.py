@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -62,9 +63,11 @@ async def test_metrics_are_openmetrics_with_every_unit_family(bench: Bench) -> N
     }
     for name, kind in expected.items():
         assert families[name].type == kind, name
-        (sample,) = families[name].samples
-        assert sample.labels == {"unit": UNIT}
-    assert families["racklet_unit_energy_joules"].samples[0].name.endswith("_total")
+        assert families[name].samples
+        assert all(sample.labels == {"unit": UNIT} for sample in families[name].samples)
+    energy = {s.name: s.value for s in families["racklet_unit_energy_joules"].samples}
+    assert energy["racklet_unit_energy_joules_total"] > 0
+    assert energy["racklet_unit_energy_joules_created"] == pytest.approx(meter.energy_created)
     assert families["racklet_unit_powered"].samples[0].value == 1.0
     assert families["racklet_unit_power_watts"].samples[0].value == pytest.approx(3.2)
     assert families["racklet_unit_temperature_celsius"].samples[0].value == pytest.approx(41.5)
@@ -85,6 +88,8 @@ async def test_sensors_and_environment_metrics_agree(bench: Bench) -> None:
         for member in sensors["Members"]:
             sensor = (await client.get(member["@odata.id"])).json()
             readings[sensor["ReadingType"]] = (sensor["Reading"], sensor["ReadingUnits"])
+            if sensor["ReadingType"] == "EnergyJoules":
+                reset_time = sensor["SensorResetTime"]
         env = (await client.get(body["EnvironmentMetrics"]["@odata.id"])).json()
     assert readings["Power"] == (pytest.approx(3.2), "W")
     assert readings["Voltage"] == (pytest.approx(5.1), "V")
@@ -94,6 +99,9 @@ async def test_sensors_and_environment_metrics_agree(bench: Bench) -> None:
     assert env["PowerWatts"]["Reading"] == pytest.approx(3.2)
     assert env["TemperatureCelsius"]["Reading"] == pytest.approx(41.5)
     assert env["EnergyJoules"]["DataSourceUri"].endswith("/Sensors/energy")
+    began = dt.datetime.fromisoformat(reset_time)
+    assert began.tzinfo is not None
+    assert abs(began.timestamp() - meter.energy_created) < 1.0
 
 
 async def test_an_unreadable_power_monitor_is_reported_not_fatal(bench: Bench) -> None:

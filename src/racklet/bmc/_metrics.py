@@ -55,7 +55,7 @@ class _UnitCollector(Collector):
         energy = CounterMetricFamily(
             "racklet_unit_energy_joules", "Energy drawn by the unit.", labels=["unit"]
         )
-        energy.add_metric(labels, meter.energy_joules)
+        energy.add_metric(labels, meter.energy_joules, created=meter.energy_created)
         yield energy
         yield from fan_metrics(ctx.unit, ctx.board.fans)
 
