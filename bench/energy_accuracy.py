@@ -45,8 +45,11 @@ class StepClock:
         return self.now
 
     async def sleep(self, seconds: float) -> None:
+        if seconds <= 1e-9:
+            await asyncio.sleep(0)
+            return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._sleepers.append((self.now + max(0.0, seconds), future))
+        self._sleepers.append((self.now + seconds, future))
         await future
 
     def advance(self, seconds: float) -> None:
@@ -123,8 +126,9 @@ async def energy_run(
     restart_at = total / 2 if restart else None
 
     async def settle() -> None:
-        """Let every BMC take the sample due now."""
-        for _ in range(1000):
+        """Let every BMC take the sample due now (a write of its counter may be under way
+        in a thread, so wait on the host too, up to a bound)."""
+        for attempt in range(20_000):
             if all(
                 bmc.context.meter.sampled_at == clock.now
                 or not bmc.context.meter.monitor_ok
@@ -132,7 +136,7 @@ async def energy_run(
                 for name, bmc in services.items()
             ):
                 return
-            await asyncio.sleep(0)
+            await asyncio.sleep(0 if attempt < 100 else 0.001)
         raise RuntimeError("a BMC did not take its sample")
 
     def tick() -> None:

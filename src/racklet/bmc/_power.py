@@ -222,11 +222,14 @@ class Meter:
             await asyncio.to_thread(self._energy.save, count)
 
     async def run(self, period: float) -> None:
+        clock = self._board.clock
         while True:
+            due = clock.monotonic() + period
             self.sample()
             if time.monotonic() - self._persisted_at >= PERSIST_EVERY:
                 try:
                     await self.persist()
                 except OSError as exc:
                     self._log.warning(f"cannot persist the energy counter: {exc}")
-            await self._board.clock.sleep(period)
+            # Keep the cadence: a slow write of the counter does not stretch the period.
+            await clock.sleep(max(0.0, due - clock.monotonic()))
