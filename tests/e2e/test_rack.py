@@ -27,7 +27,7 @@ def test_all_units_boot_to_running(rack: RunningRack) -> None:
         assert status["osVersion"]
         assert status["agentUrl"].startswith("https://127.0.0.1:")
     table = rack.cli("get", "units").stdout.splitlines()
-    assert table[0].split() == ["NAME", "SLOT", "PHASE", "POWER(W)", "TEMP(°C)", "AGE"]
+    assert table[0].split() == ["NAME", "SLOT", "PHASE", "POWER(W)", "TEMP(°C)", "LOAD(%)", "AGE"]
     assert [row.split()[2] for row in table[1:]] == ["Running"] * 5
     # the payloads came from the bulk-target server, each to the unit its certificate names
     served = (rack.state_dir / "logs" / "controller.log").read_text()

@@ -414,6 +414,7 @@ class ComputeUnitReconciler:
             status.os_version = beat.body.os_version
             if status.temperature_celsius is None:
                 status.temperature_celsius = beat.body.temperature_celsius
+            status.cpu_load = _rounded(beat.body.cpu_load, 3)
 
         generation = unit.metadata.generation
         if verdict.happy:
