@@ -174,3 +174,31 @@ async def test_taken_agent_port_is_reported_and_the_os_keeps_running(
         blocker.close()
         await blocker.wait_closed()
     assert host.activities[-1] is Activity.HALTED
+
+
+async def test_a_stress_job_in_a_heartbeat_reply_runs_once_then_lets_go(
+    rig: BootRig, host: FakeHost
+) -> None:
+    booted = await bootstrap(host)
+    job = {"id": "job-1", "cpu": 0.75, "seconds": 40.0}  # 2 s of wall time at speed 20
+    rig.heartbeat_status = 200  # a reply with a body
+    rig.heartbeat_reply = {"code": 200, "details": {"stressJob": job}}
+    async with _running(host, booted):
+        await wait_for(lambda: host.load == 0.75, "the stress job to load the cores")
+        await wait_for(
+            lambda: any(b.body.get("stressJob") == "job-1" for b in rig.heartbeats),
+            "a heartbeat naming the job taken",
+        )
+        taken = [line for line in host.lines if "stress 75%" in line]
+        await wait_for(lambda: host.load == 0.25, "the load to return after 40 s")
+        assert any("stress job job-1 done" in line for line in host.lines)
+        beats = len(rig.heartbeats)
+        await wait_for(lambda: len(rig.heartbeats) >= beats + 2, "more heartbeats, same reply")
+        assert host.load == 0.25, "a job already taken is not run again"
+        assert [line for line in host.lines if "stress 75%" in line] == taken
+
+        rig.heartbeat_reply = {"details": {"stressJob": {"id": "job-2", "cpu": 7, "seconds": 5}}}
+        beats = len(rig.heartbeats)
+        await wait_for(lambda: len(rig.heartbeats) >= beats + 2, "heartbeats with a bad job")
+        assert host.load == 0.25, "a malformed job is ignored"
+        host.shutdown = True

@@ -28,6 +28,8 @@ class HeartbeatBody(Model):
     uptime_seconds: Annotated[float, Field(ge=0)] = 0.0
     temperature_celsius: float | None = None
     cpu_load: Annotated[float, Field(ge=0, le=1)] | None = None
+    stress_job: Annotated[str, Field(max_length=64)] | None = None
+    """The stress job the agent last took (so the controller stops offering it)."""
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
 from racklet.controller._metrics import ControllerMetrics
 from racklet.controller._resources_http import read_body, resource_router
 from racklet.controller._status import install_error_handlers, status_response
+from racklet.controller._stress import add_stress_route, job_for_heartbeat
 from racklet.controller._tokens import Authenticator, authorise, token_router
 from racklet.metrics import metrics_response
 from racklet.net import peer_common_name
@@ -122,6 +123,8 @@ def create_api_app(
                 details={"name": name, "kind": "computeunit", "requestId": request_id},
             )
         raise Conflict("ComputeUnit", name, "", "changing")
+
+    add_stress_route(api, store, enqueue)
 
     @api.get("/events")
     async def list_events(
@@ -231,7 +234,9 @@ def create_machine_app(
     *,
     enqueue: Enqueue,
     boot_app: ASGIApp | None = None,
+    store: Store | None = None,
 ) -> FastAPI:
+    """``store``: where stress jobs wait for their unit's heartbeat (none: no jobs)."""
     app = FastAPI(title="Racklet machines", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
 
@@ -245,7 +250,11 @@ def create_machine_app(
             )
         heartbeats.record(body)
         enqueue("ComputeUnit", body.unit)
-        return status_response(200, "heartbeat recorded", reason="OK")
+        job = None if store is None else await job_for_heartbeat(store, body.unit, body.stress_job)
+        if job is None:
+            return status_response(200, "heartbeat recorded", reason="OK")
+        details = {"stressJob": job.model_dump()}
+        return status_response(200, "heartbeat recorded", reason="OK", details=details)
 
     if boot_app is not None:
         app.mount("/boot/v1", boot_app, name="boot")
