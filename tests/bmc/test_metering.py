@@ -69,6 +69,7 @@ async def test_metrics_are_openmetrics_with_every_unit_family(bench: Bench) -> N
     assert energy["racklet_unit_energy_joules_total"] > 0
     assert energy["racklet_unit_energy_joules_created"] == pytest.approx(meter.energy_created)
     assert families["racklet_unit_powered"].samples[0].value == 1.0
+    assert families["racklet_twin_speed"].samples[0].value == 50.0  # the bench's FastClock
     assert families["racklet_unit_power_watts"].samples[0].value == pytest.approx(3.2)
     assert families["racklet_unit_temperature_celsius"].samples[0].value == pytest.approx(41.5)
 

@@ -176,7 +176,9 @@ async def test_events_by_name(api: Api) -> None:
 async def test_metrics_are_openmetrics(api: Api) -> None:
     api.metrics.unit(
         "unit-1",
-        ComputeUnitStatus(phase="Running", powerWatts=2.5, energyJoules=10, temperatureCelsius=41),
+        ComputeUnitStatus(
+            phase="Running", powerWatts=2.5, energyJoules=10, temperatureCelsius=41, cpuLoad=0.5
+        ),
     )
     api.metrics.rack(await api.store.get(Rack, "rack-1"))
     api.metrics.reconcile_result("success")
@@ -192,6 +194,7 @@ async def test_metrics_are_openmetrics(api: Api) -> None:
         for s in f.samples
     }
     assert samples[("racklet_unit_power_watts", (("unit", "unit-1"),))] == 2.5
+    assert samples[("racklet_unit_cpu_load", (("unit", "unit-1"),))] == 0.5
     assert samples[("racklet_unit_energy_joules_total", (("unit", "unit-1"),))] == 10
     assert samples[("racklet_unit_phase", (("phase", "Running"), ("unit", "unit-1")))] == 1
     assert samples[("racklet_unit_phase", (("phase", "Off"), ("unit", "unit-1")))] == 0

@@ -9,6 +9,7 @@ import pytest
 
 from racklet.hw import Activity
 from racklet.twin import TwinRack, load_profile
+from racklet.twin._fan import TwinFan
 
 MakeRack = Callable[..., TwinRack]
 HOUR = 3600.0
@@ -96,3 +97,17 @@ async def test_the_board_s_sensors_read_with_noise_around_the_truth(make_rack: M
     assert all(abs(r / lsb - round(r / lsb)) < 1e-6 for r in readings), "in steps of its LSB"
     truth = rack.unit("unit-1").temperature
     assert sum(readings) / len(readings) == pytest.approx(truth, abs=lsb / 4)
+
+
+def test_a_fan_s_ground_truth_energy_is_exact_for_any_step() -> None:
+    coarse, fine = TwinFan("f", 8000.0, 1.5, 0.5), TwinFan("f", 8000.0, 1.5, 0.5)
+    for fan in (coarse, fine):
+        fan.set_duty_percent(80.0)
+    coarse.step(10.0)
+    for _ in range(100_000):
+        fine.step(1e-4)
+    assert coarse.energy_joules == pytest.approx(fine.energy_joules, rel=1e-4)
+    assert coarse.power_watts == pytest.approx(0.5 * 0.8**3, rel=1e-2)  # affinity: P ∝ n³
+    settled = coarse.energy_joules
+    coarse.step(100.0)
+    assert coarse.energy_joules - settled == pytest.approx(100.0 * 0.5 * 0.8**3, rel=1e-3)

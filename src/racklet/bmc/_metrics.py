@@ -58,6 +58,14 @@ class _UnitCollector(Collector):
         energy.add_metric(labels, meter.energy_joules, created=meter.energy_created)
         yield energy
         yield from fan_metrics(ctx.unit, ctx.board.fans)
+        speed = GaugeMetricFamily(
+            "racklet_twin_speed",
+            "Seconds of the board's clock per wall-clock second: 1 on hardware, the twin's "
+            "--speed in a twin. Divide a rate() of a counter by it (docs/energy.md).",
+            labels=["unit"],
+        )
+        speed.add_metric(labels, float(getattr(ctx.board.clock, "speed", 1.0)))
+        yield speed
 
 
 def routes(ctx: BmcContext) -> list[Route]:

@@ -84,6 +84,10 @@ class ControllerMetrics:
             "racklet_unit_temperature_celsius", "Temperature of each unit.", labels=["unit"],
             unit="celsius",
         )  # fmt: skip
+        load = GaugeMetricFamily(
+            "racklet_unit_cpu_load", "Share of each unit's cores its OS keeps busy, 0 to 1.",
+            labels=["unit"],
+        )  # fmt: skip
         phase = GaugeMetricFamily(
             "racklet_unit_phase", "1 for the unit's current lifecycle phase.",
             labels=["unit", "phase"],
@@ -95,9 +99,11 @@ class ControllerMetrics:
                 energy.add_metric([name], status.energy_joules)
             if status.temperature_celsius is not None:
                 temperature.add_metric([name], status.temperature_celsius)
+            if status.cpu_load is not None:
+                load.add_metric([name], status.cpu_load)
             for candidate in PHASES:
                 phase.add_metric([name, candidate], 1.0 if candidate == status.phase else 0.0)
-        yield from (power, energy, temperature, phase)
+        yield from (power, energy, temperature, load, phase)
 
         busbar_power = GaugeMetricFamily(
             "racklet_busbar_power_watts", "Power drawn from the busbar.", unit="watts"

@@ -37,6 +37,8 @@ class UnitProfile(BaseModel):
     thermal_time_constant_seconds: float = Field(gt=0)
     fan_max_rpm: float = Field(default=8000.0, gt=0)
     fan_time_constant_seconds: float = Field(default=1.5, gt=0)
+    fan_rated_watts: float = Field(default=0.0, ge=0, le=50)
+    """The fan's draw at full speed (from the BMC board's supply, not the unit's)."""
     fan_thermal_resistance_c_per_w: float | None = Field(default=None, gt=0)
     """Thermal resistance with the fan at full speed; None: the fan does not help."""
     throttle_celsius: float = 80.0

@@ -73,7 +73,12 @@ class TwinUnit:
             profile.throttle_release_celsius,
             profile.fan_thermal_resistance_c_per_w,
         )
-        self.fan = TwinFan("fan-1", profile.fan_max_rpm, profile.fan_time_constant_seconds)
+        self.fan = TwinFan(
+            "fan-1",
+            profile.fan_max_rpm,
+            profile.fan_time_constant_seconds,
+            profile.fan_rated_watts,
+        )
         """The fan on its BMC board, blowing over the unit (the board drives it)."""
         self._firmware = firmware
         self._activity: Activity | None = None
