@@ -135,3 +135,28 @@ def test_rmc_aggregates_every_bmc(rack: RunningRack) -> None:
     assert response.status_code == 200
     members = sorted(m["@odata.id"] for m in response.json()["Members"])
     assert members == [f"/redfish/v1/Systems/{name}_{name}" for name in UNITS]
+
+
+def test_a_stressed_unit_draws_and_heats_along_its_profile(rack: RunningRack) -> None:
+    """racklet stress travels API -> heartbeat reply -> agent -> the twin's load; the Pi 4
+    profile (idle 2.7 W, full 6.4 W, spread at most ±6 % and ±10 %) bounds the step."""
+    units = rack.wait_for(all_running, "5/5 Running")
+    before = units["unit-2"]["status"]
+    assert before["cpuLoad"] == 0.05
+    done = rack.cli("stress", "unit-2", "--cpu", "75", "--for", "10m")
+    assert "stress 75 % of its cores" in done.stdout
+    units = rack.wait_for(
+        lambda u: (
+            u["unit-2"]["status"].get("cpuLoad") == 0.75
+            and u["unit-2"]["status"]["powerWatts"] > before["powerWatts"] + 1.5
+            and u["unit-2"]["status"]["temperatureCelsius"] > before["temperatureCelsius"] + 5.0
+        ),
+        "unit-2 to draw and heat under 75 % load",
+    )
+    after = units["unit-2"]["status"]
+    step = after["powerWatts"] - before["powerWatts"]  # 0.70 x (full - idle) of this board
+    lowest, highest = 0.70 * (6.4 * 0.9 - 2.7 * 1.06), 0.70 * (6.4 * 1.1 - 2.7 * 0.94)
+    assert lowest - 0.1 <= step <= highest + 0.1, (before, after)
+    assert all(units[n]["status"]["cpuLoad"] == 0.05 for n in UNITS if n != "unit-2")
+    refused = rack.cli("stress", "unit-2", "--cpu", "101", "--for", "1m", check=False)
+    assert refused.returncode == 2 and "0..100" in refused.stderr
