@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from racklet.boot import TufRepository, build_default_payload
 from racklet.net import client_context
 from tests.e2e.conftest import RunningRack, phase
+from tests.promtool import check_both_formats
 
 UNITS = [f"unit-{i}" for i in range(1, 6)]
 
@@ -70,6 +72,13 @@ def test_every_component_serves_openmetrics(rack: RunningRack) -> None:
         )
         names = {family.name for family in text_string_to_metric_families(response.text)}
         assert names, url
+
+    async def both_formats() -> None:  # promtool clean on every real endpoint, both formats
+        async with httpx.AsyncClient(verify=ca) as client:
+            for url in endpoints:
+                await check_both_formats(client, url)
+
+    asyncio.run(both_formats())
     controller = httpx.get(
         endpoints[0], verify=ca, headers={"Accept": "application/openmetrics-text"}
     ).text

@@ -56,7 +56,7 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
     metrics = NodeMetrics(host, booted.unit, version, started)
     server: AppServer | None = None
     heartbeat_task: asyncio.Task[None] | None = None
-    stress = StressRunner(host, logger)
+    stress = StressRunner(host, logger, console)
     try:
         try:
             server = await _start_agent(host, booted, metrics)

@@ -11,6 +11,7 @@ ends, or the OS stops, the load returns to what it was.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from racklet.hw import UnitHost
@@ -21,9 +22,16 @@ MAX_SECONDS = 86_400.0
 
 
 class StressRunner:
-    def __init__(self, host: UnitHost, logger: ContextLogger) -> None:
+    def __init__(
+        self,
+        host: UnitHost,
+        logger: ContextLogger,
+        console: Callable[[str], None] | None = None,
+    ) -> None:
         self._host = host
         self._logger = logger
+        self._console = console or host.console
+        """Prints on the unit's console (the OS stamps its lines with its uptime)."""
         self._task = OwnedTask("agent:stress")
         self.last_job: str | None = None
         """The id of the last job taken (reported in heartbeats)."""
@@ -51,11 +59,11 @@ class StressRunner:
     async def _run(self, job_id: str, cpu: float, seconds: float) -> None:
         self._baseline = self._host.cpu_load()
         self._logger.info(f"stress job {job_id}: {cpu:.0%} of the cores for {seconds:g} s")
-        self._host.console(f"racklet-agent: stress {cpu:.0%} of the cores for {seconds:g} s")
+        self._console(f"racklet-agent: stress {cpu:.0%} of the cores for {seconds:g} s")
         self._host.set_cpu_load(cpu)
         await self._host.clock.sleep(seconds)
         self._release()
-        self._host.console(f"racklet-agent: stress job {job_id} done")
+        self._console(f"racklet-agent: stress job {job_id} done")
 
     def _release(self) -> None:
         if self._baseline is not None:
