@@ -21,6 +21,7 @@ BENCHMARKS = [
     "audit_overhead",
     "identity",
     "loop_lag_fuzz",
+    "energy_accuracy",
 ]
 
 

@@ -15,6 +15,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 import redfish
 from racklet.bmc._fans import FanCurve
+from racklet.metrics import OPENMETRICS
 from racklet.net import client_context
 from tests.bmc.conftest import eventually
 from tests.bmc.twin_bench import ADMIN, READER, UNIT, TwinBmc, running_twin_bmc
@@ -110,7 +111,7 @@ async def test_metrics_report_each_fan_speed_and_duty(twin: TwinBmc) -> None:
     fan = twin.rack.board(UNIT).fans[0]
     await eventually(lambda: fan.rpm() > 2000, "the fan to spin")
     async with httpx.AsyncClient(base_url=twin.url, verify=client_context(twin.ca)) as http:
-        text = (await http.get("/metrics")).text
+        text = (await http.get("/metrics", headers={"Accept": OPENMETRICS})).text
     parsed = text_string_to_metric_families(text)  # type: ignore[no-untyped-call]
     families = {f.name: f for f in parsed}
     (rpm,) = families["racklet_unit_fan_rpm"].samples

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from racklet.metrics import OPENMETRICS
 from tests.bmc.conftest import UNIT, Bench, FakeUnit, ManualClock, eventually, running_bench
+from tests.promtool import check_both_formats
 
 
 async def test_energy_is_power_integrated_over_simulated_time(tmp_path: Path) -> None:
@@ -42,10 +45,11 @@ async def test_metrics_are_openmetrics_with_every_unit_family(bench: Bench) -> N
         await eventually(lambda: meter.reading is not None and meter.reading.watts > 0, "a reading")
         await eventually(lambda: meter.energy_joules > 0, "some energy")
     async with bench.client(auth=None) as open_client:
-        response = await open_client.get("/metrics")
+        response = await open_client.get("/metrics", headers={"Accept": OPENMETRICS})
+        await check_both_formats(open_client, "/metrics")
     assert response.status_code == 200
-    assert response.headers["content-type"] == (
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    assert response.headers["content-type"].startswith(
+        "application/openmetrics-text; version=1.0.0"
     )
     parsed = text_string_to_metric_families(response.text)  # type: ignore[no-untyped-call]
     families = {f.name: f for f in parsed}
@@ -59,10 +63,13 @@ async def test_metrics_are_openmetrics_with_every_unit_family(bench: Bench) -> N
     }
     for name, kind in expected.items():
         assert families[name].type == kind, name
-        (sample,) = families[name].samples
-        assert sample.labels == {"unit": UNIT}
-    assert families["racklet_unit_energy_joules"].samples[0].name.endswith("_total")
+        assert families[name].samples
+        assert all(sample.labels == {"unit": UNIT} for sample in families[name].samples)
+    energy = {s.name: s.value for s in families["racklet_unit_energy_joules"].samples}
+    assert energy["racklet_unit_energy_joules_total"] > 0
+    assert energy["racklet_unit_energy_joules_created"] == pytest.approx(meter.energy_created)
     assert families["racklet_unit_powered"].samples[0].value == 1.0
+    assert families["racklet_twin_speed"].samples[0].value == 50.0  # the bench's FastClock
     assert families["racklet_unit_power_watts"].samples[0].value == pytest.approx(3.2)
     assert families["racklet_unit_temperature_celsius"].samples[0].value == pytest.approx(41.5)
 
@@ -82,6 +89,8 @@ async def test_sensors_and_environment_metrics_agree(bench: Bench) -> None:
         for member in sensors["Members"]:
             sensor = (await client.get(member["@odata.id"])).json()
             readings[sensor["ReadingType"]] = (sensor["Reading"], sensor["ReadingUnits"])
+            if sensor["ReadingType"] == "EnergyJoules":
+                reset_time = sensor["SensorResetTime"]
         env = (await client.get(body["EnvironmentMetrics"]["@odata.id"])).json()
     assert readings["Power"] == (pytest.approx(3.2), "W")
     assert readings["Voltage"] == (pytest.approx(5.1), "V")
@@ -91,6 +100,9 @@ async def test_sensors_and_environment_metrics_agree(bench: Bench) -> None:
     assert env["PowerWatts"]["Reading"] == pytest.approx(3.2)
     assert env["TemperatureCelsius"]["Reading"] == pytest.approx(41.5)
     assert env["EnergyJoules"]["DataSourceUri"].endswith("/Sensors/energy")
+    began = dt.datetime.fromisoformat(reset_time)
+    assert began.tzinfo is not None
+    assert abs(began.timestamp() - meter.energy_created) < 1.0
 
 
 async def test_an_unreadable_power_monitor_is_reported_not_fatal(bench: Bench) -> None:

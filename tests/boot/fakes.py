@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
@@ -198,6 +198,9 @@ class FakeHost:
     def cpu_load(self) -> float:
         return self.load
 
+    def set_cpu_load(self, fraction: float) -> None:
+        self.load = fraction
+
     def shutdown_requested(self) -> bool:
         return self.shutdown
 
@@ -238,6 +241,8 @@ class BootRig:
         self.port = free_port()
         self.heartbeats: list[Heartbeat] = []
         self.heartbeat_status = 204
+        self.heartbeat_reply: dict[str, Any] | None = None
+        """A JSON body for heartbeat replies (a controller handing out a stress job)."""
         self.overrides: dict[str, ASGIApp] = {}
         self._server: AppServer | None = None
 
@@ -284,6 +289,8 @@ class BootRig:
         async def heartbeat(request: Request) -> Response:
             body = await request.json()
             self.heartbeats.append(Heartbeat(peer_common_name(request.scope), body))
+            if self.heartbeat_reply is not None:
+                return JSONResponse(self.heartbeat_reply, status_code=self.heartbeat_status)
             return Response(status_code=self.heartbeat_status)
 
         inner = Starlette(

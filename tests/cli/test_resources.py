@@ -27,6 +27,7 @@ def test_get_units_table_keeps_its_columns(live: LiveApi) -> None:
     assert result.code == 0, result
     header, *rows = result.out.splitlines()
     assert header.split()[:4] == ["NAME", "SLOT", "PHASE", "POWER(W)"]
+    assert "LOAD(%)" in header.split()
     assert [r.split()[0] for r in rows] == ["unit-1", "unit-2", "unit-3"]
 
 

@@ -39,9 +39,14 @@ class Harness:
     async def unit(self, name: str) -> ComputeUnit:
         return await self.store.get(ComputeUnit, name)
 
-    def heartbeat(self, name: str) -> None:
+    def heartbeat(self, name: str, cpu_load: float | None = None) -> None:
         self.heartbeats.record(
-            HeartbeatBody(unit=name, agentUrl="https://127.0.0.1:9999", osVersion="racklet-os 1.0")
+            HeartbeatBody(
+                unit=name,
+                agentUrl="https://127.0.0.1:9999",
+                osVersion="racklet-os 1.0",
+                cpuLoad=cpu_load,
+            )
         )
 
     def boot_step(self) -> list[str]:

@@ -25,9 +25,11 @@ from racklet.api import (
 from racklet.controller import ControllerMetrics, HeartbeatRegistry
 from racklet.controller._http import create_api_app, create_machine_app
 from racklet.controller._resources_http import merge_patch
+from racklet.metrics import OPENMETRICS
 from racklet.net import AppServer, client_context, server_context
 from racklet.pki import RackCA
 from racklet.store import MemoryStore
+from tests.promtool import check_both_formats
 
 TOKEN = "t0ken-for-tests"
 
@@ -174,13 +176,16 @@ async def test_events_by_name(api: Api) -> None:
 async def test_metrics_are_openmetrics(api: Api) -> None:
     api.metrics.unit(
         "unit-1",
-        ComputeUnitStatus(phase="Running", powerWatts=2.5, energyJoules=10, temperatureCelsius=41),
+        ComputeUnitStatus(
+            phase="Running", powerWatts=2.5, energyJoules=10, temperatureCelsius=41, cpuLoad=0.5
+        ),
     )
     api.metrics.rack(await api.store.get(Rack, "rack-1"))
     api.metrics.reconcile_result("success")
-    response = await api.http.get("/metrics")
-    assert response.headers["content-type"] == (
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    await check_both_formats(api.http, "/metrics")
+    response = await api.http.get("/metrics", headers={"Accept": OPENMETRICS})
+    assert response.headers["content-type"].startswith(
+        "application/openmetrics-text; version=1.0.0"
     )
     families = {f.name: f for f in text_string_to_metric_families(response.text)}
     samples = {
@@ -189,6 +194,7 @@ async def test_metrics_are_openmetrics(api: Api) -> None:
         for s in f.samples
     }
     assert samples[("racklet_unit_power_watts", (("unit", "unit-1"),))] == 2.5
+    assert samples[("racklet_unit_cpu_load", (("unit", "unit-1"),))] == 0.5
     assert samples[("racklet_unit_energy_joules_total", (("unit", "unit-1"),))] == 10
     assert samples[("racklet_unit_phase", (("phase", "Running"), ("unit", "unit-1")))] == 1
     assert samples[("racklet_unit_phase", (("phase", "Off"), ("unit", "unit-1")))] == 0

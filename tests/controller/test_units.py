@@ -372,3 +372,20 @@ async def test_a_power_cycle_is_done_exactly_once_across_a_failover(dies: str) -
         assert reasons.count("PowerCycle") == 1  # the new leader's; the old one wrote none
     finally:
         await h.close()
+
+
+async def test_status_shows_the_load_the_agent_reports() -> None:
+    h = await make(["unit-1"])
+    try:
+        await h.reconcile("unit-1")
+        h.bmc.units["unit-1"].last_state = "OSRunning"
+        h.heartbeat("unit-1", cpu_load=0.75)
+        await h.reconcile("unit-1")
+        unit = await h.unit("unit-1")
+        assert unit.status.phase == "Running" and unit.status.cpu_load == 0.75
+        assert unit.model_dump(by_alias=True)["status"]["cpuLoad"] == 0.75
+        h.heartbeat("unit-1", cpu_load=0.05)
+        await h.reconcile("unit-1")
+        assert (await h.unit("unit-1")).status.cpu_load == 0.05
+    finally:
+        await h.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from racklet.boot import TufRepository, build_default_payload
 from racklet.net import client_context
 from tests.e2e.conftest import RunningRack, phase
+from tests.promtool import check_both_formats
 
 UNITS = [f"unit-{i}" for i in range(1, 6)]
 
@@ -27,7 +29,7 @@ def test_all_units_boot_to_running(rack: RunningRack) -> None:
         assert status["osVersion"]
         assert status["agentUrl"].startswith("https://127.0.0.1:")
     table = rack.cli("get", "units").stdout.splitlines()
-    assert table[0].split() == ["NAME", "SLOT", "PHASE", "POWER(W)", "TEMP(°C)", "AGE"]
+    assert table[0].split() == ["NAME", "SLOT", "PHASE", "POWER(W)", "TEMP(°C)", "LOAD(%)", "AGE"]
     assert [row.split()[2] for row in table[1:]] == ["Running"] * 5
     # the payloads came from the bulk-target server, each to the unit its certificate names
     served = (rack.state_dir / "logs" / "controller.log").read_text()
@@ -70,7 +72,16 @@ def test_every_component_serves_openmetrics(rack: RunningRack) -> None:
         )
         names = {family.name for family in text_string_to_metric_families(response.text)}
         assert names, url
-    controller = httpx.get(endpoints[0], verify=ca).text
+
+    async def both_formats() -> None:  # promtool clean on every real endpoint, both formats
+        async with httpx.AsyncClient(verify=ca) as client:
+            for url in endpoints:
+                await check_both_formats(client, url)
+
+    asyncio.run(both_formats())
+    controller = httpx.get(
+        endpoints[0], verify=ca, headers={"Accept": "application/openmetrics-text"}
+    ).text
     families = {f.name: f for f in text_string_to_metric_families(controller)}
     for needed in ("racklet_unit_power_watts", "racklet_unit_temperature_celsius"):
         assert {s.labels["unit"] for s in families[needed].samples} == set(UNITS)
@@ -133,3 +144,28 @@ def test_rmc_aggregates_every_bmc(rack: RunningRack) -> None:
     assert response.status_code == 200
     members = sorted(m["@odata.id"] for m in response.json()["Members"])
     assert members == [f"/redfish/v1/Systems/{name}_{name}" for name in UNITS]
+
+
+def test_a_stressed_unit_draws_and_heats_along_its_profile(rack: RunningRack) -> None:
+    """racklet stress travels API -> heartbeat reply -> agent -> the twin's load; the Pi 4
+    profile (idle 2.7 W, full 6.4 W, spread at most ±6 % and ±10 %) bounds the step."""
+    units = rack.wait_for(all_running, "5/5 Running")
+    before = units["unit-2"]["status"]
+    assert before["cpuLoad"] == 0.05
+    done = rack.cli("stress", "unit-2", "--cpu", "75", "--for", "10m")
+    assert "stress 75 % of its cores" in done.stdout
+    units = rack.wait_for(
+        lambda u: (
+            u["unit-2"]["status"].get("cpuLoad") == 0.75
+            and u["unit-2"]["status"]["powerWatts"] > before["powerWatts"] + 1.5
+            and u["unit-2"]["status"]["temperatureCelsius"] > before["temperatureCelsius"] + 5.0
+        ),
+        "unit-2 to draw and heat under 75 % load",
+    )
+    after = units["unit-2"]["status"]
+    step = after["powerWatts"] - before["powerWatts"]  # 0.70 x (full - idle) of this board
+    lowest, highest = 0.70 * (6.4 * 0.9 - 2.7 * 1.06), 0.70 * (6.4 * 1.1 - 2.7 * 0.94)
+    assert lowest - 0.1 <= step <= highest + 0.1, (before, after)
+    assert all(units[n]["status"]["cpuLoad"] == 0.05 for n in UNITS if n != "unit-2")
+    refused = rack.cli("stress", "unit-2", "--cpu", "101", "--for", "1m", check=False)
+    assert refused.returncode == 2 and "0..100" in refused.stderr

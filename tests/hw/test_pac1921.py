@@ -81,14 +81,15 @@ def test_known_state_gives_datasheet_bytes_and_watts(
 
     vbus_fs = 32.0 / 4  # 8 V
     amps_fs = 0.1 / RSENSE / 4  # 2.5 A
-    vbus_code = math.floor(1023 * 5.1 / vbus_fs)
-    vsense_code = math.floor(1023 * 1.0 / amps_fs)
-    vpower_code = math.floor(1023 * (5.1 / vbus_fs) * (1.0 / amps_fs))
-    assert (vbus_code, vsense_code, vpower_code) == (652, 409, 260)
+    # The nearest code: an ideal converter's transitions sit half an LSB either side.
+    vbus_code = math.floor(1023 * 5.1 / vbus_fs + 0.5)
+    vsense_code = math.floor(1023 * 1.0 / amps_fs + 0.5)
+    vpower_code = math.floor(1023 * (5.1 / vbus_fs) * (1.0 / amps_fs) + 0.5)
+    assert (vbus_code, vsense_code, vpower_code) == (652, 409, 261)
 
     assert bus.read_i2c_block_data(ADDRESS, 0x10, 2) == _wire(vbus_code) == [0xA3, 0x00]
     assert bus.read_i2c_block_data(ADDRESS, 0x12, 2) == _wire(vsense_code) == [0x66, 0x40]
-    assert bus.read_i2c_block_data(ADDRESS, 0x1D, 2) == _wire(vpower_code) == [0x41, 0x00]
+    assert bus.read_i2c_block_data(ADDRESS, 0x1D, 2) == _wire(vpower_code) == [0x41, 0x40]
     # An SMBus word read delivers the first wire byte as the low byte: swapped.
     assert bus.read_word_data(ADDRESS, 0x10) == 0x00A3
 
@@ -96,7 +97,7 @@ def test_known_state_gives_datasheet_bytes_and_watts(
     assert reading.volts == pytest.approx(vbus_code / 1023 * vbus_fs)
     assert reading.amperes == pytest.approx(vsense_code / 1023 * amps_fs)
     assert reading.watts == pytest.approx(vpower_code / 1023 * vbus_fs * amps_fs)
-    assert reading.watts == pytest.approx(5.083, abs=0.001)
+    assert reading.watts == pytest.approx(5.103, abs=0.001)
 
 
 def test_saturation_at_full_scale_sets_overflow(
@@ -140,7 +141,7 @@ def test_reconfigures_after_the_chip_comes_back(
         driver.read()
     model.reset()  # re-powered: back in the READ state, results zero
     bus.attach(ADDRESS, model)
-    assert driver.read().watts == pytest.approx(260 / 1023 * 20.0)
+    assert driver.read().watts == pytest.approx(261 / 1023 * 20.0)
 
 
 def test_gain_arguments_are_validated() -> None:

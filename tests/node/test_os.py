@@ -15,13 +15,17 @@ import racklet.node as node
 from racklet.boot import BootedPayload
 from racklet.boot.client import bootstrap
 from racklet.hw import Activity
+from racklet.metrics import OPENMETRICS
 from racklet.node import run_os
 from tests.boot.fakes import BootRig, FakeBmc, FakeHost, wait_for
+from tests.promtool import check_both_formats
 
 
 async def _scrape(rig: BootRig, host: FakeHost) -> httpx.Response:
     async with rig.client(None) as client:
-        return await client.get(f"https://127.0.0.1:{host.agent_port}/metrics")
+        url = f"https://127.0.0.1:{host.agent_port}/metrics"
+        await check_both_formats(client, url)
+        return await client.get(url, headers={"Accept": OPENMETRICS})
 
 
 def _families(text: str) -> dict[str, Metric]:
@@ -76,8 +80,8 @@ async def test_boot_run_scrape_heartbeat_and_halt(
         host.temperature = 55.25
         response = await _scrape(rig, host)
         assert response.status_code == 200
-        assert response.headers["content-type"] == (
-            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        assert response.headers["content-type"].startswith(
+            "application/openmetrics-text; version=1.0.0"
         )
         families = _families(response.text)
         temperature = families["racklet_unit_temperature_celsius"].samples
@@ -90,9 +94,10 @@ async def test_boot_run_scrape_heartbeat_and_halt(
             if s.name.endswith("_total")
         }
         assert beats["ok"] >= 2 and beats["error"] == 0
-        info = families["racklet_node"]
-        assert info.type == "info"
+        info = families["racklet_node_info"]
+        assert info.type == "gauge"
         assert info.samples[0].labels == {"unit": "unit-1", "version": "0.1.0"}
+        assert info.samples[0].value == 1
 
         host.shutdown = True
         await asyncio.wait_for(task, timeout=20)
@@ -169,3 +174,31 @@ async def test_taken_agent_port_is_reported_and_the_os_keeps_running(
         blocker.close()
         await blocker.wait_closed()
     assert host.activities[-1] is Activity.HALTED
+
+
+async def test_a_stress_job_in_a_heartbeat_reply_runs_once_then_lets_go(
+    rig: BootRig, host: FakeHost
+) -> None:
+    booted = await bootstrap(host)
+    job = {"id": "job-1", "cpu": 0.75, "seconds": 40.0}  # 2 s of wall time at speed 20
+    rig.heartbeat_status = 200  # a reply with a body
+    rig.heartbeat_reply = {"code": 200, "details": {"stressJob": job}}
+    async with _running(host, booted):
+        await wait_for(lambda: host.load == 0.75, "the stress job to load the cores")
+        await wait_for(
+            lambda: any(b.body.get("stressJob") == "job-1" for b in rig.heartbeats),
+            "a heartbeat naming the job taken",
+        )
+        taken = [line for line in host.lines if "stress 75%" in line]
+        await wait_for(lambda: host.load == 0.25, "the load to return after 40 s")
+        assert any("stress job job-1 done" in line for line in host.lines)
+        beats = len(rig.heartbeats)
+        await wait_for(lambda: len(rig.heartbeats) >= beats + 2, "more heartbeats, same reply")
+        assert host.load == 0.25, "a job already taken is not run again"
+        assert [line for line in host.lines if "stress 75%" in line] == taken
+
+        rig.heartbeat_reply = {"details": {"stressJob": {"id": "job-2", "cpu": 7, "seconds": 5}}}
+        beats = len(rig.heartbeats)
+        await wait_for(lambda: len(rig.heartbeats) >= beats + 2, "heartbeats with a bad job")
+        assert host.load == 0.25, "a malformed job is ignored"
+        host.shutdown = True

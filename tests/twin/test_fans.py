@@ -83,10 +83,11 @@ async def _loaded_unit_after_an_hour(rack: TwinRack, duty: float) -> tuple[float
 async def test_a_fan_at_full_speed_keeps_a_loaded_pi4_below_throttling(
     make_rack: Callable[..., TwinRack],
 ) -> None:
-    hottest, throttled = await _loaded_unit_after_an_hour(make_rack(units=1), 100.0)
+    rack = make_rack(units=1)
+    hottest, throttled = await _loaded_unit_after_an_hour(rack, 100.0)
     profile = load_profile("raspberry-pi-4")
     assert profile.fan_thermal_resistance_c_per_w is not None
-    steady = profile.ambient_celsius + profile.full_load_watts * (
+    steady = profile.ambient_celsius + rack.unit("unit-1").full_load_watts * (
         profile.fan_thermal_resistance_c_per_w
     )
     assert hottest < profile.throttle_celsius

@@ -34,7 +34,7 @@ async def test_power_on_runs_firmware_after_rom_delay_and_off_cancels_it(
     await eventually(lambda: unit.activity is Activity.RUNNING, "the firmware to run")
     assert firmware.starts["unit-1"] == 1
     assert unit.power_watts == pytest.approx(
-        unit.profile.idle_watts + 0.05 * (unit.profile.full_load_watts - unit.profile.idle_watts)
+        unit.idle_watts + 0.05 * (unit.full_load_watts - unit.idle_watts)
     )
 
     board.power_switch.set(False)
@@ -73,11 +73,11 @@ async def test_full_load_heats_until_throttled_and_power_drops(make_rack: MakeRa
     unit.set_load(1.0)
     rack.board("unit-1").power_switch.set(True)
     await eventually(lambda: unit.activity is Activity.RUNNING, "boot")
-    assert unit.power_watts == pytest.approx(unit.profile.full_load_watts)
+    assert unit.power_watts == pytest.approx(unit.full_load_watts)
     await eventually(lambda: unit.temperature > 40.0, "the SoC to warm up")
     await eventually(lambda: unit.throttled, "thermal throttling at 80 °C")
     assert unit.temperature >= unit.profile.throttle_celsius
-    assert unit.power_watts < unit.profile.full_load_watts
+    assert unit.power_watts < unit.full_load_watts
     assert rack.board("unit-1").temperature.read_celsius() >= 77.0
 
 
@@ -114,10 +114,10 @@ async def test_energy_accumulates_in_simulated_time(make_rack: MakeRack) -> None
     unit.set_activity(Activity.RUNNING)
     unit.set_load(0.0)
     rack.step(10.0)
-    assert unit.energy_joules == pytest.approx(10.0 * unit.profile.idle_watts)
+    assert unit.energy_joules == pytest.approx(10.0 * unit.idle_watts)
     assert rack.unit("unit-2").energy_joules == 0.0
-    assert rack.busbar.power_watts == pytest.approx(unit.profile.idle_watts)
-    assert rack.busbar.energy_joules == pytest.approx(10.0 * unit.profile.idle_watts)
+    assert rack.busbar.power_watts == pytest.approx(unit.idle_watts)
+    assert rack.busbar.energy_joules == pytest.approx(10.0 * unit.idle_watts)
 
 
 async def test_board_power_monitor_reads_the_unit_through_the_pac1921(make_rack: MakeRack) -> None:
@@ -127,10 +127,14 @@ async def test_board_power_monitor_reads_the_unit_through_the_pac1921(make_rack:
     unit.power_on()
     unit.set_activity(Activity.RUNNING)
     unit.set_load(0.0)
-    reading = board.power_monitor.read()
+    readings = [board.power_monitor.read() for _ in range(400)]
     one_lsb = (0.1 / 0.01 / 2) * (32.0 / 4) / 1023  # gains chosen for a 15.3 W budget
-    assert abs(reading.watts - unit.profile.idle_watts) <= one_lsb
-    assert reading.volts == pytest.approx(5.1, abs=32.0 / 4 / 1023)
+    # Each reading is off by the chip's noise (about one code); their mean is the true draw.
+    assert all(abs(r.watts - unit.idle_watts) <= 6 * one_lsb for r in readings)
+    assert len({r.watts for r in readings}) > 2, "a real converter's readings jitter"
+    mean = sum(r.watts for r in readings) / len(readings)
+    assert mean == pytest.approx(unit.idle_watts, abs=one_lsb / 4)
+    assert readings[0].volts == pytest.approx(5.1, abs=5 * 32.0 / 4 / 1023)
     assert board.max_power_watts == unit.profile.max_power_watts
 
 

@@ -85,6 +85,8 @@ class ComputeUnitStatus(Model):
     power_watts: float | None = None
     energy_joules: float | None = None
     temperature_celsius: float | None = None
+    cpu_load: Annotated[float, Field(ge=0, le=1)] | None = None
+    """The share of its CPU cores the unit's OS keeps busy (0 to 1), from its heartbeat."""
     last_heartbeat_time: dt.datetime | None = None
     agent_url: str | None = None
     os_version: str | None = None

@@ -2,11 +2,13 @@
 temperature) and EnvironmentMetrics, all read from the BMC's last sample.
 
 Energy is ``EnergyJoules`` (Reading in J): the Sensor schema reserves ``EnergykWh`` for
-large-scale metering and names joules for device-level consumption, which a unit is.
+large-scale metering and names joules for device-level consumption, which a unit is. It is a
+counter kept across BMC restarts; ``SensorResetTime`` says when it began.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,6 +117,10 @@ def routes(ctx: BmcContext) -> list[Route]:
         if kind is None:
             raise RedfishError(404, "ResourceNotFound", "Sensor", request.path_params["sensor_id"])
         reading = _reading(ctx, kind)
+        extra: dict[str, Any] = {}
+        if kind.id == "energy":  # an accumulating sensor says when its count began
+            created = dt.datetime.fromtimestamp(ctx.meter.energy_created, dt.UTC)
+            extra["SensorResetTime"] = created.isoformat(timespec="seconds")
         return respond(
             resource(
                 "Sensor",
@@ -126,6 +132,7 @@ def routes(ctx: BmcContext) -> list[Route]:
                 Reading=reading,
                 PhysicalContext=kind.context,
                 Status=_status(ctx, reading),
+                **extra,
             )
         )
 

@@ -1,4 +1,5 @@
-"""``/metrics``: the unit's power, energy and temperature as OpenMetrics, in base units.
+"""``/metrics``: the unit's power, energy and temperature, in base units, as OpenMetrics or
+the Prometheus text format (whichever the scraper accepts, :mod:`racklet.metrics`).
 
 A collector on a registry owned by this service reads the BMC's last sample at scrape
 time, so nothing is copied between the sampler and the exposition.
@@ -9,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector, CollectorRegistry
 from starlette.requests import Request
 from starlette.responses import Response
@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from racklet.bmc._context import BmcContext
 from racklet.bmc._fans import fan_metrics
+from racklet.metrics import metrics_response
 
 
 class _UnitCollector(Collector):
@@ -54,9 +55,17 @@ class _UnitCollector(Collector):
         energy = CounterMetricFamily(
             "racklet_unit_energy_joules", "Energy drawn by the unit.", labels=["unit"]
         )
-        energy.add_metric(labels, meter.energy_joules)
+        energy.add_metric(labels, meter.energy_joules, created=meter.energy_created)
         yield energy
         yield from fan_metrics(ctx.unit, ctx.board.fans)
+        speed = GaugeMetricFamily(
+            "racklet_twin_speed",
+            "Seconds of the board's clock per wall-clock second: 1 on hardware, the twin's "
+            "--speed in a twin. Divide a rate() of a counter by it (docs/energy.md).",
+            labels=["unit"],
+        )
+        speed.add_metric(labels, float(getattr(ctx.board.clock, "speed", 1.0)))
+        yield speed
 
 
 def routes(ctx: BmcContext) -> list[Route]:
@@ -64,7 +73,6 @@ def routes(ctx: BmcContext) -> list[Route]:
     registry.register(_UnitCollector(ctx))
 
     async def metrics(request: Request) -> Response:
-        payload: bytes = generate_latest(registry)  # type: ignore[no-untyped-call]
-        return Response(payload, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return metrics_response(registry, request)
 
     return [Route("/metrics", metrics, methods=["GET"])]

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from dataclasses import dataclass
 
 from racklet.bmc._boot import BootStatus
+from racklet.bmc._energy import PERSIST_EVERY, EnergyCount, EnergyFile
 from racklet.bmc._events import EventBus
 from racklet.hw import BmcBoard, PowerReading
 from racklet.log import ContextLogger
@@ -143,7 +145,8 @@ class PowerControl:
 
 
 class Meter:
-    """Samples the power monitor and temperature; integrates energy (trapezoid rule)."""
+    """Samples the power monitor and temperature; integrates energy (trapezoid rule) into a
+    counter kept on the BMC's storage (``energy``: it continues across BMC restarts)."""
 
     def __init__(
         self,
@@ -152,6 +155,7 @@ class Meter:
         log: ContextLogger,
         events: EventBus | None = None,
         temperature_caution: float = 70.0,
+        energy: EnergyFile | None = None,
     ) -> None:
         self._events = events or EventBus()
         self.temperature_caution = temperature_caution
@@ -162,6 +166,10 @@ class Meter:
         self.reading: PowerReading | None = None
         self.celsius: float | None = None
         self.energy_joules = 0.0
+        self.energy_created = time.time()
+        """Unix seconds when the energy count began (OpenMetrics ``_created``)."""
+        self._energy = energy
+        self._persisted_at = time.monotonic()
         self.sampled_at: float | None = None
         self.monitor_ok = True
         self.temperature_ok = True
@@ -199,7 +207,29 @@ class Meter:
         limit = self.temperature_caution if hot else None
         self._events.threshold(origin, "temperature", round(celsius, 1), "Cel", limit)
 
+    async def restore(self) -> None:
+        """Continue the count the BMC last wrote (before the first sample)."""
+        if self._energy is not None:
+            count = await asyncio.to_thread(self._energy.load)
+            self.energy_joules, self.energy_created = count.joules, count.created
+            self._persisted_at = time.monotonic()
+
+    async def persist(self) -> None:
+        """Write the running total (never a smaller one than the file holds: see _energy)."""
+        if self._energy is not None:
+            count = EnergyCount(self.energy_joules, self.energy_created)
+            self._persisted_at = time.monotonic()
+            await asyncio.to_thread(self._energy.save, count)
+
     async def run(self, period: float) -> None:
+        clock = self._board.clock
         while True:
+            due = clock.monotonic() + period
             self.sample()
-            await self._board.clock.sleep(period)
+            if time.monotonic() - self._persisted_at >= PERSIST_EVERY:
+                try:
+                    await self.persist()
+                except OSError as exc:
+                    self._log.warning(f"cannot persist the energy counter: {exc}")
+            # Keep the cadence: a slow write of the counter does not stretch the period.
+            await clock.sleep(max(0.0, due - clock.monotonic()))

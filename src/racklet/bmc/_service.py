@@ -27,6 +27,7 @@ from racklet.bmc._boot import BootStatus
 from racklet.bmc._cert_store import CertificateStore
 from racklet.bmc._console import ConsoleLog, capture
 from racklet.bmc._context import BmcContext
+from racklet.bmc._energy import EnergyFile
 from racklet.bmc._events import EventBus, LoginEvents
 from racklet.bmc._fans import FanPolicy
 from racklet.bmc._firmware import ImageVerifier, SlotProvider, StagedSlots, reject_all
@@ -128,6 +129,7 @@ class BmcService:
                 self._log.bind(request="sampler"),
                 events,
                 settings.temperature_caution,
+                EnergyFile(settings.state_dir / "energy.json", self._log.bind(request="sampler")),
             ),
             events=events,
             console=ConsoleLog(settings.console_lines),
@@ -200,6 +202,7 @@ class BmcService:
         self._accounts.replace(await asyncio.to_thread(read_accounts, state_dir / "accounts.json"))
         self.context.uuid = await asyncio.to_thread(_service_uuid, state_dir)
         await self.firmware.boot()
+        await self.context.meter.restore()
         self.context.firmware_version = self.firmware.slots.running_version
         board, ctx = self.context.board, self.context
         unit = self.settings.unit
@@ -252,4 +255,8 @@ class BmcService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if tasks:
+            try:
+                await self.context.meter.persist()
+            except OSError as exc:
+                self._log.warning(f"cannot persist the energy counter: {exc}")
             self._log.info("BMC stopped")

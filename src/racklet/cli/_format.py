@@ -53,6 +53,13 @@ def _cond_message(obj: dict[str, Any], type_: str) -> str:
     return ""
 
 
+def _percent(fraction: object) -> str:
+    """A 0..1 share as a whole percentage; ``-`` when unknown."""
+    if not isinstance(fraction, int | float):
+        return "-"
+    return f"{100.0 * fraction:.0f}"
+
+
 def _unit_row(unit: dict[str, Any], wide: bool) -> tuple[str, ...]:
     status, spec = unit.get("status") or {}, unit.get("spec") or {}
     row: tuple[str, ...] = (
@@ -61,6 +68,7 @@ def _unit_row(unit: dict[str, Any], wide: bool) -> tuple[str, ...]:
         status.get("phase") or "Unknown",
         _number(status.get("powerWatts"), 2),
         _number(status.get("temperatureCelsius"), 1),
+        _percent(status.get("cpuLoad")),
         age(unit["metadata"].get("creationTimestamp")),
     )
     if wide:
@@ -127,7 +135,7 @@ def _generic_row(obj: dict[str, Any], wide: bool) -> tuple[str, ...]:
 
 _HEADERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ComputeUnit": (
-        ("NAME", "SLOT", "PHASE", "POWER(W)", "TEMP(°C)", "AGE"),
+        ("NAME", "SLOT", "PHASE", "POWER(W)", "TEMP(°C)", "LOAD(%)", "AGE"),
         ("DESIRED", "BOOT", "OS", "BMC"),
     ),
     "Rack": (
@@ -284,6 +292,7 @@ def describe_unit(unit: dict[str, Any], events: list[dict[str, Any]]) -> str:
         f"Power:         {_number(status.get('powerWatts'), 2)} W",
         f"Energy:        {_number(status.get('energyJoules'), 1)} J",
         f"Temperature:   {_number(status.get('temperatureCelsius'), 1)} °C",
+        f"CPU load:      {_percent(status.get('cpuLoad'))} %",
         f"OS version:    {status.get('osVersion') or '-'}",
         f"Agent:         {status.get('agentUrl') or '-'}",
         f"Heartbeat:     {status.get('lastHeartbeatTime') or '-'}",

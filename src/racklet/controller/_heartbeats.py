@@ -27,7 +27,9 @@ class HeartbeatBody(Model):
     os_version: Annotated[str, Field(max_length=200)]
     uptime_seconds: Annotated[float, Field(ge=0)] = 0.0
     temperature_celsius: float | None = None
-    cpu_load: Annotated[float, Field(ge=0)] | None = None
+    cpu_load: Annotated[float, Field(ge=0, le=1)] | None = None
+    stress_job: Annotated[str, Field(max_length=64)] | None = None
+    """The stress job the agent last took (so the controller stops offering it)."""
 
 
 @dataclass(frozen=True)

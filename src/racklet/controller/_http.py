@@ -46,12 +46,14 @@ from racklet.audit import (
     read_records,
 )
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
-from racklet.controller._metrics import CONTENT_TYPE, ControllerMetrics
+from racklet.controller._metrics import ControllerMetrics
 from racklet.controller._openapi import install_openapi
 from racklet.controller._resources_http import read_body, read_capped, resource_router
 from racklet.controller._status import install_error_handlers, status_response
+from racklet.controller._stress import add_stress_route, job_for_heartbeat
 from racklet.controller._tokens import Authenticator, TokenRequest, authorise, token_router
 from racklet.limits import LIMITS, parse_json
+from racklet.metrics import metrics_response
 from racklet.net import peer_identity, unit_of
 from racklet.store import Conflict, Store
 from racklet.web import static_app
@@ -118,6 +120,8 @@ def create_api_app(
             )
         raise Conflict("ComputeUnit", name, "", "changing")
 
+    add_stress_route(api, store, enqueue)
+
     @api.get("/events")
     async def list_events(
         name: str | None = None, kind: str | None = None, limit: int = Query(100, ge=1, le=1000)
@@ -158,8 +162,8 @@ def create_api_app(
     app.include_router(resource_router(store, enqueue, [Depends(authorised)]))
 
     @app.get("/metrics")
-    async def openmetrics() -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+    async def openmetrics(request: Request) -> Response:
+        return metrics_response(metrics.registry, request)
 
     @app.get("/ui/v1/units")
     async def ui_units() -> JSONResponse:
@@ -237,7 +241,9 @@ def create_machine_app(
     *,
     enqueue: Enqueue,
     boot_app: ASGIApp | None = None,
+    store: Store | None = None,
 ) -> FastAPI:
+    """``store``: where stress jobs wait for their unit's heartbeat (none: no jobs)."""
     app = FastAPI(title="Racklet machines", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
 
@@ -250,7 +256,11 @@ def create_machine_app(
             return status_response(403, f"the certificate is {shown}, not unit {body.unit!r}")
         heartbeats.record(body)
         enqueue("ComputeUnit", body.unit)
-        return status_response(200, "heartbeat recorded", reason="OK")
+        job = None if store is None else await job_for_heartbeat(store, body.unit, body.stress_job)
+        if job is None:
+            return status_response(200, "heartbeat recorded", reason="OK")
+        details = {"stressJob": job.model_dump()}
+        return status_response(200, "heartbeat recorded", reason="OK", details=details)
 
     if boot_app is not None:
         app.mount("/boot/v1", boot_app, name="boot")

@@ -10,11 +10,9 @@ from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from racklet.api import PHASES, ComputeUnitStatus, Rack
-
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+from racklet.metrics import OPENMETRICS, exposition
 
 
 class ControllerMetrics:
@@ -86,9 +84,9 @@ class ControllerMetrics:
     def watch_leader(self, leading: Callable[[], bool]) -> None:
         self._leader = leading
 
-    def render(self) -> bytes:
-        body: bytes = generate_latest(self.registry)  # type: ignore[no-untyped-call]
-        return body
+    def render(self, accept: str = OPENMETRICS) -> bytes:
+        """The exposition for a scraper sending ``Accept: accept`` (OpenMetrics by default)."""
+        return exposition(self.registry, accept)[0]
 
     # -- the collector ----------------------------------------------------------------------
 
@@ -104,6 +102,10 @@ class ControllerMetrics:
             "racklet_unit_temperature_celsius", "Temperature of each unit.", labels=["unit"],
             unit="celsius",
         )  # fmt: skip
+        load = GaugeMetricFamily(
+            "racklet_unit_cpu_load", "Share of each unit's cores its OS keeps busy, 0 to 1.",
+            labels=["unit"],
+        )  # fmt: skip
         phase = GaugeMetricFamily(
             "racklet_unit_phase", "1 for the unit's current lifecycle phase.",
             labels=["unit", "phase"],
@@ -115,9 +117,11 @@ class ControllerMetrics:
                 energy.add_metric([name], status.energy_joules)
             if status.temperature_celsius is not None:
                 temperature.add_metric([name], status.temperature_celsius)
+            if status.cpu_load is not None:
+                load.add_metric([name], status.cpu_load)
             for candidate in PHASES:
                 phase.add_metric([name, candidate], 1.0 if candidate == status.phase else 0.0)
-        yield from (power, energy, temperature, phase)
+        yield from (power, energy, temperature, load, phase)
 
         busbar_power = GaugeMetricFamily(
             "racklet_busbar_power_watts", "Power drawn from the busbar.", unit="watts"

@@ -277,6 +277,7 @@ class Controller:
             self.heartbeats,
             enqueue=enqueue,
             boot_app=_boot_app(layout.boot / "repo"),  # type: ignore[arg-type]
+            store=self.store,
         )
         add = self.services.add
         add("audit log", Hooks(on_stop=self.audit.aclose))

@@ -14,7 +14,7 @@ Two kinds of token are accepted, both compared in constant time:
 Roles (:func:`refusal`): a **viewer** reads everything but tokens and the audit log; an
 **operator** reads the same and acts on its units (``spec.units``; none listed: every unit) —
 it may PUT or PATCH those ComputeUnits (spec, labels, annotations; not their status) and
-power-cycle them; an **admin** may do anything, and only an admin reads the audit log and
+power-cycle or stress them; an **admin** may do anything, and only an admin reads the audit log and
 manages tokens, Racks, Releases, Rollouts, GitSources, events, status and the creation or
 deletion of units. A caller without a valid token gets 401, a token without the right a 403,
 each with a ``Status`` body.
@@ -152,7 +152,8 @@ def _unit_acted_on(method: str, parts: list[str]) -> str | None:
     """The unit an operator's request acts on, if it is one an operator may make."""
     if len(parts) == 2 and parts[0] == "computeunits" and method in _UNIT_WRITES:
         return parts[1]
-    if parts[:1] == ["computeunits"] and parts[2:] == ["power-cycle"] and method == "POST":
+    actions = (["power-cycle"], ["stress"])
+    if parts[:1] == ["computeunits"] and parts[2:] in actions and method == "POST":
         return parts[1]
     return None
 

@@ -174,6 +174,11 @@ class UnitHost(Protocol):
         """CPU utilisation, 0.0 to 1.0."""
         ...
 
+    def set_cpu_load(self, fraction: float) -> None:
+        """Keep ``fraction`` (0.0 to 1.0) of the cores busy (a stress job): on hardware, busy
+        workers on that share of the cores; in the twin, the load that drives its power."""
+        ...
+
     def shutdown_requested(self) -> bool:
         """Whether the BMC pulsed the shutdown-request line since the OS started."""
         ...

@@ -17,6 +17,7 @@ from racklet.boot import BootedPayload
 from racklet.hw import UnitHost
 from racklet.log import ContextLogger
 from racklet.node._metrics import NodeMetrics
+from racklet.node._stress import StressRunner
 
 HEARTBEAT_PATH = "/machine/v1/heartbeat"
 MAX_BACKOFF_SECONDS = 30.0
@@ -33,12 +34,14 @@ class Heartbeat:
         metrics: NodeMetrics,
         ssl_context: ssl.SSLContext,
         logger: ContextLogger,
+        stress: StressRunner | None = None,
     ) -> None:
         self._host = host
         self._booted = booted
         self._metrics = metrics
         self._ssl = ssl_context
         self._logger = logger
+        self._stress = stress
         self.urls = [f"{url}{HEARTBEAT_PATH}" for url in booted.trust.machine_urls]
         self.url = self.urls[0]
         self._failing: set[str] = set()
@@ -51,6 +54,7 @@ class Heartbeat:
             "uptimeSeconds": round(self._metrics.uptime(), 3),
             "temperatureCelsius": round(self._host.temperature_celsius(), 2),
             "cpuLoad": round(self._host.cpu_load(), 4),
+            "stressJob": self._stress.last_job if self._stress is not None else None,
         }
 
     def next_delay(self, failures: int) -> float:
@@ -79,6 +83,7 @@ class Heartbeat:
             if response.status_code >= 300:
                 problem = f"heartbeat refused: HTTP {response.status_code}"
         if problem is None:
+            await self._take_job(response)
             if url in self._failing:
                 self._failing.discard(url)
                 self._logger.info(f"heartbeats to {url} go through again")
@@ -88,6 +93,17 @@ class Heartbeat:
             self._logger.warning(problem if len(self.urls) == 1 else f"{problem} ({url})")
         self._failing.add(url)
         return False
+
+    async def _take_job(self, response: httpx.Response) -> None:
+        """A stress job in the controller's reply (``details.stressJob``), if any."""
+        if self._stress is None:
+            return
+        try:
+            details = response.json().get("details") or {}
+        except (ValueError, AttributeError):
+            return
+        if isinstance(details, dict) and "stressJob" in details:
+            await self._stress.offer(details["stressJob"])
 
     async def run(self) -> None:
         failures = 0

@@ -9,13 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    InfoMetricFamily,
-    Metric,
-)
-from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from racklet.hw import UnitHost
+from racklet.metrics import metrics_response
 
 RESULTS = ("ok", "error")
 
@@ -68,8 +63,10 @@ class NodeMetrics(Collector):
         for result, count in self.heartbeats.items():
             beats.add_metric([self._unit, result], count)
         yield beats
-        info = InfoMetricFamily("racklet_node", "The unit's OS.", labels=["unit"])
-        info.add_metric(unit, {"version": self._version})
+        info = GaugeMetricFamily(
+            "racklet_node_info", "The unit's OS; always 1.", labels=["unit", "version"]
+        )
+        info.add_metric([self._unit, self._version], 1.0)
         yield info
 
 
@@ -80,10 +77,9 @@ def metrics_registry(metrics: NodeMetrics) -> CollectorRegistry:
 
 
 def create_agent_app(registry: CollectorRegistry) -> Starlette:
-    """The agent's read-only HTTP API: ``GET /metrics`` in OpenMetrics text format."""
+    """The agent's read-only HTTP API: ``GET /metrics``, OpenMetrics or the text format."""
 
     async def serve_metrics(request: Request) -> Response:
-        body = generate_latest(registry)  # type: ignore[no-untyped-call]
-        return Response(body, media_type=CONTENT_TYPE_LATEST)
+        return metrics_response(registry, request)
 
     return Starlette(routes=[Route("/metrics", serve_metrics, methods=["GET"])])

@@ -21,6 +21,7 @@ from racklet.net import AppServer
 from racklet.node._health import TrialCheck, link_request
 from racklet.node._heartbeat import Heartbeat
 from racklet.node._metrics import NodeMetrics, create_agent_app, metrics_registry
+from racklet.node._stress import StressRunner
 from racklet.node.errors import AgentServerError
 
 SHUTDOWN_POLL_SECONDS = 0.25
@@ -55,6 +56,7 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
     metrics = NodeMetrics(host, booted.unit, version, started)
     server: AppServer | None = None
     heartbeat_task: asyncio.Task[None] | None = None
+    stress = StressRunner(host, logger, console)
     try:
         try:
             server = await _start_agent(host, booted, metrics)
@@ -63,7 +65,7 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
             console(f"racklet-agent: {exc}")
             logger.error(str(exc))
         client_ssl = await asyncio.to_thread(unit_client_context, booted.trust, booted.identity)
-        heartbeat = Heartbeat(host, booted, metrics, client_ssl, logger)
+        heartbeat = Heartbeat(host, booted, metrics, client_ssl, logger, stress)
         heartbeat_task = asyncio.create_task(heartbeat.run(), name=f"heartbeat:{booted.unit}")
         console(f"racklet-agent: heartbeat to {heartbeat.url}")
         trial = TrialCheck(host, booted, booted.trial, started) if booted.trial else None
@@ -87,6 +89,7 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
             heartbeat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat_task
+        await stress.stop()
         if server is not None:
             await server.stop()
     console("reboot: System halted")

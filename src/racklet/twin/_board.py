@@ -11,7 +11,7 @@ from racklet.hw import BmcBoard, BootSource, Clock, PowerMonitor
 from racklet.hw.drivers import Ina219, Pac1921
 from racklet.hw.drivers import ina219 as ina219_driver
 from racklet.hw.drivers import pac1921 as pac1921_driver
-from racklet.twin._chips import Electrical, Ina219Model, Pac1921Model
+from racklet.twin._chips import Electrical, Ina219Model, InputNoise, Pac1921Model, nearest_code
 from racklet.twin._i2c import I2cDevice, TwinSMBus
 from racklet.twin._unit import TwinUnit
 
@@ -58,11 +58,17 @@ class _BootSelect:
 
 
 class _Temperature:
+    """The SoC's sensor: the true temperature plus its noise, in steps of its LSB."""
+
     def __init__(self, unit: TwinUnit) -> None:
         self._unit = unit
+        profile = unit.profile
+        self._lsb = profile.temperature_lsb_celsius
+        self._noise = InputNoise(profile.temperature_noise_lsb, unit.sensor_rng)
 
     def read_celsius(self) -> float:
-        return round(self._unit.temperature, 1)
+        codes = nearest_code(self._noise.on(self._unit.temperature / self._lsb))
+        return round(codes * self._lsb, 3)
 
 
 class _Presence:
@@ -95,15 +101,16 @@ class MonitorSocket:
         source: Electrical = lambda: (volts, unit.power_watts / volts)  # noqa: E731
         self.chip: I2cDevice
         headroom_amps = 1.1 * profile.max_power_watts / volts
+        noise = InputNoise(profile.monitor_noise_lsb, unit.sensor_rng)
         if profile.monitor == "ina219":
             self.address = ina219_driver.DEFAULT_ADDRESS
-            self.chip = Ina219Model(source, shunt_ohms=profile.sense_ohms)
+            self.chip = Ina219Model(source, shunt_ohms=profile.sense_ohms, noise=noise)
             self.driver: PowerMonitor = Ina219(
                 self.bus, self.address, profile.sense_ohms, max_expected_amps=headroom_amps
             )
         else:
             self.address = pac1921_driver.DEFAULT_ADDRESS
-            self.chip = Pac1921Model(source, rsense_ohms=profile.sense_ohms)
+            self.chip = Pac1921Model(source, rsense_ohms=profile.sense_ohms, noise=noise)
             di_gain = _pow2_at_most(
                 pac1921_driver.VSENSE_FULL_SCALE_VOLTS / profile.sense_ohms / headroom_amps,
                 (1, 2, 4, 8, 16, 32, 64, 128),

@@ -1,15 +1,19 @@
 """Register-accurate models of the power-monitor chips, fed by a unit's true electrical state.
 
 Each model reads ``(volts, amperes)`` from a callable when the host reads a result register,
-converts with the datasheet's full-scale ranges and LSBs, truncates to whole codes (toward
-zero), saturates at full scale and puts the bytes on the wire high byte first. Register maps
-and reset values are those the drivers' module docstrings cite (``racklet.hw.drivers``).
-What is not modelled: conversion timing, averaging and noise, accumulators, analog outputs,
-alerts.
+adds the input noise of a real converter (Gaussian, ``noise_lsb`` codes standard deviation,
+from a seeded generator so a rack is reproducible), converts with the datasheet's full-scale
+ranges and LSBs to the nearest whole code (an ideal converter's transitions sit half an LSB
+either side of each code, so noise averages out instead of biasing the reading low),
+saturates at full scale and puts the bytes on the wire high byte first. Register maps and
+reset values are those the drivers' module docstrings cite (``racklet.hw.drivers``).
+What is not modelled: conversion timing, averaging, accumulators, analog outputs, alerts.
 """
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -17,9 +21,32 @@ Electrical = Callable[[], tuple[float, float]]
 """Returns the true (bus volts, amperes) through the sense resistor right now."""
 
 
-def _code(value: float) -> int:
-    """Whole ADC codes, truncated toward zero (rounded first to shed float noise)."""
-    return int(round(value, 6))
+def nearest_code(value: float) -> int:
+    """The nearest whole ADC code (half a code rounds away from zero)."""
+    return int(math.copysign(math.floor(abs(value) + 0.5), value))
+
+
+class InputNoise:
+    """Gaussian noise at a converter's input, in codes; silent when ``lsb`` is 0."""
+
+    def __init__(self, lsb: float = 0.0, rng: random.Random | None = None) -> None:
+        self.lsb = lsb
+        self._rng = rng or random.Random(0)
+
+    def __call__(self) -> float:
+        return self._rng.gauss(0.0, self.lsb) if self.lsb > 0 else 0.0
+
+    def on(self, value: float, codes_per_unit: float = 1.0) -> float:
+        """``value`` with noise (``codes_per_unit`` codes make 1.0); a dead input stays 0: the
+        converter is unipolar and its offset is trimmed below a code, so an unpowered unit
+        reads exactly zero rather than a positive bias of clipped noise."""
+        if value <= 0.0:
+            return 0.0
+        return max(0.0, value + self() / codes_per_unit)
+
+    def bipolar(self, codes: float) -> float:
+        """``codes`` with noise on a signed input (the INA219's shunt); zero stays zero."""
+        return codes + self() if codes else 0.0
 
 
 class Pac1921Model:
@@ -36,9 +63,12 @@ class Pac1921Model:
         0xFF: REVISION,
     }
 
-    def __init__(self, source: Electrical, rsense_ohms: float = 0.01) -> None:
+    def __init__(
+        self, source: Electrical, rsense_ohms: float = 0.01, noise: InputNoise | None = None
+    ) -> None:
         self._source = source
         self.rsense_ohms = rsense_ohms
+        self.noise = noise or InputNoise()
         self.registers = bytearray(256)
         self.reset()
 
@@ -65,8 +95,8 @@ class Pac1921Model:
         gain = self.registers[0x00]
         di_gain = 1 << ((gain >> 3) & 0x07)
         dv_gain = 1 << min(gain & 0x07, 5)
-        vbus_ratio = max(0.0, volts) / (32.0 / dv_gain)
-        vsense_ratio = max(0.0, amperes * self.rsense_ohms) / (0.1 / di_gain)
+        vbus_ratio = self.noise.on(max(0.0, volts) / (32.0 / dv_gain), 1023)
+        vsense_ratio = self.noise.on(max(0.0, amperes * self.rsense_ohms) / (0.1 / di_gain), 1023)
         overflow = 0
         codes = []
         for ratio, flag in (
@@ -74,7 +104,7 @@ class Pac1921Model:
             (vsense_ratio, 0x04),
             (vbus_ratio * vsense_ratio, 0x01),
         ):
-            code = _code(1023 * ratio)
+            code = nearest_code(1023 * ratio)
             if code > 1023:
                 code, overflow = 1023, overflow | flag
             codes.append(code)
@@ -100,9 +130,12 @@ class Ina219Model:
 
     CONFIG_RESET = 0x399F
 
-    def __init__(self, source: Electrical, shunt_ohms: float = 0.1) -> None:
+    def __init__(
+        self, source: Electrical, shunt_ohms: float = 0.1, noise: InputNoise | None = None
+    ) -> None:
         self._source = source
         self.shunt_ohms = shunt_ohms
+        self.noise = noise or InputNoise()
         self.registers = [0] * 6
         self.reset()
 
@@ -127,9 +160,10 @@ class Ina219Model:
             return  # power-down mode: registers hold their last values
         volts, amperes = self._source()
         shunt_limit = 4000 << ((config >> 11) & 0x03)
-        shunt = max(-shunt_limit, min(shunt_limit, _code(amperes * self.shunt_ohms / 10e-6)))
+        shunt_code = nearest_code(self.noise.bipolar(amperes * self.shunt_ohms / 10e-6))
+        shunt = max(-shunt_limit, min(shunt_limit, shunt_code))
         bus_limit = 8000 if config & 0x2000 else 4000
-        bus = max(0, min(bus_limit, _code(volts / 0.004)))
+        bus = max(0, min(bus_limit, nearest_code(self.noise.on(volts / 0.004))))
         calibration = self.registers[5]
         current = int(shunt * calibration / 4096)
         power = int(abs(current) * bus / 5000)

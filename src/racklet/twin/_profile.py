@@ -37,6 +37,8 @@ class UnitProfile(BaseModel):
     thermal_time_constant_seconds: float = Field(gt=0)
     fan_max_rpm: float = Field(default=8000.0, gt=0)
     fan_time_constant_seconds: float = Field(default=1.5, gt=0)
+    fan_rated_watts: float = Field(default=0.0, ge=0, le=50)
+    """The fan's draw at full speed (from the BMC board's supply, not the unit's)."""
     fan_thermal_resistance_c_per_w: float | None = Field(default=None, gt=0)
     """Thermal resistance with the fan at full speed; None: the fan does not help."""
     throttle_celsius: float = 80.0
@@ -44,6 +46,19 @@ class UnitProfile(BaseModel):
     throttle_load_cap: float = Field(default=0.5, ge=0, le=1)
     monitor: Literal["pac1921", "ina219"] = "pac1921"
     sense_ohms: float = Field(default=0.01, gt=0)
+    idle_spread: float = Field(default=0.0, ge=0, le=0.25)
+    """Board-to-board spread of idle power: one standard deviation, relative (0.03 = 3 %).
+    A unit's draw is drawn once per rack seed and clipped at two deviations."""
+    full_load_spread: float = Field(default=0.0, ge=0, le=0.25)
+    """The same for the full-load draw."""
+    monitor_noise_lsb: float = Field(default=0.0, ge=0, le=16)
+    """Noise at the power monitor's inputs, one standard deviation in ADC codes (LSB)."""
+    temperature_lsb_celsius: float = Field(default=0.1, gt=0, le=5)
+    """Resolution of the SoC's temperature sensor; it reads with one LSB of noise."""
+    temperature_noise_lsb: float = Field(default=0.0, ge=0, le=16)
+    inlet_rise_c_per_w: float = Field(default=0.0, ge=0, le=5)
+    """Heat rises: how much warmer (°C) a unit's inlet air is per watt dissipated by the
+    units below it, at the rack's nominal airflow (less airflow, more rise)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> UnitProfile:

@@ -1,14 +1,23 @@
 """A rack: first a plain description, then its realization as a running twin.
 
 :class:`RackDescription` reads in a few lines and does nothing; :class:`TwinRack` builds units
-unit-1..unit-N in slots 1..N, one BMC board per unit, one busbar, and owns the physics loop
-that advances heat, energy and the busbar in simulated time. ``stop()`` cancels and awaits
-every task the rack owns: the physics loop and every unit's firmware.
+unit-1..unit-N in slots 1..N (slot 1 at the bottom), one BMC board per unit, one busbar, and
+owns the physics loop that advances heat, energy and the busbar in simulated time.
+
+A believable rack: each board's idle and full-load draw is the profile's figure times a
+factor drawn once from the rack's seed (normal, the profile's spread as one deviation,
+clipped at two), and its sensors' noise comes from the same seed, so one seed always builds
+the same rack. Heat rises: a unit's inlet air is warmer by the profile's ``inlet_rise_c_per_w``
+for every watt the units below it dissipate, scaled by the rack's airflow
+(:attr:`TwinRack.airflow`, 1.0 nominal; the rack fans, a seam for the RMC's fan control).
+``stop()`` cancels and awaits every task the rack owns: the physics loop and every unit's
+firmware.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -41,6 +50,8 @@ class RackDescription(BaseModel):
     units: int = Field(default=5, ge=1, le=MAX_UNITS)
     profile: str = "raspberry-pi-4"
     psu_rated_watts: float = Field(default=100.0, gt=0)
+    seed: int = 0
+    """Draws each board's manufacturing spread and its sensors' noise: same seed, same rack."""
 
     def unit_names(self) -> list[str]:
         return [f"unit-{slot}" for slot in range(1, self.units + 1)]
@@ -82,8 +93,11 @@ class TwinRack:
                 agent_port=ports.get(name, 0),
             )
             self.units[name] = unit
+            _realize_spread(unit, random.Random(f"{description.name}/{description.seed}/{name}"))
             unit.port = self.switch.attach(slot, unit.is_cabled_up)
             self._monitors[name] = MonitorSocket(unit, self.profile.supply_volts)
+        self.airflow = 1.0
+        """The rack fans' airflow over its nominal (the RMC's fans will drive it)."""
         self._boards: dict[str, BmcBoard] = {}
         self._physics: asyncio.Task[None] | None = None
         self._log = get_logger("twin")
@@ -141,11 +155,23 @@ class TwinRack:
 
     def step(self, seconds: float) -> None:
         """Advance the physics by ``seconds`` of simulated time."""
+        self._couple_inlets()
         for unit in self.units.values():
             unit.tick(seconds)
         if self.busbar.settle((unit.power_watts for unit in self.units.values()), seconds):
             for unit in self.units.values():
                 unit.brown_out()
+
+    def _couple_inlets(self) -> None:
+        """Each unit's inlet: ambient plus the rise from every unit below it (heat rises)."""
+        below = 0.0
+        airflow = max(self.airflow, 0.1)  # still air still convects a little
+        for unit in sorted(self.units.values(), key=lambda u: u.slot):
+            profile = unit.profile
+            unit.thermal.ambient = profile.ambient_celsius + (
+                profile.inlet_rise_c_per_w * below / airflow
+            )
+            below += unit.power_watts
 
     async def _physics_loop(self) -> None:
         # Never tick faster than MAX_WALL_TICK_HZ of real time, whatever the speed.
@@ -156,3 +182,14 @@ class TwinRack:
             now = self.clock.monotonic()
             self.step(now - last)
             last = now
+
+
+def _realize_spread(unit: TwinUnit, rng: random.Random) -> None:
+    """Give ``unit`` its own board: draw its spread and seed its sensors from ``rng``."""
+
+    def factor(deviation: float) -> float:
+        return 1.0 + deviation * max(-2.0, min(2.0, rng.gauss(0.0, 1.0)))
+
+    profile = unit.profile
+    unit.spread(factor(profile.idle_spread), factor(profile.full_load_spread))
+    unit.sensor_rng = random.Random(rng.getrandbits(64))

@@ -4,13 +4,16 @@
 boot ROM: after the profile's ROM delay (simulated) the injected firmware coroutine runs as a
 task the unit owns. Power off cancels that task; a reset restarts it once the old one has
 finished unwinding; a firmware that returns leaves the unit halted, still powered. The draw
-follows the activity the firmware reports and the load knob, capped while throttled.
+follows the activity the firmware reports and the load (a share of its cores the OS keeps busy)
+through the profile's curve, capped while throttled; ``idle_watts`` and ``full_load_watts`` are
+this board's own, the profile's figures with the manufacturing spread the rack drew for it.
 This module does not run physics on its own: the rack ticks every unit (see ``_rack``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -55,6 +58,11 @@ class TwinUnit:
         self.port: SwitchPort | None = None
         """The switch port its Ethernet is cabled to (the rack attaches it)."""
         self.energy_joules = 0.0
+        """Ground truth: the exact integral of the true draw over simulated time."""
+        self.idle_watts = profile.idle_watts
+        self.full_load_watts = profile.full_load_watts
+        self.sensor_rng = random.Random(name)
+        """Drives this board's sensor noise; the rack seeds it, so a rack is reproducible."""
         self.resets = 0
         self.brownouts = 0
         self.thermal = ThermalModel(
@@ -65,7 +73,12 @@ class TwinUnit:
             profile.throttle_release_celsius,
             profile.fan_thermal_resistance_c_per_w,
         )
-        self.fan = TwinFan("fan-1", profile.fan_max_rpm, profile.fan_time_constant_seconds)
+        self.fan = TwinFan(
+            "fan-1",
+            profile.fan_max_rpm,
+            profile.fan_time_constant_seconds,
+            profile.fan_rated_watts,
+        )
         """The fan on its BMC board, blowing over the unit (the board drives it)."""
         self._firmware = firmware
         self._activity: Activity | None = None
@@ -103,8 +116,8 @@ class TwinUnit:
         if activity is None:
             return profile.off_watts
         if activity is Activity.RUNNING:
-            span = profile.full_load_watts - profile.idle_watts
-            return profile.idle_watts + span * self.effective_load
+            span = self.full_load_watts - self.idle_watts
+            return self.idle_watts + span * self.effective_load
         if activity is Activity.HALTED:
             return profile.halted_watts
         return profile.boot_watts
@@ -119,6 +132,11 @@ class TwinUnit:
         if self._task is not None:
             tasks.append(self._task)
         return tasks
+
+    def spread(self, idle_factor: float, full_load_factor: float) -> None:
+        """This board's draw: the profile's figures times its manufacturing factors."""
+        self.idle_watts = self.profile.idle_watts * idle_factor
+        self.full_load_watts = max(self.idle_watts, self.profile.full_load_watts * full_load_factor)
 
     def set_load(self, fraction: float) -> None:
         """The CPU utilisation the unit's workload asks for, 0.0 to 1.0."""
@@ -223,6 +241,10 @@ class TwinUnit:
 
     def cpu_load(self) -> float:
         return self._load if self.activity is Activity.RUNNING else 0.0
+
+    def set_cpu_load(self, fraction: float) -> None:
+        """The OS keeps ``fraction`` of its cores busy (a stress job, a workload)."""
+        self.set_load(fraction)
 
     def shutdown_requested(self) -> bool:
         return self._shutdown_requested

@@ -65,6 +65,7 @@ def render_status(
         observed["last_heartbeat_time"] = heartbeat.received_at
         observed["agent_url"] = heartbeat.body.agent_url
         observed["os_version"] = heartbeat.body.os_version
+        observed["cpu_load"] = _rounded(heartbeat.body.cpu_load, 3)
         agent_temperature = heartbeat.body.temperature_celsius
     return RenderedStatus(
         phase=verdict.phase,
