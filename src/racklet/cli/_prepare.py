@@ -20,6 +20,7 @@ from racklet.cli.errors import UsageError
 from racklet.config import (
     ApiConfig,
     BmcConfig,
+    ControlConfig,
     ControllerConfig,
     RackConfig,
     RackSettings,
@@ -58,7 +59,7 @@ def wipe_for_factory_reset(layout: StateLayout) -> None:
     and every unit's storage. What stays: the store (the rack's declared state, from which it
     is re-provisioned) and the logs. ``prepare`` then builds everything anew.
     """
-    wiped = ("bmc", "units", "rmc")
+    wiped = ("bmc", "units", "rmc", "twin")
     for directory in (layout.pki, layout.boot, *(layout.root / name for name in wiped)):
         shutil.rmtree(directory, ignore_errors=True)
     for name in ("server.key", "server.crt", "client.key", "client.crt", "api.token"):
@@ -79,7 +80,7 @@ def _port_roles(units: int, controllers: int) -> list[str]:
     roles = ["api", "machine", "bulk"]
     for index in range(units):
         roles += [f"bmc:unit-{index + 1}", f"agent:unit-{index + 1}"]
-    roles.append("rmc")
+    roles += ["rmc", "control"]
     for index in range(2, controllers + 1):
         roles += [f"api:controller-{index}", f"machine:controller-{index}"]
     return roles
@@ -200,6 +201,8 @@ def prepare(
     rmc = RmcConfig(
         url=f"https://127.0.0.1:{port['rmc']}", username=RMC_USER, password=rmc_password
     )
+    # The hardware side's control endpoint (faults, hot-swap) serves with its own identity.
+    _ensure_identity(ca, layout.root / "twin", "server", common_name="racklet-twin")
     layout.logs.mkdir(parents=True, exist_ok=True)
     config = RackConfig(
         stateDir=str(state_dir),
@@ -212,6 +215,7 @@ def prepare(
         controller=controller,
         units=unit_configs,
         rmc=rmc,
+        control=ControlConfig(url=f"https://127.0.0.1:{port['control']}"),
         peerControllers=peers,
     )
     save(config)

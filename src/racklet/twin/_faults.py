@@ -53,7 +53,17 @@ PARTITION_PATHS = ("unit-management", "bmc-management", "unit-unit")
 
 
 class FaultRefused(TwinError):
-    """A fault that cannot be applied: bad parameters, a missing target, a facet in use."""
+    """A fault that cannot be applied; ``code`` says why as HTTP would: 422 bad parameters,
+    404 a target the rack does not have, 409 the rack's state (a slot empty or occupied, a
+    facet another fault holds, a kind this hardware cannot do)."""
+
+    def __init__(self, message: str, code: int = 422) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _conflict(message: str) -> FaultRefused:
+    return FaultRefused(message, 409)
 
 
 class BmcControl(Protocol):
@@ -90,9 +100,7 @@ class _CarrierPort:
     def set_properties(
         self, latency_ms: float, jitter_ms: float, loss: float, bandwidth_bps: float | None
     ) -> None:
-        raise FaultRefused(
-            "this switch models carrier only: link degradation needs the relay switch"
-        )
+        raise _conflict("this switch models carrier only: link degradation needs the relay switch")
 
     def reset(self) -> None:
         self._rack.switch.set_enabled(self._slot, True)
@@ -212,12 +220,12 @@ class FaultEngine:
         if existing is not None:
             if existing.kind == kind and existing.targets == sorted(targets):
                 return existing
-            raise FaultRefused(f"fault {fault_id!r} is already active with other parameters")
+            raise _conflict(f"fault {fault_id!r} is already active with other parameters")
         if kind not in KINDS:
             raise FaultRefused(f"unknown fault kind {kind!r} (one of {', '.join(KINDS)})")
         unsupported = self.capabilities()[kind]
         if unsupported:
-            raise FaultRefused(f"{kind} cannot be done here: {unsupported}")
+            raise _conflict(f"{kind} cannot be done here: {unsupported}")
         params = dict(params)
         units = self._targets(kind, targets)
         applied = Applied(
@@ -226,7 +234,7 @@ class FaultEngine:
         for facet in applied.facets:
             holder = self._holder(facet)
             if holder is not None:
-                raise FaultRefused(
+                raise _conflict(
                     f"{facet[0]} already has {holder.kind} fault {holder.id!r} on its "
                     f"{facet[1]}; clear it first"
                 )
@@ -277,9 +285,9 @@ class FaultEngine:
         for name in dict.fromkeys(targets):
             unit = self.rack.units.get(name)
             if unit is None:
-                raise FaultRefused(f"rack {self.rack.description.name} has no unit {name!r}")
+                raise FaultRefused(f"rack {self.rack.description.name} has no unit {name!r}", 404)
             if not unit.present and kind != "SlotPull":
-                raise FaultRefused(f"slot {unit.slot} ({name}) is empty")
+                raise _conflict(f"slot {unit.slot} ({name}) is empty")
             units.append(unit)
         return units
 
@@ -333,7 +341,7 @@ class FaultEngine:
     async def _apply_SlotPull(self, applied: Applied, units: list[TwinUnit]) -> None:
         for unit in units:
             if not unit.present:
-                raise FaultRefused(f"slot {unit.slot} ({unit.name}) is already empty")
+                raise _conflict(f"slot {unit.slot} ({unit.name}) is already empty")
             self.rack.pull(unit.name)
             applied.undo.append(functools.partial(self.rack.insert, unit.name))
         applied.message = "pulled from the slot"
@@ -341,7 +349,7 @@ class FaultEngine:
     async def _apply_Partition(self, applied: Applied, units: list[TwinUnit]) -> None:
         path = _choice(applied.params, "path", PARTITION_PATHS, "unit-management")
         if path != "unit-management":
-            raise FaultRefused(f"partition {path} needs the relay switch (not in this twin)")
+            raise _conflict(f"partition {path} needs the relay switch (not in this twin)")
         for unit in units:
             port = self._network(self.rack, unit)
             port.set_link(False)
@@ -369,7 +377,7 @@ class FaultEngine:
         try:
             return self._bmcs[unit.name]
         except KeyError:
-            raise FaultRefused(f"{unit.name}: no BMC host attached") from None
+            raise _conflict(f"{unit.name}: no BMC host attached") from None
 
     async def _apply_BmcHang(self, applied: Applied, units: list[TwinUnit]) -> None:
         for unit in units:
@@ -412,7 +420,7 @@ class FaultEngine:
             try:
                 original = payload.read_bytes()
             except OSError as exc:
-                raise FaultRefused(f"{unit.name}: slot {slot} holds no payload ({exc})") from None
+                raise _conflict(f"{unit.name}: slot {slot} holds no payload ({exc})") from None
             if not original:
                 raise FaultRefused(f"{unit.name}: slot {slot} is empty")
             broken = bytearray(original)
@@ -433,45 +441,46 @@ class FaultEngine:
         except (OSError, ValueError, KeyError, TypeError):
             slot = None
         if slot not in ("A", "B"):
-            raise FaultRefused(f"{unit.name} has no committed slot yet (never booted)")
+            raise _conflict(f"{unit.name} has no committed slot yet (never booted)")
         return str(slot)
 
     async def _apply_ControllerCrash(self, applied: Applied, units: list[TwinUnit]) -> None:
-        raise FaultRefused(self.capabilities()["ControllerCrash"])
+        raise _conflict(self.capabilities()["ControllerCrash"])
 
     # -- hot-swap ----------------------------------------------------------------------------
 
     def pull(self, slot: int) -> TwinUnit:
         """Take the board out of ``slot``; refused for an empty slot or one a fault holds."""
-        unit = self._unit_in(slot)
+        unit = self.unit_in(slot)
         if not unit.present:
-            raise FaultRefused(f"slot {slot} is already empty")
+            raise _conflict(f"slot {slot} is already empty")
         holder = self._holder((unit.name, "power"))
         if holder is not None:
-            raise FaultRefused(f"{unit.name} is held by {holder.kind} fault {holder.id!r}")
+            raise _conflict(f"{unit.name} is held by {holder.kind} fault {holder.id!r}")
         self.rack.pull(unit.name)
         return unit
 
     def insert(self, slot: int) -> TwinUnit:
         """Put a board (back) into ``slot``; refused when the slot is occupied."""
-        unit = self._unit_in(slot)
+        unit = self.unit_in(slot)
         if unit.present:
-            raise FaultRefused(f"slot {slot} is occupied by {unit.name}")
+            raise _conflict(f"slot {slot} is occupied by {unit.name}")
         holder = self._holder((unit.name, "power"))
         if holder is not None:
-            raise FaultRefused(
+            raise _conflict(
                 f"slot {slot} was emptied by {holder.kind} fault {holder.id!r}: clear it instead"
             )
         self.rack.insert(unit.name)
         return unit
 
-    def _unit_in(self, slot: int) -> TwinUnit:
+    def unit_in(self, slot: int) -> TwinUnit:
         for unit in self.rack.units.values():
             if unit.slot == slot:
                 return unit
         raise FaultRefused(
             f"rack {self.rack.description.name} has no slot {slot} "
-            f"(slots 1..{len(self.rack.units)})"
+            f"(slots 1..{len(self.rack.units)})",
+            404,
         )
 
 
