@@ -3,60 +3,15 @@ every refusal is a Status body the management side's client turns into a clear e
 
 from __future__ import annotations
 
-import socket
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
 from racklet.controller._hardware import HardwareControl, HardwareRefused, HardwareUnreachable
-from racklet.net import AppServer, client_context, server_context
-from racklet.pki import RackCA
-from racklet.twin import FaultEngine, TwinRack
-from racklet.twin._control import ControlApp
+from racklet.net import client_context
 
-MakeRack = Callable[..., TwinRack]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@dataclass
-class Endpoint:
-    url: str
-    rack: TwinRack
-    client: HardwareControl
-    pki: Path
-
-
-@pytest.fixture
-async def endpoint(make_rack: MakeRack, tmp_path: Path) -> AsyncIterator[Endpoint]:
-    pki = tmp_path / "pki"
-    ca = RackCA.create(pki)
-    ca.issue("racklet-twin").write(pki, "twin")
-    ca.issue("racklet-controller", server=False, client=True).write(pki, "controller")
-    ca.issue("unit-1-bmc", server=False, client=True).write(pki, "bmc")
-    rack = make_rack(units=3)
-    await rack.start()
-    app = ControlApp(FaultEngine(rack))
-    port = _free_port()
-    context = server_context(
-        pki / "twin.crt", pki / "twin.key", ca=pki / "ca.crt", require_client_cert=True
-    )
-    server = AppServer(app.app, port=port, ssl_context=context, name="test:control")
-    await server.start()
-    url = f"https://127.0.0.1:{port}"
-    client = HardwareControl(url, pki / "ca.crt", pki / "controller.crt", pki / "controller.key")
-    try:
-        yield Endpoint(url, rack, client, pki)
-    finally:
-        await client.aclose()
-        await server.stop()
+from .conftest import Endpoint, free_port
 
 
 async def test_only_the_controller_identity_may_break_the_rack(endpoint: Endpoint) -> None:
@@ -118,7 +73,7 @@ async def test_a_bad_body_is_a_status_not_a_crash(endpoint: Endpoint) -> None:
 async def test_an_unanswering_endpoint_is_a_clear_error(tmp_path: Path, endpoint: Endpoint) -> None:
     pki = endpoint.pki
     client = HardwareControl(
-        f"https://127.0.0.1:{_free_port()}",
+        f"https://127.0.0.1:{free_port()}",
         pki / "ca.crt",
         pki / "controller.crt",
         pki / "controller.key",

@@ -4,6 +4,18 @@ Pydantic models with camelCase wire names, condition helpers and validation erro
 the offending field. No I/O beyond (de)serialisation; storing objects is :mod:`racklet.store`.
 """
 
+from racklet.api._fault import (
+    RACK_WIDE,
+    Fault,
+    FaultPhase,
+    FaultSelector,
+    FaultSpec,
+    FaultStart,
+    FaultStatus,
+    FaultType,
+    parse_slots,
+    select_targets,
+)
 from racklet.api._gitsource import (
     GitSource,
     GitSourceSpec,
@@ -61,6 +73,7 @@ __all__ = [
     "KIND_INFO",
     "PHASES",
     "POWER_CYCLE_ANNOTATION",
+    "RACK_WIDE",
     "ApiError",
     "BmcRef",
     "ChannelPointer",
@@ -69,6 +82,13 @@ __all__ = [
     "ComputeUnitStatus",
     "Condition",
     "Event",
+    "Fault",
+    "FaultPhase",
+    "FaultSelector",
+    "FaultSpec",
+    "FaultStart",
+    "FaultStatus",
+    "FaultType",
     "GitSource",
     "GitSourceSpec",
     "GitSourceStatus",
@@ -102,8 +122,10 @@ __all__ = [
     "parse",
     "parse_duration",
     "parse_selector",
+    "parse_slots",
     "problems",
     "remove_condition",
+    "select_targets",
     "set_condition",
     "to_dict",
     "to_yaml",

@@ -40,6 +40,9 @@ class HardwareControl:
             base_url=url.rstrip("/") + PREFIX,
             verify=client_context(ca, cert, key),
             timeout=TIMEOUT_SECONDS,
+            # No idle pooled connection: the hardware side's listener would wait for its TLS
+            # shutdown (asyncio's 30 s) when it stops. Faults are rare; a handshake is cheap.
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
 
     @classmethod

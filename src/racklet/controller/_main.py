@@ -23,10 +23,20 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from racklet import config as rack_config
-from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, GitSource, ObjectMeta, Rack, RackSpec
+from racklet.api import (
+    BmcRef,
+    ComputeUnit,
+    ComputeUnitSpec,
+    Fault,
+    GitSource,
+    ObjectMeta,
+    Rack,
+    RackSpec,
+)
 from racklet.boot import BulkTargetServer
 from racklet.controller._certificates import UnitCertificates
 from racklet.controller._gitops import GitSources
+from racklet.controller._hardware import HardwareControl
 from racklet.controller._heartbeats import HeartbeatRegistry
 from racklet.controller._housekeeping import TufRefresher
 from racklet.controller._http import create_api_app, create_machine_app
@@ -35,7 +45,7 @@ from racklet.controller._metrics import ControllerMetrics
 from racklet.controller._releases import PkiMaintenance, register_release_reconcilers
 from racklet.controller._runtime import Registry, Runtime
 from racklet.controller.errors import ControllerError
-from racklet.controller.reconcilers import ComputeUnitReconciler, RackReconciler
+from racklet.controller.reconcilers import ComputeUnitReconciler, FaultReconciler, RackReconciler
 from racklet.errors import RackletError
 from racklet.log import configure, get_logger
 from racklet.net import AppServer, client_context, run_loop, server_context
@@ -176,6 +186,8 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
         ),
     )
     registry.register(Rack, RackReconciler(acting, observer=metrics, controller=identity))
+    hardware = _hardware_control(config)
+    registry.register(Fault, FaultReconciler(acting, hardware))
     gitops = GitSources(acting, layout.controller / "gitops")
     registry.register(GitSource, gitops)
     refresher = TufRefresher(layout.boot, is_leader=lambda: election is None or election.is_leader)
@@ -276,7 +288,16 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
         await runtime.stop()
         for client in clients.values():
             await client.aclose()
+        if hardware is not None:
+            await hardware.aclose()
         await store.close()
+
+
+def _hardware_control(config: rack_config.RackConfig) -> HardwareControl | None:
+    """The hardware side's control endpoint (faults, hot-swap), if this rack has one."""
+    if config.control is None:
+        return None
+    return HardwareControl.for_state_dir(config.control.url, config.layout.root)
 
 
 async def _main(state_dir: Path) -> None:
