@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from racklet import config as rack_config
 from racklet.cli._apply import cmd_apply
 from racklet.cli._client import ApiClient
+from racklet.cli._faults import add_fault_parser, add_slot_parser, cmd_fault, cmd_slot
 from racklet.cli._pki import add_pki_parser, cmd_pki
 from racklet.cli._release import add_release_parser, cmd_release
 from racklet.cli._resources import cmd_delete, cmd_describe, cmd_events, cmd_get, cmd_wait, duration
@@ -164,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_release_parser(commands)
     add_pki_parser(commands)
     add_rpi_parser(commands)
+    add_fault_parser(commands)
+    add_slot_parser(commands)
 
     console = commands.add_parser("console", help="print a unit's captured UART log")
     console.add_argument("name")
@@ -311,6 +314,8 @@ _COMMANDS = {
     "release": cmd_release,
     "pki": cmd_pki,
     "rpi": cmd_rpi,
+    "fault": cmd_fault,
+    "slot": cmd_slot,
 }
 
 
