@@ -32,6 +32,12 @@ class FakeBmcHost:
     async def stop(self) -> None:
         self.running = False
 
+    async def hang(self) -> None:
+        self.running = False
+
+    async def resume(self) -> None:
+        self.running = True
+
     def request_restart(self) -> None:
         self.restarts += 1
 

@@ -71,6 +71,8 @@ class BmcControl(Protocol):
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
+    async def hang(self) -> None: ...
+    async def resume(self) -> None: ...
     def request_restart(self) -> None: ...
 
 
@@ -382,8 +384,8 @@ class FaultEngine:
     async def _apply_BmcHang(self, applied: Applied, units: list[TwinUnit]) -> None:
         for unit in units:
             host = self._bmc(unit)
-            await host.stop()
-            applied.undo.append(host.start)
+            await host.hang()
+            applied.undo.append(host.resume)
         applied.message = "the BMC stopped answering (its listener is gone)"
 
     async def _apply_BmcReboot(self, applied: Applied, units: list[TwinUnit]) -> None:
