@@ -17,6 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
+from racklet.net import client_context
+
 from .conftest import RunningRack, phase, start_rack, stop_rack
 
 UNITS = ("unit-1", "unit-2", "unit-3")
@@ -122,7 +124,7 @@ def test_sensor_faults_show_in_redfish_as_the_chip_reports_them(fault_rack: Runn
     unit = next(u for u in rack.config["units"] if u["name"] == "unit-1")
     sensor = f"{unit['bmc']['url']}/redfish/v1/Chassis/unit-1/Sensors/temperature"
     auth = (unit["bmc"]["username"], unit["bmc"]["password"])
-    verify = str(Path(rack.config["api"]["caBundle"]))
+    verify = client_context(Path(rack.config["api"]["caBundle"]))
 
     def reading() -> Any:
         response = httpx.get(sensor, auth=auth, verify=verify, timeout=10)

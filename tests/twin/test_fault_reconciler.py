@@ -59,6 +59,7 @@ def test_bad_fault_manifests_name_the_problem() -> None:
         ({"type": "PowerLoss", "selector": {"slots": "5-2"}}, "within 1..16"),
         ({"type": "Meteor"}, "type"),
         ({"type": "BrownOut", "duration": "ten"}, "duration"),
+        ({"type": "BrownOut", "params": {"watts": float("nan")}}, "params.watts must be a finite"),
     ):
         with pytest.raises(InvalidObject, match=words):
             parse({**base, "spec": spec})

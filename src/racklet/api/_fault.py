@@ -11,6 +11,7 @@ deleted). Rack-wide types (busbar outage, brown-out, controller crash) take no s
 from __future__ import annotations
 
 import datetime as dt
+import math
 import random
 import re
 from collections.abc import Sequence
@@ -104,6 +105,9 @@ class FaultSpec(Model):
 
     @model_validator(mode="after")
     def _check(self) -> FaultSpec:
+        for key, value in self.params.items():
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(f"params.{key} must be a finite number")
         if self.duration is not None and parse_duration(self.duration) < 1:
             raise ValueError("duration must be at least 1s")
         if self.type in RACK_WIDE and not self.selector.empty:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import re
 import secrets
 import time
@@ -48,10 +49,12 @@ def _param(text: str) -> tuple[str, Any]:
     else:
         for convert in (int, float):
             try:
-                value = convert(raw)
-                break
+                number = convert(raw)
             except ValueError:
                 continue
+            if math.isfinite(number):  # "nan" and "inf" stay words (a sensor mode is "nan")
+                value = number
+            break
     return key, value
 
 
