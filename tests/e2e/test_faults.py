@@ -175,3 +175,24 @@ def test_bad_faults_are_one_line_errors_and_recorded_as_failed(fault_rack: Runni
     assert "Refused" in described
     rack.cli("fault", "clear", "--all")
     rack.wait_for(_all_running, "unit-3 back after its power loss", 90)
+
+
+def test_a_new_board_in_a_known_slot_is_a_new_machine(fault_rack: RunningRack) -> None:
+    rack = fault_rack
+    issued = rack.state_dir / "pki" / "issued" / "unit-3.pem"
+    old = issued.read_bytes()
+    uuid_before = (rack.state_dir / "bmc" / "unit-3" / "uuid").read_text()
+    with PhaseRecorder(rack) as recorder:
+        rack.cli("slot", "pull", "3")
+        rack.wait_for(lambda u: phase(u, "unit-3") == "Absent", "unit-3 Absent", 30)
+        out = rack.cli("slot", "insert", "3", "--new-board").stdout
+        assert "slot 3: a new board inserted" in out
+        assert "revoked the old board's unit-3 certificate" in out
+        rack.wait_for(_all_running, "the new board to enrol and run", 120)
+    assert recorder.seen["unit-1"] == {"Running"} and recorder.seen["unit-2"] == {"Running"}
+    assert (rack.state_dir / "bmc" / "unit-3" / "uuid").read_text() != uuid_before
+    assert issued.read_bytes() != old  # a new identity, certified through CertificateService
+    revoked = json.loads((rack.state_dir / "pki" / "revoked.json").read_text())
+    from cryptography import x509
+
+    assert str(x509.load_pem_x509_certificate(old).serial_number) in revoked

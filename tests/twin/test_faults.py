@@ -255,3 +255,24 @@ async def test_unknown_kinds_and_reused_ids_are_refused(make_rack: MakeRack) -> 
     assert (await engine.inject("p", "Partition", {}, ["unit-1"])).id == "p"  # idempotent
     with pytest.raises(FaultRefused, match="already active with other parameters"):
         await engine.inject("p", "PowerLoss", {}, ["unit-1"])
+
+
+async def test_a_new_board_wipes_the_bmc_state_and_the_disk_and_restarts_the_bmc(
+    make_rack: MakeRack, tmp_path: Path
+) -> None:
+    from racklet.twin._control import new_board_wiper
+
+    rack = make_rack(units=2)
+    await rack.start()
+    bmc_dir = tmp_path / "bmc-2"
+    (bmc_dir / "certificates").mkdir(parents=True)
+    for name in ("uuid", "ab.json", "accounts.json", "certificates/identity.key"):
+        (bmc_dir / name).write_text("old")
+    disk = rack.unit("unit-2").storage
+    (disk / "slots" / "A").mkdir(parents=True)
+    (disk / "slots" / "A" / "payload.bin").write_bytes(b"old os")
+    host = FakeBmcHost()
+    await new_board_wiper({"unit-2": bmc_dir}, {"unit-2": host})(rack.unit("unit-2"))
+    assert sorted(p.name for p in bmc_dir.iterdir()) == ["accounts.json"]  # the rack's accounts
+    assert disk.is_dir() and not any(disk.iterdir())
+    assert host.running

@@ -15,6 +15,7 @@ import math
 import re
 import secrets
 import time
+from pathlib import Path
 from typing import Any, get_args
 
 from racklet import config as rack_config
@@ -219,6 +220,30 @@ async def _slot(config: rack_config.RackConfig, args: argparse.Namespace) -> int
             slot = await control.insert(args.slot, profile=args.profile, new_board=args.new_board)
             board = "a new board" if args.new_board else slot["unit"]
             print(f"slot {slot['slot']}: {board} inserted ({slot['profile']})")
+            if args.new_board:
+                for line in _revoke_old_identity(config.layout.root, str(slot["unit"])):
+                    print(line)
     finally:
         await control.aclose()
     return 0
+
+
+def _revoke_old_identity(state: Path, unit: str) -> list[str]:
+    """A new board in a known slot is a new machine: the certificates signed for the old
+    board's keys (its unit identity and its BMC's HTTPS certificate, as recorded in
+    ``pki/issued/``) are revoked, so the old board is refused wherever it turns up."""
+    from racklet.pki import RackCA, revoke
+
+    pki = state / "pki"
+    ca = RackCA.load(pki)
+    lines = []
+    for common_name in (unit, f"{unit}-bmc"):
+        record = pki / "issued" / f"{common_name}.pem"
+        try:
+            pem = record.read_bytes()
+        except FileNotFoundError:
+            continue
+        serial = revoke(ca, pki, pem)
+        record.unlink()
+        lines.append(f"revoked the old board's {common_name} certificate (serial {serial:x})")
+    return lines
