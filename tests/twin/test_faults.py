@@ -68,6 +68,18 @@ async def test_busbar_outage_powers_every_unit_off_and_keeps_them_off_until_clea
     assert await engine.clear("outage") is None  # clearing twice is no error
 
 
+async def test_a_busbar_outage_takes_the_bmcs_down_too(make_rack: MakeRack) -> None:
+    rack = make_rack(units=2)
+    hosts = {"unit-1": FakeBmcHost(), "unit-2": FakeBmcHost()}
+    engine = FaultEngine(rack, hosts)
+    await engine.inject("outage", "BusbarOutage", {}, [])
+    assert not any(host.running for host in hosts.values())
+    with pytest.raises(FaultRefused, match="BusbarOutage fault 'outage' on its BMC"):
+        await engine.inject("h", "BmcHang", {}, ["unit-2"])
+    await engine.clear("outage")
+    assert all(host.running for host in hosts.values())
+
+
 async def test_brown_out_lowers_the_rating_resets_units_and_is_restored(
     make_rack: MakeRack,
 ) -> None:

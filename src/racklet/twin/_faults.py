@@ -293,12 +293,12 @@ class FaultEngine:
             units.append(unit)
         return units
 
-    @staticmethod
     def _facets(
-        kind: str, params: Mapping[str, Any], units: list[TwinUnit]
+        self, kind: str, params: Mapping[str, Any], units: list[TwinUnit]
     ) -> list[tuple[str, str]]:
-        if kind == "BusbarOutage":
-            return [("rack", "supply")]
+        rack_units = [name for name in self.rack.units if name in self._bmcs]
+        if kind == "BusbarOutage":  # the BMC boards are fed from the busbar too
+            return [("rack", "supply"), *((name, "BMC") for name in rack_units)]
         if kind == "BrownOut":
             return [("rack", "psu rating")]
         if kind == "ControllerCrash":
@@ -318,9 +318,13 @@ class FaultEngine:
     # -- the kinds ---------------------------------------------------------------------------
 
     async def _apply_BusbarOutage(self, applied: Applied, units: list[TwinUnit]) -> None:
+        hosts = [self._bmcs[name] for name in self.rack.units if name in self._bmcs]
+        for host in hosts:  # every BMC loses power too, and boots afresh when it returns
+            await host.stop()
+            applied.undo.append(host.start)
         for unit in self.rack.units.values():
             _cut(applied, unit, "busbar")
-        applied.message = "the busbar lost its supply: every unit is off"
+        applied.message = "the busbar lost its supply: every unit and every BMC is off"
 
     async def _apply_BrownOut(self, applied: Applied, units: list[TwinUnit]) -> None:
         watts = _number(applied.params, "watts")
