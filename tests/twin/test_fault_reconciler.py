@@ -76,7 +76,8 @@ async def test_a_fault_is_injected_on_its_targets_and_cleared_on_request(
     store = MemoryStore()
     for unit in _units(3):
         await store.create(unit)
-    reconciler = FaultReconciler(store, endpoint.client)
+    woken: list[str] = []
+    reconciler = FaultReconciler(store, endpoint.client, wake=woken.append)
     await store.create(
         Fault(
             metadata=ObjectMeta(name="cut-odd"),
@@ -96,6 +97,7 @@ async def test_a_fault_is_injected_on_its_targets_and_cleared_on_request(
     fault = await _reconciled(store, reconciler, "cut-odd")
     assert fault.status.phase == "Cleared" and fault.status.clear_time is not None
     assert endpoint.rack.unit("unit-1").cuts == set()
+    assert woken == ["unit-1", "unit-3"]  # looked at again at once, not at the next resync
     assert [e.reason for e in await store.events("cut-odd")] == ["Injected", "Cleared"]
 
 

@@ -187,7 +187,10 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
     )
     registry.register(Rack, RackReconciler(acting, observer=metrics, controller=identity))
     hardware = _hardware_control(config)
-    registry.register(Fault, FaultReconciler(acting, hardware))
+    registry.register(
+        Fault,
+        FaultReconciler(acting, hardware, wake=lambda name: enqueue("ComputeUnit", name)),
+    )
     gitops = GitSources(acting, layout.controller / "gitops")
     registry.register(GitSource, gitops)
     refresher = TufRefresher(layout.boot, is_leader=lambda: election is None or election.is_leader)

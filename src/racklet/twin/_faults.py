@@ -19,6 +19,7 @@ also degrades links, and :func:`network_for` picks whichever the rack has.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import math
@@ -319,9 +320,9 @@ class FaultEngine:
 
     async def _apply_BusbarOutage(self, applied: Applied, units: list[TwinUnit]) -> None:
         hosts = [self._bmcs[name] for name in self.rack.units if name in self._bmcs]
-        for host in hosts:  # every BMC loses power too, and boots afresh when it returns
-            await host.stop()
-            applied.undo.append(host.start)
+        # Every BMC loses power too, and they all boot afresh at once when it returns.
+        await asyncio.gather(*(host.stop() for host in hosts))
+        applied.undo.append(lambda: asyncio.gather(*(host.start() for host in hosts)))
         for unit in self.rack.units.values():
             _cut(applied, unit, "busbar")
         applied.message = "the busbar lost its supply: every unit and every BMC is off"

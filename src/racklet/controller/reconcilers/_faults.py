@@ -13,6 +13,7 @@ an unreachable endpoint is retried.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 from racklet.api import (
@@ -43,10 +44,19 @@ class Hardware(Protocol):
 
 
 class FaultReconciler:
-    def __init__(self, store: Store, hardware: Hardware | None) -> None:
-        """``hardware`` None: the rack has no control endpoint (faults fail with that reason)."""
+    def __init__(
+        self,
+        store: Store,
+        hardware: Hardware | None,
+        *,
+        wake: Callable[[str], None] | None = None,
+    ) -> None:
+        """``hardware`` None: the rack has no control endpoint (faults fail with that reason).
+        ``wake(unit)`` queues a ComputeUnit: its units are looked at as soon as a fault
+        clears (power back, link up), not at the next resync."""
         self._store = store
         self._hardware = hardware
+        self._wake = wake
         self._log = get_logger("controller")
 
     async def reconcile(self, name: str) -> float | None:
@@ -65,6 +75,7 @@ class FaultReconciler:
         if phase == "Active":
             if fault.spec.cleared or self._expired(fault, now):
                 await self._clear(name)
+                await self._wake_targets(fault)
                 why = "cleared on request" if fault.spec.cleared else "its duration ended"
                 await self._set(fault, "Cleared", "Cleared", "True", "Cleared", why, now=now)
                 return None
@@ -115,6 +126,15 @@ class FaultReconciler:
             await self._hardware.clear(name)
         except HardwareUnreachable as exc:
             raise TemporaryError(str(exc), RETRY_SECONDS) from exc
+
+    async def _wake_targets(self, fault: Fault) -> None:
+        if self._wake is None:
+            return
+        names = fault.status.targets
+        if not names:  # a rack-wide fault: every unit
+            names = [unit.metadata.name for unit in await self._store.list(ComputeUnit)]
+        for unit in names:
+            self._wake(unit)
 
     @staticmethod
     def _begin(fault: Fault) -> dt.datetime:
