@@ -8,6 +8,7 @@ steps run in order and each ends with every unit Running again.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -196,3 +197,41 @@ def test_a_new_board_in_a_known_slot_is_a_new_machine(fault_rack: RunningRack) -
     from cryptography import x509
 
     assert str(x509.load_pem_x509_certificate(old).serial_number) in revoked
+
+
+def test_a_brown_out_resets_units_as_the_busbar_says_and_clear_restores(
+    fault_rack: RunningRack,
+) -> None:
+    rack = fault_rack
+    with PhaseRecorder(rack) as recorder:
+        # 3 running units draw about 8.7 W: a 4 W PSU browns out and resets them all.
+        rack.cli("fault", "inject", "brown-out", "-p", "watts=4", "--name", "sag")
+        rack.wait_for(
+            lambda u: all(phase(u, n) != "Running" for n in UNITS), "every unit reset", 30
+        )
+        rack.cli("fault", "clear", "sag")
+        rack.wait_for(_all_running, "every unit Running after the brown-out", 90)
+    assert all(len(recorder.seen[n]) > 1 for n in UNITS)
+
+
+def test_a_corrupted_active_slot_is_caught_at_the_next_boot(fault_rack: RunningRack) -> None:
+    rack = fault_rack
+    out = rack.cli("fault", "inject", "storage-corruption", "--unit", "unit-2", "--name", "rot")
+    assert "bitflip in unit-2 slot" in out.stdout
+    rack.cli("power", "cycle", "unit-2")
+    units = rack.wait_for(
+        lambda u: (
+            phase(u, "unit-2") in ("Running", "BootFailed")
+            and (u["unit-2"]["status"].get("lastPowerCycle") is not None)
+        ),
+        "unit-2 to boot again",
+        90,
+    )
+    assert phase(units, "unit-2") == "Running"
+    console = rack.cli("console", "unit-2").stdout
+    # The re-hash before boot catches it; the unit installs the release into the other slot,
+    # try-boots it and commits it, and says why on its console.
+    assert re.search(r"slot [AB] is corrupt: its payload no longer matches SHA-256", console)
+    assert re.search(r"health check passed; slot [AB] committed", console)
+    rack.cli("fault", "clear", "rot")
+    rack.wait_for(_all_running, "unit-2 Running", 90)
