@@ -180,3 +180,27 @@ async def test_a_deleted_fault_is_cleared_and_an_unreachable_rack_is_retried(
     with pytest.raises(TemporaryError, match="does not answer"):
         await reconciler.reconcile("q")
     assert (await store.get(Fault, "q")).status.phase == "Pending"
+
+
+def test_gitops_carries_fault_manifests_like_any_kind() -> None:
+    from racklet.gitops import load_manifests
+
+    manifest = b"""
+apiVersion: racklet.dev/v1alpha1
+kind: Fault
+metadata: {name: two-units-lose-power}
+spec:
+  type: PowerLoss
+  selector: {slots: 1-8, random: 2, seed: 7}
+  start: {after: 30s}
+  duration: 1m
+"""
+    (loaded,) = load_manifests({"faults/power.yaml": manifest})
+    assert loaded.kind == "Fault" and loaded.name == "two-units-lose-power"
+    assert loaded.body["spec"]["selector"] == {
+        "slots": "1-8",
+        "random": 2,
+        "seed": 7,
+        "names": [],
+        "labels": {},
+    }
