@@ -76,8 +76,13 @@ def _condition(unit: dict[str, Any], kind: str) -> dict[str, Any]:
     return {}
 
 
+def _boots(rack: RunningRack, name: str) -> int:
+    return rack.cli("console", name).stdout.count("racklet bootstrap starting")
+
+
 def test_slot_pull_and_insert_leave_every_other_unit_running(fault_rack: RunningRack) -> None:
     rack = fault_rack
+    boots = {name: _boots(rack, name) for name in ("unit-1", "unit-2")}
     with PhaseRecorder(rack) as recorder:
         assert rack.cli("slot", "pull", "3").stdout.strip() == "slot 3: unit-3 pulled"
         rack.wait_for(lambda u: phase(u, "unit-3") == "Absent", "unit-3 to be Absent", 30)
@@ -86,7 +91,9 @@ def test_slot_pull_and_insert_leave_every_other_unit_running(fault_rack: Running
         assert "no slot 9" in _error_line(rack.cli("slot", "pull", "9", check=False))
         rack.cli("slot", "insert", "3")
         rack.wait_for(_all_running, "unit-3 to run again after insert", 90)
+    # Never out of Running (so never a heartbeat late past the timeout) and never rebooted.
     assert recorder.seen["unit-1"] == {"Running"} and recorder.seen["unit-2"] == {"Running"}
+    assert {name: _boots(rack, name) for name in boots} == boots
     assert "Absent" in recorder.seen["unit-3"]
     slots = rack.cli("slot", "list").stdout
     assert "no (empty)" not in slots
