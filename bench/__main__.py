@@ -22,6 +22,7 @@ BENCHMARKS = [
     "identity",
     "loop_lag_fuzz",
     "energy_accuracy",
+    "faults",
 ]
 
 

@@ -62,6 +62,13 @@ class RmcConfig(_Model):
     password: str
 
 
+class ControlConfig(_Model):
+    """The hardware side's control endpoint (faults, hot-swap): mutual TLS, the controller's
+    identity only (``racklet.twin``'s ``_control``)."""
+
+    url: str
+
+
 class RackSettings(_Model):
     name: str = "rack-1"
     units: int = 5
@@ -106,6 +113,7 @@ class RackConfig(_Model):
     controller: ControllerConfig
     units: list[UnitConfig]
     rmc: RmcConfig | None = None
+    control: ControlConfig | None = None
     peer_controllers: list[ControllerConfig] = Field(default_factory=list, alias="peerControllers")
     """Controllers 2..N of ``racklet up --controllers N`` (etcd only); each has its own ports
     and its own config file, ``controller-N/racklet.yaml``, that points at this state dir."""

@@ -39,7 +39,9 @@ def _prepare(state_dir: Path, units: int, **extra: Any) -> RackConfig:
 
 def test_a_restart_keeps_every_port_and_a_fresh_dir_picks_new_ones(tmp_path: Path) -> None:
     first = recorded(_prepare(tmp_path / "a", 3))
-    assert len(set(first.values())) == len(first) == 3 + 2 * 3 + 1  # api/machine/bulk, units, rmc
+    assert (
+        len(set(first.values())) == len(first) == 3 + 2 * 3 + 2
+    )  # api/machine/bulk, units, rmc, control
     assert recorded(_prepare(tmp_path / "a", 3)) == first
     assert recorded(load(tmp_path / "a" / "racklet.yaml")) == first
     other = recorded(_prepare(tmp_path / "b", 3))
@@ -109,7 +111,7 @@ def test_more_controllers_need_etcd_and_each_gets_its_own_ports_and_config(
     assert "--store etcd://HOST:PORT" in capsys.readouterr().err
     config = _prepare(tmp_path, 1, store="etcd://127.0.0.1:2379", controllers=2)
     ports = recorded(config)
-    assert len(set(ports.values())) == len(ports) == 3 + 2 + 1 + 2
+    assert len(set(ports.values())) == len(ports) == 3 + 2 + 2 + 2  # rmc and control
     peer = load(peer_config_path(config.layout, 2))
     assert peer.state_dir == config.state_dir  # same rack, same secrets
     assert peer.api.url == f"https://127.0.0.1:{ports['api:controller-2']}"

@@ -17,12 +17,14 @@ def observe(
     oem: str | None = None,
     absent: bool = False,
     fresh: bool = False,
+    lost: bool = False,
     messages: tuple[str, ...] = (),
 ) -> Observation:
     return Observation(
         chassis=ChassisView(state="Absent" if absent else "Enabled", max_power_watts=6.0),
         system=SystemView(power, last, oem, "Enabled", "OK", messages),
         heartbeat_fresh=fresh,
+        heartbeat_lost=lost,
     )
 
 
@@ -37,6 +39,8 @@ def observe(
         (observe(last="OSBootStarted"), "Booting", False),
         (observe(last="OSRunning"), "Booting", True),
         (observe(last="OSRunning", fresh=True), "Running", False),
+        # Heartbeats came this boot and stopped (a partition): Unreachable, not Booting.
+        (observe(last="OSRunning", lost=True), "Unreachable", True),
         (observe(last="OEM", oem="BootFailed", messages=("bad sha-256",)), "BootFailed", False),
         (observe(power="Off", last="OEM", oem="BootFailed"), "Off", False),
     ],

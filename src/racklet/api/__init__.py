@@ -4,6 +4,18 @@ Pydantic models with camelCase wire names, condition helpers and validation erro
 the offending field. No I/O beyond (de)serialisation; storing objects is :mod:`racklet.store`.
 """
 
+from racklet.api._fault import (
+    RACK_WIDE,
+    Fault,
+    FaultPhase,
+    FaultSelector,
+    FaultSpec,
+    FaultStart,
+    FaultStatus,
+    FaultType,
+    parse_slots,
+    select_targets,
+)
 from racklet.api._gitsource import (
     GitSource,
     GitSourceSpec,
@@ -74,6 +86,7 @@ __all__ = [
     "PHASES",
     "POWER_CYCLE_ANNOTATION",
     "RACK_LABEL",
+    "RACK_WIDE",
     "STORED_KINDS",
     "TOKEN_ROLES",
     "ApiError",
@@ -86,6 +99,13 @@ __all__ = [
     "ComputeUnitStatus",
     "Condition",
     "Event",
+    "Fault",
+    "FaultPhase",
+    "FaultSelector",
+    "FaultSpec",
+    "FaultStart",
+    "FaultStatus",
+    "FaultType",
     "GitSource",
     "GitSourceSpec",
     "GitSourceStatus",
@@ -120,9 +140,11 @@ __all__ = [
     "parse",
     "parse_duration",
     "parse_selector",
+    "parse_slots",
     "problems",
     "rack_of",
     "remove_condition",
+    "select_targets",
     "set_condition",
     "to_dict",
     "to_yaml",

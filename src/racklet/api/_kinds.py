@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from racklet.api._fault import Fault
 from racklet.api._gitsource import GitSource
 from racklet.api._meta import Object
 from racklet.api._release import Release, Rollout
 from racklet.api._resources import ComputeUnit, Rack
 from racklet.api._tokens import ApiToken
 
-Resource = Rack | ComputeUnit | Release | Rollout | GitSource
+Resource = Rack | ComputeUnit | Release | Rollout | GitSource | Fault
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ KIND_INFO: tuple[KindInfo, ...] = (
     KindInfo("Release", "releases", Release),
     KindInfo("Rollout", "rollouts", Rollout),
     KindInfo("GitSource", "gitsources", GitSource),
+    KindInfo("Fault", "faults", Fault),
 )
 KINDS: dict[str, type[Object]] = {info.kind: info.model for info in KIND_INFO}
 BY_PLURAL: dict[str, KindInfo] = {info.plural: info for info in KIND_INFO}

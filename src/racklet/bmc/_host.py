@@ -14,6 +14,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import replace
 
+from racklet.bmc._boot import BootStatus
 from racklet.bmc._service import BmcService, BmcSettings
 from racklet.errors import RackletError
 from racklet.hw import BmcBoard
@@ -45,6 +46,7 @@ class BmcHost:
         self._server: AppServer | None = None
         self._restarting: asyncio.Task[None] | None = None
         self._again = False
+        self._hung: BootStatus | None = None
         self.restarts = 0
 
     async def start(self) -> None:
@@ -85,6 +87,22 @@ class BmcHost:
             with contextlib.suppress(asyncio.CancelledError):
                 await restarting
         await self._stop_instance()
+
+    async def hang(self) -> None:
+        """Stop answering, as a hung BMC does (the fault engine's BMC hang); the host's boot
+        state is kept for :meth:`resume`, since the unit runs on meanwhile."""
+        if self.service is not None:
+            self._hung = self.service.context.boot
+        await self._stop_instance()
+
+    async def resume(self) -> None:
+        """Answer again after :meth:`hang`, with the boot state the unit had reached."""
+        if self.service is not None:
+            return
+        await self.start()
+        hung, self._hung = self._hung, None
+        if hung is not None and self.service is not None:
+            self.service.context.boot.carry_over(hung)
 
     def request_restart(self) -> None:
         """Restart soon (in a task this host owns); the caller's request finishes first. A

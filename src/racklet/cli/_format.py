@@ -120,6 +120,21 @@ def _gitsource_row(source: dict[str, Any], wide: bool) -> tuple[str, ...]:
     return row
 
 
+def _fault_row(fault: dict[str, Any], wide: bool) -> tuple[str, ...]:
+    status, spec = fault.get("status") or {}, fault.get("spec") or {}
+    row: tuple[str, ...] = (
+        fault["metadata"]["name"],
+        spec.get("type") or "-",
+        status.get("phase") or "Pending",
+        ",".join(status.get("targets") or []) or ("rack" if status.get("phase") else "-"),
+        spec.get("duration") or "-",
+        age(fault["metadata"].get("creationTimestamp")),
+    )
+    if wide:
+        row += (status.get("message") or "-",)
+    return row
+
+
 def _generic_row(obj: dict[str, Any], wide: bool) -> tuple[str, ...]:
     status = obj.get("status") or {}
     row: tuple[str, ...] = (
@@ -146,8 +161,14 @@ _HEADERS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
         ("NAME", "SOURCE", "BRANCH", "READY", "COMMIT", "AGE"),
         ("SUSPEND", "PRUNE", "MESSAGE"),
     ),
+    "Fault": (("NAME", "TYPE", "PHASE", "TARGETS", "DURATION", "AGE"), ("MESSAGE",)),
 }
-_ROWS = {"ComputeUnit": _unit_row, "Rack": _rack_row, "GitSource": _gitsource_row}
+_ROWS = {
+    "ComputeUnit": _unit_row,
+    "Rack": _rack_row,
+    "GitSource": _gitsource_row,
+    "Fault": _fault_row,
+}
 _GENERIC = (("NAME", "PHASE", "READY", "AGE"), ("MESSAGE",))
 
 

@@ -32,6 +32,8 @@ def recorded(config: RackConfig) -> dict[str, int]:
         ports[f"agent:{unit.name}"] = unit.agent_port
     if config.rmc is not None and (port := urlsplit(config.rmc.url).port) is not None:
         ports["rmc"] = port
+    if config.control is not None and (port := urlsplit(config.control.url).port) is not None:
+        ports["control"] = port
     for index, peer in enumerate(config.peer_controllers, start=2):
         ports[f"api:controller-{index}"] = peer.api_port
         ports[f"machine:controller-{index}"] = peer.machine_port
@@ -62,6 +64,7 @@ def describe(role: str) -> str:
         "bmc": "the BMC",
         "agent": "the OS agent",
         "rmc": "the RMC",
+        "control": "the hardware side's control endpoint",
     }
     return f"{names.get(what, what)} of {owner}" if owner else names.get(what, what)
 

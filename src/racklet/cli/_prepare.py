@@ -28,6 +28,7 @@ from racklet.config import (
     DIR_MODE,
     ApiConfig,
     BmcConfig,
+    ControlConfig,
     ControllerConfig,
     RackConfig,
     RackSettings,
@@ -70,7 +71,7 @@ def wipe_for_factory_reset(layout: StateLayout) -> None:
     they were: a reset is itself something to look into). ``prepare`` then builds everything
     anew.
     """
-    wiped = ("bmc", "units", "rmc")
+    wiped = ("bmc", "units", "rmc", "twin")
     aside = layout.root / ".audit-kept"
     kept = [p.relative_to(layout.root) for p in audit_files(layout.root)]
     kept = [p for p in kept if p.parts[0] in wiped]
@@ -101,7 +102,7 @@ def _port_roles(units: int, controllers: int) -> list[str]:
     roles = ["api", "machine", "bulk"]
     for index in range(units):
         roles += [f"bmc:unit-{index + 1}", f"agent:unit-{index + 1}"]
-    roles.append("rmc")
+    roles += ["rmc", "control"]
     for index in range(2, controllers + 1):
         roles += [f"api:controller-{index}", f"machine:controller-{index}"]
     return roles
@@ -257,6 +258,8 @@ def prepare(
     rmc = RmcConfig(
         url=f"https://127.0.0.1:{port['rmc']}", username=RMC_USER, password=rmc_password
     )
+    # The hardware side's control endpoint (faults, hot-swap) serves with its own identity.
+    _ensure_identity(ca, layout.root / "twin", "server", common_name="racklet-twin", role="twin")
     make_dir(layout.logs)
     config = RackConfig(
         stateDir=str(state_dir),
@@ -269,6 +272,7 @@ def prepare(
         controller=controller,
         units=unit_configs,
         rmc=rmc,
+        control=ControlConfig(url=f"https://127.0.0.1:{port['control']}"),
         peerControllers=peers,
     )
     save(config)

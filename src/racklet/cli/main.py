@@ -18,6 +18,7 @@ from racklet import config as rack_config
 from racklet.cli._apply import cmd_apply
 from racklet.cli._audit import add_audit_parser, cmd_audit
 from racklet.cli._client import ApiClient, bmc_identity
+from racklet.cli._faults import add_fault_parser, add_slot_parser, cmd_fault, cmd_slot
 from racklet.cli._pki import add_pki_parser, cmd_pki
 from racklet.cli._release import add_release_parser, cmd_release
 from racklet.cli._resources import cmd_delete, cmd_describe, cmd_events, cmd_get, cmd_wait, duration
@@ -170,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_token_parser(commands)
     add_audit_parser(commands)
     add_stress_parser(commands)
+    add_fault_parser(commands)
+    add_slot_parser(commands)
 
     console = commands.add_parser("console", help="print a unit's captured UART log")
     console.add_argument("name")
@@ -321,6 +324,8 @@ _COMMANDS = {
     "token": cmd_token,
     "audit": cmd_audit,
     "stress": cmd_stress,
+    "fault": cmd_fault,
+    "slot": cmd_slot,
 }
 
 

@@ -23,6 +23,8 @@ class Observation:
     system: SystemView | None = None
     environment: EnvironmentView | None = None
     heartbeat_fresh: bool = False
+    heartbeat_lost: bool = False
+    """The OS heartbeated during this boot and then stopped: its network, not its boot."""
 
     @property
     def powered(self) -> bool:
@@ -76,6 +78,13 @@ def derive_phase(obs: Observation) -> Verdict:
     if state == "OSRunning":
         if obs.heartbeat_fresh:
             return Verdict("Running", "the OS is running and heartbeating")
+        if obs.heartbeat_lost:
+            return Verdict(
+                "Unreachable",
+                "the OS stopped heartbeating while its BMC answers and reports it running: "
+                "the unit's network is cut",
+                heartbeat_missing=True,
+            )
         return Verdict(
             "Booting", "the OS is running but no heartbeat arrived", heartbeat_missing=True
         )

@@ -22,11 +22,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from racklet import config as rack_config
-from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, GitSource, ObjectMeta, Rack, RackSpec
+from racklet.api import (
+    BmcRef,
+    ComputeUnit,
+    ComputeUnitSpec,
+    Fault,
+    GitSource,
+    ObjectMeta,
+    Rack,
+    RackSpec,
+)
 from racklet.audit import AuditLog
 from racklet.boot import BulkTargetServer
 from racklet.controller._certificates import UnitCertificates
 from racklet.controller._gitops import GitSources
+from racklet.controller._hardware import HardwareControl
 from racklet.controller._heartbeats import HeartbeatRegistry
 from racklet.controller._housekeeping import TufRefresher
 from racklet.controller._http import create_api_app, create_machine_app
@@ -37,7 +47,7 @@ from racklet.controller._releases import register_release_reconcilers
 from racklet.controller._runtime import Registry, Runtime
 from racklet.controller._services import Hooks, Services
 from racklet.controller.errors import ControllerError
-from racklet.controller.reconcilers import ComputeUnitReconciler, RackReconciler
+from racklet.controller.reconcilers import ComputeUnitReconciler, FaultReconciler, RackReconciler
 from racklet.log import get_logger
 from racklet.net import AppServer, ca_trust_domain, client_context, server_context, spiffe_id
 from racklet.pki import CRL_NAME, RackCA, server_context_with_crl, write_crl
@@ -258,6 +268,16 @@ class Controller:
                 acting, observer=self.metrics, controller=self.identity, rack_name=config.rack.name
             ),
         )
+        self.hardware = (
+            None
+            if config.control is None
+            else HardwareControl.for_state_dir(config.control.url, layout.root)
+        )
+        """The hardware side's control endpoint (faults, hot-swap), if this rack has one."""
+        self.registry.register(
+            Fault,
+            FaultReconciler(acting, self.hardware, wake=lambda name: enqueue("ComputeUnit", name)),
+        )
         self.gitops = GitSources(acting, layout.controller / "gitops", enqueue)
         self.registry.register(GitSource, self.gitops)
         register_release_reconcilers(
@@ -282,6 +302,8 @@ class Controller:
         add = self.services.add
         add("audit log", Hooks(on_stop=self.audit.aclose))
         add("bmc clients", Hooks(on_stop=self._close_clients))
+        if self.hardware is not None:
+            add("hardware control", Hooks(on_stop=self.hardware.aclose))
         add("store", Hooks(lambda: declare(self.store, config), self.store.close))
         add("crl", Hooks(self._ensure_crl))
         if self.election is not None:

@@ -3,11 +3,13 @@
 Exports the description of a rack (:class:`RackDescription`), its realization
 (:class:`TwinRack`, :class:`TwinUnit`), the I2C bus and chip models the hardware drivers talk
 to (:class:`TwinSMBus`, :class:`Pac1921Model`, :class:`Ina219Model`), unit profiles
-(:class:`UnitProfile`, :func:`load_profile`) and the one clock (:class:`SimClock`).
+(:class:`UnitProfile`, :func:`load_profile`), the one clock (:class:`SimClock`) and the
+fault engine (:class:`FaultEngine`) that breaks it on purpose and mends it.
 """
 
 from racklet.twin._chips import Ina219Model, Pac1921Model
 from racklet.twin._clock import SimClock
+from racklet.twin._faults import FaultEngine, FaultRefused
 from racklet.twin._i2c import I2cDevice, TwinSMBus
 from racklet.twin._profile import UnitProfile, load_profile
 from racklet.twin._rack import RackDescription, TwinRack
@@ -15,6 +17,8 @@ from racklet.twin._unit import TwinUnit
 from racklet.twin.errors import TwinError
 
 __all__ = [
+    "FaultEngine",
+    "FaultRefused",
     "I2cDevice",
     "Ina219Model",
     "Pac1921Model",

@@ -11,7 +11,7 @@ from racklet.hw import BmcBoard, BootSource, Clock, PowerMonitor
 from racklet.hw.drivers import Ina219, Pac1921
 from racklet.hw.drivers import ina219 as ina219_driver
 from racklet.hw.drivers import pac1921 as pac1921_driver
-from racklet.twin._chips import Electrical, Ina219Model, InputNoise, Pac1921Model, nearest_code
+from racklet.twin._chips import Ina219Model, InputNoise, Pac1921Model, nearest_code
 from racklet.twin._i2c import I2cDevice, TwinSMBus
 from racklet.twin._unit import TwinUnit
 
@@ -68,7 +68,9 @@ class _Temperature:
 
     def read_celsius(self) -> float:
         codes = nearest_code(self._noise.on(self._unit.temperature / self._lsb))
-        return round(codes * self._lsb, 3)
+        value = round(codes * self._lsb, 3)
+        tap = self._unit.sensor_taps.get("temperature")  # a sensor fault (stuck, NaN, drift)
+        return tap(value) if tap is not None else value
 
 
 class _Presence:
@@ -98,7 +100,12 @@ class MonitorSocket:
     def __init__(self, unit: TwinUnit, volts: float) -> None:
         self.bus = TwinSMBus()
         profile = unit.profile
-        source: Electrical = lambda: (volts, unit.power_watts / volts)  # noqa: E731
+
+        def source() -> tuple[float, float]:
+            tap = unit.sensor_taps.get("power")
+            watts = unit.power_watts if tap is None else tap(unit.power_watts)
+            return volts, watts / volts
+
         self.chip: I2cDevice
         headroom_amps = 1.1 * profile.max_power_watts / volts
         noise = InputNoise(profile.monitor_noise_lsb, unit.sensor_rng)

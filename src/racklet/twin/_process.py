@@ -18,19 +18,20 @@ from racklet import config as rack_config
 from racklet import log
 from racklet.bmc import BmcHost, BmcSettings, TufImageVerifier
 from racklet.errors import RackletError
-from racklet.net import ca_trust_domain, live_server_context, run_loop, spiffe_id
+from racklet.net import AppServer, ca_trust_domain, live_server_context, run_loop, spiffe_id
 from racklet.pki import CRL_NAME
 from racklet.rmc import RunningRmc, serve_rmc
 from racklet.twin._clock import SimClock
+from racklet.twin._control import ControlApp, new_board_wiper
+from racklet.twin._faults import FaultEngine
 from racklet.twin._firmware import unit_firmware
+from racklet.twin._rack import RackDescription, TwinRack
 
 BMC_FIRMWARE_VERSION = "0.1.0"
 """The factory firmware in slot A of every twin BMC (a release on ``bmc-firmware`` replaces it)."""
 
 
 async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
-    from racklet.twin import RackDescription, TwinRack
-
     logger = log.get_logger("twin")
     layout = config.layout
     clock = SimClock(config.rack.speed)
@@ -49,6 +50,8 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
     hosts: list[BmcHost] = []
     rmc: RunningRmc | None = None
     domain = ca_trust_domain(layout.ca_cert.read_bytes())
+    control: AppServer | None = None
+    engine: FaultEngine | None = None
     try:
         await rack.start()
         for unit in config.units:
@@ -83,9 +86,15 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
             hosts.append(host)
         if config.rmc is not None:
             rmc = await serve_rmc(config, port=urlsplit(config.rmc.url).port or 443)
+        if config.control is not None:
+            engine, control = await _serve_control(config, rack, hosts)
         logger.info(f"twin of {config.rack.units} units running at speed {config.rack.speed}")
         await stop.wait()
     finally:
+        if control is not None:
+            await control.stop()
+        if engine is not None:
+            await engine.clear_all()  # a stopped rack keeps no fault (its files are restored)
         if rmc is not None:
             await rmc.stop()
         for host in hosts:
@@ -94,6 +103,38 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
             await host.stop()
         await rack.stop()
         logger.info("twin stopped")
+
+
+async def _serve_control(
+    config: rack_config.RackConfig, rack: TwinRack, hosts: list[BmcHost]
+) -> tuple[FaultEngine, AppServer]:
+    """The fault engine over this rack and its BMC hosts, behind the control endpoint."""
+    assert config.control is not None
+    layout = config.layout
+    by_unit = {unit.name: host for unit, host in zip(config.units, hosts, strict=True)}
+    bmc_dirs = {unit.name: layout.bmc(unit.name) for unit in config.units}
+    engine = FaultEngine(rack, by_unit, bmc_dirs=bmc_dirs)
+    domain = ca_trust_domain(layout.ca_cert.read_bytes())
+    app = ControlApp(
+        engine,
+        new_board=new_board_wiper(bmc_dirs, by_unit),
+        identity=spiffe_id(domain, "controller"),
+    )
+    twin_dir = layout.root / "twin"
+    server = AppServer(
+        app.app,
+        port=urlsplit(config.control.url).port or 443,
+        # Mutual TLS that follows the rack's CRL: a revoked controller identity is refused.
+        ssl_context=live_server_context(
+            twin_dir / "server.crt",
+            twin_dir / "server.key",
+            ca=layout.ca_cert,
+            crl=layout.pki / CRL_NAME,
+        ),
+        name="twin:control",
+    )
+    await server.start()
+    return engine, server
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -119,6 +119,11 @@ class TwinRack:
             self._boards[name] = board
         return board
 
+    def monitor(self, name: str) -> MonitorSocket:
+        """The socket of unit ``name``'s power-monitor chip (a fault can pull the chip)."""
+        self.unit(name)
+        return self._monitors[name]
+
     def pull(self, name: str) -> None:
         """Hot-swap out: the unit loses power and leaves its slot; its monitor NACKs."""
         unit = self.unit(name)

@@ -55,6 +55,11 @@ class TwinUnit:
         self.boot_source = BootSource.SD_CARD
         self.present = True
         self.powered = False
+        self.cuts: set[str] = set()
+        """Supplies a fault cut (``busbar``, ``feed``): while any is, the unit cannot power on."""
+        self.sensor_taps: dict[str, Callable[[float], float]] = {}
+        """Failing sensors: a filter over the true reading, by sensor (``temperature``,
+        ``power``); it may raise ``OSError`` (the chip NACKs). Set by the fault engine."""
         self.port: SwitchPort | None = None
         """The switch port its Ethernet is cabled to (the rack attaches it)."""
         self.energy_joules = 0.0
@@ -154,7 +159,7 @@ class TwinUnit:
     # -- board lines -----------------------------------------------------------------------
 
     def power_on(self) -> None:
-        if self.powered or not self.present:
+        if self.powered or not self.present or self.cuts:
             return
         self.powered = True
         self._log.info("power on")

@@ -100,13 +100,14 @@ class Inspector:
         if system.power_state != "On" or system.boot_last_state != "OSRunning":
             memory.boot_mark = now
         beat = self._heartbeats.latest(name)
-        fresh = (
-            beat is not None
-            and beat.received >= memory.boot_mark
-            and now - beat.received <= self._heartbeat_timeout
-        )
+        this_boot = beat is not None and beat.received >= memory.boot_mark
+        fresh = this_boot and beat is not None and now - beat.received <= self._heartbeat_timeout
         return Observation(
-            chassis=chassis, system=system, environment=environment, heartbeat_fresh=fresh
+            chassis=chassis,
+            system=system,
+            environment=environment,
+            heartbeat_fresh=fresh,
+            heartbeat_lost=this_boot and not fresh,  # it ran this boot, then fell silent
         )
 
     @staticmethod
