@@ -1,7 +1,8 @@
 """The controller's HTTP surfaces: the API listener and the mutual-TLS machine listener.
 
 API listener: ``/api/v1/...`` behind bearer tokens with roles (:mod:`._tokens`), and the open,
-read-only ``/metrics`` (OpenMetrics), ``/ui/v1/units`` and the live page at ``/``. Every error
+read-only ``/metrics`` (OpenMetrics) and the dashboard's files at ``/``; the dashboard's
+``/ui/v1`` endpoints (:mod:`._ui`) need a session (:mod:`._sessions`) or a token. Every error
 is a Kubernetes-style ``Status`` object, never a traceback. Every state-changing request is
 written to the audit log (:mod:`racklet.audit`), refused ones included.
 
@@ -49,8 +50,10 @@ from racklet.audit import (
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
 from racklet.controller._metrics import CONTENT_TYPE, ControllerMetrics
 from racklet.controller._resources_http import read_body, resource_router
+from racklet.controller._sessions import SessionKeeper
 from racklet.controller._status import install_error_handlers, status_response
 from racklet.controller._tokens import Authenticator, authorise, token_router
+from racklet.controller._ui import ui_router
 from racklet.net import peer_common_name
 from racklet.store import Conflict, Store
 from racklet.web import static_app
@@ -97,9 +100,10 @@ def create_api_app(
     app = FastAPI(title="Racklet", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
     authenticator = Authenticator(store, token)
+    sessions = SessionKeeper(store, authenticator, token)
 
     async def authorised(request: Request) -> None:
-        await authorise(request, authenticator)
+        await authorise(request, authenticator, sessions)
 
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorised)])
 
@@ -165,9 +169,11 @@ def create_api_app(
     async def openmetrics() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.get("/ui/v1/units")
+    @app.get("/ui/v1/units", dependencies=[Depends(authorised)])
     async def ui_units() -> JSONResponse:
         return JSONResponse(await _summary(store, rack_name))
+
+    app.include_router(ui_router(store, sessions, authorised, rack_name))
 
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def unknown_api(rest: str, _: None = Depends(authorised)) -> Response:
