@@ -18,6 +18,7 @@ BENCHMARKS = [
     "login_guessing",
     "supervise",
     "audit_overhead",
+    "dashboard",
 ]
 
 

@@ -238,9 +238,23 @@ def test_the_page_survives_a_controller_restart(
         _wait_unit(web_rack, "unit-1", "Running")
 
 
-@pytest.mark.skip(reason="the console proxy through the controller is not built yet (issue 13)")
-def test_the_console_streams_while_a_unit_boots() -> None:
-    """Power-cycle a unit from the page and see new console lines arrive in its unit view."""
+def test_the_console_streams_while_a_unit_boots(
+    dashboard: Any, web_rack: RunningRack, tokens: dict[str, str]
+) -> None:
+    page = dashboard().login(tokens["operator"])
+    page.goto(page.url.split("#")[0] + "#/unit/unit-1")
+    page.wait_for_function("Number(document.querySelector('#console').dataset.lines) > 0")
+    before = int(page.get_attribute("#console", "data-lines"))
+    page.click("#unit-power-cycle")
+    page.click("#confirm-ok")
+    page.wait_for_function(
+        f"Number(document.querySelector('#console').dataset.lines) > {before}",
+        timeout=LIVE_TIMEOUT_MS * 2,
+    )
+    _wait_unit(web_rack, "unit-1", "Running")
+    page.wait_for_timeout(2000)
+    lines = page.text_content("#console").splitlines()
+    assert len(lines) > before + 1, lines[-5:]
 
 
 @pytest.mark.skipif(

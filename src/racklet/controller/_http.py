@@ -19,7 +19,7 @@ import asyncio
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -53,7 +53,7 @@ from racklet.controller._resources_http import read_body, resource_router
 from racklet.controller._sessions import SessionKeeper
 from racklet.controller._status import install_error_handlers, status_response
 from racklet.controller._tokens import Authenticator, authorise, token_router
-from racklet.controller._ui import ui_router
+from racklet.controller._ui import ConsoleSource, ui_router
 from racklet.net import peer_common_name
 from racklet.store import Conflict, Store
 from racklet.web import static_app
@@ -94,9 +94,11 @@ def create_api_app(
     enqueue: Enqueue,
     rack_name: str,
     audit: AuditLog | None = None,
+    consoles: Mapping[str, ConsoleSource] | None = None,
 ) -> FastAPI:
     """``token`` is the rack's admin token (racklet.yaml); ``audit`` receives a line for every
-    state-changing request (none: not audited, for tests of other things)."""
+    state-changing request (none: not audited, for tests of other things); ``consoles`` are
+    the units' BMC clients the dashboard reads consoles through."""
     app = FastAPI(title="Racklet", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
     authenticator = Authenticator(store, token)
@@ -173,7 +175,7 @@ def create_api_app(
     async def ui_units() -> JSONResponse:
         return JSONResponse(await _summary(store, rack_name))
 
-    app.include_router(ui_router(store, sessions, authorised, rack_name))
+    app.include_router(ui_router(store, sessions, authorised, rack_name, consoles))
 
     @app.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     async def unknown_api(rest: str, _: None = Depends(authorised)) -> Response:

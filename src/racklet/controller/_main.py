@@ -217,6 +217,7 @@ async def run(
             enqueue=runtime.enqueue,
             rack_name=config.rack.name,
             audit=audit,
+            consoles=clients,
         )
         machine_app = create_machine_app(
             heartbeats,

@@ -17,8 +17,8 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
 
 from fastapi import APIRouter, Depends, Request
 from starlette.exceptions import HTTPException
@@ -29,11 +29,20 @@ from racklet.controller._resources_http import read_body
 from racklet.controller._sessions import COOKIE, Session, SessionKeeper
 from racklet.controller._status import status_response
 from racklet.controller._tokens import Caller
+from racklet.redfish import RedfishClientError
 from racklet.store import Change, Expired, Store
 
 UI_KINDS = ("racks", "computeunits", "releases", "rollouts", "gitsources", "faults")
 """What a page may watch (a kind missing from this build is skipped); never ApiTokens."""
 KEEPALIVE_SECONDS = 5.0
+MAX_CONSOLE_LINES = 500
+
+
+class ConsoleSource(Protocol):
+    """Where the controller reads a unit's UART log: its BMC's console LogService, under the
+    controller's own identity (the browser never gets BMC credentials)."""
+
+    async def console_entries(self, system_id: str, skip: int = 0) -> list[str]: ...
 
 
 def _kinds(request: Request) -> list[KindInfo]:
@@ -62,7 +71,13 @@ def _session_body(session: Session, rack: str) -> dict[str, Any]:
     }
 
 
-def ui_router(store: Store, sessions: SessionKeeper, authorised: Any, rack_name: str) -> APIRouter:
+def ui_router(
+    store: Store,
+    sessions: SessionKeeper,
+    authorised: Any,
+    rack_name: str,
+    consoles: Mapping[str, ConsoleSource] | None = None,
+) -> APIRouter:
     router = APIRouter(prefix="/ui/v1")
     guard = [Depends(authorised)]
 
@@ -130,6 +145,19 @@ def ui_router(store: Store, sessions: SessionKeeper, authorised: Any, rack_name:
         return JSONResponse(
             {i.plural: i.model.model_json_schema(by_alias=True) for i in _kinds(request)}
         )
+
+    @router.get("/units/{name}/console", dependencies=guard)
+    async def console(name: str, skip: int = 0) -> Response:
+        """The unit's console lines from ``skip`` on (the page asks again for the next ones)."""
+        source = (consoles or {}).get(name)
+        if source is None:
+            return status_response(404, f"no console for computeunit {name!r}")
+        try:
+            lines = await source.console_entries(name, skip=max(0, skip))
+        except RedfishClientError as exc:
+            return status_response(503, f"the BMC of {name} did not give its console: {exc}")
+        following = max(0, skip) + len(lines)
+        return JSONResponse({"lines": lines[-MAX_CONSOLE_LINES:], "next": following})
 
     @router.get("/watch", dependencies=guard)
     async def watch(request: Request) -> Response:

@@ -19,7 +19,7 @@ function el(tag, attrs = {}, ...children) {
     else if (key === "class") node.className = value;
     else node.setAttribute(key, value === true ? "" : value);
   }
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
@@ -385,7 +385,41 @@ function unitView(name) {
       el("div", {},
         el("div", { class: "card" }, el("h3", {}, "Power (W), last hour"), el("div", { class: "chart", "data-chart": "power", "data-unit": name, id: "chart-power" })),
         el("div", { class: "card" }, el("h3", {}, "Temperature (°C) and load"), el("div", { class: "chart", "data-chart": "temperature", "data-unit": name })),
+        consoleCard(name),
         el("div", { class: "card" }, el("h3", {}, "Events"), eventsTable(extras.events || [])))));
+}
+
+// The console: the controller reads it from the unit's BMC (the browser never talks to a BMC);
+// the page asks for the lines after the last one it has, every second, while the view is open.
+const consoles = {};
+let consoleTimer = null;
+function consoleCard(name) {
+  const c = (consoles[name] ||= { next: 0, lines: [] });
+  pollConsole(name);
+  return el("div", { class: "card" }, el("h3", {}, "Console"),
+    el("pre", { class: "console", id: "console", tabindex: "0", "aria-label": `console of ${name}`, "data-lines": String(c.lines.length) }, c.lines.join("\n")));
+}
+
+function pollConsole(name) {
+  if (consoleTimer && consoleTimer.name === name) return;
+  if (consoleTimer) clearTimeout(consoleTimer.id);
+  const tick = async () => {
+    const { page, arg } = route();
+    if (page !== "unit" || arg !== name || !state.session) { consoleTimer = null; return; }
+    const c = consoles[name];
+    try {
+      const d = await api("GET", `/ui/v1/units/${encodeURIComponent(name)}/console?skip=${c.next}`);
+      if (d.lines.length) {
+        c.lines.push(...d.lines);
+        c.lines.splice(0, Math.max(0, c.lines.length - 500));
+        const pre = $("console");
+        if (pre) { pre.textContent = c.lines.join("\n"); pre.dataset.lines = String(c.lines.length); pre.scrollTop = pre.scrollHeight; }
+      }
+      c.next = d.next;
+    } catch (err) { /* the banner or the login page says why */ }
+    if (consoleTimer && consoleTimer.name === name) consoleTimer.id = setTimeout(tick, 1000);
+  };
+  consoleTimer = { name, id: setTimeout(tick, 0) };
 }
 
 function loadUnitExtras(unit) {
