@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, ObjectMeta, Rack, RackSpec
+from racklet.audit import AuditLog
 from racklet.controller import ControllerMetrics
 from racklet.controller import _sessions as sessions_module
 from racklet.controller._http import create_api_app
@@ -32,6 +33,7 @@ class Ui:
     base: str
     verify: ssl.SSLContext
     store: MemoryStore
+    audit: AuditLog
 
     def client(self, **headers: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -69,9 +71,10 @@ async def ui(tmp_path: Path) -> AsyncIterator[Ui]:
                 spec=ComputeUnitSpec(slot=slot, bmc=BmcRef(url="https://127.0.0.1:1")),
             )
         )
+    audit = AuditLog(tmp_path / "controller" / "audit.log")
     app = create_api_app(
         store, token=ADMIN, metrics=ControllerMetrics(), enqueue=lambda k, n: None,
-        rack_name="rack-1",
+        rack_name="rack-1", audit=audit,
     )  # fmt: skip
     ca = RackCA.create(tmp_path / "pki")
     key, crt = ca.issue("racklet-controller").write(tmp_path, "server")
@@ -79,9 +82,11 @@ async def ui(tmp_path: Path) -> AsyncIterator[Ui]:
     server = AppServer(app, port=port, ssl_context=server_context(crt, key), name="api")
     await server.start()
     try:
-        yield Ui(f"https://127.0.0.1:{port}", client_context(tmp_path / "pki" / "ca.crt"), store)
+        verify = client_context(tmp_path / "pki" / "ca.crt")
+        yield Ui(f"https://127.0.0.1:{port}", verify, store, audit)
     finally:
         await server.stop()
+        await audit.aclose()
         await store.close()
 
 
@@ -249,3 +254,17 @@ async def test_one_stream_carries_every_kind_and_resumes_after_a_drop(ui: Ui) ->
     assert (await browser.get("/ui/v1/watch?resourceVersion=x")).status_code == 400
     assert (await browser.get("/ui/v1/watch?resourceVersion=1&kinds=apitokens")).status_code == 400
     await browser.aclose()
+
+
+async def test_logins_and_session_actions_are_audited_under_the_token_name(ui: Ui) -> None:
+    async with ui.client() as stranger:
+        await stranger.post("/ui/v1/login", json={"token": "rkt_nobody.x"})
+    browser, csrf = await ui.login(await ui.token("operator", name="alice"))
+    await browser.post("/api/v1/computeunits/unit-2/power-cycle", headers={"X-Racklet-CSRF": csrf})
+    await browser.aclose()
+    await ui.audit.aclose()
+    lines = [json.loads(x) for x in ui.audit.path.read_text().splitlines()]
+    seen = [(r["principal"], r["verb"], r["object"], r["status"]) for r in lines]
+    assert (None, "dashboard-login", "dashboard", 401) in seen
+    assert ("alice", "dashboard-login", "dashboard", 200) in seen
+    assert ("alice", "power-cycle", "computeunits/unit-2", 202) in seen

@@ -193,6 +193,8 @@ _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete
 def api_verb(method: str, path: str) -> tuple[str, str]:
     """(verb, object) of an API request: ``patch computeunits/unit-1``, ``power-cycle ...``."""
     parts = [p for p in path.split("/") if p]
+    if parts[:2] == ["ui", "v1"] and len(parts) == 3:
+        return f"dashboard-{parts[2]}", "dashboard"  # login, logout, login-codes
     if parts[:2] != ["api", "v1"]:
         return method, path
     rest = parts[2:]
