@@ -120,6 +120,8 @@ async def test_no_session_no_data(ui: Ui) -> None:
         assert (await browser.get("/ui/v1/snapshot", headers=forged)).status_code == 401
         page = await browser.get("/")  # the login page and its files are open
         assert page.status_code == 200 and "login-form" in page.text
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
 
 
 async def test_an_expired_session_is_refused(ui: Ui, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -50,6 +50,10 @@ class Dashboard:
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on(
+            "console",
+            lambda msg: self.errors.append(msg.text) if "Content Security" in msg.text else None,
+        )
 
     def open(self, hash_: str = "") -> Any:
         self.page.goto(f"{self.url}/{hash_}")
