@@ -321,7 +321,10 @@ function faultPanel() {
   return card;
 }
 
+let faultFormNode = null;
 function faultForm() {
+  // Built once and moved into each new view: what the user typed survives live updates.
+  if (faultFormNode) return faultFormNode;
   const form = el("form", { class: "fields", id: "fault-form" });
   if (!faultSchema) {
     api("GET", "/ui/v1/schemas?kinds=faults").then((s) => { faultSchema = s.faults; render(); }).catch((e) => showError(e.message));
@@ -356,6 +359,7 @@ function faultForm() {
     if (!(await confirmAction(`Inject fault ${name}?`))) return;
     await act("inject fault", "POST", "/api/v1/faults", { apiVersion: "racklet.dev/v1alpha1", kind: "Fault", metadata: { name }, spec: specBody });
   });
+  faultFormNode = form;
   return form;
 }
 
