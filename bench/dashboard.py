@@ -41,7 +41,10 @@ ARGS = [
     "--no-first-run",
 ]
 STATIC = Path(__file__).parent.parent / "src" / "racklet" / "web" / "static"
-WATCH_JS = """([name, want, field]) => new Promise((resolve) => {
+WATCH_JS = """([key, name, want, field]) => {
+  // Installs an observer and returns at once; the time lands in window.__seen[key].
+  window.__seen = window.__seen || {};
+  delete window.__seen[key];
   const check = () => {
     const tile = document.getElementById(`tile-${name}`);
     if (!tile) return false;
@@ -49,12 +52,15 @@ WATCH_JS = """([name, want, field]) => new Promise((resolve) => {
       : (tile.querySelector('button') || {}).textContent;
     return value === want;
   };
-  const done = () => resolve(performance.timeOrigin + performance.now());
-  if (check()) { done(); return; }
-  const observer = new MutationObserver(() => { if (check()) { observer.disconnect(); done(); } });
+  const observer = new MutationObserver(() => {
+    if (check()) {
+      observer.disconnect();
+      window.__seen[key] = performance.timeOrigin + performance.now();
+    }
+  });
   const options = {subtree: true, childList: true, attributes: true};
   observer.observe(document.getElementById('view'), options);
-})"""
+}"""
 
 
 def _api(config: dict[str, Any]) -> httpx.Client:
@@ -183,13 +189,16 @@ def _change_to_pixel(page: Any, api: httpx.Client, units: int, changes: int) -> 
     desired, observed = [], []
     for i in range(changes):
         name = f"unit-{i % units + 1}"
-        spec = page.evaluate_handle(WATCH_JS, [name, "Power on", "button"])
-        phase = page.evaluate_handle(WATCH_JS, [name, "Off", "phase"])
+        page.wait_for_selector(f"#tile-{name}[data-phase=Running]", timeout=300_000)
+        page.evaluate(WATCH_JS, ["spec", name, "Power on", "button"])
+        page.evaluate(WATCH_JS, ["phase", name, "Off", "phase"])
         sent = time.time() * 1000
         response = api.patch(f"/api/v1/computeunits/{name}", json={"spec": {"power": "Off"}})
         response.raise_for_status()
-        desired.append(spec.json_value() - sent)
-        observed.append(phase.json_value() - sent)
+        page.wait_for_function("window.__seen.spec && window.__seen.phase", timeout=120_000)
+        seen = page.evaluate("window.__seen")
+        desired.append(seen["spec"] - sent)
+        observed.append(seen["phase"] - sent)
         api.patch(f"/api/v1/computeunits/{name}", json={"spec": {"power": "On"}})
         page.wait_for_selector(f"#tile-{name} button:text('Power off')")
     print(
