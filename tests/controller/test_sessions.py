@@ -148,6 +148,9 @@ async def test_an_action_without_the_csrf_token_is_403(ui: Ui) -> None:
     )
     assert done.status_code == 200, done.text
     assert (await ui.store.get(ComputeUnit, "unit-1")).spec.power == "Off"
+    for path in ("console", "redfish"):
+        gone = await browser.get(f"/ui/v1/units/unit-9/{path}")
+        assert gone.status_code == 404 and gone.json()["kind"] == "Status"
     missing = await browser.post(
         "/api/v1/computeunits/unit-9/power-cycle", headers={"X-Racklet-CSRF": csrf}
     )

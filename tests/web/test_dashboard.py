@@ -121,6 +121,10 @@ def test_a_cli_power_change_reaches_the_tile_and_the_chart_without_reload(
     assert page.get_attribute("#tile-unit-2", "data-phase") == "Running"
     page.goto(page.url.split("#")[0] + "#/unit/unit-2")
     page.wait_for_selector("#chart-power[data-last]")
+    page.wait_for_selector(
+        "#redfish dt:text-is('PowerState')"
+    )  # read from the BMC, via the controller
+    assert "On" in page.text_content("#redfish")
     assert float(page.get_attribute("#chart-power", "data-last")) > 0.5
     try:
         web_rack.cli("power", "off", "unit-2")

@@ -39,10 +39,20 @@ MAX_CONSOLE_LINES = 500
 
 
 class ConsoleSource(Protocol):
-    """Where the controller reads a unit's UART log: its BMC's console LogService, under the
-    controller's own identity (the browser never gets BMC credentials)."""
+    """Where the controller reads a unit's UART log (its BMC's console LogService) and its
+    Redfish facts, under the controller's own identity: the browser never gets BMC
+    credentials and never talks to a BMC."""
 
     async def console_entries(self, system_id: str, skip: int = 0) -> list[str]: ...
+
+    async def get(self, path: str) -> dict[str, Any]: ...
+
+
+_FACTS = (
+    "Manufacturer", "Model", "SerialNumber", "PartNumber", "SKU", "BiosVersion", "PowerState",
+    "IndicatorLED", "LocationIndicatorActive", "Status", "BootProgress", "Boot",
+    "ProcessorSummary", "MemorySummary", "HostName", "UUID",
+)  # fmt: skip
 
 
 def _kinds(request: Request) -> list[KindInfo]:
@@ -158,6 +168,18 @@ def ui_router(
             return status_response(503, f"the BMC of {name} did not give its console: {exc}")
         following = max(0, skip) + len(lines)
         return JSONResponse({"lines": lines[-MAX_CONSOLE_LINES:], "next": following})
+
+    @router.get("/units/{name}/redfish", dependencies=guard)
+    async def redfish_facts(name: str) -> Response:
+        """The unit's ComputerSystem as its BMC reports it now (selected properties)."""
+        source = (consoles or {}).get(name)
+        if source is None:
+            return status_response(404, f"no BMC known for computeunit {name!r}")
+        try:
+            system = await source.get(f"/redfish/v1/Systems/{name}")
+        except RedfishClientError as exc:
+            return status_response(503, f"the BMC of {name} did not answer: {exc}")
+        return JSONResponse({key: system[key] for key in _FACTS if key in system})
 
     @router.get("/watch", dependencies=guard)
     async def watch(request: Request) -> Response:

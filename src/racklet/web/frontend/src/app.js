@@ -389,6 +389,9 @@ function unitView(name) {
     el("div", { class: "layout" },
       el("div", {},
         el("div", { class: "card" }, el("h3", {}, "Facts"), el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "–")]))),
+        el("div", { class: "card", id: "redfish" }, el("h3", {}, "Redfish (read from its BMC now)"),
+          extras.redfish ? el("dl", { class: "facts" }, Object.entries(extras.redfish).map(([k, v]) => [el("dt", {}, k), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]))
+            : el("p", { class: "muted" }, extras.redfishError || "asking the BMC…")),
         actions,
         el("div", { class: "card" }, el("h3", {}, "Conditions"), conditionsTable(s.conditions || [])),
         el("div", { class: "card" }, el("h3", {}, "Phase timeline"), el("ol", { class: "timeline" }, (extras.events || []).filter((e) => e.reason).slice(0, 12).reverse().map((e) => el("li", { class: "phase" }, `${e.lastTimestamp?.slice(11, 19) || ""} ${e.reason}`))))),
@@ -438,6 +441,12 @@ function loadUnitExtras(unit) {
   const known = unitExtras[name];
   if (known && known.key === key) return;
   unitExtras[name] = { ...(known || {}), key };
+  if (!known) {
+    api("GET", `/ui/v1/units/${encodeURIComponent(name)}/redfish`)
+      .then((d) => { unitExtras[name].redfish = d; })
+      .catch((e) => { unitExtras[name].redfishError = e.message; })
+      .finally(() => { if (route().page === "unit") render(); });
+  }
   api("GET", `/api/v1/events?kind=ComputeUnit&name=${encodeURIComponent(name)}&limit=50`)
     .then((d) => {
       const before = JSON.stringify(unitExtras[name].events || []);
