@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,5 +39,8 @@ class _Hardened:
 
 
 def static_app() -> ASGIApp:
-    """``index.html`` at ``/``, the script, style and vendored uPlot beside it."""
-    return _Hardened(StaticFiles(directory=STATIC_DIR, html=True))
+    """``index.html`` at ``/``, the script, style and vendored uPlot beside it; gzipped for
+    a browser that asks (uPlot is 145 KB, 42 KB compressed)."""
+    return _Hardened(
+        GZipMiddleware(StaticFiles(directory=STATIC_DIR, html=True), minimum_size=1024)
+    )

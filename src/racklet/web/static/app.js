@@ -91,7 +91,7 @@ function loggedOut() {
   $("login-token").focus();
 }
 
-async function loggedIn(session) {
+async function loggedIn(session, prefetched) {
   state.session = session;
   $("login").hidden = true;
   $("nav").hidden = false;
@@ -99,7 +99,7 @@ async function loggedIn(session) {
   $("who-name").textContent = `${session.principal} (${session.role})`;
   $("nav-audit").hidden = session.role !== "admin";
   $("rack-name").textContent = session.rack || "";
-  await snapshot();
+  await snapshot(prefetched);
 }
 
 async function login(body) {
@@ -114,8 +114,8 @@ async function login(body) {
   await loggedIn(data);
 }
 
-async function snapshot() {
-  const data = await api("GET", "/ui/v1/snapshot");
+async function snapshot(prefetched) {
+  const data = (prefetched && (await prefetched)) || (await api("GET", "/ui/v1/snapshot"));
   state.objects = {};
   for (const [plural, items] of Object.entries(data.items)) {
     state.objects[plural] = {};
@@ -496,12 +496,15 @@ function rolloutsView() {
         isAdmin() ? el("button", { type: "button", onclick: () => act(`${r.spec.paused ? "resume" : "pause"} rollout`, "PATCH", `/api/v1/rollouts/${r.metadata.name}`, { spec: { paused: !r.spec.paused } }) }, r.spec.paused ? "Resume" : "Pause") : null),
       el("ol", { class: "progress", "aria-label": `units of rollout ${r.metadata.name}` }, (r.status?.units || []).map((u) => el("li", { class: u.phase, title: u.message || "" }, `${u.name}: ${u.phase}`))),
       conditionsTable(r.status?.conditions || []))) : el("p", { class: "muted" }, "No rollouts.")),
-    el("div", { class: "card" }, el("h3", {}, "Releases"), el("table", {},
-      el("thead", {}, el("tr", {}, ["Release", "Spec (TUF targets)", "Status"].map((h) => el("th", { scope: "col" }, h)))),
-      el("tbody", {}, releases.map((r) => el("tr", {}, el("td", {}, r.metadata.name), el("td", {}, el("code", {}, JSON.stringify(r.spec))), el("td", {}, el("code", {}, JSON.stringify(r.status || {})))))))),
+    el("div", { class: "card" }, el("h3", {}, "Releases by channel"), releases.length ? el("table", {},
+      el("thead", {}, el("tr", {}, ["Channel", "Release", "Package and version", "TUF targets", "Phase"].map((h) => el("th", { scope: "col" }, h)))),
+      el("tbody", {}, releases.sort((a, b) => `${a.spec.channel}/${a.spec.version}`.localeCompare(`${b.spec.channel}/${b.spec.version}`)).map((r) => el("tr", {},
+        el("td", {}, r.spec.channel), el("td", {}, r.metadata.name), el("td", {}, `${r.spec.package} ${r.spec.version}`),
+        el("td", {}, (r.spec.targets || []).map((t) => el("div", {}, el("code", {}, `${t.name || t.path || ""} ${String(t.sha256 || t.digest || "").slice(0, 16)}`)))),
+        el("td", {}, r.status?.phase || "Pending"))))) : el("p", { class: "muted" }, "No releases: racklet release publish makes one.")),
     el("div", { class: "card" }, el("h3", {}, "GitOps sources"), sources.length ? el("table", {},
       el("thead", {}, el("tr", {}, ["Source", "Last applied commit", "Drift and conditions"].map((h) => el("th", { scope: "col" }, h)))),
-      el("tbody", {}, sources.map((g) => el("tr", {}, el("td", {}, g.metadata.name), el("td", {}, el("code", {}, g.status?.lastAppliedCommit || g.status?.lastAppliedRevision || "–")),
+      el("tbody", {}, sources.map((g) => el("tr", {}, el("td", {}, g.metadata.name), el("td", {}, el("code", {}, g.status?.lastAppliedCommit || "–")),
         el("td", {}, (g.status?.conditions || []).map((c) => `${c.type}=${c.status} ${c.message || ""}`).join("; ")))))) : el("p", { class: "muted" }, "No GitSources.")));
 }
 
@@ -567,10 +570,13 @@ window.addEventListener("hashchange", () => { showError(""); render(); $("main")
 (async function start() {
   const code = new URLSearchParams(location.hash.replace(/^#/, "")).get("code");
   if (code) { history.replaceState(null, "", "#/rack"); await login({ code }); if (state.session) return; }
+  // The session and the snapshot in parallel: one round trip less before the first render.
+  const early = fetch("/ui/v1/snapshot", { credentials: "same-origin", cache: "no-store" })
+    .then((r) => (r.ok ? r.json() : null)).catch(() => null);
   const response = await fetch("/ui/v1/session", { credentials: "same-origin", cache: "no-store" });
   if (response.ok) {
     const session = await response.json();
-    if (session.csrf) { await loggedIn(session); return; }
+    if (session.csrf) { await loggedIn(session, early); return; }
   }
   loggedOut();
 })();
