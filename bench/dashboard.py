@@ -195,7 +195,7 @@ def _change_to_pixel(page: Any, api: httpx.Client, units: int, changes: int) -> 
         sent = time.time() * 1000
         response = api.patch(f"/api/v1/computeunits/{name}", json={"spec": {"power": "Off"}})
         response.raise_for_status()
-        page.wait_for_function("window.__seen.spec && window.__seen.phase", timeout=120_000)
+        page.wait_for_function("() => window.__seen.spec && window.__seen.phase", timeout=120_000)
         seen = page.evaluate("window.__seen")
         desired.append(seen["spec"] - sent)
         observed.append(seen["phase"] - sent)
