@@ -441,7 +441,8 @@ function loadUnitExtras(unit) {
   const known = unitExtras[name];
   if (known && known.key === key) return;
   unitExtras[name] = { ...(known || {}), key };
-  if (!known) {
+  unitExtras[name].phase = unit.status?.phase;
+  if (!known || known.phase !== unit.status?.phase) { // read the BMC again when the phase moves
     api("GET", `/ui/v1/units/${encodeURIComponent(name)}/redfish`)
       .then((d) => { unitExtras[name].redfish = d; })
       .catch((e) => { unitExtras[name].redfishError = e.message; })
@@ -456,14 +457,19 @@ function loadUnitExtras(unit) {
     .catch(() => {});
 }
 
+function timeCell(stamp) {
+  // The time of day (UTC) to read at a glance; the whole timestamp on hover.
+  return el("td", { class: "num" }, el("time", { datetime: stamp || "", title: stamp || "" }, (stamp || "").slice(11, 19)));
+}
+
 function conditionsTable(conditions) {
-  return el("table", {}, el("thead", {}, el("tr", {}, ["Type", "Status", "Reason", "Message", "Since"].map((h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, conditions.map((c) => el("tr", {}, el("td", {}, c.type), el("td", {}, c.status), el("td", {}, c.reason || ""), el("td", {}, c.message || ""), el("td", {}, c.lastTransitionTime || "")))));
+  return el("table", {}, el("thead", {}, el("tr", {}, ["Type", "Status", "Reason", "Message", "Since (UTC)"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, conditions.map((c) => el("tr", {}, el("td", {}, c.type), el("td", {}, c.status), el("td", {}, c.reason || ""), el("td", {}, c.message || ""), timeCell(c.lastTransitionTime)))));
 }
 
 function eventsTable(events) {
-  return el("table", {}, el("thead", {}, el("tr", {}, ["Time", "Type", "Reason", "Message"].map((h) => el("th", { scope: "col" }, h)))),
-    el("tbody", {}, events.slice(0, 30).map((e) => el("tr", {}, el("td", {}, e.lastTimestamp || ""), el("td", {}, e.type), el("td", {}, e.reason), el("td", {}, e.message)))));
+  return el("table", {}, el("thead", {}, el("tr", {}, ["Time (UTC)", "Type", "Reason", "Message"].map((h) => el("th", { scope: "col" }, h)))),
+    el("tbody", {}, events.slice(0, 30).map((e) => el("tr", {}, timeCell(e.lastTimestamp), el("td", {}, e.type), el("td", {}, e.reason), el("td", {}, e.message)))));
 }
 
 function drawChart(node) {
