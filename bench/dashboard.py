@@ -180,7 +180,7 @@ def _first_render(page: Any, url: str, units: int) -> None:
         f"first render of the rack view ({units} units, cold cache): median "
         f"{statistics.median(times):.3f} s, max {max(times):.3f} s over 5 loads; transferred "
         f"{max(sizes) / 1024:.1f} KB with the snapshot (the static files: {raw / 1024:.1f} KB,"
-        f" {packed / 1024:.1f} KB gzip -9; served uncompressed)",
+        f" {packed / 1024:.1f} KB gzip -9, served gzipped)",
         flush=True,
     )
 
