@@ -88,6 +88,25 @@ def _wait_unit(rack: RunningRack, name: str, want: str) -> None:
     rack.wait_for(lambda units: phase(units, name) == want, f"{name} {want}", timeout=120)
 
 
+def test_the_login_url_racklet_up_printed_logs_in_once(
+    dashboard: Any, web_rack: RunningRack
+) -> None:
+    assert web_rack.process.stdout is not None
+    lines = [web_rack.process.stdout.readline() for _ in range(2)]  # printed with "is up"
+    login = next(line for line in lines if "log in (one use" in line)
+    url = login.split(": ", 1)[1].strip()
+    assert "#code=" in url and str(web_rack.config["api"]["token"]) not in url
+    first = dashboard().page
+    first.goto(url)
+    first.wait_for_selector("#tile-unit-1", timeout=LIVE_TIMEOUT_MS)
+    assert "rack-admin (admin)" in first.text_content("#who")
+    assert "code=" not in first.url  # the code leaves the address bar (and the history)
+    again = dashboard().page
+    again.goto(url)
+    again.wait_for_selector("#login-token")
+    assert "not valid" in again.text_content("#login-error")
+
+
 def test_login_refuses_a_wrong_token_and_the_role_decides_the_actions(
     dashboard: Any, tokens: dict[str, str], screenshots: Path
 ) -> None:
