@@ -524,7 +524,7 @@ function energyView() {
     el("p", {}, `Rack: ${num(rack?.status?.powerWatts, 1)} W now, ${num((rack?.status?.energyJoules || 0) / 3600, 3)} Wh so far.`),
     el("div", { class: "card" }, el("h3", {}, "Rack power (W) since this page opened"), el("div", { class: "chart", "data-chart": "rack" })),
     el("div", { class: "card" }, el("h3", {}, "Per unit"), el("table", {},
-      el("thead", {}, el("tr", {}, ["Unit", "Power (W)", "Energy (Wh)", "Energy per hour (Wh/h)", "Share"].map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, ["Unit", "Power (W)", "Energy (Wh)", "Wh per wall-clock hour (page open)", "Share"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, units.map((u) => {
         const e = u.status?.energyJoules || 0;
         const h = state.history[u.metadata.name] || [];
