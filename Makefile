@@ -1,9 +1,10 @@
 # The two set-up commands (see README.md):
 #   make up     create .venv, install Racklet, start a 5-unit twin rack (Ctrl-C stops it)
 #   make test   create .venv, install what the tests need, run the whole suite
+#   make web    rebuild the dashboard's bundle from the pinned npm packages (scripts/build-web)
 # Extra arguments for `racklet up`: make up ARGS="--units 8 --speed 10"
 
-.PHONY: up test bench venv clean
+.PHONY: up test bench venv clean web
 
 up: .venv/.installed
 	.venv/bin/racklet up $(ARGS)
@@ -13,6 +14,9 @@ test:
 
 bench: .venv/.installed
 	.venv/bin/python -m bench $(ARGS)
+
+web:
+	./scripts/build-web
 
 venv: .venv/.installed
 

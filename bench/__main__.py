@@ -23,6 +23,7 @@ BENCHMARKS = [
     "loop_lag_fuzz",
     "energy_accuracy",
     "faults",
+    "dashboard",
 ]
 
 

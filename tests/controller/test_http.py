@@ -83,9 +83,10 @@ async def test_api_needs_the_bearer_token(api: Api, header: str | None) -> None:
         assert response.headers["www-authenticate"] == "Bearer"
         assert response.json()["kind"] == "Status" and response.json()["reason"] == "Unauthorized"
         assert (await bare.get("/api/v1/nothing")).status_code == 401
-        # the page, its data and the metrics are open and read-only
+        # the page's files and the metrics are open and read-only; its data is not
         assert (await bare.get("/metrics")).status_code == 200
-        assert (await bare.get("/ui/v1/units")).status_code == 200
+        assert (await bare.get("/app.js")).status_code == 200
+        assert (await bare.get("/ui/v1/units")).status_code == 401
 
 
 async def test_lists_and_gets(api: Api) -> None:
@@ -207,7 +208,7 @@ async def test_live_page_and_its_data(api: Api) -> None:
     page = await api.http.get("/")
     assert page.status_code == 200 and "/app.js" in page.text
     script = await api.http.get("/app.js")
-    assert script.status_code == 200 and "/ui/v1/units" in script.text
+    assert script.status_code == 200 and "/ui/v1/watch" in script.text
     unit = await api.store.get(ComputeUnit, "unit-2")
     unit.status.phase, unit.status.power_watts = "Running", 2.0
     await api.store.update_status(unit)

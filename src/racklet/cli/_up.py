@@ -152,6 +152,22 @@ def api_ready(config: RackConfig, url: str | None = None) -> bool:
     return response.status_code == 200
 
 
+def _login_line(config: RackConfig) -> str:
+    """A one-time dashboard login URL (a single-use code valid 5 minutes, as Jupyter prints
+    one): the admin token itself never goes into a URL. Empty if the API would not make one."""
+    try:
+        response = httpx.post(
+            f"{config.api.url}/ui/v1/login-codes",
+            headers={"Authorization": f"Bearer {config.api.token}"},
+            verify=client_context(config.api.ca_bundle),
+            timeout=5.0,
+        )
+        path = str(response.json()["path"]) if response.status_code == 201 else ""
+    except (httpx.HTTPError, ValueError, KeyError, TypeError):
+        return ""
+    return f"  log in (one use, 5 min): {config.api.url}{path}\n" if path else ""
+
+
 def controllers_of(config: RackConfig) -> dict[str, str]:
     """Each controller's process name and API URL; the first is the one racklet.yaml names."""
     urls = {"controller": config.api.url}
@@ -271,6 +287,7 @@ def _run(supervisor: _Supervisor, stopping: list[int], resets: list[int]) -> Non
         f"racklet: {config.rack.name} is up with {config.rack.units} units "
         f"(speed {config.rack.speed:g})\n"
         f"  API and dashboard: {config.api.url}/\n"
+        f"{_login_line(config)}"
         f"{_controller_lines(config, leader)}"
         f"  config:            {config.layout.config}\n"
         f"  logs:              {config.layout.logs}\n"

@@ -1,7 +1,8 @@
 """The controller's HTTP surfaces: the API listener and the mutual-TLS machine listener.
 
 API listener: ``/api/v1/...`` behind bearer tokens with roles (:mod:`._tokens`), and the open,
-read-only ``/metrics`` (OpenMetrics), ``/ui/v1/units`` and the live page at ``/``. Every error
+read-only ``/metrics`` (OpenMetrics) and the dashboard's files at ``/``; the dashboard's
+``/ui/v1`` endpoints (:mod:`._ui`) need a session (:mod:`._sessions`) or a token. Every error
 is a Kubernetes-style ``Status`` object, never a traceback. Every state-changing request is
 written to the audit log (:mod:`racklet.audit`), refused ones included.
 
@@ -17,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -49,9 +50,11 @@ from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
 from racklet.controller._metrics import ControllerMetrics
 from racklet.controller._openapi import install_openapi
 from racklet.controller._resources_http import read_body, read_capped, resource_router
+from racklet.controller._sessions import SessionKeeper
 from racklet.controller._status import install_error_handlers, status_response
 from racklet.controller._stress import add_stress_route, job_for_heartbeat
 from racklet.controller._tokens import Authenticator, TokenRequest, authorise, token_router
+from racklet.controller._ui import ConsoleSource, ui_router
 from racklet.limits import LIMITS, parse_json
 from racklet.metrics import metrics_response
 from racklet.net import peer_identity, unit_of
@@ -88,16 +91,19 @@ def create_api_app(
     enqueue: Enqueue,
     rack_name: str,
     audit: AuditLog | None = None,
+    consoles: Mapping[str, ConsoleSource] | None = None,
 ) -> FastAPI:
     """``token`` is the rack's admin token (racklet.yaml); ``audit`` receives a line for every
-    state-changing request (none: not audited, for tests of other things)."""
+    state-changing request (none: not audited, for tests of other things); ``consoles`` are
+    the units' BMC clients the dashboard reads consoles through."""
     app = FastAPI(title="Racklet", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
     authenticator = Authenticator(store, token)
     install_openapi(app, {"/api/v1/events": EventBody, "/api/v1/tokens": TokenRequest})
+    sessions = SessionKeeper(store, authenticator, token)
 
     async def authorised(request: Request) -> None:
-        await authorise(request, authenticator)
+        await authorise(request, authenticator, sessions)
 
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authorised)])
 
@@ -165,7 +171,7 @@ def create_api_app(
     async def openmetrics(request: Request) -> Response:
         return metrics_response(metrics.registry, request)
 
-    @app.get("/ui/v1/units")
+    @app.get("/ui/v1/units", dependencies=[Depends(authorised)])
     async def ui_units() -> JSONResponse:
         return JSONResponse(await _summary(store, rack_name))
 
@@ -175,6 +181,8 @@ def create_api_app(
 
         Built once, in a thread: it takes about 0.1 s, too long to hold the event loop."""
         return JSONResponse(await asyncio.to_thread(app.openapi))
+
+    app.include_router(ui_router(store, sessions, authorised, rack_name, consoles))
 
     @app.api_route(
         "/api/{rest:path}",
@@ -196,6 +204,8 @@ _VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete
 def api_verb(method: str, path: str) -> tuple[str, str]:
     """(verb, object) of an API request: ``patch computeunits/unit-1``, ``power-cycle ...``."""
     parts = [p for p in path.split("/") if p]
+    if parts[:2] == ["ui", "v1"] and len(parts) == 3:
+        return f"dashboard-{parts[2]}", "dashboard"  # login, logout, login-codes
     if parts[:2] != ["api", "v1"]:
         return method, path
     rest = parts[2:]

@@ -292,6 +292,7 @@ class Controller:
             enqueue=enqueue,
             rack_name=config.rack.name,
             audit=self.audit,
+            consoles=self.clients,
         )
         machine_app = create_machine_app(
             self.heartbeats,

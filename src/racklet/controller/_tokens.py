@@ -28,7 +28,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import Field
@@ -51,6 +51,9 @@ from racklet.api._meta import DnsLabel, Model
 from racklet.controller._resources_http import read_body
 from racklet.controller._status import status_response
 from racklet.store import NotFound, Store
+
+if TYPE_CHECKING:
+    from racklet.controller._sessions import SessionKeeper
 
 ADMIN_PRINCIPAL = "rack-admin"
 """The principal of the token in racklet.yaml."""
@@ -158,10 +161,17 @@ def _unit_acted_on(method: str, parts: list[str]) -> str | None:
     return None
 
 
-async def authorise(request: Request, authenticator: Authenticator) -> Caller:
-    """The FastAPI dependency's body: 401 without a valid token, 403 without the right."""
+async def authorise(
+    request: Request, authenticator: Authenticator, sessions: SessionKeeper | None = None
+) -> Caller:
+    """The FastAPI dependency's body: 401 without a valid token, 403 without the right.
+
+    Without an ``Authorization`` header, a dashboard session cookie (``sessions``) may stand
+    for the token; an unsafe request made with it must carry its CSRF token (else 403)."""
     given = request.headers.get("authorization", "")
     caller = await authenticator.caller(given)
+    if caller is None and not given and sessions is not None:
+        caller = await _session_caller(request, sessions)
     if caller is None:
         message = (
             "the bearer token is not valid (unknown, revoked or expired)"
@@ -174,6 +184,21 @@ async def authorise(request: Request, authenticator: Authenticator) -> Caller:
     if reason is not None:
         raise HTTPException(403, reason)
     return caller
+
+
+async def _session_caller(request: Request, sessions: SessionKeeper) -> Caller | None:
+    from racklet.controller._sessions import COOKIE, CSRF_HEADER
+
+    cookie = request.cookies.get(COOKIE, "")
+    session = await sessions.session(cookie) if cookie else None
+    if session is None:
+        return None
+    if request.method not in _SAFE and not sessions.csrf_ok(
+        session, request.headers.get(CSRF_HEADER, "")
+    ):
+        request.scope.setdefault("state", {})["principal"] = session.caller
+        raise HTTPException(403, "the CSRF token is missing or wrong (reload the dashboard)")
+    return session.caller
 
 
 # -- /api/v1/tokens ----------------------------------------------------------------------------

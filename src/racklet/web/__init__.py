@@ -1,7 +1,9 @@
-"""The live page: static HTML and a little vanilla JavaScript, no CDN, no build step.
+"""The dashboard's files: plain ES modules and vendored uPlot, no CDN (``make web`` rebuilds
+``static/`` from the pinned npm packages in ``frontend/``).
 
-The page polls an open read-only JSON endpoint (``/ui/v1/units``, served by the controller)
-every second. :func:`static_app` serves the files; the controller mounts it last, at ``/``.
+The page logs in for a session, takes one snapshot and one live stream (``/ui/v1``, served by
+:mod:`racklet.controller._ui`) and acts through ``/api/v1`` like the CLI. :func:`static_app`
+serves the files with a strict Content-Security-Policy; the controller mounts it last, at ``/``.
 """
 
 from racklet.web._static import STATIC_DIR, static_app
