@@ -130,6 +130,7 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
                 client_cert=(login[1], login[0]),
                 request_timeout=3.0,
                 login_backoff=QUICK,
+                board=twin.rack_board(),
             )
         )
         await rmc.start()

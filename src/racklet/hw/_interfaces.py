@@ -201,3 +201,18 @@ class BmcBoard:
     max_power_watts: float
     fans: list[Fan] = field(default_factory=list)
     """The board's fans; a board without any (fanless tray) has an empty list."""
+
+
+@dataclass
+class RackBoard:
+    """Everything the RMC can touch: the rack's own fans, the temperatures its cooling zones
+    read and the busbar's power monitor (one backend, as for :class:`BmcBoard`)."""
+
+    rack: str
+    clock: Clock
+    busbar_monitor: PowerMonitor
+    """The monitor on the busbar feed: every unit's and every rack fan's draw together."""
+    psu_rated_watts: float
+    fans: list[Fan] = field(default_factory=list)
+    temperatures: dict[str, TemperatureSensor] = field(default_factory=dict)
+    """Named inputs of the cooling zones (``slot-1``...); a lost one raises ``OSError``."""

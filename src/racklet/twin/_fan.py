@@ -16,9 +16,17 @@ import math
 class TwinFan:
     """One fan: the HAL's :class:`racklet.hw.Fan` over a simulated rotor."""
 
-    def __init__(self, name: str, rated_rpm: float, time_constant_seconds: float) -> None:
-        if rated_rpm <= 0 or time_constant_seconds <= 0:
+    def __init__(
+        self,
+        name: str,
+        rated_rpm: float,
+        time_constant_seconds: float,
+        rated_watts: float = 0.0,
+    ) -> None:
+        if rated_rpm <= 0 or time_constant_seconds <= 0 or rated_watts < 0:
             raise ValueError("rated_rpm and time_constant_seconds must be positive")
+        self.rated_watts = rated_watts
+        """Electrical draw at rated speed (what a rack fan takes from the busbar)."""
         self.name = name
         self.rated_rpm = rated_rpm
         self.time_constant = time_constant_seconds
@@ -46,6 +54,11 @@ class TwinFan:
     def airflow(self) -> float:
         """Airflow as a fraction of the rated fan's, 0.0 to 1.0 (proportional to speed)."""
         return self._rpm / self.rated_rpm
+
+    @property
+    def power_watts(self) -> float:
+        """Draw now: the fan affinity law (power grows with the cube of speed)."""
+        return self.rated_watts * self.airflow**3
 
     def step(self, seconds: float) -> None:
         """Advance the rotor by ``seconds`` of simulated time at the present duty."""

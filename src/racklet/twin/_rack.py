@@ -15,12 +15,13 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from racklet.config import make_dir
-from racklet.hw import BmcBoard
+from racklet.hw import BmcBoard, RackBoard
 from racklet.log import get_logger
 from racklet.twin._board import MonitorSocket, build_board
 from racklet.twin._busbar import Busbar
 from racklet.twin._clock import SimClock
 from racklet.twin._profile import UnitProfile, load_profile
+from racklet.twin._rack_board import SlotSensor, build_rack_board, rack_airflow, rack_fans
 from racklet.twin._switch import TwinSwitch
 from racklet.twin._unit import Firmware, TwinUnit
 from racklet.twin.errors import TwinError
@@ -85,6 +86,10 @@ class TwinRack:
             unit.port = self.switch.attach(slot, unit.is_cabled_up)
             self._monitors[name] = MonitorSocket(unit, self.profile.supply_volts)
         self._boards: dict[str, BmcBoard] = {}
+        self.rack_fans = rack_fans()
+        """The rack's own fans: on the busbar, driven by the RMC (``rack_board()``)."""
+        self.slot_sensors = {f"slot-{u.slot}": SlotSensor(u) for u in self.units.values()}
+        self._rack_board: RackBoard | None = None
         self._physics: asyncio.Task[None] | None = None
         self._log = get_logger("twin")
 
@@ -104,6 +109,14 @@ class TwinRack:
             board = build_board(self.unit(name), self.clock, self._monitors[name])
             self._boards[name] = board
         return board
+
+    def rack_board(self) -> RackBoard:
+        """The RMC's board: rack fans, slot temperature inputs, the busbar's monitor."""
+        if self._rack_board is None:
+            self._rack_board = build_rack_board(
+                self.description.name, self.clock, self.busbar, self.rack_fans, self.slot_sensors
+            )
+        return self._rack_board
 
     def pull(self, name: str) -> None:
         """Hot-swap out: the unit loses power and leaves its slot; its monitor NACKs."""
@@ -141,9 +154,15 @@ class TwinRack:
 
     def step(self, seconds: float) -> None:
         """Advance the physics by ``seconds`` of simulated time."""
+        for fan in self.rack_fans:
+            fan.step(seconds)
+        airflow = rack_airflow(self.rack_fans)
         for unit in self.units.values():
+            unit.rack_airflow = airflow
             unit.tick(seconds)
-        if self.busbar.settle((unit.power_watts for unit in self.units.values()), seconds):
+        draws = [unit.power_watts for unit in self.units.values()]
+        draws += [fan.power_watts for fan in self.rack_fans]
+        if self.busbar.settle(draws, seconds):
             for unit in self.units.values():
                 unit.brown_out()
 

@@ -67,6 +67,8 @@ class TwinUnit:
         )
         self.fan = TwinFan("fan-1", profile.fan_max_rpm, profile.fan_time_constant_seconds)
         """The fan on its BMC board, blowing over the unit (the board drives it)."""
+        self.rack_airflow = 0.0
+        """Share of its rated air the rack's fans push through this unit's tray (0 to 1)."""
         self._firmware = firmware
         self._activity: Activity | None = None
         self._load = DEFAULT_LOAD
@@ -131,7 +133,7 @@ class TwinUnit:
         power = self.power_watts
         self.energy_joules += power * max(0.0, seconds)
         self.fan.step(seconds)
-        self.thermal.step(power, seconds, self.fan.airflow)
+        self.thermal.step(power, seconds, min(1.0, self.fan.airflow + self.rack_airflow))
 
     # -- board lines -----------------------------------------------------------------------
 

@@ -1,0 +1,212 @@
+"""The rack's shared resources as the RMC runs them: cooling, the busbar meter, the display.
+
+:class:`RackMonitor` owns two loops on the board's clock: the cooling controller
+(:mod:`racklet.rmc._cooling`) and the busbar sampler, which reads the busbar's power monitor
+every ``sample_seconds`` and integrates its samples (trapezoids) into the rack's energy in
+joules. That counter is saved in ``energy.json`` beside the RMC's accounts (atomically,
+every ``save_seconds`` of wall time and on stop) and loaded on start, so it never goes back
+across an RMC restart. A busbar monitor that does not answer leaves the last reading out
+(``monitor_ok`` false) and adds no energy for the gap, rather than guessing.
+
+The front display is a model of what a 128×64 OLED (21 columns × 8 rows of a 6×8 font)
+would show: :meth:`RackMonitor.display_lines`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from racklet.bmc.login import EventBus
+from racklet.config import write_atomic
+from racklet.hw import PowerReading, RackBoard
+from racklet.log import ContextLogger
+from racklet.rmc._cooling import CoolingController, ZoneMode
+from racklet.rmc._pid import CoolingConfig, default_cooling
+from racklet.tasks import OwnedTask
+
+DISPLAY_COLUMNS = 21
+DISPLAY_ROWS = 8
+ENERGY_FILE = "energy.json"
+BUSBAR_WARNING_SHARE = 0.9
+"""Above this share of the PSU's rating the display and the status LED warn."""
+
+
+@dataclass
+class UnitSummary:
+    """What the RMC last learnt of one unit from its BMC (for the display)."""
+
+    power_state: str | None = None
+    health: str | None = None
+
+
+class RackMonitor:
+    def __init__(
+        self,
+        board: RackBoard,
+        state_dir: Path,
+        events: EventBus,
+        log: ContextLogger,
+        cooling: CoolingConfig | None = None,
+        *,
+        sample_seconds: float = 1.0,
+        save_seconds: float = 10.0,
+        origin: str = "",
+    ) -> None:
+        self.board = board
+        self.fans = {fan.name: fan for fan in board.fans}
+        self.cooling_config = cooling or default_cooling(
+            sorted(board.temperatures, key=_natural), list(self.fans)
+        )
+        self.cooling = CoolingController(
+            self.cooling_config,
+            self.fans,
+            board.temperatures,
+            board.clock,
+            events,
+            log,
+            origin,
+        )
+        self.sample_seconds = sample_seconds
+        self.save_seconds = save_seconds
+        self.reading: PowerReading | None = None
+        self.monitor_ok = False
+        self.energy_joules = 0.0
+        self.energy_created = time.time()
+        self.units: dict[str, UnitSummary] = {}
+        self.locate = False
+        """The rack's own locate LED (``LocationIndicatorActive`` on ``Chassis/rack``)."""
+        self._path = state_dir / ENERGY_FILE
+        self._log = log
+        self._last_sample: tuple[float, float] | None = None
+        self._saved_at = 0.0
+        self._cooling_task = OwnedTask("rmc:cooling")
+        self._sampler_task = OwnedTask("rmc:busbar")
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._load()
+        self.sample()
+        self._cooling_task.start(self.cooling.run)
+        self._sampler_task.start(self._sample_loop)
+
+    async def stop(self) -> None:
+        await self._cooling_task.stop()
+        await self._sampler_task.stop()
+        await asyncio.to_thread(self._save)
+
+    def _load(self) -> None:
+        try:
+            saved = json.loads(self._path.read_text())
+            joules, created = float(saved["rackJoules"]), float(saved["created"])
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            self._log.warning(f"rack energy not restored from {self._path}: {exc}")
+            return
+        self.energy_joules = max(self.energy_joules, joules)
+        self.energy_created = created
+
+    def _save(self) -> None:
+        document = {"rackJoules": self.energy_joules, "created": self.energy_created}
+        write_atomic(self._path, json.dumps(document) + "\n", mode=0o600)
+
+    # -- the busbar meter --------------------------------------------------------------------
+
+    def sample(self) -> None:
+        """Read the busbar monitor once and integrate since the last good sample."""
+        now = self.board.clock.monotonic()
+        try:
+            reading = self.board.busbar_monitor.read()
+        except OSError as exc:
+            if self.monitor_ok:
+                self._log.warning(f"busbar monitor unreadable: {exc}")
+            self.monitor_ok = False
+            self._last_sample = None
+            return
+        if self._last_sample is not None:
+            then, watts = self._last_sample
+            self.energy_joules += (watts + reading.watts) / 2.0 * max(0.0, now - then)
+        self._last_sample = (now, reading.watts)
+        self.reading = reading
+        self.monitor_ok = True
+
+    async def _sample_loop(self) -> None:
+        while True:
+            await self.board.clock.sleep(self.sample_seconds)
+            self.sample()
+            wall = time.monotonic()
+            if wall - self._saved_at >= self.save_seconds:
+                self._saved_at = wall
+                try:
+                    await asyncio.to_thread(self._save)
+                except OSError as exc:
+                    self._log.warning(f"rack energy not saved to {self._path}: {exc}")
+
+    # -- indicators and the display ------------------------------------------------------------
+
+    def alerts(self) -> list[tuple[str, str]]:
+        """Active alerts, worst first: (severity "Critical" or "Warning", short text)."""
+        found: list[tuple[str, str]] = []
+        if not self.monitor_ok:
+            found.append(("Critical", "busbar meter lost"))
+        elif self.reading is not None:
+            share = self.reading.watts / self.board.psu_rated_watts
+            if share >= 1.0:
+                found.append(("Critical", "busbar over budget"))
+            elif share >= BUSBAR_WARNING_SHARE:
+                found.append(("Warning", f"busbar at {share:.0%}"))
+        for state in self.cooling.zones.values():
+            if state.mode is ZoneMode.FAILSAFE:
+                found.append(("Warning", f"{state.zone.name} failsafe"))
+        for name, fan in self.fans.items():
+            if fan.duty_percent() > 0 and fan.rpm() < 0.05 * fan.rated_rpm:
+                found.append(("Critical", f"{name} stalled"))
+        for name, unit in sorted(self.units.items()):
+            if unit.health == "Critical":
+                found.append(("Critical", f"{name} critical"))
+        found.sort(key=lambda alert: 0 if alert[0] == "Critical" else 1)
+        return found
+
+    def status_led(self) -> str:
+        """The rack's status LED, as Redfish ``IndicatorLED`` words would say: Lit is trouble."""
+        alerts = self.alerts()
+        if not alerts:
+            return "Off"
+        return "Lit" if alerts[0][0] == "Critical" else "Blinking"
+
+    def health(self) -> str:
+        alerts = self.alerts()
+        return alerts[0][0] if alerts else "OK"
+
+    def display_lines(self) -> list[str]:
+        """The front display: 8 rows of at most 21 characters."""
+        watts = f"{self.reading.watts:5.1f}" if self.monitor_ok and self.reading else "  ---"
+        on = sum(1 for unit in self.units.values() if unit.power_state == "On")
+        alerts = self.alerts()
+        zones = ", ".join(
+            f"{s.setpoint_percent:.0f}%{'!' if s.mode is ZoneMode.FAILSAFE else ''}"
+            for s in self.cooling.zones.values()
+        )
+        rows = [
+            self.board.rack,
+            f"Bus {watts}/{self.board.psu_rated_watts:.0f} W",
+            f"Units on {on}/{len(self.units)}",
+            f"Fans {zones or 'none'}",
+            f"Energy {self.energy_joules / 3600.0:.2f} Wh",
+            f"Alert {alerts[0][1]}" if alerts else "All OK",
+            f"+{len(alerts) - 1} more" if len(alerts) > 1 else "",
+            dt.datetime.now(dt.UTC).strftime("%H:%M:%S UTC"),
+        ]
+        return [row[:DISPLAY_COLUMNS] for row in rows][:DISPLAY_ROWS]
+
+
+def _natural(name: str) -> tuple[str, int]:
+    """``slot-10`` after ``slot-9``."""
+    head, _, tail = name.rpartition("-")
+    return (head, int(tail)) if tail.isdigit() else (name, 0)
