@@ -60,6 +60,9 @@ class Rack:
     bmc_urls: dict[str, str]
     bmc_servers: dict[str, AppServer]
 
+    def twin_fans_turning(self) -> bool:
+        return all(fan.rpm() > 0 for fan in self.rack.rack_fans)
+
     def client(self, auth: tuple[str, str] | None = ADMIN) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, verify=client_context(self.ca), auth=auth)
 
