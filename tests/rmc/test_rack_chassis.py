@@ -7,6 +7,7 @@ are driven by the RMC's cooling loop and its busbar meter is the real PAC1921 dr
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
@@ -84,10 +85,11 @@ async def test_a_nan_sensor_shows_failsafe_in_redfish_with_events(rack: Rack) ->
     assert "Environmental.1.4.FanGroupNormal" in [e["MessageId"] for e in events["Members"]]
 
 
-async def eventually_async(read: object, want: str, within: float = 20.0) -> None:
+async def eventually_async(
+    read: Callable[[], Awaitable[str]], want: str, within: float = 20.0
+) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
-    assert callable(read)
     while (got := await read()) != want:
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {want!r}, last {got!r}")
@@ -117,7 +119,8 @@ async def test_metrics_are_open_and_well_formed(rack: Rack) -> None:
     async with rack.client(None) as client:
         answer = await client.get("/metrics")
     assert answer.status_code == 200
-    families = {f.name: f for f in text_string_to_metric_families(answer.text)}
+    parsed = text_string_to_metric_families(answer.text)  # type: ignore[no-untyped-call]
+    families = {f.name: f for f in parsed}
     assert families["racklet_rack_energy_joules"].type == "counter"
     fans = {s.labels["fan"] for s in families["racklet_rack_fan_rpm"].samples}
     assert fans == {"rack-fan-1", "rack-fan-2"}
