@@ -19,6 +19,7 @@ from racklet.cli._apply import cmd_apply
 from racklet.cli._audit import add_audit_parser, cmd_audit
 from racklet.cli._client import ApiClient, bmc_identity
 from racklet.cli._pki import add_pki_parser, cmd_pki
+from racklet.cli._prometheus import add_prometheus_parser, cmd_prometheus
 from racklet.cli._release import add_release_parser, cmd_release
 from racklet.cli._resources import cmd_delete, cmd_describe, cmd_events, cmd_get, cmd_wait, duration
 from racklet.cli._rpi import add_rpi_parser, cmd_rpi
@@ -168,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_rpi_parser(commands)
     add_token_parser(commands)
     add_audit_parser(commands)
+    add_prometheus_parser(commands)
 
     console = commands.add_parser("console", help="print a unit's captured UART log")
     console.add_argument("name")
@@ -318,6 +320,7 @@ _COMMANDS = {
     "rpi": cmd_rpi,
     "token": cmd_token,
     "audit": cmd_audit,
+    "prometheus": cmd_prometheus,
 }
 
 

@@ -325,6 +325,22 @@ class _RackCollector(Collector):
         yield setpoint
         yield failsafe
         yield celsius
+        alerts = GaugeMetricFamily(
+            "racklet_rack_alerts",
+            "Active alerts of the rack (what its status LED and display show), by severity.",
+            labels=["rack", "severity"],
+        )
+        active = [severity for severity, _ in m.alerts()]
+        for severity in ("Critical", "Warning"):
+            alerts.add_metric([rack, severity], float(active.count(severity)))
+        yield alerts
+        speed = getattr(m.board.clock, "speed", None)
+        if isinstance(speed, int | float):  # only a twin's clock runs at a speed
+            yield GaugeMetricFamily(
+                "racklet_twin_speed",
+                "Simulated seconds per wall second: divide a twin counter's rate() by it.",
+                value=float(speed),
+            )
 
 
 def metrics_route(monitor: RackMonitor | None) -> Route:
