@@ -24,6 +24,7 @@ from racklet.cli._release import add_release_parser, cmd_release
 from racklet.cli._resources import cmd_delete, cmd_describe, cmd_events, cmd_get, cmd_wait, duration
 from racklet.cli._rpi import add_rpi_parser, cmd_rpi
 from racklet.cli._tokens import add_token_parser, cmd_token
+from racklet.cli._top import add_top_parser, cmd_top
 from racklet.cli.errors import UsageError
 from racklet.errors import RackletError
 
@@ -170,6 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_token_parser(commands)
     add_audit_parser(commands)
     add_prometheus_parser(commands)
+    add_top_parser(commands)
 
     console = commands.add_parser("console", help="print a unit's captured UART log")
     console.add_argument("name")
@@ -321,6 +323,7 @@ _COMMANDS = {
     "token": cmd_token,
     "audit": cmd_audit,
     "prometheus": cmd_prometheus,
+    "top": cmd_top,
 }
 
 
