@@ -55,6 +55,7 @@ from racklet.api import (
 from racklet.controller._budget import Draw, Ledger
 from racklet.controller._heartbeats import HeartbeatRegistry
 from racklet.controller._phase import Observation, Verdict, derive_phase
+from racklet.controller._shedding import Candidate, victims
 from racklet.log import get_logger
 from racklet.redfish import (
     ChassisView,
@@ -284,7 +285,7 @@ class ComputeUnitReconciler:
             return None
 
         if obs.system.power_state != "Off":
-            return None
+            return await self._shed_if_over_budget(unit, bmc, status, events)
         if self._cooling_down(name, "On"):
             return None
         async with self._budget_lock:
@@ -358,6 +359,50 @@ class ComputeUnitReconciler:
             events.append(_event(name, "PowerCycleFailed", message, "Warning"))
         else:
             events.append(_event(name, "PowerCycle", f"power cycle {request} {done}"))
+
+    async def _shed_if_over_budget(
+        self, unit: ComputeUnit, bmc: Bmc, status: ComputeUnitStatus, events: list[Event]
+    ) -> str | None:
+        """Switch this unit off if the rack draws more than its budget and this unit is in
+        the shedding line (:mod:`racklet.controller._shedding`); it powers on again through
+        admission when the budget returns."""
+        name = unit.metadata.name
+        try:
+            rated = (await self._store.get(Rack, self._rack_name)).spec.psu_rated_watts
+        except NotFound:
+            return None
+        if not self._seeded:
+            await self._seed_draws()
+        if self._draws.measured() <= rated or self._cooling_down(name, "ForceOff"):
+            return None
+        powered = []
+        for other in await self._store.list(ComputeUnit):
+            draw = self._draws.get(other.metadata.name)
+            if draw is not None and draw.powered:
+                powered.append(
+                    Candidate(
+                        other.metadata.name,
+                        other.spec.power_priority,
+                        other.spec.slot,
+                        draw.measured_watts,
+                    )
+                )
+        drawn = sum(c.watts for c in powered)
+        if name not in victims(powered, rated):
+            return None
+        async with self._budget_lock:
+            await self._reset(name, bmc, "ForceOff")
+            previous = self._draws.get(name)
+            ceiling = previous.max_watts if previous is not None else None
+            self._draws.set(name, Draw("Off", False, 0.0, ceiling))
+        message = (
+            f"shed: the rack drew {drawn:.2f} W of a {rated:.2f} W budget; power priority "
+            f"{unit.spec.power_priority} is among the lowest powered"
+        )
+        set_condition(status.conditions, "PowerBudget", "False", "Shed", message)
+        self._budget_line[name] = None
+        events.append(_event(name, "Shed", message, "Warning"))
+        return "ForceOff"
 
     async def _budget_allows(self, name: str, chassis: ChassisView) -> tuple[bool, str]:
         try:
