@@ -19,6 +19,8 @@ BENCHMARKS = [
     "supervise",
     "audit_overhead",
     "identity",
+    "fan_control",
+    "scrape_cost",
 ]
 
 
