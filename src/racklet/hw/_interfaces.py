@@ -216,3 +216,5 @@ class RackBoard:
     fans: list[Fan] = field(default_factory=list)
     temperatures: dict[str, TemperatureSensor] = field(default_factory=dict)
     """Named inputs of the cooling zones (``slot-1``...); a lost one raises ``OSError``."""
+    fan_monitor: PowerMonitor | None = None
+    """A monitor on the rack fans' own feed, if the board has one (their energy)."""

@@ -2,11 +2,11 @@
 
 :class:`RackMonitor` owns two loops on the board's clock: the cooling controller
 (:mod:`racklet.rmc._cooling`) and the busbar sampler, which reads the busbar's power monitor
-every ``sample_seconds`` and integrates its samples (trapezoids) into the rack's energy in
-joules. That counter is saved in ``energy.json`` beside the RMC's accounts (atomically,
+(and the rack fans' feed monitor, where the board has one) every ``sample_seconds`` and
+integrates the samples (trapezoids) into the rack's and the fans' energy in joules. Those
+counters are saved in ``energy.json`` beside the RMC's accounts (atomically,
 every ``save_seconds`` of wall time and on stop) and loaded on start, so it never goes back
-across an RMC restart. A busbar monitor that does not answer leaves the last reading out
-(``monitor_ok`` false) and adds no energy for the gap, rather than guessing.
+across an RMC restart.
 
 The front display is a model of what a 128×64 OLED (21 columns × 8 rows of a 6×8 font)
 would show: :meth:`RackMonitor.display_lines`.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from racklet.bmc.login import EventBus
 from racklet.config import write_atomic
-from racklet.hw import PowerReading, RackBoard
+from racklet.hw import PowerMonitor, PowerReading, RackBoard
 from racklet.log import ContextLogger
 from racklet.rmc._cooling import CoolingController, ZoneMode
 from racklet.rmc._pid import CoolingConfig, default_cooling
@@ -34,6 +34,42 @@ DISPLAY_ROWS = 8
 ENERGY_FILE = "energy.json"
 BUSBAR_WARNING_SHARE = 0.9
 """Above this share of the PSU's rating the display and the status LED warn."""
+
+
+class Meter:
+    """One power monitor's samples integrated (trapezoids) into joules.
+
+    A monitor that does not answer leaves the reading out (``ok`` false) and adds no energy
+    for the gap, rather than guessing."""
+
+    def __init__(self, monitor: PowerMonitor, name: str, log: ContextLogger) -> None:
+        self.monitor = monitor
+        self.name = name
+        self.reading: PowerReading | None = None
+        self.ok = False
+        self.energy_joules = 0.0
+        self._log = log
+        self._last: tuple[float, float] | None = None
+
+    def sample(self, now: float) -> None:
+        try:
+            reading = self.monitor.read()
+        except OSError as exc:
+            if self.ok:
+                self._log.warning(f"{self.name} monitor unreadable: {exc}")
+            self.ok = False
+            self._last = None
+            return
+        if self._last is not None:
+            then, watts = self._last
+            self.energy_joules += (watts + reading.watts) / 2.0 * max(0.0, now - then)
+        self._last = (now, reading.watts)
+        self.reading = reading
+        self.ok = True
+
+    @property
+    def watts(self) -> float | None:
+        return self.reading.watts if self.ok and self.reading is not None else None
 
 
 @dataclass
@@ -73,16 +109,16 @@ class RackMonitor:
         )
         self.sample_seconds = sample_seconds
         self.save_seconds = save_seconds
-        self.reading: PowerReading | None = None
-        self.monitor_ok = False
-        self.energy_joules = 0.0
+        self.busbar = Meter(board.busbar_monitor, "busbar", log)
+        self.fan_meter = (
+            None if board.fan_monitor is None else Meter(board.fan_monitor, "fans", log)
+        )
         self.energy_created = time.time()
         self.units: dict[str, UnitSummary] = {}
         self.locate = False
         """The rack's own locate LED (``LocationIndicatorActive`` on ``Chassis/rack``)."""
         self._path = state_dir / ENERGY_FILE
         self._log = log
-        self._last_sample: tuple[float, float] | None = None
         self._saved_at = 0.0
         self._cooling_task = OwnedTask("rmc:cooling")
         self._sampler_task = OwnedTask("rmc:busbar")
@@ -100,41 +136,54 @@ class RackMonitor:
         await self._sampler_task.stop()
         await asyncio.to_thread(self._save)
 
+    # The busbar's reading and energy, as most callers want them.
+    @property
+    def reading(self) -> PowerReading | None:
+        return self.busbar.reading
+
+    @property
+    def monitor_ok(self) -> bool:
+        return self.busbar.ok
+
+    @property
+    def energy_joules(self) -> float:
+        return self.busbar.energy_joules
+
+    @energy_joules.setter
+    def energy_joules(self, joules: float) -> None:
+        self.busbar.energy_joules = joules
+
     def _load(self) -> None:
         try:
             saved = json.loads(self._path.read_text())
             joules, created = float(saved["rackJoules"]), float(saved["created"])
+            fans = float(saved.get("fansJoules", 0.0))
         except FileNotFoundError:
             return
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             self._log.warning(f"rack energy not restored from {self._path}: {exc}")
             return
-        self.energy_joules = max(self.energy_joules, joules)
+        self.busbar.energy_joules = max(self.busbar.energy_joules, joules)
+        if self.fan_meter is not None:
+            self.fan_meter.energy_joules = max(self.fan_meter.energy_joules, fans)
         self.energy_created = created
 
     def _save(self) -> None:
-        document = {"rackJoules": self.energy_joules, "created": self.energy_created}
+        document = {
+            "rackJoules": self.busbar.energy_joules,
+            "fansJoules": 0.0 if self.fan_meter is None else self.fan_meter.energy_joules,
+            "created": self.energy_created,
+        }
         write_atomic(self._path, json.dumps(document) + "\n", mode=0o600)
 
-    # -- the busbar meter --------------------------------------------------------------------
+    # -- the meters --------------------------------------------------------------------------
 
     def sample(self) -> None:
-        """Read the busbar monitor once and integrate since the last good sample."""
+        """Read every monitor once and integrate since its last good sample."""
         now = self.board.clock.monotonic()
-        try:
-            reading = self.board.busbar_monitor.read()
-        except OSError as exc:
-            if self.monitor_ok:
-                self._log.warning(f"busbar monitor unreadable: {exc}")
-            self.monitor_ok = False
-            self._last_sample = None
-            return
-        if self._last_sample is not None:
-            then, watts = self._last_sample
-            self.energy_joules += (watts + reading.watts) / 2.0 * max(0.0, now - then)
-        self._last_sample = (now, reading.watts)
-        self.reading = reading
-        self.monitor_ok = True
+        self.busbar.sample(now)
+        if self.fan_meter is not None:
+            self.fan_meter.sample(now)
 
     async def _sample_loop(self) -> None:
         while True:

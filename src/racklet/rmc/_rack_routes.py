@@ -169,6 +169,18 @@ class RackResources:
                 "SetPoint": m.board.psu_rated_watts,
                 "ControlMode": "Disabled",
             },
+            **(
+                {}
+                if m.fan_meter is None
+                else {
+                    "Oem": {
+                        "Racklet": {
+                            "FansPowerWatts": m.fan_meter.watts,
+                            "FansEnergyJoules": round(m.fan_meter.energy_joules, 3),
+                        }
+                    }
+                }
+            ),
         }
 
     # -- handlers ----------------------------------------------------------------------------
@@ -289,6 +301,18 @@ class _RackCollector(Collector):
         )
         energy.add_metric([rack], m.energy_joules, created=m.energy_created)
         yield energy
+        if m.fan_meter is not None:
+            yield gauge(
+                "racklet_rack_fans_power_watts", "Power of the rack fans' feed.", m.fan_meter.watts
+            )
+            fans = CounterMetricFamily(
+                "racklet_rack_fans_energy_joules",
+                "Energy of the rack fans' feed, integrated from its monitor's samples.",
+                labels=["rack"],
+                created=m.energy_created,
+            )
+            fans.add_metric([rack], m.fan_meter.energy_joules, created=m.energy_created)
+            yield fans
         rpm = GaugeMetricFamily(
             "racklet_rack_fan_rpm", "Rack fan speed from its tachometer.", labels=["rack", "fan"]
         )

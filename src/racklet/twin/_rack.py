@@ -90,6 +90,7 @@ class TwinRack:
         """The rack's own fans: on the busbar, driven by the RMC (``rack_board()``)."""
         self.slot_sensors = {f"slot-{u.slot}": SlotSensor(u) for u in self.units.values()}
         self._rack_board: RackBoard | None = None
+        self.fan_energy_joules = 0.0
         self._physics: asyncio.Task[None] | None = None
         self._log = get_logger("twin")
 
@@ -160,8 +161,10 @@ class TwinRack:
         for unit in self.units.values():
             unit.rack_airflow = airflow
             unit.tick(seconds)
+        fans = sum(fan.power_watts for fan in self.rack_fans)
+        self.fan_energy_joules += fans * max(0.0, seconds)  # ground truth for the fans' meter
         draws = [unit.power_watts for unit in self.units.values()]
-        draws += [fan.power_watts for fan in self.rack_fans]
+        draws.append(fans)
         if self.busbar.settle(draws, seconds):
             for unit in self.units.values():
                 unit.brown_out()

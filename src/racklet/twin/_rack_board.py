@@ -5,14 +5,16 @@ law, power ∝ speed³) whose air passes through every tray: a unit's thermal mo
 ``RACK_AIRFLOW_SHARE`` × the fans' mean airflow on top of its own board fan. Each slot has a
 temperature input wired to the RMC (``slot-N``, the heat sink of the unit in it); its fault
 hook makes it lost (reads raise ``OSError``) or invalid (reads NaN). The busbar carries its own
-PAC1921 on the RMC's I2C bus with a 2 mΩ shunt, read by the real driver
-(``racklet.hw.drivers.Pac1921``), so the RMC measures the rack's draw as hardware would.
+PAC1921 on the RMC's I2C bus with a 2 mΩ shunt, and the fans' feed another (100 mΩ), read by
+the real driver (``racklet.hw.drivers.Pac1921``), so the RMC measures the rack's and the
+fans' draw as hardware would.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Callable
 
 from racklet.hw import Clock, Fan, RackBoard, TemperatureSensor
 from racklet.hw.drivers import Pac1921
@@ -33,6 +35,8 @@ RACK_FAN_TIME_CONSTANT = 3.0
 """Estimate: an 80 mm rotor takes a few seconds to reach speed (slower than a 30 mm one)."""
 RACK_AIRFLOW_SHARE = 0.6
 """Estimate: the rack's fans at full speed cool a tray 60 % as well as the fan on its board."""
+FAN_SENSE_OHMS = 0.1
+"""100 mΩ on the fans' feed: 1 A full scale at gain 1, the gain set for the fans' rating."""
 BUSBAR_SENSE_OHMS = 0.002
 """2 mΩ: 50 A full scale at gain 1; the gain is chosen for the PSU's rating, as on a board."""
 
@@ -74,28 +78,53 @@ class SlotSensor:
         return round(self._unit.temperature, 1)
 
 
-class BusbarSocket:
-    """The busbar's PAC1921 on the RMC's bus, fed by the busbar's true draw."""
+def _monitor(
+    bus: TwinSMBus,
+    address: int,
+    volts: float,
+    amps: Callable[[], float],
+    ohms: float,
+    max_watts: float,
+) -> Pac1921:
+    """A PAC1921 at ``address`` on ``bus`` over a shunt of ``ohms``, gains set for ``max_watts``."""
+    bus.attach(address, Pac1921Model(lambda: (volts, amps()), rsense_ohms=ohms))
+    headroom_amps = 1.1 * max_watts / volts
+    return Pac1921(
+        bus,
+        address,
+        rsense_ohms=ohms,
+        di_gain=_pow2_at_most(
+            pac1921_driver.VSENSE_FULL_SCALE_VOLTS / ohms / headroom_amps,
+            (1, 2, 4, 8, 16, 32, 64, 128),
+        ),
+        dv_gain=_pow2_at_most(
+            pac1921_driver.VBUS_FULL_SCALE_VOLTS / (1.2 * volts), (1, 2, 4, 8, 16, 32)
+        ),
+    )
 
-    def __init__(self, busbar: Busbar) -> None:
+
+class BusbarSocket:
+    """The RMC's I2C bus: the busbar's PAC1921 (0x4C), fed by the busbar's true draw, and
+    one on the rack fans' feed (0x4D, ``FAN_SENSE_OHMS``), fed by the fans' draw."""
+
+    def __init__(self, busbar: Busbar, fans: list[TwinFan]) -> None:
         self.bus = TwinSMBus()
         volts = busbar.volts
-        self.chip = Pac1921Model(
-            lambda: (volts, busbar.power_watts / volts), rsense_ohms=BUSBAR_SENSE_OHMS
-        )
-        self.bus.attach(pac1921_driver.DEFAULT_ADDRESS, self.chip)
-        headroom_amps = 1.1 * busbar.rated_watts / volts
-        self.driver = Pac1921(
+        self.driver = _monitor(
             self.bus,
             pac1921_driver.DEFAULT_ADDRESS,
-            rsense_ohms=BUSBAR_SENSE_OHMS,
-            di_gain=_pow2_at_most(
-                pac1921_driver.VSENSE_FULL_SCALE_VOLTS / BUSBAR_SENSE_OHMS / headroom_amps,
-                (1, 2, 4, 8, 16, 32, 64, 128),
-            ),
-            dv_gain=_pow2_at_most(
-                pac1921_driver.VBUS_FULL_SCALE_VOLTS / (1.2 * volts), (1, 2, 4, 8, 16, 32)
-            ),
+            volts,
+            lambda: busbar.power_watts / volts,
+            BUSBAR_SENSE_OHMS,
+            busbar.rated_watts,
+        )
+        self.fan_driver = _monitor(
+            self.bus,
+            pac1921_driver.DEFAULT_ADDRESS + 1,
+            volts,
+            lambda: sum(fan.power_watts for fan in fans) / volts,
+            FAN_SENSE_OHMS,
+            sum(fan.rated_watts for fan in fans) or 1.0,
         )
 
 
@@ -106,13 +135,14 @@ def build_rack_board(
     fans: list[TwinFan],
     sensors: dict[str, SlotSensor],
 ) -> RackBoard:
-    socket = BusbarSocket(busbar)
+    socket = BusbarSocket(busbar, fans)
     hal_fans: list[Fan] = list(fans)
     temperatures: dict[str, TemperatureSensor] = dict(sensors)
     return RackBoard(
         rack=rack,
         clock=clock,
         busbar_monitor=socket.driver,
+        fan_monitor=socket.fan_driver,
         psu_rated_watts=busbar.rated_watts,
         fans=hal_fans,
         temperatures=temperatures,
