@@ -6,7 +6,8 @@ temperature, energy) and the rack (its PSU budget), and the RMC for the rack's o
 is to a host, for a rack. It reads only; the controller's token and the RMC's account come
 from ``racklet.yaml``. A part that does not answer is shown as unreachable rather than
 ending the view, so ``top`` keeps running across a controller restart. ``--once`` prints one
-frame and exits (for scripts). Ctrl-C ends it.
+frame and exits (for scripts; with no controller answering it is a one-line error, exit 1).
+Ctrl-C ends it.
 """
 
 from __future__ import annotations
@@ -187,7 +188,10 @@ def cmd_top(args: argparse.Namespace) -> int:
     console = Console()
     try:
         if args.once:
-            console.print(render(source.read()))
+            shot = source.read()
+            if not shot.units and shot.problems:
+                raise RackletError(shot.problems[0])  # nothing to show: say why, exit 1
+            console.print(render(shot))
             return 0
         with Live(render(source.read()), console=console, screen=False, auto_refresh=False) as live:
             while True:
