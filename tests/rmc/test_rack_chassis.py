@@ -113,6 +113,11 @@ async def test_the_busbar_reading_is_every_unit_and_fan_together(rack: Rack) -> 
     # The PAC1921 quantises the current (about 24 mA at this gain: 0.13 W) and samples
     # once a simulated second while the fans keep changing: within 0.3 W.
     assert abs(monitor.reading.watts - truth) < 0.3, (monitor.reading, truth)
+    # And the RMC checks it itself, against what the BMCs and the fans' meter say.
+    await eventually(lambda: monitor.unaccounted_watts() is not None, "every BMC polled")
+    gap = monitor.unaccounted_watts()
+    assert gap is not None and abs(gap) < 0.5, gap
+    assert not any("unaccounted" in text for _, text in monitor.alerts())
 
 
 async def test_metrics_are_open_and_well_formed(rack: Rack) -> None:

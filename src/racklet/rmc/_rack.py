@@ -32,6 +32,11 @@ from racklet.tasks import OwnedTask
 DISPLAY_COLUMNS = 21
 DISPLAY_ROWS = 8
 ENERGY_FILE = "energy.json"
+MISMATCH_WATTS = 1.0
+MISMATCH_SHARE = 0.1
+"""The busbar reading may differ from the units' and fans' sum by this much (W, or share of
+the busbar, whichever is larger) before it is an alert: the BMCs are polled every 2 s, so a
+load step shows as a brief difference; a leak, a bad meter or an unmetered load does not go."""
 BUSBAR_WARNING_SHARE = 0.9
 """Above this share of the PSU's rating the display and the status LED warn."""
 
@@ -78,6 +83,8 @@ class UnitSummary:
 
     power_state: str | None = None
     health: str | None = None
+    power_watts: float | None = None
+    """What its BMC's monitor read (``EnvironmentMetrics.PowerWatts``)."""
 
 
 class RackMonitor:
@@ -197,6 +204,19 @@ class RackMonitor:
                 except OSError as exc:
                     self._log.warning(f"rack energy not saved to {self._path}: {exc}")
 
+    def unaccounted_watts(self) -> float | None:
+        """Busbar reading minus what the units' BMCs and the fans' meter account for; None
+        when a reading is missing (a meter lost, a BMC not answering, no fan meter)."""
+        if self.busbar.watts is None or self.fan_meter is None or self.fan_meter.watts is None:
+            return None
+        units = 0.0
+        for summary in self.units.values():
+            if summary.power_state == "On":
+                if summary.power_watts is None:
+                    return None
+                units += summary.power_watts
+        return self.busbar.watts - units - self.fan_meter.watts
+
     # -- indicators and the display ------------------------------------------------------------
 
     def alerts(self) -> list[tuple[str, str]]:
@@ -210,6 +230,12 @@ class RackMonitor:
                 found.append(("Critical", "busbar over budget"))
             elif share >= BUSBAR_WARNING_SHARE:
                 found.append(("Warning", f"busbar at {share:.0%}"))
+        gap = self.unaccounted_watts()
+        watts = self.busbar.watts
+        if gap is not None and watts is not None:
+            limit = max(MISMATCH_WATTS, MISMATCH_SHARE * watts)
+            if abs(gap) > limit:
+                found.append(("Warning", f"busbar {gap:+.1f} W unaccounted"))
         for state in self.cooling.zones.values():
             if state.mode is ZoneMode.FAILSAFE:
                 found.append(("Warning", f"{state.zone.name} failsafe"))

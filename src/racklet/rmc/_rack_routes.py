@@ -176,6 +176,7 @@ class RackResources:
                     "Oem": {
                         "Racklet": {
                             "FansPowerWatts": m.fan_meter.watts,
+                            "UnaccountedPowerWatts": m.unaccounted_watts(),
                             "FansEnergyJoules": round(m.fan_meter.energy_joules, 3),
                         }
                     }

@@ -160,6 +160,18 @@ class RmcService:
         status = body.get("Status")
         summary.power_state = body.get("PowerState") if body else None
         summary.health = status.get("Health") if isinstance(status, dict) else None
+        summary.power_watts = None
+        try:
+            answer = await self._clients[name].request(
+                "GET", f"{ROOT_CHASSIS}/{name}/EnvironmentMetrics"
+            )
+            metrics = answer.json() if answer.status_code == 200 else {}
+        except (SatelliteUnreachable, ValueError):
+            return
+        power = metrics.get("PowerWatts") if isinstance(metrics, dict) else None
+        reading = power.get("Reading") if isinstance(power, dict) else None
+        if isinstance(reading, int | float):
+            summary.power_watts = float(reading)
 
     async def stop(self) -> None:
         await self._poller.stop()
