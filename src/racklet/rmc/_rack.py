@@ -133,7 +133,7 @@ class RackMonitor:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._load()
+        await asyncio.to_thread(self._load)
         self.sample()
         self._cooling_task.start(self.cooling.run)
         self._sampler_task.start(self._sample_loop)
