@@ -33,7 +33,13 @@ async def test_the_rack_chassis_shows_fans_zones_and_busbar(rack: Rack) -> None:
         environment = (await client.get(f"{RACK}/EnvironmentMetrics")).json()
         missing = await client.get(f"{CONTROLS}/nothing")
     assert chassis["ChassisType"] == "Rack"
-    assert chassis["Oem"]["Racklet"]["Display"][0] == "rack-1"
+    display = chassis["Oem"]["Racklet"]["Display"]
+    assert len(display) == 8 and all(len(row) <= 21 for row in display), "a 128x64 OLED"
+    assert display[0] == "rack-1" and display[1].startswith("Bus ") and "/100 W" in display[1]
+    assert (
+        chassis["IndicatorLED"] in ("Off", "Blinking")
+        and chassis["LocationIndicatorActive"] is False
+    )
     assert [m["@odata.id"] for m in fans["Members"]] == [
         f"{RACK}/ThermalSubsystem/Fans/rack-fan-1",
         f"{RACK}/ThermalSubsystem/Fans/rack-fan-2",
