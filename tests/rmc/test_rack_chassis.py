@@ -163,3 +163,21 @@ async def test_rack_energy_never_goes_back_across_an_rmc_restart(rack: Rack) -> 
     monitor.energy_joules = 0.0  # a fresh process would start from zero
     await monitor.start()
     assert monitor.energy_joules >= saved
+
+
+async def test_a_units_locate_led_through_the_rmc(rack: Rack) -> None:
+    path = "/redfish/v1/Chassis/unit-2_unit-2"
+    led = rack.rack.board("unit-2").locate_led
+    assert led is not None and not led.is_lit()
+    async with rack.client(READER) as reader:
+        refused = await reader.patch(path, json={"LocationIndicatorActive": True})
+    async with rack.client(OPERATOR) as operator:
+        bad = await operator.patch(path, json={"LocationIndicatorActive": 1})
+        other = await operator.patch(path, json={"ChassisType": "Rack"})
+        lit = await operator.patch(path, json={"LocationIndicatorActive": True})
+        seen = (await operator.get(path)).json()
+    assert refused.status_code == 403
+    assert bad.status_code == 400 and other.status_code == 400
+    assert lit.status_code == 200 and seen["LocationIndicatorActive"] is True
+    assert led.is_lit(), "the board's LED latch is set"
+    assert not rack.rack.board("unit-1").locate_led.is_lit()  # type: ignore[union-attr]

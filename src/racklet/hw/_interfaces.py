@@ -104,6 +104,13 @@ class Fan(Protocol):
     def rpm(self) -> float: ...
 
 
+class Indicator(Protocol):
+    """An LED the BMC or RMC drives (the unit's locate LED): a GPIO output latch."""
+
+    def is_lit(self) -> bool: ...
+    def set(self, lit: bool) -> None: ...
+
+
 class PresenceDetect(Protocol):
     """Whether a unit sits in the slot (a grounded pin on the tray)."""
 
@@ -201,6 +208,8 @@ class BmcBoard:
     max_power_watts: float
     fans: list[Fan] = field(default_factory=list)
     """The board's fans; a board without any (fanless tray) has an empty list."""
+    locate_led: Indicator | None = None
+    """The tray's locate LED (Redfish ``LocationIndicatorActive``), if the board has one."""
 
 
 @dataclass

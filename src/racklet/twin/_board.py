@@ -65,6 +65,19 @@ class _Temperature:
         return round(self._unit.temperature, 1)
 
 
+class _LocateLed:
+    """The tray's locate LED: a latch the BMC sets; the twin only remembers it."""
+
+    def __init__(self) -> None:
+        self._lit = False
+
+    def is_lit(self) -> bool:
+        return self._lit
+
+    def set(self, lit: bool) -> None:
+        self._lit = bool(lit)
+
+
 class _Presence:
     def __init__(self, unit: TwinUnit) -> None:
         self._unit = unit
@@ -146,4 +159,5 @@ def build_board(unit: TwinUnit, clock: Clock, monitor: MonitorSocket) -> BmcBoar
         link=unit.backplane,
         max_power_watts=unit.profile.max_power_watts,
         fans=[unit.fan],
+        locate_led=_LocateLed(),
     )
