@@ -20,6 +20,7 @@ from racklet.log import get_logger
 from racklet.rmc import RmcConfigError
 from racklet.rmc._cooling import CoolingController, ZoneMode
 from racklet.rmc._pid import CoolingConfig, load_cooling, parse_cooling
+from racklet.rmc._rack import RackMonitor
 from racklet.twin import RackDescription, SimClock, TwinRack
 from racklet.twin._rack_board import SensorFailure
 from tests.bmc.conftest import ManualClock
@@ -197,3 +198,25 @@ def test_a_cooling_file_loads_and_a_broken_one_is_one_error(tmp_path: Path) -> N
     bad.write_text("zones: [\n")
     with pytest.raises(RmcConfigError, match=r"bad\.yaml"):
         load_cooling(bad)
+
+
+@pytest.mark.parametrize("how", ["unknown fan", "refused file"])
+async def test_refused_cooling_runs_every_fan_flat_out_with_a_critical_alert(
+    cooled: Cooled, tmp_path: Path, how: str
+) -> None:
+    bad = parse_cooling(zone_document(fans=["rack-fan-9"])) if how == "unknown fan" else None
+    refused = "cooling.yaml: zones.0.inputs.0.pid.kp: too large" if bad is None else None
+    monitor = RackMonitor(
+        cooled.board, tmp_path, EventBus(), get_logger("test"), bad, refused=refused
+    )
+    await monitor.start()
+    try:
+        assert monitor.cooling_refused is not None
+        assert all(fan.duty_percent() == 100.0 for fan in cooled.board.fans)
+        assert monitor.alerts()[0] == ("Critical", "cooling config bad")
+        assert monitor.status_led() == "Lit"
+        cooled.clock.advance(5.0)
+        await asyncio.sleep(0)
+        assert all(fan.duty_percent() == 100.0 for fan in cooled.board.fans), "and stay there"
+    finally:
+        await monitor.stop()

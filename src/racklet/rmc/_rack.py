@@ -27,6 +27,7 @@ from racklet.hw import PowerMonitor, PowerReading, RackBoard
 from racklet.log import ContextLogger
 from racklet.rmc._cooling import CoolingController, ZoneMode
 from racklet.rmc._pid import CoolingConfig, default_cooling
+from racklet.rmc.errors import RmcConfigError
 from racklet.tasks import OwnedTask
 
 DISPLAY_COLUMNS = 21
@@ -96,24 +97,36 @@ class RackMonitor:
         log: ContextLogger,
         cooling: CoolingConfig | None = None,
         *,
+        refused: str | None = None,
         sample_seconds: float = 1.0,
         save_seconds: float = 10.0,
         origin: str = "",
     ) -> None:
         self.board = board
         self.fans = {fan.name: fan for fan in board.fans}
-        self.cooling_config = cooling or default_cooling(
+        self.cooling_refused = refused
+        """Why the declared cooling was refused; then every rack fan runs flat out."""
+        config = cooling or default_cooling(
             sorted(board.temperatures, key=_natural), list(self.fans)
         )
-        self.cooling = CoolingController(
-            self.cooling_config,
-            self.fans,
-            board.temperatures,
-            board.clock,
-            events,
-            log,
-            origin,
-        )
+        try:
+            self.cooling = CoolingController(
+                config if refused is None else CoolingConfig(),
+                self.fans,
+                board.temperatures,
+                board.clock,
+                events,
+                log,
+                origin,
+            )
+        except RmcConfigError as exc:  # zones naming fans or sensors the rack lacks
+            self.cooling_refused = str(exc)
+            self.cooling = CoolingController(
+                CoolingConfig(), self.fans, board.temperatures, board.clock, events, log, origin
+            )
+        self.cooling_config = self.cooling.config
+        if self.cooling_refused is not None:
+            log.error(f"cooling refused, every rack fan at 100 %: {self.cooling_refused}")
         self.sample_seconds = sample_seconds
         self.save_seconds = save_seconds
         self.busbar = Meter(board.busbar_monitor, "busbar", log)
@@ -134,6 +147,12 @@ class RackMonitor:
 
     async def start(self) -> None:
         await asyncio.to_thread(self._load)
+        if self.cooling_refused is not None:
+            for name, fan in self.fans.items():  # no zone drives them: fail safe, flat out
+                try:
+                    fan.set_duty_percent(100.0)
+                except (OSError, ValueError) as exc:
+                    self._log.warning(f"fan {name}: cannot set 100 %: {exc}")
         self.sample()
         self._cooling_task.start(self.cooling.run)
         self._sampler_task.start(self._sample_loop)
@@ -222,6 +241,8 @@ class RackMonitor:
     def alerts(self) -> list[tuple[str, str]]:
         """Active alerts, worst first: (severity "Critical" or "Warning", short text)."""
         found: list[tuple[str, str]] = []
+        if self.cooling_refused is not None:
+            found.append(("Critical", "cooling config bad"))
         if not self.monitor_ok:
             found.append(("Critical", "busbar meter lost"))
         elif self.reading is not None:

@@ -66,6 +66,8 @@ class RmcSettings:
     only aggregates (no ``Chassis/rack``, an empty ``/metrics``)."""
     cooling: CoolingConfig | None = None
     """The fan zones; None: one zone over every fan and slot sensor (``default_cooling``)."""
+    cooling_refused: str | None = None
+    """Why the declared fan zones were refused: the RMC then runs every rack fan flat out."""
 
 
 def sources_from_config(config: RackConfig) -> list[AggregationSource]:
@@ -121,6 +123,7 @@ class RmcService:
                 self.events,
                 self._log.bind(request="cooling"),
                 settings.cooling,
+                refused=settings.cooling_refused,
                 origin=f"{ROOT_CHASSIS}/rack/ThermalSubsystem",
             )
             self.monitor.units = {s.name: UnitSummary() for s in settings.sources}

@@ -5,11 +5,14 @@ issued by the rack CA), the client identity it logs in to every BMC with (``clie
 0600, ``client.crt``, common name ``racklet-rmc``: an Operator on each BMC) and
 ``accounts.json`` (0600, scrypt hashes; the password of the ``admin`` account also in
 ``admin.password``, 0600, for the config file). An optional ``cooling.yaml`` there declares
-the fan zones (``docs/rmc.md``); without it one zone covers every rack fan and slot.
+the fan zones (``docs/rmc.md``); without it one zone covers every rack fan and slot. A bad
+one does not stop the rack: the RMC runs every rack fan at 100 %, logs why and raises a
+critical alert (its status LED, display and ``racklet_rack_alerts``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +96,13 @@ async def serve_rmc(
     """Start the RMC for every BMC of ``config`` on ``https://host:port`` (after prepare);
     with ``board`` it also runs the rack's fans and meters its busbar."""
     directory = rmc_dir(config)
+    cooling: CoolingConfig | None = None
+    refused: str | None = None
+    if board is not None:
+        try:
+            cooling = await asyncio.to_thread(rack_cooling, directory)
+        except RmcConfigError as exc:  # the rack keeps running; its fans fail safe
+            refused = str(exc)
     service = RmcService(
         RmcSettings(
             sources=sources_from_config(config),
@@ -101,7 +111,8 @@ async def serve_rmc(
             client_cert=bmc_credentials(directory),
             name=config.rack.name,
             board=board,
-            cooling=rack_cooling(directory) if board is not None else None,
+            cooling=cooling,
+            cooling_refused=refused,
         )
     )
     await service.start()
