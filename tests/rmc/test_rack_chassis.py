@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
+from racklet.rmc._service import UNIT_POLL_SECONDS
 from racklet.twin._rack_board import SensorFailure
 from tests.rmc.conftest import ADMIN, OPERATOR, READER, Rack, eventually
 
@@ -120,7 +121,11 @@ async def test_the_busbar_reading_is_every_unit_and_fan_together(rack: Rack) -> 
     # once a simulated second while the fans keep changing: within 0.3 W.
     assert abs(monitor.reading.watts - truth) < 0.3, (monitor.reading, truth)
     # And the RMC checks it itself, against what the BMCs and the fans' meter say.
-    await eventually(lambda: monitor.unaccounted_watts() is not None, "every BMC polled")
+    await eventually(
+        lambda: all(u.power_state == "On" and u.power_watts for u in monitor.units.values()),
+        "every BMC polled with its unit on",
+    )
+    await asyncio.sleep(UNIT_POLL_SECONDS + 0.5)  # one more poll: both readings settled
     gap = monitor.unaccounted_watts()
     assert gap is not None and abs(gap) < 0.5, gap
     assert not any("unaccounted" in text for _, text in monitor.alerts())

@@ -38,6 +38,8 @@ MISMATCH_SHARE = 0.1
 """The busbar reading may differ from the units' and fans' sum by this much (W, or share of
 the busbar, whichever is larger) before it is an alert: the BMCs are polled every 2 s, so a
 load step shows as a brief difference; a leak, a bad meter or an unmetered load does not go."""
+MISMATCH_POLLS = 3
+"""...for this many polls of every BMC in a row (a unit just switched shows for one)."""
 BUSBAR_WARNING_SHARE = 0.9
 """Above this share of the PSU's rating the display and the status LED warn."""
 
@@ -138,6 +140,7 @@ class RackMonitor:
         self.locate = False
         """The rack's own locate LED (``LocationIndicatorActive`` on ``Chassis/rack``)."""
         self._path = state_dir / ENERGY_FILE
+        self._mismatched_polls = 0
         self._log = log
         self._saved_at = 0.0
         self._cooling_task = OwnedTask("rmc:cooling")
@@ -223,6 +226,16 @@ class RackMonitor:
                 except OSError as exc:
                     self._log.warning(f"rack energy not saved to {self._path}: {exc}")
 
+    def polled(self) -> None:
+        """Every BMC was just polled: count how long the busbar has disagreed with its parts."""
+        gap, watts = self.unaccounted_watts(), self.busbar.watts
+        if gap is None or watts is None:
+            return
+        if abs(gap) > max(MISMATCH_WATTS, MISMATCH_SHARE * watts):
+            self._mismatched_polls += 1
+        else:
+            self._mismatched_polls = 0
+
     def unaccounted_watts(self) -> float | None:
         """Busbar reading minus what the units' BMCs and the fans' meter account for; None
         when a reading is missing (a meter lost, a BMC not answering, no fan meter)."""
@@ -252,11 +265,8 @@ class RackMonitor:
             elif share >= BUSBAR_WARNING_SHARE:
                 found.append(("Warning", f"busbar at {share:.0%}"))
         gap = self.unaccounted_watts()
-        watts = self.busbar.watts
-        if gap is not None and watts is not None:
-            limit = max(MISMATCH_WATTS, MISMATCH_SHARE * watts)
-            if abs(gap) > limit:
-                found.append(("Warning", f"busbar {gap:+.1f} W unaccounted"))
+        if gap is not None and self._mismatched_polls >= MISMATCH_POLLS:
+            found.append(("Warning", f"busbar {gap:+.1f} W unaccounted"))
         for state in self.cooling.zones.values():
             if state.mode is ZoneMode.FAILSAFE:
                 found.append(("Warning", f"{state.zone.name} failsafe"))

@@ -149,6 +149,8 @@ class RmcService:
         """Keep the display's view of every unit (power state, health) fresh."""
         while True:
             await asyncio.gather(*(self._poll(name) for name in self._clients))
+            assert self.monitor is not None
+            self.monitor.polled()
             await asyncio.sleep(UNIT_POLL_SECONDS)
 
     async def _poll(self, name: str) -> None:
