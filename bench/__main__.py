@@ -24,6 +24,8 @@ BENCHMARKS = [
     "energy_accuracy",
     "faults",
     "dashboard",
+    "fan_control",
+    "scrape_cost",
 ]
 
 

@@ -60,6 +60,9 @@ class Rack:
     bmc_urls: dict[str, str]
     bmc_servers: dict[str, AppServer]
 
+    def twin_fans_turning(self) -> bool:
+        return all(fan.rpm() > 0 for fan in self.rack.rack_fans)
+
     def client(self, auth: tuple[str, str] | None = ADMIN) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url, verify=client_context(self.ca), auth=auth)
 
@@ -130,6 +133,7 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
                 client_cert=(login[1], login[0]),
                 request_timeout=3.0,
                 login_backoff=QUICK,
+                board=twin.rack_board(),
             )
         )
         await rmc.start()

@@ -28,10 +28,11 @@ async def test_collections_merge_every_bmc_under_its_prefix(rack: Rack) -> None:
         chassis = (await client.get("/redfish/v1/Chassis")).json()
         managers = (await client.get("/redfish/v1/Managers")).json()
     # What each BMC itself lists, prefixed with its name.
-    # The RMC's own manager comes first (its EventLog of logins); then every BMC's.
+    # The RMC's own manager comes first (its EventLog of logins); then every BMC's. So does
+    # its own chassis, the rack enclosure (fans, busbar, display).
     expected: dict[str, list[str]] = {
         "Systems": [],
-        "Chassis": [],
+        "Chassis": ["/redfish/v1/Chassis/rack"],
         "Managers": ["/redfish/v1/Managers/rmc"],
     }
     for unit in rack.bmc_urls:

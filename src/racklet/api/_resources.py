@@ -76,6 +76,8 @@ class ComputeUnitSpec(Model):
     slot: Annotated[int, Field(ge=1, le=16)]
     power: PowerSpec = "On"
     bmc: BmcRef
+    power_priority: Annotated[int, Field(ge=0, le=1000)] = 100
+    """Who keeps power when the busbar budget shrinks: the lowest is shed first."""
 
 
 class ComputeUnitStatus(Model):

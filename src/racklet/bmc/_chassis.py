@@ -1,5 +1,6 @@
 """``Chassis``: the unit's tray and its sensors (power, voltage, current, energy,
-temperature) and EnvironmentMetrics, all read from the BMC's last sample.
+temperature) and EnvironmentMetrics, all read from the BMC's last sample; its locate LED
+(``LocationIndicatorActive``, the one writable property: PATCH, Operator).
 
 Energy is ``EnergyJoules`` (Reading in J): the Sensor schema reserves ``EnergykWh`` for
 large-scale metering and names joules for device-level consumption, which a unit is. It is a
@@ -9,6 +10,7 @@ counter kept across BMC restarts; ``SensorResetTime`` says when it began.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +20,7 @@ from starlette.routing import Route
 
 from racklet.bmc._context import BmcContext
 from racklet.bmc._errors import RedfishError
-from racklet.bmc._http import page, respond, route
+from racklet.bmc._http import check_if_match, page, read_patch, respond, route, tagged
 from racklet.bmc._schema import ROOT, collection, link, resource
 
 CHASSIS = f"{ROOT}/Chassis"
@@ -83,10 +85,10 @@ def routes(ctx: BmcContext) -> list[Route]:
         members = page(request, [ctx.chassis_path])
         return respond(collection("ChassisCollection", CHASSIS, "Chassis Collection", members))
 
-    async def chassis(request: Request) -> Response:
-        _mine(request)
+    def chassis_body() -> dict[str, Any]:
         present = ctx.present()
-        body = resource(
+        led = ctx.board.locate_led
+        return resource(
             "Chassis",
             ctx.chassis_path,
             Id=ctx.unit,
@@ -103,8 +105,29 @@ def routes(ctx: BmcContext) -> list[Route]:
                 "ComputerSystems": [link(ctx.system_path)],
                 "ManagedBy": [link(ctx.manager_path)],
             },
+            **({} if led is None else {"LocationIndicatorActive": led.is_lit()}),
         )
-        return respond(body)
+
+    async def chassis(request: Request) -> Response:
+        _mine(request)
+        return tagged(request, chassis_body())
+
+    async def patch_chassis(request: Request) -> Response:
+        """Only the locate LED is writable (``LocationIndicatorActive``, Operator)."""
+        _mine(request)
+        body = await read_patch(request)
+        current = chassis_body()
+        check_if_match(request, current)
+        led = ctx.board.locate_led
+        for name, value in body.items():
+            if name != "LocationIndicatorActive" or led is None:
+                key = "PropertyNotWritable" if name in current else "PropertyUnknown"
+                raise RedfishError(400, key, name)
+            if not isinstance(value, bool):
+                raise RedfishError(400, "PropertyValueTypeError", json.dumps(value), name)
+        assert led is not None
+        led.set(bool(body["LocationIndicatorActive"]))
+        return tagged(request, chassis_body())
 
     async def sensors(request: Request) -> Response:
         _mine(request)
@@ -158,7 +181,7 @@ def routes(ctx: BmcContext) -> list[Route]:
     item = f"{CHASSIS}/{{chassis_id}}"
     return [
         route(CHASSIS, GET=chassis_collection),
-        route(item, GET=chassis),
+        route(item, GET=chassis, PATCH=patch_chassis),
         route(f"{item}/Sensors", GET=sensors),
         route(f"{item}/Sensors/{{sensor_id}}", GET=sensor),
         route(f"{item}/EnvironmentMetrics", GET=environment),

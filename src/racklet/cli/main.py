@@ -20,11 +20,13 @@ from racklet.cli._audit import add_audit_parser, cmd_audit
 from racklet.cli._client import ApiClient, bmc_identity
 from racklet.cli._faults import add_fault_parser, add_slot_parser, cmd_fault, cmd_slot
 from racklet.cli._pki import add_pki_parser, cmd_pki
+from racklet.cli._prometheus import add_prometheus_parser, cmd_prometheus
 from racklet.cli._release import add_release_parser, cmd_release
 from racklet.cli._resources import cmd_delete, cmd_describe, cmd_events, cmd_get, cmd_wait, duration
 from racklet.cli._rpi import add_rpi_parser, cmd_rpi
 from racklet.cli._stress import add_stress_parser, cmd_stress
 from racklet.cli._tokens import add_token_parser, cmd_token
+from racklet.cli._top import add_top_parser, cmd_top
 from racklet.cli.errors import UsageError
 from racklet.errors import RackletError
 
@@ -173,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_stress_parser(commands)
     add_fault_parser(commands)
     add_slot_parser(commands)
+    add_prometheus_parser(commands)
+    add_top_parser(commands)
 
     console = commands.add_parser("console", help="print a unit's captured UART log")
     console.add_argument("name")
@@ -326,6 +330,8 @@ _COMMANDS = {
     "stress": cmd_stress,
     "fault": cmd_fault,
     "slot": cmd_slot,
+    "prometheus": cmd_prometheus,
+    "top": cmd_top,
 }
 
 

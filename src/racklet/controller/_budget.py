@@ -41,6 +41,10 @@ def _share(draw: Draw, candidate_max: float) -> float:
     return 0.0
 
 
+def _measured(draw: Draw) -> float:
+    return draw.measured_watts if draw.powered else 0.0
+
+
 def projected_watts(others: Iterable[Draw], candidate_max: float) -> float:
     total = candidate_max
     for draw in others:
@@ -66,6 +70,7 @@ class Ledger:
         self._draws: dict[str, Draw] = {}
         self._fixed = Fraction(0)
         self._open: dict[str, Draw] = {}
+        self._measured = Fraction(0)
 
     def __contains__(self, name: object) -> bool:
         return name in self._draws
@@ -80,6 +85,7 @@ class Ledger:
         """Record ``name``'s draw; return whether that freed budget (its share fell)."""
         old = self.pop(name)
         self._draws[name] = draw
+        self._measured += Fraction(_measured(draw))
         if _open(draw):
             self._open[name] = draw
         else:
@@ -90,9 +96,14 @@ class Ledger:
         draw = self._draws.pop(name, None)
         if draw is None:
             return None
+        self._measured -= Fraction(_measured(draw))
         if self._open.pop(name, None) is None:
             self._fixed -= Fraction(_share(draw, 0.0))
         return draw
+
+    def measured(self) -> float:
+        """What every powered unit draws now, by measurement (what shedding compares)."""
+        return float(self._measured)
 
     def projected(self, candidate_max: float, *, excluding: str) -> float:
         """:func:`projected_watts` of every draw but ``excluding``'s, with this candidate."""

@@ -104,6 +104,13 @@ class Fan(Protocol):
     def rpm(self) -> float: ...
 
 
+class Indicator(Protocol):
+    """An LED the BMC or RMC drives (the unit's locate LED): a GPIO output latch."""
+
+    def is_lit(self) -> bool: ...
+    def set(self, lit: bool) -> None: ...
+
+
 class PresenceDetect(Protocol):
     """Whether a unit sits in the slot (a grounded pin on the tray)."""
 
@@ -206,3 +213,22 @@ class BmcBoard:
     max_power_watts: float
     fans: list[Fan] = field(default_factory=list)
     """The board's fans; a board without any (fanless tray) has an empty list."""
+    locate_led: Indicator | None = None
+    """The tray's locate LED (Redfish ``LocationIndicatorActive``), if the board has one."""
+
+
+@dataclass
+class RackBoard:
+    """Everything the RMC can touch: the rack's own fans, the temperatures its cooling zones
+    read and the busbar's power monitor (one backend, as for :class:`BmcBoard`)."""
+
+    rack: str
+    clock: Clock
+    busbar_monitor: PowerMonitor
+    """The monitor on the busbar feed: every unit's and every rack fan's draw together."""
+    psu_rated_watts: float
+    fans: list[Fan] = field(default_factory=list)
+    temperatures: dict[str, TemperatureSensor] = field(default_factory=dict)
+    """Named inputs of the cooling zones (``slot-1``...); a lost one raises ``OSError``."""
+    fan_monitor: PowerMonitor | None = None
+    """A monitor on the rack fans' own feed, if the board has one (their energy)."""

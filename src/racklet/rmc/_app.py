@@ -43,6 +43,7 @@ from racklet.limits import InputRejected, parse_json
 from racklet.log import ContextLogger
 from racklet.rmc import _uris
 from racklet.rmc._messages import JSON_TYPE, error, json_response
+from racklet.rmc._rack_routes import RACK, RackResources, metrics_route
 from racklet.rmc._satellite import SatelliteClient
 from racklet.rmc.errors import SatelliteUnreachable
 
@@ -108,6 +109,8 @@ class Aggregator:
     def __init__(
         self, clients: dict[str, SatelliteClient], service_uuid: str, log: ContextLogger
     ) -> None:
+        self.own_chassis: list[str] = []
+        """The RMC's own members of ``Chassis`` (the rack enclosure, when it has a board)."""
         self._clients = clients
         self._uuid = service_uuid
         self._log = log
@@ -256,6 +259,8 @@ class Aggregator:
         members = [member for answer in answers for member in answer]
         if name == "Managers":
             members.insert(0, MANAGER)
+        if name == "Chassis":
+            members[:0] = self.own_chassis
         return json_response(_collection(odata_type, path, title, members))
 
     async def _members(self, source: str, path: str) -> list[str]:
@@ -328,9 +333,12 @@ def build_app(
     sessions: SessionStore,
     events: EventBus,
     audit: AuditLog | None = None,
+    rack: RackResources | None = None,
 ) -> Starlette:
     """The RMC's routes; accounts, sessions, privileges and the EventLog are the BMC's code."""
     a = aggregator
+    if rack is not None:
+        a.own_chassis = [RACK]
     all_methods = ["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"]
     routes = [
         Route("/redfish", a.redfish, methods=["GET"]),
@@ -346,6 +354,8 @@ def build_app(
         Route(SOURCES, a.sources, methods=["GET"]),
         Route(SOURCES + "/{name}", a.source, methods=["GET"]),
         *[Route(f"{ROOT}/{c}", a.collection, methods=["GET"]) for c in _uris.AGGREGATED],
+        metrics_route(None if rack is None else rack.monitor),
+        *([] if rack is None else rack.routes()),
         *[
             Route(f"{ROOT}/{c}/{{member}}{{rest:path}}", a.proxy, methods=all_methods)
             for c in _uris.AGGREGATED

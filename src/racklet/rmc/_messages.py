@@ -59,6 +59,18 @@ _BASE: dict[str, tuple[str, str, str]] = {
         "Critical",
         "Resubmit the request.  If the problem persists, consider resetting the service.",
     ),
+    "PropertyNotWritable": (
+        "The property %1 is a read-only property and cannot be assigned a value.",
+        "Warning",
+        "Remove the property from the request body and resubmit the request if the operation "
+        "failed.",
+    ),
+    "PropertyValueTypeError": (
+        "The value '%1' for the property %2 is not a type that the property can accept.",
+        "Warning",
+        "Correct the value for the property in the request body and resubmit the request if the "
+        "operation failed.",
+    ),
 }
 
 

@@ -25,11 +25,21 @@ from racklet.bmc.login import (
     read_accounts,
 )
 from racklet.config import RackConfig
+from racklet.hw import RackBoard
 from racklet.log import get_logger
 from racklet.net import ca_trust_domain, client_context, spiffe_id
 from racklet.rmc._app import Aggregator, build_app
+from racklet.rmc._pid import CoolingConfig
+from racklet.rmc._rack import RackMonitor, UnitSummary
+from racklet.rmc._rack_routes import RackResources
 from racklet.rmc._satellite import AggregationSource, SatelliteClient
-from racklet.rmc.errors import RmcConfigError
+from racklet.rmc.errors import RmcConfigError, SatelliteUnreachable
+from racklet.tasks import OwnedTask
+
+ROOT_CHASSIS = "/redfish/v1/Chassis"
+ROOT_SYSTEMS = "/redfish/v1/Systems"
+UNIT_POLL_SECONDS = 2.0
+"""How often the RMC asks each BMC for its system's power state and health (the display)."""
 
 
 @dataclass
@@ -51,6 +61,13 @@ class RmcSettings:
     service_uuid: str = field(default="")
     audit_file: Path | None = None
     """Where the RMC writes its audit log; None: ``audit.log`` beside ``accounts_file``."""
+    board: RackBoard | None = None
+    """The rack's shared hardware (fans, slot temperatures, busbar monitor); None: the RMC
+    only aggregates (no ``Chassis/rack``, an empty ``/metrics``)."""
+    cooling: CoolingConfig | None = None
+    """The fan zones; None: one zone over every fan and slot sensor (``default_cooling``)."""
+    cooling_refused: str | None = None
+    """Why the declared fan zones were refused: the RMC then runs every rack fan flat out."""
 
 
 def sources_from_config(config: RackConfig) -> list[AggregationSource]:
@@ -98,16 +115,73 @@ class RmcService:
         )
         aggregator = Aggregator(self._clients, service_uuid, self._log)
         self.audit = AuditLog(settings.audit_file or settings.accounts_file.parent / "audit.log")
+        self.monitor: RackMonitor | None = None
+        if settings.board is not None:
+            self.monitor = RackMonitor(
+                settings.board,
+                settings.accounts_file.parent,
+                self.events,
+                self._log.bind(request="cooling"),
+                settings.cooling,
+                refused=settings.cooling_refused,
+                origin=f"{ROOT_CHASSIS}/rack/ThermalSubsystem",
+            )
+            self.monitor.units = {s.name: UnitSummary() for s in settings.sources}
+        self._poller = OwnedTask("rmc:units")
         self.app: Starlette = build_app(
-            aggregator, self.accounts, sessions, self.events, self.audit
+            aggregator,
+            self.accounts,
+            sessions,
+            self.events,
+            self.audit,
+            rack=None if self.monitor is None else RackResources(self.monitor),
         )
 
     async def start(self) -> None:
         found = await asyncio.to_thread(read_accounts, self.settings.accounts_file)
         self.accounts.replace(found)
+        if self.monitor is not None:
+            await self.monitor.start()
+            self._poller.start(self._poll_units)
         self._log.info(f"RMC aggregating {len(self._clients)} BMCs")
 
+    async def _poll_units(self) -> None:
+        """Keep the display's view of every unit (power state, health) fresh."""
+        while True:
+            await asyncio.gather(*(self._poll(name) for name in self._clients))
+            assert self.monitor is not None
+            self.monitor.polled()
+            await asyncio.sleep(UNIT_POLL_SECONDS)
+
+    async def _poll(self, name: str) -> None:
+        assert self.monitor is not None
+        summary = self.monitor.units.setdefault(name, UnitSummary())
+        try:
+            answer = await self._clients[name].request("GET", f"{ROOT_SYSTEMS}/{name}")
+            body = answer.json() if answer.status_code == 200 else {}
+        except (SatelliteUnreachable, ValueError):
+            body = {}
+        body = body if isinstance(body, dict) else {}
+        status = body.get("Status")
+        summary.power_state = body.get("PowerState") if body else None
+        summary.health = status.get("Health") if isinstance(status, dict) else None
+        summary.power_watts = None
+        try:
+            answer = await self._clients[name].request(
+                "GET", f"{ROOT_CHASSIS}/{name}/EnvironmentMetrics"
+            )
+            metrics = answer.json() if answer.status_code == 200 else {}
+        except (SatelliteUnreachable, ValueError):
+            return
+        power = metrics.get("PowerWatts") if isinstance(metrics, dict) else None
+        reading = power.get("Reading") if isinstance(power, dict) else None
+        if isinstance(reading, int | float):
+            summary.power_watts = float(reading)
+
     async def stop(self) -> None:
+        await self._poller.stop()
+        if self.monitor is not None:
+            await self.monitor.stop()
         for client in self._clients.values():
             await client.aclose()
         await self.audit.aclose()

@@ -4,23 +4,30 @@
 issued by the rack CA), the client identity it logs in to every BMC with (``client.key``
 0600, ``client.crt``, common name ``racklet-rmc``: an Operator on each BMC) and
 ``accounts.json`` (0600, scrypt hashes; the password of the ``admin`` account also in
-``admin.password``, 0600, for the config file).
+``admin.password``, 0600, for the config file). An optional ``cooling.yaml`` there declares
+the fan zones (``docs/rmc.md``); without it one zone covers every rack fan and slot. A bad
+one does not stop the rack: the RMC runs every rack fan at 100 %, logs why and raises a
+critical alert (its status LED, display and ``racklet_rack_alerts``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 from racklet.bmc import write_accounts
 from racklet.config import RackConfig, make_dir, write_private
+from racklet.hw import RackBoard
 from racklet.net import AppServer, pem_identity, server_context
 from racklet.pki import RackCA
+from racklet.rmc._pid import CoolingConfig, load_cooling
 from racklet.rmc._service import RmcService, RmcSettings, sources_from_config
 from racklet.rmc.errors import RmcConfigError
 
 RMC_USER = "admin"
+COOLING_FILE = "cooling.yaml"
 RMC_CLIENT_NAME = "racklet-rmc"
 """The common name of the RMC's client certificate, which BMCs map to Operator."""
 
@@ -77,9 +84,25 @@ class RunningRmc:
         await self.service.stop()
 
 
-async def serve_rmc(config: RackConfig, *, port: int, host: str = "127.0.0.1") -> RunningRmc:
-    """Start the RMC for every BMC of ``config`` on ``https://host:port`` (after prepare)."""
+def rack_cooling(directory: Path) -> CoolingConfig | None:
+    """The declared fan zones (``cooling.yaml``), or None for the default single zone."""
+    path = directory / COOLING_FILE
+    return load_cooling(path) if path.exists() else None
+
+
+async def serve_rmc(
+    config: RackConfig, *, port: int, host: str = "127.0.0.1", board: RackBoard | None = None
+) -> RunningRmc:
+    """Start the RMC for every BMC of ``config`` on ``https://host:port`` (after prepare);
+    with ``board`` it also runs the rack's fans and meters its busbar."""
     directory = rmc_dir(config)
+    cooling: CoolingConfig | None = None
+    refused: str | None = None
+    if board is not None:
+        try:
+            cooling = await asyncio.to_thread(rack_cooling, directory)
+        except RmcConfigError as exc:  # the rack keeps running; its fans fail safe
+            refused = str(exc)
     service = RmcService(
         RmcSettings(
             sources=sources_from_config(config),
@@ -87,6 +110,9 @@ async def serve_rmc(config: RackConfig, *, port: int, host: str = "127.0.0.1") -
             accounts_file=directory / "accounts.json",
             client_cert=bmc_credentials(directory),
             name=config.rack.name,
+            board=board,
+            cooling=cooling,
+            cooling_refused=refused,
         )
     )
     await service.start()

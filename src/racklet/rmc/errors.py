@@ -3,7 +3,7 @@
 ::
 
     RmcError (racklet.errors.RackletError)
-    ├── RmcConfigError        the aggregation sources or accounts given to the RMC are unusable
+    ├── RmcConfigError        the sources, accounts or cooling zones given to the RMC are unusable
     └── SatelliteUnreachable  a unit BMC did not answer (transport failure or timeout)
 
 Error *responses* to Redfish clients are not exceptions of this tree: they are Redfish error

@@ -73,6 +73,19 @@ class _Temperature:
         return tap(value) if tap is not None else value
 
 
+class _LocateLed:
+    """The tray's locate LED: a latch the BMC sets; the twin only remembers it."""
+
+    def __init__(self) -> None:
+        self._lit = False
+
+    def is_lit(self) -> bool:
+        return self._lit
+
+    def set(self, lit: bool) -> None:
+        self._lit = bool(lit)
+
+
 class _Presence:
     def __init__(self, unit: TwinUnit) -> None:
         self._unit = unit
@@ -160,4 +173,5 @@ def build_board(unit: TwinUnit, clock: Clock, monitor: MonitorSocket) -> BmcBoar
         link=unit.backplane,
         max_power_watts=unit.profile.max_power_watts,
         fans=[unit.fan],
+        locate_led=_LocateLed(),
     )

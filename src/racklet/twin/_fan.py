@@ -20,10 +20,16 @@ class TwinFan:
     """One fan: the HAL's :class:`racklet.hw.Fan` over a simulated rotor."""
 
     def __init__(
-        self, name: str, rated_rpm: float, time_constant_seconds: float, rated_watts: float = 0.0
+        self,
+        name: str,
+        rated_rpm: float,
+        time_constant_seconds: float,
+        rated_watts: float = 0.0,
     ) -> None:
-        if rated_rpm <= 0 or time_constant_seconds <= 0:
+        if rated_rpm <= 0 or time_constant_seconds <= 0 or rated_watts < 0:
             raise ValueError("rated_rpm and time_constant_seconds must be positive")
+        self.rated_watts = rated_watts
+        """Electrical draw at rated speed (what a rack fan takes from the busbar)."""
         self.name = name
         self.rated_rpm = rated_rpm
         self.time_constant = time_constant_seconds

@@ -85,7 +85,9 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
             await host.start()
             hosts.append(host)
         if config.rmc is not None:
-            rmc = await serve_rmc(config, port=urlsplit(config.rmc.url).port or 443)
+            rmc = await serve_rmc(
+                config, port=urlsplit(config.rmc.url).port or 443, board=rack.rack_board()
+            )
         if config.control is not None:
             engine, control = await _serve_control(config, rack, hosts)
         logger.info(f"twin of {config.rack.units} units running at speed {config.rack.speed}")

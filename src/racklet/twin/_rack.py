@@ -24,12 +24,13 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from racklet.config import make_dir
-from racklet.hw import BmcBoard
+from racklet.hw import BmcBoard, RackBoard
 from racklet.log import get_logger
 from racklet.twin._board import MonitorSocket, build_board
 from racklet.twin._busbar import Busbar
 from racklet.twin._clock import SimClock
 from racklet.twin._profile import UnitProfile, load_profile
+from racklet.twin._rack_board import SlotSensor, build_rack_board, rack_airflow, rack_fans
 from racklet.twin._switch import TwinSwitch
 from racklet.twin._unit import Firmware, TwinUnit
 from racklet.twin.errors import TwinError
@@ -99,6 +100,11 @@ class TwinRack:
         self.airflow = 1.0
         """The rack fans' airflow over its nominal (the RMC's fans will drive it)."""
         self._boards: dict[str, BmcBoard] = {}
+        self.rack_fans = rack_fans()
+        """The rack's own fans: on the busbar, driven by the RMC (``rack_board()``)."""
+        self.slot_sensors = {f"slot-{u.slot}": SlotSensor(u) for u in self.units.values()}
+        self._rack_board: RackBoard | None = None
+        self.fan_energy_joules = 0.0
         self._physics: asyncio.Task[None] | None = None
         self._log = get_logger("twin")
 
@@ -123,6 +129,14 @@ class TwinRack:
         """The socket of unit ``name``'s power-monitor chip (a fault can pull the chip)."""
         self.unit(name)
         return self._monitors[name]
+
+    def rack_board(self) -> RackBoard:
+        """The RMC's board: rack fans, slot temperature inputs, the busbar's monitor."""
+        if self._rack_board is None:
+            self._rack_board = build_rack_board(
+                self.description.name, self.clock, self.busbar, self.rack_fans, self.slot_sensors
+            )
+        return self._rack_board
 
     def pull(self, name: str) -> None:
         """Hot-swap out: the unit loses power and leaves its slot; its monitor NACKs."""
@@ -161,9 +175,17 @@ class TwinRack:
     def step(self, seconds: float) -> None:
         """Advance the physics by ``seconds`` of simulated time."""
         self._couple_inlets()
+        for fan in self.rack_fans:
+            fan.step(seconds)
+        airflow = rack_airflow(self.rack_fans)
         for unit in self.units.values():
+            unit.rack_airflow = airflow
             unit.tick(seconds)
-        if self.busbar.settle((unit.power_watts for unit in self.units.values()), seconds):
+        fans = sum(fan.power_watts for fan in self.rack_fans)
+        self.fan_energy_joules += fans * max(0.0, seconds)  # ground truth for the fans' meter
+        draws = [unit.power_watts for unit in self.units.values()]
+        draws.append(fans)
+        if self.busbar.settle(draws, seconds):
             for unit in self.units.values():
                 unit.brown_out()
 

@@ -85,6 +85,8 @@ class TwinUnit:
             profile.fan_rated_watts,
         )
         """The fan on its BMC board, blowing over the unit (the board drives it)."""
+        self.rack_airflow = 0.0
+        """Share of its rated air the rack's fans push through this unit's tray (0 to 1)."""
         self._firmware = firmware
         self._activity: Activity | None = None
         self._load = DEFAULT_LOAD
@@ -154,7 +156,7 @@ class TwinUnit:
         power = self.power_watts
         self.energy_joules += power * max(0.0, seconds)
         self.fan.step(seconds)
-        self.thermal.step(power, seconds, self.fan.airflow)
+        self.thermal.step(power, seconds, min(1.0, self.fan.airflow + self.rack_airflow))
 
     # -- board lines -----------------------------------------------------------------------
 

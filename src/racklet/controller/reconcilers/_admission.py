@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from racklet.api import ComputeUnit, ComputeUnitStatus, Rack
 from racklet.controller._budget import Draw, Ledger
 from racklet.controller._phase import Observation
+from racklet.controller._shedding import Candidate, victims
 from racklet.redfish import ChassisView
 from racklet.store import NotFound, Store
 
@@ -97,6 +98,46 @@ class BusbarAdmission:
             )
         self._wake_next()  # the budget may hold one more: let the next in line look
         return True, message
+
+    async def shed(self, unit: ComputeUnit, power_off: Callable[[], Awaitable[None]]) -> str | None:
+        """Call ``power_off`` if the rack's measured draw is over its rating and ``unit`` is
+        among the lowest-priority powered units whose loss brings it back within
+        (:func:`racklet.controller._shedding.victims`); return why, or None if it stays on.
+        The unit then waits in line and powers on through :meth:`admit` when budget returns."""
+        name = unit.metadata.name
+        try:
+            rated = (await self._store.get(Rack, self.rack_name)).spec.psu_rated_watts
+        except NotFound:
+            return None
+        if not self._seeded:
+            await self._seed()
+        if self._draws.measured() <= rated:
+            return None
+        powered = []
+        for other in await self._store.list(ComputeUnit):
+            draw = self._draws.get(other.metadata.name)
+            if self._member(other) and draw is not None and draw.powered:
+                powered.append(
+                    Candidate(
+                        other.metadata.name,
+                        other.spec.power_priority,
+                        other.spec.slot,
+                        draw.measured_watts,
+                    )
+                )
+        drawn = sum(c.watts for c in powered)
+        if name not in victims(powered, rated):
+            return None
+        async with self._lock:
+            await power_off()
+            previous = self._draws.get(name)
+            ceiling = previous.max_watts if previous is not None else None
+            self._draws.set(name, Draw("Off", False, 0.0, ceiling))
+        self._line[name] = None
+        return (
+            f"shed: the rack drew {drawn:.2f} W of a {rated:.2f} W budget; power priority "
+            f"{unit.spec.power_priority} is among the lowest powered"
+        )
 
     def _wake_next(self) -> None:
         """Wake the unit first in line, if any."""

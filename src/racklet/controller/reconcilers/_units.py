@@ -202,7 +202,9 @@ class ComputeUnitReconciler:
                 return "GracefulShutdown"
             return None
 
-        if obs.system.power_state != "Off" or self._cooling_down(memory, "On"):
+        if obs.system.power_state != "Off":
+            return await self._shed_if_over_budget(unit, bmc, memory, budget, status, events)
+        if self._cooling_down(memory, "On"):
             return None
 
         async def power_on() -> None:
@@ -218,6 +220,32 @@ class ComputeUnitReconciler:
         set_condition(status.conditions, "PowerBudget", "True", "WithinBudget", message)
         events.append(unit_event(name, "PowerOn", "powered on"))
         return "On"
+
+    async def _shed_if_over_budget(
+        self,
+        unit: ComputeUnit,
+        bmc: Bmc,
+        memory: UnitMemory,
+        budget: BusbarAdmission,
+        status: ComputeUnitStatus,
+        events: list[Event],
+    ) -> str | None:
+        """Switch this powered unit off if its rack draws more than its budget and it is in
+        the shedding line (:mod:`racklet.controller._shedding`); it powers on again through
+        admission when the budget returns."""
+        name = unit.metadata.name
+        if self._cooling_down(memory, "ForceOff"):
+            return None
+
+        async def power_off() -> None:
+            await self._reset(name, bmc, memory, "ForceOff")
+
+        message = await budget.shed(unit, power_off)
+        if message is None:
+            return None
+        set_condition(status.conditions, "PowerBudget", "False", "Shed", message)
+        events.append(unit_event(name, "Shed", message, "Warning"))
+        return "ForceOff"
 
 
 def _settled(action: str, obs: Observation) -> bool:

@@ -1,0 +1,100 @@
+"""Load shedding: a shrinking busbar budget switches off the lowest-priority units first,
+with events saying who and why, and they come back through admission when it returns."""
+
+from __future__ import annotations
+
+import re
+
+from racklet.api import Rack, find_condition
+from racklet.controller._shedding import Candidate, victims
+from tests.controller.harness import Harness, make
+
+UNITS = ["unit-1", "unit-2", "unit-3", "unit-4"]
+PRIORITIES = {"unit-1": 500, "unit-2": 10, "unit-3": 300, "unit-4": 10}
+
+
+def test_the_line_is_lowest_priority_first_then_highest_slot() -> None:
+    powered = [
+        Candidate("a", 100, 1, 3.0),
+        Candidate("b", 5, 2, 3.0),
+        Candidate("c", 5, 4, 3.0),
+        Candidate("d", 900, 3, 3.0),
+    ]
+    assert victims(powered, 12.0) == []
+    assert victims(powered, 7.0) == ["c", "b"]
+    assert victims(powered, 0.5) == ["c", "b", "a", "d"]
+
+
+async def settle(h: Harness, rounds: int = 8) -> None:
+    """Reconcile every unit and let the fake boards boot, past every action cool-down."""
+    for _ in range(rounds):
+        for name, unit in h.bmc.units.items():
+            if unit.power_state == "On" and unit.last_state == "OSRunning":
+                h.heartbeat(name)  # a running OS keeps heartbeating
+        await h.reconcile(*UNITS)
+        h.boot_step()
+        h.clock.now += 11
+
+
+async def phases(h: Harness) -> set[str]:
+    return {(await h.unit(name)).status.phase for name in UNITS}
+
+
+async def set_budget(h: Harness, watts: float) -> None:
+    rack = await h.store.get(Rack, "rack-1")
+    rack.spec.psu_rated_watts = watts
+    await h.store.update(rack)
+
+
+async def test_a_lower_budget_sheds_the_lowest_priority_and_restores_them() -> None:
+    h = await make(UNITS, rated=100.0)
+    try:
+        for name, priority in PRIORITIES.items():
+            unit = await h.unit(name)
+            unit.spec.power_priority = priority
+            await h.store.update(unit)
+        await settle(h)
+        assert await phases(h) == {"Running"}
+        drawn = sum(u.power_watts for u in h.bmc.units.values() if u.power_state == "On")
+        assert drawn == 8.0  # four units at 2 W
+
+        await set_budget(h, 5.0)  # below the running draw
+        await h.reconcile(*UNITS)
+        on = {n for n, u in h.bmc.units.items() if u.power_state == "On"}
+        assert on == {"unit-1", "unit-3"}, "the two priority-10 units go, the others stay"
+        assert sum(h.bmc.units[n].power_watts for n in on) <= 5.0, "within the new budget"
+        for name in ("unit-2", "unit-4"):
+            shed = [e for e in await h.store.events(name) if e.reason == "Shed"]
+            assert len(shed) == 1 and shed[0].type == "Warning"
+            # the first one shed sees 8 W, the second what is left after it: 6 W
+            assert re.search(r"drew [86]\.00 W of a 5\.00 W budget", shed[0].message)
+            assert "priority 10" in shed[0].message
+            budget = find_condition((await h.unit(name)).status.conditions, "PowerBudget")
+            assert budget is not None and budget.reason == "Shed"
+
+        await settle(h, 3)  # still short: they wait in line, nothing else is shed
+        assert {n for n, u in h.bmc.units.items() if u.power_state == "On"} == on
+        for name in ("unit-2", "unit-4"):
+            budget = find_condition((await h.unit(name)).status.conditions, "PowerBudget")
+            assert budget is not None and budget.reason == "BusbarBudget"
+
+        await set_budget(h, 100.0)  # the budget returns
+        await settle(h)
+        assert await phases(h) == {"Running"}
+        assert all(h.bmc.units[n].power_state == "On" for n in UNITS)
+    finally:
+        await h.close()
+
+
+async def test_a_budget_below_one_units_idle_draw_sheds_all_and_refuses_power_on() -> None:
+    h = await make(UNITS, rated=100.0)
+    try:
+        await settle(h)
+        await set_budget(h, 1.0)
+        await settle(h, 3)
+        assert all(u.power_state == "Off" for u in h.bmc.units.values())
+        for name in UNITS:
+            budget = find_condition((await h.unit(name)).status.conditions, "PowerBudget")
+            assert budget is not None and budget.status == "False"
+    finally:
+        await h.close()
