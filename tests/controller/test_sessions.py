@@ -225,7 +225,8 @@ async def _events(response: httpx.Response, count: int) -> list[tuple[str, str, 
 async def test_one_stream_carries_every_kind_and_resumes_after_a_drop(ui: Ui) -> None:
     browser, _ = await ui.login(ADMIN)
     snap = (await browser.get("/ui/v1/snapshot")).json()
-    assert sorted(snap["items"]) == ["computeunits", "gitsources", "racks", "releases", "rollouts"]
+    kinds = ["computeunits", "faults", "gitsources", "racks", "releases", "rollouts"]
+    assert sorted(snap["items"]) == kinds
     assert [u["metadata"]["name"] for u in snap["items"]["computeunits"]] == ["unit-1", "unit-2"]
     since = snap["resourceVersion"]
     unit = await ui.store.get(ComputeUnit, "unit-1")

@@ -133,8 +133,12 @@ async def test_the_busbar_reading_is_every_unit_and_fan_together(rack: Rack) -> 
 
 async def test_metrics_are_open_and_well_formed(rack: Rack) -> None:
     async with rack.client(None) as client:
-        answer = await client.get("/metrics")
+        answer = await client.get(
+            "/metrics", headers={"Accept": "application/openmetrics-text; version=1.0.0"}
+        )
+        text = await client.get("/metrics")  # a scraper that does not ask for OpenMetrics
     assert answer.status_code == 200
+    assert text.headers["content-type"].startswith("text/plain; version=0.0.4")
     parsed = text_string_to_metric_families(answer.text)  # type: ignore[no-untyped-call]
     families = {f.name: f for f in parsed}
     assert families["racklet_rack_energy_joules"].type == "counter"

@@ -347,12 +347,17 @@ function faultForm() {
     if (required.has(key)) input.required = true;
     form.append(el("label", { for: id }, key), input);
   }
+  // The selector is nested; its most common form, unit names, gets a field of its own.
+  form.append(el("label", { for: "fault-units" }, "units (comma-separated; empty: whole rack)"), el("input", { id: "fault-units", name: "units" }));
   form.append(el("span"), el("button", { type: "submit" }, "Inject fault"));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const specBody = {};
     for (const field of form.querySelectorAll("[name]")) {
-      if (field.type === "checkbox") specBody[field.name] = field.checked;
+      if (field.name === "units") {
+        const names = field.value.split(",").map((n) => n.trim()).filter(Boolean);
+        if (names.length) specBody.selector = { names };
+      } else if (field.type === "checkbox") specBody[field.name] = field.checked;
       else if (field.value !== "") specBody[field.name] = field.type === "number" ? Number(field.value) : field.value;
     }
     const name = $("fault-name").value;
