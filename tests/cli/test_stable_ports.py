@@ -39,7 +39,9 @@ def _prepare(state_dir: Path, units: int, **extra: Any) -> RackConfig:
 
 def test_a_restart_keeps_every_port_and_a_fresh_dir_picks_new_ones(tmp_path: Path) -> None:
     first = recorded(_prepare(tmp_path / "a", 3))
-    assert len(set(first.values())) == len(first) == 3 + 2 * 3 + 1  # api/machine/bulk, units, rmc
+    # api/machine/bulk, per unit: BMC (switch side and its own), agent, switch ports to the
+    # machine and bulk listeners; the rmc
+    assert len(set(first.values())) == len(first) == 3 + 5 * 3 + 1
     assert recorded(_prepare(tmp_path / "a", 3)) == first
     assert recorded(load(tmp_path / "a" / "racklet.yaml")) == first
     other = recorded(_prepare(tmp_path / "b", 3))

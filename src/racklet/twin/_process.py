@@ -39,6 +39,14 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
             units=config.rack.units,
             profile=config.rack.profile,
             psu_rated_watts=config.rack.psu_rated_watts,
+            **(
+                {
+                    "port_bandwidth_bps": config.switch.port_bandwidth_bps,
+                    "uplink_bandwidth_bps": config.switch.uplink_bandwidth_bps,
+                }
+                if config.switch is not None
+                else {}
+            ),
         ),
         clock,
         unit_firmware,
@@ -49,6 +57,8 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
     rmc: RunningRmc | None = None
     try:
         await rack.start()
+        # The switch relays every unit's and BMC's connections to and from the management side.
+        await rack.switch.serve(rack.switch.routes(config))
         for unit in config.units:
             bmc_dir = layout.bmc(unit.name)
             host = BmcHost(  # a BMC restart really stops and restarts its listener and service
@@ -61,7 +71,8 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
                     # A board's BMC is configured with the halted draw of the unit it carries.
                     halted_watts=rack.unit(unit.name).profile.halted_watts + 0.3,
                 ),
-                port=urlsplit(unit.bmc.url).port or 443,
+                # Behind its switch port when the rack has a relaying switch.
+                port=unit.bmc_port or urlsplit(unit.bmc.url).port or 443,
                 # Client certificates from the rack CA are a login method (the controller's).
                 ssl_context=functools.partial(
                     server_context,

@@ -20,7 +20,7 @@ from racklet.twin._board import MonitorSocket, build_board
 from racklet.twin._busbar import Busbar
 from racklet.twin._clock import SimClock
 from racklet.twin._profile import UnitProfile, load_profile
-from racklet.twin._switch import TwinSwitch
+from racklet.twin._switch import PORT_BANDWIDTH_BPS, TwinSwitch
 from racklet.twin._unit import Firmware, TwinUnit
 from racklet.twin.errors import TwinError
 
@@ -40,6 +40,8 @@ class RackDescription(BaseModel):
     units: int = Field(default=5, ge=1, le=MAX_UNITS)
     profile: str = "raspberry-pi-4"
     psu_rated_watts: float = Field(default=100.0, gt=0)
+    port_bandwidth_bps: float = Field(default=PORT_BANDWIDTH_BPS, gt=0)
+    uplink_bandwidth_bps: float = Field(default=PORT_BANDWIDTH_BPS, gt=0)
 
     def unit_names(self) -> list[str]:
         return [f"unit-{slot}" for slot in range(1, self.units + 1)]
@@ -68,7 +70,11 @@ class TwinRack:
         self.tick_seconds = tick_seconds
         ports = agent_ports or {}
         self.units: dict[str, TwinUnit] = {}
-        self.switch = TwinSwitch(description.units)
+        self.switch = TwinSwitch(
+            description.units,
+            port_bandwidth_bps=description.port_bandwidth_bps,
+            uplink_bandwidth_bps=description.uplink_bandwidth_bps,
+        )
         self._monitors: dict[str, MonitorSocket] = {}
         for slot, name in enumerate(description.unit_names(), start=1):
             unit = unit_factory(
@@ -131,6 +137,7 @@ class TwinRack:
         )
 
     async def stop(self) -> None:
+        await self.switch.stop()
         physics, self._physics = self._physics, None
         if physics is not None:
             physics.cancel()
