@@ -111,7 +111,8 @@ def test_more_controllers_need_etcd_and_each_gets_its_own_ports_and_config(
     assert "--store etcd://HOST:PORT" in capsys.readouterr().err
     config = _prepare(tmp_path, 1, store="etcd://127.0.0.1:2379", controllers=2)
     ports = recorded(config)
-    assert len(set(ports.values())) == len(ports) == 3 + 2 + 1 + 2
+    # the unit's switch ports: to machine, bulk and controller-2's machine listener
+    assert len(set(ports.values())) == len(ports) == 3 + 3 + 3 + 1 + 2
     peer = load(peer_config_path(config.layout, 2))
     assert peer.state_dir == config.state_dir  # same rack, same secrets
     assert peer.api.url == f"https://127.0.0.1:{ports['api:controller-2']}"

@@ -16,11 +16,13 @@ def observe(
     absent: bool = False,
     fresh: bool = False,
     messages: tuple[str, ...] = (),
+    lost: bool = False,
 ) -> Observation:
     return Observation(
         chassis=ChassisView(state="Absent" if absent else "Enabled", max_power_watts=6.0),
         system=SystemView(power, last, oem, "Enabled", "OK", messages),
         heartbeat_fresh=fresh,
+        heartbeat_lost=lost,
     )
 
 
@@ -35,6 +37,8 @@ def observe(
         (observe(last="OSBootStarted"), "Booting", False),
         (observe(last="OSRunning"), "Booting", True),
         (observe(last="OSRunning", fresh=True), "Running", False),
+        # heartbeats came since this boot, then stopped: a partition, not a slow boot
+        (observe(last="OSRunning", lost=True), "Unreachable", True),
         (observe(last="OEM", oem="BootFailed", messages=("bad sha-256",)), "BootFailed", False),
         (observe(power="Off", last="OEM", oem="BootFailed"), "Off", False),
     ],

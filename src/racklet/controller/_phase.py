@@ -23,6 +23,8 @@ class Observation:
     system: SystemView | None = None
     environment: EnvironmentView | None = None
     heartbeat_fresh: bool = False
+    heartbeat_lost: bool = False
+    """Heartbeats came since this boot, then stopped: the OS ran, its network went away."""
 
     @property
     def powered(self) -> bool:
@@ -57,6 +59,13 @@ def derive_phase(obs: Observation) -> Verdict:
     if state == "OSRunning":
         if obs.heartbeat_fresh:
             return Verdict("Running", "the OS is running and heartbeating")
+        if obs.heartbeat_lost:
+            return Verdict(
+                "Unreachable",
+                "the OS heartbeated since it booted, then stopped: no network to the unit "
+                "(its BMC still answers)",
+                heartbeat_missing=True,
+            )
         return Verdict(
             "Booting", "the OS is running but no heartbeat arrived", heartbeat_missing=True
         )

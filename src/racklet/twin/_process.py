@@ -11,7 +11,9 @@ import asyncio
 import functools
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from racklet import config as rack_config
@@ -23,11 +25,19 @@ from racklet.rmc import RunningRmc, serve_rmc
 from racklet.twin._clock import SimClock
 from racklet.twin._firmware import unit_firmware
 
+if TYPE_CHECKING:
+    from racklet.twin._rack import TwinRack
+
 BMC_FIRMWARE_VERSION = "0.1.0"
 """The factory firmware in slot A of every twin BMC (a release on ``bmc-firmware`` replaces it)."""
 
 
-async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
+async def run(
+    config: rack_config.RackConfig,
+    stop: asyncio.Event,
+    ready: Callable[[TwinRack], None] | None = None,
+) -> None:
+    """Serve the rack until ``stop``; ``ready`` gets the running twin (a test's hands on it)."""
     from racklet.twin import RackDescription, TwinRack
 
     logger = log.get_logger("twin")
@@ -86,6 +96,8 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
         if config.rmc is not None:
             rmc = await serve_rmc(config, port=urlsplit(config.rmc.url).port or 443)
         logger.info(f"twin of {config.rack.units} units running at speed {config.rack.speed}")
+        if ready is not None:
+            ready(rack)
         await stop.wait()
     finally:
         if rmc is not None:

@@ -187,13 +187,14 @@ class ComputeUnitReconciler:
         if system.power_state != "On" or system.boot_last_state != "OSRunning":
             self._boot_marks[name] = now
         beat = self._heartbeats.latest(name)
-        fresh = (
-            beat is not None
-            and beat.received >= self._boot_marks.get(name, float("-inf"))
-            and now - beat.received <= self.heartbeat_timeout
-        )
+        since_boot = beat is not None and beat.received >= self._boot_marks.get(name, float("-inf"))
+        fresh = since_boot and beat is not None and now - beat.received <= self.heartbeat_timeout
         return Observation(
-            chassis=chassis, system=system, environment=environment, heartbeat_fresh=fresh
+            chassis=chassis,
+            system=system,
+            environment=environment,
+            heartbeat_fresh=fresh,
+            heartbeat_lost=since_boot and not fresh,  # it ran; its network went away
         )
 
     async def _chassis(self, name: str, bmc: Bmc, system: SystemView) -> ChassisView:
