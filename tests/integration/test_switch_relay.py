@@ -105,8 +105,8 @@ async def _running(rig: Rig, unit: str) -> bool:
 
 
 async def test_a_port_down_cuts_live_tls_and_the_unit_returns_without_a_reboot(rig: Rig) -> None:
-    for unit in ("unit-1", "unit-2"):
-        await rig.until(lambda unit=unit: _running(rig, unit), f"{unit} Running")
+    await rig.until(lambda: _running(rig, "unit-1"), "unit-1 Running")
+    await rig.until(lambda: _running(rig, "unit-2"), "unit-2 Running")
     port = rig.rack.switch.port("unit-1")
     await rig.until(lambda: port.connections >= 1, "unit-1's heartbeat connection on its port")
 
