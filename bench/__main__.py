@@ -16,6 +16,7 @@ BENCHMARKS = [
     "boot_server",
     "rack_boot",
     "login_guessing",
+    "switch_relay",
 ]
 
 

@@ -6,8 +6,8 @@ connection that crosses it. A :class:`Relay` listens on one loopback port and fo
 connection to one target over a path of links (a unit's port then the uplink, or the uplink
 then a BMC's port). TLS stays end to end: the relay sees only bytes.
 
-How a chunk of bytes crosses a path: each link's bandwidth is a schedule (the chunk leaves the
-link when the bytes before it have, plus its own serialization time), then every link's latency
+How a chunk of bytes crosses a path: each link's bandwidth is a schedule (a chunk goes out
+when the bytes before it have been serialized at the link's rate), then every link's latency
 (± jitter, uniform) is added, and the chunk is written at that instant, never before the chunk
 ahead of it (a byte stream keeps its order). *Loss* is modelled as what TCP shows the
 application: nothing is dropped (the relay carries a stream, not packets); a chunk whose
@@ -41,6 +41,7 @@ MIN_RTO_SECONDS = 0.2  # Linux TCP_RTO_MIN
 SEGMENT_BYTES = 1448  # an Ethernet MSS with TCP timestamps
 READ_AHEAD_BYTES = 1 << 20  # most bytes one direction of one connection holds in the relay
 WRITE_HIGH_WATER = 1 << 20
+SLACK_SECONDS = 0.0005  # a chunk due this soon goes now: timers are not finer than that
 
 
 @dataclass(frozen=True)
@@ -135,12 +136,17 @@ class Link:
             connection.abort()
 
     def _transmit(self, direction: int, size: int, at: float) -> tuple[float, float]:
-        """When ``size`` bytes entering at ``at`` have left the link, and the delay after."""
+        """When ``size`` bytes arriving at ``at`` start out of the link, and the delay after.
+
+        The link forwards a chunk as soon as it is free (cut-through, as a switch does) and
+        is then busy for the chunk's serialization time: over many chunks the rate is the
+        bandwidth, and an idle link adds no delay to one chunk.
+        """
         props = self.properties
-        done = at
+        start = at
         if props.bandwidth_bps is not None:
-            done = max(at, self._free[direction]) + size * 8.0 / props.bandwidth_bps
-            self._free[direction] = done
+            start = max(at, self._free[direction])
+            self._free[direction] = start + size * 8.0 / props.bandwidth_bps
         delay = props.latency_ms / 1000.0
         if props.jitter_ms:
             delay = max(0.0, delay + self._rng.uniform(-props.jitter_ms, props.jitter_ms) / 1000.0)
@@ -148,7 +154,7 @@ class Link:
             segments = max(1, math.ceil(size / SEGMENT_BYTES))
             if self._rng.random() >= (1.0 - props.loss) ** segments:
                 delay += max(MIN_RTO_SECONDS, 4.0 * props.latency_ms / 1000.0)
-        return done, delay
+        return start, delay
 
 
 Hop = tuple[Link, int]
@@ -185,7 +191,7 @@ class _Flow:
                 delay += extra
         due = max(at + delay, self._last)
         self._last = due
-        if due <= now and not self._queue:
+        if due <= now + SLACK_SECONDS and not self._queue:
             self._write(data)
             return
         self._queue.append((due, data))
@@ -197,7 +203,7 @@ class _Flow:
 
     def _drain(self) -> None:
         self._timer = None
-        now = self._loop.time()
+        now = self._loop.time() + SLACK_SECONDS
         while self._queue and self._queue[0][0] <= now:
             _, data = self._queue.popleft()
             self._pending -= len(data) if data is not None else 0
