@@ -17,6 +17,7 @@ BENCHMARKS = [
     "rack_boot",
     "login_guessing",
     "switch_relay",
+    "switch_boot",
 ]
 
 
