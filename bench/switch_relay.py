@@ -27,6 +27,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.boot_tools import cpu_seconds
 from bench.redfish_get import Target, _wrk
 from racklet.cli._prepare import prepare
 from racklet.config import SwitchConfig, save
@@ -118,26 +119,43 @@ def main(argv: list[str] | None = None) -> None:
             }
             rps: dict[str, list[float]] = {"relay": [], "direct": []}
             mbs: dict[str, list[float]] = {"relay": [], "direct": []}
+            # CPU of the rack's processes (twin: BMC and relay; controller: bulk server) per
+            # request and per MB: steadier than throughput on a machine others share.
+            cpu_req: dict[str, list[float]] = {"relay": [], "direct": []}
+            cpu_mb: dict[str, list[float]] = {"relay": [], "direct": []}
+            pids = [proc.pid for proc in procs]
             for index in range(args.rounds):
                 order = ("relay", "direct") if index % 2 == 0 else ("direct", "relay")
                 for side in order:
+                    before = cpu_seconds(pids)
                     result = _wrk(redfish[side], args.duration, args.connections, 1)
+                    spent = cpu_seconds(pids) - before
                     rps[side].append(result.requests_per_s)
+                    cpu_req[side].append(spent / (result.requests_per_s * args.duration) * 1e6)
+                    before = cpu_seconds(pids)
                     mbs[side].append(_download(bulk[side], state, args.curls))
+                    megabytes = args.curls * payload.stat().st_size / 1e6
+                    cpu_mb[side].append((cpu_seconds(pids) - before) / megabytes * 1e3)
             print(
                 f"switch_relay: {args.rounds} rounds; Redfish GET wrk -c{args.connections} "
                 f"{args.duration:g}s; {args.curls} curls of {payload.stat().st_size >> 20} MB"
             )
+            cpu = {side: min(cpu_req[side]) for side in cpu_req}
+            per_mb = {side: min(cpu_mb[side]) for side in cpu_mb}
             for side in ("relay", "direct"):
                 print(
-                    f"  {side:6}  Redfish GET {max(rps[side]):8.0f} req/s   "
-                    f"bulk {max(mbs[side]):7.1f} MB/s   (rounds: "
+                    f"  {side:6}  Redfish GET {max(rps[side]):8.0f} req/s, "
+                    f"{cpu[side]:5.0f} us CPU/req   bulk {max(mbs[side]):7.1f} MB/s, "
+                    f"{per_mb[side]:5.2f} ms CPU/MB   (rounds: "
                     f"{', '.join(f'{r:.0f}' for r in rps[side])} req/s; "
                     f"{', '.join(f'{m:.1f}' for m in mbs[side])} MB/s)"
                 )
             print(
-                f"  relay/direct: Redfish {max(rps['relay']) / max(rps['direct']):.2f}x, "
-                f"bulk {max(mbs['relay']) / max(mbs['direct']):.2f}x"
+                "  relay/direct throughput: Redfish "
+                f"{max(rps['relay']) / max(rps['direct']):.2f}x, "
+                f"bulk {max(mbs['relay']) / max(mbs['direct']):.2f}x; "
+                f"by CPU cost (direct/relay): Redfish {cpu['direct'] / cpu['relay']:.2f}x, "
+                f"bulk {per_mb['direct'] / per_mb['relay']:.2f}x"
             )
         finally:
             for proc in procs:
