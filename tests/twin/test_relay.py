@@ -193,3 +193,15 @@ def test_bytes_sent_before_the_target_answers_arrive_under_uvloop() -> None:
         assert loop.run_until_complete(main()) == [b"hello"] * 20
     finally:
         loop.close()
+
+
+async def test_jitter_never_reorders_the_stream(echo: Fixture) -> None:
+    echo.switch.port("unit-1").set_properties(latency_ms=10.0, jitter_ms=10.0)
+    reader, writer = await echo.open()
+    sent = b"".join(i.to_bytes(4, "big") for i in range(2000))
+    for offset in range(0, len(sent), 40):  # many small writes, each its own chunk
+        writer.write(sent[offset : offset + 40])
+        await writer.drain()
+    writer.write_eof()
+    assert await reader.read(-1) == sent
+    writer.close()
