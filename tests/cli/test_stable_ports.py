@@ -176,3 +176,19 @@ def test_gitops_declared_units_run_again_after_a_restart(tmp_path: Path) -> None
         assert _source(rack).get("lastAppliedCommit") == _git(repo, "rev-parse", "HEAD")
     finally:
         stop_rack(rack)
+
+
+@pytest.mark.parametrize("value", ["0", "fast", "-5"])
+def test_a_bad_uplink_rate_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    assert main(["up", "--state-dir", str(tmp_path), f"--uplink-mbps={value}"]) == 2
+    err = capsys.readouterr().err
+    assert "--uplink-mbps" in err and "Traceback" not in err
+    assert not (tmp_path / "racklet.yaml").exists(), "nothing was prepared"
+
+
+def test_the_uplink_rate_reaches_the_config(tmp_path: Path) -> None:
+    config = _prepare(tmp_path, 1, uplink_bandwidth_bps=200e6)
+    assert config.switch is not None and config.switch.uplink_bandwidth_bps == 200e6
+    assert load(tmp_path / "racklet.yaml").switch == config.switch
