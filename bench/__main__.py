@@ -18,6 +18,7 @@ BENCHMARKS = [
     "login_guessing",
     "switch_relay",
     "switch_boot",
+    "switch_rack_up",
 ]
 
 
