@@ -26,6 +26,9 @@ BENCHMARKS = [
     "dashboard",
     "fan_control",
     "scrape_cost",
+    "switch_relay",
+    "switch_boot",
+    "switch_rack_up",
 ]
 
 

@@ -132,9 +132,9 @@ class _Watch:
 
 
 class _Rack:
-    def __init__(self, state: Path, units: int, speed: float) -> None:
+    def __init__(self, state: Path, units: int, speed: float, extra: tuple[str, ...] = ()) -> None:
         self.units = units
-        self.proc = start_rack(state, units, speed, ["--payload-bytes", str(PAYLOAD_BYTES)])
+        self.proc = start_rack(state, units, speed, ["--payload-bytes", str(PAYLOAD_BYTES), *extra])
         self.state = state
         self.client: httpx.Client | None = None
         self.watch: _Watch | None = None

@@ -52,6 +52,11 @@ class UnitConfig(_Model):
     slot: int
     bmc: BmcConfig
     agent_port: int = Field(alias="agentPort")
+    bmc_port: int | None = Field(default=None, alias="bmcPort")
+    """Where the BMC itself listens, behind its switch port; ``bmc.url`` is the switch's side."""
+    switch_ports: dict[str, int] = Field(default_factory=dict, alias="switchPorts")
+    """Per management listener (``machine``, ``bulk``, ``machine:controller-N``), the loopback
+    port where this unit's connections to it enter its switch port (the trust bundle's URLs)."""
 
 
 class RmcConfig(_Model):
@@ -84,6 +89,13 @@ class RackSettings(_Model):
     """Most objects per second that resync re-checks: bounds idle CPU for a large fleet."""
 
 
+class SwitchConfig(_Model):
+    """The twin's switch: every unit's and BMC's traffic is relayed through its ports."""
+
+    port_bandwidth_bps: float = Field(default=1e9, gt=0, alias="portBandwidthBps")
+    uplink_bandwidth_bps: float = Field(default=1e9, gt=0, alias="uplinkBandwidthBps")
+
+
 class ControllerConfig(_Model):
     api_port: int = Field(alias="apiPort")
     machine_port: int = Field(alias="machinePort")
@@ -114,6 +126,8 @@ class RackConfig(_Model):
     units: list[UnitConfig]
     rmc: RmcConfig | None = None
     control: ControlConfig | None = None
+    switch: SwitchConfig | None = None
+    """None (a config from before the relaying switch): units and BMCs talk over loopback."""
     peer_controllers: list[ControllerConfig] = Field(default_factory=list, alias="peerControllers")
     """Controllers 2..N of ``racklet up --controllers N`` (etcd only); each has its own ports
     and its own config file, ``controller-N/racklet.yaml``, that points at this state dir."""

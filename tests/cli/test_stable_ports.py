@@ -39,9 +39,9 @@ def _prepare(state_dir: Path, units: int, **extra: Any) -> RackConfig:
 
 def test_a_restart_keeps_every_port_and_a_fresh_dir_picks_new_ones(tmp_path: Path) -> None:
     first = recorded(_prepare(tmp_path / "a", 3))
-    assert (
-        len(set(first.values())) == len(first) == 3 + 2 * 3 + 2
-    )  # api/machine/bulk, units, rmc, control
+    # api/machine/bulk, per unit: BMC (switch side and its own), agent, switch ports to the
+    # machine and bulk listeners; the rmc and the control endpoint
+    assert len(set(first.values())) == len(first) == 3 + 5 * 3 + 2
     assert recorded(_prepare(tmp_path / "a", 3)) == first
     assert recorded(load(tmp_path / "a" / "racklet.yaml")) == first
     other = recorded(_prepare(tmp_path / "b", 3))
@@ -111,7 +111,8 @@ def test_more_controllers_need_etcd_and_each_gets_its_own_ports_and_config(
     assert "--store etcd://HOST:PORT" in capsys.readouterr().err
     config = _prepare(tmp_path, 1, store="etcd://127.0.0.1:2379", controllers=2)
     ports = recorded(config)
-    assert len(set(ports.values())) == len(ports) == 3 + 2 + 2 + 2  # rmc and control
+    # the unit's switch ports: to machine, bulk and controller-2's machine listener; rmc, control
+    assert len(set(ports.values())) == len(ports) == 3 + 3 + 3 + 2 + 2
     peer = load(peer_config_path(config.layout, 2))
     assert peer.state_dir == config.state_dir  # same rack, same secrets
     assert peer.api.url == f"https://127.0.0.1:{ports['api:controller-2']}"
@@ -175,3 +176,19 @@ def test_gitops_declared_units_run_again_after_a_restart(tmp_path: Path) -> None
         assert _source(rack).get("lastAppliedCommit") == _git(repo, "rev-parse", "HEAD")
     finally:
         stop_rack(rack)
+
+
+@pytest.mark.parametrize("value", ["0", "fast", "-5"])
+def test_a_bad_uplink_rate_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    assert main(["up", "--state-dir", str(tmp_path), f"--uplink-mbps={value}"]) == 2
+    err = capsys.readouterr().err
+    assert "--uplink-mbps" in err and "Traceback" not in err
+    assert not (tmp_path / "racklet.yaml").exists(), "nothing was prepared"
+
+
+def test_the_uplink_rate_reaches_the_config(tmp_path: Path) -> None:
+    config = _prepare(tmp_path, 1, uplink_bandwidth_bps=200e6)
+    assert config.switch is not None and config.switch.uplink_bandwidth_bps == 200e6
+    assert load(tmp_path / "racklet.yaml").switch == config.switch

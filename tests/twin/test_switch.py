@@ -29,3 +29,44 @@ async def test_carrier_follows_power_and_port_state(tmp_path: Path) -> None:
     assert not unit.link_up()
     assert rack.switch.ports[1].link_changes == 4
     await rack.stop()
+
+
+def test_routes_follow_the_config_a_unit_to_every_controller_and_each_bmc(tmp_path: Path) -> None:
+    from racklet.cli._prepare import prepare
+    from racklet.twin._switch import TOWARD_HARDWARE, TOWARD_MANAGEMENT, TwinSwitch
+
+    config = prepare(
+        tmp_path / "rack",
+        units=2,
+        speed=1.0,
+        profile="raspberry-pi-4",
+        psu_rated_watts=100.0,
+        payload_bytes=4096,
+        store="etcd://127.0.0.1:2379",
+        controllers=2,
+    )
+    switch = TwinSwitch(2)
+    routes = {route.name: route for route in switch.routes(config)}
+    unit = config.unit("unit-2")
+    peer = config.peer_controllers[0]
+    to_peer = routes["unit-2>machine:controller-2"]
+    assert (to_peer.listen, to_peer.target) == (
+        unit.switch_ports["machine:controller-2"],
+        peer.machine_port,
+    )
+    assert [(link.name, way) for link, way in to_peer.hops] == [
+        ("unit-2", TOWARD_MANAGEMENT),
+        ("uplink", TOWARD_MANAGEMENT),
+    ]
+    bmc = routes["unit-2-bmc"]
+    assert bmc.target == unit.bmc_port and f":{bmc.listen}" in unit.bmc.url
+    assert [(link.name, way) for link, way in bmc.hops] == [
+        ("uplink", TOWARD_HARDWARE),
+        ("unit-2-bmc", TOWARD_HARDWARE),
+    ]
+    assert len(routes) == 2 * 4  # per unit: machine, bulk, controller-2's machine, its BMC
+    trust = (config.layout.bmc("unit-2") / "trust.json").read_text()
+    assert f"https://127.0.0.1:{unit.switch_ports['bulk']}/boot/v1/targets/" in trust
+    assert f"127.0.0.1:{config.controller.machine_port}" not in trust, "units go via the switch"
+    legacy = config.model_copy(update={"switch": None})
+    assert switch.routes(legacy) == [], "a config from before the relay: straight over loopback"

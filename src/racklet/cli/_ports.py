@@ -30,6 +30,10 @@ def recorded(config: RackConfig) -> dict[str, int]:
         if (port := urlsplit(unit.bmc.url).port) is not None:
             ports[f"bmc:{unit.name}"] = port
         ports[f"agent:{unit.name}"] = unit.agent_port
+        if unit.bmc_port is not None:
+            ports[f"bmcport:{unit.name}"] = unit.bmc_port
+        for role, port in unit.switch_ports.items():
+            ports[f"switch:{unit.name}:{role}"] = port
     if config.rmc is not None and (port := urlsplit(config.rmc.url).port) is not None:
         ports["rmc"] = port
     if config.control is not None and (port := urlsplit(config.control.url).port) is not None:
@@ -65,6 +69,8 @@ def describe(role: str) -> str:
         "agent": "the OS agent",
         "rmc": "the RMC",
         "control": "the hardware side's control endpoint",
+        "bmcport": "the BMC's own listener (behind its switch port)",
+        "switch": "the switch port (unit:listener)",
     }
     return f"{names.get(what, what)} of {owner}" if owner else names.get(what, what)
 

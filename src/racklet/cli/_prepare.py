@@ -34,6 +34,7 @@ from racklet.config import (
     RackSettings,
     RmcConfig,
     StateLayout,
+    SwitchConfig,
     UnitConfig,
     load,
     make_dir,
@@ -98,10 +99,17 @@ def _previous_ports(layout: StateLayout, reassign: bool) -> dict[str, int]:
         raise ConfigError(f"{exc}; or {_ports.REASSIGN_HINT}") from exc
 
 
+def _switched(controllers: int) -> list[str]:
+    """The management listeners a unit reaches through its switch port."""
+    return ["machine", "bulk", *(f"machine:controller-{i}" for i in range(2, controllers + 1))]
+
+
 def _port_roles(units: int, controllers: int) -> list[str]:
     roles = ["api", "machine", "bulk"]
     for index in range(units):
-        roles += [f"bmc:unit-{index + 1}", f"agent:unit-{index + 1}"]
+        name = f"unit-{index + 1}"
+        roles += [f"bmc:{name}", f"agent:{name}", f"bmcport:{name}"]
+        roles += [f"switch:{name}:{role}" for role in _switched(controllers)]
     roles += ["rmc", "control"]
     for index in range(2, controllers + 1):
         roles += [f"api:controller-{index}", f"machine:controller-{index}"]
@@ -156,6 +164,7 @@ def prepare(
     store: str = "sqlite",
     controllers: int = 1,
     reassign_ports: bool = False,
+    uplink_bandwidth_bps: float = 1e9,
 ) -> RackConfig:
     if not 1 <= units <= MAX_UNITS:
         raise UsageError(f"--units must be between 1 and {MAX_UNITS}, got {units}")
@@ -231,12 +240,20 @@ def prepare(
             password = secrets.token_urlsafe(18)
             write_private(bmc_dir / "admin.password", password)
             write_accounts(bmc_dir / "accounts.json", BMC_USER, password)
+        # The unit reaches each management listener through its switch port (the twin relays
+        # it over the unit's port and the uplink): these loopback ports are its addresses.
+        via = {role: port[f"switch:{name}:{role}"] for role in _switched(controllers)}
+        machine_urls = [f"https://127.0.0.1:{via['machine']}"]
+        machine_urls += [
+            f"https://127.0.0.1:{via[f'machine:controller-{i}']}" for i in range(2, controllers + 1)
+        ]
         trust = {
-            "bootServer": controller.machine_url,
+            "bootServer": machine_urls[0],
             # Every controller's machine listener: heartbeats go to each, so whoever leads
             # sees the unit (controllers keep heartbeats in memory, not in the store).
-            "bootServers": [controller.machine_url, *(p.machine_url for p in peers)],
-            "targetsUrl": controller.targets_url,  # large targets: the bulk-target server
+            "bootServers": machine_urls,
+            # Large targets: the bulk-target server (its path, through the switch).
+            "targetsUrl": f"https://127.0.0.1:{via['bulk']}/boot/v1/targets/",
             "tufRoot": tuf_root,
             "channel": "stable",
             "caBundle": ca.cert_pem.decode(),
@@ -252,6 +269,8 @@ def prepare(
                     url=f"https://127.0.0.1:{bmc_port}", username=BMC_USER, password=password
                 ),
                 agentPort=agent_port,
+                bmcPort=port[f"bmcport:{name}"],
+                switchPorts=via,
             )
         )
     rmc_password = prepare_rmc(layout.root / "rmc", ca)
@@ -273,6 +292,7 @@ def prepare(
         units=unit_configs,
         rmc=rmc,
         control=ControlConfig(url=f"https://127.0.0.1:{port['control']}"),
+        switch=SwitchConfig(uplinkBandwidthBps=uplink_bandwidth_bps),
         peerControllers=peers,
     )
     save(config)

@@ -209,6 +209,7 @@ def up(
     store: str = "sqlite",
     controllers: int = 1,
     reassign_ports: bool = False,
+    uplink_bandwidth_bps: float = 1e9,
 ) -> int:
     stopping: list[int] = []
     resets: list[int] = []
@@ -233,6 +234,7 @@ def up(
                     store=store,
                     controllers=controllers,
                     reassign_ports=reassign,
+                    uplink_bandwidth_bps=uplink_bandwidth_bps,
                 )
 
             supervisor = _Supervisor(provision(reassign_ports))

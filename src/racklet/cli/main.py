@@ -81,6 +81,16 @@ def _watts(text: str) -> float:
     return value
 
 
+def _uplink(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--uplink-mbps takes Mbit/s, got {text!r}") from None
+    if not 1 <= value <= 100000:
+        raise argparse.ArgumentTypeError(f"--uplink-mbps must be 1 to 100000, got {value:g}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="Run and manage a Racklet rack (twin or hardware).")
     parser.add_argument(
@@ -99,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--controllers", type=int, default=1, help="1 to 3; above 1 needs etcd")
     up.add_argument(
         "--reassign-ports", action="store_true", help="new ports instead of the recorded ones"
+    )
+    up.add_argument(
+        "--uplink-mbps", type=_uplink, default=1000.0, help="the switch uplink's rate (Mbit/s)"
     )
 
     get = commands.add_parser("get", help="list resources of a kind, or show one")
@@ -201,6 +214,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         store=args.store,
         controllers=args.controllers,
         reassign_ports=args.reassign_ports,
+        uplink_bandwidth_bps=args.uplink_mbps * 1e6,
     )
 
 

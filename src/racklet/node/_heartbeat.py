@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 
 import httpx
 
@@ -75,6 +76,7 @@ class Heartbeat:
 
     async def _send_one(self, client: httpx.AsyncClient, url: str, body: dict[str, object]) -> bool:
         problem = None
+        started = time.monotonic()  # wall clock: a network's latency does not scale with --speed
         try:
             response = await client.post(url, json=body)
         except httpx.HTTPError as exc:
@@ -83,6 +85,7 @@ class Heartbeat:
             if response.status_code >= 300:
                 problem = f"heartbeat refused: HTTP {response.status_code}"
         if problem is None:
+            self._metrics.round_trip(url, time.monotonic() - started)
             await self._take_job(response)
             if url in self._failing:
                 self._failing.discard(url)

@@ -31,6 +31,12 @@ class NodeMetrics(Collector):
         self._version = version
         self._started = started
         self.heartbeats: dict[str, int] = dict.fromkeys(RESULTS, 0)
+        self.round_trips: dict[str, float] = {}
+
+    def round_trip(self, url: str, seconds: float) -> None:
+        """The last successful heartbeat's round trip to ``url``: the network as the unit
+        sees it (its switch port, the uplink, the controller's answer), in wall seconds."""
+        self.round_trips[url] = seconds
 
     def uptime(self) -> float:
         return max(0.0, self._host.clock.monotonic() - self._started)
@@ -63,6 +69,14 @@ class NodeMetrics(Collector):
         for result, count in self.heartbeats.items():
             beats.add_metric([self._unit, result], count)
         yield beats
+        rtt = GaugeMetricFamily(
+            "racklet_node_heartbeat_round_trip_seconds",
+            "Wall-clock round trip of the last heartbeat each controller answered.",
+            labels=["unit", "url"],
+        )
+        for url, seconds in self.round_trips.items():
+            rtt.add_metric([self._unit, url], seconds)
+        yield rtt
         info = GaugeMetricFamily(
             "racklet_node_info", "The unit's OS; always 1.", labels=["unit", "version"]
         )

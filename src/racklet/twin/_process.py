@@ -11,6 +11,7 @@ import asyncio
 import functools
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,17 +32,30 @@ BMC_FIRMWARE_VERSION = "0.1.0"
 """The factory firmware in slot A of every twin BMC (a release on ``bmc-firmware`` replaces it)."""
 
 
-async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
+async def run(
+    config: rack_config.RackConfig,
+    stop: asyncio.Event,
+    ready: Callable[[TwinRack], None] | None = None,
+) -> None:
+    """Serve the rack until ``stop``; ``ready`` gets the running twin (a test's hands on it)."""
     logger = log.get_logger("twin")
     layout = config.layout
     clock = SimClock(config.rack.speed)
+    description = RackDescription(
+        name=config.rack.name,
+        units=config.rack.units,
+        profile=config.rack.profile,
+        psu_rated_watts=config.rack.psu_rated_watts,
+    )
+    if config.switch is not None:
+        description = description.model_copy(
+            update={
+                "port_bandwidth_bps": config.switch.port_bandwidth_bps,
+                "uplink_bandwidth_bps": config.switch.uplink_bandwidth_bps,
+            }
+        )
     rack = TwinRack(
-        RackDescription(
-            name=config.rack.name,
-            units=config.rack.units,
-            profile=config.rack.profile,
-            psu_rated_watts=config.rack.psu_rated_watts,
-        ),
+        description,
         clock,
         unit_firmware,
         storage_root=layout.root / "units",
@@ -54,6 +68,8 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
     engine: FaultEngine | None = None
     try:
         await rack.start()
+        # The switch relays every unit's and BMC's connections to and from the management side.
+        await rack.switch.serve(rack.switch.routes(config))
         for unit in config.units:
             bmc_dir = layout.bmc(unit.name)
             host = BmcHost(  # a BMC restart really stops and restarts its listener and service
@@ -70,7 +86,8 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
                         spiffe_id(domain, "rmc"): "Operator",
                     },
                 ),
-                port=urlsplit(unit.bmc.url).port or 443,
+                # Behind its switch port when the rack has a relaying switch.
+                port=unit.bmc_port or urlsplit(unit.bmc.url).port or 443,
                 # Client certificates from the rack CA are a login method (the controller's),
                 # checked against the rack's CRL as it changes (docs/security.md).
                 ssl_context=functools.partial(
@@ -91,6 +108,8 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
         if config.control is not None:
             engine, control = await _serve_control(config, rack, hosts)
         logger.info(f"twin of {config.rack.units} units running at speed {config.rack.speed}")
+        if ready is not None:
+            ready(rack)
         await stop.wait()
     finally:
         if control is not None:

@@ -31,7 +31,7 @@ from racklet.twin._busbar import Busbar
 from racklet.twin._clock import SimClock
 from racklet.twin._profile import UnitProfile, load_profile
 from racklet.twin._rack_board import SlotSensor, build_rack_board, rack_airflow, rack_fans
-from racklet.twin._switch import TwinSwitch
+from racklet.twin._switch import PORT_BANDWIDTH_BPS, TwinSwitch
 from racklet.twin._unit import Firmware, TwinUnit
 from racklet.twin.errors import TwinError
 
@@ -53,6 +53,8 @@ class RackDescription(BaseModel):
     psu_rated_watts: float = Field(default=100.0, gt=0)
     seed: int = 0
     """Draws each board's manufacturing spread and its sensors' noise: same seed, same rack."""
+    port_bandwidth_bps: float = Field(default=PORT_BANDWIDTH_BPS, gt=0)
+    uplink_bandwidth_bps: float = Field(default=PORT_BANDWIDTH_BPS, gt=0)
 
     def unit_names(self) -> list[str]:
         return [f"unit-{slot}" for slot in range(1, self.units + 1)]
@@ -81,7 +83,11 @@ class TwinRack:
         self.tick_seconds = tick_seconds
         ports = agent_ports or {}
         self.units: dict[str, TwinUnit] = {}
-        self.switch = TwinSwitch(description.units)
+        self.switch = TwinSwitch(
+            description.units,
+            port_bandwidth_bps=description.port_bandwidth_bps,
+            uplink_bandwidth_bps=description.uplink_bandwidth_bps,
+        )
         self._monitors: dict[str, MonitorSocket] = {}
         for slot, name in enumerate(description.unit_names(), start=1):
             unit = unit_factory(
@@ -165,6 +171,7 @@ class TwinRack:
         )
 
     async def stop(self) -> None:
+        await self.switch.stop()
         physics, self._physics = self._physics, None
         if physics is not None:
             physics.cancel()
