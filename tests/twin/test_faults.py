@@ -121,21 +121,27 @@ async def test_power_loss_and_slot_pull_hit_only_their_targets_and_do_not_stack(
     assert rack.unit("unit-1").resets == 0 and rack.unit("unit-3").resets == 0
 
 
-async def test_partition_takes_the_port_down_and_degradation_needs_a_relay(
+async def test_partitions_and_degradation_go_through_the_relay_switch(
     make_rack: MakeRack,
 ) -> None:
     rack = make_rack(units=2)
     await _running(rack)
     engine = FaultEngine(rack)
     await engine.inject("p", "Partition", {}, ["unit-1"])
-    assert not rack.unit("unit-1").link_up() and rack.unit("unit-2").link_up()
-    with pytest.raises(FaultRefused, match="needs the relay switch"):
+    assert not rack.switch.port("unit-1").up and rack.switch.port("unit-2").up
+    await engine.inject("b", "Partition", {"path": "bmc-management"}, ["unit-2"])
+    assert not rack.switch.port("unit-2-bmc").up and rack.switch.port("unit-2").up
+    with pytest.raises(FaultRefused, match="does not carry"):
         await engine.inject("p2", "Partition", {"path": "unit-unit"}, ["unit-2"])
-    with pytest.raises(FaultRefused, match="carrier only"):
-        await engine.inject("d", "LinkDegradation", {"latencyMs": 50}, ["unit-2"])
-    assert engine.capabilities()["LinkDegradation"]
-    await engine.clear("p")
-    assert rack.unit("unit-1").link_up()
+    with pytest.raises(FaultRefused, match=r"loss in \[0, 1\)"):
+        await engine.inject("lost", "LinkDegradation", {"loss": 1.0}, ["unit-2"])
+    await engine.inject("d", "LinkDegradation", {"latencyMs": 50}, ["unit-2"])
+    assert rack.switch.port("unit-2").properties.latency_ms == 50
+    assert engine.capabilities()["LinkDegradation"] == ""
+    for fault in ("p", "b", "d"):
+        await engine.clear(fault)
+    assert rack.switch.port("unit-1").up and rack.switch.port("unit-2-bmc").up
+    assert rack.switch.port("unit-2").properties.latency_ms == 0
 
 
 async def test_a_relay_switch_port_takes_link_and_properties(make_rack: MakeRack) -> None:

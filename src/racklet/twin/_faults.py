@@ -355,8 +355,16 @@ class FaultEngine:
 
     async def _apply_Partition(self, applied: Applied, units: list[TwinUnit]) -> None:
         path = _choice(applied.params, "path", PARTITION_PATHS, "unit-management")
+        relay_port = getattr(self.rack.switch, "port", None)
+        if path == "bmc-management" and callable(relay_port):
+            for unit in units:  # the BMC's own switch port: the controller loses its BMC
+                bmc_port = _RelayPort(relay_port(f"{unit.name}-bmc"))
+                bmc_port.set_link(False)
+                applied.undo.append(functools.partial(bmc_port.set_link, True))
+            applied.message = "the BMC's switch port is down"
+            return
         if path != "unit-management":
-            raise _conflict(f"partition {path} needs the relay switch (not in this twin)")
+            raise _conflict(f"partition {path} needs traffic this twin's switch does not carry")
         for unit in units:
             port = self._network(self.rack, unit)
             port.set_link(False)
@@ -368,8 +376,8 @@ class FaultEngine:
         jitter = _number(applied.params, "jitterMs", 0.0)
         loss = _number(applied.params, "loss", 0.0)
         bandwidth = applied.params.get("bandwidthBps")
-        if latency < 0 or jitter < 0 or not 0.0 <= loss <= 1.0:
-            raise FaultRefused("latencyMs and jitterMs must be >= 0 and loss within 0..1")
+        if latency < 0 or jitter < 0 or not 0.0 <= loss < 1.0:
+            raise FaultRefused("latencyMs and jitterMs must be >= 0 and loss in [0, 1)")
         if bandwidth is not None:
             bandwidth = _number(applied.params, "bandwidthBps")
             if bandwidth <= 0:
