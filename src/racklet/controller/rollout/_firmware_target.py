@@ -37,13 +37,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from racklet.api import ChannelPointer, Release, UnitRollout
-from racklet.bmc import firmware_oem_parameters
 from racklet.boot import BootError, TufRepository
 from racklet.controller.errors import TemporaryError
 from racklet.controller.reconcilers._release import SignedFile
 from racklet.controller.rollout._target import Verdict
 from racklet.redfish import RedfishClientError, RedfishError, RedfishUnreachable
 from racklet.redfish._client import BmcFirmwareView
+from racklet.wire import firmware_oem_parameters
 
 _REMEMBERED_PUSHES = 1024
 
