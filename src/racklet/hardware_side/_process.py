@@ -18,11 +18,11 @@ from racklet import config as rack_config
 from racklet import log
 from racklet.bmc import BmcHost, BmcSettings, TufImageVerifier
 from racklet.errors import RackletError
+from racklet.hardware_side._firmware import unit_firmware
 from racklet.net import ca_trust_domain, live_server_context, run_loop, spiffe_id
 from racklet.pki import CRL_NAME
 from racklet.rmc import RunningRmc, serve_rmc
-from racklet.twin._clock import SimClock
-from racklet.twin._firmware import unit_firmware
+from racklet.twin import SimClock
 
 BMC_FIRMWARE_VERSION = "0.1.0"
 """The factory firmware in slot A of every twin BMC (a release on ``bmc-firmware`` replaces it)."""
@@ -97,7 +97,7 @@ async def run(config: rack_config.RackConfig, stop: asyncio.Event) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m racklet.twin")
+    parser = argparse.ArgumentParser(prog="python -m racklet.hardware_side")
     parser.add_argument("--state-dir", type=Path, required=True)
     args = parser.parse_args(argv)
     log.configure()
