@@ -15,8 +15,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from racklet.bmc._context import BmcContext
-from racklet.bmc._errors import RedfishError
 from racklet.bmc._http import page, respond, route
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc._schema import ROOT, collection, link, resource
 
 CHASSIS = f"{ROOT}/Chassis"
@@ -73,7 +73,7 @@ def routes(ctx: BmcContext) -> list[Route]:
 
     def _mine(request: Request) -> None:
         if request.path_params["chassis_id"] != ctx.unit:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 404, "ResourceNotFound", "Chassis", request.path_params["chassis_id"]
             )
 
@@ -113,7 +113,9 @@ def routes(ctx: BmcContext) -> list[Route]:
         _mine(request)
         kind = _BY_ID.get(request.path_params["sensor_id"])
         if kind is None:
-            raise RedfishError(404, "ResourceNotFound", "Sensor", request.path_params["sensor_id"])
+            raise RedfishErrorReply(
+                404, "ResourceNotFound", "Sensor", request.path_params["sensor_id"]
+            )
         reading = _reading(ctx, kind)
         return respond(
             resource(

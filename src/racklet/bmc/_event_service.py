@@ -17,10 +17,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from racklet.bmc._context import BmcContext
-from racklet.bmc._errors import RedfishError
 from racklet.bmc._events import Event, EventBus
 from racklet.bmc._http import ODATA_HEADERS, no_content, page, read_object, respond, route
 from racklet.bmc._logs import CLEAR_ACTION, entries_response, log_service
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc._schema import ROOT, collection, link, resource
 from racklet.log import ContextLogger
 
@@ -118,7 +118,7 @@ def event_log_routes(
         raw = request.path_params["entry_id"]
         event = events.get(int(raw)) if raw.isdigit() else None
         if event is None:
-            raise RedfishError(404, "ResourceNotFound", "LogEntry", raw)
+            raise RedfishErrorReply(404, "ResourceNotFound", "LogEntry", raw)
         return respond(entry(event))
 
     async def clear(request: Request) -> Response:
