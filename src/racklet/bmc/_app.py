@@ -35,7 +35,7 @@ from racklet.bmc import (
     _sessions,
     _subsystems,
     _systems,
-    _tasks,
+    _task_service,
     _update,
 )
 from racklet.bmc._accounts import Accounts
@@ -185,7 +185,7 @@ def build_app(
     ctx: BmcContext,
     accounts: Accounts,
     sessions: SessionStore,
-    tasks: _tasks.TaskRegistry,
+    tasks: _task_service.TaskRegistry,
     update: _update.UpdateSetup,
     cert_roles: Mapping[str, str] | None = None,
     certificates: CertificateStore | None = None,
@@ -203,7 +203,7 @@ def build_app(
         *_managers.routes(ctx),
         *_event_service.routes(ctx),
         *_update.routes(ctx, update, tasks),
-        *_tasks.routes(tasks),
+        *_task_service.routes(tasks),
         *_metrics.routes(ctx),
         *(_certificates.routes(ctx, certificates) if certificates else []),
     ]

@@ -47,7 +47,7 @@ from racklet.bmc._firmware import (
 from racklet.bmc._http import page, parse_object, respond, route
 from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc._schema import ROOT, collection, link, resource
-from racklet.bmc._tasks import Task, TaskRegistry
+from racklet.bmc._task_service import Task, TaskRegistry
 from racklet.bmc.errors import BmcError, ImageRejected
 from racklet.config import make_dir
 
