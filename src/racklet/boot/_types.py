@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from racklet.boot._manifest import AgentConfig, Manifest, valid_name
+from racklet.boot._manifest import AgentConfig, PayloadManifest, valid_name
 from racklet.boot._payload import MAX_PAYLOAD_BYTES
 from racklet.boot.errors import TrustError
 
@@ -133,7 +133,7 @@ class BootedPayload:
     """
 
     unit: str
-    manifest: Manifest
+    manifest: PayloadManifest
     agent: AgentConfig
     identity: UnitIdentity
     trust: TrustBundle

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 from racklet.boot._ab import AbView, SlotRef
 from racklet.boot._identity import unit_client_context
 from racklet.boot._install import read_agent_config
-from racklet.boot._manifest import PAYLOAD_NAME, Manifest, ReleasePointer
+from racklet.boot._manifest import PAYLOAD_NAME, PayloadManifest, ReleasePointer
 from racklet.boot._slots import (
     SLOTS_DIR,
     Stamp,
@@ -173,7 +173,7 @@ class _ChannelResult:
     pointer: ReleasePointer
     target_slot: str
     fetched: FetchedRelease | None
-    committed: Manifest | None = None
+    committed: PayloadManifest | None = None
     problem: str | None = None
 
 
@@ -311,7 +311,7 @@ class _Boot:
         host.console(f"bootstrap: try-boot flag set for slot {target}; rebooting")
         return None
 
-    async def _verified(self, ref: SlotRef) -> Manifest | None:
+    async def _verified(self, ref: SlotRef) -> PayloadManifest | None:
         """The committed slot's release if it still verifies; None (and why, on the console)
         if not."""
         try:
@@ -324,7 +324,7 @@ class _Boot:
         manifest = await asyncio.to_thread(verify_slot, self.host.storage, ref.slot, ref.sha256)
         return await self._start(manifest, ref.slot, None)
 
-    async def _install(self, fetched: FetchedRelease, slot: str) -> Manifest:
+    async def _install(self, fetched: FetchedRelease, slot: str) -> PayloadManifest:
         """Check the verified payload's agent config, then make it the slot's content."""
         try:
             await asyncio.to_thread(
@@ -347,7 +347,9 @@ class _Boot:
         )
         return manifest
 
-    async def _start(self, manifest: Manifest, slot: str, trial: Trial | None) -> BootedPayload:
+    async def _start(
+        self, manifest: PayloadManifest, slot: str, trial: Trial | None
+    ) -> BootedPayload:
         payload = slot_dir(self.host.storage, slot) / PAYLOAD_NAME
         agent = await asyncio.to_thread(
             read_agent_config, payload, self.limits.max_agent_config_bytes
