@@ -44,7 +44,7 @@ def test_public_surface_is_pinned() -> None:
         "PayloadError",
         "PayloadManifest",
         "PublishError",
-        "Release",
+        "PublishedRelease",
         "ReleaseFile",
         "RepositoryError",
         "RollbackError",
