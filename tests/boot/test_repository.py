@@ -49,7 +49,7 @@ def test_public_surface_is_pinned() -> None:
         "RepositoryError",
         "RollbackError",
         "SignatureError",
-        "Trial",
+        "TrialBoot",
         "TrustBundle",
         "TrustError",
         "TufRepository",

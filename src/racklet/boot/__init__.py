@@ -29,7 +29,7 @@ from racklet.boot._types import (
     DEFAULT_CHANNEL,
     BootedPayload,
     BootLimits,
-    Trial,
+    TrialBoot,
     TrustBundle,
     UnitIdentity,
 )
@@ -70,7 +70,7 @@ __all__ = [
     "RepositoryError",
     "RollbackError",
     "SignatureError",
-    "Trial",
+    "TrialBoot",
     "TrustBundle",
     "TrustError",
     "TufRepository",

@@ -116,7 +116,7 @@ class UnitIdentity:
 
 
 @dataclass(frozen=True)
-class Trial:
+class TrialBoot:
     """A boot of a freshly written slot, once: the OS commits it after its health check."""
 
     slot: str
@@ -138,4 +138,4 @@ class BootedPayload:
     identity: UnitIdentity
     trust: TrustBundle
     slot: str = "A"
-    trial: Trial | None = None
+    trial: TrialBoot | None = None

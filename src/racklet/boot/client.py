@@ -54,7 +54,7 @@ from racklet.boot._slots import (
 from racklet.boot._stream_fetch import StreamFetcher
 from racklet.boot._tuf_api import FetcherInterface
 from racklet.boot._tuf_client import FetchedRelease, open_channel
-from racklet.boot._types import BootedPayload, BootLimits, Trial, TrustBundle, UnitIdentity
+from racklet.boot._types import BootedPayload, BootLimits, TrialBoot, TrustBundle, UnitIdentity
 from racklet.boot.errors import BootError, FetchError, PayloadError, RollbackError, TrustError
 from racklet.hw import Activity, UnitHost
 from racklet.link import LinkClient, LinkError
@@ -227,7 +227,7 @@ class _Boot:
                 f"the committed version {ab.rollback_version} (rollback protection)"
             )
         host.console(f"bootstrap: try-boot of slot {trying.slot} ({manifest.version}), once")
-        trial = Trial(trying.slot, self.limits.health_deadline_seconds)
+        trial = TrialBoot(trying.slot, self.limits.health_deadline_seconds)
         return await self._start(manifest, trying.slot, trial)
 
     async def _follow_channel(self, ab: AbView) -> BootedPayload | None:
@@ -348,7 +348,7 @@ class _Boot:
         return manifest
 
     async def _start(
-        self, manifest: PayloadManifest, slot: str, trial: Trial | None
+        self, manifest: PayloadManifest, slot: str, trial: TrialBoot | None
     ) -> BootedPayload:
         payload = slot_dir(self.host.storage, slot) / PAYLOAD_NAME
         agent = await asyncio.to_thread(

@@ -14,7 +14,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from racklet.boot import BootedPayload, Trial
+from racklet.boot import BootedPayload, TrialBoot
 from racklet.hw import UnitHost
 from racklet.link import LinkClient, LinkError
 from racklet.log import ContextLogger
@@ -49,7 +49,9 @@ async def link_request(host: UnitHost, op: str, **fields: Any) -> dict[str, Any]
 class TrialCheck:
     """Polled by the OS loop: decides once, then stays decided."""
 
-    def __init__(self, host: UnitHost, booted: BootedPayload, trial: Trial, started: float) -> None:
+    def __init__(
+        self, host: UnitHost, booted: BootedPayload, trial: TrialBoot, started: float
+    ) -> None:
         self._host = host
         self._booted = booted
         self._trial = trial
