@@ -9,7 +9,7 @@ from racklet.controller._informer import Informer
 from racklet.controller._leader import LeaderElection
 from racklet.controller._metrics import ControllerMetrics
 from racklet.controller._periodic import Periodic
-from racklet.controller._phase import Observation, Verdict, derive_phase
+from racklet.controller._phase import Observation, PhaseVerdict, derive_phase
 from racklet.controller._process import Controller
 from racklet.controller._runtime import Reconciler, Registry, Runtime, RuntimeObserver
 from racklet.controller._services import Service, Services
@@ -29,6 +29,7 @@ __all__ = [
     "Observation",
     "Periodic",
     "PermanentError",
+    "PhaseVerdict",
     "RackReconciler",
     "Reconciler",
     "Registry",
@@ -37,6 +38,5 @@ __all__ = [
     "Service",
     "Services",
     "TemporaryError",
-    "Verdict",
     "derive_phase",
 ]

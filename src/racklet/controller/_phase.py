@@ -30,7 +30,7 @@ class Observation:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class PhaseVerdict:
     phase: Phase
     message: str
     heartbeat_missing: bool = False
@@ -40,26 +40,26 @@ class Verdict:
         return self.phase == "Running"
 
 
-def derive_phase(obs: Observation) -> Verdict:
+def derive_phase(obs: Observation) -> PhaseVerdict:
     if obs.error is not None or obs.chassis is None or obs.system is None:
-        return Verdict("Unreachable", f"the BMC does not answer: {obs.error or 'no data'}")
+        return PhaseVerdict("Unreachable", f"the BMC does not answer: {obs.error or 'no data'}")
     if obs.chassis.absent:
-        return Verdict("Absent", "the slot is empty")
+        return PhaseVerdict("Absent", "the slot is empty")
     system = obs.system
     if system.power_state not in ("On", "PoweringOn"):
-        return Verdict("Off", f"power state is {system.power_state or 'unknown'}")
+        return PhaseVerdict("Off", f"power state is {system.power_state or 'unknown'}")
     if system.boot_failed:
         reason = "; ".join(system.messages) or "the BMC reports a failed boot without a reason"
-        return Verdict("BootFailed", reason)
+        return PhaseVerdict("BootFailed", reason)
     state = system.boot_last_state
     if state in (None, "None"):
-        return Verdict("PoweringOn", "powered, waiting for firmware")
+        return PhaseVerdict("PoweringOn", "powered, waiting for firmware")
     if state == "OSRunning":
         if obs.heartbeat_fresh:
-            return Verdict("Running", "the OS is running and heartbeating")
-        return Verdict(
+            return PhaseVerdict("Running", "the OS is running and heartbeating")
+        return PhaseVerdict(
             "Booting", "the OS is running but no heartbeat arrived", heartbeat_missing=True
         )
     if state in _BOOTING_STATES:
-        return Verdict("Booting", f"boot progress {state}")
-    return Verdict("Booting", f"unrecognised boot progress {state}")
+        return PhaseVerdict("Booting", f"boot progress {state}")
+    return PhaseVerdict("Booting", f"unrecognised boot progress {state}")

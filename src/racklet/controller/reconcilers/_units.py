@@ -54,7 +54,7 @@ from racklet.api import (
 )
 from racklet.controller._budget import Draw, Ledger
 from racklet.controller._heartbeats import HeartbeatRegistry
-from racklet.controller._phase import Observation, Verdict, derive_phase
+from racklet.controller._phase import Observation, PhaseVerdict, derive_phase
 from racklet.log import get_logger
 from racklet.redfish import (
     ChassisView,
@@ -249,7 +249,7 @@ class ComputeUnitReconciler:
         unit: ComputeUnit,
         bmc: Bmc,
         obs: Observation,
-        verdict: Verdict,
+        verdict: PhaseVerdict,
         status: ComputeUnitStatus,
         events: list[Event],
     ) -> str | None:
@@ -386,7 +386,7 @@ class ComputeUnitReconciler:
         self,
         unit: ComputeUnit,
         obs: Observation,
-        verdict: Verdict,
+        verdict: PhaseVerdict,
         status: ComputeUnitStatus,
         events: list[Event],
     ) -> None:
