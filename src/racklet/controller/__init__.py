@@ -4,7 +4,7 @@ It reaches units only through Redfish (HTTPS) and their heartbeats; it never imp
 the BMC or the unit agent. ``python -m racklet.controller --state-dir D`` runs it.
 """
 
-from racklet.controller._heartbeats import Heartbeat, HeartbeatBody, HeartbeatRegistry
+from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRecord, HeartbeatRegistry
 from racklet.controller._informer import Informer
 from racklet.controller._leader import LeaderElection
 from racklet.controller._metrics import ControllerMetrics
@@ -21,8 +21,8 @@ __all__ = [
     "Controller",
     "ControllerError",
     "ControllerMetrics",
-    "Heartbeat",
     "HeartbeatBody",
+    "HeartbeatRecord",
     "HeartbeatRegistry",
     "Informer",
     "LeaderElection",
