@@ -2,7 +2,7 @@
 
 A twin rack of one unit, the real :class:`racklet.bmc.BmcService` on its board, and
 :class:`racklet.net.AppServer` with the BMC's rack-CA certificate — the same three calls as
-``racklet.twin._process.run``. Prints ``ready`` on stdout once it listens; stops on SIGTERM.
+``racklet.hardware_side._process.run``. Prints ``ready`` once it listens; stops on SIGTERM.
 
 Run as ``python -m bench._bmc_target --dir D --port P`` where ``D`` holds ``server.crt``,
 ``server.key`` and ``accounts.json`` (the bench prepares them); ``--crl PATH`` serves with

@@ -81,7 +81,7 @@ def run_once(units: int, speed: float, timeout: float) -> dict[str, float | str]
             elapsed = time.monotonic() - start
             result: dict[str, float | str] = {"seconds": elapsed, "up_MiB": _peak_mib(up.pid)}
             for child in _children(up.pid):
-                role = "twin" if "racklet.twin" in _cmdline(child) else "controller"
+                role = "twin" if "racklet.hardware_side" in _cmdline(child) else "controller"
                 result[f"{role}_MiB"] = _peak_mib(child)
             return result
         finally:

@@ -64,7 +64,7 @@ def _round(base: Path, units: int, speed: float, relayed: bool) -> float:
     started = time.monotonic()
     procs = [
         _spawn("racklet.controller", state, state / "logs" / "controller.log"),
-        _spawn("racklet.twin", state, state / "logs" / "twin.log"),
+        _spawn("racklet.hardware_side", state, state / "logs" / "twin.log"),
     ]
     phases: list[object] = []
     try:

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         save(config)
         procs = [
             _spawn("racklet.controller", state, state / "logs" / "controller.log"),
-            _spawn("racklet.twin", state, state / "logs" / "twin.log"),
+            _spawn("racklet.hardware_side", state, state / "logs" / "twin.log"),
         ]
         try:
             ca = str(config.layout.ca_cert)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from racklet.bmc import _errors
+from racklet.bmc import _message_registry
 from tests.bmc.conftest import UNIT, Bench
 
 RESET = f"/redfish/v1/Systems/{UNIT}/Actions/ComputerSystem.Reset"
@@ -103,7 +103,7 @@ async def test_bad_paging_parameters_are_400(bench: Bench) -> None:
 
 def test_messages_match_the_base_registry() -> None:
     registry = json.loads(REGISTRY.read_text())["Messages"]
-    for key, entry in _errors._BASE.items():
+    for key, entry in _message_registry._BASE.items():
         assert registry[key]["Message"] == entry.text, key
         assert registry[key]["MessageSeverity"] == entry.severity, key
         assert registry[key]["Resolution"] == entry.resolution, key

@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from racklet.bmc._ab import AbState
 from racklet.bmc.errors import BmcError
-from racklet.boot import Release, TufRepository, build_default_payload
+from racklet.boot import PublishedRelease, TufRepository, build_default_payload
 from racklet.boot.server import create_boot_app
 from racklet.hw import Activity, Clock, UnitLinkPort
 from racklet.link import serve_link
@@ -232,7 +232,7 @@ class BootRig:
         self.tuf = TufRepository.create(self.boot_dir)
         self.repo = self.tuf.repo_dir
         self.payload = build_default_payload(payload_size)
-        self.release: Release = self.tuf.publish(
+        self.release: PublishedRelease = self.tuf.publish(
             "stable", "racklet-os", "0.1.0", {"payload.bin": self.payload}
         )
         self.unit_identity: Identity = self.ca.issue(

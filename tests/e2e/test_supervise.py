@@ -28,7 +28,7 @@ SECRETS = {"ca.key", "server.key", "client.key", "api.token", "admin.password", 
 
 
 def _children(pid: int) -> dict[str, int]:
-    """``up``'s child processes by module (``racklet.twin``, ``racklet.controller``)."""
+    """``up``'s child processes by module (``racklet.hardware_side``, ``racklet.controller``)."""
     found = {}
     for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
         argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
@@ -100,7 +100,7 @@ def test_the_hardware_outlives_the_controller_and_nothing_outlives_up(tmp_path: 
         before = _uptimes(rack)
         os.kill(children["racklet.controller"], signal.SIGKILL)
         output.wait_for("controller exited with status -9; the units run on")
-        assert _alive(children["racklet.twin"])
+        assert _alive(children["racklet.hardware_side"])
         during = _uptimes(rack)  # the agents answer while no controller runs
         assert all(during[name] > before[name] for name in before)
         output.wait_for("restarting controller")
@@ -109,7 +109,7 @@ def test_the_hardware_outlives_the_controller_and_nothing_outlives_up(tmp_path: 
         after = _uptimes(rack)
         assert all(after[name] > during[name] for name in before), "a unit was power-cycled"
         restarted = _children(rack.process.pid)
-        assert restarted["racklet.twin"] == children["racklet.twin"]
+        assert restarted["racklet.hardware_side"] == children["racklet.hardware_side"]
         assert restarted["racklet.controller"] != children["racklet.controller"]
 
         second = subprocess.run(

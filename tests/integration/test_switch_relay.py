@@ -20,8 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from racklet.cli._prepare import prepare
 from racklet.config import RackConfig
+from racklet.hardware_side._process import run
 from racklet.net import client_context
-from racklet.twin._process import run
 from racklet.twin._rack import TwinRack
 
 WAIT_SECONDS = 90.0

@@ -18,9 +18,9 @@ from racklet.bmc._firmware import (
 )
 from racklet.bmc._host import BmcHost
 from racklet.bmc._service import BmcService, BmcSettings
-from racklet.bmc._tuf_verifier import CHANNEL as FIRMWARE_CHANNEL
-from racklet.bmc._tuf_verifier import TufImageVerifier, firmware_oem_parameters
+from racklet.bmc._tuf_verifier import TufImageVerifier
 from racklet.bmc.errors import AccountsError, BmcError, ImageRejected, StateError
+from racklet.wire import FIRMWARE_CHANNEL, firmware_oem_parameters
 
 __all__ = [
     "FIRMWARE_CHANNEL",

@@ -44,7 +44,9 @@ class SlotRecord:
 
 
 @dataclass(frozen=True)
-class Trial:
+class RecordedTrial:
+    """A try-boot the BMC recorded for a unit (the unit's view: ``racklet.boot.TrialBoot``)."""
+
     slot: str
     version: str
     sha256: str
@@ -56,7 +58,7 @@ class AbRecord:
     """The persisted state (``ab.json``)."""
 
     committed: SlotRecord | None = None
-    trying: Trial | None = None
+    trying: RecordedTrial | None = None
     tryboot: bool = False
     rollback_version: str | None = None
     rejected_version: str | None = None
@@ -90,7 +92,7 @@ class AbRecord:
         )
 
 
-def _trial_json(trial: Trial) -> dict[str, Any]:
+def _trial_json(trial: RecordedTrial) -> dict[str, Any]:
     return {
         "slot": trial.slot,
         "version": trial.version,
@@ -99,8 +101,10 @@ def _trial_json(trial: Trial) -> dict[str, Any]:
     }
 
 
-def _trial(data: dict[str, Any]) -> Trial:
-    return Trial(data["slot"], data["version"], data["sha256"], float(data["deadlineSeconds"]))
+def _trial(data: dict[str, Any]) -> RecordedTrial:
+    return RecordedTrial(
+        data["slot"], data["version"], data["sha256"], float(data["deadlineSeconds"])
+    )
 
 
 def _optional_str(value: Any) -> str | None:
@@ -201,7 +205,7 @@ class AbState:
         if slot == record.committed.slot:
             raise BmcError(f"slot {slot} is the committed slot; only the other one can be tried")
         self._check_rollback(record, version)
-        record.trying = Trial(slot, version, sha256, float(deadline))  # type: ignore[arg-type]
+        record.trying = RecordedTrial(slot, version, sha256, float(deadline))  # type: ignore[arg-type]
         record.tryboot = True
         self._save(record)
         return self._answer(record)

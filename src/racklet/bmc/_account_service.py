@@ -20,7 +20,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from racklet.bmc._accounts import ROLES, Account, Accounts, hash_account
-from racklet.bmc._errors import RedfishError
 from racklet.bmc._http import (
     check_if_match,
     no_content,
@@ -32,6 +31,7 @@ from racklet.bmc._http import (
     route,
     tagged,
 )
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc._privileges import (
     CONFIGURE_USERS,
     OEM_PRIVILEGES,
@@ -56,28 +56,28 @@ _POLICY = {
 
 def _int(value: Any, name: str, low: int, high: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
-        raise RedfishError(400, "PropertyValueTypeError", json.dumps(value), name)
+        raise RedfishErrorReply(400, "PropertyValueTypeError", json.dumps(value), name)
     if not low <= value <= high:
-        raise RedfishError(400, "PropertyValueOutOfRange", value, name)
+        raise RedfishErrorReply(400, "PropertyValueOutOfRange", value, name)
     return value
 
 
 def _str(value: Any, name: str) -> str:
     if not isinstance(value, str):
-        raise RedfishError(400, "PropertyValueTypeError", json.dumps(value), name)
+        raise RedfishErrorReply(400, "PropertyValueTypeError", json.dumps(value), name)
     return value
 
 
 def _bool(value: Any, name: str) -> bool:
     if not isinstance(value, bool):
-        raise RedfishError(400, "PropertyValueTypeError", json.dumps(value), name)
+        raise RedfishErrorReply(400, "PropertyValueTypeError", json.dumps(value), name)
     return value
 
 
 def _role(value: Any) -> str:
     role = _str(value, "RoleId")
     if role not in ROLES:
-        raise RedfishError(
+        raise RedfishErrorReply(
             400, "PropertyValueNotInList", role, "RoleId", resolution=f"Use one of: {ROLES}."
         )
     return role
@@ -128,14 +128,14 @@ def routes(accounts: Accounts, sessions: SessionStore, log: ContextLogger) -> li
         if account is None or (
             CONFIGURE_USERS not in privileges(caller.role) and name != caller.username
         ):
-            raise RedfishError(404, "ResourceNotFound", "ManagerAccount", name)
+            raise RedfishErrorReply(404, "ResourceNotFound", "ManagerAccount", name)
         return account
 
     def password(value: Any) -> str:
         text = _str(value, "Password")
         problem = accounts.passwords.problem(text)
         if problem:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 400, "PropertyValueFormatError", "******", "Password", resolution=problem
             )
         return text
@@ -157,7 +157,7 @@ def routes(accounts: Accounts, sessions: SessionStore, log: ContextLogger) -> li
         for name, value in body.items():
             if name not in _POLICY:
                 key = "PropertyNotWritable" if name in current else "PropertyUnknown"
-                raise RedfishError(400, key, name)
+                raise RedfishErrorReply(400, key, name)
             attribute, low, high = _POLICY[name]
             changes[attribute] = _int(value, name, low, high)
         for attribute, value in changes.items():
@@ -178,13 +178,13 @@ def routes(accounts: Accounts, sessions: SessionStore, log: ContextLogger) -> li
         body = await read_object(request)
         for name in body:
             if name not in ("UserName", "Password", "RoleId", "Enabled"):
-                raise RedfishError(400, "PropertyUnknown", name)
+                raise RedfishErrorReply(400, "PropertyUnknown", name)
         for name in ("UserName", "Password", "RoleId"):
             if name not in body:
-                raise RedfishError(400, "CreateFailedMissingReqProperties", name)
+                raise RedfishErrorReply(400, "CreateFailedMissingReqProperties", name)
         username = _str(body["UserName"], "UserName")
         if not USERNAME.fullmatch(username):
-            raise RedfishError(
+            raise RedfishErrorReply(
                 400,
                 "PropertyValueFormatError",
                 username,
@@ -194,7 +194,9 @@ def routes(accounts: Accounts, sessions: SessionStore, log: ContextLogger) -> li
         secret, role = password(body["Password"]), _role(body["RoleId"])
         enabled = _bool(body.get("Enabled", True), "Enabled")
         if accounts.get(username) is not None:
-            raise RedfishError(409, "ResourceAlreadyExists", "ManagerAccount", "UserName", username)
+            raise RedfishErrorReply(
+                409, "ResourceAlreadyExists", "ManagerAccount", "UserName", username
+            )
         account = await asyncio.to_thread(hash_account, username, secret, role, enabled)
         await accounts.put(account)
         log.info(f"account {username!r} created ({role})")
@@ -219,9 +221,9 @@ def routes(accounts: Accounts, sessions: SessionStore, log: ContextLogger) -> li
         for name in body:
             if name not in ("Password", "RoleId", "Enabled", "Locked"):
                 key = "PropertyNotWritable" if name in current else "PropertyUnknown"
-                raise RedfishError(400, key, name)
+                raise RedfishErrorReply(400, key, name)
             if name != "Password" and not manages_users:
-                raise RedfishError(403, "InsufficientPrivilege")
+                raise RedfishErrorReply(403, "InsufficientPrivilege")
         changes: dict[str, Any] = {}
         secret = password(body["Password"]) if "Password" in body else None
         if "RoleId" in body:
@@ -229,12 +231,12 @@ def routes(accounts: Accounts, sessions: SessionStore, log: ContextLogger) -> li
         if "Enabled" in body:
             changes["enabled"] = _bool(body["Enabled"], "Enabled")
         if "Locked" in body and _bool(body["Locked"], "Locked"):
-            raise RedfishError(400, "PropertyValueNotInList", "true", "Locked")
+            raise RedfishErrorReply(400, "PropertyValueNotInList", "true", "Locked")
         demoted = changes.get("role", "Administrator") != "Administrator" or not changes.get(
             "enabled", True
         )
         if account.role == "Administrator" and demoted and not other_admins(account.username):
-            raise RedfishError(409, "ResourceInUse")
+            raise RedfishErrorReply(409, "ResourceInUse")
         if secret is not None:
             fresh = await asyncio.to_thread(
                 hash_account, account.username, secret, account.role, account.enabled
@@ -259,7 +261,7 @@ def routes(accounts: Accounts, sessions: SessionStore, log: ContextLogger) -> li
         account = find(request)
         check_if_match(request, account_body(account))
         if account.role == "Administrator" and not other_admins(account.username):
-            raise RedfishError(409, "ResourceCannotBeDeleted")
+            raise RedfishErrorReply(409, "ResourceCannotBeDeleted")
         await accounts.delete(account.username)
         sessions.drop_user(account.username)
         log.info(f"account {account.username!r} deleted")
@@ -284,7 +286,7 @@ def routes(accounts: Accounts, sessions: SessionStore, log: ContextLogger) -> li
     async def one_role(request: Request) -> Response:
         role = request.path_params["role_id"]
         if role not in ROLE_PRIVILEGES:
-            raise RedfishError(404, "ResourceNotFound", "Role", role)
+            raise RedfishErrorReply(404, "ResourceNotFound", "Role", role)
         return tagged(request, role_body(role))
 
     return [

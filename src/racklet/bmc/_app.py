@@ -35,15 +35,15 @@ from racklet.bmc import (
     _sessions,
     _subsystems,
     _systems,
-    _tasks,
+    _task_service,
     _update,
 )
 from racklet.bmc._accounts import Accounts
 from racklet.bmc._auth import AuthMiddleware, send_error
 from racklet.bmc._cert_store import CertificateStore
 from racklet.bmc._context import BmcContext
-from racklet.bmc._errors import RedfishError
 from racklet.bmc._http import respond
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc._sessions import SessionStore
 from racklet.log import ContextLogger
 
@@ -92,12 +92,12 @@ class _RequestScope:
                 await self._app(scope, _limited(scope, receive), tracking_send)
         except _BodyTooLarge:
             if not started:
-                await send_error(send, RedfishError(413, "PayloadTooLarge"))
+                await send_error(send, RedfishErrorReply(413, "PayloadTooLarge"))
                 status = 413
         except Exception:
             self._log.exception("request failed")
             if not started:
-                await send_error(send, RedfishError(500, "InternalError"))
+                await send_error(send, RedfishErrorReply(500, "InternalError"))
                 status = 500
         finally:
             level = 20 if scope["method"] not in ("GET", "HEAD") or status >= 400 else 10
@@ -126,17 +126,17 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
-def _refusal(scope: Scope) -> RedfishError | None:
+def _refusal(scope: Scope) -> RedfishErrorReply | None:
     """What the request is refused for before any handler sees it, if anything."""
     if _unsupported_query(scope):
-        return RedfishError(501, "QueryNotSupported")
+        return RedfishErrorReply(501, "QueryNotSupported")
     version = _header(scope, b"odata-version")
     if version is not None and version.strip() != "4.0":
         # Redfish: a request for an OData version the service does not support is a 412.
-        return RedfishError(412, "HeaderInvalid", f"OData-Version: {version}")
+        return RedfishErrorReply(412, "HeaderInvalid", f"OData-Version: {version}")
     length = _header(scope, b"content-length")
     if length is not None and length.isdigit() and int(length) > _limit(scope):
-        return RedfishError(413, "PayloadTooLarge")
+        return RedfishErrorReply(413, "PayloadTooLarge")
     return None
 
 
@@ -166,18 +166,18 @@ def _unsupported_query(scope: Scope) -> bool:
 
 
 async def _redfish_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RedfishError)
+    assert isinstance(exc, RedfishErrorReply)
     return respond(exc.body(), exc.status, exc.headers)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
-        error = RedfishError(404, "ResourceNotFound", "Resource", request.url.path)
+        error = RedfishErrorReply(404, "ResourceNotFound", "Resource", request.url.path)
     elif exc.status_code == 405:
-        error = RedfishError(405, "OperationNotAllowed", headers=dict(exc.headers or {}))
+        error = RedfishErrorReply(405, "OperationNotAllowed", headers=dict(exc.headers or {}))
     else:
-        error = RedfishError(exc.status_code, "InternalError")
+        error = RedfishErrorReply(exc.status_code, "InternalError")
     return respond(error.body(), error.status, error.headers)
 
 
@@ -185,7 +185,7 @@ def build_app(
     ctx: BmcContext,
     accounts: Accounts,
     sessions: SessionStore,
-    tasks: _tasks.TaskRegistry,
+    tasks: _task_service.TaskRegistry,
     update: _update.UpdateSetup,
     cert_roles: Mapping[str, str] | None = None,
     certificates: CertificateStore | None = None,
@@ -203,7 +203,7 @@ def build_app(
         *_managers.routes(ctx),
         *_event_service.routes(ctx),
         *_update.routes(ctx, update, tasks),
-        *_tasks.routes(tasks),
+        *_task_service.routes(tasks),
         *_metrics.routes(ctx),
         *(_certificates.routes(ctx, certificates) if certificates else []),
     ]
@@ -223,5 +223,5 @@ def build_app(
             Middleware(_RequestScope, log=ctx.log),
             Middleware(AuthMiddleware, accounts=accounts, sessions=sessions, cert_roles=cert_roles),
         ],
-        exception_handlers={RedfishError: _redfish_error, HTTPException: _http_error},
+        exception_handlers={RedfishErrorReply: _redfish_error, HTTPException: _http_error},
     )

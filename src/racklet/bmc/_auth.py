@@ -22,8 +22,8 @@ from typing import Any
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from racklet.bmc._accounts import Accounts
-from racklet.bmc._errors import RedfishError
 from racklet.bmc._http import JSON_TYPE, Principal
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc._privileges import CONFIGURE_COMPONENTS, allowed, privileges
 from racklet.bmc._schema import ROOT, SCHEMAS
 from racklet.bmc._sessions import SESSIONS, SessionStore
@@ -96,10 +96,12 @@ class AuthMiddleware:
             await send_error(send, throttled(exc))
             return
         if who is None:
-            error = RedfishError(401, "NoValidSession", headers={"WWW-Authenticate": self._realm})
+            error = RedfishErrorReply(
+                401, "NoValidSession", headers={"WWW-Authenticate": self._realm}
+            )
         elif not allowed(who.role, method, path, who.username, who.session_id):
             scope.setdefault("state", {})["principal"] = who  # the audit log names who was refused
-            error = RedfishError(403, "InsufficientPrivilege")
+            error = RedfishErrorReply(403, "InsufficientPrivilege")
         else:
             scope.setdefault("state", {})["principal"] = who
             await self._app(scope, receive, send)
@@ -125,7 +127,7 @@ class AuthMiddleware:
         return None if role is None or identity is None else Principal(identity, role)
 
 
-async def send_error(send: Send, error: RedfishError) -> None:
+async def send_error(send: Send, error: RedfishErrorReply) -> None:
     body = json.dumps(error.body()).encode()
     headers: list[Any] = [
         (b"content-type", JSON_TYPE.encode()),

@@ -41,7 +41,7 @@ _SLOTS: tuple[SlotName, SlotName] = ("A", "B")
 
 
 @dataclass(frozen=True)
-class Manifest:
+class FirmwareSlotManifest:
     """A BMC firmware image as the twin models it."""
 
     version: str
@@ -58,7 +58,7 @@ def build_manifest(version: str, payload: bytes) -> bytes:
     return json.dumps(body, sort_keys=True).encode()
 
 
-def parse_manifest(data: bytes) -> Manifest:
+def parse_manifest(data: bytes) -> FirmwareSlotManifest:
     """The manifest in ``data``, or ``ImageRejected`` saying what is wrong with it."""
     if len(data) > MAX_MANIFEST:
         raise ImageRejected("the image is larger than a BMC firmware manifest may be")
@@ -75,7 +75,7 @@ def parse_manifest(data: bytes) -> Manifest:
         raw = base64.b64decode(payload, validate=True)
     except binascii.Error as exc:
         raise ImageRejected("the BMC firmware payload is not base64") from exc
-    return Manifest(version, raw)
+    return FirmwareSlotManifest(version, raw)
 
 
 @dataclass
@@ -117,7 +117,7 @@ class BmcFirmwareSlots:
         self._factory = factory_version
         self._state = _State(versions={"A": factory_version})
         self.running: SlotName = "A"
-        self.manifest: Manifest | None = None
+        self.manifest: FirmwareSlotManifest | None = None
         """The manifest of the running slot (None: the factory image)."""
 
     # -- reading ----------------------------------------------------------------------------
@@ -192,7 +192,7 @@ class BmcFirmwareSlots:
         self.manifest = self._read_manifest(self.running)
         return self.running
 
-    def _read_manifest(self, slot: SlotName) -> Manifest | None:
+    def _read_manifest(self, slot: SlotName) -> FirmwareSlotManifest | None:
         path = self.directory / f"slot-{slot}.img"
         if not path.exists():
             return None

@@ -31,8 +31,8 @@ from starlette.routing import Route
 
 from racklet.bmc._cert_store import CertificateRejected, CertificateStore, CertSlot
 from racklet.bmc._context import BmcContext
-from racklet.bmc._errors import RedfishError
 from racklet.bmc._http import read_object, respond, route
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc._schema import ROOT, collection, link, resource
 from racklet.bmc.errors import StateError
 
@@ -104,27 +104,31 @@ def _string(body: dict[str, Any], name: str, action: str, required: bool = False
     value = body.get(name)
     if value is None:
         if required:
-            raise RedfishError(400, "ActionParameterMissing", action, name)
+            raise RedfishErrorReply(400, "ActionParameterMissing", action, name)
         return None
     if not isinstance(value, str):
-        raise RedfishError(400, "ActionParameterValueTypeError", json.dumps(value), name, action)
+        raise RedfishErrorReply(
+            400, "ActionParameterValueTypeError", json.dumps(value), name, action
+        )
     return value
 
 
 def _link_target(body: dict[str, Any], name: str, action: str) -> str:
     value = body.get(name)
     if value is None:
-        raise RedfishError(400, "ActionParameterMissing", action, name)
+        raise RedfishErrorReply(400, "ActionParameterMissing", action, name)
     target = value.get("@odata.id") if isinstance(value, dict) else None
     if not isinstance(target, str):
-        raise RedfishError(400, "ActionParameterValueTypeError", json.dumps(value), name, action)
+        raise RedfishErrorReply(
+            400, "ActionParameterValueTypeError", json.dumps(value), name, action
+        )
     return target
 
 
 def _check_unknown(body: dict[str, Any], allowed: set[str], action: str) -> None:
     for name in body:
         if name not in allowed and not name.startswith("@"):
-            raise RedfishError(400, "ActionParameterUnknown", action, name)
+            raise RedfishErrorReply(400, "ActionParameterUnknown", action, name)
 
 
 def _csr_request(store: CertificateStore, body: dict[str, Any]) -> tuple[CertSlot, list[str]]:
@@ -134,7 +138,7 @@ def _csr_request(store: CertificateStore, body: dict[str, Any]) -> tuple[CertSlo
     slot = store.by_collection(target)
     if slot is None:
         allowed = ", ".join(s.collection for s in store.slots)
-        raise RedfishError(
+        raise RedfishErrorReply(
             400,
             "ActionParameterValueNotInList",
             target,
@@ -144,7 +148,7 @@ def _csr_request(store: CertificateStore, body: dict[str, Any]) -> tuple[CertSlo
         )
     common_name = _string(body, "CommonName", GENERATE_CSR, required=True)
     if common_name != slot.common_name:
-        raise RedfishError(
+        raise RedfishErrorReply(
             400,
             "ActionParameterValueError",
             "CommonName",
@@ -154,7 +158,7 @@ def _csr_request(store: CertificateStore, body: dict[str, Any]) -> tuple[CertSlo
     for name, allowed_values in (("KeyPairAlgorithm", KEY_ALGORITHMS), ("KeyCurveId", KEY_CURVES)):
         value = _string(body, name, GENERATE_CSR)
         if value is not None and value not in allowed_values:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 400,
                 "ActionParameterValueNotInList",
                 value,
@@ -164,14 +168,14 @@ def _csr_request(store: CertificateStore, body: dict[str, Any]) -> tuple[CertSlo
             )
     bits = body.get("KeyBitLength")
     if bits is not None and bits != 256:
-        raise RedfishError(
+        raise RedfishErrorReply(
             400, "ActionParameterValueNotInList", json.dumps(bits), "KeyBitLength", GENERATE_CSR
         )
     for name in _CSR_STRINGS:
         _string(body, name, GENERATE_CSR)
     names = body.get("AlternativeNames", [])
     if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
-        raise RedfishError(
+        raise RedfishErrorReply(
             400,
             "ActionParameterValueTypeError",
             json.dumps(names),
@@ -234,7 +238,7 @@ def routes(ctx: BmcContext, store: CertificateStore) -> list[Route]:
         async def handler(request: Request) -> Response:
             pair = await _read(store, slot)
             if pair is None:
-                raise RedfishError(404, "ResourceNotFound", "Certificate", "1")
+                raise RedfishErrorReply(404, "ResourceNotFound", "Certificate", "1")
             cert = x509.load_pem_x509_certificate(pair[1].encode())
             return respond(certificate_body(slot, cert, pair[1]))
 
@@ -260,12 +264,12 @@ def routes(ctx: BmcContext, store: CertificateStore) -> list[Route]:
         kind = _string(body, "CertificateType", REPLACE, required=True)
         target = _link_target(body, "CertificateUri", REPLACE)
         if kind not in CERT_TYPES:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 400, "ActionParameterValueNotInList", kind, "CertificateType", REPLACE
             )
         slot = store.by_uri(target)
         if slot is None:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 400,
                 "ActionParameterValueNotInList",
                 target,
@@ -278,7 +282,7 @@ def routes(ctx: BmcContext, store: CertificateStore) -> list[Route]:
             try:
                 cert = await asyncio.to_thread(store.install, slot, pem)
             except CertificateRejected as exc:
-                raise RedfishError(
+                raise RedfishErrorReply(
                     400,
                     "ActionParameterValueError",
                     "CertificateString",
@@ -287,7 +291,7 @@ def routes(ctx: BmcContext, store: CertificateStore) -> list[Route]:
                 ) from exc
             except StateError as exc:
                 ctx.log.warning(f"cannot replace the {slot.id} certificate: {exc}")
-                raise RedfishError(500, "InternalError") from exc
+                raise RedfishErrorReply(500, "InternalError") from exc
         left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
         days = left / dt.timedelta(days=1)
         ctx.log.info(f"{slot.id} certificate replaced (valid {days:.1f} more days)")
@@ -311,4 +315,4 @@ async def _read(store: CertificateStore, slot: CertSlot) -> tuple[str, str] | No
     try:
         return await asyncio.to_thread(store.read_pair, slot)
     except StateError as exc:
-        raise RedfishError(500, "InternalError") from exc
+        raise RedfishErrorReply(500, "InternalError") from exc

@@ -19,8 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from racklet.bmc._context import BmcContext
-from racklet.bmc._errors import RedfishError
 from racklet.bmc._http import check_if_match, page, read_patch, respond, route, tagged
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc._schema import ROOT, collection, link, resource
 
 CHASSIS = f"{ROOT}/Chassis"
@@ -77,7 +77,7 @@ def routes(ctx: BmcContext) -> list[Route]:
 
     def _mine(request: Request) -> None:
         if request.path_params["chassis_id"] != ctx.unit:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 404, "ResourceNotFound", "Chassis", request.path_params["chassis_id"]
             )
 
@@ -122,9 +122,9 @@ def routes(ctx: BmcContext) -> list[Route]:
         for name, value in body.items():
             if name != "LocationIndicatorActive" or led is None:
                 key = "PropertyNotWritable" if name in current else "PropertyUnknown"
-                raise RedfishError(400, key, name)
+                raise RedfishErrorReply(400, key, name)
             if not isinstance(value, bool):
-                raise RedfishError(400, "PropertyValueTypeError", json.dumps(value), name)
+                raise RedfishErrorReply(400, "PropertyValueTypeError", json.dumps(value), name)
         assert led is not None
         led.set(bool(body["LocationIndicatorActive"]))
         return tagged(request, chassis_body())
@@ -138,7 +138,9 @@ def routes(ctx: BmcContext) -> list[Route]:
         _mine(request)
         kind = _BY_ID.get(request.path_params["sensor_id"])
         if kind is None:
-            raise RedfishError(404, "ResourceNotFound", "Sensor", request.path_params["sensor_id"])
+            raise RedfishErrorReply(
+                404, "ResourceNotFound", "Sensor", request.path_params["sensor_id"]
+            )
         reading = _reading(ctx, kind)
         extra: dict[str, Any] = {}
         if kind.id == "energy":  # an accumulating sensor says when its count began

@@ -17,10 +17,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from racklet.bmc._context import BmcContext
-from racklet.bmc._errors import RedfishError
-from racklet.bmc._events import Event, EventBus
+from racklet.bmc._events import EventBus, RedfishEvent
 from racklet.bmc._http import ODATA_HEADERS, no_content, page, read_object, respond, route
 from racklet.bmc._logs import CLEAR_ACTION, entries_response, log_service
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc._schema import ROOT, collection, link, resource
 from racklet.log import ContextLogger
 
@@ -28,7 +28,7 @@ SERVICE = f"{ROOT}/EventService"
 SSE = f"{SERVICE}/SSE"
 
 
-def _frame(event: Event) -> bytes:
+def _frame(event: RedfishEvent) -> bytes:
     return f"id: {event.id}\ndata: {json.dumps(event.payload())}\n\n".encode()
 
 
@@ -81,7 +81,7 @@ def event_log_routes(
     log_path = f"{services_path}/EventLog"
     entries_path = f"{log_path}/Entries"
 
-    def entry(event: Event) -> dict[str, Any]:
+    def entry(event: RedfishEvent) -> dict[str, Any]:
         return resource(
             "LogEntry",
             f"{entries_path}/{event.id}",
@@ -118,7 +118,7 @@ def event_log_routes(
         raw = request.path_params["entry_id"]
         event = events.get(int(raw)) if raw.isdigit() else None
         if event is None:
-            raise RedfishError(404, "ResourceNotFound", "LogEntry", raw)
+            raise RedfishErrorReply(404, "ResourceNotFound", "LogEntry", raw)
         return respond(entry(event))
 
     async def clear(request: Request) -> Response:

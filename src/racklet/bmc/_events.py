@@ -30,7 +30,7 @@ STREAM_BACKLOG = 256
 
 
 @dataclass(frozen=True)
-class Event:
+class RedfishEvent:
     id: int
     timestamp: str
     message_id: str
@@ -62,15 +62,15 @@ class Event:
 
 class EventBus:
     def __init__(self, capacity: int = 500) -> None:
-        self._log: deque[Event] = deque(maxlen=capacity)
-        self._streams: set[asyncio.Queue[Event | None]] = set()
+        self._log: deque[RedfishEvent] = deque(maxlen=capacity)
+        self._streams: set[asyncio.Queue[RedfishEvent | None]] = set()
         self._next = 1
         self.capacity = capacity
 
     def publish(
         self, message_id: str, message: str, args: tuple[str, ...], severity: str, origin: str
-    ) -> Event:
-        event = Event(
+    ) -> RedfishEvent:
+        event = RedfishEvent(
             self._next,
             dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             message_id,
@@ -87,21 +87,21 @@ class EventBus:
             queue.put_nowait(event)
         return event
 
-    def events(self) -> list[Event]:
+    def events(self) -> list[RedfishEvent]:
         return list(self._log)
 
-    def get(self, event_id: int) -> Event | None:
+    def get(self, event_id: int) -> RedfishEvent | None:
         return next((e for e in self._log if e.id == event_id), None)
 
     def clear(self) -> None:
         self._log.clear()
 
-    def subscribe(self) -> asyncio.Queue[Event | None]:
-        queue: asyncio.Queue[Event | None] = asyncio.Queue(maxsize=STREAM_BACKLOG)
+    def subscribe(self) -> asyncio.Queue[RedfishEvent | None]:
+        queue: asyncio.Queue[RedfishEvent | None] = asyncio.Queue(maxsize=STREAM_BACKLOG)
         self._streams.add(queue)
         return queue
 
-    def unsubscribe(self, queue: asyncio.Queue[Event | None]) -> None:
+    def unsubscribe(self, queue: asyncio.Queue[RedfishEvent | None]) -> None:
         self._streams.discard(queue)
 
     def close(self) -> None:

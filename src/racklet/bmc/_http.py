@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from racklet.bmc._errors import RedfishError
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.limits import LIMITS, InputRejected, parse_json
 
 JSON_TYPE = "application/json;charset=utf-8"
@@ -65,12 +65,12 @@ def parse_object(raw: bytes | str) -> dict[str, Any]:
         body = parse_json(raw, max_bytes=LIMITS.max_small_body_bytes)
     except InputRejected as exc:
         if exc.status == 413:
-            raise RedfishError(413, "PayloadTooLarge") from exc
-        raise RedfishError(400, "MalformedJSON") from exc
+            raise RedfishErrorReply(413, "PayloadTooLarge") from exc
+        raise RedfishErrorReply(400, "MalformedJSON") from exc
     if body is None:
         return {}
     if not isinstance(body, dict):
-        raise RedfishError(400, "MalformedJSON")
+        raise RedfishErrorReply(400, "MalformedJSON")
     return body
 
 
@@ -86,9 +86,9 @@ def _query_int(request: Request, name: str) -> int | None:
     try:
         value = int(raw)
     except ValueError as exc:
-        raise RedfishError(400, "QueryParameterValueTypeError", raw, name) from exc
+        raise RedfishErrorReply(400, "QueryParameterValueTypeError", raw, name) from exc
     if value < 0:
-        raise RedfishError(400, "QueryParameterOutOfRange", raw, name, "0 or greater")
+        raise RedfishErrorReply(400, "QueryParameterOutOfRange", raw, name, "0 or greater")
     return value
 
 
@@ -112,7 +112,7 @@ class Principal:
 def principal(request: Request) -> Principal:
     found = request.scope.get("state", {}).get("principal")
     if not isinstance(found, Principal):
-        raise RedfishError(401, "NoValidSession")
+        raise RedfishErrorReply(401, "NoValidSession")
     return found
 
 
@@ -156,7 +156,7 @@ def check_if_match(request: Request, current: dict[str, Any]) -> None:
     if header is None or header.strip() == "*":
         return
     if etag(current).removeprefix("W/") not in _tags(header):
-        raise RedfishError(412, "PreconditionFailed")
+        raise RedfishErrorReply(412, "PreconditionFailed")
 
 
 def tagged(request: Request, body: dict[str, Any], status: int = 200) -> Response:
@@ -179,5 +179,5 @@ async def read_patch(request: Request) -> dict[str, Any]:
     """
     body = {k: v for k, v in (await read_object(request)).items() if not k.startswith("@odata.")}
     if not body:
-        raise RedfishError(400, "NoOperation")
+        raise RedfishErrorReply(400, "NoOperation")
     return body

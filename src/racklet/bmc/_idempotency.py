@@ -14,7 +14,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from racklet.bmc._errors import RedfishError
+from racklet.bmc._message_registry import RedfishErrorReply
 
 HEADER = "Idempotency-Key"
 _MAX_KEY = 255
@@ -33,7 +33,7 @@ class OnceByKey:
             await action()
             return
         if not 0 < len(key) <= _MAX_KEY or not key.isprintable():
-            raise RedfishError(
+            raise RedfishErrorReply(
                 400,
                 "HeaderInvalid",
                 HEADER,
@@ -42,7 +42,7 @@ class OnceByKey:
         known = self._seen.get(key)
         if known is not None:
             if known[0] != fingerprint:
-                raise RedfishError(
+                raise RedfishErrorReply(
                     422,
                     "HeaderInvalid",
                     HEADER,

@@ -15,8 +15,8 @@ from starlette.routing import Route
 
 from racklet.bmc._console import ConsoleLine
 from racklet.bmc._context import BmcContext
-from racklet.bmc._errors import RedfishError
 from racklet.bmc._http import no_content, page, read_object, respond, route
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc._schema import collection, link, resource
 
 CONSOLE = "Console"
@@ -76,11 +76,11 @@ def routes(ctx: BmcContext) -> list[Route]:
 
     def _check(request: Request, service: bool = True) -> None:
         if request.path_params["system_id"] != ctx.unit:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 404, "ResourceNotFound", "ComputerSystem", request.path_params["system_id"]
             )
         if service and request.path_params["service_id"] != CONSOLE:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 404, "ResourceNotFound", "LogService", request.path_params["service_id"]
             )
 
@@ -112,7 +112,7 @@ def routes(ctx: BmcContext) -> list[Route]:
         raw = request.path_params["entry_id"]
         line = ctx.console.get(int(raw)) if raw.isdigit() else None
         if line is None:
-            raise RedfishError(404, "ResourceNotFound", "LogEntry", raw)
+            raise RedfishErrorReply(404, "ResourceNotFound", "LogEntry", raw)
         return respond(entry(line))
 
     async def clear(request: Request) -> Response:

@@ -19,8 +19,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from racklet.bmc._context import MANAGER_ID, BmcContext
-from racklet.bmc._errors import RedfishError
 from racklet.bmc._http import no_content, page, read_object, respond, route
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc._schema import ROOT, collection, link, resource
 
 MANAGERS = f"{ROOT}/Managers"
@@ -42,7 +42,7 @@ def routes(ctx: BmcContext) -> list[Route]:
 
     async def manager(request: Request) -> Response:
         if request.path_params["manager_id"] != MANAGER_ID:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 404, "ResourceNotFound", "Manager", request.path_params["manager_id"]
             )
         body = resource(
@@ -79,16 +79,16 @@ def routes(ctx: BmcContext) -> list[Route]:
     async def reset(request: Request) -> Response:
         _mine(request)
         if ctx.firmware is None:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 405, "OperationNotAllowed", resolution="This BMC cannot restart itself."
             )
         body = await read_object(request)
         for name in body:
             if name != "ResetType":
-                raise RedfishError(400, "ActionParameterUnknown", RESET_ACTION, name)
+                raise RedfishErrorReply(400, "ActionParameterUnknown", RESET_ACTION, name)
         reset_type = body.get("ResetType", "GracefulRestart")
         if reset_type not in RESET_TYPES:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 400,
                 "ActionParameterValueNotInList",
                 json.dumps(reset_type),
@@ -124,7 +124,7 @@ def routes(ctx: BmcContext) -> list[Route]:
 
     def _mine(request: Request) -> None:
         if request.path_params["manager_id"] != MANAGER_ID:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 404, "ResourceNotFound", "Manager", request.path_params["manager_id"]
             )
 

@@ -11,8 +11,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from racklet.bmc._context import BmcContext
-from racklet.bmc._errors import RedfishError
 from racklet.bmc._http import ODATA_HEADERS, respond, route
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc._schema import (
     REDFISH_VERSION,
     ROOT,
@@ -83,7 +83,7 @@ def routes(ctx: BmcContext) -> list[Route]:
         name = request.path_params["name"]
         body = await asyncio.to_thread(read_schema_file, name)
         if body is None:
-            raise RedfishError(404, "ResourceNotFound", "Schema", name)
+            raise RedfishErrorReply(404, "ResourceNotFound", "Schema", name)
         return Response(body, media_type="application/xml;charset=utf-8", headers=ODATA_HEADERS)
 
     return [

@@ -34,7 +34,7 @@ from racklet.bmc._firmware import ImageVerifier, SlotProvider, StagedSlots, reje
 from racklet.bmc._link import LinkService
 from racklet.bmc._power import Meter, PowerControl, PowerPolicy
 from racklet.bmc._sessions import SessionStore
-from racklet.bmc._tasks import TaskRegistry
+from racklet.bmc._task_service import TaskRegistry
 from racklet.bmc._throttle import BackoffPolicy
 from racklet.bmc._update import UpdateSetup
 from racklet.config import write_private

@@ -19,7 +19,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from racklet.bmc._accounts import Accounts
-from racklet.bmc._errors import RedfishError
 from racklet.bmc._http import (
     Principal,
     no_content,
@@ -30,6 +29,7 @@ from racklet.bmc._http import (
     respond,
     route,
 )
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc._schema import ROOT, collection, link, resource
 from racklet.bmc._throttle import client_source, throttled
 from racklet.bmc.errors import LoginThrottled
@@ -132,13 +132,13 @@ def routes(store: SessionStore, accounts: Accounts, log: ContextLogger) -> list[
         body = await read_patch(request)
         for name, value in body.items():
             if name in ("Id", "Name", "ServiceEnabled", "Sessions", "Status", "@odata.id"):
-                raise RedfishError(400, "PropertyNotWritable", name)
+                raise RedfishErrorReply(400, "PropertyNotWritable", name)
             if name != "SessionTimeout":
-                raise RedfishError(400, "PropertyUnknown", name)
+                raise RedfishErrorReply(400, "PropertyUnknown", name)
             if not isinstance(value, int) or isinstance(value, bool):
-                raise RedfishError(400, "PropertyValueTypeError", value, name)
+                raise RedfishErrorReply(400, "PropertyValueTypeError", value, name)
             if not MIN_TIMEOUT <= value <= MAX_TIMEOUT:
-                raise RedfishError(400, "PropertyValueOutOfRange", value, name)
+                raise RedfishErrorReply(400, "PropertyValueOutOfRange", value, name)
             store.timeout = value
         return await service(request)
 
@@ -156,12 +156,12 @@ def routes(store: SessionStore, accounts: Accounts, log: ContextLogger) -> list[
         body = await read_object(request)
         for name in body:
             if name not in ("UserName", "Password"):
-                raise RedfishError(400, "PropertyUnknown", name)
+                raise RedfishErrorReply(400, "PropertyUnknown", name)
         for name in ("UserName", "Password"):
             if name not in body:
-                raise RedfishError(400, "PropertyMissing", name)
+                raise RedfishErrorReply(400, "PropertyMissing", name)
             if not isinstance(body[name], str):
-                raise RedfishError(400, "PropertyValueTypeError", body[name], name)
+                raise RedfishErrorReply(400, "PropertyValueTypeError", body[name], name)
         try:
             account = await accounts.verify(
                 body["UserName"], body["Password"], client_source(request.scope)
@@ -169,7 +169,7 @@ def routes(store: SessionStore, accounts: Accounts, log: ContextLogger) -> list[
         except LoginThrottled as exc:
             raise throttled(exc) from None
         if account is None:
-            raise RedfishError(401, "NoValidSession")  # logged and recorded by accounts.report
+            raise RedfishErrorReply(401, "NoValidSession")  # logged and recorded by accounts.report
         session = store.create(account.username, account.role)
         request.state.principal = Principal(account.username, account.role, session.id)  # audit
         location = f"{SESSIONS}/{session.id}"
@@ -182,7 +182,7 @@ def routes(store: SessionStore, accounts: Accounts, log: ContextLogger) -> list[
         caller = principal(request)
         session = store.find(request.path_params["session_id"])
         if session is None or (caller.role != "Administrator" and session.id != caller.session_id):
-            raise RedfishError(
+            raise RedfishErrorReply(
                 404, "ResourceNotFound", "Session", request.path_params["session_id"]
             )
         return session

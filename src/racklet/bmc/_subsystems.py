@@ -18,9 +18,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from racklet.bmc._context import BmcContext
-from racklet.bmc._errors import RedfishError
 from racklet.bmc._fans import stalled_now
 from racklet.bmc._http import page, respond, route
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc._schema import collection, link, resource
 from racklet.hw import Fan
 
@@ -39,7 +39,7 @@ def routes(ctx: BmcContext) -> list[Route]:
 
     def _mine(request: Request) -> None:
         if request.path_params["chassis_id"] != ctx.unit:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 404, "ResourceNotFound", "Chassis", request.path_params["chassis_id"]
             )
 
@@ -70,7 +70,7 @@ def routes(ctx: BmcContext) -> list[Route]:
     async def supply(request: Request) -> Response:
         _mine(request)
         if request.path_params["supply_id"] != BUSBAR:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 404, "ResourceNotFound", "PowerSupply", request.path_params["supply_id"]
             )
         return respond(
@@ -121,7 +121,7 @@ def routes(ctx: BmcContext) -> list[Route]:
         _mine(request)
         found = _fans(ctx).get(request.path_params["fan_id"])
         if found is None:
-            raise RedfishError(404, "ResourceNotFound", "Fan", request.path_params["fan_id"])
+            raise RedfishErrorReply(404, "ResourceNotFound", "Fan", request.path_params["fan_id"])
         return respond(fan_body(found))
 
     item = "/redfish/v1/Chassis/{chassis_id}"

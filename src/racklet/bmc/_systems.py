@@ -14,7 +14,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from racklet.bmc._context import BmcContext
-from racklet.bmc._errors import RedfishError
 from racklet.bmc._http import (
     check_if_match,
     no_content,
@@ -27,6 +26,7 @@ from racklet.bmc._http import (
 )
 from racklet.bmc._idempotency import HEADER as IDEMPOTENCY_HEADER
 from racklet.bmc._idempotency import OnceByKey
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc._power import RESET_TYPES
 from racklet.bmc._schema import ROOT, collection, link, resource
 from racklet.hw import BootSource
@@ -132,13 +132,13 @@ def reset_action_info(ctx: BmcContext) -> dict[str, Any]:
 def _check_reset(body: dict[str, Any]) -> str:
     for name in body:
         if name != "ResetType":
-            raise RedfishError(400, "ActionParameterUnknown", RESET_ACTION, name)
+            raise RedfishErrorReply(400, "ActionParameterUnknown", RESET_ACTION, name)
     if "ResetType" not in body:
-        raise RedfishError(400, "ActionParameterMissing", RESET_ACTION, "ResetType")
+        raise RedfishErrorReply(400, "ActionParameterMissing", RESET_ACTION, "ResetType")
     value = body["ResetType"]
     allowed = f"Use one of: {', '.join(RESET_TYPES)}."
     if not isinstance(value, str):
-        raise RedfishError(
+        raise RedfishErrorReply(
             400,
             "ActionParameterValueTypeError",
             json.dumps(value),
@@ -147,7 +147,7 @@ def _check_reset(body: dict[str, Any]) -> str:
             resolution=allowed,
         )
     if value not in RESET_TYPES:
-        raise RedfishError(
+        raise RedfishErrorReply(
             400,
             "ActionParameterValueNotInList",
             value,
@@ -165,19 +165,21 @@ def _check_patch(
     for name, value in body.items():
         if name != "Boot":
             key = "PropertyNotWritable" if name in current else "PropertyUnknown"
-            raise RedfishError(400, key, name)
+            raise RedfishErrorReply(400, key, name)
         if not isinstance(value, dict):
-            raise RedfishError(400, "PropertyValueTypeError", json.dumps(value), "Boot")
+            raise RedfishErrorReply(400, "PropertyValueTypeError", json.dumps(value), "Boot")
         for sub, subvalue in value.items():
             pointer = f"Boot/{sub}"
             if sub not in _WRITABLE_BOOT:
                 key = "PropertyNotWritable" if sub in current["Boot"] else "PropertyUnknown"
-                raise RedfishError(400, key, pointer)
+                raise RedfishErrorReply(400, key, pointer)
             allowed = OVERRIDE_TARGETS if sub == "BootSourceOverrideTarget" else OVERRIDE_ENABLED
             if not isinstance(subvalue, str):
-                raise RedfishError(400, "PropertyValueTypeError", json.dumps(subvalue), pointer)
+                raise RedfishErrorReply(
+                    400, "PropertyValueTypeError", json.dumps(subvalue), pointer
+                )
             if subvalue not in allowed:
-                raise RedfishError(
+                raise RedfishErrorReply(
                     400,
                     "PropertyValueNotInList",
                     subvalue,
@@ -197,7 +199,7 @@ def routes(ctx: BmcContext) -> list[Route]:
 
     def _mine(request: Request) -> None:
         if request.path_params["system_id"] != ctx.unit:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 404, "ResourceNotFound", "ComputerSystem", request.path_params["system_id"]
             )
 

@@ -39,7 +39,7 @@ from typing import TypeVar
 
 from starlette.types import Scope
 
-from racklet.bmc._errors import RedfishError
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc.errors import LoginThrottled
 
 _K = TypeVar("_K")
@@ -110,10 +110,10 @@ def client_source(scope: Scope) -> str:
     return source_key(client[0] if client else None)
 
 
-def throttled(exc: LoginThrottled) -> RedfishError:
+def throttled(exc: LoginThrottled) -> RedfishErrorReply:
     """The answer to a source that must wait: 503 with ``Retry-After`` (Base registry)."""
     seconds = str(exc.retry_after)
-    return RedfishError(
+    return RedfishErrorReply(
         503, "ServiceTemporarilyUnavailable", seconds, headers={"Retry-After": seconds}
     )
 

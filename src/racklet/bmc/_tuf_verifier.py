@@ -6,7 +6,7 @@ The pusher sends, beside the image, the TUF metadata that vouches for it (``OemP
     {"Racklet": {"TargetPath": "bmc-firmware/<name>/<version>/<file>",
                  "TufMetadata": {"timestamp.json": {...}, "4.snapshot.json": {...}, ...}}}
 
-as :func:`firmware_oem_parameters` builds it from a repository's served metadata). The BMC
+as :func:`racklet.wire.firmware_oem_parameters` builds it from served metadata). The BMC
 trusts none of it by itself: python-tuf's ngclient checks every role against the TUF root in
 the BMC's own ``trust.json`` (``tufRoot``), with the BMC's metadata cache (``tuf-firmware/``)
 bounding what it accepts next (no metadata rollback, no mix-and-match), then checks the
@@ -35,14 +35,13 @@ from racklet.bmc._firmware import ImageUpload, VerifiedImage
 from racklet.bmc.errors import ImageRejected
 from racklet.boot._tuf_updater import StrictUpdater
 from racklet.config import make_dir
+from racklet.wire import FIRMWARE_CHANNEL
 
-CHANNEL = "bmc-firmware"
-"""The TUF release channel (a delegated targets role) of BMC firmware images."""
+CHANNEL = FIRMWARE_CHANNEL
 CACHE_DIR = "tuf-firmware"
 MAX_METADATA_FILES = 32
 _BASE = "bundle:///"
 _METADATA_NAME = re.compile(r"(?:[0-9]{1,9}\.)?[a-z0-9][a-z0-9.-]{0,63}\.json")
-_ROOT_NAME = re.compile(r"([0-9]{1,9})\.root\.json")
 
 
 class _BundleFetcher(FetcherInterface):  # type: ignore[misc]
@@ -146,22 +145,3 @@ class TufImageVerifier:
             raise ImageRejected(_reason(exc)) from exc
         except OSError as exc:
             raise ImageRejected(f"the BMC cannot read the image or its TUF cache: {exc}") from exc
-
-
-def firmware_oem_parameters(metadata_dir: Path, target_path: str) -> dict[str, Any]:
-    """The ``OemParameters`` a pusher sends with ``target_path``: the repository's current
-    metadata (from its served ``metadata_dir``), every root version past the first included
-    so a BMC with an older root can follow the rotations."""
-    timestamp = json.loads((metadata_dir / "timestamp.json").read_text())
-    snapshot_version = timestamp["signed"]["meta"]["snapshot.json"]["version"]
-    snapshot_name = f"{snapshot_version}.snapshot.json"
-    snapshot = json.loads((metadata_dir / snapshot_name).read_text())
-    files: dict[str, Any] = {"timestamp.json": timestamp, snapshot_name: snapshot}
-    for role in ("targets", CHANNEL):
-        name = f"{snapshot['signed']['meta'][f'{role}.json']['version']}.{role}.json"
-        files[name] = json.loads((metadata_dir / name).read_text())
-    for path in metadata_dir.glob("*.root.json"):
-        match = _ROOT_NAME.fullmatch(path.name)
-        if match and int(match.group(1)) > 1:
-            files[path.name] = json.loads(path.read_text())
-    return {"Racklet": {"TargetPath": target_path, "TufMetadata": files}}

@@ -37,7 +37,6 @@ from starlette.routing import Route
 
 from racklet.bmc._bmc_runtime import BmcFirmware
 from racklet.bmc._context import MANAGER_ID, BmcContext
-from racklet.bmc._errors import RedfishError
 from racklet.bmc._firmware import (
     BootSlot,
     ImageUpload,
@@ -46,8 +45,9 @@ from racklet.bmc._firmware import (
     VerifiedImage,
 )
 from racklet.bmc._http import page, parse_object, respond, route
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc._schema import ROOT, collection, link, resource
-from racklet.bmc._tasks import Task, TaskRegistry
+from racklet.bmc._task_service import Task, TaskRegistry
 from racklet.bmc.errors import BmcError, ImageRejected
 from racklet.config import make_dir
 
@@ -155,9 +155,9 @@ def _standby_body(ctx: BmcContext, bmc: BmcFirmware) -> dict[str, Any]:
 
 def _json_part(value: Any, name: str) -> dict[str, Any]:
     if isinstance(value, UploadFile):
-        raise RedfishError(400, "MissingOrMalformedPart", resolution=f"Send {name} as JSON.")
+        raise RedfishErrorReply(400, "MissingOrMalformedPart", resolution=f"Send {name} as JSON.")
     if not str(value).strip():
-        raise RedfishError(400, "MalformedJSON")
+        raise RedfishErrorReply(400, "MalformedJSON")
     return parse_object(value)
 
 
@@ -168,10 +168,10 @@ def _targets(
     ``updateable``; ``explicit`` ones (the BMC's own slot) are written only when named."""
     for name in parameters:
         if name not in _PARAMETERS:
-            raise RedfishError(400, "PropertyUnknown", f"UpdateParameters/{name}")
+            raise RedfishErrorReply(400, "PropertyUnknown", f"UpdateParameters/{name}")
     apply_time = parameters.get("@Redfish.OperationApplyTime", "Immediate")
     if apply_time not in _APPLY_TIMES:
-        raise RedfishError(
+        raise RedfishErrorReply(
             400,
             "PropertyValueNotInList",
             json.dumps(apply_time),
@@ -180,10 +180,10 @@ def _targets(
         )
     targets = parameters.get("Targets", [])
     if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
-        raise RedfishError(400, "PropertyValueTypeError", json.dumps(targets), "Targets")
+        raise RedfishErrorReply(400, "PropertyValueTypeError", json.dumps(targets), "Targets")
     for target in targets:
         if target.rstrip("/") not in (*updateable, *explicit):
-            raise RedfishError(
+            raise RedfishErrorReply(
                 400,
                 "PropertyValueNotInList",
                 target,
@@ -192,7 +192,7 @@ def _targets(
             )
     chosen = [t.rstrip("/") for t in targets] or updateable
     if not chosen:
-        raise RedfishError(400, "ActionParameterMissing", "MultipartHttpPushUri", "Targets")
+        raise RedfishErrorReply(400, "ActionParameterMissing", "MultipartHttpPushUri", "Targets")
     return sorted(set(chosen))
 
 
@@ -245,14 +245,14 @@ def routes(ctx: BmcContext, setup: UpdateSetup, registry: TaskRegistry) -> list[
     async def one_item(request: Request) -> Response:
         item = inventory().get(request.path_params["item_id"])
         if item is None:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 404, "ResourceNotFound", "SoftwareInventory", request.path_params["item_id"]
             )
         return respond(item)
 
     def refuse_if_busy() -> None:
         if registry.busy("POST", MULTIPART):
-            raise RedfishError(
+            raise RedfishErrorReply(
                 503,
                 "ServiceTemporarilyUnavailable",
                 "5",
@@ -262,7 +262,7 @@ def routes(ctx: BmcContext, setup: UpdateSetup, registry: TaskRegistry) -> list[
 
     async def push(request: Request) -> Response:
         if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-            raise RedfishError(
+            raise RedfishErrorReply(
                 400, "UnrecognizedRequestBody", resolution="Send multipart/form-data."
             )
         refuse_if_busy()
@@ -272,7 +272,7 @@ def routes(ctx: BmcContext, setup: UpdateSetup, registry: TaskRegistry) -> list[
             ) as form:
                 upload = await _receive(form.multi_items())
         except HTTPException as exc:  # starlette's verdict on a malformed multipart body
-            raise RedfishError(400, "MissingOrMalformedPart") from exc
+            raise RedfishErrorReply(400, "MissingOrMalformedPart") from exc
         refuse_if_busy()  # checked again: no await between here and the task's start
         name = upload.filename
 
@@ -290,12 +290,12 @@ def routes(ctx: BmcContext, setup: UpdateSetup, registry: TaskRegistry) -> list[
         parts: dict[str, str | UploadFile] = {}
         for key, value in items:
             if key not in _PARTS or key in parts:
-                raise RedfishError(
+                raise RedfishErrorReply(
                     400, "MissingOrMalformedPart", resolution=f"Unexpected part {key}."
                 )
             parts[key] = value
         if "UpdateParameters" not in parts or "UpdateFile" not in parts:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 400,
                 "MissingOrMalformedPart",
                 resolution="Send an UpdateParameters part and an UpdateFile part.",
@@ -312,17 +312,19 @@ def routes(ctx: BmcContext, setup: UpdateSetup, registry: TaskRegistry) -> list[
         targets = _targets(parameters, list(updateable()), [standby_uri] if bmc_writable else [])
         file = parts["UpdateFile"]
         if not isinstance(file, UploadFile):
-            raise RedfishError(
+            raise RedfishErrorReply(
                 400, "MissingOrMalformedPart", resolution="Send UpdateFile as a file part."
             )
         path = setup.uploads / f"upload-{secrets.token_hex(8)}.img"
         try:
             size = await asyncio.to_thread(_store, file.file, path)
         except OSError as exc:
-            raise RedfishError(503, "ServiceTemporarilyUnavailable", "60") from exc
+            raise RedfishErrorReply(503, "ServiceTemporarilyUnavailable", "60") from exc
         if size == 0:
             await asyncio.to_thread(path.unlink, True)
-            raise RedfishError(400, "MissingOrMalformedPart", resolution="UpdateFile is empty.")
+            raise RedfishErrorReply(
+                400, "MissingOrMalformedPart", resolution="UpdateFile is empty."
+            )
         filename = os.path.basename(file.filename or "") or "image"
         return ImageUpload(path, filename, size, {**parameters, "Targets": targets}, oem)
 
@@ -332,7 +334,7 @@ def routes(ctx: BmcContext, setup: UpdateSetup, registry: TaskRegistry) -> list[
         try:
             image = await asyncio.to_thread(setup.verifier, upload)
         except ImageRejected as exc:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 400, "Update.VerificationFailed", name, ", ".join(targets), resolution=str(exc)
             ) from exc
         task.progress(50)
@@ -343,11 +345,11 @@ def routes(ctx: BmcContext, setup: UpdateSetup, registry: TaskRegistry) -> list[
                 continue
             slot = slots.get(target)
             if slot is None:  # the slots changed while the task ran
-                raise RedfishError(409, "Update.ApplyFailed", name, target)
+                raise RedfishErrorReply(409, "Update.ApplyFailed", name, target)
             try:
                 await setup.slots.install(upload, image, slot.name)
             except (BmcError, OSError) as exc:
-                raise RedfishError(
+                raise RedfishErrorReply(
                     500, "Update.ApplyFailed", name, target, resolution=str(exc)
                 ) from exc
             task.progress(90, "Update.UpdateSuccessful", target, f"{image.name} {image.version}")
@@ -357,11 +359,11 @@ def routes(ctx: BmcContext, setup: UpdateSetup, registry: TaskRegistry) -> list[
         try:
             slot = await setup.bmc.install(upload.path, image.version)
         except ImageRejected as exc:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 400, "Update.VerificationFailed", name, standby_uri, resolution=str(exc)
             ) from exc
         except (BmcError, OSError) as exc:
-            raise RedfishError(
+            raise RedfishErrorReply(
                 500, "Update.ApplyFailed", name, standby_uri, resolution=str(exc)
             ) from exc
         task.progress(90, "Update.UpdateSuccessful", standby_uri, f"{image.name} {image.version}")

@@ -14,18 +14,18 @@ from racklet.bmc._account_service import ACCOUNTS
 from racklet.bmc._account_service import routes as account_routes
 from racklet.bmc._accounts import Accounts, read_accounts
 from racklet.bmc._auth import AuthMiddleware
-from racklet.bmc._errors import RedfishError
 from racklet.bmc._event_service import event_log_routes
 from racklet.bmc._events import EventBus, LoginEvents
 from racklet.bmc._http import Principal, principal, respond
+from racklet.bmc._message_registry import RedfishErrorReply
 from racklet.bmc._sessions import SessionStore
 from racklet.bmc._sessions import routes as session_routes
 from racklet.bmc._throttle import BackoffPolicy, LockoutPolicy, LoginThrottle
 
 
 async def redfish_error(request: Request, exc: Exception) -> Response:
-    """The exception handler that turns a raised :class:`RedfishError` into its answer."""
-    assert isinstance(exc, RedfishError)
+    """The exception handler that turns a raised :class:`RedfishErrorReply` into its answer."""
+    assert isinstance(exc, RedfishErrorReply)
     return respond(exc.body(), exc.status, exc.headers)
 
 
@@ -39,7 +39,7 @@ __all__ = [
     "LoginEvents",
     "LoginThrottle",
     "Principal",
-    "RedfishError",
+    "RedfishErrorReply",
     "SessionStore",
     "account_routes",
     "event_log_routes",

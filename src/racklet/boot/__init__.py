@@ -16,14 +16,20 @@
 from racklet.boot._bulk_server import BulkLimits, BulkTargetServer
 from racklet.boot._default_repo import ensure_boot_repository
 from racklet.boot._identity import unit_client_context, unit_server_context
-from racklet.boot._manifest import AgentConfig, Manifest, parse_agent_config
+from racklet.boot._manifest import AgentConfig, PayloadManifest, parse_agent_config
 from racklet.boot._payload import MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, build_default_payload
-from racklet.boot._tuf_repo import Expiry, Release, ReleaseFile, TufRepository, refresh_timestamp
+from racklet.boot._tuf_repo import (
+    Expiry,
+    PublishedRelease,
+    ReleaseFile,
+    TufRepository,
+    refresh_timestamp,
+)
 from racklet.boot._types import (
     DEFAULT_CHANNEL,
     BootedPayload,
     BootLimits,
-    Trial,
+    TrialBoot,
     TrustBundle,
     UnitIdentity,
 )
@@ -54,17 +60,17 @@ __all__ = [
     "BulkTargetServer",
     "Expiry",
     "FetchError",
-    "Manifest",
     "ManifestError",
     "MetadataError",
     "PayloadError",
+    "PayloadManifest",
     "PublishError",
-    "Release",
+    "PublishedRelease",
     "ReleaseFile",
     "RepositoryError",
     "RollbackError",
     "SignatureError",
-    "Trial",
+    "TrialBoot",
     "TrustBundle",
     "TrustError",
     "TufRepository",

@@ -22,7 +22,7 @@ _VERSION = re.compile(r"[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}")
 
 
 @dataclass(frozen=True)
-class Manifest:
+class PayloadManifest:
     """What a unit booted: the release, and the payload target as TUF verified it."""
 
     name: str

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from racklet.boot._manifest import PAYLOAD_NAME, Manifest
+from racklet.boot._manifest import PAYLOAD_NAME, PayloadManifest
 from racklet.boot.errors import PayloadError
 from racklet.config import fsync_dir, make_dir, write_atomic
 
@@ -43,12 +43,12 @@ def slot_dir(storage: Path, slot: str) -> Path:
     return storage / SLOTS_DIR / slot
 
 
-def read_slot(storage: Path, slot: str) -> Manifest | None:
+def read_slot(storage: Path, slot: str) -> PayloadManifest | None:
     """The release a complete slot holds, or None if the slot is empty or incomplete."""
     try:
         document = json.loads((slot_dir(storage, slot) / RECORD).read_bytes())
         payload = document["payload"]
-        return Manifest(
+        return PayloadManifest(
             name=str(document["name"]),
             version=str(document["version"]),
             channel=str(document["channel"]),
@@ -79,7 +79,9 @@ def stamp(storage: Path, slot: str) -> Stamp | None:
     return Stamp(info.st_dev, info.st_ino, info.st_size, info.st_ctime_ns)
 
 
-def verify_slot(storage: Path, slot: str, sha256: str, verified: Stamp | None = None) -> Manifest:
+def verify_slot(
+    storage: Path, slot: str, sha256: str, verified: Stamp | None = None
+) -> PayloadManifest:
     """The slot's release if its payload still hashes to ``sha256`` (what the BMC recorded).
 
     ``verified``: the stamp the payload had when this same power-on verified its bytes as they
@@ -115,7 +117,7 @@ def open_for_write(storage: Path, slot: str) -> Path:
     return directory
 
 
-def install_slot(storage: Path, slot: str, verified: Path, manifest: Manifest) -> None:
+def install_slot(storage: Path, slot: str, verified: Path, manifest: PayloadManifest) -> None:
     """Make a TUF-verified payload (already in the slot's directory) the slot's content:
     payload renamed into place, then the record; each step durable before the next."""
     directory = slot_dir(storage, slot)

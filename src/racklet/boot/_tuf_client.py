@@ -22,7 +22,7 @@ from pathlib import Path
 from tuf.api import exceptions as tuf_errors
 
 from racklet.boot._digest import StreamCheck
-from racklet.boot._manifest import Manifest, ReleasePointer, parse_release_pointer
+from racklet.boot._manifest import PayloadManifest, ReleasePointer, parse_release_pointer
 from racklet.boot._slots import SlotWriter
 from racklet.boot._tuf_api import (
     FetcherInterface,
@@ -52,7 +52,7 @@ POINTER = "current.json"
 class FetchedRelease:
     """A release whose pointer and payload TUF verified; the payload sits in ``payload``."""
 
-    manifest: Manifest
+    manifest: PayloadManifest
     payload: Path
 
 
@@ -97,7 +97,7 @@ class Channel:
             raise translate(exc) from exc
         except OSError as exc:
             raise BootError(f"unit storage failed during the boot: {exc}") from exc
-        manifest = Manifest(
+        manifest = PayloadManifest(
             name=self.pointer.name,
             version=self.pointer.version,
             channel=self.channel,

@@ -100,7 +100,7 @@ class ReleaseFile:
 
 
 @dataclass(frozen=True)
-class Release:
+class PublishedRelease:
     """A named, versioned set of targets in one channel."""
 
     channel: str
@@ -339,7 +339,7 @@ class TufRepository:
         files: Mapping[str, bytes | Path],
         *,
         current: bool = True,
-    ) -> Release:
+    ) -> PublishedRelease:
         """Sign and publish a release; with ``current`` (default) units of ``channel`` boot it.
 
         Atomic: every target file is in place before the channel metadata, snapshot and
@@ -370,7 +370,7 @@ class TufRepository:
         version: str,
         files: Mapping[str, bytes | Path],
         current: bool,
-    ) -> Release:
+    ) -> PublishedRelease:
         prefix = f"{channel}/{name}/{version}"
         placed = [self._place_target(f"{prefix}/{fn}", data) for fn, data in files.items()]
         now = _now()
@@ -421,10 +421,10 @@ class TufRepository:
 
     # -- listing ----------------------------------------------------------------------------
 
-    def list(self) -> list[Release]:
+    def list(self) -> list[PublishedRelease]:
         """Every release in every channel, as the served metadata says."""
         snapshot = self._snapshot()
-        releases: list[Release] = []
+        releases: list[PublishedRelease] = []
         for channel in self.channels:
             signed = self._targets(channel, snapshot).signed
             current = self._current(channel, signed)
@@ -447,14 +447,14 @@ class TufRepository:
 
     def _release(
         self, channel: str, name: str, version: str, signed: Targets, *, current: bool
-    ) -> Release:
+    ) -> PublishedRelease:
         prefix = f"{channel}/{name}/{version}/"
         files = tuple(
             ReleaseFile(p[len(prefix) :], p, t.length, t.hashes["sha256"])
             for p, t in sorted(signed.targets.items())
             if p.startswith(prefix)
         )
-        return Release(channel, name, version, files, current)
+        return PublishedRelease(channel, name, version, files, current)
 
     # -- maintenance ------------------------------------------------------------------------
 

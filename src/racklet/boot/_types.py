@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from racklet.boot._manifest import AgentConfig, Manifest, valid_name
+from racklet.boot._manifest import AgentConfig, PayloadManifest, valid_name
 from racklet.boot._payload import MAX_PAYLOAD_BYTES
 from racklet.boot.errors import TrustError
 
@@ -116,7 +116,7 @@ class UnitIdentity:
 
 
 @dataclass(frozen=True)
-class Trial:
+class TrialBoot:
     """A boot of a freshly written slot, once: the OS commits it after its health check."""
 
     slot: str
@@ -133,9 +133,9 @@ class BootedPayload:
     """
 
     unit: str
-    manifest: Manifest
+    manifest: PayloadManifest
     agent: AgentConfig
     identity: UnitIdentity
     trust: TrustBundle
     slot: str = "A"
-    trial: Trial | None = None
+    trial: TrialBoot | None = None

@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 from racklet.boot._ab import AbView, SlotRef
 from racklet.boot._identity import unit_client_context
 from racklet.boot._install import read_agent_config
-from racklet.boot._manifest import PAYLOAD_NAME, Manifest, ReleasePointer
+from racklet.boot._manifest import PAYLOAD_NAME, PayloadManifest, ReleasePointer
 from racklet.boot._slots import (
     SLOTS_DIR,
     Stamp,
@@ -54,7 +54,7 @@ from racklet.boot._slots import (
 from racklet.boot._stream_fetch import StreamFetcher
 from racklet.boot._tuf_api import FetcherInterface
 from racklet.boot._tuf_client import FetchedRelease, open_channel
-from racklet.boot._types import BootedPayload, BootLimits, Trial, TrustBundle, UnitIdentity
+from racklet.boot._types import BootedPayload, BootLimits, TrialBoot, TrustBundle, UnitIdentity
 from racklet.boot.errors import BootError, FetchError, PayloadError, RollbackError, TrustError
 from racklet.hw import Activity, UnitHost
 from racklet.link import LinkClient, LinkError
@@ -173,7 +173,7 @@ class _ChannelResult:
     pointer: ReleasePointer
     target_slot: str
     fetched: FetchedRelease | None
-    committed: Manifest | None = None
+    committed: PayloadManifest | None = None
     problem: str | None = None
 
 
@@ -227,7 +227,7 @@ class _Boot:
                 f"the committed version {ab.rollback_version} (rollback protection)"
             )
         host.console(f"bootstrap: try-boot of slot {trying.slot} ({manifest.version}), once")
-        trial = Trial(trying.slot, self.limits.health_deadline_seconds)
+        trial = TrialBoot(trying.slot, self.limits.health_deadline_seconds)
         return await self._start(manifest, trying.slot, trial)
 
     async def _follow_channel(self, ab: AbView) -> BootedPayload | None:
@@ -311,7 +311,7 @@ class _Boot:
         host.console(f"bootstrap: try-boot flag set for slot {target}; rebooting")
         return None
 
-    async def _verified(self, ref: SlotRef) -> Manifest | None:
+    async def _verified(self, ref: SlotRef) -> PayloadManifest | None:
         """The committed slot's release if it still verifies; None (and why, on the console)
         if not."""
         try:
@@ -324,7 +324,7 @@ class _Boot:
         manifest = await asyncio.to_thread(verify_slot, self.host.storage, ref.slot, ref.sha256)
         return await self._start(manifest, ref.slot, None)
 
-    async def _install(self, fetched: FetchedRelease, slot: str) -> Manifest:
+    async def _install(self, fetched: FetchedRelease, slot: str) -> PayloadManifest:
         """Check the verified payload's agent config, then make it the slot's content."""
         try:
             await asyncio.to_thread(
@@ -347,7 +347,9 @@ class _Boot:
         )
         return manifest
 
-    async def _start(self, manifest: Manifest, slot: str, trial: Trial | None) -> BootedPayload:
+    async def _start(
+        self, manifest: PayloadManifest, slot: str, trial: TrialBoot | None
+    ) -> BootedPayload:
         payload = slot_dir(self.host.storage, slot) / PAYLOAD_NAME
         agent = await asyncio.to_thread(
             read_agent_config, payload, self.limits.max_agent_config_bytes

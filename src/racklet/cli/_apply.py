@@ -14,17 +14,17 @@ from collections.abc import Sequence
 from racklet import config as rack_config
 from racklet.cli._client import ApiClient, HttpError
 from racklet.cli._kinds import by_kind
-from racklet.gitops import Manifest, differences, load_manifests, read_paths, updated
+from racklet.gitops import ManifestDocument, differences, load_manifests, read_paths, updated
 
 _ATTEMPTS = 5
 
 
-def declared(paths: Sequence[str]) -> list[Manifest]:
+def declared(paths: Sequence[str]) -> list[ManifestDocument]:
     """The validated manifests of files, directories or ``-``; raises before any request."""
     return load_manifests(read_paths(paths))
 
 
-def apply_one(api: ApiClient, manifest: Manifest, dry_run: bool = False) -> str:
+def apply_one(api: ApiClient, manifest: ManifestDocument, dry_run: bool = False) -> str:
     plural = by_kind(manifest.kind).plural
     for _ in range(_ATTEMPTS):
         live = api.find(plural, manifest.name)

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from racklet.cli.errors import ApiError, RackNotRunning
+from racklet.cli.errors import ApiRequestFailed, RackNotRunning
 from racklet.config import RackConfig
 from racklet.errors import ConfigError
 from racklet.net import ca_trust_domain, client_context, spiffe_id
@@ -30,7 +30,7 @@ def bmc_identity(config: RackConfig, unit: str) -> str:
     return rack_identity(config, "bmc", unit)
 
 
-class HttpError(ApiError):
+class HttpError(ApiRequestFailed):
     """The controller answered with an error status; ``status`` is the HTTP code."""
 
     def __init__(self, message: str, status: int) -> None:
@@ -85,12 +85,12 @@ class ApiClient:
             return None
         return response.json()
 
-    def _unreachable(self, exc: Exception) -> ApiError | RackNotRunning:
+    def _unreachable(self, exc: Exception) -> ApiRequestFailed | RackNotRunning:
         cause: BaseException | None = exc
         while cause is not None and not isinstance(cause, ssl.SSLCertVerificationError):
             cause = cause.__cause__ or cause.__context__
         if cause is not None:  # something answers, but it is not this rack's controller
-            return ApiError(f"{self._base} is not this rack's controller: {cause}")
+            return ApiRequestFailed(f"{self._base} is not this rack's controller: {cause}")
         return RackNotRunning(
             f"no rack answers at {self._base} ({type(exc).__name__}); is 'racklet up' running?"
         )

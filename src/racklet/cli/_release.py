@@ -23,11 +23,9 @@ from racklet.bmc import ImageRejected, parse_manifest
 from racklet.boot import (
     MAX_PAYLOAD_BYTES,
     BootError,
+    PublishedRelease,
     TufRepository,
     parse_agent_config,
-)
-from racklet.boot import (
-    Release as TufRelease,
 )
 from racklet.cli._client import ApiClient
 from racklet.cli._format import render_rows
@@ -129,7 +127,7 @@ def open_repository(config: rack_config.RackConfig) -> TufRepository:
         raise ReleaseError(f"{exc} (is this the management host of the rack?)") from exc
 
 
-def release_object(tuf: TufRelease) -> Release:
+def release_object(tuf: PublishedRelease) -> Release:
     """The ``Release`` resource that records a published TUF release."""
     body = {
         "kind": "Release",
@@ -207,7 +205,7 @@ def cmd_release_publish(args: argparse.Namespace) -> int:
     return 0
 
 
-def _find(repo: TufRepository, channel: str, package: str, version: str) -> TufRelease | None:
+def _find(repo: TufRepository, channel: str, package: str, version: str) -> PublishedRelease | None:
     try:
         releases = repo.list()
     except BootError as exc:
@@ -218,7 +216,7 @@ def _find(repo: TufRepository, channel: str, package: str, version: str) -> TufR
     )
 
 
-def _same(release: TufRelease, files: dict[str, Path]) -> bool:
+def _same(release: PublishedRelease, files: dict[str, Path]) -> bool:
     """Whether an already published release holds exactly these files (same size and name)."""
     have = {f.name: f.length for f in release.files}
     return have == {n: p.stat().st_size for n, p in files.items()}

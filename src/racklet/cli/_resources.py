@@ -15,7 +15,7 @@ from racklet import config as rack_config
 from racklet.cli import _format, _selector
 from racklet.cli._client import ApiClient, HttpError
 from racklet.cli._kinds import Kind, resolve, split_ref
-from racklet.cli.errors import ApiError, UsageError
+from racklet.cli.errors import ApiRequestFailed, UsageError
 from racklet.errors import RackletError
 
 _POLL = 0.5
@@ -126,9 +126,11 @@ def _watch(
     """
     for event in api.watch(kind.plural, version, args.selector):
         if "type" not in event or "object" not in event:
-            raise ApiError("the controller does not stream watch events (upgrade it)")
+            raise ApiRequestFailed("the controller does not stream watch events (upgrade it)")
         if event["type"] == "ERROR":
-            raise ApiError(str(event["object"].get("message", "the watch ended with an error")))
+            raise ApiRequestFailed(
+                str(event["object"].get("message", "the watch ended with an error"))
+            )
         if event["type"] not in ("ADDED", "MODIFIED", "DELETED"):
             continue
         obj = event["object"]

@@ -1,7 +1,7 @@
 """``racklet up``: prepare the state dir, start both sides as processes, stop them cleanly.
 
 The parent is only a supervisor: it holds a lock on the state dir (one rack per dir), starts
-the hardware side (``python -m racklet.twin``) and the management side
+the hardware side (``python -m racklet.hardware_side``) and the management side
 (``python -m racklet.controller``), waits until the API answers, prints where everything is,
 and on Ctrl-C or SIGTERM stops both (SIGTERM, then SIGKILL after a grace period).
 
@@ -269,7 +269,7 @@ def _run(supervisor: _Supervisor, stopping: list[int], resets: list[int]) -> Non
     """Start both sides, announce them, and supervise until a stop or a reset is asked."""
     config = supervisor.config
     urls = controllers_of(config)
-    supervisor.spawn("twin", "racklet.twin")
+    supervisor.spawn("twin", "racklet.hardware_side")
     for controller in urls:
         _spawn_controller(supervisor, controller)
     deadline = time.monotonic() + READY_TIMEOUT

@@ -1,4 +1,5 @@
-"""CLI errors: ``UsageError`` (bad arguments) and ``RackNotRunning`` (nothing answers)."""
+"""CLI errors: ``UsageError`` (bad arguments), ``RackNotRunning`` (nothing answers) and
+``ApiRequestFailed`` (the controller refused a request; not :class:`racklet.api.ApiError`)."""
 
 from racklet.errors import RackletError
 
@@ -11,5 +12,5 @@ class RackNotRunning(RackletError):
     """The config names a rack but nothing answers at its address."""
 
 
-class ApiError(RackletError):
+class ApiRequestFailed(RackletError):
     """The controller refused a request; the message is the controller's own."""

@@ -4,12 +4,12 @@ It reaches units only through Redfish (HTTPS) and their heartbeats; it never imp
 the BMC or the unit agent. ``python -m racklet.controller --state-dir D`` runs it.
 """
 
-from racklet.controller._heartbeats import Heartbeat, HeartbeatBody, HeartbeatRegistry
+from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRecord, HeartbeatRegistry
 from racklet.controller._informer import Informer
 from racklet.controller._leader import LeaderElection
 from racklet.controller._metrics import ControllerMetrics
 from racklet.controller._periodic import Periodic
-from racklet.controller._phase import Observation, Verdict, derive_phase
+from racklet.controller._phase import Observation, PhaseVerdict, derive_phase
 from racklet.controller._process import Controller
 from racklet.controller._runtime import Reconciler, Registry, Runtime, RuntimeObserver
 from racklet.controller._services import Service, Services
@@ -21,14 +21,15 @@ __all__ = [
     "Controller",
     "ControllerError",
     "ControllerMetrics",
-    "Heartbeat",
     "HeartbeatBody",
+    "HeartbeatRecord",
     "HeartbeatRegistry",
     "Informer",
     "LeaderElection",
     "Observation",
     "Periodic",
     "PermanentError",
+    "PhaseVerdict",
     "RackReconciler",
     "Reconciler",
     "Registry",
@@ -37,6 +38,5 @@ __all__ = [
     "Service",
     "Services",
     "TemporaryError",
-    "Verdict",
     "derive_phase",
 ]

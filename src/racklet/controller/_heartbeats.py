@@ -33,7 +33,7 @@ class HeartbeatBody(Model):
 
 
 @dataclass(frozen=True)
-class Heartbeat:
+class HeartbeatRecord:
     body: HeartbeatBody
     received: float  # monotonic seconds
     received_at: dt.datetime  # wall time, for status.lastHeartbeatTime
@@ -42,12 +42,12 @@ class Heartbeat:
 class HeartbeatRegistry:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._latest: dict[str, Heartbeat] = {}
+        self._latest: dict[str, HeartbeatRecord] = {}
 
-    def record(self, body: HeartbeatBody) -> Heartbeat:
-        beat = Heartbeat(body=body, received=self.clock(), received_at=utcnow())
+    def record(self, body: HeartbeatBody) -> HeartbeatRecord:
+        beat = HeartbeatRecord(body=body, received=self.clock(), received_at=utcnow())
         self._latest[body.unit] = beat
         return beat
 
-    def latest(self, unit: str) -> Heartbeat | None:
+    def latest(self, unit: str) -> HeartbeatRecord | None:
         return self._latest.get(unit)

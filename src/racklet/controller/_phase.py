@@ -32,7 +32,7 @@ class Observation:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class PhaseVerdict:
     """The phase, and why: ``reason`` (one CamelCase word, the Ready condition's and the phase
     event's reason) and ``message`` must say the same thing. The reason is the phase unless a
     more precise word is true, e.g. ``PoweringOff`` for a unit in phase Off that its BMC is
@@ -52,42 +52,42 @@ class Verdict:
         return self.phase == "Running"
 
 
-def derive_phase(obs: Observation) -> Verdict:
+def derive_phase(obs: Observation) -> PhaseVerdict:
     if obs.error is not None or obs.chassis is None or obs.system is None:
-        return Verdict("Unreachable", f"the BMC does not answer: {obs.error or 'no data'}")
+        return PhaseVerdict("Unreachable", f"the BMC does not answer: {obs.error or 'no data'}")
     if obs.chassis.absent:
-        return Verdict("Absent", "the slot is empty")
+        return PhaseVerdict("Absent", "the slot is empty")
     system = obs.system
     if system.power_state == "PoweringOff":
-        return Verdict("Off", "the BMC is shutting the unit down", reason="PoweringOff")
+        return PhaseVerdict("Off", "the BMC is shutting the unit down", reason="PoweringOff")
     if system.power_state not in ("On", "PoweringOn"):
         if system.power_state in (None, "Off"):
-            return Verdict(
+            return PhaseVerdict(
                 "Off",
                 "power state is Off"
                 if system.power_state
                 else "no power state reported, taken as Off",
             )
-        return Verdict("Off", f"unrecognised power state {system.power_state}, taken as Off")
+        return PhaseVerdict("Off", f"unrecognised power state {system.power_state}, taken as Off")
     if system.boot_failed:
         reason = "; ".join(system.messages) or "the BMC reports a failed boot without a reason"
-        return Verdict("BootFailed", reason)
+        return PhaseVerdict("BootFailed", reason)
     state = system.boot_last_state
     if state in (None, "None"):
-        return Verdict("PoweringOn", "powered, waiting for firmware")
+        return PhaseVerdict("PoweringOn", "powered, waiting for firmware")
     if state == "OSRunning":
         if obs.heartbeat_fresh:
-            return Verdict("Running", "the OS is running and heartbeating")
+            return PhaseVerdict("Running", "the OS is running and heartbeating")
         if obs.heartbeat_lost:
-            return Verdict(
+            return PhaseVerdict(
                 "Unreachable",
                 "the OS stopped heartbeating while its BMC answers and reports it running: "
                 "the unit's network is cut",
                 heartbeat_missing=True,
             )
-        return Verdict(
+        return PhaseVerdict(
             "Booting", "the OS is running but no heartbeat arrived", heartbeat_missing=True
         )
     if state in _BOOTING_STATES:
-        return Verdict("Booting", f"boot progress {state}")
-    return Verdict("Booting", f"unrecognised boot progress {state}")
+        return PhaseVerdict("Booting", f"boot progress {state}")
+    return PhaseVerdict("Booting", f"unrecognised boot progress {state}")

@@ -7,7 +7,7 @@ declares, reverts manual drift and reports all of it in the source's status and 
 
 from racklet.gitops._applier import Applier, StoreApplier
 from racklet.gitops._git import Location, Repository, fingerprint
-from racklet.gitops._manifests import Manifest, known_kinds, load_manifests, read_paths
+from racklet.gitops._manifests import ManifestDocument, known_kinds, load_manifests, read_paths
 from racklet.gitops._plan import OWNER_LABEL, differences, owned, owner_of, updated
 from racklet.gitops._reconciler import SYNC_ANNOTATION, GitSourceReconciler, Outcome
 from racklet.gitops._starter import StarterUnit, starter_files, write_starter
@@ -31,7 +31,7 @@ __all__ = [
     "GitSourceWatcher",
     "InvalidManifests",
     "Location",
-    "Manifest",
+    "ManifestDocument",
     "Outcome",
     "Repository",
     "SourceError",

@@ -39,7 +39,7 @@ _Loader.add_implicit_resolver(
 
 
 @dataclass(frozen=True)
-class Manifest:
+class ManifestDocument:
     """One validated document: where it came from and the object it declares.
 
     ``body`` is the wire form a client sends: apiVersion, kind, metadata (name, labels,
@@ -109,13 +109,13 @@ def _validate(doc: Any) -> tuple[str, str, dict[str, Any]]:
     return str(obj["kind"]), str(meta["name"]), body
 
 
-def load_manifests(files: Mapping[str, bytes]) -> list[Manifest]:
+def load_manifests(files: Mapping[str, bytes]) -> list[ManifestDocument]:
     """Every document of every file, validated; raise :class:`InvalidManifests` if any is bad.
 
     All problems are collected first (file, document number, object and field), so one run
     shows everything that is wrong and nothing is applied from a set with a bad member.
     """
-    manifests: list[Manifest] = []
+    manifests: list[ManifestDocument] = []
     problems: list[str] = []
     seen: dict[tuple[str, str], str] = {}
     for path in sorted(files):
@@ -133,7 +133,7 @@ def load_manifests(files: Mapping[str, bytes]) -> list[Manifest]:
                 problems.append(f"{where}: {kind.lower()}/{name} is also declared in {other}")
                 continue
             seen[kind, name] = where
-            manifests.append(Manifest(source=where, kind=kind, name=name, body=body))
+            manifests.append(ManifestDocument(source=where, kind=kind, name=name, body=body))
     if problems:
         raise InvalidManifests(problems)
     return manifests

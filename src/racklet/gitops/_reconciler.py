@@ -32,7 +32,7 @@ from racklet.api import (
 )
 from racklet.gitops._applier import Applier
 from racklet.gitops._git import Location, Repository
-from racklet.gitops._manifests import NOT_APPLICABLE, Manifest, load_manifests
+from racklet.gitops._manifests import NOT_APPLICABLE, ManifestDocument, load_manifests
 from racklet.gitops._plan import OWNER_LABEL, differences, owned, owner_of, updated
 from racklet.gitops.errors import ApplyConflict, ApplyError, InvalidManifests, SourceError
 from racklet.log import get_logger
@@ -96,7 +96,7 @@ class GitSourceReconciler:
         self._applier = applier
         self._cache_dir = cache_dir
         self._clock = clock
-        self._parsed: dict[str, tuple[Location, str, list[Manifest]]] = {}
+        self._parsed: dict[str, tuple[Location, str, list[ManifestDocument]]] = {}
         self._repos: dict[str, Repository] = {}
 
     def repository(self, source: GitSource) -> Repository:
@@ -155,7 +155,7 @@ class GitSourceReconciler:
             return Outcome(commit=None, error=str(exc))
         cached = self._parsed.get(name)
         if cached is not None and cached[0] == repo.location and cached[1] == commit:
-            manifests: list[Manifest] | None = cached[2]
+            manifests: list[ManifestDocument] | None = cached[2]
         else:
             manifests = None
         new_commit = commit != source.status.last_applied_commit
@@ -190,7 +190,7 @@ class GitSourceReconciler:
             get_logger("gitops", unit=source.metadata.name).warning("drift repair: %s", exc)
 
     async def _apply(
-        self, source: GitSource, commit: str, manifests: list[Manifest], *, drift: bool
+        self, source: GitSource, commit: str, manifests: list[ManifestDocument], *, drift: bool
     ) -> Outcome:
         name = source.metadata.name
         # ownership first, for every object: a commit that would take over another source's
@@ -231,7 +231,7 @@ class GitSourceReconciler:
         )
 
     async def _apply_one(
-        self, desired: dict[str, Any], manifest: Manifest
+        self, desired: dict[str, Any], manifest: ManifestDocument
     ) -> tuple[str, list[str]]:
         for _ in range(_ATTEMPTS):
             live = await self._applier.get(manifest.kind, manifest.name)
@@ -248,7 +248,7 @@ class GitSourceReconciler:
                 continue  # someone wrote in between: read again
         raise ApplyError(f"{manifest.ref} kept changing while it was applied")
 
-    async def _prune(self, source: GitSource, manifests: list[Manifest]) -> list[str]:
+    async def _prune(self, source: GitSource, manifests: list[ManifestDocument]) -> list[str]:
         name = source.metadata.name
         declared = {(m.kind, m.name) for m in manifests}
         pruned: list[str] = []
@@ -315,7 +315,7 @@ class GitSourceReconciler:
             await self._event(source, reason, message, "Warning")
 
     async def _succeeded(
-        self, source: GitSource, commit: str, manifests: list[Manifest], outcome: Outcome
+        self, source: GitSource, commit: str, manifests: list[ManifestDocument], outcome: Outcome
     ) -> None:
         status = source.status.model_copy(deep=True)
         generation = source.metadata.generation

@@ -14,7 +14,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from racklet.boot import BootedPayload, Trial
+from racklet.boot import BootedPayload, TrialBoot
 from racklet.hw import UnitHost
 from racklet.link import LinkClient, LinkError
 from racklet.log import ContextLogger
@@ -23,7 +23,7 @@ LINK_TIMEOUT_SECONDS = 10.0  # wall clock: a hung BMC must not hold the OS
 
 
 @dataclass
-class Verdict:
+class HealthVerdict:
     """The outcome of a trial: ``committed``, or not with a reason (then the OS reboots)."""
 
     committed: bool
@@ -49,22 +49,24 @@ async def link_request(host: UnitHost, op: str, **fields: Any) -> dict[str, Any]
 class TrialCheck:
     """Polled by the OS loop: decides once, then stays decided."""
 
-    def __init__(self, host: UnitHost, booted: BootedPayload, trial: Trial, started: float) -> None:
+    def __init__(
+        self, host: UnitHost, booted: BootedPayload, trial: TrialBoot, started: float
+    ) -> None:
         self._host = host
         self._booted = booted
         self._trial = trial
         self._deadline = started + trial.deadline_seconds
-        self.verdict: Verdict | None = None
+        self.verdict: HealthVerdict | None = None
 
     def expired(self) -> bool:
         return self._host.clock.monotonic() > self._deadline
 
-    async def check(self, healthy: bool, logger: ContextLogger) -> Verdict | None:
+    async def check(self, healthy: bool, logger: ContextLogger) -> HealthVerdict | None:
         """Commit if ``healthy``; give up after the deadline; otherwise wait (None)."""
         if self.verdict is not None:
             return self.verdict
         if self.expired():
-            self.verdict = Verdict(
+            self.verdict = HealthVerdict(
                 False, f"health check not passed within {self._trial.deadline_seconds:g} s"
             )
         elif healthy:
@@ -78,9 +80,9 @@ class TrialCheck:
                     sha256=manifest.payload_sha256,
                 )
             except LinkError as exc:
-                self.verdict = Verdict(False, f"commit refused: {exc}")
+                self.verdict = HealthVerdict(False, f"commit refused: {exc}")
             else:
-                self.verdict = Verdict(True)
+                self.verdict = HealthVerdict(True)
         if self.verdict is not None and not self.verdict.committed:
             logger.warning(f"trial of slot {self._trial.slot} failed: {self.verdict.reason}")
         return self.verdict

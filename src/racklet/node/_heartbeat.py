@@ -25,7 +25,7 @@ MAX_BACKOFF_SECONDS = 30.0
 REQUEST_TIMEOUT_SECONDS = 10.0
 
 
-class Heartbeat:
+class HeartbeatSender:
     """Owns one HTTP client; :meth:`run` loops until cancelled."""
 
     def __init__(

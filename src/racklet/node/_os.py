@@ -19,7 +19,7 @@ from racklet.link import LinkClient, LinkError
 from racklet.log import ContextLogger, get_logger
 from racklet.net import AppServer
 from racklet.node._health import TrialCheck, link_request
-from racklet.node._heartbeat import Heartbeat
+from racklet.node._heartbeat import HeartbeatSender
 from racklet.node._metrics import NodeMetrics, create_agent_app, metrics_registry
 from racklet.node._stress import StressRunner
 from racklet.node.errors import AgentServerError
@@ -65,7 +65,7 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
             console(f"racklet-agent: {exc}")
             logger.error(str(exc))
         client_ssl = await asyncio.to_thread(unit_client_context, booted.trust, booted.identity)
-        heartbeat = Heartbeat(host, booted, metrics, client_ssl, logger, stress)
+        heartbeat = HeartbeatSender(host, booted, metrics, client_ssl, logger, stress)
         heartbeat_task = asyncio.create_task(heartbeat.run(), name=f"heartbeat:{booted.unit}")
         console(f"racklet-agent: heartbeat to {heartbeat.url}")
         trial = TrialCheck(host, booted, booted.trial, started) if booted.trial else None

@@ -32,7 +32,7 @@ from racklet.bmc.login import (
     Accounts,
     AuthMiddleware,
     EventBus,
-    RedfishError,
+    RedfishErrorReply,
     SessionStore,
     account_routes,
     event_log_routes,
@@ -386,7 +386,7 @@ def build_app(
             Middleware(AuthMiddleware, accounts=accounts, sessions=sessions, realm=REALM),
         ],
         exception_handlers={
-            RedfishError: redfish_error,
+            RedfishErrorReply: redfish_error,
             404: not_found,
             405: not_allowed,
             Exception: crashed,

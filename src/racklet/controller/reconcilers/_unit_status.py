@@ -20,8 +20,8 @@ from racklet.api import (
     find_condition,
     set_condition,
 )
-from racklet.controller._heartbeats import Heartbeat
-from racklet.controller._phase import Observation, Verdict
+from racklet.controller._heartbeats import HeartbeatRecord
+from racklet.controller._phase import Observation, PhaseVerdict
 
 _WARNING_PHASES = ("BootFailed", "Unreachable", "Absent")
 
@@ -43,7 +43,7 @@ class RenderedStatus:
 
 
 def render_status(
-    observation: Observation, verdict: Verdict, heartbeat: Heartbeat | None
+    observation: Observation, verdict: PhaseVerdict, heartbeat: HeartbeatRecord | None
 ) -> RenderedStatus:
     """What ``observation`` (judged ``verdict``) and the latest ``heartbeat`` show."""
     observed: dict[str, object] = {}

@@ -4,13 +4,13 @@
 from racklet.controller.rollout._engine import RolloutReconciler
 from racklet.controller.rollout._firmware_target import BmcFirmwareTarget, FirmwareBmc
 from racklet.controller.rollout._os_target import UnitOsTarget
-from racklet.controller.rollout._target import Target, Verdict
+from racklet.controller.rollout._target import StepVerdict, Target
 
 __all__ = [
     "BmcFirmwareTarget",
     "FirmwareBmc",
     "RolloutReconciler",
+    "StepVerdict",
     "Target",
     "UnitOsTarget",
-    "Verdict",
 ]

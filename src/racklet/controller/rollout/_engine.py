@@ -59,7 +59,7 @@ from racklet.api import (
 )
 from racklet.controller.reconcilers._release import BMC_FIRMWARE_CHANNEL, Channels
 from racklet.controller.rollout._os_target import UnitOsTarget
-from racklet.controller.rollout._target import Seen, Target, Verdict
+from racklet.controller.rollout._target import Seen, StepVerdict, Target
 from racklet.store import NotFound, Store
 
 ACTIVE = ("Progressing", "Paused", "RollingBack")
@@ -323,7 +323,7 @@ class _Pass(Generic[Seen]):
         started = entry.started
         return started is not None and now - started > self.spec.health_deadline_seconds
 
-    def _judge(self, entry: UnitRollout, verdict: Verdict, now: float) -> None:
+    def _judge(self, entry: UnitRollout, verdict: StepVerdict, now: float) -> None:
         if verdict.state == "Done":
             entry.phase, entry.message = "Updated", verdict.message
             self.event("UnitUpdated", f"{entry.name}: {verdict.message}")

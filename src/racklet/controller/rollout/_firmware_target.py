@@ -37,13 +37,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from racklet.api import ChannelPointer, Release, UnitRollout
-from racklet.bmc import firmware_oem_parameters
 from racklet.boot import BootError, TufRepository
 from racklet.controller.errors import TemporaryError
 from racklet.controller.reconcilers._release import SignedFile
-from racklet.controller.rollout._target import Verdict
+from racklet.controller.rollout._target import StepVerdict
 from racklet.redfish import RedfishClientError, RedfishError, RedfishUnreachable
 from racklet.redfish._client import BmcFirmwareView
+from racklet.wire import firmware_oem_parameters
 
 _REMEMBERED_PUSHES = 1024
 
@@ -144,17 +144,17 @@ class BmcFirmwareTarget:
         entry.message = "pushed; the BMC try-boots it"
         return None
 
-    def judge(self, entry: UnitRollout, seen: BmcSeen | None, version: str) -> Verdict:
+    def judge(self, entry: UnitRollout, seen: BmcSeen | None, version: str) -> StepVerdict:
         view = seen.view if seen is not None else None
         outcome = seen.task_outcome if seen is not None else None
         if _runs(view, version):
-            return Verdict("Done", f"BMC runs {version}, committed")
+            return StepVerdict("Done", f"BMC runs {version}, committed")
         if outcome not in (None, "OK"):
-            return Verdict("Failed", f"update task failed: {outcome}")
+            return StepVerdict("Failed", f"update task failed: {outcome}")
         if view is not None and view.standby_version == version and view.standby_failure:
-            return Verdict("Failed", f"fell back to {view.version}: {view.standby_failure}")
+            return StepVerdict("Failed", f"fell back to {view.version}: {view.standby_failure}")
         answer = view.version if view is not None else "no answer"
-        return Verdict("Waiting", f"BMC not on {version} committed", answer)
+        return StepVerdict("Waiting", f"BMC not on {version} committed", answer)
 
     async def roll_back(
         self, entry: UnitRollout, previous: ChannelPointer, seen: BmcSeen | None, *, again: bool
@@ -163,11 +163,11 @@ class BmcFirmwareTarget:
 
     def judge_back(
         self, entry: UnitRollout, seen: BmcSeen | None, previous: ChannelPointer, version: str
-    ) -> Verdict:
+    ) -> StepVerdict:
         view = seen.view if seen is not None else None
         if view is not None and view.committed and view.version != version:
-            return Verdict("Done", f"BMC back on {view.version}, committed")
-        return Verdict("Waiting", "BMC not back on a committed older firmware")
+            return StepVerdict("Done", f"BMC back on {view.version}, committed")
+        return StepVerdict("Waiting", "BMC not back on a committed older firmware")
 
     def batch_message(self, names: str, version: str) -> str:
         return f"pushing BMC firmware {version} to {names}"

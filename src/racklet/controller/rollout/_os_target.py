@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from racklet.api import POWER_CYCLE_ANNOTATION, ChannelPointer, ComputeUnit, Release, UnitRollout
 from racklet.controller.errors import TemporaryError
 from racklet.controller.reconcilers._release import SignedFile
-from racklet.controller.rollout._target import Verdict
+from racklet.controller.rollout._target import StepVerdict
 from racklet.store import Conflict, NotFound, Store
 
 PAYLOAD = "payload.bin"
@@ -62,16 +62,18 @@ class UnitOsTarget:
     ) -> str | None:
         return await self._ask(entry, seen, again=again)
 
-    def judge(self, entry: UnitRollout, seen: ComputeUnit | None, version: str) -> Verdict:
+    def judge(self, entry: UnitRollout, seen: ComputeUnit | None, version: str) -> StepVerdict:
         if seen is None:
-            return Verdict("Failed", _GONE)
+            return StepVerdict("Failed", _GONE)
         cycled = seen.status.last_power_cycle == entry.request
         if cycled and _runs(seen, version):
-            return Verdict("Done", f"Running {version}")
+            return StepVerdict("Done", f"Running {version}")
         if cycled and seen.status.phase == "BootFailed":
-            return Verdict("Failed", "BootFailed after its power cycle")
+            return StepVerdict("Failed", "BootFailed after its power cycle")
         running = seen.status.os_version or "no version"
-        return Verdict("Waiting", f"not Running {version}", f"phase {seen.status.phase}, {running}")
+        return StepVerdict(
+            "Waiting", f"not Running {version}", f"phase {seen.status.phase}, {running}"
+        )
 
     async def roll_back(
         self,
@@ -85,14 +87,14 @@ class UnitOsTarget:
 
     def judge_back(
         self, entry: UnitRollout, seen: ComputeUnit | None, previous: ChannelPointer, version: str
-    ) -> Verdict:
+    ) -> StepVerdict:
         if (
             seen is not None
             and seen.status.last_power_cycle == entry.request
             and _runs(seen, previous.version)
         ):
-            return Verdict("Done", f"Running {previous.version} again")
-        return Verdict("Waiting", f"not back on {previous.version}")
+            return StepVerdict("Done", f"Running {previous.version} again")
+        return StepVerdict("Waiting", f"not back on {previous.version}")
 
     def batch_message(self, names: str, version: str) -> str:
         return f"power-cycling {names} into {version}"

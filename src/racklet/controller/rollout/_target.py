@@ -20,7 +20,7 @@ Seen = TypeVar("Seen")
 
 
 @dataclass(frozen=True)
-class Verdict:
+class StepVerdict:
     """A target's judgement of one unit's step: done, failed, or not yet (``Waiting``)."""
 
     state: Literal["Done", "Failed", "Waiting"]
@@ -62,7 +62,7 @@ class Target(Protocol[Seen]):
         the step. Returns why the unit failed at once, or None."""
         ...
 
-    def judge(self, entry: UnitRollout, seen: Seen | None, version: str) -> Verdict: ...
+    def judge(self, entry: UnitRollout, seen: Seen | None, version: str) -> StepVerdict: ...
 
     async def roll_back(
         self, entry: UnitRollout, previous: ChannelPointer, seen: Seen | None, *, again: bool
@@ -73,7 +73,7 @@ class Target(Protocol[Seen]):
 
     def judge_back(
         self, entry: UnitRollout, seen: Seen | None, previous: ChannelPointer, version: str
-    ) -> Verdict: ...
+    ) -> StepVerdict: ...
 
     def batch_message(self, names: str, version: str) -> str:
         """The event text of a started batch, after its label."""

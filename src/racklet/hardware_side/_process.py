@@ -19,13 +19,13 @@ from racklet import config as rack_config
 from racklet import log
 from racklet.bmc import BmcHost, BmcSettings, TufImageVerifier
 from racklet.errors import RackletError
+from racklet.hardware_side._firmware import unit_firmware
 from racklet.net import AppServer, ca_trust_domain, live_server_context, run_loop, spiffe_id
 from racklet.pki import CRL_NAME
 from racklet.rmc import RunningRmc, serve_rmc
-from racklet.twin._clock import SimClock
+from racklet.twin import SimClock
 from racklet.twin._control import ControlApp, new_board_wiper
 from racklet.twin._faults import FaultEngine
-from racklet.twin._firmware import unit_firmware
 from racklet.twin._rack import RackDescription, TwinRack
 
 BMC_FIRMWARE_VERSION = "0.1.0"
@@ -159,7 +159,7 @@ async def _serve_control(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m racklet.twin")
+    parser = argparse.ArgumentParser(prog="python -m racklet.hardware_side")
     parser.add_argument("--state-dir", type=Path, required=True)
     args = parser.parse_args(argv)
     log.configure()

@@ -20,8 +20,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from racklet.bmc._errors import RedfishError, message
 from racklet.bmc._http import page, respond, route
+from racklet.bmc._message_registry import RedfishErrorReply, message
 from racklet.bmc._schema import ROOT, collection, link, resource
 from racklet.log import ContextLogger
 
@@ -51,7 +51,7 @@ class Task:
     started: str = field(default_factory=_now)
     ended: str | None = None
     messages: list[dict[str, Any]] = field(default_factory=list)
-    error: RedfishError | None = None
+    error: RedfishErrorReply | None = None
 
     @property
     def path(self) -> str:
@@ -92,7 +92,7 @@ class Task:
 
 
 Work = Callable[[Task], Awaitable[None]]
-"""The body of a task: updates ``task`` as it goes; raises RedfishError to fail it."""
+"""The body of a task: updates ``task`` as it goes; raises RedfishErrorReply to fail it."""
 
 
 class TaskRegistry:
@@ -136,7 +136,7 @@ class TaskRegistry:
         task.progress(0, "TaskEvent.TaskStarted", task.id)
         try:
             await work(task)
-        except RedfishError as exc:
+        except RedfishErrorReply as exc:
             self._finish(task, exc)
             self._log.warning(f"task {task.id} ({task.name}) failed: {exc}")
         except asyncio.CancelledError:
@@ -144,7 +144,7 @@ class TaskRegistry:
             raise
         except Exception:
             self._log.exception(f"task {task.id} ({task.name}) crashed")
-            self._finish(task, RedfishError(500, "InternalError"))
+            self._finish(task, RedfishErrorReply(500, "InternalError"))
         else:
             task.state, task.ended = "Completed", _now()
             task.progress(100, "TaskEvent.TaskCompletedOK", task.id)
@@ -153,7 +153,7 @@ class TaskRegistry:
             self._runners.pop(task.id, None)
 
     @staticmethod
-    def _finish(task: Task, error: RedfishError) -> None:
+    def _finish(task: Task, error: RedfishErrorReply) -> None:
         task.state, task.status, task.ended, task.error = "Exception", "Critical", _now(), error
         task.messages.extend(error.info)
         task.messages.append(message("TaskEvent.TaskAborted", task.id))
@@ -178,7 +178,7 @@ def routes(registry: TaskRegistry) -> list[Route]:
     def _find(request: Request) -> Task:
         task = registry.get(request.path_params["task_id"])
         if task is None:
-            raise RedfishError(404, "ResourceNotFound", "Task", request.path_params["task_id"])
+            raise RedfishErrorReply(404, "ResourceNotFound", "Task", request.path_params["task_id"])
         return task
 
     async def service(request: Request) -> Response:

@@ -2,7 +2,7 @@
 
 Only the messages the service uses are listed (plus a few of the Update and TaskEvent
 registries, for firmware updates); their text, severity and resolution are the registry's.
-:class:`RedfishError` is raised by handlers and turned into a response in one place
+:class:`RedfishErrorReply` is raised by handlers and turned into a response in one place
 (``_app``), so no handler builds error JSON by hand.
 """
 
@@ -296,7 +296,7 @@ def message(key: str, *args: object, resolution: str | None = None) -> dict[str,
     return body
 
 
-class RedfishError(Exception):
+class RedfishErrorReply(Exception):
     """An HTTP error answered with a Redfish error body (raise it from any handler)."""
 
     def __init__(
