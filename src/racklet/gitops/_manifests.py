@@ -57,7 +57,9 @@ class ManifestDocument:
 
 
 def _yaml_problem(path: str, exc: yaml.YAMLError) -> str:
-    mark = getattr(exc, "problem_mark", None)
+    # Where the broken construct began (an unclosed bracket or quote) says more than where the
+    # parser gave up (often the end of the file); the problem's own place otherwise.
+    mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
     where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
     what = getattr(exc, "problem", None) or type(exc).__name__
     return f"{path}: {where}not valid YAML ({what})"
