@@ -177,7 +177,8 @@ async def rig(
     server = AppServer(
         bmc.app,
         port=bmc_port,
-        ssl_context=server_context(stand_in, stand_in),
+        # Client certificates from the rack CA are a login, as on Racklet's BMCs.
+        ssl_context=server_context(stand_in, stand_in, ca=tmp_path / "one" / "pki" / "ca.crt"),
         name="bmc",
     )
     await server.start()

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from racklet.net import parse_id, peer_identity
 from racklet.pki import RackCA
 
 USER, PASSWORD = "admin", "s3cret"
@@ -113,8 +114,16 @@ class FakeBmc:
     async def logout(self, request: Request) -> Response:
         return Response(status_code=204)
 
+    def _logged_in(self, request: Request) -> bool:
+        """A session token, or, as Racklet's BMCs take it, the controller's verified client
+        certificate (``spiffe://<rack>/controller``: the controller holds no BMC password)."""
+        if request.headers.get("X-Auth-Token") in self.tokens:
+            return True
+        parsed = parse_id(peer_identity(request.scope))
+        return parsed is not None and parsed[1] == "controller"
+
     def _unit(self, request: Request) -> FakeUnit | Response:
-        if request.headers.get("X-Auth-Token") not in self.tokens:
+        if not self._logged_in(request):
             return error(401, "Authentication required.", extended=False)
         unit = self.units.get(request.path_params["sid"])
         if unit is None:
