@@ -171,7 +171,7 @@ def create_api_app(
     async def openmetrics(request: Request) -> Response:
         return metrics_response(metrics.registry, request)
 
-    @app.get("/ui/v1/units", dependencies=[Depends(authorised)])
+    @app.get("/ui/v1/units", dependencies=[Depends(authorised)], include_in_schema=False)
     async def ui_units() -> JSONResponse:
         return JSONResponse(await _summary(store, rack_name))
 

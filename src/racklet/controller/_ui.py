@@ -88,7 +88,8 @@ def ui_router(
     rack_name: str,
     consoles: Mapping[str, ConsoleSource] | None = None,
 ) -> APIRouter:
-    router = APIRouter(prefix="/ui/v1")
+    # The dashboard's own routes: not part of the public API's OpenAPI document.
+    router = APIRouter(prefix="/ui/v1", include_in_schema=False)
     guard = [Depends(authorised)]
 
     @router.post("/login")
