@@ -12,7 +12,25 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
+
+FaultKind = Literal[
+    "BusbarOutage",
+    "BrownOut",
+    "PowerLoss",
+    "Partition",
+    "LinkDegradation",
+    "BmcHang",
+    "BmcReboot",
+    "SensorFailure",
+    "StorageCorruption",
+    "SlotPull",
+    "ControllerCrash",
+]
+"""The fault kinds a ``Fault`` declares and the hardware side's fault engine carries out."""
+FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
+RACK_WIDE_FAULTS: tuple[FaultKind, ...] = ("BusbarOutage", "BrownOut", "ControllerCrash")
+"""Fault kinds that hit the whole rack and so take no selector."""
 
 FIRMWARE_CHANNEL = "bmc-firmware"
 """The TUF release channel (a delegated targets role) of BMC firmware images."""

@@ -22,21 +22,10 @@ from pydantic import Field, model_validator
 from racklet.api._gitsource import Duration, parse_duration
 from racklet.api._meta import API_VERSION, Condition, DnsLabel, Model, Object
 from racklet.api._resources import ComputeUnit
+from racklet.wire import RACK_WIDE_FAULTS, FaultKind
 
-FaultType = Literal[
-    "BusbarOutage",
-    "BrownOut",
-    "PowerLoss",
-    "Partition",
-    "LinkDegradation",
-    "BmcHang",
-    "BmcReboot",
-    "SensorFailure",
-    "StorageCorruption",
-    "SlotPull",
-    "ControllerCrash",
-]
-RACK_WIDE: tuple[FaultType, ...] = ("BusbarOutage", "BrownOut", "ControllerCrash")
+FaultType = FaultKind  # one list for both sides (racklet.wire)
+RACK_WIDE: tuple[FaultType, ...] = RACK_WIDE_FAULTS
 FaultPhase = Literal["Pending", "Active", "Cleared", "Failed"]
 _SLOTS = re.compile(r"^([0-9]+)(?:-([0-9]+))?$")
 

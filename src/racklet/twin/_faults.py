@@ -33,21 +33,10 @@ from racklet.log import get_logger
 from racklet.twin._rack import TwinRack
 from racklet.twin._unit import TwinUnit
 from racklet.twin.errors import TwinError
+from racklet.wire import FAULT_KINDS, RACK_WIDE_FAULTS
 
-KINDS = (
-    "BusbarOutage",
-    "BrownOut",
-    "PowerLoss",
-    "Partition",
-    "LinkDegradation",
-    "BmcHang",
-    "BmcReboot",
-    "SensorFailure",
-    "StorageCorruption",
-    "SlotPull",
-    "ControllerCrash",
-)
-RACK_KINDS = ("BusbarOutage", "BrownOut", "ControllerCrash")
+KINDS = FAULT_KINDS  # the Fault kind's list (racklet.wire): both sides name them alike
+RACK_KINDS = RACK_WIDE_FAULTS
 """Kinds that act on the rack as a whole (no unit targets)."""
 SENSOR_MODES = ("stuck", "nan", "absent", "drift")
 PARTITION_PATHS = ("unit-management", "bmc-management", "unit-unit")
@@ -202,7 +191,7 @@ class FaultEngine:
         degradable = self.rack.units and all(
             self._network(self.rack, unit).degradable for unit in self.rack.units.values()
         )
-        reasons = dict.fromkeys(KINDS, "")
+        reasons: dict[str, str] = dict.fromkeys(KINDS, "")
         if not degradable:
             reasons["LinkDegradation"] = "the switch models carrier only (no relay)"
         if not self._bmcs:
