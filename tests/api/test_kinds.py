@@ -37,7 +37,7 @@ def gitsource(**spec: Any) -> dict[str, Any]:
 
 
 def test_every_kind_is_registered() -> None:
-    assert set(KINDS) == {"Rack", "ComputeUnit", "Release", "Rollout", "GitSource"}
+    assert set(KINDS) == {"Rack", "ComputeUnit", "Release", "Rollout", "GitSource", "MicroVM"}
 
 
 def test_gitsource_defaults_and_round_trip() -> None:

@@ -10,11 +10,12 @@ from dataclasses import dataclass
 
 from racklet.api._gitsource import GitSource
 from racklet.api._meta import Object
+from racklet.api._microvm import MicroVM
 from racklet.api._release import Release, Rollout
 from racklet.api._resources import ComputeUnit, Rack
 from racklet.api._tokens import ApiToken
 
-Resource = Rack | ComputeUnit | Release | Rollout | GitSource
+Resource = Rack | ComputeUnit | Release | Rollout | GitSource | MicroVM
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ KIND_INFO: tuple[KindInfo, ...] = (
     KindInfo("Release", "releases", Release),
     KindInfo("Rollout", "rollouts", Rollout),
     KindInfo("GitSource", "gitsources", GitSource),
+    KindInfo("MicroVM", "microvms", MicroVM),
 )
 KINDS: dict[str, type[Object]] = {info.kind: info.model for info in KIND_INFO}
 BY_PLURAL: dict[str, KindInfo] = {info.plural: info for info in KIND_INFO}
