@@ -28,6 +28,9 @@ class HeartbeatBody(Model):
     uptime_seconds: Annotated[float, Field(ge=0)] = 0.0
     temperature_celsius: float | None = None
     cpu_load: Annotated[float, Field(ge=0)] | None = None
+    cores: Annotated[int, Field(ge=1, le=1024)] | None = None
+    """The unit's size for the MicroVM scheduler (absent from agents that run no VMs)."""
+    memory_mi_b: Annotated[int | None, Field(ge=1, alias="memoryMiB")] = None
 
 
 @dataclass(frozen=True)

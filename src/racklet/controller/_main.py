@@ -23,7 +23,16 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from racklet import config as rack_config
-from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, GitSource, ObjectMeta, Rack, RackSpec
+from racklet.api import (
+    BmcRef,
+    ComputeUnit,
+    ComputeUnitSpec,
+    GitSource,
+    MicroVM,
+    ObjectMeta,
+    Rack,
+    RackSpec,
+)
 from racklet.audit import AuditLog
 from racklet.boot import BulkTargetServer
 from racklet.controller._certificates import UnitCertificates
@@ -36,7 +45,11 @@ from racklet.controller._metrics import ControllerMetrics
 from racklet.controller._releases import PkiMaintenance, register_release_reconcilers
 from racklet.controller._runtime import Registry, Runtime
 from racklet.controller.errors import ControllerError
-from racklet.controller.reconcilers import ComputeUnitReconciler, RackReconciler
+from racklet.controller.reconcilers import (
+    ComputeUnitReconciler,
+    MicroVMReconciler,
+    RackReconciler,
+)
 from racklet.errors import RackletError
 from racklet.log import configure, get_logger
 from racklet.net import (
@@ -193,6 +206,7 @@ async def run(
         ),
     )
     registry.register(Rack, RackReconciler(acting, observer=metrics, controller=identity))
+    registry.register(MicroVM, MicroVMReconciler(acting, heartbeats))
     gitops = GitSources(acting, layout.controller / "gitops")
     registry.register(GitSource, gitops)
     refresher = TufRefresher(layout.boot, is_leader=lambda: election is None or election.is_leader)

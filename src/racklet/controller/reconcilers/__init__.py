@@ -1,6 +1,7 @@
 """The controller's reconcilers, one per kind."""
 
+from racklet.controller.reconcilers._microvms import MicroVMReconciler
 from racklet.controller.reconcilers._rack import RackReconciler
 from racklet.controller.reconcilers._units import ComputeUnitReconciler
 
-__all__ = ["ComputeUnitReconciler", "RackReconciler"]
+__all__ = ["ComputeUnitReconciler", "MicroVMReconciler", "RackReconciler"]

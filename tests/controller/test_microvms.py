@@ -1,0 +1,150 @@
+"""The MicroVM scheduler and reconciler over a real (in-memory) store: placement by capacity
+and labels, the short resource named, the busbar, rescheduling when a unit is lost, fencing."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from racklet.api import (
+    BmcRef,
+    ComputeUnit,
+    ComputeUnitSpec,
+    MicroVM,
+    MicroVMSpec,
+    ObjectMeta,
+    Rack,
+    RackSpec,
+    VmImageRef,
+    find_condition,
+)
+from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
+from racklet.controller.reconcilers import MicroVMReconciler
+from racklet.controller.reconcilers._microvms import LEASE_SECONDS
+from racklet.store import MemoryStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+async def _rack(
+    units: dict[str, str], *, rated: float = 100.0, labels: dict[str, dict[str, str]] | None = None
+) -> tuple[MemoryStore, HeartbeatRegistry, MicroVMReconciler, Clock]:
+    store = MemoryStore()
+    await store.create(Rack(metadata=ObjectMeta(name="rack-1"), spec=RackSpec(psuRatedWatts=rated)))
+    beats = HeartbeatRegistry()
+    for slot, (name, phase) in enumerate(units.items(), start=1):
+        unit = await store.create(
+            ComputeUnit(
+                metadata=ObjectMeta(name=name, labels=(labels or {}).get(name, {})),
+                spec=ComputeUnitSpec(slot=slot, bmc=BmcRef(url="https://127.0.0.1:1")),
+            )
+        )
+        await _set_unit(store, name, phase)
+        del unit
+        beats.record(
+            HeartbeatBody(unit=name, agentUrl="https://x", osVersion="1", cores=4, memoryMiB=2048)
+        )
+    clock = Clock()
+    return store, beats, MicroVMReconciler(store, beats, now=clock), clock
+
+
+async def _set_unit(store: MemoryStore, name: str, phase: str, power: str = "On") -> None:
+    unit = await store.get(ComputeUnit, name)
+    unit.status.phase = phase  # type: ignore[assignment]
+    unit.status.power_state = power
+    unit.status.power_watts = 3.0 if power == "On" else 0.0
+    await store.update_status(unit)
+
+
+async def _vm(store: MemoryStore, name: str, **spec: object) -> None:
+    await store.create(
+        MicroVM(
+            metadata=ObjectMeta(name=name),
+            spec=MicroVMSpec.model_validate(
+                {"image": VmImageRef(name="busybox", version="1.0.0"), **spec}
+            ),
+        )
+    )
+
+
+async def test_vms_spread_and_those_that_do_not_fit_say_what_is_short() -> None:
+    store, _, rec, _ = await _rack({"unit-1": "Running", "unit-2": "Running"})
+    await _vm(store, "a", vcpus=2, memoryMiB=512)
+    await _vm(store, "b", vcpus=2, memoryMiB=512)
+    await _vm(store, "too-wide", vcpus=8)
+    await _vm(store, "too-big", vcpus=1, memoryMiB=4096)
+    for name in ("a", "b", "too-wide", "too-big"):
+        await rec.reconcile(name)
+    a, b = await store.get(MicroVM, "a"), await store.get(MicroVM, "b")
+    assert {a.status.unit, b.status.unit} == {"unit-1", "unit-2"}  # spread
+    assert a.status.phase == "Scheduled" and a.status.attempt == 1
+    for name, reason, words in (
+        ("too-wide", "InsufficientCPU", "needs 8 vCPUs"),
+        ("too-big", "InsufficientMemory", "needs 4096 MiB"),
+    ):
+        vm = await store.get(MicroVM, name)
+        assert vm.status.phase == "Pending" and vm.status.unit is None
+        cond = find_condition(vm.status.conditions, "Scheduled")
+        assert cond is not None and (cond.status, cond.reason) == ("False", reason)
+        assert words in cond.message
+    reasons = {e.reason for e in await store.events()}
+    assert {"Scheduled", "InsufficientCPU", "InsufficientMemory"} <= reasons
+
+
+async def test_node_selector_anti_affinity_and_the_busbar() -> None:
+    store, _, rec, _ = await _rack(
+        {"unit-1": "Running", "unit-2": "Running"},
+        rated=6.0 + 1.0,  # two units at 3 W each: 1 W of headroom
+        labels={"unit-2": {"zone": "top"}},
+    )
+    await _vm(store, "pinned", nodeSelector="zone=top", vcpus=1)
+    await rec.reconcile("pinned")
+    assert (await store.get(MicroVM, "pinned")).status.unit == "unit-2"
+    await _vm(store, "nowhere", nodeSelector="zone=bottom")
+    await rec.reconcile("nowhere")
+    cond = find_condition((await store.get(MicroVM, "nowhere")).status.conditions, "Scheduled")
+    assert cond is not None and cond.reason == "NodeSelector"
+    await _vm(store, "hungry", vcpus=2)  # 1.85 W expected, 1 W − 0.925 W left
+    await rec.reconcile("hungry")
+    cond = find_condition((await store.get(MicroVM, "hungry")).status.conditions, "Scheduled")
+    assert cond is not None and cond.reason == "BusbarBudget"
+
+
+async def test_a_vm_moves_when_its_unit_is_powered_off_and_waits_out_a_partition() -> None:
+    store, _, rec, clock = await _rack({"unit-1": "Running", "unit-2": "Running"})
+    await _vm(store, "web", restartPolicy="Always")
+    await rec.reconcile("web")
+    first = (await store.get(MicroVM, "web")).status.unit
+    assert first is not None
+    other = "unit-2" if first == "unit-1" else "unit-1"
+    await _set_unit(store, first, "Off", power="Off")
+    await rec.reconcile("web")  # fenced by power: Pending at once ...
+    await rec.reconcile("web")  # ... and placed on the other unit
+    vm = await store.get(MicroVM, "web")
+    assert (vm.status.unit, vm.status.attempt) == (other, 2)
+    # a partition: the unit is Unreachable, its power still On: the VM stays until its lease ends
+    await _set_unit(store, other, "Unreachable")
+    await _set_unit(store, first, "Running")
+    await rec.reconcile("web")
+    assert (await store.get(MicroVM, "web")).status.unit == other
+    clock.now += dt.timedelta(seconds=LEASE_SECONDS + 1)
+    await rec.reconcile("web")
+    await rec.reconcile("web")
+    vm = await store.get(MicroVM, "web")
+    assert (vm.status.unit, vm.status.attempt) == (first, 3)
+    assert [e.reason for e in await store.events()].count("Rescheduling") == 2
+
+
+async def test_a_never_restarted_vm_fails_with_its_unit() -> None:
+    store, _, rec, _ = await _rack({"unit-1": "Running"})
+    await _vm(store, "once", restartPolicy="Never")
+    await rec.reconcile("once")
+    await _set_unit(store, "unit-1", "Off", power="Off")
+    await rec.reconcile("once")
+    vm = await store.get(MicroVM, "once")
+    assert vm.status.phase == "Failed" and "unit-1 is powered off" in vm.status.reason
