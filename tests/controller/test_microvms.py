@@ -35,7 +35,9 @@ async def _rack(
     units: dict[str, str], *, rated: float = 100.0, labels: dict[str, dict[str, str]] | None = None
 ) -> tuple[MemoryStore, HeartbeatRegistry, MicroVMReconciler, Clock]:
     store = MemoryStore()
-    await store.create(Rack(metadata=ObjectMeta(name="rack-1"), spec=RackSpec(psuRatedWatts=rated)))
+    await store.create(
+        Rack(metadata=ObjectMeta(name="rack-1"), spec=RackSpec(psu_rated_watts=rated))
+    )
     beats = HeartbeatRegistry()
     for slot, (name, phase) in enumerate(units.items(), start=1):
         unit = await store.create(
@@ -47,7 +49,9 @@ async def _rack(
         await _set_unit(store, name, phase)
         del unit
         beats.record(
-            HeartbeatBody(unit=name, agentUrl="https://x", osVersion="1", cores=4, memoryMiB=2048)
+            HeartbeatBody(
+                unit=name, agent_url="https://x", os_version="1", cores=4, memory_mi_b=2048
+            )
         )
     clock = Clock()
     return store, beats, MicroVMReconciler(store, beats, now=clock), clock
