@@ -51,6 +51,7 @@ from racklet.controller._openapi import install_openapi
 from racklet.controller._resources_http import read_body, read_capped, resource_router
 from racklet.controller._status import install_error_handlers, status_response
 from racklet.controller._tokens import Authenticator, TokenRequest, authorise, token_router
+from racklet.controller._workloads import exchange
 from racklet.limits import LIMITS, parse_json
 from racklet.net import peer_identity, unit_of
 from racklet.store import Conflict, Store
@@ -237,7 +238,10 @@ def create_machine_app(
     *,
     enqueue: Enqueue,
     boot_app: ASGIApp | None = None,
+    store: Store | None = None,
 ) -> FastAPI:
+    """With ``store``, a heartbeat also carries the unit's MicroVM reports and is answered
+    with its VM assignments (``racklet.controller._workloads``)."""
     app = FastAPI(title="Racklet machines", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
 
@@ -250,6 +254,11 @@ def create_machine_app(
             return status_response(403, f"the certificate is {shown}, not unit {body.unit!r}")
         heartbeats.record(body)
         enqueue("ComputeUnit", body.unit)
+        if store is not None:
+            assigned = await exchange(store, body.unit, body.microvms, body.agent_url)
+            for report in body.microvms:
+                enqueue("MicroVM", report.name)
+            return JSONResponse({"message": "heartbeat recorded", "microvms": assigned})
         return status_response(200, "heartbeat recorded", reason="OK")
 
     if boot_app is not None:

@@ -247,6 +247,7 @@ async def run(
             heartbeats,
             enqueue=runtime.enqueue,
             boot_app=_boot_app(layout.boot / "repo"),  # type: ignore[arg-type]
+            store=acting,
         )
         cert, key = tls_dir / "server.crt", tls_dir / "server.key"
         if not (layout.pki / CRL_NAME).exists():

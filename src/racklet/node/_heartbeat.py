@@ -17,6 +17,7 @@ from racklet.boot import BootedPayload
 from racklet.hw import UnitHost
 from racklet.log import ContextLogger
 from racklet.node._metrics import NodeMetrics
+from racklet.node._workloads import Workloads
 
 HEARTBEAT_PATH = "/machine/v1/heartbeat"
 MAX_BACKOFF_SECONDS = 30.0
@@ -33,7 +34,9 @@ class Heartbeat:
         metrics: NodeMetrics,
         ssl_context: ssl.SSLContext,
         logger: ContextLogger,
+        workloads: Workloads | None = None,
     ) -> None:
+        self._workloads = workloads
         self._host = host
         self._booted = booted
         self._metrics = metrics
@@ -51,6 +54,7 @@ class Heartbeat:
             "uptimeSeconds": round(self._metrics.uptime(), 3),
             "temperatureCelsius": round(self._host.temperature_celsius(), 2),
             "cpuLoad": round(self._host.cpu_load(), 4),
+            **({"microvms": self._workloads.reports()} if self._workloads is not None else {}),
         }
 
     def next_delay(self, failures: int) -> float:
@@ -79,6 +83,7 @@ class Heartbeat:
             if response.status_code >= 300:
                 problem = f"heartbeat refused: HTTP {response.status_code}"
         if problem is None:
+            self._take_assignments(response)
             if url in self._failing:
                 self._failing.discard(url)
                 self._logger.info(f"heartbeats to {url} go through again")
@@ -88,6 +93,18 @@ class Heartbeat:
             self._logger.warning(problem if len(self.urls) == 1 else f"{problem} ({url})")
         self._failing.add(url)
         return False
+
+    def _take_assignments(self, response: httpx.Response) -> None:
+        """The reply names the VMs this unit should run (a controller that runs no
+        scheduler answers without the field: nothing changes)."""
+        if self._workloads is None:
+            return
+        try:
+            assigned = response.json().get("microvms")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(assigned, list):
+            self._workloads.apply([a for a in assigned if isinstance(a, dict)])
 
     async def run(self) -> None:
         failures = 0

@@ -29,6 +29,7 @@ from racklet.vm import (
     HypervisorError,
     ImageError,
     accelerator,
+    die_with_parent,
     find_qemu,
     qemu_command,
     read_image,
@@ -119,6 +120,7 @@ class Vm:
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),
             )
         except (ImageError, HypervisorError, OSError) as exc:
             self._finish("Failed", None, str(exc))

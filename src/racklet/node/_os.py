@@ -11,8 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 
-from racklet.boot import BootedPayload, unit_client_context, unit_server_context
+from racklet.boot import (
+    BootedPayload,
+    fetch_verified_target,
+    unit_client_context,
+    unit_server_context,
+)
 from racklet.errors import RackletError
 from racklet.hw import Activity, UnitHost
 from racklet.link import LinkClient, LinkError
@@ -20,8 +26,11 @@ from racklet.log import ContextLogger, get_logger
 from racklet.net import AppServer
 from racklet.node._health import TrialCheck, link_request
 from racklet.node._heartbeat import Heartbeat
+from racklet.node._hypervisor import Hypervisor
 from racklet.node._metrics import NodeMetrics, create_agent_app, metrics_registry
+from racklet.node._workloads import Workloads
 from racklet.node.errors import AgentServerError
+from racklet.vm._image import MAX_IMAGE_BYTES
 
 SHUTDOWN_POLL_SECONDS = 0.25
 LINK_TIMEOUT_SECONDS = 10.0  # wall clock: a hung BMC must not keep the OS from coming up
@@ -55,6 +64,7 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
     metrics = NodeMetrics(host, booted.unit, version, started)
     server: AppServer | None = None
     heartbeat_task: asyncio.Task[None] | None = None
+    workloads: Workloads | None = None
     try:
         try:
             server = await _start_agent(host, booted, metrics)
@@ -63,7 +73,8 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
             console(f"racklet-agent: {exc}")
             logger.error(str(exc))
         client_ssl = await asyncio.to_thread(unit_client_context, booted.trust, booted.identity)
-        heartbeat = Heartbeat(host, booted, metrics, client_ssl, logger)
+        workloads = _workloads(host, booted, client_ssl)
+        heartbeat = Heartbeat(host, booted, metrics, client_ssl, logger, workloads)
         heartbeat_task = asyncio.create_task(heartbeat.run(), name=f"heartbeat:{booted.unit}")
         console(f"racklet-agent: heartbeat to {heartbeat.url}")
         trial = TrialCheck(host, booted, booted.trial, started) if booted.trial else None
@@ -79,6 +90,7 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
                     console(f"racklet-agent: {verdict.reason}; rebooting to the committed slot")
                     if not await _restart(host, verdict.reason, logger):
                         break
+            await workloads.expire()
             await host.clock.sleep(SHUTDOWN_POLL_SECONDS)
         else:
             console("racklet-os: shutdown requested; stopping services")
@@ -87,11 +99,31 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
             heartbeat_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat_task
+        if workloads is not None:
+            await workloads.close()  # a power cut or a halt kills every VM of the unit
         if server is not None:
             await server.stop()
     console("reboot: System halted")
     logger.info("halted")
     host.set_activity(Activity.HALTED)
+
+
+def _workloads(host: UnitHost, booted: BootedPayload, client_ssl: ssl.SSLContext) -> Workloads:
+    """The unit's MicroVMs: images come TUF-verified from the rack's boot server, with the
+    BMC-held root, into a metadata cache of their own on the unit's storage."""
+    metadata = host.storage / "tuf-vm" / "metadata"
+
+    async def fetch(target: str) -> bytes:
+        return await asyncio.to_thread(
+            fetch_verified_target,
+            booted.trust,
+            client_ssl,
+            target,
+            metadata,
+            max_bytes=MAX_IMAGE_BYTES,
+        )
+
+    return Workloads(Hypervisor(), fetch)
 
 
 async def _restart(host: UnitHost, reason: str, logger: ContextLogger) -> bool:

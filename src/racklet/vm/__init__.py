@@ -18,7 +18,7 @@ from racklet.vm._image import (
     read_image,
     user_data_archive,
 )
-from racklet.vm._qemu import accelerator, find_qemu, qemu_command
+from racklet.vm._qemu import accelerator, die_with_parent, find_qemu, qemu_command
 from racklet.vm.errors import HypervisorError, ImageBuildError, ImageError, VmError
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "build_image",
     "build_initramfs",
     "default_busybox",
+    "die_with_parent",
     "download_kernel_deb",
     "find_qemu",
     "kernel_from_deb",

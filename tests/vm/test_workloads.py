@@ -1,0 +1,139 @@
+"""The agent's MicroVMs end to end on one unit, with real QEMU and a real TUF repository:
+an assignment is fetched verified and run; a tampered image is never started; a VM whose
+lease is not renewed (a partition) is stopped; the unit's OS ending kills every VM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from racklet.boot import BootLimits, TufRepository
+from racklet.boot._tuf_client import fetch_target
+from racklet.node._hypervisor import Hypervisor
+from racklet.node._workloads import Workloads
+from tests.ab.rig import DiskFetcher
+
+TARGET = "vm-images/busybox/1.0.0/image.tar"
+BOOT_TIMEOUT = 240.0
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(autouse=True)
+def _tcg() -> None:
+    os.environ.setdefault("RACKLET_VM_ACCEL", "tcg")
+
+
+def _published(tmp_path: Path, image: bytes) -> TufRepository:
+    repo = TufRepository.create(tmp_path / "boot", channels=("stable", "vm-images"))
+    repo.publish("vm-images", "busybox", "1.0.0", {"image.tar": image}, current=False)
+    return repo
+
+
+def _workloads(repo: TufRepository, tmp_path: Path, clock: Clock) -> Workloads:
+    async def fetch(target: str) -> bytes:
+        return await asyncio.to_thread(
+            fetch_target,
+            root=repo.root_bytes(),
+            metadata_dir=tmp_path / "unit" / "tuf-vm",
+            base_url="https://127.0.0.1:1/boot/v1",
+            target_path=target,
+            fetcher=DiskFetcher(repo.repo_dir),
+            limits=BootLimits(),
+            max_bytes=256 * 1024 * 1024,
+        )
+
+    return Workloads(Hypervisor(tmp_path / "vms"), fetch, clock=clock)
+
+
+def _assignment(name: str, user_data: str, attempt: int = 1) -> dict[str, Any]:
+    return {
+        "name": name,
+        "attempt": attempt,
+        "image": TARGET,
+        "vcpus": 1,
+        "memoryMiB": 128,
+        "kernelArgs": "",
+        "userData": user_data,
+        "leaseSeconds": 15.0,
+    }
+
+
+async def _until(workloads: Workloads, name: str, phases: set[str]) -> dict[str, object]:
+    async with asyncio.timeout(BOOT_TIMEOUT):
+        while True:
+            for report in workloads.reports():
+                if report["name"] == name and report["phase"] in phases:
+                    return report
+            await asyncio.sleep(0.1)
+
+
+async def test_an_assigned_vm_runs_from_a_verified_image(vm_image: bytes, tmp_path: Path) -> None:
+    (tmp_path / "vms").mkdir()
+    repo = await asyncio.to_thread(_published, tmp_path, vm_image)
+    workloads = _workloads(repo, tmp_path, Clock())
+    try:
+        workloads.apply([_assignment("hello", "echo console-says-hi")])
+        report = await _until(workloads, "hello", {"Succeeded", "Failed"})
+        assert (report["phase"], report["exitCode"], report["attempt"]) == ("Succeeded", 0, 1)
+        assert "console-says-hi" in (workloads.console("hello") or [])
+    finally:
+        await workloads.close()
+
+
+async def test_a_tampered_image_is_never_started(vm_image: bytes, tmp_path: Path) -> None:
+    (tmp_path / "vms").mkdir()
+    repo = await asyncio.to_thread(_published, tmp_path, vm_image)
+    (stored,) = (repo.targets_dir / "vm-images/busybox/1.0.0").glob("*.image.tar")
+    data = bytearray(stored.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    stored.write_bytes(bytes(data))
+    workloads = _workloads(repo, tmp_path, Clock())
+    try:
+        workloads.apply([_assignment("evil", "echo pwned")])
+        report = await _until(workloads, "evil", {"Failed"})
+        assert "hash mismatch" in str(report["reason"])
+        assert workloads.console("evil") is None  # no QEMU was ever started
+    finally:
+        await workloads.close()
+
+
+async def test_an_unrenewed_lease_stops_the_vm_and_close_kills_the_rest(
+    vm_image: bytes, tmp_path: Path
+) -> None:
+    (tmp_path / "vms").mkdir()
+    repo = await asyncio.to_thread(_published, tmp_path, vm_image)
+    clock = Clock()
+    hypervisor_dir = tmp_path / "vms"
+    workloads = _workloads(repo, tmp_path, clock)
+    try:
+        workloads.apply([_assignment("a", "sleep 600"), _assignment("b", "sleep 600")])
+        await _until(workloads, "a", {"Running"})
+        await _until(workloads, "b", {"Running"})
+        clock.now = 10.0  # heartbeats still answered: the lease holds
+        await workloads.expire()
+        assert {r["name"] for r in workloads.reports()} == {"a", "b"}
+        workloads.apply([_assignment("a", "sleep 600"), _assignment("b", "sleep 600")])
+        # a partition: no reply renews the leases; once they ran out the VMs are stopped
+        clock.now = 10.0 + 15.0 + 0.5
+        async with asyncio.timeout(60):
+            while workloads.reports():
+                await workloads.expire()
+                await asyncio.sleep(0.1)
+        assert not any(hypervisor_dir.iterdir())
+        workloads.apply([_assignment("c", "sleep 600")])
+        await _until(workloads, "c", {"Running"})
+    finally:
+        await workloads.close()
+    assert workloads.reports() == []
+    assert not any(hypervisor_dir.iterdir())
