@@ -4,6 +4,10 @@ and labels, the short resource named, the busbar, rescheduling when a unit is lo
 from __future__ import annotations
 
 import datetime as dt
+import socket
+from pathlib import Path
+
+import httpx
 
 from racklet.api import (
     BmcRef,
@@ -18,8 +22,11 @@ from racklet.api import (
     find_condition,
 )
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
+from racklet.controller._http import create_machine_app
 from racklet.controller.reconcilers import MicroVMReconciler
 from racklet.controller.reconcilers._microvms import LEASE_SECONDS
+from racklet.net import AppServer, client_context, server_context
+from racklet.pki import RackCA
 from racklet.store import MemoryStore
 
 
@@ -152,3 +159,56 @@ async def test_a_never_restarted_vm_fails_with_its_unit() -> None:
     await rec.reconcile("once")
     vm = await store.get(MicroVM, "once")
     assert vm.status.phase == "Failed" and "unit-1 is powered off" in vm.status.reason
+
+
+async def test_the_heartbeat_carries_reports_in_and_assignments_out(tmp_path: Path) -> None:
+    """Over the real machine listener (mutual TLS, the unit's own certificate): the reply
+    names the unit's VMs with their lease; a report updates the VM's status, a report of an
+    older attempt (the VM moved meanwhile) changes nothing."""
+    store, beats, rec, _ = await _rack({"unit-1": "Running"})
+    await _vm(store, "web", userData="echo hi", vcpus=2)
+    await rec.reconcile("web")
+    ca = RackCA.create(tmp_path / "pki")
+    ca_path = tmp_path / "pki" / "ca.crt"
+    key, crt = ca.issue("racklet-controller", role="controller").write(tmp_path, "server")
+    unit_key, unit_crt = ca.issue("unit-1", role="unit/unit-1", client=True).write(
+        tmp_path, "unit-1"
+    )
+    queued: list[tuple[str, str]] = []
+    app = create_machine_app(beats, enqueue=lambda k, n: queued.append((k, n)), store=store)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = AppServer(
+        app,
+        port=port,
+        ssl_context=server_context(crt, key, ca=ca_path, require_client_cert=True),
+        name="machine",
+    )
+    await server.start()
+    body: dict[str, object] = {
+        "unit": "unit-1",
+        "agentUrl": "https://127.0.0.1:4000",
+        "osVersion": "racklet-os 1.0",
+    }
+    url = f"https://127.0.0.1:{port}/machine/v1/heartbeat"
+    try:
+        async with httpx.AsyncClient(verify=client_context(ca_path, unit_crt, unit_key)) as unit:
+            reply = (await unit.post(url, json=body)).json()
+            (assigned,) = reply["microvms"]
+            assert assigned["name"] == "web" and assigned["attempt"] == 1
+            assert assigned["image"] == "vm-images/busybox/1.0.0/image.tar"
+            assert (assigned["vcpus"], assigned["userData"]) == (2, "echo hi")
+            assert assigned["leaseSeconds"] > 0
+            stale = {"name": "web", "attempt": 0, "phase": "Failed", "exitCode": 9}
+            await unit.post(url, json={**body, "microvms": [stale]})
+            assert (await store.get(MicroVM, "web")).status.phase == "Scheduled"
+            done = {"name": "web", "attempt": 1, "phase": "Succeeded", "exitCode": 0}
+            reply = (await unit.post(url, json={**body, "microvms": [done]})).json()
+            assert reply["microvms"] == []  # finished: nothing left to run
+    finally:
+        await server.stop()
+    vm = await store.get(MicroVM, "web")
+    assert (vm.status.phase, vm.status.exit_code) == ("Succeeded", 0)
+    assert vm.status.console_url == "https://127.0.0.1:4000/vms/web/console"
+    assert ("MicroVM", "web") in queued
