@@ -24,6 +24,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("Release", "releases", ("rel",)),
     Kind("Rollout", "rollouts", ("ro",)),
     Kind("GitSource", "gitsources", ("gs",)),
+    Kind("MicroVM", "microvms", ("vm", "vms")),
     Kind("Event", "events", ("ev",)),
 )
 _BY_NAME = {alias: kind for kind in KINDS for alias in kind.names}
