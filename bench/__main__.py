@@ -20,6 +20,7 @@ BENCHMARKS = [
     "audit_overhead",
     "identity",
     "loop_lag_fuzz",
+    "microvm",
 ]
 
 
