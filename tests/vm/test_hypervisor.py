@@ -15,8 +15,13 @@ BOOT_TIMEOUT = 240.0  # TCG on a loaded 2-core machine; never a timed assertion
 
 
 async def _finished(hypervisor: Hypervisor, name: str) -> None:
-    async with asyncio.timeout(BOOT_TIMEOUT):
-        await hypervisor.vms[name].wait()
+    vm = hypervisor.vms[name]
+    try:
+        async with asyncio.timeout(BOOT_TIMEOUT):
+            await vm.wait()
+    except TimeoutError:  # say where the guest stopped, for the next look
+        tail = "\n".join(list(vm.state.console)[-15:])
+        pytest.fail(f"{name} did not finish in {BOOT_TIMEOUT:g} s; console tail:\n{tail}")
 
 
 async def test_a_vm_runs_its_command_and_reports_its_exit_code(

@@ -7,18 +7,36 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from prometheus_client.openmetrics.exposition import generate_latest
 
 from racklet.boot import BootLimits, TufRepository
 from racklet.boot._tuf_client import fetch_target
+from racklet.hw import UnitHost
 from racklet.node._hypervisor import Hypervisor
+from racklet.node._metrics import NodeMetrics, metrics_registry
 from racklet.node._workloads import Workloads
 from tests.ab.rig import DiskFetcher
 
 TARGET = "vm-images/busybox/1.0.0/image.tar"
 BOOT_TIMEOUT = 240.0
+
+
+class _Host:
+    """Enough of a unit for its metrics collector."""
+
+    def temperature_celsius(self) -> float:
+        return 40.0
+
+    def cpu_load(self) -> float:
+        return 0.0
+
+    class clock:
+        @staticmethod
+        def monotonic() -> float:
+            return 1.0
 
 
 class Clock:
@@ -87,6 +105,20 @@ async def test_an_assigned_vm_runs_from_a_verified_image(vm_image: bytes, tmp_pa
         report = await _until(workloads, "hello", {"Succeeded", "Failed"})
         assert (report["phase"], report["exitCode"], report["attempt"]) == ("Succeeded", 0, 1)
         assert "console-says-hi" in (workloads.console("hello") or [])
+        metrics = NodeMetrics(cast(UnitHost, _Host()), "unit-1", "1.0", 0.0)
+        metrics.vms = workloads.reports
+        text = generate_latest(metrics_registry(metrics)).decode()  # type: ignore[no-untyped-call]
+        assert 'racklet_vm_phase{phase="Succeeded",unit="unit-1",vm="hello"} 1.0' in text
+        assert 'racklet_vm_cpu_seconds_total{unit="unit-1",vm="hello"}' in text
+        # deleted while it boots: the next reply no longer names it; nothing is left running
+        workloads.apply([_assignment("slow", "sleep 600")])
+        await _until(workloads, "slow", {"Starting", "Running"})
+        workloads.apply([])
+        async with asyncio.timeout(60):
+            while workloads.reports():
+                await workloads.expire()
+                await asyncio.sleep(0.1)
+        assert not any((tmp_path / "vms").iterdir())
     finally:
         await workloads.close()
 

@@ -6,7 +6,7 @@ unit) without clashing, and every scrape shows the unit as it is now.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -31,6 +31,8 @@ class NodeMetrics(Collector):
     """The unit's temperature, load, uptime, heartbeat outcomes and OS version."""
 
     def __init__(self, host: UnitHost, unit: str, version: str, started: float) -> None:
+        self.vms: Callable[[], list[dict[str, object]]] = list
+        """The agent's VM reports (set once its workloads exist), for per-VM metrics."""
         self._host = host
         self._unit = unit
         self._version = version
@@ -68,9 +70,31 @@ class NodeMetrics(Collector):
         for result, count in self.heartbeats.items():
             beats.add_metric([self._unit, result], count)
         yield beats
+        yield from self._vm_metrics()
         info = InfoMetricFamily("racklet_node", "The unit's OS.", labels=["unit"])
         info.add_metric(unit, {"version": self._version})
         yield info
+
+    def _vm_metrics(self) -> Iterator[Metric]:
+        reports = self.vms()
+        cpu = CounterMetricFamily(
+            "racklet_vm_cpu_seconds",
+            "CPU time of each MicroVM's QEMU process.",
+            labels=["unit", "vm"],
+        )
+        phase = GaugeMetricFamily(
+            "racklet_vm_phase",
+            "1 for each MicroVM's current phase.",
+            labels=["unit", "vm", "phase"],
+        )
+        for report in reports:
+            name = str(report["name"])
+            cpu_seconds = report.get("cpuSeconds")
+            if isinstance(cpu_seconds, int | float):
+                cpu.add_metric([self._unit, name], float(cpu_seconds))
+            phase.add_metric([self._unit, name, str(report["phase"])], 1.0)
+        yield cpu
+        yield phase
 
 
 def metrics_registry(metrics: NodeMetrics) -> CollectorRegistry:

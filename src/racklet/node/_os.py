@@ -74,6 +74,7 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
             logger.error(str(exc))
         client_ssl = await asyncio.to_thread(unit_client_context, booted.trust, booted.identity)
         workloads = _workloads(host, booted, client_ssl)
+        metrics.vms = workloads.reports
         heartbeat = Heartbeat(host, booted, metrics, client_ssl, logger, workloads)
         heartbeat_task = asyncio.create_task(heartbeat.run(), name=f"heartbeat:{booted.unit}")
         console(f"racklet-agent: heartbeat to {heartbeat.url}")
