@@ -53,9 +53,12 @@ from racklet.controller._status import install_error_handlers, status_response
 from racklet.controller._tokens import Authenticator, TokenRequest, authorise, token_router
 from racklet.controller._workloads import exchange
 from racklet.limits import LIMITS, parse_json
+from racklet.log import get_logger
 from racklet.net import peer_identity, unit_of
-from racklet.store import Conflict, Store
+from racklet.store import Conflict, Store, StoreError
 from racklet.web import static_app
+
+log = get_logger("controller.http")
 
 Enqueue = Callable[[str, str], None]
 _WRITE_ATTEMPTS = 8
@@ -255,7 +258,11 @@ def create_machine_app(
         heartbeats.record(body)
         enqueue("ComputeUnit", body.unit)
         if store is not None:
-            assigned = await exchange(store, body.unit, body.microvms, body.agent_url)
+            try:
+                assigned = await exchange(store, body.unit, body.microvms, body.agent_url)
+            except StoreError as exc:  # the heartbeat itself is recorded; VMs wait for the next
+                log.warning("heartbeat of %s: MicroVMs not exchanged: %s", body.unit, exc)
+                return status_response(200, "heartbeat recorded", reason="OK")
             for report in body.microvms:
                 enqueue("MicroVM", report.name)
             return JSONResponse({"message": "heartbeat recorded", "microvms": assigned})

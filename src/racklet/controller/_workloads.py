@@ -15,7 +15,7 @@ from typing import Any
 from racklet.api import TERMINAL_VM_PHASES, MicroVM, utcnow
 from racklet.controller._heartbeats import VmReport
 from racklet.controller.reconcilers._microvms import LEASE_SECONDS
-from racklet.store import Conflict, Store
+from racklet.store import Conflict, Fenced, Store
 
 VM_CHANNEL = "vm-images"
 IMAGE_FILE = "image.tar"
@@ -62,8 +62,9 @@ async def exchange(
             status.finished_time = utcnow()
         if status != vm.status:
             vm.status = status
-            # On a conflict the reconciler moved it meanwhile; the next heartbeat reports again.
-            with contextlib.suppress(Conflict):
+            # On a conflict the reconciler moved it meanwhile; a follower of an HA rack may
+            # not write (Fenced): the leader gets the same report. Either way it comes again.
+            with contextlib.suppress(Conflict, Fenced):
                 await store.update_status(vm)
     return [
         assignment(v)
