@@ -72,23 +72,26 @@ class Workloads:
 
     async def _start(self, name: str, attempt: int, item: dict[str, Any]) -> None:
         try:
-            request = VmRequest(
-                name,
-                attempt,
-                vcpus=int(item["vcpus"]),
-                memory_mib=int(item["memoryMiB"]),
-                kernel_args=str(item.get("kernelArgs", "")),
-                user_data=str(item.get("userData", "")),
-            )
-            image = await self._fetch(str(item["image"]))
-        except (RackletError, KeyError, TypeError, ValueError) as exc:
-            state = VmState(name, attempt, phase="Failed", reason=f"image not started: {exc}")
-            self._failed[name] = state
-            log.warning("vm %s not started: %s", name, exc)
-            return
+            try:
+                request = VmRequest(
+                    name,
+                    attempt,
+                    vcpus=int(item["vcpus"]),
+                    memory_mib=int(item["memoryMiB"]),
+                    kernel_args=str(item.get("kernelArgs", "")),
+                    user_data=str(item.get("userData", "")),
+                )
+                image = await self._fetch(str(item["image"]))
+            except (RackletError, KeyError, TypeError, ValueError) as exc:
+                reason = f"image not started: {exc}"
+                self._failed[name] = VmState(name, attempt, phase="Failed", reason=reason)
+                log.warning("vm %s not started: %s", name, exc)
+                return
+            await self._hypervisor.start(request, image)
         finally:
-            self._starting.pop(name, None)
-        await self._hypervisor.start(request, image)
+            # a newer attempt may have replaced this task meanwhile: leave its entry alone
+            if self._starting.get(name) is asyncio.current_task():
+                del self._starting[name]
 
     def _drop(self, name: str, why: str) -> None:
         log.info("stopping vm %s: %s", name, why)
@@ -121,6 +124,7 @@ class Workloads:
         out += [
             {"name": name, "attempt": self._attempts.get(name, 0), "phase": "Starting"}
             for name in self._starting
+            if name not in self._hypervisor.vms
         ]
         return out
 
