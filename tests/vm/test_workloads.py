@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -58,7 +59,12 @@ def _published(tmp_path: Path, image: bytes) -> TufRepository:
     return repo
 
 
-def _workloads(repo: TufRepository, tmp_path: Path, clock: Clock) -> Workloads:
+def _workloads(
+    repo: TufRepository,
+    tmp_path: Path,
+    clock: Clock,
+    on_load: Callable[[float], None] | None = None,
+) -> Workloads:
     async def fetch(target: str) -> bytes:
         return await asyncio.to_thread(
             fetch_target,
@@ -71,7 +77,7 @@ def _workloads(repo: TufRepository, tmp_path: Path, clock: Clock) -> Workloads:
             max_bytes=256 * 1024 * 1024,
         )
 
-    return Workloads(Hypervisor(tmp_path / "vms"), fetch, clock=clock)
+    return Workloads(Hypervisor(tmp_path / "vms"), fetch, clock=clock, on_load=on_load)
 
 
 def _assignment(name: str, user_data: str, attempt: int = 1) -> dict[str, Any]:
@@ -88,12 +94,16 @@ def _assignment(name: str, user_data: str, attempt: int = 1) -> dict[str, Any]:
 
 
 async def _until(workloads: Workloads, name: str, phases: set[str]) -> dict[str, object]:
-    async with asyncio.timeout(BOOT_TIMEOUT):
-        while True:
-            for report in workloads.reports():
-                if report["name"] == name and report["phase"] in phases:
-                    return report
-            await asyncio.sleep(0.1)
+    try:
+        async with asyncio.timeout(BOOT_TIMEOUT):
+            while True:
+                for report in workloads.reports():
+                    if report["name"] == name and report["phase"] in phases:
+                        return report
+                await asyncio.sleep(0.1)
+    except TimeoutError:  # say where the guest stopped, for the next look
+        tail = "\n".join((workloads.console(name) or [])[-15:])
+        pytest.fail(f"{name} not {phases} in {BOOT_TIMEOUT:g} s; console tail:\n{tail}")
 
 
 async def test_an_assigned_vm_runs_from_a_verified_image(vm_image: bytes, tmp_path: Path) -> None:
@@ -169,3 +179,30 @@ async def test_an_unrenewed_lease_stops_the_vm_and_close_kills_the_rest(
         await workloads.close()
     assert workloads.reports() == []
     assert not any(hypervisor_dir.iterdir())
+
+
+async def test_a_spinning_vm_is_the_units_load(vm_image: bytes, tmp_path: Path) -> None:
+    """Compute becomes watts: the QEMU process's CPU time, over the unit's 4 cores, is the
+    load the twin's power curve follows; 0 again once the VM is gone."""
+    (tmp_path / "vms").mkdir()
+    repo = await asyncio.to_thread(_published, tmp_path, vm_image)
+    loads: list[float] = []
+    workloads = _workloads(repo, tmp_path, Clock(), on_load=loads.append)
+    try:
+        workloads.apply([_assignment("spin", "while :; do :; done")])
+        await _until(workloads, "spin", {"Running"})
+        loads.clear()
+        for _ in range(20):
+            await workloads.expire()
+            await asyncio.sleep(0.1)
+        assert loads and max(loads) > 0.1, loads  # one busy vCPU of 4 cores: about 0.25
+        assert max(loads) <= 0.5, loads  # never more than the VM's one vCPU could use (+ QEMU)
+        workloads.apply([])
+        async with asyncio.timeout(60):
+            while workloads.reports():
+                await workloads.expire()
+                await asyncio.sleep(0.1)
+        await workloads.expire()
+        assert loads[-1] == 0.0
+    finally:
+        await workloads.close()

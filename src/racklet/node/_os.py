@@ -124,7 +124,9 @@ def _workloads(host: UnitHost, booted: BootedPayload, client_ssl: ssl.SSLContext
             max_bytes=MAX_IMAGE_BYTES,
         )
 
-    return Workloads(Hypervisor(), fetch)
+    # The twin's unit takes its VMs' CPU share as its load (its power curve follows); a real
+    # unit's load is simply measured, so there is nothing to set.
+    return Workloads(Hypervisor(), fetch, on_load=getattr(host, "set_load", None))
 
 
 async def _restart(host: UnitHost, reason: str, logger: ContextLogger) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,7 +32,12 @@ class Workloads:
         fetch: Fetch,
         *,
         clock: Callable[[], float] | None = None,
+        cores: int = 4,
+        on_load: Callable[[float], None] | None = None,
     ) -> None:
+        self._cores = cores
+        self._on_load = on_load
+        self._last_cpu: tuple[float, float] | None = None  # (wall time, CPU seconds)
         self._hypervisor = hypervisor
         self._fetch = fetch
         self._clock = clock or asyncio.get_running_loop().time
@@ -103,8 +109,34 @@ class Workloads:
             task.cancel()
         self._stopping.add(asyncio.create_task(self._hypervisor.remove(name)))
 
+    def load(self) -> float | None:
+        """The share of the unit's cores its VMs used since the last call (0..1), from the
+        QEMU processes' CPU time; None on the first call and while no VM ever ran."""
+        wall, used = time.monotonic(), self._hypervisor.cpu_seconds()
+        last, self._last_cpu = self._last_cpu, (wall, used)
+        if last is None or wall <= last[0]:
+            return None
+        return min(1.0, max(0.0, (used - last[1]) / (wall - last[0]) / self._cores))
+
+    def _report_load(self) -> None:
+        """Compute becomes watts: in the twin the VMs' CPU share is the unit's load, which
+        drives its power curve. Reported only while this agent runs VMs (and once more as 0
+        when the last one ended), so a load set by other means is left alone otherwise."""
+        if self._on_load is None:
+            return
+        busy = bool(self._hypervisor.vms)
+        share = self.load() if busy or self._last_cpu is not None else None
+        if not busy:
+            self._last_cpu = None
+            if share is not None:
+                self._on_load(0.0)
+            return
+        if share is not None:
+            self._on_load(share)
+
     async def expire(self) -> None:
-        """Stop every VM whose lease ran out (called on the OS's poll)."""
+        """Stop every VM whose lease ran out, and report the VMs' load (the OS's poll)."""
+        self._report_load()
         now = self._clock()
         for name, until in list(self._leases.items()):
             if until <= now:
