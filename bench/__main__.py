@@ -29,6 +29,7 @@ BENCHMARKS = [
     "switch_relay",
     "switch_boot",
     "switch_rack_up",
+    "microvm",
 ]
 
 

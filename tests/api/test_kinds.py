@@ -37,7 +37,9 @@ def gitsource(**spec: Any) -> dict[str, Any]:
 
 
 def test_every_kind_is_registered() -> None:
-    assert set(KINDS) == {"Rack", "ComputeUnit", "Release", "Rollout", "GitSource", "Fault"}
+    assert set(KINDS) == {
+        "Rack", "ComputeUnit", "Release", "Rollout", "GitSource", "Fault", "MicroVM"
+    }  # fmt: skip
 
 
 def test_gitsource_defaults_and_round_trip() -> None:

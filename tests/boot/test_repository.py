@@ -56,6 +56,7 @@ def test_public_surface_is_pinned() -> None:
         "UnitIdentity",
         "VerificationError",
         "build_default_payload",
+        "fetch_verified_target",
         "ensure_boot_repository",
         "parse_agent_config",
         "refresh_timestamp",

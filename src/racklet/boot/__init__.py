@@ -18,6 +18,7 @@ from racklet.boot._default_repo import ensure_boot_repository
 from racklet.boot._identity import unit_client_context, unit_server_context
 from racklet.boot._manifest import AgentConfig, PayloadManifest, parse_agent_config
 from racklet.boot._payload import MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, build_default_payload
+from racklet.boot._tuf_client import fetch_verified_target
 from racklet.boot._tuf_repo import (
     Expiry,
     PublishedRelease,
@@ -78,6 +79,7 @@ __all__ = [
     "VerificationError",
     "build_default_payload",
     "ensure_boot_repository",
+    "fetch_verified_target",
     "parse_agent_config",
     "refresh_timestamp",
     "unit_client_context",

@@ -15,6 +15,8 @@ are translated here into :mod:`racklet.boot.errors`, each message naming what wa
 
 from __future__ import annotations
 
+import ssl
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from tuf.api import exceptions as tuf_errors
 from racklet.boot._digest import StreamCheck
 from racklet.boot._manifest import PayloadManifest, ReleasePointer, parse_release_pointer
 from racklet.boot._slots import SlotWriter
+from racklet.boot._stream_fetch import StreamFetcher
 from racklet.boot._tuf_api import (
     FetcherInterface,
     Metadata,
@@ -33,7 +36,7 @@ from racklet.boot._tuf_api import (
     UpdaterConfig,
 )
 from racklet.boot._tuf_updater import StrictUpdater
-from racklet.boot._types import BootLimits
+from racklet.boot._types import BootLimits, TrustBundle
 from racklet.boot.errors import (
     BootError,
     FetchError,
@@ -46,6 +49,7 @@ from racklet.boot.errors import (
 from racklet.config import make_dir
 
 POINTER = "current.json"
+BOOT_V1 = "/boot/v1"  # where the machine listener serves TUF (client.BOOT_PATH)
 
 
 @dataclass(frozen=True)
@@ -268,3 +272,84 @@ def translate(exc: Exception) -> BootError:
     if isinstance(exc, tuf_errors.RepositoryError):
         return MetadataError(f"TUF metadata rejected: {text}")
     return TrustError(f"the TUF root from the BMC is unusable: {text}")
+
+
+def fetch_target(
+    *,
+    root: bytes,
+    metadata_dir: Path,
+    base_url: str,
+    target_path: str,
+    fetcher: FetcherInterface,
+    limits: BootLimits,
+    max_bytes: int,
+    target_base_url: str | None = None,
+) -> bytes:
+    """One target, verified: refresh the metadata (anchored in ``root``), resolve
+    ``target_path`` through the delegations and stream its bytes against the signed length
+    and hashes. What the agent runs VM images through; blocking, like ``open_channel``."""
+    own_targets = f"{base_url}/targets/"
+    targets_url = target_base_url or own_targets
+    try:
+        make_dir(metadata_dir)
+        updater = StrictUpdater(
+            str(metadata_dir),
+            f"{base_url}/metadata/",
+            target_base_url=targets_url,
+            fetcher=fetcher,
+            config=updater_config(limits),
+            bootstrap=root,
+        )
+        updater.refresh()
+        info = updater.get_targetinfo(target_path)
+        if info is None:
+            raise ManifestError(f"{target_path} is not a signed target")
+        if info.length > max_bytes:
+            raise ManifestError(f"{target_path} of {info.length} bytes exceeds {max_bytes}")
+        targets = _Targets(
+            fetcher,
+            targets_url,
+            _consistent(metadata_dir),
+            limits,
+            fallback_url=own_targets if targets_url != own_targets else None,
+        )
+        return targets.to_bytes(info)
+    except BootError:
+        raise
+    except (tuf_errors.RepositoryError, tuf_errors.DownloadError, ValueError) as exc:
+        raise translate(exc) from exc
+    except OSError as exc:
+        raise BootError(f"unit storage failed: {exc}") from exc
+
+
+def fetch_verified_target(
+    trust: TrustBundle,
+    ssl_context: ssl.SSLContext,
+    target_path: str,
+    metadata_dir: Path,
+    *,
+    max_bytes: int,
+    limits: BootLimits | None = None,
+) -> bytes:
+    """:func:`fetch_target` over mutual TLS from the boot and bulk-target servers the unit's
+    trust bundle names, with the unit's identity (``ssl_context``). Blocking."""
+    limits = limits or BootLimits()
+    fetcher = StreamFetcher(
+        ssl_context=ssl_context,
+        connect_timeout=limits.connect_timeout,
+        read_timeout=limits.read_timeout,
+        deadline=time.monotonic() + limits.total_timeout,
+    )
+    try:
+        return fetch_target(
+            root=trust.tuf_root,
+            metadata_dir=metadata_dir,
+            base_url=f"{trust.boot_server}{BOOT_V1}",
+            target_base_url=trust.targets_url,
+            target_path=target_path,
+            fetcher=fetcher,
+            limits=limits,
+            max_bytes=max_bytes,
+        )
+    finally:
+        fetcher.close()

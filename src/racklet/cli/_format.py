@@ -169,6 +169,40 @@ _ROWS = {
     "GitSource": _gitsource_row,
     "Fault": _fault_row,
 }
+_HEADERS["MicroVM"] = (
+    ("NAME", "PHASE", "UNIT", "VCPUS", "MEMORY(MiB)", "EXIT", "AGE"),
+    ("IMAGE", "ATTEMPT", "CPU(s)", "MESSAGE"),
+)
+
+
+def _microvm_row(vm: dict[str, Any], wide: bool) -> tuple[str, ...]:
+    spec, status = vm.get("spec", {}), vm.get("status", {})
+    exit_code = status.get("exitCode")
+    row: tuple[str, ...] = (
+        vm["metadata"]["name"],
+        str(status.get("phase", "Pending")),
+        str(status.get("unit") or "-"),
+        str(spec.get("vcpus", "")),
+        str(spec.get("memoryMiB", "")),
+        "-" if exit_code is None else str(exit_code),
+        age(vm["metadata"].get("creationTimestamp")),
+    )
+    if wide:
+        image = spec.get("image", {})
+        message = status.get("reason") or _cond_message(vm, "Scheduled")
+        cpu = status.get("cpuSeconds")
+        row += (
+            f"{image.get('name', '')}:{image.get('version', '')}",
+            str(status.get("attempt", 0)),
+            "-" if cpu is None else f"{cpu:.2f}",
+            message,
+        )
+    return row
+
+
+_ROWS["MicroVM"] = _microvm_row
+
+
 _GENERIC = (("NAME", "PHASE", "READY", "AGE"), ("MESSAGE",))
 
 

@@ -25,6 +25,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("Rollout", "rollouts", ("ro",)),
     Kind("GitSource", "gitsources", ("gs",)),
     Kind("Fault", "faults", ("ft",)),
+    Kind("MicroVM", "microvms", ("vm", "vms")),
     Kind("Event", "events", ("ev",)),
 )
 _BY_NAME = {alias: kind for kind in KINDS for alias in kind.names}

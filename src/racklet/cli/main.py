@@ -19,6 +19,7 @@ from racklet.cli._apply import cmd_apply
 from racklet.cli._audit import add_audit_parser, cmd_audit
 from racklet.cli._client import ApiClient, bmc_identity
 from racklet.cli._faults import add_fault_parser, add_slot_parser, cmd_fault, cmd_slot
+from racklet.cli._image import add_image_parser, cmd_image
 from racklet.cli._pki import add_pki_parser, cmd_pki
 from racklet.cli._prometheus import add_prometheus_parser, cmd_prometheus
 from racklet.cli._release import add_release_parser, cmd_release
@@ -181,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
     add_release_parser(commands)
+    add_image_parser(commands)
     add_pki_parser(commands)
     add_rpi_parser(commands)
     add_token_parser(commands)
@@ -337,6 +339,7 @@ _COMMANDS = {
     "gitops": cmd_gitops,
     "completion": cmd_completion,
     "release": cmd_release,
+    "image": cmd_image,
     "pki": cmd_pki,
     "rpi": cmd_rpi,
     "token": cmd_token,

@@ -19,6 +19,17 @@ from racklet.api import utcnow
 from racklet.api._meta import DnsLabel, Model
 
 
+class VmReport(Model):
+    """What an agent says about one of its VMs."""
+
+    name: DnsLabel
+    attempt: Annotated[int, Field(ge=0)]
+    phase: Annotated[str, Field(max_length=20)]
+    exit_code: int | None = None
+    reason: Annotated[str, Field(max_length=500)] = ""
+    cpu_seconds: Annotated[float, Field(ge=0)] | None = None
+
+
 class HeartbeatBody(Model):
     """What an OS agent POSTs to ``/machine/v1/heartbeat``."""
 
@@ -30,6 +41,10 @@ class HeartbeatBody(Model):
     cpu_load: Annotated[float, Field(ge=0, le=1)] | None = None
     stress_job: Annotated[str, Field(max_length=64)] | None = None
     """The stress job the agent last took (so the controller stops offering it)."""
+    cores: Annotated[int, Field(ge=1, le=1024)] | None = None
+    """The unit's size for the MicroVM scheduler (absent from agents that run no VMs)."""
+    memory_mi_b: Annotated[int | None, Field(ge=1, alias="memoryMiB")] = None
+    microvms: Annotated[list[VmReport], Field(max_length=256)] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -55,11 +55,15 @@ from racklet.controller._status import install_error_handlers, status_response
 from racklet.controller._stress import add_stress_route, job_for_heartbeat
 from racklet.controller._tokens import Authenticator, TokenRequest, authorise, token_router
 from racklet.controller._ui import ConsoleSource, ui_router
+from racklet.controller._workloads import exchange
 from racklet.limits import LIMITS, parse_json
+from racklet.log import get_logger
 from racklet.metrics import metrics_response
 from racklet.net import peer_identity, unit_of
-from racklet.store import Conflict, Store
+from racklet.store import Conflict, Store, StoreError
 from racklet.web import static_app
+
+log = get_logger("controller.http")
 
 Enqueue = Callable[[str, str], None]
 _WRITE_ATTEMPTS = 8
@@ -253,7 +257,9 @@ def create_machine_app(
     boot_app: ASGIApp | None = None,
     store: Store | None = None,
 ) -> FastAPI:
-    """``store``: where stress jobs wait for their unit's heartbeat (none: no jobs)."""
+    """With ``store``: stress jobs wait there for their unit's heartbeat, and a heartbeat also
+    carries the unit's MicroVM reports and is answered with its VM assignments
+    (``racklet.controller._workloads``), both in the reply's ``details``."""
     app = FastAPI(title="Racklet machines", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
 
@@ -267,10 +273,18 @@ def create_machine_app(
         heartbeats.record(body)
         enqueue("ComputeUnit", body.unit)
         job = None if store is None else await job_for_heartbeat(store, body.unit, body.stress_job)
-        if job is None:
-            return status_response(200, "heartbeat recorded", reason="OK")
-        details = {"stressJob": job.model_dump()}
-        return status_response(200, "heartbeat recorded", reason="OK", details=details)
+        details: dict[str, Any] = {} if job is None else {"stressJob": job.model_dump()}
+        if store is not None:
+            try:
+                details["microvms"] = await exchange(
+                    store, body.unit, body.microvms, body.agent_url
+                )
+            except StoreError as exc:  # the heartbeat itself is recorded; VMs wait for the next
+                log.warning("heartbeat of %s: MicroVMs not exchanged: %s", body.unit, exc)
+            else:
+                for report in body.microvms:
+                    enqueue("MicroVM", report.name)
+        return status_response(200, "heartbeat recorded", reason="OK", details=details or None)
 
     if boot_app is not None:
         app.mount("/boot/v1", boot_app, name="boot")

@@ -28,6 +28,7 @@ from racklet.api import (
     ComputeUnitSpec,
     Fault,
     GitSource,
+    MicroVM,
     ObjectMeta,
     Rack,
     RackSpec,
@@ -47,7 +48,12 @@ from racklet.controller._releases import register_release_reconcilers
 from racklet.controller._runtime import Registry, Runtime
 from racklet.controller._services import Hooks, Services
 from racklet.controller.errors import ControllerError
-from racklet.controller.reconcilers import ComputeUnitReconciler, FaultReconciler, RackReconciler
+from racklet.controller.reconcilers import (
+    ComputeUnitReconciler,
+    FaultReconciler,
+    MicroVMReconciler,
+    RackReconciler,
+)
 from racklet.log import get_logger
 from racklet.net import AppServer, ca_trust_domain, client_context, server_context, spiffe_id
 from racklet.pki import CRL_NAME, RackCA, server_context_with_crl, write_crl
@@ -278,6 +284,7 @@ class Controller:
             Fault,
             FaultReconciler(acting, self.hardware, wake=lambda name: enqueue("ComputeUnit", name)),
         )
+        self.registry.register(MicroVM, MicroVMReconciler(acting, self.heartbeats))
         self.gitops = GitSources(acting, layout.controller / "gitops", enqueue)
         self.registry.register(GitSource, self.gitops)
         register_release_reconcilers(

@@ -19,6 +19,7 @@ from racklet.hw import UnitHost
 from racklet.log import ContextLogger
 from racklet.node._metrics import NodeMetrics
 from racklet.node._stress import StressRunner
+from racklet.node._workloads import Workloads
 
 HEARTBEAT_PATH = "/machine/v1/heartbeat"
 MAX_BACKOFF_SECONDS = 30.0
@@ -36,7 +37,9 @@ class HeartbeatSender:
         ssl_context: ssl.SSLContext,
         logger: ContextLogger,
         stress: StressRunner | None = None,
+        workloads: Workloads | None = None,
     ) -> None:
+        self._workloads = workloads
         self._host = host
         self._booted = booted
         self._metrics = metrics
@@ -56,6 +59,7 @@ class HeartbeatSender:
             "temperatureCelsius": round(self._host.temperature_celsius(), 2),
             "cpuLoad": round(self._host.cpu_load(), 4),
             "stressJob": self._stress.last_job if self._stress is not None else None,
+            **({"microvms": self._workloads.reports()} if self._workloads is not None else {}),
         }
 
     def next_delay(self, failures: int) -> float:
@@ -87,6 +91,7 @@ class HeartbeatSender:
         if problem is None:
             self._metrics.round_trip(url, time.monotonic() - started)
             await self._take_job(response)
+            self._take_assignments(response)
             if url in self._failing:
                 self._failing.discard(url)
                 self._logger.info(f"heartbeats to {url} go through again")
@@ -107,6 +112,18 @@ class HeartbeatSender:
             return
         if isinstance(details, dict) and "stressJob" in details:
             await self._stress.offer(details["stressJob"])
+
+    def _take_assignments(self, response: httpx.Response) -> None:
+        """The reply names the VMs this unit should run (a controller that runs no
+        scheduler answers without the field: nothing changes)."""
+        if self._workloads is None:
+            return
+        try:
+            assigned = (response.json().get("details") or {}).get("microvms")
+        except (ValueError, AttributeError):
+            return
+        if isinstance(assigned, list):
+            self._workloads.apply([a for a in assigned if isinstance(a, dict)])
 
     async def run(self) -> None:
         failures = 0

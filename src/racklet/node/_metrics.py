@@ -6,7 +6,7 @@ unit) without clashing, and every scrape shows the unit as it is now.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -26,6 +26,8 @@ class NodeMetrics(Collector):
     """The unit's temperature, load, uptime, heartbeat outcomes and OS version."""
 
     def __init__(self, host: UnitHost, unit: str, version: str, started: float) -> None:
+        self.vms: Callable[[], list[dict[str, object]]] = list
+        """The agent's VM reports (set once its workloads exist), for per-VM metrics."""
         self._host = host
         self._unit = unit
         self._version = version
@@ -77,11 +79,33 @@ class NodeMetrics(Collector):
         for url, seconds in self.round_trips.items():
             rtt.add_metric([self._unit, url], seconds)
         yield rtt
+        yield from self._vm_metrics()
         info = GaugeMetricFamily(
             "racklet_node_info", "The unit's OS; always 1.", labels=["unit", "version"]
         )
         info.add_metric([self._unit, self._version], 1.0)
         yield info
+
+    def _vm_metrics(self) -> Iterator[Metric]:
+        reports = self.vms()
+        cpu = CounterMetricFamily(
+            "racklet_vm_cpu_seconds",
+            "CPU time of each MicroVM's QEMU process.",
+            labels=["unit", "vm"],
+        )
+        phase = GaugeMetricFamily(
+            "racklet_vm_phase",
+            "1 for each MicroVM's current phase.",
+            labels=["unit", "vm", "phase"],
+        )
+        for report in reports:
+            name = str(report["name"])
+            cpu_seconds = report.get("cpuSeconds")
+            if isinstance(cpu_seconds, int | float):
+                cpu.add_metric([self._unit, name], float(cpu_seconds))
+            phase.add_metric([self._unit, name, str(report["phase"])], 1.0)
+        yield cpu
+        yield phase
 
 
 def metrics_registry(metrics: NodeMetrics) -> CollectorRegistry:

@@ -11,8 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 
-from racklet.boot import BootedPayload, unit_client_context, unit_server_context
+from racklet.boot import (
+    BootedPayload,
+    fetch_verified_target,
+    unit_client_context,
+    unit_server_context,
+)
 from racklet.errors import RackletError
 from racklet.hw import Activity, UnitHost
 from racklet.link import LinkClient, LinkError
@@ -20,9 +26,12 @@ from racklet.log import ContextLogger, get_logger
 from racklet.net import AppServer
 from racklet.node._health import TrialCheck, link_request
 from racklet.node._heartbeat import HeartbeatSender
+from racklet.node._hypervisor import Hypervisor
 from racklet.node._metrics import NodeMetrics, create_agent_app, metrics_registry
 from racklet.node._stress import StressRunner
+from racklet.node._workloads import Workloads
 from racklet.node.errors import AgentServerError
+from racklet.vm._image import MAX_IMAGE_BYTES
 
 SHUTDOWN_POLL_SECONDS = 0.25
 LINK_TIMEOUT_SECONDS = 10.0  # wall clock: a hung BMC must not keep the OS from coming up
@@ -57,6 +66,7 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
     server: AppServer | None = None
     heartbeat_task: asyncio.Task[None] | None = None
     stress = StressRunner(host, logger, console)
+    workloads: Workloads | None = None
     try:
         try:
             server = await _start_agent(host, booted, metrics)
@@ -65,7 +75,9 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
             console(f"racklet-agent: {exc}")
             logger.error(str(exc))
         client_ssl = await asyncio.to_thread(unit_client_context, booted.trust, booted.identity)
-        heartbeat = HeartbeatSender(host, booted, metrics, client_ssl, logger, stress)
+        workloads = _workloads(host, booted, client_ssl)
+        metrics.vms = workloads.reports
+        heartbeat = HeartbeatSender(host, booted, metrics, client_ssl, logger, stress, workloads)
         heartbeat_task = asyncio.create_task(heartbeat.run(), name=f"heartbeat:{booted.unit}")
         console(f"racklet-agent: heartbeat to {heartbeat.url}")
         trial = TrialCheck(host, booted, booted.trial, started) if booted.trial else None
@@ -81,6 +93,7 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
                     console(f"racklet-agent: {verdict.reason}; rebooting to the committed slot")
                     if not await _restart(host, verdict.reason, logger):
                         break
+            await workloads.expire()
             await host.clock.sleep(SHUTDOWN_POLL_SECONDS)
         else:
             console("racklet-os: shutdown requested; stopping services")
@@ -90,11 +103,33 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat_task
         await stress.stop()
+        if workloads is not None:
+            await workloads.close()  # a power cut or a halt kills every VM of the unit
         if server is not None:
             await server.stop()
     console("reboot: System halted")
     logger.info("halted")
     host.set_activity(Activity.HALTED)
+
+
+def _workloads(host: UnitHost, booted: BootedPayload, client_ssl: ssl.SSLContext) -> Workloads:
+    """The unit's MicroVMs: images come TUF-verified from the rack's boot server, with the
+    BMC-held root, into a metadata cache of their own on the unit's storage."""
+    metadata = host.storage / "tuf-vm" / "metadata"
+
+    async def fetch(target: str) -> bytes:
+        return await asyncio.to_thread(
+            fetch_verified_target,
+            booted.trust,
+            client_ssl,
+            target,
+            metadata,
+            max_bytes=MAX_IMAGE_BYTES,
+        )
+
+    # The twin's unit takes its VMs' CPU share as its load (its power curve follows); a real
+    # unit's load is simply measured, so there is nothing to set.
+    return Workloads(Hypervisor(), fetch, on_load=getattr(host, "set_load", None))
 
 
 async def _restart(host: UnitHost, reason: str, logger: ContextLogger) -> bool:

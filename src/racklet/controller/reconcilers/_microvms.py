@@ -1,0 +1,169 @@
+"""The MicroVM reconciler: schedule each VM, keep its lease, move it when its unit is lost.
+
+Level-triggered like the others: it reads the VM, the units (their phase and power state as
+the ComputeUnit reconciler observed them, their capacity from their agents' heartbeats) and
+the other VMs, and writes the VM's status. It never talks to a unit: the unit's agent picks
+its assignments up and reports the VM's phase (``status.phase`` beyond Scheduled is the
+agent's report).
+
+Exactly once: a VM assigned to a unit holds a lease (``status.leaseUntil``) that is renewed
+while its unit is Running. When the unit stops being Running, the VM is moved at once if the
+BMC says the unit is powered off or it is Absent (power fences it), else only after the
+lease ran out: an agent that cannot renew its lease stops its VMs before then, so after a
+partition heals the VM runs on one unit only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+
+from racklet.api import (
+    TERMINAL_VM_PHASES,
+    ComputeUnit,
+    Event,
+    MicroVM,
+    Rack,
+    set_condition,
+    utcnow,
+)
+from racklet.controller._heartbeats import HeartbeatRegistry
+from racklet.controller._scheduler import (
+    Placement,
+    UnitView,
+    expected_watts,
+    place,
+)
+from racklet.store import NotFound, Store
+
+LEASE_SECONDS = 15.0
+RECHECK_SECONDS = 1.0
+DEFAULT_CORES = 4
+DEFAULT_MEMORY_MIB = 4096
+"""A unit whose agent has not said its size yet counts as a 4 GB Raspberry Pi 4."""
+FENCED_PHASES = frozenset({"Off", "Absent"})
+
+
+class MicroVMReconciler:
+    def __init__(
+        self,
+        store: Store,
+        heartbeats: HeartbeatRegistry,
+        *,
+        now: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self._store = store
+        self._heartbeats = heartbeats
+        self._now = now
+
+    def _view(self, unit: ComputeUnit) -> UnitView:
+        beat = self._heartbeats.latest(unit.metadata.name)
+        cores = beat.body.cores if beat is not None and beat.body.cores else DEFAULT_CORES
+        memory = (
+            beat.body.memory_mi_b
+            if beat is not None and beat.body.memory_mi_b
+            else DEFAULT_MEMORY_MIB
+        )
+        return UnitView(
+            unit.metadata.name,
+            unit.status.phase == "Running",
+            cores,
+            memory,
+            dict(unit.metadata.labels),
+        )
+
+    async def reconcile(self, name: str) -> float | None:
+        try:
+            vm = await self._store.get(MicroVM, name)
+        except NotFound:
+            return None
+        if vm.status.phase in TERMINAL_VM_PHASES:
+            return None
+        units = {u.metadata.name: u for u in await self._store.list(ComputeUnit)}
+        status = vm.status.model_copy(deep=True)
+        gen = vm.metadata.generation
+        now = self._now()
+        events: list[Event] = []
+        if status.unit is not None:
+            unit = units.get(status.unit)
+            if unit is not None and unit.status.phase == "Running":
+                status.lease_until = now + dt.timedelta(seconds=LEASE_SECONDS)
+            else:
+                fenced = unit is None or unit.status.phase in FENCED_PHASES
+                fenced = fenced or (unit is not None and unit.status.power_state == "Off")
+                expired = status.lease_until is None or status.lease_until <= now
+                if fenced or expired:
+                    lost = status.unit
+                    how = "is powered off" if fenced else "missed its lease"
+                    if vm.spec.restart_policy == "Never":
+                        status.phase, status.reason = "Failed", f"unit {lost} {how}"
+                        events.append(
+                            Event.about("MicroVM", name, "UnitLost", status.reason, "Warning")
+                        )
+                    else:
+                        status.unit, status.lease_until = None, None
+                        status.phase, status.reason = "Pending", ""
+                        status.console_url = None
+                        events.append(
+                            Event.about(
+                                "MicroVM", name, "Rescheduling", f"unit {lost} {how}", "Warning"
+                            )
+                        )
+        if status.unit is None and status.phase not in TERMINAL_VM_PHASES:
+            vms = await self._store.list(MicroVM)
+            decision = place(
+                vm,
+                [self._view(u) for u in units.values()],
+                vms,
+                budget_headroom_watts=await self._headroom(units.values(), vms),
+            )
+            if isinstance(decision, Placement):
+                status.unit, status.phase = decision.unit, "Scheduled"
+                status.attempt += 1
+                status.lease_until = now + dt.timedelta(seconds=LEASE_SECONDS)
+                status.exit_code, status.reason = None, ""
+                message = f"assigned to {decision.unit} (attempt {status.attempt})"
+                set_condition(
+                    status.conditions,
+                    "Scheduled",
+                    "True",
+                    "Scheduled",
+                    message,
+                    observed_generation=gen,
+                )
+                events.append(Event.about("MicroVM", name, "Scheduled", message))
+            else:
+                status.phase = "Pending"
+                changed = set_condition(
+                    status.conditions,
+                    "Scheduled",
+                    "False",
+                    decision.reason,
+                    decision.message,
+                    observed_generation=gen,
+                )
+                if changed:
+                    events.append(
+                        Event.about("MicroVM", name, decision.reason, decision.message, "Warning")
+                    )
+        status.observed_generation = gen
+        if status != vm.status:
+            vm.status = status
+            await self._store.update_status(vm)
+        for event in events:
+            await self._store.record_event(event)
+        return RECHECK_SECONDS
+
+    async def _headroom(self, units: Iterable[ComputeUnit], vms: list[MicroVM]) -> float | None:
+        """The busbar's rating less what the rack draws and what assigned VMs will add."""
+        racks = await self._store.list(Rack)
+        if not racks:
+            return None
+        rated = racks[0].spec.psu_rated_watts
+        drawn = sum(u.status.power_watts or 0.0 for u in units)
+        coming = sum(
+            expected_watts(v)
+            for v in vms
+            if v.status.unit and v.status.phase in ("Scheduled", "Starting")
+        )
+        return rated - drawn - coming

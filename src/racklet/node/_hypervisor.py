@@ -1,0 +1,233 @@
+"""The unit's hypervisor: one QEMU process per microVM, owned by the OS agent.
+
+A VM is started only from an image TUF already verified (the caller hands over its bytes;
+this module parses them and never fetches anything). QEMU runs as an asyncio subprocess, so
+nothing blocks the event loop; its serial console (stdout) is read line by line into a
+bounded buffer, the state follows what the guest prints (``Starting`` until its init
+announces itself, ``Running``, then ``Succeeded``/``Failed`` by the exit code its init prints
+before powering off). Stopping is SIGTERM (QEMU ends the guest), then SIGKILL after a grace
+period; :meth:`Hypervisor.close` stops every VM, which the OS does on shutdown and a power
+cut (its task is cancelled). What is not here: ACPI power-down through QMP, disks, networks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from racklet.config import write_private
+from racklet.log import get_logger
+from racklet.tasks import OwnedTask
+from racklet.vm import (
+    EXIT_MARKER,
+    HypervisorError,
+    ImageError,
+    accelerator,
+    die_with_parent,
+    find_qemu,
+    qemu_command,
+    read_image,
+    user_data_archive,
+)
+
+CONSOLE_LINES = 2000
+STOP_GRACE_SECONDS = 5.0
+INIT_MARKER = "racklet-vm: init started"
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+log = get_logger("node.vms")
+
+
+@dataclass(frozen=True)
+class VmRequest:
+    """What the agent was asked to run: one attempt of one MicroVM."""
+
+    name: str
+    attempt: int
+    vcpus: int
+    memory_mib: int
+    kernel_args: str = ""
+    user_data: str = ""
+
+
+@dataclass
+class VmState:
+    """What the agent reports about a VM (it is what the controller's status is made from)."""
+
+    name: str
+    attempt: int
+    phase: str = "Starting"
+    exit_code: int | None = None
+    reason: str = ""
+    console: collections.deque[str] = field(
+        default_factory=lambda: collections.deque(maxlen=CONSOLE_LINES)
+    )
+
+    def report(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "attempt": self.attempt,
+            "phase": self.phase,
+            "exitCode": self.exit_code,
+            "reason": self.reason,
+        }
+
+
+class Vm:
+    """One QEMU process and the directory holding its kernel and initrd."""
+
+    def __init__(self, request: VmRequest, workdir: Path) -> None:
+        self.request = request
+        self.state = VmState(request.name, request.attempt)
+        self._workdir = workdir
+        self._process: asyncio.subprocess.Process | None = None
+        self._reader = OwnedTask(f"vm-console:{request.name}")
+        self._stopping = False
+        self.cpu_seconds_at_exit = 0.0
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    async def start(self, image: bytes) -> None:
+        """Parse the verified image, lay it out and start QEMU; a bad image or a missing
+        QEMU ends the VM Failed with the reason (nothing is left running)."""
+        try:
+            parsed = read_image(image)
+            qemu = find_qemu()
+            kernel, initrd = self._workdir / "vmlinuz", self._workdir / "initrd.img"
+            ramdisk = parsed.initrd + user_data_archive(self.request.user_data)
+            await asyncio.to_thread(write_private, kernel, parsed.kernel)
+            await asyncio.to_thread(write_private, initrd, ramdisk)
+            argv = qemu_command(
+                qemu,
+                kernel=kernel,
+                initrd=initrd,
+                vcpus=self.request.vcpus,
+                memory_mib=self.request.memory_mib,
+                kernel_args=self.request.kernel_args,
+                accel=accelerator(),
+            )
+            self._process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent(),
+            )
+        except (ImageError, HypervisorError, OSError) as exc:
+            self._finish("Failed", None, str(exc))
+            return
+        self._reader.start(self._follow)
+
+    def _finish(self, phase: str, code: int | None, reason: str) -> None:
+        if self.state.phase not in ("Succeeded", "Failed"):
+            self.state.phase, self.state.exit_code, self.state.reason = phase, code, reason
+            log.info("vm %s %s: %s", self.request.name, phase, reason or f"exit {code}")
+
+    async def _follow(self) -> None:
+        process = self._process
+        assert process is not None and process.stdout is not None
+        code: int | None = None
+        while line := await process.stdout.readline():
+            text = line.decode(errors="replace").rstrip("\r\n")
+            self.state.console.append(text)
+            self.cpu_seconds()  # sampled while the process is there to read
+            if text.startswith(INIT_MARKER) and self.state.phase == "Starting":
+                self.state.phase = "Running"
+            elif text.startswith(EXIT_MARKER):
+                with contextlib.suppress(ValueError):
+                    code = int(text[len(EXIT_MARKER) :].strip())
+        returncode = await process.wait()
+        if self._stopping:
+            self._finish("Failed", code, "stopped")
+        elif code is None:
+            self._finish("Failed", None, f"the VM ended without an exit code (QEMU {returncode})")
+        else:
+            self._finish("Succeeded" if code == 0 else "Failed", code, "")
+
+    def done(self) -> bool:
+        return self.state.phase in ("Succeeded", "Failed")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the QEMU process so far (from ``/proc``; once it ended,
+        the last sample, taken with each console line)."""
+        pid = self.pid
+        if pid is None or self.done():
+            return self.cpu_seconds_at_exit
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            used = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        except (OSError, IndexError, ValueError):
+            return self.cpu_seconds_at_exit
+        self.cpu_seconds_at_exit = max(self.cpu_seconds_at_exit, used)
+        return self.cpu_seconds_at_exit
+
+    async def wait(self) -> None:
+        task = self._reader.task
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; then the console reader ends."""
+        process = self._process
+        if process is not None and process.returncode is None:
+            self._stopping = True
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
+            try:
+                async with asyncio.timeout(grace):
+                    await process.wait()
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                await process.wait()
+        task = self._reader.task
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(task)
+        await self._reader.stop()
+        self._finish("Failed", None, "stopped")
+        await asyncio.to_thread(shutil.rmtree, self._workdir, True)
+
+
+class Hypervisor:
+    """The unit's VMs by name; every QEMU it started is stopped by :meth:`close`."""
+
+    def __init__(self, scratch: Path | None = None) -> None:
+        self._scratch = scratch
+        self.vms: dict[str, Vm] = {}
+
+    async def start(self, request: VmRequest, image: bytes) -> Vm:
+        """Start one attempt of a VM (an older attempt of the same name is stopped first)."""
+        old = self.vms.get(request.name)
+        if old is not None:
+            await old.stop()
+        workdir = Path(tempfile.mkdtemp(prefix=f"vm-{request.name}-", dir=self._scratch))
+        vm = Vm(request, workdir)
+        self.vms[request.name] = vm
+        await vm.start(image)
+        return vm
+
+    async def remove(self, name: str) -> None:
+        vm = self.vms.pop(name, None)
+        if vm is not None:
+            await vm.stop()
+
+    def cpu_seconds(self) -> float:
+        return sum(vm.cpu_seconds() for vm in self.vms.values())
+
+    def reports(self) -> list[dict[str, object]]:
+        return [vm.state.report() for vm in self.vms.values()]
+
+    async def close(self) -> None:
+        """Stop every VM, even when cancelled (a power cut must not leave QEMU running)."""
+        vms, self.vms = list(self.vms.values()), {}
+        await asyncio.shield(asyncio.gather(*(vm.stop(grace=1.0) for vm in vms)))

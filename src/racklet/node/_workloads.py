@@ -1,0 +1,177 @@
+"""The agent's MicroVMs: run what the controller assigns, report them, obey the lease.
+
+Assignments arrive in the reply to each heartbeat (``apply``); each names a VM, the attempt
+the controller stands by, its image (a TUF target of ``vm-images``) and a lease. A new
+assignment is fetched through ``fetch`` (TUF-verified bytes, or a ``RackletError`` naming why
+not: then the VM is reported Failed and never started) and handed to the hypervisor. A VM
+no longer assigned is stopped. A VM whose lease was not renewed in time (the controller
+cannot be reached: a partition) is stopped too, before the controller may place it
+elsewhere, so it never runs twice. Every task here is owned and cancelled by :meth:`close`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from racklet.errors import RackletError
+from racklet.log import get_logger
+from racklet.node._hypervisor import Hypervisor, VmRequest, VmState
+
+Fetch = Callable[[str], Awaitable[bytes]]
+log = get_logger("node.workloads")
+
+
+class Workloads:
+    def __init__(
+        self,
+        hypervisor: Hypervisor,
+        fetch: Fetch,
+        *,
+        clock: Callable[[], float] | None = None,
+        cores: int = 4,
+        on_load: Callable[[float], None] | None = None,
+    ) -> None:
+        self._cores = cores
+        self._on_load = on_load
+        self._last_cpu: tuple[float, float] | None = None  # (wall time, CPU seconds)
+        self._hypervisor = hypervisor
+        self._fetch = fetch
+        self._clock = clock or asyncio.get_running_loop().time
+        self._leases: dict[str, float] = {}
+        self._attempts: dict[str, int] = {}
+        self._starting: dict[str, asyncio.Task[None]] = {}
+        self._failed: dict[str, VmState] = {}
+        self._stopping: set[asyncio.Task[None]] = set()
+
+    def apply(self, assignments: list[dict[str, Any]]) -> None:
+        """The controller's current assignments for this unit (from a heartbeat reply)."""
+        now = self._clock()
+        wanted: dict[str, dict[str, Any]] = {}
+        for item in assignments:
+            try:
+                name, attempt = str(item["name"]), int(item["attempt"])
+                lease = float(item["leaseSeconds"])
+            except (KeyError, TypeError, ValueError):
+                log.warning("ignored a malformed VM assignment")
+                continue
+            wanted[name] = item
+            self._leases[name] = now + lease
+            if self._attempts.get(name) != attempt:
+                self._attempts[name] = attempt
+                self._begin(name, attempt, item)
+        for name in list(self._attempts):
+            if name not in wanted:
+                self._drop(name, "no longer assigned to this unit")
+
+    def _begin(self, name: str, attempt: int, item: dict[str, Any]) -> None:
+        old = self._starting.pop(name, None)
+        if old is not None:
+            old.cancel()
+        self._failed.pop(name, None)
+        self._starting[name] = asyncio.create_task(
+            self._start(name, attempt, item), name=f"vm-start:{name}"
+        )
+
+    async def _start(self, name: str, attempt: int, item: dict[str, Any]) -> None:
+        try:
+            try:
+                request = VmRequest(
+                    name,
+                    attempt,
+                    vcpus=int(item["vcpus"]),
+                    memory_mib=int(item["memoryMiB"]),
+                    kernel_args=str(item.get("kernelArgs", "")),
+                    user_data=str(item.get("userData", "")),
+                )
+                image = await self._fetch(str(item["image"]))
+            except (RackletError, KeyError, TypeError, ValueError) as exc:
+                reason = f"image not started: {exc}"
+                self._failed[name] = VmState(name, attempt, phase="Failed", reason=reason)
+                log.warning("vm %s not started: %s", name, exc)
+                return
+            await self._hypervisor.start(request, image)
+        finally:
+            # a newer attempt may have replaced this task meanwhile: leave its entry alone
+            if self._starting.get(name) is asyncio.current_task():
+                del self._starting[name]
+
+    def _drop(self, name: str, why: str) -> None:
+        log.info("stopping vm %s: %s", name, why)
+        self._attempts.pop(name, None)
+        self._leases.pop(name, None)
+        self._failed.pop(name, None)
+        task = self._starting.pop(name, None)
+        if task is not None:
+            task.cancel()
+        self._stopping.add(asyncio.create_task(self._hypervisor.remove(name)))
+
+    def load(self) -> float | None:
+        """The share of the unit's cores its VMs used since the last call (0..1), from the
+        QEMU processes' CPU time; None on the first call and while no VM ever ran."""
+        wall, used = time.monotonic(), self._hypervisor.cpu_seconds()
+        last, self._last_cpu = self._last_cpu, (wall, used)
+        if last is None or wall <= last[0]:
+            return None
+        return min(1.0, max(0.0, (used - last[1]) / (wall - last[0]) / self._cores))
+
+    def _report_load(self) -> None:
+        """Compute becomes watts: in the twin the VMs' CPU share is the unit's load, which
+        drives its power curve. Reported only while this agent runs VMs (and once more as 0
+        when the last one ended), so a load set by other means is left alone otherwise."""
+        if self._on_load is None:
+            return
+        busy = bool(self._hypervisor.vms)
+        share = self.load() if busy or self._last_cpu is not None else None
+        if not busy:
+            self._last_cpu = None
+            if share is not None:
+                self._on_load(0.0)
+            return
+        if share is not None:
+            self._on_load(share)
+
+    async def expire(self) -> None:
+        """Stop every VM whose lease ran out, and report the VMs' load (the OS's poll)."""
+        self._report_load()
+        now = self._clock()
+        for name, until in list(self._leases.items()):
+            if until <= now:
+                self._drop(name, "its lease expired (the controller is out of reach)")
+        done = {t for t in self._stopping if t.done()}
+        for task in done:
+            with contextlib.suppress(Exception):
+                await task
+        self._stopping -= done
+
+    def reports(self) -> list[dict[str, object]]:
+        out = [
+            vm.state.report() | {"cpuSeconds": round(vm.cpu_seconds(), 3)}
+            for vm in self._hypervisor.vms.values()
+        ]
+        out += [state.report() for state in self._failed.values()]
+        out += [
+            {"name": name, "attempt": self._attempts.get(name, 0), "phase": "Starting"}
+            for name in self._starting
+            if name not in self._hypervisor.vms
+        ]
+        return out
+
+    def console(self, name: str) -> list[str] | None:
+        vm = self._hypervisor.vms.get(name)
+        return list(vm.state.console) if vm is not None else None
+
+    async def close(self) -> None:
+        """Stop everything (a shutdown, a power cut): no QEMU outlives its unit's OS."""
+        for task in list(self._starting.values()):
+            task.cancel()
+        tasks = [*self._starting.values(), *self._stopping]
+        self._starting.clear()
+        self._stopping = set()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._hypervisor.close()

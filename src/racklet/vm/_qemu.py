@@ -1,0 +1,102 @@
+"""QEMU's command line for a microVM, and whether KVM can be used.
+
+``-M microvm`` with ``-kernel``/``-initrd`` and nothing else: no firmware, no PCI, no disk,
+one serial console on stdout, ``-no-reboot`` so the guest's ``poweroff`` (or a panic) ends
+the process. KVM when ``/dev/kvm`` opens for writing, TCG otherwise (in containers KVM can
+exist and still fail: ``RACKLET_VM_ACCEL=tcg`` forces TCG).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from racklet.vm.errors import HypervisorError
+
+QEMU_X86 = "qemu-system-x86_64"
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+BASE_KERNEL_ARGS = "console=ttyS0 reboot=t panic=-1 quiet"
+TCG_KERNEL_ARGS = "tsc_early_khz=1000000 tsc=reliable"
+"""Under TCG on a loaded host the kernel's PIT calibration of the TSC fails and the boot hangs
+waiting for timer ticks; a stated TSC rate skips the calibration (the guest's clock is only
+approximately right, which its one command does not mind)."""
+
+
+def find_qemu() -> str:
+    path = shutil.which(QEMU_X86)
+    if path is None:
+        raise HypervisorError(f"{QEMU_X86} not found: install Debian's qemu-system-x86")
+    return path
+
+
+def accelerator() -> str:
+    forced = os.environ.get("RACKLET_VM_ACCEL", "")
+    if forced in ("kvm", "tcg"):
+        return forced
+    return "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "tcg"
+
+
+def qemu_command(
+    qemu: str,
+    *,
+    kernel: Path,
+    initrd: Path,
+    vcpus: int,
+    memory_mib: int,
+    kernel_args: str = "",
+    accel: str = "tcg",
+) -> list[str]:
+    """The argv of one microVM whose serial console is QEMU's stdout."""
+    tcg = TCG_KERNEL_ARGS if accel == "tcg" else ""
+    args = " ".join(part for part in (BASE_KERNEL_ARGS, tcg, kernel_args) if part)
+    return [
+        qemu,
+        "-M",
+        "microvm,pit=on,pic=on,rtc=on",
+        "-accel",
+        accel,
+        "-cpu",
+        "host" if accel == "kvm" else "max",
+        "-smp",
+        str(vcpus),
+        "-m",
+        str(memory_mib),
+        "-nodefaults",
+        "-no-user-config",
+        "-nographic",
+        "-no-reboot",
+        "-serial",
+        "stdio",
+        "-kernel",
+        str(kernel),
+        "-initrd",
+        str(initrd),
+        "-append",
+        args,
+    ]
+
+
+def die_with_parent() -> Callable[[], None] | None:
+    """A pre-exec hook: the kernel kills QEMU when the process that started it ends, even
+    by SIGKILL (Linux ``PR_SET_PDEATHSIG``; the signal follows the forking thread, which is
+    the event loop's). None where there is no such signal. The ``racklet up`` supervisor
+    arms the same signal for its children."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return hook

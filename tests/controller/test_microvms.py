@@ -1,0 +1,214 @@
+"""The MicroVM scheduler and reconciler over a real (in-memory) store: placement by capacity
+and labels, the short resource named, the busbar, rescheduling when a unit is lost, fencing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+from pathlib import Path
+
+import httpx
+
+from racklet.api import (
+    BmcRef,
+    ComputeUnit,
+    ComputeUnitSpec,
+    MicroVM,
+    MicroVMSpec,
+    ObjectMeta,
+    Rack,
+    RackSpec,
+    VmImageRef,
+    find_condition,
+)
+from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
+from racklet.controller._http import create_machine_app
+from racklet.controller.reconcilers import MicroVMReconciler
+from racklet.controller.reconcilers._microvms import LEASE_SECONDS
+from racklet.net import AppServer, client_context, server_context
+from racklet.pki import RackCA
+from racklet.store import MemoryStore
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+async def _rack(
+    units: dict[str, str], *, rated: float = 100.0, labels: dict[str, dict[str, str]] | None = None
+) -> tuple[MemoryStore, HeartbeatRegistry, MicroVMReconciler, Clock]:
+    store = MemoryStore()
+    await store.create(
+        Rack(metadata=ObjectMeta(name="rack-1"), spec=RackSpec(psu_rated_watts=rated))
+    )
+    beats = HeartbeatRegistry()
+    for slot, (name, phase) in enumerate(units.items(), start=1):
+        unit = await store.create(
+            ComputeUnit(
+                metadata=ObjectMeta(name=name, labels=(labels or {}).get(name, {})),
+                spec=ComputeUnitSpec(slot=slot, bmc=BmcRef(url="https://127.0.0.1:1")),
+            )
+        )
+        await _set_unit(store, name, phase)
+        del unit
+        beats.record(
+            HeartbeatBody(
+                unit=name, agent_url="https://x", os_version="1", cores=4, memory_mi_b=2048
+            )
+        )
+    clock = Clock()
+    return store, beats, MicroVMReconciler(store, beats, now=clock), clock
+
+
+async def _set_unit(store: MemoryStore, name: str, phase: str, power: str = "On") -> None:
+    unit = await store.get(ComputeUnit, name)
+    unit.status.phase = phase  # type: ignore[assignment]
+    unit.status.power_state = power
+    unit.status.power_watts = 3.0 if power == "On" else 0.0
+    await store.update_status(unit)
+
+
+async def _vm(store: MemoryStore, name: str, **spec: object) -> None:
+    await store.create(
+        MicroVM(
+            metadata=ObjectMeta(name=name),
+            spec=MicroVMSpec.model_validate(
+                {"image": VmImageRef(name="busybox", version="1.0.0"), **spec}
+            ),
+        )
+    )
+
+
+async def test_vms_spread_and_those_that_do_not_fit_say_what_is_short() -> None:
+    store, _, rec, _ = await _rack({"unit-1": "Running", "unit-2": "Running"})
+    await _vm(store, "a", vcpus=2, memoryMiB=512)
+    await _vm(store, "b", vcpus=2, memoryMiB=512)
+    await _vm(store, "too-wide", vcpus=8)
+    await _vm(store, "too-big", vcpus=1, memoryMiB=4096)
+    for name in ("a", "b", "too-wide", "too-big"):
+        await rec.reconcile(name)
+    a, b = await store.get(MicroVM, "a"), await store.get(MicroVM, "b")
+    assert {a.status.unit, b.status.unit} == {"unit-1", "unit-2"}  # spread
+    assert a.status.phase == "Scheduled" and a.status.attempt == 1
+    for name, reason, words in (
+        ("too-wide", "InsufficientCPU", "needs 8 vCPUs"),
+        ("too-big", "InsufficientMemory", "needs 4096 MiB"),
+    ):
+        vm = await store.get(MicroVM, name)
+        assert vm.status.phase == "Pending" and vm.status.unit is None
+        cond = find_condition(vm.status.conditions, "Scheduled")
+        assert cond is not None and (cond.status, cond.reason) == ("False", reason)
+        assert words in cond.message
+    reasons = {e.reason for e in await store.events()}
+    assert {"Scheduled", "InsufficientCPU", "InsufficientMemory"} <= reasons
+
+
+async def test_node_selector_anti_affinity_and_the_busbar() -> None:
+    store, _, rec, _ = await _rack(
+        {"unit-1": "Running", "unit-2": "Running"},
+        rated=6.0 + 1.0,  # two units at 3 W each: 1 W of headroom
+        labels={"unit-2": {"zone": "top"}},
+    )
+    await _vm(store, "pinned", nodeSelector="zone=top", vcpus=1)
+    await rec.reconcile("pinned")
+    assert (await store.get(MicroVM, "pinned")).status.unit == "unit-2"
+    await _vm(store, "nowhere", nodeSelector="zone=bottom")
+    await rec.reconcile("nowhere")
+    cond = find_condition((await store.get(MicroVM, "nowhere")).status.conditions, "Scheduled")
+    assert cond is not None and cond.reason == "NodeSelector"
+    await _vm(store, "hungry", vcpus=2)  # 1.85 W expected, 1 W − 0.925 W left
+    await rec.reconcile("hungry")
+    cond = find_condition((await store.get(MicroVM, "hungry")).status.conditions, "Scheduled")
+    assert cond is not None and cond.reason == "BusbarBudget"
+
+
+async def test_a_vm_moves_when_its_unit_is_powered_off_and_waits_out_a_partition() -> None:
+    store, _, rec, clock = await _rack({"unit-1": "Running", "unit-2": "Running"})
+    await _vm(store, "web", restartPolicy="Always")
+    await rec.reconcile("web")
+    first = (await store.get(MicroVM, "web")).status.unit
+    assert first is not None
+    other = "unit-2" if first == "unit-1" else "unit-1"
+    await _set_unit(store, first, "Off", power="Off")
+    await rec.reconcile("web")  # fenced by power: Pending at once ...
+    await rec.reconcile("web")  # ... and placed on the other unit
+    vm = await store.get(MicroVM, "web")
+    assert (vm.status.unit, vm.status.attempt) == (other, 2)
+    # a partition: the unit is Unreachable, its power still On: the VM stays until its lease ends
+    await _set_unit(store, other, "Unreachable")
+    await _set_unit(store, first, "Running")
+    await rec.reconcile("web")
+    assert (await store.get(MicroVM, "web")).status.unit == other
+    clock.now += dt.timedelta(seconds=LEASE_SECONDS + 1)
+    await rec.reconcile("web")
+    await rec.reconcile("web")
+    vm = await store.get(MicroVM, "web")
+    assert (vm.status.unit, vm.status.attempt) == (first, 3)
+    assert [e.reason for e in await store.events()].count("Rescheduling") == 2
+
+
+async def test_a_never_restarted_vm_fails_with_its_unit() -> None:
+    store, _, rec, _ = await _rack({"unit-1": "Running"})
+    await _vm(store, "once", restartPolicy="Never")
+    await rec.reconcile("once")
+    await _set_unit(store, "unit-1", "Off", power="Off")
+    await rec.reconcile("once")
+    vm = await store.get(MicroVM, "once")
+    assert vm.status.phase == "Failed" and "unit-1 is powered off" in vm.status.reason
+
+
+async def test_the_heartbeat_carries_reports_in_and_assignments_out(tmp_path: Path) -> None:
+    """Over the real machine listener (mutual TLS, the unit's own certificate): the reply
+    names the unit's VMs with their lease; a report updates the VM's status, a report of an
+    older attempt (the VM moved meanwhile) changes nothing."""
+    store, beats, rec, _ = await _rack({"unit-1": "Running"})
+    await _vm(store, "web", userData="echo hi", vcpus=2)
+    await rec.reconcile("web")
+    ca = RackCA.create(tmp_path / "pki")
+    ca_path = tmp_path / "pki" / "ca.crt"
+    key, crt = ca.issue("racklet-controller", role="controller").write(tmp_path, "server")
+    unit_key, unit_crt = ca.issue("unit-1", role="unit/unit-1", client=True).write(
+        tmp_path, "unit-1"
+    )
+    queued: list[tuple[str, str]] = []
+    app = create_machine_app(beats, enqueue=lambda k, n: queued.append((k, n)), store=store)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    server = AppServer(
+        app,
+        port=port,
+        ssl_context=server_context(crt, key, ca=ca_path, require_client_cert=True),
+        name="machine",
+    )
+    await server.start()
+    body: dict[str, object] = {
+        "unit": "unit-1",
+        "agentUrl": "https://127.0.0.1:4000",
+        "osVersion": "racklet-os 1.0",
+    }
+    url = f"https://127.0.0.1:{port}/machine/v1/heartbeat"
+    try:
+        async with httpx.AsyncClient(verify=client_context(ca_path, unit_crt, unit_key)) as unit:
+            reply = (await unit.post(url, json=body)).json()
+            (assigned,) = reply["microvms"]
+            assert assigned["name"] == "web" and assigned["attempt"] == 1
+            assert assigned["image"] == "vm-images/busybox/1.0.0/image.tar"
+            assert (assigned["vcpus"], assigned["userData"]) == (2, "echo hi")
+            assert assigned["leaseSeconds"] > 0
+            stale = {"name": "web", "attempt": 0, "phase": "Failed", "exitCode": 9}
+            await unit.post(url, json={**body, "microvms": [stale]})
+            assert (await store.get(MicroVM, "web")).status.phase == "Scheduled"
+            done = {"name": "web", "attempt": 1, "phase": "Succeeded", "exitCode": 0}
+            reply = (await unit.post(url, json={**body, "microvms": [done]})).json()
+            assert reply["microvms"] == []  # finished: nothing left to run
+    finally:
+        await server.stop()
+    vm = await store.get(MicroVM, "web")
+    assert (vm.status.phase, vm.status.exit_code) == ("Succeeded", 0)
+    assert vm.status.console_url == "https://127.0.0.1:4000/vms/web/console"
+    assert ("MicroVM", "web") in queued

@@ -1,0 +1,92 @@
+"""The unit's hypervisor under real QEMU (TCG here): a VM runs its user data and ends with
+its exit code, a tampered image is never started, a VM stopped mid-boot leaves no process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from racklet.node._hypervisor import Hypervisor, VmRequest
+
+BOOT_TIMEOUT = 240.0  # TCG on a loaded 2-core machine; never a timed assertion
+
+
+async def _finished(hypervisor: Hypervisor, name: str) -> None:
+    vm = hypervisor.vms[name]
+    try:
+        async with asyncio.timeout(BOOT_TIMEOUT):
+            await vm.wait()
+    except TimeoutError:  # say where the guest stopped, for the next look
+        tail = "\n".join(list(vm.state.console)[-15:])
+        pytest.fail(f"{name} did not finish in {BOOT_TIMEOUT:g} s; console tail:\n{tail}")
+
+
+async def test_a_vm_runs_its_command_and_reports_its_exit_code(
+    vm_image: bytes, tmp_path: Path
+) -> None:
+    hypervisor = Hypervisor(tmp_path)
+    try:
+        ok = VmRequest("ok", 1, vcpus=1, memory_mib=128, user_data="echo hello-from-the-vm")
+        bad = VmRequest("bad", 1, vcpus=1, memory_mib=128, user_data="echo failing; exit 7")
+        await hypervisor.start(ok, vm_image)
+        await hypervisor.start(bad, vm_image)
+        await _finished(hypervisor, "ok")
+        await _finished(hypervisor, "bad")
+        good = hypervisor.vms["ok"].state
+        assert (good.phase, good.exit_code) == ("Succeeded", 0)
+        assert "hello-from-the-vm" in good.console
+        failed = hypervisor.vms["bad"].state
+        assert (failed.phase, failed.exit_code) == ("Failed", 7)
+        assert "failing" in failed.console
+        assert hypervisor.vms["ok"].cpu_seconds() > 0
+    finally:
+        await hypervisor.close()
+
+
+async def test_a_tampered_image_is_never_started(vm_image: bytes, tmp_path: Path) -> None:
+    tampered = bytearray(vm_image)
+    tampered[len(tampered) // 2] ^= 0xFF
+    hypervisor = Hypervisor(tmp_path)
+    try:
+        vm = await hypervisor.start(VmRequest("t", 1, 1, 128), bytes(tampered))
+        assert vm.pid is None
+        assert vm.state.phase == "Failed"
+        assert "does not match its manifest digest" in vm.state.reason
+    finally:
+        await hypervisor.close()
+
+
+async def test_a_vm_stopped_mid_boot_leaves_nothing_running(
+    vm_image: bytes, tmp_path: Path
+) -> None:
+    hypervisor = Hypervisor(tmp_path)
+    vm = await hypervisor.start(VmRequest("s", 1, 1, 128, user_data="sleep 600"), vm_image)
+    pid = vm.pid
+    assert pid is not None
+    await hypervisor.close()
+    assert vm.state.phase == "Failed" and vm.state.reason == "stopped"
+    assert _gone(pid)
+    assert _empty(tmp_path)
+
+
+def _gone(pid: int) -> bool:
+    return not Path(f"/proc/{pid}").exists() or _zombie(pid)
+
+
+def _empty(path: Path) -> bool:
+    return list(path.iterdir()) == []
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+@pytest.fixture(autouse=True)
+def _tcg() -> None:
+    os.environ.setdefault("RACKLET_VM_ACCEL", "tcg")
