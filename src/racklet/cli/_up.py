@@ -21,19 +21,19 @@ and no orphan controller writing the store beside a new one.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
 
 import httpx
 
+from racklet.children import die_with_parent
 from racklet.cli._prepare import check_writable, prepare, wipe_for_factory_reset
 from racklet.config import RackConfig, open_lock, write_atomic
 from racklet.errors import RackletError
@@ -45,7 +45,6 @@ MAX_RESTARTS = 5  # quick deaths of one controller in a row: beyond that it is b
 STABLE_SECONDS = 60.0  # a controller that ran this long died of something new: count anew
 RESTART_DELAY = 0.5  # before the first restart; doubles with each quick death...
 MAX_RESTART_DELAY = 30.0  # ...up to this
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 LEADER_POLL = 1.0
 PID_FILE = "up.pid"
 RESET_SIGNAL = signal.SIGUSR1
@@ -69,31 +68,12 @@ def _state_lock(state_dir: Path) -> Iterator[None]:
         handle.close()
 
 
-def _parent_death_hook() -> Callable[[], None] | None:
-    """What a child runs between fork and exec so the kernel sends it SIGTERM when this
-    process ends, even by SIGKILL; None where the kernel has no such signal (not Linux)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def hook() -> None:
-        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            os._exit(1)
-
-    return hook
-
-
 class _Supervisor:
     def __init__(self, config: RackConfig) -> None:
         self.config = config
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.started: dict[str, float] = {}
-        self._on_fork = _parent_death_hook()
+        self._on_fork = die_with_parent(signal.SIGTERM)
 
     def spawn(self, name: str, module: str, config_dir: str | None = None) -> None:
         log_path = self.config.layout.logs / f"{name}.log"

@@ -8,18 +8,16 @@ exist and still fail: ``RACKLET_VM_ACCEL=tcg`` forces TCG).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import signal
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from racklet import children
 from racklet.vm.errors import HypervisorError
 
 QEMU_X86 = "qemu-system-x86_64"
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 BASE_KERNEL_ARGS = "console=ttyS0 reboot=t panic=-1 quiet"
 TCG_KERNEL_ARGS = "tsc_early_khz=1000000 tsc=reliable"
 """Under TCG on a loaded host the kernel's PIT calibration of the TSC fails and the boot hangs
@@ -83,20 +81,6 @@ def qemu_command(
 
 def die_with_parent() -> Callable[[], None] | None:
     """A pre-exec hook: the kernel kills QEMU when the process that started it ends, even
-    by SIGKILL (Linux ``PR_SET_PDEATHSIG``; the signal follows the forking thread, which is
-    the event loop's). None where there is no such signal. The ``racklet up`` supervisor
-    arms the same signal for its children."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
-    except (OSError, AttributeError):
-        return None
-    parent = os.getpid()
-
-    def hook() -> None:
-        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            os._exit(1)
-
-    return hook
+    by SIGKILL (:func:`racklet.children.die_with_parent`, as ``racklet up`` arms for its
+    children)."""
+    return children.die_with_parent(signal.SIGKILL)
