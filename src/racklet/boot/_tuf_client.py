@@ -132,27 +132,10 @@ def open_channel(
     same files: the hashes signed in TUF decide what is accepted, not where it came from. Why
     is appended to ``notes``, for the console.
     """
-    own_targets = f"{base_url}/targets/"
-    targets_url = target_base_url or own_targets
     try:
-        make_dir(metadata_dir)
         make_dir(scratch_dir)
-        updater = StrictUpdater(
-            str(metadata_dir),
-            f"{base_url}/metadata/",
-            target_base_url=targets_url,
-            fetcher=fetcher,
-            config=updater_config(limits),
-            bootstrap=root,
-        )
-        updater.refresh()
-        targets = _Targets(
-            fetcher,
-            targets_url,
-            _consistent(metadata_dir),
-            limits,
-            fallback_url=own_targets if targets_url != own_targets else None,
-            notes=notes if notes is not None else [],
+        updater, targets = _refreshed(
+            root, metadata_dir, base_url, target_base_url, fetcher, limits, notes
         )
         pointer = _read_pointer(updater, targets, channel, limits)
     except BootError:
@@ -274,6 +257,41 @@ def translate(exc: Exception) -> BootError:
     return TrustError(f"the TUF root from the BMC is unusable: {text}")
 
 
+def _refreshed(
+    root: bytes,
+    metadata_dir: Path,
+    base_url: str,
+    target_base_url: str | None,
+    fetcher: FetcherInterface,
+    limits: BootLimits,
+    notes: list[str] | None,
+) -> tuple[StrictUpdater, _Targets]:
+    """A strict updater refreshed from ``base_url`` (anchored in ``root``) and the source of
+    its targets: ``target_base_url`` (the bulk server), falling back to the boot server's own
+    targets path. Blocking; raises python-tuf's errors for the caller to translate."""
+    own_targets = f"{base_url}/targets/"
+    targets_url = target_base_url or own_targets
+    make_dir(metadata_dir)
+    updater = StrictUpdater(
+        str(metadata_dir),
+        f"{base_url}/metadata/",
+        target_base_url=targets_url,
+        fetcher=fetcher,
+        config=updater_config(limits),
+        bootstrap=root,
+    )
+    updater.refresh()
+    targets = _Targets(
+        fetcher,
+        targets_url,
+        _consistent(metadata_dir),
+        limits,
+        fallback_url=own_targets if targets_url != own_targets else None,
+        notes=notes if notes is not None else [],
+    )
+    return updater, targets
+
+
 def fetch_target(
     *,
     root: bytes,
@@ -288,31 +306,15 @@ def fetch_target(
     """One target, verified: refresh the metadata (anchored in ``root``), resolve
     ``target_path`` through the delegations and stream its bytes against the signed length
     and hashes. What the agent runs VM images through; blocking, like ``open_channel``."""
-    own_targets = f"{base_url}/targets/"
-    targets_url = target_base_url or own_targets
     try:
-        make_dir(metadata_dir)
-        updater = StrictUpdater(
-            str(metadata_dir),
-            f"{base_url}/metadata/",
-            target_base_url=targets_url,
-            fetcher=fetcher,
-            config=updater_config(limits),
-            bootstrap=root,
+        updater, targets = _refreshed(
+            root, metadata_dir, base_url, target_base_url, fetcher, limits, None
         )
-        updater.refresh()
         info = updater.get_targetinfo(target_path)
         if info is None:
             raise ManifestError(f"{target_path} is not a signed target")
         if info.length > max_bytes:
             raise ManifestError(f"{target_path} of {info.length} bytes exceeds {max_bytes}")
-        targets = _Targets(
-            fetcher,
-            targets_url,
-            _consistent(metadata_dir),
-            limits,
-            fallback_url=own_targets if targets_url != own_targets else None,
-        )
         return targets.to_bytes(info)
     except BootError:
         raise
