@@ -153,7 +153,7 @@ async def test_if_match_with_a_stale_etag_is_412_and_changes_nothing(twin: TwinB
 async def test_fifty_wrong_logins_from_one_source_slow_it_and_leave_the_controller_in(
     tmp_path: Path,
 ) -> None:
-    from racklet.bmc._throttle import BackoffPolicy
+    from racklet.bmc._state.throttle import BackoffPolicy
     from racklet.redfish import RedfishClient
 
     # Never a wait in a test: after six failures the source gets one try a minute and

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from racklet.bmc import AccountsError, write_accounts
-from racklet.bmc._accounts import Accounts, read_accounts
+from racklet.bmc._state.accounts import Accounts, read_accounts
 
 
 async def test_accounts_hold_salted_hashes_only(tmp_path: Path) -> None:

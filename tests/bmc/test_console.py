@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from racklet.bmc._console import MAX_LINE, ConsoleLog
+from racklet.bmc._state.console import MAX_LINE, ConsoleLog
 from tests.bmc.conftest import UNIT, Bench, eventually
 
 ENTRIES = f"/redfish/v1/Systems/{UNIT}/LogServices/Console/Entries"

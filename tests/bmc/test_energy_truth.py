@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from bench.energy_accuracy import energy_run
 
-from racklet.bmc._energy import EnergyCount, EnergyFile
+from racklet.bmc._state.energy import EnergyCount, EnergyFile
 from racklet.log import ContextLogger
 
 

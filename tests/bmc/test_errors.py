@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from racklet.bmc import _message_registry
+from racklet.bmc._http import registry as _message_registry
 from tests.bmc.conftest import UNIT, Bench
 
 RESET = f"/redfish/v1/Systems/{UNIT}/Actions/ComputerSystem.Reset"

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families
 
 import redfish
-from racklet.bmc._fans import FanCurve
+from racklet.bmc._state.fans import FanCurve
 from racklet.metrics import OPENMETRICS
 from racklet.net import client_context
 from tests.bmc.conftest import eventually

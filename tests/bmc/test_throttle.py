@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from racklet.bmc import write_accounts
-from racklet.bmc._accounts import Accounts, read_accounts
-from racklet.bmc._throttle import BackoffPolicy, LockoutPolicy, source_key
+from racklet.bmc._state.accounts import Accounts, read_accounts
+from racklet.bmc._state.throttle import BackoffPolicy, LockoutPolicy, source_key
 from racklet.bmc.errors import LoginThrottled
 
 ATTACKER, OPERATOR = "192.0.2.66", "192.0.2.10"
@@ -117,7 +117,7 @@ async def test_lockouts_double_up_to_the_maximum(accounts_file: Path) -> None:
 async def test_unknown_users_are_throttled_and_cost_a_hash_like_known_ones(
     accounts_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import racklet.bmc._accounts as module
+    import racklet.bmc._state.accounts as module
 
     hashed: list[str] = []
     real = module._derive

@@ -18,7 +18,7 @@ import pytest
 from cryptography import x509
 
 from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, ObjectMeta, find_condition
-from racklet.bmc._cert_store import CertSlot
+from racklet.bmc._state.certificates import CertSlot
 from racklet.controller._certificates import CertificatePolicy, UnitCertificates
 from racklet.pki import RackCA, revoke
 from racklet.redfish import RedfishClient

@@ -19,9 +19,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from racklet.bmc._accounts import ROLES, Account, Accounts, hash_account
-from racklet.bmc._http import (
-    check_if_match,
+from racklet.bmc._http.etags import check_if_match, tagged
+from racklet.bmc._http.odata import ROOT, collection, link, resource
+from racklet.bmc._http.privileges import (
+    CONFIGURE_USERS,
+    OEM_PRIVILEGES,
+    ROLE_PRIVILEGES,
+    privileges,
+)
+from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.responses import (
     no_content,
     page,
     principal,
@@ -29,17 +36,9 @@ from racklet.bmc._http import (
     read_patch,
     respond,
     route,
-    tagged,
 )
-from racklet.bmc._message_registry import RedfishErrorReply
-from racklet.bmc._privileges import (
-    CONFIGURE_USERS,
-    OEM_PRIVILEGES,
-    ROLE_PRIVILEGES,
-    privileges,
-)
-from racklet.bmc._schema import ROOT, collection, link, resource
 from racklet.bmc._sessions import SessionStore
+from racklet.bmc._state.accounts import ROLES, Account, Accounts, hash_account
 from racklet.log import ContextLogger
 
 SERVICE = f"{ROOT}/AccountService"

@@ -31,20 +31,19 @@ from racklet.bmc import (
     _managers,
     _metrics,
     _root,
-    _serial_console,
     _sessions,
     _subsystems,
-    _systems,
     _task_service,
     _update,
 )
-from racklet.bmc._accounts import Accounts
-from racklet.bmc._auth import AuthMiddleware, send_error
-from racklet.bmc._cert_store import CertificateStore
-from racklet.bmc._context import BmcContext
-from racklet.bmc._http import respond
-from racklet.bmc._message_registry import RedfishErrorReply
+from racklet.bmc._http.auth import AuthMiddleware, send_error
+from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.responses import respond
+from racklet.bmc._resources import systems
 from racklet.bmc._sessions import SessionStore
+from racklet.bmc._state.accounts import Accounts
+from racklet.bmc._state.certificates import CertificateStore
+from racklet.bmc._state.context import BmcContext
 from racklet.log import ContextLogger
 
 _request: contextvars.ContextVar[str | None] = contextvars.ContextVar("bmc_request", default=None)
@@ -195,8 +194,7 @@ def build_app(
         *_root.routes(ctx),
         *_sessions.routes(sessions, accounts, ctx.log),
         *_account_service.routes(accounts, sessions, ctx.log),
-        *_systems.routes(ctx),
-        *_serial_console.routes(ctx),
+        *systems.routes(ctx),
         *_logs.routes(ctx),
         *_chassis.routes(ctx),
         *_subsystems.routes(ctx),

@@ -29,11 +29,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from racklet.bmc._cert_store import CertificateRejected, CertificateStore, CertSlot
-from racklet.bmc._context import BmcContext
-from racklet.bmc._http import read_object, respond, route
-from racklet.bmc._message_registry import RedfishErrorReply
-from racklet.bmc._schema import ROOT, collection, link, resource
+from racklet.bmc._http.odata import ROOT, collection, link, resource
+from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.responses import read_object, respond, route
+from racklet.bmc._state.certificates import CertificateRejected, CertificateStore, CertSlot
+from racklet.bmc._state.context import BmcContext
 from racklet.bmc.errors import StateError
 
 SERVICE = f"{ROOT}/CertificateService"

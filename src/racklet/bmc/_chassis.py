@@ -18,10 +18,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from racklet.bmc._context import BmcContext
-from racklet.bmc._http import check_if_match, page, read_patch, respond, route, tagged
-from racklet.bmc._message_registry import RedfishErrorReply
-from racklet.bmc._schema import ROOT, collection, link, resource
+from racklet.bmc._http.etags import check_if_match, tagged
+from racklet.bmc._http.odata import ROOT, collection, link, resource
+from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.responses import page, read_patch, respond, route
+from racklet.bmc._state.context import BmcContext
 
 CHASSIS = f"{ROOT}/Chassis"
 

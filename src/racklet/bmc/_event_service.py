@@ -16,12 +16,12 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from racklet.bmc._context import BmcContext
-from racklet.bmc._events import EventBus, RedfishEvent
-from racklet.bmc._http import ODATA_HEADERS, no_content, page, read_object, respond, route
+from racklet.bmc._http.odata import ROOT, collection, link, resource
+from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.responses import ODATA_HEADERS, no_content, page, read_object, respond, route
 from racklet.bmc._logs import CLEAR_ACTION, entries_response, log_service
-from racklet.bmc._message_registry import RedfishErrorReply
-from racklet.bmc._schema import ROOT, collection, link, resource
+from racklet.bmc._state.context import BmcContext
+from racklet.bmc._state.events import EventBus, RedfishEvent
 from racklet.log import ContextLogger
 
 SERVICE = f"{ROOT}/EventService"

@@ -13,11 +13,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from racklet.bmc._console import ConsoleLine
-from racklet.bmc._context import BmcContext
-from racklet.bmc._http import no_content, page, read_object, respond, route
-from racklet.bmc._message_registry import RedfishErrorReply
-from racklet.bmc._schema import collection, link, resource
+from racklet.bmc._http.odata import collection, link, resource
+from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.responses import no_content, page, read_object, respond, route
+from racklet.bmc._state.console import ConsoleLine
+from racklet.bmc._state.context import BmcContext
 
 CONSOLE = "Console"
 CLEAR_ACTION = "LogService.ClearLog"

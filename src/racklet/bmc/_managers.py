@@ -6,7 +6,7 @@ this request reached over TLS. Everything else (plain HTTP, SSH, IPMI) is off be
 BMC has no such listener, not because a setting says so; so nothing there is writable.
 
 ``Manager.Reset`` restarts the BMC (not the unit): if its standby firmware slot holds a newer,
-untried image, the restart try-boots it once (see :mod:`racklet.bmc._bmc_slots`).
+untried image, the restart try-boots it once (see :mod:`racklet.bmc._state.bmc_slots`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from racklet.bmc._context import MANAGER_ID, BmcContext
-from racklet.bmc._http import no_content, page, read_object, respond, route
-from racklet.bmc._message_registry import RedfishErrorReply
-from racklet.bmc._schema import ROOT, collection, link, resource
+from racklet.bmc._http.odata import ROOT, collection, link, resource
+from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.responses import no_content, page, read_object, respond, route
+from racklet.bmc._state.context import MANAGER_ID, BmcContext
 
 MANAGERS = f"{ROOT}/Managers"
 RESET_ACTION = "Manager.Reset"

@@ -10,10 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from racklet.bmc._context import BmcContext
-from racklet.bmc._http import ODATA_HEADERS, respond, route
-from racklet.bmc._message_registry import RedfishErrorReply
-from racklet.bmc._schema import (
+from racklet.bmc._http.odata import (
     REDFISH_VERSION,
     ROOT,
     SCHEMAS,
@@ -22,7 +19,10 @@ from racklet.bmc._schema import (
     read_schema_file,
     resource,
 )
+from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.responses import ODATA_HEADERS, respond, route
 from racklet.bmc._sessions import SERVICE, SESSIONS
+from racklet.bmc._state.context import BmcContext
 
 _FAMILIES = {
     "Systems": f"{ROOT}/Systems",

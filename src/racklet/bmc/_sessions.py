@@ -18,8 +18,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from racklet.bmc._accounts import Accounts
-from racklet.bmc._http import (
+from racklet.bmc._http.odata import ROOT, collection, link, resource
+from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.responses import (
     Principal,
     no_content,
     page,
@@ -29,9 +30,8 @@ from racklet.bmc._http import (
     respond,
     route,
 )
-from racklet.bmc._message_registry import RedfishErrorReply
-from racklet.bmc._schema import ROOT, collection, link, resource
-from racklet.bmc._throttle import client_source, throttled
+from racklet.bmc._state.accounts import Accounts
+from racklet.bmc._state.throttle import client_source, throttled
 from racklet.bmc.errors import LoginThrottled
 from racklet.log import ContextLogger
 

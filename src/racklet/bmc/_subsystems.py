@@ -17,11 +17,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from racklet.bmc._context import BmcContext
-from racklet.bmc._fans import stalled_now
-from racklet.bmc._http import page, respond, route
-from racklet.bmc._message_registry import RedfishErrorReply
-from racklet.bmc._schema import collection, link, resource
+from racklet.bmc._http.odata import collection, link, resource
+from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.responses import page, respond, route
+from racklet.bmc._state.context import BmcContext
+from racklet.bmc._state.fans import stalled_now
 from racklet.hw import Fan
 
 BUSBAR = "busbar"

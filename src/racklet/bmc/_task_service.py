@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from racklet.bmc._http import page, respond, route
-from racklet.bmc._message_registry import RedfishErrorReply, message
-from racklet.bmc._schema import ROOT, collection, link, resource
+from racklet.bmc._http.odata import ROOT, collection, link, resource
+from racklet.bmc._http.registry import RedfishErrorReply, message
+from racklet.bmc._http.responses import page, respond, route
 from racklet.log import ContextLogger
 
 SERVICE = f"{ROOT}/TaskService"

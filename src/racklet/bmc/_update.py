@@ -7,7 +7,7 @@ the task verifies the image (the configured :data:`~racklet.bmc.ImageVerifier`),
 it to the unit's :class:`~racklet.bmc.SlotProvider`. The stored upload is deleted when the
 task ends, whatever the outcome: nothing unverified stays on the BMC.
 
-The BMC's own firmware has two slots too (:mod:`racklet.bmc._bmc_slots`): ``bmc`` is the
+The BMC's own firmware has two slots too (:mod:`racklet.bmc._state.bmc_slots`): ``bmc`` is the
 running one, ``bmc-standby`` the other. A push must name ``bmc-standby`` in ``Targets`` to
 write it (pushes without ``Targets`` write the unit's inactive slot, as before). With
 ``@Redfish.OperationApplyTime`` ``Immediate`` the BMC then try-boots it at once (it restarts);
@@ -35,18 +35,18 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from racklet.bmc._bmc_runtime import BmcFirmware
-from racklet.bmc._context import MANAGER_ID, BmcContext
-from racklet.bmc._firmware import (
+from racklet.bmc._http.odata import ROOT, collection, link, resource
+from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.responses import page, parse_object, respond, route
+from racklet.bmc._state.bmc_runtime import BmcFirmware
+from racklet.bmc._state.context import MANAGER_ID, BmcContext
+from racklet.bmc._state.firmware import (
     BootSlot,
     ImageUpload,
     ImageVerifier,
     SlotProvider,
     VerifiedImage,
 )
-from racklet.bmc._http import page, parse_object, respond, route
-from racklet.bmc._message_registry import RedfishErrorReply
-from racklet.bmc._schema import ROOT, collection, link, resource
 from racklet.bmc._task_service import Task, TaskRegistry
 from racklet.bmc.errors import BmcError, ImageRejected
 from racklet.config import make_dir

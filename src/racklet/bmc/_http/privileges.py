@@ -19,7 +19,7 @@ account can have it. The RMC's certificate is an Operator.
 
 from __future__ import annotations
 
-from racklet.bmc._schema import ROOT
+from racklet.bmc._http.odata import ROOT
 
 LOGIN = "Login"
 CONFIGURE_MANAGER = "ConfigureManager"

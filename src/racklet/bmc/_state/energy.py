@@ -10,7 +10,7 @@ holds the total in joules and the Unix time the count began (``_created``); a fi
 cannot be read starts a new count with a new creation time, so a scraper sees a reset, not
 a counter that shrank.
 
-It does not integrate anything: :class:`racklet.bmc._power.Meter` does, from the samples.
+It does not integrate anything: :class:`racklet.bmc._state.power.Meter` does, from the samples.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""Small HTTP helpers shared by the Redfish families: JSON in and out, ``$top``/``$skip``."""
+"""Small HTTP helpers shared by the Redfish families: JSON in and out, ``$top``/``$skip``,
+the caller (:class:`Principal`) and one route serving several methods."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from racklet.bmc._message_registry import RedfishErrorReply
+from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.limits import LIMITS, InputRejected, parse_json
 
 JSON_TYPE = "application/json;charset=utf-8"
@@ -36,10 +36,10 @@ def described_by(body: Any) -> dict[str, str]:
 
 
 def respond(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return _respond_bytes(orjson.dumps(body), body, status, headers)
+    return respond_bytes(orjson.dumps(body), body, status, headers)
 
 
-def _respond_bytes(
+def respond_bytes(
     payload: bytes, body: Any, status: int, headers: dict[str, str] | None
 ) -> Response:
     return Response(
@@ -134,42 +134,6 @@ def route(path: str, **handlers: Endpoint) -> Route:
         return response
 
     return Route(path, dispatch, methods=methods)
-
-
-def etag(body: dict[str, Any]) -> str:
-    """A weak ETag of a resource body: it changes whenever the representation does."""
-    return _etag_of(orjson.dumps(body))
-
-
-def _etag_of(serialized: bytes) -> str:
-    # Bodies are built by code in a fixed key order, so equal state gives equal bytes.
-    return f'W/"{hashlib.sha256(serialized).hexdigest()[:16]}"'
-
-
-def _tags(header: str) -> set[str]:
-    return {tag.strip().removeprefix("W/") for tag in header.split(",") if tag.strip()}
-
-
-def check_if_match(request: Request, current: dict[str, Any]) -> None:
-    """A PATCH or DELETE with ``If-Match`` applies only to the representation it names."""
-    header = request.headers.get("if-match")
-    if header is None or header.strip() == "*":
-        return
-    if etag(current).removeprefix("W/") not in _tags(header):
-        raise RedfishErrorReply(412, "PreconditionFailed")
-
-
-def tagged(request: Request, body: dict[str, Any], status: int = 200) -> Response:
-    """A resource with its ETag (header and ``@odata.etag``); 304 if the client's
-    ``If-None-Match`` already has it."""
-    serialized = orjson.dumps(body)  # once: the tag is its hash, the payload its extension
-    tag = _etag_of(serialized)
-    header = request.headers.get("if-none-match")
-    if header and request.method in ("GET", "HEAD") and tag.removeprefix("W/") in _tags(header):
-        return Response(status_code=304, headers={**ODATA_HEADERS, "ETag": tag})
-    annotation = b'"@odata.etag":' + orjson.dumps(tag)
-    payload = serialized[:-1] + (b"," if len(serialized) > 2 else b"") + annotation + b"}"
-    return _respond_bytes(payload, body, status, {"ETag": tag})
 
 
 async def read_patch(request: Request) -> dict[str, Any]:

@@ -8,7 +8,7 @@ identity (SPIFFE ID, never the common name: the CA decides the ID, see docs/secu
 BMC maps to a role (``cert_roles``; the controller's ``spiffe://<rack>/controller``).
 Otherwise 401 with a Redfish body and a Basic challenge. Unknown paths are checked too, so
 nobody can probe which resources exist without logging in. What a caller may then do is
-:mod:`racklet.bmc._privileges`.
+:mod:`racklet.bmc._http.privileges`.
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from racklet.bmc._accounts import Accounts
-from racklet.bmc._http import JSON_TYPE, Principal
-from racklet.bmc._message_registry import RedfishErrorReply
-from racklet.bmc._privileges import CONFIGURE_COMPONENTS, allowed, privileges
-from racklet.bmc._schema import ROOT, SCHEMAS
+from racklet.bmc._http.odata import ROOT, SCHEMAS
+from racklet.bmc._http.privileges import CONFIGURE_COMPONENTS, allowed, privileges
+from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.responses import JSON_TYPE, Principal
 from racklet.bmc._sessions import SESSIONS, SessionStore
-from racklet.bmc._throttle import client_source, throttled
+from racklet.bmc._state.accounts import Accounts
+from racklet.bmc._state.throttle import client_source, throttled
 from racklet.bmc.errors import LoginThrottled
 from racklet.net import peer_identity
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from racklet.bmc._events import SENSOR_EVENT, EventBus
+from racklet.bmc._state.events import SENSOR_EVENT, EventBus
 from racklet.hw import BmcBoard, Fan
 from racklet.log import ContextLogger
 

@@ -10,7 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from racklet.bmc._events import EventBus
+from racklet.bmc._state.events import EventBus
 from racklet.bmc.errors import BmcError
 
 # ComputerSystem.BootProgressTypes (ComputerSystem.v1_13_0 and v1_15_0).

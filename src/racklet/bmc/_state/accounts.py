@@ -5,7 +5,7 @@ thread; a successful check is remembered under a keyed digest of the credentials
 lives only in memory) so HTTP Basic clients do not pay scrypt on every request.
 
 Failed logins slow the source that makes them and lock an account only for that source
-(:mod:`racklet.bmc._throttle`), so nobody can lock the operators out by failing on purpose.
+(:mod:`racklet.bmc._state.throttle`), so nobody can lock the operators out by failing on purpose.
 The RMC uses this class too: one implementation of accounts for both services.
 """
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from racklet.bmc._throttle import BackoffPolicy, LockoutPolicy, LoginThrottle
+from racklet.bmc._state.throttle import BackoffPolicy, LockoutPolicy, LoginThrottle
 from racklet.bmc.errors import AccountsError
 from racklet.config import write_private
 
@@ -146,7 +146,7 @@ class LoginReporter(Protocol):
 
 class Accounts:
     """The accounts of one BMC (or the RMC); empty (nobody can log in) until :meth:`replace`
-    fills it. Failed logins are throttled per source (:mod:`racklet.bmc._throttle`).
+    fills it. Failed logins are throttled per source (:mod:`racklet.bmc._state.throttle`).
 
     ``path`` is where changes made over Redfish are saved (None: kept in memory only);
     ``report`` records failures and lockouts (None: they are not recorded).

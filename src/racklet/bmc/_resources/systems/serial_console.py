@@ -17,9 +17,9 @@ import contextlib
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from racklet.bmc._context import BmcContext
-from racklet.bmc._schema import ROOT
-from racklet.bmc._systems import MAX_CONSOLES
+from racklet.bmc._resources.systems.system import MAX_CONSOLES
+from racklet.bmc._resources.uris import SYSTEMS
+from racklet.bmc._state.context import BmcContext
 
 
 async def _drain_client(websocket: WebSocket) -> None:
@@ -29,8 +29,14 @@ async def _drain_client(websocket: WebSocket) -> None:
             await websocket.receive_text()
 
 
-def routes(ctx: BmcContext) -> list[WebSocketRoute]:
-    async def console(websocket: WebSocket) -> None:
+class ConsoleSocket:
+    """The WebSocket endpoint: history first, then every new line until the client leaves."""
+
+    def __init__(self, ctx: BmcContext) -> None:
+        self.ctx = ctx
+
+    async def serve(self, websocket: WebSocket) -> None:
+        ctx = self.ctx
         if websocket.path_params["system_id"] != ctx.unit or ctx.console.watchers >= MAX_CONSOLES:
             await websocket.close(code=1008)
             return
@@ -59,4 +65,8 @@ def routes(ctx: BmcContext) -> list[WebSocketRoute]:
             with contextlib.suppress(RuntimeError, OSError):
                 await websocket.close()
 
-    return [WebSocketRoute(f"{ROOT}/Systems/{{system_id}}/SerialConsole/WebSocket", console)]
+
+def route(ctx: BmcContext) -> WebSocketRoute:
+    return WebSocketRoute(
+        f"{SYSTEMS}/{{system_id}}/SerialConsole/WebSocket", ConsoleSocket(ctx).serve
+    )

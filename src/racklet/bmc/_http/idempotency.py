@@ -14,7 +14,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 
-from racklet.bmc._message_registry import RedfishErrorReply
+from racklet.bmc._http.registry import RedfishErrorReply
 
 HEADER = "Idempotency-Key"
 _MAX_KEY = 255

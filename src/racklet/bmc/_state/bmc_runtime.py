@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 from starlette.types import ASGIApp
 
-from racklet.bmc._bmc_slots import BmcFirmwareSlots, SlotName
+from racklet.bmc._state.bmc_slots import BmcFirmwareSlots, SlotName
 from racklet.bmc.errors import BmcError
 from racklet.hw import BmcBoard
 from racklet.log import ContextLogger

@@ -19,7 +19,7 @@ as OWASP and the bmcweb and Ironic notes advise, failures cost the *source* that
   Administrator clears every lock of an account by PATCHing ``Locked: false``.
 
 Unknown user names are throttled and locked exactly like known ones, so the answers (and
-their timing, see :meth:`racklet.bmc._accounts.Accounts.verify`) do not tell which exist.
+their timing, see :meth:`racklet.bmc._state.accounts.Accounts.verify`) do not tell which exist.
 Both tables are bounded (``max_entries`` each, least recently used dropped first): memory
 does not grow with the addresses or names an attacker makes up. Everything is on the host's
 monotonic clock and in memory: it defends real credentials in real time, and a restarted
@@ -39,7 +39,7 @@ from typing import TypeVar
 
 from starlette.types import Scope
 
-from racklet.bmc._message_registry import RedfishErrorReply
+from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc.errors import LoginThrottled
 
 _K = TypeVar("_K")

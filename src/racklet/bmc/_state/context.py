@@ -5,16 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from racklet.bmc._boot import BootStatus
-from racklet.bmc._console import ConsoleLog
-from racklet.bmc._events import EventBus
-from racklet.bmc._power import Meter, PowerControl
-from racklet.bmc._schema import ROOT
+from racklet.bmc._http.odata import ROOT
+from racklet.bmc._state.boot import BootStatus
+from racklet.bmc._state.console import ConsoleLog
+from racklet.bmc._state.events import EventBus
+from racklet.bmc._state.power import Meter, PowerControl
 from racklet.hw import BmcBoard
 from racklet.log import ContextLogger
 
 if TYPE_CHECKING:
-    from racklet.bmc._bmc_runtime import BmcFirmware
+    from racklet.bmc._state.bmc_runtime import BmcFirmware
 
 MANAGER_ID = "bmc"
 

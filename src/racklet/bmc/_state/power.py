@@ -11,14 +11,16 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-from racklet.bmc._boot import BootStatus
-from racklet.bmc._energy import PERSIST_EVERY, EnergyCount, EnergyFile
-from racklet.bmc._events import EventBus
+from racklet.bmc._state.boot import BootStatus
+from racklet.bmc._state.energy import PERSIST_EVERY, EnergyCount, EnergyFile
+from racklet.bmc._state.events import EventBus
 from racklet.hw import BmcBoard, PowerReading
 from racklet.log import ContextLogger
 
-RESET_TYPES = ("On", "ForceOff", "GracefulShutdown", "ForceRestart", "PowerCycle")
+ResetType = Literal["On", "ForceOff", "GracefulShutdown", "ForceRestart", "PowerCycle"]
+RESET_TYPES: tuple[str, ...] = get_args(ResetType)
 SHUTDOWN_POLL = 0.2  # simulated seconds between draw checks during a graceful shutdown
 CYCLE_OFF_TIME = 1.0  # simulated seconds without power in a PowerCycle
 

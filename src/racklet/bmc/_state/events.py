@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from racklet.bmc._schema import odata_type
+from racklet.bmc._http.odata import odata_type
 from racklet.log import ContextLogger
 
 # registry prefix -> version the message ids name (shared/redfish/registries)

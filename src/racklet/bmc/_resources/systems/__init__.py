@@ -1,0 +1,25 @@
+"""``Systems``: the unit as a ComputerSystem (``system``), its boot override (``boot``) and
+its serial console over WebSocket (``serial_console``)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from racklet.bmc._http.responses import route
+from racklet.bmc._resources.systems import serial_console
+from racklet.bmc._resources.systems.system import RESET_ACTION, SystemResource
+from racklet.bmc._resources.uris import SYSTEMS
+from racklet.bmc._state.context import BmcContext
+
+ITEM = f"{SYSTEMS}/{{system_id}}"
+
+
+def routes(ctx: BmcContext) -> list[BaseRoute]:
+    system = SystemResource(ctx)
+    return [
+        route(SYSTEMS, GET=system.collection),
+        route(ITEM, GET=system.get, PATCH=system.patch),
+        route(f"{ITEM}/Actions/{RESET_ACTION}", POST=system.reset),
+        route(f"{ITEM}/ResetActionInfo", GET=system.action_info),
+        serial_console.route(ctx),
+    ]
