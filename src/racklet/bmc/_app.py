@@ -25,21 +25,19 @@ from racklet.audit import AuditLog, AuditMiddleware, redfish_verb
 from racklet.bmc import (
     _account_service,
     _certificates,
-    _chassis,
     _event_service,
     _logs,
     _managers,
     _metrics,
     _root,
     _sessions,
-    _subsystems,
     _task_service,
     _update,
 )
 from racklet.bmc._http.auth import AuthMiddleware, send_error
 from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import respond
-from racklet.bmc._resources import systems
+from racklet.bmc._resources import chassis, systems
 from racklet.bmc._sessions import SessionStore
 from racklet.bmc._state.accounts import Accounts
 from racklet.bmc._state.certificates import CertificateStore
@@ -196,8 +194,7 @@ def build_app(
         *_account_service.routes(accounts, sessions, ctx.log),
         *systems.routes(ctx),
         *_logs.routes(ctx),
-        *_chassis.routes(ctx),
-        *_subsystems.routes(ctx),
+        *chassis.routes(ctx),
         *_managers.routes(ctx),
         *_event_service.routes(ctx),
         *_update.routes(ctx, update, tasks),
