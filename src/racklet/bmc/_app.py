@@ -27,7 +27,6 @@ from racklet.bmc import (
     _certificates,
     _event_service,
     _logs,
-    _managers,
     _metrics,
     _root,
     _sessions,
@@ -37,7 +36,7 @@ from racklet.bmc import (
 from racklet.bmc._http.auth import AuthMiddleware, send_error
 from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import respond
-from racklet.bmc._resources import chassis, systems
+from racklet.bmc._resources import chassis, managers, systems
 from racklet.bmc._sessions import SessionStore
 from racklet.bmc._state.accounts import Accounts
 from racklet.bmc._state.certificates import CertificateStore
@@ -195,7 +194,7 @@ def build_app(
         *systems.routes(ctx),
         *_logs.routes(ctx),
         *chassis.routes(ctx),
-        *_managers.routes(ctx),
+        *managers.routes(ctx),
         *_event_service.routes(ctx),
         *_update.routes(ctx, update, tasks),
         *_task_service.routes(tasks),
