@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from racklet.bmc._sessions import SessionStore
+from racklet.bmc._state.sessions import SessionStore
 from tests.bmc.conftest import ADMIN, READER, UNIT, Bench
 
 SYSTEM = f"/redfish/v1/Systems/{UNIT}"

@@ -23,13 +23,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from racklet.audit import AuditLog, AuditMiddleware, redfish_verb
 from racklet.bmc import (
-    _account_service,
     _certificates,
     _event_service,
     _logs,
     _metrics,
     _root,
-    _sessions,
     _task_service,
     _update,
 )
@@ -37,10 +35,12 @@ from racklet.bmc._http.auth import AuthMiddleware, send_error
 from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import respond
 from racklet.bmc._resources import chassis, managers, systems
-from racklet.bmc._sessions import SessionStore
+from racklet.bmc._resources.accounts.account_service import routes as account_routes
+from racklet.bmc._resources.accounts.sessions import routes as sessions_routes
 from racklet.bmc._state.accounts import Accounts
 from racklet.bmc._state.certificates import CertificateStore
 from racklet.bmc._state.context import BmcContext
+from racklet.bmc._state.sessions import SessionStore
 from racklet.log import ContextLogger
 
 _request: contextvars.ContextVar[str | None] = contextvars.ContextVar("bmc_request", default=None)
@@ -189,8 +189,8 @@ def build_app(
 ) -> Starlette:
     routes: list[BaseRoute] = [
         *_root.routes(ctx),
-        *_sessions.routes(sessions, accounts, ctx.log),
-        *_account_service.routes(accounts, sessions, ctx.log),
+        *sessions_routes(sessions, accounts, ctx.log),
+        *account_routes(accounts, sessions, ctx.log),
         *systems.routes(ctx),
         *_logs.routes(ctx),
         *chassis.routes(ctx),

@@ -25,8 +25,9 @@ from racklet.bmc._http.odata import ROOT, SCHEMAS
 from racklet.bmc._http.privileges import CONFIGURE_COMPONENTS, allowed, privileges
 from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import JSON_TYPE, Principal
-from racklet.bmc._sessions import SESSIONS, SessionStore
+from racklet.bmc._resources.uris import SESSIONS
 from racklet.bmc._state.accounts import Accounts
+from racklet.bmc._state.sessions import SessionStore
 from racklet.bmc._state.throttle import client_source, throttled
 from racklet.bmc.errors import LoginThrottled
 from racklet.net import peer_identity

@@ -42,6 +42,10 @@ class Writable:
 
     allowable: bool = True
     """Whether a ``Literal`` field also shows ``@Redfish.AllowableValues``."""
+    minimum: int | None = None
+    maximum: int | None = None
+    """The range a client may write (what the service shows may lie outside it, e.g. a
+    setting made at start-up)."""
 
 
 WRITABLE = Writable()
@@ -57,8 +61,8 @@ class Declared(BaseModel):
         out: dict[str, Any] = {}
         fields_set = self.model_fields_set
         for name, info in type(self).model_fields.items():
-            if name not in fields_set:
-                continue
+            if name not in fields_set and getattr(self, name) is None:
+                continue  # an optional property left out; one set to None is a JSON null
             key = info.alias or name
             out[key] = _plain(getattr(self, name))
             choices = _allowable(type(self), name)
@@ -147,7 +151,7 @@ def _has_writable(model: type[Declared]) -> bool:
 def _check_value(model: type[Declared], name: str, value: Any, pointer: str) -> Any:
     info = model.model_fields[name]
     try:
-        return _adapter(model, name).validate_python(value, strict=True)
+        checked = _adapter(model, name).validate_python(value, strict=True)
     except ValidationError as exc:
         choices = _literal_choices(info.annotation)
         if choices is not None and isinstance(value, type(choices[0])):
@@ -159,6 +163,31 @@ def _check_value(model: type[Declared], name: str, value: Any, pointer: str) -> 
                 resolution=f"Use one of: {', '.join(map(str, choices))}.",
             ) from exc
         raise RedfishErrorReply(400, "PropertyValueTypeError", json.dumps(value), pointer) from exc
+    marker = _marker(info)
+    if marker is not None and isinstance(checked, int):
+        low, high = marker.minimum, marker.maximum
+        if (low is not None and checked < low) or (high is not None and checked > high):
+            raise RedfishErrorReply(400, "PropertyValueOutOfRange", json.dumps(value), pointer)
+    return checked
+
+
+def validate_create(
+    model: type[_D], body: dict[str, Any], missing: str = "CreateFailedMissingReqProperties"
+) -> _D:
+    """A POST body that creates something, checked against ``model``: every field may be
+    given (writable or not), a field without a default must be; ``missing`` names the Base
+    message for one that is not."""
+    keys = _by_key(model)
+    for key in body:
+        if key not in keys:
+            raise RedfishErrorReply(400, "PropertyUnknown", key)
+    values: dict[str, Any] = {}
+    for key, (name, info) in keys.items():
+        if key in body:
+            values[name] = _check_value(model, name, body[key], key)
+        elif info.is_required():
+            raise RedfishErrorReply(400, missing, key)
+    return model.model_validate(values)
 
 
 def validate_patch(model: type[Declared], body: dict[str, Any], prefix: str = "") -> dict[str, Any]:
