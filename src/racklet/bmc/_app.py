@@ -24,8 +24,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from racklet.audit import AuditLog, AuditMiddleware, redfish_verb
 from racklet.bmc import (
     _certificates,
-    _event_service,
-    _logs,
     _metrics,
     _root,
     _task_service,
@@ -34,7 +32,7 @@ from racklet.bmc import (
 from racklet.bmc._http.auth import AuthMiddleware, send_error
 from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import respond
-from racklet.bmc._resources import chassis, managers, systems
+from racklet.bmc._resources import chassis, events, managers, systems
 from racklet.bmc._resources.accounts.account_service import routes as account_routes
 from racklet.bmc._resources.accounts.sessions import routes as sessions_routes
 from racklet.bmc._state.accounts import Accounts
@@ -192,10 +190,9 @@ def build_app(
         *sessions_routes(sessions, accounts, ctx.log),
         *account_routes(accounts, sessions, ctx.log),
         *systems.routes(ctx),
-        *_logs.routes(ctx),
         *chassis.routes(ctx),
         *managers.routes(ctx),
-        *_event_service.routes(ctx),
+        *events.routes(ctx),
         *_update.routes(ctx, update, tasks),
         *_task_service.routes(tasks),
         *_metrics.routes(ctx),
