@@ -26,7 +26,6 @@ from racklet.bmc import (
     _certificates,
     _metrics,
     _root,
-    _task_service,
     _update,
 )
 from racklet.bmc._http.auth import AuthMiddleware, send_error
@@ -35,10 +34,12 @@ from racklet.bmc._http.responses import respond
 from racklet.bmc._resources import chassis, events, managers, systems
 from racklet.bmc._resources.accounts.account_service import routes as account_routes
 from racklet.bmc._resources.accounts.sessions import routes as sessions_routes
+from racklet.bmc._resources.tasks import routes as task_routes
 from racklet.bmc._state.accounts import Accounts
 from racklet.bmc._state.certificates import CertificateStore
 from racklet.bmc._state.context import BmcContext
 from racklet.bmc._state.sessions import SessionStore
+from racklet.bmc._state.tasks import TaskRegistry
 from racklet.log import ContextLogger
 
 _request: contextvars.ContextVar[str | None] = contextvars.ContextVar("bmc_request", default=None)
@@ -179,7 +180,7 @@ def build_app(
     ctx: BmcContext,
     accounts: Accounts,
     sessions: SessionStore,
-    tasks: _task_service.TaskRegistry,
+    tasks: TaskRegistry,
     update: _update.UpdateSetup,
     cert_roles: Mapping[str, str] | None = None,
     certificates: CertificateStore | None = None,
@@ -194,7 +195,7 @@ def build_app(
         *managers.routes(ctx),
         *events.routes(ctx),
         *_update.routes(ctx, update, tasks),
-        *_task_service.routes(tasks),
+        *task_routes(tasks),
         *_metrics.routes(ctx),
         *(_certificates.routes(ctx, certificates) if certificates else []),
     ]

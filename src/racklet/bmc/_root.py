@@ -21,8 +21,8 @@ from racklet.bmc._http.odata import (
 )
 from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import ODATA_HEADERS, respond, route
-from racklet.bmc._resources.uris import SESSION_SERVICE as SERVICE
-from racklet.bmc._resources.uris import SESSIONS
+from racklet.bmc._http.uris import SESSION_SERVICE as SERVICE
+from racklet.bmc._http.uris import SESSIONS
 from racklet.bmc._state.context import BmcContext
 
 _FAMILIES = {

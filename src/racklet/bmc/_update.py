@@ -47,7 +47,7 @@ from racklet.bmc._state.firmware import (
     SlotProvider,
     VerifiedImage,
 )
-from racklet.bmc._task_service import Task, TaskRegistry
+from racklet.bmc._state.tasks import Task, TaskRegistry
 from racklet.bmc.errors import BmcError, ImageRejected
 from racklet.config import make_dir
 

@@ -13,10 +13,10 @@ from starlette.responses import Response
 from racklet.bmc._http.auth import AuthMiddleware
 from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import Principal, principal, respond
+from racklet.bmc._http.uris import ACCOUNTS
 from racklet.bmc._resources.accounts.account_service import routes as account_routes
 from racklet.bmc._resources.accounts.sessions import routes as session_routes
 from racklet.bmc._resources.events.logs import event_log_routes
-from racklet.bmc._resources.uris import ACCOUNTS
 from racklet.bmc._state.accounts import Accounts, read_accounts
 from racklet.bmc._state.events import EventBus, LoginEvents
 from racklet.bmc._state.sessions import SessionStore

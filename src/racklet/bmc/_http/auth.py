@@ -25,7 +25,7 @@ from racklet.bmc._http.odata import ROOT, SCHEMAS
 from racklet.bmc._http.privileges import CONFIGURE_COMPONENTS, allowed, privileges
 from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import JSON_TYPE, Principal
-from racklet.bmc._resources.uris import SESSIONS
+from racklet.bmc._http.uris import SESSIONS
 from racklet.bmc._state.accounts import Accounts
 from racklet.bmc._state.sessions import SessionStore
 from racklet.bmc._state.throttle import client_source, throttled

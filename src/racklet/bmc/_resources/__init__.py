@@ -5,6 +5,6 @@ is for the client side): ``root``, ``systems``, ``chassis``, ``managers``, ``acc
 Each family declares its bodies (:mod:`racklet.bmc._http.declared`), serves them with
 module-level handlers or small classes, and exports ``routes(...)``. Families share only the
 HTTP plumbing (:mod:`racklet.bmc._http`), the BMC's state (:mod:`racklet.bmc._state`) and
-the resource addresses (:mod:`racklet.bmc._resources.uris`); an import contract keeps them
+the resource addresses (:mod:`racklet.bmc._http.uris`); an import contract keeps them
 from importing each other.
 """

@@ -44,7 +44,7 @@ from racklet.bmc._http.responses import (
     respond,
     route,
 )
-from racklet.bmc._resources.uris import ACCOUNT_SERVICE, ACCOUNTS, ROLES
+from racklet.bmc._http.uris import ACCOUNT_SERVICE, ACCOUNTS, ROLES
 from racklet.bmc._state.accounts import Account, Accounts, hash_account
 from racklet.bmc._state.sessions import SessionStore
 from racklet.log import ContextLogger

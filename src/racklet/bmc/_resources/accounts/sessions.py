@@ -31,7 +31,7 @@ from racklet.bmc._http.responses import (
     respond,
     route,
 )
-from racklet.bmc._resources.uris import SESSION_SERVICE, SESSIONS
+from racklet.bmc._http.uris import SESSION_SERVICE, SESSIONS
 from racklet.bmc._state.accounts import Accounts
 from racklet.bmc._state.sessions import MAX_TIMEOUT, MIN_TIMEOUT, Session, SessionStore
 from racklet.bmc._state.throttle import client_source, throttled

@@ -8,8 +8,8 @@ from functools import partial
 from starlette.routing import BaseRoute
 
 from racklet.bmc._http.responses import route
+from racklet.bmc._http.uris import CHASSIS
 from racklet.bmc._resources.chassis import chassis, environment, power, sensors, thermal
-from racklet.bmc._resources.uris import CHASSIS
 from racklet.bmc._state.context import BmcContext
 
 ITEM = f"{CHASSIS}/{{chassis_id}}"

@@ -13,8 +13,8 @@ from racklet.bmc._http.etags import check_if_match, tagged
 from racklet.bmc._http.odata import collection, link
 from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import page, read_patch, respond
+from racklet.bmc._http.uris import CHASSIS
 from racklet.bmc._resources.chassis.common import mine, status
-from racklet.bmc._resources.uris import CHASSIS
 from racklet.bmc._state.context import BmcContext
 
 

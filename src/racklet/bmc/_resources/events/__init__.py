@@ -8,8 +8,8 @@ from functools import partial
 from starlette.routing import BaseRoute
 
 from racklet.bmc._http.responses import route
+from racklet.bmc._http.uris import EVENT_SERVICE
 from racklet.bmc._resources.events import event_service, logs
-from racklet.bmc._resources.uris import EVENT_SERVICE
 from racklet.bmc._state.context import BmcContext
 
 

@@ -14,7 +14,7 @@ from starlette.responses import Response, StreamingResponse
 
 from racklet.bmc._http.declared import Resource
 from racklet.bmc._http.responses import ODATA_HEADERS, respond
-from racklet.bmc._resources.uris import EVENT_SERVICE
+from racklet.bmc._http.uris import EVENT_SERVICE
 from racklet.bmc._state.context import BmcContext
 from racklet.bmc._state.events import RedfishEvent
 

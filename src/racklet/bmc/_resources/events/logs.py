@@ -19,7 +19,7 @@ from racklet.bmc._http.declared import Resource
 from racklet.bmc._http.odata import collection, link
 from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import no_content, page, read_object, respond, route
-from racklet.bmc._resources.uris import SYSTEMS
+from racklet.bmc._http.uris import SYSTEMS
 from racklet.bmc._state.console import ConsoleLine
 from racklet.bmc._state.context import BmcContext
 from racklet.bmc._state.events import EventBus, RedfishEvent

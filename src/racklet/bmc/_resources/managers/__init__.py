@@ -8,8 +8,8 @@ from functools import partial
 from starlette.routing import BaseRoute
 
 from racklet.bmc._http.responses import route
+from racklet.bmc._http.uris import MANAGERS
 from racklet.bmc._resources.managers import manager, network_protocol
-from racklet.bmc._resources.uris import MANAGERS
 from racklet.bmc._state.context import BmcContext
 
 ITEM = f"{MANAGERS}/{{manager_id}}"

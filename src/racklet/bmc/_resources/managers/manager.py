@@ -17,8 +17,8 @@ from racklet.bmc._http.declared import Declared, Resource, allowable, validate_a
 from racklet.bmc._http.odata import collection, link
 from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import no_content, page, read_object, respond
+from racklet.bmc._http.uris import FIRMWARE_INVENTORY, MANAGERS
 from racklet.bmc._resources.managers.common import mine
-from racklet.bmc._resources.uris import FIRMWARE_INVENTORY, MANAGERS
 from racklet.bmc._state.context import MANAGER_ID, BmcContext
 
 RESET_ACTION = "Manager.Reset"

@@ -6,9 +6,9 @@ from __future__ import annotations
 from starlette.routing import BaseRoute
 
 from racklet.bmc._http.responses import route
+from racklet.bmc._http.uris import SYSTEMS
 from racklet.bmc._resources.systems import serial_console
 from racklet.bmc._resources.systems.system import RESET_ACTION, SystemResource
-from racklet.bmc._resources.uris import SYSTEMS
 from racklet.bmc._state.context import BmcContext
 
 ITEM = f"{SYSTEMS}/{{system_id}}"

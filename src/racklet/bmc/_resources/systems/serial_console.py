@@ -17,8 +17,8 @@ import contextlib
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from racklet.bmc._http.uris import SYSTEMS
 from racklet.bmc._resources.systems.system import MAX_CONSOLES
-from racklet.bmc._resources.uris import SYSTEMS
 from racklet.bmc._state.context import BmcContext
 
 

@@ -26,8 +26,8 @@ from racklet.bmc._http.idempotency import OnceByKey
 from racklet.bmc._http.odata import collection, link, resource
 from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import no_content, page, read_object, read_patch, respond
+from racklet.bmc._http.uris import SYSTEMS
 from racklet.bmc._resources.systems.boot import Boot, BootOverride
-from racklet.bmc._resources.uris import SYSTEMS
 from racklet.bmc._state.context import BmcContext
 from racklet.bmc._state.power import ResetType
 

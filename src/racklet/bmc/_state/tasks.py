@@ -1,4 +1,4 @@
-"""``TaskService``: long actions (a firmware update) run as Tasks a client can poll.
+"""Long actions (a firmware update) as Tasks a client can poll (served by the ``tasks`` family).
 
 A long action answers 202 with a ``Location`` of its task monitor. The monitor answers 202
 (with the Task) while the work runs; once it is done, the operation's own answer: 200 and
@@ -16,18 +16,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
-
-from racklet.bmc._http.odata import ROOT, collection, link, resource
+from racklet.bmc._http.odata import resource
 from racklet.bmc._http.registry import RedfishErrorReply, message
-from racklet.bmc._http.responses import page, respond, route
+from racklet.bmc._http.uris import TASK_SERVICE, TASKS
 from racklet.log import ContextLogger
 
-SERVICE = f"{ROOT}/TaskService"
-TASKS = f"{SERVICE}/Tasks"
-MONITORS = f"{SERVICE}/TaskMonitors"
+MONITORS = f"{TASK_SERVICE}/TaskMonitors"
 RETRY_AFTER = "1"
 """Seconds a client is asked to wait between polls of a running task's monitor."""
 _RUNNING = ("New", "Starting", "Running")
@@ -172,51 +166,3 @@ class TaskRegistry:
         for runner in runners:
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
-
-
-def routes(registry: TaskRegistry) -> list[Route]:
-    def _find(request: Request) -> Task:
-        task = registry.get(request.path_params["task_id"])
-        if task is None:
-            raise RedfishErrorReply(404, "ResourceNotFound", "Task", request.path_params["task_id"])
-        return task
-
-    async def service(request: Request) -> Response:
-        return respond(
-            resource(
-                "TaskService",
-                SERVICE,
-                Id="TaskService",
-                Name="Task Service",
-                ServiceEnabled=True,
-                DateTime=_now(),
-                CompletedTaskOverWritePolicy="Oldest",
-                LifeCycleEventOnTaskStateChange=False,
-                Status={"State": "Enabled", "Health": "OK"},
-                Tasks=link(TASKS),
-            )
-        )
-
-    async def tasks(request: Request) -> Response:
-        members = page(request, [t.path for t in registry.tasks()])
-        return respond(collection("TaskCollection", TASKS, "Task Collection", members))
-
-    async def one_task(request: Request) -> Response:
-        return respond(_find(request).redfish())
-
-    async def monitor(request: Request) -> Response:
-        task = _find(request)
-        if task.running:
-            headers = {"Location": task.monitor, "Retry-After": RETRY_AFTER}
-            return respond(task.redfish(), 202, headers)
-        if task.error is not None:
-            error = task.error
-            return respond(error.body(), error.status, error.headers)
-        return respond(task.redfish())
-
-    return [
-        route(SERVICE, GET=service),
-        route(TASKS, GET=tasks),
-        route(f"{TASKS}/{{task_id}}", GET=one_task),
-        route(f"{MONITORS}/{{task_id}}", GET=monitor),
-    ]
