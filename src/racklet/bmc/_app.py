@@ -26,12 +26,12 @@ from racklet.bmc import (
     _certificates,
     _metrics,
     _root,
-    _update,
 )
 from racklet.bmc._http.auth import AuthMiddleware, send_error
 from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import respond
 from racklet.bmc._resources import chassis, events, managers, systems
+from racklet.bmc._resources import update as update_family
 from racklet.bmc._resources.accounts.account_service import routes as account_routes
 from racklet.bmc._resources.accounts.sessions import routes as sessions_routes
 from racklet.bmc._resources.tasks import routes as task_routes
@@ -103,7 +103,7 @@ class _RequestScope:
 _SUPPORTED_QUERY = {"$top", "$skip"}
 MAX_BODY = 64 * 1024
 """Largest request body (bytes) outside the firmware push; Redfish bodies are small."""
-_UPLOADS = (_update.MULTIPART,)
+_UPLOADS = (update_family.MULTIPART,)
 
 
 class _BodyTooLarge(Exception):
@@ -111,7 +111,7 @@ class _BodyTooLarge(Exception):
 
 
 def _limit(scope: Scope) -> int:
-    return _update.MAX_IMAGE if scope["path"].rstrip("/") in _UPLOADS else MAX_BODY
+    return update_family.MAX_IMAGE if scope["path"].rstrip("/") in _UPLOADS else MAX_BODY
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -181,7 +181,7 @@ def build_app(
     accounts: Accounts,
     sessions: SessionStore,
     tasks: TaskRegistry,
-    update: _update.UpdateSetup,
+    update: update_family.UpdateSetup,
     cert_roles: Mapping[str, str] | None = None,
     certificates: CertificateStore | None = None,
     audit: AuditLog | None = None,
@@ -194,7 +194,7 @@ def build_app(
         *chassis.routes(ctx),
         *managers.routes(ctx),
         *events.routes(ctx),
-        *_update.routes(ctx, update, tasks),
+        *update_family.routes(ctx, update, tasks),
         *task_routes(tasks),
         *_metrics.routes(ctx),
         *(_certificates.routes(ctx, certificates) if certificates else []),

@@ -22,6 +22,7 @@ from racklet.audit import AuditLog
 from racklet.bmc._app import RequestLogger, build_app
 from racklet.bmc._http.uris import ACCOUNTS
 from racklet.bmc._link import LinkService
+from racklet.bmc._resources.update import UpdateSetup
 from racklet.bmc._state.accounts import Accounts, read_accounts
 from racklet.bmc._state.bmc_runtime import SELF_TEST_DEADLINE, BmcFirmware
 from racklet.bmc._state.boot import BootStatus
@@ -36,7 +37,6 @@ from racklet.bmc._state.power import Meter, PowerControl, PowerPolicy
 from racklet.bmc._state.sessions import SessionStore
 from racklet.bmc._state.tasks import TaskRegistry
 from racklet.bmc._state.throttle import BackoffPolicy
-from racklet.bmc._update import UpdateSetup
 from racklet.config import write_private
 from racklet.hw import BmcBoard
 from racklet.log import get_logger

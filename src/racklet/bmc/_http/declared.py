@@ -172,7 +172,10 @@ def _check_value(model: type[Declared], name: str, value: Any, pointer: str) -> 
 
 
 def validate_create(
-    model: type[_D], body: dict[str, Any], missing: str = "CreateFailedMissingReqProperties"
+    model: type[_D],
+    body: dict[str, Any],
+    missing: str = "CreateFailedMissingReqProperties",
+    prefix: str = "",
 ) -> _D:
     """A POST body that creates something, checked against ``model``: every field may be
     given (writable or not), a field without a default must be; ``missing`` names the Base
@@ -180,13 +183,13 @@ def validate_create(
     keys = _by_key(model)
     for key in body:
         if key not in keys:
-            raise RedfishErrorReply(400, "PropertyUnknown", key)
+            raise RedfishErrorReply(400, "PropertyUnknown", f"{prefix}{key}")
     values: dict[str, Any] = {}
     for key, (name, info) in keys.items():
         if key in body:
             values[name] = _check_value(model, name, body[key], key)
         elif info.is_required():
-            raise RedfishErrorReply(400, missing, key)
+            raise RedfishErrorReply(400, missing, f"{prefix}{key}")
     return model.model_validate(values)
 
 
