@@ -23,13 +23,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from racklet.audit import AuditLog, AuditMiddleware, redfish_verb
 from racklet.bmc import (
-    _certificates,
     _metrics,
     _root,
 )
 from racklet.bmc._http.auth import AuthMiddleware, send_error
 from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import respond
+from racklet.bmc._resources import certificates as certificate_family
 from racklet.bmc._resources import chassis, events, managers, systems
 from racklet.bmc._resources import update as update_family
 from racklet.bmc._resources.accounts.account_service import routes as account_routes
@@ -197,7 +197,7 @@ def build_app(
         *update_family.routes(ctx, update, tasks),
         *task_routes(tasks),
         *_metrics.routes(ctx),
-        *(_certificates.routes(ctx, certificates) if certificates else []),
+        *(certificate_family.routes(ctx, certificates) if certificates else []),
     ]
     audited = (
         []

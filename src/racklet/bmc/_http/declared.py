@@ -224,6 +224,7 @@ def validate_action(model: type[_D], body: dict[str, Any], action: str) -> _D:
     """An action's parameters checked against their declaration (every field a parameter;
     a field without a default is required), with the DMTF ``ActionParameter*`` errors."""
     keys = _by_key(model)
+    body = {k: v for k, v in body.items() if k in keys or not k.startswith("@")}  # annotations
     for key in body:
         if key not in keys:
             raise RedfishErrorReply(400, "ActionParameterUnknown", action, key)
@@ -238,7 +239,7 @@ def validate_action(model: type[_D], body: dict[str, Any], action: str) -> _D:
             values[name] = _adapter(model, name).validate_python(value, strict=True)
         except ValidationError as exc:
             choices = _literal_choices(info.annotation)
-            resolution = None if choices is None else f"Use one of: {', '.join(choices)}."
+            resolution = None if choices is None else f"Use one of: {', '.join(map(str, choices))}."
             if choices is not None and isinstance(value, str):
                 raise RedfishErrorReply(
                     400,
