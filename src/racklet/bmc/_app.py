@@ -24,13 +24,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from racklet.audit import AuditLog, AuditMiddleware, redfish_verb
 from racklet.bmc import (
     _metrics,
-    _root,
 )
 from racklet.bmc._http.auth import AuthMiddleware, send_error
 from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import respond
 from racklet.bmc._resources import certificates as certificate_family
-from racklet.bmc._resources import chassis, events, managers, systems
+from racklet.bmc._resources import chassis, events, managers, root, systems
 from racklet.bmc._resources import update as update_family
 from racklet.bmc._resources.accounts.account_service import routes as account_routes
 from racklet.bmc._resources.accounts.sessions import routes as sessions_routes
@@ -187,7 +186,7 @@ def build_app(
     audit: AuditLog | None = None,
 ) -> Starlette:
     routes: list[BaseRoute] = [
-        *_root.routes(ctx),
+        *root.routes(ctx),
         *sessions_routes(sessions, accounts, ctx.log),
         *account_routes(accounts, sessions, ctx.log),
         *systems.routes(ctx),

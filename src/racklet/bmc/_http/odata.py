@@ -4,24 +4,21 @@ Every resource names its ``@odata.type`` from :data:`TYPES`; the ``$metadata`` d
 generated from the same table, so the two cannot disagree. Versions are those of the DMTF
 2025.4 CSDL (``shared/redfish/csdl``); every property the service emits exists in them.
 The CSDL file of each is bundled (``racklet/bmc/schemas``, DMTF's BSD-3 licence beside them)
-and served by the BMC itself at ``/redfish/v1/Schemas/<file>``: ``$metadata`` points there,
-so a client needs nothing from outside the BMC to read what it references.
+and served by the BMC itself (the ``root`` family's ``metadata``).
 """
 
 from __future__ import annotations
 
-import functools
-from importlib import resources
 from typing import Any
 
 ROOT = "/redfish/v1"
 SCHEMAS = f"{ROOT}/Schemas"
 REDFISH_VERSION = "1.22.0"
 # The newest ServiceRoot namespace that declares the service's entity container.
-_CONTAINER = "ServiceRoot.v1_19_0"
+CONTAINER = "ServiceRoot.v1_19_0"
 
 # schema file stem -> (versioned namespace, or None for unversioned collections)
-_VERSIONS: dict[str, str | None] = {
+SCHEMA_VERSIONS: dict[str, str | None] = {
     "ServiceRoot": "v1_20_0",
     "ComputerSystem": "v1_27_0",
     "ComputerSystemCollection": None,
@@ -73,7 +70,7 @@ _VERSIONS: dict[str, str | None] = {
 
 def odata_type(schema: str) -> str:
     """``#Namespace.vX_Y_Z.Type`` (or ``#Type.Type`` for a collection)."""
-    version = _VERSIONS[schema]
+    version = SCHEMA_VERSIONS[schema]
     return f"#{schema}.{version}.{schema}" if version else f"#{schema}.{schema}"
 
 
@@ -99,42 +96,3 @@ def collection(schema: str, path: str, name: str, members: list[str]) -> dict[st
 
 def link(path: str) -> dict[str, str]:
     return {"@odata.id": path}
-
-
-def metadata_xml() -> str:
-    """The CSDL ``$metadata`` document: a reference to each DMTF schema file used."""
-    refs = []
-    for schema, version in _VERSIONS.items():
-        includes = f'    <edmx:Include Namespace="{schema}"/>\n'
-        if version:
-            includes += f'    <edmx:Include Namespace="{schema}.{version}"/>\n'
-        if schema == "ServiceRoot":
-            includes += f'    <edmx:Include Namespace="{_CONTAINER}"/>\n'
-        refs.append(
-            f'  <edmx:Reference Uri="{SCHEMAS}/{schema}_v1.xml">\n{includes}  </edmx:Reference>\n'
-        )
-    return (
-        '<?xml version="1.0" encoding="UTF-8"?>\n'
-        '<edmx:Edmx xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx" Version="4.0">\n'
-        + "".join(refs)
-        + "  <edmx:DataServices>\n"
-        '    <Schema xmlns="http://docs.oasis-open.org/odata/ns/edm" Namespace="Service">\n'
-        '      <EntityContainer Name="Service" '
-        f'Extends="{_CONTAINER}.ServiceContainer"/>\n'
-        "    </Schema>\n"
-        "  </edmx:DataServices>\n"
-        "</edmx:Edmx>\n"
-    )
-
-
-def schema_files() -> list[str]:
-    """The CSDL files ``$metadata`` references, in its order."""
-    return [f"{schema}_v1.xml" for schema in _VERSIONS]
-
-
-@functools.lru_cache(maxsize=len(_VERSIONS))
-def read_schema_file(name: str) -> bytes | None:
-    """A bundled CSDL file by its name, None unless ``$metadata`` references it (blocking)."""
-    if name not in schema_files():
-        return None
-    return resources.files("racklet.bmc").joinpath("schemas", name).read_bytes()
