@@ -12,7 +12,8 @@ from racklet.bmc._http import registry as _message_registry
 from tests.bmc.conftest import UNIT, Bench
 
 RESET = f"/redfish/v1/Systems/{UNIT}/Actions/ComputerSystem.Reset"
-REGISTRY = Path(__file__).parent / "dmtf" / "Base.1.22.1.json"  # vendored, DMTF licence beside it
+# vendored, DMTF licence beside it
+REGISTRY = Path(__file__).parents[1] / "dmtf" / "Base.1.22.1.json"
 
 
 def _code(response: object) -> str:

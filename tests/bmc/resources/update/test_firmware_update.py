@@ -126,8 +126,8 @@ async def test_verifying_an_image_raises_no_floor(
     tuf_bench: tuple[Bench, TufRepository],
 ) -> None:
     """Verification decides only whether an image is genuine. The rollback floor is the
-    committed BMC firmware (tests/bmc/test_bmc_firmware_ab.py): a verified 2.0.0 that was
-    never committed must not refuse a validly signed 1.0.0."""
+    committed BMC firmware (``test_bmc_firmware_ab.py`` beside this file): a verified 2.0.0
+    that was never committed must not refuse a validly signed 1.0.0."""
     bench, repo = tuf_bench
     old_target, old_image = _publish(repo, "1.0.0")
     new_target, new_image = _publish(repo, "2.0.0")

@@ -14,7 +14,7 @@ import pytest
 from tests.bmc.conftest import Bench
 
 SHARED_CSDL = (
-    Path(__file__).resolve().parents[3] / "shared" / "redfish" / "csdl"
+    Path(__file__).resolve().parents[5] / "shared" / "redfish" / "csdl"
 )  # beside the clone
 BUNDLED = resources.files("racklet.bmc").joinpath("schemas")
 PROTOCOL = "/redfish/v1/Managers/bmc/NetworkProtocol"
