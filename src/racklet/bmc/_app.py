@@ -128,6 +128,13 @@ def _refusal(scope: Scope) -> RedfishErrorReply | None:
     if version is not None and version.strip() != "4.0":
         # Redfish: a request for an OData version the service does not support is a 412.
         return RedfishErrorReply(412, "HeaderInvalid", f"OData-Version: {version}")
+    if scope["method"] in ("POST", "PATCH", "PUT") and scope["path"].rstrip("/") not in _UPLOADS:
+        kind = _header(scope, b"content-type")
+        if kind is not None and kind.partition(";")[0].strip().lower() != "application/json":
+            # Redfish: a body in any other media type is a 415, and nothing changes.
+            return RedfishErrorReply(
+                415, "UnrecognizedRequestBody", resolution="Send Content-Type: application/json."
+            )
     length = _header(scope, b"content-length")
     if length is not None and length.isdigit() and int(length) > _limit(scope):
         return RedfishErrorReply(413, "PayloadTooLarge")

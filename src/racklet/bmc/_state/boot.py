@@ -7,6 +7,7 @@ until the unit is next powered on, so the controller can read why a unit did not
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +55,13 @@ class BootStatus:
         self.message: str | None = None
         self.changed = _now()
         self.failure: BootFailure | None = None
+        self.watchers: list[Callable[[str], None]] = []
+        """Told ``powered_on``, ``progress``, ``failed`` and ``powered_off`` as they happen
+        (the boot override follows the boot with them)."""
+
+    def _tell(self, what: str) -> None:
+        for watcher in self.watchers:
+            watcher(what)
 
     def progress(self, state: str, message: str | None = None) -> None:
         if state not in BOOT_PROGRESS_STATES:
@@ -63,6 +71,7 @@ class BootStatus:
         self.last_state, self.oem_state, self.message = state, None, message
         self.changed = _now()
         self._events.boot(self._origin)
+        self._tell("progress")
 
     def failed(self, reason: str) -> None:
         reason = " ".join(reason.split())[:500] or "no reason given"
@@ -70,6 +79,7 @@ class BootStatus:
         self.changed = _now()
         self.failure = BootFailure(reason, self.changed)
         self._events.boot_failed(self._origin, self._unit, reason)
+        self._tell("failed")
 
     def carry_over(self, before: BootStatus) -> None:
         """Take the boot progress a previous instance of this BMC saw (no events).
@@ -89,12 +99,14 @@ class BootStatus:
         self.failure = None
         self.last_state, self.oem_state, self.message = "None", None, None
         self.changed = _now()
+        self._tell("powered_on")
 
     def powered_off(self) -> None:
         """Not booting any more; a failure stays visible until the next power-on."""
         if self.failure is None:
             self.last_state, self.oem_state, self.message = "None", None, None
             self.changed = _now()
+        self._tell("powered_off")
 
     def redfish(self) -> dict[str, Any]:
         body: dict[str, Any] = {"LastState": self.last_state, "LastStateTime": self.changed}

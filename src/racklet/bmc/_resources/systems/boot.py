@@ -2,7 +2,10 @@
 boot-source select.
 
 Racklet has no TFTP (the network is hostile), so both network targets mean the boot ROM's
-HTTPS boot.
+HTTPS boot. ``Once`` is consumed by the next boot: when the unit next powers on, Redfish
+shows ``Disabled`` again; the board's select line keeps the target until that boot reports
+progress (its boot ROM has read the line by then) or the unit goes off, then returns to
+the default.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ TARGET_SOURCE = {
     "Usb": BootSource.USB,
 }
 Target = Literal["None", "Pxe", "UefiHttp", "SDCard", "Usb"]
-Enabled = Literal["Disabled", "Continuous"]
+Enabled = Literal["Disabled", "Once", "Continuous"]
 
 
 class Boot(Declared):
@@ -39,12 +42,23 @@ class BootOverride:
         self.default = ctx.board.boot_select.get()
         self.target: Target = "None"
         self.enabled: Enabled = "Disabled"
+        self._latched = False  # a Once override this boot is using: release the line later
+        ctx.boot.watchers.append(self._boot_event)
 
     def apply(self, target: Target, enabled: Enabled) -> None:
         self.target, self.enabled = target, enabled
+        self._latched = False
         active = enabled != "Disabled" and target != "None"
         self._ctx.board.boot_select.set(TARGET_SOURCE[target] if active else self.default)
         self._ctx.log.info(f"boot override {target} {enabled}")
+
+    def _boot_event(self, what: str) -> None:
+        if what == "powered_on" and self.enabled == "Once":
+            self.enabled, self._latched = "Disabled", self.target != "None"
+            self._ctx.log.info(f"boot override {self.target} Once used by this boot")
+        elif what != "powered_on" and self._latched:
+            self._latched = False
+            self._ctx.board.boot_select.set(self.default)
 
     def declared(self) -> Boot:
         return Boot(BootSourceOverrideTarget=self.target, BootSourceOverrideEnabled=self.enabled)
