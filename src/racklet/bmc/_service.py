@@ -24,6 +24,7 @@ from racklet.bmc._http.uris import ACCOUNTS
 from racklet.bmc._link import LinkService
 from racklet.bmc._resources.update import UpdateSetup
 from racklet.bmc._state.accounts import Accounts, read_accounts
+from racklet.bmc._state.asset_tag import AssetTag
 from racklet.bmc._state.bmc_runtime import SELF_TEST_DEADLINE, BmcFirmware
 from racklet.bmc._state.boot import BootStatus
 from racklet.bmc._state.certificates import CertificateStore
@@ -132,6 +133,7 @@ class BmcService:
                 EnergyFile(settings.state_dir / "energy.json", self._log.bind(request="sampler")),
             ),
             events=events,
+            asset_tag=AssetTag(settings.state_dir / "asset-tag.txt"),
             console=ConsoleLog(settings.console_lines),
             log=self._log,
         )
@@ -177,6 +179,7 @@ class BmcService:
             slots=settings.slots or StagedSlots(settings.state_dir / "firmware"),
             uploads=settings.state_dir / "uploads",
             bmc=self.firmware,
+            ab=self._link.ab,
         )
         self.audit = AuditLog(settings.audit_file or settings.state_dir / "audit.log")
         self.app: Starlette = build_app(

@@ -44,8 +44,8 @@ class Writable:
     """Whether a ``Literal`` field also shows ``@Redfish.AllowableValues``."""
     minimum: int | None = None
     maximum: int | None = None
-    """The range a client may write (what the service shows may lie outside it, e.g. a
-    setting made at start-up)."""
+    """The range a client may write, or a string's longest length (what the service shows
+    may lie outside it, e.g. a setting made at start-up)."""
 
 
 WRITABLE = Writable()
@@ -164,10 +164,13 @@ def _check_value(model: type[Declared], name: str, value: Any, pointer: str) -> 
             ) from exc
         raise RedfishErrorReply(400, "PropertyValueTypeError", json.dumps(value), pointer) from exc
     marker = _marker(info)
-    if marker is not None and isinstance(checked, int):
+    if marker is not None and isinstance(checked, int) and not isinstance(checked, bool):
         low, high = marker.minimum, marker.maximum
         if (low is not None and checked < low) or (high is not None and checked > high):
             raise RedfishErrorReply(400, "PropertyValueOutOfRange", json.dumps(value), pointer)
+    longest = marker.maximum if marker is not None else None
+    if isinstance(checked, str) and longest is not None and len(checked) > longest:
+        raise RedfishErrorReply(400, "PropertyValueFormatError", json.dumps(value), pointer)
     return checked
 
 
@@ -269,12 +272,17 @@ def action_parameters(model: type[Declared]) -> list[dict[str, Any]]:
     for name, info in model.model_fields.items():
         choices = _literal_choices(info.annotation)
         entry: dict[str, Any] = {"Name": info.alias or name, "Required": info.is_required()}
+        kinds = [info.annotation, *get_args(info.annotation)]
         if choices is not None:
-            entry["DataType"] = "String"
-            entry["AllowableValues"] = list(choices)
+            entry["DataType"] = _DATA_TYPES.get(type(choices[0]), "String")
+            entry["AllowableValues"] = [str(choice) for choice in choices]
+        elif any(get_origin(kind) is list for kind in kinds):
+            entry["DataType"] = "StringArray"
         else:
-            kind: Any = info.annotation
-            entry["DataType"] = _DATA_TYPES.get(kind, "Object")
+            simple = [_DATA_TYPES[kind] for kind in kinds if kind in _DATA_TYPES]
+            entry["DataType"] = simple[0] if simple else "Object"
+            if entry["DataType"] == "Object":
+                entry["ObjectDataType"] = "#Resource.Resource"
         out.append(entry)
     return out
 

@@ -64,6 +64,14 @@ SCHEMA_VERSIONS: dict[str, str | None] = {
     "CertificateLocations": "v1_0_4",
     "Certificate": "v1_11_0",
     "CertificateCollection": None,
+    "EthernetInterface": "v1_12_4",
+    "EthernetInterfaceCollection": None,
+    "Processor": "v1_22_0",
+    "ProcessorCollection": None,
+    "Memory": "v1_23_0",
+    "MemoryCollection": None,
+    "Power": "v1_7_3",
+    "Thermal": "v1_7_3",
     "Resource": "v1_23_0",
 }
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from racklet.bmc._http.odata import ROOT
+from racklet.bmc._state.asset_tag import AssetTag
 from racklet.bmc._state.boot import BootStatus
 from racklet.bmc._state.console import ConsoleLog
 from racklet.bmc._state.events import EventBus
@@ -33,6 +34,8 @@ class BmcContext:
     events: EventBus
     firmware: BmcFirmware | None = None
     """The BMC's own firmware slots (A/B); None: a BMC that cannot update itself."""
+    asset_tag: AssetTag = field(default_factory=lambda: AssetTag(None))
+    """The tray's asset tag (in memory only unless the service gives it a file)."""
 
     @property
     def system_path(self) -> str:

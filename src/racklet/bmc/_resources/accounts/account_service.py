@@ -14,6 +14,7 @@ import asyncio
 import re
 from typing import Annotated, Any, Literal
 
+from pydantic import Field
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
@@ -67,6 +68,7 @@ class AccountService(Resource):
     AccountLockoutDuration: Annotated[int, Writable(minimum=1, maximum=86400)]
     AccountLockoutCounterResetAfter: Annotated[int, Writable(minimum=1, maximum=86400)]
     AccountLockoutCounterResetEnabled: bool = True
+    SupportedAccountTypes: list[str] = Field(default_factory=lambda: ["Redfish"])
     Status: dict[str, str]
     Accounts: dict[str, str]
     Roles: dict[str, str]

@@ -29,8 +29,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from racklet.bmc._http.declared import Declared, Resource, allowable, validate_action
-from racklet.bmc._http.odata import collection, link
+from racklet.bmc._http.declared import (
+    Declared,
+    Resource,
+    action_parameters,
+    allowable,
+    validate_action,
+)
+from racklet.bmc._http.odata import collection, link, resource
 from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import read_object, respond, route
 from racklet.bmc._http.uris import CERTIFICATE_SERVICE as SERVICE
@@ -200,6 +206,7 @@ class CertificateResources:
             Actions={
                 f"#{GENERATE_CSR}": {
                     "target": f"{SERVICE}/Actions/{GENERATE_CSR}",
+                    "@Redfish.ActionInfo": f"{SERVICE}/GenerateCSRActionInfo",
                     "KeyPairAlgorithm@Redfish.AllowableValues": allowable(
                         csr_params, "KeyPairAlgorithm"
                     ),
@@ -207,6 +214,7 @@ class CertificateResources:
                 },
                 f"#{REPLACE}": {
                     "target": f"{SERVICE}/Actions/{REPLACE}",
+                    "@Redfish.ActionInfo": f"{SERVICE}/ReplaceCertificateActionInfo",
                     "CertificateType@Redfish.AllowableValues": allowable(
                         ReplaceParameters, "CertificateType"
                     ),
@@ -297,6 +305,23 @@ class CertificateResources:
         return respond(certificate_body(slot, cert, pair[1]))
 
 
+def _action_info(name: str, params: type[Declared]) -> Any:
+    """An ``ActionInfo`` handler whose parameters come from the action's declaration."""
+
+    async def handler(request: Request) -> Response:
+        return respond(
+            resource(
+                "ActionInfo",
+                f"{SERVICE}/{name}",
+                Id=name,
+                Name=f"{name.removesuffix('ActionInfo')} Action Info",
+                Parameters=action_parameters(params),
+            )
+        )
+
+    return handler
+
+
 def routes(ctx: BmcContext, store: CertificateStore) -> list[BaseRoute]:
     res = CertificateResources(ctx, store)
     found: list[BaseRoute] = [
@@ -304,6 +329,14 @@ def routes(ctx: BmcContext, store: CertificateStore) -> list[BaseRoute]:
         route(f"{SERVICE}/CertificateLocations", GET=res.locations),
         route(f"{SERVICE}/Actions/{GENERATE_CSR}", POST=res.generate_csr),
         route(f"{SERVICE}/Actions/{REPLACE}", POST=res.replace),
+        route(
+            f"{SERVICE}/GenerateCSRActionInfo",
+            GET=_action_info("GenerateCSRActionInfo", GenerateCSRParameters),
+        ),
+        route(
+            f"{SERVICE}/ReplaceCertificateActionInfo",
+            GET=_action_info("ReplaceCertificateActionInfo", ReplaceParameters),
+        ),
     ]
     for slot in store.slots:
         found.append(route(slot.collection, GET=res.slot_collection))

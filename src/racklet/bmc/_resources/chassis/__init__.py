@@ -9,7 +9,7 @@ from starlette.routing import BaseRoute
 
 from racklet.bmc._http.responses import route
 from racklet.bmc._http.uris import CHASSIS
-from racklet.bmc._resources.chassis import chassis, environment, power, sensors, thermal
+from racklet.bmc._resources.chassis import chassis, environment, legacy, power, sensors, thermal
 from racklet.bmc._state.context import BmcContext
 
 ITEM = f"{CHASSIS}/{{chassis_id}}"
@@ -26,6 +26,8 @@ def routes(ctx: BmcContext) -> list[BaseRoute]:
         route(f"{ITEM}/PowerSubsystem/PowerSupplies", GET=partial(power.supplies, ctx)),
         route(f"{ITEM}/PowerSubsystem/PowerSupplies/{{supply_id}}", GET=partial(power.supply, ctx)),
         route(f"{ITEM}/ThermalSubsystem", GET=partial(thermal.subsystem, ctx)),
+        route(f"{ITEM}/Power", GET=partial(legacy.power, ctx)),
+        route(f"{ITEM}/Thermal", GET=partial(legacy.thermal, ctx)),
         route(f"{ITEM}/ThermalSubsystem/Fans", GET=partial(thermal.fans, ctx)),
         route(f"{ITEM}/ThermalSubsystem/Fans/{{fan_id}}", GET=partial(thermal.fan, ctx)),
     ]

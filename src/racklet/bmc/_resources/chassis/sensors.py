@@ -54,6 +54,7 @@ class Sensor(Resource):
     PhysicalContext: str
     Status: dict[str, str]
     SensorResetTime: str | None = None
+    Thresholds: dict[str, Any] | None = None
 
 
 def reading(ctx: BmcContext, kind: SensorKind) -> float | None:
@@ -96,6 +97,9 @@ def sensor_body(ctx: BmcContext, kind: SensorKind) -> dict[str, Any]:
         PhysicalContext=kind.context,
         Status=_status(ctx, value),
     )
+    if kind.id == "temperature":  # where the BMC raises its SensorEvent caution
+        caution = {"Reading": ctx.meter.temperature_caution, "Activation": "Increasing"}
+        sensor.Thresholds = {"UpperCaution": caution}
     if kind.id == "energy":  # an accumulating sensor says when its count began
         created = dt.datetime.fromtimestamp(ctx.meter.energy_created, dt.UTC)
         sensor.SensorResetTime = created.isoformat(timespec="seconds")

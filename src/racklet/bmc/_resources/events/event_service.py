@@ -30,6 +30,11 @@ class EventService(Resource):
     ServerSentEventUri: str
     RegistryPrefixes: list[str]
     EventFormatTypes: list[str]
+    ResourceTypes: list[str]
+    ExcludeMessageId: bool = False
+    ExcludeRegistryPrefix: bool = False
+    IncludeOriginOfConditionSupported: bool = False
+    SubordinateResourcesSupported: bool = False
     Status: dict[str, str]
 
 
@@ -45,6 +50,11 @@ async def service(ctx: BmcContext, request: Request) -> Response:
         ServerSentEventUri=SSE,
         RegistryPrefixes=["ResourceEvent", "SensorEvent", "Platform", "AccountSecurity"],
         EventFormatTypes=["Event"],
+        ResourceTypes=["ComputerSystem", "Chassis", "Manager", "ManagerAccount", "Sensor"],
+        ExcludeMessageId=False,  # the stream sends every event: no filters
+        ExcludeRegistryPrefix=False,
+        IncludeOriginOfConditionSupported=False,
+        SubordinateResourcesSupported=False,
         Status={"State": "Enabled", "Health": "OK"},
     )
     return respond(declared.body(EVENT_SERVICE))

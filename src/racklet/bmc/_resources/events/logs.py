@@ -8,6 +8,7 @@ one request per poll.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -40,6 +41,7 @@ class LogService(Resource):
     MaxNumberOfRecords: int
     OverWritePolicy: str = "WrapsWhenFull"
     LogEntryType: str
+    DateTime: str | None = None
     Status: dict[str, str]
     Entries: dict[str, str]
     Actions: dict[str, Any]
@@ -69,6 +71,7 @@ def log_service(path: str, *, id: str, name: str, capacity: int, entry_type: str
         MaxNumberOfRecords=capacity,
         OverWritePolicy="WrapsWhenFull",
         LogEntryType=entry_type,
+        DateTime=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         Status={"State": "Enabled", "Health": "OK"},
         Entries=link(f"{path}/Entries"),
         Actions={f"#{CLEAR_ACTION}": {"target": f"{path}/Actions/{CLEAR_ACTION}"}},

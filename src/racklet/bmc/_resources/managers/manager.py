@@ -40,9 +40,11 @@ class Manager(Resource):
     ServiceEntryPointUUID: str
     PowerState: str = "On"
     DateTime: str
+    DateTimeLocalOffset: str = "+00:00"
     Status: dict[str, str]
     LogServices: dict[str, str]
     NetworkProtocol: dict[str, str]
+    EthernetInterfaces: dict[str, str]
     Links: dict[str, Any]
     Actions: dict[str, Any] | None = None
 
@@ -62,9 +64,11 @@ def body(ctx: BmcContext) -> dict[str, Any]:
         ServiceEntryPointUUID=ctx.uuid,
         PowerState="On",
         DateTime=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        DateTimeLocalOffset="+00:00",  # the BMC keeps UTC
         Status={"State": "Enabled", "Health": "OK"},
         LogServices=link(f"{ctx.manager_path}/LogServices"),
         NetworkProtocol=link(f"{ctx.manager_path}/NetworkProtocol"),
+        EthernetInterfaces=link(f"{ctx.manager_path}/EthernetInterfaces"),
         Links={
             "ManagerForServers": [link(ctx.system_path)],
             "ManagerForChassis": [link(ctx.chassis_path)],

@@ -38,6 +38,7 @@ _FEATURES = {
     "OnlyMemberQuery": False,
     "ExcerptQuery": False,
     "TopSkipQuery": True,
+    "MultipleHTTPRequests": False,
 }
 
 

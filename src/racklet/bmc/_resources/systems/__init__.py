@@ -3,11 +3,13 @@ its serial console over WebSocket (``serial_console``)."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from starlette.routing import BaseRoute
 
 from racklet.bmc._http.responses import route
 from racklet.bmc._http.uris import SYSTEMS
-from racklet.bmc._resources.systems import serial_console
+from racklet.bmc._resources.systems import inventory, serial_console
 from racklet.bmc._resources.systems.system import RESET_ACTION, SystemResource
 from racklet.bmc._state.context import BmcContext
 
@@ -22,4 +24,10 @@ def routes(ctx: BmcContext) -> list[BaseRoute]:
         route(f"{ITEM}/Actions/{RESET_ACTION}", POST=system.reset),
         route(f"{ITEM}/ResetActionInfo", GET=system.action_info),
         serial_console.route(ctx),
+        route(f"{ITEM}/Processors", GET=partial(inventory.processors, ctx)),
+        route(f"{ITEM}/Processors/{{item_id}}", GET=partial(inventory.processor, ctx)),
+        route(f"{ITEM}/Memory", GET=partial(inventory.memories, ctx)),
+        route(f"{ITEM}/Memory/{{item_id}}", GET=partial(inventory.memory, ctx)),
+        route(f"{ITEM}/EthernetInterfaces", GET=partial(inventory.interfaces, ctx)),
+        route(f"{ITEM}/EthernetInterfaces/{{item_id}}", GET=partial(inventory.ethernet, ctx)),
     ]

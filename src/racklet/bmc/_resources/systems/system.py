@@ -7,6 +7,7 @@ The body, the PATCH it accepts and the Reset action's parameters are declared on
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Literal
 
 from starlette.requests import Request
@@ -28,6 +29,7 @@ from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import no_content, page, read_object, read_patch, respond
 from racklet.bmc._http.uris import SYSTEMS
 from racklet.bmc._resources.systems.boot import Boot, BootOverride
+from racklet.bmc._resources.systems.inventory import summaries
 from racklet.bmc._state.context import BmcContext
 from racklet.bmc._state.power import ResetType
 
@@ -46,6 +48,15 @@ class ComputerSystem(Resource):
     Id: str
     Name: str
     SystemType: Literal["Physical"] = "Physical"
+    UUID: str
+    Manufacturer: str | None = None
+    Model: str | None = None
+    SerialNumber: str | None = None
+    ProcessorSummary: dict[str, Any] | None = None
+    MemorySummary: dict[str, Any] | None = None
+    Processors: dict[str, str] | None = None
+    Memory: dict[str, str] | None = None
+    EthernetInterfaces: dict[str, str] | None = None
     PowerState: str
     Status: dict[str, Any]
     BootProgress: dict[str, Any]
@@ -55,6 +66,13 @@ class ComputerSystem(Resource):
     Links: dict[str, Any]
     SerialConsole: dict[str, Any]
     Actions: dict[str, Any]
+
+
+def unit_uuid(ctx: BmcContext) -> str:
+    """The unit's UUID: stable for its board (from the serial number), else for its slot."""
+    identity = ctx.board.identity
+    name = identity.serial_number if identity is not None else ctx.unit
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:racklet:unit:{name}"))
 
 
 class SystemResource:
@@ -85,6 +103,8 @@ class SystemResource:
             Id=ctx.unit,
             Name=f"Racklet unit {ctx.unit}",
             SystemType="Physical",
+            UUID=unit_uuid(ctx),
+            **summaries(ctx),
             PowerState=ctx.power.power_state(),
             Status=status,
             BootProgress=ctx.boot.redfish(),

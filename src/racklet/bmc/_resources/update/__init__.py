@@ -41,7 +41,13 @@ from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import page, parse_object, respond, route
 from racklet.bmc._http.uris import FIRMWARE_INVENTORY as INVENTORY
 from racklet.bmc._http.uris import UPDATE_SERVICE as SERVICE
-from racklet.bmc._resources.update.inventory import BMC_STANDBY, inventory, slot_id
+from racklet.bmc._resources.update.inventory import (
+    BMC_STANDBY,
+    installed_versions,
+    inventory,
+    slot_id,
+)
+from racklet.bmc._state.ab import AbState
 from racklet.bmc._state.bmc_runtime import BmcFirmware
 from racklet.bmc._state.context import BmcContext
 from racklet.bmc._state.firmware import (
@@ -52,7 +58,7 @@ from racklet.bmc._state.firmware import (
     VerifiedImage,
 )
 from racklet.bmc._state.tasks import Task, TaskRegistry
-from racklet.bmc.errors import BmcError, ImageRejected
+from racklet.bmc.errors import BmcError, ImageRejected, StateError
 from racklet.config import make_dir
 
 MULTIPART = f"{SERVICE}/update-multipart"
@@ -72,6 +78,8 @@ class UpdateSetup:
     uploads: Path
     bmc: BmcFirmware | None = None
     """The BMC's own firmware slots; None: the BMC firmware is listed read-only."""
+    ab: AbState | None = None
+    """The unit's A/B state, for the versions its slots hold."""
 
 
 class UpdateService(Resource):
@@ -140,8 +148,14 @@ class UpdateResources:
         self.ctx, self.setup, self.registry = ctx, setup, registry
         self.standby_uri = f"{INVENTORY}/{BMC_STANDBY}"
 
-    def inventory(self) -> dict[str, dict[str, Any]]:
-        return inventory(self.ctx, self.setup.bmc, self.setup.slots.slots())
+    async def inventory(self) -> dict[str, dict[str, Any]]:
+        installed: dict[str, str] = {}
+        if self.setup.ab is not None:
+            try:
+                installed = installed_versions(await asyncio.to_thread(self.setup.ab.load))
+            except StateError as exc:  # unreadable: the slots show what the provider knows
+                self.ctx.log.warning(f"A/B state unreadable for the inventory: {exc}")
+        return inventory(self.ctx, self.setup.bmc, self.setup.slots.slots(), installed)
 
     def updateable(self) -> dict[str, BootSlot]:
         slots = self.setup.slots.slots()
@@ -160,13 +174,13 @@ class UpdateResources:
         return respond(declared.body(SERVICE))
 
     async def firmware(self, request: Request) -> Response:
-        members = page(request, [f"{INVENTORY}/{name}" for name in self.inventory()])
+        members = page(request, [f"{INVENTORY}/{name}" for name in await self.inventory()])
         return respond(
             collection("SoftwareInventoryCollection", INVENTORY, "Firmware Inventory", members)
         )
 
     async def one_item(self, request: Request) -> Response:
-        item = self.inventory().get(request.path_params["item_id"])
+        item = (await self.inventory()).get(request.path_params["item_id"])
         if item is None:
             raise RedfishErrorReply(
                 404, "ResourceNotFound", "SoftwareInventory", request.path_params["item_id"]

@@ -12,6 +12,7 @@ from typing import Any
 from racklet.bmc._http.declared import Resource
 from racklet.bmc._http.odata import link
 from racklet.bmc._http.uris import FIRMWARE_INVENTORY as INVENTORY
+from racklet.bmc._state.ab import AbRecord
 from racklet.bmc._state.bmc_runtime import BmcFirmware
 from racklet.bmc._state.context import MANAGER_ID, BmcContext
 from racklet.bmc._state.firmware import BootSlot
@@ -40,7 +41,8 @@ def slot_id(slot: BootSlot) -> str:
     return f"slot-{slot.name.lower()}"
 
 
-def slot_body(ctx: BmcContext, slot: BootSlot) -> dict[str, Any]:
+def slot_body(ctx: BmcContext, slot: BootSlot, installed: str | None = None) -> dict[str, Any]:
+    """A unit boot slot; ``installed`` is the version the unit's A/B state records in it."""
     state = "Enabled" if slot.active else "StandbySpare"
     if not slot.present:
         state = "Absent"
@@ -48,13 +50,13 @@ def slot_body(ctx: BmcContext, slot: BootSlot) -> dict[str, Any]:
         Id=slot_id(slot),
         Name=f"Boot slot {slot.name} of {ctx.unit}",
         Description="active" if slot.active else "inactive",
+        Manufacturer="Racklet",  # OS images are built and signed by the rack's release
+        Version=slot.version or installed,
         Updateable=slot.updateable,
         WriteProtected=not slot.updateable,
         Status={"State": state, "Health": "OK"},
         RelatedItem=[link(ctx.system_path)],
     )
-    if slot.version is not None:
-        body.Version = slot.version
     return body.body(f"{INVENTORY}/{slot_id(slot)}")
 
 
@@ -101,19 +103,31 @@ def standby_body(ctx: BmcContext, bmc: BmcFirmware) -> dict[str, Any]:
         Status={"State": state, "Health": "Critical" if failure else "OK"},
         RelatedItem=[link(ctx.manager_path)],
     )
-    if version is not None:
-        body.Version = version
+    body.Version = version  # null: the slot holds nothing
     body.LowestSupportedVersion = slots.committed_version
     return body.body(f"{INVENTORY}/{BMC_STANDBY}")
 
 
+def installed_versions(record: AbRecord) -> dict[str, str]:
+    """Slot name -> the version the unit's A/B state says is in it (committed or on trial)."""
+    found = {}
+    if record.committed is not None:
+        found[record.committed.slot] = record.committed.version
+    if record.trying is not None:
+        found[record.trying.slot] = record.trying.version
+    return found
+
+
 def inventory(
-    ctx: BmcContext, bmc: BmcFirmware | None, slots: Sequence[BootSlot]
+    ctx: BmcContext,
+    bmc: BmcFirmware | None,
+    slots: Sequence[BootSlot],
+    installed: dict[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every inventory item by id."""
     items = {BMC_FIRMWARE: bmc_body(ctx, bmc)}
     if bmc is not None:
         items[BMC_STANDBY] = standby_body(ctx, bmc)
     for slot in slots:
-        items[slot_id(slot)] = slot_body(ctx, slot)
+        items[slot_id(slot)] = slot_body(ctx, slot, (installed or {}).get(slot.name))
     return items
