@@ -33,14 +33,14 @@ async def test_a_cap_holds_the_true_draw_at_or_under_it_down_to_the_floor(
     _running(rack, 1.0)
     unit, limiter = rack.unit("unit-1"), rack.board("unit-1").power_limiter
     assert limiter is not None
-    assert unit.power_watts == pytest.approx(unit.full_load_watts) and not limiter.limiting()
+    assert unit.power_watts == pytest.approx(unit.full_load_watts) and not unit.limiting
 
     limiter.set_limit_watts(4.5)
-    assert unit.power_watts == pytest.approx(4.5) and limiter.limiting()
+    assert unit.power_watts == pytest.approx(4.5) and unit.limiting
     assert limiter.limit_watts() == 4.5
 
     unit.set_load(0.05)  # it wants less than its cap: nothing held back
-    assert unit.power_watts < 4.5 and not limiter.limiting()
+    assert unit.power_watts < 4.5 and not unit.limiting
 
     floor = limiter.floor_watts()
     assert unit.idle_watts < floor < unit.full_load_watts
@@ -50,7 +50,7 @@ async def test_a_cap_holds_the_true_draw_at_or_under_it_down_to_the_floor(
 
     unit.set_load(1.0)
     limiter.set_limit_watts(None)
-    assert unit.power_watts == pytest.approx(unit.full_load_watts) and not limiter.limiting()
+    assert unit.power_watts == pytest.approx(unit.full_load_watts) and not unit.limiting
 
 
 async def test_a_sag_throttles_every_unit_and_the_busbar_stays_within_its_rating(

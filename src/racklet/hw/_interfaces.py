@@ -99,9 +99,9 @@ class PowerLimiter(Protocol):
         """Set (or with None lift) the cap; ``ValueError`` below the floor."""
         ...
 
-    def limiting(self) -> bool:
-        """Whether the unit now draws less than it would uncapped (a cap or an
-        under-voltage throttle holds it back): its demand is hidden from its meter."""
+    def under_voltage(self) -> bool:
+        """Whether the unit's firmware throttles to its floor because the supply sags (a Pi
+        below 4.63 V), whatever the cap: its demand is then hidden from its meter."""
         ...
 
 

@@ -114,8 +114,8 @@ class _PowerLimiter:
             raise ValueError(f"a cap of {watts:g} W is below the floor {self.floor_watts():.2f} W")
         self._unit.power_limit_watts = watts
 
-    def limiting(self) -> bool:
-        return self._unit.limiting
+    def under_voltage(self) -> bool:
+        return self._unit.under_voltage and self._unit.activity is not None
 
 
 class _Uart:
