@@ -22,6 +22,7 @@ serves an empty ``Controls`` collection.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from starlette.requests import Request
@@ -56,6 +57,15 @@ def _reading(ctx: BmcContext) -> float | None:
     return round(meter.reading.watts, 4)
 
 
+def _bounds(limiter: PowerLimiter) -> tuple[float, float]:
+    """``AllowableMin``/``Max`` in mW steps, rounded inwards: a client that sets what they say
+    gets it (a floor rounded down would be refused by the firmware)."""
+    return (
+        math.ceil(limiter.floor_watts() * 1000) / 1000,
+        math.floor(limiter.ceiling_watts() * 1000) / 1000,
+    )
+
+
 def _mode(limiter: PowerLimiter, limit: float | None) -> str:
     if limiter.under_voltage():
         return "Override"
@@ -73,8 +83,8 @@ def excerpt(ctx: BmcContext) -> dict[str, Any]:
             "DataSourceUri": control_path(ctx),
             "ControlMode": _mode(limiter, limit),
             "SetPoint": limit,
-            "AllowableMin": round(limiter.floor_watts(), 3),
-            "AllowableMax": round(limiter.ceiling_watts(), 3),
+            "AllowableMin": _bounds(limiter)[0],
+            "AllowableMax": _bounds(limiter)[1],
             "Reading": _reading(ctx),
             "ReadingUnits": "W",
         },
@@ -112,8 +122,8 @@ def routes(ctx: BmcContext) -> list[Route]:
             ControlMode=_mode(limiter, limit),
             SetPoint=limit if limit is not None else state.set_point,
             SetPointUnits="W",
-            AllowableMin=round(limiter.floor_watts(), 3),
-            AllowableMax=round(limiter.ceiling_watts(), 3),
+            AllowableMin=_bounds(limiter)[0],
+            AllowableMax=_bounds(limiter)[1],
             PhysicalContext="SystemBoard",
             Sensor={"DataSourceUri": f"{ctx.chassis_path}/Sensors/power", "Reading": _reading(ctx)},
             Status={"State": "Enabled", "Health": "OK"} if ctx.present() else {"State": "Absent"},
@@ -144,7 +154,7 @@ def routes(ctx: BmcContext) -> list[Route]:
                 raise RedfishErrorReply(
                     400, "PropertyValueTypeError", json.dumps(set_point), "SetPoint"
                 )
-            low, high = limiter.floor_watts(), limiter.ceiling_watts()
+            low, high = _bounds(limiter)
             if not low <= set_point <= high:
                 raise RedfishErrorReply(
                     400, "PropertyValueOutOfRange", json.dumps(set_point), "SetPoint"

@@ -190,8 +190,8 @@ class BusbarAdmission:
                 )
         verdict = plan(powered, budget.watts)
         why = (
-            f"the rack asks {verdict.demand:.2f} W of {budget.why}; power priority "
-            f"{unit.spec.power_priority} is among the lowest powered"
+            f"the rack asks {verdict.demand:.2f} W of {budget.why}; capped lowest power "
+            f"priority first, this unit has power priority {unit.spec.power_priority}"
         )
         if name in verdict.shed:
             async with self._lock:
