@@ -84,7 +84,8 @@ async def test_full_load_heats_until_throttled_and_power_drops(make_rack: MakeRa
 async def test_overload_browns_out_and_resets_every_powered_unit(
     make_rack: MakeRack, firmware: RecordingFirmware
 ) -> None:
-    rack = make_rack(units=5, psu_rated_watts=20.0)  # 5 × 6.4 W at full load is 32 W
+    # 5 × 6.4 W at full load is 32 W; throttled to their lowest clocks still 5 × 3.8 W
+    rack = make_rack(units=5, psu_rated_watts=15.0)
     await rack.start()
     for name, unit in rack.units.items():
         unit.set_load(1.0)

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from racklet.bmc import _power_limit as power_limit
 from racklet.bmc._context import BmcContext
 from racklet.bmc._http import check_if_match, page, read_patch, respond, route, tagged
 from racklet.bmc._message_registry import RedfishErrorReply
@@ -101,6 +102,7 @@ def routes(ctx: BmcContext) -> list[Route]:
             EnvironmentMetrics=link(f"{ctx.chassis_path}/EnvironmentMetrics"),
             PowerSubsystem=link(f"{ctx.chassis_path}/PowerSubsystem"),
             ThermalSubsystem=link(f"{ctx.chassis_path}/ThermalSubsystem"),
+            Controls=link(f"{ctx.chassis_path}/Controls"),
             Links={
                 "ComputerSystems": [link(ctx.system_path)],
                 "ManagedBy": [link(ctx.manager_path)],
@@ -177,6 +179,7 @@ def routes(ctx: BmcContext) -> list[Route]:
                 Id="EnvironmentMetrics",
                 Name=f"Environment metrics of {ctx.unit}",
                 **excerpts,
+                **power_limit.excerpt(ctx),
             )
         )
 

@@ -68,6 +68,8 @@ _VERSIONS: dict[str, str | None] = {
     "Certificate": "v1_11_0",
     "CertificateCollection": None,
     "Resource": "v1_23_0",
+    "Control": "v1_7_0",
+    "ControlCollection": None,
 }
 
 

@@ -81,6 +81,30 @@ class PowerMonitor(Protocol):
     def read(self) -> PowerReading: ...
 
 
+class PowerLimiter(Protocol):
+    """A per-unit power cap the unit's firmware honours by lowering its clocks (as a Pi's
+    firmware throttles). It can hold the draw down to ``floor_watts`` (the lowest clock with
+    every core busy), not below: a cap under the floor is the caller's error."""
+
+    def floor_watts(self) -> float: ...
+    def ceiling_watts(self) -> float:
+        """The most the unit draws uncapped (every core busy at full clock)."""
+        ...
+
+    def limit_watts(self) -> float | None:
+        """The cap in force, None when uncapped."""
+        ...
+
+    def set_limit_watts(self, watts: float | None) -> None:
+        """Set (or with None lift) the cap; ``ValueError`` below the floor."""
+        ...
+
+    def under_voltage(self) -> bool:
+        """Whether the unit's firmware throttles to its floor because the supply sags (a Pi
+        below 4.63 V), whatever the cap: its demand is then hidden from its meter."""
+        ...
+
+
 class TemperatureSensor(Protocol):
     def read_celsius(self) -> float: ...
 
@@ -215,6 +239,8 @@ class BmcBoard:
     """The board's fans; a board without any (fanless tray) has an empty list."""
     locate_led: Indicator | None = None
     """The tray's locate LED (Redfish ``LocationIndicatorActive``), if the board has one."""
+    power_limiter: PowerLimiter | None = None
+    """The unit's power cap (Redfish ``Controls/PowerLimit``), if its firmware has one."""
 
 
 @dataclass

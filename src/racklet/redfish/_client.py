@@ -222,6 +222,17 @@ class RedfishClient:
             extra={"Idempotency-Key": idempotency_key} if idempotency_key else None,
         )
 
+    async def set_power_limit(self, chassis_id: str, watts: float | None) -> None:
+        """Cap the unit at ``watts`` (``Controls/PowerLimit``), or lift its cap with None."""
+        body: dict[str, Any] = (
+            {"ControlMode": "Disabled"}
+            if watts is None
+            else {"SetPoint": round(watts, 3), "ControlMode": "Automatic"}
+        )
+        await self._request(
+            "PATCH", f"/redfish/v1/Chassis/{chassis_id}/Controls/PowerLimit", json=body
+        )
+
     # -- BMC firmware (UpdateService, the A/B slots of the BMC itself) -------------------------
 
     async def bmc_firmware(self) -> BmcFirmwareView:

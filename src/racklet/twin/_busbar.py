@@ -1,14 +1,21 @@
 """The busbar: one PSU of rated power feeding every unit's DC/DC.
 
 It only sums draws and decides whether the PSU holds; what an overload does to the units (a
-brown-out resets every powered unit) is the rack's business, which calls :meth:`settle`.
+sag throttles them, a brown-out resets every powered unit) is the rack's business, which calls
+:meth:`settle`. It keeps the ground truth a test checks the rack against: every settled step
+as ``(simulated seconds since start, watts drawn, watts rated)`` in :attr:`samples` (the last
+``SAMPLES`` of them, an hour at the rack's 0.1 s tick), and :attr:`peak_over_watts`, the most
+the draw ever stood above the rating.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 
 from racklet.log import get_logger
+
+SAMPLES = 36_000
 
 
 class Busbar:
@@ -18,12 +25,20 @@ class Busbar:
         self.power_watts = 0.0
         self.energy_joules = 0.0
         self.brownouts = 0
+        self.sags = 0
+        """Steps in which the demand was above the rating and the units throttled."""
+        self.elapsed = 0.0
+        self.samples: deque[tuple[float, float, float]] = deque(maxlen=SAMPLES)
+        self.peak_over_watts = 0.0
         self._log = get_logger("twin")
 
     def settle(self, draws: Iterable[float], seconds: float) -> bool:
         """Account ``seconds`` of the given draws; True when the PSU browned out."""
         self.power_watts = sum(draws)
         self.energy_joules += self.power_watts * max(0.0, seconds)
+        self.elapsed += max(0.0, seconds)
+        self.samples.append((self.elapsed, self.power_watts, self.rated_watts))
+        self.peak_over_watts = max(self.peak_over_watts, self.power_watts - self.rated_watts)
         if self.power_watts <= self.rated_watts:
             return False
         self.brownouts += 1

@@ -44,6 +44,9 @@ class UnitProfile(BaseModel):
     throttle_celsius: float = 80.0
     throttle_release_celsius: float = 77.0
     throttle_load_cap: float = Field(default=0.5, ge=0, le=1)
+    cap_floor_load: float = Field(default=0.0, ge=0, le=1)
+    """The share of (full - idle) a unit still draws with every core busy at its lowest
+    clock: how far a power cap or an under-voltage throttle can hold it down."""
     monitor: Literal["pac1921", "ina219"] = "pac1921"
     sense_ohms: float = Field(default=0.01, gt=0)
     idle_spread: float = Field(default=0.0, ge=0, le=0.25)

@@ -185,16 +185,30 @@ class TwinRack:
         for fan in self.rack_fans:
             fan.step(seconds)
         airflow = rack_airflow(self.rack_fans)
+        fans = sum(fan.power_watts for fan in self.rack_fans)
+        self._sag(fans)
         for unit in self.units.values():
             unit.rack_airflow = airflow
             unit.tick(seconds)
-        fans = sum(fan.power_watts for fan in self.rack_fans)
         self.fan_energy_joules += fans * max(0.0, seconds)  # ground truth for the fans' meter
         draws = [unit.power_watts for unit in self.units.values()]
         draws.append(fans)
         if self.busbar.settle(draws, seconds):
             for unit in self.units.values():
                 unit.brown_out()
+
+    def _sag(self, fans: float) -> None:
+        """A demand above the PSU's rating pulls the busbar's voltage down: every unit's
+        firmware sees under-voltage and throttles to its lowest clock at once (a Pi does so
+        below 4.63 V). The PSU browns out only if the throttled draw is still too much."""
+        units = self.units.values()
+        for unit in units:
+            unit.under_voltage = False
+        demand = fans + sum(unit.power_watts for unit in units)
+        if demand > self.busbar.rated_watts:
+            self.busbar.sags += 1
+            for unit in units:
+                unit.under_voltage = True
 
     def _couple_inlets(self) -> None:
         """Each unit's inlet: ambient plus the rise from every unit below it (heat rises)."""

@@ -38,6 +38,8 @@ class Bmc(Protocol):
         self, system_id: str, reset_type: str, *, idempotency_key: str | None = None
     ) -> None: ...
 
+    async def set_power_limit(self, chassis_id: str, watts: float | None) -> None: ...
+
 
 @dataclass(slots=True)
 class UnitMemory:

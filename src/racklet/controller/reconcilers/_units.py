@@ -8,7 +8,9 @@ This module only sequences four parts, each in its own module:
   deleted unit is forgotten by dropping it);
 * **busbar admission** (:mod:`._admission`): a power-on goes ahead only if the unit's rack's
   budget holds it, else the unit waits in line with condition ``PowerBudget=False`` (reason
-  ``BusbarBudget``); this staggers a rack's power-on;
+  ``BusbarBudget``); this staggers a rack's power-on. When the budget shrinks below what the
+  rack asks for, a powered unit is capped through its BMC (``Capped``), shed (``Shed``), or
+  has its cap lifted (``Uncapped``) as the plan says;
 * **the exactly-once power cycle** (:mod:`._power_cycle`), one reset per
   ``racklet.dev/power-cycle-request`` value, across a failover;
 * **status** (:mod:`._unit_status`): ``render_status``, a pure function of the observation,
@@ -54,6 +56,7 @@ from racklet.controller.reconcilers._unit_status import (
     write_status,
 )
 from racklet.log import get_logger
+from racklet.redfish import RedfishClientError
 from racklet.store import NotFound, Store
 
 __all__ = ["Bmc", "ComputeUnitReconciler", "UnitObserver"]
@@ -203,7 +206,7 @@ class ComputeUnitReconciler:
             return None
 
         if obs.system.power_state != "Off":
-            return await self._shed_if_over_budget(unit, bmc, memory, budget, status, events)
+            return await self._govern(unit, bmc, memory, budget, status, events)
         if self._cooling_down(memory, "On"):
             return None
 
@@ -221,7 +224,7 @@ class ComputeUnitReconciler:
         events.append(unit_event(name, "PowerOn", "powered on"))
         return "On"
 
-    async def _shed_if_over_budget(
+    async def _govern(
         self,
         unit: ComputeUnit,
         bmc: Bmc,
@@ -230,9 +233,10 @@ class ComputeUnitReconciler:
         status: ComputeUnitStatus,
         events: list[Event],
     ) -> str | None:
-        """Switch this powered unit off if its rack draws more than its budget and it is in
-        the shedding line (:mod:`racklet.controller._shedding`); it powers on again through
-        admission when the budget returns."""
+        """This powered unit's part of the capping plan (:mod:`racklet.controller._shedding`)
+        when its rack asks for more than its budget: cap it through its BMC, lift a cap no
+        longer needed, or switch it off (shed: it powers on again through admission when the
+        budget returns)."""
         name = unit.metadata.name
         if self._cooling_down(memory, "ForceOff"):
             return None
@@ -240,12 +244,28 @@ class ComputeUnitReconciler:
         async def power_off() -> None:
             await self._reset(name, bmc, memory, "ForceOff")
 
-        message = await budget.shed(unit, power_off)
-        if message is None:
+        verdict = await budget.govern(unit, power_off)
+        if verdict is None:
             return None
-        set_condition(status.conditions, "PowerBudget", "False", "Shed", message)
-        events.append(unit_event(name, "Shed", message, "Warning"))
-        return "ForceOff"
+        if verdict.action == "shed":
+            set_condition(status.conditions, "PowerBudget", "False", "Shed", verdict.message)
+            events.append(unit_event(name, "Shed", verdict.message, "Warning"))
+            return "ForceOff"
+        if self._fence is not None:
+            await self._fence()
+        try:
+            await bmc.set_power_limit(name, verdict.watts)
+        except RedfishClientError as exc:  # looked at again at the next resync
+            self._log.warning("%s: cannot set its power limit: %s", name, exc, extra={"unit": name})
+            return None
+        self._log.info("%s: %s", name, verdict.message, extra={"unit": name})
+        if verdict.action == "cap":
+            set_condition(status.conditions, "PowerBudget", "False", "Capped", verdict.message)
+            events.append(unit_event(name, "Capped", verdict.message, "Warning"))
+        else:
+            set_condition(status.conditions, "PowerBudget", "True", "WithinBudget", verdict.message)
+            events.append(unit_event(name, "Uncapped", verdict.message))
+        return None
 
 
 def _settled(action: str, obs: Observation) -> bool:
