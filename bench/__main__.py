@@ -16,6 +16,7 @@ BENCHMARKS = [
     "unit_reconcile",
     "boot_server",
     "rack_boot",
+    "unit_download",
     "login_guessing",
     "supervise",
     "audit_overhead",

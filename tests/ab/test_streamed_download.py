@@ -7,12 +7,14 @@ attacker in the middle (an override of the payload's URL) that sends the right l
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from racklet.boot import BootLimits, PayloadError, build_default_payload
+from racklet.boot._slots import WRITE_BEHIND_BYTES, SlotWriter
 from racklet.boot.client import bootstrap
 from tests.boot.fakes import BootRig, FakeBmc, FakeHost
 
@@ -114,3 +116,27 @@ async def test_payload_changed_after_its_download_is_not_tried(
         await host.fake_link.close()
     assert (booted.slot, booted.manifest.version, booted.trial) == ("A", "0.1.0", None)
     assert any("try-boot of slot B abandoned: slot B is corrupt" in line for line in host.lines)
+
+
+def test_slot_writer_hands_written_pages_to_the_device_while_the_download_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Write-behind: each 8 MiB written is handed to writeback at once (the real call, only
+    watched), so the final fsync waits for the tail; nothing is named before ``keep``."""
+    advised: list[tuple[int, int]] = []
+    real = os.posix_fadvise
+
+    def watch(fd: int, offset: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_DONTNEED
+        advised.append((offset, length))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", watch)
+    data = os.urandom(1 << 20)
+    with SlotWriter(tmp_path) as writer:
+        for _ in range(20):
+            writer.write(data)
+        assert advised == [(0, WRITE_BEHIND_BYTES), (WRITE_BEHIND_BYTES, WRITE_BEHIND_BYTES)]
+        assert _files(tmp_path) == []  # 20 MiB written, none of it under a name yet
+        kept = writer.keep()
+    assert kept.read_bytes() == data * 20

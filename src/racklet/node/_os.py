@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import time
 
 from racklet.boot import (
     BootedPayload,
@@ -60,6 +61,7 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
     await host.clock.sleep(booted.agent.os_boot_seconds)
     host.set_activity(Activity.RUNNING)
     console(f"{name} {version}: reached target multi-user")
+    logger.info(f"os timeline: up={time.time():.6f}")  # wall clock, beside the boot timeline
     await _report_running(host, booted, logger)
 
     metrics = NodeMetrics(host, booted.unit, version, started)
@@ -88,6 +90,7 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
                 healthy = server is not None and metrics.heartbeats["ok"] > 0
                 verdict = await trial.check(healthy, logger)
                 if verdict is not None and verdict.committed:
+                    logger.info(f"os timeline: committed={time.time():.6f}")
                     console(f"racklet-agent: health check passed; slot {booted.slot} committed")
                 elif verdict is not None:
                     console(f"racklet-agent: {verdict.reason}; rebooting to the committed slot")
