@@ -96,6 +96,7 @@ class RackChaos(RuleBasedStateMachine):
 
     rack: ChaosRack
     rollouts = 0
+    names = 0
 
     def __init__(self) -> None:
         super().__init__()
@@ -290,8 +291,10 @@ class RackChaos(RuleBasedStateMachine):
     # -- helpers ------------------------------------------------------------------------
 
     def _next(self) -> int:
+        """A number for a name: unique across this run's sequences (they share the rack)."""
+        RackChaos.names += 1
         self.step += 1
-        return self.step
+        return RackChaos.names
 
     def _write(self) -> None:
         """One more acknowledged write: an annotation on the Rack."""

@@ -226,7 +226,8 @@ class Controller:
         )
         self.metrics = ControllerMetrics()
         self.audit = AuditLog((audit_dir or layout.controller) / "audit.log")
-        self.heartbeats = HeartbeatRegistry()
+        # The agents' heartbeat intervals are in the twin's time, --speed times faster.
+        self.heartbeats = HeartbeatRegistry(time_scale=config.rack.speed)
         self.services = Services()
         self.election: LeaderElection | None = None
         acting: Store = self.store
@@ -256,6 +257,7 @@ class Controller:
             observer=self.metrics,
         )
         enqueue = self.runtime.enqueue
+        self.heartbeats.watch(lambda unit: enqueue("ComputeUnit", unit))  # silent: look now
         self.registry.register(
             ComputeUnit,
             ComputeUnitReconciler(
@@ -309,6 +311,7 @@ class Controller:
         )
         add = self.services.add
         add("audit log", Hooks(on_stop=self.audit.aclose))
+        add("heartbeat timers", Hooks(on_stop=self.heartbeats.aclose))
         add("bmc clients", Hooks(on_stop=self._close_clients))
         if self.hardware is not None:
             add("hardware control", Hooks(on_stop=self.hardware.aclose))

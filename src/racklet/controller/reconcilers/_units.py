@@ -71,7 +71,7 @@ class ComputeUnitReconciler:
         heartbeats: HeartbeatRegistry,
         *,
         rack_name: str,
-        heartbeat_timeout: float = 10.0,
+        heartbeat_timeout: float | None = None,
         action_cooldown: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         observer: UnitObserver | None = None,
