@@ -22,7 +22,7 @@ from racklet import config as rack_config
 from racklet.api import RACK_WIDE, FaultType, parse, to_dict
 from racklet.cli import _format
 from racklet.cli._client import ApiClient
-from racklet.cli.errors import UsageError
+from racklet.cli.errors import RackNotRunning, UsageError
 from racklet.errors import RackletError
 
 FAULT_TYPES: tuple[str, ...] = get_args(FaultType)
@@ -124,7 +124,13 @@ def _manifest(args: argparse.Namespace) -> dict[str, Any]:
 def _settle(api: ApiClient, name: str, leave: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        fault = api.get("faults", name)
+        try:
+            fault = api.get("faults", name)
+        except RackNotRunning:  # a ControllerCrash took the API down: it is restarted
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+            continue
         phase = (fault.get("status") or {}).get("phase", "Pending")
         if phase != leave or time.monotonic() > deadline:
             return fault

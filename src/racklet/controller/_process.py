@@ -35,6 +35,7 @@ from racklet.api import (
 )
 from racklet.audit import AuditLog
 from racklet.boot import BulkTargetServer
+from racklet.children import supervisor_crash
 from racklet.controller._certificates import UnitCertificates
 from racklet.controller._gitops import GitSources
 from racklet.controller._hardware import HardwareControl
@@ -284,7 +285,13 @@ class Controller:
         """The hardware side's control endpoint (faults, hot-swap), if this rack has one."""
         self.registry.register(
             Fault,
-            FaultReconciler(acting, self.hardware, wake=lambda name: enqueue("ComputeUnit", name)),
+            FaultReconciler(
+                acting,
+                self.hardware,
+                wake=lambda name: enqueue("ComputeUnit", name),
+                identity=self.identity,
+                crash=supervisor_crash(),  # racklet up's, when it started this process
+            ),
         )
         self.registry.register(MicroVM, MicroVMReconciler(acting, self.heartbeats))
         self.gitops = GitSources(acting, layout.controller / "gitops", enqueue)
