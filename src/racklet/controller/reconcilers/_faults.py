@@ -149,8 +149,8 @@ class FaultReconciler:
             status.crashed_controller = self._identity
             status.start_time = now
             message = (
-                f"the rack: its supervisor kills controller {self._identity} (SIGKILL) and "
-                "restarts it; the hardware runs on"
+                f"its supervisor kills controller {self._identity} (SIGKILL) and restarts "
+                "it; the hardware runs on"
             )
             await self._set(fault, "Active", "Injected", "True", "Injected", message, now=now)
         elif status.start_time is not None and (
