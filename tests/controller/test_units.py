@@ -8,7 +8,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from racklet.api import POWER_CYCLE_ANNOTATION, ComputeUnit, find_condition, utcnow
+from racklet.api import (
+    HELD_OFF_ANNOTATION,
+    POWER_CYCLE_ANNOTATION,
+    ComputeUnit,
+    Rack,
+    find_condition,
+    utcnow,
+)
 from racklet.controller import ComputeUnitReconciler, HeartbeatRegistry
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRecord
 from racklet.redfish import RedfishClient
@@ -447,5 +454,58 @@ async def test_status_shows_the_load_the_agent_reports() -> None:
         h.heartbeat("unit-1", cpu_load=0.05)
         await h.reconcile("unit-1")
         assert (await h.unit("unit-1")).status.cpu_load == 0.05
+    finally:
+        await h.close()
+
+
+@pytest.mark.parametrize(
+    ("policy", "was_on", "held"),
+    [
+        ("On", False, False),
+        ("Off", True, True),
+        ("AsBefore", True, False),
+        ("AsBefore", False, True),
+    ],
+)
+async def test_an_inserted_board_follows_the_racks_new_unit_power(
+    policy: str, was_on: bool, held: bool
+) -> None:
+    h = await make(["unit-1"])
+    try:
+        rack = await h.store.get(Rack, "rack-1")
+        rack.spec.new_unit_power = policy  # type: ignore[assignment]
+        await h.store.update(rack)
+        board = h.bmc.units["unit-1"]
+        if was_on:
+            await h.reconcile("unit-1")  # powered on
+        else:
+            unit = await h.unit("unit-1")
+            unit.spec.power = "Off"
+            await h.store.update(unit)
+            await h.reconcile("unit-1")
+            unit = await h.unit("unit-1")
+            unit.spec.power = "On"  # wanted on again, but pulled before the controller acts
+            await h.store.update(unit)
+        assert (await h.unit("unit-1")).status.power_state == ("On" if was_on else "Off")
+        board.absent, board.power_state = True, "Off"  # pulled: it loses power
+        await h.reconcile("unit-1")
+        assert (await h.unit("unit-1")).status.phase == "Absent"
+        resets = len(h.bmc.resets)
+
+        h.clock.now += 11  # past the power-on cooldown
+        board.absent = False  # inserted, powered off as a fresh board is
+        await h.reconcile("unit-1")
+        unit = await h.unit("unit-1")
+        assert (len(h.bmc.resets) == resets) is held
+        assert (HELD_OFF_ANNOTATION in unit.metadata.annotations) is held
+        if held:
+            assert condition(unit, "PowerHold") is not None
+            await h.reconcile("unit-1")
+            assert len(h.bmc.resets) == resets, "a held board stays off"
+            unit.metadata.annotations.pop(HELD_OFF_ANNOTATION)  # what `racklet power on` does
+            await h.store.update(unit)
+            await h.reconcile("unit-1")
+            assert h.bmc.resets[-1] == ("unit-1", "On")
+            assert condition(await h.unit("unit-1"), "PowerHold") is None
     finally:
         await h.close()

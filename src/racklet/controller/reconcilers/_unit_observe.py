@@ -55,6 +55,8 @@ class UnitMemory:
     """The last power-cycle request this controller handled."""
     rack: str | None = None
     """The rack whose busbar budget counts this unit's draw."""
+    powered_when_pulled: bool | None = None
+    """Whether the board was powered when it left its slot (``newUnitPower: AsBefore``)."""
 
 
 class Inspector:
