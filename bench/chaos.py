@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-p",
-         "no:logging", "tests/chaos"],
+         "no:logging", "--timeout", "0", "tests/chaos"],  # longer than a CI test may take
         env=env, capture_output=True, text=True,
     )  # fmt: skip
     elapsed = time.monotonic() - started
