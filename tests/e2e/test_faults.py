@@ -283,3 +283,62 @@ def test_a_controller_crash_leaves_the_hardware_running_and_happens_once(
     assert all(_uptimes(rack)[name] > during[name] for name in UNITS)
     time.sleep(2)  # one-shot: the restarted controller does not crash again
     assert _children(rack.process.pid)["racklet.controller"] == after["racklet.controller"]
+
+
+def _patch_rack(rack: RunningRack, spec: dict[str, Any]) -> None:
+    config = rack.config
+    response = httpx.patch(
+        f"{config['api']['url']}/api/v1/racks/{config['rack']['name']}",
+        json={"spec": spec},
+        headers={"Authorization": f"Bearer {config['api']['token']}"},
+        verify=client_context(Path(config["api"]["caBundle"])),
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_inserted_boards_follow_the_racks_enrolment_and_power_policy(
+    fault_rack: RunningRack,
+) -> None:
+    rack = fault_rack
+    _patch_rack(rack, {"newUnitPower": "Off", "autoEnroll": False})
+    try:
+        # newUnitPower Off: the board comes back in its slot and stays off until asked.
+        rack.cli("slot", "pull", "3")
+        rack.wait_for(lambda u: phase(u, "unit-3") == "Absent", "unit-3 Absent", 30)
+        rack.cli("slot", "insert", "3")
+        units = rack.wait_for(
+            lambda u: _condition(u["unit-3"], "PowerHold").get("status") == "True",
+            "unit-3 held off",
+            60,
+        )
+        assert phase(units, "unit-3") == "Off"
+        assert "racklet power on unit-3" in _condition(units["unit-3"], "PowerHold")["message"]
+        time.sleep(2)  # 20 simulated seconds: a held board is not powered on meanwhile
+        assert phase(rack.units(), "unit-3") == "Off"
+        rack.cli("power", "on", "unit-3")
+        rack.wait_for(_all_running, "unit-3 Running after racklet power on", 90)
+
+        # autoEnroll off: a new board gets no identity until its slot is approved.
+        line = _error_line(rack.cli("slot", "approve", "1", check=False))
+        assert line == "racklet: error: slot 1 (unit-1) is not awaiting enrolment"
+        rack.cli("slot", "pull", "3")
+        rack.wait_for(lambda u: phase(u, "unit-3") == "Absent", "unit-3 Absent", 30)
+        rack.cli("slot", "insert", "3", "--new-board")
+        units = rack.wait_for(
+            lambda u: _condition(u["unit-3"], "Enrolled").get("reason") == "AwaitingApproval",
+            "the new board to await approval",
+            60,
+        )
+        assert "racklet slot approve 3" in _condition(units["unit-3"], "Enrolled")["message"]
+        out = rack.cli("slot", "approve", "3").stdout
+        assert out.strip() == "slot 3: unit-3 approved; the controller enrols its board"
+        rack.wait_for(
+            lambda u: _condition(u["unit-3"], "Enrolled").get("reason") == "Approved",
+            "the new board enrolled",
+            60,
+        )
+        rack.cli("power", "on", "unit-3")  # it was held off too (newUnitPower Off)
+        rack.wait_for(_all_running, "the approved new board Running", 120)
+    finally:
+        _patch_rack(rack, {"newUnitPower": "On", "autoEnroll": True})
