@@ -31,6 +31,7 @@ BENCHMARKS = [
     "switch_boot",
     "switch_rack_up",
     "microvm",
+    "chaos",
 ]
 
 

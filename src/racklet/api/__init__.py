@@ -70,6 +70,8 @@ from racklet.api._release import (
     UnitRollout,
 )
 from racklet.api._resources import (
+    ENROLL_APPROVED_ANNOTATION,
+    HELD_OFF_ANNOTATION,
     PHASES,
     POWER_CYCLE_ANNOTATION,
     RACK_LABEL,
@@ -78,6 +80,7 @@ from racklet.api._resources import (
     ComputeUnitSpec,
     ComputeUnitStatus,
     Event,
+    NewUnitPower,
     Phase,
     Rack,
     RackSpec,
@@ -92,6 +95,8 @@ __all__ = [
     "API_VERSION",
     "BY_KIND",
     "BY_PLURAL",
+    "ENROLL_APPROVED_ANNOTATION",
+    "HELD_OFF_ANNOTATION",
     "KINDS",
     "KIND_INFO",
     "MAX_USER_DATA_BYTES",
@@ -130,6 +135,7 @@ __all__ = [
     "MicroVM",
     "MicroVMSpec",
     "MicroVMStatus",
+    "NewUnitPower",
     "Object",
     "ObjectMeta",
     "ObjectReference",

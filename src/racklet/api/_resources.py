@@ -41,9 +41,25 @@ RACK_LABEL = "racklet.dev/rack"
 """The label naming a ComputeUnit's Rack (``racklet up`` and the GitOps starter set it)."""
 
 
+NewUnitPower = Literal["On", "Off", "AsBefore"]
+ENROLL_APPROVED_ANNOTATION = "racklet.dev/enroll-approved"
+"""Set by ``racklet slot approve N`` on the slot's ComputeUnit: enrol the board in it once
+(when ``Rack.spec.autoEnroll`` is false); the controller removes it when it has."""
+HELD_OFF_ANNOTATION = "racklet.dev/held-off"
+"""Set by the controller on a board inserted under ``newUnitPower`` Off (or AsBefore, when it
+was off): it is not powered on until ``racklet power on`` removes it."""
+
+
 class RackSpec(Model):
     psu_rated_watts: Annotated[float, Field(gt=0)]
     slots: Annotated[int, Field(ge=1, le=16)] = 16
+    auto_enroll: bool = True
+    """Enrol a board whose BMC holds no identity of this rack (a new board, a first boot) at
+    once; false: it waits, condition ``Enrolled=False``, until ``racklet slot approve N``."""
+    new_unit_power: NewUnitPower = "On"
+    """What a board inserted into a slot does: ``On`` boots it (if its ``spec.power`` is On);
+    ``Off`` keeps it off until ``racklet power on``; ``AsBefore`` boots it only if it was
+    powered when it was pulled."""
 
 
 class RackStatus(Model):

@@ -35,6 +35,7 @@ from racklet.api import (
 )
 from racklet.audit import AuditLog
 from racklet.boot import BulkTargetServer
+from racklet.children import supervisor_crash
 from racklet.controller._certificates import UnitCertificates
 from racklet.controller._gitops import GitSources
 from racklet.controller._hardware import HardwareControl
@@ -226,7 +227,8 @@ class Controller:
         )
         self.metrics = ControllerMetrics()
         self.audit = AuditLog((audit_dir or layout.controller) / "audit.log")
-        self.heartbeats = HeartbeatRegistry()
+        # The agents' heartbeat intervals are in the twin's time, --speed times faster.
+        self.heartbeats = HeartbeatRegistry(time_scale=config.rack.speed)
         self.services = Services()
         self.election: LeaderElection | None = None
         acting: Store = self.store
@@ -256,6 +258,7 @@ class Controller:
             observer=self.metrics,
         )
         enqueue = self.runtime.enqueue
+        self.heartbeats.watch(lambda unit: enqueue("ComputeUnit", unit))  # silent: look now
         self.registry.register(
             ComputeUnit,
             ComputeUnitReconciler(
@@ -282,7 +285,13 @@ class Controller:
         """The hardware side's control endpoint (faults, hot-swap), if this rack has one."""
         self.registry.register(
             Fault,
-            FaultReconciler(acting, self.hardware, wake=lambda name: enqueue("ComputeUnit", name)),
+            FaultReconciler(
+                acting,
+                self.hardware,
+                wake=lambda name: enqueue("ComputeUnit", name),
+                identity=self.identity,
+                crash=supervisor_crash(),  # racklet up's, when it started this process
+            ),
         )
         self.registry.register(MicroVM, MicroVMReconciler(acting, self.heartbeats))
         self.gitops = GitSources(acting, layout.controller / "gitops", enqueue)
@@ -309,6 +318,7 @@ class Controller:
         )
         add = self.services.add
         add("audit log", Hooks(on_stop=self.audit.aclose))
+        add("heartbeat timers", Hooks(on_stop=self.heartbeats.aclose))
         add("bmc clients", Hooks(on_stop=self._close_clients))
         if self.hardware is not None:
             add("hardware control", Hooks(on_stop=self.hardware.aclose))

@@ -59,6 +59,8 @@ class HeartbeatSender:
             "temperatureCelsius": round(self._host.temperature_celsius(), 2),
             "cpuLoad": round(self._host.cpu_load(), 4),
             "stressJob": self._stress.last_job if self._stress is not None else None,
+            # The controller judges silence by it (two missed intervals: Unreachable).
+            "heartbeatIntervalSeconds": self._booted.agent.heartbeat_interval_seconds,
             **({"microvms": self._workloads.reports()} if self._workloads is not None else {}),
         }
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from racklet.controller._heartbeats import HeartbeatRegistry
+from racklet.controller._heartbeats import HeartbeatRecord, HeartbeatRegistry
 from racklet.controller._phase import Observation
 from racklet.redfish import (
     ChassisView,
@@ -57,6 +57,8 @@ class UnitMemory:
     """The last power-cycle request this controller handled."""
     rack: str | None = None
     """The rack whose busbar budget counts this unit's draw."""
+    powered_when_pulled: bool | None = None
+    """Whether the board was powered when it left its slot (``newUnitPower: AsBefore``)."""
 
 
 class Inspector:
@@ -67,8 +69,10 @@ class Inspector:
         heartbeats: HeartbeatRegistry,
         *,
         clock: Callable[[], float],
-        heartbeat_timeout: float,
+        heartbeat_timeout: float | None = None,
     ) -> None:
+        """``heartbeat_timeout`` None: what the agent's announced interval gives
+        (:meth:`HeartbeatRegistry.timeout_for`)."""
         self._heartbeats = heartbeats
         self._clock = clock
         self._heartbeat_timeout = heartbeat_timeout
@@ -103,7 +107,7 @@ class Inspector:
             memory.boot_mark = now
         beat = self._heartbeats.latest(name)
         this_boot = beat is not None and beat.received >= memory.boot_mark
-        fresh = this_boot and beat is not None and now - beat.received <= self._heartbeat_timeout
+        fresh = this_boot and beat is not None and now - beat.received <= self._timeout(beat)
         return Observation(
             chassis=chassis,
             system=system,
@@ -111,6 +115,11 @@ class Inspector:
             heartbeat_fresh=fresh,
             heartbeat_lost=this_boot and not fresh,  # it ran this boot, then fell silent
         )
+
+    def _timeout(self, beat: HeartbeatRecord | None) -> float:
+        if self._heartbeat_timeout is not None or beat is None:
+            return self._heartbeat_timeout or self._heartbeats.fallback_timeout
+        return self._heartbeats.timeout_for(beat)
 
     @staticmethod
     async def _chassis(name: str, bmc: Bmc, system: SystemView, memory: UnitMemory) -> ChassisView:

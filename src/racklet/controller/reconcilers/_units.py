@@ -17,6 +17,11 @@ This module only sequences four parts, each in its own module:
   the verdict on it and the latest heartbeat, and ``write_status``, which writes that into the
   status and says which events it deserves.
 
+A board inserted into a slot (the unit was Absent and its chassis is back) follows its
+Rack's ``spec.newUnitPower``: ``On`` powers it on as above; ``Off`` — or ``AsBefore`` when it
+was off when pulled — marks it :data:`~racklet.api.HELD_OFF_ANNOTATION` (condition
+``PowerHold``) and it stays off until ``racklet power on`` removes the mark.
+
 The actions: power on when ``spec.power`` is On and the unit is Off (if admitted); shut down
 gracefully when ``spec.power`` is Off and it is powered (the BMC forces it off by itself
 after a grace period); power-cycle on request. With ``fence`` (an HA controller) every reset
@@ -37,9 +42,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from racklet.api import (
+    HELD_OFF_ANNOTATION,
     ComputeUnit,
     ComputeUnitStatus,
     Event,
+    Rack,
     rack_of,
     remove_condition,
     set_condition,
@@ -74,7 +81,7 @@ class ComputeUnitReconciler:
         heartbeats: HeartbeatRegistry,
         *,
         rack_name: str,
-        heartbeat_timeout: float = 10.0,
+        heartbeat_timeout: float | None = None,
         action_cooldown: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         observer: UnitObserver | None = None,
@@ -116,6 +123,7 @@ class ComputeUnitReconciler:
         events: list[Event] = []
         action: str | None = None
         if bmc is not None and obs.error is None and obs.system is not None:
+            unit = await self._follow_slot(unit, memory, obs, events)
             action = await self._act(unit, bmc, memory, budget, obs, status, events)
         if action is not None:
             # Look again at once: a BMC that carried the action out already says so, and the
@@ -207,6 +215,11 @@ class ComputeUnitReconciler:
 
         if obs.system.power_state != "Off":
             return await self._govern(unit, bmc, memory, budget, status, events)
+        if HELD_OFF_ANNOTATION in unit.metadata.annotations:
+            message = f"inserted and held off: `racklet power on {name}` boots it"
+            set_condition(status.conditions, "PowerHold", "True", "NewUnitPower", message)
+            return None
+        remove_condition(status.conditions, "PowerHold")
         if self._cooling_down(memory, "On"):
             return None
 
@@ -223,6 +236,32 @@ class ComputeUnitReconciler:
         set_condition(status.conditions, "PowerBudget", "True", "WithinBudget", message)
         events.append(unit_event(name, "PowerOn", "powered on"))
         return "On"
+
+    async def _follow_slot(
+        self, unit: ComputeUnit, memory: UnitMemory, obs: Observation, events: list[Event]
+    ) -> ComputeUnit:
+        """Note how a board was when pulled, and hold an inserted one off if its Rack's
+        ``newUnitPower`` says so (the mark is stored: a restarted controller keeps holding)."""
+        assert obs.chassis is not None
+        name = unit.metadata.name
+        if obs.chassis.absent:
+            if unit.status.phase != "Absent":  # just pulled: as it was a moment ago
+                memory.powered_when_pulled = unit.status.power_state == "On"
+            return unit
+        if unit.status.phase != "Absent" or HELD_OFF_ANNOTATION in unit.metadata.annotations:
+            return unit
+        was_on, memory.powered_when_pulled = memory.powered_when_pulled, None
+        rack_name = rack_of(unit, self._rack_name) or self._rack_name
+        try:
+            policy = (await self._store.get(Rack, rack_name)).spec.new_unit_power
+        except NotFound:
+            policy = "On"
+        if policy == "On" or (policy == "AsBefore" and was_on is not False):
+            return unit
+        why = "newUnitPower is Off" if policy == "Off" else "it was off when it was pulled"
+        unit.metadata.annotations[HELD_OFF_ANNOTATION] = why
+        events.append(unit_event(name, "HeldOff", f"board inserted and held off: {why}"))
+        return await self._store.update(unit)
 
     async def _govern(
         self,
