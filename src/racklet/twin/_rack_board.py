@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import math
+import random
 from collections.abc import Callable
 
 from racklet.hw import Clock, Fan, RackBoard, TemperatureSensor
@@ -82,11 +83,19 @@ class SensorFailure(enum.StrEnum):
     """The sensor answers garbage: reads are NaN."""
 
 
+SLOT_SENSOR_LSB = 0.1
+"""The slot inputs read in 0.1 °C steps, with about one step of noise (estimate, as the SoC's)."""
+
+
 class SlotSensor:
-    """The temperature input of one slot, wired to the RMC."""
+    """The temperature input of one slot, wired to the RMC. It reads with a step of noise,
+    as a live converter does (a reading that never moves is a stuck one: the RMC's stale
+    check relies on that), and the fault engine's ``slot`` sensor tap
+    (``unit.sensor_taps["slot"]``: stuck, drift, NaN, absent) filters it."""
 
     def __init__(self, unit: TwinUnit) -> None:
         self._unit = unit
+        self._rng = random.Random(f"slot/{unit.name}")
         self.failure: SensorFailure | None = None
         """Fault hook: set to make the sensor lost or invalid, None to mend it."""
 
@@ -95,7 +104,13 @@ class SlotSensor:
             raise OSError(f"temperature input of slot {self._unit.slot} does not answer")
         if self.failure is SensorFailure.NAN:
             return math.nan
-        return round(self._unit.temperature, 1)
+        value = self._unit.temperature + self._rng.gauss(0.0, SLOT_SENSOR_LSB)
+        tap = self._unit.sensor_taps.get("slot")
+        if tap is not None:
+            value = tap(value)
+        if not math.isfinite(value):
+            return value
+        return round(round(value / SLOT_SENSOR_LSB) * SLOT_SENSOR_LSB, 1)
 
 
 def _monitor(
