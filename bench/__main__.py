@@ -32,6 +32,7 @@ BENCHMARKS = [
     "switch_rack_up",
     "microvm",
     "chaos",
+    "power_capping",
 ]
 
 

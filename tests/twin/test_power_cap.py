@@ -56,7 +56,7 @@ async def test_a_cap_holds_the_true_draw_at_or_under_it_down_to_the_floor(
 async def test_a_sag_throttles_every_unit_and_the_busbar_stays_within_its_rating(
     make_rack: MakeRack,
 ) -> None:
-    rack = make_rack(units=5, psu_rated_watts=20.0)  # 5 × 6.4 W wanted; floors 5 × 3.8 W
+    rack = make_rack(units=5, psu_rated_watts=21.0)  # 5 × 6.4 W wanted; floors 5 × 3.8 W + fans
     _running(rack, 1.0)
     for _ in range(50):
         rack.step(0.1)
@@ -68,8 +68,9 @@ async def test_a_sag_throttles_every_unit_and_the_busbar_stays_within_its_rating
     rack.busbar.rated_watts = 100.0  # the supply returns: full clocks at the next step
     rack.step(0.1)
     assert not any(unit.under_voltage for unit in rack.units.values())
+    fans = sum(fan.power_watts for fan in rack.rack_fans)
     assert rack.busbar.power_watts == pytest.approx(
-        sum(unit.full_load_watts for unit in rack.units.values()), rel=0.01
+        fans + sum(unit.full_load_watts for unit in rack.units.values()), rel=0.01
     )
 
 

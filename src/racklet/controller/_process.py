@@ -45,6 +45,7 @@ from racklet.controller._http import create_api_app, create_machine_app
 from racklet.controller._leader import LeaderElection
 from racklet.controller._metrics import ControllerMetrics
 from racklet.controller._pki_maintenance import PkiMaintenance
+from racklet.controller._prometheus_targets import PrometheusTargets
 from racklet.controller._releases import register_release_reconcilers
 from racklet.controller._runtime import Registry, Runtime
 from racklet.controller._services import Hooks, Services
@@ -351,6 +352,11 @@ class Controller:
             leader_only=True,
         )
         add("gitops watcher", self.gitops, leader_only=True)
+        add(
+            "prometheus targets",
+            PrometheusTargets(config, acting, observer=observer),
+            leader_only=True,
+        )
 
     async def _ensure_crl(self) -> None:
         pki = self.config.layout.pki
