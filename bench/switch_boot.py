@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.rack_boot import STEPS, _Rack, spread, timelines
+from bench.rack_boot import STEPS, TrialFellBack, _Rack, spread, timelines
 from racklet.boot import build_default_payload
 
 UNIT_BUDGET_WATTS = 15.3
@@ -67,7 +67,11 @@ def main(argv: list[str]) -> None:
                 release.write_bytes(build_default_payload(size, version))
                 rack.publish(version, release)
                 release.unlink()
-                seconds, cpu, started_at = rack.timed_update_by_role(version, args.timeout)
+                try:
+                    seconds, cpu, started_at = rack.timed_update_by_role(version, args.timeout)
+                except TrialFellBack as exc:
+                    print(f"  round {index + 1} not counted: {exc}", flush=True)
+                    continue
                 boots.append(seconds)
                 assert rack.watch is not None
                 for unit, found in timelines(
@@ -89,6 +93,8 @@ def main(argv: list[str]) -> None:
                 )
         finally:
             rack.stop()
+    if not boots:
+        raise SystemExit("switch_boot: no round counted (every round had a unit fall back)")
     best = min(boots)
     median, low, high = spread(boots)
     print(
