@@ -89,6 +89,11 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class TrialFellBack(RuntimeError):
+    """A unit's BMC rejected the new version's trial: the round has no time to report (the
+    benchmarks count it and go on with the next round, which updates that unit again)."""
+
+
 class _Watch:
     """Follows ``GET /api/v1/computeunits?watch=true`` in a thread: every unit's (phase,
     osVersion) as the controller records it, without polling the API (which would load the
@@ -209,7 +214,7 @@ class _Rack:
             except (OSError, ValueError):
                 continue
             if rejected == version:
-                raise RuntimeError(
+                raise TrialFellBack(
                     f"{record.parent.name}: the trial of {version} failed and the unit fell "
                     "back (see its console); at a high --speed the 120 simulated seconds of "
                     "the health deadline are little wall time"
@@ -366,6 +371,7 @@ def run(
     step_times: dict[str, list[float]] = {label: [] for label, _, _ in STEPS}
     boots: list[float] = []
     peers: list[float] = []
+    fell_back: list[str] = []
     boot_cpu: list[dict[str, float]] = []
     peer_cpu: list[float] = []
     with tempfile.TemporaryDirectory(prefix="racklet-bench-rackboot-") as name:
@@ -393,7 +399,12 @@ def run(
             server = f"bench.boot_serve\0{repo}"
 
             def boot(version: str) -> None:
-                seconds, cpu, started_at = rack.timed_update_by_role(version, timeout)
+                try:
+                    seconds, cpu, started_at = rack.timed_update_by_role(version, timeout)
+                except TrialFellBack as exc:
+                    print(f"  round of {version} not counted: {exc}", flush=True)
+                    fell_back.append(version)
+                    return
                 boots.append(seconds)
                 boot_cpu.append(cpu)
                 assert rack.watch is not None
@@ -427,6 +438,10 @@ def run(
                 else:
                     peer()
                     boot(version)
+                if version in fell_back:
+                    peers.pop()  # a round counts only with both sides
+                    peer_cpu.pop()
+                    continue
                 print(
                     f"  round {index + 1}: rack {boots[-1]:.2f} s, "
                     f"{sum(boot_cpu[-1].values()):.2f} CPU s; peer {peers[-1]:.2f} s, "
@@ -438,6 +453,8 @@ def run(
                 serve.send_signal(signal.SIGTERM)
                 serve.wait(timeout=30)
             rack.stop()
+    if not boots:
+        raise RuntimeError("no round counted: in every one a unit's trial fell back")
     rack_cpu = [sum(c.values()) for c in boot_cpu]
     median_peer = statistics.median(peers)
     return {
@@ -457,6 +474,7 @@ def run(
         "peer_cpu_s": peer_cpu,
         "cpu_ratios": [b / p for b, p in zip(rack_cpu, peer_cpu, strict=True)],
         "cpu_ratio": statistics.median(rack_cpu) / statistics.median(peer_cpu),
+        "fell_back": fell_back,
         "noisy_rounds": [
             i + 1 for i, p in enumerate(peers) if abs(p - median_peer) > NOISE * median_peer
         ],
@@ -503,6 +521,8 @@ def main(argv: list[str]) -> None:
         f"CPU ratio of medians: {result['cpu_ratio']:.2f}x; per round: "
         f"{_fmt(result['cpu_ratios'], 'x')} (goal: <= 1.1)"
     )
+    if result["fell_back"]:
+        print(f"rounds not counted (a unit's trial fell back): {', '.join(result['fell_back'])}")
     if result["noisy_rounds"]:
         print(
             f"NOISE: the peer's time moved > {NOISE:.0%} from its median in round(s) "

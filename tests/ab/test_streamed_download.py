@@ -7,7 +7,9 @@ attacker in the middle (an override of the payload's URL) that sends the right l
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,27 @@ def test_slot_writer_hands_written_pages_to_the_device_while_the_download_goes_o
         assert _files(tmp_path) == []  # 20 MiB written, none of it under a name yet
         kept = writer.keep()
     assert kept.read_bytes() == data * 20
+
+
+async def test_an_update_boot_logs_its_timeline_in_order_on_the_wall_clock(
+    rig: BootRig, host: FakeHost, bmc: FakeBmc, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One ``boot timeline`` line per pass (what ``bench rack_boot`` breaks a boot down by):
+    the update pass refreshes, downloads, installs and arms the trial; the warm reboot
+    verifies and boots; each step's time is wall-clock and in order."""
+    await bootstrap(host, limits=LIMITS)
+    _publish(rig, "0.2.0")
+    caplog.set_level(logging.INFO, logger="racklet")
+    before = time.time()
+    await bootstrap(host, limits=LIMITS)
+    passes = [
+        [pair.split("=") for pair in r.getMessage().split(": ", 1)[1].split()]
+        for r in caplog.records
+        if r.getMessage().startswith("boot timeline: ")
+    ]
+    assert [[step for step, _ in steps] for steps in passes] == [
+        ["start", "refreshed", "downloaded", "installed", "armed"],
+        ["start", "verified"],
+    ]
+    times = [float(at) for steps in passes for _, at in steps]
+    assert before <= times[0] and times == sorted(times) and times[-1] <= time.time()

@@ -17,6 +17,11 @@ The payload is hashed once, as it streams into the slot; the warm reboot into th
 the same power-on, does not read it again unless the file changed since (``_slots.Stamp``).
 Every cold boot re-hashes the slot it boots.
 
+Each pass logs one ``boot timeline:`` line, its steps (start, refreshed, downloaded,
+installed, armed; verified on the pass that boots) with their wall-clock times, so a boot's
+time can be laid beside the controller's records (``bench rack_boot`` breaks a rack's update
+down by them).
+
 A release below the BMC's rollback counter is refused (``RollbackError``). Any failure is
 printed on the console, sent to the BMC as ``failed`` and raised as a
 :class:`~racklet.boot.errors.BootError`; an unverified payload is never installed or booted,
