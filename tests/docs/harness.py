@@ -256,6 +256,8 @@ class Terminal:
         for job in self.background:
             job.stop()
         if self.process.poll() is None:
+            with contextlib.suppress(DocsError, OSError):  # what the page left running with &
+                self.run("kill $(jobs -p) 2>/dev/null; true", timeout=10)
             self.process.kill()
         self.process.wait()
         for stream in (self.process.stdin, self.process.stdout):
