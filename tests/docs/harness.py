@@ -43,7 +43,14 @@ COMMAND_TIMEOUT = 180.0
 START_TIMEOUT = 120.0
 FRONT_MATTER = re.compile(r"\A---\n(?P<body>.*?)\n---\n", re.DOTALL)
 RACK_KINDS = ("none", "starts", "shared", "own")
-NEEDS = {"etcd": "etcd", "git": "git", "jq": "jq", "curl": "curl", "qemu": "qemu-system-x86_64"}
+NEEDS = {
+    "etcd": "etcd",
+    "git": "git",
+    "jq": "jq",
+    "curl": "curl",
+    "qemu": "qemu-system-x86_64",
+    "prometheus": "prometheus",
+}
 
 
 class DocsError(AssertionError):
@@ -99,7 +106,7 @@ class Command:
     line: int
 
 
-HEREDOC = re.compile(r"<<-?\s*['\"]?(\w+)['\"]?")
+HEREDOC = re.compile(r"<<-?\s*(['\"]?)([A-Za-z_]\w*)\1")
 
 
 def commands_of(language: str, text: str) -> list[Command]:
@@ -125,7 +132,7 @@ def commands_of(language: str, text: str) -> list[Command]:
         while source[-1].endswith("\\") and index < len(lines):
             source.append(lines[index].removeprefix("> "))
             index += 1
-        for delimiter in HEREDOC.findall("\n".join(source)):
+        for _quote, delimiter in HEREDOC.findall("\n".join(source)):
             while index < len(lines) and lines[index] != delimiter:
                 source.append(lines[index])
                 index += 1
@@ -204,6 +211,7 @@ class Terminal:
             env=env,
         )
         self.background: list[Background] = []
+        self.run("set -a")  # variables reach background commands, as in the reader's shell
 
     def run(self, source: str, timeout: float = COMMAND_TIMEOUT) -> tuple[str, int]:
         """Run one command in the page's shell; its output and exit status."""
@@ -572,3 +580,28 @@ def reading_order(readme: Path = REPO / "README.md") -> list[Path]:
 
 def has_shell_blocks(path: Path) -> bool:
     return bool(re.search(rf"^```({'|'.join(SHELL_LANGUAGES)})\s*$", path.read_text(), re.M))
+
+
+def census() -> tuple[int, int, list[tuple[str, int, bool]]]:
+    """Shell commands per page, and whether the docs tests run them (front matter present)."""
+    rows = []
+    for path in reading_order():
+        text = path.read_text()
+        count = 0
+        for match in re.finditer(
+            rf"^[ \t]*```({'|'.join(SHELL_LANGUAGES)})\n(.*?)^[ \t]*```[ \t]*$", text, re.M | re.S
+        ):
+            body = "\n".join(line.strip() for line in match[2].splitlines())
+            with contextlib.suppress(DocsError):
+                count += len(commands_of(match[1], body))
+        if count:
+            rows.append((path.name, count, FrontMatter.of(text, str(path)) is not None))
+    run = sum(n for _, n, ran in rows if ran)
+    return run, sum(n for _, n, _ in rows), rows
+
+
+if __name__ == "__main__":  # .venv/bin/python -m tests.docs.harness: the census for benchmarks
+    run, total, rows = census()
+    for name, count, ran in rows:
+        print(f"{name:24} {count:4} {'run' if ran else 'not run'}")
+    print(f"commands run by the docs tests: {run} of {total}")
