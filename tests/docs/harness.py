@@ -399,13 +399,22 @@ class RackPool:
 
 
 def start_rack(cwd: Path, args: Iterable[str], keep: list[Terminal]) -> Background:
-    """``racklet up ARGS`` in a workspace, waited for until its banner is printed."""
-    terminal = Terminal(cwd, reader_env())
-    keep.append(terminal)
-    job = terminal.start(".venv/bin/racklet up " + shlex.join(args))
-    if not job.wait_for(("racklet: … is up with …", PLACEHOLDER)):
-        raise DocsError(f"racklet up {shlex.join(args)} did not come up:\n{job.output()}")
-    return job
+    """``racklet up ARGS`` in a workspace, waited for until its banner is printed. A fresh
+    rack whose recorded free port was taken by another process before it bound it (a busy CI
+    machine) is made again with new ports, up to three times."""
+    command = ".venv/bin/racklet up " + shlex.join(args)
+    for _attempt in range(3):
+        terminal = Terminal(cwd, reader_env())
+        keep.append(terminal)
+        fresh = not (cwd / ".racklet").exists()
+        job = terminal.start(command)
+        if job.wait_for(("racklet: … is up with …", PLACEHOLDER)):
+            return job
+        job.stop()
+        if not (fresh and "address already in use" in job.output()):
+            break
+        shutil.rmtree(cwd / ".racklet")
+    raise DocsError(f"{command} did not come up:\n{job.output()}")
 
 
 # -- one page -------------------------------------------------------------------------------
@@ -469,13 +478,19 @@ DIRECTIVES = ("background", "interrupt")
 def _page(example: Example) -> Page:
     page = example.namespace.get("page")
     if not isinstance(page, Page):
-        raise DocsError("the page has no docs-test front matter")
+        raise DocsError(
+            example.namespace.get("page_error", "the page has no docs-test front matter")
+        )
     return page
 
 
 def evaluate_front_matter(example: Example) -> None:
     front: FrontMatter = example.parsed
-    example.namespace["page"] = open_page(front, example.namespace["docs_racks"])
+    try:
+        example.namespace["page"] = open_page(front, example.namespace["docs_racks"])
+    except DocsError as error:
+        example.namespace["page_error"] = f"the page's set-up failed: {error}"
+        raise
 
 
 def evaluate_directive(example: Example) -> None:

@@ -160,7 +160,6 @@ NOT_YET_RUN = {
     "redfish.md",
     "control-plane.md",
     "security.md",
-    "audit-and-tokens.md",
     "faults.md",
     "workloads.md",
     "benchmarks.md",
