@@ -155,11 +155,8 @@ def test_variables_and_directory_carry_from_block_to_block(tmp_path: Path, pool:
 
 NOT_YET_RUN = {
     "rpi-boot.md",
-    "rmc.md",
     "bmc.md",
     "redfish.md",
-    "control-plane.md",
-    "security.md",
     "faults.md",
     "workloads.md",
     "benchmarks.md",
