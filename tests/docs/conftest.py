@@ -32,7 +32,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # the racks stop when the docs tests end, not the whole run
 def docs_racks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RackPool]:
     pool = RackPool(tmp_path_factory.mktemp("docs"))
     try:
