@@ -159,6 +159,16 @@ def _login_line(config: RackConfig) -> str:
     return f"  log in (one use, 5 min): {config.api.url}{path}\n" if path else ""
 
 
+def _rmc_line(config: RackConfig) -> str:
+    """Where the rack's RMC answers Redfish, and where its credentials are (never printed)."""
+    if config.rmc is None:
+        return ""
+    return (
+        f"  RMC (Redfish):     {config.rmc.url}/redfish/v1 "
+        f"(user and password: racklet.yaml, rmc:)\n"
+    )
+
+
 def controllers_of(config: RackConfig) -> dict[str, str]:
     """Each controller's process name and API URL; the first is the one racklet.yaml names."""
     urls = {"controller": config.api.url}
@@ -299,6 +309,7 @@ def _run(
         f"{_controller_lines(config, leader)}"
         f"  config:            {config.layout.config}\n"
         f"  logs:              {config.layout.logs}\n"
+        f"{_rmc_line(config)}"
         f"Try: racklet --config {config.layout.config} get units   (Ctrl-C stops the rack)",
         flush=True,
     )
