@@ -19,6 +19,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -49,6 +50,7 @@ from racklet.audit import (
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
 from racklet.controller._metrics import ControllerMetrics
 from racklet.controller._openapi import install_openapi
+from racklet.controller._rack_actions import Slots, rack_actions_router
 from racklet.controller._resources_http import read_body, read_capped, resource_router
 from racklet.controller._sessions import SessionKeeper
 from racklet.controller._status import install_error_handlers, status_response
@@ -96,10 +98,13 @@ def create_api_app(
     rack_name: str,
     audit: AuditLog | None = None,
     consoles: Mapping[str, ConsoleSource] | None = None,
+    slots: Slots | None = None,
+    state_dir: Path | None = None,
 ) -> FastAPI:
     """``token`` is the rack's admin token (racklet.yaml); ``audit`` receives a line for every
     state-changing request (none: not audited, for tests of other things); ``consoles`` are
-    the units' BMC clients the dashboard reads consoles through."""
+    the units' BMC clients the dashboard reads consoles through; ``slots`` the hardware side's
+    control endpoint and ``state_dir`` the rack's (for slot hot-swap and factory reset)."""
     app = FastAPI(title="Racklet", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
     authenticator = Authenticator(store, token)
@@ -169,6 +174,7 @@ def create_api_app(
 
     app.include_router(api)
     app.include_router(token_router(store, authenticator.key, [Depends(authorised)]))
+    app.include_router(rack_actions_router(slots, state_dir, rack_name, [Depends(authorised)]))
     app.include_router(resource_router(store, enqueue, [Depends(authorised)]))
 
     @app.get("/metrics")

@@ -300,6 +300,8 @@ class Controller:
             rack_name=config.rack.name,
             audit=self.audit,
             consoles=self.clients,
+            slots=self.hardware,
+            state_dir=layout.root,
         )
         machine_app = create_machine_app(
             self.heartbeats,

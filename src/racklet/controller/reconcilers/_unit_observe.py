@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from racklet.controller._heartbeats import HeartbeatRegistry
 from racklet.controller._phase import Observation
@@ -37,6 +37,8 @@ class Bmc(Protocol):
     async def reset(
         self, system_id: str, reset_type: str, *, idempotency_key: str | None = None
     ) -> None: ...
+
+    async def patch(self, path: str, body: dict[str, Any]) -> None: ...
 
 
 @dataclass(slots=True)
