@@ -9,7 +9,9 @@ Measures, on one rack:
   are both on this host's wall clock: Python's ``time.time()`` before the write, the page's
   ``performance.timeOrigin + performance.now()`` in a MutationObserver.
 * **first render**: a logged-in page load until every unit's tile is drawn, and the bytes
-  transferred (the navigation and every resource, from the Resource Timing entries).
+  transferred (the navigation and every resource, from the Resource Timing entries); with
+  where the time goes along the chain (HTML, script, session, snapshot, tiles drawn: each
+  step's end in ms after navigation start, medians) and the one-hour history of a unit.
 * **controller CPU**: its user+system time over ``--window`` seconds with no dashboard open,
   then with ``--pages`` dashboards open (each its own session and SSE stream).
 """
@@ -60,6 +62,21 @@ WATCH_JS = """([key, name, want, field]) => {
   });
   const options = {subtree: true, childList: true, attributes: true};
   observer.observe(document.getElementById('view'), options);
+}"""
+
+
+CHAIN_JS = """() => {
+  // Each step's end (ms after navigation start): the HTML, the script, the session and the
+  // snapshot requests, and now (the tiles are drawn).
+  const out = {html: performance.getEntriesByType('navigation')[0].responseEnd};
+  for (const e of performance.getEntriesByType('resource')) {
+    const path = new URL(e.name).pathname;
+    const step = {'/app.js': 'app.js', '/vendor/uPlot.esm.js': 'uPlot',
+      '/ui/v1/session': 'session', '/ui/v1/snapshot': 'snapshot'}[path];
+    if (step) out[step] = e.responseEnd;
+  }
+  out.tiles = performance.now();
+  return out;
 }"""
 
 
@@ -120,6 +137,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--changes", type=int, default=50)
     parser.add_argument("--pages", type=int, default=10)
     parser.add_argument("--window", type=float, default=30.0)
+    parser.add_argument(
+        "--only", choices=("all", "first-render"), default="all", help="first-render: skip the rest"
+    )
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -141,6 +161,9 @@ def main(argv: list[str]) -> None:
                 browser = playwright.chromium.launch(executable_path=chromium, args=ARGS)
                 page = _login(browser, url, token)
                 _first_render(page, url, args.units)
+                if args.only == "first-render":
+                    browser.close()
+                    return
                 _change_to_pixel(page, api, args.units, args.changes)
                 _wait_running(api, args.units, 600)
                 page.close()
@@ -154,7 +177,7 @@ def main(argv: list[str]) -> None:
 def _first_render(page: Any, url: str, units: int) -> None:
     """Cold loads: each in a fresh browser context (empty cache) holding the same session."""
     cookies = page.context.cookies()
-    times, sizes = [], []
+    times, sizes, chains = [], [], []
     for _ in range(5):
         context = page.context.browser.new_context(
             ignore_https_errors=True, viewport={"width": 1280, "height": 720}
@@ -165,6 +188,7 @@ def _first_render(page: Any, url: str, units: int) -> None:
         cold.goto(url + "/#/rack")
         cold.wait_for_selector(f"#tile-unit-{units}")
         times.append(time.perf_counter() - start)
+        chains.append(cold.evaluate(CHAIN_JS))
         sizes.append(
             cold.evaluate(
                 "performance.getEntriesByType('navigation').concat("
@@ -183,6 +207,12 @@ def _first_render(page: Any, url: str, units: int) -> None:
         f" {packed / 1024:.1f} KB gzip -9, served gzipped)",
         flush=True,
     )
+    steps = ", ".join(
+        f"{step} {statistics.median(c[step] for c in chains):.0f}"
+        for step in chains[0]
+        if all(step in c for c in chains)
+    )
+    print(f"  where it goes (ms after navigation start, medians): {steps}", flush=True)
 
 
 def _change_to_pixel(page: Any, api: httpx.Client, units: int, changes: int) -> None:

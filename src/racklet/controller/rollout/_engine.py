@@ -162,9 +162,9 @@ class _Pass(Generic[Seen]):
         if self.status.phase == "Pending":
             return await self._start(release, target)
         remove_condition(self.status.conditions, "Stalled")
-        if self.spec.roll_back and self.status.phase in ("Progressing", "Paused", "Complete"):
-            if not self._asked_to_roll_back():
-                return None
+        asked = self.spec.roll_back and self.status.phase in ("Progressing", "Paused", "Complete")
+        if asked and not self._asked_to_roll_back():
+            return None
         if self.status.phase == "RollingBack":
             return await self._roll_back(release, target)
         if self.spec.paused:
