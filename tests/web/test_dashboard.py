@@ -99,6 +99,24 @@ def test_a_cli_power_change_reaches_the_tile_and_the_chart_without_reload(
         _wait_unit(web_rack, "unit-2", "Running")
 
 
+def test_a_units_charts_start_with_the_hour_before_the_page_opened(
+    dashboard: Any, tokens: dict[str, str]
+) -> None:
+    page = dashboard().login(tokens["viewer"])
+    opened = page.evaluate("Date.now() / 1000")
+    page.goto(page.url.split("#")[0] + "#/unit/unit-1")
+    # the controller sampled unit-1 every 5 s since the rack came up: the chart's oldest
+    # point is from before this page existed (its own samples start at `opened`)
+    page.wait_for_function(
+        """([opened]) => {
+             const first = document.querySelector('#chart-power')?.dataset.first;
+             return Boolean(first) && Number(first) < opened - 10;
+           }""",
+        arg=[opened],
+        timeout=LIVE_TIMEOUT_MS,
+    )
+
+
 def test_a_power_action_from_the_page_asks_first_and_takes_effect(
     dashboard: Any, web_rack: RunningRack, tokens: dict[str, str]
 ) -> None:

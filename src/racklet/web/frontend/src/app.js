@@ -610,6 +610,7 @@ function drawChart(node) {
     if (kind === "power") { data = [h.map((p) => p[0]), h.map((p) => p[1])]; series = [{}, { label: "power (W)", stroke: "#1f4fa3", width: 2 }]; }
     else { data = [h.map((p) => p[0]), h.map((p) => p[2]), h.map((p) => p[3])]; series = [{}, { label: "temperature (°C)", stroke: "#a61b29", width: 2 }, { label: "load", stroke: "#1e7a34", width: 2 }]; }
     node.dataset.last = String(data[1].length ? data[1][data[1].length - 1] : "");
+    node.dataset.first = String(data[0].length ? data[0][0] : ""); // the oldest sample's time
   } else if (kind === "rack") {
     const h = state.rackHistory;
     data = [h.map((p) => p[0]), h.map((p) => p[1])];
