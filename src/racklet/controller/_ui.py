@@ -38,6 +38,8 @@ UI_KINDS = ("racks", "computeunits", "releases", "rollouts", "gitsources", "faul
 KEEPALIVE_SECONDS = 5.0
 MAX_CONSOLE_LINES = 500
 MAX_HISTORY_UNITS = 64
+NO_STORE = {"Cache-Control": "no-store"}
+"""Session and snapshot answers: never kept by a browser's cache (the page preloads them)."""
 
 
 class ConsoleSource(Protocol):
@@ -136,7 +138,7 @@ def ui_router(
         if found is None:  # a bearer caller: no cookie, so no CSRF token either
             caller: Caller = request.scope["state"]["principal"]
             return JSONResponse({"principal": caller.name, "role": caller.role, "csrf": ""})
-        return JSONResponse(_session_body(found, rack_name))
+        return JSONResponse(_session_body(found, rack_name), headers=NO_STORE)
 
     @router.post("/login-codes", dependencies=guard)
     async def login_code(request: Request) -> Response:
@@ -156,7 +158,7 @@ def ui_router(
             items[info.plural] = [to_dict(o) for o in objects]
             revisions.append(revision)
         since = min(revisions) if revisions else 0  # replays a little at worst: idempotent
-        return JSONResponse({"resourceVersion": str(since), "items": items})
+        return JSONResponse({"resourceVersion": str(since), "items": items}, headers=NO_STORE)
 
     @router.get("/schemas", dependencies=guard)
     async def schemas(request: Request) -> Response:
