@@ -162,7 +162,7 @@ def main(argv: list[str]) -> None:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=chromium, args=ARGS)
                 page = _login(browser, url, token)
-                _first_render(page, url, args.units)
+                _first_render(page, url, args.units, up.pid)
                 if args.only == "first-render":
                     browser.close()
                     return
@@ -176,21 +176,35 @@ def main(argv: list[str]) -> None:
             up.wait(60)
 
 
-def _first_render(page: Any, url: str, units: int) -> None:
-    """Cold loads: each in a fresh browser context (empty cache) holding the same session."""
+def _first_render(page: Any, url: str, units: int, up_pid: int) -> None:
+    """Cold loads: each in a fresh browser context (empty cache) holding the same session.
+
+    Besides wall time, the CPU the chain costs: the page's main thread (Chromium's own
+    ``TaskDuration`` and ``ScriptDuration``, over the DevTools protocol) and the controller's
+    user+system time across the load (it also runs its reconcilers meanwhile, so an upper
+    bound); on a loaded host these say whether the wall time is work or waiting."""
     cookies = page.context.cookies()
-    times, sizes, chains = [], [], []
+    times, sizes, chains, page_cpu, script_cpu, server_cpu = [], [], [], [], [], []
+    controller = _controller_pid(up_pid)
     for _ in range(5):
         context = page.context.browser.new_context(
             ignore_https_errors=True, viewport={"width": 1280, "height": 720}
         )
         context.add_cookies(cookies)
         cold = context.new_page()
+        devtools = context.new_cdp_session(cold)
+        devtools.send("Performance.enable")
+        cpu_before = _cpu_seconds(controller)
         start = time.perf_counter()
         cold.goto(url + "/#/rack")
         cold.wait_for_selector(f"#tile-unit-{units}")
         times.append(time.perf_counter() - start)
+        server_cpu.append(_cpu_seconds(controller) - cpu_before)
         chains.append(cold.evaluate(CHAIN_JS))
+        sampled = devtools.send("Performance.getMetrics")["metrics"]
+        metrics = {m["name"]: m["value"] for m in sampled}
+        page_cpu.append(metrics.get("TaskDuration", 0.0))
+        script_cpu.append(metrics.get("ScriptDuration", 0.0))
         sizes.append(
             cold.evaluate(
                 "performance.getEntriesByType('navigation').concat("
@@ -215,6 +229,13 @@ def _first_render(page: Any, url: str, units: int) -> None:
         if all(step in c for c in chains)
     )
     print(f"  where it goes (ms after navigation start, medians): {steps}", flush=True)
+    print(
+        f"  CPU of a load (medians): the page's main thread "
+        f"{1000 * statistics.median(page_cpu):.0f} ms "
+        f"(script {1000 * statistics.median(script_cpu):.0f} ms); the controller "
+        f"{1000 * statistics.median(server_cpu):.0f} ms (with its reconcilers meanwhile)",
+        flush=True,
+    )
 
 
 def _change_to_pixel(page: Any, api: httpx.Client, units: int, changes: int) -> None:
