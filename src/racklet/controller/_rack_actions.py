@@ -53,7 +53,8 @@ def rack_actions_router(
         try:
             answer = await call(slots)
         except HardwareRefused as exc:
-            return status_response(exc.code if 400 <= exc.code < 500 else 409, str(exc))
+            # its refusal (no such slot, already empty) is the caller's; its failure is not
+            return status_response(exc.code if 400 <= exc.code < 500 else 503, str(exc))
         except HardwareUnreachable as exc:
             return status_response(503, str(exc))
         return JSONResponse(answer)

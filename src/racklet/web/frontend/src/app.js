@@ -745,10 +745,11 @@ window.addEventListener("hashchange", () => { showError(""); render(); $("main")
   if (code) { history.replaceState(null, "", "#/rack"); await login({ code }); if (state.session) return; }
   // The session and the snapshot in parallel, and already asked by index.html's preloads
   // while this script downloaded (these fetches match them: same URL, mode and credentials;
-  // the answers are not cacheable, so a reload asks again).
-  const early = fetch("/ui/v1/snapshot", { credentials: "same-origin" })
+  // the answers are not cacheable, so a reload asks again). Only these two may use them: a
+  // preload answered before a login (401) must not answer a fetch made after it.
+  const early = fetch("/ui/v1/snapshot?first", { credentials: "same-origin" })
     .then((r) => (r.ok ? r.json() : null)).catch(() => null);
-  const response = await fetch("/ui/v1/session", { credentials: "same-origin" });
+  const response = await fetch("/ui/v1/session?first", { credentials: "same-origin" });
   if (response.ok) {
     const session = await response.json();
     if (session.csrf) { await loggedIn(session, early); return; }
