@@ -25,6 +25,7 @@ BENCHMARKS = [
     "energy_accuracy",
     "faults",
     "dashboard",
+    "dashboard_history",
     "fan_control",
     "scrape_cost",
     "switch_relay",

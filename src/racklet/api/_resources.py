@@ -88,12 +88,27 @@ class BmcRef(Model):
     url: Annotated[str, Field(pattern=r"^https://")]
 
 
+BootOverrideMode = Literal["Disabled", "Once", "Continuous"]
+
+
+class BootSourceOverride(Model):
+    """Where the unit boots from next (its BMC's Redfish ``Boot.BootSourceOverrideTarget``
+    and ``BootSourceOverrideEnabled``); the targets a BMC offers are its own to say."""
+
+    target: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9]+$")]
+    enabled: BootOverrideMode = "Continuous"
+
+
 class ComputeUnitSpec(Model):
     slot: Annotated[int, Field(ge=1, le=16)]
     power: PowerSpec = "On"
     bmc: BmcRef
     power_priority: Annotated[int, Field(ge=0, le=1000)] = 100
     """Who keeps power when the busbar budget shrinks: the lowest is shed first."""
+    locate: bool | None = None
+    """The tray's locate LED (the BMC's ``LocationIndicatorActive``); unset leaves it be."""
+    boot_override: BootSourceOverride | None = None
+    """The boot source override the BMC should hold; unset leaves it be."""
 
 
 class ComputeUnitStatus(Model):
@@ -108,6 +123,13 @@ class ComputeUnitStatus(Model):
     last_heartbeat_time: dt.datetime | None = None
     agent_url: str | None = None
     os_version: str | None = None
+    locate: bool | None = None
+    """The locate LED as the BMC last showed it."""
+    boot_override: BootSourceOverride | None = None
+    """The boot source override as the BMC shows it."""
+    boot_once_sent: str | None = None
+    """The target of the last ``Once`` override sent: a BMC clears a one-time override when
+    the unit boots, and the same ``Once`` is not sent again until the spec changes it."""
     last_power_cycle: str | None = None
     pending_power_cycle: str | None = None
     """A power cycle recorded but not yet known to have reached the BMC (set just before the

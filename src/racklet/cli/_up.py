@@ -40,7 +40,13 @@ import httpx
 
 from racklet.children import CRASH_SIGNAL, SUPERVISOR_ENV, die_with_parent
 from racklet.cli._prepare import check_writable, prepare, wipe_for_factory_reset
-from racklet.config import RackConfig, open_lock, write_atomic
+from racklet.config import (
+    FACTORY_RESET_SIGNAL,
+    SUPERVISOR_PID_FILE,
+    RackConfig,
+    open_lock,
+    write_atomic,
+)
 from racklet.errors import RackletError
 from racklet.net import client_context
 
@@ -51,8 +57,8 @@ STABLE_SECONDS = 60.0  # a controller that ran this long died of something new: 
 RESTART_DELAY = 0.5  # before the first restart; doubles with each quick death...
 MAX_RESTART_DELAY = 30.0  # ...up to this
 LEADER_POLL = 1.0
-PID_FILE = "up.pid"
-RESET_SIGNAL = signal.SIGUSR1
+PID_FILE = SUPERVISOR_PID_FILE
+RESET_SIGNAL = FACTORY_RESET_SIGNAL
 
 
 class UpError(RackletError):

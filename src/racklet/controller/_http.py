@@ -19,6 +19,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -49,12 +50,14 @@ from racklet.audit import (
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
 from racklet.controller._metrics import ControllerMetrics
 from racklet.controller._openapi import install_openapi
+from racklet.controller._rack_actions import Slots, rack_actions_router
 from racklet.controller._resources_http import read_body, read_capped, resource_router
 from racklet.controller._sessions import SessionKeeper
 from racklet.controller._status import install_error_handlers, status_response
 from racklet.controller._stress import add_stress_route, job_for_heartbeat
 from racklet.controller._tokens import Authenticator, TokenRequest, authorise, token_router
 from racklet.controller._ui import ConsoleSource, ui_router
+from racklet.controller._ui_history import UnitHistory
 from racklet.controller._workloads import exchange
 from racklet.limits import LIMITS, parse_json
 from racklet.log import get_logger
@@ -96,10 +99,15 @@ def create_api_app(
     rack_name: str,
     audit: AuditLog | None = None,
     consoles: Mapping[str, ConsoleSource] | None = None,
+    slots: Slots | None = None,
+    state_dir: Path | None = None,
+    history: UnitHistory | None = None,
 ) -> FastAPI:
     """``token`` is the rack's admin token (racklet.yaml); ``audit`` receives a line for every
     state-changing request (none: not audited, for tests of other things); ``consoles`` are
-    the units' BMC clients the dashboard reads consoles through."""
+    the units' BMC clients the dashboard reads consoles through; ``slots`` the hardware side's
+    control endpoint and ``state_dir`` the rack's (for slot hot-swap and factory reset);
+    ``history`` the units' last hour for the dashboard's charts."""
     app = FastAPI(title="Racklet", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
     authenticator = Authenticator(store, token)
@@ -169,6 +177,7 @@ def create_api_app(
 
     app.include_router(api)
     app.include_router(token_router(store, authenticator.key, [Depends(authorised)]))
+    app.include_router(rack_actions_router(slots, state_dir, rack_name, [Depends(authorised)]))
     app.include_router(resource_router(store, enqueue, [Depends(authorised)]))
 
     @app.get("/metrics")
@@ -186,7 +195,7 @@ def create_api_app(
         Built once, in a thread: it takes about 0.1 s, too long to hold the event loop."""
         return JSONResponse(await asyncio.to_thread(app.openapi))
 
-    app.include_router(ui_router(store, sessions, authorised, rack_name, consoles))
+    app.include_router(ui_router(store, sessions, authorised, rack_name, consoles, history))
 
     @app.api_route(
         "/api/{rest:path}",

@@ -49,6 +49,7 @@ from racklet.controller._prometheus_targets import PrometheusTargets
 from racklet.controller._releases import register_release_reconcilers
 from racklet.controller._runtime import Registry, Runtime
 from racklet.controller._services import Hooks, Services
+from racklet.controller._ui_history import UnitHistory
 from racklet.controller.errors import ControllerError
 from racklet.controller.reconcilers import (
     ComputeUnitReconciler,
@@ -300,6 +301,8 @@ class Controller:
         register_release_reconcilers(
             self.registry, acting, layout.boot, enqueue=enqueue, bmcs=self.clients
         )
+        self.history = UnitHistory(self.store, config.rack.name)
+        """The dashboard's last hour of samples (every controller keeps its own)."""
         tls = layout.controller
         cert, key = tls / "server.crt", tls / "server.key"
         api_app = create_api_app(
@@ -310,6 +313,9 @@ class Controller:
             rack_name=config.rack.name,
             audit=self.audit,
             consoles=self.clients,
+            slots=self.hardware,
+            state_dir=layout.root,
+            history=self.history,
         )
         machine_app = create_machine_app(
             self.heartbeats,
@@ -324,6 +330,7 @@ class Controller:
         if self.hardware is not None:
             add("hardware control", Hooks(on_stop=self.hardware.aclose))
         add("store", Hooks(lambda: declare(self.store, config), self.store.close))
+        add("dashboard history", self.history)
         add("crl", Hooks(self._ensure_crl))
         if self.election is not None:
             add("leader election", self.election)

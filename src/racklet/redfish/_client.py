@@ -198,6 +198,10 @@ class RedfishClient:
             raise RedfishError(response.status_code, f"{path} did not return a JSON object")
         return body
 
+    async def patch(self, path: str, body: dict[str, Any]) -> None:
+        """PATCH a resource (a refusal is :class:`RedfishError` with the BMC's message)."""
+        await self._request("PATCH", path, json=body, check=_raise_with_resolution)
+
     async def system(self, system_id: str) -> SystemView:
         return SystemView.from_json(await self.get(f"/redfish/v1/Systems/{system_id}"))
 

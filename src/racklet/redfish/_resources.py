@@ -32,10 +32,14 @@ class SystemView:
     state: str | None
     health: str | None
     messages: tuple[str, ...]
+    boot_override: tuple[str, str] | None = None
+    """``Boot.BootSourceOverrideTarget`` and ``BootSourceOverrideEnabled``, if shown."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SystemView:
         conditions = _get(data, "Status", "Conditions") or []
+        target = _get(data, "Boot", "BootSourceOverrideTarget")
+        enabled = _get(data, "Boot", "BootSourceOverrideEnabled")
         return cls(
             power_state=_get(data, "PowerState"),
             boot_last_state=_get(data, "BootProgress", "LastState"),
@@ -44,6 +48,9 @@ class SystemView:
             health=_get(data, "Status", "Health"),
             messages=tuple(
                 str(c["Message"]) for c in conditions if isinstance(c, dict) and c.get("Message")
+            ),
+            boot_override=(
+                (target, enabled) if isinstance(target, str) and isinstance(enabled, str) else None
             ),
         )
 
@@ -58,12 +65,16 @@ class ChassisView:
 
     state: str | None
     max_power_watts: float | None
+    locate: bool | None = None
+    """The locate LED (``LocationIndicatorActive``), if the chassis has one."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ChassisView:
+        locate = _get(data, "LocationIndicatorActive")
         return cls(
             state=_get(data, "Status", "State"),
             max_power_watts=_number(_get(data, "MaxPowerWatts")),
+            locate=locate if isinstance(locate, bool) else None,
         )
 
     @property

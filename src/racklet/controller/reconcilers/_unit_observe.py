@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from racklet.controller._heartbeats import HeartbeatRecord, HeartbeatRegistry
 from racklet.controller._phase import Observation
@@ -39,6 +39,8 @@ class Bmc(Protocol):
     ) -> None: ...
 
     async def set_power_limit(self, chassis_id: str, watts: float | None) -> None: ...
+
+    async def patch(self, path: str, body: dict[str, Any]) -> None: ...
 
 
 @dataclass(slots=True)

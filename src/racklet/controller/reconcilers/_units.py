@@ -56,6 +56,7 @@ from racklet.controller._phase import Observation, derive_phase
 from racklet.controller.reconcilers._admission import BusbarAdmission
 from racklet.controller.reconcilers._power_cycle import PowerCycles
 from racklet.controller.reconcilers._unit_observe import Bmc, Inspector, UnitMemory
+from racklet.controller.reconcilers._unit_settings import apply_settings
 from racklet.controller.reconcilers._unit_status import (
     render_status,
     unit_event,
@@ -122,14 +123,20 @@ class ComputeUnitReconciler:
         status = working_copy(unit.status)
         events: list[Event] = []
         action: str | None = None
+        chassis = obs.chassis
         if bmc is not None and obs.error is None and obs.system is not None:
             unit = await self._follow_slot(unit, memory, obs, events)
             action = await self._act(unit, bmc, memory, budget, obs, status, events)
+            if chassis is not None and not chassis.absent:
+                locate = chassis.locate
+                if await apply_settings(unit, bmc, obs.system, locate, status, events):
+                    memory.inventory, chassis = None, None  # read the LED again
+                    action = action or "Settings"
         if action is not None:
             # Look again at once: a BMC that carried the action out already says so, and the
             # status then shows it without a second reconcile. The phase is still only what
             # was observed; a reset still in progress is looked at again shortly.
-            obs = await self._inspector.look(name, bmc, memory, chassis=obs.chassis)
+            obs = await self._inspector.look(name, bmc, memory, chassis=chassis)
             verdict = derive_phase(obs)
             if action != "On" or obs.powered:  # keep the power-on's reserved draw till seen
                 budget.note(name, verdict.phase, obs)
@@ -313,4 +320,5 @@ def _settled(action: str, obs: Observation) -> bool:
         return obs.system is not None and not obs.powered
     if action == "On":
         return obs.powered
-    return False  # a power cycle goes off and on again: follow it
+    # PATCHed settings were read back: nothing to follow; a power cycle goes off and on again
+    return action == "Settings"
