@@ -4,6 +4,7 @@ and labels, the short resource named, the busbar, rescheduling when a unit is lo
 from __future__ import annotations
 
 import datetime as dt
+import os
 import socket
 from pathlib import Path
 
@@ -23,11 +24,14 @@ from racklet.api import (
 )
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
 from racklet.controller._http import create_machine_app
+from racklet.controller._scheduler import OS_RESERVED_MIB
 from racklet.controller.reconcilers import MicroVMReconciler
 from racklet.controller.reconcilers._microvms import LEASE_SECONDS
+from racklet.hw import measured_capacity
 from racklet.net import AppServer, client_context, server_context
 from racklet.pki import RackCA
 from racklet.store import MemoryStore
+from racklet.twin import load_profile
 
 
 class Clock:
@@ -212,3 +216,31 @@ async def test_the_heartbeat_carries_reports_in_and_assignments_out(tmp_path: Pa
     assert (vm.status.phase, vm.status.exit_code) == ("Succeeded", 0)
     assert vm.status.console_url == "https://127.0.0.1:4000/vms/web/console"
     assert ("MicroVM", "web") in queued
+
+
+async def test_a_unit_is_as_big_as_its_agent_says_less_the_os(tmp_path: Path) -> None:
+    """The scheduler sizes each unit from its heartbeat (a Pi 5 with 8 GiB takes a VM a
+    Pi 4 with 4 GiB cannot), less what the OS keeps; the twin's board reports its
+    profile's size and a real unit what its kernel says."""
+    store, beats, rec, _ = await _rack({"unit-1": "Running", "unit-2": "Running"})
+    for name, profile in (("unit-1", "raspberry-pi-4"), ("unit-2", "raspberry-pi-5")):
+        cores, memory = load_profile(profile).cores, load_profile(profile).memory_mib
+        beats.record(
+            HeartbeatBody.model_validate(
+                {"unit": name, "agentUrl": "https://x", "osVersion": "1"}
+                | {"cores": cores, "memoryMiB": memory}
+            )
+        )
+    await _vm(store, "big", vcpus=4, memoryMiB=8192 - OS_RESERVED_MIB)
+    await _vm(store, "bigger", vcpus=1, memoryMiB=8192 - OS_RESERVED_MIB + 1)
+    await rec.reconcile("big")
+    await rec.reconcile("bigger")
+    assert (await store.get(MicroVM, "big")).status.unit == "unit-2"
+    cond = find_condition((await store.get(MicroVM, "bigger")).status.conditions, "Scheduled")
+    assert cond is not None and cond.reason == "InsufficientMemory"
+    assert f"the most free on a unit with the cores is {4096 - OS_RESERVED_MIB} MiB" in (
+        cond.message
+    )
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:        3884060 kB\nMemFree:  1 kB\n")
+    assert measured_capacity(meminfo) == (os.cpu_count(), 3884060 // 1024)

@@ -21,6 +21,7 @@ from racklet.hw._interfaces import (
     Uart,
     UnitHost,
     UnitLinkPort,
+    measured_capacity,
 )
 
 __all__ = [
@@ -44,4 +45,5 @@ __all__ = [
     "Uart",
     "UnitHost",
     "UnitLinkPort",
+    "measured_capacity",
 ]

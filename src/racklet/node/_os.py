@@ -129,7 +129,8 @@ def _workloads(host: UnitHost, booted: BootedPayload, client_ssl: ssl.SSLContext
 
     # The twin's unit takes its VMs' CPU share as its load (its power curve follows); a real
     # unit's load is simply measured, so there is nothing to set.
-    return Workloads(Hypervisor(), fetch, on_load=getattr(host, "set_load", None))
+    cores, _ = host.capacity()
+    return Workloads(Hypervisor(), fetch, cores=cores, on_load=getattr(host, "set_load", None))
 
 
 async def _restart(host: UnitHost, reason: str, logger: ContextLogger) -> bool:
