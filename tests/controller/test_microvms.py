@@ -21,12 +21,14 @@ from racklet.api import (
     RackSpec,
     VmImageRef,
     find_condition,
+    utcnow,
 )
-from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
+from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry, VmReport
 from racklet.controller._http import create_machine_app
 from racklet.controller._scheduler import OS_RESERVED_MIB
+from racklet.controller._workloads import exchange
 from racklet.controller.reconcilers import MicroVMReconciler
-from racklet.controller.reconcilers._microvms import LEASE_SECONDS
+from racklet.controller.reconcilers._microvms import LEASE_SECONDS, RESTART_BACKOFF_SECONDS
 from racklet.hw import measured_capacity
 from racklet.net import AppServer, client_context, server_context
 from racklet.pki import RackCA
@@ -244,3 +246,53 @@ async def test_a_unit_is_as_big_as_its_agent_says_less_the_os(tmp_path: Path) ->
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal:        3884060 kB\nMemFree:  1 kB\n")
     assert measured_capacity(meminfo) == (os.cpu_count(), 3884060 // 1024)
+
+
+async def _ends(store: MemoryStore, name: str, phase: str, code: int) -> None:
+    """The VM's agent reports it ended (through the heartbeat's exchange)."""
+    vm = await store.get(MicroVM, name)
+    assert vm.status.unit is not None
+    report = VmReport(name=name, attempt=vm.status.attempt, phase=phase, exit_code=code)
+    await exchange(store, vm.status.unit, [report], "https://127.0.0.1:4000")
+
+
+async def test_restart_policies_start_an_ended_vm_again_after_a_back_off() -> None:
+    """OnFailure restarts a failed VM (not a succeeded one), Always any that ended, Never
+    none; each restart is a new attempt, after a back-off that doubles."""
+    store, _, rec, clock = await _rack({"unit-1": "Running", "unit-2": "Running"})
+    for name, policy in (("flaky", "OnFailure"), ("done", "OnFailure"), ("loop", "Always")):
+        await _vm(store, name, restartPolicy=policy)
+    await _vm(store, "once", restartPolicy="Never")
+    for name in ("flaky", "done", "loop", "once"):
+        await rec.reconcile(name)
+    clock.now = utcnow()
+    await _ends(store, "flaky", "Failed", 3)
+    await _ends(store, "done", "Succeeded", 0)
+    await _ends(store, "loop", "Succeeded", 0)
+    await _ends(store, "once", "Failed", 3)
+    wait = await rec.reconcile("flaky")
+    assert wait is not None and 0 < wait <= RESTART_BACKOFF_SECONDS  # not at once
+    assert (await store.get(MicroVM, "flaky")).status.phase == "Failed"
+    clock.now += dt.timedelta(seconds=RESTART_BACKOFF_SECONDS + 0.1)
+    for name in ("flaky", "done", "loop", "once"):
+        await rec.reconcile(name)
+    for name in ("flaky", "loop"):
+        vm = await store.get(MicroVM, name)
+        assert (vm.status.phase, vm.status.attempt, vm.status.restarts) == ("Scheduled", 2, 1)
+        assert vm.status.exit_code is None and vm.status.finished_time is None
+    done, once = await store.get(MicroVM, "done"), await store.get(MicroVM, "once")
+    assert (done.status.phase, done.status.attempt) == ("Succeeded", 1)
+    assert (once.status.phase, once.status.exit_code, once.status.attempt) == ("Failed", 3, 1)
+    (event,) = [e for e in await store.events() if e.reason == "Restarting" and "flaky" in str(e)]
+    assert "exit code 3" in event.message and "restart 1 under restartPolicy OnFailure" in (
+        event.message
+    )
+    # the second failure waits twice as long
+    await _ends(store, "flaky", "Failed", 3)
+    clock.now = utcnow() + dt.timedelta(seconds=RESTART_BACKOFF_SECONDS + 0.1)
+    await rec.reconcile("flaky")
+    assert (await store.get(MicroVM, "flaky")).status.phase == "Failed"
+    clock.now += dt.timedelta(seconds=RESTART_BACKOFF_SECONDS)
+    await rec.reconcile("flaky")
+    vm = await store.get(MicroVM, "flaky")
+    assert (vm.status.phase, vm.status.attempt, vm.status.restarts) == ("Scheduled", 3, 2)
