@@ -122,6 +122,8 @@ async def test_an_assigned_vm_runs_from_a_verified_image(vm_image: bytes, tmp_pa
         assert 'racklet_vm_cpu_seconds_total{unit="unit-1",vm="hello"}' in text
         # deleted while it boots: the next reply no longer names it; nothing is left running
         workloads.apply([_assignment("slow", "sleep 600")])
+        ended = workloads.console_state("hello")  # no longer assigned: its console stays
+        assert ended is not None and "console-says-hi" in ended.lines_from(0)[1]
         await _until(workloads, "slow", {"Starting", "Running"})
         workloads.apply([])
         async with asyncio.timeout(60):

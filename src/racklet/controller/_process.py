@@ -47,6 +47,7 @@ from racklet.controller._pki_maintenance import PkiMaintenance
 from racklet.controller._releases import register_release_reconcilers
 from racklet.controller._runtime import Registry, Runtime
 from racklet.controller._services import Hooks, Services
+from racklet.controller._workloads import VmConsoles
 from racklet.controller.errors import ControllerError
 from racklet.controller.reconcilers import (
     ComputeUnitReconciler,
@@ -292,6 +293,9 @@ class Controller:
         )
         tls = layout.controller
         cert, key = tls / "server.crt", tls / "server.key"
+        self.vm_consoles = VmConsoles(
+            self.store, self.heartbeats, layout.ca_cert, tls / "client.crt", tls / "client.key"
+        )
         api_app = create_api_app(
             self.store,
             token=config.api.token,
@@ -300,6 +304,7 @@ class Controller:
             rack_name=config.rack.name,
             audit=self.audit,
             consoles=self.clients,
+            vm_consoles=self.vm_consoles,
         )
         machine_app = create_machine_app(
             self.heartbeats,
@@ -310,6 +315,7 @@ class Controller:
         add = self.services.add
         add("audit log", Hooks(on_stop=self.audit.aclose))
         add("bmc clients", Hooks(on_stop=self._close_clients))
+        add("vm consoles", Hooks(on_stop=self.vm_consoles.aclose))
         if self.hardware is not None:
             add("hardware control", Hooks(on_stop=self.hardware.aclose))
         add("store", Hooks(lambda: declare(self.store, config), self.store.close))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import os
 import shutil
 import tempfile
@@ -37,6 +38,8 @@ from racklet.vm import (
 )
 
 CONSOLE_LINES = 2000
+MAX_LINE_CHARS = 2048
+"""A console line is cut here: the buffer's size stays bounded whatever the guest prints."""
 STOP_GRACE_SECONDS = 5.0
 INIT_MARKER = "racklet-vm: init started"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -68,6 +71,36 @@ class VmState:
     console: collections.deque[str] = field(
         default_factory=lambda: collections.deque(maxlen=CONSOLE_LINES)
     )
+    lines_total: int = 0
+    """Console lines printed so far (the deque keeps the last ``CONSOLE_LINES``): a reader's
+    position, which stays right when old lines fall out of the buffer."""
+    _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    def add_line(self, text: str) -> None:
+        self.console.append(text)
+        self.lines_total += 1
+        self.changed()
+
+    def changed(self) -> None:
+        """Wake every reader waiting in :meth:`wait_past` (a new line, a new phase)."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def lines_from(self, skip: int, most: int = CONSOLE_LINES) -> tuple[int, list[str]]:
+        """Up to ``most`` console lines from line ``skip`` on, and the number of the first
+        (later than ``skip`` when older lines fell out of the buffer)."""
+        first = self.lines_total - len(self.console)
+        start = max(skip, first)
+        return start, list(itertools.islice(self.console, start - first, start - first + most))
+
+    async def wait_past(self, skip: int, seconds: float) -> None:
+        """Return once there is a line after ``skip`` or the VM ended, at most ``seconds``
+        seconds later (a follower's long poll)."""
+        if self.lines_total > skip or self.phase in ("Succeeded", "Failed") or seconds <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._changed.wait()
 
     def report(self) -> dict[str, object]:
         return {
@@ -130,21 +163,29 @@ class Vm:
     def _finish(self, phase: str, code: int | None, reason: str) -> None:
         if self.state.phase not in ("Succeeded", "Failed"):
             self.state.phase, self.state.exit_code, self.state.reason = phase, code, reason
+            self.state.changed()
             log.info("vm %s %s: %s", self.request.name, phase, reason or f"exit {code}")
 
     async def _follow(self) -> None:
         process = self._process
         assert process is not None and process.stdout is not None
         code: int | None = None
-        while line := await process.stdout.readline():
-            text = line.decode(errors="replace").rstrip("\r\n")
-            self.state.console.append(text)
+        while True:
+            try:
+                line = await process.stdout.readline()
+            except ValueError:  # a line over the stream's 64 KiB limit: asyncio dropped it
+                self.state.add_line("[racklet-agent: an over-long console line was dropped]")
+                continue
+            if not line:
+                break
+            text = line.decode(errors="replace").rstrip("\r\n")[:MAX_LINE_CHARS]
             self.cpu_seconds()  # sampled while the process is there to read
             if text.startswith(INIT_MARKER) and self.state.phase == "Starting":
                 self.state.phase = "Running"
             elif text.startswith(EXIT_MARKER):
                 with contextlib.suppress(ValueError):
                     code = int(text[len(EXIT_MARKER) :].strip())
+            self.state.add_line(text)
         returncode = await process.wait()
         if self._stopping:
             self._finish("Failed", code, "stopped")

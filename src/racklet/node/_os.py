@@ -15,6 +15,7 @@ import ssl
 
 from racklet.boot import (
     BootedPayload,
+    controller_identity,
     fetch_verified_target,
     unit_client_context,
     unit_server_context,
@@ -24,6 +25,7 @@ from racklet.hw import Activity, UnitHost
 from racklet.link import LinkClient, LinkError
 from racklet.log import ContextLogger, get_logger
 from racklet.net import AppServer
+from racklet.node._console import console_route
 from racklet.node._health import TrialCheck, link_request
 from racklet.node._heartbeat import HeartbeatSender
 from racklet.node._hypervisor import Hypervisor
@@ -68,15 +70,15 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
     stress = StressRunner(host, logger, console)
     workloads: Workloads | None = None
     try:
+        client_ssl = await asyncio.to_thread(unit_client_context, booted.trust, booted.identity)
+        workloads = _workloads(host, booted, client_ssl)
+        metrics.vms = workloads.reports
         try:
-            server = await _start_agent(host, booted, metrics)
+            server = await _start_agent(host, booted, metrics, workloads)
             console(f"racklet-agent: serving https://127.0.0.1:{host.agent_port}/metrics")
         except AgentServerError as exc:
             console(f"racklet-agent: {exc}")
             logger.error(str(exc))
-        client_ssl = await asyncio.to_thread(unit_client_context, booted.trust, booted.identity)
-        workloads = _workloads(host, booted, client_ssl)
-        metrics.vms = workloads.reports
         heartbeat = HeartbeatSender(host, booted, metrics, client_ssl, logger, stress, workloads)
         heartbeat_task = asyncio.create_task(heartbeat.run(), name=f"heartbeat:{booted.unit}")
         console(f"racklet-agent: heartbeat to {heartbeat.url}")
@@ -151,12 +153,15 @@ def _check_port_free(port: int) -> None:
         probe.bind(("127.0.0.1", port))
 
 
-async def _start_agent(host: UnitHost, booted: BootedPayload, metrics: NodeMetrics) -> AppServer:
+async def _start_agent(
+    host: UnitHost, booted: BootedPayload, metrics: NodeMetrics, workloads: Workloads
+) -> AppServer:
     try:
         _check_port_free(host.agent_port)
-        ssl_context = await asyncio.to_thread(unit_server_context, booted.identity)
+        ssl_context = await asyncio.to_thread(unit_server_context, booted.identity, booted.trust)
+        consoles = console_route(workloads.console_state, controller_identity(booted.identity))
         server = AppServer(
-            create_agent_app(metrics_registry(metrics)),
+            create_agent_app(metrics_registry(metrics), [consoles]),
             port=host.agent_port,
             ssl_context=ssl_context,
             name=f"agent:{booted.unit}",

@@ -12,6 +12,7 @@ elsewhere, so it never runs twice. Every task here is owned and cancelled by :me
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,8 @@ from racklet.log import get_logger
 from racklet.node._hypervisor import Hypervisor, VmRequest, VmState
 
 Fetch = Callable[[str], Awaitable[bytes]]
+ENDED_KEPT = 32
+"""Ended VMs whose console the agent keeps (each at most ``CONSOLE_LINES`` lines)."""
 log = get_logger("node.workloads")
 
 
@@ -46,6 +49,8 @@ class Workloads:
         self._starting: dict[str, asyncio.Task[None]] = {}
         self._failed: dict[str, VmState] = {}
         self._stopping: set[asyncio.Task[None]] = set()
+        self._ended: collections.OrderedDict[str, VmState] = collections.OrderedDict()
+        """VMs no longer assigned here, newest last: their console stays readable."""
 
     def apply(self, assignments: list[dict[str, Any]]) -> None:
         """The controller's current assignments for this unit (from a heartbeat reply)."""
@@ -72,6 +77,7 @@ class Workloads:
         if old is not None:
             old.cancel()
         self._failed.pop(name, None)
+        self._ended.pop(name, None)
         self._starting[name] = asyncio.create_task(
             self._start(name, attempt, item), name=f"vm-start:{name}"
         )
@@ -90,7 +96,9 @@ class Workloads:
                 image = await self._fetch(str(item["image"]))
             except (RackletError, KeyError, TypeError, ValueError) as exc:
                 reason = f"image not started: {exc}"
-                self._failed[name] = VmState(name, attempt, phase="Failed", reason=reason)
+                failed = VmState(name, attempt, phase="Failed", reason=reason)
+                failed.add_line(f"racklet-agent: {reason}")
+                self._failed[name] = failed
                 log.warning("vm %s not started: %s", name, exc)
                 return
             await self._hypervisor.start(request, image)
@@ -103,6 +111,12 @@ class Workloads:
         log.info("stopping vm %s: %s", name, why)
         self._attempts.pop(name, None)
         self._leases.pop(name, None)
+        state = self.console_state(name)
+        if state is not None:
+            self._ended[name] = state
+            self._ended.move_to_end(name)
+            while len(self._ended) > ENDED_KEPT:
+                self._ended.popitem(last=False)
         self._failed.pop(name, None)
         task = self._starting.pop(name, None)
         if task is not None:
@@ -163,6 +177,14 @@ class Workloads:
     def console(self, name: str) -> list[str] | None:
         vm = self._hypervisor.vms.get(name)
         return list(vm.state.console) if vm is not None else None
+
+    def console_state(self, name: str) -> VmState | None:
+        """The newest attempt of VM ``name`` this unit knows, with its console: running, not
+        started (the image failed), or ended and dropped (kept for ``racklet logs``)."""
+        vm = self._hypervisor.vms.get(name)
+        if vm is not None:
+            return vm.state
+        return self._failed.get(name) or self._ended.get(name)
 
     async def close(self) -> None:
         """Stop everything (a shutdown, a power cut): no QEMU outlives its unit's OS."""
