@@ -27,6 +27,9 @@ from racklet.store import Conflict, Fenced, Store
 VM_CHANNEL = "vm-images"
 IMAGE_FILE = "image.tar"
 AGENT_PHASES = frozenset({"Starting", "Running", "Succeeded", "Failed"})
+LEASE_MARGIN_SECONDS = 2.0
+"""How much earlier than the controller's lease the agent's runs out (covers the reply's
+trip and the agent's poll)."""
 MAX_CONSOLE_WAIT_SECONDS = 10.0
 """The longest long poll the controller holds open on an agent (and a client on it)."""
 CONSOLE_REPLY_BYTES = 16 * 1024 * 1024
@@ -34,6 +37,16 @@ CONSOLE_REPLY_BYTES = 16 * 1024 * 1024
 
 def image_target(vm: MicroVM) -> str:
     return f"{VM_CHANNEL}/{vm.spec.image.name}/{vm.spec.image.version}/{IMAGE_FILE}"
+
+
+def lease_seconds(vm: MicroVM) -> float:
+    """What the agent may count on: the lease the controller holds, less a margin, so the
+    agent's deadline (from when the reply reaches it) passes before the controller's does
+    and the VM is stopped on the old unit before it can be placed on another."""
+    if vm.status.lease_until is None:
+        return 0.0
+    left = (vm.status.lease_until - utcnow()).total_seconds()
+    return max(0.0, min(LEASE_SECONDS, left) - LEASE_MARGIN_SECONDS)
 
 
 def assignment(vm: MicroVM) -> dict[str, Any]:
@@ -45,7 +58,7 @@ def assignment(vm: MicroVM) -> dict[str, Any]:
         "memoryMiB": vm.spec.memory_mi_b,
         "kernelArgs": vm.spec.kernel_args,
         "userData": vm.spec.user_data,
-        "leaseSeconds": LEASE_SECONDS,
+        "leaseSeconds": round(lease_seconds(vm), 3),
     }
 
 

@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from racklet.config import write_private
+from racklet.config import make_dir, write_private
 from racklet.log import get_logger
 from racklet.tasks import OwnedTask
 from racklet.vm import (
@@ -245,6 +245,20 @@ class Hypervisor:
     def __init__(self, scratch: Path | None = None) -> None:
         self._scratch = scratch
         self.vms: dict[str, Vm] = {}
+
+    async def prepare(self) -> None:
+        """Make the scratch directory (0700) and remove what a VM of an earlier run of this
+        unit left there (its agent was killed): no QEMU of this run uses it yet."""
+        scratch = self._scratch
+        if scratch is None:
+            return
+
+        def clean() -> None:
+            make_dir(scratch)
+            for stale in scratch.glob("vm-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+
+        await asyncio.to_thread(clean)
 
     async def start(self, request: VmRequest, image: bytes) -> Vm:
         """Start one attempt of a VM (an older attempt of the same name is stopped first)."""

@@ -71,7 +71,7 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
     workloads: Workloads | None = None
     try:
         client_ssl = await asyncio.to_thread(unit_client_context, booted.trust, booted.identity)
-        workloads = _workloads(host, booted, client_ssl)
+        workloads = await _workloads(host, booted, client_ssl)
         metrics.vms = workloads.reports
         try:
             server = await _start_agent(host, booted, metrics, workloads)
@@ -114,9 +114,13 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
     host.set_activity(Activity.HALTED)
 
 
-def _workloads(host: UnitHost, booted: BootedPayload, client_ssl: ssl.SSLContext) -> Workloads:
+async def _workloads(
+    host: UnitHost, booted: BootedPayload, client_ssl: ssl.SSLContext
+) -> Workloads:
     """The unit's MicroVMs: images come TUF-verified from the rack's boot server, with the
-    BMC-held root, into a metadata cache of their own on the unit's storage."""
+    BMC-held root, into a metadata cache of their own on the unit's storage, where each
+    VM's kernel and initrd are laid out too (``vms/``: a QEMU's command line names its
+    unit)."""
     metadata = host.storage / "tuf-vm" / "metadata"
 
     async def fetch(target: str) -> bytes:
@@ -132,7 +136,15 @@ def _workloads(host: UnitHost, booted: BootedPayload, client_ssl: ssl.SSLContext
     # The twin's unit takes its VMs' CPU share as its load (its power curve follows); a real
     # unit's load is simply measured, so there is nothing to set.
     cores, _ = host.capacity()
-    return Workloads(Hypervisor(), fetch, cores=cores, on_load=getattr(host, "set_load", None))
+    hypervisor = Hypervisor(host.storage / "vms")
+    await hypervisor.prepare()
+    return Workloads(
+        hypervisor,
+        fetch,
+        cores=cores,
+        on_load=getattr(host, "set_load", None),
+        base_load=host.cpu_load,
+    )
 
 
 async def _restart(host: UnitHost, reason: str, logger: ContextLogger) -> bool:

@@ -37,9 +37,13 @@ class Workloads:
         clock: Callable[[], float] | None = None,
         cores: int = 4,
         on_load: Callable[[float], None] | None = None,
+        base_load: Callable[[], float] | None = None,
     ) -> None:
         self._cores = cores
         self._on_load = on_load
+        self._base_load = base_load
+        self._base = 0.0
+        """The load the unit's OS had before its first VM (VMs add to it, and give it back)."""
         self._last_cpu: tuple[float, float] | None = None  # (wall time, CPU seconds)
         self._hypervisor = hypervisor
         self._fetch = fetch
@@ -133,20 +137,23 @@ class Workloads:
         return min(1.0, max(0.0, (used - last[1]) / (wall - last[0]) / self._cores))
 
     def _report_load(self) -> None:
-        """Compute becomes watts: in the twin the VMs' CPU share is the unit's load, which
-        drives its power curve. Reported only while this agent runs VMs (and once more as 0
+        """Compute becomes watts: in the twin the VMs' CPU share, on top of what the OS
+        itself kept busy before them, is the unit's load, which drives its power curve.
+        Reported only while this agent runs VMs (and once more, the OS's own load again,
         when the last one ended), so a load set by other means is left alone otherwise."""
         if self._on_load is None:
             return
         busy = bool(self._hypervisor.vms)
+        if busy and self._last_cpu is None and self._base_load is not None:
+            self._base = self._base_load()
         share = self.load() if busy or self._last_cpu is not None else None
         if not busy:
             self._last_cpu = None
             if share is not None:
-                self._on_load(0.0)
+                self._on_load(self._base)
             return
         if share is not None:
-            self._on_load(share)
+            self._on_load(min(1.0, self._base + share))
 
     async def expire(self) -> None:
         """Stop every VM whose lease ran out, and report the VMs' load (the OS's poll)."""
