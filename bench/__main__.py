@@ -30,6 +30,7 @@ BENCHMARKS = [
     "switch_boot",
     "switch_rack_up",
     "microvm",
+    "microvm_reschedule",
 ]
 
 

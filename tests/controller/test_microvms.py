@@ -241,6 +241,9 @@ async def test_a_unit_is_as_big_as_its_agent_says_less_the_os(tmp_path: Path) ->
     await rec.reconcile("big")
     await rec.reconcile("bigger")
     assert (await store.get(MicroVM, "big")).status.unit == "unit-2"
+    await _vm(store, "by-name", nodeSelector="racklet.dev/unit=unit-1")  # each unit's name
+    await rec.reconcile("by-name")
+    assert (await store.get(MicroVM, "by-name")).status.unit == "unit-1"
     cond = find_condition((await store.get(MicroVM, "bigger")).status.conditions, "Scheduled")
     assert cond is not None and cond.reason == "InsufficientMemory"
     assert f"the most free on a unit with the cores is {4096 - OS_RESERVED_MIB} MiB" in (

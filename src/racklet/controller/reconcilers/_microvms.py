@@ -48,6 +48,8 @@ DEFAULT_CORES = 4
 DEFAULT_MEMORY_MIB = 4096
 """A unit whose agent has not said its size yet counts as a 4 GB Raspberry Pi 4."""
 FENCED_PHASES = frozenset({"Off", "Absent"})
+UNIT_LABEL = "racklet.dev/unit"
+"""A label every unit has for the scheduler, its name: ``nodeSelector: racklet.dev/unit=unit-3``."""
 RESTART_BACKOFF_SECONDS = 2.0
 MAX_RESTART_BACKOFF_SECONDS = 300.0
 
@@ -92,7 +94,8 @@ class MicroVMReconciler:
             unit.status.phase == "Running",
             cores,
             memory,
-            dict(unit.metadata.labels),
+            # every unit also carries its name, as Kubernetes nodes carry their hostname
+            dict(unit.metadata.labels) | {UNIT_LABEL: unit.metadata.name},
         )
 
     async def reconcile(self, name: str) -> float | None:
@@ -162,6 +165,7 @@ class MicroVMReconciler:
                 status.attempt += 1
                 status.lease_until = now + dt.timedelta(seconds=LEASE_SECONDS)
                 status.exit_code, status.reason = None, ""
+                status.started_time = status.finished_time = None  # of this attempt
                 message = f"assigned to {decision.unit} (attempt {status.attempt})"
                 set_condition(
                     status.conditions,
