@@ -24,6 +24,8 @@ from racklet.node._hypervisor import Hypervisor, VmRequest, VmState
 
 Fetch = Callable[[str], Awaitable[bytes]]
 ENDED_KEPT = 32
+LOAD_WINDOW_SECONDS = 1.0
+"""The VMs' CPU share is measured over windows this long (wall clock)."""
 """Ended VMs whose console the agent keeps (each at most ``CONSOLE_LINES`` lines)."""
 log = get_logger("node.workloads")
 
@@ -45,6 +47,7 @@ class Workloads:
         self._base = 0.0
         """The load the unit's OS had before its first VM (VMs add to it, and give it back)."""
         self._last_cpu: tuple[float, float] | None = None  # (wall time, CPU seconds)
+        self._share: float | None = None
         self._hypervisor = hypervisor
         self._fetch = fetch
         self._clock = clock or asyncio.get_running_loop().time
@@ -128,13 +131,21 @@ class Workloads:
         self._stopping.add(asyncio.create_task(self._hypervisor.remove(name)))
 
     def load(self) -> float | None:
-        """The share of the unit's cores its VMs used since the last call (0..1), from the
-        QEMU processes' CPU time; None on the first call and while no VM ever ran."""
+        """The share of the unit's cores its VMs used (0..1) over the last whole window of
+        :data:`LOAD_WINDOW_SECONDS`, from the QEMU processes' CPU time; None on the first
+        call and until the first window closed. CPU time comes in clock ticks (10 ms): over
+        a window of a second one tick is 1 % of a core, over the OS's 0.25 s poll it would
+        be 4 %, and the unit's power would jitter by as much."""
         wall, used = time.monotonic(), self._hypervisor.cpu_seconds()
-        last, self._last_cpu = self._last_cpu, (wall, used)
-        if last is None or wall <= last[0]:
+        last = self._last_cpu
+        if last is None:
+            self._last_cpu, self._share = (wall, used), None
             return None
-        return min(1.0, max(0.0, (used - last[1]) / (wall - last[0]) / self._cores))
+        if wall - last[0] < LOAD_WINDOW_SECONDS:
+            return self._share
+        self._last_cpu = (wall, used)
+        self._share = min(1.0, max(0.0, (used - last[1]) / (wall - last[0]) / self._cores))
+        return self._share
 
     def _report_load(self) -> None:
         """Compute becomes watts: in the twin the VMs' CPU share, on top of what the OS
