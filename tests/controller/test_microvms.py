@@ -155,6 +155,11 @@ async def test_a_vm_moves_when_its_unit_is_powered_off_and_waits_out_a_partition
     vm = await store.get(MicroVM, "web")
     assert (vm.status.unit, vm.status.attempt) == (first, 3)
     assert [e.reason for e in await store.events()].count("Rescheduling") == 2
+    # pulled from its slot: fenced (no power) and said so
+    await _set_unit(store, first, "Absent", power="Off")
+    await rec.reconcile("web")
+    (pulled,) = [e for e in await store.events() if "pulled" in e.message]
+    assert pulled.reason == "Rescheduling" and f"unit {first} was pulled" in pulled.message
 
 
 async def test_a_never_restarted_vm_fails_with_its_unit() -> None:

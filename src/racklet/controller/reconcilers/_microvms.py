@@ -62,6 +62,15 @@ def should_restart(vm: MicroVM) -> bool:
     )
 
 
+def _lost(unit: ComputeUnit | None) -> str:
+    """How a unit that fences its VMs was lost, for the VM's reason and event."""
+    if unit is None:
+        return "is gone"
+    if unit.status.phase == "Absent":
+        return "was pulled from its slot"
+    return "is powered off"
+
+
 def restart_backoff(restarts_so_far: int) -> float:
     """Seconds to wait after an end before the next start: 2 s, doubling, at most 5 min (a
     VM that fails at once must not keep a unit and the TUF server busy)."""
@@ -137,7 +146,7 @@ class MicroVMReconciler:
                 expired = status.lease_until is None or status.lease_until <= now
                 if fenced or expired:
                     lost = status.unit
-                    how = "is powered off" if fenced else "missed its lease"
+                    how = _lost(unit) if fenced else "missed its lease"
                     if vm.spec.restart_policy == "Never":
                         status.phase, status.reason = "Failed", f"unit {lost} {how}"
                         events.append(
