@@ -34,6 +34,7 @@ BENCHMARKS = [
     "microvm",
     "chaos",
     "power_capping",
+    "microvm_reschedule",
 ]
 
 

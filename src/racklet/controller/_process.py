@@ -50,6 +50,7 @@ from racklet.controller._releases import register_release_reconcilers
 from racklet.controller._runtime import Registry, Runtime
 from racklet.controller._services import Hooks, Services
 from racklet.controller._ui_history import UnitHistory
+from racklet.controller._workloads import VmConsoles
 from racklet.controller.errors import ControllerError
 from racklet.controller.reconcilers import (
     ComputeUnitReconciler,
@@ -305,6 +306,9 @@ class Controller:
         """The dashboard's last hour of samples (every controller keeps its own)."""
         tls = layout.controller
         cert, key = tls / "server.crt", tls / "server.key"
+        self.vm_consoles = VmConsoles(
+            self.store, self.heartbeats, layout.ca_cert, tls / "client.crt", tls / "client.key"
+        )
         api_app = create_api_app(
             self.store,
             token=config.api.token,
@@ -316,6 +320,7 @@ class Controller:
             slots=self.hardware,
             state_dir=layout.root,
             history=self.history,
+            vm_consoles=self.vm_consoles,
         )
         machine_app = create_machine_app(
             self.heartbeats,
@@ -327,6 +332,7 @@ class Controller:
         add("audit log", Hooks(on_stop=self.audit.aclose))
         add("heartbeat timers", Hooks(on_stop=self.heartbeats.aclose))
         add("bmc clients", Hooks(on_stop=self._close_clients))
+        add("vm consoles", Hooks(on_stop=self.vm_consoles.aclose))
         if self.hardware is not None:
             add("hardware control", Hooks(on_stop=self.hardware.aclose))
         add("store", Hooks(lambda: declare(self.store, config), self.store.close))

@@ -22,6 +22,7 @@ from racklet.hw._interfaces import (
     Uart,
     UnitHost,
     UnitLinkPort,
+    measured_capacity,
 )
 
 __all__ = [
@@ -46,4 +47,5 @@ __all__ = [
     "Uart",
     "UnitHost",
     "UnitLinkPort",
+    "measured_capacity",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,6 +219,11 @@ class UnitHost(Protocol):
         """Whether the unit's Ethernet port has carrier (its switch port is up and enabled)."""
         ...
 
+    def capacity(self) -> tuple[int, int]:
+        """The unit's CPU cores and memory in MiB, what its MicroVMs may be given: the
+        board's (the twin's profile), or on hardware :func:`measured_capacity`."""
+        ...
+
 
 @dataclass
 class BmcBoard:
@@ -258,3 +264,13 @@ class RackBoard:
     """Named inputs of the cooling zones (``slot-1``...); a lost one raises ``OSError``."""
     fan_monitor: PowerMonitor | None = None
     """A monitor on the rack fans' own feed, if the board has one (their energy)."""
+
+
+def measured_capacity(meminfo: Path = Path("/proc/meminfo")) -> tuple[int, int]:
+    """This host's cores (``os.cpu_count``) and memory (``MemTotal`` of ``/proc/meminfo``,
+    in MiB): a real unit's :meth:`UnitHost.capacity`."""
+    cores = os.cpu_count() or 1
+    for line in meminfo.read_text(encoding="ascii", errors="replace").splitlines():
+        if line.startswith("MemTotal:"):
+            return cores, int(line.split()[1]) // 1024
+    raise OSError(f"{meminfo} has no MemTotal line")

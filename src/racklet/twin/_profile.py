@@ -32,6 +32,10 @@ class UnitProfile(BaseModel):
     max_power_watts: float = Field(gt=0)
     rom_delay_seconds: float = Field(ge=0)
     os_boot_seconds: float = Field(ge=0)
+    cores: int = Field(default=4, ge=1, le=1024)
+    """CPU cores the board's OS sees (what the MicroVM scheduler may hand out)."""
+    memory_mib: int = Field(default=4096, ge=64)
+    """The board's memory, MiB (the OS keeps a share; the scheduler subtracts it)."""
     ambient_celsius: float = 25.0
     thermal_resistance_c_per_w: float = Field(gt=0)
     thermal_time_constant_seconds: float = Field(gt=0)

@@ -297,6 +297,9 @@ class TwinUnit:
     def link_up(self) -> bool:
         return self.port is not None and self.port.carrier
 
+    def capacity(self) -> tuple[int, int]:
+        return self.profile.cores, self.profile.memory_mib
+
     def is_cabled_up(self) -> bool:
         """The unit's side of the cable: its PHY has power and it sits in its slot."""
         return self.powered and self.present
