@@ -16,6 +16,7 @@ BENCHMARKS = [
     "unit_reconcile",
     "boot_server",
     "rack_boot",
+    "unit_download",
     "login_guessing",
     "supervise",
     "audit_overhead",
@@ -24,12 +25,16 @@ BENCHMARKS = [
     "energy_accuracy",
     "faults",
     "dashboard",
+    "dashboard_history",
     "fan_control",
     "scrape_cost",
     "switch_relay",
     "switch_boot",
     "switch_rack_up",
     "microvm",
+    "chaos",
+    "power_capping",
+    "microvm_reschedule",
 ]
 
 

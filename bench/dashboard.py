@@ -9,7 +9,9 @@ Measures, on one rack:
   are both on this host's wall clock: Python's ``time.time()`` before the write, the page's
   ``performance.timeOrigin + performance.now()`` in a MutationObserver.
 * **first render**: a logged-in page load until every unit's tile is drawn, and the bytes
-  transferred (the navigation and every resource, from the Resource Timing entries).
+  transferred (the navigation and every resource, from the Resource Timing entries); with
+  where the time goes along the chain (HTML, script, session, snapshot, tiles drawn: each
+  step's end in ms after navigation start, medians) and the one-hour history of a unit.
 * **controller CPU**: its user+system time over ``--window`` seconds with no dashboard open,
   then with ``--pages`` dashboards open (each its own session and SSE stream).
 """
@@ -60,6 +62,23 @@ WATCH_JS = """([key, name, want, field]) => {
   });
   const options = {subtree: true, childList: true, attributes: true};
   observer.observe(document.getElementById('view'), options);
+}"""
+
+
+CHAIN_JS = """() => {
+  // Each step's end (ms after navigation start): the HTML, the script, the session and the
+  // snapshot requests, the page's first render, and now (the benchmark saw every tile).
+  const out = {html: performance.getEntriesByType('navigation')[0].responseEnd};
+  for (const e of performance.getEntriesByType('resource')) {
+    const path = new URL(e.name).pathname;
+    const step = {'/app.js': 'app.js', '/vendor/uPlot.esm.js': 'uPlot',
+      '/ui/v1/session': 'session', '/ui/v1/snapshot': 'snapshot'}[path];
+    if (step) { out[step] = e.responseEnd; out.requests = (out.requests || 0) + 1; }
+  }
+  const mark = performance.getEntriesByName('racklet-first-render')[0];
+  if (mark) out.rendered = mark.startTime;  // the page's own mark: its first view in the DOM
+  out.seen = performance.now();  // when the benchmark saw every tile (adds its polling)
+  return out;
 }"""
 
 
@@ -120,6 +139,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--changes", type=int, default=50)
     parser.add_argument("--pages", type=int, default=10)
     parser.add_argument("--window", type=float, default=30.0)
+    parser.add_argument(
+        "--only", choices=("all", "first-render"), default="all", help="first-render: skip the rest"
+    )
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -140,7 +162,10 @@ def main(argv: list[str]) -> None:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=chromium, args=ARGS)
                 page = _login(browser, url, token)
-                _first_render(page, url, args.units)
+                _first_render(page, url, args.units, up.pid)
+                if args.only == "first-render":
+                    browser.close()
+                    return
                 _change_to_pixel(page, api, args.units, args.changes)
                 _wait_running(api, args.units, 600)
                 page.close()
@@ -151,20 +176,35 @@ def main(argv: list[str]) -> None:
             up.wait(60)
 
 
-def _first_render(page: Any, url: str, units: int) -> None:
-    """Cold loads: each in a fresh browser context (empty cache) holding the same session."""
+def _first_render(page: Any, url: str, units: int, up_pid: int) -> None:
+    """Cold loads: each in a fresh browser context (empty cache) holding the same session.
+
+    Besides wall time, the CPU the chain costs: the page's main thread (Chromium's own
+    ``TaskDuration`` and ``ScriptDuration``, over the DevTools protocol) and the controller's
+    user+system time across the load (it also runs its reconcilers meanwhile, so an upper
+    bound); on a loaded host these say whether the wall time is work or waiting."""
     cookies = page.context.cookies()
-    times, sizes = [], []
+    times, sizes, chains, page_cpu, script_cpu, server_cpu = [], [], [], [], [], []
+    controller = _controller_pid(up_pid)
     for _ in range(5):
         context = page.context.browser.new_context(
             ignore_https_errors=True, viewport={"width": 1280, "height": 720}
         )
         context.add_cookies(cookies)
         cold = context.new_page()
+        devtools = context.new_cdp_session(cold)
+        devtools.send("Performance.enable")
+        cpu_before = _cpu_seconds(controller)
         start = time.perf_counter()
         cold.goto(url + "/#/rack")
         cold.wait_for_selector(f"#tile-unit-{units}")
         times.append(time.perf_counter() - start)
+        server_cpu.append(_cpu_seconds(controller) - cpu_before)
+        chains.append(cold.evaluate(CHAIN_JS))
+        sampled = devtools.send("Performance.getMetrics")["metrics"]
+        metrics = {m["name"]: m["value"] for m in sampled}
+        page_cpu.append(metrics.get("TaskDuration", 0.0))
+        script_cpu.append(metrics.get("ScriptDuration", 0.0))
         sizes.append(
             cold.evaluate(
                 "performance.getEntriesByType('navigation').concat("
@@ -181,6 +221,19 @@ def _first_render(page: Any, url: str, units: int) -> None:
         f"{statistics.median(times):.3f} s, max {max(times):.3f} s over 5 loads; transferred "
         f"{max(sizes) / 1024:.1f} KB with the snapshot (the static files: {raw / 1024:.1f} KB,"
         f" {packed / 1024:.1f} KB gzip -9, served gzipped)",
+        flush=True,
+    )
+    steps = ", ".join(
+        f"{step} {statistics.median(c[step] for c in chains):.0f}"
+        for step in chains[0]
+        if all(step in c for c in chains)
+    )
+    print(f"  where it goes (ms after navigation start, medians): {steps}", flush=True)
+    print(
+        f"  CPU of a load (medians): the page's main thread "
+        f"{1000 * statistics.median(page_cpu):.0f} ms "
+        f"(script {1000 * statistics.median(script_cpu):.0f} ms); the controller "
+        f"{1000 * statistics.median(server_cpu):.0f} ms (with its reconcilers meanwhile)",
         flush=True,
     )
 

@@ -87,6 +87,8 @@ class EnergyRun:
     simulated_seconds: float = 0.0
     wall_seconds: float = 0.0
     busbar_truth: float = 0.0
+    fans_truth: float = 0.0
+    """The rack fans' share of the busbar (undriven here: they run at full duty)."""
 
 
 async def energy_run(
@@ -179,6 +181,7 @@ async def energy_run(
         simulated_seconds=clock.now,
         wall_seconds=time.perf_counter() - started,
         busbar_truth=rack.busbar.energy_joules,
+        fans_truth=rack.fan_energy_joules,
     )
     for name in names:
         result.units.append(

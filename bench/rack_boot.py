@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shlex
 import signal
@@ -71,9 +72,26 @@ def _cpu_seconds(marker: str) -> float:
     return total
 
 
+_ROLES = {"twin": "racklet.hardware_side", "controller": "racklet.controller"}
+
+
+def _rack_cpu(state: Path) -> dict[str, float]:
+    """CPU seconds of the rack's processes by role: twin (hardware side), controller, and
+    the rest (the ``racklet up`` supervisor)."""
+    total = _cpu_seconds(str(state))
+    out = {role: _cpu_seconds(f"{module}\0--state-dir\0{state}") for role, module in _ROLES.items()}
+    out["other"] = total - sum(out.values())
+    return out
+
+
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+class TrialFellBack(RuntimeError):
+    """A unit's BMC rejected the new version's trial: the round has no time to report (the
+    benchmarks count it and go on with the next round, which updates that unit again)."""
 
 
 class _Watch:
@@ -84,6 +102,8 @@ class _Watch:
     def __init__(self, client: httpx.Client) -> None:
         self._client = client
         self._units: dict[str, tuple[str, str]] = {}
+        self.running_at: dict[tuple[str, str], float] = {}
+        """When (wall clock) the watch first showed each (unit, version) Running."""
         self._changed = threading.Condition()
         self._error: str | None = None
         self._response: httpx.Response | None = None
@@ -107,7 +127,10 @@ class _Watch:
                     if event["type"] == "DELETED":
                         self._units.pop(name, None)
                     else:
-                        self._units[name] = (str(status.get("phase")), str(status.get("osVersion")))
+                        phase, version = str(status.get("phase")), str(status.get("osVersion"))
+                        self._units[name] = (phase, version)
+                        if phase == "Running":
+                            self.running_at.setdefault((name, version), time.time())
                     self._changed.notify_all()
         except (httpx.HTTPError, ValueError, KeyError) as exc:
             with self._changed:
@@ -191,7 +214,7 @@ class _Rack:
             except (OSError, ValueError):
                 continue
             if rejected == version:
-                raise RuntimeError(
+                raise TrialFellBack(
                     f"{record.parent.name}: the trial of {version} failed and the unit fell "
                     "back (see its console); at a high --speed the 120 simulated seconds of "
                     "the health deadline are little wall time"
@@ -227,6 +250,14 @@ class _Rack:
     def timed_update(self, version: str, timeout: float) -> tuple[float, float]:
         """Power-cycle the rack; seconds from power-on to every unit Running ``version``, and
         the CPU seconds the rack's processes (twin, controller) spent meanwhile."""
+        seconds, cpu, _ = self.timed_update_by_role(version, timeout)
+        return seconds, sum(cpu.values())
+
+    def timed_update_by_role(
+        self, version: str, timeout: float
+    ) -> tuple[float, dict[str, float], float]:
+        """:meth:`timed_update` with the CPU seconds by role, and the wall-clock time of
+        power-on (for the units' boot timelines)."""
         if self.watch is None:
             self.watch = _Watch(self._api(60))
         n = self.units
@@ -242,11 +273,13 @@ class _Rack:
 
         self.power("Off")
         self.watch.wait(off, timeout)
-        cpu = _cpu_seconds(str(self.state))
-        start = time.monotonic()
+        cpu = _rack_cpu(self.state)
+        start, started_at = time.monotonic(), time.time()
         self.power("On")
         self.watch.wait(updated, timeout)
-        return time.monotonic() - start, _cpu_seconds(str(self.state)) - cpu
+        seconds = time.monotonic() - start
+        after = _rack_cpu(self.state)
+        return seconds, {role: after[role] - cpu[role] for role in after}, started_at
 
     def stop(self) -> None:
         if self.watch is not None:
@@ -279,10 +312,71 @@ def _peer(tls: Tls, port: int, units: int, server: str) -> tuple[float, float]:
     return elapsed, _children_cpu() + _cpu_seconds(server) - cpu
 
 
-def run(units: int, speed: float, rounds: int, timeout: float) -> dict[str, Any]:
+NOISE = 0.30
+"""A round whose peer time is this far from the peer's median is flagged as noise."""
+
+_TIMELINE = re.compile(r"unit=(\S+) .*msg=\"?(?:boot|os) timeline: ([^\"]*)")
+STEPS = (
+    ("power-on to bootstrap (controller, BMC, boot ROM)", "power-on", "start"),
+    ("TUF metadata refresh", "start", "refreshed"),
+    ("download + hash into the slot", "refreshed", "downloaded"),
+    ("install (agent config, rename, record)", "downloaded", "installed"),
+    ("arm try-boot, warm reboot", "installed", "start#2"),
+    ("trial slot check, start OS", "start#2", "verified"),
+    ("OS boot (simulated)", "verified", "up"),
+    ("agent up, first heartbeat, commit", "up", "committed"),
+    ("commit to Running in the API", "committed", "running"),
+)
+
+
+def timelines(log: Path, since: float) -> dict[str, dict[str, float]]:
+    """Each unit's boot steps after ``since`` (wall clock), from the bootstrap's and the OS's
+    timeline lines in the twin's log; a repeated step gets ``#2``."""
+    out: dict[str, dict[str, float]] = {}
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        match = _TIMELINE.search(line)
+        if match is None:
+            continue
+        steps = out.setdefault(match.group(1), {})
+        for pair in match.group(2).split():
+            step, _, value = pair.partition("=")
+            at = float(value)
+            if at < since:
+                continue
+            name, n = step, 1
+            while name in steps:
+                n += 1
+                name = f"{step}#{n}"
+            steps[name] = at
+    return out
+
+
+def spread(values: list[float]) -> tuple[float, float, float]:
+    """(median, min, max)."""
+    return statistics.median(values), min(values), max(values)
+
+
+def _fmt(values: list[float], unit: str = "s", digits: int = 2) -> str:
+    median, low, high = spread(values)
+    return f"{median:.{digits}f} {unit} (min {low:.{digits}f}, max {high:.{digits}f})"
+
+
+def run(
+    units: int, speed: float, rounds: int, timeout: float, uplink_mbps: float
+) -> dict[str, Any]:
+    step_times: dict[str, list[float]] = {label: [] for label, _, _ in STEPS}
+    boots: list[float] = []
+    peers: list[float] = []
+    fell_back: list[str] = []
+    boot_cpu: list[dict[str, float]] = []
+    peer_cpu: list[float] = []
     with tempfile.TemporaryDirectory(prefix="racklet-bench-rackboot-") as name:
         tmp = Path(name)
-        rack = _Rack(tmp / "state", units, speed)
+        rack = _Rack(tmp / "state", units, speed, ("--uplink-mbps", f"{uplink_mbps:g}"))
         serve: subprocess.Popen[bytes] | None = None
         try:
             start = time.monotonic()
@@ -302,16 +396,27 @@ def run(units: int, speed: float, rounds: int, timeout: float) -> dict[str, Any]
             assert serve.stdout is not None
             if serve.stdout.readline().strip() != b"ready":
                 raise RuntimeError("peer boot server did not start")
-            boots: list[float] = []
-            peers: list[float] = []
-            boot_cpu: list[float] = []
-            peer_cpu: list[float] = []
             server = f"bench.boot_serve\0{repo}"
 
             def boot(version: str) -> None:
-                seconds, cpu = rack.timed_update(version, timeout)
+                try:
+                    seconds, cpu, started_at = rack.timed_update_by_role(version, timeout)
+                except TrialFellBack as exc:
+                    print(f"  round of {version} not counted: {exc}", flush=True)
+                    fell_back.append(version)
+                    return
                 boots.append(seconds)
                 boot_cpu.append(cpu)
+                assert rack.watch is not None
+                found = timelines(tmp / "state" / "logs" / "twin.log", started_at)
+                for unit, steps in found.items():
+                    steps["power-on"] = started_at
+                    running = rack.watch.running_at.get((unit, version))
+                    if running is not None:
+                        steps["running"] = running
+                    for label, first, last in STEPS:
+                        if first in steps and last in steps:
+                            step_times[label].append(steps[last] - steps[first])
 
             def peer() -> None:
                 seconds, cpu = _peer(tls, port, units, server)
@@ -333,25 +438,47 @@ def run(units: int, speed: float, rounds: int, timeout: float) -> dict[str, Any]
                 else:
                     peer()
                     boot(version)
+                if version in fell_back:
+                    peers.pop()  # a round counts only with both sides
+                    peer_cpu.pop()
+                    continue
+                print(
+                    f"  round {index + 1}: rack {boots[-1]:.2f} s, "
+                    f"{sum(boot_cpu[-1].values()):.2f} CPU s; peer {peers[-1]:.2f} s, "
+                    f"{peer_cpu[-1]:.2f} CPU s",
+                    flush=True,
+                )
         finally:
             if serve is not None:
                 serve.send_signal(signal.SIGTERM)
                 serve.wait(timeout=30)
             rack.stop()
-    median_boot, median_peer = statistics.median(boots), statistics.median(peers)
+    if not boots:
+        raise RuntimeError("no round counted: in every one a unit's trial fell back")
+    rack_cpu = [sum(c.values()) for c in boot_cpu]
+    median_peer = statistics.median(peers)
     return {
         "units": units,
         "speed": speed,
+        "uplink_mbps": uplink_mbps,
         "payload_bytes": PAYLOAD_BYTES,
         "first_up_s": first_up,
         "boot_s": boots,
         "peer_s": peers,
-        "median_boot_s": median_boot,
+        "ratios": [b / p for b, p in zip(boots, peers, strict=True)],
+        "median_boot_s": statistics.median(boots),
         "median_peer_s": median_peer,
-        "ratio": median_boot / median_peer,
-        "boot_cpu_s": boot_cpu,
+        "ratio": statistics.median(boots) / median_peer,
+        "boot_cpu_s": rack_cpu,
+        "boot_cpu_by_role_s": boot_cpu,
         "peer_cpu_s": peer_cpu,
-        "cpu_ratio": statistics.median(boot_cpu) / statistics.median(peer_cpu),
+        "cpu_ratios": [b / p for b, p in zip(rack_cpu, peer_cpu, strict=True)],
+        "cpu_ratio": statistics.median(rack_cpu) / statistics.median(peer_cpu),
+        "fell_back": fell_back,
+        "noisy_rounds": [
+            i + 1 for i, p in enumerate(peers) if abs(p - median_peer) > NOISE * median_peer
+        ],
+        "steps_s": step_times,
     }
 
 
@@ -359,24 +486,52 @@ def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench rack_boot")
     parser.add_argument("--units", type=int, default=5)
     parser.add_argument("--speed", type=float, default=50.0)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=300.0)
-    args = parser.parse_args(argv)
-    result = run(args.units, args.speed, args.rounds, args.timeout)
-    n = args.units
-    boots = ", ".join(f"{x:.2f}" for x in result["boot_s"])
-    peers = ", ".join(f"{x:.2f}" for x in result["peer_s"])
-    print(f"first racklet up to {n}/{n} Running: {result['first_up_s']:.2f} s")
-    print(
-        f"update boot (power-on to {n}/{n} Running the new 64 MB release): "
-        f"{result['median_boot_s']:.2f} s (runs {boots})"
+    parser.add_argument(
+        "--uplink-mbps",
+        type=float,
+        default=100000.0,
+        help="the switch's modelled uplink; the default is fast enough that the software, "
+        "not the model, is measured (the relay still carries every byte)",
     )
-    print(f"{n} x curl | sha256sum: {result['median_peer_s']:.2f} s (runs {peers})")
-    print(f"rack update boot / downloads+hash: {result['ratio']:.2f}x (goal <= 1.5)")
-    boot_cpu = ", ".join(f"{x:.2f}" for x in result["boot_cpu_s"])
-    peer_cpu = ", ".join(f"{x:.2f}" for x in result["peer_cpu_s"])
-    print(f"CPU seconds, rack (twin + controller): {boot_cpu}; peer (server + pipes): {peer_cpu}")
-    print(f"CPU ratio: {result['cpu_ratio']:.2f}x")
+    args, _ = parser.parse_known_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1 (5 or more for a spread worth reporting)")
+    result = run(args.units, args.speed, args.rounds, args.timeout, args.uplink_mbps)
+    n = args.units
+    print(f"first racklet up to {n}/{n} Running: {result['first_up_s']:.2f} s")
+    print(f"rounds: {args.rounds}, order alternating (odd rounds: rack first)")
+    print(
+        f"update boot (power-on to {n}/{n} Running the new 64 MB release): {_fmt(result['boot_s'])}"
+    )
+    print(f"{n} x curl | sha256sum: {_fmt(result['peer_s'])}")
+    print(
+        f"ratio of medians: {result['ratio']:.2f}x; per round: "
+        f"{_fmt(result['ratios'], 'x')} (goal: median <= 1.3)"
+    )
+    roles = result["boot_cpu_by_role_s"]
+    by_role = {role: [r[role] for r in roles] for role in roles[0]}
+    print(
+        f"CPU seconds, rack: {_fmt(result['boot_cpu_s'], 'CPU s')}; "
+        + ", ".join(f"{role} {statistics.median(v):.2f}" for role, v in by_role.items())
+    )
+    print(f"CPU seconds, peer (server + curl + sha256sum): {_fmt(result['peer_cpu_s'], 'CPU s')}")
+    print(
+        f"CPU ratio of medians: {result['cpu_ratio']:.2f}x; per round: "
+        f"{_fmt(result['cpu_ratios'], 'x')} (goal: <= 1.1)"
+    )
+    if result["fell_back"]:
+        print(f"rounds not counted (a unit's trial fell back): {', '.join(result['fell_back'])}")
+    if result["noisy_rounds"]:
+        print(
+            f"NOISE: the peer's time moved > {NOISE:.0%} from its median in round(s) "
+            f"{', '.join(map(str, result['noisy_rounds']))}: the machine was busy"
+        )
+    print("where a unit's update boot goes (per unit and round: median, max):")
+    for label, values in result["steps_s"].items():
+        if values:
+            print(f"  {label:<52} {statistics.median(values):6.3f} s  {max(values):6.3f} s")
     print(json.dumps(result))
 
 

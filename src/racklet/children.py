@@ -33,3 +33,19 @@ def die_with_parent(sig: signal.Signals = signal.SIGTERM) -> Callable[[], None] 
             os._exit(1)
 
     return hook
+
+
+SUPERVISOR_ENV = "RACKLET_SUPERVISOR_PID"
+"""Set by ``racklet up`` in each controller's environment: where to send :data:`CRASH_SIGNAL`."""
+CRASH_SIGNAL = signal.SIGUSR2
+"""Sent by a controller to its supervisor to be killed (SIGKILL) and restarted."""
+
+
+def supervisor_crash() -> Callable[[], None] | None:
+    """How this process asks the supervisor that started it to crash it, or None when no
+    supervisor will restart it (not started by ``racklet up``, or that parent is gone)."""
+    text = os.environ.get(SUPERVISOR_ENV, "")
+    if not text.isdigit() or int(text) != os.getppid():
+        return None
+    pid = int(text)
+    return lambda: os.kill(pid, CRASH_SIGNAL)

@@ -14,7 +14,9 @@ same for directories (0700) and lock files (0600).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -291,6 +293,32 @@ def open_lock(path: Path) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+SUPERVISOR_PID_FILE = "up.pid"
+SUPERVISOR_LOCK_FILE = "up.lock"
+FACTORY_RESET_SIGNAL = signal.SIGUSR1
+"""What ``racklet up`` takes as "factory-reset this rack" (``racklet reset``, the dashboard)."""
+
+
+def supervisor_pid(state_dir: Path) -> int | None:
+    """The pid of the ``racklet up`` that holds ``state_dir`` (its lock is held), or None."""
+    lock_path = state_dir / SUPERVISOR_LOCK_FILE
+    if not lock_path.exists():
+        return None
+    with open(lock_path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # held: a rack is running
+        else:
+            return None
+    try:
+        return int((state_dir / SUPERVISOR_PID_FILE).read_text())
+    except (OSError, ValueError):
+        raise ConfigError(
+            f"a rack runs from {state_dir} but its {SUPERVISOR_PID_FILE} is unreadable"
+        ) from None
 
 
 def write_private(path: Path, data: bytes | str) -> None:

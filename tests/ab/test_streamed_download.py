@@ -7,12 +7,16 @@ attacker in the middle (an override of the payload's URL) that sends the right l
 from __future__ import annotations
 
 import hashlib
+import logging
+import os
+import time
 from pathlib import Path
 
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from racklet.boot import BootLimits, PayloadError, build_default_payload
+from racklet.boot._slots import WRITE_BEHIND_BYTES, SlotWriter
 from racklet.boot.client import bootstrap
 from tests.boot.fakes import BootRig, FakeBmc, FakeHost
 
@@ -114,3 +118,51 @@ async def test_payload_changed_after_its_download_is_not_tried(
         await host.fake_link.close()
     assert (booted.slot, booted.manifest.version, booted.trial) == ("A", "0.1.0", None)
     assert any("try-boot of slot B abandoned: slot B is corrupt" in line for line in host.lines)
+
+
+def test_slot_writer_hands_written_pages_to_the_device_while_the_download_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Write-behind: each 8 MiB written is handed to writeback at once (the real call, only
+    watched), so the final fsync waits for the tail; nothing is named before ``keep``."""
+    advised: list[tuple[int, int]] = []
+    real = os.posix_fadvise
+
+    def watch(fd: int, offset: int, length: int, advice: int) -> None:
+        assert advice == os.POSIX_FADV_DONTNEED
+        advised.append((offset, length))
+        real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", watch)
+    data = os.urandom(1 << 20)
+    with SlotWriter(tmp_path) as writer:
+        for _ in range(20):
+            writer.write(data)
+        assert advised == [(0, WRITE_BEHIND_BYTES), (WRITE_BEHIND_BYTES, WRITE_BEHIND_BYTES)]
+        assert _files(tmp_path) == []  # 20 MiB written, none of it under a name yet
+        kept = writer.keep()
+    assert kept.read_bytes() == data * 20
+
+
+async def test_an_update_boot_logs_its_timeline_in_order_on_the_wall_clock(
+    rig: BootRig, host: FakeHost, bmc: FakeBmc, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One ``boot timeline`` line per pass (what ``bench rack_boot`` breaks a boot down by):
+    the update pass refreshes, downloads, installs and arms the trial; the warm reboot
+    verifies and boots; each step's time is wall-clock and in order."""
+    await bootstrap(host, limits=LIMITS)
+    _publish(rig, "0.2.0")
+    caplog.set_level(logging.INFO, logger="racklet")
+    before = time.time()
+    await bootstrap(host, limits=LIMITS)
+    passes = [
+        [pair.split("=") for pair in r.getMessage().split(": ", 1)[1].split()]
+        for r in caplog.records
+        if r.getMessage().startswith("boot timeline: ")
+    ]
+    assert [[step for step, _ in steps] for steps in passes] == [
+        ["start", "refreshed", "downloaded", "installed", "armed"],
+        ["start", "verified"],
+    ]
+    times = [float(at) for steps in passes for _, at in steps]
+    assert before <= times[0] and times == sorted(times) and times[-1] <= time.time()

@@ -181,6 +181,7 @@ class FakeHost:
         self.lines: list[str] = []
         self.activities: list[Activity] = []
         self.temperature = 41.5
+        self.size = (4, 4096)
         self.load = 0.25
         self.shutdown = False
         self.carrier = True
@@ -206,6 +207,9 @@ class FakeHost:
 
     def link_up(self) -> bool:
         return self.carrier
+
+    def capacity(self) -> tuple[int, int]:
+        return self.size
 
     @property
     def console_text(self) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from racklet import config as rack_config
 from tests.cli.test_errors import _dead_rack_config, assert_one_line_error, run_cli
 
 
@@ -24,8 +25,10 @@ def test_prometheus_config_writes_file_sd_targets_tls_and_rules(tmp_path: Path) 
     for job in jobs.values():
         assert job["scheme"] == "https"
         assert Path(job["tls_config"]["ca_file"]).name == "ca.crt"
-        assert Path(job["file_sd_configs"][0]["files"][0]).parent == (out / "targets").resolve()
-    bmcs = json.loads((out / "targets" / "bmc.json").read_text())
+        # the targets live in the state dir, where the running rack keeps them current
+        live = (rack_config.load(config).layout.root / "prometheus" / "targets").resolve()
+        assert Path(job["file_sd_configs"][0]["files"][0]).parent == live
+    bmcs = json.loads((live / "bmc.json").read_text())
     assert [group["labels"]["unit"] for group in bmcs] == ["unit-1", "unit-2"]
     assert main["global"]["scrape_interval"] == "15s"
     if shutil.which("promtool"):

@@ -17,7 +17,16 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, ObjectMeta, find_condition
+from racklet.api import (
+    ENROLL_APPROVED_ANNOTATION,
+    BmcRef,
+    ComputeUnit,
+    ComputeUnitSpec,
+    ObjectMeta,
+    Rack,
+    RackSpec,
+    find_condition,
+)
 from racklet.bmc._state.certificates import CertSlot
 from racklet.controller._certificates import CertificatePolicy, UnitCertificates
 from racklet.pki import RackCA, revoke
@@ -207,3 +216,31 @@ async def test_revoking_a_unit_identity_rotates_it(
     revoke(bench.ca, tmp_path / "pki", (tmp_path / "pki" / "issued" / f"{UNIT}.pem").read_bytes())
     assert await task.run_once()
     assert await _serial(client, IDENTITY) not in ("", first)  # a fresh key, certified at once
+
+
+async def test_with_auto_enroll_off_a_new_board_waits_for_approval_once(
+    rack: tuple[CertBench, SqliteStore, RedfishClient], tmp_path: Path
+) -> None:
+    _, store, client = rack
+    await store.create(
+        Rack(metadata=ObjectMeta(name="rack-1"), spec=RackSpec(psuRatedWatts=50, autoEnroll=False))
+    )
+    task = UnitCertificates(store, {UNIT: client}, tmp_path / "pki")
+    assert not await task.run_once()
+    assert await client.certificate(IDENTITY) is None  # nothing signed for it
+    unit = await store.get(ComputeUnit, UNIT)
+    enrolled = find_condition(unit.status.conditions, "Enrolled")
+    assert enrolled is not None and (enrolled.status, enrolled.reason) == (
+        "False",
+        "AwaitingApproval",
+    )
+    assert "`racklet slot approve 1` enrols it" in enrolled.message
+
+    unit.metadata.annotations[ENROLL_APPROVED_ANNOTATION] = "2026-12-07T06:00:00+00:00"
+    await store.update(unit)  # what `racklet slot approve 1` writes
+    assert await task.run_once()
+    assert await client.certificate(IDENTITY) is not None
+    unit = await store.get(ComputeUnit, UNIT)
+    assert ENROLL_APPROVED_ANNOTATION not in unit.metadata.annotations  # used once
+    enrolled = find_condition(unit.status.conditions, "Enrolled")
+    assert enrolled is not None and (enrolled.status, enrolled.reason) == ("True", "Approved")

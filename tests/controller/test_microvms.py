@@ -4,6 +4,7 @@ and labels, the short resource named, the busbar, rescheduling when a unit is lo
 from __future__ import annotations
 
 import datetime as dt
+import os
 import socket
 from pathlib import Path
 
@@ -20,14 +21,19 @@ from racklet.api import (
     RackSpec,
     VmImageRef,
     find_condition,
+    utcnow,
 )
-from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
+from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry, VmReport
 from racklet.controller._http import create_machine_app
+from racklet.controller._scheduler import OS_RESERVED_MIB
+from racklet.controller._workloads import LEASE_MARGIN_SECONDS, exchange
 from racklet.controller.reconcilers import MicroVMReconciler
-from racklet.controller.reconcilers._microvms import LEASE_SECONDS
+from racklet.controller.reconcilers._microvms import LEASE_SECONDS, RESTART_BACKOFF_SECONDS
+from racklet.hw import measured_capacity
 from racklet.net import AppServer, client_context, server_context
 from racklet.pki import RackCA
 from racklet.store import MemoryStore
+from racklet.twin import load_profile
 
 
 class Clock:
@@ -149,6 +155,11 @@ async def test_a_vm_moves_when_its_unit_is_powered_off_and_waits_out_a_partition
     vm = await store.get(MicroVM, "web")
     assert (vm.status.unit, vm.status.attempt) == (first, 3)
     assert [e.reason for e in await store.events()].count("Rescheduling") == 2
+    # pulled from its slot: fenced (no power) and said so
+    await _set_unit(store, first, "Absent", power="Off")
+    await rec.reconcile("web")
+    (pulled,) = [e for e in await store.events() if "pulled" in e.message]
+    assert pulled.reason == "Rescheduling" and f"unit {first} was pulled" in pulled.message
 
 
 async def test_a_never_restarted_vm_fails_with_its_unit() -> None:
@@ -165,7 +176,8 @@ async def test_the_heartbeat_carries_reports_in_and_assignments_out(tmp_path: Pa
     """Over the real machine listener (mutual TLS, the unit's own certificate): the reply
     names the unit's VMs with their lease; a report updates the VM's status, a report of an
     older attempt (the VM moved meanwhile) changes nothing."""
-    store, beats, rec, _ = await _rack({"unit-1": "Running"})
+    store, beats, rec, clock = await _rack({"unit-1": "Running"})
+    clock.now = utcnow()
     await _vm(store, "web", userData="echo hi", vcpus=2)
     await rec.reconcile("web")
     ca = RackCA.create(tmp_path / "pki")
@@ -199,7 +211,9 @@ async def test_the_heartbeat_carries_reports_in_and_assignments_out(tmp_path: Pa
             assert assigned["name"] == "web" and assigned["attempt"] == 1
             assert assigned["image"] == "vm-images/busybox/1.0.0/image.tar"
             assert (assigned["vcpus"], assigned["userData"]) == (2, "echo hi")
-            assert assigned["leaseSeconds"] > 0
+            # the agent's lease ends before the controller's: it stops the VM before the
+            # controller may place it elsewhere
+            assert 0 < assigned["leaseSeconds"] <= LEASE_SECONDS - LEASE_MARGIN_SECONDS
             stale = {"name": "web", "attempt": 0, "phase": "Failed", "exitCode": 9}
             await unit.post(url, json={**body, "microvms": [stale]})
             assert (await store.get(MicroVM, "web")).status.phase == "Scheduled"
@@ -212,3 +226,84 @@ async def test_the_heartbeat_carries_reports_in_and_assignments_out(tmp_path: Pa
     assert (vm.status.phase, vm.status.exit_code) == ("Succeeded", 0)
     assert vm.status.console_url == "https://127.0.0.1:4000/vms/web/console"
     assert ("MicroVM", "web") in queued
+
+
+async def test_a_unit_is_as_big_as_its_agent_says_less_the_os(tmp_path: Path) -> None:
+    """The scheduler sizes each unit from its heartbeat (a Pi 5 with 8 GiB takes a VM a
+    Pi 4 with 4 GiB cannot), less what the OS keeps; the twin's board reports its
+    profile's size and a real unit what its kernel says."""
+    store, beats, rec, _ = await _rack({"unit-1": "Running", "unit-2": "Running"})
+    for name, profile in (("unit-1", "raspberry-pi-4"), ("unit-2", "raspberry-pi-5")):
+        cores, memory = load_profile(profile).cores, load_profile(profile).memory_mib
+        beats.record(
+            HeartbeatBody.model_validate(
+                {"unit": name, "agentUrl": "https://x", "osVersion": "1"}
+                | {"cores": cores, "memoryMiB": memory}
+            )
+        )
+    await _vm(store, "big", vcpus=4, memoryMiB=8192 - OS_RESERVED_MIB)
+    await _vm(store, "bigger", vcpus=1, memoryMiB=8192 - OS_RESERVED_MIB + 1)
+    await rec.reconcile("big")
+    await rec.reconcile("bigger")
+    assert (await store.get(MicroVM, "big")).status.unit == "unit-2"
+    await _vm(store, "by-name", nodeSelector="racklet.dev/unit=unit-1")  # each unit's name
+    await rec.reconcile("by-name")
+    assert (await store.get(MicroVM, "by-name")).status.unit == "unit-1"
+    cond = find_condition((await store.get(MicroVM, "bigger")).status.conditions, "Scheduled")
+    assert cond is not None and cond.reason == "InsufficientMemory"
+    assert f"the most free on a unit with the cores is {4096 - OS_RESERVED_MIB} MiB" in (
+        cond.message
+    )
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:        3884060 kB\nMemFree:  1 kB\n")
+    assert measured_capacity(meminfo) == (os.cpu_count(), 3884060 // 1024)
+
+
+async def _ends(store: MemoryStore, name: str, phase: str, code: int) -> None:
+    """The VM's agent reports it ended (through the heartbeat's exchange)."""
+    vm = await store.get(MicroVM, name)
+    assert vm.status.unit is not None
+    report = VmReport(name=name, attempt=vm.status.attempt, phase=phase, exit_code=code)
+    await exchange(store, vm.status.unit, [report], "https://127.0.0.1:4000")
+
+
+async def test_restart_policies_start_an_ended_vm_again_after_a_back_off() -> None:
+    """OnFailure restarts a failed VM (not a succeeded one), Always any that ended, Never
+    none; each restart is a new attempt, after a back-off that doubles."""
+    store, _, rec, clock = await _rack({"unit-1": "Running", "unit-2": "Running"})
+    for name, policy in (("flaky", "OnFailure"), ("done", "OnFailure"), ("loop", "Always")):
+        await _vm(store, name, restartPolicy=policy)
+    await _vm(store, "once", restartPolicy="Never")
+    for name in ("flaky", "done", "loop", "once"):
+        await rec.reconcile(name)
+    clock.now = utcnow()
+    await _ends(store, "flaky", "Failed", 3)
+    await _ends(store, "done", "Succeeded", 0)
+    await _ends(store, "loop", "Succeeded", 0)
+    await _ends(store, "once", "Failed", 3)
+    wait = await rec.reconcile("flaky")
+    assert wait is not None and 0 < wait <= RESTART_BACKOFF_SECONDS  # not at once
+    assert (await store.get(MicroVM, "flaky")).status.phase == "Failed"
+    clock.now += dt.timedelta(seconds=RESTART_BACKOFF_SECONDS + 0.1)
+    for name in ("flaky", "done", "loop", "once"):
+        await rec.reconcile(name)
+    for name in ("flaky", "loop"):
+        vm = await store.get(MicroVM, name)
+        assert (vm.status.phase, vm.status.attempt, vm.status.restarts) == ("Scheduled", 2, 1)
+        assert vm.status.exit_code is None and vm.status.finished_time is None
+    done, once = await store.get(MicroVM, "done"), await store.get(MicroVM, "once")
+    assert (done.status.phase, done.status.attempt) == ("Succeeded", 1)
+    assert (once.status.phase, once.status.exit_code, once.status.attempt) == ("Failed", 3, 1)
+    (event,) = [e for e in await store.events() if e.reason == "Restarting" and "flaky" in str(e)]
+    assert "exit code 3" in event.message and "restart 1 under restartPolicy OnFailure" in (
+        event.message
+    )
+    # the second failure waits twice as long
+    await _ends(store, "flaky", "Failed", 3)
+    clock.now = utcnow() + dt.timedelta(seconds=RESTART_BACKOFF_SECONDS + 0.1)
+    await rec.reconcile("flaky")
+    assert (await store.get(MicroVM, "flaky")).status.phase == "Failed"
+    clock.now += dt.timedelta(seconds=RESTART_BACKOFF_SECONDS)
+    await rec.reconcile("flaky")
+    vm = await store.get(MicroVM, "flaky")
+    assert (vm.status.phase, vm.status.attempt, vm.status.restarts) == ("Scheduled", 3, 2)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from racklet.api import Rack, find_condition
-from racklet.controller._shedding import Candidate, victims
+from racklet.controller._shedding import Candidate, plan, victims
 from tests.controller.harness import Harness, make
 
 UNITS = ["unit-1", "unit-2", "unit-3", "unit-4"]
@@ -23,6 +25,46 @@ def test_the_line_is_lowest_priority_first_then_highest_slot() -> None:
     assert victims(powered, 12.0) == []
     assert victims(powered, 7.0) == ["c", "b"]
     assert victims(powered, 0.5) == ["c", "b", "a", "d"]
+
+
+def _pi(name: str, priority: int, slot: int, watts: float, **kw: object) -> Candidate:
+    """A Pi 4-like unit: its cap ranges from 3.8 W (its floor) to 6.4 W."""
+    return Candidate(name, priority, slot, watts, floor=3.8, ceiling=6.4, **kw)  # type: ignore[arg-type]
+
+
+def test_capping_holds_the_lowest_priority_down_first_and_sheds_only_when_floors_do_not_fit() -> (
+    None
+):
+    busy = [_pi("high", 300, 1, 6.4), _pi("mid", 200, 2, 6.4), _pi("low", 100, 3, 6.4)]
+    assert plan(busy, 20.0).caps == {} and plan(busy, 20.0).shed == []  # 19.2 W fits
+    # 19.2 W asked of 16 W (14.4 W after the guard): low to its floor, mid as far as needed
+    capped = plan(busy, 16.0)
+    assert capped.shed == [] and capped.demand == pytest.approx(19.2)
+    assert capped.caps == {"low": 3.8, "mid": pytest.approx(14.4 - 6.4 - 3.8)}
+    # 10 W (9 W after the guard): three floors (11.4 W) do not fit, so low goes; the rest capped
+    shed = plan(busy, 10.0)
+    assert shed.shed == ["low"]
+    assert shed.caps == {"mid": 3.8, "high": pytest.approx(9.0 - 3.8)}
+    # a unit without a cap (its BMC has none) can only be shed
+    plain = [Candidate("old", 50, 4, 6.0), *busy]
+    assert plan(plain, 22.0).shed == [], "the others are capped instead"
+    assert plan(plain, 16.0).shed == ["old"], "its 6 W cannot be capped: it goes first"
+
+
+def test_a_held_back_unit_counts_at_its_ceiling_so_caps_lift_only_when_that_fits() -> None:
+    held = [
+        _pi("high", 300, 1, 6.4),
+        _pi("mid", 200, 2, 3.3, limit=3.3),  # pressing against its cap
+        _pi("low", 100, 3, 3.8, limit=3.8),
+    ]
+    assert plan(held, 16.0).caps == {"low": 3.8, "mid": pytest.approx(14.4 - 6.4 - 3.8)}
+    assert plan(held, 100.0).caps == {}, "the budget is back: every cap comes off"
+    idle = [_pi("a", 100, 1, 2.8, limit=3.8), _pi("b", 100, 2, 2.8)]  # wants less than its cap
+    assert plan(idle, 8.0).caps == {}
+    # the busbar sags: every unit is held at its floor, and its demand is hidden
+    sagging = [_pi(n, 100, i, 3.8, overridden=True) for i, n in enumerate(("a", "b", "c"), 1)]
+    assert plan(sagging, 13.0).demand == 3 * 6.4
+    assert plan(sagging, 13.0).caps, "a sag is capped even though the meters fit"
 
 
 async def settle(h: Harness, rounds: int = 8) -> None:

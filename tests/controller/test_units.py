@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import httpx
 import pytest
 
-from racklet.api import POWER_CYCLE_ANNOTATION, ComputeUnit, find_condition
+from racklet.api import (
+    HELD_OFF_ANNOTATION,
+    POWER_CYCLE_ANNOTATION,
+    ComputeUnit,
+    Rack,
+    find_condition,
+    utcnow,
+)
 from racklet.controller import ComputeUnitReconciler, HeartbeatRegistry
+from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRecord
 from racklet.redfish import RedfishClient
 from racklet.store import Fenced
 from tests.controller.harness import FakeClock, Harness, make
@@ -64,6 +73,62 @@ async def test_powers_on_and_follows_the_boot_to_running() -> None:
         )  # once while booting, once when it fell silent
     finally:
         await h.close()
+
+
+async def test_silence_is_judged_by_the_agents_announced_interval() -> None:
+    """Two missed intervals of the agent's own clock, scaled to the controller's: a unit that
+    heartbeats every 2 simulated seconds on a twin at speed 1 is Unreachable 4 s after its
+    last heartbeat, not after a fixed 10 s."""
+    h = await make(["unit-1"])
+    try:
+        h.bmc.power_on("unit-1")
+        h.bmc.units["unit-1"].last_state = "OSRunning"
+        h.clock.now += 1
+        h.heartbeats.record(
+            HeartbeatBody(unit="unit-1", agentUrl="https://127.0.0.1:9999",
+                          osVersion="racklet-os 1.0", heartbeatIntervalSeconds=2.0)
+        )  # fmt: skip
+        await h.reconcile("unit-1")
+        assert (await h.unit("unit-1")).status.phase == "Running"
+        h.clock.now += 3.9  # one interval missed, the second not yet
+        await h.reconcile("unit-1")
+        assert (await h.unit("unit-1")).status.phase == "Running"
+        h.clock.now += 0.2
+        await h.reconcile("unit-1")
+        assert (await h.unit("unit-1")).status.phase == "Unreachable"
+    finally:
+        await h.close()
+
+
+def test_the_heartbeat_timeout_follows_the_interval_the_speed_and_a_floor() -> None:
+    def beat(interval: float | None) -> HeartbeatRecord:
+        body = HeartbeatBody(unit="u", agentUrl="https://a", osVersion="1",
+                             heartbeatIntervalSeconds=interval)  # fmt: skip
+        return HeartbeatRecord(body=body, received=0.0, received_at=utcnow())
+
+    assert HeartbeatRegistry().timeout_for(beat(2.0)) == 4.0  # hardware: two intervals
+    assert HeartbeatRegistry(time_scale=2.0).timeout_for(beat(2.0)) == 2.0  # a twin at 2x
+    assert HeartbeatRegistry(time_scale=20.0).timeout_for(beat(2.0)) == 2.0  # the floor
+    assert HeartbeatRegistry().timeout_for(beat(None)) == 10.0  # an agent that says nothing
+
+
+async def test_a_silent_unit_is_looked_at_when_its_heartbeat_goes_stale() -> None:
+    registry = HeartbeatRegistry(fallback_timeout=0.2)
+    woken: list[str] = []
+    registry.watch(woken.append)
+    body = HeartbeatBody(unit="unit-1", agentUrl="https://a", osVersion="1")
+    registry.record(body)
+    registry.record(body)  # a newer heartbeat re-arms the wake-up: one wake, not two
+    for _ in range(100):
+        if woken:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    assert woken == ["unit-1"]
+    registry.record(body)
+    await registry.aclose()  # stopping cancels what is pending
+    await asyncio.sleep(0.3)
+    assert woken == ["unit-1"]
 
 
 async def test_heartbeat_from_before_a_power_cycle_does_not_count() -> None:
@@ -389,5 +454,58 @@ async def test_status_shows_the_load_the_agent_reports() -> None:
         h.heartbeat("unit-1", cpu_load=0.05)
         await h.reconcile("unit-1")
         assert (await h.unit("unit-1")).status.cpu_load == 0.05
+    finally:
+        await h.close()
+
+
+@pytest.mark.parametrize(
+    ("policy", "was_on", "held"),
+    [
+        ("On", False, False),
+        ("Off", True, True),
+        ("AsBefore", True, False),
+        ("AsBefore", False, True),
+    ],
+)
+async def test_an_inserted_board_follows_the_racks_new_unit_power(
+    policy: str, was_on: bool, held: bool
+) -> None:
+    h = await make(["unit-1"])
+    try:
+        rack = await h.store.get(Rack, "rack-1")
+        rack.spec.new_unit_power = policy  # type: ignore[assignment]
+        await h.store.update(rack)
+        board = h.bmc.units["unit-1"]
+        if was_on:
+            await h.reconcile("unit-1")  # powered on
+        else:
+            unit = await h.unit("unit-1")
+            unit.spec.power = "Off"
+            await h.store.update(unit)
+            await h.reconcile("unit-1")
+            unit = await h.unit("unit-1")
+            unit.spec.power = "On"  # wanted on again, but pulled before the controller acts
+            await h.store.update(unit)
+        assert (await h.unit("unit-1")).status.power_state == ("On" if was_on else "Off")
+        board.absent, board.power_state = True, "Off"  # pulled: it loses power
+        await h.reconcile("unit-1")
+        assert (await h.unit("unit-1")).status.phase == "Absent"
+        resets = len(h.bmc.resets)
+
+        h.clock.now += 11  # past the power-on cooldown
+        board.absent = False  # inserted, powered off as a fresh board is
+        await h.reconcile("unit-1")
+        unit = await h.unit("unit-1")
+        assert (len(h.bmc.resets) == resets) is held
+        assert (HELD_OFF_ANNOTATION in unit.metadata.annotations) is held
+        if held:
+            assert condition(unit, "PowerHold") is not None
+            await h.reconcile("unit-1")
+            assert len(h.bmc.resets) == resets, "a held board stays off"
+            unit.metadata.annotations.pop(HELD_OFF_ANNOTATION)  # what `racklet power on` does
+            await h.store.update(unit)
+            await h.reconcile("unit-1")
+            assert h.bmc.resets[-1] == ("unit-1", "On")
+            assert condition(await h.unit("unit-1"), "PowerHold") is None
     finally:
         await h.close()

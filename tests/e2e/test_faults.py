@@ -21,6 +21,7 @@ import pytest
 from racklet.net import client_context
 
 from .conftest import RunningRack, phase, start_rack, stop_rack
+from .test_supervise import _children, _uptimes
 
 UNITS = ("unit-1", "unit-2", "unit-3")
 
@@ -172,8 +173,6 @@ def test_bad_faults_are_one_line_errors_and_recorded_as_failed(fault_rack: Runni
     assert "no unit 'unit-9'" in line
     line = _error_line(rack.cli("fault", "inject", "brown-out", "-p", "watts=0.5", check=False))
     assert "below one unit's idle draw" in line
-    line = _error_line(rack.cli("fault", "inject", "controller-crash", check=False))
-    assert "ControllerCrash cannot be done here" in line
     rack.cli("fault", "inject", "power-loss", "--unit", "unit-3", "--name", "loss-3")
     line = _error_line(
         rack.cli("fault", "inject", "slot-pull", "--unit", "unit-3", "--name", "p3", check=False)
@@ -242,3 +241,104 @@ def test_a_corrupted_active_slot_is_caught_at_the_next_boot(fault_rack: RunningR
     assert re.search(r"health check passed; slot [AB] committed", console)
     rack.cli("fault", "clear", "rot")
     rack.wait_for(_all_running, "unit-2 Running", 90)
+
+
+def test_a_controller_crash_leaves_the_hardware_running_and_happens_once(
+    fault_rack: RunningRack,
+) -> None:
+    rack = fault_rack
+    children = _children(rack.process.pid)
+    before = _uptimes(rack)
+    boots = {name: _boots(rack, name) for name in UNITS}
+    cycled = {name: u["status"].get("lastPowerCycle") for name, u in rack.units().items()}
+    # Recorded Active before the crash; the CLI rides out the restart and shows what it saw.
+    out = rack.cli("fault", "inject", "controller-crash", "--name", "boom").stdout
+    assert re.match(r"fault/boom (Active|Cleared) on the rack: ", out), out
+    deadline = time.monotonic() + 60
+    while _children(rack.process.pid).get("racklet.controller") in (
+        None,
+        children["racklet.controller"],
+    ):
+        assert time.monotonic() < deadline, "the supervisor did not kill the controller"
+        time.sleep(0.1)
+    after = _children(rack.process.pid)
+    assert after["racklet.hardware_side"] == children["racklet.hardware_side"]
+    during = _uptimes(rack)  # the units' OSes ran on, answering on their own
+    assert all(during[name] > before[name] for name in UNITS)
+
+    def fault() -> dict[str, Any]:
+        result = rack.cli("get", "faults", "boom", "-o", "json", check=False)
+        return json.loads(result.stdout) if result.returncode == 0 else {}
+
+    deadline = time.monotonic() + 60
+    while (fault().get("status") or {}).get("phase") != "Cleared":
+        assert time.monotonic() < deadline, f"boom never Cleared: {fault()}"
+        time.sleep(0.3)
+    status = fault()["status"]
+    assert "came back after the crash" in status["message"]
+    assert status["crashedController"].split("/")[1] == str(children["racklet.controller"])
+    units = rack.wait_for(_all_running, "every unit Running under the new controller", 60)
+    assert {n: u["status"].get("lastPowerCycle") for n, u in units.items()} == cycled
+    assert {name: _boots(rack, name) for name in UNITS} == boots  # nobody rebooted
+    assert all(_uptimes(rack)[name] > during[name] for name in UNITS)
+    time.sleep(2)  # one-shot: the restarted controller does not crash again
+    assert _children(rack.process.pid)["racklet.controller"] == after["racklet.controller"]
+
+
+def _patch_rack(rack: RunningRack, spec: dict[str, Any]) -> None:
+    config = rack.config
+    response = httpx.patch(
+        f"{config['api']['url']}/api/v1/racks/{config['rack']['name']}",
+        json={"spec": spec},
+        headers={"Authorization": f"Bearer {config['api']['token']}"},
+        verify=client_context(Path(config["api"]["caBundle"])),
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_inserted_boards_follow_the_racks_enrolment_and_power_policy(
+    fault_rack: RunningRack,
+) -> None:
+    rack = fault_rack
+    _patch_rack(rack, {"newUnitPower": "Off", "autoEnroll": False})
+    try:
+        # newUnitPower Off: the board comes back in its slot and stays off until asked.
+        rack.cli("slot", "pull", "3")
+        rack.wait_for(lambda u: phase(u, "unit-3") == "Absent", "unit-3 Absent", 30)
+        rack.cli("slot", "insert", "3")
+        units = rack.wait_for(
+            lambda u: _condition(u["unit-3"], "PowerHold").get("status") == "True",
+            "unit-3 held off",
+            60,
+        )
+        assert phase(units, "unit-3") == "Off"
+        assert "racklet power on unit-3" in _condition(units["unit-3"], "PowerHold")["message"]
+        time.sleep(2)  # 20 simulated seconds: a held board is not powered on meanwhile
+        assert phase(rack.units(), "unit-3") == "Off"
+        rack.cli("power", "on", "unit-3")
+        rack.wait_for(_all_running, "unit-3 Running after racklet power on", 90)
+
+        # autoEnroll off: a new board gets no identity until its slot is approved.
+        line = _error_line(rack.cli("slot", "approve", "1", check=False))
+        assert line == "racklet: error: slot 1 (unit-1) is not awaiting enrolment"
+        rack.cli("slot", "pull", "3")
+        rack.wait_for(lambda u: phase(u, "unit-3") == "Absent", "unit-3 Absent", 30)
+        rack.cli("slot", "insert", "3", "--new-board")
+        units = rack.wait_for(
+            lambda u: _condition(u["unit-3"], "Enrolled").get("reason") == "AwaitingApproval",
+            "the new board to await approval",
+            60,
+        )
+        assert "racklet slot approve 3" in _condition(units["unit-3"], "Enrolled")["message"]
+        out = rack.cli("slot", "approve", "3").stdout
+        assert out.strip() == "slot 3: unit-3 approved; the controller enrols its board"
+        rack.wait_for(
+            lambda u: _condition(u["unit-3"], "Enrolled").get("reason") == "Approved",
+            "the new board enrolled",
+            60,
+        )
+        rack.cli("power", "on", "unit-3")  # it was held off too (newUnitPower Off)
+        rack.wait_for(_all_running, "the approved new board Running", 120)
+    finally:
+        _patch_rack(rack, {"newUnitPower": "On", "autoEnroll": True})

@@ -151,3 +151,22 @@ def test_a_real_prometheus_scrapes_the_rack(running: RunningRack, prometheus: st
         except AssertionError:
             missing.append(expression)
     assert missing == [], "dashboard queries without data"
+
+    # Hot-swap: the running rack rewrites the file-SD targets, and Prometheus follows. A
+    # pulled unit's agent target goes (its BMC's stays: the board is in the tray, Absent);
+    # put back, it returns.
+    def agents() -> set[str]:
+        answer = httpx.get(f"{prometheus}/api/v1/targets", timeout=10).json()
+        return {
+            t["labels"]["unit"]
+            for t in answer["data"]["activeTargets"]
+            if t["labels"]["job"] == "racklet-agent"
+        }
+
+    assert agents() == {"unit-1", "unit-2"}
+    assert running.cli("slot", "pull", "2").stdout.strip() == "slot 2: unit-2 pulled"
+    until(lambda: agents() == {"unit-1"}, "unit-2's agent target to leave Prometheus")
+    bmcs = json.loads((running.state_dir / "prometheus" / "targets" / "bmc.json").read_text())
+    assert [group["labels"]["unit"] for group in bmcs] == ["unit-1", "unit-2"]
+    running.cli("slot", "insert", "2")
+    until(lambda: agents() == {"unit-1", "unit-2"}, "unit-2's agent target to come back")

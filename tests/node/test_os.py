@@ -64,10 +64,12 @@ def test_public_surface_is_pinned() -> None:
 async def test_boot_run_scrape_heartbeat_and_halt(
     rig: BootRig, host: FakeHost, bmc: FakeBmc
 ) -> None:
+    host.size = (2, 1024)
     booted = await bootstrap(host)
     async with _running(host, booted) as task:
         await wait_for(lambda: len(rig.heartbeats) >= 2, "two heartbeats")
         beat = rig.heartbeats[0]
+        assert (beat.body["cores"], beat.body["memoryMiB"]) == (2, 1024)  # the board's size
         assert beat.peer == "unit-1"
         assert beat.body["unit"] == beat.peer
         assert beat.body["agentUrl"] == f"https://127.0.0.1:{host.agent_port}"

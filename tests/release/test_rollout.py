@@ -262,6 +262,22 @@ async def test_paused_rollouts_hold_and_resume(rig: Rig) -> None:
     assert (await rig.drive("p")).status.phase == "Complete"
 
 
+async def test_a_rollout_rolls_back_when_its_spec_asks(rig: Rig) -> None:
+    release = await rig.publish("0.2.0")
+    await rig.start("asked", release=release, selector={"tier": "edu"}, batchSize=2)
+    await rig.rollouts.reconcile("asked")  # started: the canary is being power-cycled
+    await rig.rollouts.reconcile("asked")
+    rollout = await rig.get("asked")
+    assert rollout.status.phase == "Progressing" and rig.fleet.current() == "0.2.0"
+    rollout.spec.roll_back = True  # the dashboard's "Roll back" button
+    await rig.store.update(rollout)
+    done = await rig.drive("asked")
+    assert done.status.phase == "RolledBack"
+    assert rig.fleet.current() == "0.1.0", "the channel points back at the old release"
+    assert "RollingBack" in await rig.reasons("asked")
+    assert all(u.phase in ("Pending", "RolledBack", "Updated") for u in done.status.units)
+
+
 async def test_release_status_reflects_the_repository(rig: Rig) -> None:
     name = await rig.publish("0.2.0")
     await rig.releases.reconcile(name)

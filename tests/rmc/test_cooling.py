@@ -22,6 +22,7 @@ from racklet.rmc._cooling import CoolingController, ZoneMode
 from racklet.rmc._pid import CoolingConfig, load_cooling, parse_cooling
 from racklet.rmc._rack import RackMonitor
 from racklet.twin import RackDescription, SimClock, TwinRack
+from racklet.twin._faults import FaultEngine
 from racklet.twin._rack_board import SensorFailure
 from tests.bmc.conftest import ManualClock
 from tests.rmc.conftest import idle_os
@@ -137,6 +138,40 @@ async def test_a_bad_sensor_sends_its_zone_to_failsafe_in_one_period(
     assert ids[2:] == ["SensorEvent.1.1.SensorRestored", "Environmental.1.4.FanGroupNormal"]
     cooled.run(300)
     assert cooled.duty() < 50, "back under PID control"
+
+
+async def test_a_stuck_sensor_goes_stale_and_sends_its_zone_to_failsafe(cooled: Cooled) -> None:
+    """The fault engine's ``stuck`` fault on slot-2's input: the reading freezes; after
+    ``staleAfterPeriods`` (30) unchanged periods the zone goes to failsafe with an event, and
+    comes back when the fault clears. A live, steady sensor never trips it (its noise)."""
+    engine = FaultEngine(cooled.rack)
+    cooled.run(900)
+    state = cooled.controller.zones["rack"]
+    assert state.mode is ZoneMode.NORMAL and cooled.duty() < 50, "steady, noisy: never stale"
+    await engine.inject("stuck", "SensorFailure", {"sensor": "slot", "mode": "stuck"}, ["unit-2"])
+    stale_after = cooled.controller.config.stale_after_periods
+    cooled.run(stale_after - 1)
+    assert state.mode is ZoneMode.NORMAL, "not yet: a reading may repeat for a while"
+    cooled.run(2)
+    assert state.mode is ZoneMode.FAILSAFE and state.lost == {"slot-2"}
+    assert all(fan.duty_percent() == 100.0 for fan in cooled.board.fans)
+    ids = [event.message_id for event in cooled.events.events()]
+    assert ids == ["SensorEvent.1.1.SensorFailure", "Environmental.1.4.FanGroupWarning"]
+    assert cooled.events.events()[0].args == ("slot-2",)
+    await engine.clear("stuck")
+    cooled.run(3)
+    assert state.mode is ZoneMode.NORMAL
+    assert [e.message_id for e in cooled.events.events()][2:] == [
+        "SensorEvent.1.1.SensorRestored",
+        "Environmental.1.4.FanGroupNormal",
+    ]
+
+
+def test_the_stale_window_is_validated() -> None:
+    assert parse_cooling({"staleAfterPeriods": 5, "zones": []}).stale_after_periods == 5
+    for bad in (0, 1, 100_000, "x"):
+        with pytest.raises(RmcConfigError, match="staleAfterPeriods"):
+            parse_cooling({"staleAfterPeriods": bad, "zones": []})
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,8 @@ async def test_load_drives_power_and_heat_through_the_profile_s_curve(
         rack.step(5.0)
     span = unit.full_load_watts - unit.idle_watts
     assert unit.power_watts == pytest.approx(unit.idle_watts + 0.75 * span)
-    resistance = unit.thermal.resistance_at(rack.board("unit-1").fans[0].rpm() / 8000.0)
+    airflow = rack.board("unit-1").fans[0].rpm() / 8000.0 + unit.rack_airflow
+    resistance = unit.thermal.resistance_at(airflow)
     assert unit.temperature == pytest.approx(
         unit.profile.ambient_celsius + unit.power_watts * resistance, abs=0.2
     )
@@ -81,9 +82,11 @@ async def test_a_unit_above_hot_ones_runs_warmer_than_at_the_bottom(make_rack: M
     assert top_stacked.temperature > top_alone.temperature + 2.0
     assert stacked.unit("unit-1").thermal.ambient == top_alone.profile.ambient_celsius
 
-    stacked.airflow = 0.5  # the rack fans slow: the same heat warms the air twice as much
+    for fan in stacked.rack_fans:  # the RMC slows the rack fans to half speed
+        fan.set_duty_percent(50.0)
     for _ in range(int(HOUR / 5.0)):
         stacked.step(5.0)
+    assert stacked.airflow == pytest.approx(0.5)  # the same heat warms half the air twice as much
     assert top_stacked.thermal.ambient == pytest.approx(top_alone.thermal.ambient + 2 * rise)
 
 
@@ -111,3 +114,27 @@ def test_a_fan_s_ground_truth_energy_is_exact_for_any_step() -> None:
     settled = coarse.energy_joules
     coarse.step(100.0)
     assert coarse.energy_joules - settled == pytest.approx(100.0 * 0.5 * 0.8**3, rel=1e-3)
+
+
+@pytest.mark.parametrize("low", [20.0, 0.0])
+async def test_slower_rack_fans_make_every_unit_warmer_through_one_airflow(
+    make_rack: MakeRack, low: float
+) -> None:
+    """The rack fans' airflow is the air that carries the heat of the units below to each
+    inlet: at a low PWM (a zone at its floor; 0: the fans stopped) every unit runs warmer than
+    at full PWM (a zone in failsafe), and the inlet rise grows as 1 / airflow."""
+    load = {f"unit-{slot}": 0.75 for slot in range(1, 5)}
+    slow, fast = make_rack(units=4), make_rack(units=4)
+    for rack, duty in ((slow, low), (fast, 100.0)):
+        for fan in rack.rack_fans:
+            fan.set_duty_percent(duty)
+        _run(rack, load, HOUR)
+    assert slow.airflow == pytest.approx(max(0.1, low / 100.0))
+    assert fast.airflow == pytest.approx(1.0)
+    for name in load:
+        assert slow.unit(name).temperature > fast.unit(name).temperature + 0.5, name
+    top_slow, top_fast = slow.unit("unit-4"), fast.unit("unit-4")
+    rise_fast = top_fast.thermal.ambient - top_fast.profile.ambient_celsius
+    rise_slow = top_slow.thermal.ambient - top_slow.profile.ambient_celsius
+    assert rise_slow == pytest.approx(rise_fast / slow.airflow, rel=1e-6)
+    assert rise_slow > 3 * rise_fast

@@ -71,6 +71,8 @@ async def _loaded_unit_after_an_hour(rack: TwinRack, duty: float) -> tuple[float
     await eventually(lambda: unit.activity is Activity.RUNNING, "the unit to run")
     unit.set_load(1.0)
     rack.board("unit-1").fans[0].set_duty_percent(duty)
+    for fan in rack.rack_fans:  # the board's fan alone: the rack's own fans stopped
+        fan.set_duty_percent(0.0)
     hottest = unit.temperature
     throttled = False
     for _ in range(360):  # one simulated hour, stepped by hand: no wall-clock physics

@@ -3,6 +3,7 @@ start, duration, clear, deletion, and refusals that end as a Failed Fault with t
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import pytest
@@ -204,3 +205,48 @@ spec:
         "names": [],
         "labels": {},
     }
+
+
+async def test_a_controller_crash_is_recorded_before_it_happens_and_happens_once(
+    endpoint: Endpoint,
+) -> None:
+    store = MemoryStore()
+    crash = Fault(metadata=ObjectMeta(name="boom"), spec=FaultSpec(type="ControllerCrash"))
+    await store.create(crash)
+    seen_when_crashed: list[Fault] = []
+
+    async def record() -> None:
+        seen_when_crashed.append(await store.get(Fault, "boom"))
+
+    crashes: list[asyncio.Task[None]] = []
+    first = FaultReconciler(
+        store, endpoint.client, identity="host/100/api:1",
+        crash=lambda: crashes.append(asyncio.ensure_future(record())),
+    )  # fmt: skip
+    assert await first.reconcile("boom") == 1.0  # alive a second later: it asks again
+    await asyncio.gather(*crashes)
+    [before] = seen_when_crashed  # what the store held when the supervisor was asked
+    assert before.status.phase == "Active"
+    assert before.status.crashed_controller == "host/100/api:1"
+
+    # The supervisor killed it and started another process: it does not crash again.
+    again: list[str] = []
+    restarted = FaultReconciler(
+        store, endpoint.client, identity="host/101/api:1", crash=lambda: again.append("x")
+    )
+    fault = await _reconciled(store, restarted, "boom")
+    assert again == [] and fault.status.phase == "Cleared"
+    assert "came back after the crash (host/101/api:1 acts now)" in fault.status.message
+    assert await restarted.reconcile("boom") is None and again == []
+
+
+async def test_a_controller_crash_without_a_supervisor_is_refused(endpoint: Endpoint) -> None:
+    store = MemoryStore()
+    await store.create(
+        Fault(metadata=ObjectMeta(name="boom"), spec=FaultSpec(type="ControllerCrash"))
+    )
+    fault = await _reconciled(store, FaultReconciler(store, endpoint.client, crash=None), "boom")
+    assert fault.status.phase == "Failed"
+    injected = find_condition(fault.status.conditions, "Injected")
+    assert injected is not None and injected.reason == "NoSupervisor"
+    assert "needs a supervisor that restarts the controller" in fault.status.message

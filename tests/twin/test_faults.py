@@ -158,7 +158,7 @@ async def test_a_relay_switch_port_takes_link_and_properties(make_rack: MakeRack
             calls.append(("reset", None))
 
     rack = make_rack(units=1)
-    rack.switch.port = lambda name: RelayPort()  # type: ignore[attr-defined]
+    rack.switch.port = lambda name: RelayPort()  # type: ignore[assignment, return-value]
     engine = FaultEngine(rack)
     assert engine.capabilities()["LinkDegradation"] == ""
     await engine.inject("d", "LinkDegradation", {"latencyMs": 40, "loss": 0.1}, ["unit-1"])

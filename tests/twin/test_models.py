@@ -58,3 +58,15 @@ def test_busbar_counts_brownouts_and_energy() -> None:
     assert busbar.settle([6.0, 5.0], 1.0)
     assert busbar.brownouts == 1
     assert busbar.power_watts == pytest.approx(11.0)
+
+
+def test_busbar_keeps_its_peak_and_each_overload_with_the_rating_then() -> None:
+    busbar = Busbar(rated_watts=10.0, volts=5.1)
+    busbar.settle([4.0, 5.0], 1.0)
+    busbar.rated_watts = 6.0  # a brown-out fault lowers what the PSU delivers
+    busbar.settle([3.0, 4.0], 1.0)
+    busbar.rated_watts = busbar.nominal_watts
+    busbar.settle([2.0], 1.0)
+    assert busbar.peak_watts == pytest.approx(9.0)
+    assert [(s.watts, s.rated_watts) for s in busbar.overloads] == [(7.0, 6.0)]
+    assert busbar.nominal_watts == 10.0

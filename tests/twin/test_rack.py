@@ -68,6 +68,8 @@ async def test_reset_restarts_and_shutdown_request_halts(
 
 async def test_full_load_heats_until_throttled_and_power_drops(make_rack: MakeRack) -> None:
     rack = make_rack(units=1)
+    for fan in rack.rack_fans:  # no cooling at all: the rack's fans stopped, no board fan
+        fan.set_duty_percent(0.0)
     await rack.start()
     unit = rack.unit("unit-1")
     unit.set_load(1.0)
@@ -84,7 +86,8 @@ async def test_full_load_heats_until_throttled_and_power_drops(make_rack: MakeRa
 async def test_overload_browns_out_and_resets_every_powered_unit(
     make_rack: MakeRack, firmware: RecordingFirmware
 ) -> None:
-    rack = make_rack(units=5, psu_rated_watts=20.0)  # 5 × 6.4 W at full load is 32 W
+    # 5 × 6.4 W at full load is 32 W; throttled to their lowest clocks still 5 × 3.8 W
+    rack = make_rack(units=5, psu_rated_watts=15.0)
     await rack.start()
     for name, unit in rack.units.items():
         unit.set_load(1.0)
@@ -116,8 +119,10 @@ async def test_energy_accumulates_in_simulated_time(make_rack: MakeRack) -> None
     rack.step(10.0)
     assert unit.energy_joules == pytest.approx(10.0 * unit.idle_watts)
     assert rack.unit("unit-2").energy_joules == 0.0
-    assert rack.busbar.power_watts == pytest.approx(unit.idle_watts)
-    assert rack.busbar.energy_joules == pytest.approx(10.0 * unit.idle_watts)
+    fans = sum(fan.power_watts for fan in rack.rack_fans)  # spinning up, undriven: full duty
+    assert fans > 0.0
+    assert rack.busbar.power_watts == pytest.approx(unit.idle_watts + fans)
+    assert rack.busbar.energy_joules == pytest.approx(10.0 * (unit.idle_watts + fans))
 
 
 async def test_board_power_monitor_reads_the_unit_through_the_pac1921(make_rack: MakeRack) -> None:

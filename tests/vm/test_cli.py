@@ -76,3 +76,15 @@ def test_get_microvms_shows_phase_and_unit(live: LiveApi, tmp_path: Path) -> Non
     bad.write_text(manifest.read_text().replace("vcpus: 2", "vcpus: 500"))
     refused = live.cli("apply", "-f", str(bad))
     assert refused.code != 0 and "spec.vcpus" in refused.err
+
+
+def test_console_and_logs_of_a_vm_refuse_bad_names_in_one_line(live: LiveApi) -> None:  # noqa: F811
+    for args, code, words in (
+        (("logs", "hello"), 2, "expected KIND/NAME"),
+        (("logs", "unit/unit-1"), 2, "racklet console unit-1"),
+        (("console", "fault/f1"), 2, "not a Fault's"),
+        (("logs", "microvm/hello"), 1, "no MicroVM consoles"),  # this API reads none
+    ):
+        result = live.cli(*args)
+        assert result.code == code and words in result.err, result.err
+        assert len(result.err.strip().splitlines()) == 1

@@ -1,5 +1,6 @@
 """The unit's hypervisor under real QEMU (TCG here): a VM runs its user data and ends with
-its exit code, a tampered image is never started, a VM stopped mid-boot leaves no process."""
+its exit code, a tampered image is never started, a VM stopped mid-boot leaves no process,
+a guest KVM does not boot is started again under TCG."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+import racklet.vm._qemu as qemu
+from racklet.node import _hypervisor
 from racklet.node._hypervisor import Hypervisor, VmRequest
 
 BOOT_TIMEOUT = 240.0  # TCG on a loaded 2-core machine; never a timed assertion
@@ -90,3 +93,28 @@ def _zombie(pid: int) -> bool:
 @pytest.fixture(autouse=True)
 def _tcg() -> None:
     os.environ.setdefault("RACKLET_VM_ACCEL", "tcg")
+
+
+async def test_a_guest_kvm_does_not_boot_is_started_again_under_tcg(
+    vm_image: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where ``/dev/kvm`` opens yet a guest hangs under it (nested VMs: this host) or QEMU
+    gives up (no KVM at all), the first VM falls back to TCG and KVM stays off after it.
+    No KVM guest reaches its init in a millisecond, so this runs the fallback anywhere."""
+    monkeypatch.setenv("RACKLET_VM_ACCEL", "kvm")  # as if /dev/kvm opened
+    monkeypatch.setattr(qemu, "_kvm_broken", None)
+    monkeypatch.setitem(_hypervisor.BOOT_SECONDS, "kvm", 0.001)
+    hypervisor = Hypervisor(tmp_path)
+    try:
+        request = VmRequest("k", 1, vcpus=1, memory_mib=128, user_data="echo booted-anyway")
+        await hypervisor.start(request, vm_image)
+        await _finished(hypervisor, "k")
+        state = hypervisor.vms["k"].state
+        assert (state.phase, state.exit_code) == ("Succeeded", 0), list(state.console)
+        assert any("starting it again under TCG" in line for line in state.console)
+        assert "booted-anyway" in state.console
+        assert qemu._kvm_broken is not None  # every later VM of this process: TCG
+        monkeypatch.setenv("RACKLET_VM_ACCEL", "")
+        assert qemu.accelerator() == "tcg"
+    finally:
+        await hypervisor.close()

@@ -65,3 +65,66 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = Path(wanted) if wanted else tmp_path_factory.mktemp("screenshots")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+VIEWPORT = {"width": 1280, "height": 720}
+PHONE = {"width": 390, "height": 844}
+LIVE_TIMEOUT_MS = 30_000
+
+
+def _token(rack: RunningRack, role: str, name: str) -> str:
+    out = rack.cli("token", "create", "--role", role, "--name", name, "--ttl", "2h").stdout
+    return next(line for line in out.splitlines() if line.startswith("rkt_"))
+
+
+@pytest.fixture(scope="package")
+def tokens(web_rack: RunningRack) -> dict[str, str]:
+    return {
+        "admin": str(web_rack.config["api"]["token"]),
+        "operator": _token(web_rack, "operator", "web-operator"),
+        "viewer": _token(web_rack, "viewer", "web-viewer"),
+    }
+
+
+class Dashboard:
+    """One browser context (its own cookies) on the rack's dashboard."""
+
+    def __init__(self, browser: Any, rack: RunningRack, viewport: dict[str, int]) -> None:
+        self.url = str(rack.config["api"]["url"])
+        # the rack CA is not in Chromium's trust store; the connection is still TLS
+        self.context = browser.new_context(ignore_https_errors=True, viewport=viewport)
+        self.page = self.context.new_page()
+        self.errors: list[str] = []
+        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        self.page.on(
+            "console",
+            lambda msg: self.errors.append(msg.text) if "Content Security" in msg.text else None,
+        )
+
+    def open(self, hash_: str = "") -> Any:
+        self.page.goto(f"{self.url}/{hash_}")
+        return self.page
+
+    def login(self, token: str) -> Any:
+        page = self.open()
+        page.fill("#login-token", token)
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector("#tile-unit-1", timeout=LIVE_TIMEOUT_MS)
+        return page
+
+    def close(self) -> None:
+        self.context.close()
+
+
+@pytest.fixture
+def dashboard(chromium: Any, web_rack: RunningRack) -> Iterator[Any]:
+    made: list[Dashboard] = []
+
+    def make(viewport: dict[str, int] = VIEWPORT) -> Dashboard:
+        made.append(Dashboard(chromium, web_rack, viewport))
+        return made[-1]
+
+    yield make
+    for one in made:
+        assert one.errors == [], f"uncaught errors in the page: {one.errors}"
+        one.close()

@@ -10,77 +10,12 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.e2e.conftest import RunningRack, phase
 from tests.e2e.test_supervise import _children
-from tests.web.conftest import AXE
-
-VIEWPORT = {"width": 1280, "height": 720}
-PHONE = {"width": 390, "height": 844}
-LIVE_TIMEOUT_MS = 30_000
-
-
-def _token(rack: RunningRack, role: str, name: str) -> str:
-    out = rack.cli("token", "create", "--role", role, "--name", name, "--ttl", "2h").stdout
-    return next(line for line in out.splitlines() if line.startswith("rkt_"))
-
-
-@pytest.fixture(scope="module")
-def tokens(web_rack: RunningRack) -> dict[str, str]:
-    return {
-        "admin": str(web_rack.config["api"]["token"]),
-        "operator": _token(web_rack, "operator", "web-operator"),
-        "viewer": _token(web_rack, "viewer", "web-viewer"),
-    }
-
-
-class Dashboard:
-    """One browser context (its own cookies) on the rack's dashboard."""
-
-    def __init__(self, browser: Any, rack: RunningRack, viewport: dict[str, int]) -> None:
-        self.url = str(rack.config["api"]["url"])
-        # the rack CA is not in Chromium's trust store; the connection is still TLS
-        self.context = browser.new_context(ignore_https_errors=True, viewport=viewport)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.page.on("pageerror", lambda exc: self.errors.append(str(exc)))
-        self.page.on(
-            "console",
-            lambda msg: self.errors.append(msg.text) if "Content Security" in msg.text else None,
-        )
-
-    def open(self, hash_: str = "") -> Any:
-        self.page.goto(f"{self.url}/{hash_}")
-        return self.page
-
-    def login(self, token: str) -> Any:
-        page = self.open()
-        page.fill("#login-token", token)
-        page.click("#login-form button[type=submit]")
-        page.wait_for_selector("#tile-unit-1", timeout=LIVE_TIMEOUT_MS)
-        return page
-
-    def close(self) -> None:
-        self.context.close()
-
-
-@pytest.fixture
-def dashboard(chromium: Any, web_rack: RunningRack) -> Iterator[Any]:
-    made: list[Dashboard] = []
-
-    def make(viewport: dict[str, int] = VIEWPORT) -> Dashboard:
-        made.append(Dashboard(chromium, web_rack, viewport))
-        return made[-1]
-
-    yield make
-    for one in made:
-        assert one.errors == [], f"uncaught errors in the page: {one.errors}"
-        one.close()
+from tests.web.conftest import AXE, LIVE_TIMEOUT_MS, PHONE, VIEWPORT
 
 
 def _wait_unit(rack: RunningRack, name: str, want: str) -> None:
@@ -162,6 +97,24 @@ def test_a_cli_power_change_reaches_the_tile_and_the_chart_without_reload(
     finally:
         web_rack.cli("power", "on", "unit-2")
         _wait_unit(web_rack, "unit-2", "Running")
+
+
+def test_a_units_charts_start_with_the_hour_before_the_page_opened(
+    dashboard: Any, tokens: dict[str, str]
+) -> None:
+    page = dashboard().login(tokens["viewer"])
+    opened = page.evaluate("Date.now() / 1000")
+    page.goto(page.url.split("#")[0] + "#/unit/unit-1")
+    # the controller sampled unit-1 every 5 s since the rack came up: the chart's oldest
+    # point is from before this page existed (its own samples start at `opened`)
+    page.wait_for_function(
+        """([opened]) => {
+             const first = document.querySelector('#chart-power')?.dataset.first;
+             return Boolean(first) && Number(first) < opened - 10;
+           }""",
+        arg=[opened],
+        timeout=LIVE_TIMEOUT_MS,
+    )
 
 
 def test_a_power_action_from_the_page_asks_first_and_takes_effect(
@@ -289,12 +242,17 @@ def test_a_fault_injected_from_the_page_shows_on_the_rack_view_and_clears(
     dashboard: Any, web_rack: RunningRack, tokens: dict[str, str]
 ) -> None:
     page = dashboard().login(tokens["admin"])
-    page.wait_for_selector("#fault-form button[type=submit]", timeout=LIVE_TIMEOUT_MS)
+    # the form is built from the Fault kind's schema once it arrived: wait for its fields
+    page.wait_for_selector("#fault-type", timeout=LIVE_TIMEOUT_MS)
     page.fill("#fault-name", "web-fault")
     page.select_option("#fault-type", "PowerLoss")  # the form's fields come from the schema
     page.fill("#fault-units", "unit-2")
     page.click("#fault-form button[type=submit]")
+    # the dialog opens when the click lands (the page holds live re-renders while a pointer
+    # is down, so an update cannot move the button away mid-click)
+    page.wait_for_selector("#confirm[open]", timeout=LIVE_TIMEOUT_MS)
     page.click("#confirm-ok")
+    page.wait_for_selector("#confirm", state="hidden")
     page.wait_for_selector("#tile-unit-2 .badge", timeout=LIVE_TIMEOUT_MS)
     page.click("text=Clear web-fault")
     page.wait_for_selector("#tile-unit-2 .badge", state="detached", timeout=LIVE_TIMEOUT_MS)

@@ -112,6 +112,9 @@ class FaultStatus(Model):
     """The units the fault hit (empty for a rack-wide fault)."""
     start_time: dt.datetime | None = None
     clear_time: dt.datetime | None = None
+    crashed_controller: str | None = None
+    """A ControllerCrash: the controller process it crashes (host/pid/API port), recorded
+    before the crash, so the restarted one knows the crash happened and does not repeat it."""
     message: str = ""
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)

@@ -90,6 +90,8 @@ class MicroVMStatus(Model):
     the controller reschedules only after it passed (fencing after a partition)."""
     attempt: int = 0
     """Bumped on every (re)placement: a unit's report about an older attempt is stale."""
+    restarts: int = 0
+    """How often the VM was started again after it ended (``Always``, ``OnFailure``)."""
     console_url: str | None = None
     exit_code: int | None = None
     reason: str = ""

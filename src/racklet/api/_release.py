@@ -66,6 +66,9 @@ class RolloutSpec(Model):
     health_deadline_seconds: Annotated[float, Field(gt=0)] = 300.0
     rollback_on_failure: bool = True
     paused: bool = False
+    roll_back: bool = False
+    """Roll back now (the user's call, as a failure would): the channel names the release
+    before this rollout again and the units not yet on the new one go back to it."""
 
 
 UnitRolloutPhase = Literal["Pending", "Updating", "Updated", "Failed", "RollingBack", "RolledBack"]

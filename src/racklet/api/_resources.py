@@ -41,9 +41,25 @@ RACK_LABEL = "racklet.dev/rack"
 """The label naming a ComputeUnit's Rack (``racklet up`` and the GitOps starter set it)."""
 
 
+NewUnitPower = Literal["On", "Off", "AsBefore"]
+ENROLL_APPROVED_ANNOTATION = "racklet.dev/enroll-approved"
+"""Set by ``racklet slot approve N`` on the slot's ComputeUnit: enrol the board in it once
+(when ``Rack.spec.autoEnroll`` is false); the controller removes it when it has."""
+HELD_OFF_ANNOTATION = "racklet.dev/held-off"
+"""Set by the controller on a board inserted under ``newUnitPower`` Off (or AsBefore, when it
+was off): it is not powered on until ``racklet power on`` removes it."""
+
+
 class RackSpec(Model):
     psu_rated_watts: Annotated[float, Field(gt=0)]
     slots: Annotated[int, Field(ge=1, le=16)] = 16
+    auto_enroll: bool = True
+    """Enrol a board whose BMC holds no identity of this rack (a new board, a first boot) at
+    once; false: it waits, condition ``Enrolled=False``, until ``racklet slot approve N``."""
+    new_unit_power: NewUnitPower = "On"
+    """What a board inserted into a slot does: ``On`` boots it (if its ``spec.power`` is On);
+    ``Off`` keeps it off until ``racklet power on``; ``AsBefore`` boots it only if it was
+    powered when it was pulled."""
 
 
 class RackStatus(Model):
@@ -72,12 +88,27 @@ class BmcRef(Model):
     url: Annotated[str, Field(pattern=r"^https://")]
 
 
+BootOverrideMode = Literal["Disabled", "Once", "Continuous"]
+
+
+class BootSourceOverride(Model):
+    """Where the unit boots from next (its BMC's Redfish ``Boot.BootSourceOverrideTarget``
+    and ``BootSourceOverrideEnabled``); the targets a BMC offers are its own to say."""
+
+    target: Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9]+$")]
+    enabled: BootOverrideMode = "Continuous"
+
+
 class ComputeUnitSpec(Model):
     slot: Annotated[int, Field(ge=1, le=16)]
     power: PowerSpec = "On"
     bmc: BmcRef
     power_priority: Annotated[int, Field(ge=0, le=1000)] = 100
     """Who keeps power when the busbar budget shrinks: the lowest is shed first."""
+    locate: bool | None = None
+    """The tray's locate LED (the BMC's ``LocationIndicatorActive``); unset leaves it be."""
+    boot_override: BootSourceOverride | None = None
+    """The boot source override the BMC should hold; unset leaves it be."""
 
 
 class ComputeUnitStatus(Model):
@@ -92,6 +123,13 @@ class ComputeUnitStatus(Model):
     last_heartbeat_time: dt.datetime | None = None
     agent_url: str | None = None
     os_version: str | None = None
+    locate: bool | None = None
+    """The locate LED as the BMC last showed it."""
+    boot_override: BootSourceOverride | None = None
+    """The boot source override as the BMC shows it."""
+    boot_once_sent: str | None = None
+    """The target of the last ``Once`` override sent: a BMC clears a one-time override when
+    the unit boots, and the same ``Once`` is not sent again until the spec changes it."""
     last_power_cycle: str | None = None
     pending_power_cycle: str | None = None
     """A power cycle recorded but not yet known to have reached the BMC (set just before the

@@ -15,7 +15,11 @@
 
 from racklet.boot._bulk_server import BulkLimits, BulkTargetServer
 from racklet.boot._default_repo import ensure_boot_repository
-from racklet.boot._identity import unit_client_context, unit_server_context
+from racklet.boot._identity import (
+    controller_identity,
+    unit_client_context,
+    unit_server_context,
+)
 from racklet.boot._manifest import AgentConfig, PayloadManifest, parse_agent_config
 from racklet.boot._payload import MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, build_default_payload
 from racklet.boot._tuf_client import fetch_verified_target
@@ -78,6 +82,7 @@ __all__ = [
     "UnitIdentity",
     "VerificationError",
     "build_default_payload",
+    "controller_identity",
     "ensure_boot_repository",
     "fetch_verified_target",
     "parse_agent_config",

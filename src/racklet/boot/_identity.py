@@ -70,9 +70,15 @@ def unit_client_context(trust: TrustBundle, identity: UnitIdentity) -> ssl.SSLCo
         raise TrustError(f"cannot build a TLS client context for the unit: {exc}") from exc
 
 
-def unit_server_context(identity: UnitIdentity) -> ssl.SSLContext:
-    """Server context for the unit's own listeners (the OS agent), from the unit identity."""
+def unit_server_context(identity: UnitIdentity, trust: TrustBundle | None = None) -> ssl.SSLContext:
+    """Server context for the unit's own listeners (the OS agent), from the unit identity;
+    with ``trust`` it also asks clients for a rack certificate (optional: a handler that
+    needs one checks the peer's identity)."""
     try:
+        if trust is not None:
+            files = {"ca": trust.ca_bundle_pem, "cert": identity.cert_pem, "key": identity.key_pem}
+            with _private_files(**files) as p:
+                return server_context(p["cert"], p["key"], ca=p["ca"])
         with _private_files(cert=identity.cert_pem, key=identity.key_pem) as p:
             return server_context(p["cert"], p["key"])
     except (ssl.SSLError, OSError, ValueError) as exc:

@@ -13,6 +13,7 @@ trusted (that is ``_digest``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,6 +31,8 @@ SLOTS_DIR = "slots"
 RECORD = "slot.json"
 PARTIAL_SUFFIX = ".partial"
 _HASH_CHUNK = 1 << 20
+WRITE_BEHIND_BYTES = 8 << 20
+"""A :class:`SlotWriter` starts writing back every this many bytes while the download goes on."""
 
 
 def other(slot: str | None) -> str:
@@ -131,11 +134,20 @@ class SlotWriter:
 
     Where ``O_TMPFILE`` is missing (not Linux, or a file system without it) the file is named
     ``.payload.bin.<random>.partial`` from the start; :func:`clean_partials` removes those.
+
+    Write-behind: every :data:`WRITE_BEHIND_BYTES` the pages just written are handed to the
+    device (``posix_fadvise(DONTNEED)`` starts their writeback without waiting, and drops no
+    page still dirty), so the medium works while the download goes on and :meth:`keep`'s
+    ``fsync`` waits for the tail only, instead of for the whole payload at once (five units
+    finishing together used to queue 320 MB behind their fsyncs). The guarantee is unchanged:
+    nothing gets a name before ``fsync`` returned.
     """
 
     def __init__(self, directory: Path) -> None:
         self._directory = directory
         self._named: Path | None = None
+        self._written = 0
+        self._flushed = 0
         try:
             self._fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o600)
         except (AttributeError, OSError):
@@ -145,7 +157,16 @@ class SlotWriter:
     def write(self, data: bytes | bytearray) -> None:
         view = memoryview(data)
         while view:
-            view = view[os.write(self._fd, view) :]
+            count = os.write(self._fd, view)
+            view = view[count:]
+            self._written += count
+        if self._written - self._flushed >= WRITE_BEHIND_BYTES:
+            self._write_behind()
+
+    def _write_behind(self) -> None:
+        start, self._flushed = self._flushed, self._written
+        with contextlib.suppress(OSError, AttributeError):  # advice: a medium may ignore it
+            os.posix_fadvise(self._fd, start, self._written - start, os.POSIX_FADV_DONTNEED)
 
     def keep(self) -> Path:
         """Flush the bytes to the medium and give them a (partial) name; return it."""

@@ -17,6 +17,11 @@ The payload is hashed once, as it streams into the slot; the warm reboot into th
 the same power-on, does not read it again unless the file changed since (``_slots.Stamp``).
 Every cold boot re-hashes the slot it boots.
 
+Each pass logs one ``boot timeline:`` line, its steps (start, refreshed, downloaded,
+installed, armed; verified on the pass that boots) with their wall-clock times, so a boot's
+time can be laid beside the controller's records (``bench rack_boot`` breaks a rack's update
+down by them).
+
 A release below the BMC's rollback counter is refused (``RollbackError``). Any failure is
 printed on the console, sent to the BMC as ``failed`` and raised as a
 :class:`~racklet.boot.errors.BootError`; an unverified payload is never installed or booted,
@@ -196,6 +201,20 @@ class _Boot:
         self.transport = transport
         self.written: dict[str, Stamp] = {}
         """Slots this power-on wrote from bytes it verified while they streamed in."""
+        self.marks: list[tuple[str, float]] = []
+        """This pass's steps and when each ended (wall-clock, so the controller's and a
+        benchmark's records line up with them): logged as one ``boot timeline`` line."""
+
+    def mark(self, step: str) -> None:
+        """Record the end of ``step`` (thread-safe: the download thread marks too)."""
+        self.marks.append((step, time.time()))
+
+    def log_timeline(self) -> None:
+        """One line per pass, ``step=unix-time`` pairs in order: where a boot spends its time."""
+        if self.marks:
+            steps = " ".join(f"{step}={at:.6f}" for step, at in self.marks)
+            self.logger.info(f"boot timeline: {steps}")
+            self.marks = []
 
     async def _ask(self, op: str, **fields: Any) -> dict[str, Any]:
         try:
@@ -205,10 +224,14 @@ class _Boot:
 
     async def once(self) -> BootedPayload | None:
         """Boot, or return None after arming a try-boot (the caller reboots)."""
-        ab = AbView.from_link(await self._ask("ab", consume=True))
-        if ab.mode == "try" and ab.trying is not None:
-            return await self._try(ab, ab.trying)
-        return await self._follow_channel(ab)
+        self.mark("start")
+        try:
+            ab = AbView.from_link(await self._ask("ab", consume=True))
+            if ab.mode == "try" and ab.trying is not None:
+                return await self._try(ab, ab.trying)
+            return await self._follow_channel(ab)
+        finally:
+            self.log_timeline()
 
     async def _try(self, ab: AbView, trying: SlotRef) -> BootedPayload:
         host = self.host
@@ -248,6 +271,7 @@ class _Boot:
                 limits=self.limits,
                 notes=notes,
             )
+            self.mark("refreshed")
             pointer, problem = channel.pointer, None
             if ab.below_floor(pointer.version):
                 return _ChannelResult(pointer, target, None)
@@ -260,7 +284,9 @@ class _Boot:
                     problem = str(exc)  # reinstall the channel's release
             directory = open_for_write(storage, target)
             clean_partials(directory)
-            return _ChannelResult(pointer, target, channel.download(directory), problem=problem)
+            fetched = channel.download(directory)
+            self.mark("downloaded")
+            return _ChannelResult(pointer, target, fetched, problem=problem)
 
         try:
             result = await self._run(work)
@@ -308,6 +334,7 @@ class _Boot:
             sha256=manifest.payload_sha256,
             deadlineSeconds=self.limits.health_deadline_seconds,
         )
+        self.mark("armed")
         host.console(f"bootstrap: try-boot flag set for slot {target}; rebooting")
         return None
 
@@ -336,6 +363,7 @@ class _Boot:
             written = await asyncio.to_thread(stamp, self.host.storage, slot)
             if written is not None:
                 self.written[slot] = written
+            self.mark("installed")
         except BaseException:
             await asyncio.to_thread(fetched.payload.unlink, missing_ok=True)
             raise
@@ -354,6 +382,7 @@ class _Boot:
         agent = await asyncio.to_thread(
             read_agent_config, payload, self.limits.max_agent_config_bytes
         )
+        self.mark("verified")
         self.logger.info(f"booting {manifest.name} {manifest.version} from slot {slot}")
         self.host.set_activity(Activity.BOOTING)
         with contextlib.suppress(LinkError):

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 
+from racklet.api import HELD_OFF_ANNOTATION
 from racklet.cli.errors import ApiRequestFailed, RackNotRunning
 from racklet.config import RackConfig
 from racklet.errors import ConfigError
@@ -161,9 +162,10 @@ class ApiClient:
         return result
 
     def set_power(self, name: str, power: str) -> dict[str, Any]:
-        result: dict[str, Any] = self.request(
-            "PATCH", f"/api/v1/computeunits/{name}", json={"spec": {"power": power}}
-        )
+        patch: dict[str, Any] = {"spec": {"power": power}}
+        if power == "On":  # also releases a board held off after its insertion
+            patch["metadata"] = {"annotations": {HELD_OFF_ANNOTATION: None}}
+        result: dict[str, Any] = self.request("PATCH", f"/api/v1/computeunits/{name}", json=patch)
         return result
 
     def power_cycle(self, name: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import math
 import re
 import secrets
@@ -19,10 +20,10 @@ from pathlib import Path
 from typing import Any, get_args
 
 from racklet import config as rack_config
-from racklet.api import RACK_WIDE, FaultType, parse, to_dict
+from racklet.api import ENROLL_APPROVED_ANNOTATION, RACK_WIDE, FaultType, parse, to_dict
 from racklet.cli import _format
 from racklet.cli._client import ApiClient
-from racklet.cli.errors import UsageError
+from racklet.cli.errors import RackNotRunning, UsageError
 from racklet.errors import RackletError
 
 FAULT_TYPES: tuple[str, ...] = get_args(FaultType)
@@ -95,6 +96,10 @@ def add_slot_parser(commands: Any) -> None:
     insert.add_argument(
         "--new-board", action="store_true", help="a new machine: new BMC identity, empty disk"
     )
+    approve = sub.add_parser(
+        "approve", help="enrol the new board in a slot (when the rack's autoEnroll is off)"
+    )
+    approve.add_argument("slot", type=int)
 
 
 def _manifest(args: argparse.Namespace) -> dict[str, Any]:
@@ -124,7 +129,13 @@ def _manifest(args: argparse.Namespace) -> dict[str, Any]:
 def _settle(api: ApiClient, name: str, leave: str, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
-        fault = api.get("faults", name)
+        try:
+            fault = api.get("faults", name)
+        except RackNotRunning:  # a ControllerCrash took the API down: it is restarted
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+            continue
         phase = (fault.get("status") or {}).get("phase", "Pending")
         if phase != leave or time.monotonic() > deadline:
             return fault
@@ -195,7 +206,28 @@ def _clear(api: ApiClient, args: argparse.Namespace) -> int:
 
 def cmd_slot(args: argparse.Namespace) -> int:
     config = rack_config.load(args.config)
+    if args.slot_command == "approve":
+        return _approve(config, args.slot)
     return asyncio.run(_slot(config, args))
+
+
+def _approve(config: rack_config.RackConfig, slot: int) -> int:
+    """Approve the board in ``slot`` for enrolment: an annotation the controller uses once."""
+    with ApiClient(config) as api:
+        units = api.list_kind("computeunits").get("items") or []
+        unit = next((u for u in units if u["spec"]["slot"] == slot), None)
+        if unit is None:
+            raise RackletError(f"no ComputeUnit is declared in slot {slot}")
+        name = unit["metadata"]["name"]
+        conditions = (unit.get("status") or {}).get("conditions") or []
+        waiting = any(c["type"] == "Enrolled" and c["status"] == "False" for c in conditions)
+        if not waiting:
+            raise RackletError(f"slot {slot} ({name}) is not awaiting enrolment")
+        stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        api.patch("computeunits", name,
+                  {"metadata": {"annotations": {ENROLL_APPROVED_ANNOTATION: stamp}}})  # fmt: skip
+        print(f"slot {slot}: {name} approved; the controller enrols its board")
+    return 0
 
 
 async def _slot(config: rack_config.RackConfig, args: argparse.Namespace) -> int:

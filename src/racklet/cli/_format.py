@@ -171,7 +171,7 @@ _ROWS = {
 }
 _HEADERS["MicroVM"] = (
     ("NAME", "PHASE", "UNIT", "VCPUS", "MEMORY(MiB)", "EXIT", "AGE"),
-    ("IMAGE", "ATTEMPT", "CPU(s)", "MESSAGE"),
+    ("IMAGE", "ATTEMPT", "RESTARTS", "CPU(s)", "MESSAGE"),
 )
 
 
@@ -194,6 +194,7 @@ def _microvm_row(vm: dict[str, Any], wide: bool) -> tuple[str, ...]:
         row += (
             f"{image.get('name', '')}:{image.get('version', '')}",
             str(status.get("attempt", 0)),
+            str(status.get("restarts", 0)),
             "-" if cpu is None else f"{cpu:.2f}",
             message,
         )

@@ -5,10 +5,12 @@ Writes, under ``<state-dir>/prometheus/`` unless ``--dir`` says otherwise:
 - ``prometheus.yml``: one job per kind of target (controller, bmc, agent, rmc), each over
   HTTPS trusting only the rack CA (``tls_config.ca_file``), each reading its targets from a
   file (``file_sd_configs``), and the recording rules below;
-- ``targets/<job>.json``: the targets with their ``unit`` label. Prometheus re-reads these
-  files when they change, so re-running the command after the rack changes (a unit added,
-  a port moved) updates a running Prometheus without a restart. A pulled unit keeps its
-  targets: its agent shows ``up == 0`` while it is out, which is what a dashboard should say;
+- ``<state-dir>/prometheus/targets/<job>.json`` (there whatever ``--dir`` says: the running
+  rack keeps them current): the targets with their ``unit`` label. Prometheus re-reads these
+  files when they change, and the controller rewrites them (atomically) when a unit is pulled
+  (its agent's target goes; its BMC's stays and says ``Absent``), put back, or a new board
+  reports in (:mod:`racklet.controller._prometheus_targets`), so a running Prometheus follows
+  hot-swap without a restart;
 - ``racklet.rules.yml``: recording rules that turn the counters of a sped-up twin back into
   watts. The twin's counters advance in simulated seconds while Prometheus divides by wall
   seconds, so ``rate()`` of a rack at ``--speed 10`` is ten times the power; the RMC
@@ -22,7 +24,6 @@ configuration); if a target starts to require credentials, this is where they go
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,8 @@ import yaml
 from racklet import config as rack_config
 from racklet.cli.errors import UsageError
 from racklet.config import write_atomic
+from racklet.controller._prometheus_targets import JOBS, TARGETS_DIR, scrape_targets, write_targets
 
-JOBS = ("controller", "bmc", "agent", "rmc")
 RULES_FILE = "racklet.rules.yml"
 SPEED = "max(racklet_twin_speed) or vector(1)"
 """The twin's speed as one scalar-like vector; 1 where nothing exports it (hardware)."""
@@ -73,40 +74,17 @@ def add_prometheus_parser(commands: Any) -> None:
     config.add_argument("--interval", type=_interval, default="15s", help="scrape interval")
 
 
-def _address(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.hostname is None:
-        raise UsageError(f"racklet.yaml names an endpoint without a host: {url!r}")
-    return f"{parts.hostname}:{parts.port or 443}"
-
-
 def targets(config: rack_config.RackConfig) -> dict[str, list[dict[str, Any]]]:
-    """One file_sd document per job."""
-    rack = config.rack.name
-    found: dict[str, list[dict[str, Any]]] = {
-        "controller": [
-            {"targets": [_address(config.api.url)], "labels": {"rack": rack}},
-        ],
-        "bmc": [
-            {"targets": [_address(unit.bmc.url)], "labels": {"rack": rack, "unit": unit.name}}
-            for unit in config.units
-        ],
-        "agent": [
-            {
-                "targets": [f"127.0.0.1:{unit.agent_port}"],
-                "labels": {"rack": rack, "unit": unit.name},
-            }
-            for unit in config.units
-        ],
-        "rmc": [],
-    }
-    if config.rmc is not None:
-        found["rmc"] = [{"targets": [_address(config.rmc.url)], "labels": {"rack": rack}}]
-    return found
+    """One file_sd document per job, from ``racklet.yaml`` (the rack corrects it live)."""
+    for unit in config.units:
+        if urlsplit(unit.bmc.url).hostname is None:
+            raise UsageError(f"racklet.yaml names an endpoint without a host: {unit.bmc.url!r}")
+    return scrape_targets(config)
 
 
 def scrape_config(config: rack_config.RackConfig, directory: Path, interval: str) -> dict[str, Any]:
     ca = str(config.layout.ca_cert.resolve())
+    live = config.layout.root / TARGETS_DIR
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str((directory / RULES_FILE).resolve())],
@@ -117,9 +95,7 @@ def scrape_config(config: rack_config.RackConfig, directory: Path, interval: str
                 "metrics_path": "/metrics",
                 # Every listener's certificate comes from the rack CA and names 127.0.0.1.
                 "tls_config": {"ca_file": ca},
-                "file_sd_configs": [
-                    {"files": [str((directory / "targets" / f"{job}.json").resolve())]}
-                ],
+                "file_sd_configs": [{"files": [str((live / f"{job}.json").resolve())]}],
             }
             for job in JOBS
         ],
@@ -128,8 +104,8 @@ def scrape_config(config: rack_config.RackConfig, directory: Path, interval: str
 
 def write_config(config: rack_config.RackConfig, directory: Path, interval: str) -> Path:
     """Write the three parts; return the path of ``prometheus.yml``."""
-    for job, document in targets(config).items():
-        write_atomic(directory / "targets" / f"{job}.json", json.dumps(document, indent=2) + "\n")
+    documents = targets(config)
+    write_targets(config.layout.root / TARGETS_DIR, documents)
     write_atomic(directory / RULES_FILE, yaml.safe_dump(recording_rules(), sort_keys=False))
     main = directory / "prometheus.yml"
     write_atomic(main, yaml.safe_dump(scrape_config(config, directory, interval), sort_keys=False))

@@ -9,7 +9,6 @@ confirmation, signals, and waits until the new rack answers with its new credent
 
 from __future__ import annotations
 
-import fcntl
 import os
 import sys
 import time
@@ -17,7 +16,7 @@ from pathlib import Path
 
 from racklet import config as rack_config
 from racklet.cli._prepare import wipe_for_factory_reset
-from racklet.cli._up import PID_FILE, RESET_SIGNAL, api_ready
+from racklet.cli._up import api_ready
 from racklet.cli.errors import UsageError
 from racklet.errors import RackletError
 
@@ -41,31 +40,13 @@ def _confirm(rack: str) -> None:
         raise ResetError("factory reset cancelled")
 
 
-def _supervisor_pid(state_dir: Path) -> int | None:
-    """The pid of the ``racklet up`` holding this state dir, or None if no rack runs."""
-    lock_path = state_dir / "up.lock"
-    if not lock_path.exists():
-        return None
-    with open(lock_path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            pass  # held: a rack is running
-        else:
-            return None
-    try:
-        return int((state_dir / PID_FILE).read_text())
-    except (OSError, ValueError):
-        raise ResetError(f"a rack runs from {state_dir} but its {PID_FILE} is unreadable") from None
-
-
 def factory_reset(config_path: str | None, *, yes: bool) -> int:
     config = rack_config.load(config_path)
     state_dir = Path(config.state_dir)
     if not yes:
         _confirm(config.rack.name)
     started = time.monotonic()
-    pid = _supervisor_pid(state_dir)
+    pid = rack_config.supervisor_pid(state_dir)
     if pid is None:
         wipe_for_factory_reset(config.layout)
         config.layout.config.unlink(missing_ok=True)
@@ -73,7 +54,7 @@ def factory_reset(config_path: str | None, *, yes: bool) -> int:
         print("racklet: the next 'racklet up' provisions it anew from its declared state")
         return 0
     old_token = config.api.token
-    os.kill(pid, RESET_SIGNAL)
+    os.kill(pid, rack_config.FACTORY_RESET_SIGNAL)
     deadline = started + RESET_TIMEOUT
     while time.monotonic() < deadline:
         time.sleep(0.3)

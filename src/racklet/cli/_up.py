@@ -13,6 +13,11 @@ controller that keeps dying within seconds of each start, ends the run non-zero,
 the log. With ``--controllers N`` (etcd only) the others carry on meanwhile; the supervisor
 prints which controller leads, and again on every change of leader.
 
+A controller may ask to be crashed (a ``ControllerCrash`` fault): it sends the supervisor
+:data:`CRASH_SIGNAL`, and the supervisor kills the leading controller with SIGKILL — a crash
+from outside, mid-whatever it was doing — and restarts it like any dead controller. Only the
+supervisor's own children are told where to send it (``RACKLET_SUPERVISOR_PID``).
+
 Children end with the supervisor however it ends: each is started with the kernel's parent-
 death signal (Linux ``PR_SET_PDEATHSIG``), so a ``kill -9`` of ``up`` leaves no orphan twin,
 and no orphan controller writing the store beside a new one.
@@ -33,9 +38,15 @@ from types import FrameType
 
 import httpx
 
-from racklet.children import die_with_parent
+from racklet.children import CRASH_SIGNAL, SUPERVISOR_ENV, die_with_parent
 from racklet.cli._prepare import check_writable, prepare, wipe_for_factory_reset
-from racklet.config import RackConfig, open_lock, write_atomic
+from racklet.config import (
+    FACTORY_RESET_SIGNAL,
+    SUPERVISOR_PID_FILE,
+    RackConfig,
+    open_lock,
+    write_atomic,
+)
 from racklet.errors import RackletError
 from racklet.net import client_context
 
@@ -46,8 +57,8 @@ STABLE_SECONDS = 60.0  # a controller that ran this long died of something new: 
 RESTART_DELAY = 0.5  # before the first restart; doubles with each quick death...
 MAX_RESTART_DELAY = 30.0  # ...up to this
 LEADER_POLL = 1.0
-PID_FILE = "up.pid"
-RESET_SIGNAL = signal.SIGUSR1
+PID_FILE = SUPERVISOR_PID_FILE
+RESET_SIGNAL = FACTORY_RESET_SIGNAL
 
 
 class UpError(RackletError):
@@ -75,11 +86,17 @@ class _Supervisor:
         self.started: dict[str, float] = {}
         self._on_fork = die_with_parent(signal.SIGTERM)
 
-    def spawn(self, name: str, module: str, config_dir: str | None = None) -> None:
+    def spawn(
+        self, name: str, module: str, config_dir: str | None = None, *, crashable: bool = False
+    ) -> None:
+        """``crashable``: the child may ask this supervisor to crash it (a controller)."""
         log_path = self.config.layout.logs / f"{name}.log"
         fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.fchmod(fd, 0o600)  # logs name units, addresses and errors: the rack's user only
         env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop(SUPERVISOR_ENV, None)
+        if crashable:
+            env[SUPERVISOR_ENV] = str(os.getpid())
         with os.fdopen(fd, "ab") as log_file:  # the child has its own copy once started
             self.children[name] = subprocess.Popen(
                 [sys.executable, "-m", module, "--state-dir", config_dir or self.config.state_dir],
@@ -148,6 +165,16 @@ def _login_line(config: RackConfig) -> str:
     return f"  log in (one use, 5 min): {config.api.url}{path}\n" if path else ""
 
 
+def _rmc_line(config: RackConfig) -> str:
+    """Where the rack's RMC answers Redfish, and where its credentials are (never printed)."""
+    if config.rmc is None:
+        return ""
+    return (
+        f"  RMC (Redfish):     {config.rmc.url}/redfish/v1 "
+        f"(user and password: racklet.yaml, rmc:)\n"
+    )
+
+
 def controllers_of(config: RackConfig) -> dict[str, str]:
     """Each controller's process name and API URL; the first is the one racklet.yaml names."""
     urls = {"controller": config.api.url}
@@ -193,11 +220,13 @@ def up(
 ) -> int:
     stopping: list[int] = []
     resets: list[int] = []
+    crashes: list[int] = []
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        (resets if signum == RESET_SIGNAL else stopping).append(signum)
+        queues: dict[int, list[int]] = {RESET_SIGNAL: resets, CRASH_SIGNAL: crashes}
+        queues.get(signum, stopping).append(signum)
 
-    handled = (signal.SIGINT, signal.SIGTERM, RESET_SIGNAL)
+    handled = (signal.SIGINT, signal.SIGTERM, RESET_SIGNAL, CRASH_SIGNAL)
     previous = {s: signal.signal(s, on_signal) for s in handled}
     pid_file = state_dir / PID_FILE
     try:
@@ -221,7 +250,7 @@ def up(
             write_atomic(pid_file, str(os.getpid()))
             try:
                 while True:
-                    _run(supervisor, stopping, resets)
+                    _run(supervisor, stopping, resets, crashes)
                     if stopping or not resets:
                         return 0
                     resets.clear()
@@ -242,10 +271,23 @@ def up(
 def _spawn_controller(supervisor: _Supervisor, name: str) -> None:
     layout = supervisor.config.layout
     config_dir = None if name == "controller" else str(layout.root / name)
-    supervisor.spawn(name, "racklet.controller", config_dir)
+    supervisor.spawn(name, "racklet.controller", config_dir, crashable=True)
 
 
-def _run(supervisor: _Supervisor, stopping: list[int], resets: list[int]) -> None:
+def _crash(supervisor: _Supervisor, names: list[str]) -> None:
+    """Kill the leading controller with SIGKILL, as a ``ControllerCrash`` fault asked."""
+    name = names[0] if len(names) == 1 else find_leader(supervisor.config)
+    child = supervisor.children.get(name) if name is not None else None
+    if child is None or child.poll() is not None:
+        return  # no leader now, or it is already dead: the fault's controller will ask again
+    child.kill()
+    print(f"racklet: {name} (pid {child.pid}) killed on request: a ControllerCrash fault",
+          flush=True)  # fmt: skip
+
+
+def _run(
+    supervisor: _Supervisor, stopping: list[int], resets: list[int], crashes: list[int]
+) -> None:
     """Start both sides, announce them, and supervise until a stop or a reset is asked."""
     config = supervisor.config
     urls = controllers_of(config)
@@ -273,6 +315,7 @@ def _run(supervisor: _Supervisor, stopping: list[int], resets: list[int]) -> Non
         f"{_controller_lines(config, leader)}"
         f"  config:            {config.layout.config}\n"
         f"  logs:              {config.layout.logs}\n"
+        f"{_rmc_line(config)}"
         f"Try: racklet --config {config.layout.config} get units   (Ctrl-C stops the rack)",
         flush=True,
     )
@@ -281,6 +324,9 @@ def _run(supervisor: _Supervisor, stopping: list[int], resets: list[int]) -> Non
     term = (leader, supervisor.children[leader].pid) if leader else None
     next_poll = time.monotonic() + LEADER_POLL
     while not stopping and not resets:
+        if crashes:
+            crashes.clear()
+            _crash(supervisor, list(urls))
         restarts.check()
         if len(urls) > 1 and time.monotonic() >= next_poll:
             next_poll = time.monotonic() + LEADER_POLL

@@ -20,6 +20,7 @@ from racklet.cli._audit import add_audit_parser, cmd_audit
 from racklet.cli._client import ApiClient, bmc_identity
 from racklet.cli._faults import add_fault_parser, add_slot_parser, cmd_fault, cmd_slot
 from racklet.cli._image import add_image_parser, cmd_image
+from racklet.cli._kinds import split_ref
 from racklet.cli._pki import add_pki_parser, cmd_pki
 from racklet.cli._prometheus import add_prometheus_parser, cmd_prometheus
 from racklet.cli._release import add_release_parser, cmd_release
@@ -28,6 +29,7 @@ from racklet.cli._rpi import add_rpi_parser, cmd_rpi
 from racklet.cli._stress import add_stress_parser, cmd_stress
 from racklet.cli._tokens import add_token_parser, cmd_token
 from racklet.cli._top import add_top_parser, cmd_top
+from racklet.cli._vm_console import add_logs_parser, print_vm_console
 from racklet.cli.errors import UsageError
 from racklet.errors import RackletError
 
@@ -193,9 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_prometheus_parser(commands)
     add_top_parser(commands)
 
-    console = commands.add_parser("console", help="print a unit's captured UART log")
-    console.add_argument("name")
+    console = commands.add_parser(
+        "console", help="print a unit's captured UART log, or a MicroVM's console"
+    )
+    console.add_argument("name", help="a unit (unit-1) or microvm/NAME")
     console.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    add_logs_parser(commands)
     return parser
 
 
@@ -269,7 +274,14 @@ def _reason(status: dict[str, Any]) -> str:
 
 def cmd_console(args: argparse.Namespace) -> int:
     config = _load(args)
-    unit = config.unit(args.name)
+    name = args.name
+    if "/" in name:
+        kind, name = split_ref(name)
+        if kind.name == "MicroVM":
+            return print_vm_console(config, name, args.follow)
+        if kind.name != "ComputeUnit":
+            raise UsageError(f"a console is a unit's or a microvm's, not a {kind.name}'s")
+    unit = config.unit(name)
     return asyncio.run(_console(config, unit, args.follow))
 
 
@@ -297,6 +309,13 @@ async def _console(
             await asyncio.sleep(0.5)
     finally:
         await client.aclose()
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    kind, name = split_ref(args.name)
+    if kind.name != "MicroVM":
+        raise UsageError(f"logs are a microvm's (microvm/NAME); a unit's: racklet console {name}")
+    return print_vm_console(_load(args), name, args.follow)
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -335,6 +354,7 @@ _COMMANDS = {
     "events": cmd_events,
     "power": cmd_power,
     "console": cmd_console,
+    "logs": cmd_logs,
     "init": cmd_init,
     "gitops": cmd_gitops,
     "completion": cmd_completion,

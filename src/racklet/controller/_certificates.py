@@ -16,6 +16,13 @@ Each outcome is an event on the ComputeUnit (``IdentityIssued``, ``IdentityRenew
 (``IdentityCertificate``, ``BmcCertificate``: True with its expiry, or False with the reason).
 Each certificate signed is also recorded in ``pki/issued/<CN>.pem``, named by the
 certificate's own subject (public; for ``racklet pki``).
+Enrolment: certifying a BMC that holds no identity of this rack ("missing" or "foreign": a
+new board, a first boot, a factory reset) follows the unit's Rack's ``spec.autoEnroll``. When
+it is false the board waits with condition ``Enrolled=False`` (``AwaitingApproval``) until
+``racklet slot approve N`` sets :data:`~racklet.api.ENROLL_APPROVED_ANNOTATION` on the unit;
+the approval is used once: removed when the board has its certificates (``Enrolled=True``,
+``Approved``). Renewals never wait.
+
 Only the leader runs it (a leader-only service), through the fenced store. A revoked certificate
 (``racklet pki revoke``) is replaced at the next round with a fresh key: revoking a unit's
 identity rotates it (docs/security.md); the CRL keeps the old one refused everywhere.
@@ -35,7 +42,15 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import NameOID
 
-from racklet.api import ComputeUnit, Event, find_condition, set_condition
+from racklet.api import (
+    ENROLL_APPROVED_ANNOTATION,
+    ComputeUnit,
+    Event,
+    Rack,
+    find_condition,
+    rack_of,
+    set_condition,
+)
 from racklet.config import write_atomic
 from racklet.controller._periodic import LoopObserver, Periodic
 from racklet.log import get_logger
@@ -207,18 +222,36 @@ class UnitCertificates:
 
     async def _unit(self, name: str, bmc: CertificateBmc, ca: RackCA, revoked: set[int]) -> bool:
         ok = True
+        enrolment = _Enrolment(self._store, name)
         for slot in _slots(name, bmc, self.policy):
-            ok = await self._slot(name, bmc, ca, slot, revoked) and ok
+            ok = await self._slot(name, bmc, ca, slot, revoked, enrolment) and ok
+        if enrolment.waiting:
+            message = (
+                f"the board in slot {enrolment.slot} holds no identity of this rack and the "
+                f"rack's autoEnroll is off: `racklet slot approve {enrolment.slot}` enrols it"
+            )
+            await self._condition(name, "Enrolled", False, "AwaitingApproval", message)
+        elif ok and enrolment.approved and enrolment.used:
+            await self._consume_approval(name)
+            await self._condition(name, "Enrolled", True, "Approved", "enrolled on approval")
         return ok
 
     async def _slot(
-        self, name: str, bmc: CertificateBmc, ca: RackCA, slot: _Slot, revoked: set[int]
+        self,
+        name: str,
+        bmc: CertificateBmc,
+        ca: RackCA,
+        slot: _Slot,
+        revoked: set[int],
+        enrolment: _Enrolment,
     ) -> bool:
         try:
             current = await bmc.certificate(slot.uri)
             reason = _due(current, ca, slot, self._now(), self.policy.renew_after, revoked)
             if reason is None:
                 return True
+            if reason in ("missing", "foreign") and not await enrolment.allow():
+                return False  # a new board: it waits for approval
             csr = await bmc.generate_csr(slot.collection, slot.common_name)
             pem = await asyncio.to_thread(
                 ca.sign_csr,
@@ -274,26 +307,72 @@ class UnitCertificates:
         reason_of_event = f"{slot.label if label is None else label}{outcome}"
         event = Event.about("ComputeUnit", name, reason_of_event, message, kind)
         await self._store.record_event(event)
+        await self._condition(name, slot.condition, ok, reason, message)
+
+    async def _condition(self, name: str, type_: str, ok: bool, reason: str, message: str) -> None:
+        """Set one condition on the ComputeUnit, if it changed (retried on a conflict)."""
         for _ in range(5):
             try:
                 unit = await self._store.get(ComputeUnit, name)
             except NotFound:
                 return
-            condition = find_condition(unit.status.conditions, slot.condition)
+            condition = find_condition(unit.status.conditions, type_)
             if condition is not None and (condition.status, condition.message) == (
                 "True" if ok else "False",
                 message,
             ):
                 return
-            set_condition(
-                unit.status.conditions,
-                slot.condition,
-                "True" if ok else "False",
-                reason,
-                message,
-            )
+            set_condition(unit.status.conditions, type_, "True" if ok else "False", reason, message)
             try:
                 await self._store.update_status(unit)
                 return
             except Conflict:
                 continue
+
+    async def _consume_approval(self, name: str) -> None:
+        """An approval enrols one board: gone once it has (a later new board asks again)."""
+        for _ in range(5):
+            try:
+                unit = await self._store.get(ComputeUnit, name)
+            except NotFound:
+                return
+            if unit.metadata.annotations.pop(ENROLL_APPROVED_ANNOTATION, None) is None:
+                return
+            try:
+                await self._store.update(unit)
+                return
+            except Conflict:
+                continue
+
+
+class _Enrolment:
+    """Whether one round may enrol a unit's board, asked only when a slot needs it: approved
+    on the unit, or the unit's Rack (its label's, else the only one) enrols automatically."""
+
+    def __init__(self, store: Store, name: str) -> None:
+        self._store, self._name = store, name
+        self.allowed: bool | None = None
+        self.approved = False
+        self.used = False
+        self.slot = 0
+
+    @property
+    def waiting(self) -> bool:
+        return self.allowed is False
+
+    async def allow(self) -> bool:
+        if self.allowed is None:
+            unit = await self._store.get(ComputeUnit, self._name)
+            self.slot = unit.spec.slot
+            self.approved = ENROLL_APPROVED_ANNOTATION in unit.metadata.annotations
+            self.allowed = self.approved or await self._automatic(unit)
+        self.used = self.used or self.allowed
+        return self.allowed
+
+    async def _automatic(self, unit: ComputeUnit) -> bool:
+        racks = await self._store.list(Rack)
+        home = rack_of(unit, None)
+        rack = next((r for r in racks if r.metadata.name == home), None)
+        if rack is None and len(racks) == 1:
+            rack = racks[0]
+        return True if rack is None else rack.spec.auto_enroll

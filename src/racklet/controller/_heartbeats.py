@@ -3,10 +3,20 @@
 Heartbeats prove the OS is up and reachable; they are observations like Redfish readings, so
 they are not stored: after a restart the controller waits for the next one. Freshness is
 judged on the monotonic clock (``clock``), the wall time is only for display.
+
+How long a heartbeat stays fresh follows the agent: it announces its interval
+(``heartbeatIntervalSeconds``, in its own clock's seconds; a twin's clock runs ``time_scale``
+times faster than this one), and a unit that missed :data:`MISSED_INTERVALS` of them is
+silent — so a partition shows within two intervals — but never less than
+:data:`MIN_TIMEOUT_SECONDS` of this clock, below which a loaded host's lagging event loops
+would look like lost heartbeats. An agent that announces nothing gets the fallback
+(:data:`FALLBACK_TIMEOUT_SECONDS`). With :meth:`watch`, the registry wakes the unit's
+reconciler the moment its latest heartbeat goes stale, rather than at its next resync.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -17,6 +27,11 @@ from pydantic import Field
 
 from racklet.api import utcnow
 from racklet.api._meta import DnsLabel, Model
+
+MISSED_INTERVALS = 2.0
+MIN_TIMEOUT_SECONDS = 2.0
+FALLBACK_TIMEOUT_SECONDS = 10.0
+_STALE_MARGIN_SECONDS = 0.05  # wake just after the freshness test can fail, not just before
 
 
 class VmReport(Model):
@@ -45,6 +60,8 @@ class HeartbeatBody(Model):
     """The unit's size for the MicroVM scheduler (absent from agents that run no VMs)."""
     memory_mi_b: Annotated[int | None, Field(ge=1, alias="memoryMiB")] = None
     microvms: Annotated[list[VmReport], Field(max_length=256)] = Field(default_factory=list)
+    heartbeat_interval_seconds: Annotated[float, Field(gt=0, le=3600)] | None = None
+    """The agent's interval between heartbeats, in its own clock's seconds."""
 
 
 @dataclass(frozen=True)
@@ -55,14 +72,59 @@ class HeartbeatRecord:
 
 
 class HeartbeatRegistry:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        time_scale: float = 1.0,
+        fallback_timeout: float = FALLBACK_TIMEOUT_SECONDS,
+    ) -> None:
+        """``time_scale``: how many of the agents' seconds pass per second of ``clock`` (a
+        twin's ``--speed``; 1 on hardware)."""
         self.clock = clock
+        self.time_scale = time_scale
+        self.fallback_timeout = fallback_timeout
         self._latest: dict[str, HeartbeatRecord] = {}
+        self._wake: Callable[[str], None] | None = None
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+
+    def timeout_for(self, beat: HeartbeatRecord) -> float:
+        """Seconds of ``clock`` after which ``beat`` is stale (see the module docstring)."""
+        interval = beat.body.heartbeat_interval_seconds
+        if interval is None:
+            return self.fallback_timeout
+        return max(MISSED_INTERVALS * interval / self.time_scale, MIN_TIMEOUT_SECONDS)
+
+    def watch(self, wake: Callable[[str], None]) -> None:
+        """Call ``wake(unit)`` when a unit's latest heartbeat goes stale."""
+        self._wake = wake
+
+    async def aclose(self) -> None:
+        """Cancel every pending stale wake-up (the controller is stopping)."""
+        self._wake = None
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
 
     def record(self, body: HeartbeatBody) -> HeartbeatRecord:
         beat = HeartbeatRecord(body=body, received=self.clock(), received_at=utcnow())
         self._latest[body.unit] = beat
+        if self._wake is not None:
+            self._arm(body.unit, self.timeout_for(beat) + _STALE_MARGIN_SECONDS)
         return beat
+
+    def _arm(self, unit: str, delay: float) -> None:
+        timer = self._timers.pop(unit, None)
+        if timer is not None:
+            timer.cancel()
+        wake = self._wake
+        assert wake is not None
+        loop = asyncio.get_running_loop()
+        self._timers[unit] = loop.call_later(delay, self._stale, unit, wake)
+
+    def _stale(self, unit: str, wake: Callable[[str], None]) -> None:
+        self._timers.pop(unit, None)
+        wake(unit)
 
     def latest(self, unit: str) -> HeartbeatRecord | None:
         return self._latest.get(unit)

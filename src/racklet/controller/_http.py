@@ -19,6 +19,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
@@ -49,13 +50,20 @@ from racklet.audit import (
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
 from racklet.controller._metrics import ControllerMetrics
 from racklet.controller._openapi import install_openapi
+from racklet.controller._rack_actions import Slots, rack_actions_router
 from racklet.controller._resources_http import read_body, read_capped, resource_router
 from racklet.controller._sessions import SessionKeeper
 from racklet.controller._status import install_error_handlers, status_response
 from racklet.controller._stress import add_stress_route, job_for_heartbeat
 from racklet.controller._tokens import Authenticator, TokenRequest, authorise, token_router
 from racklet.controller._ui import ConsoleSource, ui_router
-from racklet.controller._workloads import exchange
+from racklet.controller._ui_history import UnitHistory
+from racklet.controller._workloads import (
+    MAX_CONSOLE_WAIT_SECONDS,
+    ConsoleUnavailable,
+    VmConsoles,
+    exchange,
+)
 from racklet.limits import LIMITS, parse_json
 from racklet.log import get_logger
 from racklet.metrics import metrics_response
@@ -96,10 +104,17 @@ def create_api_app(
     rack_name: str,
     audit: AuditLog | None = None,
     consoles: Mapping[str, ConsoleSource] | None = None,
+    slots: Slots | None = None,
+    state_dir: Path | None = None,
+    history: UnitHistory | None = None,
+    vm_consoles: VmConsoles | None = None,
 ) -> FastAPI:
     """``token`` is the rack's admin token (racklet.yaml); ``audit`` receives a line for every
     state-changing request (none: not audited, for tests of other things); ``consoles`` are
-    the units' BMC clients the dashboard reads consoles through."""
+    the units' BMC clients the dashboard reads consoles through; ``slots`` the hardware side's
+    control endpoint and ``state_dir`` the rack's (for slot hot-swap and factory reset);
+    ``history`` the units' last hour for the dashboard's charts; ``vm_consoles`` reads the
+    MicroVMs' consoles from their agents."""
     app = FastAPI(title="Racklet", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
     authenticator = Authenticator(store, token)
@@ -131,6 +146,21 @@ def create_api_app(
         raise Conflict("ComputeUnit", name, "", "changing")
 
     add_stress_route(api, store, enqueue)
+
+    @api.get("/microvms/{name}/console")
+    async def vm_console(
+        name: str,
+        skip: int = Query(0, ge=0),
+        wait: float = Query(0.0, ge=0.0, le=MAX_CONSOLE_WAIT_SECONDS),
+    ) -> Response:
+        """A MicroVM's console from line ``skip`` on, read from its unit's agent; with
+        ``wait``, a long poll for the next line (``racklet console microvm/NAME -f``)."""
+        if vm_consoles is None:
+            return status_response(404, "this controller reads no MicroVM consoles")
+        try:
+            return JSONResponse(await vm_consoles.read(name, skip, wait))
+        except ConsoleUnavailable as exc:
+            return status_response(exc.code, str(exc))
 
     @api.get("/events")
     async def list_events(
@@ -169,6 +199,7 @@ def create_api_app(
 
     app.include_router(api)
     app.include_router(token_router(store, authenticator.key, [Depends(authorised)]))
+    app.include_router(rack_actions_router(slots, state_dir, rack_name, [Depends(authorised)]))
     app.include_router(resource_router(store, enqueue, [Depends(authorised)]))
 
     @app.get("/metrics")
@@ -186,7 +217,7 @@ def create_api_app(
         Built once, in a thread: it takes about 0.1 s, too long to hold the event loop."""
         return JSONResponse(await asyncio.to_thread(app.openapi))
 
-    app.include_router(ui_router(store, sessions, authorised, rack_name, consoles))
+    app.include_router(ui_router(store, sessions, authorised, rack_name, consoles, history))
 
     @app.api_route(
         "/api/{rest:path}",

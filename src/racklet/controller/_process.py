@@ -35,6 +35,7 @@ from racklet.api import (
 )
 from racklet.audit import AuditLog
 from racklet.boot import BulkTargetServer
+from racklet.children import supervisor_crash
 from racklet.controller._certificates import UnitCertificates
 from racklet.controller._gitops import GitSources
 from racklet.controller._hardware import HardwareControl
@@ -44,9 +45,12 @@ from racklet.controller._http import create_api_app, create_machine_app
 from racklet.controller._leader import LeaderElection
 from racklet.controller._metrics import ControllerMetrics
 from racklet.controller._pki_maintenance import PkiMaintenance
+from racklet.controller._prometheus_targets import PrometheusTargets
 from racklet.controller._releases import register_release_reconcilers
 from racklet.controller._runtime import Registry, Runtime
 from racklet.controller._services import Hooks, Services
+from racklet.controller._ui_history import UnitHistory
+from racklet.controller._workloads import VmConsoles
 from racklet.controller.errors import ControllerError
 from racklet.controller.reconcilers import (
     ComputeUnitReconciler,
@@ -226,7 +230,8 @@ class Controller:
         )
         self.metrics = ControllerMetrics()
         self.audit = AuditLog((audit_dir or layout.controller) / "audit.log")
-        self.heartbeats = HeartbeatRegistry()
+        # The agents' heartbeat intervals are in the twin's time, --speed times faster.
+        self.heartbeats = HeartbeatRegistry(time_scale=config.rack.speed)
         self.services = Services()
         self.election: LeaderElection | None = None
         acting: Store = self.store
@@ -256,6 +261,7 @@ class Controller:
             observer=self.metrics,
         )
         enqueue = self.runtime.enqueue
+        self.heartbeats.watch(lambda unit: enqueue("ComputeUnit", unit))  # silent: look now
         self.registry.register(
             ComputeUnit,
             ComputeUnitReconciler(
@@ -282,7 +288,13 @@ class Controller:
         """The hardware side's control endpoint (faults, hot-swap), if this rack has one."""
         self.registry.register(
             Fault,
-            FaultReconciler(acting, self.hardware, wake=lambda name: enqueue("ComputeUnit", name)),
+            FaultReconciler(
+                acting,
+                self.hardware,
+                wake=lambda name: enqueue("ComputeUnit", name),
+                identity=self.identity,
+                crash=supervisor_crash(),  # racklet up's, when it started this process
+            ),
         )
         self.registry.register(MicroVM, MicroVMReconciler(acting, self.heartbeats))
         self.gitops = GitSources(acting, layout.controller / "gitops", enqueue)
@@ -290,8 +302,13 @@ class Controller:
         register_release_reconcilers(
             self.registry, acting, layout.boot, enqueue=enqueue, bmcs=self.clients
         )
+        self.history = UnitHistory(self.store, config.rack.name)
+        """The dashboard's last hour of samples (every controller keeps its own)."""
         tls = layout.controller
         cert, key = tls / "server.crt", tls / "server.key"
+        self.vm_consoles = VmConsoles(
+            self.store, self.heartbeats, layout.ca_cert, tls / "client.crt", tls / "client.key"
+        )
         api_app = create_api_app(
             self.store,
             token=config.api.token,
@@ -300,6 +317,10 @@ class Controller:
             rack_name=config.rack.name,
             audit=self.audit,
             consoles=self.clients,
+            slots=self.hardware,
+            state_dir=layout.root,
+            history=self.history,
+            vm_consoles=self.vm_consoles,
         )
         machine_app = create_machine_app(
             self.heartbeats,
@@ -309,10 +330,13 @@ class Controller:
         )
         add = self.services.add
         add("audit log", Hooks(on_stop=self.audit.aclose))
+        add("heartbeat timers", Hooks(on_stop=self.heartbeats.aclose))
         add("bmc clients", Hooks(on_stop=self._close_clients))
+        add("vm consoles", Hooks(on_stop=self.vm_consoles.aclose))
         if self.hardware is not None:
             add("hardware control", Hooks(on_stop=self.hardware.aclose))
         add("store", Hooks(lambda: declare(self.store, config), self.store.close))
+        add("dashboard history", self.history)
         add("crl", Hooks(self._ensure_crl))
         if self.election is not None:
             add("leader election", self.election)
@@ -341,6 +365,11 @@ class Controller:
             leader_only=True,
         )
         add("gitops watcher", self.gitops, leader_only=True)
+        add(
+            "prometheus targets",
+            PrometheusTargets(config, acting, observer=observer),
+            leader_only=True,
+        )
 
     async def _ensure_crl(self) -> None:
         pki = self.config.layout.pki

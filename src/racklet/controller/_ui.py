@@ -29,6 +29,7 @@ from racklet.controller._resources_http import read_body
 from racklet.controller._sessions import COOKIE, Session, SessionKeeper
 from racklet.controller._status import status_response
 from racklet.controller._tokens import Caller
+from racklet.controller._ui_history import RACK_FIELDS, UNIT_FIELDS, UnitHistory
 from racklet.redfish import RedfishClientError
 from racklet.store import Change, Expired, Store
 
@@ -36,6 +37,9 @@ UI_KINDS = ("racks", "computeunits", "releases", "rollouts", "gitsources", "faul
 """What a page may watch (a kind missing from this build is skipped); never ApiTokens."""
 KEEPALIVE_SECONDS = 5.0
 MAX_CONSOLE_LINES = 500
+MAX_HISTORY_UNITS = 64
+NO_STORE = {"Cache-Control": "no-store"}
+"""Session and snapshot answers: never kept by a browser's cache (the page preloads them)."""
 
 
 class ConsoleSource(Protocol):
@@ -52,6 +56,11 @@ _FACTS = (
     "Manufacturer", "Model", "SerialNumber", "PartNumber", "SKU", "BiosVersion", "PowerState",
     "IndicatorLED", "LocationIndicatorActive", "Status", "BootProgress", "Boot",
     "ProcessorSummary", "MemorySummary", "HostName", "UUID",
+)  # fmt: skip
+
+
+_CERT_FACTS = (
+    "Subject", "Issuer", "ValidNotBefore", "ValidNotAfter", "SerialNumber", "Fingerprint",
 )  # fmt: skip
 
 
@@ -87,6 +96,7 @@ def ui_router(
     authorised: Any,
     rack_name: str,
     consoles: Mapping[str, ConsoleSource] | None = None,
+    history: UnitHistory | None = None,
 ) -> APIRouter:
     # The dashboard's own routes: not part of the public API's OpenAPI document.
     router = APIRouter(prefix="/ui/v1", include_in_schema=False)
@@ -128,7 +138,7 @@ def ui_router(
         if found is None:  # a bearer caller: no cookie, so no CSRF token either
             caller: Caller = request.scope["state"]["principal"]
             return JSONResponse({"principal": caller.name, "role": caller.role, "csrf": ""})
-        return JSONResponse(_session_body(found, rack_name))
+        return JSONResponse(_session_body(found, rack_name), headers=NO_STORE)
 
     @router.post("/login-codes", dependencies=guard)
     async def login_code(request: Request) -> Response:
@@ -148,7 +158,7 @@ def ui_router(
             items[info.plural] = [to_dict(o) for o in objects]
             revisions.append(revision)
         since = min(revisions) if revisions else 0  # replays a little at worst: idempotent
-        return JSONResponse({"resourceVersion": str(since), "items": items})
+        return JSONResponse({"resourceVersion": str(since), "items": items}, headers=NO_STORE)
 
     @router.get("/schemas", dependencies=guard)
     async def schemas(request: Request) -> Response:
@@ -172,7 +182,8 @@ def ui_router(
 
     @router.get("/units/{name}/redfish", dependencies=guard)
     async def redfish_facts(name: str) -> Response:
-        """The unit's ComputerSystem as its BMC reports it now (selected properties)."""
+        """The unit's ComputerSystem as its BMC reports it now (selected properties), and
+        its identity certificate's names and validity (``IdentityCertificate``)."""
         source = (consoles or {}).get(name)
         if source is None:
             return status_response(404, f"no BMC known for computeunit {name!r}")
@@ -180,7 +191,30 @@ def ui_router(
             system = await source.get(f"/redfish/v1/Systems/{name}")
         except RedfishClientError as exc:
             return status_response(503, f"the BMC of {name} did not answer: {exc}")
-        return JSONResponse({key: system[key] for key in _FACTS if key in system})
+        facts = {key: system[key] for key in _FACTS if key in system}
+        # The unit's identity certificate (the BMC holds it for the unit): who and until when.
+        with contextlib.suppress(RedfishClientError):
+            cert = await source.get(f"/redfish/v1/Systems/{name}/Certificates/1")
+            facts["IdentityCertificate"] = {k: cert[k] for k in _CERT_FACTS if k in cert}
+        return JSONResponse(facts)
+
+    @router.get("/history", dependencies=guard)
+    async def recent(units: str = "", rack: bool = False) -> Response:
+        """The last hour's samples (:mod:`._ui_history`) of the units named (comma-separated)
+        and, with ``rack=true``, of the rack: what the charts start with."""
+        names = [n for n in units.split(",") if n]
+        if len(names) > MAX_HISTORY_UNITS:
+            raise HTTPException(400, f"units: at most {MAX_HISTORY_UNITS} at once")
+        rings = {} if history is None else history.units
+        return JSONResponse(
+            {
+                "intervalSeconds": None if history is None else history.interval,
+                "unitFields": list(UNIT_FIELDS),
+                "rackFields": list(RACK_FIELDS),
+                "units": {n: rings[n].rows() for n in names if n in rings},
+                "rack": history.rack.rows() if rack and history is not None else [],
+            }
+        )
 
     @router.get("/watch", dependencies=guard)
     async def watch(request: Request) -> Response:

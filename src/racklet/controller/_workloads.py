@@ -1,4 +1,5 @@
-"""The MicroVM side of a heartbeat: take the unit's VM reports, answer with its assignments.
+"""The MicroVM side of a heartbeat: take the unit's VM reports, answer with its assignments;
+and a VM's console, read from the agent of the unit it runs on (:class:`VmConsoles`).
 
 The channel is the heartbeat the agent already sends over mutual TLS (its certificate names
 the unit, checked by the handler): the body carries what the agent's VMs are doing, the
@@ -10,20 +11,42 @@ dropped), so a VM's status always describes the one placement the controller sta
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Any
 
+import httpx
+
 from racklet.api import TERMINAL_VM_PHASES, MicroVM, utcnow
-from racklet.controller._heartbeats import VmReport
+from racklet.controller._heartbeats import HeartbeatRegistry, VmReport
+from racklet.controller.errors import ControllerError
 from racklet.controller.reconcilers._microvms import LEASE_SECONDS
+from racklet.limits import InputRejected, parse_json
+from racklet.net import ca_trust_domain, client_context, spiffe_id
 from racklet.store import Conflict, Fenced, Store
 
 VM_CHANNEL = "vm-images"
 IMAGE_FILE = "image.tar"
 AGENT_PHASES = frozenset({"Starting", "Running", "Succeeded", "Failed"})
+LEASE_MARGIN_SECONDS = 2.0
+"""How much earlier than the controller's lease the agent's runs out (covers the reply's
+trip and the agent's poll)."""
+MAX_CONSOLE_WAIT_SECONDS = 10.0
+"""The longest long poll the controller holds open on an agent (and a client on it)."""
+CONSOLE_REPLY_BYTES = 16 * 1024 * 1024
 
 
 def image_target(vm: MicroVM) -> str:
     return f"{VM_CHANNEL}/{vm.spec.image.name}/{vm.spec.image.version}/{IMAGE_FILE}"
+
+
+def lease_seconds(vm: MicroVM) -> float:
+    """What the agent may count on: the lease the controller holds, less a margin, so the
+    agent's deadline (from when the reply reaches it) passes before the controller's does
+    and the VM is stopped on the old unit before it can be placed on another."""
+    if vm.status.lease_until is None:
+        return 0.0
+    left = (vm.status.lease_until - utcnow()).total_seconds()
+    return max(0.0, min(LEASE_SECONDS, left) - LEASE_MARGIN_SECONDS)
 
 
 def assignment(vm: MicroVM) -> dict[str, Any]:
@@ -35,7 +58,7 @@ def assignment(vm: MicroVM) -> dict[str, Any]:
         "memoryMiB": vm.spec.memory_mi_b,
         "kernelArgs": vm.spec.kernel_args,
         "userData": vm.spec.user_data,
-        "leaseSeconds": LEASE_SECONDS,
+        "leaseSeconds": round(lease_seconds(vm), 3),
     }
 
 
@@ -71,3 +94,88 @@ async def exchange(
         for v in await store.list(MicroVM)
         if v.status.unit == unit and v.status.phase not in TERMINAL_VM_PHASES
     ]
+
+
+class ConsoleUnavailable(ControllerError):
+    """The VM's console cannot be read now; ``code`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class VmConsoles:
+    """Reads MicroVM consoles from the units' agents, as the controller (its client
+    certificate; the agent serves consoles to nobody else), each connection pinned to the
+    unit the VM is assigned to (``spiffe://<rack>/unit/<unit>``): the agent's address comes
+    from the unit's own heartbeat, and no other rack identity can answer for it."""
+
+    def __init__(
+        self, store: Store, heartbeats: HeartbeatRegistry, ca: Path, cert: Path, key: Path
+    ):
+        self._store = store
+        self._heartbeats = heartbeats
+        self._tls = (ca, cert, key)
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    def _client(self, unit: str) -> httpx.AsyncClient:
+        client = self._clients.get(unit)
+        if client is None:
+            ca, cert, key = self._tls
+            expect = spiffe_id(ca_trust_domain(ca.read_bytes()), "unit", unit)
+            client = httpx.AsyncClient(
+                verify=client_context(ca, cert, key, expect=expect, follow=True),
+                timeout=httpx.Timeout(5.0, read=MAX_CONSOLE_WAIT_SECONDS + 5.0),
+            )
+            self._clients[unit] = client
+        return client
+
+    async def read(self, name: str, skip: int = 0, wait: float = 0.0) -> dict[str, Any]:
+        """The console of VM ``name`` from line ``skip`` on (see ``racklet.node._console``),
+        waiting up to ``wait`` seconds for a new line; ``unit`` added."""
+        vm = await self._store.get(MicroVM, name)  # NotFound: a 404
+        unit = vm.status.unit
+        if unit is None:
+            raise ConsoleUnavailable(
+                f"microvm {name!r} is {vm.status.phase} and on no unit: no console yet", 409
+            )
+        beat = self._heartbeats.latest(unit)
+        if beat is None:
+            raise ConsoleUnavailable(f"{unit} has sent no heartbeat: its agent is unknown", 503)
+        url = f"{beat.body.agent_url.rstrip('/')}/vms/{name}/console"
+        params = {
+            "skip": str(max(0, skip)),
+            "wait": f"{min(max(0.0, wait), MAX_CONSOLE_WAIT_SECONDS):g}",
+        }
+        try:
+            response = await self._client(unit).get(url, params=params)
+        except (httpx.HTTPError, OSError, ValueError) as exc:
+            raise ConsoleUnavailable(f"the agent of {unit} does not answer: {exc!r}", 503) from exc
+        if response.status_code == 404:
+            raise ConsoleUnavailable(
+                f"microvm {name!r} has no console on {unit} yet ({vm.status.phase})", 409
+            )
+        if response.status_code != 200:
+            raise ConsoleUnavailable(
+                f"the agent of {unit} refused the console: HTTP {response.status_code}", 503
+            )
+        try:
+            body = parse_json(response.content, max_bytes=CONSOLE_REPLY_BYTES)
+            lines = [str(line) for line in body["lines"]]
+            reply = {
+                "name": name,
+                "unit": unit,
+                "attempt": int(body["attempt"]),
+                "phase": str(body["phase"]),
+                "exitCode": body.get("exitCode"),
+                "lines": lines,
+                "next": int(body["next"]),
+            }
+        except (InputRejected, ValueError, KeyError, TypeError) as exc:
+            raise ConsoleUnavailable(f"the agent of {unit} sent a bad console: {exc}", 503) from exc
+        return reply
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()

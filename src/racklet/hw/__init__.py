@@ -12,6 +12,7 @@ from racklet.hw._interfaces import (
     Fan,
     Indicator,
     LinkHandler,
+    PowerLimiter,
     PowerMonitor,
     PowerReading,
     PowerSwitch,
@@ -22,6 +23,7 @@ from racklet.hw._interfaces import (
     Uart,
     UnitHost,
     UnitLinkPort,
+    measured_capacity,
 )
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "Fan",
     "Indicator",
     "LinkHandler",
+    "PowerLimiter",
     "PowerMonitor",
     "PowerReading",
     "PowerSwitch",
@@ -46,4 +49,5 @@ __all__ = [
     "Uart",
     "UnitHost",
     "UnitLinkPort",
+    "measured_capacity",
 ]

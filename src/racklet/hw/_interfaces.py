@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,30 @@ class PowerMonitor(Protocol):
     """A driver for the unit's power monitor chip (PAC1921, INA219, ...)."""
 
     def read(self) -> PowerReading: ...
+
+
+class PowerLimiter(Protocol):
+    """A per-unit power cap the unit's firmware honours by lowering its clocks (as a Pi's
+    firmware throttles). It can hold the draw down to ``floor_watts`` (the lowest clock with
+    every core busy), not below: a cap under the floor is the caller's error."""
+
+    def floor_watts(self) -> float: ...
+    def ceiling_watts(self) -> float:
+        """The most the unit draws uncapped (every core busy at full clock)."""
+        ...
+
+    def limit_watts(self) -> float | None:
+        """The cap in force, None when uncapped."""
+        ...
+
+    def set_limit_watts(self, watts: float | None) -> None:
+        """Set (or with None lift) the cap; ``ValueError`` below the floor."""
+        ...
+
+    def under_voltage(self) -> bool:
+        """Whether the unit's firmware throttles to its floor because the supply sags (a Pi
+        below 4.63 V), whatever the cap: its demand is then hidden from its meter."""
+        ...
 
 
 class TemperatureSensor(Protocol):
@@ -194,6 +219,11 @@ class UnitHost(Protocol):
         """Whether the unit's Ethernet port has carrier (its switch port is up and enabled)."""
         ...
 
+    def capacity(self) -> tuple[int, int]:
+        """The unit's CPU cores and memory in MiB, what its MicroVMs may be given: the
+        board's (the twin's profile), or on hardware :func:`measured_capacity`."""
+        ...
+
 
 @dataclass(frozen=True)
 class BoardIdentity:
@@ -234,6 +264,8 @@ class BmcBoard:
     """The tray's locate LED (Redfish ``LocationIndicatorActive``), if the board has one."""
     identity: BoardIdentity | None = None
     """What the tray says about itself, if the board can read it."""
+    power_limiter: PowerLimiter | None = None
+    """The unit's power cap (Redfish ``Controls/PowerLimit``), if its firmware has one."""
 
 
 @dataclass
@@ -251,3 +283,13 @@ class RackBoard:
     """Named inputs of the cooling zones (``slot-1``...); a lost one raises ``OSError``."""
     fan_monitor: PowerMonitor | None = None
     """A monitor on the rack fans' own feed, if the board has one (their energy)."""
+
+
+def measured_capacity(meminfo: Path = Path("/proc/meminfo")) -> tuple[int, int]:
+    """This host's cores (``os.cpu_count``) and memory (``MemTotal`` of ``/proc/meminfo``,
+    in MiB): a real unit's :meth:`UnitHost.capacity`."""
+    cores = os.cpu_count() or 1
+    for line in meminfo.read_text(encoding="ascii", errors="replace").splitlines():
+        if line.startswith("MemTotal:"):
+            return cores, int(line.split()[1]) // 1024
+    raise OSError(f"{meminfo} has no MemTotal line")

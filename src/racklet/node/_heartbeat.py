@@ -49,8 +49,11 @@ class HeartbeatSender:
         self.urls = [f"{url}{HEARTBEAT_PATH}" for url in booted.trust.machine_urls]
         self.url = self.urls[0]
         self._failing: set[str] = set()
+        self._capacity = host.capacity()
+        """The unit's size, for the MicroVM scheduler (read once: a board does not grow)."""
 
     def body(self) -> dict[str, object]:
+        cores, memory_mib = self._capacity
         return {
             "unit": self._booted.unit,
             "agentUrl": f"https://127.0.0.1:{self._host.agent_port}",
@@ -59,6 +62,10 @@ class HeartbeatSender:
             "temperatureCelsius": round(self._host.temperature_celsius(), 2),
             "cpuLoad": round(self._host.cpu_load(), 4),
             "stressJob": self._stress.last_job if self._stress is not None else None,
+            # The controller judges silence by it (two missed intervals: Unreachable).
+            "heartbeatIntervalSeconds": self._booted.agent.heartbeat_interval_seconds,
+            "cores": cores,
+            "memoryMiB": memory_mib,
             **({"microvms": self._workloads.reports()} if self._workloads is not None else {}),
         }
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from racklet.config import write_private
+from racklet.config import make_dir, write_private
 from racklet.log import get_logger
 from racklet.tasks import OwnedTask
 from racklet.vm import (
@@ -30,6 +31,7 @@ from racklet.vm import (
     ImageError,
     accelerator,
     die_with_parent,
+    disable_kvm,
     find_qemu,
     qemu_command,
     read_image,
@@ -37,8 +39,14 @@ from racklet.vm import (
 )
 
 CONSOLE_LINES = 2000
+MAX_LINE_CHARS = 2048
+"""A console line is cut here: the buffer's size stays bounded whatever the guest prints."""
 STOP_GRACE_SECONDS = 5.0
 INIT_MARKER = "racklet-vm: init started"
+BOOT_SECONDS = {"kvm": 15.0, "tcg": 300.0}
+"""How long a guest may take to reach its init: KVM boots in about a second, so a guest
+silent for 15 s means KVM does not work here; TCG takes 3 s on an idle core and over a
+minute on a host whose cores are shared by many busy processes."""
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 log = get_logger("node.vms")
@@ -68,6 +76,36 @@ class VmState:
     console: collections.deque[str] = field(
         default_factory=lambda: collections.deque(maxlen=CONSOLE_LINES)
     )
+    lines_total: int = 0
+    """Console lines printed so far (the deque keeps the last ``CONSOLE_LINES``): a reader's
+    position, which stays right when old lines fall out of the buffer."""
+    _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+    def add_line(self, text: str) -> None:
+        self.console.append(text)
+        self.lines_total += 1
+        self.changed()
+
+    def changed(self) -> None:
+        """Wake every reader waiting in :meth:`wait_past` (a new line, a new phase)."""
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    def lines_from(self, skip: int, most: int = CONSOLE_LINES) -> tuple[int, list[str]]:
+        """Up to ``most`` console lines from line ``skip`` on, and the number of the first
+        (later than ``skip`` when older lines fell out of the buffer)."""
+        first = self.lines_total - len(self.console)
+        start = max(skip, first)
+        return start, list(itertools.islice(self.console, start - first, start - first + most))
+
+    async def wait_past(self, skip: int, seconds: float) -> None:
+        """Return once there is a line after ``skip`` or the VM ended, at most ``seconds``
+        seconds later (a follower's long poll)."""
+        if self.lines_total > skip or self.phase in ("Succeeded", "Failed") or seconds <= 0:
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._changed.wait()
 
     def report(self) -> dict[str, object]:
         return {
@@ -89,6 +127,8 @@ class Vm:
         self._process: asyncio.subprocess.Process | None = None
         self._reader = OwnedTask(f"vm-console:{request.name}")
         self._stopping = False
+        self._accel = "tcg"
+        self._boot_deadline = 0.0
         self.cpu_seconds_at_exit = 0.0
 
     @property
@@ -100,19 +140,27 @@ class Vm:
         QEMU ends the VM Failed with the reason (nothing is left running)."""
         try:
             parsed = read_image(image)
-            qemu = find_qemu()
             kernel, initrd = self._workdir / "vmlinuz", self._workdir / "initrd.img"
             ramdisk = parsed.initrd + user_data_archive(self.request.user_data)
             await asyncio.to_thread(write_private, kernel, parsed.kernel)
             await asyncio.to_thread(write_private, initrd, ramdisk)
+        except (ImageError, OSError) as exc:
+            self._finish("Failed", None, str(exc))
+            return
+        if await self._launch(accelerator()):
+            self._reader.start(self._follow)
+
+    async def _launch(self, accel: str) -> bool:
+        """Start QEMU on the laid-out kernel and initrd; False (the VM Failed) if it cannot."""
+        try:
             argv = qemu_command(
-                qemu,
-                kernel=kernel,
-                initrd=initrd,
+                find_qemu(),
+                kernel=self._workdir / "vmlinuz",
+                initrd=self._workdir / "initrd.img",
                 vcpus=self.request.vcpus,
                 memory_mib=self.request.memory_mib,
                 kernel_args=self.request.kernel_args,
-                accel=accelerator(),
+                accel=accel,
             )
             self._process = await asyncio.create_subprocess_exec(
                 *argv,
@@ -122,36 +170,88 @@ class Vm:
                 start_new_session=True,
                 preexec_fn=die_with_parent(),
             )
-        except (ImageError, HypervisorError, OSError) as exc:
+        except (HypervisorError, OSError) as exc:
             self._finish("Failed", None, str(exc))
-            return
-        self._reader.start(self._follow)
+            return False
+        self._accel = accel
+        self._boot_deadline = asyncio.get_running_loop().time() + BOOT_SECONDS[accel]
+        return True
 
     def _finish(self, phase: str, code: int | None, reason: str) -> None:
         if self.state.phase not in ("Succeeded", "Failed"):
             self.state.phase, self.state.exit_code, self.state.reason = phase, code, reason
+            self.state.changed()
             log.info("vm %s %s: %s", self.request.name, phase, reason or f"exit {code}")
 
     async def _follow(self) -> None:
+        """Read the console until QEMU ends; start the guest again under TCG if KVM did
+        not boot it (then KVM is off for every later VM of this process too)."""
+        while await self._read_console():
+            if self._stopping or not await self._launch("tcg"):
+                return
+            if self._stopping and self._process is not None:  # stopped while QEMU started
+                await self._kill(self._process)
+                self._finish("Failed", None, "stopped")
+                return
+
+    async def _kill(self, process: asyncio.subprocess.Process) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        await process.wait()
+
+    async def _read_console(self) -> bool:
+        """Follow one QEMU process; True when the guest is to be started again under TCG."""
         process = self._process
         assert process is not None and process.stdout is not None
         code: int | None = None
-        while line := await process.stdout.readline():
-            text = line.decode(errors="replace").rstrip("\r\n")
-            self.state.console.append(text)
+        while True:
+            try:
+                if self.state.phase == "Starting":  # until the guest's init said it runs
+                    async with asyncio.timeout_at(self._boot_deadline):
+                        line = await process.stdout.readline()
+                else:
+                    line = await process.stdout.readline()
+            except ValueError:  # a line over the stream's 64 KiB limit: asyncio dropped it
+                self.state.add_line("[racklet-agent: an over-long console line was dropped]")
+                continue
+            except TimeoutError:
+                return await self._boot_timed_out(process)
+            if not line:
+                break
+            text = line.decode(errors="replace").rstrip("\r\n")[:MAX_LINE_CHARS]
             self.cpu_seconds()  # sampled while the process is there to read
             if text.startswith(INIT_MARKER) and self.state.phase == "Starting":
                 self.state.phase = "Running"
             elif text.startswith(EXIT_MARKER):
                 with contextlib.suppress(ValueError):
                     code = int(text[len(EXIT_MARKER) :].strip())
+            self.state.add_line(text)
         returncode = await process.wait()
         if self._stopping:
             self._finish("Failed", code, "stopped")
+        elif self.state.phase == "Starting" and self._accel == "kvm":
+            return self._kvm_failed(f"QEMU ended under KVM before the guest booted ({returncode})")
         elif code is None:
             self._finish("Failed", None, f"the VM ended without an exit code (QEMU {returncode})")
         else:
             self._finish("Succeeded" if code == 0 else "Failed", code, "")
+        return False
+
+    async def _boot_timed_out(self, process: asyncio.subprocess.Process) -> bool:
+        """The guest's init did not start in time: under KVM, KVM does not work here (the
+        guest is started again under TCG); under TCG the VM Failed, saying so."""
+        seconds = BOOT_SECONDS[self._accel]
+        await self._kill(process)
+        if self._accel == "kvm" and not self._stopping:
+            return self._kvm_failed(f"a guest did not boot under KVM in {seconds:g} s")
+        self._finish("Failed", None, f"the guest's init did not start in {seconds:g} s")
+        return False
+
+    def _kvm_failed(self, why: str) -> bool:
+        disable_kvm(why)
+        self.state.add_line(f"racklet-agent: {why}; starting it again under TCG")
+        log.warning("vm %s: %s; TCG from now on", self.request.name, why)
+        return True
 
     def done(self) -> bool:
         return self.state.phase in ("Succeeded", "Failed")
@@ -177,9 +277,9 @@ class Vm:
 
     async def stop(self, grace: float = STOP_GRACE_SECONDS) -> None:
         """SIGTERM, then SIGKILL after ``grace`` seconds; then the console reader ends."""
+        self._stopping = True
         process = self._process
         if process is not None and process.returncode is None:
-            self._stopping = True
             with contextlib.suppress(ProcessLookupError):
                 process.terminate()
             try:
@@ -204,6 +304,20 @@ class Hypervisor:
     def __init__(self, scratch: Path | None = None) -> None:
         self._scratch = scratch
         self.vms: dict[str, Vm] = {}
+
+    async def prepare(self) -> None:
+        """Make the scratch directory (0700) and remove what a VM of an earlier run of this
+        unit left there (its agent was killed): no QEMU of this run uses it yet."""
+        scratch = self._scratch
+        if scratch is None:
+            return
+
+        def clean() -> None:
+            make_dir(scratch)
+            for stale in scratch.glob("vm-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+
+        await asyncio.to_thread(clean)
 
     async def start(self, request: VmRequest, image: bytes) -> Vm:
         """Start one attempt of a VM (an older attempt of the same name is stopped first)."""

@@ -6,7 +6,7 @@ unit) without clashing, and every scrape shows the unit as it is now.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -114,10 +114,11 @@ def metrics_registry(metrics: NodeMetrics) -> CollectorRegistry:
     return registry
 
 
-def create_agent_app(registry: CollectorRegistry) -> Starlette:
-    """The agent's read-only HTTP API: ``GET /metrics``, OpenMetrics or the text format."""
+def create_agent_app(registry: CollectorRegistry, routes: Sequence[Route] = ()) -> Starlette:
+    """The agent's read-only HTTP API: ``GET /metrics``, OpenMetrics or the text format, and
+    ``routes`` (the MicroVM consoles, :mod:`._console`)."""
 
     async def serve_metrics(request: Request) -> Response:
         return metrics_response(registry, request)
 
-    return Starlette(routes=[Route("/metrics", serve_metrics, methods=["GET"])])
+    return Starlette(routes=[Route("/metrics", serve_metrics, methods=["GET"]), *routes])

@@ -12,9 +12,11 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import time
 
 from racklet.boot import (
     BootedPayload,
+    controller_identity,
     fetch_verified_target,
     unit_client_context,
     unit_server_context,
@@ -24,6 +26,7 @@ from racklet.hw import Activity, UnitHost
 from racklet.link import LinkClient, LinkError
 from racklet.log import ContextLogger, get_logger
 from racklet.net import AppServer
+from racklet.node._console import console_route
 from racklet.node._health import TrialCheck, link_request
 from racklet.node._heartbeat import HeartbeatSender
 from racklet.node._hypervisor import Hypervisor
@@ -60,6 +63,7 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
     await host.clock.sleep(booted.agent.os_boot_seconds)
     host.set_activity(Activity.RUNNING)
     console(f"{name} {version}: reached target multi-user")
+    logger.info(f"os timeline: up={time.time():.6f}")  # wall clock, beside the boot timeline
     await _report_running(host, booted, logger)
 
     metrics = NodeMetrics(host, booted.unit, version, started)
@@ -68,15 +72,15 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
     stress = StressRunner(host, logger, console)
     workloads: Workloads | None = None
     try:
+        client_ssl = await asyncio.to_thread(unit_client_context, booted.trust, booted.identity)
+        workloads = await _workloads(host, booted, client_ssl)
+        metrics.vms = workloads.reports
         try:
-            server = await _start_agent(host, booted, metrics)
+            server = await _start_agent(host, booted, metrics, workloads)
             console(f"racklet-agent: serving https://127.0.0.1:{host.agent_port}/metrics")
         except AgentServerError as exc:
             console(f"racklet-agent: {exc}")
             logger.error(str(exc))
-        client_ssl = await asyncio.to_thread(unit_client_context, booted.trust, booted.identity)
-        workloads = _workloads(host, booted, client_ssl)
-        metrics.vms = workloads.reports
         heartbeat = HeartbeatSender(host, booted, metrics, client_ssl, logger, stress, workloads)
         heartbeat_task = asyncio.create_task(heartbeat.run(), name=f"heartbeat:{booted.unit}")
         console(f"racklet-agent: heartbeat to {heartbeat.url}")
@@ -88,6 +92,7 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
                 healthy = server is not None and metrics.heartbeats["ok"] > 0
                 verdict = await trial.check(healthy, logger)
                 if verdict is not None and verdict.committed:
+                    logger.info(f"os timeline: committed={time.time():.6f}")
                     console(f"racklet-agent: health check passed; slot {booted.slot} committed")
                 elif verdict is not None:
                     console(f"racklet-agent: {verdict.reason}; rebooting to the committed slot")
@@ -112,9 +117,13 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
     host.set_activity(Activity.HALTED)
 
 
-def _workloads(host: UnitHost, booted: BootedPayload, client_ssl: ssl.SSLContext) -> Workloads:
+async def _workloads(
+    host: UnitHost, booted: BootedPayload, client_ssl: ssl.SSLContext
+) -> Workloads:
     """The unit's MicroVMs: images come TUF-verified from the rack's boot server, with the
-    BMC-held root, into a metadata cache of their own on the unit's storage."""
+    BMC-held root, into a metadata cache of their own on the unit's storage, where each
+    VM's kernel and initrd are laid out too (``vms/``: a QEMU's command line names its
+    unit)."""
     metadata = host.storage / "tuf-vm" / "metadata"
 
     async def fetch(target: str) -> bytes:
@@ -129,7 +138,16 @@ def _workloads(host: UnitHost, booted: BootedPayload, client_ssl: ssl.SSLContext
 
     # The twin's unit takes its VMs' CPU share as its load (its power curve follows); a real
     # unit's load is simply measured, so there is nothing to set.
-    return Workloads(Hypervisor(), fetch, on_load=getattr(host, "set_load", None))
+    cores, _ = host.capacity()
+    hypervisor = Hypervisor(host.storage / "vms")
+    await hypervisor.prepare()
+    return Workloads(
+        hypervisor,
+        fetch,
+        cores=cores,
+        on_load=getattr(host, "set_load", None),
+        base_load=host.cpu_load,
+    )
 
 
 async def _restart(host: UnitHost, reason: str, logger: ContextLogger) -> bool:
@@ -150,12 +168,15 @@ def _check_port_free(port: int) -> None:
         probe.bind(("127.0.0.1", port))
 
 
-async def _start_agent(host: UnitHost, booted: BootedPayload, metrics: NodeMetrics) -> AppServer:
+async def _start_agent(
+    host: UnitHost, booted: BootedPayload, metrics: NodeMetrics, workloads: Workloads
+) -> AppServer:
     try:
         _check_port_free(host.agent_port)
-        ssl_context = await asyncio.to_thread(unit_server_context, booted.identity)
+        ssl_context = await asyncio.to_thread(unit_server_context, booted.identity, booted.trust)
+        consoles = console_route(workloads.console_state, controller_identity(booted.identity))
         server = AppServer(
-            create_agent_app(metrics_registry(metrics)),
+            create_agent_app(metrics_registry(metrics), [consoles]),
             port=host.agent_port,
             ssl_context=ssl_context,
             name=f"agent:{booted.unit}",

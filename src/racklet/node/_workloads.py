@@ -12,6 +12,7 @@ elsewhere, so it never runs twice. Every task here is owned and cancelled by :me
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,10 @@ from racklet.log import get_logger
 from racklet.node._hypervisor import Hypervisor, VmRequest, VmState
 
 Fetch = Callable[[str], Awaitable[bytes]]
+ENDED_KEPT = 32
+LOAD_WINDOW_SECONDS = 1.0
+"""The VMs' CPU share is measured over windows this long (wall clock)."""
+"""Ended VMs whose console the agent keeps (each at most ``CONSOLE_LINES`` lines)."""
 log = get_logger("node.workloads")
 
 
@@ -34,10 +39,15 @@ class Workloads:
         clock: Callable[[], float] | None = None,
         cores: int = 4,
         on_load: Callable[[float], None] | None = None,
+        base_load: Callable[[], float] | None = None,
     ) -> None:
         self._cores = cores
         self._on_load = on_load
+        self._base_load = base_load
+        self._base = 0.0
+        """The load the unit's OS had before its first VM (VMs add to it, and give it back)."""
         self._last_cpu: tuple[float, float] | None = None  # (wall time, CPU seconds)
+        self._share: float | None = None
         self._hypervisor = hypervisor
         self._fetch = fetch
         self._clock = clock or asyncio.get_running_loop().time
@@ -46,6 +56,8 @@ class Workloads:
         self._starting: dict[str, asyncio.Task[None]] = {}
         self._failed: dict[str, VmState] = {}
         self._stopping: set[asyncio.Task[None]] = set()
+        self._ended: collections.OrderedDict[str, VmState] = collections.OrderedDict()
+        """VMs no longer assigned here, newest last: their console stays readable."""
 
     def apply(self, assignments: list[dict[str, Any]]) -> None:
         """The controller's current assignments for this unit (from a heartbeat reply)."""
@@ -72,6 +84,7 @@ class Workloads:
         if old is not None:
             old.cancel()
         self._failed.pop(name, None)
+        self._ended.pop(name, None)
         self._starting[name] = asyncio.create_task(
             self._start(name, attempt, item), name=f"vm-start:{name}"
         )
@@ -90,7 +103,9 @@ class Workloads:
                 image = await self._fetch(str(item["image"]))
             except (RackletError, KeyError, TypeError, ValueError) as exc:
                 reason = f"image not started: {exc}"
-                self._failed[name] = VmState(name, attempt, phase="Failed", reason=reason)
+                failed = VmState(name, attempt, phase="Failed", reason=reason)
+                failed.add_line(f"racklet-agent: {reason}")
+                self._failed[name] = failed
                 log.warning("vm %s not started: %s", name, exc)
                 return
             await self._hypervisor.start(request, image)
@@ -103,6 +118,12 @@ class Workloads:
         log.info("stopping vm %s: %s", name, why)
         self._attempts.pop(name, None)
         self._leases.pop(name, None)
+        state = self.console_state(name)
+        if state is not None:
+            self._ended[name] = state
+            self._ended.move_to_end(name)
+            while len(self._ended) > ENDED_KEPT:
+                self._ended.popitem(last=False)
         self._failed.pop(name, None)
         task = self._starting.pop(name, None)
         if task is not None:
@@ -110,29 +131,40 @@ class Workloads:
         self._stopping.add(asyncio.create_task(self._hypervisor.remove(name)))
 
     def load(self) -> float | None:
-        """The share of the unit's cores its VMs used since the last call (0..1), from the
-        QEMU processes' CPU time; None on the first call and while no VM ever ran."""
+        """The share of the unit's cores its VMs used (0..1) over the last whole window of
+        :data:`LOAD_WINDOW_SECONDS`, from the QEMU processes' CPU time; None on the first
+        call and until the first window closed. CPU time comes in clock ticks (10 ms): over
+        a window of a second one tick is 1 % of a core, over the OS's 0.25 s poll it would
+        be 4 %, and the unit's power would jitter by as much."""
         wall, used = time.monotonic(), self._hypervisor.cpu_seconds()
-        last, self._last_cpu = self._last_cpu, (wall, used)
-        if last is None or wall <= last[0]:
+        last = self._last_cpu
+        if last is None:
+            self._last_cpu, self._share = (wall, used), None
             return None
-        return min(1.0, max(0.0, (used - last[1]) / (wall - last[0]) / self._cores))
+        if wall - last[0] < LOAD_WINDOW_SECONDS:
+            return self._share
+        self._last_cpu = (wall, used)
+        self._share = min(1.0, max(0.0, (used - last[1]) / (wall - last[0]) / self._cores))
+        return self._share
 
     def _report_load(self) -> None:
-        """Compute becomes watts: in the twin the VMs' CPU share is the unit's load, which
-        drives its power curve. Reported only while this agent runs VMs (and once more as 0
+        """Compute becomes watts: in the twin the VMs' CPU share, on top of what the OS
+        itself kept busy before them, is the unit's load, which drives its power curve.
+        Reported only while this agent runs VMs (and once more, the OS's own load again,
         when the last one ended), so a load set by other means is left alone otherwise."""
         if self._on_load is None:
             return
         busy = bool(self._hypervisor.vms)
+        if busy and self._last_cpu is None and self._base_load is not None:
+            self._base = self._base_load()
         share = self.load() if busy or self._last_cpu is not None else None
         if not busy:
             self._last_cpu = None
             if share is not None:
-                self._on_load(0.0)
+                self._on_load(self._base)
             return
         if share is not None:
-            self._on_load(share)
+            self._on_load(min(1.0, self._base + share))
 
     async def expire(self) -> None:
         """Stop every VM whose lease ran out, and report the VMs' load (the OS's poll)."""
@@ -163,6 +195,14 @@ class Workloads:
     def console(self, name: str) -> list[str] | None:
         vm = self._hypervisor.vms.get(name)
         return list(vm.state.console) if vm is not None else None
+
+    def console_state(self, name: str) -> VmState | None:
+        """The newest attempt of VM ``name`` this unit knows, with its console: running, not
+        started (the image failed), or ended and dropped (kept for ``racklet logs``)."""
+        vm = self._hypervisor.vms.get(name)
+        if vm is not None:
+            return vm.state
+        return self._failed.get(name) or self._ended.get(name)
 
     async def close(self) -> None:
         """Stop everything (a shutdown, a power cut): no QEMU outlives its unit's OS."""

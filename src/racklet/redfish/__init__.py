@@ -1,13 +1,14 @@
 """An async Redfish client: how the controller (and the CLI) talk to BMCs."""
 
 from racklet.redfish._client import RESET_TYPES, RedfishClient
-from racklet.redfish._resources import ChassisView, EnvironmentView, SystemView
+from racklet.redfish._resources import ChassisView, EnvironmentView, PowerLimitView, SystemView
 from racklet.redfish.errors import RedfishClientError, RedfishError, RedfishUnreachable
 
 __all__ = [
     "RESET_TYPES",
     "ChassisView",
     "EnvironmentView",
+    "PowerLimitView",
     "RedfishClient",
     "RedfishClientError",
     "RedfishError",

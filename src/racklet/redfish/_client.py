@@ -198,6 +198,10 @@ class RedfishClient:
             raise RedfishError(response.status_code, f"{path} did not return a JSON object")
         return body
 
+    async def patch(self, path: str, body: dict[str, Any]) -> None:
+        """PATCH a resource (a refusal is :class:`RedfishError` with the BMC's message)."""
+        await self._request("PATCH", path, json=body, check=_raise_with_resolution)
+
     async def system(self, system_id: str) -> SystemView:
         return SystemView.from_json(await self.get(f"/redfish/v1/Systems/{system_id}"))
 
@@ -220,6 +224,17 @@ class RedfishClient:
             f"/redfish/v1/Systems/{system_id}/Actions/ComputerSystem.Reset",
             json={"ResetType": reset_type},
             extra={"Idempotency-Key": idempotency_key} if idempotency_key else None,
+        )
+
+    async def set_power_limit(self, chassis_id: str, watts: float | None) -> None:
+        """Cap the unit at ``watts`` (``Controls/PowerLimit``), or lift its cap with None."""
+        body: dict[str, Any] = (
+            {"ControlMode": "Disabled"}
+            if watts is None
+            else {"SetPoint": round(watts, 3), "ControlMode": "Automatic"}
+        )
+        await self._request(
+            "PATCH", f"/redfish/v1/Chassis/{chassis_id}/Controls/PowerLimit", json=body
         )
 
     # -- BMC firmware (UpdateService, the A/B slots of the BMC itself) -------------------------

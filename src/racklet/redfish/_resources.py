@@ -32,10 +32,14 @@ class SystemView:
     state: str | None
     health: str | None
     messages: tuple[str, ...]
+    boot_override: tuple[str, str] | None = None
+    """``Boot.BootSourceOverrideTarget`` and ``BootSourceOverrideEnabled``, if shown."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SystemView:
         conditions = _get(data, "Status", "Conditions") or []
+        target = _get(data, "Boot", "BootSourceOverrideTarget")
+        enabled = _get(data, "Boot", "BootSourceOverrideEnabled")
         return cls(
             power_state=_get(data, "PowerState"),
             boot_last_state=_get(data, "BootProgress", "LastState"),
@@ -44,6 +48,9 @@ class SystemView:
             health=_get(data, "Status", "Health"),
             messages=tuple(
                 str(c["Message"]) for c in conditions if isinstance(c, dict) and c.get("Message")
+            ),
+            boot_override=(
+                (target, enabled) if isinstance(target, str) and isinstance(enabled, str) else None
             ),
         )
 
@@ -58,12 +65,16 @@ class ChassisView:
 
     state: str | None
     max_power_watts: float | None
+    locate: bool | None = None
+    """The locate LED (``LocationIndicatorActive``), if the chassis has one."""
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ChassisView:
+        locate = _get(data, "LocationIndicatorActive")
         return cls(
             state=_get(data, "Status", "State"),
             max_power_watts=_number(_get(data, "MaxPowerWatts")),
+            locate=locate if isinstance(locate, bool) else None,
         )
 
     @property
@@ -72,12 +83,38 @@ class ChassisView:
 
 
 @dataclass(frozen=True)
+class PowerLimitView:
+    """``PowerLimitWatts`` (the unit's power cap, a ``Control`` excerpt): the cap in force
+    (None: ``Disabled``), the range it may take, and whether the supply's sag overrides it."""
+
+    limit_watts: float | None
+    floor_watts: float
+    ceiling_watts: float
+    overridden: bool
+
+    @classmethod
+    def from_json(cls, data: Any) -> PowerLimitView | None:
+        floor, ceiling = _number(_get(data, "AllowableMin")), _number(_get(data, "AllowableMax"))
+        if floor is None or ceiling is None:
+            return None
+        mode = _get(data, "ControlMode")
+        return cls(
+            limit_watts=None if mode == "Disabled" else _number(_get(data, "SetPoint")),
+            floor_watts=floor,
+            ceiling_watts=ceiling,
+            overridden=mode == "Override",
+        )
+
+
+@dataclass(frozen=True)
 class EnvironmentView:
-    """``/redfish/v1/Chassis/{id}/EnvironmentMetrics``: power, energy and temperature."""
+    """``/redfish/v1/Chassis/{id}/EnvironmentMetrics``: power, energy and temperature, and
+    the power cap where the BMC has one."""
 
     power_watts: float | None
     energy_joules: float | None
     temperature_celsius: float | None
+    power_limit: PowerLimitView | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> EnvironmentView:
@@ -85,4 +122,5 @@ class EnvironmentView:
             power_watts=_number(_get(data, "PowerWatts", "Reading")),
             energy_joules=_number(_get(data, "EnergyJoules", "Reading")),
             temperature_celsius=_number(_get(data, "TemperatureCelsius", "Reading")),
+            power_limit=PowerLimitView.from_json(_get(data, "PowerLimitWatts")),
         )

@@ -3,7 +3,9 @@
 Every control period each zone reads its sensors once, asks each sensor's thermal PID for a
 speed set-point, takes the highest, and drives each fan's PWM through its fan PID from the
 tachometer. One lost sensor (unreadable, NaN, out of range) puts the zone in **Failsafe** in
-that same step: every fan of the zone at ``failsafe_percent`` PWM, a ``SensorEvent``
+that same step, and so does a stale one, whose reading has not changed for
+``staleAfterPeriods`` control periods (a stuck converter: a live sensor's last bit moves):
+every fan of the zone at ``failsafe_percent`` PWM, a ``SensorEvent``
 (``SensorFailure`` or ``InvalidSensorReading``) per lost sensor and an ``Environmental``
 ``FanGroupWarning`` for the zone in the RMC's EventLog. When every sensor reads again the
 zone returns to **Normal** (``SensorRestored``, ``FanGroupNormal``). The same code drives real
@@ -45,6 +47,9 @@ class ZoneState:
     """Each sensor's PID output (% of rated speed) in the last normal step."""
     lost: set[str] = field(default_factory=set)
     failsafe_entries: int = 0
+    unchanged: dict[str, int] = field(default_factory=dict)
+    """For how many periods in a row each sensor has read the same value."""
+    stale: set[str] = field(default_factory=set)
 
 
 class CoolingController:
@@ -103,9 +108,18 @@ class CoolingController:
 
     def _step_zone(self, state: ZoneState, seconds: float) -> None:
         zone = state.zone
+        previous = state.readings
         state.readings = {i.sensor: self._read(i.sensor) for i in zone.inputs}
-        lost = {name for name, value in state.readings.items() if not usable(value)}
-        self._report(state, lost)
+        for name, value in state.readings.items():
+            same = value is not None and previous.get(name) == value
+            state.unchanged[name] = state.unchanged.get(name, 0) + 1 if same else 0
+        stale = {
+            name
+            for name, periods in state.unchanged.items()
+            if periods >= self.config.stale_after_periods
+        }
+        lost = {name for name, value in state.readings.items() if not usable(value)} | stale
+        self._report(state, lost, stale)
         if lost:
             for fan in zone.fans:
                 self._fan_pids[(zone.name, fan)].reset()
@@ -137,12 +151,22 @@ class CoolingController:
         except (OSError, ValueError) as exc:
             self._log.warning(f"cooling: fan {name}: cannot set {percent:.0f} %: {exc}")
 
-    def _report(self, state: ZoneState, lost: set[str]) -> None:
+    def _report(self, state: ZoneState, lost: set[str], stale: set[str]) -> None:
         """Events for every change of a sensor's and the zone's health."""
         zone = state.zone
+        for name in sorted(stale - state.stale):
+            self._log.warning(
+                f"cooling: sensor {name} stale: it read {state.readings[name]} for "
+                f"{state.unchanged[name]} control periods in a row"
+            )
+        state.stale = stale
         for name in sorted(lost - state.lost):
             value = state.readings[name]
-            if value is not None and (math.isnan(value) or not usable(value)):
+            if name in stale:
+                self._publish(
+                    f"{SENSOR_EVENT}.SensorFailure", (name,), "Warning", f"Sensor '{name}' failed."
+                )
+            elif value is not None and (math.isnan(value) or not usable(value)):
                 self._publish(
                     f"{SENSOR_EVENT}.InvalidSensorReading",
                     (name,),

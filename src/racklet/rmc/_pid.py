@@ -97,6 +97,9 @@ class CoolingConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     period_seconds: float = Field(default=1.0, ge=0.05, le=60.0, alias="periodSeconds")
+    stale_after_periods: int = Field(default=30, ge=2, le=3600, alias="staleAfterPeriods")
+    """A sensor whose reading has not changed for this many control periods is stuck (a
+    real sensor's last bit always moves) and sends its zone to failsafe."""
     zones: list[Zone] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -94,6 +94,30 @@ class _Presence:
         return self._unit.present
 
 
+class _PowerLimiter:
+    """The unit firmware's power cap, as the BMC sets it (the HAL's ``PowerLimiter``)."""
+
+    def __init__(self, unit: TwinUnit) -> None:
+        self._unit = unit
+
+    def floor_watts(self) -> float:
+        return self._unit.floor_watts
+
+    def ceiling_watts(self) -> float:
+        return self._unit.full_load_watts
+
+    def limit_watts(self) -> float | None:
+        return self._unit.power_limit_watts
+
+    def set_limit_watts(self, watts: float | None) -> None:
+        if watts is not None and watts < self.floor_watts():
+            raise ValueError(f"a cap of {watts:g} W is below the floor {self.floor_watts():.2f} W")
+        self._unit.power_limit_watts = watts
+
+    def under_voltage(self) -> bool:
+        return self._unit.under_voltage and self._unit.activity is not None
+
+
 class _Uart:
     def __init__(self, unit: TwinUnit) -> None:
         self._unit = unit
@@ -207,4 +231,5 @@ def build_board(unit: TwinUnit, clock: Clock, monitor: MonitorSocket) -> BmcBoar
         fans=[unit.fan],
         locate_led=_LocateLed(),
         identity=_identity(unit),
+        power_limiter=_PowerLimiter(unit),
     )

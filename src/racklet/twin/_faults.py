@@ -396,7 +396,8 @@ class FaultEngine:
         applied.message = "the BMC was restarted (the unit kept running)"
 
     async def _apply_SensorFailure(self, applied: Applied, units: list[TwinUnit]) -> None:
-        sensor = _choice(applied.params, "sensor", ("temperature", "power"), "temperature")
+        # "slot": the RMC's temperature input of the unit's slot (its fan zones read it)
+        sensor = _choice(applied.params, "sensor", ("temperature", "power", "slot"), "temperature")
         mode = _choice(applied.params, "mode", SENSOR_MODES, "stuck")
         if sensor == "power" and mode in ("nan", "drift"):
             raise FaultRefused(

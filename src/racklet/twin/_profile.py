@@ -32,6 +32,10 @@ class UnitProfile(BaseModel):
     max_power_watts: float = Field(gt=0)
     rom_delay_seconds: float = Field(ge=0)
     os_boot_seconds: float = Field(ge=0)
+    cores: int = Field(default=4, ge=1, le=1024)
+    """CPU cores the board's OS sees (what the MicroVM scheduler may hand out)."""
+    memory_mib: int = Field(default=4096, ge=64)
+    """The board's memory, MiB (the OS keeps a share; the scheduler subtracts it)."""
     ambient_celsius: float = 25.0
     thermal_resistance_c_per_w: float = Field(gt=0)
     thermal_time_constant_seconds: float = Field(gt=0)
@@ -44,6 +48,9 @@ class UnitProfile(BaseModel):
     throttle_celsius: float = 80.0
     throttle_release_celsius: float = 77.0
     throttle_load_cap: float = Field(default=0.5, ge=0, le=1)
+    cap_floor_load: float = Field(default=0.0, ge=0, le=1)
+    """The share of (full - idle) a unit still draws with every core busy at its lowest
+    clock: how far a power cap or an under-voltage throttle can hold it down."""
     monitor: Literal["pac1921", "ina219"] = "pac1921"
     sense_ohms: float = Field(default=0.01, gt=0)
     idle_spread: float = Field(default=0.0, ge=0, le=0.25)

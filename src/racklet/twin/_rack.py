@@ -8,8 +8,9 @@ A believable rack: each board's idle and full-load draw is the profile's figure 
 factor drawn once from the rack's seed (normal, the profile's spread as one deviation,
 clipped at two), and its sensors' noise comes from the same seed, so one seed always builds
 the same rack. Heat rises: a unit's inlet air is warmer by the profile's ``inlet_rise_c_per_w``
-for every watt the units below it dissipate, scaled by the rack's airflow
-(:attr:`TwinRack.airflow`, 1.0 nominal; the rack fans, a seam for the RMC's fan control).
+for every watt the units below it dissipate, divided by the rack's airflow
+(:attr:`TwinRack.airflow`: what the rack fans the RMC drives really move, 1.0 at full speed),
+so a slower fan warms every unit above the bottom one.
 ``stop()`` cancels and awaits every task the rack owns: the physics loop and every unit's
 firmware.
 """
@@ -30,7 +31,13 @@ from racklet.twin._board import MonitorSocket, build_board
 from racklet.twin._busbar import Busbar
 from racklet.twin._clock import SimClock
 from racklet.twin._profile import UnitProfile, load_profile
-from racklet.twin._rack_board import SlotSensor, build_rack_board, rack_airflow, rack_fans
+from racklet.twin._rack_board import (
+    SlotSensor,
+    build_rack_board,
+    rack_airflow,
+    rack_airflow_ratio,
+    rack_fans,
+)
 from racklet.twin._switch import PORT_BANDWIDTH_BPS, TwinSwitch
 from racklet.twin._unit import Firmware, TwinUnit
 from racklet.twin.errors import TwinError
@@ -103,8 +110,6 @@ class TwinRack:
             _realize_spread(unit, random.Random(f"{description.name}/{description.seed}/{name}"))
             unit.port = self.switch.attach(slot, unit.is_cabled_up)
             self._monitors[name] = MonitorSocket(unit, self.profile.supply_volts)
-        self.airflow = 1.0
-        """The rack fans' airflow over its nominal (the RMC's fans will drive it)."""
         self._boards: dict[str, BmcBoard] = {}
         self.rack_fans = rack_fans()
         """The rack's own fans: on the busbar, driven by the RMC (``rack_board()``)."""
@@ -113,6 +118,11 @@ class TwinRack:
         self.fan_energy_joules = 0.0
         self._physics: asyncio.Task[None] | None = None
         self._log = get_logger("twin")
+
+    @property
+    def airflow(self) -> float:
+        """The rack fans' airflow over its nominal (1.0 at full speed; the RMC drives it)."""
+        return rack_airflow_ratio(self.rack_fans)
 
     def unit(self, name: str) -> TwinUnit:
         try:
@@ -185,10 +195,11 @@ class TwinRack:
         for fan in self.rack_fans:
             fan.step(seconds)
         airflow = rack_airflow(self.rack_fans)
+        fans = sum(fan.power_watts for fan in self.rack_fans)
+        self._sag(fans)
         for unit in self.units.values():
             unit.rack_airflow = airflow
             unit.tick(seconds)
-        fans = sum(fan.power_watts for fan in self.rack_fans)
         self.fan_energy_joules += fans * max(0.0, seconds)  # ground truth for the fans' meter
         draws = [unit.power_watts for unit in self.units.values()]
         draws.append(fans)
@@ -196,10 +207,23 @@ class TwinRack:
             for unit in self.units.values():
                 unit.brown_out()
 
+    def _sag(self, fans: float) -> None:
+        """A demand above the PSU's rating pulls the busbar's voltage down: every unit's
+        firmware sees under-voltage and throttles to its lowest clock at once (a Pi does so
+        below 4.63 V). The PSU browns out only if the throttled draw is still too much."""
+        units = self.units.values()
+        for unit in units:
+            unit.under_voltage = False
+        demand = fans + sum(unit.power_watts for unit in units)
+        if demand > self.busbar.rated_watts:
+            self.busbar.sags += 1
+            for unit in units:
+                unit.under_voltage = True
+
     def _couple_inlets(self) -> None:
         """Each unit's inlet: ambient plus the rise from every unit below it (heat rises)."""
         below = 0.0
-        airflow = max(self.airflow, 0.1)  # still air still convects a little
+        airflow = self.airflow  # never below still air's: convection moves a little
         for unit in sorted(self.units.values(), key=lambda u: u.slot):
             profile = unit.profile
             unit.thermal.ambient = profile.ambient_celsius + (

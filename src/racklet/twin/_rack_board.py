@@ -2,7 +2,11 @@
 
 Rack fans are :class:`TwinFan` rotors fed from the busbar (their draw follows the fan affinity
 law, power ∝ speed³) whose air passes through every tray: a unit's thermal model sees
-``RACK_AIRFLOW_SHARE`` × the fans' mean airflow on top of its own board fan. Each slot has a
+``RACK_AIRFLOW_SHARE`` × the fans' mean airflow on top of its own board fan, and the same air
+carries the heat of the units below up to each unit's inlet (:func:`rack_airflow_ratio`: the
+rack's airflow over the nominal its profile's ``inlet_rise_c_per_w`` was figured at). One
+airflow for both: a slower fan makes every unit warmer. Until something drives its PWM a rack
+fan runs flat out, as a 4-wire PWM fan does with its PWM input left open. Each slot has a
 temperature input wired to the RMC (``slot-N``, the heat sink of the unit in it); its fault
 hook makes it lost (reads raise ``OSError``) or invalid (reads NaN). The busbar carries its own
 PAC1921 on the RMC's I2C bus with a 2 mΩ shunt, and the fans' feed another (100 mΩ), read by
@@ -14,6 +18,7 @@ from __future__ import annotations
 
 import enum
 import math
+import random
 from collections.abc import Callable
 
 from racklet.hw import Clock, Fan, RackBoard, TemperatureSensor
@@ -33,6 +38,8 @@ RACK_FAN_WATTS = 0.75
 """NF-A8 5V PWM datasheet: 0.15 A at 5 V."""
 RACK_FAN_TIME_CONSTANT = 3.0
 """Estimate: an 80 mm rotor takes a few seconds to reach speed (slower than a 30 mm one)."""
+STILL_AIR = 0.1
+"""Estimate: with the fans stopped, convection still moves a tenth of the nominal air."""
 RACK_AIRFLOW_SHARE = 0.6
 """Estimate: the rack's fans at full speed cool a tray 60 % as well as the fan on its board."""
 FAN_SENSE_OHMS = 0.1
@@ -42,10 +49,24 @@ BUSBAR_SENSE_OHMS = 0.002
 
 
 def rack_fans() -> list[TwinFan]:
-    return [
+    """The rack's fans, at full duty until driven (Intel's 4-wire PWM fan specification: an
+    open PWM input runs the fan at full speed, so a rack without an RMC is not left hot)."""
+    fans = [
         TwinFan(f"rack-fan-{n}", RACK_FAN_RPM, RACK_FAN_TIME_CONSTANT, RACK_FAN_WATTS)
         for n in range(1, RACK_FANS + 1)
     ]
+    for fan in fans:
+        fan.set_duty_percent(100.0)
+    return fans
+
+
+def rack_airflow_ratio(fans: list[TwinFan]) -> float:
+    """The air through the rack over its nominal (the fans at full speed, ~10 CFM through
+    the trays: the figure the profiles' ``inlet_rise_c_per_w`` is at), never below
+    :data:`STILL_AIR`. Half the air, twice the inlet rise: ΔT = P / (ρ · Q · c_p)."""
+    if not fans:
+        return STILL_AIR
+    return max(STILL_AIR, sum(min(1.0, fan.airflow) for fan in fans) / len(fans))
 
 
 def rack_airflow(fans: list[TwinFan]) -> float:
@@ -62,11 +83,19 @@ class SensorFailure(enum.StrEnum):
     """The sensor answers garbage: reads are NaN."""
 
 
+SLOT_SENSOR_LSB = 0.1
+"""The slot inputs read in 0.1 °C steps, with about one step of noise (estimate, as the SoC's)."""
+
+
 class SlotSensor:
-    """The temperature input of one slot, wired to the RMC."""
+    """The temperature input of one slot, wired to the RMC. It reads with a step of noise,
+    as a live converter does (a reading that never moves is a stuck one: the RMC's stale
+    check relies on that), and the fault engine's ``slot`` sensor tap
+    (``unit.sensor_taps["slot"]``: stuck, drift, NaN, absent) filters it."""
 
     def __init__(self, unit: TwinUnit) -> None:
         self._unit = unit
+        self._rng = random.Random(f"slot/{unit.name}")
         self.failure: SensorFailure | None = None
         """Fault hook: set to make the sensor lost or invalid, None to mend it."""
 
@@ -75,7 +104,13 @@ class SlotSensor:
             raise OSError(f"temperature input of slot {self._unit.slot} does not answer")
         if self.failure is SensorFailure.NAN:
             return math.nan
-        return round(self._unit.temperature, 1)
+        value = self._unit.temperature + self._rng.gauss(0.0, SLOT_SENSOR_LSB)
+        tap = self._unit.sensor_taps.get("slot")
+        if tap is not None:
+            value = tap(value)
+        if not math.isfinite(value):
+            return value
+        return round(round(value / SLOT_SENSOR_LSB) * SLOT_SENSOR_LSB, 1)
 
 
 def _monitor(

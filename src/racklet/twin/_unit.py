@@ -7,6 +7,10 @@ finished unwinding; a firmware that returns leaves the unit halted, still powere
 follows the activity the firmware reports and the load (a share of its cores the OS keeps busy)
 through the profile's curve, capped while throttled; ``idle_watts`` and ``full_load_watts`` are
 this board's own, the profile's figures with the manufacturing spread the rack drew for it.
+Its firmware holds the draw under a power cap (``power_limit_watts``, set through the BMC) and,
+while the busbar sags (``under_voltage``, set by the rack), throttles to its lowest clock, as a
+Pi's firmware does below 4.63 V: either way the load it runs is clamped, never below the
+profile's ``cap_floor_load``.
 This module does not run physics on its own: the rack ticks every unit (see ``_rack``).
 """
 
@@ -88,6 +92,10 @@ class TwinUnit:
         )
         """The fan on its BMC board, blowing over the unit (the board drives it)."""
         self.rack_airflow = 0.0
+        self.power_limit_watts: float | None = None
+        """The cap its BMC set (None: uncapped); the firmware clamps its clocks under it."""
+        self.under_voltage = False
+        """The busbar sags (the rack sets it): the firmware throttles to its lowest clock."""
         """Share of its rated air the rack's fans push through this unit's tray (0 to 1)."""
         self._firmware = firmware
         self._activity: Activity | None = None
@@ -113,10 +121,40 @@ class TwinUnit:
         return self.thermal.throttled
 
     @property
-    def effective_load(self) -> float:
+    def floor_watts(self) -> float:
+        """The lowest draw a cap can hold this board at with every core busy."""
+        return self.idle_watts + (self.full_load_watts - self.idle_watts) * (
+            self.profile.cap_floor_load
+        )
+
+    def _load_cap(self) -> float:
+        """The highest load the firmware lets run now (thermal, under-voltage, power cap)."""
+        profile = self.profile
+        cap = 1.0
         if self.thermal.throttled:
-            return min(self._load, self.profile.throttle_load_cap)
-        return self._load
+            cap = profile.throttle_load_cap
+        if self.under_voltage:
+            cap = min(cap, profile.cap_floor_load)
+        limit = self.power_limit_watts
+        if limit is not None:
+            span = self.full_load_watts - self.idle_watts
+            share = (limit - self.idle_watts) / span if span > 0 else 1.0
+            cap = min(cap, max(profile.cap_floor_load, share))
+        return cap
+
+    @property
+    def effective_load(self) -> float:
+        return min(self._load, self._load_cap())
+
+    @property
+    def limiting(self) -> bool:
+        """Whether a power cap or an under-voltage throttle holds the load back now."""
+        if self.activity is not Activity.RUNNING:
+            return False
+        profile = self.profile
+        held = self._load_cap()
+        thermal = profile.throttle_load_cap if self.thermal.throttled else 1.0
+        return held < thermal and self._load > held
 
     @property
     def power_watts(self) -> float:
@@ -260,6 +298,9 @@ class TwinUnit:
 
     def link_up(self) -> bool:
         return self.port is not None and self.port.carrier
+
+    def capacity(self) -> tuple[int, int]:
+        return self.profile.cores, self.profile.memory_mib
 
     def is_cabled_up(self) -> bool:
         """The unit's side of the cable: its PHY has power and it sits in its slot."""

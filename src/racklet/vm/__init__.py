@@ -18,7 +18,13 @@ from racklet.vm._image import (
     read_image,
     user_data_archive,
 )
-from racklet.vm._qemu import accelerator, die_with_parent, find_qemu, qemu_command
+from racklet.vm._qemu import (
+    accelerator,
+    die_with_parent,
+    disable_kvm,
+    find_qemu,
+    qemu_command,
+)
 from racklet.vm.errors import HypervisorError, ImageBuildError, ImageError, VmError
 
 __all__ = [
@@ -33,6 +39,7 @@ __all__ = [
     "build_initramfs",
     "default_busybox",
     "die_with_parent",
+    "disable_kvm",
     "download_kernel_deb",
     "find_qemu",
     "kernel_from_deb",

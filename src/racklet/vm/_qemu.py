@@ -32,11 +32,26 @@ def find_qemu() -> str:
     return path
 
 
+_kvm_broken: str | None = None
+"""Why KVM was found not to work on this host (set once a guest did not boot under it)."""
+
+
 def accelerator() -> str:
+    """``kvm`` when ``/dev/kvm`` opens for writing and no guest has failed to boot under it
+    in this process, ``tcg`` otherwise; ``RACKLET_VM_ACCEL`` forces one."""
     forced = os.environ.get("RACKLET_VM_ACCEL", "")
     if forced in ("kvm", "tcg"):
         return forced
+    if _kvm_broken is not None:
+        return "tcg"
     return "kvm" if os.access("/dev/kvm", os.R_OK | os.W_OK) else "tcg"
+
+
+def disable_kvm(reason: str) -> None:
+    """KVM opened but did not run a guest (in nested or restricted VMs ``/dev/kvm`` can
+    exist and a guest still hang at its first instructions): use TCG from now on."""
+    global _kvm_broken
+    _kvm_broken = reason
 
 
 def qemu_command(

@@ -73,6 +73,8 @@ SCHEMA_VERSIONS: dict[str, str | None] = {
     "Power": "v1_7_3",
     "Thermal": "v1_7_3",
     "Resource": "v1_23_0",
+    "Control": "v1_7_0",
+    "ControlCollection": None,
 }
 
 

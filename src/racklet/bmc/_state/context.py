@@ -36,6 +36,8 @@ class BmcContext:
     """The BMC's own firmware slots (A/B); None: a BMC that cannot update itself."""
     asset_tag: AssetTag = field(default_factory=lambda: AssetTag(None))
     """The tray's asset tag (in memory only unless the service gives it a file)."""
+    power_limit_set_point: float | None = None
+    """The last power cap asked for (``ControlMode: Automatic`` alone re-applies it)."""
 
     @property
     def system_path(self) -> str:

@@ -11,24 +11,49 @@ freed budget is used at once instead of at the next resync (200 s at 10,000 unit
 
 Only the rack's own units count (:func:`racklet.api.rack_of`): a second Rack in the same
 store keeps its own ledger.
+
+When the budget shrinks below what the powered units ask for, :meth:`govern` tells each unit
+its part of the plan (:mod:`racklet.controller._shedding`): capped at so many watts, shed, or
+uncapped. The budget is ``Rack.spec.psuRatedWatts``, or less while an Active ``BrownOut``
+Fault derates the PSU (its ``params.watts``): the one hardware side a controller drives is its
+rack, so a brown-out there is this rack's.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from racklet.api import ComputeUnit, ComputeUnitStatus, Rack
+from racklet.api import ComputeUnit, ComputeUnitStatus, Fault, Rack
 from racklet.controller._budget import Draw, Ledger
 from racklet.controller._phase import Observation
-from racklet.controller._shedding import Candidate, victims
-from racklet.redfish import ChassisView
+from racklet.controller._shedding import Candidate, plan
+from racklet.redfish import ChassisView, PowerLimitView
 from racklet.store import NotFound, Store
 
 DEFAULT_MAX_WATTS = 10.0  # a unit whose BMC does not say MaxPowerWatts
+CAP_STEP_WATTS = 0.05
+"""A cap within this of the planned one is left as it is (no PATCH for meter noise)."""
 _DRAWING = ("On", "PoweringOn", "PoweringOff")
 """Power states in which a unit draws from the busbar: one its BMC is still shutting down
 (phase Off, reason PoweringOff) counts at its measured watts until the BMC says Off."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    watts: float
+    why: str
+    """Where it comes from, for events: the rating, or the brown-out that derates it."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One unit's part of the plan: ``shed``, ``cap`` (at ``watts``) or ``uncap``."""
+
+    action: str
+    message: str
+    watts: float | None = None
 
 
 class BusbarAdmission:
@@ -47,6 +72,7 @@ class BusbarAdmission:
         self._line: dict[str, None] = {}  # refused power-ons, oldest first
         self._lock = asyncio.Lock()
         self._draws = Ledger()  # every unit's latest draw: the running total
+        self._limits: dict[str, PowerLimitView | None] = {}  # each unit's cap, as last seen
         self._seeded = False  # whether units not observed yet were taken from their status
 
     def leave_line(self, name: str) -> None:
@@ -58,6 +84,8 @@ class BusbarAdmission:
         if obs.system is None or obs.chassis is None:
             return  # unreachable: keep the last known draw, the unit may still be on
         measured = obs.environment.power_watts if obs.environment else None
+        if obs.environment is not None:
+            self._limits[name] = obs.environment.power_limit
         draw = Draw(
             phase=phase,  # type: ignore[arg-type]
             powered=obs.system.power_state in _DRAWING,
@@ -70,6 +98,7 @@ class BusbarAdmission:
     def forget(self, name: str) -> None:
         """A unit deleted (or moved to another rack): its draw no longer counts."""
         self._line.pop(name, None)
+        self._limits.pop(name, None)
         if self._draws.pop(name) is not None:
             self._wake_next()
 
@@ -99,45 +128,97 @@ class BusbarAdmission:
         self._wake_next()  # the budget may hold one more: let the next in line look
         return True, message
 
-    async def shed(self, unit: ComputeUnit, power_off: Callable[[], Awaitable[None]]) -> str | None:
-        """Call ``power_off`` if the rack's measured draw is over its rating and ``unit`` is
-        among the lowest-priority powered units whose loss brings it back within
-        (:func:`racklet.controller._shedding.victims`); return why, or None if it stays on.
-        The unit then waits in line and powers on through :meth:`admit` when budget returns."""
-        name = unit.metadata.name
+    async def budget(self) -> Budget | None:
+        """What the rack may draw now: its rating, or less while a brown-out derates the PSU."""
         try:
             rated = (await self._store.get(Rack, self.rack_name)).spec.psu_rated_watts
         except NotFound:
             return None
+        budget = Budget(rated, f"a {rated:.2f} W budget")
+        for fault in await self._store.list(Fault):
+            watts = fault.spec.params.get("watts")
+            if (
+                fault.spec.type == "BrownOut"
+                and fault.status.phase == "Active"
+                and isinstance(watts, int | float)
+                and not isinstance(watts, bool)
+                and watts < budget.watts
+            ):
+                budget = Budget(
+                    float(watts),
+                    f"a {watts:.2f} W budget (brown-out {fault.metadata.name!r})",
+                )
+        return budget
+
+    async def govern(
+        self, unit: ComputeUnit, power_off: Callable[[], Awaitable[None]]
+    ) -> Verdict | None:
+        """This powered unit's part of the capping plan: call ``power_off`` and return
+        ``shed`` if it is shed; return ``cap`` (at ``watts``) if it must be held down,
+        ``uncap`` if it holds a cap the plan no longer needs, None if nothing changes for it.
+        A shed unit then waits in line and powers on through :meth:`admit` when budget
+        returns."""
+        name = unit.metadata.name
+        budget = await self.budget()
+        if budget is None:
+            return None
         if not self._seeded:
             await self._seed()
-        if self._draws.measured() <= rated:
+        mine = self._limits.get(name)
+        held = any(
+            v is not None and (v.limit_watts is not None or v.overridden)
+            for v in self._limits.values()
+        )
+        if self._draws.measured() <= budget.watts and not held:
             return None
         powered = []
         for other in await self._store.list(ComputeUnit):
             draw = self._draws.get(other.metadata.name)
             if self._member(other) and draw is not None and draw.powered:
+                limit = self._limits.get(other.metadata.name)
                 powered.append(
                     Candidate(
                         other.metadata.name,
                         other.spec.power_priority,
                         other.spec.slot,
                         draw.measured_watts,
+                        floor=limit.floor_watts if limit else None,
+                        ceiling=limit.ceiling_watts if limit else None,
+                        limit=limit.limit_watts if limit else None,
+                        overridden=limit.overridden if limit else False,
                     )
                 )
-        drawn = sum(c.watts for c in powered)
-        if name not in victims(powered, rated):
-            return None
-        async with self._lock:
-            await power_off()
-            previous = self._draws.get(name)
-            ceiling = previous.max_watts if previous is not None else None
-            self._draws.set(name, Draw("Off", False, 0.0, ceiling))
-        self._line[name] = None
-        return (
-            f"shed: the rack drew {drawn:.2f} W of a {rated:.2f} W budget; power priority "
-            f"{unit.spec.power_priority} is among the lowest powered"
+        verdict = plan(powered, budget.watts)
+        why = (
+            f"the rack asks {verdict.demand:.2f} W of {budget.why}; capped lowest power "
+            f"priority first, this unit has power priority {unit.spec.power_priority}"
         )
+        if name in verdict.shed:
+            async with self._lock:
+                await power_off()
+                previous = self._draws.get(name)
+                ceiling = previous.max_watts if previous is not None else None
+                self._draws.set(name, Draw("Off", False, 0.0, ceiling))
+            self._line[name] = None
+            self._limits.pop(name, None)
+            drawn = f"the rack drew {verdict.demand:.2f} W of {budget.why}"
+            return Verdict(
+                "shed",
+                f"shed: {drawn}; power priority {unit.spec.power_priority} is among the "
+                "lowest powered",
+            )
+        cap = verdict.caps.get(name)
+        current = mine.limit_watts if mine is not None else None
+        if cap is not None:
+            if current is not None and abs(current - cap) < CAP_STEP_WATTS:
+                return None
+            return Verdict("cap", f"capped at {cap:.2f} W: {why}", cap)
+        if current is not None:
+            return Verdict(
+                "uncap",
+                f"cap lifted: the rack's {verdict.demand:.2f} W fits {budget.why}",
+            )
+        return None
 
     def _wake_next(self) -> None:
         """Wake the unit first in line, if any."""
@@ -145,11 +226,10 @@ class BusbarAdmission:
             self._wake(next(iter(self._line)))
 
     async def _allows(self, name: str, chassis: ChassisView) -> tuple[bool, str]:
-        try:
-            rack = await self._store.get(Rack, self.rack_name)
-        except NotFound:
+        budget = await self.budget()
+        if budget is None:
             return True, f"no rack {self.rack_name!r} declared: no busbar budget to keep"
-        rated = rack.spec.psu_rated_watts
+        rated = budget.watts
         candidate = chassis.max_power_watts or DEFAULT_MAX_WATTS
         if not self._seeded:
             await self._seed()

@@ -8,6 +8,13 @@ set; then it is cleared and stays as a record (Cleared). A deleted Fault is clea
 refusal (missing unit, empty slot, an overlap, a kind this hardware cannot do) makes the
 Fault Failed with the hardware side's reason in its ``Injected`` condition and an event;
 an unreachable endpoint is retried.
+
+A ``ControllerCrash`` is not the hardware's to do: the reconciler records the fault Active,
+naming this controller process (``status.crashedController``), *then* asks its supervisor
+(``crash``) to kill it. The controller that reconciles the fault next is another process:
+it finds another name on record, so the crash happened, and reports the fault Cleared — a
+crash is one-shot, never repeated by the controller it restarted. Without a supervisor to
+restart it the fault is refused (a crash would leave the rack unmanaged until someone came).
 """
 
 from __future__ import annotations
@@ -32,6 +39,8 @@ from racklet.log import get_logger
 from racklet.store import NotFound, Store
 
 RETRY_SECONDS = 2.0
+CRASH_DEADLINE_SECONDS = 30.0
+"""A controller still alive this long after asking to be crashed gives up: Failed."""
 
 
 class Hardware(Protocol):
@@ -50,13 +59,18 @@ class FaultReconciler:
         hardware: Hardware | None,
         *,
         wake: Callable[[str], None] | None = None,
+        identity: str = "",
+        crash: Callable[[], None] | None = None,
     ) -> None:
         """``hardware`` None: the rack has no control endpoint (faults fail with that reason).
         ``wake(unit)`` queues a ComputeUnit: its units are looked at as soon as a fault
-        clears (power back, link up), not at the next resync."""
+        clears (power back, link up), not at the next resync. ``identity``: this controller
+        process; ``crash()`` asks its supervisor to kill it (None: nothing would restart it)."""
         self._store = store
         self._hardware = hardware
         self._wake = wake
+        self._identity = identity
+        self._crash = crash
         self._log = get_logger("controller")
 
     async def reconcile(self, name: str) -> float | None:
@@ -68,6 +82,8 @@ class FaultReconciler:
         phase = fault.status.phase
         if phase in ("Cleared", "Failed"):
             return None
+        if fault.spec.type == "ControllerCrash" and not fault.spec.cleared:
+            return await self._controller_crash(fault)
         if self._hardware is None:
             await self._fail(fault, "NoControlEndpoint", "this rack has no control endpoint")
             return None
@@ -109,6 +125,41 @@ class FaultReconciler:
         where = ", ".join(targets) or "the rack"
         await self._set(fault, "Active", "Injected", "True", "Injected", f"{where}: {message}")
         return self._remaining(fault, now)
+
+    async def _controller_crash(self, fault: Fault) -> float | None:
+        now = utcnow()
+        status = fault.status
+        if status.phase == "Active" and status.crashed_controller != self._identity:
+            # Another process acts now: the one on record was crashed and this one replaced it.
+            why = f"the controller came back after the crash ({self._identity} acts now)"
+            await self._set(fault, "Cleared", "Cleared", "True", "Restarted", why, now=now)
+            return None
+        if self._crash is None:
+            await self._fail(
+                fault,
+                "NoSupervisor",
+                "ControllerCrash needs a supervisor that restarts the controller (racklet up "
+                "is one); nothing would restart this one, so it is not crashed",
+            )
+            return None
+        if status.phase == "Pending":
+            begin = self._begin(fault)
+            if now < begin:
+                return (begin - now).total_seconds()
+            status.crashed_controller = self._identity
+            status.start_time = now
+            message = (
+                f"its supervisor kills controller {self._identity} (SIGKILL) and restarts "
+                "it; the hardware runs on"
+            )
+            await self._set(fault, "Active", "Injected", "True", "Injected", message, now=now)
+        elif status.start_time is not None and (
+            (now - status.start_time).total_seconds() > CRASH_DEADLINE_SECONDS
+        ):
+            await self._fail(fault, "NotCrashed", "the supervisor did not kill the controller")
+            return None
+        self._crash()  # recorded first: whoever reconciles this next knows it happened
+        return 1.0  # still here a second later: ask again
 
     async def _inject(self, fault: Fault, targets: list[str]) -> dict[str, object]:
         assert self._hardware is not None

@@ -6,6 +6,12 @@ the other VMs, and writes the VM's status. It never talks to a unit: the unit's 
 its assignments up and reports the VM's phase (``status.phase`` beyond Scheduled is the
 agent's report).
 
+Restart policies, as Kubernetes has them: a VM that ended (the agent reported it) starts
+again, as a new attempt placed like a new VM, under ``Always`` whatever its exit and under
+``OnFailure`` when it failed, after a back-off that doubles with each restart (2 s up to
+5 min); under ``Never`` the end is final. A VM whose unit is lost moves under ``Always`` and
+``OnFailure`` and ends ``Failed`` with the reason under ``Never``.
+
 Exactly once: a VM assigned to a unit holds a lease (``status.leaseUntil``) that is renewed
 while its unit is Running. When the unit stops being Running, the VM is moved at once if the
 BMC says the unit is powered off or it is Absent (power fences it), else only after the
@@ -42,6 +48,34 @@ DEFAULT_CORES = 4
 DEFAULT_MEMORY_MIB = 4096
 """A unit whose agent has not said its size yet counts as a 4 GB Raspberry Pi 4."""
 FENCED_PHASES = frozenset({"Off", "Absent"})
+UNIT_LABEL = "racklet.dev/unit"
+"""A label every unit has for the scheduler, its name: ``nodeSelector: racklet.dev/unit=unit-3``."""
+RESTART_BACKOFF_SECONDS = 2.0
+MAX_RESTART_BACKOFF_SECONDS = 300.0
+
+
+def should_restart(vm: MicroVM) -> bool:
+    """Whether ``vm``, which ended, is to start again under its restart policy."""
+    policy, phase = vm.spec.restart_policy, vm.status.phase
+    return (policy == "Always" and phase in TERMINAL_VM_PHASES) or (
+        policy == "OnFailure" and phase == "Failed"
+    )
+
+
+def _lost(unit: ComputeUnit | None) -> str:
+    """How a unit that fences its VMs was lost, for the VM's reason and event."""
+    if unit is None:
+        return "is gone"
+    if unit.status.phase == "Absent":
+        return "was pulled from its slot"
+    return "is powered off"
+
+
+def restart_backoff(restarts_so_far: int) -> float:
+    """Seconds to wait after an end before the next start: 2 s, doubling, at most 5 min (a
+    VM that fails at once must not keep a unit and the TUF server busy)."""
+    exponent = min(restarts_so_far, 16)
+    return min(RESTART_BACKOFF_SECONDS * 2.0**exponent, MAX_RESTART_BACKOFF_SECONDS)
 
 
 class MicroVMReconciler:
@@ -69,7 +103,8 @@ class MicroVMReconciler:
             unit.status.phase == "Running",
             cores,
             memory,
-            dict(unit.metadata.labels),
+            # every unit also carries its name, as Kubernetes nodes carry their hostname
+            dict(unit.metadata.labels) | {UNIT_LABEL: unit.metadata.name},
         )
 
     async def reconcile(self, name: str) -> float | None:
@@ -77,13 +112,30 @@ class MicroVMReconciler:
             vm = await self._store.get(MicroVM, name)
         except NotFound:
             return None
-        if vm.status.phase in TERMINAL_VM_PHASES:
-            return None
-        units = {u.metadata.name: u for u in await self._store.list(ComputeUnit)}
-        status = vm.status.model_copy(deep=True)
-        gen = vm.metadata.generation
         now = self._now()
         events: list[Event] = []
+        if vm.status.phase in TERMINAL_VM_PHASES:
+            if not should_restart(vm):
+                return None
+            ended = vm.status.finished_time or now
+            wait = restart_backoff(vm.status.restarts) - (now - ended).total_seconds()
+            if wait > 0:
+                return wait
+            status = vm.status.model_copy(deep=True)
+            how = f"exit code {status.exit_code}" if status.exit_code is not None else "failed"
+            message = (
+                f"ended on {status.unit} ({how}{': ' + status.reason if status.reason else ''}); "
+                f"restart {status.restarts + 1} under restartPolicy {vm.spec.restart_policy}"
+            )
+            events.append(Event.about("MicroVM", name, "Restarting", message))
+            status.restarts += 1
+            status.unit, status.lease_until, status.console_url = None, None, None
+            status.phase, status.reason = "Pending", ""
+            status.started_time = status.finished_time = None
+        else:
+            status = vm.status.model_copy(deep=True)
+        units = {u.metadata.name: u for u in await self._store.list(ComputeUnit)}
+        gen = vm.metadata.generation
         if status.unit is not None:
             unit = units.get(status.unit)
             if unit is not None and unit.status.phase == "Running":
@@ -94,7 +146,7 @@ class MicroVMReconciler:
                 expired = status.lease_until is None or status.lease_until <= now
                 if fenced or expired:
                     lost = status.unit
-                    how = "is powered off" if fenced else "missed its lease"
+                    how = _lost(unit) if fenced else "missed its lease"
                     if vm.spec.restart_policy == "Never":
                         status.phase, status.reason = "Failed", f"unit {lost} {how}"
                         events.append(
@@ -122,6 +174,7 @@ class MicroVMReconciler:
                 status.attempt += 1
                 status.lease_until = now + dt.timedelta(seconds=LEASE_SECONDS)
                 status.exit_code, status.reason = None, ""
+                status.started_time = status.finished_time = None  # of this attempt
                 message = f"assigned to {decision.unit} (attempt {status.attempt})"
                 set_condition(
                     status.conditions,

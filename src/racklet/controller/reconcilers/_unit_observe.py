@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
-from racklet.controller._heartbeats import HeartbeatRegistry
+from racklet.controller._heartbeats import HeartbeatRecord, HeartbeatRegistry
 from racklet.controller._phase import Observation
 from racklet.redfish import (
     ChassisView,
@@ -38,6 +38,10 @@ class Bmc(Protocol):
         self, system_id: str, reset_type: str, *, idempotency_key: str | None = None
     ) -> None: ...
 
+    async def set_power_limit(self, chassis_id: str, watts: float | None) -> None: ...
+
+    async def patch(self, path: str, body: dict[str, Any]) -> None: ...
+
 
 @dataclass(slots=True)
 class UnitMemory:
@@ -55,6 +59,8 @@ class UnitMemory:
     """The last power-cycle request this controller handled."""
     rack: str | None = None
     """The rack whose busbar budget counts this unit's draw."""
+    powered_when_pulled: bool | None = None
+    """Whether the board was powered when it left its slot (``newUnitPower: AsBefore``)."""
 
 
 class Inspector:
@@ -65,8 +71,10 @@ class Inspector:
         heartbeats: HeartbeatRegistry,
         *,
         clock: Callable[[], float],
-        heartbeat_timeout: float,
+        heartbeat_timeout: float | None = None,
     ) -> None:
+        """``heartbeat_timeout`` None: what the agent's announced interval gives
+        (:meth:`HeartbeatRegistry.timeout_for`)."""
         self._heartbeats = heartbeats
         self._clock = clock
         self._heartbeat_timeout = heartbeat_timeout
@@ -101,7 +109,7 @@ class Inspector:
             memory.boot_mark = now
         beat = self._heartbeats.latest(name)
         this_boot = beat is not None and beat.received >= memory.boot_mark
-        fresh = this_boot and beat is not None and now - beat.received <= self._heartbeat_timeout
+        fresh = this_boot and beat is not None and now - beat.received <= self._timeout(beat)
         return Observation(
             chassis=chassis,
             system=system,
@@ -109,6 +117,11 @@ class Inspector:
             heartbeat_fresh=fresh,
             heartbeat_lost=this_boot and not fresh,  # it ran this boot, then fell silent
         )
+
+    def _timeout(self, beat: HeartbeatRecord | None) -> float:
+        if self._heartbeat_timeout is not None or beat is None:
+            return self._heartbeat_timeout or self._heartbeats.fallback_timeout
+        return self._heartbeats.timeout_for(beat)
 
     @staticmethod
     async def _chassis(name: str, bmc: Bmc, system: SystemView, memory: UnitMemory) -> ChassisView:

@@ -13,7 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 from racklet.api import (
+    BootSourceOverride,
     ComputeUnitStatus,
     Event,
     Phase,
@@ -55,6 +58,10 @@ def render_status(
             if system.boot_last_state == "OEM" and system.boot_oem_last_state
             else system.boot_last_state
         )
+        if system.boot_override is not None:
+            observed["boot_override"] = _boot_override(*system.boot_override)
+    if observation.chassis is not None and observation.chassis.locate is not None:
+        observed["locate"] = observation.chassis.locate
     env = observation.environment
     if env is not None:
         observed["power_watts"] = _rounded(env.power_watts, 3)
@@ -122,6 +129,14 @@ def working_copy(status: ComputeUnitStatus) -> ComputeUnitStatus:
 
 def unit_event(name: str, reason: str, message: str, kind: str = "Normal") -> Event:
     return Event.about("ComputeUnit", name, reason, message, kind)  # type: ignore[arg-type]
+
+
+def _boot_override(target: str, enabled: str) -> BootSourceOverride | None:
+    """The BMC's override as the status says it (None: a value no spec could ask for)."""
+    try:
+        return BootSourceOverride.model_validate({"target": target, "enabled": enabled})
+    except ValidationError:
+        return None
 
 
 def _rounded(value: float | None, digits: int) -> float | None:

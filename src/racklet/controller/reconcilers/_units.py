@@ -8,12 +8,19 @@ This module only sequences four parts, each in its own module:
   deleted unit is forgotten by dropping it);
 * **busbar admission** (:mod:`._admission`): a power-on goes ahead only if the unit's rack's
   budget holds it, else the unit waits in line with condition ``PowerBudget=False`` (reason
-  ``BusbarBudget``); this staggers a rack's power-on;
+  ``BusbarBudget``); this staggers a rack's power-on. When the budget shrinks below what the
+  rack asks for, a powered unit is capped through its BMC (``Capped``), shed (``Shed``), or
+  has its cap lifted (``Uncapped``) as the plan says;
 * **the exactly-once power cycle** (:mod:`._power_cycle`), one reset per
   ``racklet.dev/power-cycle-request`` value, across a failover;
 * **status** (:mod:`._unit_status`): ``render_status``, a pure function of the observation,
   the verdict on it and the latest heartbeat, and ``write_status``, which writes that into the
   status and says which events it deserves.
+
+A board inserted into a slot (the unit was Absent and its chassis is back) follows its
+Rack's ``spec.newUnitPower``: ``On`` powers it on as above; ``Off`` — or ``AsBefore`` when it
+was off when pulled — marks it :data:`~racklet.api.HELD_OFF_ANNOTATION` (condition
+``PowerHold``) and it stays off until ``racklet power on`` removes the mark.
 
 The actions: power on when ``spec.power`` is On and the unit is Off (if admitted); shut down
 gracefully when ``spec.power`` is Off and it is powered (the BMC forces it off by itself
@@ -35,9 +42,11 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from racklet.api import (
+    HELD_OFF_ANNOTATION,
     ComputeUnit,
     ComputeUnitStatus,
     Event,
+    Rack,
     rack_of,
     remove_condition,
     set_condition,
@@ -47,6 +56,7 @@ from racklet.controller._phase import Observation, derive_phase
 from racklet.controller.reconcilers._admission import BusbarAdmission
 from racklet.controller.reconcilers._power_cycle import PowerCycles
 from racklet.controller.reconcilers._unit_observe import Bmc, Inspector, UnitMemory
+from racklet.controller.reconcilers._unit_settings import apply_settings
 from racklet.controller.reconcilers._unit_status import (
     render_status,
     unit_event,
@@ -54,6 +64,7 @@ from racklet.controller.reconcilers._unit_status import (
     write_status,
 )
 from racklet.log import get_logger
+from racklet.redfish import RedfishClientError
 from racklet.store import NotFound, Store
 
 __all__ = ["Bmc", "ComputeUnitReconciler", "UnitObserver"]
@@ -71,7 +82,7 @@ class ComputeUnitReconciler:
         heartbeats: HeartbeatRegistry,
         *,
         rack_name: str,
-        heartbeat_timeout: float = 10.0,
+        heartbeat_timeout: float | None = None,
         action_cooldown: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         observer: UnitObserver | None = None,
@@ -112,13 +123,20 @@ class ComputeUnitReconciler:
         status = working_copy(unit.status)
         events: list[Event] = []
         action: str | None = None
+        chassis = obs.chassis
         if bmc is not None and obs.error is None and obs.system is not None:
+            unit = await self._follow_slot(unit, memory, obs, events)
             action = await self._act(unit, bmc, memory, budget, obs, status, events)
+            if chassis is not None and not chassis.absent:
+                locate = chassis.locate
+                if await apply_settings(unit, bmc, obs.system, locate, status, events):
+                    memory.inventory, chassis = None, None  # read the LED again
+                    action = action or "Settings"
         if action is not None:
             # Look again at once: a BMC that carried the action out already says so, and the
             # status then shows it without a second reconcile. The phase is still only what
             # was observed; a reset still in progress is looked at again shortly.
-            obs = await self._inspector.look(name, bmc, memory, chassis=obs.chassis)
+            obs = await self._inspector.look(name, bmc, memory, chassis=chassis)
             verdict = derive_phase(obs)
             if action != "On" or obs.powered:  # keep the power-on's reserved draw till seen
                 budget.note(name, verdict.phase, obs)
@@ -203,7 +221,12 @@ class ComputeUnitReconciler:
             return None
 
         if obs.system.power_state != "Off":
-            return await self._shed_if_over_budget(unit, bmc, memory, budget, status, events)
+            return await self._govern(unit, bmc, memory, budget, status, events)
+        if HELD_OFF_ANNOTATION in unit.metadata.annotations:
+            message = f"inserted and held off: `racklet power on {name}` boots it"
+            set_condition(status.conditions, "PowerHold", "True", "NewUnitPower", message)
+            return None
+        remove_condition(status.conditions, "PowerHold")
         if self._cooling_down(memory, "On"):
             return None
 
@@ -221,7 +244,33 @@ class ComputeUnitReconciler:
         events.append(unit_event(name, "PowerOn", "powered on"))
         return "On"
 
-    async def _shed_if_over_budget(
+    async def _follow_slot(
+        self, unit: ComputeUnit, memory: UnitMemory, obs: Observation, events: list[Event]
+    ) -> ComputeUnit:
+        """Note how a board was when pulled, and hold an inserted one off if its Rack's
+        ``newUnitPower`` says so (the mark is stored: a restarted controller keeps holding)."""
+        assert obs.chassis is not None
+        name = unit.metadata.name
+        if obs.chassis.absent:
+            if unit.status.phase != "Absent":  # just pulled: as it was a moment ago
+                memory.powered_when_pulled = unit.status.power_state == "On"
+            return unit
+        if unit.status.phase != "Absent" or HELD_OFF_ANNOTATION in unit.metadata.annotations:
+            return unit
+        was_on, memory.powered_when_pulled = memory.powered_when_pulled, None
+        rack_name = rack_of(unit, self._rack_name) or self._rack_name
+        try:
+            policy = (await self._store.get(Rack, rack_name)).spec.new_unit_power
+        except NotFound:
+            policy = "On"
+        if policy == "On" or (policy == "AsBefore" and was_on is not False):
+            return unit
+        why = "newUnitPower is Off" if policy == "Off" else "it was off when it was pulled"
+        unit.metadata.annotations[HELD_OFF_ANNOTATION] = why
+        events.append(unit_event(name, "HeldOff", f"board inserted and held off: {why}"))
+        return await self._store.update(unit)
+
+    async def _govern(
         self,
         unit: ComputeUnit,
         bmc: Bmc,
@@ -230,9 +279,10 @@ class ComputeUnitReconciler:
         status: ComputeUnitStatus,
         events: list[Event],
     ) -> str | None:
-        """Switch this powered unit off if its rack draws more than its budget and it is in
-        the shedding line (:mod:`racklet.controller._shedding`); it powers on again through
-        admission when the budget returns."""
+        """This powered unit's part of the capping plan (:mod:`racklet.controller._shedding`)
+        when its rack asks for more than its budget: cap it through its BMC, lift a cap no
+        longer needed, or switch it off (shed: it powers on again through admission when the
+        budget returns)."""
         name = unit.metadata.name
         if self._cooling_down(memory, "ForceOff"):
             return None
@@ -240,12 +290,28 @@ class ComputeUnitReconciler:
         async def power_off() -> None:
             await self._reset(name, bmc, memory, "ForceOff")
 
-        message = await budget.shed(unit, power_off)
-        if message is None:
+        verdict = await budget.govern(unit, power_off)
+        if verdict is None:
             return None
-        set_condition(status.conditions, "PowerBudget", "False", "Shed", message)
-        events.append(unit_event(name, "Shed", message, "Warning"))
-        return "ForceOff"
+        if verdict.action == "shed":
+            set_condition(status.conditions, "PowerBudget", "False", "Shed", verdict.message)
+            events.append(unit_event(name, "Shed", verdict.message, "Warning"))
+            return "ForceOff"
+        if self._fence is not None:
+            await self._fence()
+        try:
+            await bmc.set_power_limit(name, verdict.watts)
+        except RedfishClientError as exc:  # looked at again at the next resync
+            self._log.warning("%s: cannot set its power limit: %s", name, exc, extra={"unit": name})
+            return None
+        self._log.info("%s: %s", name, verdict.message, extra={"unit": name})
+        if verdict.action == "cap":
+            set_condition(status.conditions, "PowerBudget", "False", "Capped", verdict.message)
+            events.append(unit_event(name, "Capped", verdict.message, "Warning"))
+        else:
+            set_condition(status.conditions, "PowerBudget", "True", "WithinBudget", verdict.message)
+            events.append(unit_event(name, "Uncapped", verdict.message))
+        return None
 
 
 def _settled(action: str, obs: Observation) -> bool:
@@ -254,4 +320,5 @@ def _settled(action: str, obs: Observation) -> bool:
         return obs.system is not None and not obs.powered
     if action == "On":
         return obs.powered
-    return False  # a power cycle goes off and on again: follow it
+    # PATCHed settings were read back: nothing to follow; a power cycle goes off and on again
+    return action == "Settings"

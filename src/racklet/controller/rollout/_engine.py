@@ -30,6 +30,8 @@ belongs to a :class:`Target`: power-cycling a unit into a unit-OS release
    channel named no release before, the rollout stops: phase ``Failed``.
 6. **Pause.** ``spec.paused`` holds the rollout between batches (``Paused``); clearing it
    resumes where it stopped.
+7. **Roll back on request.** ``spec.rollBack`` (the dashboard's button) takes a rollout that
+   is progressing, paused or complete back as a failure would (step 5).
 
 Level-triggered: the Rollout's status is the whole record, so a restarted controller carries
 on where the last one stopped. The engine only decides; every read or write of a unit or a
@@ -160,6 +162,9 @@ class _Pass(Generic[Seen]):
         if self.status.phase == "Pending":
             return await self._start(release, target)
         remove_condition(self.status.conditions, "Stalled")
+        asked = self.spec.roll_back and self.status.phase in ("Progressing", "Paused", "Complete")
+        if asked and not self._asked_to_roll_back():
+            return None
         if self.status.phase == "RollingBack":
             return await self._roll_back(release, target)
         if self.spec.paused:
@@ -350,6 +355,19 @@ class _Pass(Generic[Seen]):
         return None
 
     # -- rolling back -----------------------------------------------------------------------
+
+    def _asked_to_roll_back(self) -> bool:
+        """``spec.rollBack``: roll back at once, as after a failure, if the channel named a
+        release before this rollout (else a condition and an event say why not)."""
+        if self.status.previous is None:
+            message = "spec.rollBack: the channel named no release before this rollout"
+            if self.condition("RolledBack", "False", "NothingToRollBackTo", message):
+                self.event("NothingToRollBackTo", message, "Warning")
+            return False
+        self.status.phase = "RollingBack"
+        self.condition("Progressing", "False", "RollingBack", "spec.rollBack is true")
+        self.event("RollingBack", "rollback asked for by spec.rollBack", "Warning")
+        return True
 
     async def _roll_back(self, release: Release, target: Target[Seen]) -> float | None:
         previous = self.status.previous

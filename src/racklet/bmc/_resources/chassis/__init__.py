@@ -1,5 +1,6 @@
 """``Chassis``: the unit's tray (``chassis``, with its locate LED), its ``sensors``, the
-``environment`` metrics that excerpt them, and the ``power`` and ``thermal`` subsystems."""
+``environment`` metrics that excerpt them, the ``power`` and ``thermal`` subsystems, and the
+``controls`` (the unit's power cap)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from starlette.routing import BaseRoute
 
 from racklet.bmc._http.responses import route
 from racklet.bmc._http.uris import CHASSIS
-from racklet.bmc._resources.chassis import chassis, environment, legacy, power, sensors, thermal
+from racklet.bmc._resources.chassis import (
+    chassis,
+    controls,
+    environment,
+    legacy,
+    power,
+    sensors,
+    thermal,
+)
 from racklet.bmc._state.context import BmcContext
 
 ITEM = f"{CHASSIS}/{{chassis_id}}"
@@ -30,4 +39,10 @@ def routes(ctx: BmcContext) -> list[BaseRoute]:
         route(f"{ITEM}/Thermal", GET=partial(legacy.thermal, ctx)),
         route(f"{ITEM}/ThermalSubsystem/Fans", GET=partial(thermal.fans, ctx)),
         route(f"{ITEM}/ThermalSubsystem/Fans/{{fan_id}}", GET=partial(thermal.fan, ctx)),
+        route(f"{ITEM}/Controls", GET=partial(controls.controls, ctx)),
+        route(
+            f"{ITEM}/Controls/{{control_id}}",
+            GET=partial(controls.control, ctx),
+            PATCH=partial(controls.patch_control, ctx),
+        ),
     ]

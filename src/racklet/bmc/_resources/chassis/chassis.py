@@ -39,6 +39,7 @@ class Chassis(Resource):
     EnvironmentMetrics: dict[str, str]
     PowerSubsystem: dict[str, str]
     ThermalSubsystem: dict[str, str]
+    Controls: dict[str, str]
     Power: dict[str, str]
     Thermal: dict[str, str]
     Links: dict[str, Any]
@@ -60,6 +61,7 @@ def declared(ctx: BmcContext) -> Chassis:
         EnvironmentMetrics=link(f"{path}/EnvironmentMetrics"),
         PowerSubsystem=link(f"{path}/PowerSubsystem"),
         ThermalSubsystem=link(f"{path}/ThermalSubsystem"),
+        Controls=link(f"{path}/Controls"),
         Power=link(f"{path}/Power"),
         Thermal=link(f"{path}/Thermal"),
         Links={"ComputerSystems": [link(ctx.system_path)], "ManagedBy": [link(ctx.manager_path)]},

@@ -9,6 +9,7 @@ from starlette.responses import Response
 
 from racklet.bmc._http.declared import Resource
 from racklet.bmc._http.responses import respond
+from racklet.bmc._resources.chassis import controls
 from racklet.bmc._resources.chassis.common import mine
 from racklet.bmc._resources.chassis.sensors import SENSORS, reading, sensors_path
 from racklet.bmc._state.context import BmcContext
@@ -24,6 +25,7 @@ class EnvironmentMetrics(Resource):
     CurrentAmps: dict[str, Any]
     EnergyJoules: dict[str, Any]
     TemperatureCelsius: dict[str, Any]
+    PowerLimitWatts: dict[str, Any] | None = None
 
 
 async def environment(ctx: BmcContext, request: Request) -> Response:
@@ -36,6 +38,9 @@ async def environment(ctx: BmcContext, request: Request) -> Response:
         for kind in SENSORS
     }
     metrics = EnvironmentMetrics(
-        Id="EnvironmentMetrics", Name=f"Environment metrics of {ctx.unit}", **excerpts
+        Id="EnvironmentMetrics",
+        Name=f"Environment metrics of {ctx.unit}",
+        **excerpts,
+        **controls.excerpt(ctx),
     )
     return respond(metrics.body(f"{ctx.chassis_path}/EnvironmentMetrics"))

@@ -1,7 +1,10 @@
 // The Racklet dashboard: one page, one live stream (/ui/v1/watch), views drawn from the store's
 // objects. Plain ES modules, no framework; uPlot draws the charts. Every action goes to the
 // same /api/v1 the CLI uses, with the session cookie and the CSRF token; the server decides.
-import uPlot from "/vendor/uPlot.esm.js";
+// uPlot (145 KB, the bulk of the page's code) is imported when a view first draws a chart,
+// not before the rack view's first render, which has none.
+let uPlotLoading = null;
+const loadUPlot = () => (uPlotLoading ||= import("/vendor/uPlot.esm.js").then((m) => m.default));
 
 const HOUR = 3600;
 const $ = (id) => document.getElementById(id);
@@ -62,19 +65,26 @@ async function act(what, method, path, body) {
   }
 }
 
+// Resolves true (or, with ``typed``, the text typed) when confirmed, false when cancelled.
+// With ``typed`` the Confirm button stays disabled until the word is typed exactly; the
+// server checks the word again (a factory reset's body carries it).
 function confirmAction(text, typed) {
   const dialog = $("confirm");
+  const input = $("confirm-input");
   $("confirm-text").textContent = text;
   $("confirm-typed").hidden = !typed;
   $("confirm-word").textContent = typed || "";
-  $("confirm-input").value = "";
+  input.value = "";
+  $("confirm-ok").disabled = Boolean(typed);
+  input.oninput = () => { $("confirm-ok").disabled = Boolean(typed) && input.value !== typed; };
+  dialog.returnValue = "";
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => {
-      const ok = dialog.returnValue === "ok" && (!typed || $("confirm-input").value === typed);
-      resolve(ok);
+      const ok = dialog.returnValue === "ok" && (!typed || input.value === typed);
+      resolve(ok && typed ? input.value : ok);
     }, { once: true });
     dialog.showModal();
-    $("confirm-cancel").focus();
+    (typed ? input : $("confirm-cancel")).focus();
   });
 }
 
@@ -125,6 +135,8 @@ async function snapshot(prefetched) {
   sample();
   watch();
   render();
+  // For the benchmark (bench/dashboard.py): when the first view was in the DOM.
+  if (!performance.getEntriesByName("racklet-first-render").length) performance.mark("racklet-first-render");
 }
 
 function watch() {
@@ -171,7 +183,24 @@ function setConnected(on) {
   document.body.dataset.live = on ? "true" : "false";
 }
 
+// A live update rebuilds the view; one landing between a button's pointerdown and its click
+// would move the button away from under the pointer and the click would be lost. So while
+// a pointer is down the re-render waits for its release.
 let pending = false;
+let pointerDown = false;
+let deferred = false;
+function liveRender() {
+  if (pointerDown) { deferred = true; return; }
+  deferred = false;
+  render();
+}
+document.addEventListener("pointerdown", () => { pointerDown = true; }, true);
+for (const type of ["pointerup", "pointercancel"]) {
+  document.addEventListener(type, () => {
+    pointerDown = false;
+    if (deferred) setTimeout(liveRender, 0); // after the click this release completes
+  }, true);
+}
 function apply(change) {
   const obj = change.object;
   const plural = pluralOf(obj.kind);
@@ -179,12 +208,13 @@ function apply(change) {
   const known = table[obj.metadata.name];
   if (change.type === "DELETED") delete table[obj.metadata.name];
   else if (!known || Number(obj.metadata.resourceVersion) >= Number(known.metadata.resourceVersion)) table[obj.metadata.name] = obj;
-  if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; sample(); render(); }); }
+  if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; sample(); liveRender(); }); }
 }
 const pluralOf = (kind) => ({ Rack: "racks", ComputeUnit: "computeunits", Release: "releases", Rollout: "rollouts", GitSource: "gitsources", Fault: "faults" })[kind] || `${kind.toLowerCase()}s`;
 
 function sample() {
-  // The charts' history: what this page has seen since it opened (one point per change).
+  // The charts' history: what this page has seen (one point per change), after the last
+  // hour's samples the controller kept (loadHistory).
   const t = Date.now() / 1000;
   for (const unit of list("computeunits")) {
     const s = unit.status || {};
@@ -196,6 +226,28 @@ function sample() {
   if (rack) {
     state.rackHistory.push([t, rack.status?.powerWatts ?? 0, rack.status?.energyJoules ?? 0]);
     while (state.rackHistory.length && state.rackHistory[0][0] < t - HOUR) state.rackHistory.shift();
+  }
+}
+
+// The last hour before the page opened: the controller keeps a bounded ring of samples per
+// unit and for the rack (/ui/v1/history); a view asks for what it charts, once, and the
+// older samples go in front of the ones this page saw itself.
+const historyAsked = new Set();
+async function loadHistory(names, rack) {
+  const units = names.filter((n) => !historyAsked.has(n));
+  const withRack = rack && !historyAsked.has("#rack");
+  if (!units.length && !withRack) return;
+  for (const n of units) historyAsked.add(n);
+  if (withRack) historyAsked.add("#rack");
+  try {
+    const d = await api("GET", `/ui/v1/history?units=${units.map(encodeURIComponent).join(",")}${withRack ? "&rack=true" : ""}`);
+    const before = (h, rows) => { const first = h.length ? h[0][0] : Infinity; h.unshift(...rows.filter((r) => r[0] < first)); };
+    for (const [name, rows] of Object.entries(d.units)) before((state.history[name] ||= []), rows);
+    if (withRack) before(state.rackHistory, d.rack);
+    liveRender();
+  } catch (err) {
+    for (const n of units) historyAsked.delete(n);
+    if (withRack) historyAsked.delete("#rack");
   }
 }
 
@@ -233,22 +285,42 @@ function unitTray(unit) {
   const name = unit.metadata.name;
   const phase = s.phase || "Unknown";
   const powerOn = unit.spec.power === "On";
-  const actions = canAct(name) ? el("div", { class: "actions" },
-    el("button", { type: "button", id: `power-${name}`, "aria-label": `Power ${powerOn ? "off" : "on"} ${name}`,
-      onclick: () => powerAction(name, powerOn ? "Off" : "On") }, powerOn ? "Power off" : "Power on")) : null;
+  const absent = phase === "Absent";
+  const actions = canAct(name) || isAdmin() ? el("div", { class: "actions" },
+    canAct(name) && !absent ? el("button", { type: "button", id: `power-${name}`, "aria-label": `Power ${powerOn ? "off" : "on"} ${name}`,
+      onclick: () => powerAction(name, powerOn ? "Off" : "On") }, powerOn ? "Power off" : "Power on") : null,
+    isAdmin() ? el("button", { type: "button", id: `slot-${name}`, "aria-label": `${absent ? "Insert" : "Pull"} the board of ${name} (slot ${unit.spec.slot})`,
+      onclick: () => slotAction(unit, absent ? "insert" : "pull") }, absent ? "Insert" : "Pull") : null) : null;
   return el("li", { class: `tray unit phase-${phase}`, id: `tile-${name}`, "data-phase": phase },
     el("a", { href: `#/unit/${encodeURIComponent(name)}` }, name),
     el("div", { class: "facts" },
       el("span", { class: `phase phase-${phase}`, "data-role": "phase" }, phase),
       el("span", { title: "power" }, `${num(s.powerWatts, 2)} W`),
-      s.load !== undefined ? el("span", { title: "load" }, `load ${num(s.load * (s.load <= 1 ? 100 : 1), 0)} %`) : null,
+      s.cpuLoad !== undefined && s.cpuLoad !== null ? el("span", { title: "CPU load" }, `load ${num(s.cpuLoad * 100, 0)} %`) : null,
       el("span", { title: "temperature" }, `${num(s.temperatureCelsius, 1)} °C`),
       el("span", { class: "muted" }, `slot ${unit.spec.slot}`),
       s.osVersion ? el("span", { title: "OS version" }, `OS ${s.osVersion}`) : null,
       s.bootSlot ? el("span", { title: "boot slot" }, `boot ${s.bootSlot}`) : null,
-      s.locate !== undefined ? el("span", {}, s.locate ? "locate LED on" : "") : null,
+      s.locate ? el("span", { class: "locate", "data-role": "locate", title: "the tray's locate LED is lit" }, "locate LED on") : null,
       faultsOn(name).map((f) => el("span", { class: "badge", title: "active fault" }, `fault: ${f.spec.type || f.metadata.name}`))),
     actions);
+}
+
+async function slotAction(unit, verb) {
+  // Through the hardware side's control endpoint, as racklet slot pull|insert does.
+  const slot = unit.spec.slot;
+  if (verb === "pull" && !(await confirmAction(`Pull the board of ${unit.metadata.name} out of slot ${slot}? It loses power at once.`))) return;
+  await act(`${verb} slot ${slot}`, "POST", `/api/v1/slots/${slot}/${verb}`);
+}
+
+async function factoryReset(rack) {
+  const typed = await confirmAction(`Factory reset of ${rack}: a new CA, new identities and a new TUF root; every unit's disk and every BMC's state is wiped; every session and token stops working.`, rack);
+  if (!typed) return;
+  try {
+    await api("POST", `/api/v1/racks/${encodeURIComponent(rack)}/factory-reset`, { confirm: typed });
+    showError("");
+    $("view").replaceChildren(el("p", { role: "status" }, `Factory reset of ${rack} started: log in again with the new token or login URL.`));
+  } catch (err) { showError(`factory reset: ${err.message}`); }
 }
 
 async function powerAction(name, power) {
@@ -285,7 +357,9 @@ function rackView() {
     el("h2", { id: "rack-title" }, `Rack ${rack?.metadata?.name || ""}: ${running} of ${units.length} units running`),
     el("div", { class: "layout" },
       el("ol", { class: "rack", "aria-label": "rack front elevation, top to bottom" }, trays),
-      el("div", {}, faultPanel(), summaryTable(units))));
+      el("div", {}, faultPanel(), summaryTable(units), isAdmin() && rack ? el("div", { class: "card", id: "reset" }, el("h3", {}, "Factory reset"),
+        el("p", {}, "New trust for the whole rack and wiped units, re-provisioned from the declared state (racklet reset --factory)."),
+        el("button", { type: "button", id: "factory-reset", class: "danger", onclick: () => factoryReset(rack.metadata.name) }, "Factory reset…")) : null)));
 }
 
 function gaugeBar(share) {
@@ -327,7 +401,7 @@ function faultForm() {
   if (faultFormNode) return faultFormNode;
   const form = el("form", { class: "fields", id: "fault-form" });
   if (!faultSchema) {
-    api("GET", "/ui/v1/schemas?kinds=faults").then((s) => { faultSchema = s.faults; render(); }).catch((e) => showError(e.message));
+    api("GET", "/ui/v1/schemas?kinds=faults").then((s) => { faultSchema = s.faults; liveRender(); }).catch((e) => showError(e.message));
     return form;
   }
   const defs = faultSchema.$defs || {};
@@ -377,10 +451,13 @@ function unitView(name) {
   }
   const s = unit.status || {};
   loadUnitExtras(unit);
+  loadHistory([name], false);
   const extras = unitExtras[name] || {};
   const facts = [["phase", s.phase], ["power state", s.powerState], ["boot progress", s.bootProgress], ["power", `${num(s.powerWatts, 2)} W`],
     ["energy", `${num((s.energyJoules ?? 0) / 3600, 3)} Wh`], ["temperature", `${num(s.temperatureCelsius, 1)} °C`], ["load", s.load === undefined ? "–" : num(s.load, 2)],
     ["OS version", s.osVersion || "–"], ["boot slot", s.bootSlot || "–"], ["slot", unit.spec.slot], ["BMC", unit.spec.bmc.url],
+    ["locate LED", s.locate === undefined || s.locate === null ? "–" : s.locate ? "on" : "off"],
+    ["boot override", s.bootOverride ? `${s.bootOverride.target} (${s.bootOverride.enabled})` : "–"],
     ["last heartbeat", s.lastHeartbeatTime || "–"], ["last power cycle", s.lastPowerCycle || "–"]];
   const actions = canAct(name) ? el("div", { class: "card" }, el("h3", {}, "Actions"),
     el("div", { class: "buttons start" },
@@ -388,15 +465,19 @@ function unitView(name) {
       el("button", { type: "button", id: "unit-power-off", onclick: () => powerAction(name, "Off") }, "Power off"),
       el("button", { type: "button", id: "unit-power-cycle", onclick: async () => {
         if (await confirmAction(`Really power-cycle ${name}?`)) await act(`power-cycle ${name}`, "POST", `/api/v1/computeunits/${encodeURIComponent(name)}/power-cycle`);
-      } }, "Power cycle"))) : null;
+      } }, "Power cycle"),
+      el("button", { type: "button", id: "unit-locate", "aria-pressed": String(Boolean(unit.spec.locate)), onclick: () => act(`locate LED of ${name}`, "PATCH",
+        `/api/v1/computeunits/${encodeURIComponent(name)}`, { spec: { locate: !unit.spec.locate } }) }, unit.spec.locate ? "Locate LED off" : "Locate LED on")),
+    bootOverrideForm(unit, extras.redfish)) : null;
   return el("section", { "aria-labelledby": "unit-title" },
     el("h2", { id: "unit-title" }, `Unit ${name} `, el("span", { class: `phase phase-${s.phase}`, id: "unit-phase" }, s.phase || "Unknown")),
     el("div", { class: "layout" },
       el("div", {},
         el("div", { class: "card" }, el("h3", {}, "Facts"), el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", {}, k), el("dd", {}, v ?? "–")]))),
         el("div", { class: "card", id: "redfish" }, el("h3", {}, "Redfish (read from its BMC now)"),
-          extras.redfish ? el("dl", { class: "facts" }, Object.entries(extras.redfish).map(([k, v]) => [el("dt", {}, k), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]))
+          extras.redfish ? el("dl", { class: "facts" }, Object.entries(extras.redfish).filter(([k]) => k !== "IdentityCertificate").map(([k, v]) => [el("dt", {}, k), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]))
             : el("p", { class: "muted" }, extras.redfishError || "asking the BMC…")),
+        identityCard(extras.redfish && extras.redfish.IdentityCertificate),
         actions,
         el("div", { class: "card" }, el("h3", {}, "Conditions"), conditionsTable(s.conditions || [])),
         el("div", { class: "card" }, el("h3", {}, "Phase timeline"), el("ol", { class: "timeline" }, (extras.events || []).filter((e) => e.reason).slice(0, 12).reverse().map((e) => el("li", { class: "phase" }, `${e.lastTimestamp?.slice(11, 19) || ""} ${e.reason}`))))),
@@ -405,6 +486,51 @@ function unitView(name) {
         el("div", { class: "card" }, el("h3", {}, "Temperature (°C) and load"), el("div", { class: "chart", "data-chart": "temperature", "data-unit": name })),
         consoleCard(name),
         el("div", { class: "card" }, el("h3", {}, "Events"), eventsTable(extras.events || [])))));
+}
+
+// The unit's identity certificate, as its BMC holds it: whose, by whom, and until when (the
+// controller renews it before it expires; docs/pki.md).
+function identityCard(cert) {
+  if (!cert) return el("div", { class: "card", id: "identity" }, el("h3", {}, "Identity certificate"), el("p", { class: "muted" }, "not read yet"));
+  const until = Date.parse(cert.ValidNotAfter);
+  const days = Number.isNaN(until) ? null : (until - Date.now()) / 86400000;
+  const name = (n) => (n && (n.CommonName || JSON.stringify(n))) || "–";
+  return el("div", { class: "card", id: "identity" }, el("h3", {}, "Identity certificate"),
+    el("dl", { class: "facts" },
+      el("dt", {}, "subject"), el("dd", {}, name(cert.Subject)),
+      el("dt", {}, "issuer"), el("dd", {}, name(cert.Issuer)),
+      el("dt", {}, "valid from"), el("dd", {}, cert.ValidNotBefore || "–"),
+      el("dt", {}, "expires"), el("dd", { id: "identity-expiry", class: days !== null && days < 1 ? "warn" : "" }, `${cert.ValidNotAfter || "–"}${days === null ? "" : ` (in ${num(days, 1)} days)`}`),
+      el("dt", {}, "SHA-256"), el("dd", {}, el("code", {}, (cert.Fingerprint || "").slice(0, 23) + "…"))));
+}
+
+// The boot override: the targets and modes are the ones the unit's BMC offers (its Redfish
+// AllowableValues); the page writes spec.bootOverride and the reconciler PATCHes the BMC.
+// Like the fault form, one form per unit is kept across live re-renders (what the user
+// picked survives them); it is built again only when the BMC's choices change.
+const bootForms = {};
+function bootOverrideForm(unit, redfish) {
+  const name = unit.metadata.name;
+  const boot = (redfish && redfish.Boot) || {};
+  const targets = boot["BootSourceOverrideTarget@Redfish.AllowableValues"] || ["None", "Pxe", "UefiHttp", "SDCard", "Usb"];
+  const modes = boot["BootSourceOverrideEnabled@Redfish.AllowableValues"] || ["Disabled", "Continuous"];
+  const key = JSON.stringify([targets, modes]);
+  if (bootForms[name] && bootForms[name].key === key) return bootForms[name].form;
+  const want = unit.spec.bootOverride || {};
+  const form = el("form", { class: "fields", id: "boot-form", "aria-label": `boot override of ${name}` },
+    el("label", { for: "boot-target" }, "boot from"),
+    el("select", { id: "boot-target" }, targets.map((t) => el("option", { value: t, selected: t === (want.target || boot.BootSourceOverrideTarget) }, t))),
+    el("label", { for: "boot-enabled" }, "override"),
+    el("select", { id: "boot-enabled" }, modes.map((m) => el("option", { value: m, selected: m === (want.enabled || boot.BootSourceOverrideEnabled) }, m))),
+    el("span"), el("button", { type: "submit", id: "boot-set" }, "Set boot override"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const bootOverride = { target: $("boot-target").value, enabled: $("boot-enabled").value };
+    if (!(await confirmAction(`Set the boot override of ${name} to ${bootOverride.target} (${bootOverride.enabled})? It takes effect at its next boot.`))) return;
+    await act(`boot override of ${name}`, "PATCH", `/api/v1/computeunits/${encodeURIComponent(name)}`, { spec: { bootOverride } });
+  });
+  bootForms[name] = { key, form };
+  return form;
 }
 
 // The console: the controller reads it from the unit's BMC (the browser never talks to a BMC);
@@ -451,13 +577,13 @@ function loadUnitExtras(unit) {
     api("GET", `/ui/v1/units/${encodeURIComponent(name)}/redfish`)
       .then((d) => { unitExtras[name].redfish = d; })
       .catch((e) => { unitExtras[name].redfishError = e.message; })
-      .finally(() => { if (route().page === "unit") render(); });
+      .finally(() => { if (route().page === "unit") liveRender(); });
   }
   api("GET", `/api/v1/events?kind=ComputeUnit&name=${encodeURIComponent(name)}&limit=50`)
     .then((d) => {
       const before = JSON.stringify(unitExtras[name].events || []);
       unitExtras[name].events = d.items;
-      if (JSON.stringify(d.items) !== before && route().page === "unit") render();
+      if (JSON.stringify(d.items) !== before && route().page === "unit") liveRender();
     })
     .catch(() => {});
 }
@@ -486,12 +612,16 @@ function drawChart(node) {
     if (kind === "power") { data = [h.map((p) => p[0]), h.map((p) => p[1])]; series = [{}, { label: "power (W)", stroke: "#1f4fa3", width: 2 }]; }
     else { data = [h.map((p) => p[0]), h.map((p) => p[2]), h.map((p) => p[3])]; series = [{}, { label: "temperature (°C)", stroke: "#a61b29", width: 2 }, { label: "load", stroke: "#1e7a34", width: 2 }]; }
     node.dataset.last = String(data[1].length ? data[1][data[1].length - 1] : "");
+    node.dataset.first = String(data[0].length ? data[0][0] : ""); // the oldest sample's time
   } else if (kind === "rack") {
     const h = state.rackHistory;
     data = [h.map((p) => p[0]), h.map((p) => p[1])];
     series = [{}, { label: "rack power (W)", stroke: "#1f4fa3", width: 2 }];
   }
-  state.charts.push(new uPlot({ width, height: 200, series, cursor: { drag: { x: true, y: false } }, scales: { x: { time: true } } }, data, node));
+  loadUPlot().then((uPlot) => {
+    if (!node.isConnected) return; // a newer render replaced this view meanwhile
+    state.charts.push(new uPlot({ width, height: 200, series, cursor: { drag: { x: true, y: false } }, scales: { x: { time: true } } }, data, node));
+  }).catch((err) => showError(`charts: ${err.message}`));
 }
 
 // -- rollouts, releases, GitOps -----------------------------------------------------------------
@@ -504,9 +634,13 @@ function rolloutsView() {
     el("div", { class: "card" }, el("h3", {}, "Rollouts"), rollouts.length ? rollouts.map((r) => el("div", { class: "rollout" },
       el("p", {}, el("strong", {}, r.metadata.name), ` → release ${r.spec.release}: `, el("span", { class: "phase" }, r.status?.phase || "Pending"),
         ` batch ${r.status?.currentBatch ?? 0}${r.spec.paused ? " (paused)" : ""} `,
-        isAdmin() ? el("button", { type: "button", onclick: () => act(`${r.spec.paused ? "resume" : "pause"} rollout`, "PATCH", `/api/v1/rollouts/${r.metadata.name}`, { spec: { paused: !r.spec.paused } }) }, r.spec.paused ? "Resume" : "Pause") : null),
+        isAdmin() && !["Complete", "Failed", "RolledBack", "RollingBack"].includes(r.status?.phase) ? el("button", { type: "button", id: `rollout-pause-${r.metadata.name}`, onclick: () => act(`${r.spec.paused ? "resume" : "pause"} rollout`, "PATCH", `/api/v1/rollouts/${r.metadata.name}`, { spec: { paused: !r.spec.paused } }) }, r.spec.paused ? "Resume" : "Pause") : null,
+        isAdmin() && ["Progressing", "Paused", "Complete"].includes(r.status?.phase) && !r.spec.rollBack ? el("button", { type: "button", class: "danger", id: `rollout-rollback-${r.metadata.name}`, onclick: async () => {
+          if (await confirmAction(`Roll back rollout ${r.metadata.name}? Its channel names the release before it again and units not yet on ${r.spec.release} go back.`)) await act("roll back rollout", "PATCH", `/api/v1/rollouts/${r.metadata.name}`, { spec: { rollBack: true } });
+        } }, "Roll back") : null),
       el("ol", { class: "progress", "aria-label": `units of rollout ${r.metadata.name}` }, (r.status?.units || []).map((u) => el("li", { class: u.phase, title: u.message || "" }, `${u.name}: ${u.phase}`))),
-      conditionsTable(r.status?.conditions || []))) : el("p", { class: "muted" }, "No rollouts.")),
+      conditionsTable(r.status?.conditions || []))) : el("p", { class: "muted" }, "No rollouts."),
+      isAdmin() && releases.length ? rolloutForm(releases) : null),
     el("div", { class: "card" }, el("h3", {}, "Releases by channel"), releases.length ? el("table", {},
       el("thead", {}, el("tr", {}, ["Channel", "Release", "Package and version", "TUF targets", "Phase"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, releases.sort((a, b) => `${a.spec.channel}/${a.spec.version}`.localeCompare(`${b.spec.channel}/${b.spec.version}`)).map((r) => el("tr", {},
@@ -519,17 +653,45 @@ function rolloutsView() {
         el("td", {}, (g.status?.conditions || []).map((c) => `${c.type}=${c.status} ${c.message || ""}`).join("; ")))))) : el("p", { class: "muted" }, "No GitSources.")));
 }
 
+let rolloutFormNode = null;
+function rolloutForm(releases) {
+  // Built once and moved into each new view, like the fault form: typing survives updates.
+  const options = () => releases.map((r) => el("option", { value: r.metadata.name }, `${r.metadata.name} (${r.spec.channel}, ${r.spec.package} ${r.spec.version})`));
+  if (rolloutFormNode) {
+    const select = rolloutFormNode.querySelector("#rollout-release");
+    if (select.options.length !== releases.length) { const was = select.value; select.replaceChildren(...options()); select.value = was; }
+    return rolloutFormNode;
+  }
+  const form = el("form", { class: "fields", id: "rollout-form", "aria-label": "start a rollout" },
+    el("label", { for: "rollout-name" }, "name"), el("input", { id: "rollout-name", required: true, pattern: "[a-z0-9]([-a-z0-9]*[a-z0-9])?" }),
+    el("label", { for: "rollout-release" }, "release"), el("select", { id: "rollout-release" }, options()),
+    el("label", { for: "rollout-canary" }, "canary units"), el("input", { id: "rollout-canary", type: "number", min: "0", value: "1" }),
+    el("label", { for: "rollout-batch" }, "batch size"), el("input", { id: "rollout-batch", type: "number", min: "1", value: "1" }),
+    el("label", { for: "rollout-paused" }, "start paused"), el("input", { id: "rollout-paused", type: "checkbox" }),
+    el("span"), el("button", { type: "submit", id: "rollout-start" }, "Start rollout"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = $("rollout-name").value;
+    const spec = { release: $("rollout-release").value, canary: Number($("rollout-canary").value), batchSize: Number($("rollout-batch").value), paused: $("rollout-paused").checked };
+    if (!(await confirmAction(`Start rollout ${name} of ${spec.release}? Its units are power-cycled into it, batch by batch.`))) return;
+    await act("start rollout", "POST", "/api/v1/rollouts", { apiVersion: "racklet.dev/v1alpha1", kind: "Rollout", metadata: { name }, spec });
+  });
+  rolloutFormNode = el("div", {}, el("h4", {}, "Start a rollout"), form);
+  return rolloutFormNode;
+}
+
 // -- energy -------------------------------------------------------------------------------------
 function energyView() {
   const rack = list("racks")[0];
   const units = list("computeunits").sort((a, b) => a.spec.slot - b.spec.slot);
   const total = units.reduce((sum, u) => sum + (u.status?.energyJoules || 0), 0);
+  loadHistory(units.map((u) => u.metadata.name), true);
   return el("section", { "aria-labelledby": "energy-title" },
     el("h2", { id: "energy-title" }, "Energy"),
     el("p", {}, `Rack: ${num(rack?.status?.powerWatts, 1)} W now, ${num((rack?.status?.energyJoules || 0) / 3600, 3)} Wh so far.`),
-    el("div", { class: "card" }, el("h3", {}, "Rack power (W) since this page opened"), el("div", { class: "chart", "data-chart": "rack" })),
+    el("div", { class: "card" }, el("h3", {}, "Rack power (W), last hour"), el("div", { class: "chart", "data-chart": "rack" })),
     el("div", { class: "card" }, el("h3", {}, "Per unit"), el("table", {},
-      el("thead", {}, el("tr", {}, ["Unit", "Power (W)", "Energy (Wh)", "Wh per wall-clock hour (page open)", "Share"].map((h) => el("th", { scope: "col" }, h)))),
+      el("thead", {}, el("tr", {}, ["Unit", "Power (W)", "Energy (Wh)", "Wh per wall-clock hour (last hour)", "Share"].map((h) => el("th", { scope: "col" }, h)))),
       el("tbody", {}, units.map((u) => {
         const e = u.status?.energyJoules || 0;
         const h = state.history[u.metadata.name] || [];
@@ -581,10 +743,13 @@ window.addEventListener("hashchange", () => { showError(""); render(); $("main")
 (async function start() {
   const code = new URLSearchParams(location.hash.replace(/^#/, "")).get("code");
   if (code) { history.replaceState(null, "", "#/rack"); await login({ code }); if (state.session) return; }
-  // The session and the snapshot in parallel: one round trip less before the first render.
-  const early = fetch("/ui/v1/snapshot", { credentials: "same-origin", cache: "no-store" })
+  // The session and the snapshot in parallel, and already asked by index.html's preloads
+  // while this script downloaded (these fetches match them: same URL, mode and credentials;
+  // the answers are not cacheable, so a reload asks again). Only these two may use them: a
+  // preload answered before a login (401) must not answer a fetch made after it.
+  const early = fetch("/ui/v1/snapshot?first", { credentials: "same-origin" })
     .then((r) => (r.ok ? r.json() : null)).catch(() => null);
-  const response = await fetch("/ui/v1/session", { credentials: "same-origin", cache: "no-store" });
+  const response = await fetch("/ui/v1/session?first", { credentials: "same-origin" });
   if (response.ok) {
     const session = await response.json();
     if (session.csrf) { await loggedIn(session, early); return; }

@@ -1,0 +1,94 @@
+"""The unit's power cap through Redfish: ``Chassis/unit-1/Controls/PowerLimit`` caps the twin
+unit's true draw, refuses a set-point outside its range, needs ConfigureComponents, and is
+excerpted in EnvironmentMetrics; ``Override`` while the supply sags."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from racklet.net import client_context
+from tests.bmc.conftest import eventually
+from tests.bmc.twin_bench import ADMIN, OPERATOR, READER, UNIT, TwinBmc, running_twin_bmc
+
+CHASSIS = f"/redfish/v1/Chassis/{UNIT}"
+CONTROL = f"{CHASSIS}/Controls/PowerLimit"
+
+
+@pytest.fixture
+async def twin(tmp_path: Path) -> AsyncIterator[TwinBmc]:
+    async with running_twin_bmc(tmp_path / "rack") as bmc:
+        yield bmc
+
+
+def _client(twin: TwinBmc, who: tuple[str, str] = ADMIN) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=twin.url, verify=client_context(twin.ca), auth=who)
+
+
+async def test_a_set_point_caps_the_units_true_draw_and_disabled_lifts_it(twin: TwinBmc) -> None:
+    unit = twin.rack.unit(UNIT)
+    async with _client(twin) as admin, _client(twin, OPERATOR) as operator:
+        await admin.post(
+            f"/redfish/v1/Systems/{UNIT}/Actions/ComputerSystem.Reset", json={"ResetType": "On"}
+        )
+        await eventually(
+            lambda: unit.activity is not None and unit.activity.value == "running",
+            "the unit to run",
+        )
+        unit.set_load(1.0)
+        chassis = (await admin.get(CHASSIS)).json()
+        assert chassis["Controls"] == {"@odata.id": f"{CHASSIS}/Controls"}
+        members = (await admin.get(f"{CHASSIS}/Controls")).json()["Members"]
+        assert members == [{"@odata.id": CONTROL}]
+        control = (await admin.get(CONTROL)).json()
+        assert control["ControlType"] == "Power" and control["ControlMode"] == "Disabled"
+        assert control["AllowableMin"] == pytest.approx(unit.floor_watts, abs=1e-3)
+        assert control["AllowableMax"] == pytest.approx(unit.full_load_watts, abs=1e-3)
+
+        reply = await operator.patch(CONTROL, json={"SetPoint": 4.5})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["ControlMode"] == "Automatic" and reply.json()["SetPoint"] == 4.5
+        assert unit.power_limit_watts == 4.5 and unit.power_watts == pytest.approx(4.5)
+        await eventually(lambda: unit.limiting, "the unit to be held back")
+        env = (await admin.get(f"{CHASSIS}/EnvironmentMetrics")).json()
+        assert env["PowerLimitWatts"]["SetPoint"] == 4.5
+        assert env["PowerLimitWatts"]["DataSourceUri"] == CONTROL
+        assert env["PowerLimitWatts"]["ControlMode"] == "Automatic"
+        twin.rack.busbar.rated_watts = unit.floor_watts + 0.05  # a sag: the firmware overrides
+        await eventually(lambda: unit.under_voltage, "an under-voltage throttle")
+        control = (await admin.get(CONTROL)).json()
+        assert control["ControlMode"] == "Override"
+        assert unit.power_watts == pytest.approx(unit.floor_watts)
+        twin.rack.busbar.rated_watts = 100.0
+        await eventually(lambda: not unit.under_voltage, "the supply back")
+
+        reply = await operator.patch(CONTROL, json={"ControlMode": "Disabled"})
+        assert reply.status_code == 200 and reply.json()["ControlMode"] == "Disabled"
+        assert unit.power_limit_watts is None
+        assert unit.power_watts == pytest.approx(unit.full_load_watts)
+        reply = await operator.patch(CONTROL, json={"ControlMode": "Automatic"})
+        assert unit.power_limit_watts == 4.5, "Automatic alone re-applies the last set-point"
+
+
+async def test_bad_set_points_and_readers_are_refused_and_change_nothing(twin: TwinBmc) -> None:
+    unit = twin.rack.unit(UNIT)
+    async with _client(twin) as admin, _client(twin, READER) as reader:
+        for body, code in (
+            ({"SetPoint": 0.5}, "PropertyValueOutOfRange"),  # below the floor
+            ({"SetPoint": 99}, "PropertyValueOutOfRange"),
+            ({"SetPoint": "4"}, "PropertyValueTypeError"),
+            ({"SetPoint": True}, "PropertyValueTypeError"),
+            ({"ControlMode": "Override"}, "PropertyValueNotInList"),
+            ({"AllowableMin": 1}, "PropertyNotWritable"),
+            ({"Volts": 1}, "PropertyUnknown"),
+        ):
+            reply = await admin.patch(CONTROL, json=body)
+            assert reply.status_code == 400, body
+            assert reply.json()["error"]["@Message.ExtendedInfo"][0]["MessageId"].endswith(code)
+        assert unit.power_limit_watts is None
+        assert (await reader.patch(CONTROL, json={"SetPoint": 4.5})).status_code == 403
+        assert unit.power_limit_watts is None
+        assert (await admin.get(f"{CHASSIS}/Controls/Nope")).status_code == 404
