@@ -9,7 +9,7 @@ every ten minutes, one unit switched off for half an hour) and, halfway, every B
 each unit's true draw exactly (``TwinUnit.energy_joules``): that is the ground truth.
 
 ``python -m bench energy_accuracy [--hours H] [--units N] [--seed S]`` prints each unit's
-joules, the truth and the error. The test (``tests/bmc/test_energy_truth.py``) runs the same.
+joules, the truth and the error. The test (``tests/bmc/state/test_energy_truth.py``) runs the same.
 """
 
 from __future__ import annotations

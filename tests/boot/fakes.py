@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import Receive, Scope, Send
 
-from racklet.bmc._ab import AbState
+from racklet.bmc._state.ab import AbState
 from racklet.bmc.errors import BmcError
 from racklet.boot import PublishedRelease, TufRepository, build_default_payload
 from racklet.boot.server import create_boot_app

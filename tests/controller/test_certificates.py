@@ -27,7 +27,7 @@ from racklet.api import (
     RackSpec,
     find_condition,
 )
-from racklet.bmc._cert_store import CertSlot
+from racklet.bmc._state.certificates import CertSlot
 from racklet.controller._certificates import CertificatePolicy, UnitCertificates
 from racklet.pki import RackCA, revoke
 from racklet.redfish import RedfishClient

@@ -5,9 +5,11 @@ It runs unchanged over the twin's board or a real one: everything it touches is 
 for the files of its state dir.
 """
 
-from racklet.bmc._accounts import write_accounts
-from racklet.bmc._bmc_slots import BmcFirmwareSlots, build_manifest, parse_manifest
-from racklet.bmc._firmware import (
+from racklet.bmc._host import BmcHost
+from racklet.bmc._service import BmcService, BmcSettings
+from racklet.bmc._state.accounts import write_accounts
+from racklet.bmc._state.bmc_slots import BmcFirmwareSlots, build_manifest, parse_manifest
+from racklet.bmc._state.firmware import (
     BootSlot,
     ImageUpload,
     ImageVerifier,
@@ -16,8 +18,6 @@ from racklet.bmc._firmware import (
     VerifiedImage,
     reject_all,
 )
-from racklet.bmc._host import BmcHost
-from racklet.bmc._service import BmcService, BmcSettings
 from racklet.bmc._tuf_verifier import TufImageVerifier
 from racklet.bmc.errors import AccountsError, BmcError, ImageRejected, StateError
 from racklet.wire import FIRMWARE_CHANNEL, firmware_oem_parameters

@@ -23,29 +23,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from racklet.audit import AuditLog, AuditMiddleware, redfish_verb
 from racklet.bmc import (
-    _account_service,
-    _certificates,
-    _chassis,
-    _event_service,
-    _logs,
-    _managers,
     _metrics,
-    _power_limit,
-    _root,
-    _serial_console,
-    _sessions,
-    _subsystems,
-    _systems,
-    _task_service,
-    _update,
 )
-from racklet.bmc._accounts import Accounts
-from racklet.bmc._auth import AuthMiddleware, send_error
-from racklet.bmc._cert_store import CertificateStore
-from racklet.bmc._context import BmcContext
-from racklet.bmc._http import respond
-from racklet.bmc._message_registry import RedfishErrorReply
-from racklet.bmc._sessions import SessionStore
+from racklet.bmc._http.auth import AuthMiddleware, send_error
+from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.responses import respond
+from racklet.bmc._resources import certificates as certificate_family
+from racklet.bmc._resources import chassis, events, managers, root, systems
+from racklet.bmc._resources import update as update_family
+from racklet.bmc._resources.accounts.account_service import routes as account_routes
+from racklet.bmc._resources.accounts.sessions import routes as sessions_routes
+from racklet.bmc._resources.tasks import routes as task_routes
+from racklet.bmc._state.accounts import Accounts
+from racklet.bmc._state.certificates import CertificateStore
+from racklet.bmc._state.context import BmcContext
+from racklet.bmc._state.sessions import SessionStore
+from racklet.bmc._state.tasks import TaskRegistry
 from racklet.log import ContextLogger
 
 _request: contextvars.ContextVar[str | None] = contextvars.ContextVar("bmc_request", default=None)
@@ -109,7 +102,7 @@ class _RequestScope:
 _SUPPORTED_QUERY = {"$top", "$skip"}
 MAX_BODY = 64 * 1024
 """Largest request body (bytes) outside the firmware push; Redfish bodies are small."""
-_UPLOADS = (_update.MULTIPART,)
+_UPLOADS = (update_family.MULTIPART,)
 
 
 class _BodyTooLarge(Exception):
@@ -117,7 +110,7 @@ class _BodyTooLarge(Exception):
 
 
 def _limit(scope: Scope) -> int:
-    return _update.MAX_IMAGE if scope["path"].rstrip("/") in _UPLOADS else MAX_BODY
+    return update_family.MAX_IMAGE if scope["path"].rstrip("/") in _UPLOADS else MAX_BODY
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -135,6 +128,13 @@ def _refusal(scope: Scope) -> RedfishErrorReply | None:
     if version is not None and version.strip() != "4.0":
         # Redfish: a request for an OData version the service does not support is a 412.
         return RedfishErrorReply(412, "HeaderInvalid", f"OData-Version: {version}")
+    if scope["method"] in ("POST", "PATCH", "PUT") and scope["path"].rstrip("/") not in _UPLOADS:
+        kind = _header(scope, b"content-type")
+        if kind is not None and kind.partition(";")[0].strip().lower() != "application/json":
+            # Redfish: a body in any other media type is a 415, and nothing changes.
+            return RedfishErrorReply(
+                415, "UnrecognizedRequestBody", resolution="Send Content-Type: application/json."
+            )
     length = _header(scope, b"content-length")
     if length is not None and length.isdigit() and int(length) > _limit(scope):
         return RedfishErrorReply(413, "PayloadTooLarge")
@@ -186,28 +186,24 @@ def build_app(
     ctx: BmcContext,
     accounts: Accounts,
     sessions: SessionStore,
-    tasks: _task_service.TaskRegistry,
-    update: _update.UpdateSetup,
+    tasks: TaskRegistry,
+    update: update_family.UpdateSetup,
     cert_roles: Mapping[str, str] | None = None,
     certificates: CertificateStore | None = None,
     audit: AuditLog | None = None,
 ) -> Starlette:
     routes: list[BaseRoute] = [
-        *_root.routes(ctx),
-        *_sessions.routes(sessions, accounts, ctx.log),
-        *_account_service.routes(accounts, sessions, ctx.log),
-        *_systems.routes(ctx),
-        *_serial_console.routes(ctx),
-        *_logs.routes(ctx),
-        *_chassis.routes(ctx),
-        *_subsystems.routes(ctx),
-        *_power_limit.routes(ctx),
-        *_managers.routes(ctx),
-        *_event_service.routes(ctx),
-        *_update.routes(ctx, update, tasks),
-        *_task_service.routes(tasks),
+        *root.routes(ctx),
+        *sessions_routes(sessions, accounts, ctx.log),
+        *account_routes(accounts, sessions, ctx.log),
+        *systems.routes(ctx),
+        *chassis.routes(ctx),
+        *managers.routes(ctx),
+        *events.routes(ctx),
+        *update_family.routes(ctx, update, tasks),
+        *task_routes(tasks),
         *_metrics.routes(ctx),
-        *(_certificates.routes(ctx, certificates) if certificates else []),
+        *(certificate_family.routes(ctx, certificates) if certificates else []),
     ]
     audited = (
         []

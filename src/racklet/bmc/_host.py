@@ -14,8 +14,8 @@ import ssl
 from collections.abc import Callable
 from dataclasses import replace
 
-from racklet.bmc._boot import BootStatus
 from racklet.bmc._service import BmcService, BmcSettings
+from racklet.bmc._state.boot import BootStatus
 from racklet.errors import RackletError
 from racklet.hw import BmcBoard
 from racklet.log import get_logger

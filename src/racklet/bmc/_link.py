@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from racklet.bmc._ab import AbState
-from racklet.bmc._boot import BootStatus
+from racklet.bmc._state.ab import AbState
+from racklet.bmc._state.boot import BootStatus
 from racklet.bmc.errors import BmcError, StateError
 from racklet.hw import Clock
 from racklet.link import serve_link

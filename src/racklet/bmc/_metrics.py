@@ -15,8 +15,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from racklet.bmc._context import BmcContext
-from racklet.bmc._fans import fan_metrics
+from racklet.bmc._state.context import BmcContext
+from racklet.bmc._state.fans import fan_metrics
 from racklet.metrics import metrics_response
 
 

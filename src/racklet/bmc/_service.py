@@ -19,24 +19,25 @@ from pathlib import Path
 from starlette.applications import Starlette
 
 from racklet.audit import AuditLog
-from racklet.bmc._account_service import ACCOUNTS
-from racklet.bmc._accounts import Accounts, read_accounts
 from racklet.bmc._app import RequestLogger, build_app
-from racklet.bmc._bmc_runtime import SELF_TEST_DEADLINE, BmcFirmware
-from racklet.bmc._boot import BootStatus
-from racklet.bmc._cert_store import CertificateStore
-from racklet.bmc._console import ConsoleLog, capture
-from racklet.bmc._context import BmcContext
-from racklet.bmc._energy import EnergyFile
-from racklet.bmc._events import EventBus, LoginEvents
-from racklet.bmc._fans import FanPolicy
-from racklet.bmc._firmware import ImageVerifier, SlotProvider, StagedSlots, reject_all
+from racklet.bmc._http.uris import ACCOUNTS
 from racklet.bmc._link import LinkService
-from racklet.bmc._power import Meter, PowerControl, PowerPolicy
-from racklet.bmc._sessions import SessionStore
-from racklet.bmc._task_service import TaskRegistry
-from racklet.bmc._throttle import BackoffPolicy
-from racklet.bmc._update import UpdateSetup
+from racklet.bmc._resources.update import UpdateSetup
+from racklet.bmc._state.accounts import Accounts, read_accounts
+from racklet.bmc._state.asset_tag import AssetTag
+from racklet.bmc._state.bmc_runtime import SELF_TEST_DEADLINE, BmcFirmware
+from racklet.bmc._state.boot import BootStatus
+from racklet.bmc._state.certificates import CertificateStore
+from racklet.bmc._state.console import ConsoleLog, capture
+from racklet.bmc._state.context import BmcContext
+from racklet.bmc._state.energy import EnergyFile
+from racklet.bmc._state.events import EventBus, LoginEvents
+from racklet.bmc._state.fans import FanPolicy
+from racklet.bmc._state.firmware import ImageVerifier, SlotProvider, StagedSlots, reject_all
+from racklet.bmc._state.power import Meter, PowerControl, PowerPolicy
+from racklet.bmc._state.sessions import SessionStore
+from racklet.bmc._state.tasks import TaskRegistry
+from racklet.bmc._state.throttle import BackoffPolicy
 from racklet.config import write_private
 from racklet.hw import BmcBoard
 from racklet.log import get_logger
@@ -75,7 +76,7 @@ class BmcSettings:
     and their Redfish roles (the host passes its own rack's: ``BmcHost`` in the twin): the
     controller and the RMC log in with their own certificates, never a password."""
     login_backoff: BackoffPolicy = field(default_factory=BackoffPolicy)
-    """How a source that keeps failing to log in is slowed (:mod:`racklet.bmc._throttle`)."""
+    """How a source that keeps failing to log in is slowed (:mod:`racklet.bmc._state.throttle`)."""
     image_verifier: ImageVerifier = reject_all
     """Vouches for a pushed firmware image (the trust chain's); the default accepts none."""
     slots: SlotProvider | None = None
@@ -132,6 +133,7 @@ class BmcService:
                 EnergyFile(settings.state_dir / "energy.json", self._log.bind(request="sampler")),
             ),
             events=events,
+            asset_tag=AssetTag(settings.state_dir / "asset-tag.txt"),
             console=ConsoleLog(settings.console_lines),
             log=self._log,
         )
@@ -177,6 +179,7 @@ class BmcService:
             slots=settings.slots or StagedSlots(settings.state_dir / "firmware"),
             uploads=settings.state_dir / "uploads",
             bmc=self.firmware,
+            ab=self._link.ab,
         )
         self.audit = AuditLog(settings.audit_file or settings.state_dir / "audit.log")
         self.app: Starlette = build_app(

@@ -14,9 +14,9 @@ image's length and SHA-256 against the signed target. No network connection is o
 metadata comes with the push, so a BMC needs no route to the boot server to be updated.
 
 Deliberately not here: the version floor. Whether a genuine image is a rollback is decided
-where it is installed, against the version *committed* (:mod:`racklet.bmc._bmc_slots`, rules in
-:mod:`racklet.versions`); a floor raised at verification would let a build that fails its
-trial block every older release.
+where it is installed, against the version *committed*
+(:mod:`racklet.bmc._state.bmc_slots`, rules in :mod:`racklet.versions`); a floor raised at
+verification would let a build that fails its trial block every older release.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 from tuf.api import exceptions as tuf_errors
 from tuf.ngclient import FetcherInterface, UpdaterConfig  # type: ignore[attr-defined]
 
-from racklet.bmc._firmware import ImageUpload, VerifiedImage
+from racklet.bmc._state.firmware import ImageUpload, VerifiedImage
 from racklet.bmc.errors import ImageRejected
 from racklet.boot._tuf_updater import StrictUpdater
 from racklet.config import make_dir

@@ -10,7 +10,7 @@
         └── ImageRejected         a pushed firmware image failed verification
 
 Redfish clients never see these types: the HTTP layer answers with Redfish error bodies
-(:mod:`racklet.bmc._message_registry`, raised as its ``RedfishErrorReply``), and the backplane
+(:mod:`racklet.bmc._http.registry`, raised as its ``RedfishErrorReply``), and the backplane
 link answers ``{"ok": false, "error": ...}``.
 """
 

@@ -10,17 +10,17 @@ here: the BMC's hardware families (systems, chassis, power), which the RMC forwa
 from starlette.requests import Request
 from starlette.responses import Response
 
-from racklet.bmc._account_service import ACCOUNTS
-from racklet.bmc._account_service import routes as account_routes
-from racklet.bmc._accounts import Accounts, read_accounts
-from racklet.bmc._auth import AuthMiddleware
-from racklet.bmc._event_service import event_log_routes
-from racklet.bmc._events import EventBus, LoginEvents
-from racklet.bmc._http import Principal, principal, respond
-from racklet.bmc._message_registry import RedfishErrorReply
-from racklet.bmc._sessions import SessionStore
-from racklet.bmc._sessions import routes as session_routes
-from racklet.bmc._throttle import BackoffPolicy, LockoutPolicy, LoginThrottle
+from racklet.bmc._http.auth import AuthMiddleware
+from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.responses import Principal, principal, respond
+from racklet.bmc._http.uris import ACCOUNTS
+from racklet.bmc._resources.accounts.account_service import routes as account_routes
+from racklet.bmc._resources.accounts.sessions import routes as session_routes
+from racklet.bmc._resources.events.logs import event_log_routes
+from racklet.bmc._state.accounts import Accounts, read_accounts
+from racklet.bmc._state.events import EventBus, LoginEvents
+from racklet.bmc._state.sessions import SessionStore
+from racklet.bmc._state.throttle import BackoffPolicy, LockoutPolicy, LoginThrottle
 
 
 async def redfish_error(request: Request, exc: Exception) -> Response:

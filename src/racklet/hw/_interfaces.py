@@ -225,6 +225,23 @@ class UnitHost(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class BoardIdentity:
+    """What a tray says about itself (on hardware: the BMC board's EEPROM and the unit's OTP):
+    who made the unit, what it is, its serial number, MAC addresses, processor and memory."""
+
+    manufacturer: str
+    model: str
+    serial_number: str
+    unit_mac: str
+    """The unit's own Ethernet MAC (``aa:bb:cc:dd:ee:ff``)."""
+    bmc_mac: str
+    """The BMC's management Ethernet MAC."""
+    processor_model: str
+    processor_cores: int
+    memory_mib: int
+
+
 @dataclass
 class BmcBoard:
     """Everything a BMC can touch on its board, from one backend."""
@@ -245,6 +262,8 @@ class BmcBoard:
     """The board's fans; a board without any (fanless tray) has an empty list."""
     locate_led: Indicator | None = None
     """The tray's locate LED (Redfish ``LocationIndicatorActive``), if the board has one."""
+    identity: BoardIdentity | None = None
+    """What the tray says about itself, if the board can read it."""
     power_limiter: PowerLimiter | None = None
     """The unit's power cap (Redfish ``Controls/PowerLimit``), if its firmware has one."""
 

@@ -7,7 +7,7 @@ driver sees the NACK it would see on hardware.
 
 from __future__ import annotations
 
-from racklet.hw import BmcBoard, BootSource, Clock, PowerMonitor
+from racklet.hw import BmcBoard, BoardIdentity, BootSource, Clock, PowerMonitor
 from racklet.hw.drivers import Ina219, Pac1921
 from racklet.hw.drivers import ina219 as ina219_driver
 from racklet.hw.drivers import pac1921 as pac1921_driver
@@ -182,6 +182,38 @@ class MonitorSocket:
         self.bus.detach(self.address)
 
 
+# What each profile's tray says about itself (the unit's processor and memory: the boards
+# Racklet's profiles model, in their common configuration).
+_MAKES = {
+    "raspberry-pi-4": ("Raspberry Pi Ltd", "Raspberry Pi 4 Model B", "BCM2711 Cortex-A72", 4, 4096),
+    "raspberry-pi-5": ("Raspberry Pi Ltd", "Raspberry Pi 5", "BCM2712 Cortex-A76", 4, 8192),
+}
+
+
+def _identity(unit: TwinUnit) -> BoardIdentity:
+    """The tray's identity: the profile's make, serial and MACs drawn from the rack's seed
+    (locally administered MACs, so they can never clash with a real vendor's)."""
+    maker, model, cpu, cores, memory = _MAKES.get(
+        unit.profile.name, ("Racklet", unit.profile.name, "unknown", 1, 1024)
+    )
+    seed = unit.serial_seed
+
+    def mac(last: int) -> str:
+        octets = [0x02, *((seed >> shift) & 0xFF for shift in (32, 24, 16, 8)), last]
+        return ":".join(f"{octet:02x}" for octet in octets)
+
+    return BoardIdentity(
+        manufacturer=maker,
+        model=model,
+        serial_number=f"{seed:012x}",
+        unit_mac=mac(seed & 0xFE),
+        bmc_mac=mac((seed & 0xFE) | 1),
+        processor_model=cpu,
+        processor_cores=cores,
+        memory_mib=memory,
+    )
+
+
 def build_board(unit: TwinUnit, clock: Clock, monitor: MonitorSocket) -> BmcBoard:
     return BmcBoard(
         unit=unit.name,
@@ -198,5 +230,6 @@ def build_board(unit: TwinUnit, clock: Clock, monitor: MonitorSocket) -> BmcBoar
         max_power_watts=unit.profile.max_power_watts,
         fans=[unit.fan],
         locate_led=_LocateLed(),
+        identity=_identity(unit),
         power_limiter=_PowerLimiter(unit),
     )

@@ -251,3 +251,4 @@ def _realize_spread(unit: TwinUnit, rng: random.Random) -> None:
     profile = unit.profile
     unit.spread(factor(profile.idle_spread), factor(profile.full_load_spread))
     unit.sensor_rng = random.Random(rng.getrandbits(64))
+    unit.serial_seed = rng.getrandbits(48)

@@ -72,6 +72,8 @@ class TwinUnit:
         self.full_load_watts = profile.full_load_watts
         self.sensor_rng = random.Random(name)
         """Drives this board's sensor noise; the rack seeds it, so a rack is reproducible."""
+        self.serial_seed = random.Random(f"serial/{name}").getrandbits(48)
+        """Its serial number and MAC addresses come from this; the rack seeds it too."""
         self.resets = 0
         self.brownouts = 0
         self.thermal = ThermalModel(

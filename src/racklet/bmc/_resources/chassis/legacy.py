@@ -1,0 +1,119 @@
+"""``Chassis/<unit>/Power`` and ``Thermal``: the deprecated (but still widely read) schemas,
+served beside PowerSubsystem and ThermalSubsystem from the same sample, for clients and
+profiles (OCP Baseline v1.0) that predate them. Read-only: the power limit and fan control
+live in the newer resources."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from racklet.bmc._http.declared import Resource
+from racklet.bmc._http.responses import respond
+from racklet.bmc._resources.chassis.common import mine, status
+from racklet.bmc._resources.chassis.sensors import SENSORS, reading
+from racklet.bmc._resources.chassis.thermal import fans_of
+from racklet.bmc._state.context import BmcContext
+from racklet.bmc._state.fans import stalled_now
+
+_BY_ID = {kind.id: kind for kind in SENSORS}
+
+
+class Power(Resource):
+    redfish_type = "Power"
+
+    Id: str = "Power"
+    Name: str
+    PowerControl: list[dict[str, Any]]
+    Voltages: list[dict[str, Any]]
+    PowerSupplies: list[dict[str, Any]]
+
+
+class Thermal(Resource):
+    redfish_type = "Thermal"
+
+    Id: str = "Thermal"
+    Name: str
+    Temperatures: list[dict[str, Any]]
+    Fans: list[dict[str, Any]]
+
+
+async def power(ctx: BmcContext, request: Request) -> Response:
+    mine(ctx, request)
+    path = f"{ctx.chassis_path}/Power"
+    watts = reading(ctx, _BY_ID["power"])
+    declared = Power(
+        Id="Power",
+        Name=f"Power of {ctx.unit}",
+        PowerControl=[
+            {
+                "@odata.id": f"{path}#/PowerControl/0",
+                "MemberId": "0",
+                "Name": "Unit input power",
+                "PowerConsumedWatts": watts,
+                "PowerCapacityWatts": ctx.board.max_power_watts,
+                "Status": status(ctx),
+            }
+        ],
+        Voltages=[
+            {
+                "@odata.id": f"{path}#/Voltages/0",
+                "MemberId": "0",
+                "Name": "Unit input voltage",
+                "ReadingVolts": reading(ctx, _BY_ID["voltage"]),
+                "PhysicalContext": "SystemBoard",
+                "Status": status(ctx),
+            }
+        ],
+        PowerSupplies=[
+            {
+                "@odata.id": f"{path}#/PowerSupplies/0",
+                "MemberId": "0",
+                "Name": "Rack busbar feed (DC/DC of the BMC board)",
+                "PowerSupplyType": "DC",
+                "PowerCapacityWatts": ctx.board.max_power_watts,
+                "Status": status(ctx),
+            }
+        ],
+    )
+    return respond(declared.body(path))
+
+
+async def thermal(ctx: BmcContext, request: Request) -> Response:
+    mine(ctx, request)
+    path = f"{ctx.chassis_path}/Thermal"
+    fans = []
+    for index, fan in enumerate(sorted(fans_of(ctx).values(), key=lambda f: f.name)):
+        fans.append(
+            {
+                "@odata.id": f"{path}#/Fans/{index}",
+                "MemberId": str(index),
+                "Name": f"Fan {fan.name}",
+                "Reading": round(fan.rpm()),
+                "ReadingUnits": "RPM",
+                "PhysicalContext": "Fan",
+                "Status": {
+                    "State": "Enabled",
+                    "Health": "Critical" if stalled_now(fan) else "OK",
+                },
+            }
+        )
+    declared = Thermal(
+        Id="Thermal",
+        Name=f"Cooling of {ctx.unit}",
+        Temperatures=[
+            {
+                "@odata.id": f"{path}#/Temperatures/0",
+                "MemberId": "0",
+                "Name": "SoC temperature",
+                "ReadingCelsius": reading(ctx, _BY_ID["temperature"]),
+                "UpperThresholdNonCritical": ctx.meter.temperature_caution,
+                "PhysicalContext": "CPU",
+                "Status": status(ctx),
+            }
+        ],
+        Fans=fans,
+    )
+    return respond(declared.body(path))

@@ -1,0 +1,77 @@
+"""``EventService`` with its SSE stream.
+
+``GET /redfish/v1/EventService/SSE`` answers ``text/event-stream``: one ``Event`` payload
+per message, with ``id:`` set to the event id, so a client can tell what it missed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from racklet.bmc._http.declared import Resource
+from racklet.bmc._http.responses import ODATA_HEADERS, respond
+from racklet.bmc._http.uris import EVENT_SERVICE
+from racklet.bmc._state.context import BmcContext
+from racklet.bmc._state.events import RedfishEvent
+
+SSE = f"{EVENT_SERVICE}/SSE"
+
+
+class EventService(Resource):
+    redfish_type = "EventService"
+
+    Id: str = "EventService"
+    Name: str = "Event Service"
+    ServiceEnabled: bool = True
+    ServerSentEventUri: str
+    RegistryPrefixes: list[str]
+    EventFormatTypes: list[str]
+    ResourceTypes: list[str]
+    ExcludeMessageId: bool = False
+    ExcludeRegistryPrefix: bool = False
+    IncludeOriginOfConditionSupported: bool = False
+    SubordinateResourcesSupported: bool = False
+    Status: dict[str, str]
+
+
+def _frame(event: RedfishEvent) -> bytes:
+    return f"id: {event.id}\ndata: {json.dumps(event.payload())}\n\n".encode()
+
+
+async def service(ctx: BmcContext, request: Request) -> Response:
+    declared = EventService(
+        Id="EventService",
+        Name="Event Service",
+        ServiceEnabled=True,
+        ServerSentEventUri=SSE,
+        RegistryPrefixes=["ResourceEvent", "SensorEvent", "Platform", "AccountSecurity"],
+        EventFormatTypes=["Event"],
+        ResourceTypes=["ComputerSystem", "Chassis", "Manager", "ManagerAccount", "Sensor"],
+        ExcludeMessageId=False,  # the stream sends every event: no filters
+        ExcludeRegistryPrefix=False,
+        IncludeOriginOfConditionSupported=False,
+        SubordinateResourcesSupported=False,
+        Status={"State": "Enabled", "Health": "OK"},
+    )
+    return respond(declared.body(EVENT_SERVICE))
+
+
+async def stream(ctx: BmcContext, request: Request) -> Response:
+    queue = ctx.events.subscribe()
+
+    async def frames() -> AsyncIterator[bytes]:
+        try:
+            yield b": racklet bmc event stream\n\n"
+            while True:
+                event = await queue.get()
+                if event is None:
+                    return
+                yield _frame(event)
+        finally:
+            ctx.events.unsubscribe(queue)
+
+    return StreamingResponse(frames(), media_type="text/event-stream", headers={**ODATA_HEADERS})

@@ -1,0 +1,177 @@
+"""``Systems``: the unit as a ComputerSystem: power state, boot progress and override, Reset.
+
+The body, the PATCH it accepts and the Reset action's parameters are declared once
+(:class:`ComputerSystem`, :class:`ResetParameters`); an action repeated with its
+``Idempotency-Key`` is carried out once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from racklet.bmc._http.declared import (
+    Declared,
+    Resource,
+    action_parameters,
+    allowable,
+    validate_action,
+    validate_patch,
+)
+from racklet.bmc._http.etags import check_if_match, tagged
+from racklet.bmc._http.idempotency import HEADER as IDEMPOTENCY_HEADER
+from racklet.bmc._http.idempotency import OnceByKey
+from racklet.bmc._http.odata import collection, link, resource
+from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.responses import no_content, page, read_object, read_patch, respond
+from racklet.bmc._http.uris import SYSTEMS
+from racklet.bmc._resources.systems.boot import Boot, BootOverride
+from racklet.bmc._resources.systems.inventory import summaries
+from racklet.bmc._state.context import BmcContext
+from racklet.bmc._state.power import ResetType
+
+MAX_CONSOLES = 4
+"""WebSocket console watchers at once (each is a read-only copy of the UART)."""
+RESET_ACTION = "ComputerSystem.Reset"
+
+
+class ResetParameters(Declared):
+    ResetType: ResetType
+
+
+class ComputerSystem(Resource):
+    redfish_type = "ComputerSystem"
+
+    Id: str
+    Name: str
+    SystemType: Literal["Physical"] = "Physical"
+    UUID: str
+    Manufacturer: str | None = None
+    Model: str | None = None
+    SerialNumber: str | None = None
+    ProcessorSummary: dict[str, Any] | None = None
+    MemorySummary: dict[str, Any] | None = None
+    Processors: dict[str, str] | None = None
+    Memory: dict[str, str] | None = None
+    EthernetInterfaces: dict[str, str] | None = None
+    PowerState: str
+    Status: dict[str, Any]
+    BootProgress: dict[str, Any]
+    Boot: Boot
+    LogServices: dict[str, str]
+    Certificates: dict[str, str]
+    Links: dict[str, Any]
+    SerialConsole: dict[str, Any]
+    Actions: dict[str, Any]
+
+
+def unit_uuid(ctx: BmcContext) -> str:
+    """The unit's UUID: stable for its board (from the serial number), else for its slot."""
+    identity = ctx.board.identity
+    name = identity.serial_number if identity is not None else ctx.unit
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"urn:racklet:unit:{name}"))
+
+
+class SystemResource:
+    """``Systems`` and ``Systems/<unit>``: GET, PATCH (the boot override), Reset."""
+
+    def __init__(self, ctx: BmcContext) -> None:
+        self.ctx = ctx
+        self.override = BootOverride(ctx)
+        self.resets = OnceByKey()  # a reset repeated with its Idempotency-Key is done once
+
+    def _mine(self, request: Request) -> None:
+        if request.path_params["system_id"] != self.ctx.unit:
+            raise RedfishErrorReply(
+                404, "ResourceNotFound", "ComputerSystem", request.path_params["system_id"]
+            )
+
+    def declared(self) -> ComputerSystem:
+        ctx = self.ctx
+        path = ctx.system_path
+        conditions = ctx.boot.conditions()
+        status: dict[str, Any] = {
+            "State": "Enabled" if ctx.present() else "Absent",
+            "Health": "Critical" if conditions else "OK",
+        }
+        if conditions:
+            status["Conditions"] = conditions
+        return ComputerSystem(
+            Id=ctx.unit,
+            Name=f"Racklet unit {ctx.unit}",
+            SystemType="Physical",
+            UUID=unit_uuid(ctx),
+            **summaries(ctx),
+            PowerState=ctx.power.power_state(),
+            Status=status,
+            BootProgress=ctx.boot.redfish(),
+            Boot=self.override.declared(),
+            LogServices=link(f"{path}/LogServices"),
+            Certificates=link(f"{path}/Certificates"),
+            Links={"Chassis": [link(ctx.chassis_path)], "ManagedBy": [link(ctx.manager_path)]},
+            SerialConsole={
+                "MaxConcurrentSessions": MAX_CONSOLES,
+                "WebSocket": {
+                    "ServiceEnabled": True,
+                    "ConsoleURI": f"{path}/SerialConsole/WebSocket",
+                    "Interactive": False,
+                },
+            },
+            Actions={
+                f"#{RESET_ACTION}": {
+                    "target": f"{path}/Actions/{RESET_ACTION}",
+                    "@Redfish.ActionInfo": f"{path}/ResetActionInfo",
+                    "ResetType@Redfish.AllowableValues": allowable(ResetParameters, "ResetType"),
+                }
+            },
+        )
+
+    def body(self) -> dict[str, Any]:
+        return self.declared().body(self.ctx.system_path)
+
+    async def collection(self, request: Request) -> Response:
+        members = page(request, [self.ctx.system_path])
+        return respond(
+            collection("ComputerSystemCollection", SYSTEMS, "Computer System Collection", members)
+        )
+
+    async def get(self, request: Request) -> Response:
+        self._mine(request)
+        return tagged(request, self.body())
+
+    async def patch(self, request: Request) -> Response:
+        self._mine(request)
+        body = await read_patch(request)
+        # No await from here on: the If-Match check and the write are one atomic step.
+        check_if_match(request, self.body())
+        boot = validate_patch(ComputerSystem, body).get("Boot", {})
+        self.override.apply(
+            boot.get("BootSourceOverrideTarget", self.override.target),
+            boot.get("BootSourceOverrideEnabled", self.override.enabled),
+        )
+        return tagged(request, self.body())
+
+    async def action_info(self, request: Request) -> Response:
+        self._mine(request)
+        return respond(
+            resource(
+                "ActionInfo",
+                f"{self.ctx.system_path}/ResetActionInfo",
+                Id="ResetActionInfo",
+                Name="Reset Action Info",
+                Parameters=action_parameters(ResetParameters),
+            )
+        )
+
+    async def reset(self, request: Request) -> Response:
+        self._mine(request)
+        params: ResetParameters = validate_action(
+            ResetParameters, await read_object(request), RESET_ACTION
+        )
+        reset_type = params.ResetType
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        await self.resets.run(key, reset_type, lambda: self.ctx.power.reset(reset_type))
+        return no_content()

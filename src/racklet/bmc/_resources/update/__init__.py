@@ -1,0 +1,331 @@
+"""``UpdateService``: the firmware inventory and the multipart push of a signed image.
+
+A push (``MultipartHttpPushUri``) carries an ``UpdateParameters`` JSON part and an
+``UpdateFile`` part, as the Redfish specification's "Multipart HTTP push updates" asks. A
+well-formed push is stored (0600, in the BMC's own storage) and answered 202 with a Task;
+the task verifies the image (the configured :data:`~racklet.bmc.ImageVerifier`), then hands
+it to the unit's :class:`~racklet.bmc.SlotProvider`. The stored upload is deleted when the
+task ends, whatever the outcome: nothing unverified stays on the BMC.
+
+The BMC's own firmware has two slots too (:mod:`racklet.bmc._state.bmc_slots`): ``bmc`` is the
+running one, ``bmc-standby`` the other. A push must name ``bmc-standby`` in ``Targets`` to
+write it (pushes without ``Targets`` write the unit's inactive slot, as before). With
+``@Redfish.OperationApplyTime`` ``Immediate`` the BMC then try-boots it at once (it restarts);
+with ``OnReset`` it waits for ``Manager.Reset``.
+
+Deliberately not here: ``SimpleUpdate`` (the BMC would have to fetch an image from a URL the
+client names, i.e. open connections on a client's say-so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from pydantic import Field
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute
+
+from racklet.bmc._http.declared import Declared, Resource, validate_create
+from racklet.bmc._http.odata import collection, link
+from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.responses import page, parse_object, respond, route
+from racklet.bmc._http.uris import FIRMWARE_INVENTORY as INVENTORY
+from racklet.bmc._http.uris import UPDATE_SERVICE as SERVICE
+from racklet.bmc._resources.update.inventory import (
+    BMC_STANDBY,
+    installed_versions,
+    inventory,
+    slot_id,
+)
+from racklet.bmc._state.ab import AbState
+from racklet.bmc._state.bmc_runtime import BmcFirmware
+from racklet.bmc._state.context import BmcContext
+from racklet.bmc._state.firmware import (
+    BootSlot,
+    ImageUpload,
+    ImageVerifier,
+    SlotProvider,
+    VerifiedImage,
+)
+from racklet.bmc._state.tasks import Task, TaskRegistry
+from racklet.bmc.errors import BmcError, ImageRejected, StateError
+from racklet.config import make_dir
+
+MULTIPART = f"{SERVICE}/update-multipart"
+MAX_IMAGE = 64 * 1024 * 1024
+"""Largest firmware image a multipart push may carry."""
+MAX_PARAMETERS = 16 * 1024
+"""Largest ``UpdateParameters`` or ``OemParameters`` part."""
+_PARTS = ("UpdateParameters", "UpdateFile", "OemParameters")
+
+
+@dataclass(frozen=True)
+class UpdateSetup:
+    """What a push needs besides the BMC context: the two seams and where uploads go."""
+
+    verifier: ImageVerifier
+    slots: SlotProvider
+    uploads: Path
+    bmc: BmcFirmware | None = None
+    """The BMC's own firmware slots; None: the BMC firmware is listed read-only."""
+    ab: AbState | None = None
+    """The unit's A/B state, for the versions its slots hold."""
+
+
+class UpdateService(Resource):
+    redfish_type = "UpdateService"
+
+    Id: str = "UpdateService"
+    Name: str = "Update Service"
+    ServiceEnabled: bool = True
+    MultipartHttpPushUri: str
+    MaxImageSizeBytes: int
+    FirmwareInventory: dict[str, str]
+    Status: dict[str, str]
+
+
+def _json_part(value: Any, name: str) -> dict[str, Any]:
+    if isinstance(value, UploadFile):
+        raise RedfishErrorReply(400, "MissingOrMalformedPart", resolution=f"Send {name} as JSON.")
+    if not str(value).strip():
+        raise RedfishErrorReply(400, "MalformedJSON")
+    return parse_object(value)
+
+
+class UpdateParameters(Declared):
+    """The ``UpdateParameters`` part of a multipart push."""
+
+    Targets: list[str] = Field(default_factory=list)
+    OperationApplyTime: Literal["Immediate", "OnReset"] = Field(
+        "Immediate", alias="@Redfish.OperationApplyTime"
+    )
+
+
+def _targets(
+    parameters: Mapping[str, Any], updateable: list[str], explicit: list[str]
+) -> list[str]:
+    """The inventory URIs the push writes: those named (each must be updateable), or all of
+    ``updateable``; ``explicit`` ones (the BMC's own slot) are written only when named."""
+    checked = validate_create(UpdateParameters, dict(parameters), prefix="UpdateParameters/")
+    for target in checked.Targets:
+        if target.rstrip("/") not in (*updateable, *explicit):
+            raise RedfishErrorReply(
+                400,
+                "PropertyValueNotInList",
+                target,
+                "Targets",
+                resolution=f"Use one of: {', '.join((*updateable, *explicit))}.",
+            )
+    chosen = [t.rstrip("/") for t in checked.Targets] or updateable
+    if not chosen:
+        raise RedfishErrorReply(400, "ActionParameterMissing", "MultipartHttpPushUri", "Targets")
+    return sorted(set(chosen))
+
+
+def _store(source: IO[bytes], target: Path) -> int:
+    """Copy an upload into the BMC's storage (0600); its size."""
+    make_dir(target.parent)
+    source.seek(0)
+    with open(target, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as out:
+        shutil.copyfileobj(source, out, 1024 * 1024)
+        return out.tell()
+
+
+class UpdateResources:
+    """The UpdateService, its inventory and the multipart push of one BMC."""
+
+    def __init__(self, ctx: BmcContext, setup: UpdateSetup, registry: TaskRegistry) -> None:
+        self.ctx, self.setup, self.registry = ctx, setup, registry
+        self.standby_uri = f"{INVENTORY}/{BMC_STANDBY}"
+
+    async def inventory(self) -> dict[str, dict[str, Any]]:
+        installed: dict[str, str] = {}
+        if self.setup.ab is not None:
+            try:
+                installed = installed_versions(await asyncio.to_thread(self.setup.ab.load))
+            except StateError as exc:  # unreadable: the slots show what the provider knows
+                self.ctx.log.warning(f"A/B state unreadable for the inventory: {exc}")
+        return inventory(self.ctx, self.setup.bmc, self.setup.slots.slots(), installed)
+
+    def updateable(self) -> dict[str, BootSlot]:
+        slots = self.setup.slots.slots()
+        return {f"{INVENTORY}/{slot_id(slot)}": slot for slot in slots if slot.updateable}
+
+    async def service(self, request: Request) -> Response:
+        declared = UpdateService(
+            Id="UpdateService",
+            Name="Update Service",
+            ServiceEnabled=True,
+            MultipartHttpPushUri=MULTIPART,
+            MaxImageSizeBytes=MAX_IMAGE,
+            FirmwareInventory=link(INVENTORY),
+            Status={"State": "Enabled", "Health": "OK"},
+        )
+        return respond(declared.body(SERVICE))
+
+    async def firmware(self, request: Request) -> Response:
+        members = page(request, [f"{INVENTORY}/{name}" for name in await self.inventory()])
+        return respond(
+            collection("SoftwareInventoryCollection", INVENTORY, "Firmware Inventory", members)
+        )
+
+    async def one_item(self, request: Request) -> Response:
+        item = (await self.inventory()).get(request.path_params["item_id"])
+        if item is None:
+            raise RedfishErrorReply(
+                404, "ResourceNotFound", "SoftwareInventory", request.path_params["item_id"]
+            )
+        return respond(item)
+
+    def refuse_if_busy(self) -> None:
+        if self.registry.busy("POST", MULTIPART):
+            raise RedfishErrorReply(
+                503,
+                "ServiceTemporarilyUnavailable",
+                "5",
+                headers={"Retry-After": "5"},
+                resolution="An update is in progress; wait for its task to end.",
+            )
+
+    async def push(self, request: Request) -> Response:
+        if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+            raise RedfishErrorReply(
+                400, "UnrecognizedRequestBody", resolution="Send multipart/form-data."
+            )
+        self.refuse_if_busy()
+        try:
+            async with request.form(
+                max_files=len(_PARTS), max_fields=len(_PARTS), max_part_size=MAX_PARAMETERS
+            ) as form:
+                upload = await self._receive(form.multi_items())
+        except HTTPException as exc:  # starlette's verdict on a malformed multipart body
+            raise RedfishErrorReply(400, "MissingOrMalformedPart") from exc
+        self.refuse_if_busy()  # checked again: no await between here and the task's start
+        name = upload.filename
+
+        async def work(task: Task) -> None:
+            try:
+                await self.update(task, upload, name)
+            finally:
+                await asyncio.to_thread(upload.path.unlink, True)
+
+        task = self.registry.start(f"Update with {name}", "POST", MULTIPART, work)
+        self.ctx.log.info(f"firmware push {name} ({upload.size} bytes) as task {task.id}")
+        return respond(task.redfish(), 202, {"Location": task.monitor})
+
+    async def _receive(self, items: list[tuple[str, str | UploadFile]]) -> ImageUpload:
+        parts: dict[str, str | UploadFile] = {}
+        for key, value in items:
+            if key not in _PARTS or key in parts:
+                raise RedfishErrorReply(
+                    400, "MissingOrMalformedPart", resolution=f"Unexpected part {key}."
+                )
+            parts[key] = value
+        if "UpdateParameters" not in parts or "UpdateFile" not in parts:
+            raise RedfishErrorReply(
+                400,
+                "MissingOrMalformedPart",
+                resolution="Send an UpdateParameters part and an UpdateFile part.",
+            )
+        parameters = _json_part(parts["UpdateParameters"], "UpdateParameters")
+        oem = (
+            _json_part(parts["OemParameters"], "OemParameters")
+            if "OemParameters" in parts
+            else None
+        )
+        bmc_writable = (
+            self.setup.bmc is not None
+            and self.setup.bmc.slots.standby != self.setup.bmc.slots.committed
+        )
+        targets = _targets(
+            parameters, list(self.updateable()), [self.standby_uri] if bmc_writable else []
+        )
+        file = parts["UpdateFile"]
+        if not isinstance(file, UploadFile):
+            raise RedfishErrorReply(
+                400, "MissingOrMalformedPart", resolution="Send UpdateFile as a file part."
+            )
+        path = self.setup.uploads / f"upload-{secrets.token_hex(8)}.img"
+        try:
+            size = await asyncio.to_thread(_store, file.file, path)
+        except OSError as exc:
+            raise RedfishErrorReply(503, "ServiceTemporarilyUnavailable", "60") from exc
+        if size == 0:
+            await asyncio.to_thread(path.unlink, True)
+            raise RedfishErrorReply(
+                400, "MissingOrMalformedPart", resolution="UpdateFile is empty."
+            )
+        filename = os.path.basename(file.filename or "") or "image"
+        return ImageUpload(path, filename, size, {**parameters, "Targets": targets}, oem)
+
+    async def update(self, task: Task, upload: ImageUpload, name: str) -> None:
+        targets: list[str] = list(upload.parameters["Targets"])
+        task.progress(10, "Update.TargetDetermined", ", ".join(targets), name)
+        try:
+            image = await asyncio.to_thread(self.setup.verifier, upload)
+        except ImageRejected as exc:
+            raise RedfishErrorReply(
+                400, "Update.VerificationFailed", name, ", ".join(targets), resolution=str(exc)
+            ) from exc
+        task.progress(50)
+        slots = self.updateable()
+        for target in targets:
+            if target == self.standby_uri and self.setup.bmc is not None:
+                await self.install_bmc(task, upload, image, name)
+                continue
+            slot = slots.get(target)
+            if slot is None:  # the slots changed while the task ran
+                raise RedfishErrorReply(409, "Update.ApplyFailed", name, target)
+            try:
+                await self.setup.slots.install(upload, image, slot.name)
+            except (BmcError, OSError) as exc:
+                raise RedfishErrorReply(
+                    500, "Update.ApplyFailed", name, target, resolution=str(exc)
+                ) from exc
+            task.progress(90, "Update.UpdateSuccessful", target, f"{image.name} {image.version}")
+
+    async def install_bmc(
+        self, task: Task, upload: ImageUpload, image: VerifiedImage, name: str
+    ) -> None:
+        assert self.setup.bmc is not None
+        try:
+            slot = await self.setup.bmc.install(upload.path, image.version)
+        except ImageRejected as exc:
+            raise RedfishErrorReply(
+                400, "Update.VerificationFailed", name, self.standby_uri, resolution=str(exc)
+            ) from exc
+        except (BmcError, OSError) as exc:
+            raise RedfishErrorReply(
+                500, "Update.ApplyFailed", name, self.standby_uri, resolution=str(exc)
+            ) from exc
+        task.progress(
+            90, "Update.UpdateSuccessful", self.standby_uri, f"{image.name} {image.version}"
+        )
+        if slot is None:  # a repeated push (e.g. by a controller that took over): done already
+            self.ctx.log.info(
+                f"BMC firmware {image.version} already runs or is armed: nothing to do"
+            )
+            return
+        self.ctx.log.info(f"BMC firmware {image.version} written to slot {slot}")
+        if upload.parameters.get("@Redfish.OperationApplyTime", "Immediate") == "Immediate":
+            await self.setup.bmc.reset()  # the host restarts the BMC after this task has ended
+
+
+def routes(ctx: BmcContext, setup: UpdateSetup, registry: TaskRegistry) -> list[BaseRoute]:
+    res = UpdateResources(ctx, setup, registry)
+    return [
+        route(SERVICE, GET=res.service),
+        route(INVENTORY, GET=res.firmware),
+        route(f"{INVENTORY}/{{item_id}}", GET=res.one_item),
+        route(MULTIPART, POST=res.push),
+    ]

@@ -1,0 +1,78 @@
+"""What a unit is made of, read the way operators read it: sushy's System and Chassis (the
+board's identity: make, model, serial, UUID, processor and memory summaries, the seeded MAC)
+and the old ``Power``/``Thermal`` resources from the same sample as the new subsystems."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sushy
+
+from tests.bmc.twin_bench import READER, UNIT, TwinBmc, running_twin_bmc
+
+
+@pytest.fixture
+async def twin(tmp_path: Path) -> AsyncIterator[TwinBmc]:
+    async with running_twin_bmc(tmp_path / "rack") as bmc:
+        yield bmc
+
+
+def _read(twin: TwinBmc) -> dict[str, Any]:
+    auth = sushy.auth.SessionOrBasicAuth(username=READER[0], password=READER[1])
+    root = sushy.Sushy(twin.url + "/redfish/v1", auth=auth, verify=str(twin.ca))
+    try:
+        system = root.get_system(f"/redfish/v1/Systems/{UNIT}")
+        chassis = root.get_chassis(f"/redfish/v1/Chassis/{UNIT}")
+        return {
+            "system": (system.manufacturer, system.model, system.serial_number, system.uuid),
+            "cpus": system.processors.summary,
+            "memory": system.memory_summary.size_gib,
+            "nics": system.ethernet_interfaces.summary,
+            "chassis": (chassis.manufacturer, chassis.model, chassis.serial_number),
+            "supply": chassis.power.power_supplies[0].power_capacity_watts,
+            "control": chassis.power.json["PowerControl"][0]["PowerCapacityWatts"],
+            "celsius": chassis.thermal.temperatures[0].reading_celsius,
+            "caution": chassis.thermal.temperatures[0].upper_threshold_non_critical,
+            "fans": [fan.reading for fan in chassis.thermal.fans],
+        }
+    finally:
+        auth.close()
+
+
+async def test_sushy_reads_the_board_identity_and_the_old_power_and_thermal(
+    twin: TwinBmc,
+) -> None:
+    board = twin.rack.board(UNIT)
+    identity = board.identity
+    assert identity is not None
+    read = await asyncio.to_thread(_read, twin)
+    make = (identity.manufacturer, identity.model, identity.serial_number)
+    assert read["system"][:3] == make and read["chassis"] == make
+    assert read["system"][3] and read["system"][3] != twin.service.context.uuid  # the unit's
+    # sushy (as Ironic) counts logical CPUs
+    assert (
+        read["cpus"].count == identity.processor_cores
+        and read["cpus"].architecture == sushy.PROCESSOR_ARCH_ARM
+    )
+    assert read["memory"] == identity.memory_mib / 1024
+    assert list(read["nics"]) == [identity.unit_mac]
+    assert read["control"] == board.max_power_watts
+    assert read["supply"] == int(board.max_power_watts)  # sushy reads it as an integer
+    assert read["caution"] == twin.service.context.meter.temperature_caution
+    assert read["celsius"] is None or read["celsius"] > 0
+    assert len(read["fans"]) == len(board.fans)
+
+
+async def test_two_units_differ_and_a_rack_built_again_is_the_same(tmp_path: Path) -> None:
+    async with running_twin_bmc(tmp_path / "a") as first:
+        one, two = first.rack.board(UNIT).identity, first.rack.board("unit-2").identity
+    async with running_twin_bmc(tmp_path / "b") as second:
+        again = second.rack.board(UNIT).identity
+    assert one is not None and two is not None
+    assert one.serial_number != two.serial_number and one.unit_mac != two.unit_mac
+    assert again == one  # seeded: the same rack description builds the same boards
+    assert int(one.unit_mac.split(":")[0], 16) & 0x02  # locally administered
