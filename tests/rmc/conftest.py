@@ -1,9 +1,16 @@
-"""A twin rack of real BMC services, each on its own HTTPS port, and the RMC in front of them."""
+"""A twin rack of real BMC services, each on its own HTTPS port, and the RMC in front of them.
+
+Runnable by hand to point Redfish tools at an RMC (prints its URL and CA bundle)::
+
+    python -m tests.rmc.conftest /tmp/rmc-demo
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -76,6 +83,13 @@ class Rack:
 
 @pytest.fixture
 async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
+    async with running_rack(tmp_path) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def running_rack(tmp_path: Path) -> AsyncIterator[Rack]:
+    """Two twin units with their BMCs and the RMC in front of them, all on 127.0.0.1."""
     ca = RackCA.create(tmp_path / "pki")
     twin = TwinRack(
         RackDescription(units=len(UNITS)),
@@ -158,3 +172,13 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
         for service in reversed(services):
             await service.stop()
         await twin.stop()
+
+
+async def _main(root: Path) -> None:
+    async with running_rack(root) as rack:
+        print(rack.url, rack.ca, *ADMIN, flush=True)
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(_main(Path(sys.argv[1])))
