@@ -6,8 +6,11 @@ the failing resources and properties.
 
 The RMC serves its own resources (ServiceRoot, AccountService, ``Managers/rmc``,
 ``Chassis/rack``, EventService, UpdateService, ...) and forwards the BMCs' (``unit-1_...``).
-The RMC tests hold the RMC's own resources to 0 FAIL; the whole walk through the RMC also
-depends on the BMC's gaps, so it is expected to fail until the BMC passes its own profiles.
+The RMC tests hold the RMC's own resources to 0 FAIL but for the few requirements listed in
+:data:`RMC_EXCEPTIONS`, each with its reason in docs/redfish.md; the whole walk through the
+RMC also depends on the BMC's gaps, so it is expected to fail until the BMC passes its own
+profiles. Before the walk the tests make one failed login at the RMC, so its EventLog holds
+an entry (a fresh rack has logged nothing, and the profiles ask for a LogEntry to check).
 """
 
 from __future__ import annotations
@@ -15,15 +18,33 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 
+from racklet.net import client_context
 from tests.bmc.twin_bench import ADMIN as BMC_ADMIN
 from tests.bmc.twin_bench import running_twin_bmc
 from tests.redfish.interop import BMC_PROFILES, InteropReport, run_interop
 from tests.rmc.conftest import ADMIN as RMC_ADMIN
 from tests.rmc.conftest import UNITS, running_rack
 
-_FORWARDED = re.compile(r"^/redfish/v1/(Systems|Chassis|Managers)/(" + "|".join(UNITS) + ")_")
+_FORWARDED = re.compile(
+    r"^/redfish/v1/(Systems|Chassis|Managers|UpdateService/FirmwareInventory|TaskService/Tasks)/("
+    + "|".join(UNITS)
+    + ")_"
+)
+DOC = Path(__file__).resolve().parents[2] / "docs" / "redfish.md"
+
+RMC_EXCEPTIONS: dict[tuple[str, str], str] = {
+    ("/redfish/v1/Chassis/rack", "Links/ContainedBy"): "the rack is the outermost enclosure",
+    ("/redfish/v1/UpdateService", "Actions/#UpdateService.SimpleUpdate"): (
+        "the RMC fetches no image from a URL a client names (multipart push instead)"
+    ),
+    ("/redfish/v1/Chassis/rack/Thermal", r"Temperatures/\d+/Name"): (
+        "service-wide: met once a unit's Thermal names its 'CPU1 Temp' (BMC side)"
+    ),
+}
+"""(URI, property pattern) → why the RMC does not meet that requirement as the profile says."""
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -41,9 +62,27 @@ def _bmc_param(profile: str) -> object:
     return pytest.param(profile, marks=pytest.mark.xfail(strict=True, reason=reason))
 
 
+def _excepted(uri: str, prop: str) -> bool:
+    return any(u == uri and re.fullmatch(p, prop) for u, p in RMC_EXCEPTIONS)
+
+
 def _rmc_own(report: InteropReport) -> list[str]:
     """FAILs of the RMC's own resources: resource types and properties not behind a BMC."""
-    return [str(f) for f in report.failures if not _FORWARDED.match(f.uri)]
+    return [
+        str(f)
+        for f in report.failures
+        if not _FORWARDED.match(f.uri) and not _excepted(f.uri, f.prop)
+    ]
+
+
+async def _log_one_event(url: str, ca: Path) -> None:
+    """A failed login: the RMC's EventLog then holds an AccountSecurity entry."""
+    async with httpx.AsyncClient(verify=client_context(ca)) as client:
+        answer = await client.post(
+            f"{url}/redfish/v1/SessionService/Sessions",
+            json={"UserName": RMC_ADMIN[0], "Password": "not the password"},
+        )
+    assert answer.status_code == 401
 
 
 @pytest.mark.parametrize("profile", [_bmc_param(p) for p in BMC_PROFILES])
@@ -59,6 +98,7 @@ async def test_bmc_passes_ocp_profile(profile: str, tmp_path: Path) -> None:
 )
 async def test_rmc_own_resources_pass_ocp_profile(profile: str, tmp_path: Path) -> None:
     async with running_rack(tmp_path / "rack") as rack:
+        await _log_one_event(rack.url, rack.ca)
         report = await run_interop(rack.url, *RMC_ADMIN, profile, tmp_path)
     assert report.summary["Pass"] > 100, report.log[-3000:]
     own = _rmc_own(report)
@@ -67,6 +107,8 @@ async def test_rmc_own_resources_pass_ocp_profile(profile: str, tmp_path: Path) 
     walked = {f.uri for f in report.findings}
     assert "/redfish/v1/Chassis/rack" in walked
     assert any(_FORWARDED.match(uri) for uri in walked)
+    for (uri, prop), reason in RMC_EXCEPTIONS.items():
+        assert f"`{uri}` {prop.replace(chr(92) + 'd+', 'N')}" in DOC.read_text(), reason
 
 
 @pytest.mark.xfail(
@@ -74,7 +116,9 @@ async def test_rmc_own_resources_pass_ocp_profile(profile: str, tmp_path: Path) 
 )
 async def test_rmc_whole_walk_passes_rack_manager_profile(tmp_path: Path) -> None:
     async with running_rack(tmp_path / "rack") as rack:
+        await _log_one_event(rack.url, rack.ca)
         report = await run_interop(
             rack.url, *RMC_ADMIN, "OCPRackManagerController.v1_1_0.corrected", tmp_path
         )
-    assert not report.failures, f"{len(report.failures)} FAIL:\n{report.failures_text()}"
+    left = [str(f) for f in report.failures if not _excepted(f.uri, f.prop)]
+    assert not left, f"{len(left)} FAIL:\n" + "\n".join(left)

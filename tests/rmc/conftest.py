@@ -131,6 +131,7 @@ async def running_rack(tmp_path: Path) -> AsyncIterator[Rack]:
             sources.append(AggregationSource(unit, f"https://127.0.0.1:{port}"))
         rmc_dir = tmp_path / "rmc"
         rmc_dir.mkdir()
+        port = free_port()
         key, crt = ca.issue("rmc", role="rmc").write(rmc_dir, "server")
         login = ca.issue(RMC_CLIENT_NAME, role="rmc", server=False, client=True).write(
             rmc_dir, "client"
@@ -148,10 +149,11 @@ async def running_rack(tmp_path: Path) -> AsyncIterator[Rack]:
                 request_timeout=3.0,
                 login_backoff=QUICK,
                 board=twin.rack_board(),
+                https_port=port,
+                server_cert=crt,
             )
         )
         await rmc.start()
-        port = free_port()
         rmc_server = AppServer(rmc.app, port=port, ssl_context=server_context(crt, key), name="rmc")
         await rmc_server.start()
         try:

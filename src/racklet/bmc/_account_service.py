@@ -110,6 +110,7 @@ def routes(accounts: Accounts, sessions: SessionStore, log: ContextLogger) -> li
             Name="Account Service",
             ServiceEnabled=True,
             LocalAccountAuth="Enabled",
+            SupportedAccountTypes=["Redfish"],
             MinPasswordLength=accounts.passwords.min_length,
             MaxPasswordLength=accounts.passwords.max_length,
             AccountLockoutThreshold=policy.threshold,

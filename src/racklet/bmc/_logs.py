@@ -6,6 +6,7 @@ can follow the console with ``$skip`` = lines already seen, in one request per p
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -36,6 +37,8 @@ def log_service(path: str, *, id: str, name: str, capacity: int, entry_type: str
         MaxNumberOfRecords=capacity,
         OverWritePolicy="WrapsWhenFull",
         LogEntryType=entry_type,
+        DateTime=dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        DateTimeLocalOffset="+00:00",
         Status={"State": "Enabled", "Health": "OK"},
         Entries=link(f"{path}/Entries"),
         Actions={f"#{CLEAR_ACTION}": {"target": f"{path}/Actions/{CLEAR_ACTION}"}},
