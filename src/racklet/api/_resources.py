@@ -36,6 +36,7 @@ PHASES: tuple[Phase, ...] = (
     "Unreachable",
 )
 PowerSpec = Literal["On", "Off"]
+PowerPolicy = Literal["Enforce", "Observe"]
 POWER_CYCLE_ANNOTATION = "racklet.dev/power-cycle-request"
 RACK_LABEL = "racklet.dev/rack"
 """The label naming a ComputeUnit's Rack (``racklet up`` and the GitOps starter set it)."""
@@ -78,6 +79,10 @@ class ComputeUnitSpec(Model):
     bmc: BmcRef
     power_priority: Annotated[int, Field(ge=0, le=1000)] = 100
     """Who keeps power when the busbar budget shrinks: the lowest is shed first."""
+    power_policy: PowerPolicy = "Enforce"
+    """What the controller does when someone powers the unit on or off at its BMC, not
+    through ``spec.power`` (an ``OutOfBandPowerChange`` event either way): ``Enforce``
+    reverts it, ``Observe`` leaves it, until ``spec`` changes."""
 
 
 class ComputeUnitStatus(Model):

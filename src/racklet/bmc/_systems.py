@@ -18,6 +18,7 @@ from racklet.bmc._http import (
     check_if_match,
     no_content,
     page,
+    principal,
     read_object,
     read_patch,
     respond,
@@ -35,6 +36,8 @@ SYSTEMS = f"{ROOT}/Systems"
 MAX_CONSOLES = 4
 """WebSocket console watchers at once (each is a read-only copy of the UART)."""
 RESET_ACTION = "ComputerSystem.Reset"
+RESET_REQUESTED = "Racklet.1.0.ResetRequested"
+"""The EventLog record of a Reset: args (unit, ResetType, who: account or SPIFFE ID)."""
 # Redfish boot targets -> the board's boot-source select. Racklet has no TFTP (the network
 # is hostile), so both network targets mean the boot ROM's HTTPS boot.
 TARGET_SOURCE = {
@@ -231,7 +234,20 @@ def routes(ctx: BmcContext) -> list[Route]:
         _mine(request)
         reset_type = _check_reset(await read_object(request))
         key = request.headers.get(IDEMPOTENCY_HEADER)
-        await resets.run(key, reset_type, lambda: ctx.power.reset(reset_type))
+        who = principal(request).username
+
+        async def carry_out() -> None:
+            # Who asked, in the EventLog: a controller tells its own resets from a user's.
+            ctx.events.publish(
+                RESET_REQUESTED,
+                f"ResetType {reset_type} of '{ctx.unit}' requested by {who}.",
+                (ctx.unit, reset_type, who),
+                "OK",
+                ctx.system_path,
+            )
+            await ctx.power.reset(reset_type)
+
+        await resets.run(key, reset_type, carry_out)
         return no_content()
 
     item = f"{SYSTEMS}/{{system_id}}"

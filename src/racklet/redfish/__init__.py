@@ -1,7 +1,7 @@
 """An async Redfish client: how the controller (and the CLI) talk to BMCs."""
 
 from racklet.redfish._client import RESET_TYPES, RedfishClient
-from racklet.redfish._resources import ChassisView, EnvironmentView, SystemView
+from racklet.redfish._resources import ChassisView, EnvironmentView, ResetRequest, SystemView
 from racklet.redfish.errors import RedfishClientError, RedfishError, RedfishUnreachable
 
 __all__ = [
@@ -12,5 +12,6 @@ __all__ = [
     "RedfishClientError",
     "RedfishError",
     "RedfishUnreachable",
+    "ResetRequest",
     "SystemView",
 ]

@@ -21,6 +21,7 @@ from racklet.redfish import (
     EnvironmentView,
     RedfishClientError,
     RedfishError,
+    ResetRequest,
     SystemView,
 )
 
@@ -37,6 +38,17 @@ class Bmc(Protocol):
     async def reset(
         self, system_id: str, reset_type: str, *, idempotency_key: str | None = None
     ) -> None: ...
+
+    async def reset_requests(self, manager_id: str = "bmc") -> list[ResetRequest]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A unit left as an operator set it at its BMC (``powerPolicy: Observe``), until its
+    spec's generation moves."""
+
+    powered: bool
+    generation: int
 
 
 @dataclass(slots=True)
@@ -55,6 +67,12 @@ class UnitMemory:
     """The last power-cycle request this controller handled."""
     rack: str | None = None
     """The rack whose busbar budget counts this unit's draw."""
+    powered: bool | None = None
+    """Whether the last look found it powered (None: not looked at yet)."""
+    resets_seen: int = 0
+    """The newest Reset record of its BMC's EventLog already accounted for."""
+    hold: Hold | None = None
+    """Set while an out-of-band change is left standing (``powerPolicy: Observe``)."""
 
 
 class Inspector:
