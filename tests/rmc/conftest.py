@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -88,8 +89,9 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
 
 
 @contextlib.asynccontextmanager
-async def running_rack(tmp_path: Path) -> AsyncIterator[Rack]:
-    """Two twin units with their BMCs and the RMC in front of them, all on 127.0.0.1."""
+async def running_rack(tmp_path: Path, **bmc_options: Any) -> AsyncIterator[Rack]:
+    """Two twin units with their BMCs and the RMC in front of them, all on 127.0.0.1;
+    ``bmc_options`` go to every BMC's :class:`BmcSettings` (an image verifier, say)."""
     ca = RackCA.create(tmp_path / "pki")
     twin = TwinRack(
         RackDescription(units=len(UNITS)),
@@ -112,7 +114,11 @@ async def running_rack(tmp_path: Path) -> AsyncIterator[Rack]:
             service = BmcService(
                 twin.board(unit),
                 BmcSettings(
-                    unit=unit, state_dir=bmc_dir, firmware_version="test", login_backoff=QUICK
+                    unit=unit,
+                    state_dir=bmc_dir,
+                    firmware_version="test",
+                    login_backoff=QUICK,
+                    **bmc_options,
                 ),
             )
             await service.start()

@@ -7,8 +7,8 @@ incoming requests have it removed before they are forwarded. URIs outside the ag
 collections (a BMC's SessionService, its AccountService) are left alone — the RMC does not
 proxy them. Two collections below a service are aggregated the same way, as bmcweb does:
 ``UpdateService/FirmwareInventory`` (``.../FirmwareInventory/unit-1_bmc``) and
-``TaskService/Tasks`` (a push forwarded to a BMC answers with its task, which the client then
-follows at the RMC).
+``TaskService/Tasks`` and ``TaskService/TaskMonitors`` (a push forwarded to a BMC answers
+with its task and task monitor, which the client then follows at the RMC).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 ROOT = "/redfish/v1"
 AGGREGATED = ("Systems", "Chassis", "Managers")
-NESTED = ("UpdateService/FirmwareInventory", "TaskService/Tasks")
+NESTED = ("UpdateService/FirmwareInventory", "TaskService/Tasks", "TaskService/TaskMonitors")
 """Aggregated collections below a service: their members carry the prefix too."""
 SEPARATOR = "_"
 _SEGMENT = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@-]+")
