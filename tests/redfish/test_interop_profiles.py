@@ -94,7 +94,18 @@ async def test_bmc_passes_ocp_profile(profile: str, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "profile", ["OCPRackManagerController.v1_1_0.corrected", "OCPServiceBaseline.v1_0_0"]
+    "profile",
+    [
+        "OCPRackManagerController.v1_1_0.corrected",
+        pytest.param(
+            "OCPServiceBaseline.v1_0_0",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="2 FAIL: no CertificateService on the RMC yet (the BMC's certificate "
+                "store, generalised to the RMC's identity, after the bmc/ re-layout)",
+            ),
+        ),
+    ],
 )
 async def test_rmc_own_resources_pass_ocp_profile(profile: str, tmp_path: Path) -> None:
     async with running_rack(tmp_path / "rack") as rack:

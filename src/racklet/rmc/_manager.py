@@ -102,7 +102,7 @@ def certificate_body(cert: x509.Certificate, pem: str) -> dict[str, Any]:
         "Subject": _name(cert.subject),
         "ValidNotBefore": cert.not_valid_before_utc.isoformat(),
         "ValidNotAfter": cert.not_valid_after_utc.isoformat(),
-        "SerialNumber": f"{cert.serial_number:x}",
+        "SerialNumber": _colon_hex(cert.serial_number),
         "Fingerprint": cert.fingerprint(hashes.SHA256()).hex(":").upper(),
         "FingerprintHashAlgorithm": "TPM_ALG_SHA256",
         "CertificateUsageTypes": ["Web"],
@@ -287,6 +287,12 @@ class ManagerResources:
             Route(CERTIFICATES, self.get_certificates, methods=["GET"]),
             Route(CERTIFICATES + "/{cert}", self.get_certificate, methods=["GET"]),
         ]
+
+
+def _colon_hex(number: int) -> str:
+    raw = f"{number:x}"
+    raw = raw if len(raw) % 2 == 0 else "0" + raw
+    return ":".join(raw[i : i + 2] for i in range(0, len(raw), 2)).upper()
 
 
 def _is_ip(host: str) -> bool:

@@ -159,7 +159,7 @@ class RackResources:
             "@odata.id": f"{FANS}/{name}",
             "Id": name,
             "Name": f"Rack fan {name}",
-            "PhysicalContext": "Rack",
+            "PhysicalContext": "Chassis",
             "Status": _status("Critical" if fan.duty_percent() > 0 and rpm < 1 else "OK"),
             "SpeedPercent": {
                 "Reading": round(100.0 * rpm / fan.rated_rpm, 1),
