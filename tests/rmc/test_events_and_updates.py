@@ -1,5 +1,6 @@
 """The RMC aggregates EventService and UpdateService: every BMC's events on the RMC's one
-stream, and an update pushed at the RMC for one unit lands on that unit's BMC only."""
+stream and to its push subscriptions, and an update pushed at the RMC for one unit lands on
+that unit's BMC only."""
 
 from __future__ import annotations
 
@@ -12,11 +13,25 @@ from typing import Any
 import httpx
 import pytest
 import redfish_utilities
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 import redfish
 from racklet.bmc import VerifiedImage
+from racklet.net import AppServer, server_context
+from racklet.pki import RackCA
 from tests.bmc.test_update import DigestList
-from tests.rmc.conftest import ADMIN, READER, UNITS, Rack, eventually, running_rack
+from tests.rmc.conftest import (
+    ADMIN,
+    READER,
+    UNITS,
+    Rack,
+    eventually,
+    free_port,
+    running_rack,
+)
 
 SSE = "/redfish/v1/EventService/SSE"
 INVENTORY = "/redfish/v1/UpdateService/FirmwareInventory"
@@ -171,3 +186,121 @@ async def test_a_push_naming_no_one_unit_is_refused_and_reaches_no_bmc(
         async with rack.bmc(unit) as bmc:
             tasks = (await bmc.get("/redfish/v1/TaskService/Tasks")).json()
         assert tasks["Members"] == [], why
+
+
+class _Listener:
+    """An HTTPS event listener, as a monitoring system runs one (rack-CA certificate)."""
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.refuse = False
+        self.app = Starlette(routes=[Route("/events", self.receive, methods=["POST"])])
+
+    async def receive(self, request: Request) -> Response:
+        if self.refuse:
+            return Response(status_code=503)
+        self.events.append(json.loads(await request.body()))
+        return Response(status_code=204)
+
+
+@pytest.fixture
+async def listener(rack: Rack, tmp_path: Path) -> AsyncIterator[tuple[_Listener, str]]:
+    key, crt = RackCA.load(rack.ca.parent).issue("listener").write(tmp_path / "listener", "server")
+    found = _Listener()
+    port = free_port()
+    server = AppServer(found.app, port=port, ssl_context=server_context(crt, key), name="listener")
+    await server.start()
+    try:
+        yield found, f"https://127.0.0.1:{port}/events"
+    finally:
+        await server.stop()
+
+
+async def test_a_subscription_gets_every_bmcs_events_with_its_context(
+    rack: Rack, listener: tuple[_Listener, str]
+) -> None:
+    received, destination = listener
+    await eventually(lambda: rack.rmc.fan_in.connected == set(UNITS), "the RMC's event relays")
+
+    def subscribe() -> str:
+        """DMTF's redfish_utilities, as rf_event_service.py subscribe runs it."""
+        context = redfish.redfish_client(
+            base_url=rack.url, username=ADMIN[0], password=ADMIN[1], cafile=str(rack.ca)
+        )
+        context.login(auth="session")
+        try:
+            answer = redfish_utilities.create_event_subscription(
+                context, destination, format="Event", client_context="lab-monitor"
+            )
+            return str(answer.getheader("Location"))
+        finally:
+            context.logout()
+
+    location = await asyncio.to_thread(subscribe)
+    assert location.startswith("/redfish/v1/EventService/Subscriptions/")
+    async with rack.bmc("unit-1") as bmc:
+        await bmc.post(
+            "/redfish/v1/Systems/unit-1/Actions/ComputerSystem.Reset", json={"ResetType": "On"}
+        )
+
+    def powered_on() -> bool:
+        return any(
+            e["Events"][0]["MessageId"].endswith("ResourcePoweredOn") for e in received.events
+        )
+
+    await eventually(powered_on, "the power event at the listener")
+    event = next(e for e in received.events if e["Events"][0]["MessageId"].endswith("PoweredOn"))
+    assert event["Context"] == "lab-monitor"
+    assert event["Events"][0]["OriginOfCondition"]["@odata.id"] == (
+        "/redfish/v1/Systems/unit-1_unit-1"
+    )
+    async with rack.client() as client:
+        tested = await client.post(
+            "/redfish/v1/EventService/Actions/EventService.TestEventSubscription", json={}
+        )
+        assert tested.status_code == 204
+        await eventually(lambda: any(e["Id"] == "test" for e in received.events), "a test event")
+        shown = (await client.get(location)).json()
+        assert (shown["Destination"], shown["Context"]) == (destination, "lab-monitor")
+        assert (await client.delete(location)).status_code == 204
+        assert (await client.get(location)).status_code == 404
+
+
+async def test_a_subscription_that_keeps_failing_is_ended_and_bad_ones_are_refused(
+    rack: Rack, listener: tuple[_Listener, str]
+) -> None:
+    received, destination = listener
+    received.refuse = True
+    rack.rmc.fan_in.subscriptions._retry_interval = 0.05  # the policy, without the wait
+    async with rack.client() as client:
+        made = await client.post(
+            "/redfish/v1/EventService/Subscriptions", json={"Destination": destination}
+        )
+        assert made.status_code == 201
+        location = made.headers["Location"]
+        for body in (
+            {"Destination": "http://127.0.0.1:9/events"},
+            {"Destination": destination, "Protocol": "SNMPv2c"},
+            {"Destination": destination, "HttpHeaders": [{"X": "y"}]},
+            {},
+        ):
+            assert (
+                await client.post("/redfish/v1/EventService/Subscriptions", json=body)
+            ).status_code == 400, body
+        await client.post(
+            "/redfish/v1/EventService/Actions/EventService.TestEventSubscription", json={}
+        )
+
+        async def gone() -> bool:
+            return (await client.get(location)).status_code == 404
+
+        for _ in range(200):
+            if await gone():
+                break
+            await asyncio.sleep(0.05)
+        assert await gone(), "TerminateAfterRetries ends it"
+    async with rack.client(auth=READER) as reader:
+        refused = await reader.post(
+            "/redfish/v1/EventService/Subscriptions", json={"Destination": destination}
+        )
+    assert refused.status_code == 403

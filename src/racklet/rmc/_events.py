@@ -11,10 +11,9 @@ events flow again without anyone reconnecting.
 
 One relay per BMC, whatever the number of clients: a client that falls behind loses its
 oldest frames (a bounded queue each), never the BMC's connection. ``SubmitTestEvent`` puts an
-event of the caller's on the RMC's own bus (its EventLog and the stream). Push subscriptions
-are not offered (as on the BMC: the RMC opens no connection on a client's say-so), so
-``Subscriptions`` stays empty, refuses a POST, and ``TestEventSubscription`` has no one to
-send to.
+event of the caller's on the RMC's own bus (its EventLog, the stream and every subscription).
+Push subscriptions (:mod:`._subscriptions`) get every event the stream carries;
+``TestEventSubscription`` sends each of them a test event.
 """
 
 from __future__ import annotations
@@ -32,14 +31,20 @@ from racklet.bmc.login import EventBus
 from racklet.limits import InputRejected, parse_json
 from racklet.log import ContextLogger
 from racklet.rmc import _uris
+from racklet.rmc._manager import now_iso
 from racklet.rmc._messages import ODATA_HEADERS, error, json_response
 from racklet.rmc._satellite import SatelliteClient
+from racklet.rmc._subscriptions import (
+    RETRY_ATTEMPTS,
+    RETRY_INTERVAL_SECONDS,
+    SUBSCRIPTIONS,
+    Subscriptions,
+)
 from racklet.rmc.errors import SatelliteUnreachable
 from racklet.tasks import OwnedTask
 
 SERVICE = f"{_uris.ROOT}/EventService"
 SSE = f"{SERVICE}/SSE"
-SUBSCRIPTIONS = f"{SERVICE}/Subscriptions"
 SUBMIT = "EventService.SubmitTestEvent"
 TEST_SUBSCRIPTION = "EventService.TestEventSubscription"
 SEVERITIES = ("OK", "Warning", "Critical")
@@ -58,8 +63,13 @@ class EventFanIn:
     """The relays from every BMC and the clients of the RMC's stream."""
 
     def __init__(
-        self, clients: dict[str, SatelliteClient], events: EventBus, log: ContextLogger
+        self,
+        clients: dict[str, SatelliteClient],
+        events: EventBus,
+        log: ContextLogger,
+        subscriptions: Subscriptions,
     ) -> None:
+        self.subscriptions = subscriptions
         self._clients = clients
         self._own = events
         self._log = log
@@ -79,6 +89,7 @@ class EventFanIn:
             await task.stop()
         for queue in list(self._streams):
             self._put(queue, None)
+        await self.subscriptions.stop()
 
     # -- relays ------------------------------------------------------------------------------
 
@@ -87,6 +98,7 @@ class EventFanIn:
         frame = _frame(f"{source}:{event_id}", payload)
         for queue in list(self._streams):
             self._put(queue, frame)
+        self.subscriptions.deliver(payload)
 
     @staticmethod
     def _put(queue: asyncio.Queue[bytes | None], item: bytes | None) -> None:
@@ -169,6 +181,8 @@ class EventFanIn:
                 "SubordinateResourcesSupported": False,
                 "ExcludeMessageId": False,
                 "ExcludeRegistryPrefix": False,
+                "DeliveryRetryAttempts": RETRY_ATTEMPTS,
+                "DeliveryRetryIntervalSeconds": RETRY_INTERVAL_SECONDS,
                 "Status": {
                     "State": "Enabled",
                     "Health": "OK" if self.connected == set(self._clients) else "Warning",
@@ -192,18 +206,6 @@ class EventFanIn:
                 self._streams.discard(queue)
 
         return StreamingResponse(frames(), media_type="text/event-stream", headers=ODATA_HEADERS)
-
-    async def subscriptions(self, request: Request) -> Response:
-        return json_response(
-            {
-                "@odata.type": "#EventDestinationCollection.EventDestinationCollection",
-                "@odata.id": SUBSCRIPTIONS,
-                "Name": "Event Subscriptions",
-                "Members": [],
-                "Members@odata.count": 0,
-            },
-            headers={"Allow": "GET"},
-        )
 
     async def submit_test_event(self, request: Request) -> Response:
         try:
@@ -231,13 +233,33 @@ class EventFanIn:
         return Response(status_code=204, headers={"OData-Version": "4.0"})
 
     async def test_subscriptions(self, request: Request) -> Response:
-        return Response(status_code=204, headers={"OData-Version": "4.0"})  # no subscriptions
+        """A test event to every subscription (not to the stream or the EventLog)."""
+        self.subscriptions.deliver(
+            {
+                "@odata.type": "#Event.v1_13_0.Event",
+                "Id": "test",
+                "Name": "Racklet RMC test event",
+                "Events": [
+                    {
+                        "EventId": "test",
+                        "EventTimestamp": now_iso(),
+                        "MessageId": "ResourceEvent.1.4.ResourceChanged",
+                        "Message": "One or more resource properties have changed.",
+                        "MessageArgs": [],
+                        "MessageSeverity": "OK",
+                        "OriginOfCondition": {"@odata.id": SERVICE},
+                    }
+                ],
+                "Oem": {"Racklet": {"Source": OWN_SOURCE}},
+            }
+        )
+        return Response(status_code=204, headers={"OData-Version": "4.0"})
 
     def routes(self) -> list[Route]:
         return [
             Route(SERVICE, self.service, methods=["GET"]),
             Route(SSE, self.stream, methods=["GET"]),
-            Route(SUBSCRIPTIONS, self.subscriptions, methods=["GET"]),
+            *self.subscriptions.routes(),
             Route(f"{SERVICE}/Actions/{SUBMIT}", self.submit_test_event, methods=["POST"]),
             Route(
                 f"{SERVICE}/Actions/{TEST_SUBSCRIPTION}", self.test_subscriptions, methods=["POST"]

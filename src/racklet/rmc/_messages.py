@@ -83,6 +83,12 @@ _BASE: dict[str, tuple[str, str, str]] = {
         "Warning",
         "Correct the invalid action parameter and resubmit the request if the operation failed.",
     ),
+    "PropertyValueNotInList": (
+        "The value '%1' for the property %2 is not in the list of acceptable values.",
+        "Warning",
+        "Choose a value from the enumeration list that the implementation can support and "
+        "resubmit the request if the operation failed.",
+    ),
     "PropertyNotWritable": (
         "The property %1 is a read-only property and cannot be assigned a value.",
         "Warning",

@@ -35,6 +35,7 @@ from racklet.rmc._pid import CoolingConfig
 from racklet.rmc._rack import RackMonitor, UnitSummary
 from racklet.rmc._rack_routes import RACK, RackResources
 from racklet.rmc._satellite import AggregationSource, SatelliteClient
+from racklet.rmc._subscriptions import Subscriptions
 from racklet.rmc.errors import RmcConfigError, SatelliteUnreachable
 from racklet.tasks import OwnedTask
 
@@ -141,7 +142,10 @@ class RmcService:
             )
             self.monitor.units = {s.name: UnitSummary() for s in settings.sources}
         self._poller = OwnedTask("rmc:units")
-        self.fan_in = EventFanIn(self._clients, self.events, self._log.bind(request="events"))
+        events_log = self._log.bind(request="events")
+        self.fan_in = EventFanIn(
+            self._clients, self.events, events_log, Subscriptions(settings.ca_bundle, events_log)
+        )
         self.manager = ManagerResources(
             ManagerInfo(
                 name=settings.name,
