@@ -304,3 +304,18 @@ async def test_a_subscription_that_keeps_failing_is_ended_and_bad_ones_are_refus
             "/redfish/v1/EventService/Subscriptions", json={"Destination": destination}
         )
     assert refused.status_code == 403
+
+
+async def test_a_malformed_push_is_a_redfish_400(rack: Rack) -> None:
+    async with rack.client() as client:
+        garbage = await client.post(
+            "/redfish/v1/UpdateService/update-multipart",
+            content=b"--x\r\nnot a part",
+            headers={"Content-Type": "multipart/form-data; boundary=x"},
+        )
+        no_file = await client.post(
+            "/redfish/v1/UpdateService/update-multipart",
+            files={"UpdateParameters": (None, "{}", "application/json")},
+        )
+    assert garbage.status_code == 400 and no_file.status_code == 400
+    assert garbage.json()["error"]["code"].startswith("Base.")

@@ -25,6 +25,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -131,8 +133,8 @@ class ServiceResources:
     async def push(self, request: Request) -> Response:
         try:
             form = await request.form(max_files=1, max_fields=4, max_part_size=64 * 1024)
-        except Exception:  # starlette's parser raises several types for a malformed body
-            return error(400, "MalformedJSON")
+        except (HTTPException, MultiPartException, ValueError):  # a malformed multipart body
+            return error(400, "PropertyMissing", "UpdateFile")
         try:
             parameters_part = form.get("UpdateParameters")
             file = form.get("UpdateFile")
