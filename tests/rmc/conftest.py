@@ -1,13 +1,21 @@
-"""A twin rack of real BMC services, each on its own HTTPS port, and the RMC in front of them."""
+"""A twin rack of real BMC services, each on its own HTTPS port, and the RMC in front of them.
+
+Runnable by hand to point Redfish tools at an RMC (prints its URL and CA bundle)::
+
+    python -m tests.rmc.conftest /tmp/rmc-demo
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -76,6 +84,14 @@ class Rack:
 
 @pytest.fixture
 async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
+    async with running_rack(tmp_path) as running:
+        yield running
+
+
+@contextlib.asynccontextmanager
+async def running_rack(tmp_path: Path, **bmc_options: Any) -> AsyncIterator[Rack]:
+    """Two twin units with their BMCs and the RMC in front of them, all on 127.0.0.1;
+    ``bmc_options`` go to every BMC's :class:`BmcSettings` (an image verifier, say)."""
     ca = RackCA.create(tmp_path / "pki")
     twin = TwinRack(
         RackDescription(units=len(UNITS)),
@@ -98,7 +114,11 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
             service = BmcService(
                 twin.board(unit),
                 BmcSettings(
-                    unit=unit, state_dir=bmc_dir, firmware_version="test", login_backoff=QUICK
+                    unit=unit,
+                    state_dir=bmc_dir,
+                    firmware_version="test",
+                    login_backoff=QUICK,
+                    **bmc_options,
                 ),
             )
             await service.start()
@@ -117,6 +137,7 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
             sources.append(AggregationSource(unit, f"https://127.0.0.1:{port}"))
         rmc_dir = tmp_path / "rmc"
         rmc_dir.mkdir()
+        port = free_port()
         key, crt = ca.issue("rmc", role="rmc").write(rmc_dir, "server")
         login = ca.issue(RMC_CLIENT_NAME, role="rmc", server=False, client=True).write(
             rmc_dir, "client"
@@ -134,10 +155,11 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
                 request_timeout=3.0,
                 login_backoff=QUICK,
                 board=twin.rack_board(),
+                https_port=port,
+                server_cert=crt,
             )
         )
         await rmc.start()
-        port = free_port()
         rmc_server = AppServer(rmc.app, port=port, ssl_context=server_context(crt, key), name="rmc")
         await rmc_server.start()
         try:
@@ -158,3 +180,13 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
         for service in reversed(services):
             await service.stop()
         await twin.stop()
+
+
+async def _main(root: Path) -> None:
+    async with running_rack(root) as rack:
+        print(rack.url, rack.ca, *ADMIN, flush=True)
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(_main(Path(sys.argv[1])))

@@ -36,6 +36,7 @@ PHASES: tuple[Phase, ...] = (
     "Unreachable",
 )
 PowerSpec = Literal["On", "Off"]
+PowerPolicy = Literal["Enforce", "Observe"]
 POWER_CYCLE_ANNOTATION = "racklet.dev/power-cycle-request"
 RACK_LABEL = "racklet.dev/rack"
 """The label naming a ComputeUnit's Rack (``racklet up`` and the GitOps starter set it)."""
@@ -109,6 +110,10 @@ class ComputeUnitSpec(Model):
     """The tray's locate LED (the BMC's ``LocationIndicatorActive``); unset leaves it be."""
     boot_override: BootSourceOverride | None = None
     """The boot source override the BMC should hold; unset leaves it be."""
+    power_policy: PowerPolicy = "Enforce"
+    """What the controller does when someone powers the unit on or off at its BMC, not
+    through ``spec.power`` (an ``OutOfBandPowerChange`` event either way): ``Enforce``
+    reverts it, ``Observe`` leaves it, until ``spec`` changes."""
 
 
 class ComputeUnitStatus(Model):

@@ -137,6 +137,16 @@ def bmc_clients(config: rack_config.RackConfig) -> dict[str, RedfishClient]:
     }
 
 
+def controller_identities(config: rack_config.RackConfig) -> frozenset[str]:
+    """Who this rack's controllers are at a BMC: the role identity of their client
+    certificate (one for every controller of an HA rack)."""
+    try:
+        domain = ca_trust_domain(config.layout.ca_cert.read_bytes())
+    except (OSError, ValueError):
+        return frozenset()
+    return frozenset({spiffe_id(domain, "controller")})
+
+
 def _boot_app(repo: Path) -> object | None:
     try:
         from racklet.boot.server import create_boot_app
@@ -272,6 +282,7 @@ class Controller:
                 observer=self.metrics,
                 fence=fence,
                 wake=lambda name: enqueue("ComputeUnit", name),
+                identities=controller_identities(config),
             ),
         )
         self.registry.register(

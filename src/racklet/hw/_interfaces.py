@@ -283,6 +283,11 @@ class RackBoard:
     """Named inputs of the cooling zones (``slot-1``...); a lost one raises ``OSError``."""
     fan_monitor: PowerMonitor | None = None
     """A monitor on the rack fans' own feed, if the board has one (their energy)."""
+    manufacturer: str = "Racklet"
+    model: str = "Racklet scale-model rack"
+    part_number: str = ""
+    serial_number: str = ""
+    """The enclosure's identity as its board's FRU data gives it (Redfish ``Chassis/rack``)."""
 
 
 def measured_capacity(meminfo: Path = Path("/proc/meminfo")) -> tuple[int, int]:

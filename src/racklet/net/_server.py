@@ -250,6 +250,10 @@ class _QuietServer(uvicorn.Server):
         self.started = True
 
 
+STOP_GRACE_SECONDS = 2
+"""How long :meth:`AppServer.stop` lets requests in progress finish."""
+
+
 class AppServer:
     """One ASGI app on one TLS (or loopback) socket, started and stopped by its owner."""
 
@@ -282,6 +286,9 @@ class AppServer:
             # Nothing sits in front of a Racklet listener: X-Forwarded-* headers are not trusted.
             proxy_headers=False,
             server_header=False,
+            # A stop waits this long for open requests, then cancels them: an event stream
+            # (the RMC's relay from every BMC, a dashboard's watch) never ends by itself.
+            timeout_graceful_shutdown=STOP_GRACE_SECONDS,
         )
         config.load()
         config.ssl = ssl_context  # a ready context: uvicorn would build its own from files

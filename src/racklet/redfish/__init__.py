@@ -1,7 +1,13 @@
 """An async Redfish client: how the controller (and the CLI) talk to BMCs."""
 
 from racklet.redfish._client import RESET_TYPES, RedfishClient
-from racklet.redfish._resources import ChassisView, EnvironmentView, PowerLimitView, SystemView
+from racklet.redfish._resources import (
+    ChassisView,
+    EnvironmentView,
+    PowerLimitView,
+    ResetRequest,
+    SystemView,
+)
 from racklet.redfish.errors import RedfishClientError, RedfishError, RedfishUnreachable
 
 __all__ = [
@@ -13,5 +19,6 @@ __all__ = [
     "RedfishClientError",
     "RedfishError",
     "RedfishUnreachable",
+    "ResetRequest",
     "SystemView",
 ]

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from racklet.net import client_context
-from racklet.redfish._resources import ChassisView, EnvironmentView, SystemView
+from racklet.redfish._resources import ChassisView, EnvironmentView, ResetRequest, SystemView
 from racklet.redfish.errors import RedfishClientError, RedfishError, RedfishUnreachable
 
 SESSIONS = "/redfish/v1/SessionService/Sessions"
@@ -286,19 +286,28 @@ class RedfishClient:
 
     async def console_entries(self, system_id: str, skip: int = 0) -> list[str]:
         """The unit's captured UART lines from ``skip`` on, following ``nextLink`` pages."""
-        path: str | None = f"/redfish/v1/Systems/{system_id}/LogServices/Console/Entries"
-        path = f"{path}?$skip={skip}" if skip else path
-        lines: list[str] = []
+        path = f"/redfish/v1/Systems/{system_id}/LogServices/Console/Entries"
+        entries = await self._entries(f"{path}?$skip={skip}" if skip else path)
+        return [str(m.get("Message", "")) for m in entries]
+
+    async def reset_requests(self, manager_id: str = "bmc") -> list[ResetRequest]:
+        """The Resets the BMC's EventLog records, oldest first, with who asked for each."""
+        path = f"/redfish/v1/Managers/{manager_id}/LogServices/EventLog/Entries"
+        found = (ResetRequest.from_entry(entry) for entry in await self._entries(path))
+        return [request for request in found if request is not None]
+
+    async def _entries(self, path: str) -> list[dict[str, Any]]:
+        """Every member of a log's entries from ``path`` on, following ``nextLink`` pages."""
+        members: list[dict[str, Any]] = []
+        next_path: str | None = path
         for _ in range(_MAX_PAGES):
-            if path is None:
-                return lines
-            page = await self.get(path)
-            lines.extend(
-                str(m.get("Message", "")) for m in page.get("Members") or [] if isinstance(m, dict)
-            )
+            if next_path is None:
+                return members
+            page = await self.get(next_path)
+            members.extend(m for m in page.get("Members") or [] if isinstance(m, dict))
             link = page.get("Members@odata.nextLink")
-            path = link if isinstance(link, str) and link else None
-        raise RedfishError(200, f"console of {system_id}: more than {_MAX_PAGES} pages")
+            next_path = link if isinstance(link, str) and link else None
+        raise RedfishError(200, f"{path}: more than {_MAX_PAGES} pages")
 
     async def aclose(self) -> None:
         """End the session (best effort) and close the connection pool."""

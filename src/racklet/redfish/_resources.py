@@ -124,3 +124,30 @@ class EnvironmentView:
             temperature_celsius=_number(_get(data, "TemperatureCelsius", "Reading")),
             power_limit=PowerLimitView.from_json(_get(data, "PowerLimitWatts")),
         )
+
+
+RESET_REQUESTED = "ResetRequested"
+"""The MessageId (in the ``Racklet`` registry) a Racklet BMC records each Reset with."""
+
+
+@dataclass(frozen=True)
+class ResetRequest:
+    """One Reset a BMC's EventLog records: which, and who asked (an account or a SPIFFE ID)."""
+
+    event_id: int
+    reset_type: str
+    requested_by: str
+    created: str
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any]) -> ResetRequest | None:
+        """The record in a LogEntry, None if the entry is another kind of event."""
+        message_id = entry.get("MessageId")
+        args = entry.get("MessageArgs")
+        if not isinstance(message_id, str) or not message_id.startswith("Racklet."):
+            return None
+        if message_id.rsplit(".", 1)[-1] != RESET_REQUESTED:
+            return None
+        if not isinstance(args, list) or len(args) < 3 or not str(entry.get("Id", "")).isdigit():
+            return None
+        return cls(int(entry["Id"]), str(args[1]), str(args[2]), str(entry.get("Created", "")))

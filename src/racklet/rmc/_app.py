@@ -1,11 +1,14 @@
 """The RMC's Redfish app: one endpoint for the rack, aggregating the unit BMCs.
 
-Served here: the ServiceRoot, the OData service document, the RMC's SessionService,
-AccountService and its own Manager (``Managers/rmc``) with the EventLog of its logins, all
-from the BMC's code (:mod:`racklet.bmc.login`: accounts, sessions, login throttling and
-privileges are one implementation); the AggregationService with one AggregationSource per
-BMC and its Reset action; and the merged Systems, Chassis and Managers collections (each BMC
-asked concurrently; a BMC that does not answer is left out and logged). Any request for a
+Served here: the ServiceRoot, the OData service document and ``$metadata``, the RMC's
+SessionService, AccountService and the EventLog of its logins, all from the BMC's code
+(:mod:`racklet.bmc.login`: accounts, sessions, login throttling and privileges are one
+implementation); its own Manager (``Managers/rmc``, :mod:`._manager`); the
+AggregationService with one AggregationSource per BMC and its Reset action; the EventService
+relaying every BMC's events (:mod:`._events`); the UpdateService, TaskService and
+Registries (:mod:`._services`); and the merged Systems, Chassis, Managers, firmware
+inventory and task collections (each BMC asked concurrently; a BMC that does not answer is
+left out and logged). Any request for a
 prefixed member (``/redfish/v1/Systems/unit-1_unit-1/...``) is forwarded to its BMC with the
 prefix removed, and the answer comes back with the prefix added to every URI in it
 (``racklet.rmc._uris``). The RMC logs in to every BMC with its own client certificate (an
@@ -41,17 +44,18 @@ from racklet.bmc.login import (
 )
 from racklet.limits import InputRejected, parse_json
 from racklet.log import ContextLogger
-from racklet.rmc import _uris
+from racklet.rmc import _metadata, _uris
+from racklet.rmc._events import EventFanIn
+from racklet.rmc._manager import MANAGER, ManagerResources
 from racklet.rmc._messages import JSON_TYPE, error, json_response
 from racklet.rmc._rack_routes import RACK, RackResources, metrics_route
 from racklet.rmc._satellite import SatelliteClient
+from racklet.rmc._services import MAX_PUSH, MULTIPART, PUSH_TIMEOUT, ServiceResources
 from racklet.rmc.errors import SatelliteUnreachable
 
 ROOT = _uris.ROOT
 SESSION_SERVICE = f"{ROOT}/SessionService"
 ACCOUNT_SERVICE = f"{ROOT}/AccountService"
-MANAGER_ID = "rmc"
-MANAGER = f"{ROOT}/Managers/{MANAGER_ID}"
 REALM = 'Basic realm="Racklet RMC"'
 AGGREGATION = f"{ROOT}/AggregationService"
 SOURCES = f"{AGGREGATION}/AggregationSources"
@@ -135,12 +139,20 @@ class Aggregator:
                 "SessionService": _link(SESSION_SERVICE),
                 "AccountService": _link(ACCOUNT_SERVICE),
                 "AggregationService": _link(AGGREGATION),
+                "EventService": _link(f"{ROOT}/EventService"),
+                "UpdateService": _link(f"{ROOT}/UpdateService"),
+                "Tasks": _link(f"{ROOT}/TaskService"),
+                "Registries": _link(f"{ROOT}/Registries"),
+                "TelemetryService": _link(f"{ROOT}/TelemetryService"),
+                "Product": "Racklet RMC",
+                "Vendor": "Racklet",
                 "Links": {"Sessions": _link(f"{SESSION_SERVICE}/Sessions")},
                 "ProtocolFeaturesSupported": {
                     "ExpandQuery": {"ExpandAll": False, "Levels": False},
                     "FilterQuery": False,
                     "SelectQuery": False,
                     "OnlyMemberQuery": False,
+                    "MultipleHTTPRequests": True,
                 },
             }
         )
@@ -153,26 +165,16 @@ class Aggregator:
             "SessionService",
             "AccountService",
             "AggregationService",
+            "EventService",
+            "UpdateService",
+            "Tasks",
+            "Registries",
+            "TelemetryService",
         ]
         return json_response(
             {
                 "@odata.context": f"{ROOT}/$metadata",
                 "value": [{"name": n, "kind": "Singleton", "url": f"{ROOT}/{n}"} for n in names],
-            }
-        )
-
-    async def manager(self, request: Request) -> Response:
-        """The RMC's own manager: where its EventLog (logins, lockouts) is."""
-        return json_response(
-            {
-                "@odata.type": "#Manager.v1_19_0.Manager",
-                "@odata.id": MANAGER,
-                "Id": MANAGER_ID,
-                "Name": "Racklet RMC",
-                "ManagerType": "RackManager",
-                "UUID": self._uuid,
-                "Status": {"State": "Enabled", "Health": "OK"},
-                "LogServices": _link(f"{MANAGER}/LogServices"),
             }
         )
 
@@ -226,17 +228,33 @@ class Aggregator:
             return error(400, "PropertyMissing", "TargetURIs")
         if not isinstance(reset_type, str):
             return error(400, "PropertyMissing", "ResetType")
-        payload = json.dumps({"ResetType": reset_type}).encode()
+        systems: list[tuple[str, str]] = []
         for target in targets:
             uri = target.get("@odata.id") if isinstance(target, dict) else target
             found = _uris.member(uri, "Systems") if isinstance(uri, str) else None
             if found is None or found[0] not in self._clients:
                 return error(404, "ResourceNotFound", "ComputerSystem", str(uri))
+            systems.append(found)
+        return await self._reset_systems(request, systems, reset_type)
+
+    async def reset_every_unit(self, request: Request, reset_type: str) -> Response:
+        """``Chassis.Reset`` of the rack: every unit's systems, in slot order."""
+        found = await asyncio.gather(
+            *(self._members(source, f"{ROOT}/Systems") for source in self._clients)
+        )
+        systems = [_uris.member(uri, "Systems") for uris in found for uri in uris]
+        return await self._reset_systems(request, [s for s in systems if s], reset_type)
+
+    async def _reset_systems(
+        self, request: Request, systems: list[tuple[str, str]], reset_type: str
+    ) -> Response:
+        payload = json.dumps({"ResetType": reset_type}).encode()
+        for source, path in systems:
             # One at a time, in order: a rack powers up unit by unit, not all at once.
             answer = await self._forward(
-                found[0],
+                source,
                 "POST",
-                f"{found[1]}/Actions/ComputerSystem.Reset",
+                f"{path}/Actions/ComputerSystem.Reset",
                 payload,
                 {
                     "content-type": "application/json",
@@ -247,7 +265,52 @@ class Aggregator:
                 return answer
         return Response(status_code=204, headers={"OData-Version": "4.0"})
 
+    async def unit_links(self) -> dict[str, list[str]]:
+        """Every unit's chassis and systems as the aggregate shows them (``Chassis/rack``)."""
+        names = ("Chassis", "Systems")
+        found = await asyncio.gather(
+            *(self._members(s, f"{ROOT}/{name}") for name in names for s in self._clients)
+        )
+        count = len(self._clients)
+        return {
+            name: [uri for uris in found[i * count : (i + 1) * count] for uri in uris]
+            for i, name in enumerate(names)
+        }
+
+    async def push_update(self, source: str, files: dict[str, Any], request_id: str) -> Response:
+        """Pass a multipart push on to the BMC of ``source`` (its own push URI)."""
+        client = self._clients.get(source)
+        if client is None:
+            return error(404, "ResourceNotFound", "AggregationSource", source)
+        try:
+            answer = await client.request("GET", f"{ROOT}/UpdateService")
+            service = answer.json() if answer.status_code == 200 else {}
+        except (SatelliteUnreachable, ValueError) as exc:
+            self._log.warning(f"push for {source} not passed on: {exc}")
+            return error(502, "ServiceTemporarilyUnavailable", "5", headers={"Retry-After": "5"})
+        push_uri = service.get("MultipartHttpPushUri") if isinstance(service, dict) else None
+        if not isinstance(push_uri, str) or not push_uri.startswith(ROOT + "/"):
+            return error(404, "ResourceNotFound", "MultipartHttpPushUri", source)
+        return await self._forward(
+            source,
+            "POST",
+            push_uri,
+            None,
+            {REQUEST_ID_HEADER: request_id} if request_id else {},
+            files=files,
+            answer_within=PUSH_TIMEOUT,
+        )
+
     # -- aggregated collections and the proxy ------------------------------------------------
+
+    def _contained(self, document: Any, path: str) -> None:
+        """A unit's chassis is in the rack: add ``Links.ContainedBy`` (when the RMC has it)."""
+        if RACK not in self.own_chassis or not isinstance(document, dict):
+            return
+        if document.get("@odata.type", "").startswith("#Chassis.") and path.count("/") == 4:
+            links = document.setdefault("Links", {})
+            if isinstance(links, dict):
+                links.setdefault("ContainedBy", _link(RACK))
 
     async def collection(self, request: Request) -> Response:
         name = request.url.path.rstrip("/").rsplit("/", 1)[1]
@@ -303,10 +366,20 @@ class Aggregator:
         return await self._forward(source, request.method, local, content, headers)
 
     async def _forward(
-        self, source: str, method: str, path: str, content: bytes | None, headers: dict[str, str]
+        self,
+        source: str,
+        method: str,
+        path: str,
+        content: bytes | None,
+        headers: dict[str, str],
+        *,
+        files: dict[str, Any] | None = None,
+        answer_within: float | None = None,
     ) -> Response:
         try:
-            answer = await self._clients[source].request(method, path, content, headers)
+            answer = await self._clients[source].request(
+                method, path, content, headers, files=files, answer_within=answer_within
+            )
         except SatelliteUnreachable as exc:
             self._log.warning(str(exc))
             return error(502, "ServiceTemporarilyUnavailable", "5", headers={"Retry-After": "5"})
@@ -321,6 +394,7 @@ class Aggregator:
                 document = _uris.prefix_document(answer.json(), source)
             except ValueError:
                 return error(502, "InternalError")
+            self._contained(document, path)
             payload = json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
             return Response(payload, answer.status_code, headers=passed, media_type=JSON_TYPE)
         media = answer.headers.get("content-type")
@@ -332,6 +406,8 @@ def build_app(
     accounts: Accounts,
     sessions: SessionStore,
     events: EventBus,
+    manager: ManagerResources,
+    fan_in: EventFanIn,
     audit: AuditLog | None = None,
     rack: RackResources | None = None,
 ) -> Starlette:
@@ -339,16 +415,22 @@ def build_app(
     a = aggregator
     if rack is not None:
         a.own_chassis = [RACK]
+        rack.unit_links = a.unit_links
+        rack.reset_units = a.reset_every_unit
+    services = ServiceResources(list(a._clients), a._members, a.push_update)
     all_methods = ["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"]
     routes = [
         Route("/redfish", a.redfish, methods=["GET"]),
         Route(ROOT, a.service_root, methods=["GET"]),
         Route(f"{ROOT}/", a.service_root, methods=["GET"]),
         Route(f"{ROOT}/odata", a.odata, methods=["GET"]),
+        *_metadata.routes(),
         *session_routes(sessions, accounts, a._log),
         *account_routes(accounts, sessions, a._log),
-        Route(MANAGER, a.manager, methods=["GET"]),
+        *manager.routes(),
         *event_log_routes(MANAGER, events, a._log, "RMC"),
+        *fan_in.routes(),
+        *services.routes(),
         Route(AGGREGATION, a.aggregation_service, methods=["GET"]),
         Route(f"{AGGREGATION}/Actions/{RESET_ACTION}", a.reset, methods=["POST"]),
         Route(SOURCES, a.sources, methods=["GET"]),
@@ -358,7 +440,7 @@ def build_app(
         *([] if rack is None else rack.routes()),
         *[
             Route(f"{ROOT}/{c}/{{member}}{{rest:path}}", a.proxy, methods=all_methods)
-            for c in _uris.AGGREGATED
+            for c in (*_uris.AGGREGATED, *_uris.NESTED)
         ],
     ]
 
@@ -395,9 +477,9 @@ def build_app(
 
 
 class _BodyLimit:
-    """Keeps every request body within :data:`MAX_BODY` before anything reads it (a login is
-    unauthenticated): a larger declared length is a 413, a chunked body is cut off there
-    (and then fails to parse: a 400)."""
+    """Keeps every request body within :data:`MAX_BODY` (an update push within
+    :data:`MAX_PUSH`) before anything reads it (a login is unauthenticated): a larger declared
+    length is a 413, a chunked body is cut off there (and then fails to parse: a 400)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self._app = app
@@ -406,20 +488,21 @@ class _BodyLimit:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
+        limit = MAX_PUSH if scope.get("path") == MULTIPART else MAX_BODY
         length = dict(scope.get("headers", [])).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > MAX_BODY:
+        if not length.isdigit() or int(length) > limit:
             await error(413, "PayloadTooLarge")(scope, receive, send)
             return
         seen = 0
 
         async def capped() -> Message:
             nonlocal seen
-            if seen > MAX_BODY:
+            if seen > limit:
                 return {"type": "http.request", "body": b"", "more_body": False}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > MAX_BODY:
+                if seen > limit:
                     return {"type": "http.request", "body": b"", "more_body": False}
             return message
 

@@ -59,6 +59,36 @@ _BASE: dict[str, tuple[str, str, str]] = {
         "Critical",
         "Resubmit the request.  If the problem persists, consider resetting the service.",
     ),
+    "ActionParameterMissing": (
+        "The action %1 requires the parameter %2 to be present in the request body.",
+        "Critical",
+        "Supply the action with the required parameter in the request body when the request "
+        "is resubmitted.",
+    ),
+    "ActionParameterValueNotInList": (
+        "The value '%1' for the parameter %2 in the action %3 is not in the list of acceptable "
+        "values.",
+        "Warning",
+        "Choose a value from the enumeration list that the implementation can support and "
+        "resubmit the request if the operation failed.",
+    ),
+    "ActionParameterValueError": (
+        "The value for the parameter %1 in the action %2 is invalid.",
+        "Warning",
+        "Correct the value for the parameter in the request body and resubmit the request if "
+        "the operation failed.",
+    ),
+    "ActionParameterUnknown": (
+        "The action %1 was submitted with the invalid parameter %2.",
+        "Warning",
+        "Correct the invalid action parameter and resubmit the request if the operation failed.",
+    ),
+    "PropertyValueNotInList": (
+        "The value '%1' for the property %2 is not in the list of acceptable values.",
+        "Warning",
+        "Choose a value from the enumeration list that the implementation can support and "
+        "resubmit the request if the operation failed.",
+    ),
     "PropertyNotWritable": (
         "The property %1 is a read-only property and cannot be assigned a value.",
         "Warning",

@@ -18,6 +18,7 @@ import asyncio
 import datetime as dt
 import json
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,8 @@ the busbar, whichever is larger) before it is an alert: the BMCs are polled ever
 load step shows as a brief difference; a leak, a bad meter or an unmetered load does not go."""
 MISMATCH_POLLS = 3
 """...for this many polls of every BMC in a row (a unit just switched shows for one)."""
+WINDOW_SECONDS = 60.0
+"""The interval of the busbar's min/max/average (Redfish ``PowerMetrics.IntervalInMin`` 1)."""
 BUSBAR_WARNING_SHARE = 0.9
 """Above this share of the PSU's rating the display and the status LED warn."""
 
@@ -58,6 +61,8 @@ class Meter:
         self.energy_joules = 0.0
         self._log = log
         self._last: tuple[float, float] | None = None
+        self._window: deque[tuple[float, float]] = deque()
+        """Good samples of the last :data:`WINDOW_SECONDS` (Redfish ``PowerMetrics``)."""
 
     def sample(self, now: float) -> None:
         try:
@@ -72,12 +77,22 @@ class Meter:
             then, watts = self._last
             self.energy_joules += (watts + reading.watts) / 2.0 * max(0.0, now - then)
         self._last = (now, reading.watts)
+        self._window.append((now, reading.watts))
+        while self._window and self._window[0][0] < now - WINDOW_SECONDS:
+            self._window.popleft()
         self.reading = reading
         self.ok = True
 
     @property
     def watts(self) -> float | None:
         return self.reading.watts if self.ok and self.reading is not None else None
+
+    def window(self) -> tuple[float, float, float] | None:
+        """(min, max, average) watts over the last :data:`WINDOW_SECONDS`, None without samples."""
+        if not self._window:
+            return None
+        watts = [w for _, w in self._window]
+        return min(watts), max(watts), sum(watts) / len(watts)
 
 
 @dataclass

@@ -10,12 +10,21 @@ the fan loop drives); its ``EnvironmentMetrics`` carry the busbar's power and en
 PSU's rating as ``PowerLimitWatts``. ``IndicatorLED`` is the rack status LED,
 ``LocationIndicatorActive`` its locate LED (PATCH, Operator), and ``Oem.Racklet.Display`` the
 rows of the front display. ``/metrics`` (public, as on a BMC) serves the same as OpenMetrics.
+
+It is the rack enclosure of OCP's rack-manager profile too: ``Links.Contains`` and
+``Links.ComputerSystems`` name the units' chassis and systems as the RMC aggregates them
+(``unit-1_unit-1``), ``ManagedBy`` the RMC; ``Power`` and ``Thermal`` are the older schema's
+view of the same state (:mod:`racklet.rmc._rack_legacy`); ``AssetTag`` is writable and kept in
+the RMC's state dir (``chassis.json``, 0600); ``#Chassis.Reset`` resets every unit of the rack
+in slot order, through their BMCs, as ``AggregationService.Reset`` does.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -24,11 +33,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from racklet.config import write_private
+from racklet.limits import InputRejected, parse_json
 from racklet.metrics import metrics_response
 from racklet.rmc import _uris
 from racklet.rmc._cooling import ZoneMode
 from racklet.rmc._messages import error, json_response
 from racklet.rmc._rack import RackMonitor
+from racklet.rmc._rack_legacy import power_body, thermal_body
 
 RACK_ID = "rack"
 RACK = f"{_uris.ROOT}/Chassis/{RACK_ID}"
@@ -36,6 +48,18 @@ THERMAL = f"{RACK}/ThermalSubsystem"
 FANS = f"{THERMAL}/Fans"
 CONTROLS = f"{RACK}/Controls"
 ENVIRONMENT = f"{RACK}/EnvironmentMetrics"
+POWER = f"{RACK}/Power"
+LEGACY_THERMAL = f"{RACK}/Thermal"
+RESET = f"{RACK}/Actions/Chassis.Reset"
+RESET_TYPES = ("On", "ForceOff", "GracefulShutdown", "ForceRestart", "PowerCycle")
+"""What ``Chassis.Reset`` of the rack passes to every unit's ``ComputerSystem.Reset``."""
+STATE_FILE = "chassis.json"
+MAX_ASSET_TAG = 64
+
+UnitLinks = Callable[[], Awaitable[dict[str, list[str]]]]
+"""The units' aggregated members: ``{"Chassis": [...], "Systems": [...]}``."""
+ResetUnits = Callable[[Request, str], Awaitable[Response]]
+"""Reset every unit's system with one ``ResetType``; the first error answer, else 204."""
 
 
 def _link(path: str) -> dict[str, str]:
@@ -47,8 +71,24 @@ def _status(health: str = "OK") -> dict[str, str]:
 
 
 class RackResources:
-    def __init__(self, monitor: RackMonitor) -> None:
+    def __init__(self, monitor: RackMonitor, state_dir: Path, manager: str) -> None:
         self.monitor = monitor
+        self.asset_tag = ""
+        self._state = state_dir / STATE_FILE
+        self._manager = manager
+        self.unit_links: UnitLinks | None = None
+        self.reset_units: ResetUnits | None = None
+        """Set by the aggregator (it knows the BMCs)."""
+
+    def load(self) -> None:
+        """Read the kept ``AssetTag`` (blocking: run it in a thread)."""
+        try:
+            document = json.loads(self._state.read_text())
+        except (OSError, ValueError):
+            return
+        tag = document.get("AssetTag") if isinstance(document, dict) else None
+        if isinstance(tag, str):
+            self.asset_tag = tag[:MAX_ASSET_TAG]
 
     # -- documents ---------------------------------------------------------------------------
 
@@ -61,13 +101,43 @@ class RackResources:
             "Name": f"Rack {m.board.rack}",
             "ChassisType": "Rack",
             "Status": _status(m.health()),
+            "Manufacturer": m.board.manufacturer,
+            "Model": m.board.model,
+            "PartNumber": m.board.part_number,
+            "SerialNumber": m.board.serial_number,
+            "AssetTag": self.asset_tag,
+            "PowerState": "On" if m.monitor_ok and m.reading and m.reading.volts > 0 else "Off",
             "IndicatorLED": m.status_led(),
             "LocationIndicatorActive": m.locate,
             "ThermalSubsystem": _link(THERMAL),
             "EnvironmentMetrics": _link(ENVIRONMENT),
             "Controls": _link(CONTROLS),
+            "Power": _link(POWER),
+            "Thermal": _link(LEGACY_THERMAL),
+            "Links": {
+                "ManagedBy": [_link(self._manager)],
+                "ManagersInChassis": [_link(self._manager)],
+                "Contains": [],
+                "ComputerSystems": [],
+            },
+            "Actions": {
+                "#Chassis.Reset": {
+                    "target": RESET,
+                    "ResetType@Redfish.AllowableValues": list(RESET_TYPES),
+                }
+            },
+            "@Redfish.WriteableProperties": ["AssetTag", "LocationIndicatorActive"],
             "Oem": {"Racklet": {"Display": m.display_lines()}},
         }
+
+    async def linked_chassis(self) -> dict[str, Any]:
+        """:meth:`chassis` with the units' chassis and systems in its ``Links``."""
+        body = self.chassis()
+        if self.unit_links is not None:
+            found = await self.unit_links()
+            body["Links"]["Contains"] = [_link(uri) for uri in found.get("Chassis", [])]
+            body["Links"]["ComputerSystems"] = [_link(uri) for uri in found.get("Systems", [])]
+        return body
 
     def thermal(self) -> dict[str, Any]:
         zones = self.monitor.cooling.zones.values()
@@ -89,7 +159,7 @@ class RackResources:
             "@odata.id": f"{FANS}/{name}",
             "Id": name,
             "Name": f"Rack fan {name}",
-            "PhysicalContext": "Rack",
+            "PhysicalContext": "Chassis",
             "Status": _status("Critical" if fan.duty_percent() > 0 and rpm < 1 else "OK"),
             "SpeedPercent": {
                 "Reading": round(100.0 * rpm / fan.rated_rpm, 1),
@@ -187,25 +257,56 @@ class RackResources:
     # -- handlers ----------------------------------------------------------------------------
 
     async def get_chassis(self, request: Request) -> Response:
-        return json_response(self.chassis())
+        return json_response(await self.linked_chassis())
 
     async def patch_chassis(self, request: Request) -> Response:
         try:
-            body = json.loads(await request.body() or b"null")
-        except (ValueError, UnicodeDecodeError):
+            body = parse_json(await request.body() or b"null")
+        except InputRejected:
+            return error(400, "MalformedJSON")
+        if not isinstance(body, dict) or not body:
+            return error(400, "MalformedJSON")
+        unknown = sorted(set(body) - {"LocationIndicatorActive", "AssetTag"})
+        if unknown:
+            return error(400, "PropertyNotWritable", unknown[0])
+        locate, tag = body.get("LocationIndicatorActive"), body.get("AssetTag")
+        if "LocationIndicatorActive" in body and not isinstance(locate, bool):
+            return error(
+                400, "PropertyValueTypeError", json.dumps(locate), "LocationIndicatorActive"
+            )
+        if "AssetTag" in body and (not isinstance(tag, str) or len(tag) > MAX_ASSET_TAG):
+            return error(400, "PropertyValueTypeError", json.dumps(tag), "AssetTag")
+        if isinstance(tag, str) and tag != self.asset_tag:
+            document = json.dumps({"AssetTag": tag}) + "\n"
+            await asyncio.to_thread(write_private, self._state, document)
+            self.asset_tag = tag
+        if isinstance(locate, bool):
+            self.monitor.locate = locate
+        return json_response(await self.linked_chassis())
+
+    async def reset(self, request: Request) -> Response:
+        try:
+            body = parse_json(await request.body() or b"null")
+        except InputRejected:
             return error(400, "MalformedJSON")
         if not isinstance(body, dict):
             return error(400, "MalformedJSON")
-        unknown = sorted(set(body) - {"LocationIndicatorActive"})
-        if unknown:
-            return error(400, "PropertyNotWritable", unknown[0])
-        value = body.get("LocationIndicatorActive")
-        if not isinstance(value, bool):
+        reset_type = body.get("ResetType")
+        if reset_type is None:
+            return error(400, "ActionParameterMissing", "Chassis.Reset", "ResetType")
+        if reset_type not in RESET_TYPES:
             return error(
-                400, "PropertyValueTypeError", json.dumps(value), "LocationIndicatorActive"
+                400, "ActionParameterValueNotInList", str(reset_type), "ResetType", "Chassis.Reset"
             )
-        self.monitor.locate = value
-        return json_response(self.chassis())
+        if self.reset_units is None:
+            return error(404, "ResourceNotFound", "Action", "Chassis.Reset")
+        return await self.reset_units(request, str(reset_type))
+
+    async def get_power(self, request: Request) -> Response:
+        return json_response(power_body(self.monitor, POWER))
+
+    async def get_legacy_thermal(self, request: Request) -> Response:
+        return json_response(thermal_body(self.monitor, LEGACY_THERMAL, FANS))
 
     async def get_thermal(self, request: Request) -> Response:
         return json_response(self.thermal())
@@ -267,6 +368,9 @@ class RackResources:
             Route(CONTROLS, self.get_controls, methods=["GET"]),
             Route(CONTROLS + "/{control}", self.get_control, methods=["GET"]),
             Route(ENVIRONMENT, self.get_environment, methods=["GET"]),
+            Route(POWER, self.get_power, methods=["GET"]),
+            Route(LEGACY_THERMAL, self.get_legacy_thermal, methods=["GET"]),
+            Route(RESET, self.reset, methods=["POST"]),
         ]
 
 

@@ -9,9 +9,12 @@ them into exceptions. Transport failures become :class:`SatelliteUnreachable`.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -56,15 +59,42 @@ class SatelliteClient:
         path: str,
         content: bytes | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        files: dict[str, Any] | None = None,
+        answer_within: float | None = None,
     ) -> httpx.Response:
-        """Send one request; the BMC's answer comes back whatever its status."""
+        """Send one request; the BMC's answer comes back whatever its status. ``files`` sends
+        a multipart body (an update push); ``answer_within`` (seconds) replaces the default
+        timeout for slow ones."""
+        extra: dict[str, Any] = {} if answer_within is None else {"timeout": answer_within}
         try:
-            return await self._http.request(method, path, content=content, headers=headers)
+            return await self._http.request(
+                method, path, content=content, headers=headers, files=files, **extra
+            )
         except httpx.TransportError as exc:
-            raise SatelliteUnreachable(
-                f"BMC {self.source.name} ({self.source.url}): {type(exc).__name__}: "
-                f"{exc or 'no answer'}"
-            ) from exc
+            raise self._unreachable(exc) from exc
+
+    @contextlib.asynccontextmanager
+    async def lines(self, path: str) -> AsyncIterator[AsyncIterator[str]]:
+        """The lines of a long-lived answer (the BMC's SSE stream); no read timeout."""
+        timeout = httpx.Timeout(self._http.timeout.connect, read=None)
+        try:
+            async with self._http.stream(
+                "GET", path, headers={"Accept": "text/event-stream"}, timeout=timeout
+            ) as response:
+                if response.status_code != 200:
+                    raise SatelliteUnreachable(
+                        f"BMC {self.source.name}: {path} answered HTTP {response.status_code}"
+                    )
+                yield response.aiter_lines()
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+
+    def _unreachable(self, exc: Exception) -> SatelliteUnreachable:
+        return SatelliteUnreachable(
+            f"BMC {self.source.name} ({self.source.url}): {type(exc).__name__}: "
+            f"{exc or 'no answer'}"
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()

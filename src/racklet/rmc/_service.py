@@ -29,10 +29,13 @@ from racklet.hw import RackBoard
 from racklet.log import get_logger
 from racklet.net import ca_trust_domain, client_context, spiffe_id
 from racklet.rmc._app import Aggregator, build_app
+from racklet.rmc._events import EventFanIn
+from racklet.rmc._manager import MANAGER, ManagerInfo, ManagerResources, mac_for
 from racklet.rmc._pid import CoolingConfig
 from racklet.rmc._rack import RackMonitor, UnitSummary
-from racklet.rmc._rack_routes import RackResources
+from racklet.rmc._rack_routes import RACK, RackResources
 from racklet.rmc._satellite import AggregationSource, SatelliteClient
+from racklet.rmc._subscriptions import Subscriptions
 from racklet.rmc.errors import RmcConfigError, SatelliteUnreachable
 from racklet.tasks import OwnedTask
 
@@ -68,6 +71,17 @@ class RmcSettings:
     """The fan zones; None: one zone over every fan and slot sensor (``default_cooling``)."""
     cooling_refused: str | None = None
     """Why the declared fan zones were refused: the RMC then runs every rack fan flat out."""
+    firmware_version: str = ""
+    """What ``Managers/rmc`` reports as its ``FirmwareVersion`` (default: Racklet's)."""
+    host: str = "127.0.0.1"
+    https_port: int | None = None
+    """Where its listener is (``Managers/rmc/NetworkProtocol``, ``EthernetInterfaces``)."""
+    mac_address: str = ""
+    """The management interface's MAC; empty: a stable one derived from the rack's name."""
+    server_cert: Path | None = None
+    """The certificate the RMC's listener serves (``.../HTTPS/Certificates/1``)."""
+    link_speed_mbps: int | None = 1000
+    """The management port's speed (a Racklet RMC board has one gigabit port)."""
 
 
 def sources_from_config(config: RackConfig) -> list[AggregationSource]:
@@ -128,22 +142,64 @@ class RmcService:
             )
             self.monitor.units = {s.name: UnitSummary() for s in settings.sources}
         self._poller = OwnedTask("rmc:units")
+        events_log = self._log.bind(request="events")
+        self.fan_in = EventFanIn(
+            self._clients, self.events, events_log, Subscriptions(settings.ca_bundle, events_log)
+        )
+        self.manager = ManagerResources(
+            ManagerInfo(
+                name=settings.name,
+                uuid=service_uuid,
+                firmware_version=settings.firmware_version or _racklet_version(),
+                host=settings.host,
+                https_port=settings.https_port,
+                mac_address=settings.mac_address or mac_for(settings.name),
+                server_cert=settings.server_cert,
+                rack_chassis=None if self.monitor is None else RACK,
+                link_speed_mbps=settings.link_speed_mbps,
+            ),
+            self.restart,
+        )
+        self.rack = (
+            None
+            if self.monitor is None
+            else RackResources(self.monitor, settings.accounts_file.parent, MANAGER)
+        )
         self.app: Starlette = build_app(
             aggregator,
             self.accounts,
             sessions,
             self.events,
+            self.manager,
+            self.fan_in,
             self.audit,
-            rack=None if self.monitor is None else RackResources(self.monitor),
+            rack=self.rack,
         )
 
     async def start(self) -> None:
         found = await asyncio.to_thread(read_accounts, self.settings.accounts_file)
         self.accounts.replace(found)
+        if self.rack is not None:
+            await asyncio.to_thread(self.rack.load)
+        await self._start_loops()
+        await self.fan_in.start()
+        self._log.info(f"RMC aggregating {len(self._clients)} BMCs")
+
+    async def _start_loops(self) -> None:
         if self.monitor is not None:
             await self.monitor.start()
             self._poller.start(self._poll_units)
-        self._log.info(f"RMC aggregating {len(self._clients)} BMCs")
+
+    async def _stop_loops(self) -> None:
+        await self._poller.stop()
+        if self.monitor is not None:
+            await self.monitor.stop()
+
+    async def restart(self) -> None:
+        """``Manager.Reset``: the RMC's loops start afresh (cooling, meter, units' poll)."""
+        self._log.warning("RMC reset: restarting its cooling, metering and polling")
+        await self._stop_loops()
+        await self._start_loops()
 
     async def _poll_units(self) -> None:
         """Keep the display's view of every unit (power state, health) fresh."""
@@ -179,10 +235,18 @@ class RmcService:
             summary.power_watts = float(reading)
 
     async def stop(self) -> None:
-        await self._poller.stop()
-        if self.monitor is not None:
-            await self.monitor.stop()
+        await self.fan_in.stop()
+        await self._stop_loops()
         for client in self._clients.values():
             await client.aclose()
         await self.audit.aclose()
         self._log.info("RMC stopped")
+
+
+def _racklet_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"racklet-rmc {version('racklet')}"
+    except PackageNotFoundError:
+        return "racklet-rmc"

@@ -113,6 +113,9 @@ async def serve_rmc(
             board=board,
             cooling=cooling,
             cooling_refused=refused,
+            host=host,
+            https_port=port,
+            server_cert=directory / "server.crt",
         )
     )
     await service.start()

@@ -5,7 +5,10 @@ aggregated top-level collections appears at ``/redfish/v1/<Collection>/<name>_<i
 Outgoing documents get the prefix added to every such URI (and to the member's ``Id``);
 incoming requests have it removed before they are forwarded. URIs outside the aggregated
 collections (a BMC's SessionService, its AccountService) are left alone — the RMC does not
-proxy them.
+proxy them. Two collections below a service are aggregated the same way, as bmcweb does:
+``UpdateService/FirmwareInventory`` (``.../FirmwareInventory/unit-1_bmc``) and
+``TaskService/Tasks`` and ``TaskService/TaskMonitors`` (a push forwarded to a BMC answers
+with its task and task monitor, which the client then follows at the RMC).
 """
 
 from __future__ import annotations
@@ -15,12 +18,25 @@ from typing import Any
 
 ROOT = "/redfish/v1"
 AGGREGATED = ("Systems", "Chassis", "Managers")
+NESTED = ("UpdateService/FirmwareInventory", "TaskService/Tasks", "TaskService/TaskMonitors")
+"""Aggregated collections below a service: their members carry the prefix too."""
 SEPARATOR = "_"
 _SEGMENT = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=:@-]+")
 
 
 def member_id(source: str, local_id: str) -> str:
     return f"{source}{SEPARATOR}{local_id}"
+
+
+def _member_index(parts: list[str]) -> int | None:
+    """Where the member segment is in a split path under an aggregated collection."""
+    if len(parts) < 5 or parts[:3] != ["", "redfish", "v1"]:
+        return None
+    if parts[3] in AGGREGATED:
+        return 4
+    if len(parts) >= 6 and f"{parts[3]}/{parts[4]}" in NESTED:
+        return 5
+    return None
 
 
 def route(path: str) -> tuple[str, str] | None:
@@ -32,23 +48,24 @@ def route(path: str) -> tuple[str, str] | None:
     (``unit-1_x/../../AccountService``), where the RMC's own credentials would carry it.
     """
     parts = path.split("/")
-    if len(parts) < 5 or parts[:3] != ["", "redfish", "v1"] or parts[3] not in AGGREGATED:
+    at = _member_index(parts)
+    if at is None:
         return None
-    rest = parts[4:]
+    rest = parts[at:]
     if rest[-1] == "" and len(rest) > 1:
         rest = rest[:-1]  # one trailing slash is harmless
     if not all(_SEGMENT.fullmatch(p) and p not in (".", "..") for p in rest):
         return None
-    source, sep, local_id = parts[4].partition(SEPARATOR)
+    source, sep, local_id = parts[at].partition(SEPARATOR)
     if not (sep and source and local_id):
         return None
-    return source, "/".join([*parts[:4], local_id, *parts[5:]])
+    return source, "/".join([*parts[:at], local_id, *parts[at + 1 :]])
 
 
 def member(path: str, collection: str | None = None) -> tuple[str, str] | None:
     """Like :func:`route`, but only for a member itself (``/redfish/v1/Systems/unit-1_x``)."""
     found = route(path)
-    if found is None or path.count("/") != 4:
+    if found is None or path.count("/") != _member_index(path.split("/")):
         return None
     if collection is not None and path.split("/")[3] != collection:
         return None
@@ -58,13 +75,9 @@ def member(path: str, collection: str | None = None) -> tuple[str, str] | None:
 def add_prefix(uri: str, source: str) -> str:
     path, hash_, fragment = uri.partition("#")
     parts = path.split("/")
-    if (
-        len(parts) >= 5
-        and parts[:3] == ["", "redfish", "v1"]
-        and parts[3] in AGGREGATED
-        and parts[4]
-    ):
-        parts[4] = member_id(source, parts[4])
+    at = _member_index(parts)
+    if at is not None and parts[at]:
+        parts[at] = member_id(source, parts[at])
         return "/".join(parts) + hash_ + fragment
     return uri
 

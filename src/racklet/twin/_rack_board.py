@@ -181,4 +181,6 @@ def build_rack_board(
         psu_rated_watts=busbar.rated_watts,
         fans=hal_fans,
         temperatures=temperatures,
+        part_number="RKL-RACK-TWIN",
+        serial_number=f"TWIN-{rack}",
     )

@@ -21,6 +21,7 @@ from racklet.redfish import (
     EnvironmentView,
     RedfishClientError,
     RedfishError,
+    ResetRequest,
     SystemView,
 )
 
@@ -42,6 +43,17 @@ class Bmc(Protocol):
 
     async def patch(self, path: str, body: dict[str, Any]) -> None: ...
 
+    async def reset_requests(self, manager_id: str = "bmc") -> list[ResetRequest]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A unit left as an operator set it at its BMC (``powerPolicy: Observe``), until its
+    spec's generation moves."""
+
+    powered: bool
+    generation: int
+
 
 @dataclass(slots=True)
 class UnitMemory:
@@ -61,6 +73,12 @@ class UnitMemory:
     """The rack whose busbar budget counts this unit's draw."""
     powered_when_pulled: bool | None = None
     """Whether the board was powered when it left its slot (``newUnitPower: AsBefore``)."""
+    powered: bool | None = None
+    """Whether the last look found it powered (None: not looked at yet)."""
+    resets_seen: int = 0
+    """The newest Reset record of its BMC's EventLog already accounted for."""
+    hold: Hold | None = None
+    """Set while an out-of-band change is left standing (``powerPolicy: Observe``)."""
 
 
 class Inspector:

@@ -24,7 +24,9 @@ was off when pulled — marks it :data:`~racklet.api.HELD_OFF_ANNOTATION` (condi
 
 The actions: power on when ``spec.power`` is On and the unit is Off (if admitted); shut down
 gracefully when ``spec.power`` is Off and it is powered (the BMC forces it off by itself
-after a grace period); power-cycle on request. With ``fence`` (an HA controller) every reset
+after a grace period); power-cycle on request. A power change someone made at the BMC is
+recorded as an ``OutOfBandPowerChange`` event naming who, then reverted or left standing
+per ``spec.powerPolicy`` (:mod:`._out_of_band`). With ``fence`` (an HA controller) every reset
 is preceded by a check that this controller still holds the lead; a deposed leader stops
 acting at once.
 
@@ -54,6 +56,7 @@ from racklet.api import (
 from racklet.controller._heartbeats import HeartbeatRegistry
 from racklet.controller._phase import Observation, derive_phase
 from racklet.controller.reconcilers._admission import BusbarAdmission
+from racklet.controller.reconcilers._out_of_band import OutOfBand
 from racklet.controller.reconcilers._power_cycle import PowerCycles
 from racklet.controller.reconcilers._unit_observe import Bmc, Inspector, UnitMemory
 from racklet.controller.reconcilers._unit_settings import apply_settings
@@ -88,7 +91,10 @@ class ComputeUnitReconciler:
         observer: UnitObserver | None = None,
         fence: Callable[[], Awaitable[None]] | None = None,
         wake: Callable[[str], None] | None = None,
+        identities: frozenset[str] = frozenset(),
     ) -> None:
+        """``identities``: who this rack's controllers are at a BMC (the SPIFFE ID of their
+        client certificate), so their own resets are never taken for out-of-band changes."""
         self._store = store
         self._fence = fence
         self._wake = wake
@@ -100,6 +106,7 @@ class ComputeUnitReconciler:
         self._observer = observer
         self._inspector = Inspector(heartbeats, clock=clock, heartbeat_timeout=heartbeat_timeout)
         self._cycles = PowerCycles(store, self._reset)
+        self._out_of_band = OutOfBand(identities, action_cooldown)
         self._units: dict[str, UnitMemory] = {}
         self._racks: dict[str, BusbarAdmission] = {}  # one busbar budget per rack
         self._log = get_logger("controller")
@@ -126,6 +133,7 @@ class ComputeUnitReconciler:
         chassis = obs.chassis
         if bmc is not None and obs.error is None and obs.system is not None:
             unit = await self._follow_slot(unit, memory, obs, events)
+            await self._out_of_band.notice(unit, bmc, memory, obs, status, events, self._clock())
             action = await self._act(unit, bmc, memory, budget, obs, status, events)
             if chassis is not None and not chassis.absent:
                 locate = chassis.locate
@@ -138,6 +146,8 @@ class ComputeUnitReconciler:
             # was observed; a reset still in progress is looked at again shortly.
             obs = await self._inspector.look(name, bmc, memory, chassis=chassis)
             verdict = derive_phase(obs)
+            if obs.system is not None:
+                memory.powered = obs.powered  # what the next look compares with
             if action != "On" or obs.powered:  # keep the power-on's reserved draw till seen
                 budget.note(name, verdict.phase, obs)
 
@@ -211,6 +221,8 @@ class ComputeUnitReconciler:
         request = self._cycles.requested(unit, status)
         if request is not None:
             return await self._cycles.handle(unit, bmc, memory, obs, request, status, events)
+        if self._out_of_band.held(unit, memory):
+            return None  # left as its operator set it (powerPolicy Observe)
 
         if unit.spec.power == "Off":
             remove_condition(status.conditions, "PowerBudget")

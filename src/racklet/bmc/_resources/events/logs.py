@@ -42,6 +42,7 @@ class LogService(Resource):
     OverWritePolicy: str = "WrapsWhenFull"
     LogEntryType: str
     DateTime: str | None = None
+    DateTimeLocalOffset: str | None = None
     Status: dict[str, str]
     Entries: dict[str, str]
     Actions: dict[str, Any]
@@ -72,6 +73,7 @@ def log_service(path: str, *, id: str, name: str, capacity: int, entry_type: str
         OverWritePolicy="WrapsWhenFull",
         LogEntryType=entry_type,
         DateTime=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        DateTimeLocalOffset="+00:00",
         Status={"State": "Enabled", "Health": "OK"},
         Entries=link(f"{path}/Entries"),
         Actions={f"#{CLEAR_ACTION}": {"target": f"{path}/Actions/{CLEAR_ACTION}"}},

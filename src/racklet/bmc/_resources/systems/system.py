@@ -26,7 +26,14 @@ from racklet.bmc._http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from racklet.bmc._http.idempotency import OnceByKey
 from racklet.bmc._http.odata import collection, link, resource
 from racklet.bmc._http.registry import RedfishErrorReply
-from racklet.bmc._http.responses import no_content, page, read_object, read_patch, respond
+from racklet.bmc._http.responses import (
+    no_content,
+    page,
+    principal,
+    read_object,
+    read_patch,
+    respond,
+)
 from racklet.bmc._http.uris import SYSTEMS
 from racklet.bmc._resources.systems.boot import Boot, BootOverride
 from racklet.bmc._resources.systems.inventory import summaries
@@ -36,6 +43,8 @@ from racklet.bmc._state.power import ResetType
 MAX_CONSOLES = 4
 """WebSocket console watchers at once (each is a read-only copy of the UART)."""
 RESET_ACTION = "ComputerSystem.Reset"
+RESET_REQUESTED = "Racklet.1.0.ResetRequested"
+"""The EventLog record of a Reset: args (unit, ResetType, who: account or SPIFFE ID)."""
 
 
 class ResetParameters(Declared):
@@ -173,5 +182,19 @@ class SystemResource:
         )
         reset_type = params.ResetType
         key = request.headers.get(IDEMPOTENCY_HEADER)
-        await self.resets.run(key, reset_type, lambda: self.ctx.power.reset(reset_type))
+        who = principal(request).username
+        ctx = self.ctx
+
+        async def carry_out() -> None:
+            # Who asked, in the EventLog: a controller tells its own resets from a user's.
+            ctx.events.publish(
+                RESET_REQUESTED,
+                f"ResetType {reset_type} of '{ctx.unit}' requested by {who}.",
+                (ctx.unit, reset_type, who),
+                "OK",
+                ctx.system_path,
+            )
+            await ctx.power.reset(reset_type)
+
+        await self.resets.run(key, reset_type, carry_out)
         return no_content()
