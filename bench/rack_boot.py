@@ -324,7 +324,8 @@ STEPS = (
     ("arm try-boot, warm reboot", "installed", "start#2"),
     ("trial slot check, start OS", "start#2", "verified"),
     ("OS boot (simulated)", "verified", "up"),
-    ("agent up, first heartbeat, commit", "up", "committed"),
+    ("agent up, first heartbeat accepted", "up", "healthy"),
+    ("commit through the BMC", "healthy", "committed"),
     ("commit to Running in the API", "committed", "running"),
 )
 

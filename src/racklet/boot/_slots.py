@@ -154,7 +154,7 @@ class SlotWriter:
             self._named = _partial_name(directory)
             self._fd = os.open(self._named, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
 
-    def write(self, data: bytes | bytearray) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
         while view:
             count = os.write(self._fd, view)

@@ -177,11 +177,18 @@ class _Targets:
     """Where targets come from once ``base_url`` could not be reached (None: nowhere else)."""
     notes: list[str] = field(default_factory=list)
 
-    def _open(self, info: TargetFile) -> tuple[str, Iterator[bytes]]:
+    def _get(self, url: str) -> Iterator[bytes | memoryview]:
+        """The body, without a copy per piece where the fetcher can (``_stream`` consumes
+        each piece before it asks for the next)."""
+        if isinstance(self.fetcher, StreamFetcher):
+            return self.fetcher.views(url)
+        return self.fetcher.fetch(url)
+
+    def _open(self, info: TargetFile) -> tuple[str, Iterator[bytes | memoryview]]:
         """The target's URL and its body; one unreachable source is given up for the other."""
         url = self.url(info)
         try:
-            return url, self.fetcher.fetch(url)
+            return url, self._get(url)
         except tuf_errors.DownloadError as exc:  # refused, or timed out (a host gone dark)
             if self.fallback_url is None or isinstance(exc, tuf_errors.DownloadHTTPError):
                 raise  # an HTTP error is an answer: the other source holds the same files
@@ -191,7 +198,7 @@ class _Targets:
             )
             self.base_url, self.fallback_url = self.fallback_url, None
             url = self.url(info)
-            return url, self.fetcher.fetch(url)
+            return url, self._get(url)
 
     def url(self, info: TargetFile) -> str:
         path = info.path
@@ -200,7 +207,9 @@ class _Targets:
             path = f"{directory}{sep}{next(iter(info.hashes.values()))}.{name}"
         return f"{self.base_url}{path}"
 
-    def _stream(self, info: TargetFile, sink: Callable[[bytes | bytearray], None]) -> None:
+    def _stream(
+        self, info: TargetFile, sink: Callable[[bytes | bytearray | memoryview], None]
+    ) -> None:
         """Each chunk is counted at once (endless data stops early), then hashed and handed
         to ``sink`` in batches of ``limits.chunk_bytes``; the verdict comes at the end."""
         url, chunks = self._open(info)

@@ -85,11 +85,15 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
         heartbeat_task = asyncio.create_task(heartbeat.run(), name=f"heartbeat:{booted.unit}")
         console(f"racklet-agent: heartbeat to {heartbeat.url}")
         trial = TrialCheck(host, booted, booted.trial, started) if booted.trial else None
+        seen_healthy = False
         while not host.shutdown_requested():
             if heartbeat_task.done():
                 await heartbeat_task  # surfaces a bug; it never ends on its own
             if trial is not None and trial.verdict is None:
                 healthy = server is not None and metrics.heartbeats["ok"] > 0
+                if healthy and not seen_healthy:
+                    seen_healthy = True  # the first heartbeat the controller accepted
+                    logger.info(f"os timeline: healthy={time.time():.6f}")
                 verdict = await trial.check(healthy, logger)
                 if verdict is not None and verdict.committed:
                     logger.info(f"os timeline: committed={time.time():.6f}")
