@@ -33,8 +33,9 @@ from racklet.redfish import ChassisView, PowerLimitView
 from racklet.store import NotFound, Store
 
 DEFAULT_MAX_WATTS = 10.0  # a unit whose BMC does not say MaxPowerWatts
-CAP_STEP_WATTS = 0.05
-"""A cap within this of the planned one is left as it is (no PATCH for meter noise)."""
+CAP_STEP_WATTS = 0.25
+"""A cap within this of the planned one is left as it is (no PATCH for the meters' noise);
+below the PAC1921's ~40 mW steps times the rack's units, above a fraction of a Pi's range."""
 _DRAWING = ("On", "PoweringOn", "PoweringOff")
 """Power states in which a unit draws from the busbar: one its BMC is still shutting down
 (phase Off, reason PoweringOff) counts at its measured watts until the BMC says Off."""
@@ -54,6 +55,8 @@ class Verdict:
     action: str
     message: str
     watts: float | None = None
+    adjusted: bool = False
+    """A cap already in force moved (no new event: the condition's message says it)."""
 
 
 class BusbarAdmission:
@@ -212,7 +215,7 @@ class BusbarAdmission:
         if cap is not None:
             if current is not None and abs(current - cap) < CAP_STEP_WATTS:
                 return None
-            return Verdict("cap", f"capped at {cap:.2f} W: {why}", cap)
+            return Verdict("cap", f"capped at {cap:.2f} W: {why}", cap, current is not None)
         if current is not None:
             return Verdict(
                 "uncap",

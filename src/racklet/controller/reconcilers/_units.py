@@ -261,7 +261,8 @@ class ComputeUnitReconciler:
         self._log.info("%s: %s", name, verdict.message, extra={"unit": name})
         if verdict.action == "cap":
             set_condition(status.conditions, "PowerBudget", "False", "Capped", verdict.message)
-            events.append(unit_event(name, "Capped", verdict.message, "Warning"))
+            if not verdict.adjusted:
+                events.append(unit_event(name, "Capped", verdict.message, "Warning"))
         else:
             set_condition(status.conditions, "PowerBudget", "True", "WithinBudget", verdict.message)
             events.append(unit_event(name, "Uncapped", verdict.message))
