@@ -50,7 +50,8 @@ class Budget:
 
 @dataclass(frozen=True)
 class Verdict:
-    """One unit's part of the plan: ``shed``, ``cap`` (at ``watts``) or ``uncap``."""
+    """One unit's part of the plan: ``shed``, ``cap`` (at ``watts``), ``hold`` (its cap in
+    force stays) or ``uncap``."""
 
     action: str
     message: str
@@ -214,7 +215,7 @@ class BusbarAdmission:
         current = mine.limit_watts if mine is not None else None
         if cap is not None:
             if current is not None and abs(current - cap) < CAP_STEP_WATTS:
-                return None
+                return Verdict("hold", f"capped at {current:.2f} W: {why}", current)
             return Verdict("cap", f"capped at {cap:.2f} W: {why}", cap, current is not None)
         if current is not None:
             return Verdict(
