@@ -22,6 +22,7 @@ rack, so a brown-out there is this rack's.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -33,6 +34,8 @@ from racklet.redfish import ChassisView, PowerLimitView
 from racklet.store import NotFound, Store
 
 DEFAULT_MAX_WATTS = 10.0  # a unit whose BMC does not say MaxPowerWatts
+BROWNOUT_TTL_SECONDS = 0.5
+"""How stale the list of active brown-outs may be (half the controller's default resync)."""
 CAP_STEP_WATTS = 0.25
 """A cap within this of the planned one is left as it is (no PATCH for the meters' noise);
 below the PAC1921's ~40 mW steps times the rack's units, above a fraction of a Pi's range."""
@@ -77,6 +80,7 @@ class BusbarAdmission:
         self._lock = asyncio.Lock()
         self._draws = Ledger()  # every unit's latest draw: the running total
         self._limits: dict[str, PowerLimitView | None] = {}  # each unit's cap, as last seen
+        self._brownout_cache: tuple[float, list[tuple[str, float]]] | None = None
         self._seeded = False  # whether units not observed yet were taken from their status
 
     def leave_line(self, name: str) -> None:
@@ -139,6 +143,20 @@ class BusbarAdmission:
         except NotFound:
             return None
         budget = Budget(rated, f"a {rated:.2f} W budget")
+        for name, watts in await self._brownouts():
+            if watts < budget.watts:
+                budget = Budget(watts, f"a {watts:.2f} W budget (brown-out {name!r})")
+        return budget
+
+    async def _brownouts(self) -> list[tuple[str, float]]:
+        """The Active ``BrownOut`` Faults and their watts, listed at most every
+        :data:`BROWNOUT_TTL_SECONDS` (every powered unit asks on every look)."""
+        now = time.monotonic()
+        if self._brownout_cache is not None and now - self._brownout_cache[0] < (
+            BROWNOUT_TTL_SECONDS
+        ):
+            return self._brownout_cache[1]
+        found = []
         for fault in await self._store.list(Fault):
             watts = fault.spec.params.get("watts")
             if (
@@ -146,13 +164,10 @@ class BusbarAdmission:
                 and fault.status.phase == "Active"
                 and isinstance(watts, int | float)
                 and not isinstance(watts, bool)
-                and watts < budget.watts
             ):
-                budget = Budget(
-                    float(watts),
-                    f"a {watts:.2f} W budget (brown-out {fault.metadata.name!r})",
-                )
-        return budget
+                found.append((fault.metadata.name, float(watts)))
+        self._brownout_cache = (now, found)
+        return found
 
     async def govern(
         self, unit: ComputeUnit, power_off: Callable[[], Awaitable[None]]
