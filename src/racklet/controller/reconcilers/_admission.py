@@ -22,6 +22,7 @@ rack, so a brown-out there is this rack's.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -33,8 +34,11 @@ from racklet.redfish import ChassisView, PowerLimitView
 from racklet.store import NotFound, Store
 
 DEFAULT_MAX_WATTS = 10.0  # a unit whose BMC does not say MaxPowerWatts
-CAP_STEP_WATTS = 0.05
-"""A cap within this of the planned one is left as it is (no PATCH for meter noise)."""
+BROWNOUT_TTL_SECONDS = 0.5
+"""How stale the list of active brown-outs may be (half the controller's default resync)."""
+CAP_STEP_WATTS = 0.25
+"""A cap within this of the planned one is left as it is (no PATCH for the meters' noise);
+below the PAC1921's ~40 mW steps times the rack's units, above a fraction of a Pi's range."""
 _DRAWING = ("On", "PoweringOn", "PoweringOff")
 """Power states in which a unit draws from the busbar: one its BMC is still shutting down
 (phase Off, reason PoweringOff) counts at its measured watts until the BMC says Off."""
@@ -49,11 +53,14 @@ class Budget:
 
 @dataclass(frozen=True)
 class Verdict:
-    """One unit's part of the plan: ``shed``, ``cap`` (at ``watts``) or ``uncap``."""
+    """One unit's part of the plan: ``shed``, ``cap`` (at ``watts``), ``hold`` (its cap in
+    force stays) or ``uncap``."""
 
     action: str
     message: str
     watts: float | None = None
+    adjusted: bool = False
+    """A cap already in force moved (no new event: the condition's message says it)."""
 
 
 class BusbarAdmission:
@@ -73,6 +80,7 @@ class BusbarAdmission:
         self._lock = asyncio.Lock()
         self._draws = Ledger()  # every unit's latest draw: the running total
         self._limits: dict[str, PowerLimitView | None] = {}  # each unit's cap, as last seen
+        self._brownout_cache: tuple[float, list[tuple[str, float]]] | None = None
         self._seeded = False  # whether units not observed yet were taken from their status
 
     def leave_line(self, name: str) -> None:
@@ -135,6 +143,20 @@ class BusbarAdmission:
         except NotFound:
             return None
         budget = Budget(rated, f"a {rated:.2f} W budget")
+        for name, watts in await self._brownouts():
+            if watts < budget.watts:
+                budget = Budget(watts, f"a {watts:.2f} W budget (brown-out {name!r})")
+        return budget
+
+    async def _brownouts(self) -> list[tuple[str, float]]:
+        """The Active ``BrownOut`` Faults and their watts, listed at most every
+        :data:`BROWNOUT_TTL_SECONDS` (every powered unit asks on every look)."""
+        now = time.monotonic()
+        if self._brownout_cache is not None and now - self._brownout_cache[0] < (
+            BROWNOUT_TTL_SECONDS
+        ):
+            return self._brownout_cache[1]
+        found = []
         for fault in await self._store.list(Fault):
             watts = fault.spec.params.get("watts")
             if (
@@ -142,13 +164,10 @@ class BusbarAdmission:
                 and fault.status.phase == "Active"
                 and isinstance(watts, int | float)
                 and not isinstance(watts, bool)
-                and watts < budget.watts
             ):
-                budget = Budget(
-                    float(watts),
-                    f"a {watts:.2f} W budget (brown-out {fault.metadata.name!r})",
-                )
-        return budget
+                found.append((fault.metadata.name, float(watts)))
+        self._brownout_cache = (now, found)
+        return found
 
     async def govern(
         self, unit: ComputeUnit, power_off: Callable[[], Awaitable[None]]
@@ -211,8 +230,8 @@ class BusbarAdmission:
         current = mine.limit_watts if mine is not None else None
         if cap is not None:
             if current is not None and abs(current - cap) < CAP_STEP_WATTS:
-                return None
-            return Verdict("cap", f"capped at {cap:.2f} W: {why}", cap)
+                return Verdict("hold", f"capped at {current:.2f} W: {why}", current)
+            return Verdict("cap", f"capped at {cap:.2f} W: {why}", cap, current is not None)
         if current is not None:
             return Verdict(
                 "uncap",

@@ -49,6 +49,7 @@ from racklet.api import (
     ComputeUnitStatus,
     Event,
     Rack,
+    find_condition,
     rack_of,
     remove_condition,
     set_condition,
@@ -303,27 +304,43 @@ class ComputeUnitReconciler:
             await self._reset(name, bmc, memory, "ForceOff")
 
         verdict = await budget.govern(unit, power_off)
+        capped = _reason(status) == "Capped"
         if verdict is None:
+            if capped:  # the cap went while nothing was watching (a BMC restart): say so
+                message = "no cap in force: the rack's budget holds it"
+                set_condition(status.conditions, "PowerBudget", "True", "WithinBudget", message)
+                events.append(unit_event(name, "Uncapped", message))
             return None
         if verdict.action == "shed":
             set_condition(status.conditions, "PowerBudget", "False", "Shed", verdict.message)
             events.append(unit_event(name, "Shed", verdict.message, "Warning"))
             return "ForceOff"
-        if self._fence is not None:
-            await self._fence()
-        try:
-            await bmc.set_power_limit(name, verdict.watts)
-        except RedfishClientError as exc:  # looked at again at the next resync
-            self._log.warning("%s: cannot set its power limit: %s", name, exc, extra={"unit": name})
-            return None
-        self._log.info("%s: %s", name, verdict.message, extra={"unit": name})
-        if verdict.action == "cap":
-            set_condition(status.conditions, "PowerBudget", "False", "Capped", verdict.message)
-            events.append(unit_event(name, "Capped", verdict.message, "Warning"))
-        else:
+        if verdict.action != "hold":
+            if self._fence is not None:
+                await self._fence()
+            try:
+                await bmc.set_power_limit(name, verdict.watts)
+            except RedfishClientError as exc:  # looked at again at the next resync
+                self._log.warning(
+                    "%s: cannot set its power limit: %s", name, exc, extra={"unit": name}
+                )
+                return None
+            self._log.info("%s: %s", name, verdict.message, extra={"unit": name})
+        if verdict.action == "uncap":
             set_condition(status.conditions, "PowerBudget", "True", "WithinBudget", verdict.message)
             events.append(unit_event(name, "Uncapped", verdict.message))
+            return None
+        # Capped: the event once per capping (not for every move of the cap), even if the
+        # status write that carried it was lost: the condition says whether it was told.
+        set_condition(status.conditions, "PowerBudget", "False", "Capped", verdict.message)
+        if not capped:
+            events.append(unit_event(name, "Capped", verdict.message, "Warning"))
         return None
+
+
+def _reason(status: ComputeUnitStatus) -> str | None:
+    condition = find_condition(status.conditions, "PowerBudget")
+    return None if condition is None else condition.reason
 
 
 def _settled(action: str, obs: Observation) -> bool:
