@@ -48,9 +48,10 @@ RMC_EXCEPTIONS: dict[tuple[str, str], str] = {
 
 pytestmark = pytest.mark.timeout(900)
 
-# FAIL counts of today's twin BMC (validator 3.0.4; 17, 14 and 23 before the LogService
-# DateTime and AccountService SupportedAccountTypes shared with the RMC); the BMC side of
-# issue 15 brings them to 0, then these marks go.
+# FAIL counts of today's twin BMC (validator 3.0.4, measured on this branch, which added the
+# LogService DateTime and AccountService SupportedAccountTypes shared with the RMC; issue 15
+# counted 17, 14 and 23 on a BMC before); the BMC side of issue 15 brings them to 0, then
+# these marks go.
 _BMC_XFAIL = {
     "OCPBaselineHardwareManagement.v1_1_0": 14,
     "OCPBaselineHardwareManagement.v1_0_2": 15,

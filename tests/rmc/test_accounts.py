@@ -39,7 +39,10 @@ async def test_fifty_wrong_logins_at_a_bmc_do_not_cut_the_rmc_off(rack: Rack) ->
         answers = await guess(mallory, "admin", 50)
     refused = [a for a in answers if a.status_code == 503]
     assert {a.status_code for a in answers} <= {401, 503}
-    assert len(refused) >= 30 and all(a.headers["Retry-After"] == "60" for a in refused)
+    # Retry-After counts down the 60 s lock-out: a busy machine may take a second or more
+    # over the fifty guesses.
+    waits = {int(a.headers["Retry-After"]) for a in refused}
+    assert len(refused) >= 30 and waits <= set(range(50, 61)), waits
     async with rack.client() as client:
         systems = (await client.get("/redfish/v1/Systems")).json()
         unit = await client.get("/redfish/v1/Systems/unit-1_unit-1")
