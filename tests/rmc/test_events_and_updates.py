@@ -22,7 +22,7 @@ import redfish
 from racklet.bmc import VerifiedImage
 from racklet.net import AppServer, server_context
 from racklet.pki import RackCA
-from tests.bmc.test_update import DigestList
+from tests.bmc.resources.update.test_update import DigestList
 from tests.rmc.conftest import (
     ADMIN,
     READER,
