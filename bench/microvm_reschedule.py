@@ -31,6 +31,7 @@ from bench.microvm import CACHE, _direct
 from racklet import config as rack_config
 from racklet.boot._payload import HEARTBEAT_INTERVAL_SECONDS
 from racklet.cli._client import ApiClient
+from racklet.errors import RackletError
 from racklet.vm import build_image, download_kernel_deb
 
 UNITS = ("unit-1", "unit-2")
@@ -55,7 +56,30 @@ def _running_on(api: ApiClient, name: str, unit: str | None = None) -> str | Non
 
 
 def _units_running(api: ApiClient) -> bool:
-    return all((u.get("status") or {}).get("phase") == "Running" for u in api.units())
+    try:
+        units = api.units()
+    except RackletError:  # the controller is not listening yet
+        return False
+    return bool(units) and all((u.get("status") or {}).get("phase") == "Running" for u in units)
+
+
+def _follow(api: ApiClient, vm: str, lost: str, other: str, started: float) -> dict[str, float]:
+    """Poll until ``vm`` runs on ``other``; when each stage was first seen (s after the cut):
+    ``lost`` not Running, the VM Scheduled on ``other``, Starting there, Running there."""
+    seen: dict[str, float] = {}
+    deadline = time.monotonic() + 300
+    while "Running" not in seen:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out; seen {seen}")
+        status = api.get("microvms", vm).get("status") or {}
+        unit = api.unit(lost).get("status") or {}
+        now = time.perf_counter() - started
+        if unit.get("phase") != "Running":
+            seen.setdefault(f"{lost} {unit.get('phase')}", now)
+        if status.get("unit") == other:
+            seen.setdefault(str(status.get("phase")), now)
+        time.sleep(POLL_SECONDS)
+    return seen
 
 
 def _power_loss(api: ApiClient, unit: str, n: int) -> str:
@@ -104,22 +128,32 @@ def run(rounds: int, speed: float, state: Path) -> None:
             unit = _wait("the VM Running", lambda: _running_on(api, "moving"))
             moves: list[float] = []
             boots: list[float] = []
+            stages: list[dict[str, float]] = []
             for n in range(rounds):
                 with tempfile.TemporaryDirectory(prefix="racklet-bench-boot-") as tmp:
                     boots.append(asyncio.run(_direct(image, Path(tmp))))
                 other = next(u for u in UNITS if u != unit)
                 started = time.perf_counter()
                 fault = _power_loss(api, unit, n)
-                _wait(f"the VM Running on {other}", lambda o=other: _running_on(api, "moving", o))
-                moves.append(time.perf_counter() - started)
+                seen = _follow(api, "moving", unit, other, started)
+                moves.append(seen["Running"])
+                stages.append(seen)
                 api.patch("faults", fault, {"spec": {"cleared": True}})
                 _wait(f"{unit} Running again", lambda: _units_running(api), 180)
-                print(f"round {n + 1}: {unit} -> {other} in {moves[-1]:.2f} s "
-                      f"(one boot now: {boots[-1]:.2f} s)", flush=True)  # fmt: skip
+                marks = ", ".join(f"{k} {v:.2f}" for k, v in seen.items())
+                print(
+                    f"round {n + 1}: {unit} -> {other} in {moves[-1]:.2f} s "
+                    f"(one boot now: {boots[-1]:.2f} s; first seen: {marks})",
+                    flush=True,
+                )
                 unit = other
     finally:
         rack.terminate()
         rack.wait(timeout=60)
+    for stage in ("Scheduled", "Starting"):
+        times = [seen[stage] for seen in stages if stage in seen]
+        if times:
+            print(f"VM {stage} on the other unit after: median {statistics.median(times):.2f} s")
     interval = HEARTBEAT_INTERVAL_SECONDS / speed
     goals = [2 * interval + boot for boot in boots]
     within = sum(move <= goal for move, goal in zip(moves, goals, strict=True))

@@ -62,6 +62,7 @@ def test_public_surface_is_pinned() -> None:
         "refresh_timestamp",
         "unit_client_context",
         "unit_server_context",
+        "controller_identity",
         "version_key",
     }
 
