@@ -17,9 +17,10 @@ This module only sequences four parts, each in its own module:
 
 The actions: power on when ``spec.power`` is On and the unit is Off (if admitted); shut down
 gracefully when ``spec.power`` is Off and it is powered (the BMC forces it off by itself
-after a grace period); power-cycle on request. With ``fence`` (an HA controller) every reset
-is preceded by a check that this controller still holds the lead; a deposed leader stops
-acting at once.
+after a grace period); power-cycle on request; and, whatever the power, set the locate LED
+and the boot override the spec asks for (:mod:`._unit_settings`). With ``fence`` (an HA
+controller) every reset is preceded by a check that this controller still holds the lead; a
+deposed leader stops acting at once.
 
 The phase comes only from the observation, never from the command just sent: after acting,
 the reconciler looks at the unit again (system and metrics; the chassis read is reused) and
