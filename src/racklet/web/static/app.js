@@ -541,7 +541,7 @@ function consoleCard(name) {
   const c = (consoles[name] ||= { next: 0, lines: [] });
   pollConsole(name);
   return el("div", { class: "card" }, el("h3", {}, "Console"),
-    el("pre", { class: "console", id: "console", tabindex: "0", "aria-label": `console of ${name}`, "data-lines": String(c.lines.length) }, c.lines.join("\n")));
+    el("pre", { class: "console", id: "console", tabindex: "0", role: "log", "aria-label": `console of ${name}`, "data-lines": String(c.lines.length) }, c.lines.join("\n")));
 }
 
 function pollConsole(name) {
