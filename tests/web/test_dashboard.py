@@ -247,9 +247,9 @@ def test_a_fault_injected_from_the_page_shows_on_the_rack_view_and_clears(
     page.fill("#fault-name", "web-fault")
     page.select_option("#fault-type", "PowerLoss")  # the form's fields come from the schema
     page.fill("#fault-units", "unit-2")
-    page.click("#fault-form button[type=submit]")
-    # the dialog opens when the click lands (the page holds live re-renders while a pointer
-    # is down, so an update cannot move the button away mid-click)
+    # Enter in the form's last field submits it (the keyboard path): unlike a click at the
+    # button's coordinates, it cannot miss when a live update moves the layout meanwhile
+    page.press("#fault-units", "Enter")
     page.wait_for_selector("#confirm[open]", timeout=LIVE_TIMEOUT_MS)
     page.click("#confirm-ok")
     page.wait_for_selector("#confirm", state="hidden")

@@ -24,11 +24,12 @@ was off when pulled — marks it :data:`~racklet.api.HELD_OFF_ANNOTATION` (condi
 
 The actions: power on when ``spec.power`` is On and the unit is Off (if admitted); shut down
 gracefully when ``spec.power`` is Off and it is powered (the BMC forces it off by itself
-after a grace period); power-cycle on request. A power change someone made at the BMC is
-recorded as an ``OutOfBandPowerChange`` event naming who, then reverted or left standing
-per ``spec.powerPolicy`` (:mod:`._out_of_band`). With ``fence`` (an HA controller) every reset
-is preceded by a check that this controller still holds the lead; a deposed leader stops
-acting at once.
+after a grace period); power-cycle on request; and, whatever the power, set the locate LED
+and the boot override the spec asks for (:mod:`._unit_settings`). A power change someone made
+at the BMC is recorded as an ``OutOfBandPowerChange`` event naming who, then reverted or left
+standing per ``spec.powerPolicy`` (:mod:`._out_of_band`). With ``fence`` (an HA controller)
+every reset is preceded by a check that this controller still holds the lead; a deposed leader
+stops acting at once.
 
 The phase comes only from the observation, never from the command just sent: after acting,
 the reconciler looks at the unit again (system and metrics; the chassis read is reused) and

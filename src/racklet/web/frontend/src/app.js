@@ -219,7 +219,7 @@ function sample() {
   for (const unit of list("computeunits")) {
     const s = unit.status || {};
     const h = (state.history[unit.metadata.name] ||= []);
-    h.push([t, s.powerWatts ?? null, s.temperatureCelsius ?? null, s.load ?? null, s.energyJoules ?? null]);
+    h.push([t, s.powerWatts ?? null, s.temperatureCelsius ?? null, s.cpuLoad ?? null, s.energyJoules ?? null]);
     while (h.length && h[0][0] < t - HOUR) h.shift();
   }
   const rack = list("racks")[0];
@@ -454,7 +454,7 @@ function unitView(name) {
   loadHistory([name], false);
   const extras = unitExtras[name] || {};
   const facts = [["phase", s.phase], ["power state", s.powerState], ["boot progress", s.bootProgress], ["power", `${num(s.powerWatts, 2)} W`],
-    ["energy", `${num((s.energyJoules ?? 0) / 3600, 3)} Wh`], ["temperature", `${num(s.temperatureCelsius, 1)} °C`], ["load", s.load === undefined ? "–" : num(s.load, 2)],
+    ["energy", `${num((s.energyJoules ?? 0) / 3600, 3)} Wh`], ["temperature", `${num(s.temperatureCelsius, 1)} °C`], ["CPU load", s.cpuLoad === undefined || s.cpuLoad === null ? "–" : `${num(s.cpuLoad * 100, 0)} %`],
     ["OS version", s.osVersion || "–"], ["boot slot", s.bootSlot || "–"], ["slot", unit.spec.slot], ["BMC", unit.spec.bmc.url],
     ["locate LED", s.locate === undefined || s.locate === null ? "–" : s.locate ? "on" : "off"],
     ["boot override", s.bootOverride ? `${s.bootOverride.target} (${s.bootOverride.enabled})` : "–"],
@@ -541,7 +541,7 @@ function consoleCard(name) {
   const c = (consoles[name] ||= { next: 0, lines: [] });
   pollConsole(name);
   return el("div", { class: "card" }, el("h3", {}, "Console"),
-    el("pre", { class: "console", id: "console", tabindex: "0", "aria-label": `console of ${name}`, "data-lines": String(c.lines.length) }, c.lines.join("\n")));
+    el("pre", { class: "console", id: "console", tabindex: "0", role: "log", "aria-label": `console of ${name}`, "data-lines": String(c.lines.length) }, c.lines.join("\n")));
 }
 
 function pollConsole(name) {
@@ -610,7 +610,7 @@ function drawChart(node) {
   if (kind === "power" || kind === "temperature") {
     const h = state.history[node.dataset.unit] || [];
     if (kind === "power") { data = [h.map((p) => p[0]), h.map((p) => p[1])]; series = [{}, { label: "power (W)", stroke: "#1f4fa3", width: 2 }]; }
-    else { data = [h.map((p) => p[0]), h.map((p) => p[2]), h.map((p) => p[3])]; series = [{}, { label: "temperature (°C)", stroke: "#a61b29", width: 2 }, { label: "load", stroke: "#1e7a34", width: 2 }]; }
+    else { data = [h.map((p) => p[0]), h.map((p) => p[2]), h.map((p) => p[3])]; series = [{}, { label: "temperature (°C)", stroke: "#a61b29", width: 2 }, { label: "CPU load (0–1)", stroke: "#1e7a34", width: 2 }]; }
     node.dataset.last = String(data[1].length ? data[1][data[1].length - 1] : "");
     node.dataset.first = String(data[0].length ? data[0][0] : ""); // the oldest sample's time
   } else if (kind === "rack") {

@@ -31,7 +31,7 @@ def _status(rack: RunningRack, unit: str) -> dict[str, Any]:
 
 
 def test_the_locate_led_lights_on_the_bmc_and_shows_on_the_tile(
-    dashboard: Any, web_rack: RunningRack, tokens: dict[str, str]
+    dashboard: Any, web_rack: RunningRack, tokens: dict[str, str], screenshots: Path
 ) -> None:
     page = dashboard().login(tokens["operator"])
     assert page.query_selector("#tile-unit-1 [data-role=locate]") is None
@@ -44,6 +44,8 @@ def test_the_locate_led_lights_on_the_bmc_and_shows_on_the_tile(
     assert "locate LED on" in page.text_content("#tile-unit-1")
     _go(page, "unit/unit-1")
     page.wait_for_selector("#unit-locate[aria-pressed=true]")
+    page.wait_for_selector("#identity dt:text-is('expires')", timeout=LIVE_TIMEOUT_MS)
+    page.screenshot(path=str(screenshots / "dashboard-unit-actions.png"), full_page=True)
     page.click("#unit-locate")
     _go(page, "rack")
     page.wait_for_selector(
