@@ -61,6 +61,7 @@ def test_public_surface_is_pinned() -> None:
         "parse_agent_config",
         "refresh_timestamp",
         "unit_client_context",
+        "unit_live_server_context",
         "unit_server_context",
         "controller_identity",
         "version_key",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import stat
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +19,7 @@ from racklet.boot.client import bootstrap
 from racklet.hw import Activity
 from racklet.metrics import OPENMETRICS
 from racklet.node import run_os
+from racklet.pki import write_crl
 from tests.boot.fakes import BootRig, FakeBmc, FakeHost, wait_for
 from tests.promtool import check_both_formats
 
@@ -159,6 +162,27 @@ async def test_power_cut_stops_everything_and_propagates(rig: BootRig, host: Fak
     seen = len(rig.heartbeats)
     await host.clock.sleep(3 * booted.agent.heartbeat_interval_seconds)
     assert len(rig.heartbeats) == seen
+
+
+async def test_the_agent_following_the_crl_keeps_its_key_copy_private_until_it_stops(
+    rig: BootRig, host: FakeHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "shm"
+    scratch.mkdir()
+    monkeypatch.setattr("racklet.boot._identity._scratch_root", lambda: str(scratch))
+    crl = write_crl(rig.ca, rig.ca_path.parent)
+    booted = await bootstrap(host)
+    task = asyncio.create_task(run_os(host, booted, crl=crl))
+    await wait_for(lambda: bool(rig.heartbeats), "a heartbeat")
+    assert (await _scrape(rig, host)).status_code == 200  # a scrape needs no certificate
+    (held,) = scratch.iterdir()  # the listener rebuilds from these on a CRL change
+    assert stat.S_IMODE(held.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(f.stat().st_mode) for f in held.iterdir()} == {0o600}
+    task.cancel()  # a power cut
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await _refused(rig, host)
+    assert list(scratch.iterdir()) == []
 
 
 async def test_taken_agent_port_is_reported_and_the_os_keeps_running(

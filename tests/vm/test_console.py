@@ -1,6 +1,7 @@
 """A MicroVM's console from the unit's agent to the controller, over the real listeners and
 certificates: the controller reads it (pinned to the VM's unit), nobody else does, a
-follower's long poll returns with the next line, and what cannot be read says why."""
+follower's long poll returns with the next line, what cannot be read says why, and a revoked
+controller certificate stops reading as soon as the rack's CRL says so."""
 
 from __future__ import annotations
 
@@ -14,14 +15,14 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from racklet.api import MicroVM, MicroVMSpec, ObjectMeta, VmImageRef
-from racklet.boot import TrustBundle, UnitIdentity, controller_identity, unit_server_context
+from racklet.boot import TrustBundle, UnitIdentity, controller_identity, unit_live_server_context
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
 from racklet.controller._workloads import ConsoleUnavailable, VmConsoles
 from racklet.net import AppServer, client_context
 from racklet.node._console import console_route
 from racklet.node._hypervisor import VmState
 from racklet.node._metrics import create_agent_app
-from racklet.pki import RackCA
+from racklet.pki import CRL_NAME, RackCA, revoke, write_crl
 from racklet.store import MemoryStore
 
 
@@ -35,6 +36,8 @@ class Rig:
     def __init__(self, tmp_path: Path) -> None:
         self.ca = RackCA.create(tmp_path / "pki")
         self.ca_path = tmp_path / "pki" / "ca.crt"
+        self.pki = tmp_path / "pki"
+        write_crl(self.ca, self.pki)  # the rack's CRL, empty until something is revoked
         unit = self.ca.issue("unit-1", role="unit/unit-1", client=True)
         key, crt = unit.write(tmp_path, "unit-1")
         self.unit_files = (crt, key)
@@ -70,18 +73,19 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
         boot_server="https://127.0.0.1:1", tuf_root=b"{}", ca_bundle_pem=rig.ca_path.read_text()
     )
     route = console_route(rig.states.get, controller_identity(rig.identity))
-    server = AppServer(
-        create_agent_app(CollectorRegistry(), [route]),
-        port=rig.port,
-        ssl_context=unit_server_context(rig.identity, trust),
-        name="agent:unit-1",
-    )
-    await server.start()
-    try:
-        yield rig
-    finally:
-        await rig.consoles.aclose()
-        await server.stop()
+    with unit_live_server_context(rig.identity, trust, rig.pki / CRL_NAME) as context:
+        server = AppServer(
+            create_agent_app(CollectorRegistry(), [route]),
+            port=rig.port,
+            ssl_context=context,
+            name="agent:unit-1",
+        )
+        await server.start()
+        try:
+            yield rig
+        finally:
+            await rig.consoles.aclose()
+            await server.stop()
 
 
 async def test_the_controller_reads_and_follows_a_vm_console(rig: Rig) -> None:
@@ -141,3 +145,31 @@ async def test_only_the_controller_reads_and_only_from_the_vms_unit(rig: Rig) ->
     await rig.vm("nowhere", "unit-1")  # assigned, its agent has not started it yet
     with pytest.raises(ConsoleUnavailable, match="no console on unit-1 yet"):
         await rig.consoles.read("nowhere")
+
+
+async def test_a_revoked_controller_certificate_is_refused_without_restarting_the_agent(
+    rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("racklet.net._tls.FOLLOW_SECONDS", 0.0)  # look at every connection
+    rig.states["hello"] = VmState("hello", 1)
+    rig.states["hello"].add_line("secret from user data")
+    base = f"https://127.0.0.1:{rig.port}"
+    old = rig.controller_files
+    new_key, new_crt = rig.ca.issue("racklet-controller", role="controller", client=True).write(
+        tmp_path, "renewed"
+    )
+
+    async def get(path: str, files: tuple[Path, Path] | None = None) -> httpx.Response:
+        # a fresh client each time: a new connection, hence a new handshake
+        verify = client_context(rig.ca_path, *(files or (None, None)))
+        async with httpx.AsyncClient(verify=verify) as client:
+            return await client.get(base + path)
+
+    assert (await get("/vms/hello/console", old)).json()["lines"] == ["secret from user data"]
+    revoke(rig.ca, rig.pki, old[0].read_bytes())
+    with pytest.raises(httpx.TransportError):  # the handshake fails: no console, not even a 403
+        await get("/vms/hello/console", old)
+    renewed = await get("/vms/hello/console", (new_crt, new_key))
+    assert renewed.json()["lines"] == ["secret from user data"]
+    metrics = await get("/metrics")  # a scrape without a certificate still passes
+    assert metrics.status_code == 200

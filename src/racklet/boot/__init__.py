@@ -18,6 +18,7 @@ from racklet.boot._default_repo import ensure_boot_repository
 from racklet.boot._identity import (
     controller_identity,
     unit_client_context,
+    unit_live_server_context,
     unit_server_context,
 )
 from racklet.boot._manifest import AgentConfig, PayloadManifest, parse_agent_config
@@ -88,6 +89,7 @@ __all__ = [
     "parse_agent_config",
     "refresh_timestamp",
     "unit_client_context",
+    "unit_live_server_context",
     "unit_server_context",
     "version_key",
 ]

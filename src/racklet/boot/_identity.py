@@ -2,8 +2,10 @@
 
 ``ssl`` loads certificates and keys only from files, so the PEMs go to a private temporary
 directory (0700, files 0600) outside the unit's storage (``/dev/shm`` when there is one, so the
-key never touches a disk) and are deleted as soon as the context has loaded them. Blocking:
-call these through ``asyncio.to_thread``.
+key never touches a disk) and are deleted as soon as the context has loaded them — except for
+the agent's listener that follows the rack's CRL (:func:`unit_live_server_context`): it rebuilds
+its context from the files on every CRL change, so they stay for the listener's lifetime and
+go with it. Blocking: call these through ``asyncio.to_thread``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,14 @@ from pathlib import Path
 
 from racklet.boot._types import TrustBundle, UnitIdentity
 from racklet.boot.errors import TrustError
-from racklet.net import client_context, parse_id, pem_identity, server_context, spiffe_id
+from racklet.net import (
+    client_context,
+    live_server_context,
+    parse_id,
+    pem_identity,
+    server_context,
+    spiffe_id,
+)
 
 
 def _scratch_root() -> str | None:
@@ -83,3 +92,24 @@ def unit_server_context(identity: UnitIdentity, trust: TrustBundle | None = None
             return server_context(p["cert"], p["key"])
     except (ssl.SSLError, OSError, ValueError) as exc:
         raise TrustError(f"cannot build a TLS server context for the unit: {exc}") from exc
+
+
+@contextlib.contextmanager
+def unit_live_server_context(
+    identity: UnitIdentity, trust: TrustBundle, crl: Path
+) -> Iterator[ssl.SSLContext]:
+    """The OS agent's listener context that follows the rack's CRL (``live_server_context``):
+    client certificates stay optional at the handshake (a Prometheus scrape presents none),
+    but a revoked one fails it, within ``racklet.net.FOLLOW_SECONDS`` of the CRL changing.
+    The unit's PEMs stay in their private directory until the ``with`` block ends."""
+    files = {"ca": trust.ca_bundle_pem, "cert": identity.cert_pem, "key": identity.key_pem}
+    with _private_files(**files) as p:
+        try:
+            context = live_server_context(
+                p["cert"], p["key"], ca=p["ca"], crl=crl, require_client_cert=False
+            )
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise TrustError(
+                f"cannot build a TLS server context for the unit with the CRL {crl}: {exc}"
+            ) from exc
+        yield context

@@ -57,7 +57,8 @@ async def run(
     rack = TwinRack(
         description,
         clock,
-        unit_firmware,
+        # The OS agents follow the rack's CRL, read from the shared state dir like the BMCs'.
+        functools.partial(unit_firmware, crl=layout.pki / CRL_NAME),
         storage_root=layout.root / "units",
         agent_ports={unit.name: unit.agent_port for unit in config.units},
     )

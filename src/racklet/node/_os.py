@@ -4,6 +4,8 @@ It comes up after the payload's boot time (simulated seconds), reports ``OSRunni
 BMC, serves ``/metrics`` over HTTPS with the unit identity and heartbeats to the controller.
 It halts when the BMC pulses the shutdown-request line; a power cut cancels it. On a
 try-boot it also runs the health check (``_health``): commit the slot, or reboot to fall back.
+Given the rack's CRL file, the agent's listener follows it (``unit_live_server_context``): a
+revoked controller certificate stops reading VM consoles without restarting the OS.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import contextlib
 import socket
 import ssl
 import time
+from pathlib import Path
 
 from racklet.boot import (
     BootedPayload,
     controller_identity,
     fetch_verified_target,
     unit_client_context,
+    unit_live_server_context,
     unit_server_context,
 )
 from racklet.errors import RackletError
@@ -52,9 +56,10 @@ class _Console:
         self._host.console(f"[{elapsed:12.6f}] {text}")
 
 
-async def run_os(host: UnitHost, booted: BootedPayload) -> None:
+async def run_os(host: UnitHost, booted: BootedPayload, *, crl: Path | None = None) -> None:
     """Run the booted OS until the BMC requests a shutdown (returns) or power is cut
-    (``CancelledError`` propagates after everything is stopped)."""
+    (``CancelledError`` propagates after everything is stopped). ``crl``: the rack CA's CRL,
+    which the agent's listener follows (without it, revocation reaches it only at expiry)."""
     logger = get_logger("node", unit=booted.unit)
     started = host.clock.monotonic()
     console = _Console(host, started)
@@ -71,12 +76,13 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
     heartbeat_task: asyncio.Task[None] | None = None
     stress = StressRunner(host, logger, console)
     workloads: Workloads | None = None
+    tls_files = contextlib.ExitStack()  # the listener's PEMs, while it follows the CRL
     try:
         client_ssl = await asyncio.to_thread(unit_client_context, booted.trust, booted.identity)
         workloads = await _workloads(host, booted, client_ssl)
         metrics.vms = workloads.reports
         try:
-            server = await _start_agent(host, booted, metrics, workloads)
+            server = await _start_agent(host, booted, metrics, workloads, crl, tls_files)
             console(f"racklet-agent: serving https://127.0.0.1:{host.agent_port}/metrics")
         except AgentServerError as exc:
             console(f"racklet-agent: {exc}")
@@ -116,6 +122,7 @@ async def run_os(host: UnitHost, booted: BootedPayload) -> None:
             await workloads.close()  # a power cut or a halt kills every VM of the unit
         if server is not None:
             await server.stop()
+        await asyncio.to_thread(tls_files.close)
     console("reboot: System halted")
     logger.info("halted")
     host.set_activity(Activity.HALTED)
@@ -173,11 +180,22 @@ def _check_port_free(port: int) -> None:
 
 
 async def _start_agent(
-    host: UnitHost, booted: BootedPayload, metrics: NodeMetrics, workloads: Workloads
+    host: UnitHost,
+    booted: BootedPayload,
+    metrics: NodeMetrics,
+    workloads: Workloads,
+    crl: Path | None,
+    tls_files: contextlib.ExitStack,
 ) -> AppServer:
     try:
         _check_port_free(host.agent_port)
-        ssl_context = await asyncio.to_thread(unit_server_context, booted.identity, booted.trust)
+        if crl is None:
+            ssl_context = await asyncio.to_thread(
+                unit_server_context, booted.identity, booted.trust
+            )
+        else:
+            live = unit_live_server_context(booted.identity, booted.trust, crl)
+            ssl_context = await asyncio.to_thread(tls_files.enter_context, live)
         consoles = console_route(workloads.console_state, controller_identity(booted.identity))
         server = AppServer(
             create_agent_app(metrics_registry(metrics), [consoles]),
