@@ -51,6 +51,8 @@ def _listeners(rack: RunningRack) -> dict[str, tuple[int, str]]:
         "bmc": (int(bmc or 0), "/redfish/v1/Systems"),
         "machine": (int(controller["machinePort"]), "/boot/v1/metadata/timestamp.json"),
         "bulk": (int(controller["bulkPort"]), "/boot/v1/targets/none"),
+        # the unit's OS agent: certificates optional, so a revoked one must fail the handshake
+        "agent": (int(config["units"][0]["agentPort"]), "/metrics"),
     }
 
 
@@ -61,7 +63,7 @@ def test_a_revocation_reaches_every_running_listener(
     rack.wait_for(_both_running, "2/2 Running (every peer pinned, every role mapped)")
     ca = RackCA.load(rack.state_dir / "pki")
     # A copy of unit-1's identity as a thief would hold it: a certificate every one of the
-    # three listeners accepts at the handshake.
+    # listeners accepts at the handshake.
     stolen = ca.issue("unit-1", role="unit/unit-1", server=False, client=True, days=1)
     key, crt = stolen.write(tmp_path, "stolen")
     context = client_context(rack.state_dir / "pki" / "ca.crt", crt, key)
