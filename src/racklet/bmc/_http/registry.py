@@ -292,7 +292,6 @@ def racklet_registry() -> dict[str, Any]:
             name: {
                 "Description": _RACKLET_DESCRIPTION[name],
                 "Message": entry.text,
-                "Severity": entry.severity,
                 "MessageSeverity": entry.severity,
                 "NumberOfArgs": entry.text.count("%"),
                 "ParamTypes": ["string"] * entry.text.count("%"),
