@@ -24,7 +24,11 @@ from racklet.pki import RackCA, revoke
 from racklet.redfish import RedfishClient
 from racklet.store import SqliteStore
 from tests.bmc.conftest import ADMIN, UNIT
-from tests.bmc.test_certificates import CertBench, _served_certificate, running
+from tests.bmc.resources.certificates.test_certificates import (
+    CertBench,
+    _served_certificate,
+    running,
+)
 
 IDENTITY = f"/redfish/v1/Systems/{UNIT}/Certificates/1"
 HTTPS = "/redfish/v1/Managers/bmc/NetworkProtocol/HTTPS/Certificates/1"

@@ -20,7 +20,7 @@ from racklet.controller._main import run
 from racklet.redfish import RedfishClient
 from racklet.store import EtcdStore, NotFound
 from tests.bmc.conftest import ADMIN, UNIT
-from tests.bmc.test_certificates import running
+from tests.bmc.resources.certificates.test_certificates import running
 from tests.controller.test_main import make_state_dir
 from tests.store.etcd_server import EtcdServer, running_etcd
 

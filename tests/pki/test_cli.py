@@ -17,7 +17,7 @@ from racklet.config import (
 )
 from racklet.pki import RackCA, inventory, revoke, write_crl
 from tests.bmc.conftest import ADMIN, UNIT
-from tests.bmc.test_certificates import running
+from tests.bmc.resources.certificates.test_certificates import running
 from tests.cli.conftest import UNITS, run_main, write_config
 
 
