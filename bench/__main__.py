@@ -9,6 +9,7 @@ import sys
 BENCHMARKS = [
     "rack_up",
     "redfish_get",
+    "redfish_cpu",
     "gitops_latency",
     "factory_reset",
     "control_plane_store",

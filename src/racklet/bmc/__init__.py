@@ -2,7 +2,9 @@
 
 It runs unchanged over the twin's board or a real one: everything it touches is a
 ``racklet.hw.BmcBoard``. See ``BmcService`` for what it starts and ``docs/architecture.md``
-for the files of its state dir.
+for the files of its state dir. Inside, the Redfish resources are one package per family
+(``_resources``), over the HTTP plumbing (``_http``) and the BMC's state (``_state``); see
+``docs/bmc.md``, "How the code is laid out".
 """
 
 from racklet.bmc._host import BmcHost

@@ -192,12 +192,13 @@ def build_app(
     certificates: CertificateStore | None = None,
     audit: AuditLog | None = None,
 ) -> Starlette:
+    # Starlette tries routes in order: the ones polled most (systems, chassis) go first.
     routes: list[BaseRoute] = [
+        *systems.routes(ctx),
+        *chassis.routes(ctx),
         *root.routes(ctx),
         *sessions_routes(sessions, accounts, ctx.log),
         *account_routes(accounts, sessions, ctx.log),
-        *systems.routes(ctx),
-        *chassis.routes(ctx),
         *managers.routes(ctx),
         *events.routes(ctx),
         *update_family.routes(ctx, update, tasks),

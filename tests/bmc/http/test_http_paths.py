@@ -177,7 +177,7 @@ async def test_404_on_every_route_class(bench: Bench, path: str) -> None:
         ("PUT", SYSTEM),
         ("POST", "/redfish/v1/Systems"),
         ("GET", f"{SYSTEM}/Actions/ComputerSystem.Reset"),
-        ("PATCH", "/redfish/v1/Managers/bmc/NetworkProtocol"),
+        ("DELETE", "/redfish/v1/Managers/bmc/NetworkProtocol"),
         ("DELETE", "/redfish/v1/TaskService"),
         ("PATCH", "/redfish/v1/UpdateService/FirmwareInventory/slot-b"),
         ("GET", "/redfish/v1/UpdateService/update-multipart"),

@@ -60,12 +60,16 @@ class Declared(BaseModel):
         """The JSON body: the fields that were set, nested objects dumped the same way."""
         out: dict[str, Any] = {}
         fields_set = self.model_fields_set
-        for name, info in type(self).model_fields.items():
-            if name not in fields_set and getattr(self, name) is None:
+        values = self.__dict__
+        for name, key, choices in _layout(type(self)):
+            value = values[name]
+            if value is None and name not in fields_set:
                 continue  # an optional property left out; one set to None is a JSON null
-            key = info.alias or name
-            out[key] = _plain(getattr(self, name))
-            choices = _allowable(type(self), name)
+            if isinstance(value, Declared):
+                value = value.dump()
+            elif isinstance(value, list) and value and isinstance(value[0], Declared):
+                value = [item.dump() for item in value]
+            out[key] = value  # anything else is JSON already (dicts hold no Declared)
             if choices is not None:
                 out[f"{key}@Redfish.AllowableValues"] = list(choices)
         return out
@@ -86,16 +90,6 @@ class Resource(Declared):
         }
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Declared):
-        return value.dump()
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    return value
-
-
 def _marker(info: FieldInfo) -> Writable | None:
     return next((m for m in info.metadata if isinstance(m, Writable)), None)
 
@@ -109,6 +103,15 @@ def _literal_choices(annotation: Any) -> tuple[Any, ...] | None:
             if get_origin(arg) is Literal:
                 return get_args(arg)
     return None
+
+
+@functools.cache
+def _layout(model: type[Declared]) -> tuple[tuple[str, str, tuple[Any, ...] | None], ...]:
+    """Per field, in declaration order: its name, its JSON key, its allowable values."""
+    return tuple(
+        (name, info.alias or name, _allowable(model, name))
+        for name, info in model.model_fields.items()
+    )
 
 
 @functools.cache

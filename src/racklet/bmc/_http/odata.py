@@ -72,6 +72,8 @@ SCHEMA_VERSIONS: dict[str, str | None] = {
     "MemoryCollection": None,
     "Power": "v1_7_3",
     "Thermal": "v1_7_3",
+    "MessageRegistryFile": "v1_1_5",
+    "MessageRegistryFileCollection": None,
     "Resource": "v1_23_0",
     "Control": "v1_7_0",
     "ControlCollection": None,

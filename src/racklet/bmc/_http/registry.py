@@ -264,6 +264,49 @@ _OTHERS: dict[str, tuple[str, dict[str, _Message]]] = {
 }
 
 
+RACKLET = "Racklet.1.0"
+"""Racklet's own registry (``Racklet.1.0.0``), published at ``/redfish/v1/Registries``."""
+RACKLET_VERSION = "1.0.0"
+_RACKLET: dict[str, _Message] = {
+    "ConsoleLine": _Message("%1", "OK", "None."),
+}
+_RACKLET_DESCRIPTION = {
+    "ConsoleLine": "One line the unit printed on its serial console (the argument, as "
+    "printed, decoded as UTF-8 with replacement).",
+}
+_OTHERS["Racklet"] = (RACKLET, _RACKLET)
+
+
+def racklet_registry() -> dict[str, Any]:
+    """The Racklet registry as a MessageRegistry document (what its ``Location`` serves)."""
+    return {
+        "@odata.type": "#MessageRegistry.v1_6_0.MessageRegistry",
+        "Id": f"Racklet.{RACKLET_VERSION}",
+        "Name": "Racklet Message Registry",
+        "Language": "en",
+        "Description": "Messages of Racklet's BMC and RMC that no DMTF registry covers.",
+        "RegistryPrefix": "Racklet",
+        "RegistryVersion": RACKLET_VERSION,
+        "OwningEntity": "Racklet",
+        "Messages": {
+            name: {
+                "Description": _RACKLET_DESCRIPTION[name],
+                "Message": entry.text,
+                "MessageSeverity": entry.severity,
+                "NumberOfArgs": entry.text.count("%"),
+                "ParamTypes": ["string"] * entry.text.count("%"),
+                "Resolution": entry.resolution,
+            }
+            for name, entry in _RACKLET.items()
+        },
+    }
+
+
+def message_id(key: str) -> str:
+    """The full ``MessageId`` of ``Prefix.Key`` (or a Base key)."""
+    return _lookup(key)[0]
+
+
 def _lookup(key: str) -> tuple[str, _Message]:
     """The message id and entry of ``key`` (a Base key, or ``Prefix.Key`` of another)."""
     prefix, dot, name = key.partition(".")

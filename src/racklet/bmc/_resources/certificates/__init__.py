@@ -48,7 +48,7 @@ GENERATE_CSR = "CertificateService.GenerateCSR"
 REPLACE = "CertificateService.ReplaceCertificate"
 
 
-class Link(Declared):
+class TargetLink(Declared):
     odata_id: str = Field(alias="@odata.id")
 
 
@@ -56,7 +56,7 @@ class GenerateCSRParameters(Declared):
     """What GenerateCSR accepts. The DN details are not used (the CA names the holder), and
     the key is always EC P-256."""
 
-    CertificateCollection: Link
+    CertificateCollection: TargetLink
     CommonName: str
     AlternativeNames: list[str] = Field(default_factory=list)
     KeyPairAlgorithm: Literal["TPM_ALG_ECDSA"] | None = None
@@ -73,7 +73,7 @@ class GenerateCSRParameters(Declared):
 class ReplaceParameters(Declared):
     CertificateString: str
     CertificateType: Literal["PEM"]
-    CertificateUri: Link
+    CertificateUri: TargetLink
 
 
 class CertificateService(Resource):

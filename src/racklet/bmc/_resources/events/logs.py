@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute
 
 from racklet.bmc._http.declared import Resource
 from racklet.bmc._http.odata import collection, link
-from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.registry import RedfishErrorReply, message_id
 from racklet.bmc._http.responses import no_content, page, read_object, respond, route
 from racklet.bmc._http.uris import SYSTEMS
 from racklet.bmc._state.console import ConsoleLine
@@ -28,6 +28,7 @@ from racklet.log import ContextLogger
 
 CONSOLE = "Console"
 CLEAR_ACTION = "LogService.ClearLog"
+CONSOLE_LINE = message_id("Racklet.ConsoleLine")
 
 _T = TypeVar("_T")
 
@@ -185,6 +186,8 @@ class ConsoleLogService:
             Severity="OK",
             Created=line.created.isoformat(timespec="milliseconds"),
             Message=line.text,
+            MessageId=CONSOLE_LINE,
+            MessageArgs=[line.text],
         ).body(f"{self.entries_path}/{line.seq}")
 
     def _check(self, request: Request, service: bool = True) -> None:

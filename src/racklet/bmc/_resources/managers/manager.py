@@ -24,7 +24,7 @@ from racklet.bmc._state.context import MANAGER_ID, BmcContext
 RESET_ACTION = "Manager.Reset"
 
 
-class ResetParameters(Declared):
+class ManagerResetParameters(Declared):
     ResetType: Literal["GracefulRestart", "ForceRestart"] = "GracefulRestart"
 
 
@@ -80,7 +80,7 @@ def body(ctx: BmcContext) -> dict[str, Any]:
         manager.Actions = {
             f"#{RESET_ACTION}": {
                 "target": f"{ctx.manager_path}/Actions/{RESET_ACTION}",
-                "ResetType@Redfish.AllowableValues": allowable(ResetParameters, "ResetType"),
+                "ResetType@Redfish.AllowableValues": allowable(ManagerResetParameters, "ResetType"),
             }
         }
     return manager.body(ctx.manager_path)
@@ -102,6 +102,6 @@ async def reset(ctx: BmcContext, request: Request) -> Response:
         raise RedfishErrorReply(
             405, "OperationNotAllowed", resolution="This BMC cannot restart itself."
         )
-    validate_action(ResetParameters, await read_object(request), RESET_ACTION)
+    validate_action(ManagerResetParameters, await read_object(request), RESET_ACTION)
     await ctx.firmware.reset()
     return no_content()

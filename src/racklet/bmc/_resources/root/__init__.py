@@ -17,6 +17,7 @@ from racklet.bmc._http.declared import Resource
 from racklet.bmc._http.odata import REDFISH_VERSION, ROOT, SCHEMAS, link
 from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import ODATA_HEADERS, respond, route
+from racklet.bmc._resources.root import registries
 from racklet.bmc._resources.root.metadata import metadata_xml, read_schema_file
 from racklet.bmc._state.context import BmcContext
 
@@ -30,6 +31,7 @@ FAMILIES = {
     "UpdateService": uris.UPDATE_SERVICE,
     "Tasks": uris.TASK_SERVICE,
     "CertificateService": uris.CERTIFICATE_SERVICE,
+    "Registries": uris.REGISTRIES,
 }
 _FEATURES = {
     "ExpandQuery": {"ExpandAll": False, "Levels": False, "Links": False, "NoLinks": False},
@@ -62,6 +64,7 @@ class ServiceRoot(Resource):
     UpdateService: dict[str, str]
     Tasks: dict[str, str]
     CertificateService: dict[str, str]
+    Registries: dict[str, str]
 
 
 async def versions(request: Request) -> Response:
@@ -113,4 +116,7 @@ def routes(ctx: BmcContext) -> list[BaseRoute]:
         route(f"{ROOT}/odata", GET=odata),
         route(f"{ROOT}/$metadata", GET=metadata),
         route(f"{SCHEMAS}/{{name}}", GET=schema_file),
+        route(uris.REGISTRIES, GET=registries.registries),
+        route(f"{uris.REGISTRIES}/{{registry}}", GET=registries.registry_file),
+        route(registries.DOCUMENT, GET=registries.document),
     ]

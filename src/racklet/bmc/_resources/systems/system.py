@@ -1,7 +1,7 @@
 """``Systems``: the unit as a ComputerSystem: power state, boot progress and override, Reset.
 
 The body, the PATCH it accepts and the Reset action's parameters are declared once
-(:class:`ComputerSystem`, :class:`ResetParameters`); an action repeated with its
+(:class:`ComputerSystem`, :class:`SystemResetParameters`); an action repeated with its
 ``Idempotency-Key`` is carried out once.
 """
 
@@ -47,7 +47,7 @@ RESET_REQUESTED = "Racklet.1.0.ResetRequested"
 """The EventLog record of a Reset: args (unit, ResetType, who: account or SPIFFE ID)."""
 
 
-class ResetParameters(Declared):
+class SystemResetParameters(Declared):
     ResetType: ResetType
 
 
@@ -133,7 +133,9 @@ class SystemResource:
                 f"#{RESET_ACTION}": {
                     "target": f"{path}/Actions/{RESET_ACTION}",
                     "@Redfish.ActionInfo": f"{path}/ResetActionInfo",
-                    "ResetType@Redfish.AllowableValues": allowable(ResetParameters, "ResetType"),
+                    "ResetType@Redfish.AllowableValues": allowable(
+                        SystemResetParameters, "ResetType"
+                    ),
                 }
             },
         )
@@ -171,14 +173,14 @@ class SystemResource:
                 f"{self.ctx.system_path}/ResetActionInfo",
                 Id="ResetActionInfo",
                 Name="Reset Action Info",
-                Parameters=action_parameters(ResetParameters),
+                Parameters=action_parameters(SystemResetParameters),
             )
         )
 
     async def reset(self, request: Request) -> Response:
         self._mine(request)
-        params: ResetParameters = validate_action(
-            ResetParameters, await read_object(request), RESET_ACTION
+        params: SystemResetParameters = validate_action(
+            SystemResetParameters, await read_object(request), RESET_ACTION
         )
         reset_type = params.ResetType
         key = request.headers.get(IDEMPOTENCY_HEADER)
