@@ -32,17 +32,23 @@ def main(argv: list[str] | None = None) -> None:
         **({"CHAOS_SHRINK": "1"} if args.shrink else {}),
     )
     started = time.monotonic()
-    result = subprocess.run(
+    lines: list[str] = []
+    with subprocess.Popen(
         [sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "-p",
          "no:logging", "--timeout", "0", "tests/chaos"],  # longer than a CI test may take
-        env=env, capture_output=True, text=True,
-    )  # fmt: skip
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    ) as run:  # fmt: skip
+        assert run.stdout is not None
+        for line in run.stdout:  # streamed: a long run shows its steps as they happen
+            lines.append(line)
+            if line.startswith("chaos step "):
+                print(f"  {line.rstrip()[:160]}", flush=True)
     elapsed = time.monotonic() - started
-    steps = sum(1 for line in result.stdout.splitlines() if line.startswith("chaos step "))
-    faults = sum(1 for line in result.stdout.splitlines() if ": Active; phases" in line)
-    outcome = "every invariant held" if result.returncode == 0 else "FAILED"
+    steps = sum(1 for line in lines if line.startswith("chaos step "))
+    faults = sum(1 for line in lines if ": Active; phases" in line)
+    outcome = "every invariant held" if run.returncode == 0 else "FAILED"
     print(f"chaos: {args.examples} random sequence(s) of up to {args.steps} steps on 3 units")
     print(f"  steps run {steps}, faults active {faults}, wall time {elapsed:.0f} s: {outcome}")
-    if result.returncode != 0:
-        print(result.stdout[-6000:])
+    if run.returncode != 0:
+        print("".join(lines)[-6000:])
         raise SystemExit(1)

@@ -239,6 +239,11 @@ async def test_with_auto_enroll_off_a_new_board_waits_for_approval_once(
         "AwaitingApproval",
     )
     assert "`racklet slot approve 1` enrols it" in enrolled.message
+    identity = find_condition(unit.status.conditions, "IdentityCertificate")
+    assert identity is not None and (identity.status, identity.reason) == (
+        "False",
+        "AwaitingApproval",
+    )
 
     unit.metadata.annotations[ENROLL_APPROVED_ANNOTATION] = "2026-12-07T06:00:00+00:00"
     await store.update(unit)  # what `racklet slot approve 1` writes

@@ -155,7 +155,8 @@ def test_a_busbar_outage_powers_everything_off_and_the_rack_returns(
     fault_rack: RunningRack,
 ) -> None:
     rack = fault_rack
-    rack.cli("fault", "inject", "busbar-outage", "--name", "outage", "--duration", "3s")
+    # Long enough to be seen dark by a CLI poll on a loaded machine (each call takes seconds).
+    rack.cli("fault", "inject", "busbar-outage", "--name", "outage", "--duration", "8s")
     # Every unit and every BMC loses power: the controller reaches no BMC.
     units = rack.wait_for(
         lambda u: all(phase(u, n) == "Unreachable" for n in UNITS), "the rack to go dark", 30

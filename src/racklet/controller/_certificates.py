@@ -251,6 +251,8 @@ class UnitCertificates:
             if reason is None:
                 return True
             if reason in ("missing", "foreign") and not await enrolment.allow():
+                message = "none: the board awaits enrolment (condition Enrolled)"
+                await self._condition(name, slot.condition, False, "AwaitingApproval", message)
                 return False  # a new board: it waits for approval
             csr = await bmc.generate_csr(slot.collection, slot.common_name)
             pem = await asyncio.to_thread(
