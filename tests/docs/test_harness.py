@@ -180,3 +180,18 @@ def test_reading_order_follows_the_readme() -> None:
     order = [path.name for path in reading_order()]
     assert order[0] == "getting-started.md"
     assert set(order) == {path.name for path in (REPO / "docs").glob("*.md")}
+
+
+def test_a_background_command_is_waited_for_then_interrupted(
+    tmp_path: Path, pool: RackPool
+) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "---\ndocs-test:\n  rack: none\n---\n"
+        "<!-- docs-test: background -->\n"
+        "```console\n$ python -c 'import time; print(\"ready\", flush=True); time.sleep(600)'\n"
+        "ready\n```\n\n"
+        "<!-- docs-test: interrupt -->\n"
+        "```console\n$ pgrep -f 'time.sleep(600)' || echo gone\ngone\n```\n"
+    )
+    assert run_page(page, pool) == []
