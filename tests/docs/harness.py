@@ -221,7 +221,8 @@ class Terminal:
         sentinel = f"__docs_test_{uuid.uuid4().hex}__"
         self.process.stdin.write(
             f"source {shlex.quote(str(script))} </dev/null 2>&1\n"
-            f"printf '%s %d\\n' {sentinel} $?\n".encode()
+            # the status goes to the harness, and stays $? for the page's next command
+            f"__docs_rc=$?; printf '%s %d\\n' {sentinel} $__docs_rc; (exit $__docs_rc)\n".encode()
         )
         self.process.stdin.flush()
         buffer = b""
