@@ -221,7 +221,8 @@ class Terminal:
         sentinel = f"__docs_test_{uuid.uuid4().hex}__"
         self.process.stdin.write(
             f"source {shlex.quote(str(script))} </dev/null 2>&1\n"
-            f"printf '%s %d\\n' {sentinel} $?\n".encode()
+            # the status goes to the harness, and stays $? for the page's next command
+            f"__docs_rc=$?; printf '%s %d\\n' {sentinel} $__docs_rc; (exit $__docs_rc)\n".encode()
         )
         self.process.stdin.flush()
         buffer = b""
@@ -251,8 +252,10 @@ class Terminal:
         """Start a command that keeps running (``racklet up``) as a reader would in another
         terminal, in this shell's directory and environment."""
         log = self.scratch / f"background-{len(self.background)}.log"
+        # A shell starts & commands with SIGINT ignored; a reader's Ctrl-C reaches them.
         out, status = self.run(
-            f"setsid bash -c {shlex.quote(source)} >{shlex.quote(str(log))} 2>&1 &\necho $!"
+            f"setsid env --default-signal=INT,QUIT bash -c {shlex.quote(source)}"
+            f" >{shlex.quote(str(log))} 2>&1 &\necho $!"
         )
         if status != 0:
             raise DocsError(f"could not start {source!r}: {out}")
@@ -281,15 +284,13 @@ class Background:
     cwd: Path
 
     def alive(self) -> bool:
+        """Running, and not a zombie: the page's shell, not the harness, is its parent and
+        may not have reaped it yet (Linux: the state field of /proc/PID/stat)."""
         try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
+            stat = Path(f"/proc/{self.pid}/stat").read_text()
+        except OSError:
             return False
-        with contextlib.suppress(ChildProcessError):
-            done, _ = os.waitpid(self.pid, os.WNOHANG)
-            if done:
-                return False
-        return True
+        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
     def wait_for(self, expected: tuple[str, ...], timeout: float = START_TIMEOUT) -> bool:
         deadline = time.monotonic() + timeout

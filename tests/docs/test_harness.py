@@ -154,7 +154,6 @@ def test_variables_and_directory_carry_from_block_to_block(tmp_path: Path, pool:
 
 
 NOT_YET_RUN = {
-    "rpi-boot.md",
     "redfish.md",
     "faults.md",
     "workloads.md",
@@ -180,3 +179,29 @@ def test_reading_order_follows_the_readme() -> None:
     order = [path.name for path in reading_order()]
     assert order[0] == "getting-started.md"
     assert set(order) == {path.name for path in (REPO / "docs").glob("*.md")}
+
+
+def test_a_background_command_is_waited_for_then_interrupted(
+    tmp_path: Path, pool: RackPool
+) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "---\ndocs-test:\n  rack: none\n---\n"
+        "<!-- docs-test: background -->\n"
+        "```console\n$ python -c 'import time; print(\"ready\", flush=True); time.sleep(600)'\n"
+        "ready\n```\n\n"
+        "<!-- docs-test: interrupt -->\n"
+        "```console\n$ pgrep -f 'time.sleep(600)' || echo gone\ngone\n```\n"
+    )
+    assert run_page(page, pool) == []
+
+
+def test_the_exit_status_of_a_command_is_the_next_commands_dollar_question_mark(
+    tmp_path: Path, pool: RackPool
+) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "---\ndocs-test:\n  rack: none\n---\n"
+        "```console\n$ racklet get toasters\n…\n$ echo $?\n2\n```\n"
+    )
+    assert run_page(page, pool) == []
