@@ -187,6 +187,6 @@ async def test_a_units_locate_led_through_the_rmc(rack: Rack) -> None:
         seen = (await operator.get(path)).json()
     assert refused.status_code == 403
     assert bad.status_code == 400 and other.status_code == 400
-    assert lit.status_code == 200 and seen["LocationIndicatorActive"] is True
+    assert lit.status_code == 200 and seen["LocationIndicatorActive"] is True, lit.text
     assert led.is_lit(), "the board's LED latch is set"
     assert not rack.rack.board("unit-1").locate_led.is_lit()  # type: ignore[union-attr]

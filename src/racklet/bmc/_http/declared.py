@@ -25,7 +25,7 @@ import json
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, TypeVar, get_args, get_origin
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic.fields import FieldInfo
@@ -91,7 +91,26 @@ class Resource(Declared):
 
 
 def _marker(info: FieldInfo) -> Writable | None:
-    return next((m for m in info.metadata if isinstance(m, Writable)), None)
+    return _marked(info)[0]
+
+
+def _marked(info: FieldInfo) -> tuple[Writable | None, Any]:
+    """A field's ``Writable`` marker and the type a PATCH must give it.
+
+    ``Annotated[T, WRITABLE]`` marks the whole field; ``Annotated[T, WRITABLE] | None`` (a
+    property only some boards show) marks ``T``: the property is left out when absent, and a
+    PATCH may not write it null.
+    """
+    found = next((m for m in info.metadata if isinstance(m, Writable)), None)
+    if found is not None:
+        return found, info.annotation
+    if get_origin(info.annotation) in (typing.Union, types.UnionType):
+        for arg in get_args(info.annotation):
+            if get_origin(arg) is Annotated:
+                inner = next((m for m in arg.__metadata__ if isinstance(m, Writable)), None)
+                if inner is not None:
+                    return inner, arg
+    return None, info.annotation
 
 
 def _literal_choices(annotation: Any) -> tuple[Any, ...] | None:
@@ -134,6 +153,13 @@ def _adapter(model: type[Declared], name: str) -> TypeAdapter[Any]:
     return TypeAdapter(annotation)
 
 
+@functools.cache
+def _patch_adapter(model: type[Declared], name: str) -> TypeAdapter[Any]:
+    """What a PATCH may write into the field (see :func:`_marked`)."""
+    annotation: Any = _marked(model.model_fields[name])[1]
+    return TypeAdapter(annotation)
+
+
 def _nested(info: FieldInfo) -> type[Declared] | None:
     annotation = info.annotation
     if isinstance(annotation, type) and issubclass(annotation, Declared):
@@ -154,7 +180,7 @@ def _has_writable(model: type[Declared]) -> bool:
 def _check_value(model: type[Declared], name: str, value: Any, pointer: str) -> Any:
     info = model.model_fields[name]
     try:
-        checked = _adapter(model, name).validate_python(value, strict=True)
+        checked = _patch_adapter(model, name).validate_python(value, strict=True)
     except ValidationError as exc:
         choices = _literal_choices(info.annotation)
         if choices is not None and isinstance(value, type(choices[0])):

@@ -80,3 +80,21 @@ async def test_the_asset_tag_is_written_checked_and_kept(twin: TwinBmc) -> None:
     stored = twin.state_dir / "asset-tag.txt"
     assert stored.read_text().strip() == "rack-7 slot 1"
     assert stored.stat().st_mode & 0o777 == 0o600
+
+
+async def test_the_locate_led_is_written_as_a_boolean_only(twin: TwinBmc) -> None:
+    def talk() -> tuple[int, int, int, bool]:
+        client = _session(twin)
+        try:
+            lit = client.patch(CHASSIS, body={"LocationIndicatorActive": True})
+            null = client.patch(CHASSIS, body={"LocationIndicatorActive": None})
+            number = client.patch(CHASSIS, body={"LocationIndicatorActive": 1})
+            shown = client.get(CHASSIS).dict["LocationIndicatorActive"]
+            return lit.status, null.status, number.status, shown
+        finally:
+            client.logout()
+
+    led = twin.rack.board(UNIT).locate_led
+    assert led is not None and not led.is_lit()
+    assert await asyncio.to_thread(talk) == (200, 400, 400, True)
+    assert led.is_lit()
