@@ -51,14 +51,14 @@ async def test_the_boot_override_goes_to_the_bmc_and_a_refusal_is_a_condition(
             assert reasons.count("SettingsApplied") == 1
 
             unit = await store.get(ComputeUnit, UNIT)
-            unit.spec.boot_override = BootSourceOverride(target="Usb", enabled="Once")
-            await store.update(unit)  # this BMC offers no Once: it refuses, by name
+            unit.spec.boot_override = BootSourceOverride(target="Hdd", enabled="Once")
+            await store.update(unit)  # a Redfish target this board has not: refused, by name
             for _ in range(2):
                 await reconciler.reconcile(UNIT)
             unit = await store.get(ComputeUnit, UNIT)
             settings = find_condition(unit.status.conditions, "Settings")
             assert settings is not None and settings.status == "False"
-            assert settings.reason == "BmcRefused" and "Once" in settings.message
+            assert settings.reason == "BmcRefused" and "Hdd" in settings.message
             reasons = [e.reason for e in await store.events(UNIT)]
             assert reasons.count("SettingsRefused") == 1  # not retried at this generation
             assert bmc.boot_select.get() == BootSource.NETWORK  # the last good one holds
