@@ -111,8 +111,11 @@ def test_no_request_is_a_server_error(
         call()
     except Unsatisfiable:
         assert mode is GenerationMode.NEGATIVE  # an operation without inputs has no bad form
+    # Real work done (the token was taken) where the fuzzed API can do it: not for a named
+    # object it never made, nor for the slots, which need a hardware side it has not (404).
+    hardware = "/api/v1/slots" in label
     if mode is GenerationMode.POSITIVE and "{name}" not in label and "events" not in label:
-        assert any(code < 400 for code in seen), seen  # the token was taken: real work done
+        assert any(code < 400 for code in seen) or (hardware and set(seen) == {404}), seen
 
 
 def test_no_request_blocked_the_loop(served: ApiProcess) -> None:
