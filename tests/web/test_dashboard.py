@@ -103,10 +103,18 @@ def test_a_units_charts_start_with_the_hour_before_the_page_opened(
     dashboard: Any, tokens: dict[str, str]
 ) -> None:
     page = dashboard().login(tokens["viewer"])
+    # the controller samples unit-1 every 5 s from the rack's start; when this test runs
+    # first, the rack is young: wait until the controller's history reaches 12 s back
+    oldest = """fetch('/ui/v1/history?units=unit-1').then((r) => r.json())
+                  .then((h) => (h.units['unit-1'] || [[Infinity]])[0][0])"""
+    deadline = time.monotonic() + LIVE_TIMEOUT_MS / 1000
+    while page.evaluate(oldest) > time.time() - 12:
+        assert time.monotonic() < deadline, "the controller's history never reached 12 s back"
+        time.sleep(1)
     opened = page.evaluate("Date.now() / 1000")
     page.goto(page.url.split("#")[0] + "#/unit/unit-1")
-    # the controller sampled unit-1 every 5 s since the rack came up: the chart's oldest
-    # point is from before this page existed (its own samples start at `opened`)
+    # the chart's oldest point is from before this page existed (its own samples start at
+    # `opened`)
     page.wait_for_function(
         """([opened]) => {
              const first = document.querySelector('#chart-power')?.dataset.first;
