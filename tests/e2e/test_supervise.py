@@ -31,8 +31,12 @@ def _children(pid: int) -> dict[str, int]:
     """``up``'s child processes by module (``racklet.hardware_side``, ``racklet.controller``)."""
     found = {}
     for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
-        found[argv[argv.index(b"-m") + 1].decode()] = int(child)
+        try:
+            argv = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except FileNotFoundError:
+            continue  # reaped since the list was read
+        if b"-m" in argv:  # an exiting child (a zombie) has no command line left
+            found[argv[argv.index(b"-m") + 1].decode()] = int(child)
     return found
 
 
