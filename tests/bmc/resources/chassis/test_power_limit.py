@@ -104,3 +104,40 @@ async def test_bad_set_points_and_readers_are_refused_and_change_nothing(twin: T
         assert (await reader.patch(CONTROL, json={"SetPoint": 4.5})).status_code == 403
         assert unit.power_limit_watts is None
         assert (await admin.get(f"{CHASSIS}/Controls/Nope")).status_code == 404
+
+
+async def test_the_environment_metrics_excerpt_writes_the_same_cap(twin: TwinBmc) -> None:
+    """PATCH ``EnvironmentMetrics.PowerLimitWatts`` (what the OCP baseline profile writes) is
+    the control's own PATCH: same cap, same range, same refusals, same privilege."""
+    unit = twin.rack.unit(UNIT)
+    env_path = f"{CHASSIS}/EnvironmentMetrics"
+    async with _client(twin, OPERATOR) as operator, _client(twin, READER) as reader:
+        refused = await reader.patch(env_path, json={"PowerLimitWatts": {"SetPoint": 4.5}})
+        assert refused.status_code == 403 and unit.power_limit_watts is None
+        for body, code, pointer in (
+            ({"PowerLimitWatts": {"SetPoint": 99}}, "PropertyValueOutOfRange", "SetPoint"),
+            ({"PowerLimitWatts": {"SetPoint": "4"}}, "PropertyValueTypeError", "SetPoint"),
+            ({"PowerLimitWatts": {"Reading": 1}}, "PropertyNotWritable", "Reading"),
+            ({"PowerLimitWatts": 4.5}, "PropertyValueTypeError", ""),
+            ({"PowerWatts": {"Reading": 1}}, "PropertyNotWritable", None),
+        ):
+            reply = await operator.patch(env_path, json=body)
+            assert reply.status_code == 400, body
+            info = reply.json()["error"]["@Message.ExtendedInfo"][0]
+            assert info["MessageId"].endswith(code), (body, info)
+            if pointer is not None:
+                where = f"PowerLimitWatts/{pointer}".rstrip("/")
+                assert where in info["MessageArgs"], info
+        assert unit.power_limit_watts is None, "a refused PATCH changes nothing"
+
+        reply = await operator.patch(env_path, json={"PowerLimitWatts": {"SetPoint": 4.5}})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["PowerLimitWatts"]["SetPoint"] == 4.5
+        assert unit.power_limit_watts == 4.5
+        control = (await operator.get(CONTROL)).json()
+        assert (control["SetPoint"], control["ControlMode"]) == (4.5, "Automatic")
+        lifted = await operator.patch(
+            env_path, json={"PowerLimitWatts": {"ControlMode": "Disabled"}}
+        )
+        assert lifted.json()["PowerLimitWatts"]["ControlMode"] == "Disabled"
+        assert unit.power_limit_watts is None

@@ -30,7 +30,11 @@ def routes(ctx: BmcContext) -> list[BaseRoute]:
         route(ITEM, GET=partial(chassis.get, ctx), PATCH=partial(chassis.patch, ctx)),
         route(f"{ITEM}/Sensors", GET=partial(sensors.sensor_collection, ctx)),
         route(f"{ITEM}/Sensors/{{sensor_id}}", GET=partial(sensors.sensor, ctx)),
-        route(f"{ITEM}/EnvironmentMetrics", GET=partial(environment.environment, ctx)),
+        route(
+            f"{ITEM}/EnvironmentMetrics",
+            GET=partial(environment.environment, ctx),
+            PATCH=partial(environment.patch, ctx),
+        ),
         route(f"{ITEM}/PowerSubsystem", GET=partial(power.subsystem, ctx)),
         route(f"{ITEM}/PowerSubsystem/PowerSupplies", GET=partial(power.supplies, ctx)),
         route(f"{ITEM}/PowerSubsystem/PowerSupplies/{{supply_id}}", GET=partial(power.supply, ctx)),
