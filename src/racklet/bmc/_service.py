@@ -218,6 +218,7 @@ class BmcService:
             asyncio.create_task(self.fans.run(self.settings.fan_period), name=f"bmc:{unit}:fans"),
         ]
         self.firmware.start_self_test(self.app, board)
+        ctx.events.started(ctx.manager_path, unit, ctx.firmware_version)
         self._log.info(f"BMC started (firmware {ctx.firmware_version})")
 
     def close_streams(self) -> None:

@@ -269,10 +269,13 @@ RACKLET = "Racklet.1.0"
 RACKLET_VERSION = "1.0.0"
 _RACKLET: dict[str, _Message] = {
     "ConsoleLine": _Message("%1", "OK", "None."),
+    "BmcStarted": _Message("The BMC of '%1' started with firmware '%2'.", "OK", "None."),
 }
 _RACKLET_DESCRIPTION = {
     "ConsoleLine": "One line the unit printed on its serial console (the argument, as "
     "printed, decoded as UTF-8 with replacement).",
+    "BmcStarted": "The BMC service started (at power-up, after its own reset or a firmware "
+    "update): the unit it manages and the firmware version it runs.",
 }
 _OTHERS["Racklet"] = (RACKLET, _RACKLET)
 

@@ -1,6 +1,7 @@
 """The BMC's events: one bus that keeps the event log and feeds every SSE stream.
 
-Power changes (ResourceEvent PoweredOn/PoweredOff/PoweringOff), boot progress
+The BMC's own start (Racklet ``BmcStarted``: a fresh BMC's log is never empty, as a real
+BMC's SEL is not), power changes (ResourceEvent PoweredOn/PoweredOff/PoweringOff), boot progress
 (ResourceEvent ResourceChanged on the system; a failed boot is Platform
 DeviceSecureBootFailure), sensor thresholds (SensorEvent caution/normal) and login
 failures and lockouts (AccountSecurity, through :class:`LoginEvents`; the RMC has a bus of
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from racklet.bmc._http.odata import odata_type
+from racklet.bmc._http.registry import message_id
 from racklet.log import ContextLogger
 
 # registry prefix -> version the message ids name (shared/redfish/registries)
@@ -113,6 +115,16 @@ class EventBus:
         self._streams.clear()
 
     # What the BMC publishes, in one place so messages match their registries.
+
+    def started(self, origin: str, unit: str, firmware: str) -> None:
+        """The BMC's first entry of each start, as a real BMC logs its own boot."""
+        self.publish(
+            message_id("Racklet.BmcStarted"),
+            f"The BMC of '{unit}' started with firmware '{firmware}'.",
+            (unit, firmware),
+            "OK",
+            origin,
+        )
 
     def power(self, origin: str, unit: str, state: str) -> None:
         words = {"On": "has powered on", "Off": "has powered off"}

@@ -48,7 +48,13 @@ async def service(ctx: BmcContext, request: Request) -> Response:
         Name="Event Service",
         ServiceEnabled=True,
         ServerSentEventUri=SSE,
-        RegistryPrefixes=["ResourceEvent", "SensorEvent", "Platform", "AccountSecurity"],
+        RegistryPrefixes=[
+            "ResourceEvent",
+            "SensorEvent",
+            "Platform",
+            "AccountSecurity",
+            "Racklet",
+        ],
         EventFormatTypes=["Event"],
         ResourceTypes=["ComputerSystem", "Chassis", "Manager", "ManagerAccount", "Sensor"],
         ExcludeMessageId=False,  # the stream sends every event: no filters
