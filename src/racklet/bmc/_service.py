@@ -34,6 +34,7 @@ from racklet.bmc._state.energy import EnergyFile
 from racklet.bmc._state.events import EventBus, LoginEvents
 from racklet.bmc._state.fans import FanPolicy
 from racklet.bmc._state.firmware import ImageVerifier, SlotProvider, StagedSlots, reject_all
+from racklet.bmc._state.network import NetworkConfig
 from racklet.bmc._state.power import Meter, PowerControl, PowerPolicy
 from racklet.bmc._state.sessions import SessionStore
 from racklet.bmc._state.tasks import TaskRegistry
@@ -134,6 +135,7 @@ class BmcService:
             ),
             events=events,
             asset_tag=AssetTag(settings.state_dir / "asset-tag.txt"),
+            network=NetworkConfig(settings.state_dir / "network.json"),
             console=ConsoleLog(settings.console_lines),
             log=self._log,
         )

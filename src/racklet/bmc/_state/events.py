@@ -139,6 +139,10 @@ class EventBus:
         self.publish(f"{RESOURCE_EVENT}.{key}", text, (unit,), "OK", origin)
 
     def boot(self, origin: str) -> None:
+        self.changed(origin)
+
+    def changed(self, origin: str) -> None:
+        """Properties of ``origin`` changed (a boot's progress, a setting an operator wrote)."""
         self.publish(
             f"{RESOURCE_EVENT}.ResourceChanged",
             "One or more resource properties have changed.",
