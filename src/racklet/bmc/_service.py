@@ -37,6 +37,7 @@ from racklet.bmc._state.firmware import ImageVerifier, SlotProvider, StagedSlots
 from racklet.bmc._state.network import NetworkConfig
 from racklet.bmc._state.power import Meter, PowerControl, PowerPolicy
 from racklet.bmc._state.sessions import SessionStore
+from racklet.bmc._state.subscriptions import Subscriptions
 from racklet.bmc._state.tasks import TaskRegistry
 from racklet.bmc._state.throttle import BackoffPolicy
 from racklet.config import write_private
@@ -89,6 +90,9 @@ class BmcSettings:
     """Host seconds new BMC firmware has to pass its self-test before the BMC falls back."""
     audit_file: Path | None = None
     """Where the BMC writes its audit log; None: ``state_dir/audit.log``."""
+    ca_bundle: Path | None = None
+    """The rack CA, which an event subscription's listener may chain to besides the host's
+    trusted CAs; None: the host's trusted CAs only."""
 
 
 def _service_uuid(state_dir: Path) -> str:
@@ -139,6 +143,9 @@ class BmcService:
             console=ConsoleLog(settings.console_lines),
             log=self._log,
         )
+        subscriptions = Subscriptions(settings.ca_bundle, self._log.bind(request="subscriptions"))
+        events.add_sink(lambda event: subscriptions.deliver(event.payload()))
+        self.context.subscriptions = subscriptions
         self.fans = FanPolicy(
             board,
             events,
@@ -255,6 +262,8 @@ class BmcService:
         tasks, self._tasks = self._tasks, []
         await self.context.power.cancel_transition()
         await self.tasks.stop()
+        if self.context.subscriptions is not None:
+            await self.context.subscriptions.stop()
         for task in tasks:
             task.cancel()
         for task in tasks:

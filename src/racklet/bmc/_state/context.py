@@ -17,6 +17,7 @@ from racklet.log import ContextLogger
 
 if TYPE_CHECKING:
     from racklet.bmc._state.bmc_runtime import BmcFirmware
+    from racklet.bmc._state.subscriptions import Subscriptions
 
 MANAGER_ID = "bmc"
 
@@ -39,6 +40,8 @@ class BmcContext:
     """The tray's asset tag (in memory only unless the service gives it a file)."""
     network: NetworkConfig = field(default_factory=lambda: NetworkConfig(None))
     """The management port's configured network settings (in memory only unless given a file)."""
+    subscriptions: Subscriptions | None = None
+    """The EventService's push subscriptions; None: a BMC that only streams (SSE)."""
     power_limit_set_point: float | None = None
     """The last power cap asked for (``ControlMode: Automatic`` alone re-applies it)."""
 

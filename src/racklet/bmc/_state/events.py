@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +67,7 @@ class EventBus:
     def __init__(self, capacity: int = 500) -> None:
         self._log: deque[RedfishEvent] = deque(maxlen=capacity)
         self._streams: set[asyncio.Queue[RedfishEvent | None]] = set()
+        self._sinks: list[Callable[[RedfishEvent], None]] = []
         self._next = 1
         self.capacity = capacity
 
@@ -87,7 +89,14 @@ class EventBus:
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(event)
+        for sink in self._sinks:
+            sink(event)
         return event
+
+    def add_sink(self, sink: Callable[[RedfishEvent], None]) -> None:
+        """Hand every event from now on to ``sink`` too (push subscriptions); a sink must
+        not block: it queues."""
+        self._sinks.append(sink)
 
     def events(self) -> list[RedfishEvent]:
         return list(self._log)
