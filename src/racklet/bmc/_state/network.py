@@ -13,6 +13,7 @@ restart; the twin's listener stays where ``racklet up`` put it (docs/bmc.md).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import ipaddress
 import json
@@ -147,6 +148,8 @@ class NetworkConfig:
     def __init__(self, path: Path | None) -> None:
         self._file = StoredFile(path, "the network settings")
         self._value: NetworkSettings | None = None
+        self.lock = asyncio.Lock()
+        """Held by a change from reading the settings to writing them (a PATCH merges)."""
 
     async def get(self) -> NetworkSettings:
         if self._value is None:

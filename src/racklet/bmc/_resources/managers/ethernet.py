@@ -160,30 +160,31 @@ def _ipv4(
 async def patch(ctx: BmcContext, request: Request) -> Response:
     mac = _mac(ctx, request)
     body = await read_patch(request)
-    current = await network_settings(ctx)
-    # No await from here to the write: the If-Match check and the change are one step.
-    check_if_match(request, _body(ctx, request, mac))
-    changes = validate_patch(ManagerEthernetInterface, body)
-    wanted = dataclasses.replace(
-        current,
-        host_name=changes.get("HostName", current.host_name),
-        fqdn=changes.get("FQDN", current.fqdn),
-        name_servers=tuple(changes.get("NameServers", current.name_servers)),
-    )
-    if "IPv4Addresses" in changes:
-        ipv4 = _ipv4(current, _observed(request), changes["IPv4Addresses"])
-        wanted = dataclasses.replace(wanted, ipv4=ipv4)
-    problem = wanted.problem()
-    if problem is not None:
-        pointer, value, why = problem
-        raise _format_error(value, pointer, f"The value is {why}")
-    try:
-        await ctx.network.set(wanted)
-    except StateError as exc:
-        ctx.log.error(str(exc))
-        raise RedfishErrorReply(500, "InternalError") from exc
+    # One change at a time: a PATCH merges into the settings another may be writing.
+    async with ctx.network.lock:
+        current = await network_settings(ctx)
+        check_if_match(request, _body(ctx, request, mac))
+        changes = validate_patch(ManagerEthernetInterface, body)
+        wanted = dataclasses.replace(
+            current,
+            host_name=changes.get("HostName", current.host_name),
+            fqdn=changes.get("FQDN", current.fqdn),
+            name_servers=tuple(changes.get("NameServers", current.name_servers)),
+        )
+        if "IPv4Addresses" in changes:
+            ipv4 = _ipv4(current, _observed(request), changes["IPv4Addresses"])
+            wanted = dataclasses.replace(wanted, ipv4=ipv4)
+        problem = wanted.problem()
+        if problem is not None:
+            pointer, value, why = problem
+            raise _format_error(value, pointer, f"The value is {why}")
+        try:
+            await ctx.network.set(wanted)
+        except StateError as exc:
+            ctx.log.error(str(exc))
+            raise RedfishErrorReply(500, "InternalError") from exc
     who = principal(request).username
     what = ", ".join(f"{key}={json.dumps(value)}" for key, value in changes.items())
-    ctx.log.info(f"{who} set the BMC's network settings: {what} (applied at its next restart)")
+    ctx.log.info(f"{who} changed the management port's network settings: {what}")
     ctx.events.changed(f"{_path(ctx)}/{NIC}")
     return tagged(request, _body(ctx, request, mac))
