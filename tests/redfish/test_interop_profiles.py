@@ -41,9 +41,6 @@ RMC_EXCEPTIONS: dict[tuple[str, str], str] = {
     ("/redfish/v1/UpdateService", "Actions/#UpdateService.SimpleUpdate"): (
         "the RMC fetches no image from a URL a client names (multipart push instead)"
     ),
-    ("/redfish/v1/Chassis/rack/Thermal", r"Temperatures/\d+/Name"): (
-        "service-wide: met once a unit's Thermal names its 'CPU1 Temp' (BMC side)"
-    ),
 }
 """(URI, property pattern) → why the RMC does not meet that requirement as the profile says."""
 

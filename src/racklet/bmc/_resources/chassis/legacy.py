@@ -29,6 +29,7 @@ class Power(Resource):
     PowerControl: list[dict[str, Any]]
     Voltages: list[dict[str, Any]]
     PowerSupplies: list[dict[str, Any]]
+    Redundancy: list[dict[str, Any]]
 
 
 class Thermal(Resource):
@@ -36,6 +37,7 @@ class Thermal(Resource):
 
     Id: str = "Thermal"
     Name: str
+    Status: dict[str, str]
     Temperatures: list[dict[str, Any]]
     Fans: list[dict[str, Any]]
 
@@ -52,6 +54,7 @@ async def power(ctx: BmcContext, request: Request) -> Response:
                 "@odata.id": f"{path}#/PowerControl/0",
                 "MemberId": "0",
                 "Name": "Unit input power",
+                "PhysicalContext": "SystemBoard",
                 "PowerConsumedWatts": watts,
                 "PowerCapacityWatts": ctx.board.max_power_watts,
                 "Status": status(ctx),
@@ -77,6 +80,7 @@ async def power(ctx: BmcContext, request: Request) -> Response:
                 "Status": status(ctx),
             }
         ],
+        Redundancy=[],  # one feed: no redundancy group
     )
     return respond(declared.body(path))
 
@@ -94,6 +98,7 @@ async def thermal(ctx: BmcContext, request: Request) -> Response:
                 "Reading": round(fan.rpm()),
                 "ReadingUnits": "RPM",
                 "PhysicalContext": "Fan",
+                "HotPluggable": False,
                 "Status": {
                     "State": "Enabled",
                     "Health": "Critical" if stalled_now(fan) else "OK",
@@ -103,11 +108,12 @@ async def thermal(ctx: BmcContext, request: Request) -> Response:
     declared = Thermal(
         Id="Thermal",
         Name=f"Cooling of {ctx.unit}",
+        Status=status(ctx),
         Temperatures=[
             {
                 "@odata.id": f"{path}#/Temperatures/0",
                 "MemberId": "0",
-                "Name": "SoC temperature",
+                "Name": "CPU1 Temp",  # the SoC's, under the name IPMI-era tools look for
                 "ReadingCelsius": reading(ctx, _BY_ID["temperature"]),
                 "UpperThresholdNonCritical": ctx.meter.temperature_caution,
                 "PhysicalContext": "CPU",
