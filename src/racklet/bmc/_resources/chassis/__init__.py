@@ -39,7 +39,9 @@ def routes(ctx: BmcContext) -> list[BaseRoute]:
         route(f"{ITEM}/PowerSubsystem/PowerSupplies", GET=partial(power.supplies, ctx)),
         route(f"{ITEM}/PowerSubsystem/PowerSupplies/{{supply_id}}", GET=partial(power.supply, ctx)),
         route(f"{ITEM}/ThermalSubsystem", GET=partial(thermal.subsystem, ctx)),
-        route(f"{ITEM}/Power", GET=partial(legacy.power, ctx)),
+        route(
+            f"{ITEM}/Power", GET=partial(legacy.power, ctx), PATCH=partial(legacy.patch_power, ctx)
+        ),
         route(f"{ITEM}/Thermal", GET=partial(legacy.thermal, ctx)),
         route(f"{ITEM}/ThermalSubsystem/Fans", GET=partial(thermal.fans, ctx)),
         route(f"{ITEM}/ThermalSubsystem/Fans/{{fan_id}}", GET=partial(thermal.fan, ctx)),

@@ -16,9 +16,10 @@ sees the cap without another read, and a PATCH of the excerpt
 (``{"PowerLimitWatts": {"SetPoint": 4.5}}``, as the OCP baseline profile writes it) goes
 through the same :func:`apply`.
 
-Modern Redfish (``Controls``, Chassis v1_17+) rather than the deprecated ``Power`` resource's
-``PowerControl[].PowerLimit``; the deprecated one is not served. A board without a limiter
-serves an empty ``Controls`` collection.
+Modern Redfish (``Controls``, Chassis v1_17+); the deprecated ``Power`` resource's
+``PowerControl[0].PowerLimit.LimitInWatts``, which OCP's profiles and older tools read and
+write, shows and changes the same cap (``null``: no cap). A board without a limiter serves an
+empty ``Controls`` collection and no ``PowerLimit``.
 """
 
 from __future__ import annotations
@@ -135,10 +136,17 @@ async def control(ctx: BmcContext, request: Request) -> Response:
     return tagged(request, _body(ctx, _limiter(ctx, request)))
 
 
-def apply(ctx: BmcContext, limiter: PowerLimiter, patch: dict[str, Any], prefix: str = "") -> None:
+def apply(
+    ctx: BmcContext,
+    limiter: PowerLimiter,
+    patch: dict[str, Any],
+    prefix: str = "",
+    set_point_name: str = "SetPoint",
+) -> None:
     """Validate and carry out a change of the cap (``ControlMode``, ``SetPoint``): the one
-    path for the control and for ``EnvironmentMetrics.PowerLimitWatts`` (``prefix`` is the
-    JSON pointer of the excerpt). Nothing changes unless the whole change is valid."""
+    path for the control, ``EnvironmentMetrics.PowerLimitWatts`` and the old ``Power``
+    resource's ``PowerLimit`` (``prefix`` is the JSON pointer of the excerpt, and errors name
+    the set-point as that resource does). Nothing changes unless the whole change is valid."""
     mode = patch.pop("ControlMode", None)
     set_point = patch.pop("SetPoint", None)
     shown = {*_body(ctx, limiter), *excerpt(ctx)["PowerLimitWatts"]}
@@ -152,12 +160,12 @@ def apply(ctx: BmcContext, limiter: PowerLimiter, patch: dict[str, Any], prefix:
     if set_point is not None:
         if isinstance(set_point, bool) or not isinstance(set_point, int | float):
             raise RedfishErrorReply(
-                400, "PropertyValueTypeError", json.dumps(set_point), f"{prefix}SetPoint"
+                400, "PropertyValueTypeError", json.dumps(set_point), f"{prefix}{set_point_name}"
             )
         low, high = _bounds(limiter)
         if not low <= set_point <= high:
             raise RedfishErrorReply(
-                400, "PropertyValueOutOfRange", json.dumps(set_point), f"{prefix}SetPoint"
+                400, "PropertyValueOutOfRange", json.dumps(set_point), f"{prefix}{set_point_name}"
             )
         ctx.power_limit_set_point = float(set_point)
     if mode == "Disabled":
