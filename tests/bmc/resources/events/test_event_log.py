@@ -60,3 +60,25 @@ async def test_each_restart_of_the_bmc_is_logged(twin: TwinBmc) -> None:
             return [m["MessageId"] for m in members].count(STARTED) == 2
 
         await eventually(started_twice, "a second BmcStarted entry after the reset")
+
+
+async def test_every_racklet_message_in_the_log_resolves_in_the_published_registry(
+    twin: TwinBmc,
+) -> None:
+    """A log tool reads ``MessageId``, finds the message in ``/redfish/v1/Registries`` and
+    fills in ``MessageArgs``: for every Racklet entry that gives the entry's Message."""
+    async with _client(twin) as http:
+        reset = await http.post(
+            f"/redfish/v1/Systems/{UNIT}/Actions/ComputerSystem.Reset", json={"ResetType": "On"}
+        )
+        assert reset.status_code == 204, reset.text
+        members = (await http.get(ENTRIES)).json()["Members"]
+        registry_file = (await http.get("/redfish/v1/Registries/Racklet.1.0")).json()
+        document = (await http.get(registry_file["Location"][0]["Uri"])).json()
+    ours = [m for m in members if m["MessageId"].startswith("Racklet.")]
+    assert {m["MessageId"] for m in ours} >= {STARTED, "Racklet.1.0.ResetRequested"}
+    for entry in ours:
+        text = document["Messages"][entry["MessageId"].rsplit(".", 1)[1]]["Message"]
+        for index in range(len(entry["MessageArgs"]), 0, -1):
+            text = text.replace(f"%{index}", entry["MessageArgs"][index - 1])
+        assert text == entry["Message"], entry
