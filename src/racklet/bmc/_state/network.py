@@ -7,8 +7,9 @@ at most 253 characters of such labels, an address a unicast IPv4 host address of
 subnet, the gateway (if any) another host of that subnet, at most three name servers (what
 a resolver reads). What they change is deliberately little: the BMC shows them, but it
 neither re-binds its listener nor asks the rack CA for other names (the CA decides the
-names it certifies). A BMC on real hardware would apply them to its interface at its next
-restart; the twin's listener stays where ``racklet up`` put it (docs/bmc.md).
+names it certifies). A BMC on real hardware applies such settings to its interface at its
+next start; nothing here applies them yet (the twin's listener stays where ``racklet up``
+put it, and the HAL has no network hook): they are what a host would read (docs/bmc.md).
 """
 
 from __future__ import annotations
