@@ -77,7 +77,12 @@ async def running_twin_bmc(
     await rack.start()
     service = BmcService(
         rack.board(UNIT),
-        BmcSettings(unit=UNIT, state_dir=bmc_dir, firmware_version="racklet-bmc test", **settings),
+        BmcSettings(
+            unit=UNIT,
+            state_dir=bmc_dir,
+            firmware_version="racklet-bmc test",
+            **{"ca_bundle": root / "pki" / "ca.crt", **settings},
+        ),
     )
     await service.start()
     port = _free_port()

@@ -34,8 +34,10 @@ from racklet.bmc._state.energy import EnergyFile
 from racklet.bmc._state.events import EventBus, LoginEvents
 from racklet.bmc._state.fans import FanPolicy
 from racklet.bmc._state.firmware import ImageVerifier, SlotProvider, StagedSlots, reject_all
+from racklet.bmc._state.network import NetworkConfig
 from racklet.bmc._state.power import Meter, PowerControl, PowerPolicy
 from racklet.bmc._state.sessions import SessionStore
+from racklet.bmc._state.subscriptions import Subscriptions
 from racklet.bmc._state.tasks import TaskRegistry
 from racklet.bmc._state.throttle import BackoffPolicy
 from racklet.config import write_private
@@ -88,6 +90,9 @@ class BmcSettings:
     """Host seconds new BMC firmware has to pass its self-test before the BMC falls back."""
     audit_file: Path | None = None
     """Where the BMC writes its audit log; None: ``state_dir/audit.log``."""
+    ca_bundle: Path | None = None
+    """The rack CA, which an event subscription's listener may chain to besides the host's
+    trusted CAs; None: the host's trusted CAs only."""
 
 
 def _service_uuid(state_dir: Path) -> str:
@@ -134,9 +139,13 @@ class BmcService:
             ),
             events=events,
             asset_tag=AssetTag(settings.state_dir / "asset-tag.txt"),
+            network=NetworkConfig(settings.state_dir / "network.json"),
             console=ConsoleLog(settings.console_lines),
             log=self._log,
         )
+        subscriptions = Subscriptions(settings.ca_bundle, self._log.bind(request="subscriptions"))
+        events.add_sink(lambda event: subscriptions.deliver(event.payload()))
+        self.context.subscriptions = subscriptions
         self.fans = FanPolicy(
             board,
             events,
@@ -218,6 +227,7 @@ class BmcService:
             asyncio.create_task(self.fans.run(self.settings.fan_period), name=f"bmc:{unit}:fans"),
         ]
         self.firmware.start_self_test(self.app, board)
+        ctx.events.started(ctx.manager_path, unit, ctx.firmware_version)
         self._log.info(f"BMC started (firmware {ctx.firmware_version})")
 
     def close_streams(self) -> None:
@@ -252,6 +262,8 @@ class BmcService:
         tasks, self._tasks = self._tasks, []
         await self.context.power.cancel_transition()
         await self.tasks.stop()
+        if self.context.subscriptions is not None:
+            await self.context.subscriptions.stop()
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -1,5 +1,5 @@
 """Who may use a Redfish service: the BMC's accounts, sessions, login throttling,
-privileges and EventLog, for the RMC to serve with the same code.
+privileges, EventLog and event subscriptions, for the RMC to serve with the same code.
 
 One implementation, two services: the RMC builds its AccountService, SessionService,
 authentication middleware and its own EventLog from these, so a fix or a policy (the
@@ -17,9 +17,16 @@ from racklet.bmc._http.uris import ACCOUNTS
 from racklet.bmc._resources.accounts.account_service import routes as account_routes
 from racklet.bmc._resources.accounts.sessions import routes as session_routes
 from racklet.bmc._resources.events.logs import event_log_routes
+from racklet.bmc._resources.events.subscriptions import subscription_routes
 from racklet.bmc._state.accounts import Accounts, read_accounts
 from racklet.bmc._state.events import EventBus, LoginEvents
 from racklet.bmc._state.sessions import SessionStore
+from racklet.bmc._state.subscriptions import (
+    RETRY_ATTEMPTS,
+    RETRY_INTERVAL_SECONDS,
+    SUBSCRIPTIONS,
+    Subscriptions,
+)
 from racklet.bmc._state.throttle import BackoffPolicy, LockoutPolicy, LoginThrottle
 
 
@@ -31,6 +38,9 @@ async def redfish_error(request: Request, exc: Exception) -> Response:
 
 __all__ = [
     "ACCOUNTS",
+    "RETRY_ATTEMPTS",
+    "RETRY_INTERVAL_SECONDS",
+    "SUBSCRIPTIONS",
     "Accounts",
     "AuthMiddleware",
     "BackoffPolicy",
@@ -41,10 +51,12 @@ __all__ = [
     "Principal",
     "RedfishErrorReply",
     "SessionStore",
+    "Subscriptions",
     "account_routes",
     "event_log_routes",
     "principal",
     "read_accounts",
     "redfish_error",
     "session_routes",
+    "subscription_routes",
 ]

@@ -86,6 +86,7 @@ async def run(
                         spiffe_id(domain, "controller"): "RackController",
                         spiffe_id(domain, "rmc"): "Operator",
                     },
+                    ca_bundle=layout.ca_cert,  # event subscribers' certificates chain to it
                 ),
                 # Behind its switch port when the rack has a relaying switch.
                 port=unit.bmc_port or urlsplit(unit.bmc.url).port or 443,

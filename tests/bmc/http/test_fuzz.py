@@ -15,6 +15,9 @@ from tests.bmc.conftest import UNIT, Bench
 SYSTEM = f"/redfish/v1/Systems/{UNIT}"
 INVENTORY = "/redfish/v1/UpdateService/FirmwareInventory"
 PUSH = "/redfish/v1/UpdateService/update-multipart"
+NIC = "/redfish/v1/Managers/bmc/EthernetInterfaces/eth0"
+CONTROL = f"/redfish/v1/Chassis/{UNIT}/Controls/PowerLimit"
+SUBSCRIPTIONS = "/redfish/v1/EventService/Subscriptions"
 TARGETS = [
     ("PATCH", SYSTEM),
     ("POST", f"{SYSTEM}/Actions/ComputerSystem.Reset"),
@@ -27,6 +30,9 @@ TARGETS = [
     ("PATCH", "/redfish/v1/UpdateService"),
     ("POST", "/redfish/v1/Systems/../Managers/bmc"),
     ("POST", f"{SYSTEM}/Actions/ComputerSystem.Explode"),
+    ("PATCH", NIC),
+    ("PATCH", f"/redfish/v1/Chassis/{UNIT}/EnvironmentMetrics"),
+    ("POST", SUBSCRIPTIONS),
 ]
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -47,6 +53,11 @@ _keys = st.sampled_from(
         "Locked",
         "AccountLockoutThreshold",
         "PowerState",
+        "HostName",
+        "FQDN",
+        "IPv4Addresses",
+        "NameServers",
+        "PowerLimitWatts",
         "Id",
         "@odata.id",
     ]
@@ -68,7 +79,11 @@ async def _state(bench: Bench) -> dict[str, Any]:
             (await http.get(f"{INVENTORY}/{item}")).json() for item in ("bmc", "slot-a", "slot-b")
         ]
         tasks = (await http.get("/redfish/v1/TaskService/Tasks")).json()
+        nic = (await http.get(NIC)).json()
+        control = (await http.get(CONTROL)).json()
+        subscriptions = (await http.get(SUBSCRIPTIONS)).json()
     system.pop("@odata.etag", None)
+    nic.pop("@odata.etag", None)
     service.pop("@odata.etag", None)
     for volatile in ("BootProgress", "PowerState"):
         system.pop(volatile, None)
@@ -80,6 +95,9 @@ async def _state(bench: Bench) -> dict[str, Any]:
         "sessions": sessions,
         "inventory": inventory,
         "tasks": tasks,
+        "nic": nic,
+        "cap": (control.get("ControlMode"), control.get("SetPoint")),
+        "subscriptions": subscriptions,
         "uploads": sorted(uploads.iterdir()) if uploads.exists() else [],
     }
 

@@ -114,11 +114,16 @@ def _marked(info: FieldInfo) -> tuple[Writable | None, Any]:
 
 
 def _literal_choices(annotation: Any) -> tuple[Any, ...] | None:
-    """The values of a ``Literal[...]`` (or ``Literal[...] | None``) annotation."""
+    """The values of a ``Literal[...]`` (or ``Literal[...] | None``) annotation, also one
+    marked ``Annotated[Literal[...], WRITABLE] | None``."""
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
     if get_origin(annotation) is Literal:
         return get_args(annotation)
     if get_origin(annotation) in (typing.Union, types.UnionType):
         for arg in get_args(annotation):
+            if get_origin(arg) is Annotated:
+                arg = get_args(arg)[0]
             if get_origin(arg) is Literal:
                 return get_args(arg)
     return None

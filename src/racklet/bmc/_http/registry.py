@@ -269,10 +269,16 @@ RACKLET = "Racklet.1.0"
 RACKLET_VERSION = "1.0.0"
 _RACKLET: dict[str, _Message] = {
     "ConsoleLine": _Message("%1", "OK", "None."),
+    "BmcStarted": _Message("The BMC of '%1' started with firmware '%2'.", "OK", "None."),
+    "ResetRequested": _Message("ResetType %2 of '%1' requested by %3.", "OK", "None."),
 }
 _RACKLET_DESCRIPTION = {
     "ConsoleLine": "One line the unit printed on its serial console (the argument, as "
     "printed, decoded as UTF-8 with replacement).",
+    "BmcStarted": "The BMC service started (at power-up, after its own reset or a firmware "
+    "update): the unit it manages and the firmware version it runs.",
+    "ResetRequested": "A ComputerSystem.Reset was asked for: the unit, the ResetType and who "
+    "asked (an account, or the SPIFFE ID of a client certificate).",
 }
 _OTHERS["Racklet"] = (RACKLET, _RACKLET)
 

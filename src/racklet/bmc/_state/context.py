@@ -10,12 +10,14 @@ from racklet.bmc._state.asset_tag import AssetTag
 from racklet.bmc._state.boot import BootStatus
 from racklet.bmc._state.console import ConsoleLog
 from racklet.bmc._state.events import EventBus
+from racklet.bmc._state.network import NetworkConfig
 from racklet.bmc._state.power import Meter, PowerControl
 from racklet.hw import BmcBoard
 from racklet.log import ContextLogger
 
 if TYPE_CHECKING:
     from racklet.bmc._state.bmc_runtime import BmcFirmware
+    from racklet.bmc._state.subscriptions import Subscriptions
 
 MANAGER_ID = "bmc"
 
@@ -36,6 +38,10 @@ class BmcContext:
     """The BMC's own firmware slots (A/B); None: a BMC that cannot update itself."""
     asset_tag: AssetTag = field(default_factory=lambda: AssetTag(None))
     """The tray's asset tag (in memory only unless the service gives it a file)."""
+    network: NetworkConfig = field(default_factory=lambda: NetworkConfig(None))
+    """The management port's configured network settings (in memory only unless given a file)."""
+    subscriptions: Subscriptions | None = None
+    """The EventService's push subscriptions; None: a BMC that only streams (SSE)."""
     power_limit_set_point: float | None = None
     """The last power cap asked for (``ControlMode: Automatic`` alone re-applies it)."""
 

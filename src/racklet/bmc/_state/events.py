@@ -1,6 +1,7 @@
 """The BMC's events: one bus that keeps the event log and feeds every SSE stream.
 
-Power changes (ResourceEvent PoweredOn/PoweredOff/PoweringOff), boot progress
+The BMC's own start (Racklet ``BmcStarted``: a fresh BMC's log is never empty, as a real
+BMC's SEL is not), power changes (ResourceEvent PoweredOn/PoweredOff/PoweringOff), boot progress
 (ResourceEvent ResourceChanged on the system; a failed boot is Platform
 DeviceSecureBootFailure), sensor thresholds (SensorEvent caution/normal) and login
 failures and lockouts (AccountSecurity, through :class:`LoginEvents`; the RMC has a bus of
@@ -15,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from racklet.bmc._http.odata import odata_type
+from racklet.bmc._http.registry import message_id
 from racklet.log import ContextLogger
 
 # registry prefix -> version the message ids name (shared/redfish/registries)
@@ -64,6 +67,7 @@ class EventBus:
     def __init__(self, capacity: int = 500) -> None:
         self._log: deque[RedfishEvent] = deque(maxlen=capacity)
         self._streams: set[asyncio.Queue[RedfishEvent | None]] = set()
+        self._sinks: list[Callable[[RedfishEvent], None]] = []
         self._next = 1
         self.capacity = capacity
 
@@ -85,7 +89,14 @@ class EventBus:
             if queue.full():
                 queue.get_nowait()
             queue.put_nowait(event)
+        for sink in self._sinks:
+            sink(event)
         return event
+
+    def add_sink(self, sink: Callable[[RedfishEvent], None]) -> None:
+        """Hand every event from now on to ``sink`` too (push subscriptions); a sink must
+        not block: it queues."""
+        self._sinks.append(sink)
 
     def events(self) -> list[RedfishEvent]:
         return list(self._log)
@@ -114,6 +125,16 @@ class EventBus:
 
     # What the BMC publishes, in one place so messages match their registries.
 
+    def started(self, origin: str, unit: str, firmware: str) -> None:
+        """The BMC's first entry of each start, as a real BMC logs its own boot."""
+        self.publish(
+            message_id("Racklet.BmcStarted"),
+            f"The BMC of '{unit}' started with firmware '{firmware}'.",
+            (unit, firmware),
+            "OK",
+            origin,
+        )
+
     def power(self, origin: str, unit: str, state: str) -> None:
         words = {"On": "has powered on", "Off": "has powered off"}
         key = {"On": "ResourcePoweredOn", "Off": "ResourcePoweredOff"}.get(state)
@@ -127,6 +148,10 @@ class EventBus:
         self.publish(f"{RESOURCE_EVENT}.{key}", text, (unit,), "OK", origin)
 
     def boot(self, origin: str) -> None:
+        self.changed(origin)
+
+    def changed(self, origin: str) -> None:
+        """Properties of ``origin`` changed (a boot's progress, a setting an operator wrote)."""
         self.publish(
             f"{RESOURCE_EVENT}.ResourceChanged",
             "One or more resource properties have changed.",

@@ -104,3 +104,85 @@ async def test_bad_set_points_and_readers_are_refused_and_change_nothing(twin: T
         assert (await reader.patch(CONTROL, json={"SetPoint": 4.5})).status_code == 403
         assert unit.power_limit_watts is None
         assert (await admin.get(f"{CHASSIS}/Controls/Nope")).status_code == 404
+
+
+async def test_the_environment_metrics_excerpt_writes_the_same_cap(twin: TwinBmc) -> None:
+    """PATCH ``EnvironmentMetrics.PowerLimitWatts`` (what the OCP baseline profile writes) is
+    the control's own PATCH: same cap, same range, same refusals, same privilege."""
+    unit = twin.rack.unit(UNIT)
+    env_path = f"{CHASSIS}/EnvironmentMetrics"
+    async with _client(twin, OPERATOR) as operator, _client(twin, READER) as reader:
+        refused = await reader.patch(env_path, json={"PowerLimitWatts": {"SetPoint": 4.5}})
+        assert refused.status_code == 403 and unit.power_limit_watts is None
+        for body, code, pointer in (
+            ({"PowerLimitWatts": {"SetPoint": 99}}, "PropertyValueOutOfRange", "SetPoint"),
+            ({"PowerLimitWatts": {"SetPoint": "4"}}, "PropertyValueTypeError", "SetPoint"),
+            ({"PowerLimitWatts": {"Reading": 1}}, "PropertyNotWritable", "Reading"),
+            ({"PowerLimitWatts": 4.5}, "PropertyValueTypeError", ""),
+            ({"PowerWatts": {"Reading": 1}}, "PropertyNotWritable", None),
+        ):
+            reply = await operator.patch(env_path, json=body)
+            assert reply.status_code == 400, body
+            info = reply.json()["error"]["@Message.ExtendedInfo"][0]
+            assert info["MessageId"].endswith(code), (body, info)
+            if pointer is not None:
+                where = f"PowerLimitWatts/{pointer}".rstrip("/")
+                assert where in info["MessageArgs"], info
+        assert unit.power_limit_watts is None, "a refused PATCH changes nothing"
+
+        reply = await operator.patch(env_path, json={"PowerLimitWatts": {"SetPoint": 4.5}})
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["PowerLimitWatts"]["SetPoint"] == 4.5
+        assert unit.power_limit_watts == 4.5
+        control = (await operator.get(CONTROL)).json()
+        assert (control["SetPoint"], control["ControlMode"]) == (4.5, "Automatic")
+        lifted = await operator.patch(
+            env_path, json={"PowerLimitWatts": {"ControlMode": "Disabled"}}
+        )
+        assert lifted.json()["PowerLimitWatts"]["ControlMode"] == "Disabled"
+        assert unit.power_limit_watts is None
+
+
+async def test_the_old_power_resources_power_limit_is_the_same_cap(twin: TwinBmc) -> None:
+    """``Power.PowerControl[0].PowerLimit.LimitInWatts`` (OCP's rack-manager profile, older
+    tools) reads and writes the control's cap; ``null`` lifts it."""
+    unit = twin.rack.unit(UNIT)
+    power = f"{CHASSIS}/Power"
+
+    def limit_of(watts: object) -> dict[str, object]:
+        return {"PowerControl": [{"PowerLimit": {"LimitInWatts": watts}}]}
+
+    async with _client(twin, OPERATOR) as operator, _client(twin, READER) as reader:
+        shown = (await reader.get(power)).json()["PowerControl"][0]["PowerLimit"]
+        assert shown["LimitInWatts"] is None, "no cap yet"
+        assert (await reader.patch(power, json=limit_of(4.5))).status_code == 403
+        for body, code, pointer in (
+            (limit_of(99), "PropertyValueOutOfRange", "PowerControl/0/PowerLimit/LimitInWatts"),
+            (limit_of("4"), "PropertyValueTypeError", "PowerControl/0/PowerLimit/LimitInWatts"),
+            (
+                {"PowerControl": [{"PowerLimit": {"LimitException": "HardPowerOff"}}]},
+                "PropertyNotWritable",
+                "PowerControl/0/PowerLimit/LimitException",
+            ),
+            (
+                {"PowerControl": [{"PowerConsumedWatts": 1}]},
+                "PropertyNotWritable",
+                "PowerControl/0/PowerConsumedWatts",
+            ),
+            ({"Voltages": []}, "PropertyNotWritable", "Voltages"),
+        ):
+            reply = await operator.patch(power, json=body)
+            assert reply.status_code == 400, body
+            info = reply.json()["error"]["@Message.ExtendedInfo"][0]
+            assert info["MessageId"].endswith(code) and pointer in info["MessageArgs"], info
+        assert unit.power_limit_watts is None, "a refused PATCH changes nothing"
+
+        reply = await operator.patch(power, json=limit_of(4.5))
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["PowerControl"][0]["PowerLimit"]["LimitInWatts"] == 4.5
+        assert unit.power_limit_watts == 4.5
+        control = (await operator.get(CONTROL)).json()
+        assert (control["SetPoint"], control["ControlMode"]) == (4.5, "Automatic")
+        lifted = await operator.patch(power, json=limit_of(None))
+        assert lifted.json()["PowerControl"][0]["PowerLimit"]["LimitInWatts"] is None
+        assert unit.power_limit_watts is None

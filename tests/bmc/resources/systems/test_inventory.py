@@ -38,6 +38,12 @@ def _read(twin: TwinBmc) -> dict[str, Any]:
             "celsius": chassis.thermal.temperatures[0].reading_celsius,
             "caution": chassis.thermal.temperatures[0].upper_threshold_non_critical,
             "fans": [fan.reading for fan in chassis.thermal.fans],
+            # What OCP's rack-manager profile reads of a unit through the RMC.
+            "temperature": chassis.thermal.temperatures[0].name,
+            "thermal": chassis.thermal.json["Status"]["State"],
+            "hot_pluggable": {fan["HotPluggable"] for fan in chassis.thermal.json["Fans"]},
+            "redundancy": chassis.power.json["Redundancy"],
+            "managers_in": chassis.json["Links"]["ManagersInChassis"],
         }
     finally:
         auth.close()
@@ -65,6 +71,9 @@ async def test_sushy_reads_the_board_identity_and_the_old_power_and_thermal(
     assert read["caution"] == twin.service.context.meter.temperature_caution
     assert read["celsius"] is None or read["celsius"] > 0
     assert len(read["fans"]) == len(board.fans)
+    assert read["temperature"] == "CPU1 Temp"  # the name IPMI-era tools and OCP look for
+    assert (read["thermal"], read["hot_pluggable"], read["redundancy"]) == ("Enabled", {False}, [])
+    assert read["managers_in"] == [{"@odata.id": "/redfish/v1/Managers/bmc"}]
 
 
 async def test_two_units_differ_and_a_rack_built_again_is_the_same(tmp_path: Path) -> None:

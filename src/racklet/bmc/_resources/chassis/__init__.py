@@ -30,12 +30,18 @@ def routes(ctx: BmcContext) -> list[BaseRoute]:
         route(ITEM, GET=partial(chassis.get, ctx), PATCH=partial(chassis.patch, ctx)),
         route(f"{ITEM}/Sensors", GET=partial(sensors.sensor_collection, ctx)),
         route(f"{ITEM}/Sensors/{{sensor_id}}", GET=partial(sensors.sensor, ctx)),
-        route(f"{ITEM}/EnvironmentMetrics", GET=partial(environment.environment, ctx)),
+        route(
+            f"{ITEM}/EnvironmentMetrics",
+            GET=partial(environment.environment, ctx),
+            PATCH=partial(environment.patch, ctx),
+        ),
         route(f"{ITEM}/PowerSubsystem", GET=partial(power.subsystem, ctx)),
         route(f"{ITEM}/PowerSubsystem/PowerSupplies", GET=partial(power.supplies, ctx)),
         route(f"{ITEM}/PowerSubsystem/PowerSupplies/{{supply_id}}", GET=partial(power.supply, ctx)),
         route(f"{ITEM}/ThermalSubsystem", GET=partial(thermal.subsystem, ctx)),
-        route(f"{ITEM}/Power", GET=partial(legacy.power, ctx)),
+        route(
+            f"{ITEM}/Power", GET=partial(legacy.power, ctx), PATCH=partial(legacy.patch_power, ctx)
+        ),
         route(f"{ITEM}/Thermal", GET=partial(legacy.thermal, ctx)),
         route(f"{ITEM}/ThermalSubsystem/Fans", GET=partial(thermal.fans, ctx)),
         route(f"{ITEM}/ThermalSubsystem/Fans/{{fan_id}}", GET=partial(thermal.fan, ctx)),

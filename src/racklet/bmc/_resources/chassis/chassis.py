@@ -64,7 +64,12 @@ def declared(ctx: BmcContext) -> Chassis:
         Controls=link(f"{path}/Controls"),
         Power=link(f"{path}/Power"),
         Thermal=link(f"{path}/Thermal"),
-        Links={"ComputerSystems": [link(ctx.system_path)], "ManagedBy": [link(ctx.manager_path)]},
+        Links={
+            "ComputerSystems": [link(ctx.system_path)],
+            "ManagedBy": [link(ctx.manager_path)],
+            "ManagersInChassis": [link(ctx.manager_path)],  # the BMC board sits in the tray
+            "Contains": [],  # a tray holds no other chassis
+        },
     )
     if led is not None:
         chassis.LocationIndicatorActive = led.is_lit()

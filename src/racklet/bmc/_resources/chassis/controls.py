@@ -12,11 +12,14 @@ set-point. A set-point outside the range is ``PropertyValueOutOfRange`` and chan
 floor whatever the cap (under-voltage: "temporarily overridden", in the schema's words): a
 controller planning caps must know that the meter no longer shows the demand.
 ``EnvironmentMetrics.PowerLimitWatts`` excerpts the control, so the controller's usual look
-sees the cap without another read.
+sees the cap without another read, and a PATCH of the excerpt
+(``{"PowerLimitWatts": {"SetPoint": 4.5}}``, as the OCP baseline profile writes it) goes
+through the same :func:`apply`.
 
-Modern Redfish (``Controls``, Chassis v1_17+) rather than the deprecated ``Power`` resource's
-``PowerControl[].PowerLimit``; the deprecated one is not served. A board without a limiter
-serves an empty ``Controls`` collection.
+Modern Redfish (``Controls``, Chassis v1_17+); the deprecated ``Power`` resource's
+``PowerControl[0].PowerLimit.LimitInWatts``, which OCP's profiles and older tools read and
+write, shows and changes the same cap (``null``: no cap). A board without a limiter serves an
+empty ``Controls`` collection and no ``PowerLimit``.
 """
 
 from __future__ import annotations
@@ -133,27 +136,36 @@ async def control(ctx: BmcContext, request: Request) -> Response:
     return tagged(request, _body(ctx, _limiter(ctx, request)))
 
 
-async def patch_control(ctx: BmcContext, request: Request) -> Response:
-    limiter = _limiter(ctx, request)
-    patch = await read_patch(request)
-    current = _body(ctx, limiter)
-    check_if_match(request, current)
+def apply(
+    ctx: BmcContext,
+    limiter: PowerLimiter,
+    patch: dict[str, Any],
+    prefix: str = "",
+    set_point_name: str = "SetPoint",
+) -> None:
+    """Validate and carry out a change of the cap (``ControlMode``, ``SetPoint``): the one
+    path for the control, ``EnvironmentMetrics.PowerLimitWatts`` and the old ``Power``
+    resource's ``PowerLimit`` (``prefix`` is the JSON pointer of the excerpt, and errors name
+    the set-point as that resource does). Nothing changes unless the whole change is valid."""
     mode = patch.pop("ControlMode", None)
     set_point = patch.pop("SetPoint", None)
+    shown = {*_body(ctx, limiter), *excerpt(ctx)["PowerLimitWatts"]}
     for name in patch:
-        key = "PropertyNotWritable" if name in current else "PropertyUnknown"
-        raise RedfishErrorReply(400, key, name)
+        key = "PropertyNotWritable" if name in shown else "PropertyUnknown"
+        raise RedfishErrorReply(400, key, f"{prefix}{name}")
     if mode is not None and mode not in MODES:
-        raise RedfishErrorReply(400, "PropertyValueNotInList", json.dumps(mode), "ControlMode")
+        raise RedfishErrorReply(
+            400, "PropertyValueNotInList", json.dumps(mode), f"{prefix}ControlMode"
+        )
     if set_point is not None:
         if isinstance(set_point, bool) or not isinstance(set_point, int | float):
             raise RedfishErrorReply(
-                400, "PropertyValueTypeError", json.dumps(set_point), "SetPoint"
+                400, "PropertyValueTypeError", json.dumps(set_point), f"{prefix}{set_point_name}"
             )
         low, high = _bounds(limiter)
         if not low <= set_point <= high:
             raise RedfishErrorReply(
-                400, "PropertyValueOutOfRange", json.dumps(set_point), "SetPoint"
+                400, "PropertyValueOutOfRange", json.dumps(set_point), f"{prefix}{set_point_name}"
             )
         ctx.power_limit_set_point = float(set_point)
     if mode == "Disabled":
@@ -164,4 +176,11 @@ async def patch_control(ctx: BmcContext, request: Request) -> Response:
         limiter.set_limit_watts(cap)
         what = f"{cap:.2f} W"
     ctx.log.info(f"power limit {what}")
+
+
+async def patch_control(ctx: BmcContext, request: Request) -> Response:
+    limiter = _limiter(ctx, request)
+    patch = await read_patch(request)
+    check_if_match(request, _body(ctx, limiter))
+    apply(ctx, limiter, patch)
     return tagged(request, _body(ctx, limiter))

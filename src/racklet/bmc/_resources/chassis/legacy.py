@@ -1,17 +1,22 @@
 """``Chassis/<unit>/Power`` and ``Thermal``: the deprecated (but still widely read) schemas,
 served beside PowerSubsystem and ThermalSubsystem from the same sample, for clients and
-profiles (OCP Baseline v1.0) that predate them. Read-only: the power limit and fan control
-live in the newer resources."""
+profiles (OCP Baseline v1.0) that predate them. One property is writable:
+``PowerControl[0].PowerLimit.LimitInWatts``, the unit's cap, changed through the same
+:func:`controls.apply` as ``Controls/PowerLimit`` (``null`` lifts it). Fan control lives in
+the newer resources."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from racklet.bmc._http.declared import Resource
-from racklet.bmc._http.responses import respond
+from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.responses import read_patch, respond
+from racklet.bmc._resources.chassis import controls
 from racklet.bmc._resources.chassis.common import mine, status
 from racklet.bmc._resources.chassis.sensors import SENSORS, reading
 from racklet.bmc._resources.chassis.thermal import fans_of
@@ -29,6 +34,7 @@ class Power(Resource):
     PowerControl: list[dict[str, Any]]
     Voltages: list[dict[str, Any]]
     PowerSupplies: list[dict[str, Any]]
+    Redundancy: list[dict[str, Any]]
 
 
 class Thermal(Resource):
@@ -36,12 +42,70 @@ class Thermal(Resource):
 
     Id: str = "Thermal"
     Name: str
+    Status: dict[str, str]
     Temperatures: list[dict[str, Any]]
     Fans: list[dict[str, Any]]
 
 
+def _limit(ctx: BmcContext) -> dict[str, Any]:
+    """``PowerLimit`` of the unit's ``PowerControl`` ({} on a board without a limiter)."""
+    excerpt = controls.excerpt(ctx).get("PowerLimitWatts")
+    if excerpt is None:
+        return {}
+    capped = excerpt["ControlMode"] != "Disabled"
+    return {
+        "PowerLimit": {
+            "LimitInWatts": excerpt["SetPoint"] if capped else None,
+            "LimitException": "NoAction",  # the firmware holds the cap; nothing else acts
+        }
+    }
+
+
 async def power(ctx: BmcContext, request: Request) -> Response:
     mine(ctx, request)
+    return respond(_power(ctx))
+
+
+async def patch_power(ctx: BmcContext, request: Request) -> Response:
+    """``{"PowerControl": [{"PowerLimit": {"LimitInWatts": 4.5}}]}`` caps the unit; ``null``
+    lifts the cap; anything else is read-only."""
+    mine(ctx, request)
+    body = await read_patch(request)
+    control_list = body.pop("PowerControl", None)
+    for name in body:
+        known = name in Power.model_fields
+        raise RedfishErrorReply(400, "PropertyNotWritable" if known else "PropertyUnknown", name)
+    limiter = ctx.board.power_limiter
+    if limiter is None:
+        raise RedfishErrorReply(400, "PropertyNotWritable", "PowerControl")
+    if (
+        not isinstance(control_list, list)
+        or len(control_list) != 1
+        or not isinstance(control_list[0], dict)
+    ):
+        raise RedfishErrorReply(
+            400, "PropertyValueTypeError", json.dumps(control_list), "PowerControl"
+        )
+    item = dict(control_list[0])
+    item.pop("@odata.id", None)
+    limit = item.pop("PowerLimit", None)
+    for name in item:
+        raise RedfishErrorReply(400, "PropertyNotWritable", f"PowerControl/0/{name}")
+    pointer = "PowerControl/0/PowerLimit"
+    if not isinstance(limit, dict):
+        raise RedfishErrorReply(400, "PropertyValueTypeError", json.dumps(limit), pointer)
+    for name in limit:
+        if name != "LimitInWatts":
+            raise RedfishErrorReply(400, "PropertyNotWritable", f"{pointer}/{name}")
+    if not limit:
+        raise RedfishErrorReply(400, "NoOperation")
+    watts = limit["LimitInWatts"]
+    change = {"ControlMode": "Disabled"} if watts is None else {"SetPoint": watts}
+    controls.apply(ctx, limiter, change, prefix=f"{pointer}/", set_point_name="LimitInWatts")
+    return respond(_power(ctx))
+
+
+def _power(ctx: BmcContext) -> dict[str, Any]:
     path = f"{ctx.chassis_path}/Power"
     watts = reading(ctx, _BY_ID["power"])
     declared = Power(
@@ -52,8 +116,10 @@ async def power(ctx: BmcContext, request: Request) -> Response:
                 "@odata.id": f"{path}#/PowerControl/0",
                 "MemberId": "0",
                 "Name": "Unit input power",
+                "PhysicalContext": "SystemBoard",
                 "PowerConsumedWatts": watts,
                 "PowerCapacityWatts": ctx.board.max_power_watts,
+                **_limit(ctx),
                 "Status": status(ctx),
             }
         ],
@@ -77,8 +143,9 @@ async def power(ctx: BmcContext, request: Request) -> Response:
                 "Status": status(ctx),
             }
         ],
+        Redundancy=[],  # one feed: no redundancy group
     )
-    return respond(declared.body(path))
+    return declared.body(path)
 
 
 async def thermal(ctx: BmcContext, request: Request) -> Response:
@@ -94,6 +161,7 @@ async def thermal(ctx: BmcContext, request: Request) -> Response:
                 "Reading": round(fan.rpm()),
                 "ReadingUnits": "RPM",
                 "PhysicalContext": "Fan",
+                "HotPluggable": False,
                 "Status": {
                     "State": "Enabled",
                     "Health": "Critical" if stalled_now(fan) else "OK",
@@ -103,11 +171,12 @@ async def thermal(ctx: BmcContext, request: Request) -> Response:
     declared = Thermal(
         Id="Thermal",
         Name=f"Cooling of {ctx.unit}",
+        Status=status(ctx),
         Temperatures=[
             {
                 "@odata.id": f"{path}#/Temperatures/0",
                 "MemberId": "0",
-                "Name": "SoC temperature",
+                "Name": "CPU1 Temp",  # the SoC's, under the name IPMI-era tools look for
                 "ReadingCelsius": reading(ctx, _BY_ID["temperature"]),
                 "UpperThresholdNonCritical": ctx.meter.temperature_caution,
                 "PhysicalContext": "CPU",

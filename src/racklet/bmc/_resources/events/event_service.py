@@ -1,4 +1,4 @@
-"""``EventService`` with its SSE stream.
+"""``EventService`` with its SSE stream and its push ``Subscriptions``.
 
 ``GET /redfish/v1/EventService/SSE`` answers ``text/event-stream``: one ``Event`` payload
 per message, with ``id:`` set to the event id, so a client can tell what it missed.
@@ -13,10 +13,16 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from racklet.bmc._http.declared import Resource
+from racklet.bmc._http.odata import link
 from racklet.bmc._http.responses import ODATA_HEADERS, respond
 from racklet.bmc._http.uris import EVENT_SERVICE
 from racklet.bmc._state.context import BmcContext
 from racklet.bmc._state.events import RedfishEvent
+from racklet.bmc._state.subscriptions import (
+    RETRY_ATTEMPTS,
+    RETRY_INTERVAL_SECONDS,
+    SUBSCRIPTIONS,
+)
 
 SSE = f"{EVENT_SERVICE}/SSE"
 
@@ -35,6 +41,9 @@ class EventService(Resource):
     ExcludeRegistryPrefix: bool = False
     IncludeOriginOfConditionSupported: bool = False
     SubordinateResourcesSupported: bool = False
+    Subscriptions: dict[str, str] | None = None
+    DeliveryRetryAttempts: int | None = None
+    DeliveryRetryIntervalSeconds: int | None = None
     Status: dict[str, str]
 
 
@@ -48,7 +57,13 @@ async def service(ctx: BmcContext, request: Request) -> Response:
         Name="Event Service",
         ServiceEnabled=True,
         ServerSentEventUri=SSE,
-        RegistryPrefixes=["ResourceEvent", "SensorEvent", "Platform", "AccountSecurity"],
+        RegistryPrefixes=[
+            "ResourceEvent",
+            "SensorEvent",
+            "Platform",
+            "AccountSecurity",
+            "Racklet",
+        ],
         EventFormatTypes=["Event"],
         ResourceTypes=["ComputerSystem", "Chassis", "Manager", "ManagerAccount", "Sensor"],
         ExcludeMessageId=False,  # the stream sends every event: no filters
@@ -57,6 +72,10 @@ async def service(ctx: BmcContext, request: Request) -> Response:
         SubordinateResourcesSupported=False,
         Status={"State": "Enabled", "Health": "OK"},
     )
+    if ctx.subscriptions is not None:
+        declared.Subscriptions = link(SUBSCRIPTIONS)
+        declared.DeliveryRetryAttempts = RETRY_ATTEMPTS
+        declared.DeliveryRetryIntervalSeconds = RETRY_INTERVAL_SECONDS
     return respond(declared.body(EVENT_SERVICE))
 
 

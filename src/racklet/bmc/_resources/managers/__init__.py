@@ -26,5 +26,9 @@ def routes(ctx: BmcContext) -> list[BaseRoute]:
         ),
         route(f"{ITEM}/Actions/{manager.RESET_ACTION}", POST=partial(manager.reset, ctx)),
         route(f"{ITEM}/EthernetInterfaces", GET=partial(ethernet.interfaces, ctx)),
-        route(f"{ITEM}/EthernetInterfaces/{{item_id}}", GET=partial(ethernet.ethernet, ctx)),
+        route(
+            f"{ITEM}/EthernetInterfaces/{{item_id}}",
+            GET=partial(ethernet.ethernet, ctx),
+            PATCH=partial(ethernet.patch, ctx),
+        ),
     ]

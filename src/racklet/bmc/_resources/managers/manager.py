@@ -33,6 +33,7 @@ class Manager(Resource):
 
     Id: str = MANAGER_ID
     Name: str
+    Description: str
     ManagerType: str = "BMC"
     Model: str
     FirmwareVersion: str
@@ -57,6 +58,7 @@ def body(ctx: BmcContext) -> dict[str, Any]:
     manager = Manager(
         Id=MANAGER_ID,
         Name=f"BMC of {ctx.unit}",
+        Description=f"The baseboard management controller in the tray of {ctx.unit}",
         ManagerType="BMC",
         Model="Racklet BMC",
         FirmwareVersion=ctx.firmware_version,
@@ -65,13 +67,14 @@ def body(ctx: BmcContext) -> dict[str, Any]:
         PowerState="On",
         DateTime=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         DateTimeLocalOffset="+00:00",  # the BMC keeps UTC
-        Status={"State": "Enabled", "Health": "OK"},
+        Status={"State": "Enabled", "Health": "OK", "HealthRollup": "OK"},
         LogServices=link(f"{ctx.manager_path}/LogServices"),
         NetworkProtocol=link(f"{ctx.manager_path}/NetworkProtocol"),
         EthernetInterfaces=link(f"{ctx.manager_path}/EthernetInterfaces"),
         Links={
             "ManagerForServers": [link(ctx.system_path)],
             "ManagerForChassis": [link(ctx.chassis_path)],
+            "ManagerInChassis": link(ctx.chassis_path),
             "ActiveSoftwareImage": link(firmware),
             "SoftwareImages": images,
         },

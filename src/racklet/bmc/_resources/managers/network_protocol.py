@@ -17,7 +17,7 @@ from starlette.responses import Response
 from racklet.bmc._http.declared import WRITABLE, Declared, Resource, validate_patch
 from racklet.bmc._http.odata import link
 from racklet.bmc._http.responses import read_patch, respond
-from racklet.bmc._resources.managers.common import mine
+from racklet.bmc._resources.managers.common import mine, network_settings
 from racklet.bmc._state.context import BmcContext
 
 
@@ -55,6 +55,7 @@ class ManagerNetworkProtocol(Resource):
 
 async def get(ctx: BmcContext, request: Request) -> Response:
     mine(request)
+    settings = await network_settings(ctx)
     server = request.scope.get("server") or (None, None)
     https: dict[str, object] = {"ProtocolEnabled": request.url.scheme == "https"}
     https["Certificates"] = link(f"{ctx.manager_path}/NetworkProtocol/HTTPS/Certificates")
@@ -63,8 +64,10 @@ async def get(ctx: BmcContext, request: Request) -> Response:
     declared = ManagerNetworkProtocol(
         Id="NetworkProtocol",
         Name=f"Network protocols of the BMC of {ctx.unit}",
-        HostName=f"{ctx.unit}-bmc",
-        FQDN=f"{ctx.unit}-bmc",  # the name the rack CA certified for this BMC
+        # What the management port is configured with (EthernetInterfaces/eth0), else the
+        # name the rack CA certified for this BMC.
+        HostName=settings.host_name or f"{ctx.unit}-bmc",
+        FQDN=settings.fqdn or f"{ctx.unit}-bmc",
         Status={"State": "Enabled", "Health": "OK"},
         HTTPS=https,
         HTTP=_off(),

@@ -1,5 +1,6 @@
 """``/redfish/v1/Registries``: the message registries a client needs to read this BMC's
-messages that no DMTF registry covers (``Racklet.1.0``: the console lines' ``MessageId``).
+messages that no DMTF registry covers (``Racklet.1.0``: the console lines' ``MessageId``
+and the BMC's own start).
 The DMTF registries (Base, ResourceEvent, ...) are DMTF's to publish and are not repeated."""
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ async def registry_file(request: Request) -> Response:
     declared = MessageRegistryFile(
         Id=RACKLET,
         Name="Racklet Message Registry File",
-        Description="Racklet's own messages (console lines)",
+        Description="Racklet's own messages (console lines, the BMC's start)",
         Languages=["en"],
         Registry=RACKLET,
         Location=[{"Language": "en", "Uri": DOCUMENT}],

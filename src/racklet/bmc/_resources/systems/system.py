@@ -25,7 +25,7 @@ from racklet.bmc._http.etags import check_if_match, tagged
 from racklet.bmc._http.idempotency import HEADER as IDEMPOTENCY_HEADER
 from racklet.bmc._http.idempotency import OnceByKey
 from racklet.bmc._http.odata import collection, link, resource
-from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.registry import RedfishErrorReply, message_id
 from racklet.bmc._http.responses import (
     no_content,
     page,
@@ -43,7 +43,7 @@ from racklet.bmc._state.power import ResetType
 MAX_CONSOLES = 4
 """WebSocket console watchers at once (each is a read-only copy of the UART)."""
 RESET_ACTION = "ComputerSystem.Reset"
-RESET_REQUESTED = "Racklet.1.0.ResetRequested"
+RESET_REQUESTED = message_id("Racklet.ResetRequested")
 """The EventLog record of a Reset: args (unit, ResetType, who: account or SPIFFE ID)."""
 
 
