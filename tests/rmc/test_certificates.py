@@ -1,0 +1,167 @@
+"""The RMC's CertificateService: its own HTTPS certificate renewed through Redfish.
+
+The same code as the BMC's (``racklet.bmc.certificates``): the RMC makes the key, the rack
+CA signs the CSR, and the RMC's next TLS handshake presents the new certificate. Only an
+Administrator and the rack's controller (its client certificate) may make keys or install
+certificates; an Operator or a reader is refused and nothing changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+
+from racklet.net import client_context, pem_identity
+from racklet.pki import RackCA, write_crl
+from racklet.rmc import prepare_rmc, rmc_dir, serve_rmc
+from tests.rmc.conftest import ADMIN, OPERATOR, READER, Rack, free_port
+from tests.rmc.test_setup import _config
+
+SERVICE = "/redfish/v1/CertificateService"
+CSR = f"{SERVICE}/Actions/CertificateService.GenerateCSR"
+REPLACE = f"{SERVICE}/Actions/CertificateService.ReplaceCertificate"
+HTTPS = "/redfish/v1/Managers/rmc/NetworkProtocol/HTTPS/Certificates"
+
+
+async def _served(url: str, ca: Path) -> int:
+    """The serial number of the certificate the listener at ``url`` presents in a fresh
+    handshake."""
+    port = int(url.rsplit(":", 1)[1])
+    _, writer = await asyncio.open_connection(
+        "127.0.0.1", port, ssl=client_context(ca), server_hostname="127.0.0.1"
+    )
+    try:
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    assert der is not None
+    return x509.load_der_x509_certificate(der).serial_number
+
+
+async def _csr(http: httpx.AsyncClient) -> httpx.Response:
+    return await http.post(
+        CSR, json={"CertificateCollection": {"@odata.id": HTTPS}, "CommonName": "rmc"}
+    )
+
+
+async def _replace(http: httpx.AsyncClient, pem: bytes) -> httpx.Response:
+    return await http.post(
+        REPLACE,
+        json={
+            "CertificateString": pem.decode(),
+            "CertificateType": "PEM",
+            "CertificateUri": {"@odata.id": f"{HTTPS}/1"},
+        },
+    )
+
+
+def _sign(ca: RackCA, csr: str, role: str = "rmc") -> bytes:
+    return ca.sign_csr(csr.encode(), common_name="rmc", role=role, sans=("127.0.0.1",), days=7)
+
+
+async def test_an_administrator_renews_the_rmc_certificate_and_the_next_handshake_uses_it(
+    rack: Rack, tmp_path: Path
+) -> None:
+    ca = RackCA.load(tmp_path / "pki")
+    before = await _served(rack.url, rack.ca)
+    async with rack.client(ADMIN) as http:
+        service = (await http.get(SERVICE)).json()
+        assert f"#{CSR.rsplit('/', 1)[1]}" in service["Actions"]
+        assert (await http.get("/redfish/v1")).json()["CertificateService"] == {
+            "@odata.id": SERVICE
+        }
+        answer = await _csr(http)
+        assert answer.status_code == 200, answer.text
+        pem = _sign(ca, answer.json()["CSRString"])
+        installed = await _replace(http, pem)
+        assert installed.status_code == 200, installed.text
+        shown = (await http.get(f"{HTTPS}/1")).json()
+        locations = (await http.get(f"{SERVICE}/CertificateLocations")).json()
+    new = x509.load_pem_x509_certificate(pem).serial_number
+    assert shown["CertificateString"] == pem.decode()
+    assert locations["Links"]["Certificates"] == [{"@odata.id": f"{HTTPS}/1"}]
+    assert await _served(rack.url, rack.ca) == new != before
+    assert pem_identity(pem) == ca.spiffe_id("rmc")
+
+
+@pytest.mark.parametrize("who", [OPERATOR, READER], ids=["operator", "reader"])
+async def test_operators_and_readers_may_read_but_not_replace_the_rmc_certificate(
+    rack: Rack, tmp_path: Path, who: tuple[str, str]
+) -> None:
+    ca = RackCA.load(tmp_path / "pki")
+    async with rack.client(ADMIN) as admin:
+        csr = (await _csr(admin)).json()["CSRString"]  # a pending key the caller could target
+    before = await _served(rack.url, rack.ca)
+    async with rack.client(who) as http:
+        assert (await http.get(f"{HTTPS}/1")).status_code == 200
+        refused_csr = await _csr(http)
+        refused_replace = await _replace(http, _sign(ca, csr))
+    for refused in (refused_csr, refused_replace):
+        assert refused.status_code == 403, refused.text
+        info = refused.json()["error"]["@Message.ExtendedInfo"][0]
+        assert info["MessageId"].endswith("InsufficientPrivilege")
+    assert await _served(rack.url, rack.ca) == before
+
+
+async def test_a_certificate_for_another_role_is_refused_and_the_old_one_stays(
+    rack: Rack, tmp_path: Path
+) -> None:
+    ca = RackCA.load(tmp_path / "pki")
+    before = await _served(rack.url, rack.ca)
+    async with rack.client(ADMIN) as http:
+        csr = (await _csr(http)).json()["CSRString"]
+        answer = await _replace(http, _sign(ca, csr, role="bmc/unit-1"))
+    assert answer.status_code == 400
+    resolution = answer.json()["error"]["@Message.ExtendedInfo"][0]["Resolution"]
+    assert ca.spiffe_id("rmc") in resolution
+    assert await _served(rack.url, rack.ca) == before
+
+
+async def test_the_controller_certificate_renews_the_rmc_served_by_racklet_up(
+    rack: Rack, tmp_path: Path
+) -> None:
+    """``serve_rmc`` as ``racklet up`` runs it: the controller logs in with its client
+    certificate (no password), and the listener follows the replaced files."""
+    state = tmp_path / "state"
+    (state / "pki").mkdir(parents=True)
+    for name in ("ca.crt", "ca.key"):
+        (state / "pki" / name).write_bytes((tmp_path / "pki" / name).read_bytes())
+    ca = RackCA.load(state / "pki")
+    write_crl(ca, state / "pki")
+    config = _config(state, rack)
+    prepare_rmc(rmc_dir(config), ca)
+    controller = ca.issue("racklet-controller", role="controller", server=False, client=True)
+    key, crt = controller.write(tmp_path / "controller", "client")
+    running = await serve_rmc(config, port=free_port())
+    try:
+        before = await _served(running.url, rack.ca)
+        verify = client_context(rack.ca)
+        verify.load_cert_chain(crt, key)
+        async with httpx.AsyncClient(base_url=running.url, verify=verify) as http:
+            answer = await _csr(http)
+            assert answer.status_code == 200, answer.text
+            pem = _sign(ca, answer.json()["CSRString"])
+            assert (await _replace(http, pem)).status_code == 200
+        new = x509.load_pem_x509_certificate(pem).serial_number
+        for _ in range(200):  # the listener follows its files (a stat a second)
+            if await _served(running.url, rack.ca) == new:
+                break
+            await asyncio.sleep(0.05)
+        assert await _served(running.url, rack.ca) == new != before
+        # Without a certificate or a password nothing is let through.
+        async with httpx.AsyncClient(base_url=running.url, verify=client_context(rack.ca)) as anon:
+            assert (await _csr(anon)).status_code == 401
+        other = RackCA.create(tmp_path / "other").issue("x", role="controller", client=True)
+        okey, ocrt = other.write(tmp_path / "other", "client")
+        stranger = client_context(rack.ca)
+        stranger.load_cert_chain(ocrt, okey)
+        with pytest.raises(httpx.TransportError):  # nor a certificate another CA signed
+            async with httpx.AsyncClient(base_url=running.url, verify=stranger) as http:
+                await _csr(http)
+    finally:
+        await running.stop()
