@@ -9,15 +9,21 @@ certificates; an Operator or a reader is refused and nothing changes.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from pathlib import Path
 
 import httpx
 import pytest
 from cryptography import x509
 
+from racklet.api import ObjectMeta, RackSpec, find_condition
+from racklet.api import Rack as RackObject
+from racklet.controller._certificates import UnitCertificates
 from racklet.net import client_context, pem_identity
 from racklet.pki import RackCA, write_crl
+from racklet.redfish import RedfishClient
 from racklet.rmc import prepare_rmc, rmc_dir, serve_rmc
+from racklet.store import SqliteStore
 from tests.rmc.conftest import ADMIN, OPERATOR, READER, Rack, free_port
 from tests.rmc.test_setup import _config
 
@@ -165,3 +171,52 @@ async def test_the_controller_certificate_renews_the_rmc_served_by_racklet_up(
                 await _csr(http)
     finally:
         await running.stop()
+
+
+async def test_the_controller_renews_the_rmc_certificate_as_it_renews_a_bmcs(
+    rack: Rack, tmp_path: Path
+) -> None:
+    """The controller's certificate task, given the rack's RMC: once two thirds of the RMC's
+    certificate's lifetime are used, a fresh key and a week-long certificate, an event and a
+    condition on the Rack; a round with nothing due changes nothing."""
+    ca = RackCA.load(tmp_path / "pki")
+    key, crt = ca.issue("racklet-controller", role="controller", server=False, client=True).write(
+        tmp_path / "controller", "client"
+    )
+    client = RedfishClient(
+        rack.url,
+        "controller",
+        None,
+        ca_bundle=rack.ca,
+        client_cert=(crt, key),
+        expect=ca.spiffe_id("rmc"),
+    )
+    store = SqliteStore(tmp_path / "store.db")
+    await store.create(
+        RackObject(metadata=ObjectMeta(name="rack-1"), spec=RackSpec(psuRatedWatts=50))
+    )
+    now = dt.datetime.now(dt.UTC)
+    clock = [now + dt.timedelta(days=61)]  # `racklet up` issued it for 90 days
+    task = UnitCertificates(
+        store, {}, tmp_path / "pki", now=lambda: clock[0], rmc=("rack-1", client)
+    )
+    try:
+        before = await _served(rack.url, rack.ca)
+        assert await task.run_once()
+        renewed = await _served(rack.url, rack.ca)
+        clock[0] = now
+        assert await task.run_once()
+        assert await _served(rack.url, rack.ca) == renewed != before
+        async with rack.client(READER) as http:
+            shown = (await http.get(f"{HTTPS}/1")).json()
+        cert = x509.load_pem_x509_certificate(shown["CertificateString"].encode())
+        assert cert.not_valid_after_utc - cert.not_valid_before_utc <= dt.timedelta(days=8)
+        assert pem_identity(shown["CertificateString"].encode()) == ca.spiffe_id("rmc")
+        stored = await store.get(RackObject, "rack-1")
+        condition = find_condition(stored.status.conditions, "RmcCertificate")
+        assert condition is not None and condition.status == "True", condition
+        events = await store.events("rack-1", limit=100, kind="Rack")
+        assert [e.reason for e in events] == ["RmcCertificateRenewed"]
+    finally:
+        await client.aclose()
+        await store.close()
