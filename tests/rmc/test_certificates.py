@@ -18,9 +18,10 @@ from cryptography import x509
 
 from racklet.api import ObjectMeta, RackSpec, find_condition
 from racklet.api import Rack as RackObject
+from racklet.bmc.certificates import CertificateStore, https_slot
 from racklet.controller._certificates import UnitCertificates
 from racklet.net import client_context, pem_identity
-from racklet.pki import RackCA, write_crl
+from racklet.pki import RackCA, inventory, renew_due, write_crl
 from racklet.redfish import RedfishClient
 from racklet.rmc import prepare_rmc, rmc_dir, serve_rmc
 from racklet.store import SqliteStore
@@ -30,7 +31,8 @@ from tests.rmc.test_setup import _config
 SERVICE = "/redfish/v1/CertificateService"
 CSR = f"{SERVICE}/Actions/CertificateService.GenerateCSR"
 REPLACE = f"{SERVICE}/Actions/CertificateService.ReplaceCertificate"
-HTTPS = "/redfish/v1/Managers/rmc/NetworkProtocol/HTTPS/Certificates"
+MANAGER = "/redfish/v1/Managers/rmc"
+HTTPS = f"{MANAGER}/NetworkProtocol/HTTPS/Certificates"
 
 
 async def _served(url: str, ca: Path) -> int:
@@ -220,3 +222,23 @@ async def test_the_controller_renews_the_rmc_certificate_as_it_renews_a_bmcs(
     finally:
         await client.aclose()
         await store.close()
+
+
+def test_once_the_rmc_holds_its_https_key_only_its_client_identity_is_renewed_by_file(
+    tmp_path: Path,
+) -> None:
+    """The RMC's HTTPS key is made inside it (a CSR; the controller renews it so), but its
+    client identity to the BMCs still sits beside it as files, renewed by the PKI chore."""
+    ca = RackCA.create(tmp_path / "pki")
+    directory = tmp_path / "rmc"
+    prepare_rmc(directory, ca)
+    store = CertificateStore(
+        directory, https_slot(MANAGER, "rmc", "rmc"), rack_ca=tmp_path / "pki" / "ca.crt"
+    )
+    store.generate_csr(store.https)  # the RMC now makes its own HTTPS keys
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=80)
+    renewed = renew_due(ca, tmp_path, now=later)
+    assert renewed == [directory / "client.crt"]
+    assert [i.path for i in inventory(tmp_path) if i.path.parent == directory] == [
+        directory / "client.crt"
+    ]

@@ -148,6 +148,12 @@ def _rmc_slot(rmc: CertificateBmc) -> _Slot:
     return _Slot("RmcCertificate", "RmcCertificate", collection, "rmc", "rmc", True, False, (host,))
 
 
+def _until(body: dict[str, Any]) -> str:
+    """The condition message of a certificate in order (as after its renewal): its expiry."""
+    cert = x509.load_pem_x509_certificate(str(body["CertificateString"]).encode())
+    return f"valid until {cert.not_valid_after_utc.isoformat(timespec='seconds')}"
+
+
 def _subject(pem: bytes) -> str:
     """The common name the certificate itself certifies (what its record is named by)."""
     cert = x509.load_pem_x509_certificate(pem)
@@ -270,6 +276,8 @@ class UnitCertificates:
             current = await bmc.certificate(slot.uri)
             reason = _due(current, ca, slot, self._now(), self.policy.renew_after, revoked)
             if reason is None:
+                assert current is not None  # a certificate is due unless it is there
+                await self._condition(target, slot.condition, True, "Valid", _until(current))
                 return True
             if reason in ("missing", "foreign") and not await enrolment.allow():
                 message = "none: the board awaits enrolment (condition Enrolled)"
@@ -307,8 +315,7 @@ class UnitCertificates:
             log.warning("certificate of %s not renewed: %s", slot.common_name, exc)
             await self._record(target, slot, False, "RenewFailed", message, "RenewFailed")
             return False
-        expiry = x509.load_pem_x509_certificate(pem).not_valid_after_utc
-        until = f"valid until {expiry.isoformat(timespec='seconds')}"
+        until = _until({"CertificateString": pem.decode()})
         verb = "Renewed" if reason == "due" else "Issued"
         log.info("%s certificate of %s %s (%s)", slot.label, name, verb.lower(), until)
         await self._record(target, slot, True, "Valid", until, verb)
