@@ -19,12 +19,14 @@ from cryptography import x509
 from racklet.api import ObjectMeta, RackSpec, find_condition
 from racklet.api import Rack as RackObject
 from racklet.bmc.certificates import CertificateStore, https_slot
+from racklet.config import RmcConfig, save
 from racklet.controller._certificates import UnitCertificates
 from racklet.net import client_context, pem_identity
 from racklet.pki import RackCA, inventory, renew_due, write_crl
 from racklet.redfish import RedfishClient
 from racklet.rmc import prepare_rmc, rmc_dir, serve_rmc
 from racklet.store import SqliteStore
+from tests.cli.conftest import run_main
 from tests.rmc.conftest import ADMIN, OPERATOR, READER, Rack, free_port
 from tests.rmc.test_setup import _config
 
@@ -242,3 +244,18 @@ def test_once_the_rmc_holds_its_https_key_only_its_client_identity_is_renewed_by
     assert [i.path for i in inventory(tmp_path) if i.path.parent == directory] == [
         directory / "client.crt"
     ]
+
+
+async def test_pki_status_lists_the_certificate_the_rmc_holds(rack: Rack, tmp_path: Path) -> None:
+    """Once the RMC makes its own HTTPS key its certificate is no file of the state dir: the
+    RMC reports it, and ``racklet pki status`` shows it beside the BMCs' (with the CRL)."""
+    config = _config(tmp_path, rack).model_copy(
+        update={"rmc": RmcConfig(url=rack.url, username=ADMIN[0], password=ADMIN[1])}
+    )
+    path = save(config)
+    write_crl(RackCA.load(tmp_path / "pki"), tmp_path / "pki")
+    shown = await asyncio.to_thread(run_main, "--config", str(path), "pki", "status")
+    assert shown.code == 0, shown.err
+    row = next(line.split() for line in shown.out.splitlines() if line.startswith("rmc "))
+    assert row[:3] == ["rmc", "https", "rmc"] and row[-1] == "ok", shown.out
+    assert "Held by the BMCs and the RMC" in shown.out
