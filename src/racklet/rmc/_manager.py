@@ -71,6 +71,8 @@ class ManagerInfo:
     """``Chassis/rack`` when the RMC has the rack's board."""
     link_speed_mbps: int | None = None
     """The management port's link speed, when known."""
+    certificates: bool = True
+    """Whether its listener's certificate is served (the CertificateService's collection)."""
 
 
 class ManagerResources:
@@ -109,7 +111,7 @@ class ManagerResources:
             },
             "NetworkProtocol": _link(NETWORK),
             "EthernetInterfaces": _link(ETHERNET),
-            "Certificates": _link(CERTIFICATES),
+            **({"Certificates": _link(CERTIFICATES)} if i.certificates else {}),
             "LogServices": _link(f"{MANAGER}/LogServices"),
             "Links": links,
             "Actions": {
@@ -134,7 +136,7 @@ class ManagerResources:
             "HTTPS": {
                 "ProtocolEnabled": True,
                 "Port": i.https_port,
-                "Certificates": _link(CERTIFICATES),
+                **({"Certificates": _link(CERTIFICATES)} if i.certificates else {}),
             },
             "SSH": {"ProtocolEnabled": False, "Port": None},
             "SSDP": {"ProtocolEnabled": False, "Port": None},

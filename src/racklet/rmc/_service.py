@@ -171,6 +171,7 @@ class RmcService:
                 mac_address=settings.mac_address or mac_for(settings.name),
                 rack_chassis=None if self.monitor is None else RACK,
                 link_speed_mbps=settings.link_speed_mbps,
+                certificates=self.certificates is not None,
             ),
             self.restart,
         )
