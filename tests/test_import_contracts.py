@@ -57,6 +57,7 @@ def test_the_contracts_hold_on_the_code_as_it_is(tmp_path: Path) -> None:
         ("racklet.node", "import racklet.store", "The hardware side never imports"),
         ("racklet.bmc._resources.chassis", "import racklet.bmc._resources.systems", "BMC resource"),
         ("racklet.bmc._state", "import racklet.bmc._resources.tasks", "BMC state and HTTP"),
+        ("racklet.rmc", "import racklet.bmc._state.certificates", "The RMC uses the BMC's"),
     ],
 )
 def test_a_forbidden_import_fails_the_contracts(

@@ -160,7 +160,11 @@ async def running_rack(tmp_path: Path, **bmc_options: Any) -> AsyncIterator[Rack
             )
         )
         await rmc.start()
-        rmc_server = AppServer(rmc.app, port=port, ssl_context=server_context(crt, key), name="rmc")
+        # Client certificates from the rack CA are a login (the controller's); a certificate
+        # replaced through the RMC's CertificateService serves the next handshake.
+        assert rmc.certificates is not None
+        rmc_ctx = rmc.certificates.server_context(tmp_path / "pki" / "ca.crt")
+        rmc_server = AppServer(rmc.app, port=port, ssl_context=rmc_ctx, name="rmc")
         await rmc_server.start()
         try:
             yield Rack(

@@ -18,7 +18,7 @@ from racklet.config import (
     UnitConfig,
 )
 from racklet.net import client_context
-from racklet.pki import RackCA
+from racklet.pki import RackCA, write_crl
 from racklet.rmc import RMC_USER, prepare_rmc, rmc_dir, serve_rmc
 from tests.rmc.conftest import BMC_PASSWORD, Rack, free_port
 
@@ -45,6 +45,7 @@ async def test_serve_rmc_aggregates_every_bmc_of_the_config(rack: Rack, tmp_path
     config = _config(tmp_path, rack)  # the fixture's CA lives in tmp_path/pki, as in a state dir
     directory = rmc_dir(config)
     password = prepare_rmc(directory, RackCA.load(tmp_path / "pki"))
+    write_crl(RackCA.load(tmp_path / "pki"), tmp_path / "pki")  # as `racklet up` does
     assert prepare_rmc(directory, RackCA.load(tmp_path / "pki")) == password, "prepared once"
     for secret in ("server.key", "accounts.json", "admin.password"):
         assert stat.S_IMODE((directory / secret).stat().st_mode) == 0o600

@@ -204,7 +204,7 @@ def build_app(
         *update_family.routes(ctx, update, tasks),
         *task_routes(tasks),
         *_metrics.routes(ctx),
-        *(certificate_family.routes(ctx, certificates) if certificates else []),
+        *(certificate_family.routes(ctx.log, certificates) if certificates else []),
     ]
     audited = (
         []

@@ -157,7 +157,7 @@ class BmcService:
             backoff=settings.login_backoff,
             report=LoginEvents(events, self._log.bind(request="login"), ACCOUNTS),
         )
-        self.certificates = CertificateStore(
+        self.certificates = CertificateStore.for_bmc(
             settings.unit,
             settings.state_dir,
             system_path=self.context.system_path,

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from racklet import config as rack_config
-from racklet.cli._client import bmc_identity
+from racklet.cli._client import bmc_identity, rack_identity
 from racklet.cli._format import render_rows
 from racklet.pki import (
     CRL_NAME,
@@ -30,13 +30,14 @@ from racklet.pki import (
     renew_due,
     revoke,
 )
-from racklet.pki._inventory import BMC_HELD, EXPIRING_DAYS
+from racklet.pki._inventory import BMC_HELD, EXPIRING_DAYS, HELD_STEMS
 from racklet.redfish import RedfishClient, RedfishClientError
 
 _BMC_CERTIFICATES = (
     ("identity", "/redfish/v1/Systems/{unit}/Certificates/1"),
     ("https", "/redfish/v1/Managers/bmc/NetworkProtocol/HTTPS/Certificates/1"),
 )
+_RMC_CERTIFICATES = (("https", "/redfish/v1/Managers/rmc/NetworkProtocol/HTTPS/Certificates/1"),)
 
 
 def add_pki_parser(commands: Any) -> None:
@@ -101,7 +102,10 @@ def cmd_pki_status(args: argparse.Namespace) -> int:
     else:
         print(f"CRL pki/{CRL_NAME}: missing (the controller writes it when it starts)")
     held = asyncio.run(_bmc_rows(config, now, revoked))
-    print("Held by the BMCs (as they report them; the controller renews them through Redfish):")
+    print(
+        "Held by the BMCs and the RMC (as they report them; "
+        "the controller renews them through Redfish):"
+    )
     header = ("UNIT", "CERTIFICATE", "SUBJECT", "NOT AFTER", "DAYS LEFT", "STATE")
     print(render_rows([header, *held]))
     bmc_flagged = sum(row[-1] != "ok" for row in held)
@@ -132,27 +136,21 @@ def _serial(body: dict[str, Any]) -> int | None:
         return None
 
 
-async def _bmc_unit(
-    config: rack_config.RackConfig,
-    unit: rack_config.UnitConfig,
+async def _held(
+    name: str,
+    client: RedfishClient,
+    certificates: tuple[tuple[str, str], ...],
     now: dt.datetime,
     revoked: set[int],
 ) -> list[tuple[str, ...]]:
-    """The rows of one unit's BMC: what it reports, or why it could not be asked."""
-    client = RedfishClient(
-        unit.bmc.url,
-        unit.bmc.username,
-        unit.bmc.password,
-        ca_bundle=config.layout.ca_cert,
-        expect=bmc_identity(config, unit.name),
-        timeout=3.0,
-    )
+    """The rows of one BMC (or the RMC, ``name`` rmc): what it reports, or why it could not
+    be asked."""
     rows: list[tuple[str, ...]] = []
     try:
-        for label, uri in _BMC_CERTIFICATES:
-            body = await client.certificate(uri.format(unit=unit.name))
+        for label, uri in certificates:
+            body = await client.certificate(uri.format(unit=name))
             if body is None:
-                rows.append((unit.name, label, "-", "-", "-", "MISSING"))
+                rows.append((name, label, "-", "-", "-", "MISSING"))
                 continue
             before = dt.datetime.fromisoformat(str(body["ValidNotBefore"]))
             after = dt.datetime.fromisoformat(str(body["ValidNotAfter"]))
@@ -160,9 +158,9 @@ async def _bmc_unit(
             days = (after - now) / dt.timedelta(days=1)
             state = "REVOKED" if _serial(body) in revoked else _bmc_state(before, after, now)
             stamp = after.strftime("%Y-%m-%dT%H:%MZ")
-            rows.append((unit.name, label, subject, stamp, f"{days:.1f}", state))
+            rows.append((name, label, subject, stamp, f"{days:.1f}", state))
     except (RedfishClientError, KeyError, ValueError, TypeError):
-        rows.append((unit.name, "-", "-", "-", "-", "UNREACHABLE"))
+        rows.append((name, "-", "-", "-", "-", "UNREACHABLE"))
     finally:
         await client.aclose()
     return rows
@@ -171,7 +169,37 @@ async def _bmc_unit(
 async def _bmc_rows(
     config: rack_config.RackConfig, now: dt.datetime, revoked: set[int]
 ) -> list[tuple[str, ...]]:
-    found = await asyncio.gather(*(_bmc_unit(config, unit, now, revoked) for unit in config.units))
+    """Every BMC's rows, then the RMC's (when the rack has one)."""
+    ca = config.layout.ca_cert
+    work = [
+        _held(
+            unit.name,
+            RedfishClient(
+                unit.bmc.url,
+                unit.bmc.username,
+                unit.bmc.password,
+                ca_bundle=ca,
+                expect=bmc_identity(config, unit.name),
+                timeout=3.0,
+            ),
+            _BMC_CERTIFICATES,
+            now,
+            revoked,
+        )
+        for unit in config.units
+    ]
+    if config.rmc is not None:
+        rmc = config.rmc
+        client = RedfishClient(
+            rmc.url,
+            rmc.username,
+            rmc.password,
+            ca_bundle=ca,
+            expect=rack_identity(config, "rmc"),
+            timeout=3.0,
+        )
+        work.append(_held("rmc", client, _RMC_CERTIFICATES, now, revoked))
+    found = await asyncio.gather(*work)
     return [row for rows in found for row in rows]
 
 
@@ -182,9 +210,9 @@ def cmd_pki_renew(args: argparse.Namespace) -> int:
         renewed = []
         for name in args.certs:
             path = Path(name)
-            if (path.parent / BMC_HELD).is_dir():
+            if (path.parent / BMC_HELD).is_dir() and path.stem in HELD_STEMS:
                 raise PkiError(
-                    f"{path} is held by its BMC: the controller renews it through Redfish "
+                    f"{path} is held by its service: the controller renews it through Redfish "
                     "CertificateService (see docs/pki.md)"
                 )
             fresh = ca.renew(_read(path))

@@ -23,6 +23,11 @@ it is false the board waits with condition ``Enrolled=False`` (``AwaitingApprova
 the approval is used once: removed when the board has its certificates (``Enrolled=True``,
 ``Approved``). Renewals never wait.
 
+The RMC's HTTPS certificate is renewed the same way, through the RMC's CertificateService
+(the BMC's code; the controller's certificate is ``RackController`` there too), when the rack
+has an RMC: role ``rmc``, event ``RmcCertificate...`` and condition ``RmcCertificate`` on the
+Rack. It never waits for enrolment: ``racklet up`` prepared the RMC with the rack CA.
+
 Only the leader runs it (a leader-only service), through the fenced store. A revoked certificate
 (``racklet pki revoke``) is replaced at the next round with a fresh key: revoking a unit's
 identity rotates it (docs/security.md); the CRL keeps the old one refused everywhere.
@@ -60,6 +65,7 @@ from racklet.store import Conflict, NotFound, Store, StoreError
 
 log = get_logger("controller")
 MANAGER = "/redfish/v1/Managers/bmc"
+RMC_MANAGER = "/redfish/v1/Managers/rmc"
 ISSUED = "issued"
 """``pki/issued/<CN>.pem``: the last certificate signed for each BMC-held key (public), for
 ``racklet pki revoke`` to name (``.pem``, not ``.crt``: the BMC reports its expiry, not a file
@@ -136,6 +142,18 @@ def _slots(unit: str, bmc: CertificateBmc, policy: CertificatePolicy) -> tuple[_
     )
 
 
+def _rmc_slot(rmc: CertificateBmc) -> _Slot:
+    host = urlsplit(rmc.base_url).hostname or "localhost"
+    collection = f"{RMC_MANAGER}/NetworkProtocol/HTTPS/Certificates"
+    return _Slot("RmcCertificate", "RmcCertificate", collection, "rmc", "rmc", True, False, (host,))
+
+
+def _until(body: dict[str, Any]) -> str:
+    """The condition message of a certificate in order (as after its renewal): its expiry."""
+    cert = x509.load_pem_x509_certificate(str(body["CertificateString"]).encode())
+    return f"valid until {cert.not_valid_after_utc.isoformat(timespec='seconds')}"
+
+
 def _subject(pem: bytes) -> str:
     """The common name the certificate itself certifies (what its record is named by)."""
     cert = x509.load_pem_x509_certificate(pem)
@@ -181,9 +199,12 @@ class UnitCertificates:
         policy: CertificatePolicy | None = None,
         observer: LoopObserver | None = None,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        rmc: tuple[str, CertificateBmc] | None = None,
     ) -> None:
+        """``rmc``: the rack's name and its RMC's client, when the rack has an RMC."""
         self._store = store
         self._bmcs = bmcs
+        self._rmc = rmc
         self._pki_dir = pki_dir
         self.policy = policy or CertificatePolicy()
         self._now = now
@@ -218,41 +239,49 @@ class UnitCertificates:
         work = [
             self._unit(name, bmc, ca, revoked) for name in units if (bmc := self._bmcs.get(name))
         ]
+        if self._rmc is not None:
+            rack, rmc = self._rmc
+            target = _Target(Rack, rack)
+            work.append(self._slot(target, rmc, ca, _rmc_slot(rmc), revoked, _NoEnrolment()))
         return all(await asyncio.gather(*work))
 
     async def _unit(self, name: str, bmc: CertificateBmc, ca: RackCA, revoked: set[int]) -> bool:
         ok = True
         enrolment = _Enrolment(self._store, name)
+        target = _Target(ComputeUnit, name)
         for slot in _slots(name, bmc, self.policy):
-            ok = await self._slot(name, bmc, ca, slot, revoked, enrolment) and ok
+            ok = await self._slot(target, bmc, ca, slot, revoked, enrolment) and ok
         if enrolment.waiting:
             message = (
                 f"the board in slot {enrolment.slot} holds no identity of this rack and the "
                 f"rack's autoEnroll is off: `racklet slot approve {enrolment.slot}` enrols it"
             )
-            await self._condition(name, "Enrolled", False, "AwaitingApproval", message)
+            await self._condition(target, "Enrolled", False, "AwaitingApproval", message)
         elif ok and enrolment.approved and enrolment.used:
             await self._consume_approval(name)
-            await self._condition(name, "Enrolled", True, "Approved", "enrolled on approval")
+            await self._condition(target, "Enrolled", True, "Approved", "enrolled on approval")
         return ok
 
     async def _slot(
         self,
-        name: str,
+        target: _Target,
         bmc: CertificateBmc,
         ca: RackCA,
         slot: _Slot,
         revoked: set[int],
-        enrolment: _Enrolment,
+        enrolment: _Enrolment | _NoEnrolment,
     ) -> bool:
+        name = target.name
         try:
             current = await bmc.certificate(slot.uri)
             reason = _due(current, ca, slot, self._now(), self.policy.renew_after, revoked)
             if reason is None:
+                assert current is not None  # a certificate is due unless it is there
+                await self._condition(target, slot.condition, True, "Valid", _until(current))
                 return True
             if reason in ("missing", "foreign") and not await enrolment.allow():
                 message = "none: the board awaits enrolment (condition Enrolled)"
-                await self._condition(name, slot.condition, False, "AwaitingApproval", message)
+                await self._condition(target, slot.condition, False, "AwaitingApproval", message)
                 return False  # a new board: it waits for approval
             csr = await bmc.generate_csr(slot.collection, slot.common_name)
             pem = await asyncio.to_thread(
@@ -278,24 +307,23 @@ class UnitCertificates:
                 "certificate request refused: asked %r, the CSR names %r", exc.asked, exc.got
             )
             await self._record(
-                name, slot, False, "CertificateRefused", message, "Refused", "Certificate"
+                target, slot, False, "CertificateRefused", message, "Refused", "Certificate"
             )
             return False
         except (RedfishClientError, PkiError, OSError) as exc:
             message = f"{slot.common_name}: {exc}"
             log.warning("certificate of %s not renewed: %s", slot.common_name, exc)
-            await self._record(name, slot, False, "RenewFailed", message, "RenewFailed")
+            await self._record(target, slot, False, "RenewFailed", message, "RenewFailed")
             return False
-        expiry = x509.load_pem_x509_certificate(pem).not_valid_after_utc
-        until = f"valid until {expiry.isoformat(timespec='seconds')}"
+        until = _until({"CertificateString": pem.decode()})
         verb = "Renewed" if reason == "due" else "Issued"
         log.info("%s certificate of %s %s (%s)", slot.label, name, verb.lower(), until)
-        await self._record(name, slot, True, "Valid", until, verb)
+        await self._record(target, slot, True, "Valid", until, verb)
         return True
 
     async def _record(
         self,
-        name: str,
+        target: _Target,
         slot: _Slot,
         ok: bool,
         reason: str,
@@ -304,18 +332,20 @@ class UnitCertificates:
         label: str | None = None,
     ) -> None:
         """The event (``<label><outcome>``, the slot's label by default), and the slot's
-        condition on the ComputeUnit (retried on a conflict)."""
+        condition on the target (retried on a conflict)."""
         kind: Literal["Normal", "Warning"] = "Normal" if ok else "Warning"
         reason_of_event = f"{slot.label if label is None else label}{outcome}"
-        event = Event.about("ComputeUnit", name, reason_of_event, message, kind)
+        event = Event.about(target.kind.__name__, target.name, reason_of_event, message, kind)
         await self._store.record_event(event)
-        await self._condition(name, slot.condition, ok, reason, message)
+        await self._condition(target, slot.condition, ok, reason, message)
 
-    async def _condition(self, name: str, type_: str, ok: bool, reason: str, message: str) -> None:
-        """Set one condition on the ComputeUnit, if it changed (retried on a conflict)."""
+    async def _condition(
+        self, target: _Target, type_: str, ok: bool, reason: str, message: str
+    ) -> None:
+        """Set one condition on the target, if it changed (retried on a conflict)."""
         for _ in range(5):
             try:
-                unit = await self._store.get(ComputeUnit, name)
+                unit = await self._store.get(target.kind, target.name)
             except NotFound:
                 return
             condition = find_condition(unit.status.conditions, type_)
@@ -345,6 +375,24 @@ class UnitCertificates:
                 return
             except Conflict:
                 continue
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What a slot's events and condition are about: a ComputeUnit, or the Rack (its RMC)."""
+
+    kind: type[ComputeUnit] | type[Rack]
+    name: str
+
+
+class _NoEnrolment:
+    """The RMC's certificate: ``racklet up`` prepared it with the rack CA, so a missing or
+    foreign one is issued at once (there is no new board to approve)."""
+
+    waiting = False
+
+    async def allow(self) -> bool:
+        return True
 
 
 class _Enrolment:

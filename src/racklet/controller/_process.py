@@ -137,6 +137,24 @@ def bmc_clients(config: rack_config.RackConfig) -> dict[str, RedfishClient]:
     }
 
 
+def rmc_client(config: rack_config.RackConfig) -> RedfishClient | None:
+    """The rack's RMC, for renewing its certificate: the controller's client identity (a
+    ``RackController`` there too), pinned to ``spiffe://<rack>/rmc``; None without an RMC."""
+    if config.rmc is None:
+        return None
+    layout = config.layout
+    client_cert = (layout.controller / "client.crt", layout.controller / "client.key")
+    rack_domain = ca_trust_domain(layout.ca_cert.read_bytes())
+    return RedfishClient(
+        config.rmc.url,
+        config.rmc.username,
+        None,  # the client certificate, never the RMC's admin password
+        ca_bundle=layout.ca_cert,
+        client_cert=client_cert if all(p.exists() for p in client_cert) else None,
+        expect=spiffe_id(rack_domain, "rmc"),
+    )
+
+
 def controller_identities(config: rack_config.RackConfig) -> frozenset[str]:
     """Who this rack's controllers are at a BMC: the role identity of their client
     certificate (one for every controller of an HA rack)."""
@@ -235,6 +253,8 @@ class Controller:
         layout = config.layout
         self.store = store if store is not None else open_store(config)
         self.clients = dict(bmcs) if bmcs is not None else bmc_clients(config)
+        # Injected BMC clients (a test's) mean no RMC traffic either.
+        self.rmc = rmc_client(config) if bmcs is None else None
         self.identity = identity or (
             f"{socket.gethostname()}/{os.getpid()}/api:{config.controller.api_port}"
         )
@@ -372,7 +392,13 @@ class Controller:
         )
         add(
             "unit certificates",
-            UnitCertificates(acting, self.clients, layout.pki, observer=observer),
+            UnitCertificates(
+                acting,
+                self.clients,
+                layout.pki,
+                observer=observer,
+                rmc=None if self.rmc is None else (config.rack.name, self.rmc),
+            ),
             leader_only=True,
         )
         add("gitops watcher", self.gitops, leader_only=True)
@@ -391,6 +417,8 @@ class Controller:
     async def _close_clients(self) -> None:
         for client in self.clients.values():
             await client.aclose()
+        if self.rmc is not None:
+            await self.rmc.aclose()
 
     @property
     def leading(self) -> bool:

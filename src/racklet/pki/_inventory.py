@@ -25,8 +25,12 @@ from racklet.pki.errors import PkiError
 EXPIRING_DAYS = 30
 RENEW_FRACTION = 1 / 3
 BMC_HELD = "certificates"
-"""A state dir holding this subdirectory is a BMC's that makes its own keys (its
+"""A state dir holding this subdirectory is a BMC's or the RMC's that makes its own keys (its
 CertificateService); the controller renews those identities by CSR, never by file."""
+HELD_STEMS = ("server", "identity")
+"""The certificates such a service holds itself (``server.crt`` mirrors its HTTPS slot,
+``identity.crt`` is a unit identity before its first CSR); others beside them (the RMC's
+``client.crt``) are still renewed by file."""
 
 
 @dataclass(frozen=True)
@@ -80,8 +84,8 @@ def _usage(cert: x509.Certificate) -> str:
 def inventory(state_dir: Path) -> list[IdentityInfo]:
     """Every ``*.crt`` below ``state_dir`` (sorted by path); unreadable files are an error.
 
-    Not those in a BMC's state dir once the BMC holds its own keys (``certificates/``): the
-    BMC reports them through Redfish and the controller renews them by CSR.
+    Not those a BMC or the RMC holds itself once it makes its own keys (``certificates/``):
+    it reports them through Redfish and the controller renews them by CSR.
     """
     pki = state_dir / "pki"
     revoked = set(revoked_serials(pki)) if pki.is_dir() else set()
@@ -89,7 +93,7 @@ def inventory(state_dir: Path) -> list[IdentityInfo]:
         revoked |= crl_serials(pki)  # what the listeners enforce, not only the record
     found: list[IdentityInfo] = []
     for path in sorted(state_dir.rglob("*.crt")):
-        if (path.parent / BMC_HELD).is_dir():
+        if (path.parent / BMC_HELD).is_dir() and path.stem in HELD_STEMS:
             continue  # a BMC that holds its own keys reports them itself (``racklet pki status``)
         try:
             cert = x509.load_pem_x509_certificate(path.read_bytes())

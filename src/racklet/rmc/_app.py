@@ -3,7 +3,8 @@
 Served here: the ServiceRoot, the OData service document and ``$metadata``, the RMC's
 SessionService, AccountService and the EventLog of its logins, all from the BMC's code
 (:mod:`racklet.bmc.login`: accounts, sessions, login throttling and privileges are one
-implementation); its own Manager (``Managers/rmc``, :mod:`._manager`); the
+implementation); the CertificateService for its own HTTPS certificate, the BMC's code too
+(:mod:`racklet.bmc.certificates`); its own Manager (``Managers/rmc``, :mod:`._manager`); the
 AggregationService with one AggregationSource per BMC and its Reset action; the EventService
 relaying every BMC's events (:mod:`._events`); the UpdateService, TaskService and
 Registries (:mod:`._services`); and the merged Systems, Chassis, Managers, firmware
@@ -31,6 +32,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from racklet.audit import REQUEST_ID_HEADER, AuditLog, AuditMiddleware, redfish_verb
+from racklet.bmc import certificates as certificate_service
 from racklet.bmc.login import (
     Accounts,
     AuthMiddleware,
@@ -115,6 +117,8 @@ class Aggregator:
     ) -> None:
         self.own_chassis: list[str] = []
         """The RMC's own members of ``Chassis`` (the rack enclosure, when it has a board)."""
+        self.certificates = False
+        """Whether the RMC serves a CertificateService (it knows its listener's certificate)."""
         self._clients = clients
         self._uuid = service_uuid
         self._log = log
@@ -144,6 +148,11 @@ class Aggregator:
                 "Tasks": _link(f"{ROOT}/TaskService"),
                 "Registries": _link(f"{ROOT}/Registries"),
                 "TelemetryService": _link(f"{ROOT}/TelemetryService"),
+                **(
+                    {"CertificateService": _link(f"{ROOT}/CertificateService")}
+                    if self.certificates
+                    else {}
+                ),
                 "Product": "Racklet RMC",
                 "Vendor": "Racklet",
                 "Links": {"Sessions": _link(f"{SESSION_SERVICE}/Sessions")},
@@ -170,6 +179,7 @@ class Aggregator:
             "Tasks",
             "Registries",
             "TelemetryService",
+            *(["CertificateService"] if self.certificates else []),
         ]
         return json_response(
             {
@@ -410,9 +420,14 @@ def build_app(
     fan_in: EventFanIn,
     audit: AuditLog | None = None,
     rack: RackResources | None = None,
+    certificates: certificate_service.CertificateStore | None = None,
+    cert_roles: dict[str, str] | None = None,
 ) -> Starlette:
-    """The RMC's routes; accounts, sessions, privileges and the EventLog are the BMC's code."""
+    """The RMC's routes; accounts, sessions, privileges, the EventLog and the
+    CertificateService are the BMC's code. ``cert_roles`` maps client-certificate role
+    identities to roles (the controller's, for renewing the RMC's certificate)."""
     a = aggregator
+    a.certificates = certificates is not None
     if rack is not None:
         a.own_chassis = [RACK]
         rack.unit_links = a.unit_links
@@ -428,6 +443,7 @@ def build_app(
         *session_routes(sessions, accounts, a._log),
         *account_routes(accounts, sessions, a._log),
         *manager.routes(),
+        *(certificate_service.routes(a._log, certificates) if certificates else []),
         *event_log_routes(MANAGER, events, a._log, "RMC"),
         *fan_in.routes(),
         *services.routes(),
@@ -465,7 +481,13 @@ def build_app(
                 ]
             ),
             Middleware(_BodyLimit),
-            Middleware(AuthMiddleware, accounts=accounts, sessions=sessions, realm=REALM),
+            Middleware(
+                AuthMiddleware,
+                accounts=accounts,
+                sessions=sessions,
+                cert_roles=cert_roles,
+                realm=REALM,
+            ),
         ],
         exception_handlers={
             RedfishErrorReply: redfish_error,

@@ -2,8 +2,9 @@
 
 OCP's rack-manager profile asks of a rack manager what it asks of a BMC: its firmware
 version and clock, its network protocols (``NetworkProtocol``: the one HTTPS listener, nothing
-else), its Ethernet interface, the certificate it serves (read from the file its listener
-loads, so it is always the one a client sees) and a ``Manager.Reset``. The reset restarts the
+else), its Ethernet interface, the certificate it serves and a ``Manager.Reset``. The
+certificate collection (``NetworkProtocol/HTTPS/Certificates``) is the CertificateService's,
+the BMC's code (:mod:`racklet.bmc.certificates`), served beside. The reset restarts the
 RMC's own loops (the fan zones' control, the busbar meter, the units' poll), as a restart of
 the RMC's firmware would, without stopping its listener or the BMCs behind it; the fans keep
 the duty they had for the instant between.
@@ -19,12 +20,8 @@ import hashlib
 import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import NameOID
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -70,43 +67,12 @@ class ManagerInfo:
     """The address its listener is bound to."""
     https_port: int | None
     mac_address: str
-    server_cert: Path | None
-    """The certificate its HTTPS listener serves (None: not known to the service)."""
     rack_chassis: str | None
     """``Chassis/rack`` when the RMC has the rack's board."""
     link_speed_mbps: int | None = None
     """The management port's link speed, when known."""
-
-
-def _name(name: x509.Name) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for oid, key in (
-        (NameOID.COMMON_NAME, "CommonName"),
-        (NameOID.ORGANIZATION_NAME, "Organization"),
-    ):
-        values = name.get_attributes_for_oid(oid)
-        if values:
-            found[key] = str(values[0].value)
-    return found
-
-
-def certificate_body(cert: x509.Certificate, pem: str) -> dict[str, Any]:
-    return {
-        "@odata.type": "#Certificate.v1_8_0.Certificate",
-        "@odata.id": f"{CERTIFICATES}/1",
-        "Id": "1",
-        "Name": "RMC HTTPS certificate",
-        "CertificateType": "PEM",
-        "CertificateString": pem,
-        "Issuer": _name(cert.issuer),
-        "Subject": _name(cert.subject),
-        "ValidNotBefore": cert.not_valid_before_utc.isoformat(),
-        "ValidNotAfter": cert.not_valid_after_utc.isoformat(),
-        "SerialNumber": _colon_hex(cert.serial_number),
-        "Fingerprint": cert.fingerprint(hashes.SHA256()).hex(":").upper(),
-        "FingerprintHashAlgorithm": "TPM_ALG_SHA256",
-        "CertificateUsageTypes": ["Web"],
-    }
+    certificates: bool = True
+    """Whether its listener's certificate is served (the CertificateService's collection)."""
 
 
 class ManagerResources:
@@ -145,7 +111,7 @@ class ManagerResources:
             },
             "NetworkProtocol": _link(NETWORK),
             "EthernetInterfaces": _link(ETHERNET),
-            "Certificates": _link(CERTIFICATES),
+            **({"Certificates": _link(CERTIFICATES)} if i.certificates else {}),
             "LogServices": _link(f"{MANAGER}/LogServices"),
             "Links": links,
             "Actions": {
@@ -170,7 +136,7 @@ class ManagerResources:
             "HTTPS": {
                 "ProtocolEnabled": True,
                 "Port": i.https_port,
-                "Certificates": _link(CERTIFICATES),
+                **({"Certificates": _link(CERTIFICATES)} if i.certificates else {}),
             },
             "SSH": {"ProtocolEnabled": False, "Port": None},
             "SSDP": {"ProtocolEnabled": False, "Port": None},
@@ -236,28 +202,6 @@ class ManagerResources:
             )
         return json_response(self.interface())
 
-    async def _certificate(self) -> tuple[x509.Certificate, str] | None:
-        path = self.info.server_cert
-        if path is None:
-            return None
-        try:
-            pem = await asyncio.to_thread(path.read_text)
-            return x509.load_pem_x509_certificate(pem.encode()), pem
-        except (OSError, ValueError):
-            return None
-
-    async def get_certificates(self, request: Request) -> Response:
-        found = await self._certificate()
-        return json_response(
-            _collection("CertificateCollection", CERTIFICATES, ["1"] if found else [])
-        )
-
-    async def get_certificate(self, request: Request) -> Response:
-        found = await self._certificate()
-        if request.path_params["cert"] != "1" or found is None:
-            return error(404, "ResourceNotFound", "Certificate", request.path_params["cert"])
-        return json_response(certificate_body(*found))
-
     async def reset(self, request: Request) -> Response:
         try:
             body = parse_json(await request.body() or b"{}")
@@ -284,15 +228,7 @@ class ManagerResources:
             Route(NETWORK, self.get_network, methods=["GET"]),
             Route(ETHERNET, self.get_interfaces, methods=["GET"]),
             Route(ETHERNET + "/{interface}", self.get_interface, methods=["GET"]),
-            Route(CERTIFICATES, self.get_certificates, methods=["GET"]),
-            Route(CERTIFICATES + "/{cert}", self.get_certificate, methods=["GET"]),
         ]
-
-
-def _colon_hex(number: int) -> str:
-    raw = f"{number:x}"
-    raw = raw if len(raw) % 2 == 0 else "0" + raw
-    return ":".join(raw[i : i + 2] for i in range(0, len(raw), 2)).upper()
 
 
 def _is_ip(host: str) -> bool:

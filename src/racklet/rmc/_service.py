@@ -15,6 +15,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 
 from racklet.audit import AuditLog
+from racklet.bmc.certificates import CertificateStore, https_slot
 from racklet.bmc.login import (
     ACCOUNTS,
     Accounts,
@@ -79,7 +80,12 @@ class RmcSettings:
     mac_address: str = ""
     """The management interface's MAC; empty: a stable one derived from the rack's name."""
     server_cert: Path | None = None
-    """The certificate the RMC's listener serves (``.../HTTPS/Certificates/1``)."""
+    """The certificate the RMC's listener serves (``<stem>.crt`` beside ``<stem>.key``, as
+    ``racklet up`` writes them); with it the RMC serves a CertificateService that renews it
+    (``.../HTTPS/Certificates/1``). None: no CertificateService."""
+    cert_roles: dict[str, str] | None = None
+    """Client-certificate role identities → roles (as a BMC's ``cert_roles``); None: the
+    rack's controller is ``RackController``, so it may renew the RMC's certificate."""
     link_speed_mbps: int | None = 1000
     """The management port's speed (a Racklet RMC board has one gigabit port)."""
 
@@ -113,6 +119,15 @@ class RmcService:
             ) from exc
         self.settings = settings
         self._log = get_logger("rmc", unit=settings.name)
+        cert_roles = settings.cert_roles
+        if cert_roles is None:
+            cert_roles = {spiffe_id(domain, "controller"): "RackController"}
+        self.certificates: CertificateStore | None = None
+        if settings.server_cert is not None:
+            slot = https_slot(MANAGER, "rmc", "rmc", settings.server_cert.stem)
+            self.certificates = CertificateStore(
+                settings.server_cert.parent, slot, rack_ca=settings.ca_bundle
+            )
         self._clients = {
             s.name: SatelliteClient(s, contexts[s.name], settings.request_timeout)
             for s in settings.sources
@@ -154,9 +169,9 @@ class RmcService:
                 host=settings.host,
                 https_port=settings.https_port,
                 mac_address=settings.mac_address or mac_for(settings.name),
-                server_cert=settings.server_cert,
                 rack_chassis=None if self.monitor is None else RACK,
                 link_speed_mbps=settings.link_speed_mbps,
+                certificates=self.certificates is not None,
             ),
             self.restart,
         )
@@ -174,6 +189,8 @@ class RmcService:
             self.fan_in,
             self.audit,
             rack=self.rack,
+            certificates=self.certificates,
+            cert_roles=cert_roles,
         )
 
     async def start(self) -> None:

@@ -20,8 +20,8 @@ from pathlib import Path
 from racklet.bmc import write_accounts
 from racklet.config import RackConfig, make_dir, write_private
 from racklet.hw import RackBoard
-from racklet.net import AppServer, pem_identity, server_context
-from racklet.pki import RackCA
+from racklet.net import AppServer, live_server_context, pem_identity
+from racklet.pki import CRL_NAME, RackCA
 from racklet.rmc._pid import CoolingConfig, load_cooling
 from racklet.rmc._service import RmcService, RmcSettings, sources_from_config
 from racklet.rmc.errors import RmcConfigError
@@ -123,7 +123,16 @@ async def serve_rmc(
         service.app,
         host=host,
         port=port,
-        ssl_context=server_context(directory / "server.crt", directory / "server.key"),
+        # Follows server.crt/server.key, so a certificate replaced through the RMC's
+        # CertificateService serves the next handshake; a client certificate from the rack
+        # CA (the controller's) is a login, checked against the rack's CRL as it changes.
+        ssl_context=live_server_context(
+            directory / "server.crt",
+            directory / "server.key",
+            ca=config.layout.ca_cert,
+            crl=config.layout.pki / CRL_NAME,
+            require_client_cert=False,
+        ),
         name="rmc",
     )
     try:

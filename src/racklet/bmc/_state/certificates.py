@@ -1,4 +1,5 @@
-"""The keys and certificates a BMC holds: the unit's identity and its own HTTPS certificate.
+"""The keys and certificates a Redfish service holds: a BMC's (the unit's identity and its
+own HTTPS certificate) and the RMC's (its HTTPS certificate), one store for both.
 
 Each *slot* holds one key and one certificate in a single file
 (``certificates/<slot>.pem``, mode 0600), replaced atomically, so a reader sees the old pair
@@ -7,11 +8,13 @@ or the new pair and never a new key beside an old certificate, even after a powe
 (``certificates/<slot>.pending.key``, 0600) and returns its PKCS#10 request;
 :meth:`CertificateStore.install` accepts only a certificate for that pending key, from the
 rack CA, naming the slot's holder, carrying the slot's usages and its role identity
-(``spiffe://<rack>/unit/<unit>`` or ``.../bmc/<unit>``). Before the first
+(``spiffe://<rack>/unit/<unit>``, ``.../bmc/<unit>`` or ``.../rmc``). Before the first
 replacement a slot falls back to the ``<stem>.key``/``<stem>.crt`` pair ``racklet up`` wrote
 (the HTTPS bootstrap: the controller must trust the BMC before it can send a CSR). A new
 HTTPS pair is also mirrored to ``server.key``/``server.crt`` (each file atomically) for a host
-that loads the listener's certificate from those paths when it restarts the BMC.
+that loads the listener's certificate from those paths (a following context, or a restart).
+The slots are the caller's: :meth:`CertificateStore.for_bmc` makes a BMC's two, the RMC
+passes its one (:func:`https_slot`).
 
 Blocking (file I/O, key generation): callers run these through ``asyncio.to_thread``. Not
 here: Redfish (``_certificates``), deciding when to renew (the controller's job).
@@ -61,7 +64,7 @@ class CertSlot:
     usage_type: str
     """Redfish ``CertificateUsageType``: what the certificate is for."""
     role: str
-    """The role its SPIFFE ID names (``unit`` or ``bmc``, then the unit's name)."""
+    """The role its SPIFFE ID names: ``unit/<unit>``, ``bmc/<unit>`` or ``rmc``."""
     legacy_stem: str
     """``<stem>.key``/``<stem>.crt`` in the state dir, used until the first replacement."""
 
@@ -100,11 +103,40 @@ def _common_name(name: x509.Name) -> str:
     return str(found[0].value) if found else ""
 
 
+def https_slot(manager_path: str, common_name: str, role: str, stem: str = "server") -> CertSlot:
+    """The slot of a manager's HTTPS listener certificate (``<stem>.key``/``<stem>.crt``
+    before the first replacement), where OpenBMC's bmcweb puts it too."""
+    collection = f"{manager_path}/NetworkProtocol/HTTPS/Certificates"
+    return CertSlot("https", collection, common_name, True, False, "Web", role, stem)
+
+
 class CertificateStore:
-    """The slots of one BMC, on disk under its state dir."""
+    """The slots of one service, on disk under its state dir: the listener's HTTPS
+    certificate and, on a BMC, the identity of the unit it manages."""
 
     def __init__(
         self,
+        state_dir: Path,
+        https: CertSlot,
+        identity: CertSlot | None = None,
+        *,
+        rack_ca: Path | None = None,
+        identity_wait: float = IDENTITY_WAIT_SECONDS,
+    ) -> None:
+        self._dir = state_dir / "certificates"
+        self._state_dir = state_dir
+        self._rack_ca = rack_ca
+        self._identity_wait = identity_wait
+        self.identity = identity
+        self.https = https
+        self.slots = (https,) if identity is None else (identity, https)
+        self._contexts: list[ssl.SSLContext] = []
+        self._lock = threading.Lock()
+        self._installed = asyncio.Event()
+
+    @classmethod
+    def for_bmc(
+        cls,
         unit: str,
         state_dir: Path,
         *,
@@ -112,36 +144,20 @@ class CertificateStore:
         manager_path: str,
         rack_ca: Path | None = None,
         identity_wait: float = IDENTITY_WAIT_SECONDS,
-    ) -> None:
-        self._unit = unit
-        self._dir = state_dir / "certificates"
-        self._state_dir = state_dir
-        self._rack_ca = rack_ca
-        self._identity_wait = identity_wait
-        self.identity = CertSlot(
+    ) -> CertificateStore:
+        """A BMC's store: the unit's identity and the BMC's own HTTPS certificate."""
+        identity = CertSlot(
             "identity",
             f"{system_path}/Certificates",
             unit,
             True,
             True,
             "LDevID",
-            "unit",
+            f"unit/{unit}",
             "identity",
         )
-        self.https = CertSlot(
-            "https",
-            f"{manager_path}/NetworkProtocol/HTTPS/Certificates",
-            f"{unit}-bmc",
-            True,
-            False,
-            "Web",
-            "bmc",
-            "server",
-        )
-        self.slots = (self.identity, self.https)
-        self._contexts: list[ssl.SSLContext] = []
-        self._lock = threading.Lock()
-        self._installed = asyncio.Event()
+        https = https_slot(manager_path, f"{unit}-bmc", f"bmc/{unit}")
+        return cls(state_dir, https, identity, rack_ca=rack_ca, identity_wait=identity_wait)
 
     # -- lookup ------------------------------------------------------------------------------
 
@@ -221,7 +237,7 @@ class CertificateStore:
             trust = json.loads((self._state_dir / "trust.json").read_text())
             return x509.load_pem_x509_certificate(str(trust["caBundle"]).encode())
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StateError(f"the BMC does not know the rack CA: {exc}") from exc
+            raise StateError(f"the service does not know the rack CA: {exc}") from exc
 
     def check(self, slot: CertSlot, cert: x509.Certificate, key_pem: bytes | None) -> None:
         """Refuse ``cert`` unless it fits ``slot`` and the pending key (raises)."""
@@ -246,9 +262,8 @@ class CertificateStore:
             raise CertificateRejected("the certificate is not valid now")
         if _common_name(cert.subject) != slot.common_name:
             raise CertificateRejected(f"the certificate must name {slot.common_name!r}")
-        role = f"{slot.role}/{self._unit}"
         expected = spiffe_id(
-            ca_trust_domain(ca.public_bytes(serialization.Encoding.PEM)), *role.split("/")
+            ca_trust_domain(ca.public_bytes(serialization.Encoding.PEM)), *slot.role.split("/")
         )
         if pem_identity(cert.public_bytes(serialization.Encoding.PEM)) != expected:
             raise CertificateRejected(f"the certificate must carry the role identity {expected}")
@@ -284,8 +299,8 @@ class CertificateStore:
         return cert
 
     def _mirror_https(self, key_pem: bytes, cert_pem: bytes) -> None:
-        """Refresh ``server.key``/``server.crt`` too, for a host that loads the listener's
-        certificate from those paths when it restarts the BMC (``BmcHost`` in the twin)."""
+        """Refresh ``server.key``/``server.crt`` too, for a listener that follows those paths
+        (``live_server_context``) or loads them when it restarts (``BmcHost`` in the twin)."""
         write_private(self._state_dir / f"{self.https.legacy_stem}.key", key_pem)
         write_atomic(self._state_dir / f"{self.https.legacy_stem}.crt", cert_pem)
 
@@ -295,15 +310,18 @@ class CertificateStore:
         """The HTTPS listener's context; a replaced HTTPS certificate is loaded into it."""
         paths = self._pair_paths(self.https)
         if paths is None:
-            raise StateError("the BMC holds no HTTPS certificate")
+            raise StateError("the service holds no HTTPS certificate")
         context = server_context(paths[1], paths[0], ca=ca)
         self._contexts.append(context)
         return context
 
     async def unit_identity(self) -> tuple[str, str]:
         """The unit's (key, certificate), waiting a little for a first one to be installed."""
+        identity = self.identity
+        if identity is None:
+            raise StateError("this service holds no unit identity")
         self._installed.clear()
-        pair = await asyncio.to_thread(self.read_pair, self.identity)
+        pair = await asyncio.to_thread(self.read_pair, identity)
         if pair is None:
             try:
                 async with asyncio.timeout(self._identity_wait):
@@ -313,7 +331,7 @@ class CertificateStore:
                     "the BMC holds no identity for this unit yet "
                     "(the controller provisions it through CertificateService)"
                 ) from None
-            pair = await asyncio.to_thread(self.read_pair, self.identity)
+            pair = await asyncio.to_thread(self.read_pair, identity)
         if pair is None:
             raise StateError("the BMC holds no identity for this unit")
         return pair

@@ -1,6 +1,8 @@
-"""``CertificateService``: the BMC makes keys, the rack CA certifies them, through Redfish.
+"""``CertificateService``: the service makes keys, the rack CA certifies them, through Redfish.
 
-Two certificate collections, each with one member ``1``:
+One implementation for the BMC and the RMC (exported as :mod:`racklet.bmc.certificates`): the
+collections are the slots of the :class:`CertificateStore` it is given. A BMC's two, each
+with one member ``1``:
 
 * ``Systems/<unit>/Certificates`` — the unit's identity (ComputerSystem ``Certificates``,
   "certificates for device identity and attestation"; usage ``LDevID``, a locally issued
@@ -8,11 +10,14 @@ Two certificate collections, each with one member ``1``:
 * ``Managers/bmc/NetworkProtocol/HTTPS/Certificates`` — the BMC's own HTTPS certificate, where
   OpenBMC's bmcweb puts it too; a replacement is used by the next TLS handshake.
 
+The RMC's one: ``Managers/rmc/NetworkProtocol/HTTPS/Certificates``, its listener's.
+
 ``GenerateCSR`` makes a new EC P-256 key inside the BMC and answers its CSR;
-``ReplaceCertificate`` installs the certificate the rack CA signed for it. Both need
-``ConfigureManager`` (DMTF privilege registry: CertificateService is the manager's); reading
-needs ``Login``. Every refusal is a Base-registry error body; keys never leave the BMC
-(except the unit's own, to its unit, over the backplane).
+``ReplaceCertificate`` installs the certificate the rack CA signed for it. Both need the OEM
+privilege ``RackletConfigureCertificates`` (Administrator, and the controller's certificate:
+``racklet.bmc._http.privileges``); reading needs ``Login``. Every refusal is a Base-registry
+error body; keys never leave the service (except the unit's own, to its unit, over the
+backplane).
 """
 
 from __future__ import annotations
@@ -41,8 +46,8 @@ from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import read_object, respond, route
 from racklet.bmc._http.uris import CERTIFICATE_SERVICE as SERVICE
 from racklet.bmc._state.certificates import CertificateRejected, CertificateStore, CertSlot
-from racklet.bmc._state.context import BmcContext
 from racklet.bmc.errors import StateError
+from racklet.log import ContextLogger
 
 GENERATE_CSR = "CertificateService.GenerateCSR"
 REPLACE = "CertificateService.ReplaceCertificate"
@@ -193,8 +198,8 @@ async def _read(store: CertificateStore, slot: CertSlot) -> tuple[str, str] | No
 class CertificateResources:
     """The CertificateService, its locations and the certificate slots of one store."""
 
-    def __init__(self, ctx: BmcContext, store: CertificateStore) -> None:
-        self.ctx, self.store = ctx, store
+    def __init__(self, log: ContextLogger, store: CertificateStore) -> None:
+        self.log, self.store = log, store
         self.lock = asyncio.Lock()  # one key generation or installation at a time
 
     async def service(self, request: Request) -> Response:
@@ -261,7 +266,7 @@ class CertificateResources:
         slot, names = _csr_request(self.store, await read_object(request))
         async with self.lock:
             csr = await asyncio.to_thread(self.store.generate_csr, slot, tuple(names))
-        self.ctx.log.info(f"new {slot.id} key made; CSR handed out")
+        self.log.info(f"new {slot.id} key made; CSR handed out")
         return respond(
             {
                 "@odata.type": "#CertificateService.v1_0_0.GenerateCSRResponse",
@@ -295,11 +300,11 @@ class CertificateResources:
                     resolution=f"{str(exc)[:1].upper()}{str(exc)[1:]}.",
                 ) from exc
             except StateError as exc:
-                self.ctx.log.warning(f"cannot replace the {slot.id} certificate: {exc}")
+                self.log.warning(f"cannot replace the {slot.id} certificate: {exc}")
                 raise RedfishErrorReply(500, "InternalError") from exc
         left = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
         days = left / dt.timedelta(days=1)
-        self.ctx.log.info(f"{slot.id} certificate replaced (valid {days:.1f} more days)")
+        self.log.info(f"{slot.id} certificate replaced (valid {days:.1f} more days)")
         pair = await _read(self.store, slot)
         assert pair is not None
         return respond(certificate_body(slot, cert, pair[1]))
@@ -322,8 +327,9 @@ def _action_info(name: str, params: type[Declared]) -> Any:
     return handler
 
 
-def routes(ctx: BmcContext, store: CertificateStore) -> list[BaseRoute]:
-    res = CertificateResources(ctx, store)
+def routes(log: ContextLogger, store: CertificateStore) -> list[BaseRoute]:
+    """The CertificateService's routes over ``store``'s slots; ``log`` names the service."""
+    res = CertificateResources(log, store)
     found: list[BaseRoute] = [
         route(SERVICE, GET=res.service),
         route(f"{SERVICE}/CertificateLocations", GET=res.locations),
