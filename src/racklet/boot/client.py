@@ -42,9 +42,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from racklet.boot._ab import AbView, SlotRef
-from racklet.boot._identity import unit_client_context
+from racklet.boot._identity import unit_client_context, unit_peer_client_context
 from racklet.boot._install import read_agent_config
 from racklet.boot._manifest import PAYLOAD_NAME, PayloadManifest, ReleasePointer
+from racklet.boot._p2p import Peer, RangeFetcher
 from racklet.boot._slots import (
     SLOTS_DIR,
     Stamp,
@@ -58,7 +59,7 @@ from racklet.boot._slots import (
 )
 from racklet.boot._stream_fetch import StreamFetcher
 from racklet.boot._tuf_api import FetcherInterface
-from racklet.boot._tuf_client import FetchedRelease, open_channel
+from racklet.boot._tuf_client import FetchedRelease, PeerAccess, open_channel
 from racklet.boot._types import BootedPayload, BootLimits, TrialBoot, TrustBundle, UnitIdentity
 from racklet.boot.errors import BootError, FetchError, PayloadError, RollbackError, TrustError
 from racklet.hw import Activity, UnitHost
@@ -270,6 +271,7 @@ class _Boot:
                 fetcher=fetcher,
                 limits=self.limits,
                 notes=notes,
+                p2p=self._peer_access(fetcher),
             )
             self.mark("refreshed")
             pointer, problem = channel.pointer, None
@@ -337,6 +339,21 @@ class _Boot:
         self.mark("armed")
         host.console(f"bootstrap: try-boot flag set for slot {target}; rebooting")
         return None
+
+    def _peer_access(self, fetcher: FetcherInterface) -> PeerAccess | None:
+        """Fetchers for the rack's other units, each pinned to that unit's identity and
+        sharing the boot's deadline and cancel event (blocking: the download thread calls)."""
+        if not isinstance(fetcher, StreamFetcher):
+            return None  # an in-process transport (tests) has no peers to reach
+
+        def peer_fetcher(peer: Peer) -> RangeFetcher:
+            try:
+                context = unit_peer_client_context(self.trust, self.identity, peer.unit)
+            except TrustError as exc:
+                raise ValueError(str(exc)) from exc
+            return fetcher.sibling(context)
+
+        return PeerAccess(peer_fetcher, self.logger)
 
     async def _verified(self, ref: SlotRef) -> PayloadManifest | None:
         """The committed slot's release if it still verifies; None (and why, on the console)

@@ -51,6 +51,8 @@ class HeartbeatBody(Model):
     unit: DnsLabel
     agent_url: Annotated[str, Field(max_length=300)]
     os_version: Annotated[str, Field(max_length=200)]
+    payload_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    """The payload the unit runs, which its agent serves to the rack (peer-to-peer)."""
     uptime_seconds: Annotated[float, Field(ge=0)] = 0.0
     temperature_celsius: float | None = None
     cpu_load: Annotated[float, Field(ge=0, le=1)] | None = None
@@ -128,3 +130,8 @@ class HeartbeatRegistry:
 
     def latest(self, unit: str) -> HeartbeatRecord | None:
         return self._latest.get(unit)
+
+    def fresh(self) -> list[HeartbeatRecord]:
+        """Every unit's latest heartbeat that is not stale yet."""
+        now = self.clock()
+        return [b for b in self._latest.values() if now - b.received <= self.timeout_for(b)]

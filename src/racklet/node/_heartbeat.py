@@ -58,6 +58,8 @@ class HeartbeatSender:
             "unit": self._booted.unit,
             "agentUrl": f"https://127.0.0.1:{self._host.agent_port}",
             "osVersion": self._booted.manifest.version,
+            # The payload it runs and serves to its rack's other units (racklet.node._p2p).
+            "payloadSha256": self._booted.manifest.payload_sha256,
             "uptimeSeconds": round(self._metrics.uptime(), 3),
             "temperatureCelsius": round(self._host.temperature_celsius(), 2),
             "cpuLoad": round(self._host.cpu_load(), 4),

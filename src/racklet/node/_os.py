@@ -35,6 +35,7 @@ from racklet.node._health import TrialCheck, link_request
 from racklet.node._heartbeat import HeartbeatSender
 from racklet.node._hypervisor import Hypervisor
 from racklet.node._metrics import NodeMetrics, create_agent_app, metrics_registry
+from racklet.node._p2p import p2p_route
 from racklet.node._stress import StressRunner
 from racklet.node._workloads import Workloads
 from racklet.node.errors import AgentServerError
@@ -198,7 +199,9 @@ async def _start_agent(
             ssl_context = await asyncio.to_thread(tls_files.enter_context, live)
         consoles = console_route(workloads.console_state, controller_identity(booted.identity))
         server = AppServer(
-            create_agent_app(metrics_registry(metrics), [consoles]),
+            create_agent_app(
+                metrics_registry(metrics), [consoles, p2p_route(booted, host.storage)]
+            ),
             port=host.agent_port,
             ssl_context=ssl_context,
             name=f"agent:{booted.unit}",

@@ -1,0 +1,232 @@
+"""Peer-to-peer payload distribution inside the rack (issue 16, item 3).
+
+Real parts throughout: the boot server app with its peers route, the bulk-target server
+(whose access log counts the bytes it served), units booted by the real bootstrap over mutual
+TLS, and each peer's real agent route (``racklet.node._p2p``) serving the slot it booted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
+
+from racklet.boot import (
+    P2P_PREFIX,
+    BootedPayload,
+    BulkTargetServer,
+    Peer,
+    UnitIdentity,
+    build_default_payload,
+    slot_payload,
+    unit_server_context,
+)
+from racklet.boot.client import bootstrap
+from racklet.net import AppServer, client_context
+from racklet.node._p2p import p2p_route
+from racklet.pki import CRL_NAME, RackCA, server_context_with_crl, write_crl
+from tests.boot.fakes import BootRig, FakeHost
+
+PAYLOAD_BYTES = 1 << 20  # 16 pieces of 64 KiB
+_SERVED = re.compile(r"serving \S+\.payload\.bin \[(\d+), (\d+)\)")
+
+
+class BulkBytes(logging.Handler):
+    """The bulk-target server's access log, summed: the payload bytes it sent (the signed
+    ``current.json`` pointers, 124 bytes a boot, are left out)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.total = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        match = _SERVED.search(record.getMessage())
+        if match is not None:
+            self.total += int(match.group(2)) - int(match.group(1))
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[BootRig]:
+    rig = BootRig(tmp_path / "rack", payload_size=PAYLOAD_BYTES)
+    await rig.start()
+    pki = rig.root / "pki"
+    write_crl(rig.ca, pki)
+    key, cert = rig.ca.issue("racklet-controller", role="controller").write(rig.root, "bulk")
+    context = server_context_with_crl(cert, key, ca=rig.ca_path, crl=pki / CRL_NAME)
+    bulk = BulkTargetServer(rig.repo / "targets", context)
+    await bulk.start()
+    rig.targets_url = bulk.url
+    try:
+        yield rig
+    finally:
+        await bulk.stop()
+        await rig.stop()
+
+
+@pytest.fixture
+def bulk_bytes() -> Iterator[BulkBytes]:
+    handler = BulkBytes()
+    logger = logging.getLogger("racklet.boot-bulk")
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+async def _boot(rig: BootRig, root: Path, unit: str) -> tuple[FakeHost, BootedPayload]:
+    host = FakeHost(root / unit, rig.bmc(f"bmc-{unit}", unit))
+    try:
+        return host, await bootstrap(host)
+    finally:
+        await host.fake_link.close()
+
+
+@contextlib.asynccontextmanager
+async def _serving(
+    host: FakeHost,
+    booted: BootedPayload,
+    *,
+    after: asyncio.Event | None = None,
+    done: asyncio.Event | None = None,
+) -> AsyncIterator[Peer]:
+    """The unit's agent route for its payload, on its agent port, with its own identity.
+    ``after``: answer only once it is set; ``done``: set once a request was answered (so a
+    test can order two peers)."""
+    context = await asyncio.to_thread(unit_server_context, booted.identity, booted.trust)
+    route = Starlette(routes=[p2p_route(booted, host.storage)])
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if after is not None and scope["type"] == "http":
+            await after.wait()
+        await route(scope, receive, send)
+        if done is not None and scope["type"] == "http":
+            done.set()
+
+    server = AppServer(app, port=host.agent_port, ssl_context=context, name=f"p2p:{booted.unit}")
+    await server.start()
+    try:
+        yield Peer(booted.unit, f"https://127.0.0.1:{host.agent_port}")
+    finally:
+        await server.stop()
+
+
+def _corrupt(host: FakeHost, booted: BootedPayload, offset: int) -> None:
+    path = slot_payload(host.storage, booted.slot)
+    data = bytearray(path.read_bytes())
+    data[offset] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+async def test_a_peer_serving_bad_pieces_is_dropped_and_the_unit_boots_the_right_bytes(
+    rig: BootRig, tmp_path: Path, bulk_bytes: BulkBytes
+) -> None:
+    good_host, good = await _boot(rig, tmp_path, "unit-2")
+    bad_host, bad = await _boot(rig, tmp_path, "unit-3")
+    for piece in range(PAYLOAD_BYTES // 65536):  # its storage rotted after it booted
+        _corrupt(bad_host, bad, piece * 65536 + 17)
+    bad_served = asyncio.Event()  # the good peer answers once the bad one has
+    async with (
+        _serving(good_host, good, after=bad_served) as good_peer,
+        _serving(bad_host, bad, done=bad_served) as bad_peer,
+    ):
+        rig.peers = [bad_peer, good_peer]
+        bulk_bytes.total = 0
+        host, booted = await _boot(rig, tmp_path, "unit-1")
+
+    assert slot_payload(host.storage, booted.slot).read_bytes() == rig.payload
+    assert rig.peer_questions[-1] == ("unit-1", rig.release.files[0].sha256)
+    console = host.console_text
+    assert "peer unit-3 served bad bytes (piece" in console
+    assert "dropped for this download" in console
+    assert re.search(r"peer-to-peer download of \S+: .*unit-2 \d+ B", console)
+    assert bulk_bytes.total == 0  # the good peer carried it all
+
+
+async def test_a_peer_outside_the_rack_is_refused_both_ways(
+    rig: BootRig, tmp_path: Path, bulk_bytes: BulkBytes
+) -> None:
+    host2, unit2 = await _boot(rig, tmp_path, "unit-2")
+    other_ca = RackCA.create(tmp_path / "rack-2-pki", rack="rack-2")
+    stranger = other_ca.issue("unit-9", role="unit/unit-9", server=True, client=True)
+    key, cert = stranger.write(tmp_path, "stranger")
+    async with _serving(host2, unit2) as peer:
+        url = f"{peer.url}{P2P_PREFIX}{unit2.manifest.payload_sha256}"
+        # A unit of another rack (its own CA) cannot even finish the handshake.
+        stranger_ssl = client_context(tmp_path / "rack-2-pki" / "ca.crt", cert, key)
+        async with httpx.AsyncClient(verify=stranger_ssl) as client:
+            with pytest.raises(httpx.ConnectError):
+                await client.get(url)
+        # This rack's BMC, or no certificate at all: the listener answers 403.
+        bmc_key, bmc_cert = rig.ca.issue("bmc", role="bmc/unit-1", client=True).write(
+            tmp_path, "bmc"
+        )
+        for verify in (
+            client_context(rig.ca_path, bmc_cert, bmc_key),
+            client_context(rig.ca_path),
+        ):
+            async with httpx.AsyncClient(verify=verify) as client:
+                assert (await client.get(url)).status_code == 403
+        # A unit of this rack gets the range it asked for.
+        unit_key, unit_cert = rig.ca.issue("u", role="unit/unit-5", client=True).write(
+            tmp_path, "unit-5"
+        )
+        async with httpx.AsyncClient(verify=client_context(rig.ca_path, unit_cert, unit_key)) as c:
+            answer = await c.get(url, headers={"Range": "bytes=10-19"})
+            assert (answer.status_code, answer.content) == (206, rig.payload[10:20])
+
+    # The other way: a "peer" that proves another rack's unit identity is refused by the
+    # booting unit, which boots from the bulk server instead.
+    foreign = UnitIdentity("unit-9", stranger.key_pem.decode(), stranger.cert_pem.decode())
+    host9 = FakeHost(tmp_path / "unit-9", rig.bmc("bmc-9", "unit-9"))
+    foreign_booted = dataclasses.replace(unit2, unit="unit-9", identity=foreign)
+    (host9.storage / "slots").mkdir(parents=True)
+    slot_payload(host9.storage, unit2.slot).parent.mkdir()
+    slot_payload(host9.storage, unit2.slot).write_bytes(rig.payload)
+    async with _serving(host9, foreign_booted) as foreign_peer:
+        rig.peers = [foreign_peer]
+        bulk_bytes.total = 0
+        host, booted = await _boot(rig, tmp_path, "unit-1")
+    await host9.fake_link.close()
+    assert slot_payload(host.storage, booted.slot).read_bytes() == rig.payload
+    assert "peer unit-9 failed" in host.console_text
+    assert bulk_bytes.total == PAYLOAD_BYTES
+
+
+async def test_a_sixteen_unit_update_takes_about_one_payload_from_the_bulk_server(
+    rig: BootRig, tmp_path: Path, bulk_bytes: BulkBytes
+) -> None:
+    """16 units on 0.1.0 update to 0.2.0 in waves (1, 3, 12, as a rollout's canary and
+    batches): the bulk server's access log shows at most 2 payloads for the whole rack."""
+    names = [f"unit-{n}" for n in range(1, 17)]
+    booted_at: dict[str, tuple[FakeHost, BootedPayload]] = {}
+    for wave in (names[:8], names[8:]):
+        results = await asyncio.gather(*(_boot(rig, tmp_path, name) for name in wave))
+        booted_at.update(zip(wave, results, strict=True))
+    new = build_default_payload(PAYLOAD_BYTES, version="0.2.0")
+    release = await asyncio.to_thread(
+        rig.tuf.publish, "stable", "racklet-os", "0.2.0", {"payload.bin": new}
+    )
+    bulk_bytes.total = 0
+    async with contextlib.AsyncExitStack() as stack:
+        for wave in (names[:1], names[1:4], names[4:]):
+            results = await asyncio.gather(*(_boot(rig, tmp_path, name) for name in wave))
+            for host, booted in results:
+                assert booted.manifest.version == "0.2.0"
+                assert booted.manifest.payload_sha256 == release.files[0].sha256
+                assert slot_payload(host.storage, booted.slot).read_bytes() == new
+                rig.peers.append(await stack.enter_async_context(_serving(host, booted)))
+    assert len(rig.peers) == 16
+    assert bulk_bytes.total <= 2 * len(new), f"bulk server sent {bulk_bytes.total} bytes"
+    # Without peer-to-peer the same update costs one payload per unit.
+    assert bulk_bytes.total < 16 * len(new) / 4
