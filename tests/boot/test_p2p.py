@@ -17,8 +17,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.types import Receive, Scope, Send
 
 from racklet.boot import (
     P2P_PREFIX,
@@ -28,11 +26,10 @@ from racklet.boot import (
     UnitIdentity,
     build_default_payload,
     slot_payload,
-    unit_server_context,
 )
 from racklet.boot.client import bootstrap
-from racklet.net import AppServer, client_context
-from racklet.node._p2p import p2p_route
+from racklet.net import client_context
+from racklet.node._p2p import PeerServer
 from racklet.pki import CRL_NAME, RackCA, server_context_with_crl, write_crl
 from tests.boot.fakes import BootRig, FakeHost
 
@@ -93,30 +90,12 @@ async def _boot(rig: BootRig, root: Path, unit: str) -> tuple[FakeHost, BootedPa
 
 
 @contextlib.asynccontextmanager
-async def _serving(
-    host: FakeHost,
-    booted: BootedPayload,
-    *,
-    after: asyncio.Event | None = None,
-    done: asyncio.Event | None = None,
-) -> AsyncIterator[Peer]:
-    """The unit's agent route for its payload, on its agent port, with its own identity.
-    ``after``: answer only once it is set; ``done``: set once a request was answered (so a
-    test can order two peers)."""
-    context = await asyncio.to_thread(unit_server_context, booted.identity, booted.trust)
-    route = Starlette(routes=[p2p_route(booted, host.storage)])
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if after is not None and scope["type"] == "http":
-            await after.wait()
-        await route(scope, receive, send)
-        if done is not None and scope["type"] == "http":
-            done.set()
-
-    server = AppServer(app, port=host.agent_port, ssl_context=context, name=f"p2p:{booted.unit}")
-    await server.start()
+async def _serving(host: FakeHost, booted: BootedPayload) -> AsyncIterator[Peer]:
+    """The unit's peer server (what its OS runs), for the payload it booted."""
+    server = PeerServer(host.storage, booted, crl=None)
+    url = await server.start()
     try:
-        yield Peer(booted.unit, f"https://127.0.0.1:{host.agent_port}")
+        yield Peer(booted.unit, url)
     finally:
         await server.stop()
 
@@ -135,22 +114,30 @@ async def test_a_peer_serving_bad_pieces_is_dropped_and_the_unit_boots_the_right
     bad_host, bad = await _boot(rig, tmp_path, "unit-3")
     for piece in range(PAYLOAD_BYTES // 65536):  # its storage rotted after it booted
         _corrupt(bad_host, bad, piece * 65536 + 17)
-    bad_served = asyncio.Event()  # the good peer answers once the bad one has
-    async with (
-        _serving(good_host, good, after=bad_served) as good_peer,
-        _serving(bad_host, bad, done=bad_served) as bad_peer,
-    ):
-        rig.peers = [bad_peer, good_peer]
+    async with _serving(good_host, good) as good_peer, _serving(bad_host, bad) as bad_peer:
+        # The bad peer alone: dropped at its first piece; the bulk server serves the rest.
+        rig.peers = [bad_peer]
         bulk_bytes.total = 0
         host, booted = await _boot(rig, tmp_path, "unit-1")
+        assert slot_payload(host.storage, booted.slot).read_bytes() == rig.payload
+        assert rig.peer_questions[-1] == ("unit-1", rig.release.files[0].sha256)
+        assert re.search(
+            r"bootstrap: peer unit-3 served bad bytes \(piece \d+, bytes \d+-\d+\); "
+            r"dropped for this download",
+            host.console_text,
+        )
+        assert bulk_bytes.total == PAYLOAD_BYTES
 
-    assert slot_payload(host.storage, booted.slot).read_bytes() == rig.payload
-    assert rig.peer_questions[-1] == ("unit-1", rig.release.files[0].sha256)
-    console = host.console_text
-    assert "peer unit-3 served bad bytes (piece" in console
-    assert "dropped for this download" in console
-    assert re.search(r"peer-to-peer download of \S+: .*unit-2 \d+ B", console)
-    assert bulk_bytes.total == 0  # the good peer carried it all
+        # Beside a good peer: whatever the bad one sent was refused, the good one carried
+        # every piece, and the bulk server none.
+        rig.peers = [bad_peer, good_peer]
+        bulk_bytes.total = 0
+        host, booted = await _boot(rig, tmp_path, "unit-4")
+        assert slot_payload(host.storage, booted.slot).read_bytes() == rig.payload
+        summary = re.search(r"peer-to-peer download of \S+: (.*)", host.console_text)
+        assert summary is not None
+        assert summary.group(1) == f"unit-2 {PAYLOAD_BYTES} B"
+        assert bulk_bytes.total == 0
 
 
 async def test_a_peer_outside_the_rack_is_refused_both_ways(
@@ -167,7 +154,7 @@ async def test_a_peer_outside_the_rack_is_refused_both_ways(
         async with httpx.AsyncClient(verify=stranger_ssl) as client:
             with pytest.raises(httpx.ConnectError):
                 await client.get(url)
-        # This rack's BMC, or no certificate at all: the listener answers 403.
+        # This rack's BMC, or no certificate at all: refused at the handshake too.
         bmc_key, bmc_cert = rig.ca.issue("bmc", role="bmc/unit-1", client=True).write(
             tmp_path, "bmc"
         )
@@ -176,7 +163,8 @@ async def test_a_peer_outside_the_rack_is_refused_both_ways(
             client_context(rig.ca_path),
         ):
             async with httpx.AsyncClient(verify=verify) as client:
-                assert (await client.get(url)).status_code == 403
+                with pytest.raises(httpx.TransportError):
+                    await client.get(url)
         # A unit of this rack gets the range it asked for.
         unit_key, unit_cert = rig.ca.issue("u", role="unit/unit-5", client=True).write(
             tmp_path, "unit-5"
@@ -184,6 +172,12 @@ async def test_a_peer_outside_the_rack_is_refused_both_ways(
         async with httpx.AsyncClient(verify=client_context(rig.ca_path, unit_cert, unit_key)) as c:
             answer = await c.get(url, headers={"Range": "bytes=10-19"})
             assert (answer.status_code, answer.content) == (206, rig.payload[10:20])
+        # A peer that is not the unit the controller named (unit-2 answering for unit-4)
+        # fails the booting unit's pinned handshake.
+        rig.peers = [Peer("unit-4", peer.url)]
+        host, booted = await _boot(rig, tmp_path, "unit-1")
+        assert slot_payload(host.storage, booted.slot).read_bytes() == rig.payload
+        assert "peer unit-4 failed" in host.console_text
 
     # The other way: a "peer" that proves another rack's unit identity is refused by the
     # booting unit, which boots from the bulk server instead.
@@ -196,7 +190,7 @@ async def test_a_peer_outside_the_rack_is_refused_both_ways(
     async with _serving(host9, foreign_booted) as foreign_peer:
         rig.peers = [foreign_peer]
         bulk_bytes.total = 0
-        host, booted = await _boot(rig, tmp_path, "unit-1")
+        host, booted = await _boot(rig, tmp_path, "unit-3")
     await host9.fake_link.close()
     assert slot_payload(host.storage, booted.slot).read_bytes() == rig.payload
     assert "peer unit-9 failed" in host.console_text

@@ -29,7 +29,8 @@ def _beat(unit: str, sha256: str) -> HeartbeatBody:
     return HeartbeatBody.model_validate(
         {
             "unit": unit,
-            "agentUrl": f"https://127.0.0.1:{9000 + int(unit.rsplit('-', 1)[1])}",
+            "agentUrl": "https://127.0.0.1:8999",
+            "peerUrl": f"https://127.0.0.1:{9000 + int(unit.rsplit('-', 1)[1])}",
             "osVersion": "0.2.0",
             "payloadSha256": sha256,
             "heartbeatIntervalSeconds": 5,

@@ -1,7 +1,7 @@
 """Peer-to-peer payload distribution inside a rack: the piece table and the swarm download.
 
-A unit whose OS runs a payload it verified serves it to the other units of its rack (the OS
-agent's ``/p2p/v1/targets/<sha256>``, mutual TLS, same-rack unit identities only). Before a
+A unit whose OS runs a payload it verified serves it to the other units of its rack (its peer
+server's ``/boot/v1/targets/<sha256>``, mutual TLS, this rack's unit identities only). Before a
 download the bootstrap asks the boot server ``/boot/v1/peers/<target>``: the controller
 answers the target's **piece table** (its SHA-256 per piece, computed from the file it
 publishes) and the units whose heartbeat says they run that payload. The bootstrap then pulls
@@ -35,14 +35,16 @@ from typing import Any, Protocol
 
 from tuf.api import exceptions as tuf_errors
 
+from racklet.boot._bulk_server import BULK_PREFIX
 from racklet.boot._manifest import PAYLOAD_NAME
 from racklet.boot._slots import slot_dir
 from racklet.log import ContextLogger
 
 PEERS_PATH = "/peers/"
 """Below the boot server's ``/boot/v1``: where a unit asks for a target's peers."""
-P2P_PREFIX = "/p2p/v1/targets/"
-"""Below a unit's agent URL: where it serves the payload it runs, by SHA-256."""
+P2P_PREFIX = BULK_PREFIX
+"""Below a unit's peer URL: where it serves the payload it runs, by SHA-256 (the same
+server code as the controller's bulk targets, ``racklet.node._p2p``)."""
 MAX_PEERS = 4
 """Peers a unit downloads from at once (the controller answers at most this many)."""
 MIN_PIECE_BYTES = 64 << 10
@@ -111,7 +113,7 @@ def slot_payload(storage: Path, slot: str) -> Path:
 
 @dataclass(frozen=True)
 class Peer:
-    """A unit that runs the target: its name (pinned) and its agent URL."""
+    """A unit that runs the target: its name (pinned) and its peer server's URL."""
 
     unit: str
     url: str

@@ -52,7 +52,9 @@ class HeartbeatBody(Model):
     agent_url: Annotated[str, Field(max_length=300)]
     os_version: Annotated[str, Field(max_length=200)]
     payload_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
-    """The payload the unit runs, which its agent serves to the rack (peer-to-peer)."""
+    """The payload the unit runs, which it serves to the rack (peer-to-peer)..."""
+    peer_url: Annotated[str, Field(max_length=300, pattern=r"^https://")] | None = None
+    """...at this URL (absent: it serves nothing)."""
     uptime_seconds: Annotated[float, Field(ge=0)] = 0.0
     temperature_celsius: float | None = None
     cpu_load: Annotated[float, Field(ge=0, le=1)] | None = None

@@ -33,9 +33,11 @@ def peer_finder(heartbeats: HeartbeatRegistry, store: Store, rack: str) -> PeerF
         if not enabled:
             return []
         peers = [
-            Peer(beat.body.unit, beat.body.agent_url)
+            Peer(beat.body.unit, beat.body.peer_url)
             for beat in heartbeats.fresh()
-            if beat.body.unit != unit and beat.body.payload_sha256 == sha256
+            if beat.body.unit != unit
+            and beat.body.payload_sha256 == sha256
+            and beat.body.peer_url is not None
         ]
         random.shuffle(peers)
         return peers

@@ -38,8 +38,11 @@ class HeartbeatSender:
         logger: ContextLogger,
         stress: StressRunner | None = None,
         workloads: Workloads | None = None,
+        *,
+        peer_url: str | None = None,
     ) -> None:
         self._workloads = workloads
+        self._peer_url = peer_url
         self._host = host
         self._booted = booted
         self._metrics = metrics
@@ -60,6 +63,7 @@ class HeartbeatSender:
             "osVersion": self._booted.manifest.version,
             # The payload it runs and serves to its rack's other units (racklet.node._p2p).
             "payloadSha256": self._booted.manifest.payload_sha256,
+            **({"peerUrl": self._peer_url} if self._peer_url is not None else {}),
             "uptimeSeconds": round(self._metrics.uptime(), 3),
             "temperatureCelsius": round(self._host.temperature_celsius(), 2),
             "cpuLoad": round(self._host.cpu_load(), 4),
