@@ -39,7 +39,8 @@ _SERVED = re.compile(r"serving \S+\.payload\.bin \[(\d+), (\d+)\)")
 
 class BulkBytes(logging.Handler):
     """The bulk-target server's access log, summed: the payload bytes it sent (the signed
-    ``current.json`` pointers, 124 bytes a boot, are left out)."""
+    ``current.json`` pointers, 124 bytes a boot, are left out). The peers run the same
+    server code in this process; their lines name ``<sha256>``, not ``….payload.bin``."""
 
     def __init__(self) -> None:
         super().__init__(logging.INFO)
