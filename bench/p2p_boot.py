@@ -9,9 +9,10 @@ M MB payload (``racklet release publish --current``) three times and times, in o
   the time of a single unit's update boot;
 - **bulk**: ``Rack.spec.peerToPeer: false``, every unit power-cycled at once: all N downloads
   share the uplink (its limit is ``N × M / goodput``);
-- **p2p**: ``peerToPeer: true``, as a canary-then-batch rollout updates: one unit first
-  (from the bulk server: nobody runs the release yet), then the other N − 1 at once, which
-  fetch it from the units that run it; timed from the first power-on to the last Running.
+- **p2p**: ``peerToPeer: true``, in waves as a rollout's canary and batches update
+  (``--waves``, default ``1,3,12``): the first wave from the bulk server (nobody runs the
+  release yet), each later one at once, from the units that run it by then (each unit
+  fetches from up to four); timed from the first power-on to the last Running.
 
 Besides wall time it reports the bytes the controller's bulk-target server sent in each
 mode, summed from its access log (``serving <target> [start, end)`` in ``controller.log``).
@@ -92,6 +93,14 @@ class _P2pRack(_Rack):
         return time.monotonic() - start
 
 
+def _batches(names: list[str], waves: list[int]) -> list[list[str]]:
+    out, start = [], 0
+    for size in waves:
+        out.append(names[start : start + size])
+        start += size
+    return out
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench p2p_boot")
     parser.add_argument("--units", type=int, default=16)
@@ -100,7 +109,11 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--speed", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=900.0)
+    parser.add_argument("--waves", default="1,3,12", help="units per wave in the p2p mode")
     args, _ = parser.parse_known_args(argv)
+    waves = [int(w) for w in args.waves.split(",")]
+    if sum(waves) != args.units or min(waves) < 1:
+        raise SystemExit(f"p2p_boot: --waves {args.waves} must add up to --units {args.units}")
     size = args.payload_mb << 20
     goodput = args.uplink_mbps * 1e6 / 8 * 1448 / 1538  # TCP payload at line rate
     floor = args.units * size / goodput
@@ -118,18 +131,18 @@ def main(argv: list[str]) -> None:
                 plans = {
                     "one": (False, [names[:1]]),
                     "bulk": (False, [names]),
-                    "p2p": (True, [names[:1], names[1:]]),
+                    "p2p": (True, _batches(names, waves)),
                 }
                 order = list(plans) if index % 2 == 0 else list(reversed(plans))
                 for mode in order:
-                    p2p, batches = plans[mode]
+                    on, batches = plans[mode]
                     version = f"3.{index}.{order.index(mode) + 1}"
                     release = tmp / f"release-{version}" / "payload.bin"
                     release.parent.mkdir()
                     release.write_bytes(build_default_payload(size, version))
                     rack.publish(version, release)
                     release.unlink()
-                    rack.set_p2p(p2p)
+                    rack.set_p2p(on)
                     before = _bulk_bytes(tmp / "state")
                     seconds = rack.update(batches, version, args.timeout)
                     results[mode].append(seconds)
