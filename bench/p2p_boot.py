@@ -159,8 +159,8 @@ def main(argv: list[str]) -> None:
         f"p2p_boot: {args.units} units x {args.payload_mb} MB, {args.uplink_mbps:g} Mbit/s "
         f"uplink (limit {floor:.1f} s); one unit {one:.1f} s; all at once without p2p "
         f"{bulk:.1f} s ({bulk / one:.2f}x one unit, {bulk / floor:.2f}x the uplink limit, "
-        f"bulk server {statistics.median(sent['bulk']):.2f} payloads); with p2p (1 then "
-        f"{args.units - 1}) {p2p:.1f} s ({p2p / one:.2f}x one unit, bulk server "
+        f"bulk server {statistics.median(sent['bulk']):.2f} payloads); with p2p (waves "
+        f"{args.waves}) {p2p:.1f} s ({p2p / one:.2f}x one unit, bulk server "
         f"{statistics.median(sent['p2p']):.2f} payloads)"
     )
 
