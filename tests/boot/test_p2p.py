@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
+import json
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +29,7 @@ from racklet.boot import (
     build_default_payload,
     slot_payload,
 )
+from racklet.boot._p2p import compute_piece_table, parse_plan
 from racklet.boot.client import bootstrap
 from racklet.net import client_context
 from racklet.node._p2p import PeerServer
@@ -225,3 +228,42 @@ async def test_a_sixteen_unit_update_takes_about_one_payload_from_the_bulk_serve
     assert bulk_bytes.total <= 2 * len(new), f"bulk server sent {bulk_bytes.total} bytes"
     # Without peer-to-peer the same update costs one payload per unit.
     assert bulk_bytes.total < 16 * len(new) / 4
+
+
+def test_the_piece_table_is_the_files_hashes(tmp_path: Path) -> None:
+    data = build_default_payload(PAYLOAD_BYTES + 1000)
+    path = tmp_path / "target"
+    path.write_bytes(data)
+    with open(path, "rb") as handle:
+        table = compute_piece_table(handle.fileno())
+    size = table.piece_bytes
+    assert table.sha256 == hashlib.sha256(data).hexdigest()
+    assert table.pieces == tuple(
+        hashlib.sha256(data[i : i + size]).hexdigest() for i in range(0, len(data), size)
+    )
+
+
+def test_a_peers_answer_that_does_not_describe_the_signed_target_is_ignored(
+    tmp_path: Path,
+) -> None:
+    """The piece table is not signed: an answer for another length or hash, with a piece list
+    that does not cover the target, or with a peer that is not HTTPS, is not used (the unit
+    downloads from the bulk server alone)."""
+    data = build_default_payload(PAYLOAD_BYTES)
+    path = tmp_path / "target"
+    path.write_bytes(data)
+    with open(path, "rb") as handle:
+        table = compute_piece_table(handle.fileno())
+    good = table.to_json() | {"peers": [{"unit": "unit-2", "url": "https://127.0.0.1:1"}]}
+    sha, length = table.sha256, table.length
+    assert parse_plan(json.dumps(good).encode(), length, sha) is not None
+    for bad in (
+        good | {"sha256": "0" * 64},
+        good | {"length": length + 1},
+        good | {"pieces": table.to_json()["pieces"][:-1]},
+        good | {"pieceBytes": 1},
+        good | {"peers": [{"unit": "unit-2", "url": "http://127.0.0.1:1"}]},
+        good | {"peers": []},
+    ):
+        assert parse_plan(json.dumps(bad).encode(), length, sha) is None
+    assert parse_plan(b"not json", length, sha) is None
