@@ -131,6 +131,9 @@ async def test_a_peer_serving_bad_pieces_is_dropped_and_the_unit_boots_the_right
             host.console_text,
         )
         assert bulk_bytes.total == PAYLOAD_BYTES
+        # The OS reports it in its first heartbeat, for the controller's event.
+        ((unit, why),) = booted.dropped_peers
+        assert unit == "unit-3" and why.startswith("served bad bytes (piece ")
 
         # Beside a good peer: whatever the bad one sent was refused, the good one carried
         # every piece, and the bulk server none.

@@ -11,7 +11,7 @@ import pytest
 from racklet.api import ObjectMeta, Rack, RackSpec
 from racklet.boot import Peer
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
-from racklet.controller._p2p import peer_finder
+from racklet.controller._p2p import peer_finder, record_dropped_peers
 from racklet.store import MemoryStore
 
 SHA_NEW, SHA_OLD = "a" * 64, "b" * 64
@@ -76,3 +76,26 @@ def test_a_heartbeat_with_a_malformed_payload_hash_is_refused() -> None:
     body["payloadSha256"] = "../../etc/passwd"
     with pytest.raises(ValueError, match="payloadSha256"):
         HeartbeatBody.model_validate(body)
+
+
+async def test_a_dropped_peer_becomes_a_warning_event_on_that_unit() -> None:
+    store = MemoryStore()
+    body = HeartbeatBody.model_validate(
+        _beat("unit-1", SHA_NEW).model_dump(by_alias=True)
+        | {
+            "droppedPeers": [
+                {"unit": "unit-3", "reason": "served bad bytes (piece 5, bytes 327680-393215)"},
+                {"unit": "unit-1", "reason": "a unit cannot blame itself"},
+            ]
+        }
+    )
+    await record_dropped_peers(store, body)
+    (event,) = await store.events(kind="ComputeUnit")
+    assert (event.involved_object.name, event.reason, event.type) == (
+        "unit-3",
+        "PeerDropped",
+        "Warning",
+    )
+    assert event.message == (
+        "unit-1 dropped it as a payload peer: served bad bytes (piece 5, bytes 327680-393215)"
+    )

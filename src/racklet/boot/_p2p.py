@@ -214,7 +214,8 @@ class Swarm:
     logger: ContextLogger
     notes: list[str]
     cancel: threading.Event = field(default_factory=threading.Event)
-    dropped: list[str] = field(default_factory=list)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    """(peer, why) of every peer dropped during this download."""
     _pending: deque[int] = field(default_factory=deque)
     _live_peers: int = 0
     _done: int = 0
@@ -303,7 +304,7 @@ class Swarm:
                 self._pending.appendleft(index)
                 if source.peer:
                     self._live_peers -= 1
-                    self.dropped.append(source.name)
+                    self.dropped.append((source.name, problem))
                     line = f"peer {source.name} {problem}; dropped for this download"
                     self.logger.warning(line, extra={"peer": source.name})
                     self.notes.append(line)

@@ -79,6 +79,8 @@ class PeerAccess:
 
     peer_fetcher: Callable[[Peer], RangeFetcher]
     logger: ContextLogger
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    """(peer, why) of the peers dropped for bad bytes or failures, for the OS to report."""
 
 
 @dataclass
@@ -297,8 +299,10 @@ class _Targets:
             try:
                 served = swarm.run()
             except SwarmFailed as exc:
+                p2p.dropped.extend(swarm.dropped)
                 self.notes.append(f"peer-to-peer download abandoned: {exc}; bulk server alone")
                 return None
+            p2p.dropped.extend(swarm.dropped)
             check = StreamCheck(url, info.length, info.hashes)
             for chunk in writer.read_back(info.length, self.limits.chunk_bytes):
                 check.count(len(chunk))

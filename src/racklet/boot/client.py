@@ -202,6 +202,8 @@ class _Boot:
         self.transport = transport
         self.written: dict[str, Stamp] = {}
         """Slots this power-on wrote from bytes it verified while they streamed in."""
+        self.dropped_peers: list[tuple[str, str]] = []
+        """Peers a download of this power-on dropped (``PeerAccess.dropped``)."""
         self.marks: list[tuple[str, float]] = []
         """This pass's steps and when each ended (wall-clock, so the controller's and a
         benchmark's records line up with them): logged as one ``boot timeline`` line."""
@@ -353,7 +355,7 @@ class _Boot:
                 raise ValueError(str(exc)) from exc
             return fetcher.sibling(context)
 
-        return PeerAccess(peer_fetcher, self.logger)
+        return PeerAccess(peer_fetcher, self.logger, self.dropped_peers)
 
     async def _verified(self, ref: SlotRef) -> PayloadManifest | None:
         """The committed slot's release if it still verifies; None (and why, on the console)
@@ -415,6 +417,7 @@ class _Boot:
             trust=self.trust,
             slot=slot,
             trial=trial,
+            dropped_peers=tuple(self.dropped_peers),
         )
 
     async def _carrier(self) -> bool:

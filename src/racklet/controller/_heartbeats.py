@@ -45,6 +45,13 @@ class VmReport(Model):
     cpu_seconds: Annotated[float, Field(ge=0)] | None = None
 
 
+class DroppedPeer(Model):
+    """A unit of the rack that the reporting unit's boot dropped as a payload peer."""
+
+    unit: DnsLabel
+    reason: Annotated[str, Field(max_length=300)] = ""
+
+
 class HeartbeatBody(Model):
     """What an OS agent POSTs to ``/machine/v1/heartbeat``."""
 
@@ -55,6 +62,8 @@ class HeartbeatBody(Model):
     """The payload the unit runs, which it serves to the rack (peer-to-peer)..."""
     peer_url: Annotated[str, Field(max_length=300, pattern=r"^https://")] | None = None
     """...at this URL (absent: it serves nothing)."""
+    dropped_peers: Annotated[list[DroppedPeer], Field(max_length=16)] = Field(default_factory=list)
+    """Peers its boot's download dropped (bad bytes, failures): each becomes an event."""
     uptime_seconds: Annotated[float, Field(ge=0)] = 0.0
     temperature_celsius: float | None = None
     cpu_load: Annotated[float, Field(ge=0, le=1)] | None = None

@@ -11,13 +11,26 @@ from __future__ import annotations
 
 import random
 
-from racklet.api import Rack
+from racklet.api import Event, Rack
 from racklet.boot import Peer
 from racklet.boot.server import PeerFinder
-from racklet.controller._heartbeats import HeartbeatRegistry
+from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
 from racklet.store import NotFound, Store, StoreError
 
-__all__ = ["PeerFinder", "peer_finder"]
+__all__ = ["PeerFinder", "peer_finder", "record_dropped_peers"]
+
+
+async def record_dropped_peers(store: Store, body: HeartbeatBody) -> None:
+    """A ``PeerDropped`` warning event on each unit the heartbeating unit's boot dropped as a
+    payload peer (bad bytes, or it failed), naming who dropped it and why. The reporter's
+    word only (it may lie about others: at most 16 events a heartbeat, and only warnings)."""
+    for dropped in body.dropped_peers:
+        if dropped.unit == body.unit:
+            continue
+        message = f"{body.unit} dropped it as a payload peer: {dropped.reason}"
+        await store.record_event(
+            Event.about("ComputeUnit", dropped.unit, "PeerDropped", message, type="Warning")
+        )
 
 
 def peer_finder(heartbeats: HeartbeatRegistry, store: Store, rack: str) -> PeerFinder:
