@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.responses import JSONResponse
 
 from racklet.boot import (
     P2P_PREFIX,
@@ -29,7 +30,7 @@ from racklet.boot import (
     build_default_payload,
     slot_payload,
 )
-from racklet.boot._p2p import compute_piece_table, parse_plan
+from racklet.boot._p2p import PieceTable, compute_piece_table, parse_plan
 from racklet.boot.client import bootstrap
 from racklet.net import client_context
 from racklet.node._p2p import PeerServer
@@ -102,6 +103,11 @@ async def _serving(host: FakeHost, booted: BootedPayload) -> AsyncIterator[Peer]
         yield Peer(booted.unit, url)
     finally:
         await server.stop()
+
+
+def _table_of(path: Path) -> PieceTable:
+    with open(path, "rb") as handle:
+        return compute_piece_table(handle.fileno())
 
 
 def _corrupt(host: FakeHost, booted: BootedPayload, offset: int) -> None:
@@ -270,3 +276,27 @@ def test_a_peers_answer_that_does_not_describe_the_signed_target_is_ignored(
     ):
         assert parse_plan(json.dumps(bad).encode(), length, sha) is None
     assert parse_plan(b"not json", length, sha) is None
+
+
+async def test_a_lying_piece_table_cannot_get_bytes_named_tuf_decides(
+    rig: BootRig, tmp_path: Path, bulk_bytes: BulkBytes
+) -> None:
+    """A compromised controller's piece table matching a compromised peer's bad bytes: every
+    piece passes, the whole file fails the TUF-signed hash, and the unit downloads from the
+    bulk server alone; the bad bytes never get a name."""
+    host2, unit2 = await _boot(rig, tmp_path, "unit-2")
+    _corrupt(host2, unit2, 3 * 65536 + 5)
+    lie = await asyncio.to_thread(_table_of, slot_payload(host2.storage, unit2.slot))
+    async with _serving(host2, unit2) as peer:
+        answer = lie.to_json() | {
+            "sha256": rig.release.files[0].sha256,  # claims the signed target
+            "peers": [{"unit": peer.unit, "url": peer.url}],
+        }
+        rig.overrides[rig.payload_path.replace("/targets/", "/peers/", 1)] = JSONResponse(answer)
+        bulk_bytes.total = 0
+        host, booted = await _boot(rig, tmp_path, "unit-1")
+    assert slot_payload(host.storage, booted.slot).read_bytes() == rig.payload
+    assert "peer-to-peer download rejected by TUF" in host.console_text
+    assert bulk_bytes.total == PAYLOAD_BYTES
+    leftovers = {p.name for p in (host.storage / "slots" / booted.slot).iterdir()}
+    assert leftovers == {"payload.bin", "slot.json"}
