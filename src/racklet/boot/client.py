@@ -13,6 +13,10 @@ BMC, not the unit's disk, decides what this boot is:
   and the unit reboots into it; the first install goes to slot A and is committed at once.
   Otherwise the committed slot is booted after its SHA-256 is checked against the BMC's record.
 
+With the rack's peer-to-peer distribution on, the download takes its pieces from the units
+that already run the release (``_p2p``), each connection pinned to that unit's identity;
+the slot's file is checked whole against TUF either way before it gets a name.
+
 The payload is hashed once, as it streams into the slot; the warm reboot into that slot, in
 the same power-on, does not read it again unless the file changed since (``_slots.Stamp``).
 Every cold boot re-hashes the slot it boots.
