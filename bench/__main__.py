@@ -31,6 +31,7 @@ BENCHMARKS = [
     "scrape_cost",
     "switch_relay",
     "switch_boot",
+    "p2p_boot",
     "switch_rack_up",
     "microvm",
     "chaos",

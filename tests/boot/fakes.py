@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from racklet.bmc._state.ab import AbState
 from racklet.bmc.errors import BmcError
-from racklet.boot import PublishedRelease, TufRepository, build_default_payload
+from racklet.boot import Peer, PublishedRelease, TufRepository, build_default_payload
 from racklet.boot.server import create_boot_app
 from racklet.hw import Activity, Clock, UnitLinkPort
 from racklet.link import serve_link
@@ -248,6 +248,11 @@ class BootRig:
         self.heartbeat_reply: dict[str, Any] | None = None
         """A JSON body for heartbeat replies (a controller handing out a stress job)."""
         self.overrides: dict[str, ASGIApp] = {}
+        self.peers: list[Peer] = []
+        """What the boot server answers as the payload's peers (``/boot/v1/peers/``)."""
+        self.peer_questions: list[tuple[str, str]] = []
+        self.targets_url: str | None = None
+        """The bulk-target server's URL handed to units in the trust bundle, if one runs."""
         self._server: AppServer | None = None
 
     @property
@@ -266,21 +271,32 @@ class BootRig:
         return f"https://127.0.0.1:{self.port}"
 
     def trust(self) -> dict[str, Any]:
-        return {
+        trust = {
             "bootServer": self.url,
             "tufRoot": self.tuf.root_bytes().decode(),
             "caBundle": self.ca.cert_pem.decode(),
         }
+        if self.targets_url is not None:
+            trust["targetsUrl"] = self.targets_url
+        return trust
 
-    def identity(self) -> dict[str, Any]:
+    def identity(self, unit: str | None = None) -> dict[str, Any]:
+        """The unit's identity as its BMC hands it over (another unit of the rack: ``unit``)."""
+        issued = self.unit_identity
+        if unit is not None and unit != self.unit:
+            issued = self.ca.issue(unit, role=f"unit/{unit}", server=True, client=True)
         return {
-            "name": self.unit,
-            "key": self.unit_identity.key_pem.decode(),
-            "cert": self.unit_identity.cert_pem.decode(),
+            "name": unit or self.unit,
+            "key": issued.key_pem.decode(),
+            "cert": issued.cert_pem.decode(),
         }
 
-    def bmc(self, name: str = "bmc") -> FakeBmc:
-        return FakeBmc(self.trust(), self.identity(), self.root / name)
+    def bmc(self, name: str = "bmc", unit: str | None = None) -> FakeBmc:
+        return FakeBmc(self.trust(), self.identity(unit), self.root / name)
+
+    async def _find_peers(self, unit: str, sha256: str) -> list[Peer]:
+        self.peer_questions.append((unit, sha256))
+        return list(self.peers)
 
     def client_identity_files(self, name: str) -> tuple[Path, Path]:
         """A client certificate for ``name`` on disk (for test clients, not for units)."""
@@ -299,7 +315,7 @@ class BootRig:
 
         inner = Starlette(
             routes=[
-                Mount("/boot/v1", app=create_boot_app(self.repo)),
+                Mount("/boot/v1", app=create_boot_app(self.repo, self._find_peers)),
                 Route("/machine/v1/heartbeat", heartbeat, methods=["POST"]),
             ]
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from racklet.boot import BootedPayload
 from racklet.boot.client import bootstrap
 from racklet.hw import Activity
 from racklet.metrics import OPENMETRICS
+from racklet.net import client_context
 from racklet.node import run_os
 from racklet.pki import write_crl
 from tests.boot.fakes import BootRig, FakeBmc, FakeHost, wait_for
@@ -175,9 +177,12 @@ async def test_the_agent_following_the_crl_keeps_its_key_copy_private_until_it_s
     task = asyncio.create_task(run_os(host, booted, crl=crl))
     await wait_for(lambda: bool(rig.heartbeats), "a heartbeat")
     assert (await _scrape(rig, host)).status_code == 200  # a scrape needs no certificate
-    (held,) = scratch.iterdir()  # the listener rebuilds from these on a CRL change
-    assert stat.S_IMODE(held.stat().st_mode) == 0o700
-    assert {stat.S_IMODE(f.stat().st_mode) for f in held.iterdir()} == {0o600}
+    # The agent's listener and the peer server (racklet.node._p2p) rebuild from these on a
+    # CRL change: one private directory each.
+    held = list(scratch.iterdir())
+    assert len(held) == 2
+    assert {stat.S_IMODE(d.stat().st_mode) for d in held} == {0o700}
+    assert {stat.S_IMODE(f.stat().st_mode) for d in held for f in d.iterdir()} == {0o600}
     task.cancel()  # a power cut
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -228,3 +233,25 @@ async def test_a_stress_job_in_a_heartbeat_reply_runs_once_then_lets_go(
         await wait_for(lambda: len(rig.heartbeats) >= beats + 2, "heartbeats with a bad job")
         assert host.load == 0.25, "a malformed job is ignored"
         host.shutdown = True
+
+
+async def test_the_os_serves_its_payload_to_peers_and_reports_the_peers_its_boot_dropped(
+    rig: BootRig, host: FakeHost
+) -> None:
+    """The heartbeat names the payload and the peer server (racklet.node._p2p) that serves
+    it, and carries the peers the boot dropped until a controller took them."""
+    booted = await bootstrap(host)
+    booted = dataclasses.replace(booted, dropped_peers=(("unit-3", "served bad bytes"),))
+    async with _running(host, booted):
+        await wait_for(lambda: len(rig.heartbeats) >= 2, "two heartbeats")
+        first, second = rig.heartbeats[0].body, rig.heartbeats[1].body
+        assert first["payloadSha256"] == booted.manifest.payload_sha256
+        assert first["droppedPeers"] == [{"unit": "unit-3", "reason": "served bad bytes"}]
+        assert "droppedPeers" not in second
+        cert, key = rig.client_identity_files("unit-2")
+        async with httpx.AsyncClient(verify=client_context(rig.ca_path, cert, key)) as client:
+            answer = await client.get(
+                f"{first['peerUrl']}/boot/v1/targets/{booted.manifest.payload_sha256}",
+                headers={"Range": "bytes=0-99"},
+            )
+        assert (answer.status_code, answer.content) == (206, rig.payload[:100])

@@ -61,6 +61,9 @@ class RackSpec(Model):
     """What a board inserted into a slot does: ``On`` boots it (if its ``spec.power`` is On);
     ``Off`` keeps it off until ``racklet power on``; ``AsBefore`` boots it only if it was
     powered when it was pulled."""
+    peer_to_peer: bool = True
+    """Booting units fetch their payload from the rack's units that already run it, besides
+    the controller's bulk server (docs/boot.md); false: from the bulk server alone."""
 
 
 class RackStatus(Model):

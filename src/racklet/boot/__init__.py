@@ -10,6 +10,8 @@
 - ``racklet.boot.client``: the unit's bootstrap client (``bootstrap``), python-tuf's ngclient
   anchored in the TUF root its BMC holds; it returns a :class:`BootedPayload` that the OS agent
   (``racklet.node``) runs from;
+- peer-to-peer distribution inside the rack (``_p2p``): a unit's agent serves the payload it
+  runs under :data:`P2P_PREFIX`; the bootstrap fetches pieces from such :class:`Peer` units;
 - ``racklet.boot.tuf_client``: the command line of the TUF client conformance suite.
 """
 
@@ -22,6 +24,7 @@ from racklet.boot._identity import (
     unit_server_context,
 )
 from racklet.boot._manifest import AgentConfig, PayloadManifest, parse_agent_config
+from racklet.boot._p2p import P2P_PREFIX, Peer, slot_payload
 from racklet.boot._payload import MAX_PAYLOAD_BYTES, MIN_PAYLOAD_BYTES, build_default_payload
 from racklet.boot._tuf_client import fetch_verified_target
 from racklet.boot._tuf_repo import (
@@ -58,6 +61,7 @@ __all__ = [
     "DEFAULT_CHANNEL",
     "MAX_PAYLOAD_BYTES",
     "MIN_PAYLOAD_BYTES",
+    "P2P_PREFIX",
     "AgentConfig",
     "BootError",
     "BootLimits",
@@ -70,6 +74,7 @@ __all__ = [
     "MetadataError",
     "PayloadError",
     "PayloadManifest",
+    "Peer",
     "PublishError",
     "PublishedRelease",
     "ReleaseFile",
@@ -88,6 +93,7 @@ __all__ = [
     "fetch_verified_target",
     "parse_agent_config",
     "refresh_timestamp",
+    "slot_payload",
     "unit_client_context",
     "unit_live_server_context",
     "unit_server_context",

@@ -79,6 +79,24 @@ def unit_client_context(trust: TrustBundle, identity: UnitIdentity) -> ssl.SSLCo
         raise TrustError(f"cannot build a TLS client context for the unit: {exc}") from exc
 
 
+def unit_peer_client_context(
+    trust: TrustBundle, identity: UnitIdentity, peer: str
+) -> ssl.SSLContext:
+    """Mutual-TLS client context for fetching pieces from ``peer``, another unit of the same
+    rack: it accepts only ``spiffe://<this rack>/unit/<peer>`` as the server (a BMC, the
+    controller, or a unit of another rack fails the handshake)."""
+    parsed = parse_id(pem_identity(identity.cert_pem))
+    if parsed is None:
+        raise TrustError("the unit identity carries no role identity")
+    try:
+        expect = spiffe_id(parsed[0], "unit", peer)
+        files = {"ca": trust.ca_bundle_pem, "cert": identity.cert_pem, "key": identity.key_pem}
+        with _private_files(**files) as p:
+            return client_context(p["ca"], p["cert"], p["key"], expect=expect)
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        raise TrustError(f"cannot build a TLS client context for peer {peer}: {exc}") from exc
+
+
 def unit_server_context(identity: UnitIdentity, trust: TrustBundle | None = None) -> ssl.SSLContext:
     """Server context for the unit's own listeners (the OS agent), from the unit identity;
     with ``trust`` it also asks clients for a rack certificate (optional: a handler that
@@ -96,17 +114,24 @@ def unit_server_context(identity: UnitIdentity, trust: TrustBundle | None = None
 
 @contextlib.contextmanager
 def unit_live_server_context(
-    identity: UnitIdentity, trust: TrustBundle, crl: Path
+    identity: UnitIdentity,
+    trust: TrustBundle,
+    crl: Path | None,
+    *,
+    require_client_cert: bool = False,
 ) -> Iterator[ssl.SSLContext]:
     """The OS agent's listener context that follows the rack's CRL (``live_server_context``):
     client certificates stay optional at the handshake (a Prometheus scrape presents none),
     but a revoked one fails it, within ``racklet.net.FOLLOW_SECONDS`` of the CRL changing.
-    The unit's PEMs stay in their private directory until the ``with`` block ends."""
+    The unit's PEMs stay in their private directory until the ``with`` block ends.
+    ``require_client_cert``: every client must present a rack certificate (the payload it
+    serves to its peers, ``racklet.node._p2p``); without ``crl``, revocation reaches it only
+    at a certificate's expiry."""
     files = {"ca": trust.ca_bundle_pem, "cert": identity.cert_pem, "key": identity.key_pem}
     with _private_files(**files) as p:
         try:
             context = live_server_context(
-                p["cert"], p["key"], ca=p["ca"], crl=crl, require_client_cert=False
+                p["cert"], p["key"], ca=p["ca"], crl=crl, require_client_cert=require_client_cert
             )
         except (ssl.SSLError, OSError, ValueError) as exc:
             raise TrustError(

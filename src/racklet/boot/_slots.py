@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -149,10 +150,10 @@ class SlotWriter:
         self._written = 0
         self._flushed = 0
         try:
-            self._fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o600)
+            self._fd = os.open(directory, os.O_TMPFILE | os.O_RDWR, 0o600)
         except (AttributeError, OSError):
             self._named = _partial_name(directory)
-            self._fd = os.open(self._named, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            self._fd = os.open(self._named, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
@@ -162,6 +163,24 @@ class SlotWriter:
             self._written += count
         if self._written - self._flushed >= WRITE_BEHIND_BYTES:
             self._write_behind()
+
+    def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
+        """Write ``data`` at ``offset`` (a piece of a swarm download; thread-safe: ``pwrite``)."""
+        view = memoryview(data)
+        while view:
+            count = os.pwrite(self._fd, view, offset)
+            view, offset = view[count:], offset + count
+
+    def read_back(self, length: int, chunk_bytes: int) -> Iterator[bytes]:
+        """The file's first ``length`` bytes, in chunks: what a swarm download wrote, to be
+        checked whole against its signed hashes before :meth:`keep` names it."""
+        offset = 0
+        while offset < length:
+            chunk = os.pread(self._fd, min(chunk_bytes, length - offset), offset)
+            if not chunk:
+                raise OSError(f"the download file ends at {offset} of {length} bytes")
+            offset += len(chunk)
+            yield chunk
 
     def _write_behind(self) -> None:
         start, self._flushed = self._flushed, self._written

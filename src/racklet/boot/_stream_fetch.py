@@ -56,6 +56,17 @@ class StreamFetcher(FetcherInterface):
         self._cancel = cancel or threading.Event()
         self._idle: dict[_Key, http.client.HTTPSConnection] = {}
 
+    def sibling(self, ssl_context: ssl.SSLContext) -> StreamFetcher:
+        """A fetcher with another TLS context (pinned to another server: a peer unit) that
+        shares this one's timeouts, deadline and cancel event."""
+        return StreamFetcher(
+            ssl_context=ssl_context,
+            connect_timeout=self._connect_timeout,
+            read_timeout=self._read_timeout,
+            deadline=self._deadline,
+            cancel=self._cancel,
+        )
+
     def close(self) -> None:
         for connection in self._idle.values():
             connection.close()
@@ -67,10 +78,15 @@ class StreamFetcher(FetcherInterface):
     def _fetch(self, url: str) -> Iterator[bytes]:
         return (bytes(piece) for piece in self.views(url))
 
-    def views(self, url: str) -> Iterator[bytes | memoryview]:
+    def views(
+        self, url: str, byte_range: tuple[int, int] | None = None
+    ) -> Iterator[bytes | memoryview]:
         """The body of ``url`` like :meth:`fetch`, without a copy: a piece may be a view of
         the reused buffer, overwritten once the next piece is asked for (consume each piece
-        before asking for the next; keep ``bytes(piece)``, never the piece itself)."""
+        before asking for the next; keep ``bytes(piece)``, never the piece itself).
+
+        ``byte_range`` (start, end exclusive) asks for those bytes only: the answer must be
+        ``206`` with exactly that many bytes (a peer's piece, ``racklet.boot._p2p``)."""
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
             raise tuf_errors.DownloadError(f"refusing a non-HTTPS URL on the boot path: {url}")
@@ -81,7 +97,10 @@ class StreamFetcher(FetcherInterface):
         try:
             if connection is None:
                 connection = self._connect(key)
-            connection.request("GET", target, headers=_HEADERS)
+            headers = _HEADERS
+            if byte_range is not None:
+                headers = {**_HEADERS, "Range": f"bytes={byte_range[0]}-{byte_range[1] - 1}"}
+            connection.request("GET", target, headers=headers)
             response = connection.getresponse()
         except BaseException as exc:
             if connection is not None:
@@ -94,6 +113,14 @@ class StreamFetcher(FetcherInterface):
             connection.close()
             raise tuf_errors.DownloadHTTPError(
                 f"server answered HTTP {response.status} for {url}", response.status
+            )
+        if byte_range is not None and (
+            response.status != 206 or response.length != byte_range[1] - byte_range[0]
+        ):
+            connection.close()
+            raise tuf_errors.DownloadError(
+                f"{url} answered HTTP {response.status} with {response.length} bytes, "
+                f"not bytes {byte_range[0]}-{byte_range[1] - 1}"
             )
         return self._body(url, key, connection, response)
 

@@ -25,6 +25,7 @@ from tuf.api import exceptions as tuf_errors
 
 from racklet.boot._digest import StreamCheck
 from racklet.boot._manifest import PayloadManifest, ReleasePointer, parse_release_pointer
+from racklet.boot._p2p import PEERS_PATH, Peer, RangeFetcher, Swarm, SwarmFailed, parse_plan
 from racklet.boot._slots import SlotWriter
 from racklet.boot._stream_fetch import StreamFetcher
 from racklet.boot._tuf_api import (
@@ -47,6 +48,7 @@ from racklet.boot.errors import (
     TrustError,
 )
 from racklet.config import make_dir
+from racklet.log import ContextLogger
 
 POINTER = "current.json"
 BOOT_V1 = "/boot/v1"  # where the machine listener serves TUF (client.BOOT_PATH)
@@ -68,6 +70,17 @@ def updater_config(limits: BootLimits) -> UpdaterConfig:
         targets_max_length=limits.max_metadata_bytes,
         max_root_rotations=limits.max_root_rotations,
     )
+
+
+@dataclass(frozen=True)
+class PeerAccess:
+    """How a download reaches the rack's other units (``racklet.boot._p2p``): a fetcher for
+    each peer, pinned to its identity; None anywhere means the bulk server alone."""
+
+    peer_fetcher: Callable[[Peer], RangeFetcher]
+    logger: ContextLogger
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+    """(peer, why) of the peers dropped for bad bytes or failures, for the OS to report."""
 
 
 @dataclass
@@ -123,6 +136,7 @@ def open_channel(
     limits: BootLimits,
     target_base_url: str | None = None,
     notes: list[str] | None = None,
+    p2p: PeerAccess | None = None,
 ) -> Channel:
     """Refresh the metadata (anchored in ``root``) and read the channel's signed pointer.
 
@@ -130,13 +144,15 @@ def open_channel(
     ``{base_url}/targets/``. A bulk-target server that cannot be reached (its controller is
     down, or restarting) is given up for the boot server's own targets path, which serves the
     same files: the hashes signed in TUF decide what is accepted, not where it came from. Why
-    is appended to ``notes``, for the console.
+    is appended to ``notes``, for the console. With ``p2p`` the payload comes from the rack's
+    peers too, when the boot server names some.
     """
     try:
         make_dir(scratch_dir)
         updater, targets = _refreshed(
             root, metadata_dir, base_url, target_base_url, fetcher, limits, notes
         )
+        targets.p2p = p2p
         pointer = _read_pointer(updater, targets, channel, limits)
     except BootError:
         raise
@@ -176,6 +192,9 @@ class _Targets:
     fallback_url: str | None = None
     """Where targets come from once ``base_url`` could not be reached (None: nowhere else)."""
     notes: list[str] = field(default_factory=list)
+    peers_url: str | None = None
+    """Where the boot server names a target's peers (``/boot/v1/peers/``)."""
+    p2p: PeerAccess | None = None
 
     def _get(self, url: str) -> Iterator[bytes | memoryview]:
         """The body, without a copy per piece where the fetcher can (``_stream`` consumes
@@ -236,8 +255,67 @@ class _Targets:
         return bytes(out)
 
     def to_file(self, info: TargetFile, directory: Path) -> Path:
+        swarmed = self._swarm_to_file(info, directory)
+        if swarmed is not None:
+            return swarmed
         with SlotWriter(directory) as writer:
             self._stream(info, writer.write)
+            return writer.keep()
+
+    def _plan_body(self, url: str) -> bytes | None:
+        """The boot server's peers answer for a target, bounded; None if it has none."""
+        body, limit = bytearray(), self.limits.max_metadata_bytes
+        try:
+            for chunk in self.fetcher.fetch(url):
+                body += chunk
+                if len(body) > limit:
+                    return None
+        except tuf_errors.DownloadHTTPError:
+            return None  # a controller without peer-to-peer, or peer-to-peer turned off
+        except tuf_errors.DownloadError as exc:
+            self.notes.append(f"no peers ({' '.join(str(exc).split())})")
+            return None
+        return bytes(body)
+
+    def _swarm_to_file(self, info: TargetFile, directory: Path) -> Path | None:
+        """Download ``info`` from the rack's peers (and the bulk server) if the boot server
+        names any; None to download from the bulk server alone. The file gets its name only
+        once it matched the signed length and hashes as a whole, as a plain download does."""
+        sha256 = info.hashes.get("sha256")
+        p2p, fetcher = self.p2p, self.fetcher
+        if p2p is None or self.peers_url is None or sha256 is None:
+            return None
+        if not isinstance(fetcher, StreamFetcher):
+            return None
+        url = self.url(info)
+        body = self._plan_body(f"{self.peers_url}{url.removeprefix(self.base_url)}")
+        plan = None if body is None else parse_plan(body, info.length, sha256)
+        if plan is None:
+            return None
+        with SlotWriter(directory) as writer:
+            swarm = Swarm.build(
+                plan, url, fetcher, p2p.peer_fetcher, writer, p2p.logger, self.notes
+            )
+            try:
+                served = swarm.run()
+            except SwarmFailed as exc:
+                p2p.dropped.extend(swarm.dropped)
+                self.notes.append(f"peer-to-peer download abandoned: {exc}; bulk server alone")
+                return None
+            p2p.dropped.extend(swarm.dropped)
+            check = StreamCheck(url, info.length, info.hashes)
+            for chunk in writer.read_back(info.length, self.limits.chunk_bytes):
+                check.count(len(chunk))
+                check.update(chunk)
+            try:
+                check.verify()
+            except tuf_errors.LengthOrHashMismatchError as exc:
+                self.notes.append(
+                    f"peer-to-peer download rejected by TUF ({exc}); bulk server alone"
+                )
+                return None
+            shares = ", ".join(f"{name} {count} B" for name, count in served.items() if count)
+            self.notes.append(f"peer-to-peer download of {info.path}: {shares}")
             return writer.keep()
 
 
@@ -297,6 +375,7 @@ def _refreshed(
         limits,
         fallback_url=own_targets if targets_url != own_targets else None,
         notes=notes if notes is not None else [],
+        peers_url=f"{base_url}{PEERS_PATH}",
     )
     return updater, targets
 

@@ -139,3 +139,6 @@ class BootedPayload:
     trust: TrustBundle
     slot: str = "A"
     trial: TrialBoot | None = None
+    dropped_peers: tuple[tuple[str, str], ...] = ()
+    """(peer, why) of the rack's units this boot's download dropped (bad bytes, failures):
+    the OS reports them in its first heartbeat, and the controller records an event."""

@@ -13,6 +13,10 @@ BMC, not the unit's disk, decides what this boot is:
   and the unit reboots into it; the first install goes to slot A and is committed at once.
   Otherwise the committed slot is booted after its SHA-256 is checked against the BMC's record.
 
+With the rack's peer-to-peer distribution on, the download takes its pieces from the units
+that already run the release (``_p2p``), each connection pinned to that unit's identity;
+the slot's file is checked whole against TUF either way before it gets a name.
+
 The payload is hashed once, as it streams into the slot; the warm reboot into that slot, in
 the same power-on, does not read it again unless the file changed since (``_slots.Stamp``).
 Every cold boot re-hashes the slot it boots.
@@ -42,9 +46,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from racklet.boot._ab import AbView, SlotRef
-from racklet.boot._identity import unit_client_context
+from racklet.boot._identity import unit_client_context, unit_peer_client_context
 from racklet.boot._install import read_agent_config
 from racklet.boot._manifest import PAYLOAD_NAME, PayloadManifest, ReleasePointer
+from racklet.boot._p2p import Peer, RangeFetcher
 from racklet.boot._slots import (
     SLOTS_DIR,
     Stamp,
@@ -58,7 +63,7 @@ from racklet.boot._slots import (
 )
 from racklet.boot._stream_fetch import StreamFetcher
 from racklet.boot._tuf_api import FetcherInterface
-from racklet.boot._tuf_client import FetchedRelease, open_channel
+from racklet.boot._tuf_client import FetchedRelease, PeerAccess, open_channel
 from racklet.boot._types import BootedPayload, BootLimits, TrialBoot, TrustBundle, UnitIdentity
 from racklet.boot.errors import BootError, FetchError, PayloadError, RollbackError, TrustError
 from racklet.hw import Activity, UnitHost
@@ -201,6 +206,8 @@ class _Boot:
         self.transport = transport
         self.written: dict[str, Stamp] = {}
         """Slots this power-on wrote from bytes it verified while they streamed in."""
+        self.dropped_peers: list[tuple[str, str]] = []
+        """Peers a download of this power-on dropped (``PeerAccess.dropped``)."""
         self.marks: list[tuple[str, float]] = []
         """This pass's steps and when each ended (wall-clock, so the controller's and a
         benchmark's records line up with them): logged as one ``boot timeline`` line."""
@@ -270,6 +277,7 @@ class _Boot:
                 fetcher=fetcher,
                 limits=self.limits,
                 notes=notes,
+                p2p=self._peer_access(fetcher),
             )
             self.mark("refreshed")
             pointer, problem = channel.pointer, None
@@ -338,6 +346,21 @@ class _Boot:
         host.console(f"bootstrap: try-boot flag set for slot {target}; rebooting")
         return None
 
+    def _peer_access(self, fetcher: FetcherInterface) -> PeerAccess | None:
+        """Fetchers for the rack's other units, each pinned to that unit's identity and
+        sharing the boot's deadline and cancel event (blocking: the download thread calls)."""
+        if not isinstance(fetcher, StreamFetcher):
+            return None  # an in-process transport (tests) has no peers to reach
+
+        def peer_fetcher(peer: Peer) -> RangeFetcher:
+            try:
+                context = unit_peer_client_context(self.trust, self.identity, peer.unit)
+            except TrustError as exc:
+                raise ValueError(str(exc)) from exc
+            return fetcher.sibling(context)
+
+        return PeerAccess(peer_fetcher, self.logger, self.dropped_peers)
+
     async def _verified(self, ref: SlotRef) -> PayloadManifest | None:
         """The committed slot's release if it still verifies; None (and why, on the console)
         if not."""
@@ -398,6 +421,7 @@ class _Boot:
             trust=self.trust,
             slot=slot,
             trial=trial,
+            dropped_peers=tuple(self.dropped_peers),
         )
 
     async def _carrier(self) -> bool:

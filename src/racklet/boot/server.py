@@ -2,7 +2,9 @@
 
 The controller mounts :func:`create_boot_app` at ``/boot/v1`` on its machine listener:
 ``/boot/v1/metadata/<file>`` (TUF metadata, e.g. ``timestamp.json``, ``3.snapshot.json``) and
-``/boot/v1/targets/<path>`` (hash-prefixed target files). Each
+``/boot/v1/targets/<path>`` (hash-prefixed target files) and, given a peer finder,
+``/boot/v1/peers/<path>``: a target's piece table and the units of the rack that run it
+(peer-to-peer distribution, ``racklet.boot._p2p``). Each
 response is a snapshot of one file: it is opened once, its size taken from that open file, and
 streamed from it in large chunks off the event loop, so a concurrent republish (which replaces
 files) never yields a torn or mis-sized body and a 256 MB payload is never held in memory.
@@ -24,11 +26,12 @@ from typing import BinaryIO
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from racklet.boot._bulk_server import open_target
+from racklet.boot._p2p import MAX_PEERS, Peer, PieceTable, compute_piece_table
 from racklet.boot._tuf_repo import METADATA_DIR, TARGETS_DIR
 from racklet.log import get_logger
 from racklet.net import peer_identity, unit_of
@@ -38,7 +41,11 @@ _METADATA_NAME = re.compile(r"([0-9]{1,12}\.)?[a-z0-9][a-z0-9-]{0,62}\.json")
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
 _MAX_DEPTH = 8
 
-__all__ = ["CHUNK_BYTES", "create_boot_app"]
+__all__ = ["CHUNK_BYTES", "PeerFinder", "create_boot_app"]
+
+PeerFinder = Callable[[str, str], Awaitable[list[Peer]]]
+"""``(requesting unit, payload SHA-256)`` → the other units of its rack that run it."""
+_TABLES_KEPT = 8
 
 
 class _FileSnapshot(Response):
@@ -97,10 +104,59 @@ def _open(repo_dir: Path, path: Path, kind: str, name: str) -> BinaryIO | None:
     return None if fd is None else open(fd, "rb")
 
 
-def create_boot_app(repo_dir: Path) -> Starlette:
+class _PieceTables:
+    """Piece tables of the targets units asked about, by file identity (a republished file
+    is a new inode), computed once off the event loop however many units ask at once."""
+
+    def __init__(self) -> None:
+        self._tables: dict[tuple[int, int, int, int], PieceTable] = {}
+        self._lock = asyncio.Lock()
+
+    async def table(self, handle: BinaryIO) -> PieceTable:
+        info = os.fstat(handle.fileno())
+        key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        async with self._lock:
+            table = self._tables.get(key)
+            if table is None:
+                table = await asyncio.to_thread(compute_piece_table, handle.fileno())
+                while len(self._tables) >= _TABLES_KEPT:
+                    del self._tables[next(iter(self._tables))]
+                self._tables[key] = table
+            return table
+
+
+def _peers_route(repo_dir: Path, find: PeerFinder) -> Route:
+    tables = _PieceTables()
+
+    async def peers(request: Request) -> Response:
+        unit = unit_of(peer_identity(request.scope))
+        if unit is None:
+            return JSONResponse({"message": "a unit's certificate is required"}, status_code=403)
+        name = request.path_params["name"]
+        resolved = _resolve(repo_dir, TARGETS_DIR, name)
+        handle = None
+        if resolved is not None:
+            try:
+                handle = await asyncio.to_thread(_open, repo_dir, resolved[0], TARGETS_DIR, name)
+            except OSError:
+                handle = None
+        if handle is None:
+            return JSONResponse({"message": f"no target {name}"}, status_code=404)
+        try:
+            table = await tables.table(handle)
+        finally:
+            await asyncio.to_thread(handle.close)
+        found = [p for p in await find(unit, table.sha256) if p.unit != unit][:MAX_PEERS]
+        body = table.to_json() | {"peers": [{"unit": p.unit, "url": p.url} for p in found]}
+        return JSONResponse(body)
+
+    return Route("/peers/{name:path}", peers, methods=["GET"])
+
+
+def create_boot_app(repo_dir: Path, peers: PeerFinder | None = None) -> Starlette:
     """An ASGI app serving ``repo_dir/metadata`` and ``repo_dir/targets`` (a
     :class:`~racklet.boot.TufRepository`'s ``repo_dir``) to clients that presented a verified
-    certificate."""
+    certificate; with ``peers``, also each target's piece table and peers."""
     logger = get_logger("boot-server")
 
     def handler(kind: str) -> Callable[[Request], Awaitable[Response]]:
@@ -127,9 +183,10 @@ def create_boot_app(repo_dir: Path) -> Starlette:
 
         return serve_file
 
-    return Starlette(
-        routes=[
-            Route(f"/{kind}/{{name:path}}", handler(kind), methods=["GET", "HEAD"])
-            for kind in (METADATA_DIR, TARGETS_DIR)
-        ]
-    )
+    routes = [
+        Route(f"/{kind}/{{name:path}}", handler(kind), methods=["GET", "HEAD"])
+        for kind in (METADATA_DIR, TARGETS_DIR)
+    ]
+    if peers is not None:
+        routes.append(_peers_route(repo_dir, peers))
+    return Starlette(routes=routes)

@@ -45,12 +45,25 @@ class VmReport(Model):
     cpu_seconds: Annotated[float, Field(ge=0)] | None = None
 
 
+class DroppedPeer(Model):
+    """A unit of the rack that the reporting unit's boot dropped as a payload peer."""
+
+    unit: DnsLabel
+    reason: Annotated[str, Field(max_length=300)] = ""
+
+
 class HeartbeatBody(Model):
     """What an OS agent POSTs to ``/machine/v1/heartbeat``."""
 
     unit: DnsLabel
     agent_url: Annotated[str, Field(max_length=300)]
     os_version: Annotated[str, Field(max_length=200)]
+    payload_sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
+    """The payload the unit runs, which it serves to the rack (peer-to-peer)..."""
+    peer_url: Annotated[str, Field(max_length=300, pattern=r"^https://")] | None = None
+    """...at this URL (absent: it serves nothing)."""
+    dropped_peers: Annotated[list[DroppedPeer], Field(max_length=16)] = Field(default_factory=list)
+    """Peers its boot's download dropped (bad bytes, failures): each becomes an event."""
     uptime_seconds: Annotated[float, Field(ge=0)] = 0.0
     temperature_celsius: float | None = None
     cpu_load: Annotated[float, Field(ge=0, le=1)] | None = None
@@ -128,3 +141,8 @@ class HeartbeatRegistry:
 
     def latest(self, unit: str) -> HeartbeatRecord | None:
         return self._latest.get(unit)
+
+    def fresh(self) -> list[HeartbeatRecord]:
+        """Every unit's latest heartbeat that is not stale yet."""
+        now = self.clock()
+        return [b for b in self._latest.values() if now - b.received <= self.timeout_for(b)]

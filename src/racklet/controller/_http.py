@@ -50,6 +50,7 @@ from racklet.audit import (
 from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
 from racklet.controller._metrics import ControllerMetrics
 from racklet.controller._openapi import install_openapi
+from racklet.controller._p2p import record_dropped_peers
 from racklet.controller._rack_actions import Slots, rack_actions_router
 from racklet.controller._resources_http import read_body, read_capped, resource_router
 from racklet.controller._sessions import SessionKeeper
@@ -306,6 +307,10 @@ def create_machine_app(
         job = None if store is None else await job_for_heartbeat(store, body.unit, body.stress_job)
         details: dict[str, Any] = {} if job is None else {"stressJob": job.model_dump()}
         if store is not None:
+            try:
+                await record_dropped_peers(store, body)
+            except StoreError as exc:
+                log.warning("heartbeat of %s: dropped peers not recorded: %s", body.unit, exc)
             try:
                 details["microvms"] = await exchange(
                     store, body.unit, body.microvms, body.agent_url

@@ -44,6 +44,7 @@ from racklet.controller._housekeeping import TufRefresher
 from racklet.controller._http import create_api_app, create_machine_app
 from racklet.controller._leader import LeaderElection
 from racklet.controller._metrics import ControllerMetrics
+from racklet.controller._p2p import PeerFinder, peer_finder
 from racklet.controller._pki_maintenance import PkiMaintenance
 from racklet.controller._prometheus_targets import PrometheusTargets
 from racklet.controller._releases import register_release_reconcilers
@@ -165,13 +166,13 @@ def controller_identities(config: rack_config.RackConfig) -> frozenset[str]:
     return frozenset({spiffe_id(domain, "controller")})
 
 
-def _boot_app(repo: Path) -> object | None:
+def _boot_app(repo: Path, peers: PeerFinder | None = None) -> object | None:
     try:
         from racklet.boot.server import create_boot_app
     except ImportError as exc:
         log.error("no boot server in this install (%s); /boot/v1 is not served", exc)
         return None
-    return create_boot_app(repo)
+    return create_boot_app(repo, peers)
 
 
 def check_port(port: int) -> None:
@@ -356,7 +357,9 @@ class Controller:
         machine_app = create_machine_app(
             self.heartbeats,
             enqueue=enqueue,
-            boot_app=_boot_app(layout.boot / "repo"),  # type: ignore[arg-type]
+            boot_app=_boot_app(  # type: ignore[arg-type]
+                layout.boot / "repo", peer_finder(self.heartbeats, self.store, config.rack.name)
+            ),
             store=self.store,
         )
         add = self.services.add

@@ -38,8 +38,15 @@ class HeartbeatSender:
         logger: ContextLogger,
         stress: StressRunner | None = None,
         workloads: Workloads | None = None,
+        *,
+        peer_url: str | None = None,
     ) -> None:
         self._workloads = workloads
+        self._peer_url = peer_url
+        self._dropped = [
+            {"unit": unit, "reason": reason[:300]} for unit, reason in booted.dropped_peers[:16]
+        ]
+        """Peers the boot dropped: sent until a controller took a heartbeat with them."""
         self._host = host
         self._booted = booted
         self._metrics = metrics
@@ -58,6 +65,10 @@ class HeartbeatSender:
             "unit": self._booted.unit,
             "agentUrl": f"https://127.0.0.1:{self._host.agent_port}",
             "osVersion": self._booted.manifest.version,
+            # The payload it runs and serves to its rack's other units (racklet.node._p2p).
+            "payloadSha256": self._booted.manifest.payload_sha256,
+            **({"peerUrl": self._peer_url} if self._peer_url is not None else {}),
+            **({"droppedPeers": self._dropped} if self._dropped else {}),
             "uptimeSeconds": round(self._metrics.uptime(), 3),
             "temperatureCelsius": round(self._host.temperature_celsius(), 2),
             "cpuLoad": round(self._host.cpu_load(), 4),
@@ -83,6 +94,8 @@ class HeartbeatSender:
             return False
         body = self.body()
         results = await asyncio.gather(*(self._send_one(client, url, body) for url in self.urls))
+        if any(results) and "droppedPeers" in body:
+            self._dropped = []  # on record: the controller made an event of each
         return any(results)
 
     async def _send_one(self, client: httpx.AsyncClient, url: str, body: dict[str, object]) -> bool:

@@ -35,6 +35,7 @@ from racklet.node._health import TrialCheck, link_request
 from racklet.node._heartbeat import HeartbeatSender
 from racklet.node._hypervisor import Hypervisor
 from racklet.node._metrics import NodeMetrics, create_agent_app, metrics_registry
+from racklet.node._p2p import PeerServer
 from racklet.node._stress import StressRunner
 from racklet.node._workloads import Workloads
 from racklet.node.errors import AgentServerError
@@ -76,6 +77,7 @@ async def run_os(host: UnitHost, booted: BootedPayload, *, crl: Path | None = No
     heartbeat_task: asyncio.Task[None] | None = None
     stress = StressRunner(host, logger, console)
     workloads: Workloads | None = None
+    peers = PeerServer(host.storage, booted, crl)
     tls_files = contextlib.ExitStack()  # the listener's PEMs, while it follows the CRL
     try:
         client_ssl = await asyncio.to_thread(unit_client_context, booted.trust, booted.identity)
@@ -87,7 +89,10 @@ async def run_os(host: UnitHost, booted: BootedPayload, *, crl: Path | None = No
         except AgentServerError as exc:
             console(f"racklet-agent: {exc}")
             logger.error(str(exc))
-        heartbeat = HeartbeatSender(host, booted, metrics, client_ssl, logger, stress, workloads)
+        peer_url = await _start_peer_server(host, booted, crl, peers, console, logger)
+        heartbeat = HeartbeatSender(
+            host, booted, metrics, client_ssl, logger, stress, workloads, peer_url=peer_url
+        )
         heartbeat_task = asyncio.create_task(heartbeat.run(), name=f"heartbeat:{booted.unit}")
         console(f"racklet-agent: heartbeat to {heartbeat.url}")
         trial = TrialCheck(host, booted, booted.trial, started) if booted.trial else None
@@ -122,10 +127,32 @@ async def run_os(host: UnitHost, booted: BootedPayload, *, crl: Path | None = No
             await workloads.close()  # a power cut or a halt kills every VM of the unit
         if server is not None:
             await server.stop()
+        await peers.stop()
         await asyncio.to_thread(tls_files.close)
     console("reboot: System halted")
     logger.info("halted")
     host.set_activity(Activity.HALTED)
+
+
+async def _start_peer_server(
+    host: UnitHost,
+    booted: BootedPayload,
+    crl: Path | None,
+    peers: PeerServer,
+    console: _Console,
+    logger: ContextLogger,
+) -> str | None:
+    """Serve the booted payload to the rack's other units; None (and why, on the console) if
+    it cannot: the unit still runs, its peers download from the bulk server."""
+    try:
+        url = await peers.start()
+    except (OSError, RackletError) as exc:
+        reason = " ".join(str(exc).split())
+        console(f"racklet-agent: not serving its payload to peers: {reason}")
+        logger.warning(f"not serving its payload to peers: {reason}")
+        return None
+    console(f"racklet-agent: serving its payload to the rack's units at {url}")
+    return url
 
 
 async def _workloads(
