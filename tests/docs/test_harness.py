@@ -155,7 +155,6 @@ def test_variables_and_directory_carry_from_block_to_block(tmp_path: Path, pool:
 
 NOT_YET_RUN = {
     "redfish.md",
-    "faults.md",
     "workloads.md",
     "benchmarks.md",
 }
