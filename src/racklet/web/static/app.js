@@ -477,6 +477,7 @@ function unitView(name) {
         el("div", { class: "card", id: "redfish" }, el("h3", {}, "Redfish (read from its BMC now)"),
           extras.redfish ? el("dl", { class: "facts" }, Object.entries(extras.redfish).filter(([k]) => k !== "IdentityCertificate").map(([k, v]) => [el("dt", {}, k), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]))
             : el("p", { class: "muted" }, extras.redfishError || "asking the BMC…")),
+        osSlotsCard(s),
         identityCard(extras.redfish && extras.redfish.IdentityCertificate),
         actions,
         el("div", { class: "card" }, el("h3", {}, "Conditions"), conditionsTable(s.conditions || [])),
@@ -486,6 +487,24 @@ function unitView(name) {
         el("div", { class: "card" }, el("h3", {}, "Temperature (°C) and load"), el("div", { class: "chart", "data-chart": "temperature", "data-unit": name })),
         consoleCard(name),
         el("div", { class: "card" }, el("h3", {}, "Events"), eventsTable(extras.events || [])))));
+}
+
+// The unit's A/B OS slots and its rollback floor, as the controller last read them from the
+// unit's BMC (status.osSlots: once per boot, and at each look while a trial is on), so a
+// page view costs the BMC nothing. A rollout writes the slot not booted, try-boots it once
+// (trial) and commits it after the health check; the floor then rises to its version.
+function osSlotsCard(s) {
+  const slots = s.osSlots || [];
+  const role = (slot) => [slot.booted ? "booted" : null, slot.trial ? "trial" : null].filter(Boolean).join(", ") || "–";
+  return el("div", { class: "card", id: "os-slots" }, el("h3", {}, "OS slots (A/B)"),
+    slots.length ? el("table", {},
+      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "slot"), el("th", { scope: "col" }, "OS version"), el("th", { scope: "col" }, "state"), el("th", { scope: "col" }, "the BMC says"))),
+      el("tbody", {}, slots.map((slot) => el("tr", { id: `os-slot-${slot.name}`, class: slot.booted ? "booted" : "", "data-booted": String(slot.booted), "data-trial": String(slot.trial) },
+        el("th", { scope: "row" }, slot.name), el("td", { class: "version" }, slot.version || "empty"),
+        el("td", { class: "role" }, role(slot)), el("td", { class: "muted" }, slot.note || "–")))))
+      : el("p", { class: "muted" }, "not read from the BMC yet"),
+    el("dl", { class: "facts" }, el("dt", {}, "rollback floor"),
+      el("dd", { id: "rollback-floor", title: "no release below this version is accepted by the unit" }, s.rollbackFloor || "–")));
 }
 
 // The unit's identity certificate, as its BMC holds it: whose, by whom, and until when (the
