@@ -4,7 +4,11 @@
 // uPlot (145 KB, the bulk of the page's code) is imported when a view first draws a chart,
 // not before the rack view's first render, which has none.
 let uPlotLoading = null;
-const loadUPlot = () => (uPlotLoading ||= import("/vendor/uPlot.esm.js").then((m) => m.default));
+const loadUPlot = () => (uPlotLoading ||= (() => {
+  // Its stylesheet too: no view without a chart waits for it.
+  document.head.append(el("link", { rel: "stylesheet", href: "/vendor/uPlot.min.css" }));
+  return import("/vendor/uPlot.esm.js").then((m) => m.default);
+})());
 
 const HOUR = 3600;
 const $ = (id) => document.getElementById(id);
@@ -762,16 +766,14 @@ window.addEventListener("hashchange", () => { showError(""); render(); $("main")
 (async function start() {
   const code = new URLSearchParams(location.hash.replace(/^#/, "")).get("code");
   if (code) { history.replaceState(null, "", "#/rack"); await login({ code }); if (state.session) return; }
-  // The session and the snapshot in parallel, and already asked by index.html's preloads
-  // while this script downloaded (these fetches match them: same URL, mode and credentials;
-  // the answers are not cacheable, so a reload asks again). Only these two may use them: a
-  // preload answered before a login (401) must not answer a fetch made after it.
-  const early = fetch("/ui/v1/snapshot?first", { credentials: "same-origin" })
-    .then((r) => (r.ok ? r.json() : null)).catch(() => null);
-  const response = await fetch("/ui/v1/session?first", { credentials: "same-origin" });
-  if (response.ok) {
-    const session = await response.json();
-    if (session.csrf) { await loggedIn(session, early); return; }
+  // The controller put the session and the snapshot in the page (a logged-in browser): no
+  // request before the first render. Without the block there was no session: the login.
+  const first = document.getElementById("racklet-first");
+  if (first) {
+    first.remove();  // taken once: a later login or snapshot asks the controller
+    const { session, snapshot: data } = JSON.parse(first.textContent);
+    await loggedIn(session, Promise.resolve(data));
+    return;
   }
   loggedOut();
 })();
