@@ -767,13 +767,20 @@ window.addEventListener("hashchange", () => { showError(""); render(); $("main")
   const code = new URLSearchParams(location.hash.replace(/^#/, "")).get("code");
   if (code) { history.replaceState(null, "", "#/rack"); await login({ code }); if (state.session) return; }
   // The controller put the session and the snapshot in the page (a logged-in browser): no
-  // request before the first render. Without the block there was no session: the login.
+  // request before the first render.
   const first = document.getElementById("racklet-first");
   if (first) {
     first.remove();  // taken once: a later login or snapshot asks the controller
     const { session, snapshot: data } = JSON.parse(first.textContent);
     await loggedIn(session, Promise.resolve(data));
     return;
+  }
+  // No block: no session, or the page was opened from another site's link, which a
+  // SameSite=Strict cookie does not go with; this same-site request carries it.
+  const response = await fetch("/ui/v1/session", { credentials: "same-origin" });
+  if (response.ok) {
+    const session = await response.json();
+    if (session.csrf) { await loggedIn(session); return; }
   }
   loggedOut();
 })();
