@@ -67,19 +67,35 @@ WATCH_JS = """([key, name, want, field]) => {
 
 CHAIN_JS = """() => {
   // Each step's end (ms after navigation start): the HTML, the script, the session and the
-  // snapshot requests, the page's first render, and now (the benchmark saw every tile).
-  const out = {html: performance.getEntriesByType('navigation')[0].responseEnd};
+  // snapshot requests, the page's first render, and now (the benchmark saw every tile). And
+  // per request where its time went: waiting for a connection (queue + TCP + TLS) and
+  // waiting for the server's first byte (its time, plus the host's scheduling).
+  const nav = performance.getEntriesByType('navigation')[0];
+  const out = {html: nav.responseEnd, requests: 0, parts: {}};
+  const part = (step, e) => {
+    out.parts[step] = {connect: e.connectEnd - e.startTime,
+      server: e.responseStart - e.requestStart, body: e.responseEnd - e.responseStart};
+  };
+  part('html', nav);
   for (const e of performance.getEntriesByType('resource')) {
     const path = new URL(e.name).pathname;
-    const step = {'/app.js': 'app.js', '/vendor/uPlot.esm.js': 'uPlot',
-      '/ui/v1/session': 'session', '/ui/v1/snapshot': 'snapshot'}[path];
-    if (step) { out[step] = e.responseEnd; out.requests = (out.requests || 0) + 1; }
+    const step = {'/app.js': 'app.js', '/vendor/uPlot.esm.js': 'uPlot', '/style.css': 'css',
+      '/vendor/uPlot.min.css': 'uPlot.css', '/ui/v1/session': 'session',
+      '/ui/v1/snapshot': 'snapshot'}[path];
+    out.requests += 1;
+    if (step) { out[step] = e.responseEnd; part(step, e); }
   }
+  const paint = performance.getEntriesByName('first-contentful-paint')[0];
+  if (paint) out.fcp = paint.startTime;
   const mark = performance.getEntriesByName('racklet-first-render')[0];
   if (mark) out.rendered = mark.startTime;  // the page's own mark: its first view in the DOM
   out.seen = performance.now();  // when the benchmark saw every tile (adds its polling)
   return out;
 }"""
+PEER = "/style.css"
+"""The peer of a first render, loaded the same way in the same run: one small static file
+from the same listener (a TLS connection and one request). Its time is what any page pays
+on this host at this moment; the dashboard's time above it is its own."""
 
 
 def _api(config: dict[str, Any]) -> httpx.Client:
@@ -185,8 +201,10 @@ def _first_render(page: Any, url: str, units: int, up_pid: int) -> None:
     bound); on a loaded host these say whether the wall time is work or waiting."""
     cookies = page.context.cookies()
     times, sizes, chains, page_cpu, script_cpu, server_cpu = [], [], [], [], [], []
+    peers: list[float] = []
     controller = _controller_pid(up_pid)
     for _ in range(5):
+        peers.append(_peer_load(page, url, cookies))
         context = page.context.browser.new_context(
             ignore_https_errors=True, viewport={"width": 1280, "height": 720}
         )
@@ -223,12 +241,27 @@ def _first_render(page: Any, url: str, units: int, up_pid: int) -> None:
         f" {packed / 1024:.1f} KB gzip -9, served gzipped)",
         flush=True,
     )
+    print(
+        f"  its peer in the same run (a cold load of {PEER} from the same listener): median "
+        f"{statistics.median(peers):.3f} s, max {max(peers):.3f} s; the dashboard's own share:"
+        f" {statistics.median(times) - statistics.median(peers):.3f} s",
+        flush=True,
+    )
     steps = ", ".join(
         f"{step} {statistics.median(c[step] for c in chains):.0f}"
         for step in chains[0]
-        if all(step in c for c in chains)
+        if step != "parts" and all(step in c for c in chains)
     )
     print(f"  where it goes (ms after navigation start, medians): {steps}", flush=True)
+    parts = []
+    for step in chains[0]["parts"]:
+        if all(step in c["parts"] for c in chains):
+            spent = {
+                k: statistics.median(c["parts"][step][k] for c in chains)
+                for k in ("connect", "server", "body")
+            }
+            parts.append(f"{step} {spent['connect']:.0f}/{spent['server']:.0f}/{spent['body']:.0f}")
+    print(f"  per request, connection/server/body (ms, medians): {', '.join(parts)}", flush=True)
     print(
         f"  CPU of a load (medians): the page's main thread "
         f"{1000 * statistics.median(page_cpu):.0f} ms "
@@ -236,6 +269,20 @@ def _first_render(page: Any, url: str, units: int, up_pid: int) -> None:
         f"{1000 * statistics.median(server_cpu):.0f} ms (with its reconcilers meanwhile)",
         flush=True,
     )
+
+
+def _peer_load(page: Any, url: str, cookies: list[Any]) -> float:
+    """One cold load of :data:`PEER`, as the first render's loads are made."""
+    context = page.context.browser.new_context(
+        ignore_https_errors=True, viewport={"width": 1280, "height": 720}
+    )
+    context.add_cookies(cookies)
+    cold = context.new_page()
+    start = time.perf_counter()
+    cold.goto(url + PEER)
+    spent = time.perf_counter() - start
+    context.close()
+    return spent
 
 
 def _change_to_pixel(page: Any, api: httpx.Client, units: int, changes: int) -> None:

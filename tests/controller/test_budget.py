@@ -81,6 +81,8 @@ class Fleet:
         path = request.url.path
         if path.endswith("/Sessions"):
             return httpx.Response(201, json={}, headers={"X-Auth-Token": "t", "Location": path})
+        if "/UpdateService/" in path:  # a BMC without OS slots
+            return httpx.Response(404, json={"error": {"message": "not found"}})
         name = path.split("/")[4]
         if path.endswith("/Actions/ComputerSystem.Reset"):
             assert json.loads(request.content)["ResetType"] == "On"

@@ -124,6 +124,41 @@ async def test_no_session_no_data(ui: Ui) -> None:
         assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
 
 
+def _first_data(page: httpx.Response) -> dict[str, object] | None:
+    """The session and snapshot the page carries for a logged-in browser (its data block)."""
+    start = page.text.find('<script type="application/json" id="racklet-first">')
+    if start < 0:
+        return None
+    body = page.text[page.text.index(">", start) + 1 : page.text.index("</script>", start)]
+    return dict(json.loads(body))
+
+
+async def test_the_page_carries_the_first_data_only_for_a_session(ui: Ui) -> None:
+    unit = await ui.store.get(ComputeUnit, "unit-1")
+    unit.metadata.annotations["note"] = "</script><script>alert(1)</script>"
+    await ui.store.update(unit)
+    async with ui.client() as anonymous:
+        page = await anonymous.get("/")
+        assert page.status_code == 200 and "login-form" in page.text
+        assert _first_data(page) is None  # the login page: nothing of the rack
+        forged = {"Cookie": f"{COOKIE}=eyJwIjoicmFjay1hZG1pbiJ9.bm90LWEtbWFj"}
+        assert _first_data(await anonymous.get("/", headers=forged)) is None
+    browser, csrf = await ui.login(await ui.token("viewer"))
+    page = await browser.get("/")
+    first = _first_data(page)
+    assert first is not None, page.text[:500]
+    session, snapshot = first["session"], first["snapshot"]
+    assert isinstance(session, dict) and session["role"] == "viewer" and session["csrf"] == csrf
+    assert isinstance(snapshot, dict)
+    units = {u["metadata"]["name"]: u for u in snapshot["items"]["computeunits"]}
+    assert units["unit-1"]["metadata"]["annotations"]["note"].startswith("</script>")
+    assert "<script>alert" not in page.text  # escaped inside the block: it cannot end it
+    assert page.headers["cache-control"] == "no-store"
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert (await browser.get("/index.html")).text.count('id="racklet-first"') == 1
+    await browser.aclose()
+
+
 async def test_an_expired_session_is_refused(ui: Ui, monkeypatch: pytest.MonkeyPatch) -> None:
     browser, _ = await ui.login(ADMIN)
     assert (await browser.get("/ui/v1/snapshot")).status_code == 200

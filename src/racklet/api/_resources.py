@@ -103,6 +103,19 @@ class BootSourceOverride(Model):
     enabled: BootOverrideMode = "Continuous"
 
 
+class OsSlot(Model):
+    """One of the unit's A/B OS slots, as its BMC's FirmwareInventory shows it."""
+
+    name: Annotated[str, Field(max_length=8)]
+    version: Annotated[str, Field(max_length=200)] | None = None
+    booted: bool = False
+    """The slot the unit runs from now."""
+    trial: bool = False
+    """On trial: tried at the next boot, or running and not committed yet."""
+    note: Annotated[str, Field(max_length=200)] | None = None
+    """The BMC's own words for the slot (e.g. ``committed, running``)."""
+
+
 class ComputeUnitSpec(Model):
     slot: Annotated[int, Field(ge=1, le=16)]
     power: PowerSpec = "On"
@@ -131,6 +144,13 @@ class ComputeUnitStatus(Model):
     last_heartbeat_time: dt.datetime | None = None
     agent_url: str | None = None
     os_version: str | None = None
+    boot_slot: str | None = None
+    """The OS slot (``A`` or ``B``) the unit runs from, as its BMC says."""
+    os_slots: list[OsSlot] | None = None
+    """Both OS slots with their versions; read from the BMC once per boot (and at each look
+    while a trial is on), not at every look."""
+    rollback_floor: str | None = None
+    """The lowest release version the unit accepts (its BMC's rollback counter)."""
     locate: bool | None = None
     """The locate LED as the BMC last showed it."""
     boot_override: BootSourceOverride | None = None

@@ -57,7 +57,7 @@ from racklet.controller._sessions import SessionKeeper
 from racklet.controller._status import install_error_handlers, status_response
 from racklet.controller._stress import add_stress_route, job_for_heartbeat
 from racklet.controller._tokens import Authenticator, TokenRequest, authorise, token_router
-from racklet.controller._ui import ConsoleSource, ui_router
+from racklet.controller._ui import ConsoleSource, page_router, ui_router
 from racklet.controller._ui_history import UnitHistory
 from racklet.controller._workloads import (
     MAX_CONSOLE_WAIT_SECONDS,
@@ -219,6 +219,7 @@ def create_api_app(
         return JSONResponse(await asyncio.to_thread(app.openapi))
 
     app.include_router(ui_router(store, sessions, authorised, rack_name, consoles, history))
+    app.include_router(page_router(store, sessions, rack_name))
 
     @app.api_route(
         "/api/{rest:path}",

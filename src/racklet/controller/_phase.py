@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from racklet.api import Phase
-from racklet.redfish import ChassisView, EnvironmentView, SystemView
+from racklet.redfish import ChassisView, EnvironmentView, OsSlotView, SystemView
 
 _BOOTING_STATES = ("SystemHardwareInitializationComplete", "OSBootStarted", "OEM")
 
@@ -25,6 +25,8 @@ class Observation:
     heartbeat_fresh: bool = False
     heartbeat_lost: bool = False
     """The OS heartbeated during this boot and then stopped: its network, not its boot."""
+    os_slots: tuple[OsSlotView, ...] | None = None
+    """The unit's OS slots as last read from its BMC (None: never read)."""
 
     @property
     def powered(self) -> bool:

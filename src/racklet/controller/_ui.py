@@ -9,12 +9,19 @@ controller restart, say), and the stream resumes after it (the id holds each kin
 version, see :func:`_positions`); a version older than the store's
 history is a ``410`` and the page takes a fresh snapshot. Everything but ``login`` needs a
 session (or a bearer token); the actions themselves go to ``/api/v1`` like the CLI's.
+
+The page itself (``/``) is answered here too, not by the static files: to a browser with a
+valid session it carries the session and the snapshot inside it (a JSON data block, which the
+Content-Security-Policy allows as it is never run), so the first render needs the HTML and the
+script, not two more requests and connections after them (docs/benchmarks.md, "The dashboard's
+first render, round 3").
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -32,6 +39,7 @@ from racklet.controller._tokens import Caller
 from racklet.controller._ui_history import RACK_FIELDS, UNIT_FIELDS, UnitHistory
 from racklet.redfish import RedfishClientError
 from racklet.store import Change, Expired, Store
+from racklet.web import HEADERS, STATIC_DIR
 
 UI_KINDS = ("racks", "computeunits", "releases", "rollouts", "gitsources", "faults")
 """What a page may watch (a kind missing from this build is skipped); never ApiTokens."""
@@ -39,7 +47,9 @@ KEEPALIVE_SECONDS = 5.0
 MAX_CONSOLE_LINES = 500
 MAX_HISTORY_UNITS = 64
 NO_STORE = {"Cache-Control": "no-store"}
-"""Session and snapshot answers: never kept by a browser's cache (the page preloads them)."""
+"""Session and snapshot answers, and the page that carries them: never kept by a cache."""
+FIRST_DATA = "racklet-first"
+"""The id of the page's data block: ``{"session": ..., "snapshot": ...}``."""
 
 
 class ConsoleSource(Protocol):
@@ -151,14 +161,7 @@ def ui_router(
     @router.get("/snapshot", dependencies=guard)
     async def snapshot(request: Request) -> Response:
         """Every object of the kinds asked for, and the version to watch from."""
-        items: dict[str, list[Any]] = {}
-        revisions = []
-        for info in _kinds(request):
-            objects, revision = await store.list_with_revision(info.model)
-            items[info.plural] = [to_dict(o) for o in objects]
-            revisions.append(revision)
-        since = min(revisions) if revisions else 0  # replays a little at worst: idempotent
-        return JSONResponse({"resourceVersion": str(since), "items": items}, headers=NO_STORE)
+        return JSONResponse(await _snapshot(store, _kinds(request)), headers=NO_STORE)
 
     @router.get("/schemas", dependencies=guard)
     async def schemas(request: Request) -> Response:
@@ -225,6 +228,57 @@ def ui_router(
         return await _merged_watch(store, infos, _positions(since_text, infos))
 
     return router
+
+
+def page_router(store: Store, sessions: SessionKeeper, rack_name: str) -> APIRouter:
+    """``/`` and ``/index.html``: the dashboard's page, with its first data for a session."""
+    router = APIRouter(include_in_schema=False)
+    template = (STATIC_DIR / "index.html").read_text()  # 2.5 KB, read once at start
+    head, marker, tail = template.partition("</head>")
+    kinds = [BY_PLURAL[k] for k in UI_KINDS if k in BY_PLURAL]
+
+    async def page(request: Request) -> Response:
+        cookie = request.cookies.get(COOKIE, "")
+        found = await sessions.session(cookie) if cookie else None
+        text = template
+        if found is not None and marker:
+            first = {"session": _session_body(found, rack_name)}
+            first["snapshot"] = await _snapshot(store, kinds)
+            text = head + _data_block(first) + marker + tail
+        return _html(text, request)
+
+    router.add_api_route("/", page, methods=["GET"])
+    router.add_api_route("/index.html", page, methods=["GET"])
+    return router
+
+
+def _data_block(data: Any) -> str:
+    """A JSON data block that no text inside can end early (``<`` is escaped)."""
+    text = json.dumps(data, separators=(",", ":"))
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return f'<script type="application/json" id="{FIRST_DATA}">{text}</script>\n'
+
+
+def _html(text: str, request: Request) -> Response:
+    """The page with the static files' headers (CSP and the rest), gzipped if asked: it
+    carries a snapshot of the rack (about 2 KB a unit)."""
+    body = text.encode()
+    headers = {k.decode(): v.decode() for k, v in HEADERS} | NO_STORE | {"Vary": "Cookie"}
+    if len(body) > 1024 and "gzip" in request.headers.get("accept-encoding", ""):
+        body = gzip.compress(body, 6)
+        headers |= {"Content-Encoding": "gzip", "Vary": "Cookie, Accept-Encoding"}
+    return Response(body, media_type="text/html; charset=utf-8", headers=headers)
+
+
+async def _snapshot(store: Store, infos: list[KindInfo]) -> dict[str, Any]:
+    items: dict[str, list[Any]] = {}
+    revisions = []
+    for info in infos:
+        objects, revision = await store.list_with_revision(info.model)
+        items[info.plural] = [to_dict(o) for o in objects]
+        revisions.append(revision)
+    since = min(revisions) if revisions else 0  # replays a little at worst: idempotent
+    return {"resourceVersion": str(since), "items": items}
 
 
 def _sse(event: str, data: Any, event_id: str | None = None) -> bytes:
@@ -314,4 +368,4 @@ async def _merged_watch(store: Store, infos: list[KindInfo], since: dict[str, in
     return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
 
 
-__all__ = ["UI_KINDS", "ui_router"]
+__all__ = ["UI_KINDS", "page_router", "ui_router"]

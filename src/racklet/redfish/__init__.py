@@ -4,6 +4,7 @@ from racklet.redfish._client import RESET_TYPES, RedfishClient
 from racklet.redfish._resources import (
     ChassisView,
     EnvironmentView,
+    OsSlotView,
     PowerLimitView,
     ResetRequest,
     SystemView,
@@ -14,6 +15,7 @@ __all__ = [
     "RESET_TYPES",
     "ChassisView",
     "EnvironmentView",
+    "OsSlotView",
     "PowerLimitView",
     "RedfishClient",
     "RedfishClientError",

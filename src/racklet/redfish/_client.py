@@ -20,7 +20,13 @@ from typing import Any
 import httpx
 
 from racklet.net import client_context
-from racklet.redfish._resources import ChassisView, EnvironmentView, ResetRequest, SystemView
+from racklet.redfish._resources import (
+    ChassisView,
+    EnvironmentView,
+    OsSlotView,
+    ResetRequest,
+    SystemView,
+)
 from racklet.redfish.errors import RedfishClientError, RedfishError, RedfishUnreachable
 
 SESSIONS = "/redfish/v1/SessionService/Sessions"
@@ -283,6 +289,17 @@ class RedfishClient:
         except RedfishError as exc:
             return None if exc.status == 404 else exc.message
         return None if response.status_code == 202 else "OK"
+
+    async def os_slots(self) -> list[OsSlotView]:
+        """The unit's A/B OS slots (``slot-a``, ``slot-b``); none from a BMC without them."""
+        found = []
+        for ident in ("slot-a", "slot-b"):
+            try:
+                found.append(OsSlotView.from_json(await self.get(f"{FIRMWARE_INVENTORY}/{ident}")))
+            except RedfishError as exc:
+                if exc.status != 404:
+                    raise
+        return found
 
     async def console_entries(self, system_id: str, skip: int = 0) -> list[str]:
         """The unit's captured UART lines from ``skip`` on, following ``nextLink`` pages."""

@@ -60,6 +60,40 @@ class SystemView:
 
 
 @dataclass(frozen=True)
+class OsSlotView:
+    """``UpdateService/FirmwareInventory/slot-a`` (or ``-b``): one of the unit's OS slots.
+
+    ``booted`` is ``Active``; a slot is on ``trial`` when ``Staged`` (the next boot tries it)
+    or when it runs with Health ``Warning`` (not committed yet); the rollback ``floor`` is
+    ``LowestSupportedVersion``."""
+
+    name: str
+    version: str | None
+    booted: bool
+    trial: bool
+    floor: str | None
+    note: str | None
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> OsSlotView:
+        ident = str(_get(data, "Id") or "")
+        booted = _get(data, "Active") is True
+        trial = _get(data, "Staged") is True or (
+            booted and _get(data, "Status", "Health") == "Warning"
+        )
+        version, floor = _get(data, "Version"), _get(data, "LowestSupportedVersion")
+        note = _get(data, "Description")
+        return cls(
+            name=ident.removeprefix("slot-").upper(),
+            version=version if isinstance(version, str) and version else None,
+            booted=booted,
+            trial=trial,
+            floor=floor if isinstance(floor, str) and floor else None,
+            note=note if isinstance(note, str) else None,
+        )
+
+
+@dataclass(frozen=True)
 class ChassisView:
     """``/redfish/v1/Chassis/{id}``: presence and the unit's power ceiling."""
 

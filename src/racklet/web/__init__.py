@@ -3,9 +3,10 @@
 
 The page logs in for a session, takes one snapshot and one live stream (``/ui/v1``, served by
 :mod:`racklet.controller._ui`) and acts through ``/api/v1`` like the CLI. :func:`static_app`
-serves the files with a strict Content-Security-Policy; the controller mounts it last, at ``/``.
+serves the files with a strict Content-Security-Policy (``HEADERS``); the controller mounts it
+last, at ``/``, after its own answer for the page itself (which carries the first data).
 """
 
-from racklet.web._static import STATIC_DIR, static_app
+from racklet.web._static import HEADERS, STATIC_DIR, static_app
 
-__all__ = ["STATIC_DIR", "static_app"]
+__all__ = ["HEADERS", "STATIC_DIR", "static_app"]

@@ -63,6 +63,9 @@ class AbRecord:
     rollback_version: str | None = None
     rejected_version: str | None = None
     last_trial: dict[str, str] | None = None
+    fallback: SlotRecord | None = None
+    """The slot a commit moved away from: it still holds that version until a trial of
+    the slot overwrites it (shown in the inventory, never booted by the A/B rules)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +75,7 @@ class AbRecord:
             "rollbackVersion": self.rollback_version,
             "rejectedVersion": self.rejected_version,
             "lastTrial": self.last_trial,
+            "fallback": asdict(self.fallback) if self.fallback else None,
         }
 
     @classmethod
@@ -79,7 +83,7 @@ class AbRecord:
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
         committed, trying = data.get("committed"), data.get("trying")
-        last = data.get("lastTrial")
+        last, fallback = data.get("lastTrial"), data.get("fallback")
         return cls(
             committed=SlotRecord(**committed) if committed else None,
             trying=_trial(trying) if trying else None,
@@ -89,6 +93,7 @@ class AbRecord:
             last_trial={str(k): str(v) for k, v in last.items()}
             if isinstance(last, dict)
             else None,
+            fallback=SlotRecord(**fallback) if fallback else None,
         )
 
 
@@ -207,6 +212,8 @@ class AbState:
         self._check_rollback(record, version)
         record.trying = RecordedTrial(slot, version, sha256, float(deadline))  # type: ignore[arg-type]
         record.tryboot = True
+        if record.fallback is not None and record.fallback.slot == slot:
+            record.fallback = None  # the trial's image is in that slot now
         self._save(record)
         return self._answer(record)
 
@@ -238,6 +245,8 @@ class AbState:
                     f"the trial's health deadline of {trial.deadline_seconds:g} s has passed"
                 )
             record.last_trial = {"slot": slot, "version": version, "result": "committed"}
+        if record.committed is not None and record.committed.slot != slot:
+            record.fallback = record.committed
         record.committed = SlotRecord(slot, version, sha256)
         record.trying, record.tryboot = None, False
         record.rejected_version = None

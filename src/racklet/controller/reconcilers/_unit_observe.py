@@ -5,7 +5,11 @@ plus whether the unit's latest heartbeat belongs to its current boot and is fres
 chassis (the board's power ceiling, its presence) is read on the first look and again
 whenever the system's ``Status.State`` changes (a hot-swap shows there as ``Absent``) or the
 BMC failed to answer (it may have restarted with new firmware), so a look is two Redfish
-reads, not three. Nothing here decides or acts: the phase is :func:`derive_phase`'s.
+reads, not three. The OS slots (versions, which one runs, a trial, the rollback floor) are
+read likewise only when they may have moved: the power state, the boot progress or the OS
+version the heartbeat names changed, or the last read showed a trial (it ends in a commit or a
+fall-back within a few looks) or caught a commit between its two reads. Nothing here decides
+or acts: the phase is :func:`derive_phase`'s.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from racklet.controller._phase import Observation
 from racklet.redfish import (
     ChassisView,
     EnvironmentView,
+    OsSlotView,
     RedfishClientError,
     RedfishError,
     ResetRequest,
@@ -44,6 +49,8 @@ class Bmc(Protocol):
     async def patch(self, path: str, body: dict[str, Any]) -> None: ...
 
     async def reset_requests(self, manager_id: str = "bmc") -> list[ResetRequest]: ...
+
+    async def os_slots(self) -> list[OsSlotView]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +86,11 @@ class UnitMemory:
     """The newest Reset record of its BMC's EventLog already accounted for."""
     hold: Hold | None = None
     """Set while an out-of-band change is left standing (``powerPolicy: Observe``)."""
+    os_slots: tuple[OsSlotView, ...] | None = None
+    """The OS slots as last read; every look reports them, so a look whose status is not
+    written (a second look after an action, a lost write) does not lose a read."""
+    slots_seen: tuple[object, ...] | None = None
+    """What the last read of the OS slots was made under (see :meth:`Inspector.look`)."""
 
 
 class Inspector:
@@ -128,13 +140,33 @@ class Inspector:
         beat = self._heartbeats.latest(name)
         this_boot = beat is not None and beat.received >= memory.boot_mark
         fresh = this_boot and beat is not None and now - beat.received <= self._timeout(beat)
+        os_version = beat.body.os_version if beat is not None else None
         return Observation(
             chassis=chassis,
             system=system,
             environment=environment,
             heartbeat_fresh=fresh,
             heartbeat_lost=this_boot and not fresh,  # it ran this boot, then fell silent
+            os_slots=await self._os_slots(bmc, system, os_version, memory),
         )
+
+    @staticmethod
+    async def _os_slots(
+        bmc: Bmc, system: SystemView, os_version: str | None, memory: UnitMemory
+    ) -> tuple[OsSlotView, ...] | None:
+        """The OS slots, read again only if they may have moved since the last read."""
+        under = (system.power_state, system.boot_last_state, os_version)
+        if memory.slots_seen == under:
+            return memory.os_slots
+        try:
+            slots = tuple(await bmc.os_slots())
+        except RedfishClientError:
+            return memory.os_slots  # shown as last read; tried again at the next look
+        # Two reads, so a commit may fall between them (the floors then differ): like a
+        # trial, that is read again at the next look, not kept.
+        settled = not any(slot.trial for slot in slots) and len({s.floor for s in slots}) <= 1
+        memory.os_slots, memory.slots_seen = slots, under if settled else None
+        return slots
 
     def _timeout(self, beat: HeartbeatRecord | None) -> float:
         if self._heartbeat_timeout is not None or beat is None:

@@ -19,12 +19,14 @@ from racklet.api import (
     BootSourceOverride,
     ComputeUnitStatus,
     Event,
+    OsSlot,
     Phase,
     find_condition,
     set_condition,
 )
 from racklet.controller._heartbeats import HeartbeatRecord
 from racklet.controller._phase import Observation, PhaseVerdict
+from racklet.versions import version_key
 
 _WARNING_PHASES = ("BootFailed", "Unreachable", "Absent")
 
@@ -67,6 +69,15 @@ def render_status(
         observed["power_watts"] = _rounded(env.power_watts, 3)
         observed["energy_joules"] = _rounded(env.energy_joules, 1)
         observed["temperature_celsius"] = _rounded(env.temperature_celsius, 1)
+    if observation.os_slots is not None:
+        slots = observation.os_slots
+        observed["os_slots"] = [
+            OsSlot(name=v.name, version=v.version, booted=v.booted, trial=v.trial, note=v.note)
+            for v in slots
+        ]
+        observed["boot_slot"] = next((v.name for v in slots if v.booted), None)
+        floors = [v.floor for v in slots if v.floor]  # the floor only rises: the later read's
+        observed["rollback_floor"] = max(floors, key=version_key) if floors else None
     agent_temperature = None
     if heartbeat is not None:
         observed["last_heartbeat_time"] = heartbeat.received_at

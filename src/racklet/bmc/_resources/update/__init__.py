@@ -43,7 +43,7 @@ from racklet.bmc._http.uris import FIRMWARE_INVENTORY as INVENTORY
 from racklet.bmc._http.uris import UPDATE_SERVICE as SERVICE
 from racklet.bmc._resources.update.inventory import (
     BMC_STANDBY,
-    installed_versions,
+    ab_slots,
     inventory,
     slot_id,
 )
@@ -149,13 +149,13 @@ class UpdateResources:
         self.standby_uri = f"{INVENTORY}/{BMC_STANDBY}"
 
     async def inventory(self) -> dict[str, dict[str, Any]]:
-        installed: dict[str, str] = {}
+        ab = None
         if self.setup.ab is not None:
             try:
-                installed = installed_versions(await asyncio.to_thread(self.setup.ab.load))
+                ab = ab_slots(await asyncio.to_thread(self.setup.ab.load))
             except StateError as exc:  # unreadable: the slots show what the provider knows
                 self.ctx.log.warning(f"A/B state unreadable for the inventory: {exc}")
-        return inventory(self.ctx, self.setup.bmc, self.setup.slots.slots(), installed)
+        return inventory(self.ctx, self.setup.bmc, self.setup.slots.slots(), ab)
 
     def updateable(self) -> dict[str, BootSlot]:
         slots = self.setup.slots.slots()

@@ -1,12 +1,17 @@
 """``UpdateService/FirmwareInventory``: what firmware the BMC holds, as SoftwareInventory.
 
 ``bmc`` is the running BMC firmware, ``bmc-standby`` its other slot (when the BMC can update
-itself), ``slot-a``/``slot-b`` the unit's boot slots.
+itself), ``slot-a``/``slot-b`` the unit's boot slots. Where the BMC keeps the unit's A/B
+state, a boot slot says what that state holds: its version, ``Active`` for the slot the unit
+runs from, ``Staged`` for a trial the next boot tries, Health ``Warning`` while the running
+slot is on trial (not committed, as the BMC's own firmware shows it), and the rollback
+floor as ``LowestSupportedVersion``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from racklet.bmc._http.declared import Resource
@@ -33,6 +38,8 @@ class SoftwareInventory(Resource):
     LowestSupportedVersion: str | None = None
     Updateable: bool
     WriteProtected: bool
+    Active: bool | None = None
+    Staged: bool | None = None
     Status: dict[str, str]
     RelatedItem: list[dict[str, str]]
 
@@ -41,23 +48,55 @@ def slot_id(slot: BootSlot) -> str:
     return f"slot-{slot.name.lower()}"
 
 
-def slot_body(ctx: BmcContext, slot: BootSlot, installed: str | None = None) -> dict[str, Any]:
-    """A unit boot slot; ``installed`` is the version the unit's A/B state records in it."""
-    state = "Enabled" if slot.active else "StandbySpare"
-    if not slot.present:
+@dataclass(frozen=True)
+class AbSlots:
+    """What the unit's A/B state says of its boot slots."""
+
+    installed: dict[str, str] = field(default_factory=dict)
+    """Slot name -> the version in it (committed, on trial, or left by the last commit)."""
+    booted: str | None = None
+    """The slot the unit runs from: the trial's once its boot took the flag, else the
+    committed one."""
+    trial: str | None = None
+    committed: str | None = None
+    floor: str | None = None
+    """The rollback floor: no version below it is accepted."""
+
+
+def slot_body(ctx: BmcContext, slot: BootSlot, ab: AbSlots | None = None) -> dict[str, Any]:
+    """A unit boot slot, as the unit's A/B state (``ab``) or else the slot provider says."""
+    active = slot.active if ab is None or ab.booted is None else ab.booted == slot.name
+    version = slot.version or (ab.installed.get(slot.name) if ab is not None else None)
+    state = "Enabled" if active else "StandbySpare"
+    if not slot.present and version is None:
         state = "Absent"
+    trial = ab is not None and ab.trial == slot.name
+    description = "active" if active else "inactive"
+    if ab is not None and ab.booted is not None:
+        description = _slot_role(slot.name, ab, active, version)
     body = SoftwareInventory(
         Id=slot_id(slot),
         Name=f"Boot slot {slot.name} of {ctx.unit}",
-        Description="active" if slot.active else "inactive",
+        Description=description,
         Manufacturer="Racklet",  # OS images are built and signed by the rack's release
-        Version=slot.version or installed,
+        Version=version,
+        LowestSupportedVersion=ab.floor if ab is not None else None,
         Updateable=slot.updateable,
         WriteProtected=not slot.updateable,
-        Status={"State": state, "Health": "OK"},
+        Active=active,
+        Staged=trial and not active,
+        Status={"State": state, "Health": "Warning" if trial and active else "OK"},
         RelatedItem=[link(ctx.system_path)],
     )
     return body.body(f"{INVENTORY}/{slot_id(slot)}")
+
+
+def _slot_role(name: str, ab: AbSlots, active: bool, version: str | None) -> str:
+    if ab.trial == name:
+        return "on trial, running" if active else "on trial at the next boot"
+    if ab.committed == name:
+        return "committed, running" if active else "committed, the fallback of the trial"
+    return "previous version, inactive" if version is not None else "empty"
 
 
 def bmc_body(ctx: BmcContext, bmc: BmcFirmware | None) -> dict[str, Any]:
@@ -108,26 +147,38 @@ def standby_body(ctx: BmcContext, bmc: BmcFirmware) -> dict[str, Any]:
     return body.body(f"{INVENTORY}/{BMC_STANDBY}")
 
 
-def installed_versions(record: AbRecord) -> dict[str, str]:
-    """Slot name -> the version the unit's A/B state says is in it (committed or on trial)."""
+def ab_slots(record: AbRecord) -> AbSlots:
+    """The boot slots as the unit's A/B state (``ab.json``) records them."""
     found = {}
+    if record.fallback is not None:
+        found[record.fallback.slot] = record.fallback.version
     if record.committed is not None:
         found[record.committed.slot] = record.committed.version
-    if record.trying is not None:
-        found[record.trying.slot] = record.trying.version
-    return found
+    trial = record.trying
+    if trial is not None:
+        found[trial.slot] = trial.version
+    committed = record.committed.slot if record.committed is not None else None
+    # The flag is taken by the boot that tries the slot: until then the committed one runs.
+    booted = trial.slot if trial is not None and not record.tryboot else committed
+    return AbSlots(
+        installed=found,
+        booted=booted,
+        trial=trial.slot if trial is not None else None,
+        committed=committed,
+        floor=record.rollback_version,
+    )
 
 
 def inventory(
     ctx: BmcContext,
     bmc: BmcFirmware | None,
     slots: Sequence[BootSlot],
-    installed: dict[str, str] | None = None,
+    ab: AbSlots | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Every inventory item by id."""
     items = {BMC_FIRMWARE: bmc_body(ctx, bmc)}
     if bmc is not None:
         items[BMC_STANDBY] = standby_body(ctx, bmc)
     for slot in slots:
-        items[slot_id(slot)] = slot_body(ctx, slot, (installed or {}).get(slot.name))
+        items[slot_id(slot)] = slot_body(ctx, slot, ab)
     return items

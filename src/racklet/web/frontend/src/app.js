@@ -4,7 +4,11 @@
 // uPlot (145 KB, the bulk of the page's code) is imported when a view first draws a chart,
 // not before the rack view's first render, which has none.
 let uPlotLoading = null;
-const loadUPlot = () => (uPlotLoading ||= import("/vendor/uPlot.esm.js").then((m) => m.default));
+const loadUPlot = () => (uPlotLoading ||= (() => {
+  // Its stylesheet too: no view without a chart waits for it.
+  document.head.append(el("link", { rel: "stylesheet", href: "/vendor/uPlot.min.css" }));
+  return import("/vendor/uPlot.esm.js").then((m) => m.default);
+})());
 
 const HOUR = 3600;
 const $ = (id) => document.getElementById(id);
@@ -477,6 +481,7 @@ function unitView(name) {
         el("div", { class: "card", id: "redfish" }, el("h3", {}, "Redfish (read from its BMC now)"),
           extras.redfish ? el("dl", { class: "facts" }, Object.entries(extras.redfish).filter(([k]) => k !== "IdentityCertificate").map(([k, v]) => [el("dt", {}, k), el("dd", {}, typeof v === "object" ? JSON.stringify(v) : String(v))]))
             : el("p", { class: "muted" }, extras.redfishError || "asking the BMC…")),
+        osSlotsCard(s),
         identityCard(extras.redfish && extras.redfish.IdentityCertificate),
         actions,
         el("div", { class: "card" }, el("h3", {}, "Conditions"), conditionsTable(s.conditions || [])),
@@ -486,6 +491,24 @@ function unitView(name) {
         el("div", { class: "card" }, el("h3", {}, "Temperature (°C) and load"), el("div", { class: "chart", "data-chart": "temperature", "data-unit": name })),
         consoleCard(name),
         el("div", { class: "card" }, el("h3", {}, "Events"), eventsTable(extras.events || [])))));
+}
+
+// The unit's A/B OS slots and its rollback floor, as the controller last read them from the
+// unit's BMC (status.osSlots: once per boot, and at each look while a trial is on), so a
+// page view costs the BMC nothing. A rollout writes the slot not booted, try-boots it once
+// (trial) and commits it after the health check; the floor then rises to its version.
+function osSlotsCard(s) {
+  const slots = s.osSlots || [];
+  const role = (slot) => [slot.booted ? "booted" : null, slot.trial ? "trial" : null].filter(Boolean).join(", ") || "–";
+  return el("div", { class: "card", id: "os-slots" }, el("h3", {}, "OS slots (A/B)"),
+    slots.length ? el("table", {},
+      el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "slot"), el("th", { scope: "col" }, "OS version"), el("th", { scope: "col" }, "state"), el("th", { scope: "col" }, "the BMC says"))),
+      el("tbody", {}, slots.map((slot) => el("tr", { id: `os-slot-${slot.name}`, class: slot.booted ? "booted" : "", "data-booted": String(slot.booted), "data-trial": String(slot.trial) },
+        el("th", { scope: "row" }, slot.name), el("td", { class: "version" }, slot.version || "empty"),
+        el("td", { class: "role" }, role(slot)), el("td", { class: "muted" }, slot.note || "–")))))
+      : el("p", { class: "muted" }, "not read from the BMC yet"),
+    el("dl", { class: "facts" }, el("dt", {}, "rollback floor"),
+      el("dd", { id: "rollback-floor", title: "no release below this version is accepted by the unit" }, s.rollbackFloor || "–")));
 }
 
 // The unit's identity certificate, as its BMC holds it: whose, by whom, and until when (the
@@ -743,16 +766,21 @@ window.addEventListener("hashchange", () => { showError(""); render(); $("main")
 (async function start() {
   const code = new URLSearchParams(location.hash.replace(/^#/, "")).get("code");
   if (code) { history.replaceState(null, "", "#/rack"); await login({ code }); if (state.session) return; }
-  // The session and the snapshot in parallel, and already asked by index.html's preloads
-  // while this script downloaded (these fetches match them: same URL, mode and credentials;
-  // the answers are not cacheable, so a reload asks again). Only these two may use them: a
-  // preload answered before a login (401) must not answer a fetch made after it.
-  const early = fetch("/ui/v1/snapshot?first", { credentials: "same-origin" })
-    .then((r) => (r.ok ? r.json() : null)).catch(() => null);
-  const response = await fetch("/ui/v1/session?first", { credentials: "same-origin" });
+  // The controller put the session and the snapshot in the page (a logged-in browser): no
+  // request before the first render.
+  const first = document.getElementById("racklet-first");
+  if (first) {
+    first.remove();  // taken once: a later login or snapshot asks the controller
+    const { session, snapshot: data } = JSON.parse(first.textContent);
+    await loggedIn(session, Promise.resolve(data));
+    return;
+  }
+  // No block: no session, or the page was opened from another site's link, which a
+  // SameSite=Strict cookie does not go with; this same-site request carries it.
+  const response = await fetch("/ui/v1/session", { credentials: "same-origin" });
   if (response.ok) {
     const session = await response.json();
-    if (session.csrf) { await loggedIn(session, early); return; }
+    if (session.csrf) { await loggedIn(session); return; }
   }
   loggedOut();
 })();
