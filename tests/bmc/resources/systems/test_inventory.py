@@ -29,6 +29,7 @@ def _read(twin: TwinBmc) -> dict[str, Any]:
         chassis = root.get_chassis(f"/redfish/v1/Chassis/{UNIT}")
         return {
             "system": (system.manufacturer, system.model, system.serial_number, system.uuid),
+            "bios": system.bios_version,  # a Pi's EEPROM bootloader release
             "cpus": system.processors.summary,
             "memory": system.memory_summary.size_gib,
             "nics": system.ethernet_interfaces.summary,
@@ -59,6 +60,7 @@ async def test_sushy_reads_the_board_identity_and_the_old_power_and_thermal(
     make = (identity.manufacturer, identity.model, identity.serial_number)
     assert read["system"][:3] == make and read["chassis"] == make
     assert read["system"][3] and read["system"][3] != twin.service.context.uuid  # the unit's
+    assert identity.bootloader_version and read["bios"] == identity.bootloader_version
     # sushy (as Ironic) counts logical CPUs
     assert (
         read["cpus"].count == identity.processor_cores

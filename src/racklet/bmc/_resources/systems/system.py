@@ -61,6 +61,7 @@ class ComputerSystem(Resource):
     Manufacturer: str | None = None
     Model: str | None = None
     SerialNumber: str | None = None
+    BiosVersion: str | None = None
     ProcessorSummary: dict[str, Any] | None = None
     MemorySummary: dict[str, Any] | None = None
     Processors: dict[str, str] | None = None
