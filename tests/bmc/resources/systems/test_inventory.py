@@ -36,6 +36,8 @@ def _read(twin: TwinBmc) -> dict[str, Any]:
             "chassis": (chassis.manufacturer, chassis.model, chassis.serial_number),
             "supply": chassis.power.power_supplies[0].power_capacity_watts,
             "control": chassis.power.json["PowerControl"][0]["PowerCapacityWatts"],
+            "consumed": chassis.power.json["PowerControl"][0]["PowerConsumedWatts"],
+            "metrics": chassis.power.json["PowerControl"][0]["PowerMetrics"],
             "celsius": chassis.thermal.temperatures[0].reading_celsius,
             "caution": chassis.thermal.temperatures[0].upper_threshold_non_critical,
             "fans": [fan.reading for fan in chassis.thermal.fans],
@@ -69,6 +71,12 @@ async def test_sushy_reads_the_board_identity_and_the_old_power_and_thermal(
     assert read["memory"] == identity.memory_mib / 1024
     assert list(read["nics"]) == [identity.unit_mac]
     assert read["control"] == board.max_power_watts
+    # The last minute of the monitor's samples, the latest among them.
+    metrics = read["metrics"]
+    assert metrics["IntervalInMin"] == 1
+    assert metrics["MinConsumedWatts"] <= metrics["AverageConsumedWatts"]
+    assert metrics["AverageConsumedWatts"] <= metrics["MaxConsumedWatts"]
+    assert metrics["MinConsumedWatts"] <= read["consumed"] <= metrics["MaxConsumedWatts"]
     assert read["supply"] == int(board.max_power_watts)  # sushy reads it as an integer
     assert read["caution"] == twin.service.context.meter.temperature_caution
     assert read["celsius"] is None or read["celsius"] > 0
