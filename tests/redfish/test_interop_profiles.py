@@ -63,10 +63,6 @@ UNIT_EXCEPTIONS: dict[tuple[str, str], str] = {
     ("/redfish/v1/Chassis/unit-N_unit-N", "PartNumber"): (
         "the tray's board identity holds no part number and none is published to cite"
     ),
-    ("/redfish/v1/Managers/unit-N_bmc", "Certificates"): (
-        "certificates for device identity and attestation; the BMC has no attestation key, its "
-        "certificate is its HTTPS one (NetworkProtocol/HTTPS/Certificates)"
-    ),
     ("/redfish/v1/UpdateService/FirmwareInventory/unit-N_bmc", "Updateable"): (
         "the running BMC image is never written over; an update goes to bmc-standby (Updateable)"
     ),
