@@ -240,6 +240,9 @@ class BoardIdentity:
     processor_model: str
     processor_cores: int
     memory_mib: int
+    bootloader_version: str | None = None
+    """The unit's boot firmware release (a Pi's EEPROM bootloader, as ``vcgencmd
+    bootloader_version`` dates it): what it runs before any OS, Redfish ``BiosVersion``."""
 
 
 @dataclass

@@ -183,18 +183,34 @@ class MonitorSocket:
 
 
 # What each profile's tray says about itself (the unit's processor and memory: the boards
-# Racklet's profiles model, in their common configuration).
+# Racklet's profiles model, in their common configuration; the EEPROM bootloader is the
+# release rpi-eeprom ships as `default`: firmware-2711/default/pieeprom-2026-05-17.bin and
+# firmware-2712/default/pieeprom-2026-09-25.bin in github.com/raspberrypi/rpi-eeprom).
 _MAKES = {
-    "raspberry-pi-4": ("Raspberry Pi Ltd", "Raspberry Pi 4 Model B", "BCM2711 Cortex-A72", 4, 4096),
-    "raspberry-pi-5": ("Raspberry Pi Ltd", "Raspberry Pi 5", "BCM2712 Cortex-A76", 4, 8192),
+    "raspberry-pi-4": (
+        "Raspberry Pi Ltd",
+        "Raspberry Pi 4 Model B",
+        "BCM2711 Cortex-A72",
+        4,
+        4096,
+        "2026-05-17",
+    ),
+    "raspberry-pi-5": (
+        "Raspberry Pi Ltd",
+        "Raspberry Pi 5",
+        "BCM2712 Cortex-A76",
+        4,
+        8192,
+        "2026-09-25",
+    ),
 }
 
 
 def _identity(unit: TwinUnit) -> BoardIdentity:
     """The tray's identity: the profile's make, serial and MACs drawn from the rack's seed
     (locally administered MACs, so they can never clash with a real vendor's)."""
-    maker, model, cpu, cores, memory = _MAKES.get(
-        unit.profile.name, ("Racklet", unit.profile.name, "unknown", 1, 1024)
+    maker, model, cpu, cores, memory, bootloader = _MAKES.get(
+        unit.profile.name, ("Racklet", unit.profile.name, "unknown", 1, 1024, None)
     )
     seed = unit.serial_seed
 
@@ -211,6 +227,7 @@ def _identity(unit: TwinUnit) -> BoardIdentity:
         processor_model=cpu,
         processor_cores=cores,
         memory_mib=memory,
+        bootloader_version=bootloader,
     )
 
 

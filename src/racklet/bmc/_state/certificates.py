@@ -103,10 +103,16 @@ def _common_name(name: x509.Name) -> str:
     return str(found[0].value) if found else ""
 
 
+def https_collection(manager_path: str) -> str:
+    """Where a manager's HTTPS certificate lives, as OpenBMC's bmcweb puts it too; also the
+    Manager's ``Certificates`` (its device identity: the SPIFFE ID peers pin)."""
+    return f"{manager_path}/NetworkProtocol/HTTPS/Certificates"
+
+
 def https_slot(manager_path: str, common_name: str, role: str, stem: str = "server") -> CertSlot:
     """The slot of a manager's HTTPS listener certificate (``<stem>.key``/``<stem>.crt``
-    before the first replacement), where OpenBMC's bmcweb puts it too."""
-    collection = f"{manager_path}/NetworkProtocol/HTTPS/Certificates"
+    before the first replacement)."""
+    collection = https_collection(manager_path)
     return CertSlot("https", collection, common_name, True, False, "Web", role, stem)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from racklet.bmc._http.idempotency import OnceByKey
 from racklet.bmc._http.odata import ROOT
 from racklet.bmc._state.asset_tag import AssetTag
 from racklet.bmc._state.boot import BootStatus
@@ -40,6 +41,8 @@ class BmcContext:
     """The tray's asset tag (in memory only unless the service gives it a file)."""
     network: NetworkConfig = field(default_factory=lambda: NetworkConfig(None))
     """The management port's configured network settings (in memory only unless given a file)."""
+    resets: OnceByKey = field(default_factory=OnceByKey)
+    """Resets done once by ``Idempotency-Key``, through the System or the Chassis alike."""
     subscriptions: Subscriptions | None = None
     """The EventService's push subscriptions; None: a BMC that only streams (SSE)."""
     power_limit_set_point: float | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -23,6 +24,16 @@ ResetType = Literal["On", "ForceOff", "GracefulShutdown", "ForceRestart", "Power
 RESET_TYPES: tuple[str, ...] = get_args(ResetType)
 SHUTDOWN_POLL = 0.2  # simulated seconds between draw checks during a graceful shutdown
 CYCLE_OFF_TIME = 1.0  # simulated seconds without power in a PowerCycle
+WINDOW_MINUTES = 1  # Redfish PowerMetrics: min/max/average over the last minute of samples
+
+
+@dataclass(frozen=True)
+class PowerStats:
+    """The draw over the last :data:`WINDOW_MINUTES` of samples (Redfish ``PowerMetrics``)."""
+
+    min_watts: float
+    max_watts: float
+    average_watts: float
 
 
 @dataclass
@@ -175,6 +186,21 @@ class Meter:
         self.sampled_at: float | None = None
         self.monitor_ok = True
         self.temperature_ok = True
+        self._window: deque[tuple[float, float]] = deque()
+        """(clock time, watts) of the samples in the last :data:`WINDOW_MINUTES`."""
+
+    def stats(self) -> PowerStats | None:
+        """Min, max and mean of the window's samples (evenly spaced by the sampling period);
+        ``None`` before the first reading."""
+        if not self._window:
+            return None
+        watts = [w for _, w in self._window]
+        return PowerStats(min(watts), max(watts), sum(watts) / len(watts))
+
+    def _remember(self, now: float, watts: float) -> None:
+        self._window.append((now, watts))
+        while self._window[0][0] < now - WINDOW_MINUTES * 60:
+            self._window.popleft()
 
     def sample(self) -> None:
         now = self._board.clock.monotonic()
@@ -190,6 +216,7 @@ class Meter:
                 elapsed = max(0.0, now - self.sampled_at)
                 self.energy_joules += (self.reading.watts + reading.watts) / 2 * elapsed
             self.reading, self.sampled_at, self.monitor_ok = reading, now, True
+            self._remember(now, reading.watts)
         try:
             self.celsius = self._board.temperature.read_celsius()
             self.temperature_ok = True

@@ -122,3 +122,31 @@ async def test_an_empty_slot_is_absent(bench: Bench) -> None:
         system = (await client.get(f"/redfish/v1/Systems/{UNIT}")).json()
     assert chassis["Status"] == {"State": "Absent"}
     assert system["Status"]["State"] == "Absent"
+
+
+async def test_power_metrics_keep_the_last_minute_of_samples(tmp_path: Path) -> None:
+    """The old ``Power``'s ``PowerMetrics`` (asked by OCP's rack-manager profile of each unit):
+    min, max and mean of the monitor's samples in the last minute, older ones forgotten."""
+    clock = ManualClock()
+    unit = FakeUnit(on=True, running_watts=3.0)
+    async with running_bench(tmp_path, clock, unit) as bench:
+        meter = bench.service.context.meter
+        await eventually(lambda: meter.sampled_at == 0.0, "the first sample")
+        unit.running_watts = 5.0
+        clock.advance(30.0)
+        await eventually(lambda: meter.sampled_at == 30.0, "a sample at t=30")
+        async with bench.client() as client:
+            power = (await client.get(f"/redfish/v1/Chassis/{UNIT}/Power")).json()
+            metrics = power["PowerControl"][0]["PowerMetrics"]
+            assert metrics == {
+                "IntervalInMin": 1,
+                "MinConsumedWatts": pytest.approx(3.0),
+                "MaxConsumedWatts": pytest.approx(5.0),
+                "AverageConsumedWatts": pytest.approx(4.0),
+            }
+            clock.advance(31.0)  # the 3 W sample at t=0 is now older than a minute
+            await eventually(lambda: meter.sampled_at == 61.0, "a sample at t=61")
+            power = (await client.get(f"/redfish/v1/Chassis/{UNIT}/Power")).json()
+        metrics = power["PowerControl"][0]["PowerMetrics"]
+        assert metrics["MinConsumedWatts"] == metrics["MaxConsumedWatts"] == pytest.approx(5.0)
+        assert metrics["AverageConsumedWatts"] == pytest.approx(5.0)

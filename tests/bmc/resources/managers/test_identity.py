@@ -250,3 +250,24 @@ def client_get(client: Any, path: str) -> dict[str, Any]:
     body: dict[str, Any] = client.get(path).dict
     body.pop("@odata.etag", None)
     return body
+
+
+async def test_the_managers_certificates_are_its_https_identity(twin: TwinBmc) -> None:
+    """``Manager.Certificates`` (asked of each unit's BMC by OCP's rack-manager profile)
+    leads to the certificate the BMC presents: its identity, ``bmc/<unit>``."""
+
+    def read() -> tuple[str, dict[str, Any]]:
+        client = _session(twin)
+        try:
+            manager = client.get("/redfish/v1/Managers/bmc").dict
+            collection = manager["Certificates"]["@odata.id"]
+            members = client.get(collection).dict["Members"]
+            return collection, client.get(members[0]["@odata.id"]).dict
+        finally:
+            client.logout()
+
+    collection, certificate = await asyncio.to_thread(read)
+    assert collection == f"{PROTOCOL}/HTTPS/Certificates"
+    assert certificate["Subject"]["CommonName"] == f"{UNIT}-bmc"
+    assert certificate["CertificateType"] == "PEM"
+    assert "BEGIN CERTIFICATE" in certificate["CertificateString"]

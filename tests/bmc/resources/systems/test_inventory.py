@@ -29,12 +29,15 @@ def _read(twin: TwinBmc) -> dict[str, Any]:
         chassis = root.get_chassis(f"/redfish/v1/Chassis/{UNIT}")
         return {
             "system": (system.manufacturer, system.model, system.serial_number, system.uuid),
+            "bios": system.bios_version,  # a Pi's EEPROM bootloader release
             "cpus": system.processors.summary,
             "memory": system.memory_summary.size_gib,
             "nics": system.ethernet_interfaces.summary,
             "chassis": (chassis.manufacturer, chassis.model, chassis.serial_number),
             "supply": chassis.power.power_supplies[0].power_capacity_watts,
             "control": chassis.power.json["PowerControl"][0]["PowerCapacityWatts"],
+            "consumed": chassis.power.json["PowerControl"][0]["PowerConsumedWatts"],
+            "metrics": chassis.power.json["PowerControl"][0]["PowerMetrics"],
             "celsius": chassis.thermal.temperatures[0].reading_celsius,
             "caution": chassis.thermal.temperatures[0].upper_threshold_non_critical,
             "fans": [fan.reading for fan in chassis.thermal.fans],
@@ -59,6 +62,7 @@ async def test_sushy_reads_the_board_identity_and_the_old_power_and_thermal(
     make = (identity.manufacturer, identity.model, identity.serial_number)
     assert read["system"][:3] == make and read["chassis"] == make
     assert read["system"][3] and read["system"][3] != twin.service.context.uuid  # the unit's
+    assert identity.bootloader_version and read["bios"] == identity.bootloader_version
     # sushy (as Ironic) counts logical CPUs
     assert (
         read["cpus"].count == identity.processor_cores
@@ -67,6 +71,12 @@ async def test_sushy_reads_the_board_identity_and_the_old_power_and_thermal(
     assert read["memory"] == identity.memory_mib / 1024
     assert list(read["nics"]) == [identity.unit_mac]
     assert read["control"] == board.max_power_watts
+    # The last minute of the monitor's samples, the latest among them.
+    metrics = read["metrics"]
+    assert metrics["IntervalInMin"] == 1
+    assert metrics["MinConsumedWatts"] <= metrics["AverageConsumedWatts"]
+    assert metrics["AverageConsumedWatts"] <= metrics["MaxConsumedWatts"]
+    assert metrics["MinConsumedWatts"] <= read["consumed"] <= metrics["MaxConsumedWatts"]
     assert read["supply"] == int(board.max_power_watts)  # sushy reads it as an integer
     assert read["caution"] == twin.service.context.meter.temperature_caution
     assert read["celsius"] is None or read["celsius"] > 0

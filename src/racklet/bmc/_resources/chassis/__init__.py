@@ -28,6 +28,8 @@ def routes(ctx: BmcContext) -> list[BaseRoute]:
     return [
         route(CHASSIS, GET=partial(chassis.chassis_collection, ctx)),
         route(ITEM, GET=partial(chassis.get, ctx), PATCH=partial(chassis.patch, ctx)),
+        route(f"{ITEM}/Actions/{chassis.RESET_ACTION}", POST=partial(chassis.reset, ctx)),
+        route(f"{ITEM}/ResetActionInfo", GET=partial(chassis.action_info, ctx)),
         route(f"{ITEM}/Sensors", GET=partial(sensors.sensor_collection, ctx)),
         route(f"{ITEM}/Sensors/{{sensor_id}}", GET=partial(sensors.sensor, ctx)),
         route(

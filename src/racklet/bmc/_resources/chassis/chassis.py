@@ -1,7 +1,8 @@
 """``Chassis`` and ``Chassis/<unit>``: the unit's tray, what it is (the board's identity:
 manufacturer, model, serial number), what it contains and links to. Two properties are
 writable (PATCH, Operator): the locate LED (``LocationIndicatorActive``) and ``AssetTag``,
-which the BMC keeps in its own storage."""
+which the BMC keeps in its own storage. ``Chassis.Reset`` acts on the tray's power, which is
+the unit's: the same mechanism as the System's Reset (``_state.resets``)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,41 @@ from typing import Annotated, Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from racklet.bmc._http.declared import WRITABLE, Resource, Writable, validate_patch
+from racklet.bmc._http.declared import (
+    WRITABLE,
+    Declared,
+    Resource,
+    Writable,
+    action_parameters,
+    allowable,
+    validate_action,
+    validate_patch,
+)
 from racklet.bmc._http.etags import check_if_match, tagged
-from racklet.bmc._http.odata import collection, link
+from racklet.bmc._http.idempotency import HEADER as IDEMPOTENCY_HEADER
+from racklet.bmc._http.odata import collection, link, resource
 from racklet.bmc._http.registry import RedfishErrorReply
-from racklet.bmc._http.responses import page, read_patch, respond
+from racklet.bmc._http.responses import (
+    no_content,
+    page,
+    principal,
+    read_object,
+    read_patch,
+    respond,
+)
 from racklet.bmc._http.uris import CHASSIS
 from racklet.bmc._resources.chassis.common import mine, status
 from racklet.bmc._state.asset_tag import MAX_LENGTH
 from racklet.bmc._state.context import BmcContext
+from racklet.bmc._state.power import ResetType
+from racklet.bmc._state.resets import request_reset
 from racklet.bmc.errors import StateError
+
+RESET_ACTION = "Chassis.Reset"
+
+
+class ChassisResetParameters(Declared):
+    ResetType: ResetType
 
 
 class Chassis(Resource):
@@ -44,6 +70,7 @@ class Chassis(Resource):
     Thermal: dict[str, str]
     Links: dict[str, Any]
     LocationIndicatorActive: Annotated[bool, WRITABLE] | None = None
+    Actions: dict[str, Any]
 
 
 def declared(ctx: BmcContext) -> Chassis:
@@ -69,6 +96,13 @@ def declared(ctx: BmcContext) -> Chassis:
             "ManagedBy": [link(ctx.manager_path)],
             "ManagersInChassis": [link(ctx.manager_path)],  # the BMC board sits in the tray
             "Contains": [],  # a tray holds no other chassis
+        },
+        Actions={
+            f"#{RESET_ACTION}": {
+                "target": f"{path}/Actions/{RESET_ACTION}",
+                "@Redfish.ActionInfo": f"{path}/ResetActionInfo",
+                "ResetType@Redfish.AllowableValues": allowable(ChassisResetParameters, "ResetType"),
+            }
         },
     )
     if led is not None:
@@ -121,3 +155,28 @@ async def patch(ctx: BmcContext, request: Request) -> Response:
         except StateError as exc:
             raise RedfishErrorReply(500, "InternalError") from exc
     return tagged(request, body(ctx))
+
+
+async def action_info(ctx: BmcContext, request: Request) -> Response:
+    mine(ctx, request)
+    return respond(
+        resource(
+            "ActionInfo",
+            f"{ctx.chassis_path}/ResetActionInfo",
+            Id="ResetActionInfo",
+            Name="Reset Action Info",
+            Parameters=action_parameters(ChassisResetParameters),
+        )
+    )
+
+
+async def reset(ctx: BmcContext, request: Request) -> Response:
+    """The tray's power: the unit's, reset as the System's Reset does."""
+    mine(ctx, request)
+    params: ChassisResetParameters = validate_action(
+        ChassisResetParameters, await read_object(request), RESET_ACTION
+    )
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    who = principal(request).username
+    await request_reset(ctx, params.ResetType, who, ctx.chassis_path, key)
+    return no_content()

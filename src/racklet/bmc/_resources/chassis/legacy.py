@@ -22,6 +22,7 @@ from racklet.bmc._resources.chassis.sensors import SENSORS, reading
 from racklet.bmc._resources.chassis.thermal import fans_of
 from racklet.bmc._state.context import BmcContext
 from racklet.bmc._state.fans import stalled_now
+from racklet.bmc._state.power import WINDOW_MINUTES
 
 _BY_ID = {kind.id: kind for kind in SENSORS}
 
@@ -105,6 +106,21 @@ async def patch_power(ctx: BmcContext, request: Request) -> Response:
     return respond(_power(ctx))
 
 
+def _metrics(ctx: BmcContext) -> dict[str, Any]:
+    """``PowerMetrics``: the monitor's samples of the last minute ({} before the first)."""
+    stats = ctx.meter.stats()
+    if stats is None:
+        return {}
+    return {
+        "PowerMetrics": {
+            "IntervalInMin": WINDOW_MINUTES,
+            "MinConsumedWatts": round(stats.min_watts, 3),
+            "MaxConsumedWatts": round(stats.max_watts, 3),
+            "AverageConsumedWatts": round(stats.average_watts, 3),
+        }
+    }
+
+
 def _power(ctx: BmcContext) -> dict[str, Any]:
     path = f"{ctx.chassis_path}/Power"
     watts = reading(ctx, _BY_ID["power"])
@@ -119,6 +135,7 @@ def _power(ctx: BmcContext) -> dict[str, Any]:
                 "PhysicalContext": "SystemBoard",
                 "PowerConsumedWatts": watts,
                 "PowerCapacityWatts": ctx.board.max_power_watts,
+                **_metrics(ctx),
                 **_limit(ctx),
                 "Status": status(ctx),
             }

@@ -19,6 +19,7 @@ from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import no_content, page, read_object, respond
 from racklet.bmc._http.uris import FIRMWARE_INVENTORY, MANAGERS
 from racklet.bmc._resources.managers.common import mine
+from racklet.bmc._state.certificates import https_collection
 from racklet.bmc._state.context import MANAGER_ID, BmcContext
 
 RESET_ACTION = "Manager.Reset"
@@ -46,6 +47,7 @@ class Manager(Resource):
     LogServices: dict[str, str]
     NetworkProtocol: dict[str, str]
     EthernetInterfaces: dict[str, str]
+    Certificates: dict[str, str]
     Links: dict[str, Any]
     Actions: dict[str, Any] | None = None
 
@@ -71,6 +73,8 @@ def body(ctx: BmcContext) -> dict[str, Any]:
         LogServices=link(f"{ctx.manager_path}/LogServices"),
         NetworkProtocol=link(f"{ctx.manager_path}/NetworkProtocol"),
         EthernetInterfaces=link(f"{ctx.manager_path}/EthernetInterfaces"),
+        # Its device identity is its HTTPS certificate (role bmc/<unit>), as on the RMC.
+        Certificates=link(https_collection(ctx.manager_path)),
         Links={
             "ManagerForServers": [link(ctx.system_path)],
             "ManagerForChassis": [link(ctx.chassis_path)],

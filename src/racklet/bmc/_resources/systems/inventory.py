@@ -64,7 +64,11 @@ def summaries(ctx: BmcContext) -> dict[str, Any]:
     if identity is None:
         return {}
     path = ctx.system_path
-    return {
+    found: dict[str, Any] = {}
+    if identity.bootloader_version is not None:
+        # The boot firmware before any OS: on a Pi, its EEPROM bootloader (no BIOS).
+        found["BiosVersion"] = identity.bootloader_version
+    return found | {
         "Manufacturer": identity.manufacturer,
         "Model": identity.model,
         "SerialNumber": identity.serial_number,

@@ -23,9 +23,8 @@ from racklet.bmc._http.declared import (
 )
 from racklet.bmc._http.etags import check_if_match, tagged
 from racklet.bmc._http.idempotency import HEADER as IDEMPOTENCY_HEADER
-from racklet.bmc._http.idempotency import OnceByKey
 from racklet.bmc._http.odata import collection, link, resource
-from racklet.bmc._http.registry import RedfishErrorReply, message_id
+from racklet.bmc._http.registry import RedfishErrorReply
 from racklet.bmc._http.responses import (
     no_content,
     page,
@@ -39,12 +38,11 @@ from racklet.bmc._resources.systems.boot import Boot, BootOverride
 from racklet.bmc._resources.systems.inventory import summaries
 from racklet.bmc._state.context import BmcContext
 from racklet.bmc._state.power import ResetType
+from racklet.bmc._state.resets import request_reset
 
 MAX_CONSOLES = 4
 """WebSocket console watchers at once (each is a read-only copy of the UART)."""
 RESET_ACTION = "ComputerSystem.Reset"
-RESET_REQUESTED = message_id("Racklet.ResetRequested")
-"""The EventLog record of a Reset: args (unit, ResetType, who: account or SPIFFE ID)."""
 
 
 class SystemResetParameters(Declared):
@@ -61,6 +59,7 @@ class ComputerSystem(Resource):
     Manufacturer: str | None = None
     Model: str | None = None
     SerialNumber: str | None = None
+    BiosVersion: str | None = None
     ProcessorSummary: dict[str, Any] | None = None
     MemorySummary: dict[str, Any] | None = None
     Processors: dict[str, str] | None = None
@@ -90,7 +89,6 @@ class SystemResource:
     def __init__(self, ctx: BmcContext) -> None:
         self.ctx = ctx
         self.override = BootOverride(ctx)
-        self.resets = OnceByKey()  # a reset repeated with its Idempotency-Key is done once
 
     def _mine(self, request: Request) -> None:
         if request.path_params["system_id"] != self.ctx.unit:
@@ -185,18 +183,5 @@ class SystemResource:
         reset_type = params.ResetType
         key = request.headers.get(IDEMPOTENCY_HEADER)
         who = principal(request).username
-        ctx = self.ctx
-
-        async def carry_out() -> None:
-            # Who asked, in the EventLog: a controller tells its own resets from a user's.
-            ctx.events.publish(
-                RESET_REQUESTED,
-                f"ResetType {reset_type} of '{ctx.unit}' requested by {who}.",
-                (ctx.unit, reset_type, who),
-                "OK",
-                ctx.system_path,
-            )
-            await ctx.power.reset(reset_type)
-
-        await self.resets.run(key, reset_type, carry_out)
+        await request_reset(self.ctx, reset_type, who, self.ctx.system_path, key)
         return no_content()
