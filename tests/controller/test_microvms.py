@@ -307,3 +307,30 @@ async def test_restart_policies_start_an_ended_vm_again_after_a_back_off() -> No
     await rec.reconcile("flaky")
     vm = await store.get(MicroVM, "flaky")
     assert (vm.status.phase, vm.status.attempt, vm.status.restarts) == ("Scheduled", 3, 2)
+
+
+async def test_a_units_phase_change_wakes_the_vms_on_it_and_those_waiting() -> None:
+    """Without it a VM would notice a lost unit (or a unit that came back for a waiting VM)
+    only at its next recheck, a second later."""
+    store, beats, _, clock = await _rack({"unit-1": "Running", "unit-2": "Running"})
+    woken: list[str] = []
+    rec = MicroVMReconciler(store, beats, now=clock, wake=woken.append)
+    await _vm(store, "web", nodeSelector="racklet.dev/unit=unit-1")
+    await _vm(store, "big", vcpus=64)  # fits nowhere: waits for a place
+    await _vm(store, "done", restartPolicy="Never")
+    for name in ("web", "big", "done"):
+        await rec.reconcile(name)
+    done = await store.get(MicroVM, "done")
+    done.status.phase = "Succeeded"
+    await store.update_status(done)
+    await rec.reconcile("done")  # ended for good: never woken again
+    rec.unit_changed("unit-1", "Off")
+    assert woken == ["web"]
+    woken.clear()
+    rec.unit_changed("unit-2", "Running")
+    assert woken == ["big"]
+    await store.delete(MicroVM, "web")
+    await rec.reconcile("web")
+    woken.clear()
+    rec.unit_changed("unit-1", "Running")
+    assert woken == ["big"]

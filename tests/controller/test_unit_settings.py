@@ -31,12 +31,18 @@ async def test_the_boot_override_goes_to_the_bmc_and_a_refusal_is_a_condition(
         spec = ComputeUnitSpec(slot=1, bmc=BmcRef(url=bmc.url))
         await store.create(ComputeUnit(metadata=ObjectMeta(name=UNIT), spec=spec))
         client = RedfishClient(bmc.url, *ADMIN, ca_bundle=bmc.ca)
+        phases: list[tuple[str, str]] = []
         reconciler = ComputeUnitReconciler(
-            store, {UNIT: client}, HeartbeatRegistry(), rack_name="rack-1"
+            store,
+            {UNIT: client},
+            HeartbeatRegistry(),
+            rack_name="rack-1",
+            on_phase=lambda name, phase: phases.append((name, phase)),
         )
         try:
             await reconciler.reconcile(UNIT)
             unit = await store.get(ComputeUnit, UNIT)
+            assert phases == [(UNIT, unit.status.phase)]  # told once, when the phase changed
             assert unit.status.boot_override == BootSourceOverride(
                 target="None", enabled="Disabled"
             )
@@ -47,6 +53,7 @@ async def test_the_boot_override_goes_to_the_bmc_and_a_refusal_is_a_condition(
             unit = await store.get(ComputeUnit, UNIT)
             assert unit.status.boot_override == unit.spec.boot_override  # read back
             await reconciler.reconcile(UNIT)  # nothing left to do: no second PATCH
+            assert len(phases) == 1
             reasons = [e.reason for e in await store.events(UNIT)]
             assert reasons.count("SettingsApplied") == 1
 

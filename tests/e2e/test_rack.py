@@ -48,6 +48,17 @@ def test_power_off_and_on_one_unit(rack: RunningRack) -> None:
     assert all(phase(units, name) == "Running" for name in others), units
     rack.cli("power", "on", "unit-3")
     rack.wait_for(all_running, "unit-3 Running again")
+    boots = rack.cli("console", "unit-3").stdout.count("racklet bootstrap starting")
+    # --wait waits for the cycle itself, not for the Running the unit still was before it
+    out = rack.cli("power", "cycle", "unit-3", "--wait").stdout
+    assert "computeunit/unit-3 is Running" in out, out
+    assert rack.cli("console", "unit-3").stdout.count("racklet bootstrap starting") == boots + 1
+    off = rack.cli("power", "off", "unit-3", "--wait")
+    assert "computeunit/unit-3 is Off" in off.stdout
+    refused = rack.cli("power", "cycle", "unit-3", "--wait", check=False)
+    assert refused.returncode != 0 and "unit is off" in refused.stderr, refused.stderr
+    rack.cli("power", "on", "unit-3")
+    rack.wait_for(all_running, "unit-3 Running again")
 
 
 def test_describe_and_console(rack: RunningRack) -> None:

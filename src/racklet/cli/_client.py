@@ -168,8 +168,12 @@ class ApiClient:
         result: dict[str, Any] = self.request("PATCH", f"/api/v1/computeunits/{name}", json=patch)
         return result
 
-    def power_cycle(self, name: str) -> None:
-        self.request("POST", f"/api/v1/computeunits/{name}/power-cycle")
+    def power_cycle(self, name: str) -> str:
+        """Ask for one power cycle of ``name``; the request's id (``status.lastPowerCycle``
+        names it once the controller has handled it)."""
+        answer = self.request("POST", f"/api/v1/computeunits/{name}/power-cycle")
+        details = answer.get("details") if isinstance(answer, dict) else None
+        return str((details or {}).get("requestId", ""))
 
     def events(self, name: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
         params = {"limit": str(limit)}

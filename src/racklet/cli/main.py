@@ -233,17 +233,50 @@ def cmd_power(args: argparse.Namespace) -> int:
         raise UsageError("name one unit or give --all (not both)")
     config = _load(args)
     names = [u.name for u in config.units] if args.all else [config.unit(args.name).name]
+    cycles: dict[str, str] = {}
     with ApiClient(config) as api:
         for name in names:
             if args.action == "cycle":
-                api.power_cycle(name)
+                cycles[name] = api.power_cycle(name)
                 print(f"computeunit/{name} power cycle requested")
             else:
                 api.set_power(name, "On" if args.action == "on" else "Off")
                 print(f"computeunit/{name} power {args.action}")
         if args.wait:
-            _wait_for_phase(api, names, _TARGET_PHASE[args.action], args.timeout)
+            deadline = time.monotonic() + args.timeout
+            _wait_for_cycles(api, cycles, args.timeout)
+            left = max(0.0, deadline - time.monotonic())
+            _wait_for_phase(api, names, _TARGET_PHASE[args.action], left)
     return 0
+
+
+_CYCLE_REFUSED = ("PowerCycleSkipped", "PowerCycleFailed")
+
+
+def _wait_for_cycles(api: ApiClient, cycles: dict[str, str], timeout: float) -> None:
+    """Until the controller has sent each cycle to its BMC (a unit still Running before its
+    reset is not yet cycled): ``lastPowerCycle`` names the request and nothing is pending."""
+    deadline = time.monotonic() + timeout
+    pending = {name: request for name, request in cycles.items() if request}
+    while pending:
+        for name, request in sorted(pending.items()):
+            status = api.unit(name).get("status") or {}
+            if status.get("lastPowerCycle") == request and (
+                status.get("pendingPowerCycle") != request
+            ):
+                for event in api.events(name):  # handled: cycled, or why not
+                    if event.get("reason") in _CYCLE_REFUSED and request in str(
+                        event.get("message")
+                    ):
+                        raise RackletError(f"{name}: {event.get('message')}")
+                del pending[name]
+        if pending and time.monotonic() > deadline:
+            raise RackletError(
+                f"timed out after {timeout:g} s waiting for the controller to cycle "
+                f"{', '.join(sorted(pending))}"
+            )
+        if pending:
+            time.sleep(0.2)
 
 
 def _wait_for_phase(api: ApiClient, names: list[str], phase: str, timeout: float) -> None:

@@ -293,6 +293,10 @@ class Controller:
         )
         enqueue = self.runtime.enqueue
         self.heartbeats.watch(lambda unit: enqueue("ComputeUnit", unit))  # silent: look now
+        microvms = MicroVMReconciler(
+            acting, self.heartbeats, wake=lambda name: enqueue("MicroVM", name)
+        )
+        self.registry.register(MicroVM, microvms)
         self.registry.register(
             ComputeUnit,
             ComputeUnitReconciler(
@@ -304,6 +308,7 @@ class Controller:
                 fence=fence,
                 wake=lambda name: enqueue("ComputeUnit", name),
                 identities=controller_identities(config),
+                on_phase=microvms.unit_changed,
             ),
         )
         self.registry.register(
@@ -328,7 +333,6 @@ class Controller:
                 crash=supervisor_crash(),  # racklet up's, when it started this process
             ),
         )
-        self.registry.register(MicroVM, MicroVMReconciler(acting, self.heartbeats))
         self.gitops = GitSources(acting, layout.controller / "gitops", enqueue)
         self.registry.register(GitSource, self.gitops)
         register_release_reconcilers(

@@ -94,12 +94,16 @@ class ComputeUnitReconciler:
         fence: Callable[[], Awaitable[None]] | None = None,
         wake: Callable[[str], None] | None = None,
         identities: frozenset[str] = frozenset(),
+        on_phase: Callable[[str, str], None] | None = None,
     ) -> None:
         """``identities``: who this rack's controllers are at a BMC (the SPIFFE ID of their
         client certificate), so their own resets are never taken for out-of-band changes."""
         self._store = store
         self._fence = fence
         self._wake = wake
+        self._on_phase = on_phase
+        """Told (unit, new phase) after a phase change is written: what runs on a unit
+        reacts at once rather than at its own next look (the MicroVMs)."""
         self._bmcs = bmcs
         self._heartbeats = heartbeats
         self._rack_name = rack_name  # units without a rack label are this rack's
@@ -155,9 +159,12 @@ class ComputeUnitReconciler:
 
         rendered = render_status(obs, verdict, self._heartbeats.latest(name))
         events += write_status(status, rendered, name=name, generation=unit.metadata.generation)
+        moved = status.phase != unit.status.phase
         if status != unit.status:
             unit.status = status
             await self._store.update_status(unit)
+        if moved and self._on_phase is not None:
+            self._on_phase(name, status.phase)
         for event in events:
             await self._store.record_event(event)
         if self._observer is not None:
