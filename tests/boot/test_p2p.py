@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import re
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -176,7 +177,9 @@ async def test_a_peer_outside_the_rack_is_refused_both_ways(
             client_context(rig.ca_path),
         ):
             async with httpx.AsyncClient(verify=verify) as client:
-                with pytest.raises(httpx.TransportError):
+                # TLS 1.3: the server's alert may reach the client after its side of the
+                # handshake, as a read error httpx does not always wrap
+                with pytest.raises((httpx.TransportError, ssl.SSLError)):
                     await client.get(url)
         # A unit of this rack gets the range it asked for.
         unit_key, unit_cert = rig.ca.issue("u", role="unit/unit-5", client=True).write(
