@@ -50,6 +50,9 @@ class Workloads:
         self._share: float | None = None
         self._hypervisor = hypervisor
         self._fetch = fetch
+        self._fetching = asyncio.Lock()
+        """One image fetch at a time: the VMs of a unit share one TUF metadata directory (two
+        first fetches at once both tried to create its trusted root)."""
         self._clock = clock or asyncio.get_running_loop().time
         self._leases: dict[str, float] = {}
         self._attempts: dict[str, int] = {}
@@ -100,7 +103,8 @@ class Workloads:
                     kernel_args=str(item.get("kernelArgs", "")),
                     user_data=str(item.get("userData", "")),
                 )
-                image = await self._fetch(str(item["image"]))
+                async with self._fetching:
+                    image = await self._fetch(str(item["image"]))
             except (RackletError, KeyError, TypeError, ValueError) as exc:
                 reason = f"image not started: {exc}"
                 failed = VmState(name, attempt, phase="Failed", reason=reason)
