@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from starlette.requests import Request
@@ -134,6 +135,24 @@ async def controls(ctx: BmcContext, request: Request) -> Response:
 
 async def control(ctx: BmcContext, request: Request) -> Response:
     return tagged(request, _body(ctx, _limiter(ctx, request)))
+
+
+def limit_patch(
+    ctx: BmcContext, body: dict[str, Any], writable: str, known: Iterable[str]
+) -> tuple[PowerLimiter, Any]:
+    """The board's limiter and the one property ``writable`` of a PATCH ``body`` that writes a
+    power limit through another resource (EnvironmentMetrics, the old Power): any other
+    property is unknown or read-only, and a board without a limiter has none to write."""
+    value = body.pop(writable, None)
+    names = set(known)
+    for name in body:
+        raise RedfishErrorReply(
+            400, "PropertyNotWritable" if name in names else "PropertyUnknown", name
+        )
+    limiter = ctx.board.power_limiter
+    if limiter is None:
+        raise RedfishErrorReply(400, "PropertyNotWritable", writable)
+    return limiter, value
 
 
 def apply(

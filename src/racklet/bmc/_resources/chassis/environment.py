@@ -60,13 +60,9 @@ async def patch(ctx: BmcContext, request: Request) -> Response:
     body holds live readings, so its ETag would change with every sample."""
     mine(ctx, request)
     body = await read_patch(request)
-    limit = body.pop("PowerLimitWatts", None)
-    for name in body:
-        known = name in EnvironmentMetrics.model_fields
-        raise RedfishErrorReply(400, "PropertyNotWritable" if known else "PropertyUnknown", name)
-    limiter = ctx.board.power_limiter
-    if limiter is None:
-        raise RedfishErrorReply(400, "PropertyNotWritable", "PowerLimitWatts")
+    limiter, limit = controls.limit_patch(
+        ctx, body, "PowerLimitWatts", EnvironmentMetrics.model_fields
+    )
     if not isinstance(limit, dict):
         raise RedfishErrorReply(400, "PropertyValueTypeError", json.dumps(limit), "PowerLimitWatts")
     if not limit:

@@ -72,13 +72,7 @@ async def patch_power(ctx: BmcContext, request: Request) -> Response:
     lifts the cap; anything else is read-only."""
     mine(ctx, request)
     body = await read_patch(request)
-    control_list = body.pop("PowerControl", None)
-    for name in body:
-        known = name in Power.model_fields
-        raise RedfishErrorReply(400, "PropertyNotWritable" if known else "PropertyUnknown", name)
-    limiter = ctx.board.power_limiter
-    if limiter is None:
-        raise RedfishErrorReply(400, "PropertyNotWritable", "PowerControl")
+    limiter, control_list = controls.limit_patch(ctx, body, "PowerControl", Power.model_fields)
     if (
         not isinstance(control_list, list)
         or len(control_list) != 1
