@@ -259,8 +259,18 @@ def test_a_fault_injected_from_the_page_shows_on_the_rack_view_and_clears(
     # button's coordinates, it cannot miss when a live update moves the layout meanwhile
     page.press("#fault-units", "Enter")
     page.wait_for_selector("#confirm[open]", timeout=LIVE_TIMEOUT_MS)
-    page.click("#confirm-ok")
+    with page.expect_response(
+        lambda r: r.url.endswith("/api/v1/faults") and r.request.method == "POST",
+        timeout=LIVE_TIMEOUT_MS,
+    ) as created:
+        page.click("#confirm-ok")
+    assert created.value.status == 201, created.value.text()
     page.wait_for_selector("#confirm", state="hidden")
-    page.wait_for_selector("#tile-unit-2 .badge", timeout=LIVE_TIMEOUT_MS)
+    try:
+        page.wait_for_selector("#tile-unit-2 .badge", timeout=LIVE_TIMEOUT_MS)
+    except Exception as exc:  # say what the controller and the page knew, not just "timeout"
+        fault = web_rack.cli("fault", "describe", "web-fault", check=False)
+        shown = page.text_content("#error")
+        raise AssertionError(f"no badge on unit-2; page error {shown!r}; {fault.stdout}") from exc
     page.click("text=Clear web-fault")
     page.wait_for_selector("#tile-unit-2 .badge", state="detached", timeout=LIVE_TIMEOUT_MS)
