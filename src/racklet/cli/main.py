@@ -10,9 +10,9 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from racklet import config as rack_config
 from racklet.cli._apply import cmd_apply
@@ -35,6 +35,7 @@ from racklet.errors import RackletError
 
 PROG = "racklet"
 _OUTPUTS = ("table", "wide", "json", "yaml", "name")
+N = TypeVar("N", int, float)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -44,54 +45,35 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def _positive_units(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--units takes a whole number, got {text!r}") from None
-    if not 1 <= value <= 16:
-        raise argparse.ArgumentTypeError(f"--units must be between 1 and 16, got {value}")
-    return value
+def _bounded(
+    flag: str, convert: Callable[[str], N], what: str, low: N, high: N, *, low_open: bool = False
+) -> Callable[[str], N]:
+    """An argparse type for a number in a range, with a one-line message for each way to miss."""
+    if low_open:
+        allowed = f"> {low:g} and <= {high:g}"
+    elif isinstance(low, int):
+        allowed = f"between {low} and {high}"
+    else:
+        allowed = f"{low:g} to {high:g}"
+
+    def parse(text: str) -> N:
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} takes {what}, got {text!r}") from None
+        inside = low < value <= high if low_open else low <= value <= high
+        if not inside:
+            raise argparse.ArgumentTypeError(f"{flag} must be {allowed}, got {value:g}")
+        return value
+
+    return parse
 
 
-def _speed(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--speed takes a number, got {text!r}") from None
-    if not 0 < value <= 1000:
-        raise argparse.ArgumentTypeError(f"--speed must be > 0 and <= 1000, got {value:g}")
-    return value
-
-
-def _payload_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--payload-bytes takes bytes, got {text!r}") from None
-    if not 4096 <= value <= 1 << 30:
-        raise argparse.ArgumentTypeError("--payload-bytes must be between 4096 and 1073741824")
-    return value
-
-
-def _watts(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--psu-watts takes watts, got {text!r}") from None
-    if not 0 < value <= 10000:
-        raise argparse.ArgumentTypeError(f"--psu-watts must be > 0 and <= 10000, got {value:g}")
-    return value
-
-
-def _uplink(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--uplink-mbps takes Mbit/s, got {text!r}") from None
-    if not 1 <= value <= 100000:
-        raise argparse.ArgumentTypeError(f"--uplink-mbps must be 1 to 100000, got {value:g}")
-    return value
+_positive_units = _bounded("--units", int, "a whole number", 1, 16)
+_speed = _bounded("--speed", float, "a number", 0.0, 1000.0, low_open=True)
+_payload_size = _bounded("--payload-bytes", int, "bytes", 4096, 1 << 30)
+_watts = _bounded("--psu-watts", float, "watts", 0.0, 10000.0, low_open=True)
+_uplink = _bounded("--uplink-mbps", float, "Mbit/s", 1.0, 100000.0)
 
 
 def build_parser() -> argparse.ArgumentParser:
