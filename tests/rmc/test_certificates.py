@@ -259,3 +259,25 @@ async def test_pki_status_lists_the_certificate_the_rmc_holds(rack: Rack, tmp_pa
     row = next(line.split() for line in shown.out.splitlines() if line.startswith("rmc "))
     assert row[:3] == ["rmc", "https", "rmc"] and row[-1] == "ok", shown.out
     assert "Held by the BMCs and the RMC" in shown.out
+
+
+async def test_an_rmc_without_the_rack_ca_refuses_a_certificate_and_keeps_its_own(
+    rack: Rack, tmp_path: Path
+) -> None:
+    """The RMC checks an offered certificate against its CA bundle: without one it answers a
+    Redfish 400 saying so (not a 500), and its next handshake presents the old certificate."""
+    ca = RackCA.load(tmp_path / "pki")
+    before = await _served(rack.url, rack.ca)
+    bundle = tmp_path / "pki" / "ca.crt"
+    async with rack.client(ADMIN) as http:
+        csr = (await _csr(http)).json()["CSRString"]
+        bundle.rename(tmp_path / "ca.crt.away")
+        try:
+            answer = await _replace(http, _sign(ca, csr))
+        finally:
+            (tmp_path / "ca.crt.away").rename(bundle)
+    assert answer.status_code == 400, answer.text
+    info = answer.json()["error"]["@Message.ExtendedInfo"][0]
+    assert info["MessageId"] == "Base.1.22.ActionParameterValueError"
+    assert "no rack CA" in info["Resolution"] and "ca.crt is missing" in info["Resolution"]
+    assert await _served(rack.url, rack.ca) == before

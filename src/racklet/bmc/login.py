@@ -3,15 +3,22 @@ privileges, EventLog and event subscriptions, for the RMC to serve with the same
 
 One implementation, two services: the RMC builds its AccountService, SessionService,
 authentication middleware and its own EventLog from these, so a fix or a policy (the
-throttling of failed logins, the privilege map) holds for both. What is deliberately not
-here: the BMC's hardware families (systems, chassis, power), which the RMC forwards.
+throttling of failed logins, the privilege map) holds for both; both publish the Racklet
+message registry (``racklet_registry``) that the EventLogs and the BMCs' events use. What is
+deliberately not here: the BMC's hardware families (systems, chassis, power), which the RMC
+forwards.
 """
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from racklet.bmc._http.auth import AuthMiddleware
-from racklet.bmc._http.registry import RedfishErrorReply
+from racklet.bmc._http.registry import (
+    RACKLET,
+    RACKLET_VERSION,
+    RedfishErrorReply,
+    racklet_registry,
+)
 from racklet.bmc._http.responses import Principal, principal, respond
 from racklet.bmc._http.uris import ACCOUNTS
 from racklet.bmc._resources.accounts.account_service import routes as account_routes
@@ -38,6 +45,8 @@ async def redfish_error(request: Request, exc: Exception) -> Response:
 
 __all__ = [
     "ACCOUNTS",
+    "RACKLET",
+    "RACKLET_VERSION",
     "RETRY_ATTEMPTS",
     "RETRY_INTERVAL_SECONDS",
     "SUBSCRIPTIONS",
@@ -55,6 +64,7 @@ __all__ = [
     "account_routes",
     "event_log_routes",
     "principal",
+    "racklet_registry",
     "read_accounts",
     "redfish_error",
     "session_routes",

@@ -21,6 +21,21 @@ fits. So caps come off when the budget returns, without the rack swinging betwee
 over budget. A shed unit stays ``spec.power: On``: it waits in the busbar admission line
 (``PowerBudget=False``) and is powered on again, by the same admission rule as any power-on,
 when the budget returns.
+
+**Hysteresis: caps tighten at once and loosen only on settled readings.** A plan is only as
+good as the draws it adds up, and those lag: a BMC's reading is its last sample, and the
+controller knows each other unit's draw from that unit's last look. Right after a change of
+the caps (or while the busbar sags) the sum mixes draws from before with draws from after —
+a unit still shown at the floor the sag held it to, while it draws full power again — and
+looks like it fits. Lifting a cap on such a sum starts the next sag, and the cap comes back:
+the oscillation this rule ends. So when the readings are not *settled* (see
+:meth:`BusbarAdmission.govern <racklet.controller.reconcilers._admission.BusbarAdmission>`:
+every powered unit looked at again after the last change, plus one BMC sampling period) a
+cap in force may move down, never up, and is never lifted (:attr:`Plan.held`). Why evidence
+and not a margin below the target: the error of a stale reading is as large as a unit's
+whole range (its ceiling less its floor), so a margin wide enough for it would keep caps on
+long after the budget came back; and why not a fixed dwell time: the age of a reading is set
+by how busy the controller is, which no constant knows.
 """
 
 from __future__ import annotations
@@ -76,17 +91,43 @@ class Plan:
     """The units to cap, and at what; every other powered unit is uncapped."""
     demand: float = 0.0
     """What the powered units ask for in all (the figure the events quote)."""
+    target: float = 0.0
+    """What the plan fits them into: the budget less the guard band."""
+    held: frozenset[str] = frozenset()
+    """Units whose cap in force stays although the readings alone would raise or lift it:
+    they are not settled yet (see the module docstring)."""
 
 
-def plan(powered: Iterable[Candidate], budget: float, guard: float = GUARD) -> Plan:
-    """Who to shed and whom to cap at what, so the rest fits ``budget`` less the guard."""
+def plan(
+    powered: Iterable[Candidate], budget: float, guard: float = GUARD, *, settled: bool = True
+) -> Plan:
+    """Who to shed and whom to cap at what, so the rest fits ``budget`` less the guard.
+
+    ``settled``: whether every draw was read after the last change of the caps; if not, no cap
+    in force is raised or lifted (the module docstring says why).
+    """
     line = sorted(powered, key=lambda c: (c.priority, -c.slot))
     demand = sum(c.demand for c in line)
     target = budget * (1.0 - guard)
     if demand <= budget and not any(c.limit is not None or c.overridden for c in line):
-        return Plan(demand=demand)  # nothing capped and it fits: leave it be
+        return Plan(demand=demand, target=target)  # nothing capped and it fits: leave it be
+    shed, caps = _fit(line, demand, target)
+    held: set[str] = set()
+    if not settled:
+        for candidate in line:
+            limit = candidate.limit
+            if limit is None or candidate.name in shed:
+                continue
+            if caps.get(candidate.name, float("inf")) > limit:
+                caps[candidate.name] = limit
+                held.add(candidate.name)
+    return Plan(shed, caps, demand, target, frozenset(held))
+
+
+def _fit(line: list[Candidate], demand: float, target: float) -> tuple[list[str], dict[str, float]]:
+    """The units to shed and the caps, from the front of ``line``, so it fits ``target``."""
     if demand <= target:
-        return Plan(demand=demand)
+        return [], {}
     shed: list[str] = []
     floors = sum(c.lowest for c in line)
     left = demand
@@ -107,7 +148,7 @@ def plan(powered: Iterable[Candidate], budget: float, guard: float = GUARD) -> P
         if cut > 0:
             caps[candidate.name] = candidate.demand - cut
             excess -= cut
-    return Plan(shed, caps, demand)
+    return shed, caps
 
 
 def victims(powered: Iterable[Candidate], rated_watts: float) -> list[str]:

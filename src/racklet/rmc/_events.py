@@ -34,6 +34,7 @@ from racklet.rmc import _uris
 from racklet.rmc._manager import now_iso
 from racklet.rmc._messages import ODATA_HEADERS, error, json_response
 from racklet.rmc._satellite import SatelliteClient
+from racklet.rmc._services import EVENT_REGISTRIES
 from racklet.rmc._subscriptions import (
     RETRY_ATTEMPTS,
     RETRY_INTERVAL_SECONDS,
@@ -169,13 +170,7 @@ class EventFanIn:
                     f"#{TEST_SUBSCRIPTION}": {"target": f"{SERVICE}/Actions/{TEST_SUBSCRIPTION}"},
                 },
                 "EventFormatTypes": ["Event"],
-                "RegistryPrefixes": [
-                    "ResourceEvent",
-                    "SensorEvent",
-                    "Platform",
-                    "AccountSecurity",
-                    "Environmental",
-                ],
+                "RegistryPrefixes": EVENT_REGISTRIES,
                 "ResourceTypes": ["ComputerSystem", "Chassis", "Manager", "AccountService"],
                 "IncludeOriginOfConditionSupported": True,
                 "SubordinateResourcesSupported": False,

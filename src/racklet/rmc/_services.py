@@ -13,8 +13,12 @@ one unit: targets of several units are refused (push to each). ``SimpleUpdate`` 
 
 **TaskService** lists the BMCs' tasks under their prefix; the RMC runs none of its own.
 **Registries** names the DMTF registries whose messages the RMC and the BMCs use, at their
-DMTF publication URIs. **TelemetryService** is present and disabled: the rack's readings are
-OpenMetrics at ``/metrics`` (of the RMC and of each BMC), not Redfish metric reports.
+DMTF publication URIs, and serves Racklet's own (the BMCs' ``Racklet.1.0`` messages, in the
+events it relays and in the EventLogs), which only Racklet publishes; every registry but Base
+(error replies only) is one an event subscription may name (``EVENT_REGISTRIES``, the
+EventService's ``RegistryPrefixes``). **TelemetryService** is present and disabled: the
+rack's readings are OpenMetrics at ``/metrics`` (of the RMC and of each BMC), not Redfish
+metric reports.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from racklet.bmc.login import RACKLET, RACKLET_VERSION, racklet_registry
 from racklet.rmc import _uris
 from racklet.rmc._manager import now_iso
 from racklet.rmc._messages import error, json_response
@@ -58,6 +63,12 @@ REGISTRY_FILES = {
     "TaskEvent": "TaskEvent.1.0.5",
 }
 """The DMTF registries behind the MessageIds the rack's services send."""
+RACKLET_PREFIX = RACKLET.split(".", 1)[0]
+RACKLET_DOCUMENT = f"{REGISTRIES}/{RACKLET_PREFIX}/{RACKLET_PREFIX}.{RACKLET_VERSION}.json"
+"""Racklet's registry, served by the RMC itself (no one else publishes it)."""
+EVENT_REGISTRIES = [p for p in (*REGISTRY_FILES, RACKLET_PREFIX) if p != "Base"]
+"""The registries of the events the RMC sends and relays: every one it publishes but Base,
+whose messages are in error replies only."""
 
 Members = Callable[[str, str], Awaitable[list[str]]]
 """(source, collection path) → the source's members, prefixed."""
@@ -198,13 +209,25 @@ class ServiceResources:
         return json_response(_collection("TaskCollection", TASKS, "Tasks", members))
 
     async def registries(self, request: Request) -> Response:
-        members = [f"{REGISTRIES}/{prefix}" for prefix in REGISTRY_FILES]
+        members = [f"{REGISTRIES}/{prefix}" for prefix in (*REGISTRY_FILES, RACKLET_PREFIX)]
         return json_response(
             _collection("MessageRegistryFileCollection", REGISTRIES, "Registries", members)
         )
 
     async def registry(self, request: Request) -> Response:
         prefix = request.path_params["prefix"]
+        if prefix == RACKLET_PREFIX:
+            return json_response(
+                {
+                    "@odata.type": "#MessageRegistryFile.v1_1_4.MessageRegistryFile",
+                    "@odata.id": f"{REGISTRIES}/{prefix}",
+                    "Id": prefix,
+                    "Name": f"{prefix} message registry",
+                    "Registry": RACKLET,
+                    "Languages": ["en"],
+                    "Location": [{"Language": "en", "Uri": RACKLET_DOCUMENT}],
+                }
+            )
         version = REGISTRY_FILES.get(prefix)
         if version is None:
             return error(404, "ResourceNotFound", "MessageRegistryFile", prefix)
@@ -224,6 +247,9 @@ class ServiceResources:
                 ],
             }
         )
+
+    async def racklet_registry(self, request: Request) -> Response:
+        return json_response(racklet_registry())
 
     async def telemetry(self, request: Request) -> Response:
         return json_response(
@@ -247,5 +273,6 @@ class ServiceResources:
             Route(TASKS, self.tasks, methods=["GET"]),
             Route(REGISTRIES, self.registries, methods=["GET"]),
             Route(REGISTRIES + "/{prefix}", self.registry, methods=["GET"]),
+            Route(RACKLET_DOCUMENT, self.racklet_registry, methods=["GET"]),
             Route(TELEMETRY, self.telemetry, methods=["GET"]),
         ]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
@@ -88,6 +88,15 @@ def _split_pem(key_text: str, cert_text: str, slot: str) -> tuple[str, str]:
     except ValueError:
         raise StateError(f"the {slot} key and certificate file is malformed") from None
     return key, cert
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, in a few words (a missing file, not a traceback of a parser)."""
+    if isinstance(exc, FileNotFoundError):
+        return f"{Path(str(exc.filename)).name} is missing"
+    if isinstance(exc, KeyError):
+        return f"the trust bundle has no {exc}"
+    return f"{type(exc).__name__}: {str(exc).split('.')[0]}"
 
 
 def _eku(cert: x509.Certificate) -> tuple[bool, bool]:
@@ -237,13 +246,19 @@ class CertificateStore:
         return csr.public_bytes(serialization.Encoding.PEM).decode()
 
     def _rack_ca_cert(self) -> x509.Certificate:
+        """The rack CA a certificate must come from. A service that holds none (a BMC whose
+        trust bundle was never provisioned, or was damaged) cannot tell the rack's certificate
+        from anyone's: the offer is refused (a client's answer, 400), never installed."""
         try:
             if self._rack_ca is not None:
                 return x509.load_pem_x509_certificate(self._rack_ca.read_bytes())
             trust = json.loads((self._state_dir / "trust.json").read_text())
             return x509.load_pem_x509_certificate(str(trust["caBundle"]).encode())
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise StateError(f"the service does not know the rack CA: {exc}") from exc
+            raise CertificateRejected(
+                "the service holds no rack CA to check the certificate against "
+                f"({_reason(exc)}): provision its trust bundle first"
+            ) from exc
 
     def check(self, slot: CertSlot, cert: x509.Certificate, key_pem: bytes | None) -> None:
         """Refuse ``cert`` unless it fits ``slot`` and the pending key (raises)."""
@@ -287,7 +302,10 @@ class CertificateStore:
         pending = self._dir / f"{slot.id}.pending.key"
         with self._lock:
             key_pem = pending.read_bytes() if pending.exists() else None
-            self.check(slot, cert, key_pem)
+            try:
+                self.check(slot, cert, key_pem)
+            except (ValueError, TypeError, UnsupportedAlgorithm) as exc:  # a malformed field
+                raise CertificateRejected(f"the certificate cannot be checked: {exc}") from exc
             assert key_pem is not None
             combined = self._dir / f"{slot.id}.pem"
             leaf = cert.public_bytes(serialization.Encoding.PEM)

@@ -16,14 +16,17 @@ When the budget shrinks below what the powered units ask for, :meth:`govern` tel
 its part of the plan (:mod:`racklet.controller._shedding`): capped at so many watts, shed, or
 uncapped. The budget is ``Rack.spec.psuRatedWatts``, or less while an Active ``BrownOut``
 Fault derates the PSU (its ``params.watts``): the one hardware side a controller drives is its
-rack, so a brown-out there is this rack's.
+rack, so a brown-out there is this rack's. A cap in force is raised or lifted only on settled
+readings (the hysteresis of :mod:`racklet.controller._shedding`): the admission notes when
+it last changed a cap or saw the busbar sag, and when it last looked at each unit, on the
+reconciler's clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from racklet.api import ComputeUnit, ComputeUnitStatus, Fault, Rack
@@ -39,6 +42,13 @@ BROWNOUT_TTL_SECONDS = 0.5
 CAP_STEP_WATTS = 0.25
 """A cap within this of the planned one is left as it is (no PATCH for the meters' noise);
 below the PAC1921's ~40 mW steps times the rack's units, above a fraction of a Pi's range."""
+SETTLE_SECONDS = 1.0
+"""How long after a change a look must come for its reading to count as settled: a BMC's
+reading is its last sample (every 0.5 s of its clock on a Racklet BMC; --speed times less
+wall time on the twin), and the cap's PATCH lands a moment after the plan that chose it."""
+PATIENCE_SECONDS = 30.0
+"""How long caps wait for a unit not looked at since the change (its BMC does not answer)
+before its last known draw is taken as settled: no cap is held forever by one silent BMC."""
 _DRAWING = ("On", "PoweringOn", "PoweringOff")
 """Power states in which a unit draws from the busbar: one its BMC is still shutting down
 (phase Off, reason PoweringOff) counts at its measured watts until the BMC says Off."""
@@ -71,8 +81,12 @@ class BusbarAdmission:
         *,
         member: Callable[[ComputeUnit], bool],
         wake: Callable[[str], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
+        self._clock = clock
+        self._seen: dict[str, float] = {}  # when each unit was last looked at
+        self._changed: float | None = None  # when a cap last changed or the busbar sagged
         self.rack_name = rack_name
         self._member = member  # whether a unit is this rack's (to seed the ledger)
         self._wake = wake
@@ -92,8 +106,12 @@ class BusbarAdmission:
         if obs.system is None or obs.chassis is None:
             return  # unreachable: keep the last known draw, the unit may still be on
         measured = obs.environment.power_watts if obs.environment else None
+        now = self._clock()
+        self._seen[name] = now
         if obs.environment is not None:
-            self._limits[name] = obs.environment.power_limit
+            limit = self._limits[name] = obs.environment.power_limit
+            if limit is not None and limit.overridden:
+                self._changed = now  # its reading is the sag's, not what it wants
         draw = Draw(
             phase=phase,  # type: ignore[arg-type]
             powered=obs.system.power_state in _DRAWING,
@@ -107,6 +125,7 @@ class BusbarAdmission:
         """A unit deleted (or moved to another rack): its draw no longer counts."""
         self._line.pop(name, None)
         self._limits.pop(name, None)
+        self._seen.pop(name, None)
         if self._draws.pop(name) is not None:
             self._wake_next()
 
@@ -207,7 +226,7 @@ class BusbarAdmission:
                         overridden=limit.overridden if limit else False,
                     )
                 )
-        verdict = plan(powered, budget.watts)
+        verdict = plan(powered, budget.watts, settled=self._settled(c.name for c in powered))
         why = (
             f"the rack asks {verdict.demand:.2f} W of {budget.why}; capped lowest power "
             f"priority first, this unit has power priority {unit.spec.power_priority}"
@@ -231,13 +250,35 @@ class BusbarAdmission:
         if cap is not None:
             if current is not None and abs(current - cap) < CAP_STEP_WATTS:
                 return Verdict("hold", f"capped at {current:.2f} W: {why}", current)
+            self._changed = self._clock()
             return Verdict("cap", f"capped at {cap:.2f} W: {why}", cap, current is not None)
         if current is not None:
-            return Verdict(
-                "uncap",
-                f"cap lifted: the rack's {verdict.demand:.2f} W fits {budget.why}",
-            )
+            if verdict.caps:  # a partial lift: the caps that stay were planned without it
+                self._changed = self._clock()
+            if verdict.demand <= verdict.target:
+                fits = (
+                    f"the rack asks {verdict.demand:.2f} W, within {verdict.target:.2f} W "
+                    f"of {budget.why} (its guard band kept)"
+                )
+            else:  # still over: units of lower priority hold the excess now
+                fits = (
+                    f"the rack asks {verdict.demand:.2f} W of {budget.why}, and units of "
+                    "lower power priority hold the excess"
+                )
+            return Verdict("uncap", f"cap lifted: no longer needed: {fits}")
         return None
+
+    def _settled(self, powered: Iterable[str]) -> bool:
+        """Whether the draws on record were all read after the last change of a cap (or the
+        last sag), so a plan may raise or lift a cap on them (``_shedding``'s hysteresis)."""
+        changed = self._changed
+        if changed is None:
+            return True
+        now = self._clock()
+        if now - changed >= PATIENCE_SECONDS:
+            return True
+        due = changed + SETTLE_SECONDS
+        return now >= due and all(self._seen.get(name, due - 1.0) >= due for name in powered)
 
     def _wake_next(self) -> None:
         """Wake the unit first in line, if any."""

@@ -187,6 +187,7 @@ class ComputeUnitReconciler:
                 rack,
                 member=lambda other: rack_of(other, home) == rack,
                 wake=self._wake,
+                clock=self._clock,
             )
         return budget
 

@@ -350,3 +350,28 @@ async def test_only_a_manager_may_make_keys(
     assert read.status_code == (401 if auth is None else 200)
     if status != 200:
         assert not (bench.state_dir / "certificates" / "https.pending.key").exists()
+
+
+async def test_a_bmc_without_the_rack_ca_refuses_a_certificate_and_keeps_its_own(
+    bench: CertBench,
+) -> None:
+    """A BMC whose trust bundle is gone cannot tell the rack's certificate from anyone's: the
+    replacement is a Redfish 400 naming why (not a 500), and the BMC serves its old one."""
+    before = await _served_certificate(bench)
+    async with bench.client() as http:
+        csr = await _csr(http, HTTPS, f"{UNIT}-bmc")
+        signed = bench.ca.sign_csr(
+            csr.encode(), common_name=f"{UNIT}-bmc", role=f"bmc/{UNIT}", days=7
+        )
+        (bench.state_dir / "trust.json").rename(bench.state_dir / "trust.json.away")
+        response = await _replace(http, f"{HTTPS}/1", signed)
+        shown = (await http.get(f"{HTTPS}/1")).json()
+    assert response.status_code == 400, response.text
+    assert _error_id(response) == "Base.1.22.ActionParameterValueError"
+    resolution = response.json()["error"]["@Message.ExtendedInfo"][0]["Resolution"]
+    assert "no rack CA" in resolution and "trust.json is missing" in resolution
+    assert (await _served_certificate(bench)).serial_number == before.serial_number
+    serial = before.serial_number
+    octets = serial.to_bytes((serial.bit_length() + 7) // 8, "big")
+    assert shown["SerialNumber"].replace(":", "").lower() == octets.hex()
+    assert not (bench.state_dir / "certificates" / "https.pem").exists()
