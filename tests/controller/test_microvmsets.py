@@ -5,8 +5,14 @@ the heartbeat exchange writes them (``status.phase``); QEMU runs in the e2e test
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from racklet.api import (
     SET_LABEL,
+    BmcRef,
+    ComputeUnit,
+    ComputeUnitSpec,
     MicroVM,
     MicroVMSet,
     MicroVMSetSpec,
@@ -14,9 +20,10 @@ from racklet.api import (
     VmTemplate,
     find_condition,
 )
+from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
 from racklet.controller.reconcilers import MicroVMReconciler, MicroVMSetReconciler
 from racklet.controller.reconcilers._microvmsets import Member, plan_members
-from racklet.store import MemoryStore, NotFound
+from racklet.store import MemoryStore, NotFound, SqliteStore
 from tests.controller.test_microvms import _rack
 
 
@@ -202,3 +209,34 @@ async def test_a_vm_whose_set_is_gone_or_replaced_is_collected() -> None:
     assert kept.spec.vcpus == 2
     reasons = [e.reason for e in await store.events(old.metadata.name, kind="MicroVM")]
     assert reasons == ["OwnerGone"]
+
+
+async def test_replicas_reconciled_at_once_still_spread(tmp_path: Path) -> None:
+    """The runtime reconciles VMs concurrently (on the SQLite store every call awaits a
+    thread): two placed at the same time must not both pick the emptiest unit, each seeing
+    the other not yet placed."""
+    store = SqliteStore(tmp_path / "store.db")
+    try:
+        beats = HeartbeatRegistry()
+        for slot, name in enumerate(("unit-1", "unit-2"), start=1):
+            await store.create(
+                ComputeUnit(
+                    metadata=ObjectMeta(name=name),
+                    spec=ComputeUnitSpec(slot=slot, bmc=BmcRef(url="https://127.0.0.1:1")),
+                )
+            )
+            unit = await store.get(ComputeUnit, name)
+            unit.status.phase, unit.status.power_state = "Running", "On"
+            await store.update_status(unit)
+            beats.record(
+                HeartbeatBody(unit=name, agent_url="https://x", os_version="1", cores=4,
+                              memory_mi_b=2048)
+            )  # fmt: skip
+        vms = MicroVMReconciler(store, beats)
+        await _set(store, "web", 2)  # type: ignore[arg-type]
+        await MicroVMSetReconciler(store).reconcile("web")
+        names = [v.metadata.name for v in await store.list(MicroVM)]
+        await asyncio.gather(*(vms.reconcile(n) for n in names))
+        assert {v.status.unit for v in await store.list(MicroVM)} == {"unit-1", "unit-2"}
+    finally:
+        await store.close()

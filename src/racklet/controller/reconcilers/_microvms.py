@@ -26,6 +26,7 @@ such a VM's phase or unit wakes its set (``wake_set``), which counts Running rep
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterable
@@ -36,6 +37,7 @@ from racklet.api import (
     Event,
     MicroVM,
     MicroVMSet,
+    MicroVMStatus,
     Rack,
     set_condition,
     utcnow,
@@ -104,6 +106,7 @@ class MicroVMReconciler:
         self._wake_set = wake_set
         self._placed: dict[str, str | None] = {}
         """Each live VM's unit as of its last reconcile (None: waiting for a place)."""
+        self._placing = asyncio.Lock()
         self._seen: dict[str, tuple[str, str, str | None]] = {}
         """Each VM of a set: its set, phase and unit as of its last reconcile."""
 
@@ -228,53 +231,69 @@ class MicroVMReconciler:
                                 "MicroVM", name, "Rescheduling", f"unit {lost} {how}", "Warning"
                             )
                         )
-        if status.unit is None and status.phase not in TERMINAL_VM_PHASES:
-            vms = await self._store.list(MicroVM)
-            decision = place(
-                vm,
-                [self._view(u) for u in units.values()],
-                vms,
-                budget_headroom_watts=await self._headroom(units.values(), vms),
-            )
-            if isinstance(decision, Placement):
-                status.unit, status.phase = decision.unit, "Scheduled"
-                status.attempt += 1
-                status.lease_until = now + dt.timedelta(seconds=LEASE_SECONDS)
-                status.exit_code, status.reason = None, ""
-                status.started_time = status.finished_time = None  # of this attempt
-                message = f"assigned to {decision.unit} (attempt {status.attempt})"
-                set_condition(
-                    status.conditions,
-                    "Scheduled",
-                    "True",
-                    "Scheduled",
-                    message,
-                    observed_generation=gen,
-                )
-                events.append(Event.about("MicroVM", name, "Scheduled", message))
-            else:
-                status.phase = "Pending"
-                changed = set_condition(
-                    status.conditions,
-                    "Scheduled",
-                    "False",
-                    decision.reason,
-                    decision.message,
-                    observed_generation=gen,
-                )
-                if changed:
-                    events.append(
-                        Event.about("MicroVM", name, decision.reason, decision.message, "Warning")
-                    )
-        status.observed_generation = gen
-        self._placed[name] = status.unit  # an end is dropped at the next look (above)
-        if status != vm.status:
-            vm.status = status
-            await self._store.update_status(vm)
+        placing = status.unit is None and status.phase not in TERMINAL_VM_PHASES
+        # One placement at a time: a VM placed concurrently with another would not see it
+        # and both would pick the emptiest unit. The VM's status is written under the lock.
+        async with self._placing if placing else contextlib.nullcontext():
+            if placing:
+                await self._place(vm, status, units, now, events)
+            status.observed_generation = gen
+            self._placed[name] = status.unit  # an end is dropped at the next look (above)
+            if status != vm.status:
+                vm.status = status
+                await self._store.update_status(vm)
         for event in events:
             await self._store.record_event(event)
         self._tell_set(name, vm)
         return RECHECK_SECONDS
+
+    async def _place(
+        self,
+        vm: MicroVM,
+        status: MicroVMStatus,
+        units: dict[str, ComputeUnit],
+        now: dt.datetime,
+        events: list[Event],
+    ) -> None:
+        """Assign ``vm`` a unit in ``status``, or say there why none can take it."""
+        name, gen = vm.metadata.name, vm.metadata.generation
+        vms = await self._store.list(MicroVM)
+        decision = place(
+            vm,
+            [self._view(u) for u in units.values()],
+            vms,
+            budget_headroom_watts=await self._headroom(units.values(), vms),
+        )
+        if isinstance(decision, Placement):
+            status.unit, status.phase = decision.unit, "Scheduled"
+            status.attempt += 1
+            status.lease_until = now + dt.timedelta(seconds=LEASE_SECONDS)
+            status.exit_code, status.reason = None, ""
+            status.started_time = status.finished_time = None  # of this attempt
+            message = f"assigned to {decision.unit} (attempt {status.attempt})"
+            set_condition(
+                status.conditions,
+                "Scheduled",
+                "True",
+                "Scheduled",
+                message,
+                observed_generation=gen,
+            )
+            events.append(Event.about("MicroVM", name, "Scheduled", message))
+        else:
+            status.phase = "Pending"
+            changed = set_condition(
+                status.conditions,
+                "Scheduled",
+                "False",
+                decision.reason,
+                decision.message,
+                observed_generation=gen,
+            )
+            if changed:
+                events.append(
+                    Event.about("MicroVM", name, decision.reason, decision.message, "Warning")
+                )
 
     async def _headroom(self, units: Iterable[ComputeUnit], vms: list[MicroVM]) -> float | None:
         """The busbar's rating less what the rack draws and what assigned VMs will add."""
