@@ -128,6 +128,8 @@ async def test_a_set_keeps_its_replicas_spread_owned_and_reports_them() -> None:
     available = find_condition(status.conditions, "Available")
     assert progressing is not None and progressing.reason == "NewReplicasAvailable"
     assert available is not None and available.status == "True"
+    complete = find_condition(status.conditions, "Complete")
+    assert complete is not None and complete.status == "True"
     assert [e.reason for e in await store.events("web", kind="MicroVMSet")] == ["Created"] * 2
 
 

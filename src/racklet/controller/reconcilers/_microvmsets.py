@@ -236,7 +236,8 @@ def _summarize(
     updated: set[str],
     left: list[MicroVM],
 ) -> None:
-    """Counts and the ``Available`` and ``Progressing`` conditions, after this pass's acts."""
+    """Counts and the ``Available``, ``Progressing`` and ``Complete`` conditions, after this
+    pass's acts."""
     spec, gen = vmset.spec, vmset.metadata.generation
     replicas = spec.replicas
     ready = sum(m.ready for m in members)
@@ -275,6 +276,11 @@ def _summarize(
     set_condition(
         status.conditions, "Progressing", "True", reason, message, observed_generation=gen
     )
+    # as a Rollout says it: ``racklet wait microvmset/NAME --for condition=Complete``
+    set_condition(
+        status.conditions, "Complete", "True" if settled else "False", reason, message,
+        observed_generation=gen,
+    )  # fmt: skip
 
 
 def _unschedulable(vms: Iterable[MicroVM], current: str) -> str:
