@@ -38,7 +38,8 @@ def gitsource(**spec: Any) -> dict[str, Any]:
 
 def test_every_kind_is_registered() -> None:
     assert set(KINDS) == {
-        "Rack", "ComputeUnit", "Release", "Rollout", "GitSource", "Fault", "MicroVM"
+        "Rack", "ComputeUnit", "Release", "Rollout", "GitSource", "Fault", "MicroVM",
+        "MicroVMSet",
     }  # fmt: skip
 
 

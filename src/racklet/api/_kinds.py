@@ -12,11 +12,12 @@ from racklet.api._fault import Fault
 from racklet.api._gitsource import GitSource
 from racklet.api._meta import Object
 from racklet.api._microvm import MicroVM
+from racklet.api._microvmset import MicroVMSet
 from racklet.api._release import Release, Rollout
 from racklet.api._resources import ComputeUnit, Rack
 from racklet.api._tokens import ApiToken
 
-Resource = Rack | ComputeUnit | Release | Rollout | GitSource | Fault | MicroVM
+Resource = Rack | ComputeUnit | Release | Rollout | GitSource | Fault | MicroVM | MicroVMSet
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ KIND_INFO: tuple[KindInfo, ...] = (
     KindInfo("GitSource", "gitsources", GitSource),
     KindInfo("Fault", "faults", Fault),
     KindInfo("MicroVM", "microvms", MicroVM),
+    KindInfo("MicroVMSet", "microvmsets", MicroVMSet),
 )
 KINDS: dict[str, type[Object]] = {info.kind: info.model for info in KIND_INFO}
 BY_PLURAL: dict[str, KindInfo] = {info.plural: info for info in KIND_INFO}

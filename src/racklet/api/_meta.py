@@ -9,7 +9,15 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Final, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    StringConstraints,
+    model_serializer,
+)
 from pydantic.alias_generators import to_camel
 
 API_VERSION: Final = "racklet.dev/v1alpha1"
@@ -47,6 +55,17 @@ def copy_model(model: M) -> M:
     return type(model).model_validate_json(model.model_dump_json(by_alias=True))
 
 
+class OwnerReference(Model):
+    """The object this one belongs to (Kubernetes' ``ownerReferences``): deleting the owner
+    deletes it. ``uid`` tells a new owner of the same name from the one that made it."""
+
+    kind: str
+    name: DnsLabel
+    uid: str
+    controller: bool = True
+    """Whether the owner's reconciler manages this object (at most one owner does)."""
+
+
 class ObjectMeta(Model):
     name: DnsLabel
     uid: str = ""
@@ -55,6 +74,21 @@ class ObjectMeta(Model):
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     creation_timestamp: dt.datetime | None = None
+    owner_references: list[OwnerReference] = Field(default_factory=list)
+
+    @model_serializer(mode="wrap")
+    def _omit_no_owner(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        """Most objects have no owner: leave the empty list out of what is written."""
+        out: dict[str, Any] = handler(self)
+        if not self.owner_references:
+            out.pop("ownerReferences" if info.by_alias else "owner_references", None)
+        return out
+
+    def controller_owner(self, kind: str) -> OwnerReference | None:
+        """The owner of ``kind`` whose reconciler manages this object, if any."""
+        return next((o for o in self.owner_references if o.controller and o.kind == kind), None)
 
 
 class ObjectReference(Model):

@@ -202,6 +202,33 @@ def _microvm_row(vm: dict[str, Any], wide: bool) -> tuple[str, ...]:
 
 
 _ROWS["MicroVM"] = _microvm_row
+_HEADERS["MicroVMSet"] = (
+    ("NAME", "REPLICAS", "READY", "UP-TO-DATE", "AGE"),
+    ("IMAGE", "TEMPLATE", "MESSAGE"),
+)
+
+
+def _microvmset_row(vmset: dict[str, Any], wide: bool) -> tuple[str, ...]:
+    """kubectl's Deployment columns: READY is Running of desired."""
+    spec, status = vmset.get("spec", {}), vmset.get("status", {})
+    row: tuple[str, ...] = (
+        vmset["metadata"]["name"],
+        str(spec.get("replicas", "")),
+        f"{status.get('readyReplicas', 0)}/{spec.get('replicas', '')}",
+        str(status.get("updatedReplicas", 0)),
+        age(vmset["metadata"].get("creationTimestamp")),
+    )
+    if wide:
+        image = (spec.get("template") or {}).get("spec", {}).get("image", {})
+        row += (
+            f"{image.get('name', '')}:{image.get('version', '')}",
+            str(status.get("templateHash") or "-"),
+            _cond_message(vmset, "Progressing") or "-",
+        )
+    return row
+
+
+_ROWS["MicroVMSet"] = _microvmset_row
 
 
 _GENERIC = (("NAME", "PHASE", "READY", "AGE"), ("MESSAGE",))

@@ -26,6 +26,7 @@ KINDS: tuple[Kind, ...] = (
     Kind("GitSource", "gitsources", ("gs",)),
     Kind("Fault", "faults", ("ft",)),
     Kind("MicroVM", "microvms", ("vm", "vms")),
+    Kind("MicroVMSet", "microvmsets", ("vmset", "vmsets", "mvs")),
     Kind("Event", "events", ("ev",)),
 )
 _BY_NAME = {alias: kind for kind in KINDS for alias in kind.names}

@@ -26,6 +26,7 @@ from racklet.cli._prometheus import add_prometheus_parser, cmd_prometheus
 from racklet.cli._release import add_release_parser, cmd_release
 from racklet.cli._resources import cmd_delete, cmd_describe, cmd_events, cmd_get, cmd_wait, duration
 from racklet.cli._rpi import add_rpi_parser, cmd_rpi
+from racklet.cli._scale import add_scale_parser, cmd_scale
 from racklet.cli._stress import add_stress_parser, cmd_stress
 from racklet.cli._tokens import add_token_parser, cmd_token
 from racklet.cli._top import add_top_parser, cmd_top
@@ -176,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_slot_parser(commands)
     add_prometheus_parser(commands)
     add_top_parser(commands)
+    add_scale_parser(commands)
 
     console = commands.add_parser(
         "console", help="print a unit's captured UART log, or a MicroVM's console"
@@ -384,6 +386,7 @@ _COMMANDS = {
     "slot": cmd_slot,
     "prometheus": cmd_prometheus,
     "top": cmd_top,
+    "scale": cmd_scale,
 }
 
 

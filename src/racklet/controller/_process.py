@@ -29,6 +29,7 @@ from racklet.api import (
     Fault,
     GitSource,
     MicroVM,
+    MicroVMSet,
     ObjectMeta,
     Rack,
     RackSpec,
@@ -57,6 +58,7 @@ from racklet.controller.reconcilers import (
     ComputeUnitReconciler,
     FaultReconciler,
     MicroVMReconciler,
+    MicroVMSetReconciler,
     RackReconciler,
 )
 from racklet.log import get_logger
@@ -294,9 +296,13 @@ class Controller:
         enqueue = self.runtime.enqueue
         self.heartbeats.watch(lambda unit: enqueue("ComputeUnit", unit))  # silent: look now
         microvms = MicroVMReconciler(
-            acting, self.heartbeats, wake=lambda name: enqueue("MicroVM", name)
+            acting,
+            self.heartbeats,
+            wake=lambda name: enqueue("MicroVM", name),
+            wake_set=lambda name: enqueue("MicroVMSet", name),
         )
         self.registry.register(MicroVM, microvms)
+        self.registry.register(MicroVMSet, MicroVMSetReconciler(acting))
         self.registry.register(
             ComputeUnit,
             ComputeUnitReconciler(

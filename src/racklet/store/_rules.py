@@ -70,6 +70,7 @@ def for_update(current: R, incoming: R, version: int) -> R:
         labels=dict(incoming.metadata.labels),
         annotations=dict(incoming.metadata.annotations),
         creation_timestamp=current.metadata.creation_timestamp,
+        owner_references=[o.model_copy() for o in incoming.metadata.owner_references],
     )
     return current.model_copy(update={"metadata": meta, "spec": copy_model(incoming.spec)})
 

@@ -2,7 +2,14 @@
 
 from racklet.controller.reconcilers._faults import FaultReconciler
 from racklet.controller.reconcilers._microvms import MicroVMReconciler
+from racklet.controller.reconcilers._microvmsets import MicroVMSetReconciler
 from racklet.controller.reconcilers._rack import RackReconciler
 from racklet.controller.reconcilers._units import ComputeUnitReconciler
 
-__all__ = ["ComputeUnitReconciler", "FaultReconciler", "MicroVMReconciler", "RackReconciler"]
+__all__ = [
+    "ComputeUnitReconciler",
+    "FaultReconciler",
+    "MicroVMReconciler",
+    "MicroVMSetReconciler",
+    "RackReconciler",
+]

@@ -17,10 +17,17 @@ while its unit is Running. When the unit stops being Running, the VM is moved at
 BMC says the unit is powered off or it is Absent (power fences it), else only after the
 lease ran out: an agent that cannot renew its lease stops its VMs before then, so after a
 partition heals the VM runs on one unit only.
+
+A VM a MicroVMSet made (its owner reference) is deleted here when the set is gone or is
+another object of the same name (garbage collection: the set's own reconciler deletes its VMs
+when it sees the set go, this catches a set deleted while no controller ran); a change of
+such a VM's phase or unit wakes its set (``wake_set``), which counts Running replicas.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Iterable
 
@@ -29,6 +36,8 @@ from racklet.api import (
     ComputeUnit,
     Event,
     MicroVM,
+    MicroVMSet,
+    MicroVMStatus,
     Rack,
     set_condition,
     utcnow,
@@ -86,14 +95,50 @@ class MicroVMReconciler:
         *,
         now: Callable[[], dt.datetime] = utcnow,
         wake: Callable[[str], None] | None = None,
+        wake_set: Callable[[str], None] | None = None,
     ) -> None:
-        """``wake`` queues a VM at once (the runtime's enqueue), for :meth:`unit_changed`."""
+        """``wake`` queues a VM at once (the runtime's enqueue), for :meth:`unit_changed`;
+        ``wake_set`` a MicroVMSet, when one of its VMs changes."""
         self._store = store
         self._heartbeats = heartbeats
         self._now = now
         self._wake = wake
+        self._wake_set = wake_set
         self._placed: dict[str, str | None] = {}
         """Each live VM's unit as of its last reconcile (None: waiting for a place)."""
+        self._placing = asyncio.Lock()
+        self._seen: dict[str, tuple[str, str, str | None]] = {}
+        """Each VM of a set: its set, phase and unit as of its last reconcile."""
+
+    def _tell_set(self, name: str, vm: MicroVM | None) -> None:
+        """Wake the VM's set if the VM's phase or unit changed since the last look."""
+        before = self._seen.pop(name, None)
+        owner = vm.metadata.controller_owner("MicroVMSet") if vm is not None else None
+        now = None if vm is None or owner is None else (owner.name, vm.status.phase, vm.status.unit)
+        if now is not None:
+            self._seen[name] = now
+        if before != now and self._wake_set is not None:
+            for set_name in {s[0] for s in (before, now) if s is not None}:
+                self._wake_set(set_name)
+
+    async def _orphaned(self, vm: MicroVM) -> bool:
+        """Delete ``vm`` if the MicroVMSet that made it is gone; whether it was."""
+        owner = vm.metadata.controller_owner("MicroVMSet")
+        if owner is None:
+            return False
+        try:
+            vmset = await self._store.get(MicroVMSet, owner.name)
+        except NotFound:
+            vmset = None
+        if vmset is not None and vmset.metadata.uid == owner.uid:
+            return False
+        with contextlib.suppress(NotFound):
+            await self._store.delete(MicroVM, vm.metadata.name)
+        message = f"its owner microvmset {owner.name} (uid {owner.uid}) is gone: deleted"
+        await self._store.record_event(
+            Event.about("MicroVM", vm.metadata.name, "OwnerGone", message)
+        )
+        return True
 
     def unit_changed(self, unit: str, phase: str) -> None:
         """A unit's phase changed: look at once at the VMs on it and, when it runs, at those
@@ -127,6 +172,11 @@ class MicroVMReconciler:
             vm = await self._store.get(MicroVM, name)
         except NotFound:
             self._placed.pop(name, None)
+            self._tell_set(name, None)
+            return None
+        if await self._orphaned(vm):
+            self._placed.pop(name, None)
+            self._tell_set(name, None)
             return None
         now = self._now()
         events: list[Event] = []
@@ -134,10 +184,12 @@ class MicroVMReconciler:
         if vm.status.phase in TERMINAL_VM_PHASES:
             if not should_restart(vm):
                 self._placed.pop(name, None)
+                self._tell_set(name, vm)
                 return None
             ended = vm.status.finished_time or now
             wait = restart_backoff(vm.status.restarts) - (now - ended).total_seconds()
             if wait > 0:
+                self._tell_set(name, vm)
                 return wait
             status = vm.status.model_copy(deep=True)
             how = f"exit code {status.exit_code}" if status.exit_code is not None else "failed"
@@ -179,52 +231,69 @@ class MicroVMReconciler:
                                 "MicroVM", name, "Rescheduling", f"unit {lost} {how}", "Warning"
                             )
                         )
-        if status.unit is None and status.phase not in TERMINAL_VM_PHASES:
-            vms = await self._store.list(MicroVM)
-            decision = place(
-                vm,
-                [self._view(u) for u in units.values()],
-                vms,
-                budget_headroom_watts=await self._headroom(units.values(), vms),
-            )
-            if isinstance(decision, Placement):
-                status.unit, status.phase = decision.unit, "Scheduled"
-                status.attempt += 1
-                status.lease_until = now + dt.timedelta(seconds=LEASE_SECONDS)
-                status.exit_code, status.reason = None, ""
-                status.started_time = status.finished_time = None  # of this attempt
-                message = f"assigned to {decision.unit} (attempt {status.attempt})"
-                set_condition(
-                    status.conditions,
-                    "Scheduled",
-                    "True",
-                    "Scheduled",
-                    message,
-                    observed_generation=gen,
-                )
-                events.append(Event.about("MicroVM", name, "Scheduled", message))
-            else:
-                status.phase = "Pending"
-                changed = set_condition(
-                    status.conditions,
-                    "Scheduled",
-                    "False",
-                    decision.reason,
-                    decision.message,
-                    observed_generation=gen,
-                )
-                if changed:
-                    events.append(
-                        Event.about("MicroVM", name, decision.reason, decision.message, "Warning")
-                    )
-        status.observed_generation = gen
-        self._placed[name] = status.unit  # an end is dropped at the next look (above)
-        if status != vm.status:
-            vm.status = status
-            await self._store.update_status(vm)
+        placing = status.unit is None and status.phase not in TERMINAL_VM_PHASES
+        # One placement at a time: a VM placed concurrently with another would not see it
+        # and both would pick the emptiest unit. The VM's status is written under the lock.
+        async with self._placing if placing else contextlib.nullcontext():
+            if placing:
+                await self._place(vm, status, units, now, events)
+            status.observed_generation = gen
+            self._placed[name] = status.unit  # an end is dropped at the next look (above)
+            if status != vm.status:
+                vm.status = status
+                await self._store.update_status(vm)
         for event in events:
             await self._store.record_event(event)
+        self._tell_set(name, vm)
         return RECHECK_SECONDS
+
+    async def _place(
+        self,
+        vm: MicroVM,
+        status: MicroVMStatus,
+        units: dict[str, ComputeUnit],
+        now: dt.datetime,
+        events: list[Event],
+    ) -> None:
+        """Assign ``vm`` a unit in ``status``, or say there why none can take it."""
+        name, gen = vm.metadata.name, vm.metadata.generation
+        vms = await self._store.list(MicroVM)
+        decision = place(
+            vm,
+            [self._view(u) for u in units.values()],
+            vms,
+            budget_headroom_watts=await self._headroom(units.values(), vms),
+        )
+        if isinstance(decision, Placement):
+            status.unit, status.phase = decision.unit, "Scheduled"
+            status.attempt += 1
+            status.lease_until = now + dt.timedelta(seconds=LEASE_SECONDS)
+            status.exit_code, status.reason = None, ""
+            status.started_time = status.finished_time = None  # of this attempt
+            message = f"assigned to {decision.unit} (attempt {status.attempt})"
+            set_condition(
+                status.conditions,
+                "Scheduled",
+                "True",
+                "Scheduled",
+                message,
+                observed_generation=gen,
+            )
+            events.append(Event.about("MicroVM", name, "Scheduled", message))
+        else:
+            status.phase = "Pending"
+            changed = set_condition(
+                status.conditions,
+                "Scheduled",
+                "False",
+                decision.reason,
+                decision.message,
+                observed_generation=gen,
+            )
+            if changed:
+                events.append(
+                    Event.about("MicroVM", name, decision.reason, decision.message, "Warning")
+                )
 
     async def _headroom(self, units: Iterable[ComputeUnit], vms: list[MicroVM]) -> float | None:
         """The busbar's rating less what the rack draws and what assigned VMs will add."""
