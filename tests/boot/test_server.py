@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from racklet.boot.server import create_boot_app
+from racklet.net import client_context
 from tests.boot.fakes import BootRig
 
 
@@ -86,3 +87,25 @@ async def test_request_without_verified_certificate_is_forbidden(rig: BootRig) -
     async with httpx.AsyncClient(transport=transport, base_url="http://boot") as client:
         response = await client.get("/metadata/timestamp.json")
     assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("role", "metadata", "firmware", "payload"),
+    [("rmc", 200, 404, 403), ("bmc/unit-1", 403, 403, 403), ("controller", 403, 403, 403)],
+)
+async def test_the_rmc_reads_metadata_and_bmc_firmware_only(
+    rig: BootRig, role: str, metadata: int, firmware: int, payload: int
+) -> None:
+    """The RMC's SimpleUpdate fetches BMC firmware and its TUF metadata (a name under
+    ``bmc-firmware/`` that is not published is a 404); a unit's OS payload, and anything to
+    any other role that is not a unit, is refused."""
+    key, cert = rig.ca.issue("other", role=role, server=False, client=True).write(rig.root, "x")
+    async with httpx.AsyncClient(verify=client_context(rig.ca_path, cert, key)) as client:
+        found = await client.get(f"{rig.url}/boot/v1/metadata/timestamp.json")
+        absent = await client.get(f"{rig.url}/boot/v1/targets/bmc-firmware/racklet-bmc/1/x.img")
+        os_payload = await client.get(f"{rig.url}{rig.payload_path}")
+    assert (found.status_code, absent.status_code, os_payload.status_code) == (
+        metadata,
+        firmware,
+        payload,
+    )

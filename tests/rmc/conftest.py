@@ -89,9 +89,12 @@ async def rack(tmp_path: Path) -> AsyncIterator[Rack]:
 
 
 @contextlib.asynccontextmanager
-async def running_rack(tmp_path: Path, **bmc_options: Any) -> AsyncIterator[Rack]:
+async def running_rack(
+    tmp_path: Path, rmc_options: dict[str, Any] | None = None, **bmc_options: Any
+) -> AsyncIterator[Rack]:
     """Two twin units with their BMCs and the RMC in front of them, all on 127.0.0.1;
-    ``bmc_options`` go to every BMC's :class:`BmcSettings` (an image verifier, say)."""
+    ``bmc_options`` go to every BMC's :class:`BmcSettings` (an image verifier, say),
+    ``rmc_options`` to the RMC's :class:`RmcSettings`."""
     ca = RackCA.create(tmp_path / "pki")
     twin = TwinRack(
         RackDescription(units=len(UNITS)),
@@ -157,6 +160,7 @@ async def running_rack(tmp_path: Path, **bmc_options: Any) -> AsyncIterator[Rack
                 board=twin.rack_board(),
                 https_port=port,
                 server_cert=crt,
+                **(rmc_options or {}),
             )
         )
         await rmc.start()

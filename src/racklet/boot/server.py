@@ -12,6 +12,11 @@ Targets are opened the way the bulk-target server (:mod:`racklet.boot._bulk_serv
 them: segment by segment, never through a symlink. For large targets that server is the fast
 path (about half the CPU per byte); this route stays as the fallback. This module serves
 bytes; it verifies nothing (the units do).
+
+Who may read: a unit (``spiffe://<rack>/unit/<name>``) anything; the RMC
+(``spiffe://<rack>/rmc``) the metadata and the BMC firmware channel's targets only, which its
+``UpdateService.SimpleUpdate`` fetches and passes to a unit's BMC (which verifies them);
+anyone else 403.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from racklet.boot._bulk_server import open_target
 from racklet.boot._p2p import MAX_PEERS, Peer, PieceTable, compute_piece_table
 from racklet.boot._tuf_repo import METADATA_DIR, TARGETS_DIR
 from racklet.log import get_logger
-from racklet.net import peer_identity, unit_of
+from racklet.net import parse_id, peer_identity, unit_of
+from racklet.wire import FIRMWARE_CHANNEL
 
 CHUNK_BYTES = 1 << 20
 _METADATA_NAME = re.compile(r"([0-9]{1,12}\.)?[a-z0-9][a-z0-9-]{0,62}\.json")
@@ -153,6 +159,18 @@ def _peers_route(repo_dir: Path, find: PeerFinder) -> Route:
     return Route("/peers/{name:path}", peers, methods=["GET"])
 
 
+def _reader(identity: str | None, kind: str, name: str) -> str | None:
+    """Who reads ``kind/name`` (a unit's name, or ``rmc``), or None: refused."""
+    unit = unit_of(identity)
+    if unit is not None:
+        return unit
+    parsed = parse_id(identity)
+    rmc = parsed is not None and parsed[1] == "rmc" and parsed[2] is None
+    if rmc and (kind == METADATA_DIR or name.startswith(f"{FIRMWARE_CHANNEL}/")):
+        return "rmc"
+    return None
+
+
 def create_boot_app(repo_dir: Path, peers: PeerFinder | None = None) -> Starlette:
     """An ASGI app serving ``repo_dir/metadata`` and ``repo_dir/targets`` (a
     :class:`~racklet.boot.TufRepository`'s ``repo_dir``) to clients that presented a verified
@@ -161,10 +179,10 @@ def create_boot_app(repo_dir: Path, peers: PeerFinder | None = None) -> Starlett
 
     def handler(kind: str) -> Callable[[Request], Awaitable[Response]]:
         async def serve_file(request: Request) -> Response:
-            peer = unit_of(peer_identity(request.scope))
-            if peer is None:  # only units boot (roles: docs/security.md)
-                return PlainTextResponse("a unit's certificate is required\n", status_code=403)
             name = request.path_params["name"]
+            peer = _reader(peer_identity(request.scope), kind, name)
+            if peer is None:  # units boot; the RMC fetches BMC firmware (docs/security.md)
+                return PlainTextResponse("a unit's certificate is required\n", status_code=403)
             resolved = _resolve(repo_dir, kind, name)
             if resolved is None:
                 return PlainTextResponse("not found\n", status_code=404)

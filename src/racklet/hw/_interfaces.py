@@ -243,6 +243,9 @@ class BoardIdentity:
     bootloader_version: str | None = None
     """The unit's boot firmware release (a Pi's EEPROM bootloader, as ``vcgencmd
     bootloader_version`` dates it): what it runs before any OS, Redfish ``BiosVersion``."""
+    part_number: str | None = None
+    """The maker's order code of the unit's board (Raspberry Pi Ltd's ``SC0194`` for a 4 GB
+    Pi 4 Model B), Redfish ``PartNumber``; None where the maker publishes none."""
 
 
 @dataclass

@@ -53,6 +53,7 @@ from racklet.rmc._messages import JSON_TYPE, error, json_response
 from racklet.rmc._rack_routes import RACK, RackResources, metrics_route
 from racklet.rmc._satellite import SatelliteClient
 from racklet.rmc._services import MAX_PUSH, MULTIPART, PUSH_TIMEOUT, ServiceResources
+from racklet.rmc._simple_update import SimpleUpdateFetcher
 from racklet.rmc.errors import SatelliteUnreachable
 
 ROOT = _uris.ROOT
@@ -422,6 +423,7 @@ def build_app(
     rack: RackResources | None = None,
     certificates: certificate_service.CertificateStore | None = None,
     cert_roles: dict[str, str] | None = None,
+    fetcher: SimpleUpdateFetcher | None = None,
 ) -> Starlette:
     """The RMC's routes; accounts, sessions, privileges, the EventLog and the
     CertificateService are the BMC's code. ``cert_roles`` maps client-certificate role
@@ -432,7 +434,7 @@ def build_app(
         a.own_chassis = [RACK]
         rack.unit_links = a.unit_links
         rack.reset_units = a.reset_every_unit
-    services = ServiceResources(list(a._clients), a._members, a.push_update)
+    services = ServiceResources(list(a._clients), a._members, a.push_update, fetcher)
     all_methods = ["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"]
     routes = [
         Route("/redfish", a.redfish, methods=["GET"]),

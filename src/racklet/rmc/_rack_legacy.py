@@ -25,6 +25,11 @@ def _status(health: str = "OK", state: str = "Enabled") -> dict[str, str]:
     return {"State": state, "Health": health}
 
 
+def _address(monitor: object) -> int:
+    address = getattr(monitor, "address", None)
+    return address if isinstance(address, int) else 0
+
+
 def power_body(monitor: RackMonitor, path: str) -> dict[str, Any]:
     """The rack's ``Power`` resource at ``path``."""
     m = monitor
@@ -65,7 +70,9 @@ def power_body(monitor: RackMonitor, path: str) -> dict[str, Any]:
                 "@odata.id": f"{path}#/Voltages/0",
                 "MemberId": "0",
                 "Name": "Busbar voltage",
-                "SensorNumber": 0,
+                # The busbar monitor's SMBus address names it on the rack board, as a BMC
+                # numbers its unit's voltage (0 for a monitor not on a bus).
+                "SensorNumber": _address(m.board.busbar_monitor),
                 "ReadingVolts": None if reading is None else round(reading.volts, 3),
                 "PhysicalContext": "DCBus",
                 "Status": _status(health),

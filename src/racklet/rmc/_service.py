@@ -36,6 +36,8 @@ from racklet.rmc._pid import CoolingConfig
 from racklet.rmc._rack import RackMonitor, UnitSummary
 from racklet.rmc._rack_routes import RACK, RackResources
 from racklet.rmc._satellite import AggregationSource, SatelliteClient
+from racklet.rmc._services import MAX_PUSH, PUSH_TIMEOUT
+from racklet.rmc._simple_update import SimpleUpdateFetcher
 from racklet.rmc._subscriptions import Subscriptions
 from racklet.rmc.errors import RmcConfigError, SatelliteUnreachable
 from racklet.tasks import OwnedTask
@@ -88,6 +90,9 @@ class RmcSettings:
     rack's controller is ``RackController``, so it may renew the RMC's certificate."""
     link_speed_mbps: int | None = 1000
     """The management port's speed (a Racklet RMC board has one gigabit port)."""
+    update_origins: tuple[str, ...] = ()
+    """The only origins (``https://host:port``: the rack's boot server) its
+    ``UpdateService.SimpleUpdate`` fetches from; empty: no SimpleUpdate."""
 
 
 def sources_from_config(config: RackConfig) -> list[AggregationSource]:
@@ -132,6 +137,13 @@ class RmcService:
             s.name: SatelliteClient(s, contexts[s.name], settings.request_timeout)
             for s in settings.sources
         }
+        fetcher = None
+        if settings.update_origins:
+            # The boot server is the controller's machine listener: pinned to its identity.
+            boot_tls = client_context(
+                settings.ca_bundle, cert, key, expect=spiffe_id(domain, "controller")
+            )
+            fetcher = SimpleUpdateFetcher(settings.update_origins, boot_tls, MAX_PUSH, PUSH_TIMEOUT)
         self.events = EventBus()
         self.accounts = Accounts(
             path=settings.accounts_file,
@@ -191,6 +203,7 @@ class RmcService:
             rack=self.rack,
             certificates=self.certificates,
             cert_roles=cert_roles,
+            fetcher=fetcher,
         )
 
     async def start(self) -> None:

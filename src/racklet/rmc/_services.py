@@ -8,8 +8,9 @@ or the unit's system (``/redfish/v1/Systems/unit-1_unit-1``: the unit's OS, the 
 target). The RMC checks nothing in the image (the BMC verifies it, as for a push made to it
 directly); it passes the parts on with the targets made BMC-local and answers with the BMC's
 answer, whose task is then at ``/redfish/v1/TaskService/Tasks/unit-1_<id>``. One push goes to
-one unit: targets of several units are refused (push to each). ``SimpleUpdate`` is not offered
-(the RMC would fetch an image from a URL a client names), as on the BMC.
+one unit: targets of several units are refused (push to each). ``SimpleUpdate`` is offered
+when the RMC knows the rack's boot server: it fetches a BMC firmware image from there only,
+with its TUF metadata, and passes both on as such a push (:mod:`racklet.rmc._simple_update`).
 
 **TaskService** lists the BMCs' tasks under their prefix; the RMC runs none of its own.
 **Registries** names the DMTF registries whose messages the RMC and the BMCs use, at their
@@ -36,14 +37,23 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from racklet.bmc.login import RACKLET, RACKLET_VERSION, racklet_registry
+from racklet.limits import InputRejected, parse_json
 from racklet.rmc import _uris
 from racklet.rmc._manager import now_iso
 from racklet.rmc._messages import error, json_response
+from racklet.rmc._simple_update import (
+    ACTION,
+    Refused,
+    SimpleUpdateFetcher,
+    parameters_of,
+    push_files,
+)
 
 ROOT = _uris.ROOT
 UPDATE = f"{ROOT}/UpdateService"
 INVENTORY = f"{UPDATE}/FirmwareInventory"
 MULTIPART = f"{UPDATE}/update-multipart"
+SIMPLE_UPDATE = f"{UPDATE}/Actions/{ACTION}"
 TASKS_SERVICE = f"{ROOT}/TaskService"
 TASKS = f"{TASKS_SERVICE}/Tasks"
 REGISTRIES = f"{ROOT}/Registries"
@@ -110,10 +120,17 @@ def push_source(targets: list[Any]) -> tuple[str, list[str]] | str:
 
 
 class ServiceResources:
-    def __init__(self, sources: list[str], members: Members, push: Push) -> None:
+    def __init__(
+        self,
+        sources: list[str],
+        members: Members,
+        push: Push,
+        fetcher: SimpleUpdateFetcher | None = None,
+    ) -> None:
         self._sources = sources
         self._members = members
         self._push = push
+        self._fetcher = fetcher
 
     async def _merged(self, path: str) -> list[str]:
         found = await asyncio.gather(*(self._members(s, path) for s in self._sources))
@@ -132,8 +149,44 @@ class ServiceResources:
                 "MaxImageSizeBytes": MAX_PUSH,
                 "FirmwareInventory": _link(INVENTORY),
                 "Status": {"State": "Enabled", "Health": "OK"},
+                **self._actions(),
             }
         )
+
+    def _actions(self) -> dict[str, Any]:
+        if self._fetcher is None:
+            return {}
+        action = {"target": SIMPLE_UPDATE, "TransferProtocol@Redfish.AllowableValues": ["HTTPS"]}
+        return {"Actions": {f"#{ACTION}": action}}
+
+    async def simple_update(self, request: Request) -> Response:
+        """Fetch ``ImageURI`` from the rack's boot server and push it to the unit its
+        ``Targets`` name (see :mod:`racklet.rmc._simple_update`)."""
+        if self._fetcher is None:
+            return error(404, "ResourceNotFound", "Action", ACTION)
+        try:
+            body = parse_json(await request.body(), max_bytes=64 * 1024)
+        except InputRejected:
+            body = None
+        if not isinstance(body, dict):
+            return error(400, "MalformedJSON")
+        try:
+            parameters = parameters_of(body)
+            found = push_source(parameters["Targets"])
+            if isinstance(found, str):
+                return error(400, "ActionParameterValueError", "Targets", ACTION)
+            source, local = found
+            fetched = await self._fetcher.fetch(parameters["ImageURI"])
+        except Refused as refused:
+            return error(refused.status, refused.message_id, *refused.args_)
+        forwarded = {k: v for k, v in parameters.items() if k == "@Redfish.OperationApplyTime"}
+        if local:
+            forwarded["Targets"] = local
+        request_id = request.scope.get("state", {}).get("request_id", "")
+        try:
+            return await self._push(source, push_files(fetched, forwarded), request_id)
+        finally:
+            fetched.image.close()
 
     async def inventory(self, request: Request) -> Response:
         members = await self._merged(INVENTORY)
@@ -269,6 +322,7 @@ class ServiceResources:
             Route(UPDATE, self.update_service, methods=["GET"]),
             Route(INVENTORY, self.inventory, methods=["GET"]),
             Route(MULTIPART, self.push, methods=["POST"]),
+            Route(SIMPLE_UPDATE, self.simple_update, methods=["POST"]),
             Route(TASKS_SERVICE, self.task_service, methods=["GET"]),
             Route(TASKS, self.tasks, methods=["GET"]),
             Route(REGISTRIES, self.registries, methods=["GET"]),

@@ -116,6 +116,7 @@ async def serve_rmc(
             host=host,
             https_port=port,
             server_cert=directory / "server.crt",
+            update_origins=(config.controller.machine_url,),
         )
     )
     await service.start()

@@ -185,7 +185,9 @@ class MonitorSocket:
 # What each profile's tray says about itself (the unit's processor and memory: the boards
 # Racklet's profiles model, in their common configuration; the EEPROM bootloader is the
 # release rpi-eeprom ships as `default`: firmware-2711/default/pieeprom-2026-05-17.bin and
-# firmware-2712/default/pieeprom-2026-09-25.bin in github.com/raspberrypi/rpi-eeprom).
+# firmware-2712/default/pieeprom-2026-09-25.bin in github.com/raspberrypi/rpi-eeprom; the
+# part number is Raspberry Pi Ltd's order code of that configuration: SC0194 for the 4 GB
+# Pi 4 Model B, SC1112 for the 8 GB Pi 5, as distributors list them).
 _MAKES = {
     "raspberry-pi-4": (
         "Raspberry Pi Ltd",
@@ -194,6 +196,7 @@ _MAKES = {
         4,
         4096,
         "2026-05-17",
+        "SC0194",
     ),
     "raspberry-pi-5": (
         "Raspberry Pi Ltd",
@@ -202,6 +205,7 @@ _MAKES = {
         4,
         8192,
         "2026-09-25",
+        "SC1112",
     ),
 }
 
@@ -209,8 +213,8 @@ _MAKES = {
 def _identity(unit: TwinUnit) -> BoardIdentity:
     """The tray's identity: the profile's make, serial and MACs drawn from the rack's seed
     (locally administered MACs, so they can never clash with a real vendor's)."""
-    maker, model, cpu, cores, memory, bootloader = _MAKES.get(
-        unit.profile.name, ("Racklet", unit.profile.name, "unknown", 1, 1024, None)
+    maker, model, cpu, cores, memory, bootloader, part = _MAKES.get(
+        unit.profile.name, ("Racklet", unit.profile.name, "unknown", 1, 1024, None, None)
     )
     seed = unit.serial_seed
 
@@ -228,6 +232,7 @@ def _identity(unit: TwinUnit) -> BoardIdentity:
         processor_cores=cores,
         memory_mib=memory,
         bootloader_version=bootloader,
+        part_number=part,
     )
 
 

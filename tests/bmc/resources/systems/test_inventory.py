@@ -47,6 +47,10 @@ def _read(twin: TwinBmc) -> dict[str, Any]:
             "hot_pluggable": {fan["HotPluggable"] for fan in chassis.thermal.json["Fans"]},
             "redundancy": chassis.power.json["Redundancy"],
             "managers_in": chassis.json["Links"]["ManagersInChassis"],
+            "part": (system.json.get("PartNumber"), chassis.part_number),
+            "sensor_number": chassis.power.json["Voltages"][0].get("SensorNumber"),
+            "boot_mode": system.boot.mode,  # sushy's reading of BootSourceOverrideMode
+            "boot_modes": system.json["Boot"].get("BootSourceOverrideMode@Redfish.AllowableValues"),
         }
     finally:
         auth.close()
@@ -84,6 +88,12 @@ async def test_sushy_reads_the_board_identity_and_the_old_power_and_thermal(
     assert read["temperature"] == "CPU1 Temp"  # the name IPMI-era tools and OCP look for
     assert (read["thermal"], read["hot_pluggable"], read["redundancy"]) == ("Enabled", {False}, [])
     assert read["managers_in"] == [{"@odata.id": "/redfish/v1/Managers/bmc"}]
+    # Raspberry Pi Ltd's order code of the board (SC0194: the 4 GB Pi 4 Model B).
+    assert identity.part_number == "SC0194" and read["part"] == ("SC0194", "SC0194")
+    # The voltage is named by its power monitor's SMBus address (the PAC1921 at 0x4C).
+    assert read["sensor_number"] == board.power_monitor.address == 0x4C  # type: ignore[attr-defined]
+    # A Pi's EEPROM bootloader boots in non-UEFI mode, the schema's "Legacy".
+    assert (read["boot_mode"], read["boot_modes"]) == (sushy.BOOT_SOURCE_MODE_BIOS, ["Legacy"])
 
 
 async def test_two_units_differ_and_a_rack_built_again_is_the_same(tmp_path: Path) -> None:

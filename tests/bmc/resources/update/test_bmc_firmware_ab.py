@@ -65,11 +65,13 @@ class Rig:
         release = self.repo.publish(FIRMWARE_CHANNEL, "racklet-bmc", version, {"bmc.img": image})
         return release.files[0].target_path, image
 
-    async def push(self, http: httpx.AsyncClient, version: str, apply: str) -> Any:
-        """Push a published release to the standby slot; the push's answer."""
+    async def push(
+        self, http: httpx.AsyncClient, version: str, apply: str, to: str = STANDBY
+    ) -> Any:
+        """Push a published release at ``to`` (the standby slot); the push's answer."""
         target, image = self.publish(version)
         oem = firmware_oem_parameters(self.repo.metadata_dir, target)
-        parameters = {"Targets": [STANDBY], "@Redfish.OperationApplyTime": apply}
+        parameters = {"Targets": [to], "@Redfish.OperationApplyTime": apply}
         pushed = await http.post(
             PUSH,
             files={
@@ -169,6 +171,22 @@ async def test_a_signed_release_is_try_booted_on_reset_and_committed(rig: Rig) -
     for name in ("state.json", "slot-B.img"):
         assert (firmware / name).stat().st_mode & 0o777 == 0o600
     assert json.loads((firmware / "state.json").read_text())["committed"] == "B"
+
+
+async def test_a_push_naming_the_running_bmc_firmware_updates_it_through_standby(
+    rig: Rig,
+) -> None:
+    """``FirmwareInventory/bmc`` says ``Updateable: true``, and it is: a push naming it (as
+    tools name the BMC they update) is written to the standby slot and tried at once."""
+    async with rig.client() as http:
+        running = (await http.get(f"{INVENTORY}/bmc")).json()
+        assert (running["Updateable"], running["WriteProtected"]) == (True, True)
+        pushed = await rig.push(http, "0.2.0", "Immediate", to=f"{INVENTORY}/bmc")
+        task = pushed.headers["Location"]
+        await eventually(lambda: _ended(http, task), "the update task to end")
+    running = await rig.settled("0.2.0")
+    assert rig.host.restarts == 1
+    assert (await rig.manager())["FirmwareVersion"] == "0.2.0"
 
 
 async def _fail_a_trial(rig: Rig, version: str) -> None:

@@ -94,7 +94,12 @@ async def test_inventory_lists_the_bmc_firmware_and_both_boot_slots(bench: Bench
             f"{INVENTORY}/{name}" for name in ("bmc", "bmc-standby", "slot-a", "slot-b")
         ]
         bmc = await _slot(http, "bmc")
-        assert (bmc["Version"], bmc["Updateable"]) == ("racklet-bmc test", False)
+        # Updateable through its standby slot; the running image itself is never written.
+        assert (bmc["Version"], bmc["Updateable"], bmc["WriteProtected"]) == (
+            "racklet-bmc test",
+            True,
+            True,
+        )
         slot_a, slot_b = await _slot(http, "slot-a"), await _slot(http, "slot-b")
         assert slot_a["Status"]["State"] == "Enabled"
         assert slot_b["Status"]["State"] == "Absent"

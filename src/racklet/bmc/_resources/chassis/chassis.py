@@ -56,6 +56,7 @@ class Chassis(Resource):
     ChassisType: str = "Sled"
     Manufacturer: str | None = None
     Model: str | None = None
+    PartNumber: str | None = None
     SerialNumber: str | None = None
     AssetTag: Annotated[str, Writable(maximum=MAX_LENGTH)]
     PowerState: str
@@ -111,6 +112,8 @@ def declared(ctx: BmcContext) -> Chassis:
     if identity is not None:
         chassis.Manufacturer = identity.manufacturer
         chassis.Model = identity.model
+        if identity.part_number is not None:
+            chassis.PartNumber = identity.part_number
         chassis.SerialNumber = identity.serial_number
     return chassis
 

@@ -115,6 +115,14 @@ def _metrics(ctx: BmcContext) -> dict[str, Any]:
     }
 
 
+def _sensor_number(ctx: BmcContext) -> dict[str, int]:
+    """``SensorNumber`` of the unit's voltage: the power monitor's SMBus address, which is
+    what names that sensor on the board (the schema asks for a number unique within the
+    resource; its one voltage comes from that chip). {} for a monitor not on a bus."""
+    address = getattr(ctx.board.power_monitor, "address", None)
+    return {"SensorNumber": address} if isinstance(address, int) else {}
+
+
 def _power(ctx: BmcContext) -> dict[str, Any]:
     path = f"{ctx.chassis_path}/Power"
     watts = reading(ctx, _BY_ID["power"])
@@ -139,6 +147,7 @@ def _power(ctx: BmcContext) -> dict[str, Any]:
                 "@odata.id": f"{path}#/Voltages/0",
                 "MemberId": "0",
                 "Name": "Unit input voltage",
+                **_sensor_number(ctx),
                 "ReadingVolts": reading(ctx, _BY_ID["voltage"]),
                 "PhysicalContext": "SystemBoard",
                 "Status": status(ctx),

@@ -6,6 +6,11 @@ HTTPS boot. ``Once`` is consumed by the next boot: when the unit next powers on,
 shows ``Disabled`` again; the board's select line keeps the target until that boot reports
 progress (its boot ROM has read the line by then) or the unit goes off, then returns to
 the default.
+
+``BootSourceOverrideMode`` is ``Legacy``, which the schema defines as "the system boots in
+non-UEFI boot mode": a Pi's EEPROM bootloader (what Racklet serves as ``BiosVersion``) is
+no UEFI firmware. A PATCH may write ``Legacy`` (tools send the mode with the target);
+``UEFI`` is not in the list.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ class Boot(Declared):
 
     BootSourceOverrideTarget: Annotated[Target, WRITABLE]
     BootSourceOverrideEnabled: Annotated[Enabled, WRITABLE]
+    BootSourceOverrideMode: Annotated[Literal["Legacy"], WRITABLE] = "Legacy"
 
 
 class BootOverride:

@@ -68,6 +68,8 @@ def summaries(ctx: BmcContext) -> dict[str, Any]:
     if identity.bootloader_version is not None:
         # The boot firmware before any OS: on a Pi, its EEPROM bootloader (no BIOS).
         found["BiosVersion"] = identity.bootloader_version
+    if identity.part_number is not None:
+        found["PartNumber"] = identity.part_number
     return found | {
         "Manufacturer": identity.manufacturer,
         "Model": identity.model,

@@ -58,6 +58,7 @@ class ComputerSystem(Resource):
     UUID: str
     Manufacturer: str | None = None
     Model: str | None = None
+    PartNumber: str | None = None
     SerialNumber: str | None = None
     BiosVersion: str | None = None
     ProcessorSummary: dict[str, Any] | None = None

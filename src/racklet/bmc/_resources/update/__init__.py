@@ -8,8 +8,10 @@ it to the unit's :class:`~racklet.bmc.SlotProvider`. The stored upload is delete
 task ends, whatever the outcome: nothing unverified stays on the BMC.
 
 The BMC's own firmware has two slots too (:mod:`racklet.bmc._state.bmc_slots`): ``bmc`` is the
-running one, ``bmc-standby`` the other. A push must name ``bmc-standby`` in ``Targets`` to
-write it (pushes without ``Targets`` write the unit's inactive slot, as before). With
+running one, ``bmc-standby`` the other. A push must name ``bmc-standby`` (or ``bmc``: the
+BMC firmware, which is updated through its standby slot, as an A/B BMC such as OpenBMC's
+takes a push naming its running image) in ``Targets`` to write it (pushes without
+``Targets`` write the unit's inactive slot, as before). With
 ``@Redfish.OperationApplyTime`` ``Immediate`` the BMC then try-boots it at once (it restarts);
 with ``OnReset`` it waits for ``Manager.Reset``.
 
@@ -42,6 +44,7 @@ from racklet.bmc._http.responses import page, parse_object, respond, route
 from racklet.bmc._http.uris import FIRMWARE_INVENTORY as INVENTORY
 from racklet.bmc._http.uris import UPDATE_SERVICE as SERVICE
 from racklet.bmc._resources.update.inventory import (
+    BMC_FIRMWARE,
     BMC_STANDBY,
     ab_slots,
     inventory,
@@ -112,21 +115,27 @@ class UpdateParameters(Declared):
 
 
 def _targets(
-    parameters: Mapping[str, Any], updateable: list[str], explicit: list[str]
+    parameters: Mapping[str, Any],
+    updateable: list[str],
+    explicit: list[str],
+    aliases: Mapping[str, str] | None = None,
 ) -> list[str]:
     """The inventory URIs the push writes: those named (each must be updateable), or all of
-    ``updateable``; ``explicit`` ones (the BMC's own slot) are written only when named."""
+    ``updateable``; ``explicit`` ones (the BMC's own slot) are written only when named;
+    an ``aliases`` key named is written as its value (``bmc`` as ``bmc-standby``)."""
+    aliases = aliases or {}
     checked = validate_create(UpdateParameters, dict(parameters), prefix="UpdateParameters/")
+    accepted = (*updateable, *explicit, *aliases)
     for target in checked.Targets:
-        if target.rstrip("/") not in (*updateable, *explicit):
+        if target.rstrip("/") not in accepted:
             raise RedfishErrorReply(
                 400,
                 "PropertyValueNotInList",
                 target,
                 "Targets",
-                resolution=f"Use one of: {', '.join((*updateable, *explicit))}.",
+                resolution=f"Use one of: {', '.join(accepted)}.",
             )
-    chosen = [t.rstrip("/") for t in checked.Targets] or updateable
+    chosen = [aliases.get(t.rstrip("/"), t.rstrip("/")) for t in checked.Targets] or updateable
     if not chosen:
         raise RedfishErrorReply(400, "ActionParameterMissing", "MultipartHttpPushUri", "Targets")
     return sorted(set(chosen))
@@ -248,7 +257,10 @@ class UpdateResources:
             and self.setup.bmc.slots.standby != self.setup.bmc.slots.committed
         )
         targets = _targets(
-            parameters, list(self.updateable()), [self.standby_uri] if bmc_writable else []
+            parameters,
+            list(self.updateable()),
+            [self.standby_uri] if bmc_writable else [],
+            {f"{INVENTORY}/{BMC_FIRMWARE}": self.standby_uri} if bmc_writable else {},
         )
         file = parts["UpdateFile"]
         if not isinstance(file, UploadFile):

@@ -1,6 +1,7 @@
 """``UpdateService/FirmwareInventory``: what firmware the BMC holds, as SoftwareInventory.
 
-``bmc`` is the running BMC firmware, ``bmc-standby`` its other slot (when the BMC can update
+``bmc`` is the running BMC firmware (``Updateable`` when the BMC can update itself: a push
+naming it writes the standby slot), ``bmc-standby`` its other slot (when the BMC can update
 itself), ``slot-a``/``slot-b`` the unit's boot slots. Where the BMC keeps the unit's A/B
 state, a boot slot says what that state holds: its version, ``Active`` for the slot the unit
 runs from, ``Staged`` for a trial the next boot tries, Health ``Warning`` while the running
@@ -113,7 +114,10 @@ def bmc_body(ctx: BmcContext, bmc: BmcFirmware | None) -> dict[str, Any]:
         SoftwareId="racklet-bmc",
         Manufacturer="Racklet",
         Version=ctx.firmware_version,
-        Updateable=False,
+        # With two slots the Update Service replaces this firmware (a push naming ``bmc``
+        # writes the standby slot, then a reset tries it); the running image itself is never
+        # written over, so it is write-protected all the same.
+        Updateable=slots is not None,
         WriteProtected=True,
         Status={"State": "Enabled", "Health": "Warning" if slots and slots.trying else "OK"},
         RelatedItem=[link(ctx.manager_path)],
