@@ -473,7 +473,9 @@ def open_page(front: FrontMatter, pool: RackPool) -> Page:
 
 # -- sybil glue -----------------------------------------------------------------------------
 
-DIRECTIVES = ("background", "interrupt")
+DIRECTIVES = ("background", "interrupt", "benchmark")
+BENCH_CHECK = "BENCH_CHECK_ARGUMENTS"
+"""With it set, ``python -m bench NAME ARGS`` parses ARGS and stops (``bench/__main__.py``)."""
 
 
 def _page(example: Example) -> Page:
@@ -508,7 +510,10 @@ def evaluate_block(example: Example) -> str | None:
     page = _page(example)
     _language, commands = example.parsed
     background = "background" in page.pending
+    benchmark = "benchmark" in page.pending
     page.pending.clear()
+    if benchmark:
+        return _check_benchmarks(page, example, commands)
     for command in commands:
         where = f"line {example.line + 1 + command.line}: $ {command.source}"
         if background:
@@ -524,6 +529,23 @@ def evaluate_block(example: Example) -> str | None:
             continue
         if not output_matches(command.expected, out):
             return f"{where}\nexpected:\n{_show(command.expected)}\ngot (exit {status}):\n{out}"
+    return None
+
+
+def _check_benchmarks(page: Page, example: Example, commands: list[Command]) -> str | None:
+    """A benchmark's block: each command is run as written with :data:`BENCH_CHECK` set, so
+    the benchmark checks its arguments and stops (a run takes minutes). Only benchmarks may
+    be run so: any other command in the block is a mistake of the page."""
+    for command in commands:
+        where = f"line {example.line + 1 + command.line}: $ {command.source}"
+        if not re.search(r"\bpython -m bench \w", command.source):
+            raise DocsError(f"{where}\na benchmark block runs 'python -m bench NAME' only")
+        out, status = page.terminal.run(
+            f"export {BENCH_CHECK}=1\n{command.source}\n__docs_rc=$?; unset {BENCH_CHECK}"
+            "; (exit $__docs_rc)"
+        )
+        if status != 0:
+            return f"{where}\nits arguments do not parse (exit {status}):\n{out}"
     return None
 
 
