@@ -28,6 +28,16 @@ The RMC's HTTPS certificate is renewed the same way, through the RMC's Certifica
 has an RMC: role ``rmc``, event ``RmcCertificate...`` and condition ``RmcCertificate`` on the
 Rack. It never waits for enrolment: ``racklet up`` prepared the RMC with the rack CA.
 
+After a long stop. A rack stopped for longer than these certificates live (a week) comes back
+with every BMC serving an expired HTTPS certificate, and the controller's pinned mutual TLS
+refuses it: no round could renew it. So when the certificate this controller last signed for a
+BMC (or the RMC) has expired — its record in ``pki/issued`` says so — the round reaches that
+service through :meth:`RedfishClient.past_expiry <racklet.redfish.RedfishClient.past_expiry>`:
+the validity dates are not checked, but the chain to the rack CA, the role identity and the
+public key must be exactly those of the recorded certificate. The key is one this controller
+certified; a service that holds another key is refused as before and needs re-enrolment
+(docs/security.md, "Certificates that expired while the rack was stopped").
+
 Only the leader runs it (a leader-only service), through the fenced store. A revoked certificate
 (``racklet pki revoke``) is replaced at the next round with a fresh key: revoking a unit's
 identity rotates it (docs/security.md); the CRL keeps the old one refused everywhere.
@@ -45,6 +55,7 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 
 from racklet.api import (
@@ -60,7 +71,7 @@ from racklet.config import write_atomic
 from racklet.controller._periodic import LoopObserver, Periodic
 from racklet.log import get_logger
 from racklet.pki import CsrRefused, PkiError, RackCA, revoked_serials, role_uri
-from racklet.redfish import RedfishClientError
+from racklet.redfish import RedfishClient, RedfishClientError
 from racklet.store import Conflict, NotFound, Store, StoreError
 
 log = get_logger("controller")
@@ -240,12 +251,61 @@ class UnitCertificates:
             self._unit(name, bmc, ca, revoked) for name in units if (bmc := self._bmcs.get(name))
         ]
         if self._rmc is not None:
-            rack, rmc = self._rmc
-            target = _Target(Rack, rack)
-            work.append(self._slot(target, rmc, ca, _rmc_slot(rmc), revoked, _NoEnrolment()))
+            work.append(self._rack_rmc(*self._rmc, ca, revoked))
         return all(await asyncio.gather(*work))
 
+    async def _rack_rmc(
+        self, rack: str, rmc: CertificateBmc, ca: RackCA, revoked: set[int]
+    ) -> bool:
+        reached, opened = await self._reach(rmc, _rmc_slot(rmc).common_name, revoked)
+        try:
+            slot = _rmc_slot(reached)
+            return await self._slot(_Target(Rack, rack), reached, ca, slot, revoked, _NoEnrolment())
+        finally:
+            if opened is not None:
+                await opened.aclose()
+
+    async def _reach(
+        self, service: CertificateBmc, holder: str, revoked: Container[int]
+    ) -> tuple[CertificateBmc, RedfishClient | None]:
+        """``service``, or, when the HTTPS certificate this controller last signed for
+        ``holder`` has expired (and was not revoked), a client that accepts it past its
+        expiry for its recorded key only (the module docstring says why). The second item is
+        that client, to close."""
+        if not isinstance(service, RedfishClient):
+            return service, None
+        record = self._pki_dir / ISSUED / f"{holder}.pem"
+        try:
+            cert = x509.load_pem_x509_certificate(await asyncio.to_thread(record.read_bytes))
+        except (OSError, ValueError):
+            return service, None  # never certified here: nothing known to accept
+        if self._now() < cert.not_valid_after_utc or cert.serial_number in revoked:
+            return service, None  # in date, or its key is revoked: no exception for it
+        key = cert.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        log.warning(
+            "%s: its certificate expired at %s; reaching it by the key certified then",
+            holder,
+            cert.not_valid_after_utc.isoformat(timespec="seconds"),
+        )
+        try:
+            recovery = service.past_expiry(key)
+        except RedfishClientError:  # pinned to no role: an expired peer is not accepted
+            return service, None
+        return recovery, recovery
+
     async def _unit(self, name: str, bmc: CertificateBmc, ca: RackCA, revoked: set[int]) -> bool:
+        reached, opened = await self._reach(bmc, f"{name}-bmc", revoked)
+        try:
+            return await self._unit_slots(name, reached, ca, revoked)
+        finally:
+            if opened is not None:
+                await opened.aclose()
+
+    async def _unit_slots(
+        self, name: str, bmc: CertificateBmc, ca: RackCA, revoked: set[int]
+    ) -> bool:
         ok = True
         enrolment = _Enrolment(self._store, name)
         target = _Target(ComputeUnit, name)

@@ -6,6 +6,11 @@ Two things beyond the defaults, each in one place:
   that the peer's certificate carries the SPIFFE ID it expects (``racklet.net._identity``).
   "Signed by the rack CA" is not enough: every rack-CA server certificate would otherwise
   stand in for every other one.
+- **A known key past its expiry** (``pinned_key=``): a client that must reach a peer whose
+  certificate expired while the rack was stopped (the controller renewing a BMC's
+  certificate, docs/security.md) may skip the validity dates — and only those: the chain must
+  still lead to the rack CA, the SPIFFE ID must be the expected one, and the peer's public key
+  must be exactly the one the client already knows for it. An unknown key is never accepted.
 - **Following files** (``live_server_context``, ``client_context(follow=True)``): the context
   handed to a server or an HTTP client dispatches each new connection to the newest
   *generation*, a fresh ``SSLContext`` built from the files whenever one of them changed
@@ -25,7 +30,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from racklet.net._identity import check_peer
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from racklet.net._identity import PeerIdentityError, check_peer
 
 _CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 FOLLOW_SECONDS = 1.0
@@ -33,12 +41,34 @@ FOLLOW_SECONDS = 1.0
 long a revocation takes to reach a running listener, plus the writer's own delay."""
 
 
+_NO_CHECK_TIME = 0x200000
+"""OpenSSL's ``X509_V_FLAG_NO_CHECK_TIME`` (not named by the ``ssl`` module): verify the chain
+but not the validity dates."""
+
+
+def public_key_der(cert_der: bytes) -> bytes:
+    """The SubjectPublicKeyInfo (DER) of a DER certificate: what ``pinned_key`` compares."""
+    cert = x509.load_der_x509_certificate(cert_der)
+    return cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def _check(tls: ssl.SSLObject | ssl.SSLSocket) -> None:
+    check_peer(tls.getpeercert(), getattr(tls.context, "racklet_expect", None))
+    pinned = getattr(tls.context, "racklet_pinned_key", None)
+    if pinned is not None:
+        der = tls.getpeercert(binary_form=True)
+        if der is None or public_key_der(der) != pinned:
+            raise PeerIdentityError("the peer's key is not the one known for it")
+
+
 class _PinnedObject(ssl.SSLObject):
     """An ``SSLObject`` (asyncio, uvloop, anyio) that checks the peer's identity on handshake."""
 
     def do_handshake(self) -> None:
         super().do_handshake()
-        check_peer(self.getpeercert(), getattr(self.context, "racklet_expect", None))
+        _check(self)
 
 
 class _PinnedSocket(ssl.SSLSocket):
@@ -46,7 +76,7 @@ class _PinnedSocket(ssl.SSLSocket):
 
     def do_handshake(self, block: bool = False) -> None:
         super().do_handshake(block)
-        check_peer(self.getpeercert(), getattr(self.context, "racklet_expect", None))
+        _check(self)
 
 
 def _base(protocol: int) -> ssl.SSLContext:
@@ -82,12 +112,19 @@ def server_context(
 
 
 def _client(
-    ca: Path | str, cert: Path | None, key: Path | None, expect: str | None
+    ca: Path | str,
+    cert: Path | None,
+    key: Path | None,
+    expect: str | None,
+    pinned_key: bytes | None = None,
 ) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if cert is not None and key is not None:
         context.load_cert_chain(cert, key)
+    if pinned_key is not None:
+        context.verify_flags |= _NO_CHECK_TIME  # type: ignore[assignment]
+        context.racklet_pinned_key = pinned_key  # type: ignore[attr-defined]
     if expect is not None:
         context.racklet_expect = expect  # type: ignore[attr-defined]
         context.sslobject_class = _PinnedObject
@@ -102,17 +139,23 @@ def client_context(
     *,
     expect: str | None = None,
     follow: bool = False,
+    pinned_key: bytes | None = None,
 ) -> ssl.SSLContext:
     """A client context that trusts only the rack CA, optionally presenting a client identity.
 
     ``expect``: the SPIFFE ID the server must prove (``spiffe_id(rack, "controller")``); a
     server certificate without it fails the handshake. ``follow``: pick up a renewed client
     certificate on the next connection (a long-running process with a short-lived identity).
+    ``pinned_key``: the server's public key (SubjectPublicKeyInfo DER), known from before: its
+    certificate may have expired, but it must carry exactly this key (and ``expect``, required
+    with it); see the module docstring.
     """
+    if pinned_key is not None and expect is None:
+        raise ValueError("a pinned key is accepted past its expiry only with an expected role")
     if not follow or cert is None:
-        return _client(ca, cert, key, expect)
+        return _client(ca, cert, key, expect, pinned_key)
     paths = tuple(Path(p) for p in (ca, cert, key) if p is not None)
-    return _follow(lambda: _client(ca, cert, key, expect), paths)
+    return _follow(lambda: _client(ca, cert, key, expect, pinned_key), paths)
 
 
 def live_server_context(

@@ -76,15 +76,18 @@ class RedfishClient:
         timeout: float = 5.0,
         expect: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        pinned_key: bytes | None = None,
     ) -> None:
         """``client_cert`` is (certificate, key), followed as it is renewed; ``expect`` the
         SPIFFE ID the BMC must prove (``spiffe://<rack>/bmc/<unit>``: any other rack-CA
-        server is refused at the handshake); ``transport`` is for tests only.
+        server is refused at the handshake); ``transport`` is for tests only;
+        ``pinned_key``: see :meth:`past_expiry`.
 
         ``password`` None: the certificate is the only login (the controller's: it never
         holds a BMC password), so a BMC that refuses it answers a :class:`RedfishError` 401.
         """
         cert, key = client_cert if client_cert else (None, None)
+        self._settings = (username, password, ca_bundle, client_cert, timeout, expect, transport)
         self.base_url = base_url.rstrip("/")
         self._credentials = (
             None if password is None else {"UserName": username, "Password": password}
@@ -92,8 +95,10 @@ class RedfishClient:
         verify: ssl.SSLContext | bool = True
         if transport is None:
             try:
-                verify = client_context(ca_bundle, cert, key, expect=expect, follow=True)
-            except (OSError, ssl.SSLError) as exc:
+                verify = client_context(
+                    ca_bundle, cert, key, expect=expect, follow=True, pinned_key=pinned_key
+                )
+            except (OSError, ssl.SSLError, ValueError) as exc:
                 raise RedfishClientError(
                     f"cannot use the CA bundle or client certificate for {base_url}: {exc}"
                 ) from None
@@ -325,6 +330,26 @@ class RedfishClient:
             link = page.get("Members@odata.nextLink")
             next_path = link if isinstance(link, str) and link else None
         raise RedfishError(200, f"{path}: more than {_MAX_PAGES} pages")
+
+    def past_expiry(self, pinned_key: bytes) -> RedfishClient:
+        """A client to the same BMC that accepts its certificate past its validity dates, as
+        long as it still chains to the rack CA, names the expected role and carries exactly
+        ``pinned_key`` (its SubjectPublicKeyInfo, DER): for renewing a certificate that
+        expired while the rack was stopped. The caller closes it."""
+        username, password, ca, cert, timeout, expect, transport = self._settings
+        if expect is None:
+            raise RedfishClientError(f"{self.base_url}: no role to expect of its certificate")
+        return RedfishClient(
+            self.base_url,
+            username,
+            password,
+            ca_bundle=ca,
+            client_cert=cert,
+            timeout=timeout,
+            expect=expect,
+            transport=transport,
+            pinned_key=pinned_key,
+        )
 
     async def aclose(self) -> None:
         """End the session (best effort) and close the connection pool."""
