@@ -15,6 +15,7 @@ import httpx
 
 from racklet.controller.errors import ControllerError
 from racklet.net import ca_trust_domain, client_context, spiffe_id
+from racklet.pki import CRL_NAME
 
 PREFIX = "/control/v1"
 TIMEOUT_SECONDS = 10.0
@@ -35,7 +36,9 @@ class HardwareUnreachable(ControllerError):
 class HardwareControl:
     """Faults and slots on the hardware side at ``url``, as the controller identity."""
 
-    def __init__(self, url: str, ca: Path, cert: Path, key: Path) -> None:
+    def __init__(
+        self, url: str, ca: Path, cert: Path, key: Path, *, crl: Path | None = None
+    ) -> None:
         self._client = httpx.AsyncClient(
             base_url=url.rstrip("/") + PREFIX,
             # Pinned to the hardware side's role identity, following the renewed client identity.
@@ -45,6 +48,7 @@ class HardwareControl:
                 key,
                 expect=spiffe_id(ca_trust_domain(ca.read_bytes()), "twin"),
                 follow=True,
+                crl=crl,
             ),
             timeout=TIMEOUT_SECONDS,
             # No idle pooled connection: the hardware side's listener would wait for its TLS
@@ -54,9 +58,14 @@ class HardwareControl:
 
     @classmethod
     def for_state_dir(cls, url: str, state_dir: Path) -> HardwareControl:
-        controller = state_dir / "controller"
+        controller, pki = state_dir / "controller", state_dir / "pki"
+        crl = pki / CRL_NAME
         return cls(
-            url, state_dir / "pki" / "ca.crt", controller / "client.crt", controller / "client.key"
+            url,
+            pki / "ca.crt",
+            controller / "client.crt",
+            controller / "client.key",
+            crl=crl if crl.exists() else None,
         )
 
     async def aclose(self) -> None:

@@ -135,6 +135,7 @@ def bmc_clients(config: rack_config.RackConfig) -> dict[str, RedfishClient]:
             ca_bundle=layout.ca_cert,
             client_cert=presented,
             expect=spiffe_id(rack_domain, "bmc", unit.name),
+            crl=_crl(layout),
         )
         for unit in config.units
     }
@@ -155,7 +156,15 @@ def rmc_client(config: rack_config.RackConfig) -> RedfishClient | None:
         ca_bundle=layout.ca_cert,
         client_cert=client_cert if all(p.exists() for p in client_cert) else None,
         expect=spiffe_id(rack_domain, "rmc"),
+        crl=_crl(layout),
     )
+
+
+def _crl(layout: rack_config.StateLayout) -> Path | None:
+    """The rack CA's CRL, for checking the BMCs' and the RMC's certificates as they are
+    checked against it everywhere else (None on a rack initialised before it had one)."""
+    crl = layout.pki / CRL_NAME
+    return crl if crl.exists() else None
 
 
 def controller_identities(config: rack_config.RackConfig) -> frozenset[str]:
@@ -349,7 +358,12 @@ class Controller:
         tls = layout.controller
         cert, key = tls / "server.crt", tls / "server.key"
         self.vm_consoles = VmConsoles(
-            self.store, self.heartbeats, layout.ca_cert, tls / "client.crt", tls / "client.key"
+            self.store,
+            self.heartbeats,
+            layout.ca_cert,
+            tls / "client.crt",
+            tls / "client.key",
+            crl=_crl(layout),
         )
         api_app = create_api_app(
             self.store,

@@ -111,11 +111,19 @@ class VmConsoles:
     from the unit's own heartbeat, and no other rack identity can answer for it."""
 
     def __init__(
-        self, store: Store, heartbeats: HeartbeatRegistry, ca: Path, cert: Path, key: Path
+        self,
+        store: Store,
+        heartbeats: HeartbeatRegistry,
+        ca: Path,
+        cert: Path,
+        key: Path,
+        *,
+        crl: Path | None = None,
     ):
         self._store = store
         self._heartbeats = heartbeats
         self._tls = (ca, cert, key)
+        self._crl = crl  # a unit whose certificate is revoked (a replaced board) is refused
         self._clients: dict[str, httpx.AsyncClient] = {}
 
     def _client(self, unit: str) -> httpx.AsyncClient:
@@ -124,7 +132,7 @@ class VmConsoles:
             ca, cert, key = self._tls
             expect = spiffe_id(ca_trust_domain(ca.read_bytes()), "unit", unit)
             client = httpx.AsyncClient(
-                verify=client_context(ca, cert, key, expect=expect, follow=True),
+                verify=client_context(ca, cert, key, expect=expect, follow=True, crl=self._crl),
                 timeout=httpx.Timeout(5.0, read=MAX_CONSOLE_WAIT_SECONDS + 5.0),
             )
             self._clients[unit] = client

@@ -117,9 +117,13 @@ def _client(
     key: Path | None,
     expect: str | None,
     pinned_key: bytes | None = None,
+    crl: Path | None = None,
 ) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if crl is not None:
+        context.load_verify_locations(cafile=str(crl))
+        context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     if cert is not None and key is not None:
         context.load_cert_chain(cert, key)
     if pinned_key is not None:
@@ -140,6 +144,7 @@ def client_context(
     expect: str | None = None,
     follow: bool = False,
     pinned_key: bytes | None = None,
+    crl: Path | None = None,
 ) -> ssl.SSLContext:
     """A client context that trusts only the rack CA, optionally presenting a client identity.
 
@@ -148,14 +153,16 @@ def client_context(
     certificate on the next connection (a long-running process with a short-lived identity).
     ``pinned_key``: the server's public key (SubjectPublicKeyInfo DER), known from before: its
     certificate may have expired, but it must carry exactly this key (and ``expect``, required
-    with it); see the module docstring.
+    with it); see the module docstring. ``crl``: the rack CA's CRL; a server whose certificate
+    it revokes fails the handshake (as a revoked client fails at a listener), followed with
+    the other files when ``follow`` is set, so a revocation reaches a running client.
     """
     if pinned_key is not None and expect is None:
         raise ValueError("a pinned key is accepted past its expiry only with an expected role")
     if not follow or cert is None:
-        return _client(ca, cert, key, expect, pinned_key)
-    paths = tuple(Path(p) for p in (ca, cert, key) if p is not None)
-    return _follow(lambda: _client(ca, cert, key, expect, pinned_key), paths)
+        return _client(ca, cert, key, expect, pinned_key, crl)
+    paths = tuple(Path(p) for p in (ca, cert, key, crl) if p is not None)
+    return _follow(lambda: _client(ca, cert, key, expect, pinned_key, crl), paths)
 
 
 def live_server_context(

@@ -77,17 +77,20 @@ class RedfishClient:
         expect: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         pinned_key: bytes | None = None,
+        crl: Path | None = None,
     ) -> None:
         """``client_cert`` is (certificate, key), followed as it is renewed; ``expect`` the
         SPIFFE ID the BMC must prove (``spiffe://<rack>/bmc/<unit>``: any other rack-CA
         server is refused at the handshake); ``transport`` is for tests only;
-        ``pinned_key``: see :meth:`past_expiry`.
+        ``pinned_key``: see :meth:`past_expiry`. ``crl``: the rack CA's CRL, followed: a BMC
+        whose certificate is revoked is refused at the handshake (a stolen key is no BMC).
 
         ``password`` None: the certificate is the only login (the controller's: it never
         holds a BMC password), so a BMC that refuses it answers a :class:`RedfishError` 401.
         """
         cert, key = client_cert if client_cert else (None, None)
         self._settings = (username, password, ca_bundle, client_cert, timeout, expect, transport)
+        self._crl = crl
         self.base_url = base_url.rstrip("/")
         self._credentials = (
             None if password is None else {"UserName": username, "Password": password}
@@ -96,7 +99,7 @@ class RedfishClient:
         if transport is None:
             try:
                 verify = client_context(
-                    ca_bundle, cert, key, expect=expect, follow=True, pinned_key=pinned_key
+                    ca_bundle, cert, key, expect=expect, follow=True, pinned_key=pinned_key, crl=crl
                 )
             except (OSError, ssl.SSLError, ValueError) as exc:
                 raise RedfishClientError(
@@ -349,6 +352,7 @@ class RedfishClient:
             expect=expect,
             transport=transport,
             pinned_key=pinned_key,
+            crl=self._crl,
         )
 
     async def aclose(self) -> None:
