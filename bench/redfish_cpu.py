@@ -8,7 +8,8 @@ requests per second swing by 2-3× between runs. This one runs the real
 is in the figure too, the same for every build, so compare builds, not absolute values.
 
 Run as ``python -m bench redfish_cpu [--requests N] [--rounds R]``; it prints the median and
-the minimum over the rounds for each path.
+the minimum over the rounds for each path, through httpx (``client+app``) and with the ASGI
+app called directly (``app``: the BMC's own work per GET, no client in the figure).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -39,6 +41,36 @@ PATHS = (
 async def _idle_os(host: UnitHost) -> None:
     host.set_activity(Activity.RUNNING)
     await asyncio.Event().wait()
+
+
+async def _app_get(app: Any, path: str, token: bytes) -> None:
+    """One GET straight into the ASGI app (as uvicorn would call it, minus the socket)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "https",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"bmc"), (b"x-auth-token", token)],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 443),
+        "extensions": {},
+    }
+    status: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    await app(scope, receive, send)
+    assert status == [200], (path, status)
 
 
 async def _measure(requests: int, rounds: int) -> dict[str, list[float]]:
@@ -62,7 +94,9 @@ async def _measure(requests: int, rounds: int) -> dict[str, list[float]]:
                     json={"UserName": _USER, "Password": _PASSWORD},
                 )
                 headers = {"X-Auth-Token": login.headers["X-Auth-Token"]}
+                token = headers["X-Auth-Token"].encode()
                 found: dict[str, list[float]] = {path: [] for path in PATHS}
+                found.update({f"app {path}": [] for path in PATHS})
                 for path in PATHS:  # warm-up: caches, first-use imports
                     for _ in range(100):
                         assert (await http.get(path, headers=headers)).status_code == 200
@@ -72,6 +106,10 @@ async def _measure(requests: int, rounds: int) -> dict[str, list[float]]:
                         for _ in range(requests):
                             await http.get(path, headers=headers)
                         found[path].append((time.process_time() - start) / requests * 1e6)
+                        start = time.process_time()
+                        for _ in range(requests):
+                            await _app_get(service.app, path, token)
+                        found[f"app {path}"].append((time.process_time() - start) / requests * 1e6)
                 return found
         finally:
             await service.stop()
@@ -85,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     found = asyncio.run(_measure(args.requests, args.rounds))
     print(f"redfish_cpu: in-process GET, {args.requests} per path x {args.rounds} rounds")
-    print(f"{'path':48} {'median us':>10} {'min us':>8}")
+    print(f"{'path (client+app; app alone)':52} {'median us':>10} {'min us':>8}")
     for path, values in found.items():
-        print(f"{path:48} {statistics.median(values):10.0f} {min(values):8.0f}")
+        print(f"{path:52} {statistics.median(values):10.0f} {min(values):8.0f}")
     return 0

@@ -104,11 +104,6 @@ class ManagerResources:
             "DateTimeLocalOffset": "+00:00",
             "PowerState": "On",
             "Status": {"State": "Enabled", "Health": "OK", "HealthRollup": "OK"},
-            "SerialConsole": {
-                "ServiceEnabled": False,
-                "MaxConcurrentSessions": 0,
-                "ConnectTypesSupported": [],
-            },
             "NetworkProtocol": _link(NETWORK),
             "EthernetInterfaces": _link(ETHERNET),
             **({"Certificates": _link(CERTIFICATES)} if i.certificates else {}),

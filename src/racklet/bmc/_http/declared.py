@@ -49,6 +49,8 @@ class Writable:
 
 
 WRITABLE = Writable()
+_JSON_LEAVES = frozenset({type(None), str, int, float, bool, dict})
+"""Field value types that are JSON as they are (a dict of a body holds no Declared)."""
 
 
 class Declared(BaseModel):
@@ -59,15 +61,17 @@ class Declared(BaseModel):
     def dump(self) -> dict[str, Any]:
         """The JSON body: the fields that were set, nested objects dumped the same way."""
         out: dict[str, Any] = {}
-        fields_set = self.model_fields_set
+        fields_set = self.__pydantic_fields_set__
         values = self.__dict__
         for name, key, choices in _layout(type(self)):
             value = values[name]
-            if value is None and name not in fields_set:
-                continue  # an optional property left out; one set to None is a JSON null
-            if isinstance(value, Declared):
+            kind = type(value)
+            if kind in _JSON_LEAVES:  # most fields: checked by exact type, not isinstance
+                if value is None and name not in fields_set:
+                    continue  # an optional property left out; one set to None is a JSON null
+            elif isinstance(value, Declared):  # (isinstance on a model class is slow)
                 value = value.dump()
-            elif isinstance(value, list) and value and isinstance(value[0], Declared):
+            elif kind is list and value and isinstance(value[0], Declared):
                 value = [item.dump() for item in value]
             out[key] = value  # anything else is JSON already (dicts hold no Declared)
             if choices is not None:
@@ -323,4 +327,9 @@ def action_parameters(model: type[Declared]) -> list[dict[str, Any]]:
 
 def allowable(model: type[Declared], name: str) -> list[Any]:
     """The declared choices of a ``Literal`` field (for an action's AllowableValues)."""
-    return list(_literal_choices(model.model_fields[name].annotation) or ())
+    return list(_choices(model, name))
+
+
+@functools.cache
+def _choices(model: type[Declared], name: str) -> tuple[Any, ...]:
+    return _literal_choices(model.model_fields[name].annotation) or ()
