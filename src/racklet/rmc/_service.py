@@ -93,6 +93,9 @@ class RmcSettings:
     update_origins: tuple[str, ...] = ()
     """The only origins (``https://host:port``: the rack's boot server) its
     ``UpdateService.SimpleUpdate`` fetches from; empty: no SimpleUpdate."""
+    crl: Path | None = None
+    """The rack CA's CRL, followed: a BMC or boot server whose certificate it revokes is
+    refused at the handshake. None: no revocation check of the servers it reaches."""
 
 
 def sources_from_config(config: RackConfig) -> list[AggregationSource]:
@@ -113,7 +116,12 @@ class RmcService:
             # Each BMC must prove it is that unit's BMC, not any rack-CA server.
             contexts: dict[str, ssl.SSLContext] = {
                 s.name: client_context(
-                    settings.ca_bundle, cert, key, expect=spiffe_id(domain, "bmc", s.name)
+                    settings.ca_bundle,
+                    cert,
+                    key,
+                    expect=spiffe_id(domain, "bmc", s.name),
+                    follow=settings.crl is not None,
+                    crl=settings.crl,
                 )
                 for s in settings.sources
             }
@@ -141,7 +149,12 @@ class RmcService:
         if settings.update_origins:
             # The boot server is the controller's machine listener: pinned to its identity.
             boot_tls = client_context(
-                settings.ca_bundle, cert, key, expect=spiffe_id(domain, "controller")
+                settings.ca_bundle,
+                cert,
+                key,
+                expect=spiffe_id(domain, "controller"),
+                follow=settings.crl is not None,
+                crl=settings.crl,
             )
             fetcher = SimpleUpdateFetcher(settings.update_origins, boot_tls, MAX_PUSH, PUSH_TIMEOUT)
         self.events = EventBus()

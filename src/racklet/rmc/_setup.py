@@ -117,6 +117,7 @@ async def serve_rmc(
             https_port=port,
             server_cert=directory / "server.crt",
             update_origins=(config.controller.machine_url,),
+            crl=config.layout.pki / CRL_NAME,
         )
     )
     await service.start()
