@@ -105,9 +105,10 @@ class Workloads:
         self._stopping: set[asyncio.Task[None]] = set()
         self._ended: collections.OrderedDict[str, VmState] = collections.OrderedDict()
         """VMs no longer assigned here, newest last: their console stays readable."""
-        self._ready: dict[str, float] = {}
-        """Images fetched ahead of time (target → loop time), or tried and failed (the time
-        a next try is allowed, negated)."""
+        self._held: set[str] = set()
+        """Images fetched ahead of time (TUF target paths)."""
+        self._retry_at: dict[str, float] = {}
+        """Images whose fetch ahead of time failed: when (loop time) to try again."""
         self._prefetching: dict[str, asyncio.Task[None]] = {}
 
     def prefetch(self, targets: list[str]) -> None:
@@ -117,8 +118,9 @@ class Workloads:
             return
         now = self._clock()
         for target in targets[:MAX_PREFETCH]:
-            mark = self._ready.get(target)
-            if target in self._prefetching or (mark is not None and (mark >= 0 or -mark > now)):
+            if target in self._held or target in self._prefetching:
+                continue
+            if self._retry_at.get(target, now) > now:
                 continue
             self._prefetching[target] = asyncio.create_task(
                 self._prefetch(target), name=f"vm-prefetch:{target}"
@@ -128,10 +130,11 @@ class Workloads:
         try:
             async with self._fetching:
                 await self._fetch(target)
-            self._ready[target] = self._clock()
+            self._held.add(target)
+            self._retry_at.pop(target, None)
             log.info("image %s fetched and verified ahead of time", target)
-        except RackletError as exc:
-            self._ready[target] = -(self._clock() + PREFETCH_RETRY_SECONDS)
+        except (RackletError, OSError) as exc:
+            self._retry_at[target] = self._clock() + PREFETCH_RETRY_SECONDS
             log.warning("image %s not fetched ahead of time: %s", target, exc)
         finally:
             if self._prefetching.get(target) is asyncio.current_task():
