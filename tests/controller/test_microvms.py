@@ -334,3 +334,19 @@ async def test_a_units_phase_change_wakes_the_vms_on_it_and_those_waiting() -> N
     woken.clear()
     rec.unit_changed("unit-1", "Running")
     assert woken == ["big"]
+
+
+async def test_units_are_told_the_images_of_vms_that_may_move_to_them() -> None:
+    """The heartbeat reply names, to each unit, the images of the movable VMs (``Always``,
+    ``OnFailure``) that run elsewhere or wait for a place, so it can hold them verified."""
+    from racklet.controller._workloads import standby_images
+
+    store, _, rec, _ = await _rack({"unit-1": "Running", "unit-2": "Running"})
+    await _vm(store, "web", restartPolicy="Always")
+    await _vm(store, "once", restartPolicy="Never")  # never moves: nobody needs its image
+    await rec.reconcile("web")
+    on = (await store.get(MicroVM, "web")).status.unit
+    other = "unit-2" if on == "unit-1" else "unit-1"
+    image = "vm-images/busybox/1.0.0/image.tar"
+    assert await standby_images(store, other) == [image]
+    assert await standby_images(store, on or "") == []  # it runs there already

@@ -1,6 +1,7 @@
 """A MicroVMSet on a real ``racklet up`` rack with real QEMU (TCG): two replicas spread over
 the two units, a new image replaced one VM at a time (checked on the QEMU processes: never
 fewer than the replicas, never more than one extra), scaled down, and deleted with its VMs.
+One rack serves the steps, in order (each test starts where the one before left the set).
 
 Where QEMU cannot run the module skips, and under CI fails (``tests/vm/conftest.py``).
 """
@@ -123,7 +124,7 @@ class QemuCount:
         self._thread.join()
 
 
-def test_a_set_spreads_replaces_one_at_a_time_scales_and_goes(set_rack: RunningRack) -> None:
+def test_a_set_keeps_its_replicas_spread_over_the_units(set_rack: RunningRack) -> None:
     _apply_set(set_rack, "1.0.0")
     body = _wait(set_rack, _settled(2, "1.0.0"), "two replicas Running")
     old_hash = body["status"]["templateHash"]
@@ -134,7 +135,12 @@ def test_a_set_spreads_replaces_one_at_a_time_scales_and_goes(set_rack: RunningR
     table = set_rack.cli("get", "microvmsets").stdout
     assert table.split("\n")[1].split()[:4] == ["web", "2", "2/2", "2"], table
 
-    # a new image: replaced one VM at a time, a new one Running before an old one goes
+
+def test_a_new_image_replaces_one_vm_at_a_time(set_rack: RunningRack) -> None:
+    """Checked on the QEMU processes: never fewer than the replicas, at most one extra."""
+    old_hash = _wait(set_rack, _settled(2, "1.0.0"), "two replicas Running")["status"][
+        "templateHash"
+    ]
     assert len(_qemus(set_rack)) == 2
     with QemuCount(set_rack) as watch:
         _apply_set(set_rack, "1.0.1")
@@ -151,11 +157,11 @@ def test_a_set_spreads_replaces_one_at_a_time_scales_and_goes(set_rack: RunningR
     described = set_rack.cli("describe", "microvmset", "web").stdout
     assert "NewReplicasAvailable" in described
 
-    # scale down, then delete: the set's VMs and their QEMUs go with it
-    assert (
-        "microvmset/web scaled to 1"
-        in set_rack.cli("scale", "microvmset/web", "--replicas", "1").stdout
-    )
+
+def test_a_set_scales_down_and_goes_with_its_vms(set_rack: RunningRack) -> None:
+    _wait(set_rack, _settled(2, "1.0.1"), "two replicas of 1.0.1 Running")
+    scaled = set_rack.cli("scale", "microvmset/web", "--replicas", "1").stdout
+    assert "microvmset/web scaled to 1" in scaled
     _wait(set_rack, _settled(1, "1.0.1"), "one replica")
     refused = set_rack.cli("scale", "microvmset/web", "--replicas", "-1", check=False)
     assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1

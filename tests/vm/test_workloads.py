@@ -215,3 +215,48 @@ async def test_a_spinning_vm_is_the_units_load(vm_image: bytes, tmp_path: Path) 
         assert loads[-1] == OS_LOAD
     finally:
         await workloads.close()
+
+
+async def test_images_named_ahead_of_time_are_held_verified(tmp_path: Path) -> None:
+    """The controller names images of VMs that may move here; the agent fetches them in the
+    background through its TUF fetch into its image store, so the start of such a VM finds
+    the signed bytes there (checked against fresh metadata) and downloads nothing."""
+    from racklet.node._workloads import ImageStore
+    from racklet.vm import pack_image
+
+    image = pack_image("busybox", "1.0.0", b"k" * 5000, b"i" * 5000)
+    repo = _published(tmp_path, image)
+    images = ImageStore(tmp_path / "unit" / "vm-images")
+
+    def fetch_and_keep(target: str) -> bytes:
+        data = fetch_target(
+            root=repo.root_bytes(),
+            metadata_dir=tmp_path / "unit" / "tuf-vm",
+            base_url="https://127.0.0.1:1/boot/v1",
+            target_path=target,
+            fetcher=DiskFetcher(repo.repo_dir),
+            limits=BootLimits(),
+            max_bytes=256 * 1024 * 1024,
+            held=images.held,
+        )
+        images.keep(data)
+        return data
+
+    async def fetch(target: str) -> bytes:
+        return await asyncio.to_thread(fetch_and_keep, target)
+
+    workloads = Workloads(Hypervisor(tmp_path / "vms"), fetch, clock=Clock())
+    try:
+        workloads.prefetch([TARGET, "vm-images/busybox/9.9.9/image.tar"])
+        async with asyncio.timeout(60):
+            await asyncio.gather(*workloads._prefetching.values())
+        (kept,) = (tmp_path / "unit" / "vm-images").iterdir()
+        assert kept.stat().st_mode & 0o777 == 0o600
+        for stored in (repo.targets_dir / "vm-images/busybox/1.0.0").glob("*.image.tar"):
+            stored.unlink()  # from now on only the held copy can serve
+        assert await fetch(TARGET) == image  # served, verified, without a download
+        calls = len(list((tmp_path / "unit" / "vm-images").iterdir()))
+        workloads.prefetch([TARGET])  # held already: not fetched again
+        assert not workloads._prefetching and calls == 1
+    finally:
+        await workloads.close()

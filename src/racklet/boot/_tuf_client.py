@@ -15,6 +15,7 @@ are translated here into :mod:`racklet.boot.errors`, each message naming what wa
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 import time
 from collections.abc import Callable, Iterator
@@ -390,10 +391,15 @@ def fetch_target(
     limits: BootLimits,
     max_bytes: int,
     target_base_url: str | None = None,
+    held: Callable[[str], bytes | None] | None = None,
 ) -> bytes:
     """One target, verified: refresh the metadata (anchored in ``root``), resolve
     ``target_path`` through the delegations and stream its bytes against the signed length
-    and hashes. What the agent runs VM images through; blocking, like ``open_channel``."""
+    and hashes. What the agent runs VM images through; blocking, like ``open_channel``.
+
+    ``held`` (a SHA-256 in hex → bytes the caller already has, or None) skips the download
+    when the caller holds bytes of the signed length and SHA-256 just refreshed: the same
+    verdict on the same bytes, without fetching them again."""
     try:
         updater, targets = _refreshed(
             root, metadata_dir, base_url, target_base_url, fetcher, limits, None
@@ -403,6 +409,14 @@ def fetch_target(
             raise ManifestError(f"{target_path} is not a signed target")
         if info.length > max_bytes:
             raise ManifestError(f"{target_path} of {info.length} bytes exceeds {max_bytes}")
+        signed = info.hashes.get("sha256")
+        kept = held(signed) if held is not None and signed else None
+        if (
+            kept is not None
+            and len(kept) == info.length
+            and hashlib.sha256(kept).hexdigest() == signed
+        ):
+            return kept
         return targets.to_bytes(info)
     except BootError:
         raise
@@ -420,6 +434,7 @@ def fetch_verified_target(
     *,
     max_bytes: int,
     limits: BootLimits | None = None,
+    held: Callable[[str], bytes | None] | None = None,
 ) -> bytes:
     """:func:`fetch_target` over mutual TLS from the boot and bulk-target servers the unit's
     trust bundle names, with the unit's identity (``ssl_context``). Blocking."""
@@ -440,6 +455,7 @@ def fetch_verified_target(
             fetcher=fetcher,
             limits=limits,
             max_bytes=max_bytes,
+            held=held,
         )
     finally:
         fetcher.close()

@@ -64,6 +64,7 @@ from racklet.controller._workloads import (
     ConsoleUnavailable,
     VmConsoles,
     exchange,
+    standby_images,
 )
 from racklet.limits import LIMITS, parse_json
 from racklet.log import get_logger
@@ -291,8 +292,8 @@ def create_machine_app(
     store: Store | None = None,
 ) -> FastAPI:
     """With ``store``: stress jobs wait there for their unit's heartbeat, and a heartbeat also
-    carries the unit's MicroVM reports and is answered with its VM assignments
-    (``racklet.controller._workloads``), both in the reply's ``details``."""
+    carries the unit's MicroVM reports and is answered with its VM assignments and the images
+    it should hold ready (``racklet.controller._workloads``), all in the reply's ``details``."""
     app = FastAPI(title="Racklet machines", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
 
@@ -316,6 +317,7 @@ def create_machine_app(
                 details["microvms"] = await exchange(
                     store, body.unit, body.microvms, body.agent_url
                 )
+                details["vmImages"] = await standby_images(store, body.unit)
             except StoreError as exc:  # the heartbeat itself is recorded; VMs wait for the next
                 log.warning("heartbeat of %s: MicroVMs not exchanged: %s", body.unit, exc)
             else:

@@ -96,6 +96,26 @@ async def exchange(
     ]
 
 
+MAX_STANDBY_IMAGES = 4
+"""Images a unit is asked to hold ready, at most (each is a VM image of some megabytes)."""
+MOVABLE = frozenset({"Always", "OnFailure"})
+
+
+async def standby_images(store: Store, unit: str) -> list[str]:
+    """The images ``unit`` should fetch and verify ahead of time: those of the VMs that would
+    move if their unit were lost (``Always``, ``OnFailure``) and run elsewhere, or wait for a
+    place. A unit that takes one over then starts it without downloading it (the agent still
+    checks the bytes it holds against freshly refreshed TUF metadata before QEMU starts)."""
+    wanted: list[str] = []
+    for vm in await store.list(MicroVM):
+        if vm.spec.restart_policy not in MOVABLE or vm.status.phase in TERMINAL_VM_PHASES:
+            continue
+        target = image_target(vm)
+        if vm.status.unit != unit and target not in wanted:
+            wanted.append(target)
+    return sorted(wanted)[:MAX_STANDBY_IMAGES]
+
+
 class ConsoleUnavailable(ControllerError):
     """The VM's console cannot be read now; ``code`` is the HTTP status to answer with."""
 

@@ -139,11 +139,14 @@ class HeartbeatSender:
         if self._workloads is None:
             return
         try:
-            assigned = (response.json().get("details") or {}).get("microvms")
+            details = response.json().get("details") or {}
+            assigned, ready = details.get("microvms"), details.get("vmImages")
         except (ValueError, AttributeError):
             return
         if isinstance(assigned, list):
             self._workloads.apply([a for a in assigned if isinstance(a, dict)])
+        if isinstance(ready, list):  # images to hold ready, in case a VM moves here
+            self._workloads.prefetch([t for t in ready if isinstance(t, str)])
 
     async def run(self) -> None:
         failures = 0

@@ -37,7 +37,7 @@ from racklet.node._hypervisor import Hypervisor
 from racklet.node._metrics import NodeMetrics, create_agent_app, metrics_registry
 from racklet.node._p2p import PeerServer
 from racklet.node._stress import StressRunner
-from racklet.node._workloads import Workloads
+from racklet.node._workloads import ImageStore, Workloads
 from racklet.node.errors import AgentServerError
 from racklet.vm._image import MAX_IMAGE_BYTES
 
@@ -163,16 +163,36 @@ async def _workloads(
     VM's kernel and initrd are laid out too (``vms/``: a QEMU's command line names its
     unit)."""
     metadata = host.storage / "tuf-vm" / "metadata"
+    images = ImageStore(host.storage / "vm-images")
+    logger = get_logger("node", unit=booted.unit)
 
-    async def fetch(target: str) -> bytes:
-        return await asyncio.to_thread(
-            fetch_verified_target,
+    def fetch_and_keep(target: str) -> bytes:
+        started, found = time.monotonic(), []
+
+        def held(sha256: str) -> bytes | None:
+            data = images.held(sha256)
+            if data is not None:
+                found.append(data)
+            return data
+
+        data = fetch_verified_target(
             booted.trust,
             client_ssl,
             target,
             metadata,
             max_bytes=MAX_IMAGE_BYTES,
+            held=held,
         )
+        how = "held ahead of time" if found and data is found[-1] else "downloaded"
+        logger.info(f"image {target} verified in {time.monotonic() - started:.3f} s ({how})")
+        try:
+            images.keep(data)
+        except OSError as exc:  # a full card: the VM still starts, the next fetch downloads
+            logger.warning(f"verified image {target} not kept: {exc}")
+        return data
+
+    async def fetch(target: str) -> bytes:
+        return await asyncio.to_thread(fetch_and_keep, target)
 
     # The twin's unit takes its VMs' CPU share as its load (its power curve follows); a real
     # unit's load is simply measured, so there is nothing to set.

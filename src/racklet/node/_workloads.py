@@ -7,6 +7,12 @@ not: then the VM is reported Failed and never started) and handed to the hypervi
 no longer assigned is stopped. A VM whose lease was not renewed in time (the controller
 cannot be reached: a partition) is stopped too, before the controller may place it
 elsewhere, so it never runs twice. Every task here is owned and cancelled by :meth:`close`.
+
+Images ahead of time: the reply also names the images of VMs that would move here if their
+unit were lost (``prefetch``); they are fetched through the same ``fetch`` in the background,
+one at a time and not while a VM is starting, into the unit's :class:`ImageStore`. When
+such a VM is then assigned here, ``fetch`` refreshes the TUF metadata and finds the bytes it
+holds match the signed length and SHA-256, so only the download is skipped, never the check.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+from racklet.config import make_dir, write_private
 from racklet.errors import RackletError
 from racklet.log import get_logger
 from racklet.node._hypervisor import Hypervisor, VmRequest, VmState
@@ -28,6 +37,41 @@ LOAD_WINDOW_SECONDS = 1.0
 """The VMs' CPU share is measured over windows this long (wall clock)."""
 """Ended VMs whose console the agent keeps (each at most ``CONSOLE_LINES`` lines)."""
 log = get_logger("node.workloads")
+MAX_PREFETCH = 4
+"""Images held ready at most (the controller names no more)."""
+PREFETCH_RETRY_SECONDS = 30.0
+"""After a failed fetch ahead of time, wait this long (loop time) before the next try."""
+
+
+class ImageStore:
+    """VM images this unit fetched and TUF-verified, on its own storage, by SHA-256
+    (``<dir>/<sha256>``, 0600), the newest ``keep`` kept. What it holds is only a candidate:
+    the TUF fetch compares it with the freshly signed length and hash before it is used."""
+
+    def __init__(self, directory: Path, keep: int = MAX_PREFETCH + 2) -> None:
+        self._dir = directory
+        self._keep = keep
+
+    def held(self, sha256: str) -> bytes | None:
+        """The bytes kept under ``sha256``, if any (blocking: call from a thread)."""
+        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+            return None
+        try:
+            return (self._dir / sha256).read_bytes()
+        except OSError:
+            return None
+
+    def keep(self, data: bytes) -> None:
+        """Keep verified bytes, dropping the oldest beyond the limit (blocking)."""
+        make_dir(self._dir)
+        path = self._dir / hashlib.sha256(data).hexdigest()
+        if not path.exists():
+            write_private(path, data)
+        path.touch()  # the newest, for the pruning below
+        files = sorted(self._dir.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in files[self._keep :]:
+            with contextlib.suppress(OSError):
+                old.unlink()
 
 
 class Workloads:
@@ -61,6 +105,40 @@ class Workloads:
         self._stopping: set[asyncio.Task[None]] = set()
         self._ended: collections.OrderedDict[str, VmState] = collections.OrderedDict()
         """VMs no longer assigned here, newest last: their console stays readable."""
+        self._held: set[str] = set()
+        """Images fetched ahead of time (TUF target paths)."""
+        self._retry_at: dict[str, float] = {}
+        """Images whose fetch ahead of time failed: when (loop time) to try again."""
+        self._prefetching: dict[str, asyncio.Task[None]] = {}
+
+    def prefetch(self, targets: list[str]) -> None:
+        """The controller's list of images to hold ready (from a heartbeat reply). Not while
+        a VM of this unit is starting: its own fetch goes first (the next reply asks again)."""
+        if self._starting:
+            return
+        now = self._clock()
+        for target in targets[:MAX_PREFETCH]:
+            if target in self._held or target in self._prefetching:
+                continue
+            if self._retry_at.get(target, now) > now:
+                continue
+            self._prefetching[target] = asyncio.create_task(
+                self._prefetch(target), name=f"vm-prefetch:{target}"
+            )
+
+    async def _prefetch(self, target: str) -> None:
+        try:
+            async with self._fetching:
+                await self._fetch(target)
+            self._held.add(target)
+            self._retry_at.pop(target, None)
+            log.info("image %s fetched and verified ahead of time", target)
+        except (RackletError, OSError) as exc:
+            self._retry_at[target] = self._clock() + PREFETCH_RETRY_SECONDS
+            log.warning("image %s not fetched ahead of time: %s", target, exc)
+        finally:
+            if self._prefetching.get(target) is asyncio.current_task():
+                del self._prefetching[target]
 
     def apply(self, assignments: list[dict[str, Any]]) -> None:
         """The controller's current assignments for this unit (from a heartbeat reply)."""
@@ -210,10 +288,11 @@ class Workloads:
 
     async def close(self) -> None:
         """Stop everything (a shutdown, a power cut): no QEMU outlives its unit's OS."""
-        for task in list(self._starting.values()):
+        for task in [*self._starting.values(), *self._prefetching.values()]:
             task.cancel()
-        tasks = [*self._starting.values(), *self._stopping]
+        tasks = [*self._starting.values(), *self._prefetching.values(), *self._stopping]
         self._starting.clear()
+        self._prefetching.clear()
         self._stopping = set()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
