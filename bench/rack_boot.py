@@ -315,6 +315,14 @@ def _peer(tls: Tls, port: int, units: int, server: str) -> tuple[float, float]:
 NOISE = 0.30
 """A round whose peer time is this far from the peer's median is flagged as noise."""
 
+
+def noisy_rounds(peers: list[float], limit: float = NOISE) -> list[int]:
+    """The rounds (from 1) whose peer time moved more than ``limit`` from the peer's median:
+    the machine was busy then, so that round's ratio says more about the machine."""
+    median = statistics.median(peers)
+    return [i + 1 for i, p in enumerate(peers) if abs(p - median) > limit * median]
+
+
 _TIMELINE = re.compile(r"unit=(\S+) .*msg=\"?(?:boot|os) timeline: ([^\"]*)")
 STEPS = (
     ("power-on to bootstrap (controller, BMC, boot ROM)", "power-on", "start"),
@@ -476,9 +484,7 @@ def run(
         "cpu_ratios": [b / p for b, p in zip(rack_cpu, peer_cpu, strict=True)],
         "cpu_ratio": statistics.median(rack_cpu) / statistics.median(peer_cpu),
         "fell_back": fell_back,
-        "noisy_rounds": [
-            i + 1 for i, p in enumerate(peers) if abs(p - median_peer) > NOISE * median_peer
-        ],
+        "noisy_rounds": noisy_rounds(peers),
         "steps_s": step_times,
     }
 
