@@ -75,12 +75,55 @@ def _cpu_seconds(marker: str) -> float:
 _ROLES = {"twin": "racklet.hardware_side", "controller": "racklet.controller"}
 
 
+def _stat(pid: str) -> list[str] | None:
+    try:
+        return (Path("/proc") / pid / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _tree_cpu(root: str) -> float:
+    """utime + stime of ``root`` and every live process below it, plus what their reaped
+    children used (cutime + cstime): the units' download processes, forked by a fork server
+    below the twin, are the twin's CPU although their command lines name no state dir."""
+    parents: dict[str, str] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (fields := _stat(entry.name)) is not None:
+            parents[entry.name] = fields[1]
+    total = 0.0
+    for pid in parents:
+        up = pid
+        while up != root and up in parents and up != "1":
+            up = parents[up]
+        if up == root and (fields := _stat(pid)) is not None:
+            total += sum(int(f) for f in fields[11:15]) / _TICK
+    return total
+
+
+def _pids(marker: str) -> list[str]:
+    out = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_text():
+                out.append(entry.name)
+        except OSError:
+            continue
+    return out
+
+
 def _rack_cpu(state: Path) -> dict[str, float]:
-    """CPU seconds of the rack's processes by role: twin (hardware side), controller, and
-    the rest (the ``racklet up`` supervisor)."""
-    total = _cpu_seconds(str(state))
-    out = {role: _cpu_seconds(f"{module}\0--state-dir\0{state}") for role, module in _ROLES.items()}
-    out["other"] = total - sum(out.values())
+    """CPU seconds of the rack's processes by role: twin (the hardware side and the processes
+    it forked), controller, and the rest (the ``racklet up`` supervisor)."""
+    out = {
+        role: sum(_tree_cpu(pid) for pid in _pids(f"{module}\0--state-dir\0{state}"))
+        for role, module in _ROLES.items()
+    }
+    supervisor = [pid for pid in _pids(f"up\0--state-dir\0{state}")]
+    out["other"] = sum(
+        sum(int(f) for f in fields[11:13]) / _TICK
+        for pid in supervisor
+        if (fields := _stat(pid)) is not None
+    )
     return out
 
 
