@@ -55,6 +55,9 @@ class StreamFetcher(FetcherInterface):
         self._deadline = deadline
         self._cancel = cancel or threading.Event()
         self._idle: dict[_Key, http.client.HTTPSConnection] = {}
+        self._busy: set[http.client.HTTPSConnection] = set()
+        """Connections whose body is being read (a body left unread is closed by :meth:`close`
+        too, not whenever a traceback holding its generator is collected)."""
 
     def sibling(self, ssl_context: ssl.SSLContext) -> StreamFetcher:
         """A fetcher with another TLS context (pinned to another server: a peer unit) that
@@ -68,9 +71,10 @@ class StreamFetcher(FetcherInterface):
         )
 
     def close(self) -> None:
-        for connection in self._idle.values():
+        for connection in [*self._idle.values(), *self._busy]:
             connection.close()
         self._idle.clear()
+        self._busy.clear()
 
     def _check_time(self, url: str) -> None:
         check_time(url, self._cancel, self._deadline)
@@ -97,6 +101,7 @@ class StreamFetcher(FetcherInterface):
         try:
             if connection is None:
                 connection = self._connect(key)
+            self._busy.add(connection)
             headers = _HEADERS
             if byte_range is not None:
                 headers = {**_HEADERS, "Range": f"bytes={byte_range[0]}-{byte_range[1] - 1}"}
@@ -156,6 +161,7 @@ class StreamFetcher(FetcherInterface):
             raise translated from exc
         finally:
             response.close()
+            self._busy.discard(connection)
             if done and not response.will_close and key not in self._idle:
                 self._idle[key] = connection
             else:
