@@ -20,9 +20,11 @@ import shlex
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,10 @@ CLONE = "/home/you/racklet"
 SHELL_LANGUAGES = ("console", "sh", "bash", "shell")
 SHARED_RACK_ARGS = ("--speed", "10")
 """The rack getting-started.md starts (``make up ARGS="--speed 10"``), shared by later pages."""
+AHEAD_KINDS = ("none", "own")
+"""Pages that do not touch the shared rack: they run ahead, beside the shared rack's pages."""
+AHEAD_WORKERS = int(os.environ.get("DOCS_TEST_WORKERS", "2"))
+"""How many such pages run at once (besides the shared rack's page); 0 runs every page in turn."""
 COMMAND_TIMEOUT = 180.0
 START_TIMEOUT = 120.0
 FRONT_MATTER = re.compile(r"\A---\n(?P<body>.*?)\n---\n", re.DOTALL)
@@ -366,17 +372,23 @@ def reader_env() -> dict[str, str]:
 class RackPool:
     """The racks of one docs-test run. The shared rack is the one getting-started.md starts;
     pages with ``rack: shared`` continue it in page order (and it is started with the same
-    command if the page that starts it did not run or stopped it)."""
+    command if the page that starts it did not run or stopped it). Pages that need no shared
+    rack may run ahead in worker threads (:meth:`run_ahead`)."""
 
     root: Path
     shared_dir: Path | None = None
     shared_jobs: list[Background] = field(default_factory=list)
     spare: list[Terminal] = field(default_factory=list)
     count: int = 0
+    ahead: dict[Path, AheadRun] = field(default_factory=dict)
+    executor: ThreadPoolExecutor | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def workspace(self) -> Path:
-        self.count += 1
-        return make_workspace(self.root / f"page-{self.count}")
+        with self.lock:
+            self.count += 1
+            count = self.count
+        return make_workspace(self.root / f"page-{count}")
 
     def shared_workspace(self) -> Path:
         if self.shared_dir is None:
@@ -392,11 +404,83 @@ class RackPool:
             self.shared_jobs = [start_rack(cwd, SHARED_RACK_ARGS, self.spare)]
         return cwd
 
+    def run_ahead(self, paths: Iterable[Path], workers: int = AHEAD_WORKERS) -> None:
+        """Start running these pages (none of them ``shared`` or ``starts``) in page order,
+        ``workers`` at a time, while the shared rack's pages run in the test's thread. Each
+        page has its own terminal, workspace and racks; its tests replay what it did."""
+        if workers <= 0:
+            return
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(workers, thread_name_prefix="docs-ahead")
+        for path in paths:
+            if path not in self.ahead:
+                run = AheadRun(path, self)
+                self.ahead[path] = run
+                self.executor.submit(run.run)
+
     def close(self) -> None:
+        for run in self.ahead.values():
+            run.stopping = True
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
         for job in self.shared_jobs:
             job.stop()
-        for terminal in self.spare:
+        for terminal in list(self.spare):
             terminal.close()
+
+
+@dataclass
+class AheadRun:
+    """One page run in a worker thread: its examples evaluated in page order, as the test
+    items would, each outcome kept (``None`` for a pass, else what it raised: a failure, a
+    skip) for the item to replay when pytest reaches it."""
+
+    path: Path
+    pool: RackPool
+    outcomes: list[BaseException | None] = field(default_factory=list)
+    finished: bool = False
+    stopping: bool = False
+    broken: BaseException | None = None
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def run(self) -> None:
+        try:
+            document = docs_sybil().parse(self.path)
+            document.namespace["docs_racks"] = self.pool
+            try:
+                for example in document.examples():
+                    self._evaluate(example)
+            finally:
+                teardown(document.namespace)
+        except BaseException as error:  # the page's own failure, shown by its next test
+            self.broken = error
+        finally:
+            with self.changed:
+                self.finished = True
+                self.changed.notify_all()
+
+    def _evaluate(self, example: Example) -> None:
+        outcome: BaseException | None = None
+        try:
+            if self.stopping:
+                raise DocsError("the docs tests stopped before this example ran")
+            example.evaluate()
+        except BaseException as error:  # replayed by the test item, whatever it is
+            outcome = error
+        with self.changed:
+            self.outcomes.append(outcome)
+            self.changed.notify_all()
+
+    def replay(self, index: int) -> None:
+        """Wait for the page's example ``index`` and end as it ended."""
+        with self.changed:
+            while len(self.outcomes) <= index and not self.finished:
+                self.changed.wait()
+            if len(self.outcomes) <= index:
+                raise DocsError(f"{self.path.name}: the page's run ended early") from self.broken
+            outcome = self.outcomes[index]
+        if outcome is not None:
+            raise outcome
 
 
 def start_rack(cwd: Path, args: Iterable[str], keep: list[Terminal]) -> Background:
