@@ -43,8 +43,12 @@ SHARED_RACK_ARGS = ("--speed", "10")
 """The rack getting-started.md starts (``make up ARGS="--speed 10"``), shared by later pages."""
 AHEAD_KINDS = ("none", "own")
 """Pages that do not touch the shared rack: they run ahead, beside the shared rack's pages."""
-AHEAD_WORKERS = int(os.environ.get("DOCS_TEST_WORKERS", "2"))
-"""How many such pages run at once (besides the shared rack's page); 0 runs every page in turn."""
+AHEAD_WORKERS = int(
+    os.environ.get("DOCS_TEST_WORKERS", str(min(2, max(1, (os.cpu_count() or 1) - 1))))
+)
+"""How many such pages run at once besides the shared rack's page (0: every page in turn).
+The default leaves a core to the shared rack's page: the pages' racks and CLI start-ups are
+CPU-bound, so more pages than cores only slows them all (one on a 2-core machine)."""
 COMMAND_TIMEOUT = 180.0
 START_TIMEOUT = 120.0
 FRONT_MATTER = re.compile(r"\A---\n(?P<body>.*?)\n---\n", re.DOTALL)
@@ -704,26 +708,36 @@ def has_shell_blocks(path: Path) -> bool:
     return bool(re.search(rf"^```({'|'.join(SHELL_LANGUAGES)})\s*$", path.read_text(), re.M))
 
 
-def census() -> tuple[int, int, list[tuple[str, int, bool]]]:
-    """Shell commands per page, and whether the docs tests run them (front matter present)."""
+def census() -> tuple[int, int, int, list[tuple[str, int, int, bool]]]:
+    """Shell commands per page: how many, how many of them only checked to parse (a
+    ``benchmark`` block), and whether the docs tests take the page (front matter present).
+    Returns (run, checked, total, rows)."""
     rows = []
     for path in reading_order():
         text = path.read_text()
-        count = 0
+        count = checked = 0
         for match in re.finditer(
-            rf"^[ \t]*```({'|'.join(SHELL_LANGUAGES)})\n(.*?)^[ \t]*```[ \t]*$", text, re.M | re.S
+            rf"^(<!-- docs-test: benchmark -->\n)?[ \t]*```({'|'.join(SHELL_LANGUAGES)})\n(.*?)"
+            r"^[ \t]*```[ \t]*$",
+            text,
+            re.M | re.S,
         ):
-            body = "\n".join(line.strip() for line in match[2].splitlines())
+            body = "\n".join(line.strip() for line in match[3].splitlines())
             with contextlib.suppress(DocsError):
-                count += len(commands_of(match[1], body))
+                found = len(commands_of(match[2], body))
+                count += found
+                checked += found if match[1] else 0
         if count:
-            rows.append((path.name, count, FrontMatter.of(text, str(path)) is not None))
-    run = sum(n for _, n, ran in rows if ran)
-    return run, sum(n for _, n, _ in rows), rows
+            rows.append((path.name, count, checked, FrontMatter.of(text, str(path)) is not None))
+    run = sum(n - c for _, n, c, taken in rows if taken)
+    checked = sum(c for _, _, c, taken in rows if taken)
+    return run, checked, sum(n for _, n, _, _ in rows), rows
 
 
 if __name__ == "__main__":  # .venv/bin/python -m tests.docs.harness: the census for benchmarks
-    run, total, rows = census()
-    for name, count, ran in rows:
-        print(f"{name:24} {count:4} {'run' if ran else 'not run'}")
-    print(f"commands run by the docs tests: {run} of {total}")
+    run, checked, total, rows = census()
+    for name, count, parsed, taken in rows:
+        how = "run" if taken else "not run"
+        how += f" ({parsed} only checked to parse)" if parsed else ""
+        print(f"{name:24} {count:4} {how}")
+    print(f"commands run by the docs tests: {run} of {total}, {checked} more checked to parse")

@@ -154,7 +154,6 @@ def test_variables_and_directory_carry_from_block_to_block(tmp_path: Path, pool:
 
 
 NOT_YET_RUN = {
-    "redfish.md",
     "workloads.md",
 }
 """Pages whose shell blocks the docs tests do not run yet (issue 17): a ratchet. Converting a
