@@ -18,6 +18,8 @@ from sybil.integration.pytest import SybilFile, SybilItem
 from tests.docs.harness import AHEAD_KINDS, FrontMatter, RackPool, docs_sybil, reading_order
 
 PAGES = Path(__file__).with_name("pages.txt")
+AHEAD_TIMEOUT = 3600.0
+"""pytest-timeout for an example of a page run ahead: it waits for the pages before it."""
 
 
 class DocsItem(SybilItem):
@@ -44,6 +46,10 @@ class DocsPage(SybilFile):
             for index, example in enumerate(document.examples()):
                 item = DocsItem.from_parent(self, sybil=sybil, example=example)
                 item.index = index
+                if self.ahead:
+                    # its wait includes the pages queued before it in the worker threads;
+                    # each command of theirs has its own timeout (harness.COMMAND_TIMEOUT)
+                    item.add_marker(pytest.mark.timeout(AHEAD_TIMEOUT))
                 yield item
 
     def setup(self) -> None:
