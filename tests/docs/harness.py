@@ -490,7 +490,8 @@ class AheadRun:
 def start_rack(cwd: Path, args: Iterable[str], keep: list[Terminal]) -> Background:
     """``racklet up ARGS`` in a workspace, waited for until its banner is printed. A fresh
     rack whose recorded free port was taken by another process before it bound it (a busy CI
-    machine) is made again with new ports, up to three times."""
+    machine, or another page's rack starting at the same moment) is made again with new
+    ports, up to three times. (Python says "[Errno 98] ... Address already in use".)"""
     command = ".venv/bin/racklet up " + shlex.join(args)
     for _attempt in range(3):
         terminal = Terminal(cwd, reader_env())
@@ -500,7 +501,7 @@ def start_rack(cwd: Path, args: Iterable[str], keep: list[Terminal]) -> Backgrou
         if job.wait_for(("racklet: … is up with …", PLACEHOLDER)):
             return job
         job.stop()
-        if not (fresh and "address already in use" in job.output()):
+        if not (fresh and "address already in use" in job.output().lower()):
             break
         shutil.rmtree(cwd / ".racklet")
     raise DocsError(f"{command} did not come up:\n{job.output()}")
