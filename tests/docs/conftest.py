@@ -2,7 +2,9 @@
 
 pytest walks only ``tests/``; the pages live in ``docs/``. Collecting ``pages.txt`` yields
 one Sybil file per page with a ``docs-test`` front matter, in README's reading order, so the
-shared rack's state flows from page to page as it does for a reader.
+shared rack's state flows from page to page as it does for a reader. Pages that need no
+shared rack (``none``, ``own``) run ahead in worker threads, beside the shared rack's pages;
+their items replay, in order, what each example did (``RackPool.run_ahead``).
 """
 
 from __future__ import annotations
@@ -11,19 +13,63 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sybil.integration.pytest import SybilFile
+from sybil.integration.pytest import SybilFile, SybilItem
 
-from tests.docs.harness import FrontMatter, RackPool, docs_sybil, reading_order
+from tests.docs.harness import AHEAD_KINDS, FrontMatter, RackPool, docs_sybil, reading_order
 
 PAGES = Path(__file__).with_name("pages.txt")
+AHEAD_TIMEOUT = 3600.0
+"""pytest-timeout for an example of a page run ahead: it waits for the pages before it."""
+
+
+class DocsItem(SybilItem):
+    """One example of a page: evaluated here, or, for a page run ahead, replayed."""
+
+    index: int
+
+    def runtest(self) -> None:
+        pool = self.example.namespace.get("docs_racks")
+        run = pool.ahead.get(Path(self.example.path)) if isinstance(pool, RackPool) else None
+        if run is None:
+            super().runtest()
+        else:
+            run.replay(self.index)
+
+
+class DocsPage(SybilFile):
+    ahead: bool = False
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        for sybil in self.sybils:  # as SybilFile.collect, with items that know their index
+            document = sybil.parse(self.path)
+            self.documents.append(document)
+            for index, example in enumerate(document.examples()):
+                item = DocsItem.from_parent(self, sybil=sybil, example=example)
+                item.index = index
+                if self.ahead:
+                    # its wait includes the pages queued before it in the worker threads;
+                    # each command of theirs has its own timeout (harness.COMMAND_TIMEOUT)
+                    item.add_marker(pytest.mark.timeout(AHEAD_TIMEOUT))
+                yield item
+
+    def setup(self) -> None:
+        if not self.ahead:  # a page run ahead has its own document, set up and torn down there
+            super().setup()
+
+    def teardown(self) -> None:
+        if not self.ahead:
+            super().teardown()
 
 
 class DocsPages(pytest.File):
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         sybil = docs_sybil()
         for path in reading_order():
-            if FrontMatter.of(path.read_text(), str(path)) is not None:
-                yield SybilFile.from_parent(self, path=path, sybils=[sybil])
+            front = FrontMatter.of(path.read_text(), str(path))
+            if front is not None:
+                page = DocsPage.from_parent(self, path=path, sybils=[sybil])
+                page.ahead = front.rack in AHEAD_KINDS
+                yield page
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
@@ -33,9 +79,20 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 
 
 @pytest.fixture(scope="package")  # the racks stop when the docs tests end, not the whole run
-def docs_racks(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RackPool]:
+def docs_racks(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Iterator[RackPool]:
     pool = RackPool(tmp_path_factory.mktemp("docs"))
     try:
+        # the pages this run selected that need no shared rack start at once, in threads
+        pool.run_ahead(
+            dict.fromkeys(
+                item.parent.path
+                for item in request.session.items
+                if isinstance(item, DocsItem) and isinstance(item.parent, DocsPage)
+                if item.parent.ahead
+            )
+        )
         yield pool
     finally:
         pool.close()

@@ -20,9 +20,11 @@ import shlex
 import shutil
 import signal
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,14 @@ CLONE = "/home/you/racklet"
 SHELL_LANGUAGES = ("console", "sh", "bash", "shell")
 SHARED_RACK_ARGS = ("--speed", "10")
 """The rack getting-started.md starts (``make up ARGS="--speed 10"``), shared by later pages."""
+AHEAD_KINDS = ("none", "own")
+"""Pages that do not touch the shared rack: they run ahead, beside the shared rack's pages."""
+AHEAD_WORKERS = int(
+    os.environ.get("DOCS_TEST_WORKERS", str(min(2, max(1, (os.cpu_count() or 1) - 1))))
+)
+"""How many such pages run at once besides the shared rack's page (0: every page in turn).
+The default leaves a core to the shared rack's page: the pages' racks and CLI start-ups are
+CPU-bound, so more pages than cores only slows them all (one on a 2-core machine)."""
 COMMAND_TIMEOUT = 180.0
 START_TIMEOUT = 120.0
 FRONT_MATTER = re.compile(r"\A---\n(?P<body>.*?)\n---\n", re.DOTALL)
@@ -366,17 +376,23 @@ def reader_env() -> dict[str, str]:
 class RackPool:
     """The racks of one docs-test run. The shared rack is the one getting-started.md starts;
     pages with ``rack: shared`` continue it in page order (and it is started with the same
-    command if the page that starts it did not run or stopped it)."""
+    command if the page that starts it did not run or stopped it). Pages that need no shared
+    rack may run ahead in worker threads (:meth:`run_ahead`)."""
 
     root: Path
     shared_dir: Path | None = None
     shared_jobs: list[Background] = field(default_factory=list)
     spare: list[Terminal] = field(default_factory=list)
     count: int = 0
+    ahead: dict[Path, AheadRun] = field(default_factory=dict)
+    executor: ThreadPoolExecutor | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def workspace(self) -> Path:
-        self.count += 1
-        return make_workspace(self.root / f"page-{self.count}")
+        with self.lock:
+            self.count += 1
+            count = self.count
+        return make_workspace(self.root / f"page-{count}")
 
     def shared_workspace(self) -> Path:
         if self.shared_dir is None:
@@ -392,17 +408,90 @@ class RackPool:
             self.shared_jobs = [start_rack(cwd, SHARED_RACK_ARGS, self.spare)]
         return cwd
 
+    def run_ahead(self, paths: Iterable[Path], workers: int = AHEAD_WORKERS) -> None:
+        """Start running these pages (none of them ``shared`` or ``starts``) in page order,
+        ``workers`` at a time, while the shared rack's pages run in the test's thread. Each
+        page has its own terminal, workspace and racks; its tests replay what it did."""
+        if workers <= 0:
+            return
+        if self.executor is None:
+            self.executor = ThreadPoolExecutor(workers, thread_name_prefix="docs-ahead")
+        for path in paths:
+            if path not in self.ahead:
+                run = AheadRun(path, self)
+                self.ahead[path] = run
+                self.executor.submit(run.run)
+
     def close(self) -> None:
+        for run in self.ahead.values():
+            run.stopping = True
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
         for job in self.shared_jobs:
             job.stop()
-        for terminal in self.spare:
+        for terminal in list(self.spare):
             terminal.close()
+
+
+@dataclass
+class AheadRun:
+    """One page run in a worker thread: its examples evaluated in page order, as the test
+    items would, each outcome kept (``None`` for a pass, else what it raised: a failure, a
+    skip) for the item to replay when pytest reaches it."""
+
+    path: Path
+    pool: RackPool
+    outcomes: list[BaseException | None] = field(default_factory=list)
+    finished: bool = False
+    stopping: bool = False
+    broken: BaseException | None = None
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def run(self) -> None:
+        try:
+            document = docs_sybil().parse(self.path)
+            document.namespace["docs_racks"] = self.pool
+            try:
+                for example in document.examples():
+                    self._evaluate(example)
+            finally:
+                teardown(document.namespace)
+        except BaseException as error:  # the page's own failure, shown by its next test
+            self.broken = error
+        finally:
+            with self.changed:
+                self.finished = True
+                self.changed.notify_all()
+
+    def _evaluate(self, example: Example) -> None:
+        outcome: BaseException | None = None
+        try:
+            if self.stopping:
+                raise DocsError("the docs tests stopped before this example ran")
+            example.evaluate()
+        except BaseException as error:  # replayed by the test item, whatever it is
+            outcome = error
+        with self.changed:
+            self.outcomes.append(outcome)
+            self.changed.notify_all()
+
+    def replay(self, index: int) -> None:
+        """Wait for the page's example ``index`` and end as it ended."""
+        with self.changed:
+            while len(self.outcomes) <= index and not self.finished:
+                self.changed.wait()
+            if len(self.outcomes) <= index:
+                raise DocsError(f"{self.path.name}: the page's run ended early") from self.broken
+            outcome = self.outcomes[index]
+        if outcome is not None:
+            raise outcome
 
 
 def start_rack(cwd: Path, args: Iterable[str], keep: list[Terminal]) -> Background:
     """``racklet up ARGS`` in a workspace, waited for until its banner is printed. A fresh
     rack whose recorded free port was taken by another process before it bound it (a busy CI
-    machine) is made again with new ports, up to three times."""
+    machine, or another page's rack starting at the same moment) is made again with new
+    ports, up to three times. (Python says "[Errno 98] ... Address already in use".)"""
     command = ".venv/bin/racklet up " + shlex.join(args)
     for _attempt in range(3):
         terminal = Terminal(cwd, reader_env())
@@ -412,7 +501,7 @@ def start_rack(cwd: Path, args: Iterable[str], keep: list[Terminal]) -> Backgrou
         if job.wait_for(("racklet: … is up with …", PLACEHOLDER)):
             return job
         job.stop()
-        if not (fresh and "address already in use" in job.output()):
+        if not (fresh and "address already in use" in job.output().lower()):
             break
         shutil.rmtree(cwd / ".racklet")
     raise DocsError(f"{command} did not come up:\n{job.output()}")
@@ -620,26 +709,36 @@ def has_shell_blocks(path: Path) -> bool:
     return bool(re.search(rf"^```({'|'.join(SHELL_LANGUAGES)})\s*$", path.read_text(), re.M))
 
 
-def census() -> tuple[int, int, list[tuple[str, int, bool]]]:
-    """Shell commands per page, and whether the docs tests run them (front matter present)."""
+def census() -> tuple[int, int, int, list[tuple[str, int, int, bool]]]:
+    """Shell commands per page: how many, how many of them only checked to parse (a
+    ``benchmark`` block), and whether the docs tests take the page (front matter present).
+    Returns (run, checked, total, rows)."""
     rows = []
     for path in reading_order():
         text = path.read_text()
-        count = 0
+        count = checked = 0
         for match in re.finditer(
-            rf"^[ \t]*```({'|'.join(SHELL_LANGUAGES)})\n(.*?)^[ \t]*```[ \t]*$", text, re.M | re.S
+            rf"^(<!-- docs-test: benchmark -->\n)?[ \t]*```({'|'.join(SHELL_LANGUAGES)})\n(.*?)"
+            r"^[ \t]*```[ \t]*$",
+            text,
+            re.M | re.S,
         ):
-            body = "\n".join(line.strip() for line in match[2].splitlines())
+            body = "\n".join(line.strip() for line in match[3].splitlines())
             with contextlib.suppress(DocsError):
-                count += len(commands_of(match[1], body))
+                found = len(commands_of(match[2], body))
+                count += found
+                checked += found if match[1] else 0
         if count:
-            rows.append((path.name, count, FrontMatter.of(text, str(path)) is not None))
-    run = sum(n for _, n, ran in rows if ran)
-    return run, sum(n for _, n, _ in rows), rows
+            rows.append((path.name, count, checked, FrontMatter.of(text, str(path)) is not None))
+    run = sum(n - c for _, n, c, taken in rows if taken)
+    checked = sum(c for _, _, c, taken in rows if taken)
+    return run, checked, sum(n for _, n, _, _ in rows), rows
 
 
 if __name__ == "__main__":  # .venv/bin/python -m tests.docs.harness: the census for benchmarks
-    run, total, rows = census()
-    for name, count, ran in rows:
-        print(f"{name:24} {count:4} {'run' if ran else 'not run'}")
-    print(f"commands run by the docs tests: {run} of {total}")
+    run, checked, total, rows = census()
+    for name, count, parsed, taken in rows:
+        how = "run" if taken else "not run"
+        how += f" ({parsed} only checked to parse)" if parsed else ""
+        print(f"{name:24} {count:4} {how}")
+    print(f"commands run by the docs tests: {run} of {total}, {checked} more checked to parse")

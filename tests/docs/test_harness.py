@@ -154,7 +154,6 @@ def test_variables_and_directory_carry_from_block_to_block(tmp_path: Path, pool:
 
 
 NOT_YET_RUN = {
-    "redfish.md",
     "workloads.md",
 }
 """Pages whose shell blocks the docs tests do not run yet (issue 17): a ratchet. Converting a
@@ -234,3 +233,20 @@ def test_a_benchmark_block_is_checked_to_parse_not_run(
     else:
         assert len(failures) == 1
         assert "do not parse" in failures[0]
+
+
+def test_a_page_run_ahead_fails_where_it_fails(tmp_path: Path, pool: RackPool) -> None:
+    """A page that needs no shared rack runs in a worker thread; its tests replay what each
+    example did, so a stale command still fails, at its own example."""
+    page = tmp_path / "page.md"
+    page.write_text(PAGE.replace("got 40 (see", "got 40 (try"))
+    count = len(list(docs_sybil().parse(page).examples()))
+    pool.run_ahead([page], workers=1)
+    failed = []
+    for index in range(count):
+        try:
+            pool.ahead[page].replay(index)
+        except SybilFailure as failure:
+            failed.append((index, str(failure)))
+    assert [index for index, _ in failed] == [1]  # the front matter, then the block
+    assert "got 40 (try" in failed[0][1]
