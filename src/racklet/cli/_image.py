@@ -17,7 +17,6 @@ from racklet import config as rack_config
 from racklet.boot.errors import BootError
 from racklet.cli._release import open_repository
 from racklet.errors import RackletError
-from racklet.vm import ImageError, build_image, download_kernel_deb, read_image
 
 VM_CHANNEL = "vm-images"
 IMAGE_FILE = "image.tar"
@@ -28,6 +27,8 @@ class ImageCommandError(RackletError):
 
 
 def cmd_image_build(args: argparse.Namespace) -> int:
+    from racklet.vm import build_image, download_kernel_deb  # only the image commands need it
+
     kernel = Path(args.kernel) if args.kernel else download_kernel_deb(Path(args.cache))
     if not kernel.is_file():
         raise ImageCommandError(f"{kernel}: no such kernel file")
@@ -39,6 +40,8 @@ def cmd_image_build(args: argparse.Namespace) -> int:
 
 
 def cmd_image_publish(args: argparse.Namespace) -> int:
+    from racklet.vm import ImageError, read_image
+
     path = Path(args.file)
     try:
         data = path.read_bytes()

@@ -34,7 +34,6 @@ import yaml
 from racklet import config as rack_config
 from racklet.cli.errors import UsageError
 from racklet.config import write_atomic
-from racklet.controller._prometheus_targets import JOBS, TARGETS_DIR, scrape_targets, write_targets
 
 RULES_FILE = "racklet.rules.yml"
 SPEED = "max(racklet_twin_speed) or vector(1)"
@@ -79,10 +78,14 @@ def targets(config: rack_config.RackConfig) -> dict[str, list[dict[str, Any]]]:
     for unit in config.units:
         if urlsplit(unit.bmc.url).hostname is None:
             raise UsageError(f"racklet.yaml names an endpoint without a host: {unit.bmc.url!r}")
+    from racklet.controller._prometheus_targets import scrape_targets  # the controller: heavy
+
     return scrape_targets(config)
 
 
 def scrape_config(config: rack_config.RackConfig, directory: Path, interval: str) -> dict[str, Any]:
+    from racklet.controller._prometheus_targets import JOBS, TARGETS_DIR
+
     ca = str(config.layout.ca_cert.resolve())
     live = config.layout.root / TARGETS_DIR
     return {
@@ -104,6 +107,8 @@ def scrape_config(config: rack_config.RackConfig, directory: Path, interval: str
 
 def write_config(config: rack_config.RackConfig, directory: Path, interval: str) -> Path:
     """Write the three parts; return the path of ``prometheus.yml``."""
+    from racklet.controller._prometheus_targets import TARGETS_DIR, write_targets
+
     documents = targets(config)
     write_targets(config.layout.root / TARGETS_DIR, documents)
     write_atomic(directory / RULES_FILE, yaml.safe_dump(recording_rules(), sort_keys=False))

@@ -19,7 +19,6 @@ from typing import Any
 
 from racklet import config as rack_config
 from racklet.api import InvalidObject, Release, parse, to_dict
-from racklet.bmc import ImageRejected, parse_manifest
 from racklet.boot import (
     MAX_PAYLOAD_BYTES,
     BootError,
@@ -82,6 +81,8 @@ def check_files(paths: list[Path], kind: str, version: str) -> dict[str, Path]:
 
 def check_bmc_firmware(files: dict[str, Path], version: str) -> None:
     """What a BMC will demand before it writes its standby slot: one image of this version."""
+    from racklet.bmc import ImageRejected, parse_manifest  # the BMC service: only this needs it
+
     if len(files) != 1:
         raise ReleaseError(f"a BMC firmware release is exactly one image, got {len(files)} files")
     (path,) = files.values()
