@@ -48,6 +48,7 @@ BENCHMARKS = [
     "chaos",
     "power_capping",
     "microvm_reschedule",
+    "cli_start",
 ]
 
 
