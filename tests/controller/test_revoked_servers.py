@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from racklet.bmc import BmcService, BmcSettings
-from racklet.net import AppServer, client_context
+from racklet.net import client_context
 from racklet.pki import CRL_NAME, RackCA, revoke, write_crl
 from racklet.redfish import RedfishClient, RedfishUnreachable
-from tests.bmc.conftest import UNIT, FakeUnit, FastClock, free_port, make_board, make_state_dir
+from tests.bmc.conftest import UNIT, FastClock, running_bench
 
 SERVICE_ROOT = "/redfish/v1/"
 
@@ -31,28 +30,11 @@ SERVICE_ROOT = "/redfish/v1/"
 @contextlib.asynccontextmanager
 async def running_bmc(tmp_path: Path) -> AsyncIterator[tuple[RackCA, Path, int]]:
     """A BMC over TLS with its rack-CA certificate; yields the CA, the pki dir and its port."""
-    state, ca_path = make_state_dir(tmp_path)
-    pki = tmp_path / "pki"
-    ca = RackCA.load(pki)
-    write_crl(ca, pki)  # as racklet init leaves it: nothing revoked yet
-    board, _, _, _ = make_board(FakeUnit(), FastClock(50.0))
-    service = BmcService(board, BmcSettings(unit=UNIT, state_dir=state, firmware_version="t"))
-    port = free_port()
-    server = AppServer(
-        service.app,
-        port=port,
-        ssl_context=service.certificates.server_context(ca_path),
-        name="bmc-test",
-    )
-    await service.start()
-    try:
-        await server.start()
-        try:
-            yield ca, pki, port
-        finally:
-            await server.stop()
-    finally:
-        await service.stop()
+    async with running_bench(tmp_path, FastClock(50.0)) as bench:
+        pki = bench.ca.parent
+        ca = RackCA.load(pki)
+        write_crl(ca, pki)  # as racklet init leaves it: nothing revoked yet
+        yield ca, pki, int(bench.url.rsplit(":", 1)[1])
 
 
 def _controller(ca: RackCA, pki: Path, port: int, tmp_path: Path) -> RedfishClient:
