@@ -48,8 +48,9 @@ AHEAD_WORKERS = int(
 )
 """How many such pages run at once besides the shared rack's page (0: every page in turn).
 The default leaves two cores to the shared rack's page: the pages' racks and CLI start-ups
-are CPU-bound, and on a 2-core machine (CI's) a page run beside another timed out its waits
-(peer-to-peer.md's 60 s boots), so there every page runs in turn."""
+are CPU-bound; on a 2-core machine (CI's) every page runs in turn, the mode CI has proven: in
+a fresh-clone run with one page ahead, peer-to-peer.md's units showed a second update (into
+slot A) where the page expects their first (into slot B), not reproduced with the page alone."""
 COMMAND_TIMEOUT = 180.0
 START_TIMEOUT = 120.0
 FRONT_MATTER = re.compile(r"\A---\n(?P<body>.*?)\n---\n", re.DOTALL)
