@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 from sybil.integration.pytest import SybilFile, SybilItem
 
-from tests.docs.harness import AHEAD_KINDS, FrontMatter, RackPool, docs_sybil, reading_order
+from tests.docs.harness import (
+    AHEAD_KINDS,
+    AHEAD_WORKERS,
+    FrontMatter,
+    RackPool,
+    docs_sybil,
+    reading_order,
+)
 
 PAGES = Path(__file__).with_name("pages.txt")
 AHEAD_TIMEOUT = 3600.0
@@ -68,7 +75,9 @@ class DocsPages(pytest.File):
             front = FrontMatter.of(path.read_text(), str(path))
             if front is not None:
                 page = DocsPage.from_parent(self, path=path, sybils=[sybil])
-                page.ahead = front.rack in AHEAD_KINDS
+                # with no worker to run it ahead, a page is set up and torn down as any other
+                # (its terminal, and the racks and servers its text starts, stopped at its end)
+                page.ahead = AHEAD_WORKERS > 0 and front.rack in AHEAD_KINDS
                 yield page
 
 
