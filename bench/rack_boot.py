@@ -4,7 +4,8 @@ Starts ``racklet up --payload-bytes 67108864 --speed S`` and waits for 5/5 Runni
 then does what an operator does to update the rack at once: builds a new 64 MB OS payload (a
 new version, so new bytes), publishes it with ``racklet release publish --current`` (the real
 CLI: TUF-signed, the channel pointed at it), powers every unit off through the API (as
-``racklet power off --all`` does, one PATCH per unit), waits for ``Off``, and times power-on
+``racklet power off --all`` does, one PATCH per unit), waits for ``Off`` (phase and power
+state: the OS halted and the BMC switched it off), and times power-on
 until the API shows every unit ``Running`` *on the new version*. In that time each unit
 refreshed its TUF metadata over mutual TLS, streamed the 64 MB payload into its inactive A/B
 slot while hashing it, checked it against the signed target info, set the try-boot flag,
@@ -144,7 +145,8 @@ class _Watch:
 
     def __init__(self, client: httpx.Client) -> None:
         self._client = client
-        self._units: dict[str, tuple[str, str]] = {}
+        self._units: dict[str, tuple[str, str, str]] = {}
+        """Each unit's (phase, osVersion, powerState) as the controller last recorded them."""
         self.running_at: dict[tuple[str, str], float] = {}
         """When (wall clock) the watch first showed each (unit, version) Running."""
         self._changed = threading.Condition()
@@ -171,7 +173,7 @@ class _Watch:
                         self._units.pop(name, None)
                     else:
                         phase, version = str(status.get("phase")), str(status.get("osVersion"))
-                        self._units[name] = (phase, version)
+                        self._units[name] = (phase, version, str(status.get("powerState")))
                         if phase == "Running":
                             self.running_at.setdefault((name, version), time.time())
                     self._changed.notify_all()
@@ -180,7 +182,7 @@ class _Watch:
                 self._error = f"the watch ended: {exc}"
                 self._changed.notify_all()
 
-    def wait(self, done: Callable[[list[tuple[str, str]]], bool], timeout: float) -> None:
+    def wait(self, done: Callable[[list[tuple[str, str, str]]], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
         with self._changed:
             while not done(list(self._units.values())):
@@ -305,14 +307,16 @@ class _Rack:
             self.watch = _Watch(self._api(60))
         n = self.units
 
-        def off(seen: list[tuple[str, str]]) -> bool:
-            return len(seen) == n and all(p == "Off" for p, _ in seen)
+        def off(seen: list[tuple[str, str, str]]) -> bool:
+            # powerState too: phase Off comes as soon as the BMC starts a graceful shutdown
+            # (reason PoweringOff); the OS's halt after it is not part of the update boot
+            return len(seen) == n and all(p == "Off" and s == "Off" for p, _, s in seen)
 
-        def updated(seen: list[tuple[str, str]]) -> bool:
-            if any(p == "BootFailed" for p, _ in seen):
+        def updated(seen: list[tuple[str, str, str]]) -> bool:
+            if any(p == "BootFailed" for p, _, _ in seen):
                 raise RuntimeError(f"a unit failed to boot: {seen}")
             self._check_trials(version)
-            return len(seen) == n and all(p == "Running" and v == version for p, v in seen)
+            return len(seen) == n and all(p == "Running" and v == version for p, v, _ in seen)
 
         self.power("Off")
         self.watch.wait(off, timeout)

@@ -7,6 +7,7 @@ import hashlib
 import httpx
 import pytest
 
+from racklet.boot import Peer
 from racklet.boot.server import create_boot_app
 from racklet.net import client_context
 from tests.boot.fakes import BootRig
@@ -109,3 +110,27 @@ async def test_the_rmc_reads_metadata_and_bmc_firmware_only(
         firmware,
         payload,
     )
+
+
+async def test_no_piece_table_is_computed_when_no_unit_runs_the_expected_target(
+    rig: BootRig,
+) -> None:
+    """Every unit of a rack update asks for the new payload's peers at once, before any unit
+    runs it: the answer is "no peers" without the piece table (a hash of the whole payload,
+    which every unit would wait for). Once a unit runs it, the table comes with the peers."""
+    sha256 = rig.release.files[0].sha256
+    url = f"{rig.url}{rig.payload_path.replace('/targets/', '/peers/', 1)}"
+    async with rig.client("unit-1") as client:
+        nobody = await client.get(url, params={"sha256": sha256})
+        rig.peers = [Peer("unit-2", "https://127.0.0.1:1/")]
+        somebody = await client.get(url, params={"sha256": sha256})
+        malformed = await client.get(url, params={"sha256": "not-a-digest"})
+    assert (nobody.status_code, nobody.json()) == (200, {"peers": []})
+    assert somebody.status_code == 200
+    answer = somebody.json()
+    assert answer["sha256"] == sha256 and answer["length"] == len(rig.payload)
+    assert answer["pieces"] and answer["peers"] == [
+        {"unit": "unit-2", "url": "https://127.0.0.1:1/"}
+    ]
+    assert malformed.status_code == 400 and "sha256" in malformed.json()["message"]
+    assert rig.peer_questions[0] == ("unit-1", sha256)

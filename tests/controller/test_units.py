@@ -253,6 +253,35 @@ async def test_a_shutdown_in_progress_is_not_reported_as_off() -> None:
         await h.close()
 
 
+async def test_powered_on_again_while_shutting_down_it_is_followed_until_off() -> None:
+    """Off and on again before the OS halted: the reconcile that sees the new spec cannot
+    power on yet (the BMC is still shutting the unit down) and must ask to look again soon,
+    or the power-on waits for the next resync (up to a second on a small rack, 200 s on a
+    large one) although nothing but the halt stands in its way."""
+    h = await make(["unit-1"])
+    try:
+        h.bmc.power_on("unit-1")
+        await h.reconcile("unit-1")
+        unit = await h.unit("unit-1")
+        unit.spec.power = "Off"
+        await h.store.update(unit)
+        h.bmc.defer_resets = True
+        await h.reconcile("unit-1")
+        h.bmc.units["unit-1"].power_state = "PoweringOff"  # the BMC waits for the OS to halt
+        unit = await h.unit("unit-1")
+        unit.spec.power = "On"
+        await h.store.update(unit)
+        assert await h.reconciler.reconcile("unit-1") is not None  # look again soon
+        assert h.bmc.resets == [("unit-1", "GracefulShutdown")]  # not on while going off
+        assert await h.reconciler.reconcile("unit-1") is not None  # still going off
+        h.bmc.power_off("unit-1")
+        h.bmc.defer_resets = False
+        assert await h.reconciler.reconcile("unit-1") is None  # on, seen on: done
+        assert h.bmc.resets == [("unit-1", "GracefulShutdown"), ("unit-1", "On")]
+    finally:
+        await h.close()
+
+
 async def test_staggered_power_on_never_exceeds_the_busbar() -> None:
     names = [f"unit-{i}" for i in range(1, 6)]
     rated = 16.0  # room for two booting units, and for the fifth once four run

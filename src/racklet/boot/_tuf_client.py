@@ -289,7 +289,7 @@ class _Targets:
         if not isinstance(fetcher, StreamFetcher):
             return None
         url = self.url(info)
-        body = self._plan_body(f"{self.peers_url}{url.removeprefix(self.base_url)}")
+        body = self._plan_body(f"{self.peers_url}{url.removeprefix(self.base_url)}?sha256={sha256}")
         plan = None if body is None else parse_plan(body, info.length, sha256)
         if plan is None:
             return None

@@ -4,7 +4,10 @@ The controller mounts :func:`create_boot_app` at ``/boot/v1`` on its machine lis
 ``/boot/v1/metadata/<file>`` (TUF metadata, e.g. ``timestamp.json``, ``3.snapshot.json``) and
 ``/boot/v1/targets/<path>`` (hash-prefixed target files) and, given a peer finder,
 ``/boot/v1/peers/<path>``: a target's piece table and the units of the rack that run it
-(peer-to-peer distribution, ``racklet.boot._p2p``). Each
+(peer-to-peer distribution, ``racklet.boot._p2p``); given ``?sha256=`` (what the unit's TUF
+metadata says the target is), only if some unit runs that, else just no peers, so the table
+is not computed while nobody could serve a piece (every unit of a rack update asks at once,
+and no unit runs the new release yet). Each
 response is a snapshot of one file: it is opened once, its size taken from that open file, and
 streamed from it in large chunks off the event loop, so a concurrent republish (which replaces
 files) never yields a torn or mis-sized body and a 256 MB payload is never held in memory.
@@ -45,6 +48,7 @@ from racklet.wire import FIRMWARE_CHANNEL
 CHUNK_BYTES = 1 << 20
 _METADATA_NAME = re.compile(r"([0-9]{1,12}\.)?[a-z0-9][a-z0-9-]{0,62}\.json")
 _SEGMENT = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 _MAX_DEPTH = 8
 
 __all__ = ["CHUNK_BYTES", "PeerFinder", "create_boot_app"]
@@ -148,6 +152,15 @@ def _peers_route(repo_dir: Path, find: PeerFinder) -> Route:
                 handle = None
         if handle is None:
             return JSONResponse({"message": f"no target {name}"}, status_code=404)
+        wanted = request.query_params.get("sha256")
+        if wanted is not None and _SHA256.fullmatch(wanted) is None:
+            await asyncio.to_thread(handle.close)
+            return JSONResponse({"message": "sha256 must be 64 lowercase hex digits"}, 400)
+        if wanted is not None and not [p for p in await find(unit, wanted) if p.unit != unit]:
+            # nobody runs what the unit expects: no table (hashing a 64 MB payload, while
+            # every booting unit of a rack update waits for it, to say "no peers")
+            await asyncio.to_thread(handle.close)
+            return JSONResponse({"peers": []})
         try:
             table = await tables.table(handle)
         finally:

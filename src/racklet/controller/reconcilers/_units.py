@@ -35,7 +35,9 @@ The phase comes only from the observation, never from the command just sent: aft
 the reconciler looks at the unit again (system and metrics; the chassis read is reused) and
 writes what that shows. When it already shows the action done — most BMCs report
 ``PowerState`` synchronously — there is no second reconcile; otherwise it looks again 0.2 s
-later. Status is written only when something in it changed.
+later. A unit the spec wants on while its BMC is still shutting it down (off and on again
+before the OS halted) is looked at again as often, so it powers on as soon as it is off
+rather than at the next resync. Status is written only when something in it changed.
 """
 
 from __future__ import annotations
@@ -73,6 +75,9 @@ from racklet.redfish import RedfishClientError
 from racklet.store import NotFound, Store
 
 __all__ = ["Bmc", "ComputeUnitReconciler", "UnitObserver"]
+
+_FOLLOW_SECONDS = 0.2
+"""How soon a reset still in progress is looked at again."""
 
 
 class UnitObserver(Protocol):
@@ -170,8 +175,8 @@ class ComputeUnitReconciler:
         if self._observer is not None:
             self._observer.unit(name, status)
         if action is None or _settled(action, obs):
-            return None
-        return 0.2
+            return _FOLLOW_SECONDS if _on_waits_for_off(unit, obs) else None
+        return _FOLLOW_SECONDS
 
     def _budget(self, unit: ComputeUnit, memory: UnitMemory) -> BusbarAdmission:
         """The busbar admission of the unit's rack (leaving the old one's if it moved)."""
@@ -350,6 +355,18 @@ class ComputeUnitReconciler:
 def _reason(status: ComputeUnitStatus) -> str | None:
     condition = find_condition(status.conditions, "PowerBudget")
     return None if condition is None else condition.reason
+
+
+def _on_waits_for_off(unit: ComputeUnit, obs: Observation) -> bool:
+    """Whether the spec asks for power while the BMC is still shutting the unit down (an
+    operator powered it off and on again before the OS halted): the power-on it waits for
+    is due the moment the BMC says Off, and nothing else would look before the next resync
+    (a controller does not hear of a BMC's power state, it looks)."""
+    return (
+        unit.spec.power == "On"
+        and obs.system is not None
+        and obs.system.power_state == "PoweringOff"
+    )
 
 
 def _settled(action: str, obs: Observation) -> bool:
