@@ -46,10 +46,11 @@ class UnitSlots:
 
     def slots(self) -> Sequence[BootSlot]:
         # Both are Updateable: a push writes the one not committed, whichever is named (the
-        # committed one is WriteProtected, from the A/B record, in the inventory).
+        # committed one is WriteProtected, from the A/B record, in the inventory). What each
+        # holds is the A/B record's to say: a slot it names no version for is empty to the BMC.
         return (
-            BootSlot("A", active=True, updateable=True),
-            BootSlot("B", active=False, updateable=True),
+            BootSlot("A", active=True, present=False, updateable=True),
+            BootSlot("B", active=False, present=False, updateable=True),
         )
 
     async def inactive(self) -> str:
