@@ -47,7 +47,8 @@ class DigestList:
         return self._known[digest]
 
 
-def _os_payload(data: bytes, version: str) -> VerifiedImage:
+def os_payload(data: bytes, version: str) -> VerifiedImage:
+    """What a TUF verifier says of ``data`` signed as the unit OS release ``version``."""
     manifest = PayloadManifest(
         name="racklet-os",
         version=version,
@@ -61,7 +62,7 @@ def _os_payload(data: bytes, version: str) -> VerifiedImage:
 
 @pytest.fixture
 def verifier() -> DigestList:
-    return DigestList({GOOD: _os_payload(GOOD, "2.0.0")})
+    return DigestList({GOOD: os_payload(GOOD, "2.0.0")})
 
 
 @pytest.fixture
