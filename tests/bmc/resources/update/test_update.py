@@ -283,3 +283,27 @@ async def test_an_unknown_task_or_inventory_item_is_a_404(bench: Bench) -> None:
             response = await http.get(path)
             assert response.status_code == 404
             assert response.json()["error"]["code"] == "Base.1.22.ResourceNotFound"
+
+
+@pytest.mark.parametrize(("apply", "resets"), [("Immediate", 1), ("OnReset", 0)])
+async def test_the_apply_time_decides_whether_a_running_unit_restarts_into_its_trial(
+    updating: Bench, apply: str, resets: int
+) -> None:
+    updating.unit.on = True
+    async with updating.client() as http:
+        answer = await http.post(
+            "/redfish/v1/Systems/unit-1/Actions/ComputerSystem.Reset", json={"ResetType": "On"}
+        )
+        assert answer.status_code in (200, 204), answer.text
+        before = updating.unit.resets
+        pushed = await http.post(
+            PUSH,
+            **_multipart(
+                GOOD,
+                {"Targets": [f"{INVENTORY}/slot-a"], "@Redfish.OperationApplyTime": apply},
+            ),
+        )
+        assert (await _finished(http, pushed.headers["Location"])).status_code == 200
+        slot_b = await _slot(http, "slot-b")
+        assert (slot_b["Version"], slot_b["Staged"]) == ("2.0.0", True)  # slot-a named: B
+    assert updating.unit.resets - before == resets
