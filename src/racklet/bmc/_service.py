@@ -210,7 +210,7 @@ class BmcService:
 
     def _unit_slots(self, settings: BmcSettings) -> SlotProvider:
         if settings.unit_storage is None or self._link.ab is None:
-            return StagedSlots(settings.state_dir / "firmware")
+            return StagedSlots()
         return UnitSlots(settings.unit_storage, self._link.ab_record, self._link.tryboot)
 
     @property

@@ -88,7 +88,6 @@ class StagedSlots:
     """Slot A active (``active_version`` if known), slot B the other; neither writable: this
     BMC cannot reach the unit's storage, so it says so (``Updateable`` false)."""
 
-    directory: Path
     active_version: str | None = None
 
     def slots(self) -> Sequence[BootSlot]:
