@@ -8,12 +8,15 @@ it to the unit's :class:`~racklet.bmc.SlotProvider`. The stored upload is delete
 task ends, whatever the outcome: nothing unverified stays on the BMC.
 
 The BMC's own firmware has two slots too (:mod:`racklet.bmc._state.bmc_slots`): ``bmc`` is the
-running one, ``bmc-standby`` the other. A push must name ``bmc-standby`` (or ``bmc``: the
+running one, ``bmc-standby`` the other. A push naming ``bmc-standby`` (or ``bmc``: the
 BMC firmware, which is updated through its standby slot, as an A/B BMC such as OpenBMC's
-takes a push naming its running image) in ``Targets`` to write it (pushes without
-``Targets`` write the unit's inactive slot, as before). With
-``@Redfish.OperationApplyTime`` ``Immediate`` the BMC then try-boots it at once (it restarts);
-with ``OnReset`` it waits for ``Manager.Reset``.
+takes a push naming its running image) writes it; with ``@Redfish.OperationApplyTime``
+``Immediate`` the BMC then try-boots it at once (it restarts); with ``OnReset`` it waits for
+``Manager.Reset``. A unit OS payload goes to the unit's slots (``slot-a``/``slot-b``: the
+provider writes the one not committed, whichever is named, and arms it as the trial; a
+running unit restarts into it with ``Immediate``, else its next reset tries it). What an
+image is decides where it may go, once verified (:attr:`VerifiedImage.os_payload`); a push
+naming no target goes there.
 
 Deliberately not here: ``SimpleUpdate`` (the BMC would have to fetch an image from a URL the
 client names, i.e. open connections on a client's say-so).
@@ -325,7 +328,9 @@ class UpdateResources:
         self, task: Task, upload: ImageUpload, image: VerifiedImage, name: str, target: str
     ) -> None:
         """Write a unit OS payload into the unit's inactive slot and arm it as the trial."""
-        slot = self.updateable()[target]
+        slot = self.updateable().get(target)
+        if slot is None:  # the slots changed while the task ran
+            raise RedfishErrorReply(409, "Update.ApplyFailed", name, target)
         try:
             written = await self.setup.slots.install(upload, image, slot.name)
         except ImageRejected as exc:
@@ -343,8 +348,8 @@ class UpdateResources:
         uri = f"{INVENTORY}/slot-{written.lower()}"
         task.progress(90, "Update.UpdateSuccessful", uri, f"{image.name} {image.version}")
         self.ctx.log.info(f"unit OS {image.version} written to slot {written}, armed as trial")
-        immediate = upload.parameters.get("@Redfish.OperationApplyTime", "Immediate")
-        if immediate == "Immediate" and self.ctx.board.power_switch.is_on():
+        apply_time = upload.parameters.get("@Redfish.OperationApplyTime", "Immediate")
+        if apply_time == "Immediate" and self.ctx.board.power_switch.is_on():
             await self.ctx.power.reset("ForceRestart")  # the boot tries the new slot
 
     async def install_bmc(
