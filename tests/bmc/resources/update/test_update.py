@@ -295,6 +295,11 @@ async def test_the_apply_time_decides_whether_a_running_unit_restarts_into_its_t
             "/redfish/v1/Systems/unit-1/Actions/ComputerSystem.Reset", json={"ResetType": "On"}
         )
         assert answer.status_code in (200, 204), answer.text
+        # While its bootstrap runs, a push is refused: it may be writing that slot itself.
+        refused = await http.post(PUSH, **_multipart(GOOD))
+        assert (await _finished(http, refused.headers["Location"])).status_code == 409
+        assert (await _slot(http, "slot-b"))["Status"]["State"] == "Absent"
+        updating.service.context.boot.progress("OSRunning")  # as the unit's OS agent reports
         before = updating.unit.resets
         pushed = await http.post(
             PUSH,

@@ -73,6 +73,8 @@ MAX_IMAGE = 64 * 1024 * 1024
 MAX_PARAMETERS = 16 * 1024
 """Largest ``UpdateParameters`` or ``OemParameters`` part."""
 _PARTS = ("UpdateParameters", "UpdateFile", "OemParameters")
+_BOOTSTRAP = ("None", "SystemHardwareInitializationComplete")
+"""BootProgress states of a powered unit whose bootstrap has not chosen its slot yet."""
 
 
 @dataclass(frozen=True)
@@ -331,6 +333,15 @@ class UpdateResources:
         slot = self.updateable().get(target)
         if slot is None:  # the slots changed while the task ran
             raise RedfishErrorReply(409, "Update.ApplyFailed", name, target)
+        if self.ctx.board.power_switch.is_on() and self.ctx.boot.last_state in _BOOTSTRAP:
+            # its bootstrap may be writing the same slot from its channel right now
+            raise RedfishErrorReply(
+                409,
+                "Update.ApplyFailed",
+                name,
+                target,
+                resolution="The unit's bootstrap is running; push again once its OS runs.",
+            )
         try:
             written = await self.setup.slots.install(upload, image, slot.name)
         except ImageRejected as exc:
