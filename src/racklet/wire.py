@@ -41,13 +41,16 @@ _ROOT_NAME = re.compile(r"([0-9]{1,9})\.root\.json")
 def firmware_oem_parameters(metadata_dir: Path, target_path: str) -> dict[str, Any]:
     """The ``OemParameters`` a pusher sends with ``target_path``: the repository's current
     metadata (from its served ``metadata_dir``), every root version past the first included
-    so a BMC with an older root can follow the rotations."""
+    so a BMC with an older root can follow the rotations. The channel role is the one the
+    target path starts with: ``bmc-firmware`` for BMC firmware, the unit's channel (e.g.
+    ``stable``) for a unit OS payload."""
+    channel = target_path.partition("/")[0] or FIRMWARE_CHANNEL
     timestamp = json.loads((metadata_dir / "timestamp.json").read_text())
     snapshot_version = timestamp["signed"]["meta"]["snapshot.json"]["version"]
     snapshot_name = f"{snapshot_version}.snapshot.json"
     snapshot = json.loads((metadata_dir / snapshot_name).read_text())
     files: dict[str, Any] = {"timestamp.json": timestamp, snapshot_name: snapshot}
-    for role in ("targets", FIRMWARE_CHANNEL):
+    for role in ("targets", channel):
         name = f"{snapshot['signed']['meta'][f'{role}.json']['version']}.{role}.json"
         files[name] = json.loads((metadata_dir / name).read_text())
     for path in metadata_dir.glob("*.root.json"):

@@ -81,7 +81,12 @@ async def running_twin_bmc(
             unit=UNIT,
             state_dir=bmc_dir,
             firmware_version="racklet-bmc test",
-            **{"ca_bundle": root / "pki" / "ca.crt", **settings},
+            # its unit's storage, where a pushed OS payload goes (as racklet up has it)
+            **{
+                "ca_bundle": root / "pki" / "ca.crt",
+                "unit_storage": root / "units" / UNIT,
+                **settings,
+            },
         ),
     )
     await service.start()

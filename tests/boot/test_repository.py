@@ -60,6 +60,7 @@ def test_public_surface_is_pinned() -> None:
         "build_default_payload",
         "fetch_verified_target",
         "ensure_boot_repository",
+        "install_held_payload",
         "parse_agent_config",
         "refresh_timestamp",
         "slot_payload",
@@ -67,6 +68,7 @@ def test_public_surface_is_pinned() -> None:
         "unit_live_server_context",
         "unit_server_context",
         "controller_identity",
+        "verify_held_payload",
         "version_key",
     }
 

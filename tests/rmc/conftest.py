@@ -121,6 +121,8 @@ async def running_rack(
                     state_dir=bmc_dir,
                     firmware_version="test",
                     login_backoff=QUICK,
+                    # the unit's storage, where a pushed OS payload goes (as racklet up has it)
+                    unit_storage=tmp_path / "units" / unit,
                     **bmc_options,
                 ),
             )

@@ -19,10 +19,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 import redfish
-from racklet.bmc import VerifiedImage
 from racklet.net import AppServer, server_context
 from racklet.pki import RackCA
-from tests.bmc.resources.update.test_update import DigestList
+from tests.bmc.resources.update.test_update import DigestList, os_payload
 from tests.rmc.conftest import (
     ADMIN,
     READER,
@@ -111,12 +110,16 @@ async def test_a_read_only_account_cannot_submit_a_test_event(rack: Rack) -> Non
 
 @pytest.fixture
 def verifier() -> DigestList:
-    return DigestList({IMAGE: VerifiedImage("racklet-payload", "2.0.0")})
+    return DigestList({IMAGE: os_payload(IMAGE, "2.0.0")})
 
 
 @pytest.fixture
 async def updating(tmp_path: Path, verifier: DigestList) -> AsyncIterator[Rack]:
     async with running_rack(tmp_path, image_verifier=verifier) as rack:
+        # unit-1 runs a committed 1.0.0 from slot A, as its bootstrap's first install leaves it
+        committed = {"slot": "A", "version": "1.0.0", "sha256": "a" * 64}
+        ab = {"committed": committed, "rollbackVersion": "1.0.0"}
+        (tmp_path / "bmc" / "unit-1" / "ab.json").write_text(json.dumps(ab))
         yield rack
 
 
@@ -157,6 +160,7 @@ async def test_an_update_pushed_at_the_rmc_reaches_only_the_named_units_bmc(
     assert final == 200
     assert (slot["Version"], slot["Status"]["State"]) == ("2.0.0", "StandbySpare")
     assert slot["Id"] == "unit-1_slot-b"
+    assert (tmp_path / "units" / "unit-1" / "slots" / "B" / "payload.bin").read_bytes() == IMAGE
     async with rack.bmc("unit-2") as bmc:  # the other unit's BMC saw nothing
         other = (await bmc.get(f"{INVENTORY}/slot-b")).json()
         tasks = (await bmc.get("/redfish/v1/TaskService/Tasks")).json()

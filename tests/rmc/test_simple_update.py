@@ -32,7 +32,8 @@ from tests.rmc.conftest import ADMIN, READER, Rack, free_port, running_rack
 
 INVENTORY = "/redfish/v1/UpdateService/FirmwareInventory"
 ACTION = "/redfish/v1/UpdateService/Actions/UpdateService.SimpleUpdate"
-SLOT = f"{INVENTORY}/unit-1_slot-b"
+SLOT = f"{INVENTORY}/unit-1_bmc-standby"
+"""Where BMC firmware goes: the standby slot of unit-1's BMC (tried at its next reset)."""
 
 
 @dataclass
@@ -100,7 +101,13 @@ def _simple_update(rack: Rack, uri: str, targets: list[str]) -> tuple[int, Any, 
     context.login(auth="session")
     try:
         try:
-            answer = redfish_utilities.simple_update(context, uri, "HTTPS", targets)
+            answer = redfish_utilities.simple_update(
+                context,
+                uri,
+                "HTTPS",
+                targets,
+                apply_time=redfish_utilities.update.operation_apply_times.ON_RESET,
+            )
         except redfish_utilities.messages.RedfishOperationFailedError as exc:
             return 400, str(exc), {}
         monitor = answer.getheader("Location")
@@ -118,12 +125,12 @@ async def test_simple_update_fetches_a_signed_image_from_the_boot_server_only(ri
     status, task, slot = await asyncio.to_thread(_simple_update, rig.rack, uri, [SLOT])
     assert status == 202, task
     assert task["TaskState"] == "Completed", task
-    assert slot["Version"] == "0.3.0"  # verified through TUF by unit-1's BMC, then staged
+    assert slot["Version"] == "0.3.0"  # verified through TUF by unit-1's BMC, then written
     # The RMC read the metadata that vouches for the image, then the image itself.
     assert "/boot/v1/metadata/timestamp.json" in rig.hits
     assert rig.hits[-1] == uri.removeprefix(rig.boot_url)
     async with rig.rack.bmc("unit-2") as bmc:  # the other unit's BMC saw nothing
-        other = (await bmc.get(f"{INVENTORY}/slot-b")).json()
+        other = (await bmc.get(f"{INVENTORY}/bmc-standby")).json()
     assert other.get("Version") != "0.3.0"
 
 
@@ -170,7 +177,10 @@ async def test_bad_parameters_and_a_reader_are_refused(rig: Rig) -> None:
             "ftp": {"ImageURI": uri, "TransferProtocol": "FTP", "Targets": [SLOT]},
             "credentials": {"ImageURI": uri, "Username": "u", "Password": "p", "Targets": [SLOT]},
             "no targets": {"ImageURI": uri},
-            "two units": {"ImageURI": uri, "Targets": [SLOT, f"{INVENTORY}/unit-2_slot-b"]},
+            "two units": {
+                "ImageURI": uri,
+                "Targets": [SLOT, f"{INVENTORY}/unit-2_bmc-standby"],
+            },
             "no uri": {"Targets": [SLOT]},
         }
         for why, body in refusals.items():

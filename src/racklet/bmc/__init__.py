@@ -20,8 +20,9 @@ from racklet.bmc._state.firmware import (
     VerifiedImage,
     reject_all,
 )
+from racklet.bmc._state.unit_slots import UnitSlots
 from racklet.bmc._tuf_verifier import TufImageVerifier
-from racklet.bmc.errors import AccountsError, BmcError, ImageRejected, StateError
+from racklet.bmc.errors import AccountsError, BmcError, ImageRejected, SlotBusy, StateError
 from racklet.wire import FIRMWARE_CHANNEL, firmware_oem_parameters
 
 __all__ = [
@@ -36,10 +37,12 @@ __all__ = [
     "ImageRejected",
     "ImageUpload",
     "ImageVerifier",
+    "SlotBusy",
     "SlotProvider",
     "StagedSlots",
     "StateError",
     "TufImageVerifier",
+    "UnitSlots",
     "VerifiedImage",
     "build_manifest",
     "firmware_oem_parameters",

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from racklet.bmc._state.ab import AbState
+from racklet.bmc._state.ab import AbRecord, AbState
 from racklet.bmc._state.boot import BootStatus
 from racklet.bmc.errors import BmcError, StateError
 from racklet.hw import Clock
@@ -73,6 +73,17 @@ class LinkService:
         self._identity = identity  # the BMC's certificate store; else the state-dir files
 
     async def _with_ab(self, action: Callable[[AbState], dict[str, Any]]) -> dict[str, Any]:
+        ab = self.ab
+        if ab is None:
+            raise BmcError("this BMC keeps no A/B state")
+        async with self._ab_lock:
+            return await asyncio.to_thread(action, ab)
+
+    async def ab_record(self) -> AbRecord:
+        """The A/B record as it is now (for the Update Service, which writes the unit's slots)."""
+        return await self._with_record(lambda ab: ab.load())
+
+    async def _with_record(self, action: Callable[[AbState], AbRecord]) -> AbRecord:
         ab = self.ab
         if ab is None:
             raise BmcError("this BMC keeps no A/B state")

@@ -40,6 +40,7 @@ from racklet.bmc._state.sessions import SessionStore
 from racklet.bmc._state.subscriptions import Subscriptions
 from racklet.bmc._state.tasks import TaskRegistry
 from racklet.bmc._state.throttle import BackoffPolicy
+from racklet.bmc._state.unit_slots import UnitSlots
 from racklet.config import write_private
 from racklet.hw import BmcBoard
 from racklet.log import get_logger
@@ -82,7 +83,11 @@ class BmcSettings:
     image_verifier: ImageVerifier = reject_all
     """Vouches for a pushed firmware image (the trust chain's); the default accepts none."""
     slots: SlotProvider | None = None
-    """The unit's A/B boot slots; None: :class:`StagedSlots` in ``state_dir/firmware``."""
+    """The unit's A/B boot slots; None: :class:`UnitSlots` over ``unit_storage`` if given,
+    else :class:`StagedSlots` (slots listed, none writable)."""
+    unit_storage: Path | None = None
+    """The unit's storage as this BMC reaches it (in the twin ``<state-dir>/units/<unit>``):
+    where a pushed OS payload is written, into the slot its bootstrap boots."""
     restart: Callable[[], None] | None = None
     """Asks the host to restart this BMC (stop and start its listener and service, see
     :class:`BmcHost`); None: the service restarts itself in place."""
@@ -185,7 +190,7 @@ class BmcService:
         self.context.firmware = self.firmware
         update = UpdateSetup(
             verifier=settings.image_verifier,
-            slots=settings.slots or StagedSlots(settings.state_dir / "firmware"),
+            slots=settings.slots or self._unit_slots(settings),
             uploads=settings.state_dir / "uploads",
             bmc=self.firmware,
             ab=self._link.ab,
@@ -202,6 +207,11 @@ class BmcService:
             self.audit,
         )
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _unit_slots(self, settings: BmcSettings) -> SlotProvider:
+        if settings.unit_storage is None or self._link.ab is None:
+            return StagedSlots()
+        return UnitSlots(settings.unit_storage, self._link.ab_record, self._link.tryboot)
 
     @property
     def energy_joules(self) -> float:

@@ -1,5 +1,6 @@
-"""The TUF image verifier: a pushed firmware image is genuine only if the rack's TUF
-repository signed it as a target of the ``bmc-firmware`` channel.
+"""The TUF image verifier: a pushed image is genuine only if the rack's TUF repository signed
+it as a target of the ``bmc-firmware`` channel (BMC firmware) or of the channel the unit
+follows (``trust.json``'s ``channel``: a unit OS payload).
 
 The pusher sends, beside the image, the TUF metadata that vouches for it (``OemParameters``::
 
@@ -12,6 +13,10 @@ the BMC's own ``trust.json`` (``tufRoot``), with the BMC's metadata cache (``tuf
 bounding what it accepts next (no metadata rollback, no mix-and-match), then checks the
 image's length and SHA-256 against the signed target. No network connection is opened: the
 metadata comes with the push, so a BMC needs no route to the boot server to be updated.
+
+A unit OS payload (``<channel>/<name>/<version>/payload.bin``) is checked by the bootstrap's
+own code (:func:`racklet.boot.verify_held_payload`: signed target, limits, length and every
+hash, a runnable ``agent.json``), with its own metadata cache (``tuf-os/``).
 
 Deliberately not here: the version floor. Whether a genuine image is a rollback is decided
 where it is installed, against the version *committed*
@@ -33,12 +38,21 @@ from tuf.ngclient import FetcherInterface, UpdaterConfig  # type: ignore[attr-de
 
 from racklet.bmc._state.firmware import ImageUpload, VerifiedImage
 from racklet.bmc.errors import ImageRejected
+from racklet.boot import (
+    DEFAULT_CHANNEL,
+    BootError,
+    BootLimits,
+    PayloadManifest,
+    verify_held_payload,
+)
+from racklet.boot._tuf_client import updater_config
 from racklet.boot._tuf_updater import StrictUpdater
 from racklet.config import make_dir
 from racklet.wire import FIRMWARE_CHANNEL
 
 CHANNEL = FIRMWARE_CHANNEL
 CACHE_DIR = "tuf-firmware"
+OS_CACHE_DIR = "tuf-os"
 MAX_METADATA_FILES = 32
 _BASE = "bundle:///"
 _METADATA_NAME = re.compile(r"(?:[0-9]{1,9}\.)?[a-z0-9][a-z0-9.-]{0,63}\.json")
@@ -77,11 +91,12 @@ def _bundle(oem: Mapping[str, Any] | None) -> tuple[str, dict[str, bytes]]:
     return target, files
 
 
-def _parse_target(target: str) -> tuple[str, str]:
+def _parse_target(target: str, channels: tuple[str, ...]) -> tuple[str, str, str]:
     parts = target.split("/")
-    if len(parts) != 4 or parts[0] != CHANNEL or not all(parts):
-        raise ImageRejected(f"{target!r} is not a {CHANNEL}/<name>/<version>/<file> target")
-    return parts[1], parts[2]
+    if len(parts) != 4 or parts[0] not in channels or not all(parts):
+        allowed = " or ".join(channels)
+        raise ImageRejected(f"{target!r} is not a <{allowed}>/<name>/<version>/<file> target")
+    return parts[0], parts[1], parts[2]
 
 
 def _reason(exc: Exception) -> str:
@@ -100,40 +115,71 @@ def _reason(exc: Exception) -> str:
 class TufImageVerifier:
     """An :data:`~racklet.bmc.ImageVerifier` anchored in ``state_dir/trust.json``'s TUF root."""
 
-    def __init__(self, state_dir: Path) -> None:
+    def __init__(self, state_dir: Path, limits: BootLimits | None = None) -> None:
         self._state_dir = state_dir
+        self._limits = limits or BootLimits()
+        """The unit bootstrap's limits, which a pushed OS payload is held to as well."""
         self._lock = threading.Lock()
 
     def __call__(self, upload: ImageUpload) -> VerifiedImage:
         target, files = _bundle(upload.oem)
-        name, version = _parse_target(target)
-        with self._lock:  # one verification at a time: the metadata cache is shared
-            self._verify(upload.path, target, files)
-        return VerifiedImage(name, version)
+        root, os_channel = self._trust()
+        channel, name, version = _parse_target(target, (CHANNEL, os_channel))
+        with self._lock:  # one verification at a time: the metadata caches are shared
+            if channel == CHANNEL:
+                self._verify(upload.path, target, files, root)
+                return VerifiedImage(name, version)
+            manifest = self._verify_os(upload.path, target, files, root, os_channel)
+        return VerifiedImage(manifest.name, manifest.version, os_payload=manifest)
 
-    def _trusted_root(self) -> bytes:
+    def _trust(self) -> tuple[bytes, str]:
+        """The TUF root the BMC holds and the channel its unit follows."""
         try:
             trust = json.loads((self._state_dir / "trust.json").read_text())
             root = trust["tufRoot"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+            channel = trust.get("channel", DEFAULT_CHANNEL)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ImageRejected(f"the BMC has no trusted TUF root: {exc}") from exc
         if not isinstance(root, str):
             raise ImageRejected("the BMC's trust.json tufRoot is not metadata text")
-        return root.encode()
+        if not isinstance(channel, str) or channel == CHANNEL:
+            raise ImageRejected(f"the BMC's trust.json names no usable unit channel: {channel!r}")
+        return root.encode(), channel
 
-    def _verify(self, image: Path, target: str, files: dict[str, bytes]) -> None:
-        cache = self._state_dir / CACHE_DIR
+    def _updater(
+        self, cache: Path, files: dict[str, bytes], root: bytes, config: UpdaterConfig
+    ) -> StrictUpdater:
+        """An updater over the pushed metadata, anchored in the BMC's root, refreshed."""
+        make_dir(cache)
+        config.max_root_rotations = MAX_METADATA_FILES
+        updater = StrictUpdater(
+            str(cache),
+            f"{_BASE}metadata/",
+            target_base_url=f"{_BASE}targets/",
+            fetcher=_BundleFetcher(files),
+            config=config,
+            bootstrap=root,
+        )
+        updater.refresh()
+        return updater
+
+    def _verify_os(
+        self, image: Path, target: str, files: dict[str, bytes], root: bytes, channel: str
+    ) -> PayloadManifest:
         try:
-            make_dir(cache)
-            updater = StrictUpdater(
-                str(cache),
-                f"{_BASE}metadata/",
-                target_base_url=f"{_BASE}targets/",
-                fetcher=_BundleFetcher(files),
-                config=UpdaterConfig(max_root_rotations=MAX_METADATA_FILES),
-                bootstrap=self._trusted_root(),
-            )
-            updater.refresh()
+            config = updater_config(self._limits)  # the bootstrap's limits
+            updater = self._updater(self._state_dir / OS_CACHE_DIR, files, root, config)
+            return verify_held_payload(updater, channel, target, image, self._limits)
+        except BootError as exc:
+            raise ImageRejected(" ".join(str(exc).split())) from exc
+        except (tuf_errors.RepositoryError, tuf_errors.DownloadError, ValueError) as exc:
+            raise ImageRejected(_reason(exc)) from exc
+        except OSError as exc:
+            raise ImageRejected(f"the BMC cannot read the image or its TUF cache: {exc}") from exc
+
+    def _verify(self, image: Path, target: str, files: dict[str, bytes], root: bytes) -> None:
+        try:
+            updater = self._updater(self._state_dir / CACHE_DIR, files, root, UpdaterConfig())
             info = updater.get_targetinfo(target)
             if info is None:
                 raise ImageRejected(f"{target} is not a target signed for {CHANNEL}")

@@ -7,7 +7,8 @@
         ├── AccountsError         accounts.json missing, unreadable or malformed
         ├── StateError            a file of the BMC's state dir (trust, identity) is unusable
         ├── LoginThrottled        a source failed to log in too often: it must wait
-        └── ImageRejected         a pushed firmware image failed verification
+        ├── ImageRejected         a pushed firmware image failed verification
+        └── SlotBusy              a unit's slots cannot take a pushed image now (its state)
 
 Redfish clients never see these types: the HTTP layer answers with Redfish error bodies
 (:mod:`racklet.bmc._http.registry`, raised as its ``RedfishErrorReply``), and the backplane
@@ -31,6 +32,11 @@ class StateError(BmcError):
 
 class ImageRejected(BmcError):
     """An image verifier could not vouch for a pushed image; the message says why."""
+
+
+class SlotBusy(BmcError):
+    """A verified image cannot go to the unit's slots now (a trial runs, nothing is committed
+    yet); the message says why. Nothing was written."""
 
 
 class LoginThrottled(BmcError):

@@ -12,11 +12,15 @@
   (``racklet.node``) runs from;
 - peer-to-peer distribution inside the rack (``_p2p``): a unit's agent serves the payload it
   runs under :data:`P2P_PREFIX`; the bootstrap fetches pieces from such :class:`Peer` units;
+- a payload a BMC holds (a Redfish push) rather than one the unit downloads:
+  :func:`verify_held_payload` and :func:`install_held_payload`, the bootstrap's checks and
+  slot install (``_held``);
 - ``racklet.boot.tuf_client``: the command line of the TUF client conformance suite.
 """
 
 from racklet.boot._bulk_server import BulkLimits, BulkTargetServer
 from racklet.boot._default_repo import ensure_boot_repository
+from racklet.boot._held import install_held_payload, verify_held_payload
 from racklet.boot._identity import (
     controller_identity,
     unit_client_context,
@@ -91,11 +95,13 @@ __all__ = [
     "controller_identity",
     "ensure_boot_repository",
     "fetch_verified_target",
+    "install_held_payload",
     "parse_agent_config",
     "refresh_timestamp",
     "slot_payload",
     "unit_client_context",
     "unit_live_server_context",
     "unit_server_context",
+    "verify_held_payload",
     "version_key",
 ]

@@ -80,6 +80,8 @@ async def run(
                     state_dir=bmc_dir,
                     firmware_version=BMC_FIRMWARE_VERSION,
                     image_verifier=TufImageVerifier(bmc_dir),
+                    # A pushed OS payload goes where the unit's bootstrap keeps its slots.
+                    unit_storage=rack.storage_root / unit.name,
                     # A board's BMC is configured with the halted draw of the unit it carries.
                     halted_watts=rack.unit(unit.name).profile.halted_watts + 0.3,
                     cert_roles={

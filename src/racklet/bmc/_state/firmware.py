@@ -6,22 +6,22 @@ BMC never installs an image no verifier vouched for; with no verifier configured
 none at all.
 
 ``SlotProvider`` is the unit's A/B boot slots as the BMC knows them: which is active, what
-each holds, and how a verified image is written to the inactive one. :class:`StagedSlots`
-is the stand-in until the A/B work lands: slot A is the active one (its payload version if
-known), and a verified image is kept in the BMC's storage as slot B's content.
+each holds, and how a verified image is written to the inactive one.
+:class:`racklet.bmc._state.unit_slots.UnitSlots` writes the unit's real slots (its storage,
+where its bootstrap writes them) and arms the trial in the BMC's A/B record.
+:class:`StagedSlots` is a BMC that cannot reach its unit's storage: it lists the slots
+(slot A active, its payload version if known) and writes none (``Updateable`` false).
 """
 
 from __future__ import annotations
 
-import asyncio
-import shutil
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from racklet.bmc.errors import ImageRejected
-from racklet.config import atomic_file
+from racklet.bmc.errors import ImageRejected, SlotBusy
+from racklet.boot import PayloadManifest
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,9 @@ class VerifiedImage:
 
     name: str
     version: str
+    os_payload: PayloadManifest | None = None
+    """Set for a unit OS payload (signed for the unit's channel, as its bootstrap checks it);
+    None for BMC firmware."""
 
 
 ImageVerifier = Callable[[ImageUpload], VerifiedImage]
@@ -70,43 +73,31 @@ class SlotProvider(Protocol):
     """The unit's A/B boot slots.
 
     Must implement :meth:`slots` (cheap, no I/O: it runs on every GET) and :meth:`install`
-    (called once per verified image, after verification, with the stored upload).
+    (called once per verified image, after verification, with the stored upload and the slot
+    the push named; it returns the slot it wrote, which may be the other one when the named
+    one is in use, and raises ``ImageRejected`` or ``SlotBusy`` having written nothing).
     """
 
     def slots(self) -> Sequence[BootSlot]: ...
 
-    async def install(self, upload: ImageUpload, image: VerifiedImage, slot: str) -> None: ...
+    async def install(self, upload: ImageUpload, image: VerifiedImage, slot: str) -> str: ...
 
 
 @dataclass
 class StagedSlots:
-    """Slot A active (``active_version`` if known); a verified image is staged as slot B."""
+    """Slot A active (``active_version`` if known), slot B the other; neither writable: this
+    BMC cannot reach the unit's storage, so it says so (``Updateable`` false)."""
 
-    directory: Path
     active_version: str | None = None
-    _staged: str | None = field(default=None, init=False)
 
     def slots(self) -> Sequence[BootSlot]:
         return (
             BootSlot("A", active=True, version=self.active_version),
-            BootSlot(
-                "B",
-                active=False,
-                version=self._staged,
-                present=self._staged is not None,
-                updateable=True,
-            ),
+            BootSlot("B", active=False, present=False),
         )
 
-    async def install(self, upload: ImageUpload, image: VerifiedImage, slot: str) -> None:
-        await asyncio.to_thread(_stage, upload.path, self.directory / f"slot-{slot}.img")
-        self._staged = image.version
-
-
-def _stage(source: Path, target: Path) -> None:
-    """Copy ``source`` to ``target`` atomically and durably, private to the BMC."""
-    with source.open("rb") as src, atomic_file(target, mode=0o600) as dst:
-        shutil.copyfileobj(src, dst.file, 1024 * 1024)
+    async def install(self, upload: ImageUpload, image: VerifiedImage, slot: str) -> str:
+        raise SlotBusy("this BMC cannot write its unit's OS slots")
 
 
 def reject_all(upload: ImageUpload) -> VerifiedImage:

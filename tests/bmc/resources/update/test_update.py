@@ -1,7 +1,10 @@
 """UpdateService and TaskService: the firmware inventory, a multipart push of an image, and
-the Task that verifies and stages it. Verification is a seam (``BmcSettings.image_verifier``);
-here it is a digest allow-list, the shape of a TUF targets list: an image is genuine only if
-its SHA-256 is listed."""
+the Task that verifies it and writes it into the unit's inactive slot. Verification is a seam
+(``BmcSettings.image_verifier``); here it is a digest allow-list, the shape of a TUF targets
+list: an image is genuine only if its SHA-256 is listed. The slots are the real
+:class:`~racklet.bmc.UnitSlots` over a unit storage directory, whose A/B record says slot A
+holds a committed 1.0.0 (``tests/redfish/test_os_update.py`` drives the whole path with TUF
+and a real boot)."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ import httpx
 import pytest
 
 from racklet.bmc import ImageRejected, ImageUpload, VerifiedImage
+from racklet.boot import PayloadManifest
 from tests.bmc.conftest import READER, Bench, FastClock, eventually, running_bench
 
 SERVICE = "/redfish/v1/UpdateService"
@@ -43,14 +47,34 @@ class DigestList:
         return self._known[digest]
 
 
+def os_payload(data: bytes, version: str) -> VerifiedImage:
+    """What a TUF verifier says of ``data`` signed as the unit OS release ``version``."""
+    manifest = PayloadManifest(
+        name="racklet-os",
+        version=version,
+        channel="stable",
+        payload_path=f"stable/racklet-os/{version}/payload.bin",
+        payload_length=len(data),
+        payload_sha256=hashlib.sha256(data).hexdigest(),
+    )
+    return VerifiedImage("racklet-os", version, os_payload=manifest)
+
+
 @pytest.fixture
 def verifier() -> DigestList:
-    return DigestList({GOOD: VerifiedImage("racklet-payload", "2.0.0")})
+    return DigestList({GOOD: os_payload(GOOD, "2.0.0")})
 
 
 @pytest.fixture
 async def updating(tmp_path: Path, verifier: DigestList) -> AsyncIterator[Bench]:
-    async with running_bench(tmp_path, FastClock(), image_verifier=verifier) as running:
+    async with running_bench(
+        tmp_path, FastClock(), image_verifier=verifier, unit_storage=tmp_path / "unit"
+    ) as running:
+        client = await running.link.connect()
+        try:  # the unit's first install, committed as its bootstrap commits one
+            await client.request("commit", slot="A", version="1.0.0", sha256="a" * 64)
+        finally:
+            await client.close()
         yield running
 
 
@@ -103,7 +127,9 @@ async def test_inventory_lists_the_bmc_firmware_and_both_boot_slots(bench: Bench
         slot_a, slot_b = await _slot(http, "slot-a"), await _slot(http, "slot-b")
         assert slot_a["Status"]["State"] == "Enabled"
         assert slot_b["Status"]["State"] == "Absent"
-        assert slot_b["Updateable"] is True
+        # This BMC cannot reach its unit's storage (StagedSlots): it writes no slot, and says so.
+        assert (slot_a["Updateable"], slot_b["Updateable"]) == (False, False)
+        assert (slot_a["WriteProtected"], slot_b["WriteProtected"]) == (True, True)
         manager = (await http.get("/redfish/v1/Managers/bmc")).json()
         assert manager["Links"]["ActiveSoftwareImage"]["@odata.id"] == f"{INVENTORY}/bmc"
         root = (await http.get("/redfish/v1/")).json()
@@ -111,7 +137,7 @@ async def test_inventory_lists_the_bmc_firmware_and_both_boot_slots(bench: Bench
         assert root["Tasks"]["@odata.id"] == "/redfish/v1/TaskService"
 
 
-async def test_a_verified_image_is_staged_in_the_inactive_slot_by_a_task(
+async def test_a_verified_image_is_written_to_the_inactive_slot_by_a_task(
     updating: Bench, verifier: DigestList
 ) -> None:
     async with updating.client() as http:
@@ -132,10 +158,11 @@ async def test_a_verified_image_is_staged_in_the_inactive_slot_by_a_task(
         assert ids[-1] == "TaskEvent.1.0.TaskCompletedOK"
         slot_b = await _slot(http, "slot-b")
         assert (slot_b["Version"], slot_b["Status"]["State"]) == ("2.0.0", "StandbySpare")
-    staged = updating.state_dir / "firmware" / "slot-B.img"
-    assert staged.read_bytes() == GOOD
-    assert staged.stat().st_mode & 0o777 == 0o600
-    # The upload the verifier read is gone: only the staged copy stays.
+        assert slot_b["Staged"] is True  # armed: the unit's next boot tries it
+    written = updating.state_dir.parents[1] / "unit" / "slots" / "B" / "payload.bin"
+    assert written.read_bytes() == GOOD
+    assert written.stat().st_mode & 0o777 == 0o600
+    # The upload the verifier read is gone: only the slot's copy stays.
     assert verifier.seen and not any(path.exists() for path in verifier.seen)
 
 
@@ -154,7 +181,7 @@ async def test_an_unlisted_image_fails_its_task_and_changes_nothing(
         assert (task["TaskState"], task["TaskStatus"]) == ("Exception", "Critical")
         assert task["Messages"][-1]["MessageId"] == "TaskEvent.1.0.TaskAborted"
         assert (await _slot(http, "slot-b"))["Status"]["State"] == "Absent"
-    assert not (updating.state_dir / "firmware").exists()
+    assert not (updating.state_dir.parents[1] / "unit" / "slots" / "B").exists()
     assert verifier.seen and not any(path.exists() for path in verifier.seen)
 
 
@@ -206,7 +233,7 @@ async def test_a_second_push_waits_for_the_running_update(
             "Base.1.22.MalformedJSON",
         ),
         (
-            _multipart(GOOD, {"Targets": [f"{INVENTORY}/slot-a"]}),
+            _multipart(GOOD, {"Targets": [f"{INVENTORY}/slot-c"]}),
             "Base.1.22.PropertyValueNotInList",
         ),
         (_multipart(GOOD, {"Targets": "slot-b"}), "Base.1.22.PropertyValueTypeError"),
@@ -256,3 +283,32 @@ async def test_an_unknown_task_or_inventory_item_is_a_404(bench: Bench) -> None:
             response = await http.get(path)
             assert response.status_code == 404
             assert response.json()["error"]["code"] == "Base.1.22.ResourceNotFound"
+
+
+@pytest.mark.parametrize(("apply", "resets"), [("Immediate", 1), ("OnReset", 0)])
+async def test_the_apply_time_decides_whether_a_running_unit_restarts_into_its_trial(
+    updating: Bench, apply: str, resets: int
+) -> None:
+    updating.unit.on = True
+    async with updating.client() as http:
+        answer = await http.post(
+            "/redfish/v1/Systems/unit-1/Actions/ComputerSystem.Reset", json={"ResetType": "On"}
+        )
+        assert answer.status_code in (200, 204), answer.text
+        # While its bootstrap runs, a push is refused: it may be writing that slot itself.
+        refused = await http.post(PUSH, **_multipart(GOOD))
+        assert (await _finished(http, refused.headers["Location"])).status_code == 409
+        assert (await _slot(http, "slot-b"))["Status"]["State"] == "Absent"
+        updating.service.context.boot.progress("OSRunning")  # as the unit's OS agent reports
+        before = updating.unit.resets
+        pushed = await http.post(
+            PUSH,
+            **_multipart(
+                GOOD,
+                {"Targets": [f"{INVENTORY}/slot-a"], "@Redfish.OperationApplyTime": apply},
+            ),
+        )
+        assert (await _finished(http, pushed.headers["Location"])).status_code == 200
+        slot_b = await _slot(http, "slot-b")
+        assert (slot_b["Version"], slot_b["Staged"]) == ("2.0.0", True)  # slot-a named: B
+    assert updating.unit.resets - before == resets

@@ -8,12 +8,15 @@ it to the unit's :class:`~racklet.bmc.SlotProvider`. The stored upload is delete
 task ends, whatever the outcome: nothing unverified stays on the BMC.
 
 The BMC's own firmware has two slots too (:mod:`racklet.bmc._state.bmc_slots`): ``bmc`` is the
-running one, ``bmc-standby`` the other. A push must name ``bmc-standby`` (or ``bmc``: the
+running one, ``bmc-standby`` the other. A push naming ``bmc-standby`` (or ``bmc``: the
 BMC firmware, which is updated through its standby slot, as an A/B BMC such as OpenBMC's
-takes a push naming its running image) in ``Targets`` to write it (pushes without
-``Targets`` write the unit's inactive slot, as before). With
-``@Redfish.OperationApplyTime`` ``Immediate`` the BMC then try-boots it at once (it restarts);
-with ``OnReset`` it waits for ``Manager.Reset``.
+takes a push naming its running image) writes it; with ``@Redfish.OperationApplyTime``
+``Immediate`` the BMC then try-boots it at once (it restarts); with ``OnReset`` it waits for
+``Manager.Reset``. A unit OS payload goes to the unit's slots (``slot-a``/``slot-b``: the
+provider writes the one not committed, whichever is named, and arms it as the trial; a
+running unit restarts into it with ``Immediate``, else its next reset tries it). What an
+image is decides where it may go, once verified (:attr:`VerifiedImage.os_payload`); a push
+naming no target goes there.
 
 Deliberately not here: ``SimpleUpdate`` (the BMC would have to fetch an image from a URL the
 client names, i.e. open connections on a client's say-so).
@@ -61,7 +64,7 @@ from racklet.bmc._state.firmware import (
     VerifiedImage,
 )
 from racklet.bmc._state.tasks import Task, TaskRegistry
-from racklet.bmc.errors import BmcError, ImageRejected, StateError
+from racklet.bmc.errors import BmcError, ImageRejected, SlotBusy, StateError
 from racklet.config import make_dir
 
 MULTIPART = f"{SERVICE}/update-multipart"
@@ -70,6 +73,8 @@ MAX_IMAGE = 64 * 1024 * 1024
 MAX_PARAMETERS = 16 * 1024
 """Largest ``UpdateParameters`` or ``OemParameters`` part."""
 _PARTS = ("UpdateParameters", "UpdateFile", "OemParameters")
+_BOOTSTRAP = ("None", "SystemHardwareInitializationComplete")
+"""BootProgress states of a powered unit whose bootstrap has not chosen its slot yet."""
 
 
 @dataclass(frozen=True)
@@ -120,9 +125,10 @@ def _targets(
     explicit: list[str],
     aliases: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """The inventory URIs the push writes: those named (each must be updateable), or all of
-    ``updateable``; ``explicit`` ones (the BMC's own slot) are written only when named;
-    an ``aliases`` key named is written as its value (``bmc`` as ``bmc-standby``)."""
+    """The inventory URIs the push names (each must be updateable or ``explicit``); an
+    ``aliases`` key named is written as its value (``bmc`` as ``bmc-standby``). None named:
+    the image decides, once verified (a unit OS payload its unit's slots, BMC firmware the
+    standby slot)."""
     aliases = aliases or {}
     checked = validate_create(UpdateParameters, dict(parameters), prefix="UpdateParameters/")
     accepted = (*updateable, *explicit, *aliases)
@@ -135,8 +141,8 @@ def _targets(
                 "Targets",
                 resolution=f"Use one of: {', '.join(accepted)}.",
             )
-    chosen = [aliases.get(t.rstrip("/"), t.rstrip("/")) for t in checked.Targets] or updateable
-    if not chosen:
+    chosen = [aliases.get(t.rstrip("/"), t.rstrip("/")) for t in checked.Targets]
+    if not chosen and not updateable and not explicit:
         raise RedfishErrorReply(400, "ActionParameterMissing", "MultipartHttpPushUri", "Targets")
     return sorted(set(chosen))
 
@@ -281,30 +287,81 @@ class UpdateResources:
         return ImageUpload(path, filename, size, {**parameters, "Targets": targets}, oem)
 
     async def update(self, task: Task, upload: ImageUpload, name: str) -> None:
-        targets: list[str] = list(upload.parameters["Targets"])
-        task.progress(10, "Update.TargetDetermined", ", ".join(targets), name)
+        named: list[str] = list(upload.parameters["Targets"])
+        task.progress(10, "Update.TargetDetermined", ", ".join(named) or "(by the image)", name)
         try:
             image = await asyncio.to_thread(self.setup.verifier, upload)
         except ImageRejected as exc:
             raise RedfishErrorReply(
-                400, "Update.VerificationFailed", name, ", ".join(targets), resolution=str(exc)
+                400, "Update.VerificationFailed", name, ", ".join(named), resolution=str(exc)
             ) from exc
         task.progress(50)
-        slots = self.updateable()
-        for target in targets:
+        for target in self._fitting(image, named, name):
             if target == self.standby_uri and self.setup.bmc is not None:
                 await self.install_bmc(task, upload, image, name)
-                continue
-            slot = slots.get(target)
-            if slot is None:  # the slots changed while the task ran
-                raise RedfishErrorReply(409, "Update.ApplyFailed", name, target)
-            try:
-                await self.setup.slots.install(upload, image, slot.name)
-            except (BmcError, OSError) as exc:
-                raise RedfishErrorReply(
-                    500, "Update.ApplyFailed", name, target, resolution=str(exc)
-                ) from exc
-            task.progress(90, "Update.UpdateSuccessful", target, f"{image.name} {image.version}")
+            else:
+                await self.install_os(task, upload, image, name, target)
+
+    def _fitting(self, image: VerifiedImage, named: list[str], name: str) -> list[str]:
+        """The targets the verified image goes to: a unit OS payload to the unit's slots (one
+        install, whichever slot is named), BMC firmware to the standby slot; a target of the
+        other kind is refused."""
+        slots = sorted(self.updateable())
+        if image.os_payload is not None:
+            wrong = [t for t in named if t not in slots]
+            chosen = [t for t in named if t in slots][:1] or slots[:1]
+            kind = "a unit OS payload"
+        else:
+            wrong = [t for t in named if t != self.standby_uri]
+            chosen = [self.standby_uri] if self.setup.bmc is not None and not wrong else []
+            kind = "BMC firmware"
+        if wrong or not chosen:
+            where = ", ".join(wrong) or "this BMC"
+            raise RedfishErrorReply(
+                400,
+                "Update.VerificationFailed",
+                name,
+                where,
+                resolution=f"{image.name} {image.version} is {kind}; {where} cannot take it.",
+            )
+        return chosen
+
+    async def install_os(
+        self, task: Task, upload: ImageUpload, image: VerifiedImage, name: str, target: str
+    ) -> None:
+        """Write a unit OS payload into the unit's inactive slot and arm it as the trial."""
+        slot = self.updateable().get(target)
+        if slot is None:  # the slots changed while the task ran
+            raise RedfishErrorReply(409, "Update.ApplyFailed", name, target)
+        if self.ctx.board.power_switch.is_on() and self.ctx.boot.last_state in _BOOTSTRAP:
+            # its bootstrap may be writing the same slot from its channel right now
+            raise RedfishErrorReply(
+                409,
+                "Update.ApplyFailed",
+                name,
+                target,
+                resolution="The unit's bootstrap is running; push again once its OS runs.",
+            )
+        try:
+            written = await self.setup.slots.install(upload, image, slot.name)
+        except ImageRejected as exc:
+            raise RedfishErrorReply(
+                400, "Update.VerificationFailed", name, target, resolution=str(exc)
+            ) from exc
+        except SlotBusy as exc:
+            raise RedfishErrorReply(
+                409, "Update.ApplyFailed", name, target, resolution=str(exc)
+            ) from exc
+        except (BmcError, OSError) as exc:
+            raise RedfishErrorReply(
+                500, "Update.ApplyFailed", name, target, resolution=str(exc)
+            ) from exc
+        uri = f"{INVENTORY}/slot-{written.lower()}"
+        task.progress(90, "Update.UpdateSuccessful", uri, f"{image.name} {image.version}")
+        self.ctx.log.info(f"unit OS {image.version} written to slot {written}, armed as trial")
+        apply_time = upload.parameters.get("@Redfish.OperationApplyTime", "Immediate")
+        if apply_time == "Immediate" and self.ctx.board.power_switch.is_on():
+            await self.ctx.power.reset("ForceRestart")  # the boot tries the new slot
 
     async def install_bmc(
         self, task: Task, upload: ImageUpload, image: VerifiedImage, name: str

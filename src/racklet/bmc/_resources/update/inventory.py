@@ -2,7 +2,9 @@
 
 ``bmc`` is the running BMC firmware (``Updateable`` when the BMC can update itself: a push
 naming it writes the standby slot), ``bmc-standby`` its other slot (when the BMC can update
-itself), ``slot-a``/``slot-b`` the unit's boot slots. Where the BMC keeps the unit's A/B
+itself), ``slot-a``/``slot-b`` the unit's boot slots: ``Updateable`` when the BMC writes the
+unit's slots (a push naming either writes the one not committed), the committed one
+``WriteProtected``. Where the BMC keeps the unit's A/B
 state, a boot slot says what that state holds: its version, ``Active`` for the slot the unit
 runs from, ``Staged`` for a trial the next boot tries, Health ``Warning`` while the running
 slot is on trial (not committed, as the BMC's own firmware shows it), and the rollback
@@ -83,13 +85,21 @@ def slot_body(ctx: BmcContext, slot: BootSlot, ab: AbSlots | None = None) -> dic
         Version=version,
         LowestSupportedVersion=ab.floor if ab is not None else None,
         Updateable=slot.updateable,
-        WriteProtected=not slot.updateable,
+        # The slot the unit runs from (committed) is never written over: a push naming it
+        # writes the other one and tries it, as ``bmc`` is written through ``bmc-standby``.
+        WriteProtected=not slot.updateable or _committed(slot, ab),
         Active=active,
         Staged=trial and not active,
         Status={"State": state, "Health": "Warning" if trial and active else "OK"},
         RelatedItem=[link(ctx.system_path)],
     )
     return body.body(f"{INVENTORY}/{slot_id(slot)}")
+
+
+def _committed(slot: BootSlot, ab: AbSlots | None) -> bool:
+    if ab is None or ab.committed is None:
+        return slot.active
+    return ab.committed == slot.name
 
 
 def _slot_role(name: str, ab: AbSlots, active: bool, version: str | None) -> str:
