@@ -340,8 +340,11 @@ class Background:
 def make_workspace(path: Path) -> Path:
     """A reader's clone after README's set-up: the repository's files (linked, read only by
     the pages) and a ``.venv`` whose parts link to the installed one, marked installed so
-    ``make up`` does not reinstall. Whatever a page writes lands here, not in the repo."""
+    ``make up`` does not reinstall. Whatever a page writes lands here, not in the repo, but
+    for the clone's git-ignored download cache (``.cache``: workloads.md's kernel, fetched
+    once for the pages and ``tests/vm`` alike, as a reader's clone keeps it)."""
     path.mkdir(parents=True, exist_ok=True)
+    (REPO / ".cache").mkdir(exist_ok=True)
     for entry in REPO.iterdir():
         if entry.name in {".venv", ".racklet", ".git", "build", "dist"} or entry.name.endswith(
             "_cache"
