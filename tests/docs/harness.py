@@ -570,6 +570,7 @@ def open_page(front: FrontMatter, pool: RackPool) -> Page:
 DIRECTIVES = ("background", "interrupt", "benchmark")
 BENCH_CHECK = "BENCH_CHECK_ARGUMENTS"
 """With it set, ``python -m bench NAME ARGS`` parses ARGS and stops (``bench/__main__.py``)."""
+BENCH_COMMAND = re.compile(r"\bpython -m bench \w")
 
 
 def _page(example: Example) -> Page:
@@ -610,6 +611,11 @@ def evaluate_block(example: Example) -> str | None:
         return _check_benchmarks(page, example, commands)
     for command in commands:
         where = f"line {example.line + 1 + command.line}: $ {command.source}"
+        if BENCH_COMMAND.search(command.source):
+            return (
+                f"{where}\na benchmark runs for minutes: mark its block "
+                "<!-- docs-test: benchmark --> (checked to parse, not run)"
+            )
         if background:
             job = page.terminal.start(command.source)
             want = command.expected or (PLACEHOLDER,)
@@ -638,7 +644,7 @@ def _check_benchmarks(page: Page, example: Example, commands: list[Command]) -> 
     be run so: any other command in the block is a mistake of the page."""
     for command in commands:
         where = f"line {example.line + 1 + command.line}: $ {command.source}"
-        if not re.search(r"\bpython -m bench \w", command.source):
+        if not BENCH_COMMAND.search(command.source):
             raise DocsError(f"{where}\na benchmark block runs 'python -m bench NAME' only")
         out, status = page.terminal.run(
             f"export {BENCH_CHECK}=1\n{command.source}\n__docs_rc=$?; unset {BENCH_CHECK}"

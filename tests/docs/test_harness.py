@@ -229,6 +229,18 @@ python -m bench rack_up --repeat 3 --speeds 1,10   # minutes, when really run
 """
 
 
+def test_a_benchmark_outside_a_benchmark_block_fails_the_page(
+    tmp_path: Path, pool: RackPool
+) -> None:
+    """An unmarked benchmark would run for minutes in the docs tests (benchmarks.md's
+    microvm_reschedule block took 103 s so): the page must mark it."""
+    page = tmp_path / "page.md"
+    page.write_text(BENCH_PAGE.replace("<!-- docs-test: benchmark -->\n", ""))
+    failures = run_page(page, pool)
+    assert len(failures) == 1
+    assert "mark its block <!-- docs-test: benchmark -->" in failures[0]
+
+
 @pytest.mark.parametrize(
     ("stale", "fresh"),
     [(None, None), ("--repeat 3", "--repeats 3"), ("rack_up", "rack_upp")],
