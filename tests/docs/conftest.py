@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sybil.integration.pytest import SybilFile, SybilItem
@@ -105,3 +106,34 @@ def docs_racks(
         yield pool
     finally:
         pool.close()
+
+
+class PageTimes:
+    """Seconds per page (its examples' set-up, run and tear-down), in the run's summary: where
+    the docs tests' time goes (issue 17's goal: every page in under 3 minutes). A plugin, not
+    this conftest's hooks: the pages' items live in ``docs/``, outside this directory."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        pages = [part for part in report.nodeid.split("::") if part.endswith(".md")]
+        if pages:
+            self.seconds[pages[0]] = self.seconds.get(pages[0], 0.0) + report.duration
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.seconds:
+            return
+        terminalreporter.section("docs pages: seconds per page, slowest first")
+        for page, seconds in sorted(self.seconds.items(), key=lambda item: -item[1]):
+            terminalreporter.write_line(f"{seconds:8.1f}  {page}")
+        terminalreporter.write_line(f"{sum(self.seconds.values()):8.1f}  (every page)")
+        if AHEAD_WORKERS > 0:
+            terminalreporter.write_line(
+                "(a page run ahead counts its wait for the pages before it: "
+                "DOCS_TEST_WORKERS=0 times each page alone)"
+            )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(PageTimes(), "docs-page-times")

@@ -340,8 +340,11 @@ class Background:
 def make_workspace(path: Path) -> Path:
     """A reader's clone after README's set-up: the repository's files (linked, read only by
     the pages) and a ``.venv`` whose parts link to the installed one, marked installed so
-    ``make up`` does not reinstall. Whatever a page writes lands here, not in the repo."""
+    ``make up`` does not reinstall. Whatever a page writes lands here, not in the repo, but
+    for the clone's git-ignored download cache (``.cache``: workloads.md's kernel, fetched
+    once for the pages and ``tests/vm`` alike, as a reader's clone keeps it)."""
     path.mkdir(parents=True, exist_ok=True)
+    (REPO / ".cache").mkdir(exist_ok=True)
     for entry in REPO.iterdir():
         if entry.name in {".venv", ".racklet", ".git", "build", "dist"} or entry.name.endswith(
             "_cache"
@@ -567,6 +570,7 @@ def open_page(front: FrontMatter, pool: RackPool) -> Page:
 DIRECTIVES = ("background", "interrupt", "benchmark")
 BENCH_CHECK = "BENCH_CHECK_ARGUMENTS"
 """With it set, ``python -m bench NAME ARGS`` parses ARGS and stops (``bench/__main__.py``)."""
+BENCH_COMMAND = re.compile(r"\bpython -m bench \w")
 
 
 def _page(example: Example) -> Page:
@@ -607,6 +611,11 @@ def evaluate_block(example: Example) -> str | None:
         return _check_benchmarks(page, example, commands)
     for command in commands:
         where = f"line {example.line + 1 + command.line}: $ {command.source}"
+        if BENCH_COMMAND.search(command.source):
+            return (
+                f"{where}\na benchmark runs for minutes: mark its block "
+                "<!-- docs-test: benchmark --> (checked to parse, not run)"
+            )
         if background:
             job = page.terminal.start(command.source)
             want = command.expected or (PLACEHOLDER,)
@@ -614,7 +623,7 @@ def evaluate_block(example: Example) -> str | None:
                 return f"{where}\nexpected (still not seen):\n{_show(want)}\ngot:\n{job.output()}"
             continue
         out, status = page.terminal.run(command.source)
-        if command.expected is None or not any(line.strip() for line in command.expected):
+        if command.expected is None or not _shows_output(command.expected):
             if status != 0:
                 return f"{where}\nexited {status}:\n{out}"
             continue
@@ -623,13 +632,19 @@ def evaluate_block(example: Example) -> str | None:
     return None
 
 
+def _shows_output(expected: Iterable[str]) -> bool:
+    """Whether the page shows what the command prints: a line other than ``…``. Output shown
+    only as ``…`` (whatever it prints) is not an error shown on purpose: it must exit 0."""
+    return any(line.strip() not in ("", PLACEHOLDER) for line in expected)
+
+
 def _check_benchmarks(page: Page, example: Example, commands: list[Command]) -> str | None:
     """A benchmark's block: each command is run as written with :data:`BENCH_CHECK` set, so
     the benchmark checks its arguments and stops (a run takes minutes). Only benchmarks may
     be run so: any other command in the block is a mistake of the page."""
     for command in commands:
         where = f"line {example.line + 1 + command.line}: $ {command.source}"
-        if not re.search(r"\bpython -m bench \w", command.source):
+        if not BENCH_COMMAND.search(command.source):
             raise DocsError(f"{where}\na benchmark block runs 'python -m bench NAME' only")
         out, status = page.terminal.run(
             f"export {BENCH_CHECK}=1\n{command.source}\n__docs_rc=$?; unset {BENCH_CHECK}"

@@ -153,9 +153,23 @@ def test_variables_and_directory_carry_from_block_to_block(tmp_path: Path, pool:
     assert run_page(page, pool) == []
 
 
-NOT_YET_RUN = {
-    "workloads.md",
-}
+def test_output_shown_only_as_a_placeholder_still_needs_success(
+    tmp_path: Path, pool: RackPool
+) -> None:
+    """``…`` under a command means "whatever it prints", not "an error on purpose": a
+    misspelt command with its output elided fails the page (workloads.md's ``racklet describe
+    vm/hello`` passed so, with a usage error)."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        "---\ndocs-test:\n  rack: none\n---\n"
+        "```console\n$ echo fine\n…\n$ ls /nonexistent-docs-test\n…\n```\n"
+    )
+    failures = run_page(page, pool)
+    assert len(failures) == 1
+    assert "exited 2" in failures[0] and "/nonexistent-docs-test" in failures[0]
+
+
+NOT_YET_RUN: set[str] = set()
 """Pages whose shell blocks the docs tests do not run yet (issue 17): a ratchet. Converting a
 page (front matter, placeholders, output as it really is) takes it off this list; a new page
 with shell blocks must come with its front matter."""
@@ -199,7 +213,7 @@ def test_the_exit_status_of_a_command_is_the_next_commands_dollar_question_mark(
     page = tmp_path / "page.md"
     page.write_text(
         "---\ndocs-test:\n  rack: none\n---\n"
-        "```console\n$ racklet get toasters\n…\n$ echo $?\n2\n```\n"
+        "```console\n$ racklet get toasters\nracklet: error: …\n$ echo $?\n2\n```\n"
     )
     assert run_page(page, pool) == []
 
@@ -213,6 +227,18 @@ docs-test:
 python -m bench rack_up --repeat 3 --speeds 1,10   # minutes, when really run
 ```
 """
+
+
+def test_a_benchmark_outside_a_benchmark_block_fails_the_page(
+    tmp_path: Path, pool: RackPool
+) -> None:
+    """An unmarked benchmark would run for minutes in the docs tests (benchmarks.md's
+    microvm_reschedule block took 103 s so): the page must mark it."""
+    page = tmp_path / "page.md"
+    page.write_text(BENCH_PAGE.replace("<!-- docs-test: benchmark -->\n", ""))
+    failures = run_page(page, pool)
+    assert len(failures) == 1
+    assert "mark its block <!-- docs-test: benchmark -->" in failures[0]
 
 
 @pytest.mark.parametrize(

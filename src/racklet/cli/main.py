@@ -7,32 +7,19 @@ controller), 2 the command line itself is wrong, 130 interrupted.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import importlib
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from racklet import config as rack_config
-from racklet.cli._apply import cmd_apply
-from racklet.cli._audit import add_audit_parser, cmd_audit
-from racklet.cli._client import ApiClient, bmc_identity
-from racklet.cli._faults import add_fault_parser, add_slot_parser, cmd_fault, cmd_slot
-from racklet.cli._image import add_image_parser, cmd_image
-from racklet.cli._kinds import split_ref
-from racklet.cli._pki import add_pki_parser, cmd_pki
-from racklet.cli._prometheus import add_prometheus_parser, cmd_prometheus
-from racklet.cli._release import add_release_parser, cmd_release
-from racklet.cli._resources import cmd_delete, cmd_describe, cmd_events, cmd_get, cmd_wait, duration
-from racklet.cli._rpi import add_rpi_parser, cmd_rpi
-from racklet.cli._scale import add_scale_parser, cmd_scale
-from racklet.cli._stress import add_stress_parser, cmd_stress
-from racklet.cli._tokens import add_token_parser, cmd_token
-from racklet.cli._top import add_top_parser, cmd_top
-from racklet.cli._vm_console import add_logs_parser, print_vm_console
 from racklet.cli.errors import UsageError
 from racklet.errors import RackletError
+
+if TYPE_CHECKING:
+    from racklet.cli._client import ApiClient
 
 PROG = "racklet"
 _OUTPUTS = ("table", "wide", "json", "yaml", "name")
@@ -77,13 +64,7 @@ _watts = _bounded("--psu-watts", float, "watts", 0.0, 10000.0, low_open=True)
 _uplink = _bounded("--uplink-mbps", float, "Mbit/s", 1.0, 100000.0)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description="Run and manage a Racklet rack (twin or hardware).")
-    parser.add_argument(
-        "--config", help="path of racklet.yaml (default: $RACKLET_CONFIG, ./.racklet/racklet.yaml)"
-    )
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
+def _add_up(commands: Any) -> None:
     up = commands.add_parser("up", help="start a twin rack: hardware side and management side")
     up.add_argument("--units", type=_positive_units, default=5, help="compute units, 1 to 16")
     up.add_argument("--speed", type=_speed, default=1.0, help="twin clock speed (1 = real time)")
@@ -100,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--uplink-mbps", type=_uplink, default=1000.0, help="the switch uplink's rate (Mbit/s)"
     )
 
+
+def _add_get(commands: Any) -> None:
     get = commands.add_parser("get", help="list resources of a kind, or show one")
     get.add_argument("kind", help="racks, computeunits (units), gitsources, releases, ...")
     get.add_argument("name", nargs="?")
@@ -107,21 +90,31 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("-l", "--selector", help="label selector, e.g. tier=edu,owner!=ci")
     get.add_argument("-w", "--watch", action="store_true", help="then print each change")
 
+
+def _add_describe(commands: Any) -> None:
     describe = commands.add_parser("describe", help="show one resource in detail, with events")
     describe.add_argument("kind")
     describe.add_argument("name")
 
+
+def _add_apply(commands: Any) -> None:
     apply = commands.add_parser("apply", help="create or update resources from manifests")
     apply.add_argument(
         "-f", "--filename", action="append", required=True, help="file, directory or - (stdin)"
     )
     apply.add_argument("--dry-run", action="store_true", help="validate and compare only")
 
+
+def _add_delete(commands: Any) -> None:
     delete = commands.add_parser("delete", help="delete resources")
     delete.add_argument("kind", nargs="?")
     delete.add_argument("names", nargs="*")
     delete.add_argument("-f", "--filename", action="append", help="delete what files declare")
     delete.add_argument("--ignore-not-found", action="store_true")
+
+
+def _add_wait(commands: Any) -> None:
+    from racklet.cli._resources import duration
 
     wait = commands.add_parser("wait", help="wait until a resource meets a condition")
     wait.add_argument("target", help="KIND/NAME, e.g. computeunit/unit-1")
@@ -133,16 +126,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     wait.add_argument("--timeout", type=duration, default=30.0, help="e.g. 90s, 2m (default 30s)")
 
+
+def _add_events(commands: Any) -> None:
     events = commands.add_parser("events", help="what reconcilers did and why")
     events.add_argument("--for", dest="for_", help="only events about KIND/NAME")
     events.add_argument("--limit", type=int, default=100)
     events.add_argument("-o", "--output", choices=("table", "json", "yaml"), default="table")
 
+
+def _add_init(commands: Any) -> None:
     init = commands.add_parser("init", help="create starter files (init gitops DIR)")
     init.add_argument("what", choices=["gitops"])
     init.add_argument("directory", help="a new (or empty) directory")
     init.add_argument("--units", type=_positive_units, default=5, help="without racklet.yaml")
     init.add_argument("--psu-watts", type=_watts, default=100.0, help="without racklet.yaml")
+
+
+def _add_gitops(commands: Any) -> None:
+    from racklet.cli._resources import duration
 
     gitops = commands.add_parser("gitops", help="GitOps: sync a GitSource now")
     gitops_commands = gitops.add_subparsers(
@@ -152,9 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("name", nargs="?", help="a GitSource (default: every one)")
     sync.add_argument("--timeout", type=duration, default=60.0, help="e.g. 30s (default 60s)")
 
+
+def _add_completion(commands: Any) -> None:
     completion = commands.add_parser("completion", help="print a shell completion script")
     completion.add_argument("shell", choices=["bash", "zsh"])
 
+
+def _add_power(commands: Any) -> None:
     power = commands.add_parser("power", help="power units on, off, or cycle them")
     power.add_argument("action", choices=["on", "off", "cycle"])
     power.add_argument("name", nargs="?")
@@ -162,30 +167,91 @@ def build_parser() -> argparse.ArgumentParser:
     power.add_argument("--wait", action="store_true", help="wait until the units reach the phase")
     power.add_argument("--timeout", type=float, default=120.0, help="seconds to --wait")
 
+
+def _add_reset(commands: Any) -> None:
     reset = commands.add_parser("reset", help="factory-reset the rack (new trust, wiped units)")
     reset.add_argument("--factory", action="store_true", required=True, help="the only kind")
     reset.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
-    add_release_parser(commands)
-    add_image_parser(commands)
-    add_pki_parser(commands)
-    add_rpi_parser(commands)
-    add_token_parser(commands)
-    add_audit_parser(commands)
-    add_stress_parser(commands)
-    add_fault_parser(commands)
-    add_slot_parser(commands)
-    add_prometheus_parser(commands)
-    add_top_parser(commands)
-    add_scale_parser(commands)
 
+def _add_console(commands: Any) -> None:
     console = commands.add_parser(
         "console", help="print a unit's captured UART log, or a MicroVM's console"
     )
     console.add_argument("name", help="a unit (unit-1) or microvm/NAME")
     console.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
-    add_logs_parser(commands)
+
+
+def _elsewhere(module: str, function: str) -> Callable[[Any], None]:
+    """A subcommand's parser that lives beside its implementation, imported only to be added."""
+
+    def add(commands: Any) -> None:
+        getattr(importlib.import_module(module), function)(commands)
+
+    return add
+
+
+_PARSERS: dict[str, Callable[[Any], None]] = {
+    "up": _add_up,
+    "get": _add_get,
+    "describe": _add_describe,
+    "apply": _add_apply,
+    "delete": _add_delete,
+    "wait": _add_wait,
+    "events": _add_events,
+    "init": _add_init,
+    "gitops": _add_gitops,
+    "completion": _add_completion,
+    "power": _add_power,
+    "reset": _add_reset,
+    "release": _elsewhere("racklet.cli._release", "add_release_parser"),
+    "image": _elsewhere("racklet.cli._image", "add_image_parser"),
+    "pki": _elsewhere("racklet.cli._pki", "add_pki_parser"),
+    "rpi": _elsewhere("racklet.cli._rpi", "add_rpi_parser"),
+    "token": _elsewhere("racklet.cli._tokens", "add_token_parser"),
+    "audit": _elsewhere("racklet.cli._audit", "add_audit_parser"),
+    "stress": _elsewhere("racklet.cli._stress", "add_stress_parser"),
+    "fault": _elsewhere("racklet.cli._faults", "add_fault_parser"),
+    "slot": _elsewhere("racklet.cli._faults", "add_slot_parser"),
+    "prometheus": _elsewhere("racklet.cli._prometheus", "add_prometheus_parser"),
+    "top": _elsewhere("racklet.cli._top", "add_top_parser"),
+    "scale": _elsewhere("racklet.cli._scale", "add_scale_parser"),
+    "console": _add_console,
+    "logs": _elsewhere("racklet.cli._vm_console", "add_logs_parser"),
+}
+"""Each subcommand's parser, in ``racklet --help``'s order."""
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; with ``only``, just that subcommand's (so a command imports
+    its own module, not every subcommand's: the CLI's start is paid by every command)."""
+    parser = _Parser(prog=PROG, description="Run and manage a Racklet rack (twin or hardware).")
+    parser.add_argument(
+        "--config", help="path of racklet.yaml (default: $RACKLET_CONFIG, ./.racklet/racklet.yaml)"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for name, add in _PARSERS.items():
+        if only is None or name == only:
+            add(commands)
     return parser
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names, if it names a known one before any other option (then
+    only its parser is built); None for ``--help``, a typo or nothing (the whole parser)."""
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--config":
+            skip = True
+        elif arg.startswith("--config="):
+            continue
+        elif arg.startswith("-"):
+            return None
+        else:
+            return arg if arg in _PARSERS else None
+    return None
 
 
 def _load(args: argparse.Namespace) -> rack_config.RackConfig:
@@ -218,6 +284,8 @@ def cmd_power(args: argparse.Namespace) -> int:
     config = _load(args)
     names = [u.name for u in config.units] if args.all else [config.unit(args.name).name]
     cycles: dict[str, str] = {}
+    from racklet.cli._client import ApiClient
+
     with ApiClient(config) as api:
         for name in names:
             if args.action == "cycle":
@@ -293,18 +361,26 @@ def cmd_console(args: argparse.Namespace) -> int:
     config = _load(args)
     name = args.name
     if "/" in name:
+        from racklet.cli._kinds import split_ref
+        from racklet.cli._vm_console import print_vm_console
+
         kind, name = split_ref(name)
         if kind.name == "MicroVM":
             return print_vm_console(config, name, args.follow)
         if kind.name != "ComputeUnit":
             raise UsageError(f"a console is a unit's or a microvm's, not a {kind.name}'s")
     unit = config.unit(name)
+    import asyncio
+
     return asyncio.run(_console(config, unit, args.follow))
 
 
 async def _console(
     config: rack_config.RackConfig, unit: rack_config.UnitConfig, follow: bool
 ) -> int:
+    import asyncio
+
+    from racklet.cli._client import bmc_identity
     from racklet.redfish import RedfishClient
 
     client = RedfishClient(
@@ -329,6 +405,9 @@ async def _console(
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
+    from racklet.cli._kinds import split_ref
+    from racklet.cli._vm_console import print_vm_console
+
     kind, name = split_ref(args.name)
     if kind.name != "MicroVM":
         raise UsageError(f"logs are a microvm's (microvm/NAME); a unit's: racklet console {name}")
@@ -360,39 +439,51 @@ def cmd_reset(args: argparse.Namespace) -> int:
     return factory_reset(args.config, yes=args.yes)
 
 
-_COMMANDS = {
+def _elsewhere_command(module: str, function: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        command: Callable[[argparse.Namespace], int] = getattr(
+            importlib.import_module(module), function
+        )
+        return command(args)
+
+    return run
+
+
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "up": cmd_up,
     "reset": cmd_reset,
-    "get": cmd_get,
-    "describe": cmd_describe,
-    "apply": cmd_apply,
-    "delete": cmd_delete,
-    "wait": cmd_wait,
-    "events": cmd_events,
+    "get": _elsewhere_command("racklet.cli._resources", "cmd_get"),
+    "describe": _elsewhere_command("racklet.cli._resources", "cmd_describe"),
+    "apply": _elsewhere_command("racklet.cli._apply", "cmd_apply"),
+    "delete": _elsewhere_command("racklet.cli._resources", "cmd_delete"),
+    "wait": _elsewhere_command("racklet.cli._resources", "cmd_wait"),
+    "events": _elsewhere_command("racklet.cli._resources", "cmd_events"),
     "power": cmd_power,
     "console": cmd_console,
     "logs": cmd_logs,
     "init": cmd_init,
     "gitops": cmd_gitops,
     "completion": cmd_completion,
-    "release": cmd_release,
-    "image": cmd_image,
-    "pki": cmd_pki,
-    "rpi": cmd_rpi,
-    "token": cmd_token,
-    "audit": cmd_audit,
-    "stress": cmd_stress,
-    "fault": cmd_fault,
-    "slot": cmd_slot,
-    "prometheus": cmd_prometheus,
-    "top": cmd_top,
-    "scale": cmd_scale,
+    "release": _elsewhere_command("racklet.cli._release", "cmd_release"),
+    "image": _elsewhere_command("racklet.cli._image", "cmd_image"),
+    "pki": _elsewhere_command("racklet.cli._pki", "cmd_pki"),
+    "rpi": _elsewhere_command("racklet.cli._rpi", "cmd_rpi"),
+    "token": _elsewhere_command("racklet.cli._tokens", "cmd_token"),
+    "audit": _elsewhere_command("racklet.cli._audit", "cmd_audit"),
+    "stress": _elsewhere_command("racklet.cli._stress", "cmd_stress"),
+    "fault": _elsewhere_command("racklet.cli._faults", "cmd_fault"),
+    "slot": _elsewhere_command("racklet.cli._faults", "cmd_slot"),
+    "prometheus": _elsewhere_command("racklet.cli._prometheus", "cmd_prometheus"),
+    "top": _elsewhere_command("racklet.cli._top", "cmd_top"),
+    "scale": _elsewhere_command("racklet.cli._scale", "cmd_scale"),
 }
+"""What each subcommand runs; a module of its own is imported when the command runs."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        words = sys.argv[1:] if argv is None else list(argv)
+        args = build_parser(_command_word(words)).parse_args(words)
         return _COMMANDS[args.command](args)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
