@@ -63,9 +63,16 @@ def assignment(vm: MicroVM) -> dict[str, Any]:
 
 
 async def exchange(
-    store: Store, unit: str, reports: list[VmReport], agent_url: str
+    store: Store,
+    unit: str,
+    reports: list[VmReport],
+    agent_url: str,
+    *,
+    written: set[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Apply ``unit``'s reports to its VMs' status; return what it should run."""
+    """Apply ``unit``'s reports to its VMs' status; return what it should run. ``written``
+    gets the names of the VMs whose status a report changed (their reconciler is woken: a
+    report that changes nothing, most of them, wakes nothing)."""
     vms = [v for v in await store.list(MicroVM) if v.status.unit == unit]
     by_name = {r.name: r for r in reports}
     for vm in vms:
@@ -89,6 +96,8 @@ async def exchange(
             # not write (Fenced): the leader gets the same report. Either way it comes again.
             with contextlib.suppress(Conflict, Fenced):
                 await store.update_status(vm)
+                if written is not None:
+                    written.add(vm.metadata.name)
     return [
         assignment(v)
         for v in await store.list(MicroVM)
