@@ -255,3 +255,40 @@ async def test_the_os_serves_its_payload_to_peers_and_reports_the_peers_its_boot
                 headers={"Range": "bytes=0-99"},
             )
         assert (answer.status_code, answer.content) == (206, rig.payload[:100])
+
+
+async def test_a_vm_whose_phase_changes_is_reported_at_once_not_at_the_next_interval(
+    rig: BootRig, host: FakeHost
+) -> None:
+    """The agent's heartbeat goes out when a VM's phase changes (here: assigned, so
+    Starting; then Failed, its image not on the rack's TUF server), not one interval
+    later: with an hour's interval, only an early beat can carry either report."""
+    booted = await bootstrap(host)
+    hour = dataclasses.replace(booted.agent, heartbeat_interval_seconds=3600.0)
+    booted = dataclasses.replace(booted, agent=hour)
+    vm = {
+        "name": "moving",
+        "attempt": 1,
+        "image": "vm-images/busybox/9.9.9/image.tar",
+        "vcpus": 1,
+        "memoryMiB": 128,
+        "leaseSeconds": 600,
+    }
+    rig.heartbeat_status = 200
+    rig.heartbeat_reply = {"code": 200, "details": {"microvms": [vm]}}
+
+    def reported(phase: str) -> bool:
+        return any(
+            r.get("phase") == phase for b in rig.heartbeats for r in b.body.get("microvms", [])
+        )
+
+    async with _running(host, booted):
+        await wait_for(lambda: reported("Failed"), "the VM's end, reported at once")
+        assert reported("Starting")
+        first_failed = next(
+            i
+            for i, b in enumerate(rig.heartbeats)
+            if any(r.get("phase") == "Failed" for r in b.body.get("microvms", []))
+        )
+        assert first_failed >= 1  # the first beat took the assignment; later ones reported
+        host.shutdown = True

@@ -20,9 +20,9 @@ informers (no periodic list of the store).
 An object is never reconciled by two workers at a time; a request that arrives while it runs
 makes it run once more afterwards, and one that arrives while it waits for the recheck its
 reconciler asked for (a returned delay) runs it at once: a neighbour's wake (a unit lost
-under a VM) is not held up to a recheck period. A retry after a failure keeps its back-off.
-A failing object is retried with exponential back-off and
-jitter; a ``Conflict`` from the store is retried at once, since it only means someone else
+under a VM) is not held up to a recheck period.
+A failing object is retried with exponential back-off and jitter (a request does not cut
+that short); a ``Conflict`` from the store is retried at once, since it only means someone else
 wrote first. At most ``max_concurrent`` reconciles run at a time; objects waiting for a slot
 are the queue depth, and those queued by a watch, ``enqueue`` or a retry get a freed slot
 before those queued by resync alone (a write never waits behind a resync batch). Not here:
