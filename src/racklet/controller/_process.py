@@ -306,11 +306,22 @@ class Controller:
         )
         enqueue = self.runtime.enqueue
         self.heartbeats.watch(lambda unit: enqueue("ComputeUnit", unit))  # silent: look now
+        tls = layout.controller
+        self.vm_consoles = VmConsoles(
+            self.store,
+            self.heartbeats,
+            layout.ca_cert,
+            tls / "client.crt",
+            tls / "client.key",
+            crl=_crl(layout),
+        )
+        """The controller's client of the units' agents: VM consoles, early heartbeats."""
         microvms = MicroVMReconciler(
             acting,
             self.heartbeats,
             wake=lambda name: enqueue("MicroVM", name),
             wake_set=lambda name: enqueue("MicroVMSet", name),
+            assigned=self.vm_consoles.beat_now,
         )
         self.registry.register(MicroVM, microvms)
         self.registry.register(MicroVMSet, MicroVMSetReconciler(acting))
@@ -359,14 +370,6 @@ class Controller:
         """The dashboard's last hour of samples (every controller keeps its own)."""
         tls = layout.controller
         cert, key = tls / "server.crt", tls / "server.key"
-        self.vm_consoles = VmConsoles(
-            self.store,
-            self.heartbeats,
-            layout.ca_cert,
-            tls / "client.crt",
-            tls / "client.key",
-            crl=_crl(layout),
-        )
         api_app = create_api_app(
             self.store,
             token=config.api.token,

@@ -4,6 +4,9 @@ A failed heartbeat is counted, logged and retried with exponential back-off (cap
 never stops the OS. A VM whose phase changed (``Workloads.report_due``) is reported at once,
 not at the next interval: the controller sees a moved VM Starting and Running as soon as it
 is (the interval after that early beat starts again; a failing channel keeps its back-off).
+The controller may ask for a heartbeat at once too (``POST /heartbeat``, its identity only;
+:func:`beat_now_route`): when it assigns this unit a VM, the assignment arrives in that
+reply, not one interval later. It asks per assignment, never holds a connection open.
 The controller derives ``Running``/``Unreachable`` from their freshness.
 On an HA rack each heartbeat goes to every controller: they keep heartbeats in memory, so a
 follower that takes over already knows which units are up.
@@ -16,15 +19,21 @@ import ssl
 import time
 
 import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from racklet.boot import BootedPayload
 from racklet.hw import UnitHost
 from racklet.log import ContextLogger
+from racklet.net import peer_identity
 from racklet.node._metrics import NodeMetrics
 from racklet.node._stress import StressRunner
 from racklet.node._workloads import Workloads
 
 HEARTBEAT_PATH = "/machine/v1/heartbeat"
+BEAT_NOW_PATH = "/heartbeat"
+"""The agent's route where the controller asks for a heartbeat at once."""
 MAX_BACKOFF_SECONDS = 30.0
 REQUEST_TIMEOUT_SECONDS = 10.0
 
@@ -177,3 +186,18 @@ class HeartbeatSender:
             for task in (sleep, early):
                 task.cancel()
             await asyncio.gather(sleep, early, return_exceptions=True)
+
+
+def beat_now_route(due: asyncio.Event, controller: str) -> Route:
+    """``POST /heartbeat``: the controller (SPIFFE ID ``controller``, nobody else) asks for
+    a heartbeat now; ``due`` is what the heartbeat loop waits on between beats."""
+
+    async def beat_now(request: Request) -> JSONResponse:
+        identity = peer_identity(request.scope)
+        if identity != controller:
+            message = f"only {controller} asks for heartbeats, not {identity or 'anonymous'}"
+            return JSONResponse({"message": message}, status_code=403)
+        due.set()
+        return JSONResponse({"message": "a heartbeat goes out now"}, status_code=202)
+
+    return Route(BEAT_NOW_PATH, beat_now, methods=["POST"])
