@@ -94,6 +94,7 @@ class BmcEvents:
             try:
                 async with self._sources[unit].events() as events:
                     self.connected.add(unit)
+                    log.info("%s: following its BMC's events", unit, extra={"unit": unit})
                     pause = first
                     self._wake(unit)  # what happened while no stream was open
                     async for payload in events:
