@@ -146,8 +146,10 @@ class Vm:
             parsed = read_image(image)
             kernel, initrd = self._workdir / "vmlinuz", self._workdir / "initrd.img"
             ramdisk = parsed.initrd + user_data_archive(self.request.user_data)
-            await asyncio.to_thread(write_private, kernel, parsed.kernel)
-            await asyncio.to_thread(write_private, initrd, ramdisk)
+            # Scratch, not state: no fsync (0.1-0.2 s for 15 MB on this path); a power cut
+            # takes the VM with it and the next agent start removes the directory.
+            await asyncio.to_thread(write_private, kernel, parsed.kernel, durable=False)
+            await asyncio.to_thread(write_private, initrd, ramdisk, durable=False)
         except (ImageError, OSError) as exc:
             self._finish("Failed", None, str(exc))
             return
