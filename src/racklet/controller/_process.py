@@ -368,7 +368,6 @@ class Controller:
         )
         self.history = UnitHistory(self.store, config.rack.name)
         """The dashboard's last hour of samples (every controller keeps its own)."""
-        tls = layout.controller
         cert, key = tls / "server.crt", tls / "server.key"
         api_app = create_api_app(
             self.store,
