@@ -8,9 +8,11 @@ counted), polls the VM every 50 ms through the API until it is Running on the ot
 then clears the fault and waits for the unit to be Running again. Before each round QEMU
 boots the same kernel and initrd by hand to the guest's init (one VM boot on this host,
 now), so every round is compared with its own goal. The path measured is all of it: the
-fault engine's cut, the BMC's power state, the unit reconciler's observation, the MicroVM
-reconciler, the other unit's next heartbeat reply, the TUF fetch and verification of the
-image, QEMU's boot and the Running report on the heartbeat after.
+fault engine's cut, the BMC's power state and its event on the Redfish event stream the
+controller follows, the unit reconciler's look, the MicroVM reconciler woken by the unit's
+new phase, the early heartbeat the controller asks of the other unit's agent (its reply
+carries the assignment), the TUF metadata refresh and the check of the image held ahead of
+time, QEMU's boot and the Running report, sent when the guest's init runs.
 """
 
 from __future__ import annotations

@@ -233,9 +233,10 @@ class AtomicFile:
     may be changed before the end (a content-addressed name known only after hashing).
     """
 
-    def __init__(self, target: Path, mode: int) -> None:
+    def __init__(self, target: Path, mode: int, *, durable: bool = True) -> None:
         self.target = target
         self.mode = mode
+        self.durable = durable
         fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
         self.temp = Path(name)
         try:
@@ -255,21 +256,25 @@ class AtomicFile:
         fd = os.open(self.temp, os.O_RDONLY)
         try:
             os.fchmod(fd, self.mode)
-            os.fsync(fd)
+            if self.durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
         os.replace(self.temp, self.target)
-        fsync_dir(self.target.parent)
+        if self.durable:
+            fsync_dir(self.target.parent)
 
 
 @contextlib.contextmanager
-def atomic_file(path: Path, mode: int = 0o644) -> Iterator[AtomicFile]:
+def atomic_file(path: Path, mode: int = 0o644, *, durable: bool = True) -> Iterator[AtomicFile]:
     """The one way Racklet writes a file: readers see the old or the new content, never a
     part; the new content is on disk (file and directory entry) when the block ends; the file
     has exactly ``mode`` whatever the umask; a failed block leaves no temp file behind.
-    Missing parent directories are made with :data:`DIR_MODE`."""
+    Missing parent directories are made with :data:`DIR_MODE`. ``durable=False`` skips the
+    fsyncs, for scratch that a power cut makes worthless anyway (a VM's kernel and initrd,
+    removed at the agent's next start): all else holds."""
     make_dir(path.parent)
-    pending = AtomicFile(path, mode)
+    pending = AtomicFile(path, mode, durable=durable)
     try:
         yield pending
         pending._commit()
@@ -321,14 +326,20 @@ def supervisor_pid(state_dir: Path) -> int | None:
         ) from None
 
 
-def write_private(path: Path, data: bytes | str) -> None:
+def write_private(path: Path, data: bytes | str, *, durable: bool = True) -> None:
     """Write a secret atomically with mode 0600."""
-    write_atomic(path, data, mode=0o600)
+    write_atomic(path, data, mode=0o600, durable=durable)
 
 
-def write_atomic(path: Path, data: bytes | bytearray | memoryview | str, mode: int = 0o644) -> None:
+def write_atomic(
+    path: Path,
+    data: bytes | bytearray | memoryview | str,
+    mode: int = 0o644,
+    *,
+    durable: bool = True,
+) -> None:
     """Write a whole file through :func:`atomic_file`."""
-    with atomic_file(path, mode) as out:
+    with atomic_file(path, mode, durable=durable) as out:
         out.write(data.encode() if isinstance(data, str) else data)
 
 

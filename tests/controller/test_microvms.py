@@ -336,6 +336,30 @@ async def test_a_units_phase_change_wakes_the_vms_on_it_and_those_waiting() -> N
     assert woken == ["big"]
 
 
+async def test_a_placement_once_stored_is_told_so_its_agent_beats_at_once() -> None:
+    """The controller asks the new unit's agent for a heartbeat when a VM is placed on it
+    (the reply carries the assignment): for a new placement, not for each lease renewal."""
+    store, beats, _, clock = await _rack({"unit-1": "Running", "unit-2": "Running"})
+    told: list[str] = []
+    stored: list[str | None] = [None]
+    rec = MicroVMReconciler(store, beats, now=clock, assigned=told.append)
+    await _vm(store, "web", restartPolicy="Always")
+
+    async def reconcile() -> None:
+        await rec.reconcile("web")
+        stored[0] = (await store.get(MicroVM, "web")).status.unit
+
+    await reconcile()
+    first = stored[0]
+    assert first is not None and told == [first]
+    await reconcile()  # a lease renewal: nothing to tell
+    assert len(told) == 1
+    other = "unit-2" if first == "unit-1" else "unit-1"
+    await _set_unit(store, first, "Off", power="Off")
+    await reconcile()  # moved: the other unit is told
+    assert told == [first, other] and stored[0] == other
+
+
 async def test_units_are_told_the_images_of_vms_that_may_move_to_them() -> None:
     """The heartbeat reply names, to each unit, the images of the movable VMs (``Always``,
     ``OnFailure``) that run elsewhere or wait for a place, so it can hold them verified."""

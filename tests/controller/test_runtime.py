@@ -133,6 +133,45 @@ async def test_errors_back_off_and_are_counted_by_reason() -> None:
     assert found[("racklet_controller_reconcile_total", (("result", "success"),))] == 1
 
 
+class Recheck:
+    """A reconciler that asks to be looked at again in an hour, or fails (a back-off)."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    async def reconcile(self, name: str) -> float | None:
+        self.calls[name] += 1
+        if name == "failing":
+            raise TemporaryError("the BMC is away", delay=3600)
+        return 3600.0
+
+
+async def test_a_request_cuts_a_recheck_short_but_not_a_back_off() -> None:
+    """A wake (a VM's unit went Off) reaches an object sleeping until its recheck at once,
+    not a recheck period later; resync's trickle does not, nor does a request during a
+    failing object's back-off (heartbeats would otherwise hammer a broken BMC)."""
+    reconciler = Recheck()
+    registry = Registry()
+    registry.register(GitSource, reconciler)
+    store = MemoryStore()
+    runtime = Runtime(registry, store, resync_seconds=3600)
+    await runtime.start()
+    try:
+        for name in ("vm", "failing"):
+            runtime.enqueue("GitSource", name)
+        await until(lambda: reconciler.calls["vm"] == reconciler.calls["failing"] == 1, "runs")
+        runtime._enqueue(("GitSource", "vm"), background=True)  # resync: waits its recheck
+        runtime.enqueue("GitSource", "failing")
+        for _ in range(20):
+            await asyncio.sleep(0)
+        assert reconciler.calls["vm"] == 1 and reconciler.calls["failing"] == 1
+        runtime.enqueue("GitSource", "vm")
+        await until(lambda: reconciler.calls["vm"] == 2, "the woken recheck")
+    finally:
+        await runtime.stop()
+        await store.close()
+
+
 def test_backoff_grows_with_jitter_and_is_capped() -> None:
     runtime = Runtime(Registry(), MemoryStore(), backoff_base=1.0, backoff_max=30.0)
     for failures, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (10, 30.0)):

@@ -17,11 +17,14 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families
 import racklet.node as node
 from racklet.boot import BootedPayload
 from racklet.boot.client import bootstrap
+from racklet.controller._heartbeats import HeartbeatBody, HeartbeatRegistry
+from racklet.controller._workloads import VmConsoles
 from racklet.hw import Activity
 from racklet.metrics import OPENMETRICS
 from racklet.net import client_context
 from racklet.node import run_os
 from racklet.pki import write_crl
+from racklet.store import MemoryStore
 from tests.boot.fakes import BootRig, FakeBmc, FakeHost, wait_for
 from tests.promtool import check_both_formats
 
@@ -255,3 +258,74 @@ async def test_the_os_serves_its_payload_to_peers_and_reports_the_peers_its_boot
                 headers={"Range": "bytes=0-99"},
             )
         assert (answer.status_code, answer.content) == (206, rig.payload[:100])
+
+
+async def test_a_vm_whose_phase_changes_is_reported_at_once_not_at_the_next_interval(
+    rig: BootRig, host: FakeHost
+) -> None:
+    """The agent's heartbeat goes out when a VM's phase changes (here: assigned, so
+    Starting; then Failed, its image not on the rack's TUF server), not one interval
+    later: with an hour's interval, only an early beat can carry either report."""
+    booted = await bootstrap(host)
+    hour = dataclasses.replace(booted.agent, heartbeat_interval_seconds=3600.0)
+    booted = dataclasses.replace(booted, agent=hour)
+    vm = {
+        "name": "moving",
+        "attempt": 1,
+        "image": "vm-images/busybox/9.9.9/image.tar",
+        "vcpus": 1,
+        "memoryMiB": 128,
+        "leaseSeconds": 600,
+    }
+    rig.heartbeat_status = 200
+    rig.heartbeat_reply = {"code": 200, "details": {"microvms": [vm]}}
+
+    def reported(phase: str) -> bool:
+        return any(
+            r.get("phase") == phase for b in rig.heartbeats for r in b.body.get("microvms", [])
+        )
+
+    async with _running(host, booted):
+        await wait_for(lambda: reported("Failed"), "the VM's end, reported at once")
+        assert reported("Starting")
+        first_failed = next(
+            i
+            for i, b in enumerate(rig.heartbeats)
+            if any(r.get("phase") == "Failed" for r in b.body.get("microvms", []))
+        )
+        assert first_failed >= 1  # the first beat took the assignment; later ones reported
+        host.shutdown = True
+
+
+async def test_the_controller_asks_for_a_heartbeat_at_once_and_nobody_else_can(
+    rig: BootRig, host: FakeHost, tmp_path: Path
+) -> None:
+    """When the controller assigns the unit a VM it asks the agent for a heartbeat at once
+    (``VmConsoles.beat_now``, over the agent's listener), whose reply carries the assignment:
+    with an hour's interval only that request can bring the next beat. Another rack
+    identity (a unit's) is refused."""
+    booted = await bootstrap(host)
+    hour = dataclasses.replace(booted.agent, heartbeat_interval_seconds=3600.0)
+    booted = dataclasses.replace(booted, agent=hour)
+    key, crt = rig.ca.issue("racklet-controller", role="controller", client=True).write(
+        tmp_path, "controller"
+    )
+    beats = HeartbeatRegistry()
+    agent = f"https://127.0.0.1:{host.agent_port}"
+    beats.record(HeartbeatBody(unit="unit-1", agent_url=agent, os_version="0.1.0"))
+    store = MemoryStore()
+    controller = VmConsoles(store, beats, rig.ca_path, crt, key)
+    try:
+        async with _running(host, booted):
+            await wait_for(lambda: len(rig.heartbeats) >= 1, "the first heartbeat")
+            async with rig.client("unit-2") as other:
+                refused = await other.post(f"{agent}/heartbeat")
+            assert refused.status_code == 403
+            await asyncio.sleep(0.2)
+            assert len(rig.heartbeats) == 1
+            controller.beat_now("unit-1")
+            await wait_for(lambda: len(rig.heartbeats) >= 2, "the heartbeat asked for")
+            host.shutdown = True
+    finally:
+        await controller.aclose()
+        await store.close()

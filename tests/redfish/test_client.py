@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from racklet.net import AppServer, server_context
 from racklet.pki import RackCA
 from racklet.redfish import RedfishClient, RedfishError, RedfishUnreachable
+from racklet.redfish._client import MAX_EVENT_BYTES, _sse_payloads
 from tests.redfish.fake_bmc import PASSWORD, USER, FakeBmc
 
 CA = Path("/nonexistent-ca.crt")  # unused with an in-process transport
@@ -104,3 +106,31 @@ async def test_over_tls_trusting_only_the_rack_ca(tmp_path: Path) -> None:
     async with RedfishClient(url, USER, PASSWORD, ca_bundle=tmp_path / "pki/ca.crt") as gone:
         with pytest.raises(RedfishUnreachable, match=r"127\.0\.0\.1"):
             await gone.system("unit-1")
+
+
+async def test_the_event_stream_yields_each_event_and_drops_what_is_not_one() -> None:
+    """SSE as a BMC sends it: a comment first, ``id:`` lines, one JSON ``Event`` per frame;
+    a frame that is not a JSON object, or longer than a BMC's event can be, is dropped and
+    the stream goes on."""
+    lines = [
+        ": racklet bmc event stream",
+        "",
+        "id: 1",
+        'data: {"Id": "1", "Events": [{"MessageId": "ResourceEvent.1.4.ResourcePoweredOff"}]}',
+        "",
+        "data: not json",
+        "",
+        "data: " + '"' + "x" * MAX_EVENT_BYTES + '"',
+        "",
+        "id: 2",
+        'data: {"Id": "2",',
+        'data:  "Events": []}',
+        "",
+    ]
+
+    async def feed() -> AsyncIterator[str]:
+        for line in lines:
+            yield line
+
+    got = [payload async for payload in _sse_payloads(feed())]
+    assert [p["Id"] for p in got] == ["1", "2"]

@@ -31,6 +31,10 @@ async def test_a_vm_runs_its_command_and_reports_its_exit_code(
     vm_image: bytes, tmp_path: Path
 ) -> None:
     hypervisor = Hypervisor(tmp_path)
+    phases: list[tuple[str, ...]] = []  # what each phase change showed: the agent beats then
+    hypervisor.on_phase = lambda: phases.append(
+        tuple(f"{n}:{vm.state.phase}" for n, vm in sorted(hypervisor.vms.items()))
+    )
     try:
         ok = VmRequest("ok", 1, vcpus=1, memory_mib=128, user_data="echo hello-from-the-vm")
         bad = VmRequest("bad", 1, vcpus=1, memory_mib=128, user_data="echo failing; exit 7")
@@ -45,6 +49,10 @@ async def test_a_vm_runs_its_command_and_reports_its_exit_code(
         assert (failed.phase, failed.exit_code) == ("Failed", 7)
         assert "failing" in failed.console
         assert hypervisor.vms["ok"].cpu_seconds() > 0
+        # Each VM's Running (its guest's init ran) and its end were told as they happened.
+        told = {entry for shown in phases for entry in shown}
+        assert {"ok:Running", "ok:Succeeded", "bad:Running", "bad:Failed"} <= told
+        assert len(phases) == 4
     finally:
         await hypervisor.close()
 

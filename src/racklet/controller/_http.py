@@ -313,16 +313,16 @@ def create_machine_app(
                 await record_dropped_peers(store, body)
             except StoreError as exc:
                 log.warning("heartbeat of %s: dropped peers not recorded: %s", body.unit, exc)
+            written: set[str] = set()
             try:
                 details["microvms"] = await exchange(
-                    store, body.unit, body.microvms, body.agent_url
+                    store, body.unit, body.microvms, body.agent_url, written=written
                 )
                 details["vmImages"] = await standby_images(store, body.unit)
             except StoreError as exc:  # the heartbeat itself is recorded; VMs wait for the next
                 log.warning("heartbeat of %s: MicroVMs not exchanged: %s", body.unit, exc)
-            else:
-                for report in body.microvms:
-                    enqueue("MicroVM", report.name)
+            for name in written:  # a new phase (an end: restart, a set's count) is seen now
+                enqueue("MicroVM", name)
         return status_response(200, "heartbeat recorded", reason="OK", details=details or None)
 
     if boot_app is not None:

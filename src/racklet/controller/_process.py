@@ -2,7 +2,8 @@
 
 In start order: the store (declares the rack and its units), the BMC clients, the CRL file,
 the leader election (etcd only), then the API listener, the machine listener and the bulk
-target server, and the leader-only group: the runtime (informers, workers, resync), TUF
+target server, and the leader-only group: the runtime (informers, workers, resync), the
+BMCs' event streams (a power change wakes its unit's reconciler), TUF
 timestamp refresh, PKI maintenance, unit certificates and the GitOps watcher. Stopping
 unwinds the same list. ``python -m racklet.controller`` and the HA tests build this one
 object; a test swaps the store or the BMC clients, never the wiring.
@@ -37,6 +38,7 @@ from racklet.api import (
 from racklet.audit import AuditLog
 from racklet.boot import BulkTargetServer
 from racklet.children import supervisor_crash
+from racklet.controller._bmc_events import BmcEvents
 from racklet.controller._certificates import UnitCertificates
 from racklet.controller._gitops import GitSources
 from racklet.controller._hardware import HardwareControl
@@ -304,11 +306,22 @@ class Controller:
         )
         enqueue = self.runtime.enqueue
         self.heartbeats.watch(lambda unit: enqueue("ComputeUnit", unit))  # silent: look now
+        tls = layout.controller
+        self.vm_consoles = VmConsoles(
+            self.store,
+            self.heartbeats,
+            layout.ca_cert,
+            tls / "client.crt",
+            tls / "client.key",
+            crl=_crl(layout),
+        )
+        """The controller's client of the units' agents: VM consoles, early heartbeats."""
         microvms = MicroVMReconciler(
             acting,
             self.heartbeats,
             wake=lambda name: enqueue("MicroVM", name),
             wake_set=lambda name: enqueue("MicroVMSet", name),
+            assigned=self.vm_consoles.beat_now,
         )
         self.registry.register(MicroVM, microvms)
         self.registry.register(MicroVMSet, MicroVMSetReconciler(acting))
@@ -355,16 +368,7 @@ class Controller:
         )
         self.history = UnitHistory(self.store, config.rack.name)
         """The dashboard's last hour of samples (every controller keeps its own)."""
-        tls = layout.controller
         cert, key = tls / "server.crt", tls / "server.key"
-        self.vm_consoles = VmConsoles(
-            self.store,
-            self.heartbeats,
-            layout.ca_cert,
-            tls / "client.crt",
-            tls / "client.key",
-            crl=_crl(layout),
-        )
         api_app = create_api_app(
             self.store,
             token=config.api.token,
@@ -401,6 +405,9 @@ class Controller:
         else:
             self.services.add_leadership()
         add("runtime", self.runtime, leader_only=True)
+        self.bmc_events = BmcEvents(self.clients, lambda name: enqueue("ComputeUnit", name))
+        """Each BMC's event stream: a power change wakes its unit's reconciler at once."""
+        add("bmc events", self.bmc_events, leader_only=True)
         api_port, machine_port = config.controller.api_port, config.controller.machine_port
         add("api", _Listener("api", api_app, api_port, lambda: server_context(cert, key)))
 

@@ -18,8 +18,11 @@ queues more than ``resync_rate`` objects per second (at 10,000 units and 50/s: e
 informers (no periodic list of the store).
 
 An object is never reconciled by two workers at a time; a request that arrives while it runs
-makes it run once more afterwards. A failing object is retried with exponential back-off and
-jitter; a ``Conflict`` from the store is retried at once, since it only means someone else
+makes it run once more afterwards, and one that arrives while it waits for the recheck its
+reconciler asked for (a returned delay) runs it at once: a neighbour's wake (a unit lost
+under a VM) is not held up to a recheck period.
+A failing object is retried with exponential back-off and jitter (a request does not cut
+that short); a ``Conflict`` from the store is retried at once, since it only means someone else
 wrote first. At most ``max_concurrent`` reconciles run at a time; objects waiting for a slot
 are the queue depth, and those queued by a watch, ``enqueue`` or a retry get a freed slot
 before those queued by resync alone (a write never waits behind a resync batch). Not here:
@@ -30,6 +33,7 @@ leader election (the process starts and stops the runtime as a leader-only servi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections import deque
@@ -126,6 +130,9 @@ class Runtime:
             observer.watch_queue(lambda: self.depth)
         self._workers: dict[Key, asyncio.Task[None]] = {}
         self._again: set[Key] = set()
+        self._rechecks: dict[Key, asyncio.Event] = {}
+        """The workers sleeping until a recheck their reconciler asked for: woken early by a
+        request that is not resync's."""
         self._background: set[Key] = set()  # queued by resync alone: waits behind the rest
         self._resync: asyncio.Task[None] | None = None
         self._informers: list[tuple[Informer, OwnedTask]] = []
@@ -181,6 +188,9 @@ class Runtime:
             self._again.add(key)
             if not background:
                 self._background.discard(key)
+                recheck = self._rechecks.get(key)
+                if recheck is not None:
+                    recheck.set()
             return
         if background:
             self._background.add(key)
@@ -274,6 +284,9 @@ class Runtime:
                     if self._observer is not None:
                         elapsed = time.perf_counter() - started
                         self._observer.reconcile_finished(kind, elapsed, error)
+                if delay is not None and error is None:
+                    await self._recheck(key, delay)
+                    continue
                 if delay is not None:
                     await asyncio.sleep(delay)
                     continue
@@ -282,6 +295,19 @@ class Runtime:
         finally:
             if self._workers.get(key) is asyncio.current_task():
                 del self._workers[key]
+
+    async def _recheck(self, key: Key, delay: float) -> None:
+        """Sleep ``delay`` seconds, or less if the object is asked for meanwhile."""
+        if key in self._again and key not in self._background:
+            return  # asked for while it ran: at once
+        event = self._rechecks[key] = asyncio.Event()
+        try:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await event.wait()
+        finally:
+            if self._rechecks.get(key) is event:
+                del self._rechecks[key]
 
 
 class _Slots:

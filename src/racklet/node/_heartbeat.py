@@ -1,7 +1,13 @@
 """Heartbeats to the controller over mutual TLS, every interval of simulated time.
 
 A failed heartbeat is counted, logged and retried with exponential back-off (capped); it
-never stops the OS. The controller derives ``Running``/``Unreachable`` from their freshness.
+never stops the OS. A VM whose phase changed (``Workloads.report_due``) is reported at once,
+not at the next interval: the controller sees a moved VM Starting and Running as soon as it
+is (the interval after that early beat starts again; a failing channel keeps its back-off).
+The controller may ask for a heartbeat at once too (``POST /heartbeat``, its identity only;
+:func:`beat_now_route`): when it assigns this unit a VM, the assignment arrives in that
+reply, not one interval later. It asks per assignment, never holds a connection open.
+The controller derives ``Running``/``Unreachable`` from their freshness.
 On an HA rack each heartbeat goes to every controller: they keep heartbeats in memory, so a
 follower that takes over already knows which units are up.
 """
@@ -13,15 +19,21 @@ import ssl
 import time
 
 import httpx
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from racklet.boot import BootedPayload
 from racklet.hw import UnitHost
 from racklet.log import ContextLogger
+from racklet.net import peer_identity
 from racklet.node._metrics import NodeMetrics
 from racklet.node._stress import StressRunner
 from racklet.node._workloads import Workloads
 
 HEARTBEAT_PATH = "/machine/v1/heartbeat"
+BEAT_NOW_PATH = "/heartbeat"
+"""The agent's route where the controller asks for a heartbeat at once."""
 MAX_BACKOFF_SECONDS = 30.0
 REQUEST_TIMEOUT_SECONDS = 10.0
 
@@ -151,9 +163,41 @@ class HeartbeatSender:
     async def run(self) -> None:
         failures = 0
         timeout = httpx.Timeout(REQUEST_TIMEOUT_SECONDS)
+        due = self._workloads.report_due if self._workloads is not None else None
         async with httpx.AsyncClient(verify=self._ssl, timeout=timeout) as client:
             while True:
+                if due is not None:
+                    due.clear()  # what changed from here on is in this body or the next
                 ok = await self.send(client)
                 self._metrics.count_heartbeat(ok)
                 failures = 0 if ok else failures + 1
-                await self._host.clock.sleep(self.next_delay(failures))
+                await self._pause(self.next_delay(failures), due if ok else None)
+
+    async def _pause(self, delay: float, due: asyncio.Event | None) -> None:
+        """Sleep ``delay`` seconds of the unit's clock, or until ``due`` is set."""
+        sleep = asyncio.ensure_future(self._host.clock.sleep(delay))
+        if due is None:
+            await sleep
+            return
+        early = asyncio.ensure_future(due.wait())
+        try:
+            await asyncio.wait((sleep, early), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (sleep, early):
+                task.cancel()
+            await asyncio.gather(sleep, early, return_exceptions=True)
+
+
+def beat_now_route(due: asyncio.Event, controller: str) -> Route:
+    """``POST /heartbeat``: the controller (SPIFFE ID ``controller``, nobody else) asks for
+    a heartbeat now; ``due`` is what the heartbeat loop waits on between beats."""
+
+    async def beat_now(request: Request) -> JSONResponse:
+        identity = peer_identity(request.scope)
+        if identity != controller:
+            message = f"only {controller} asks for heartbeats, not {identity or 'anonymous'}"
+            return JSONResponse({"message": message}, status_code=403)
+        due.set()
+        return JSONResponse({"message": "a heartbeat goes out now"}, status_code=202)
+
+    return Route(BEAT_NOW_PATH, beat_now, methods=["POST"])

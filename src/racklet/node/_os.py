@@ -32,7 +32,7 @@ from racklet.log import ContextLogger, get_logger
 from racklet.net import AppServer
 from racklet.node._console import console_route
 from racklet.node._health import TrialCheck, link_request
-from racklet.node._heartbeat import HeartbeatSender
+from racklet.node._heartbeat import HeartbeatSender, beat_now_route
 from racklet.node._hypervisor import Hypervisor
 from racklet.node._metrics import NodeMetrics, create_agent_app, metrics_registry
 from racklet.node._p2p import PeerServer
@@ -243,9 +243,11 @@ async def _start_agent(
         else:
             live = unit_live_server_context(booted.identity, booted.trust, crl)
             ssl_context = await asyncio.to_thread(tls_files.enter_context, live)
-        consoles = console_route(workloads.console_state, controller_identity(booted.identity))
+        controller = controller_identity(booted.identity)
+        consoles = console_route(workloads.console_state, controller)
+        beat_now = beat_now_route(workloads.report_due, controller)
         server = AppServer(
-            create_agent_app(metrics_registry(metrics), [consoles]),
+            create_agent_app(metrics_registry(metrics), [consoles, beat_now]),
             port=host.agent_port,
             ssl_context=ssl_context,
             name=f"agent:{booted.unit}",

@@ -110,6 +110,11 @@ class Workloads:
         self._retry_at: dict[str, float] = {}
         """Images whose fetch ahead of time failed: when (loop time) to try again."""
         self._prefetching: dict[str, asyncio.Task[None]] = {}
+        self.report_due = asyncio.Event()
+        """Set when a VM's phase changed (a start began, it runs, it ended, it failed to
+        start): the heartbeat goes out now, not at its next interval, so the controller
+        sees Starting and Running without waiting an interval for each."""
+        hypervisor.on_phase = self.report_due.set
 
     def prefetch(self, targets: list[str]) -> None:
         """The controller's list of images to hold ready (from a heartbeat reply). Not while
@@ -169,6 +174,7 @@ class Workloads:
         self._starting[name] = asyncio.create_task(
             self._start(name, attempt, item), name=f"vm-start:{name}"
         )
+        self.report_due.set()  # reported Starting
 
     async def _start(self, name: str, attempt: int, item: dict[str, Any]) -> None:
         try:
@@ -188,6 +194,7 @@ class Workloads:
                 failed = VmState(name, attempt, phase="Failed", reason=reason)
                 failed.add_line(f"racklet-agent: {reason}")
                 self._failed[name] = failed
+                self.report_due.set()
                 log.warning("vm %s not started: %s", name, exc)
                 return
             await self._hypervisor.start(request, image)

@@ -3,7 +3,7 @@
 It logs in lazily with a Redfish session (``X-Auth-Token``), logs in again once when a token
 expires (401), and translates transport failures and error bodies into
 :mod:`racklet.redfish.errors`. It trusts only the rack CA. Not here: discovery by walking
-links, PATCH of settings, event subscriptions.
+links, push event subscriptions (the event stream, :meth:`RedfishClient.events`, is here).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import json as _json
 import ssl
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,9 @@ from racklet.redfish.errors import RedfishClientError, RedfishError, RedfishUnre
 SESSIONS = "/redfish/v1/SessionService/Sessions"
 UPDATE_SERVICE = "/redfish/v1/UpdateService"
 FIRMWARE_INVENTORY = f"{UPDATE_SERVICE}/FirmwareInventory"
+EVENT_STREAM = "/redfish/v1/EventService/SSE"
+MAX_EVENT_BYTES = 64 * 1024
+"""An SSE frame longer than this is dropped (a BMC's events are a few hundred bytes)."""
 RESET_TYPES = ("On", "ForceOff", "GracefulShutdown", "ForceRestart", "PowerCycle")
 _MAX_PAGES = 1000
 _MAX_URLS = 32
@@ -355,6 +358,39 @@ class RedfishClient:
             crl=self._crl,
         )
 
+    # -- events (EventService SSE) -----------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def events(
+        self, path: str = EVENT_STREAM
+    ) -> AsyncIterator[AsyncIterator[dict[str, Any]]]:
+        """The BMC's event stream: each ``Event`` payload as the BMC publishes it, for as
+        long as the stream stays open (no read timeout: events are rare). A refusal is
+        :class:`RedfishError`, a lost connection :class:`RedfishUnreachable`; the caller
+        opens it again (a 401 first drops the session or the certificate login, so the next
+        open logs in again)."""
+        headers = {"Accept": "text/event-stream"}
+        if not self._certificate_login:
+            headers["X-Auth-Token"] = self._token or await self._login(None)
+        timeout = httpx.Timeout(self._http.timeout.connect, read=None)
+        try:
+            async with self._http.stream(
+                "GET", self._url(path), headers=headers, timeout=timeout
+            ) as response:
+                if response.status_code == 401:
+                    if self._certificate_login and self._credentials is not None:
+                        self._certificate_login = False
+                    self._token = None
+                if response.status_code != 200:
+                    await response.aread()
+                    _raise_for_status(response)
+                    raise RedfishError(response.status_code, f"{path} is no event stream")
+                yield _sse_payloads(response.aiter_lines())
+        except httpx.TransportError as exc:
+            raise RedfishUnreachable(
+                f"{self.base_url}: {type(exc).__name__}: {exc or 'no answer'}"
+            ) from exc
+
     async def aclose(self) -> None:
         """End the session (best effort) and close the connection pool."""
         if self._token and self._session_url:
@@ -419,6 +455,28 @@ class RedfishClient:
                 "CertificateUri": {"@odata.id": uri},
             },
         )
+
+
+async def _sse_payloads(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
+    """The JSON objects of an SSE stream's ``data:`` frames (comments and ``id:`` skipped;
+    a frame that is not a JSON object, or too long, is dropped)."""
+    data: list[str] = []
+    size = 0
+    async for line in lines:
+        if line.startswith("data:"):
+            size += len(line)
+            if size <= MAX_EVENT_BYTES:
+                data.append(line[5:].strip())
+            else:  # dropped: what is left of it is not kept either
+                data.clear()
+        elif not line:
+            frame, data, size = "\n".join(data), [], 0
+            try:
+                payload = _json.loads(frame) if frame else None
+            except ValueError:
+                payload = None
+            if isinstance(payload, dict):
+                yield payload
 
 
 def _raise_with_resolution(response: httpx.Response) -> None:

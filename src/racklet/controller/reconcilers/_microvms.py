@@ -96,9 +96,12 @@ class MicroVMReconciler:
         now: Callable[[], dt.datetime] = utcnow,
         wake: Callable[[str], None] | None = None,
         wake_set: Callable[[str], None] | None = None,
+        assigned: Callable[[str], None] | None = None,
     ) -> None:
         """``wake`` queues a VM at once (the runtime's enqueue), for :meth:`unit_changed`;
-        ``wake_set`` a MicroVMSet, when one of its VMs changes."""
+        ``wake_set`` a MicroVMSet, when one of its VMs changes; ``assigned(unit)`` is told
+        once a VM's placement on ``unit`` is stored (its agent is asked to heartbeat now)."""
+        self._assigned = assigned
         self._store = store
         self._heartbeats = heartbeats
         self._now = now
@@ -240,8 +243,12 @@ class MicroVMReconciler:
             status.observed_generation = gen
             self._placed[name] = status.unit  # an end is dropped at the next look (above)
             if status != vm.status:
+                placed = placing and status.unit is not None
                 vm.status = status
                 await self._store.update_status(vm)
+                if placed and self._assigned is not None:
+                    assert status.unit is not None
+                    self._assigned(status.unit)
         for event in events:
             await self._store.record_event(event)
         self._tell_set(name, vm)
