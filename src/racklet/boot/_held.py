@@ -33,7 +33,7 @@ from racklet.boot._slots import (
     open_for_write,
 )
 from racklet.boot._tuf_api import Updater
-from racklet.boot._tuf_client import translate
+from racklet.boot._tuf_client import payload_manifest, signed_payload, translate
 from racklet.boot._types import BootLimits
 from racklet.boot.errors import BootError, ManifestError, PayloadError
 
@@ -68,13 +68,7 @@ def verify_held_payload(
     ``target_path`` of ``channel``; else a :class:`~racklet.boot.BootError` saying why."""
     name, version = _release(target_path, channel)
     try:
-        info = updater.get_targetinfo(target_path)
-        if info is None:
-            raise ManifestError(f"{target_path} is not a target signed for {channel}")
-        if info.length > limits.max_payload_bytes:
-            raise ManifestError(
-                f"payload of {info.length} bytes exceeds the {limits.max_payload_bytes}-byte limit"
-            )
+        info = signed_payload(updater, target_path, channel, limits)
         _copy(payload, StreamCheck(target_path, info.length, info.hashes), None)
     except BootError:
         raise
@@ -83,14 +77,7 @@ def verify_held_payload(
     except OSError as exc:
         raise PayloadError(f"the payload cannot be read: {exc}") from exc
     read_agent_config(payload, limits.max_agent_config_bytes)
-    return PayloadManifest(
-        name=name,
-        version=version,
-        channel=channel,
-        payload_path=target_path,
-        payload_length=info.length,
-        payload_sha256=info.hashes.get("sha256", ""),
-    )
+    return payload_manifest(info, name, version, channel)
 
 
 def install_held_payload(

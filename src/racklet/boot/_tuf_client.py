@@ -98,16 +98,9 @@ class Channel:
         """Download and verify the pointer's payload into ``download_dir`` (a slot's): the
         returned file exists only once every byte of it was verified and flushed."""
         try:
-            info = self.updater.get_targetinfo(self.pointer.payload_target)
-            if info is None:
-                raise ManifestError(
-                    f"{self.pointer.payload_target} is not a target signed for {self.channel}"
-                )
-            limit = self.limits.max_payload_bytes
-            if info.length > limit:
-                raise ManifestError(
-                    f"payload of {info.length} bytes exceeds the {limit}-byte limit"
-                )
+            info = signed_payload(
+                self.updater, self.pointer.payload_target, self.channel, self.limits
+            )
             path = self.targets.to_file(info, download_dir)
         except BootError:
             raise
@@ -115,15 +108,36 @@ class Channel:
             raise translate(exc) from exc
         except OSError as exc:
             raise BootError(f"unit storage failed during the boot: {exc}") from exc
-        manifest = PayloadManifest(
-            name=self.pointer.name,
-            version=self.pointer.version,
-            channel=self.channel,
-            payload_path=info.path,
-            payload_length=info.length,
-            payload_sha256=info.hashes.get("sha256", ""),
-        )
+        manifest = payload_manifest(info, self.pointer.name, self.pointer.version, self.channel)
         return FetchedRelease(manifest, path)
+
+
+def signed_payload(
+    updater: Updater, target_path: str, channel: str, limits: BootLimits
+) -> TargetFile:
+    """The signed target ``target_path`` of ``channel``, within the payload size limit; a
+    :class:`~racklet.boot.errors.ManifestError` otherwise (a download and a held payload are
+    held to the same rules)."""
+    info = updater.get_targetinfo(target_path)
+    if info is None:
+        raise ManifestError(f"{target_path} is not a target signed for {channel}")
+    if info.length > limits.max_payload_bytes:
+        raise ManifestError(
+            f"payload of {info.length} bytes exceeds the {limits.max_payload_bytes}-byte limit"
+        )
+    return info
+
+
+def payload_manifest(info: TargetFile, name: str, version: str, channel: str) -> PayloadManifest:
+    """What the slot records of a verified payload: its release and the signed length and hash."""
+    return PayloadManifest(
+        name=name,
+        version=version,
+        channel=channel,
+        payload_path=info.path,
+        payload_length=info.length,
+        payload_sha256=info.hashes.get("sha256", ""),
+    )
 
 
 def open_channel(
