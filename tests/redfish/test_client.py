@@ -12,7 +12,7 @@ import pytest
 from racklet.net import AppServer, server_context
 from racklet.pki import RackCA
 from racklet.redfish import RedfishClient, RedfishError, RedfishUnreachable
-from racklet.redfish._client import MAX_EVENT_BYTES, _sse_payloads
+from racklet.redfish._client import MAX_EVENT_BYTES, _bounded_lines, _sse_payloads
 from tests.redfish.fake_bmc import PASSWORD, USER, FakeBmc
 
 CA = Path("/nonexistent-ca.crt")  # unused with an in-process transport
@@ -134,3 +134,20 @@ async def test_the_event_stream_yields_each_event_and_drops_what_is_not_one() ->
 
     got = [payload async for payload in _sse_payloads(feed())]
     assert [p["Id"] for p in got] == ["1", "2"]
+
+
+async def test_a_line_longer_than_any_event_drops_the_stream() -> None:
+    """A BMC that streams bytes without a line break is cut off at the event size limit (a
+    compromised BMC must not make the controller buffer without bound); lines split across
+    chunks and ``\r\n`` endings are read whole."""
+
+    async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
+        for part in parts:
+            yield part
+
+    lines = [line async for line in _bounded_lines(chunks(b"id: 1\r\nda", b"ta: {}\n\n"), "/sse")]
+    assert lines == ["id: 1", "data: {}", ""]
+    endless = chunks(*[b"x" * 4096] * (MAX_EVENT_BYTES // 4096 + 2))
+    with pytest.raises(RedfishUnreachable, match="longer than"):
+        async for _ in _bounded_lines(endless, "/sse"):
+            pass

@@ -385,7 +385,7 @@ class RedfishClient:
                     await response.aread()
                     _raise_for_status(response)
                     raise RedfishError(response.status_code, f"{path} is no event stream")
-                yield _sse_payloads(response.aiter_lines())
+                yield _sse_payloads(_bounded_lines(response.aiter_bytes(), path))
         except httpx.TransportError as exc:
             raise RedfishUnreachable(
                 f"{self.base_url}: {type(exc).__name__}: {exc or 'no answer'}"
@@ -455,6 +455,25 @@ class RedfishClient:
                 "CertificateUri": {"@odata.id": uri},
             },
         )
+
+
+async def _bounded_lines(chunks: AsyncIterator[bytes], path: str) -> AsyncIterator[str]:
+    """The stream's lines (``\n`` or ``\r\n``), none longer than :data:`MAX_EVENT_BYTES`:
+    a BMC that sends a longer one without a line break is cut off (the caller opens the
+    stream again), so it cannot make the controller buffer without bound."""
+    pending = bytearray()
+    async for chunk in chunks:
+        pending += chunk
+        while (end := pending.find(b"\n")) >= 0:
+            line = bytes(pending[:end]).rstrip(b"\r")
+            del pending[: end + 1]
+            yield line.decode("utf-8", "replace")
+        if len(pending) > MAX_EVENT_BYTES:
+            raise RedfishUnreachable(
+                f"{path}: a line longer than {MAX_EVENT_BYTES} bytes: the stream is dropped"
+            )
+    if pending:
+        yield bytes(pending).rstrip(b"\r").decode("utf-8", "replace")
 
 
 async def _sse_payloads(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
