@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -65,6 +66,10 @@ class PowerControl:
         self._target: str | None = None
         self._lock = asyncio.Lock()
         self.last_on = board.power_switch.is_on()
+        self.on_switch: Callable[[], None] | None = None
+        """Called when the switch changes, before the change is published (the meter reads
+        the power monitor then): a look woken by the power event never gets the reading from
+        before the change, such as an Off unit still drawing its last sampled watts."""
 
     def power_state(self) -> str:
         """Resource.PowerState: On, Off, or PoweringOn/PoweringOff during a transition."""
@@ -81,6 +86,8 @@ class PowerControl:
         if on == self.last_on:
             return
         self.last_on = on
+        if self.on_switch is not None:
+            self.on_switch()
         self._events.power(self._origin, self._board.unit, "On" if on else "Off")
         if on:
             self._boot.powered_on()
@@ -188,6 +195,8 @@ class Meter:
         self.temperature_ok = True
         self._window: deque[tuple[float, float]] = deque()
         """(clock time, watts) of the samples in the last :data:`WINDOW_MINUTES`."""
+        self._reads = 0
+        power.on_switch = self._read_power
 
     def stats(self) -> PowerStats | None:
         """Min, max and mean of the window's samples (evenly spaced by the sampling period);
@@ -203,8 +212,23 @@ class Meter:
             self._window.popleft()
 
     def sample(self) -> None:
-        now = self._board.clock.monotonic()
+        reads = self._reads
         self._power.observe(self._board.power_switch.is_on())
+        if self._reads == reads:  # a change of the switch has not read it just now
+            self._read_power()
+        try:
+            self.celsius = self._board.temperature.read_celsius()
+            self.temperature_ok = True
+            self._check_threshold(self.celsius)
+        except OSError as exc:
+            if self.temperature_ok:
+                self._log.warning(f"temperature sensor unreadable: {exc}")
+            self.temperature_ok = False
+
+    def _read_power(self) -> None:
+        """Read the power monitor; integrate the energy since the last reading."""
+        now = self._board.clock.monotonic()
+        self._reads += 1
         try:
             reading = self._board.power_monitor.read()
         except OSError as exc:
@@ -217,14 +241,6 @@ class Meter:
                 self.energy_joules += (self.reading.watts + reading.watts) / 2 * elapsed
             self.reading, self.sampled_at, self.monitor_ok = reading, now, True
             self._remember(now, reading.watts)
-        try:
-            self.celsius = self._board.temperature.read_celsius()
-            self.temperature_ok = True
-            self._check_threshold(self.celsius)
-        except OSError as exc:
-            if self.temperature_ok:
-                self._log.warning(f"temperature sensor unreadable: {exc}")
-            self.temperature_ok = False
 
     def _check_threshold(self, celsius: float) -> None:
         """An event when the temperature crosses its caution threshold, either way."""

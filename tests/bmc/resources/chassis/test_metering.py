@@ -150,3 +150,27 @@ async def test_power_metrics_keep_the_last_minute_of_samples(tmp_path: Path) -> 
         metrics = power["PowerControl"][0]["PowerMetrics"]
         assert metrics["MinConsumedWatts"] == metrics["MaxConsumedWatts"] == pytest.approx(5.0)
         assert metrics["AverageConsumedWatts"] == pytest.approx(5.0)
+
+
+async def test_a_unit_switched_off_reads_no_power_at_once(tmp_path: Path) -> None:
+    """The power event and the reading agree: a look woken by a ForceOff (the controller
+    follows the BMC's event stream) reads the monitor's value after the switch, not the last
+    periodic sample of the unit running (an Off unit shown drawing 3 W). The manual clock
+    stands still, so no periodic sample can explain the new reading."""
+    clock = ManualClock()
+    unit = FakeUnit(on=True, running_watts=3.0)
+    async with running_bench(tmp_path, clock, unit) as bench:
+        meter = bench.service.context.meter
+        await eventually(lambda: meter.sampled_at == 0.0, "the first sample")
+        environment = f"/redfish/v1/Chassis/{UNIT}/EnvironmentMetrics"
+        async with bench.client() as client:
+            running = (await client.get(environment)).json()
+            assert running["PowerWatts"]["Reading"] == pytest.approx(3.0)
+            reset = await client.post(
+                f"/redfish/v1/Systems/{UNIT}/Actions/ComputerSystem.Reset",
+                json={"ResetType": "ForceOff"},
+            )
+            assert reset.status_code in (200, 204)
+            off = (await client.get(environment)).json()
+        assert off["PowerWatts"]["Reading"] == pytest.approx(0.0)
+        assert bench.service.energy_joules == pytest.approx(0.0)  # no time passed
