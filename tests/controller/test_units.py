@@ -221,16 +221,22 @@ async def test_power_off_is_a_graceful_shutdown_sent_once() -> None:
         await h.close()
 
 
+async def _graceful_shutdown_asked(h: Harness) -> None:
+    """unit-1 running, then its spec Off: the reconcile asks the BMC for a graceful shutdown,
+    which the BMC has not finished (resets deferred)."""
+    h.bmc.power_on("unit-1")
+    await h.reconcile("unit-1")
+    unit = await h.unit("unit-1")
+    unit.spec.power = "Off"
+    await h.store.update(unit)
+    h.bmc.defer_resets = True
+    await h.reconcile("unit-1")
+
+
 async def test_a_shutdown_in_progress_is_not_reported_as_off() -> None:
     h = await make(["unit-1"])
     try:
-        h.bmc.power_on("unit-1")
-        await h.reconcile("unit-1")
-        unit = await h.unit("unit-1")
-        unit.spec.power = "Off"
-        await h.store.update(unit)
-        h.bmc.defer_resets = True
-        await h.reconcile("unit-1")
+        await _graceful_shutdown_asked(h)
         assert h.bmc.received[-1][:2] == ("unit-1", "GracefulShutdown")
         h.bmc.units["unit-1"].power_state = "PoweringOff"  # the BMC waits for the OS to halt
         await h.reconcile("unit-1")
@@ -260,13 +266,7 @@ async def test_powered_on_again_while_shutting_down_it_is_followed_until_off() -
     large one) although nothing but the halt stands in its way."""
     h = await make(["unit-1"])
     try:
-        h.bmc.power_on("unit-1")
-        await h.reconcile("unit-1")
-        unit = await h.unit("unit-1")
-        unit.spec.power = "Off"
-        await h.store.update(unit)
-        h.bmc.defer_resets = True
-        await h.reconcile("unit-1")
+        await _graceful_shutdown_asked(h)
         h.bmc.units["unit-1"].power_state = "PoweringOff"  # the BMC waits for the OS to halt
         unit = await h.unit("unit-1")
         unit.spec.power = "On"
