@@ -26,6 +26,7 @@ from tests.docs.harness import (
 )
 
 PAGES = Path(__file__).with_name("pages.txt")
+SHARED_KINDS = ("starts", "shared")
 AHEAD_TIMEOUT = 3600.0
 """pytest-timeout for an example of a page run ahead: it waits for the pages before it."""
 
@@ -46,6 +47,7 @@ class DocsItem(SybilItem):
 
 class DocsPage(SybilFile):
     ahead: bool = False
+    rack: str = "none"
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         for sybil in self.sybils:  # as SybilFile.collect, with items that know their index
@@ -67,19 +69,36 @@ class DocsPage(SybilFile):
     def teardown(self) -> None:
         if not self.ahead:
             super().teardown()
+        shared = [item.parent for item in self.session.items if _on_shared_rack(item)]
+        if shared and shared[-1] is self:
+            # the run's last page on the shared rack: the rack's idle CPU would only slow the
+            # pages still running
+            for document in self.documents:
+                pool = document.namespace.get("docs_racks")
+                if isinstance(pool, RackPool):
+                    pool.stop_shared()
+
+
+def _on_shared_rack(item: pytest.Item) -> bool:
+    return isinstance(item.parent, DocsPage) and item.parent.rack in SHARED_KINDS
 
 
 class DocsPages(pytest.File):
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         sybil = docs_sybil()
-        for path in reading_order():
-            front = FrontMatter.of(path.read_text(), str(path))
-            if front is not None:
-                page = DocsPage.from_parent(self, path=path, sybils=[sybil])
-                # with no worker to run it ahead, a page is set up and torn down as any other
-                # (its terminal, and the racks and servers its text starts, stopped at its end)
-                page.ahead = AHEAD_WORKERS > 0 and front.rack in AHEAD_KINDS
-                yield page
+        fronts = {path: FrontMatter.of(path.read_text(), str(path)) for path in reading_order()}
+        pages = [(path, front) for path, front in fronts.items() if front is not None]
+        # the shared rack's pages first, in reading order (its state flows from one to the
+        # next), then the pages with racks of their own or none: the shared rack stops after
+        # its last page instead of idling beside them (and they run beside it in workers)
+        pages.sort(key=lambda page: page[1].rack not in SHARED_KINDS)
+        for path, front in pages:
+            page = DocsPage.from_parent(self, path=path, sybils=[sybil])
+            # with no worker to run it ahead, a page is set up and torn down as any other
+            # (its terminal, and the racks and servers its text starts, stopped at its end)
+            page.ahead = AHEAD_WORKERS > 0 and front.rack in AHEAD_KINDS
+            page.rack = front.rack
+            yield page
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

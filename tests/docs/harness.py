@@ -413,6 +413,11 @@ class RackPool:
             self.shared_jobs = [start_rack(cwd, SHARED_RACK_ARGS, self.spare)]
         return cwd
 
+    def stop_shared(self) -> None:
+        for job in self.shared_jobs:
+            job.stop()
+        self.shared_jobs = []
+
     def run_ahead(self, paths: Iterable[Path], workers: int = AHEAD_WORKERS) -> None:
         """Start running these pages (none of them ``shared`` or ``starts``) in page order,
         ``workers`` at a time, while the shared rack's pages run in the test's thread. Each

@@ -9,7 +9,7 @@ for the files of its state dir. Inside, the Redfish resources are one package pe
 
 from racklet.bmc._host import BmcHost
 from racklet.bmc._service import BmcService, BmcSettings
-from racklet.bmc._state.accounts import write_accounts
+from racklet.bmc._state.accounts import new_password, write_accounts
 from racklet.bmc._state.bmc_slots import BmcFirmwareSlots, build_manifest, parse_manifest
 from racklet.bmc._state.firmware import (
     BootSlot,
@@ -46,6 +46,7 @@ __all__ = [
     "VerifiedImage",
     "build_manifest",
     "firmware_oem_parameters",
+    "new_password",
     "parse_manifest",
     "reject_all",
     "write_accounts",

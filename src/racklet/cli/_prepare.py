@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidSignature
 
 from racklet import boot
 from racklet.audit import audit_files
-from racklet.bmc import write_accounts
+from racklet.bmc import new_password, write_accounts
 from racklet.cli import _ports
 from racklet.cli.errors import UsageError
 from racklet.config import (
@@ -237,7 +237,7 @@ def prepare(
             (bmc_dir / legacy).unlink(missing_ok=True)
         password = _read_secret(bmc_dir / "admin.password")
         if password is None:
-            password = secrets.token_urlsafe(18)
+            password = new_password()
             write_private(bmc_dir / "admin.password", password)
             write_accounts(bmc_dir / "accounts.json", BMC_USER, password)
         # The unit reaches each management listener through its switch port (the twin relays

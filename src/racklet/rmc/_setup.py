@@ -13,11 +13,10 @@ critical alert (its status LED, display and ``racklet_rack_alerts``).
 from __future__ import annotations
 
 import asyncio
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from racklet.bmc import write_accounts
+from racklet.bmc import new_password, write_accounts
 from racklet.config import RackConfig, make_dir, write_private
 from racklet.hw import RackBoard
 from racklet.net import AppServer, live_server_context, pem_identity
@@ -50,7 +49,7 @@ def prepare_rmc(directory: Path, ca: RackCA) -> str:
     secret = directory / "admin.password"
     if secret.exists() and (directory / "accounts.json").exists():
         return secret.read_text().strip()
-    password = secrets.token_urlsafe(18)
+    password = new_password()
     write_private(secret, password + "\n")
     write_accounts(directory / "accounts.json", RMC_USER, password)
     return password

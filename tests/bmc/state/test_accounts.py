@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from racklet.bmc import AccountsError, write_accounts
-from racklet.bmc._state.accounts import Accounts, read_accounts
+from racklet.bmc._state.accounts import Accounts, PasswordPolicy, new_password, read_accounts
 
 
 async def test_accounts_hold_salted_hashes_only(tmp_path: Path) -> None:
@@ -41,3 +41,12 @@ def test_bad_roles_and_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "broken.json").write_text("{")
     with pytest.raises(AccountsError, match=r"broken\.json"):
         read_accounts(tmp_path / "broken.json")
+
+
+def test_a_new_password_is_never_taken_for_an_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DMTF's rf_* tools (argparse) read ``-p -x…`` as a missing value: a docs page failed so."""
+    drawn = iter(["-starts-with-a-dash", "_fine-password-000"])
+    monkeypatch.setattr("racklet.bmc._state.accounts.secrets.token_urlsafe", lambda _n: next(drawn))
+    assert new_password() == "_fine-password-000"
+    monkeypatch.undo()
+    assert PasswordPolicy().problem(new_password()) is None  # and the BMC takes it

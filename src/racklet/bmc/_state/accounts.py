@@ -59,6 +59,15 @@ class PasswordPolicy:
         return None
 
 
+def new_password() -> str:
+    """A random password (144 bits) that a command line takes as a value: it never starts
+    with ``-``, which argparse-based tools such as DMTF's ``rf_*`` scripts read as an option
+    (``-p -x…``: "expected one argument"), as 1 in 64 of ``token_urlsafe``'s would."""
+    while (password := secrets.token_urlsafe(18)).startswith("-"):
+        pass
+    return password
+
+
 def write_accounts(path: Path, username: str, password: str, role: str = "Administrator") -> None:
     """Add or replace ``username`` in ``path`` (created 0600) with a salted scrypt hash."""
     if role not in ROLES:
