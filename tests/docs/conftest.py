@@ -23,6 +23,7 @@ from tests.docs.harness import (
     RackPool,
     docs_sybil,
     reading_order,
+    waits_in,
 )
 
 PAGES = Path(__file__).with_name("pages.txt")
@@ -113,15 +114,15 @@ def docs_racks(
 ) -> Iterator[RackPool]:
     pool = RackPool(tmp_path_factory.mktemp("docs"))
     try:
-        # the pages this run selected that need no shared rack start at once, in threads
-        pool.run_ahead(
-            dict.fromkeys(
-                item.parent.path
-                for item in request.session.items
-                if isinstance(item, DocsItem) and isinstance(item.parent, DocsPage)
-                if item.parent.ahead
-            )
+        # the pages this run selected that need no shared rack start at once, in threads,
+        # those that wait most first (the longest job first keeps the workers' ends close)
+        ahead = dict.fromkeys(
+            item.parent.path
+            for item in request.session.items
+            if isinstance(item, DocsItem) and isinstance(item.parent, DocsPage)
+            if item.parent.ahead
         )
+        pool.run_ahead(sorted(ahead, key=lambda path: -waits_in(path.read_text())))
         yield pool
     finally:
         pool.close()
