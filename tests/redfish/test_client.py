@@ -11,8 +11,14 @@ import pytest
 
 from racklet.net import AppServer, server_context
 from racklet.pki import RackCA
-from racklet.redfish import RedfishClient, RedfishError, RedfishUnreachable
-from racklet.redfish._client import MAX_EVENT_BYTES, _bounded_lines, _sse_payloads
+from racklet.redfish import (
+    MAX_EVENT_BYTES,
+    RedfishClient,
+    RedfishError,
+    RedfishUnreachable,
+    bounded_lines,
+    sse_frames,
+)
 from tests.redfish.fake_bmc import PASSWORD, USER, FakeBmc
 
 CA = Path("/nonexistent-ca.crt")  # unused with an in-process transport
@@ -132,7 +138,7 @@ async def test_the_event_stream_yields_each_event_and_drops_what_is_not_one() ->
         for line in lines:
             yield line
 
-    got = [payload async for payload in _sse_payloads(feed())]
+    got = [payload async for _, payload in sse_frames(feed())]
     assert [p["Id"] for p in got] == ["1", "2"]
 
 
@@ -145,9 +151,9 @@ async def test_a_line_longer_than_any_event_drops_the_stream() -> None:
         for part in parts:
             yield part
 
-    lines = [line async for line in _bounded_lines(chunks(b"id: 1\r\nda", b"ta: {}\n\n"), "/sse")]
+    lines = [line async for line in bounded_lines(chunks(b"id: 1\r\nda", b"ta: {}\n\n"), "/sse")]
     assert lines == ["id: 1", "data: {}", ""]
     endless = chunks(*[b"x" * 4096] * (MAX_EVENT_BYTES // 4096 + 2))
     with pytest.raises(RedfishUnreachable, match="longer than"):
-        async for _ in _bounded_lines(endless, "/sse"):
+        async for _ in bounded_lines(endless, "/sse"):
             pass

@@ -9,9 +9,11 @@ from racklet.redfish._resources import (
     ResetRequest,
     SystemView,
 )
+from racklet.redfish._sse import MAX_EVENT_BYTES, bounded_lines, sse_frames
 from racklet.redfish.errors import RedfishClientError, RedfishError, RedfishUnreachable
 
 __all__ = [
+    "MAX_EVENT_BYTES",
     "RESET_TYPES",
     "ChassisView",
     "EnvironmentView",
@@ -23,4 +25,6 @@ __all__ = [
     "RedfishUnreachable",
     "ResetRequest",
     "SystemView",
+    "bounded_lines",
+    "sse_frames",
 ]

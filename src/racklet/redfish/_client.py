@@ -27,14 +27,13 @@ from racklet.redfish._resources import (
     ResetRequest,
     SystemView,
 )
+from racklet.redfish._sse import bounded_lines, sse_frames
 from racklet.redfish.errors import RedfishClientError, RedfishError, RedfishUnreachable
 
 SESSIONS = "/redfish/v1/SessionService/Sessions"
 UPDATE_SERVICE = "/redfish/v1/UpdateService"
 FIRMWARE_INVENTORY = f"{UPDATE_SERVICE}/FirmwareInventory"
 EVENT_STREAM = "/redfish/v1/EventService/SSE"
-MAX_EVENT_BYTES = 64 * 1024
-"""An SSE frame longer than this is dropped (a BMC's events are a few hundred bytes)."""
 RESET_TYPES = ("On", "ForceOff", "GracefulShutdown", "ForceRestart", "PowerCycle")
 _MAX_PAGES = 1000
 _MAX_URLS = 32
@@ -385,7 +384,8 @@ class RedfishClient:
                     await response.aread()
                     _raise_for_status(response)
                     raise RedfishError(response.status_code, f"{path} is no event stream")
-                yield _sse_payloads(_bounded_lines(response.aiter_bytes(), path))
+                frames = sse_frames(bounded_lines(response.aiter_bytes(), path))
+                yield (payload async for _, payload in frames)
         except httpx.TransportError as exc:
             raise RedfishUnreachable(
                 f"{self.base_url}: {type(exc).__name__}: {exc or 'no answer'}"
@@ -455,47 +455,6 @@ class RedfishClient:
                 "CertificateUri": {"@odata.id": uri},
             },
         )
-
-
-async def _bounded_lines(chunks: AsyncIterator[bytes], path: str) -> AsyncIterator[str]:
-    """The stream's lines (``\n`` or ``\r\n``), none longer than :data:`MAX_EVENT_BYTES`:
-    a BMC that sends a longer one without a line break is cut off (the caller opens the
-    stream again), so it cannot make the controller buffer without bound."""
-    pending = bytearray()
-    async for chunk in chunks:
-        pending += chunk
-        while (end := pending.find(b"\n")) >= 0:
-            line = bytes(pending[:end]).rstrip(b"\r")
-            del pending[: end + 1]
-            yield line.decode("utf-8", "replace")
-        if len(pending) > MAX_EVENT_BYTES:
-            raise RedfishUnreachable(
-                f"{path}: a line longer than {MAX_EVENT_BYTES} bytes: the stream is dropped"
-            )
-    if pending:
-        yield bytes(pending).rstrip(b"\r").decode("utf-8", "replace")
-
-
-async def _sse_payloads(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
-    """The JSON objects of an SSE stream's ``data:`` frames (comments and ``id:`` skipped;
-    a frame that is not a JSON object, or too long, is dropped)."""
-    data: list[str] = []
-    size = 0
-    async for line in lines:
-        if line.startswith("data:"):
-            size += len(line)
-            if size <= MAX_EVENT_BYTES:
-                data.append(line[5:].strip())
-            else:  # dropped: what is left of it is not kept either
-                data.clear()
-        elif not line:
-            frame, data, size = "\n".join(data), [], 0
-            try:
-                payload = _json.loads(frame) if frame else None
-            except ValueError:
-                payload = None
-            if isinstance(payload, dict):
-                yield payload
 
 
 def _raise_with_resolution(response: httpx.Response) -> None:

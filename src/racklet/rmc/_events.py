@@ -124,33 +124,18 @@ class EventFanIn:
         pause = RETRY_FIRST
         while True:
             try:
-                async with self._clients[source].lines(SSE) as lines:
+                async with self._clients[source].events(SSE) as frames:
                     self.connected.add(source)
                     self._log.info(f"relaying the events of BMC {source}")
                     pause = RETRY_FIRST
-                    await self._read(source, lines)
+                    async for event_id, payload in frames:
+                        self._publish(source, event_id, _uris.prefix_document(payload, source))
             except SatelliteUnreachable as exc:
                 self._log.warning(f"event stream of {source}: {exc}; again in {pause:.0f} s")
             finally:
                 self.connected.discard(source)
             await asyncio.sleep(pause)
             pause = min(pause * 2, RETRY_MAX)
-
-    async def _read(self, source: str, lines: AsyncIterator[str]) -> None:
-        event_id, data = "", []
-        async for line in lines:
-            if line.startswith("id:"):
-                event_id = line[3:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].strip())
-            elif not line and data:
-                try:
-                    payload = json.loads("\n".join(data))
-                except ValueError:
-                    payload = None
-                if isinstance(payload, dict):
-                    self._publish(source, event_id, _uris.prefix_document(payload, source))
-                event_id, data = "", []
 
     # -- Redfish -----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from racklet.redfish import RedfishUnreachable, bounded_lines, sse_frames
 from racklet.rmc.errors import RmcConfigError, SatelliteUnreachable
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
@@ -75,8 +76,10 @@ class SatelliteClient:
             raise self._unreachable(exc) from exc
 
     @contextlib.asynccontextmanager
-    async def lines(self, path: str) -> AsyncIterator[AsyncIterator[str]]:
-        """The lines of a long-lived answer (the BMC's SSE stream); no read timeout."""
+    async def events(self, path: str) -> AsyncIterator[AsyncIterator[tuple[str, dict[str, Any]]]]:
+        """The frames (``id:``, the event) of the BMC's SSE stream; no read timeout. Read
+        bounded (:func:`racklet.redfish.sse_frames`): a line longer than any event drops the
+        stream, so a compromised BMC cannot make the RMC buffer without bound."""
         timeout = httpx.Timeout(self._http.timeout.connect, read=None)
         try:
             async with self._http.stream(
@@ -86,9 +89,12 @@ class SatelliteClient:
                     raise SatelliteUnreachable(
                         f"BMC {self.source.name}: {path} answered HTTP {response.status_code}"
                     )
-                yield response.aiter_lines()
+                where = f"BMC {self.source.name}: {path}"
+                yield sse_frames(bounded_lines(response.aiter_bytes(), where))
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
+        except RedfishUnreachable as exc:  # the stream broke the bounds
+            raise SatelliteUnreachable(str(exc)) from exc
 
     def _unreachable(self, exc: Exception) -> SatelliteUnreachable:
         return SatelliteUnreachable(
