@@ -9,7 +9,12 @@ from racklet.redfish._resources import (
     ResetRequest,
     SystemView,
 )
-from racklet.redfish.errors import RedfishClientError, RedfishError, RedfishUnreachable
+from racklet.redfish.errors import (
+    RedfishClientError,
+    RedfishError,
+    RedfishUnreachable,
+    RedfishUntrusted,
+)
 
 __all__ = [
     "RESET_TYPES",
@@ -21,6 +26,7 @@ __all__ = [
     "RedfishClientError",
     "RedfishError",
     "RedfishUnreachable",
+    "RedfishUntrusted",
     "ResetRequest",
     "SystemView",
 ]
