@@ -126,7 +126,10 @@ class Periodic:
 
     async def _loop(self) -> None:
         clock = asyncio.get_running_loop().time
-        due = clock()  # the first round at once
+        # An event of this loop's own (a service may be started again on another event
+        # loop); wakes from before are covered by the first round, a full one, at once.
+        self._wanted = asyncio.Event()
+        due = clock()
         while True:
             woken = clock() < due
             self._wanted.clear()  # this round covers every wake before it began
