@@ -1,5 +1,6 @@
 """The controller follows each BMC's event stream: a power change at the unit wakes its
-reconciler at once, rather than at its next look (resync).
+reconciler at once, rather than at its next look (resync); a stream opened again after it
+dropped (the BMC came back, maybe as a new board) also wakes the certificate chore.
 
 A real BMC service over TLS on a fake board; the controller's real Redfish client (pinned
 to the BMC's identity; a session login, as this BMC asks no client certificate) and
@@ -36,9 +37,15 @@ async def test_a_power_loss_at_the_unit_wakes_its_reconciler_and_a_dropped_strea
     tmp_path: Path,
 ) -> None:
     woken: Counter[str] = Counter()
+    reopened: list[str] = []
     async with running_bench(tmp_path, FastClock(speed=50.0)) as bench:
         client = _controller_client(bench.ca.parent, bench.url)
-        events = BmcEvents({UNIT: client}, lambda unit: woken.update([unit]), retry_first=0.05)
+        events = BmcEvents(
+            {UNIT: client},
+            lambda unit: woken.update([unit]),
+            retry_first=0.05,
+            reopened=reopened.append,
+        )
         await events.start()
         try:
             await eventually(lambda: UNIT in events.connected, "the stream open")
@@ -54,6 +61,8 @@ async def test_a_power_loss_at_the_unit_wakes_its_reconciler_and_a_dropped_strea
             bench.service.close_streams()  # the BMC ends its streams (a restart)
             await eventually(lambda: woken[UNIT] > before, "the stream opened again, a wake")
             assert UNIT in events.connected
+            # The BMC came back (maybe a new board): told once, not at the first opening.
+            assert reopened == [UNIT]
         finally:
             await events.stop()
             await client.aclose()

@@ -55,6 +55,16 @@ def test_boot_failure_reason_comes_from_the_bmc() -> None:
     assert verdict.message == "bad sha-256"
 
 
+def test_a_refused_bmc_certificate_is_named_as_such_not_as_an_outage() -> None:
+    """A BMC that answers with a certificate not of this rack (a board that holds no identity
+    of it, a revoked or expired one) is Unreachable, and the reason says why."""
+    error = "https://127.0.0.1:1: ConnectError: certificate verify failed: certificate revoked"
+    verdict = derive_phase(Observation(error=error, untrusted=True))
+    assert (verdict.phase, verdict.reason) == ("Unreachable", "BmcCertificateRefused")
+    assert verdict.message == f"the BMC's certificate is refused: {error}"
+    assert derive_phase(Observation(error="refused")).reason == "Unreachable"
+
+
 def test_budget_counts_transitional_units_at_their_ceiling() -> None:
     others = [
         Draw("Running", True, 2.0, 6.0),

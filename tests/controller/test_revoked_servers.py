@@ -21,7 +21,7 @@ import pytest
 
 from racklet.net import client_context
 from racklet.pki import CRL_NAME, RackCA, revoke, write_crl
-from racklet.redfish import RedfishClient, RedfishUnreachable
+from racklet.redfish import RedfishClient, RedfishUnreachable, RedfishUntrusted
 from tests.bmc.conftest import UNIT, FastClock, running_bench
 
 SERVICE_ROOT = "/redfish/v1/"
@@ -37,7 +37,9 @@ async def running_bmc(tmp_path: Path) -> AsyncIterator[tuple[RackCA, Path, int]]
         yield ca, pki, int(bench.url.rsplit(":", 1)[1])
 
 
-def _controller(ca: RackCA, pki: Path, port: int, tmp_path: Path) -> RedfishClient:
+def _controller(
+    ca: RackCA, pki: Path, port: int, tmp_path: Path, unit: str = UNIT
+) -> RedfishClient:
     client = ca.issue("racklet-controller", role="controller", server=False, client=True)
     key, crt = client.write(tmp_path, "controller-client")
     return RedfishClient(
@@ -46,7 +48,7 @@ def _controller(ca: RackCA, pki: Path, port: int, tmp_path: Path) -> RedfishClie
         None,
         ca_bundle=pki / "ca.crt",
         client_cert=(crt, key),
-        expect=ca.spiffe_id(f"bmc/{UNIT}"),
+        expect=ca.spiffe_id(f"bmc/{unit}"),
         crl=pki / CRL_NAME,
     )
 
@@ -63,10 +65,31 @@ async def test_a_bmc_with_a_revoked_certificate_is_refused_at_the_handshake(
         revoke(ca, pki, (tmp_path / "bmc" / UNIT / "server.crt").read_bytes())
         after = _controller(ca, pki, port, tmp_path)
         try:
-            with pytest.raises(RedfishUnreachable, match="revoked"):
+            with pytest.raises(RedfishUntrusted, match="revoked"):
                 await after.get(SERVICE_ROOT)
         finally:
             await after.aclose()
+
+
+async def test_a_refused_certificate_is_told_apart_from_an_outage(tmp_path: Path) -> None:
+    """The unit reconciler reacts to a BMC whose certificate it refuses (a board that holds
+    no identity of this rack) otherwise than to one that does not answer: the client's error
+    says which it was."""
+    async with running_bmc(tmp_path) as (ca, pki, port):
+        # unit-1's BMC stands where unit-2's should
+        other = _controller(ca, pki, port, tmp_path, unit="unit-2")
+        try:
+            with pytest.raises(RedfishUntrusted):
+                await other.get(SERVICE_ROOT)
+        finally:
+            await other.aclose()
+    gone = _controller(ca, pki, port, tmp_path)  # its BMC stopped: nothing listens there
+    try:
+        with pytest.raises(RedfishUnreachable) as refused:
+            await gone.get(SERVICE_ROOT)
+        assert not isinstance(refused.value, RedfishUntrusted)
+    finally:
+        await gone.aclose()
 
 
 async def test_a_revocation_reaches_a_running_client(tmp_path: Path) -> None:

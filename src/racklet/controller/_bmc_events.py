@@ -13,7 +13,9 @@ readings nor logins).
 An event only says *when* to look: the phase still comes from the look (so a lost or
 forged event changes nothing but the timing), and resync stays the fallback. A stream that
 drops (the BMC restarted, the network) is opened again after a pause, 1 s doubling to 30 s;
-each opening also wakes the unit, as events may have been missed meanwhile.
+each opening also wakes the unit, as events may have been missed meanwhile. An opening after
+a drop is also told to ``reopened`` (the controller's certificate chore): a BMC that came
+back may be a new or reset board holding no identity of this rack.
 
 Cost: one open TLS connection and one task blocked in a read per unit, nothing while the
 unit is quiet, one wake per event. At 10,000 units per controller that is 10,000 sockets
@@ -70,9 +72,11 @@ class BmcEvents:
         *,
         retry_first: float = RETRY_FIRST_SECONDS,
         retry_max: float = RETRY_MAX_SECONDS,
+        reopened: Callable[[str], None] | None = None,
     ) -> None:
         self._sources = dict(sources)
         self._wake = wake
+        self._reopened = reopened
         self._retry = (retry_first, retry_max)
         self._tasks = {unit: OwnedTask(f"controller:bmc-events:{unit}") for unit in sources}
         self.connected: set[str] = set()
@@ -90,6 +94,7 @@ class BmcEvents:
     async def _follow(self, unit: str) -> None:
         first, most = self._retry
         pause = first
+        opened = False
         while True:
             try:
                 async with self._sources[unit].events() as events:
@@ -97,6 +102,9 @@ class BmcEvents:
                     log.info("%s: following its BMC's events", unit, extra={"unit": unit})
                     pause = first
                     self._wake(unit)  # what happened while no stream was open
+                    if opened and self._reopened is not None:
+                        self._reopened(unit)
+                    opened = True
                     async for payload in events:
                         if wakes(payload):
                             self._wake(unit)

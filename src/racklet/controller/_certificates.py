@@ -38,6 +38,19 @@ public key must be exactly those of the recorded certificate. The key is one thi
 certified; a service that holds another key is refused as before and needs re-enrolment
 (docs/security.md, "Certificates that expired while the rack was stopped").
 
+At once, not at the next round. A round comes every ``interval_seconds`` (a minute), but a
+new board should not wait for it: whoever sees evidence of a new or reset board — the unit
+reconciler's look (a board inserted, a ComputeUnit never looked at, its BMC's certificate
+refused, an approval waiting: :func:`~racklet.controller.reconcilers._units.board_evidence`),
+a BMC's event stream opening again after it dropped (the BMC came back) — calls
+:meth:`UnitCertificates.wake`, and a round of just the units named runs within
+``wake_gap_seconds`` (at once when the chore was quiet; :class:`Periodic`'s woken rounds).
+What a board can make of that: a woken round per ``wake_gap_seconds`` at most, reading the
+certificates of the units named since the last round (each named unit once, and only units
+of this rack's config), so a device that keeps failing TLS or flapping its presence costs the
+controller one unit's reads every few seconds. It gains nothing else: what is signed, and
+for whom, is decided as in any round (the CA's names, ``autoEnroll``, approvals).
+
 Only the leader runs it (a leader-only service), through the fenced store. A revoked certificate
 (``racklet pki revoke``) is replaced at the next round with a fresh key: revoking a unit's
 identity rotates it (docs/security.md); the CRL keeps the old one refused everywhere.
@@ -47,7 +60,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable, Container, Mapping
+from collections.abc import Awaitable, Callable, Collection, Container, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -107,6 +120,9 @@ class CertificatePolicy:
     """Between rounds when all is well."""
     retry_seconds: float = 5.0
     """Between rounds while some unit's certificate is missing or failed."""
+    wake_gap_seconds: float = 5.0
+    """The least time from one round's start to a woken round's (:meth:`UnitCertificates.wake`):
+    the rate limit on rounds that evidence from the units can bring."""
     identity_sans: tuple[str, ...] = ("127.0.0.1", "localhost")
     """Names in a unit identity (its OS agent serves TLS with it on the unit)."""
 
@@ -219,12 +235,16 @@ class UnitCertificates:
         self._pki_dir = pki_dir
         self.policy = policy or CertificatePolicy()
         self._now = now
+        self._asked: set[str] = set()
+        """Units named by :meth:`wake` since the last round began."""
         self._loop = Periodic(
             "unit-certificates",
             self._round,
             interval=self.policy.interval_seconds,
             retry=self.policy.retry_seconds,
             observer=observer,
+            woken=self._woken_round,
+            wake_gap=self.policy.wake_gap_seconds,
         )
 
     async def start(self) -> None:
@@ -233,26 +253,54 @@ class UnitCertificates:
     async def stop(self) -> None:
         await self._loop.stop()
 
+    def wake(self, unit: str) -> None:
+        """Evidence that ``unit``'s board may hold no identity of this rack (a new or reset
+        board): its certificates are seen to in a round of their own, soon (the module
+        docstring says how soon, and what a board can make of it). A unit this controller
+        has no BMC for is ignored."""
+        if unit in self._bmcs:
+            self._asked.add(unit)
+            self._loop.wake()
+
     async def _round(self) -> bool:
+        self._asked.clear()  # every unit is looked at in this round
+        return await self._guarded(self.run_once())
+
+    async def _woken_round(self) -> bool:
+        asked, self._asked = self._asked, set()
+        return await self._guarded(self.run_once(only=asked)) if asked else True
+
+    async def _guarded(self, work: Awaitable[bool]) -> bool:
         try:
-            return await self.run_once()
+            return await work
         except (PkiError, OSError) as exc:
             log.warning("unit certificates: cannot use the rack CA: %s", exc)
         except StoreError as exc:  # the store is down, or this controller was deposed
             log.warning("unit certificates: store: %s", exc)
         return False
 
-    async def run_once(self) -> bool:
-        """One round over every ComputeUnit; whether every certificate is now in order."""
+    async def run_once(self, only: Collection[str] | None = None) -> bool:
+        """One round over every ComputeUnit (or those named in ``only``, without the RMC);
+        whether every certificate it looked at is now in order."""
         ca = await asyncio.to_thread(RackCA.load, self._pki_dir)
         revoked = set(await asyncio.to_thread(revoked_serials, self._pki_dir))
-        units = [u.metadata.name for u in await self._store.list(ComputeUnit)]
+        if only is None:
+            units = [u.metadata.name for u in await self._store.list(ComputeUnit)]
+        else:  # the units named, each read alone: a woken round costs what it was woken for
+            units = [name for name in sorted(only) if await self._declared(name)]
         work = [
             self._unit(name, bmc, ca, revoked) for name in units if (bmc := self._bmcs.get(name))
         ]
-        if self._rmc is not None:
+        if self._rmc is not None and only is None:
             work.append(self._rack_rmc(*self._rmc, ca, revoked))
         return all(await asyncio.gather(*work))
+
+    async def _declared(self, name: str) -> bool:
+        try:
+            await self._store.get(ComputeUnit, name)
+        except NotFound:
+            return False
+        return True
 
     async def _rack_rmc(
         self, rack: str, rmc: CertificateBmc, ca: RackCA, revoked: set[int]

@@ -19,6 +19,9 @@ class Observation:
     """One look at a unit. ``error`` is set (and the views are ``None``) when its BMC failed."""
 
     error: str | None = None
+    untrusted: bool = False
+    """With ``error``: the BMC answered with a certificate this controller refuses (not of
+    this rack, not the identity pinned for it, revoked, expired), so it is no outage."""
     chassis: ChassisView | None = None
     system: SystemView | None = None
     environment: EnvironmentView | None = None
@@ -55,6 +58,12 @@ class PhaseVerdict:
 
 
 def derive_phase(obs: Observation) -> PhaseVerdict:
+    if obs.error is not None and obs.untrusted:
+        return PhaseVerdict(
+            "Unreachable",
+            f"the BMC's certificate is refused: {obs.error}",
+            reason="BmcCertificateRefused",
+        )
     if obs.error is not None or obs.chassis is None or obs.system is None:
         return PhaseVerdict("Unreachable", f"the BMC does not answer: {obs.error or 'no data'}")
     if obs.chassis.absent:

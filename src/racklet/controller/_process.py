@@ -325,6 +325,14 @@ class Controller:
         )
         self.registry.register(MicroVM, microvms)
         self.registry.register(MicroVMSet, MicroVMSetReconciler(acting))
+        self.certificates = UnitCertificates(
+            acting,
+            self.clients,
+            layout.pki,
+            observer=self.metrics,
+            rmc=None if self.rmc is None else (config.rack.name, self.rmc),
+        )
+        """Unit identities and BMC certificates; woken by evidence of a new board."""
         self.registry.register(
             ComputeUnit,
             ComputeUnitReconciler(
@@ -337,6 +345,7 @@ class Controller:
                 wake=lambda name: enqueue("ComputeUnit", name),
                 identities=controller_identities(config),
                 on_phase=microvms.unit_changed,
+                new_board=self.certificates.wake,
             ),
         )
         self.registry.register(
@@ -405,7 +414,11 @@ class Controller:
         else:
             self.services.add_leadership()
         add("runtime", self.runtime, leader_only=True)
-        self.bmc_events = BmcEvents(self.clients, lambda name: enqueue("ComputeUnit", name))
+        self.bmc_events = BmcEvents(
+            self.clients,
+            lambda name: enqueue("ComputeUnit", name),
+            reopened=self.certificates.wake,  # the BMC came back: maybe as a new board
+        )
         """Each BMC's event stream: a power change wakes its unit's reconciler at once."""
         add("bmc events", self.bmc_events, leader_only=True)
         api_port, machine_port = config.controller.api_port, config.controller.machine_port
@@ -424,17 +437,7 @@ class Controller:
             PkiMaintenance(layout.root, observer=observer),
             leader_only=True,
         )
-        add(
-            "unit certificates",
-            UnitCertificates(
-                acting,
-                self.clients,
-                layout.pki,
-                observer=observer,
-                rmc=None if self.rmc is None else (config.rack.name, self.rmc),
-            ),
-            leader_only=True,
-        )
+        add("unit certificates", self.certificates, leader_only=True)
         add("gitops watcher", self.gitops, leader_only=True)
         add(
             "prometheus targets",

@@ -10,7 +10,12 @@ from racklet.redfish._resources import (
     SystemView,
 )
 from racklet.redfish._sse import MAX_EVENT_BYTES, bounded_lines, sse_frames
-from racklet.redfish.errors import RedfishClientError, RedfishError, RedfishUnreachable
+from racklet.redfish.errors import (
+    RedfishClientError,
+    RedfishError,
+    RedfishUnreachable,
+    RedfishUntrusted,
+)
 
 __all__ = [
     "MAX_EVENT_BYTES",
@@ -23,6 +28,7 @@ __all__ = [
     "RedfishClientError",
     "RedfishError",
     "RedfishUnreachable",
+    "RedfishUntrusted",
     "ResetRequest",
     "SystemView",
     "bounded_lines",

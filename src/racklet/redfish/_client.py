@@ -28,7 +28,12 @@ from racklet.redfish._resources import (
     SystemView,
 )
 from racklet.redfish._sse import bounded_lines, sse_frames
-from racklet.redfish.errors import RedfishClientError, RedfishError, RedfishUnreachable
+from racklet.redfish.errors import (
+    RedfishClientError,
+    RedfishError,
+    RedfishUnreachable,
+    RedfishUntrusted,
+)
 
 SESSIONS = "/redfish/v1/SessionService/Sessions"
 UPDATE_SERVICE = "/redfish/v1/UpdateService"
@@ -169,9 +174,7 @@ class RedfishClient:
                 method, self._url(path), json=json, headers=headers, files=files
             )
         except httpx.TransportError as exc:
-            raise RedfishUnreachable(
-                f"{self.base_url}: {type(exc).__name__}: {exc or 'no answer'}"
-            ) from exc
+            raise _unreachable(self.base_url, exc) from exc
 
     async def _request(
         self,
@@ -387,9 +390,7 @@ class RedfishClient:
                 frames = sse_frames(bounded_lines(response.aiter_bytes(), path))
                 yield (payload async for _, payload in frames)
         except httpx.TransportError as exc:
-            raise RedfishUnreachable(
-                f"{self.base_url}: {type(exc).__name__}: {exc or 'no answer'}"
-            ) from exc
+            raise _unreachable(self.base_url, exc) from exc
 
     async def aclose(self) -> None:
         """End the session (best effort) and close the connection pool."""
@@ -455,6 +456,20 @@ class RedfishClient:
                 "CertificateUri": {"@odata.id": uri},
             },
         )
+
+
+def _unreachable(base_url: str, exc: httpx.TransportError) -> RedfishUnreachable:
+    """The transport failure as the client's error: :class:`RedfishUntrusted` when the TLS
+    handshake refused the server's certificate (the cause httpx wraps), else unreachable."""
+    message = f"{base_url}: {type(exc).__name__}: {exc or 'no answer'}"
+    cause: BaseException | None = exc
+    for _ in range(8):  # httpx → httpcore → ssl; bounded, in case of a cycle
+        if cause is None:
+            break
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return RedfishUntrusted(message)
+        cause = cause.__cause__ or cause.__context__
+    return RedfishUnreachable(message)
 
 
 def _raise_with_resolution(response: httpx.Response) -> None:

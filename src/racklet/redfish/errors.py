@@ -5,6 +5,7 @@
     RackletError
     └── RedfishClientError
         ├── RedfishUnreachable   transport: refused, timed out, TLS failure
+        │   └── RedfishUntrusted the BMC's certificate refused at the handshake
         └── RedfishError         the service answered with an error status (``status``)
 """
 
@@ -19,6 +20,12 @@ class RedfishClientError(RackletError):
 
 class RedfishUnreachable(RedfishClientError):
     """The BMC could not be reached (connection, TLS or timeout)."""
+
+
+class RedfishUntrusted(RedfishUnreachable):
+    """Something answered at the BMC's address with a certificate this client refuses: not
+    from the rack CA, not the identity pinned for that BMC, revoked, or expired. Not an
+    outage: a board that holds no identity of this rack, or one that is no longer trusted."""
 
 
 class RedfishError(RedfishClientError):

@@ -26,6 +26,7 @@ from racklet.redfish import (
     OsSlotView,
     RedfishClientError,
     RedfishError,
+    RedfishUntrusted,
     ResetRequest,
     SystemView,
 )
@@ -126,7 +127,7 @@ class Inspector:
                 chassis = await self._chassis(name, bmc, system, memory)
         except RedfishClientError as exc:
             memory.inventory = None
-            return Observation(error=str(exc))
+            return Observation(error=str(exc), untrusted=isinstance(exc, RedfishUntrusted))
         try:
             environment: EnvironmentView | None = await bmc.environment_metrics(name)
         except RedfishError:

@@ -47,6 +47,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Protocol
 
 from racklet.api import (
+    ENROLL_APPROVED_ANNOTATION,
     HELD_OFF_ANNOTATION,
     ComputeUnit,
     ComputeUnitStatus,
@@ -100,10 +101,15 @@ class ComputeUnitReconciler:
         wake: Callable[[str], None] | None = None,
         identities: frozenset[str] = frozenset(),
         on_phase: Callable[[str, str], None] | None = None,
+        new_board: Callable[[str], None] | None = None,
     ) -> None:
         """``identities``: who this rack's controllers are at a BMC (the SPIFFE ID of their
-        client certificate), so their own resets are never taken for out-of-band changes."""
+        client certificate), so their own resets are never taken for out-of-band changes.
+        ``new_board``: told of a unit whose look shows its board may hold no identity of
+        this rack (:func:`board_evidence`), so its certificates are seen to at once
+        (:meth:`UnitCertificates.wake <racklet.controller._certificates.UnitCertificates.wake>`)."""
         self._store = store
+        self._new_board = new_board
         self._fence = fence
         self._wake = wake
         self._on_phase = on_phase
@@ -137,6 +143,9 @@ class ComputeUnitReconciler:
         obs = await self._inspector.look(name, bmc, memory)
         verdict = derive_phase(obs)
         budget.note(name, verdict.phase, obs)
+        if self._new_board is not None and (why := board_evidence(unit, obs)) is not None:
+            self._log.debug("%s: %s: its certificates are seen to now", name, why)
+            self._new_board(name)
 
         status = working_copy(unit.status)
         events: list[Event] = []
@@ -350,6 +359,27 @@ class ComputeUnitReconciler:
         if not capped:
             events.append(unit_event(name, "Capped", verdict.message, "Warning"))
         return None
+
+
+def board_evidence(unit: ComputeUnit, obs: Observation) -> str | None:
+    """Why this look suggests the unit's board may hold no identity of this rack (or one no
+    longer good), or None. Each is cheap to act on (one unit's certificates read) and the
+    certificate chore rate-limits its woken rounds, so a board that keeps giving evidence —
+    a device failing TLS at every look — costs one unit's check per ``wake_gap``, no more."""
+    if obs.error is not None:
+        # A certificate refused at the handshake: expired over a long stop (the chore
+        # reaches it by its recorded key), or no identity of this rack at all.
+        return "its BMC's certificate is refused" if obs.untrusted else None
+    if unit.status.phase == "Unknown":
+        return "a ComputeUnit not looked at before"
+    if unit.status.phase == "Absent" and obs.chassis is not None and not obs.chassis.absent:
+        return "a board inserted into its slot"  # maybe a new one (racklet slot insert --new-board)
+    enrolled = find_condition(unit.status.conditions, "Enrolled")
+    if ENROLL_APPROVED_ANNOTATION in unit.metadata.annotations and (
+        enrolled is not None and enrolled.status == "False"
+    ):
+        return "its enrolment was approved"
+    return None
 
 
 def _reason(status: ComputeUnitStatus) -> str | None:
