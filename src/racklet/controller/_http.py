@@ -305,7 +305,8 @@ def create_machine_app(
             shown = identity or "no role identity"
             return status_response(403, f"the certificate is {shown}, not unit {body.unit!r}")
         heartbeats.record(body)
-        enqueue("ComputeUnit", body.unit)
+        if heartbeats.news(body.unit):  # else it waits for the unit's next look
+            enqueue("ComputeUnit", body.unit)
         job = None if store is None else await job_for_heartbeat(store, body.unit, body.stress_job)
         details: dict[str, Any] = {} if job is None else {"stressJob": job.model_dump()}
         if store is not None:
