@@ -49,6 +49,7 @@ BENCHMARKS = [
     "power_capping",
     "microvm_reschedule",
     "cli_start",
+    "controller_idle",
 ]
 
 
