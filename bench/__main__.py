@@ -50,6 +50,7 @@ BENCHMARKS = [
     "microvm_reschedule",
     "cli_start",
     "controller_idle",
+    "redfish_look",
 ]
 
 

@@ -32,6 +32,7 @@ from racklet.api import (
     POWER_CYCLE_ANNOTATION,
     ComputeUnit,
     Event,
+    MicroVM,
     ObjectReference,
     Rack,
     find_condition,
@@ -316,10 +317,11 @@ def create_machine_app(
                 log.warning("heartbeat of %s: dropped peers not recorded: %s", body.unit, exc)
             written: set[str] = set()
             try:
+                vms = await store.list(MicroVM)  # once a heartbeat: a list is a thread's hop
                 details["microvms"] = await exchange(
-                    store, body.unit, body.microvms, body.agent_url, written=written
+                    store, body.unit, body.microvms, body.agent_url, written=written, vms=vms
                 )
-                details["vmImages"] = await standby_images(store, body.unit)
+                details["vmImages"] = await standby_images(store, body.unit, vms=vms)
             except StoreError as exc:  # the heartbeat itself is recorded; VMs wait for the next
                 log.warning("heartbeat of %s: MicroVMs not exchanged: %s", body.unit, exc)
             for name in written:  # a new phase (an end: restart, a set's count) is seen now
