@@ -25,6 +25,7 @@ from racklet.api import (
 from racklet.controller import ControllerMetrics, HeartbeatRegistry
 from racklet.controller._http import create_api_app, create_machine_app
 from racklet.controller._resources_http import merge_patch
+from racklet.limits import LIMITS
 from racklet.metrics import OPENMETRICS
 from racklet.net import AppServer, client_context, server_context
 from racklet.pki import RackCA
@@ -275,6 +276,12 @@ async def test_heartbeat_needs_the_units_own_certificate(tmp_path: Path) -> None
 
             invalid = await unit.post(url, json={"unit": "unit-1"})
             assert invalid.status_code == 422 and "agentUrl" in invalid.json()["message"]
+            garbled = await unit.post(url, content=b"{not json")
+            assert garbled.status_code == 400 and garbled.json()["kind"] == "Status"
+            huge = await unit.post(url, content=b" " * (LIMITS.max_small_body_bytes + 1))
+            assert huge.status_code == 413 and huge.json()["kind"] == "Status"
+            wrong = await unit.get(url)
+            assert wrong.status_code == 405 and wrong.json()["kind"] == "Status"
     finally:
         await server.stop()
 
