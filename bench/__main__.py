@@ -49,6 +49,8 @@ BENCHMARKS = [
     "power_capping",
     "microvm_reschedule",
     "cli_start",
+    "controller_idle",
+    "redfish_look",
 ]
 
 

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
 def start_rack(
-    state: Path, units: int, speed: float, extra: Sequence[str] = ()
+    state: Path,
+    units: int,
+    speed: float,
+    extra: Sequence[str] = (),
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """``extra``: further ``racklet up`` options (e.g. ``--payload-bytes``)."""
+    """``extra``: further ``racklet up`` options (e.g. ``--payload-bytes``); ``env``: the
+    rack's environment (e.g. ``PYTHONPATH`` to another tree, to compare with it)."""
     return subprocess.Popen(
         [
             sys.executable,
@@ -28,4 +33,5 @@ def start_rack(
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env=env,
     )

@@ -25,10 +25,12 @@ from racklet.api import (
 from racklet.controller import ControllerMetrics, HeartbeatRegistry
 from racklet.controller._http import create_api_app, create_machine_app
 from racklet.controller._resources_http import merge_patch
+from racklet.limits import LIMITS
 from racklet.metrics import OPENMETRICS
 from racklet.net import AppServer, client_context, server_context
 from racklet.pki import RackCA
 from racklet.store import MemoryStore
+from tests.controller.harness import make
 from tests.promtool import check_both_formats
 
 TOKEN = "t0ken-for-tests"
@@ -274,5 +276,81 @@ async def test_heartbeat_needs_the_units_own_certificate(tmp_path: Path) -> None
 
             invalid = await unit.post(url, json={"unit": "unit-1"})
             assert invalid.status_code == 422 and "agentUrl" in invalid.json()["message"]
+            garbled = await unit.post(url, content=b"{not json")
+            assert garbled.status_code == 400 and garbled.json()["kind"] == "Status"
+            huge = await unit.post(url, content=b" " * (LIMITS.max_small_body_bytes + 1))
+            assert huge.status_code == 413 and huge.json()["kind"] == "Status"
+            wrong = await unit.get(url)
+            assert wrong.status_code == 405 and wrong.json()["kind"] == "Status"
     finally:
         await server.stop()
+
+
+async def test_a_heartbeat_queues_a_look_only_when_it_is_news(tmp_path: Path) -> None:
+    """Over the real machine listener, against the unit reconciler: of a run of heartbeats
+    that say the same, only the first (the OS's first since the last look) queues the unit;
+    a new OS version, a moved load and the first beat after silence each queue it once more.
+    Every queued look is run, as the runtime would, so the status follows each."""
+    h = await make(["unit-1"])
+    ca = RackCA.create(tmp_path / "pki")
+    ca_path = tmp_path / "pki" / "ca.crt"
+    key, crt = ca.issue("racklet-controller", role="controller").write(tmp_path, "server")
+    unit_key, unit_crt = ca.issue("unit-1", role="unit/unit-1", client=True).write(
+        tmp_path, "unit-1"
+    )
+    queued: list[tuple[str, str]] = []
+    app = create_machine_app(h.heartbeats, enqueue=lambda k, n: queued.append((k, n)))
+    port = _free_port()
+    context = server_context(crt, key, ca=ca_path, require_client_cert=True)
+    server = AppServer(app, port=port, ssl_context=context, name="machine")
+    await server.start()
+    url = f"https://127.0.0.1:{port}/machine/v1/heartbeat"
+    body = {"unit": "unit-1", "agentUrl": "https://127.0.0.1:4000", "osVersion": "1.0",
+            "cpuLoad": 0.05, "heartbeatIntervalSeconds": 2.0}  # fmt: skip
+    uptime = 0.0
+
+    async def beat(unit: httpx.AsyncClient, **change: object) -> int:
+        """One heartbeat; how many looks it queued (each is run)."""
+        nonlocal uptime
+        uptime += 2.0
+        h.clock.now += 0.1
+        before = len(queued)
+        sent = {**body, "uptimeSeconds": uptime, "temperatureCelsius": 40 + uptime % 3, **change}
+        assert (await unit.post(url, json=sent)).status_code == 200
+        for _ in queued[before:]:
+            await h.reconcile("unit-1")
+        return len(queued) - before
+
+    try:
+        h.bmc.power_on("unit-1")
+        h.bmc.units["unit-1"].last_state = "OSBootStarted"
+        await h.reconcile("unit-1")
+        async with httpx.AsyncClient(verify=client_context(ca_path, unit_crt, unit_key)) as unit:
+            # the OS heartbeats before its BMC says it runs: the look cannot count it, so the
+            # next heartbeat is news again
+            assert await beat(unit) == 1
+            assert (await h.unit("unit-1")).status.phase == "Booting"
+            h.bmc.units["unit-1"].last_state = "OSRunning"
+            assert await beat(unit) == 1
+            assert (await h.unit("unit-1")).status.phase == "Running"
+            assert [await beat(unit) for _ in range(10)] == [0] * 10  # nothing new in them
+
+            assert await beat(unit, osVersion="1.1") == 1
+            assert (await h.unit("unit-1")).status.os_version == "1.1"
+            body["osVersion"] = "1.1"
+            assert await beat(unit, cpuLoad=0.054) == 0  # a drift: shown at the next look
+            assert await beat(unit, cpuLoad=0.75) == 1  # a stress job took the cores
+            assert (await h.unit("unit-1")).status.cpu_load == 0.75
+            body["cpuLoad"] = 0.75
+            assert await beat(unit) == 0
+
+            h.clock.now += 30  # silent: the stale wake-up looks and finds it Unreachable
+            await h.reconcile("unit-1")
+            assert (await h.unit("unit-1")).status.phase == "Unreachable"
+            assert await beat(unit) == 1
+            assert (await h.unit("unit-1")).status.phase == "Running"
+            assert await beat(unit) == 0
+    finally:
+        await server.stop()
+        await h.close()
+    assert set(queued) == {("ComputeUnit", "unit-1")}

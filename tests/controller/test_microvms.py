@@ -374,3 +374,27 @@ async def test_units_are_told_the_images_of_vms_that_may_move_to_them() -> None:
     image = "vm-images/busybox/1.0.0/image.tar"
     assert await standby_images(store, other) == [image]
     assert await standby_images(store, on or "") == []  # it runs there already
+
+
+async def test_a_report_that_lost_to_a_move_is_answered_from_the_store() -> None:
+    """The heartbeat lists the VMs once; if the reconciler moves a VM between that list and
+    the report's status write, the write loses (a conflict) and the VM is read again, so the
+    reply does not hand the old unit a VM that now runs elsewhere."""
+    store, _, rec, _ = await _rack({"unit-1": "Running", "unit-2": "Running"})
+    await _vm(store, "web", vcpus=1)
+    await rec.reconcile("web")
+    listed = await store.list(MicroVM)  # the heartbeat's one list
+    vm = await store.get(MicroVM, "web")
+    old = vm.status.unit
+    assert old is not None
+    vm.status.unit = "unit-2" if old == "unit-1" else "unit-1"  # the reconciler moved it
+    vm.status.attempt += 1
+    await store.update_status(vm)
+    report = VmReport(name="web", attempt=1, phase="Running")
+    assert await exchange(store, old, [report], "https://127.0.0.1:4000", vms=listed) == []
+    moved = await store.get(MicroVM, "web")
+    assert (moved.status.unit, moved.status.attempt, moved.status.phase) == (
+        vm.status.unit,
+        2,
+        "Scheduled",
+    )

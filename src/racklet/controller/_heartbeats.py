@@ -12,6 +12,15 @@ silent — so a partition shows within two intervals — but never less than
 would look like lost heartbeats. An agent that announces nothing gets the fallback
 (:data:`FALLBACK_TIMEOUT_SECONDS`). With :meth:`watch`, the registry wakes the unit's
 reconciler the moment its latest heartbeat goes stale, rather than at its next resync.
+
+A heartbeat wakes the unit's reconciler only when it is news (:meth:`HeartbeatRegistry.news`):
+each look tells the registry which heartbeat it read and whether it counted it as the OS
+running (:meth:`HeartbeatRegistry.looked`), and a heartbeat that says nothing more — the
+same OS, agent and interval, a load within :data:`LOAD_STEP` — waits for the next look. An
+idle agent heartbeats many times per look (every 40 ms at a twin's speed 50), and each look
+is two Redfish reads over TLS and a status write, so looking at every one was most of an
+idle controller's CPU. What such a heartbeat alone would change — ``lastHeartbeatTime``, a
+load drifting by less than the step — is written at the unit's next look (its resync).
 """
 
 from __future__ import annotations
@@ -32,6 +41,9 @@ MISSED_INTERVALS = 2.0
 MIN_TIMEOUT_SECONDS = 2.0
 FALLBACK_TIMEOUT_SECONDS = 10.0
 _STALE_MARGIN_SECONDS = 0.05  # wake just after the freshness test can fail, not just before
+LOAD_STEP = 0.01
+"""A load that moved by this much (a hundredth of the unit's cores) since the last look is
+news: a stress job or a VM starting shows at once, a VM's CPU drifting does not wake a look."""
 
 
 class VmReport(Model):
@@ -84,6 +96,15 @@ class HeartbeatRecord:
     received_at: dt.datetime  # wall time, for status.lastHeartbeatTime
 
 
+@dataclass(frozen=True, slots=True)
+class _Looked:
+    """What the unit's last look read of its heartbeats."""
+
+    beat: HeartbeatRecord | None
+    counted: bool
+    """Whether that look took it as a fresh heartbeat of the unit's current boot."""
+
+
 class HeartbeatRegistry:
     def __init__(
         self,
@@ -100,6 +121,7 @@ class HeartbeatRegistry:
         self._latest: dict[str, HeartbeatRecord] = {}
         self._wake: Callable[[str], None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._looked: dict[str, _Looked] = {}
 
     def timeout_for(self, beat: HeartbeatRecord) -> float:
         """Seconds of ``clock`` after which ``beat`` is stale (see the module docstring)."""
@@ -141,6 +163,31 @@ class HeartbeatRegistry:
 
     def latest(self, unit: str) -> HeartbeatRecord | None:
         return self._latest.get(unit)
+
+    def looked(self, unit: str, beat: HeartbeatRecord | None, *, counted: bool) -> None:
+        """The unit's reconciler just read ``beat`` (its latest heartbeat) in a look, and
+        took it as the running OS's (``counted``) or not (none, stale, an earlier boot's)."""
+        self._looked[unit] = _Looked(beat, counted)
+
+    def news(self, unit: str) -> bool:
+        """Whether ``unit``'s latest heartbeat tells its reconciler something its last look
+        did not know: the first heartbeat, or the first since the last look found none it
+        could count (before a boot's first, after silence, before its BMC said the OS runs),
+        or another OS version, agent URL or interval, or a load moved by :data:`LOAD_STEP`."""
+        beat = self._latest.get(unit)
+        looked = self._looked.get(unit)
+        if beat is None:
+            return False
+        if looked is None or not looked.counted or looked.beat is None:
+            return True
+        new, old = beat.body, looked.beat.body
+        return (
+            new.os_version != old.os_version
+            or new.agent_url != old.agent_url
+            or new.heartbeat_interval_seconds != old.heartbeat_interval_seconds
+            or (new.cpu_load is None) != (old.cpu_load is None)
+            or abs((new.cpu_load or 0.0) - (old.cpu_load or 0.0)) >= LOAD_STEP
+        )
 
     def fresh(self) -> list[HeartbeatRecord]:
         """Every unit's latest heartbeat that is not stale yet."""

@@ -74,31 +74,37 @@ def install_error_handlers(app: FastAPI) -> None:
         return invalid(messages)
 
     async def on_racklet(_: Request, exc: Exception) -> JSONResponse:
-        if isinstance(exc, NotFound):
-            return status_response(404, str(exc))
-        if isinstance(exc, AlreadyExists):
-            return status_response(409, str(exc), reason="AlreadyExists")
-        if isinstance(exc, Conflict):
-            return status_response(409, str(exc))
-        if isinstance(exc, InvalidObject):
-            return invalid(exc.problems)
-        if isinstance(exc, InputRejected):
-            return (
-                invalid([exc.message])
-                if exc.status == 422
-                else status_response(exc.status, exc.message)
-            )
-        if isinstance(exc, InvalidSelector):
-            return status_response(400, str(exc))
-        if isinstance(exc, Expired):
-            return status_response(410, str(exc))
-        if isinstance(exc, Unavailable):
-            return status_response(503, str(exc), headers={"Retry-After": "1"})
-        return status_response(500, f"{type(exc).__name__}: {exc}")
+        return error_response(exc)
 
     app.add_exception_handler(HTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(RackletError, on_racklet)
 
 
-__all__ = ["install_error_handlers", "invalid", "problems", "status_response"]
+def error_response(exc: Exception) -> JSONResponse:
+    """The ``Status`` answer to a Racklet error raised while serving a request (for a route
+    served outside FastAPI's handlers too, so every route maps errors the same way)."""
+    if isinstance(exc, NotFound):
+        return status_response(404, str(exc))
+    if isinstance(exc, AlreadyExists):
+        return status_response(409, str(exc), reason="AlreadyExists")
+    if isinstance(exc, Conflict):
+        return status_response(409, str(exc))
+    if isinstance(exc, InvalidObject):
+        return invalid(exc.problems)
+    if isinstance(exc, InputRejected):
+        return (
+            invalid([exc.message])
+            if exc.status == 422
+            else status_response(exc.status, exc.message)
+        )
+    if isinstance(exc, InvalidSelector):
+        return status_response(400, str(exc))
+    if isinstance(exc, Expired):
+        return status_response(410, str(exc))
+    if isinstance(exc, Unavailable):
+        return status_response(503, str(exc), headers={"Retry-After": "1"})
+    return status_response(500, f"{type(exc).__name__}: {exc}")
+
+
+__all__ = ["error_response", "install_error_handlers", "invalid", "problems", "status_response"]

@@ -24,7 +24,7 @@ from racklet.controller.reconcilers._microvms import LEASE_SECONDS
 from racklet.limits import InputRejected, parse_json
 from racklet.log import get_logger
 from racklet.net import ca_trust_domain, client_context, spiffe_id
-from racklet.store import Conflict, Fenced, Store
+from racklet.store import Conflict, Fenced, NotFound, Store
 
 VM_CHANNEL = "vm-images"
 IMAGE_FILE = "image.tar"
@@ -75,13 +75,17 @@ async def exchange(
     agent_url: str,
     *,
     written: set[str] | None = None,
+    vms: list[MicroVM] | None = None,
 ) -> list[dict[str, Any]]:
     """Apply ``unit``'s reports to its VMs' status; return what it should run. ``written``
     gets the names of the VMs whose status a report changed (their reconciler is woken: a
-    report that changes nothing, most of them, wakes nothing)."""
-    vms = [v for v in await store.list(MicroVM) if v.status.unit == unit]
+    report that changes nothing, most of them, wakes nothing). ``vms``: every MicroVM, just
+    listed (None: listed here); what this writes is answered as written, and a VM whose
+    write lost to another writer (the reconciler moved it) is read again."""
+    every = await store.list(MicroVM) if vms is None else vms
+    current = [v for v in every if v.status.unit == unit]
     by_name = {r.name: r for r in reports}
-    for vm in vms:
+    for index, vm in enumerate(current):
         report = by_name.get(vm.metadata.name)
         if report is None or report.attempt != vm.status.attempt:
             continue
@@ -97,16 +101,22 @@ async def exchange(
         if report.phase in TERMINAL_VM_PHASES:
             status.finished_time = utcnow()
         if status != vm.status:
-            vm.status = status
+            changed = vm.model_copy(update={"status": status})
             # On a conflict the reconciler moved it meanwhile; a follower of an HA rack may
             # not write (Fenced): the leader gets the same report. Either way it comes again.
-            with contextlib.suppress(Conflict, Fenced):
-                await store.update_status(vm)
-                if written is not None:
-                    written.add(vm.metadata.name)
+            try:
+                current[index] = await store.update_status(changed)
+            except Fenced:
+                continue
+            except Conflict:
+                with contextlib.suppress(NotFound):  # gone: nothing to run
+                    current[index] = await store.get(MicroVM, vm.metadata.name)
+                continue
+            if written is not None:
+                written.add(vm.metadata.name)
     return [
         assignment(v)
-        for v in await store.list(MicroVM)
+        for v in current
         if v.status.unit == unit and v.status.phase not in TERMINAL_VM_PHASES
     ]
 
@@ -116,13 +126,14 @@ MAX_STANDBY_IMAGES = 4
 MOVABLE = frozenset({"Always", "OnFailure"})
 
 
-async def standby_images(store: Store, unit: str) -> list[str]:
+async def standby_images(store: Store, unit: str, *, vms: list[MicroVM] | None = None) -> list[str]:
     """The images ``unit`` should fetch and verify ahead of time: those of the VMs that would
     move if their unit were lost (``Always``, ``OnFailure``) and run elsewhere, or wait for a
     place. A unit that takes one over then starts it without downloading it (the agent still
-    checks the bytes it holds against freshly refreshed TUF metadata before QEMU starts)."""
+    checks the bytes it holds against freshly refreshed TUF metadata before QEMU starts).
+    ``vms``: every MicroVM, just listed (None: listed here)."""
     wanted: list[str] = []
-    for vm in await store.list(MicroVM):
+    for vm in await store.list(MicroVM) if vms is None else vms:
         if vm.spec.restart_policy not in MOVABLE or vm.status.phase in TERMINAL_VM_PHASES:
             continue
         target = image_target(vm)

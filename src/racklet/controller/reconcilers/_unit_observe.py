@@ -136,11 +136,15 @@ class Inspector:
             memory.inventory = None
             return Observation(error=str(exc))
         now = self._clock()
-        if system.power_state != "On" or system.boot_last_state != "OSRunning":
+        os_running = system.power_state == "On" and system.boot_last_state == "OSRunning"
+        if not os_running:
             memory.boot_mark = now
         beat = self._heartbeats.latest(name)
         this_boot = beat is not None and beat.received >= memory.boot_mark
         fresh = this_boot and beat is not None and now - beat.received <= self._timeout(beat)
+        # What the next heartbeat is news against: one this look could not take as the
+        # running OS's (its BMC does not say the OS runs yet, none came, silence) is not.
+        self._heartbeats.looked(name, beat, counted=fresh and os_running)
         os_version = beat.body.os_version if beat is not None else None
         return Observation(
             chassis=chassis,
