@@ -23,6 +23,7 @@ from racklet.api import (
     RackSpec,
 )
 from racklet.controller import ControllerMetrics, HeartbeatRegistry
+from racklet.controller._heartbeats import SETTLE_BEATS, HeartbeatBody
 from racklet.controller._http import create_api_app, create_machine_app
 from racklet.controller._resources_http import merge_patch
 from racklet.limits import LIMITS
@@ -342,7 +343,11 @@ async def test_a_heartbeat_queues_a_look_only_when_it_is_news(tmp_path: Path) ->
             assert await beat(unit, cpuLoad=0.75) == 1  # a stress job took the cores
             assert (await h.unit("unit-1")).status.cpu_load == 0.75
             body["cpuLoad"] = 0.75
-            assert await beat(unit) == 0
+            # the draw follows the load at the BMC's next power sample: a few more looks
+            assert [await beat(unit) for _ in range(SETTLE_BEATS + 2)] == [1] * SETTLE_BEATS + [
+                0,
+                0,
+            ]
 
             h.clock.now += 30  # silent: the stale wake-up looks and finds it Unreachable
             await h.reconcile("unit-1")
@@ -354,3 +359,17 @@ async def test_a_heartbeat_queues_a_look_only_when_it_is_news(tmp_path: Path) ->
         await server.stop()
         await h.close()
     assert set(queued) == {("ComputeUnit", "unit-1")}
+
+
+def test_a_followed_unit_s_every_heartbeat_is_news() -> None:
+    """While a power plan of its rack works from fresh readings, a unit's heartbeats keep the
+    looks coming even when they say nothing new; afterwards they wait for news again."""
+    heartbeats = HeartbeatRegistry()
+    body = HeartbeatBody(unit="unit-1", agentUrl="https://127.0.0.1:1", osVersion="1.0")
+    heartbeats.looked("unit-1", heartbeats.record(body), counted=True)
+    heartbeats.record(body)
+    assert not heartbeats.news("unit-1")
+    heartbeats.follow("unit-1", True)
+    assert heartbeats.news("unit-1")
+    heartbeats.follow("unit-1", False)
+    assert not heartbeats.news("unit-1")

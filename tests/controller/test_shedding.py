@@ -19,7 +19,7 @@ from racklet.api import (
 )
 from racklet.controller._phase import Observation
 from racklet.controller._shedding import Candidate, plan, victims
-from racklet.controller.reconcilers._admission import BusbarAdmission
+from racklet.controller.reconcilers._admission import PATIENCE_SECONDS, BusbarAdmission
 from racklet.redfish import ChassisView, EnvironmentView, PowerLimitView, SystemView
 from racklet.store import MemoryStore
 from tests.controller.harness import FakeClock, Harness, make
@@ -229,6 +229,7 @@ async def test_caps_do_not_flap_while_the_meters_lag_the_loads() -> None:
         before.look(name, draws)
         rack.shown[name] = draws[name]
         admission.note(name, "Running", before.look(name, draws))
+    assert not admission.watching()  # no plan in play: an idle unit's heartbeats bring no look
 
     async def power_off() -> None:
         raise AssertionError("three floors fit 16 W: nothing is shed")
@@ -262,6 +263,7 @@ async def test_caps_do_not_flap_while_the_meters_lag_the_loads() -> None:
         assert verdicts[name].count("cap") == 1, verdicts[name]
     assert rack.caps["unit-3"] == pytest.approx(FLOOR)
     assert rack.caps["unit-2"] == pytest.approx(16.0 * 0.9 - FULL - FLOOR)
+    assert admission.watching()  # caps held: every heartbeat brings a look, every reading counts
 
     rack.rated = 100.0  # the brown-out clears
     (budget := await store.get(Rack, "rack-1")).spec.psu_rated_watts = 100.0
@@ -273,3 +275,5 @@ async def test_caps_do_not_flap_while_the_meters_lag_the_loads() -> None:
         "cap lifted: no longer needed: the rack asks 19.20 W, within 90.00 W of a 100.00 W "
         "budget (its guard band kept)"
     )
+    clock.now += PATIENCE_SECONDS
+    assert not admission.watching()

@@ -44,6 +44,10 @@ _STALE_MARGIN_SECONDS = 0.05  # wake just after the freshness test can fail, not
 LOAD_STEP = 0.01
 """A load that moved by this much (a hundredth of the unit's cores) since the last look is
 news: a stress job or a VM starting shows at once, a VM's CPU drifting does not wake a look."""
+SETTLE_BEATS = 3
+"""After a look that saw the load move, this many more heartbeats are news too: the unit's
+draw follows its load through the BMC's next power-monitor sample, which the look that saw
+the load may have come just before (rmc.md showed a unit at 100 % load with its idle draw)."""
 
 
 class VmReport(Model):
@@ -103,6 +107,8 @@ class _Looked:
     beat: HeartbeatRecord | None
     counted: bool
     """Whether that look took it as a fresh heartbeat of the unit's current boot."""
+    settling: int = 0
+    """Heartbeats after this one that are still news: the draw settling after a load step."""
 
 
 class HeartbeatRegistry:
@@ -122,6 +128,7 @@ class HeartbeatRegistry:
         self._wake: Callable[[str], None] | None = None
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._looked: dict[str, _Looked] = {}
+        self._followed: set[str] = set()
 
     def timeout_for(self, beat: HeartbeatRecord) -> float:
         """Seconds of ``clock`` after which ``beat`` is stale (see the module docstring)."""
@@ -167,29 +174,54 @@ class HeartbeatRegistry:
     def looked(self, unit: str, beat: HeartbeatRecord | None, *, counted: bool) -> None:
         """The unit's reconciler just read ``beat`` (its latest heartbeat) in a look, and
         took it as the running OS's (``counted``) or not (none, stale, an earlier boot's)."""
-        self._looked[unit] = _Looked(beat, counted)
+        before = self._looked.get(unit)
+        settling = 0
+        if before is not None and beat is not None and before.beat is not None:
+            if _load_moved(beat.body, before.beat.body):
+                settling = SETTLE_BEATS
+            elif beat is not before.beat:
+                settling = max(before.settling - 1, 0)
+            else:
+                settling = before.settling
+        self._looked[unit] = _Looked(beat, counted, settling)
+
+    def follow(self, unit: str, every: bool) -> None:
+        """Whether each of ``unit``'s heartbeats is news whatever it says: while a power plan
+        of its rack works from fresh readings (caps, a brown-out), looks keep their old pace."""
+        if every:
+            self._followed.add(unit)
+        else:
+            self._followed.discard(unit)
 
     def news(self, unit: str) -> bool:
         """Whether ``unit``'s latest heartbeat tells its reconciler something its last look
         did not know: the first heartbeat, or the first since the last look found none it
         could count (before a boot's first, after silence, before its BMC said the OS runs),
-        or another OS version, agent URL or interval, or a load moved by :data:`LOAD_STEP`."""
+        or another OS version, agent URL or interval, or a load moved by :data:`LOAD_STEP`
+        (and the :data:`SETTLE_BEATS` heartbeats after a look that saw it move)."""
         beat = self._latest.get(unit)
         looked = self._looked.get(unit)
         if beat is None:
             return False
-        if looked is None or not looked.counted or looked.beat is None:
+        if looked is None or not looked.counted or looked.beat is None or unit in self._followed:
+            return True
+        if looked.settling and beat is not looked.beat:
             return True
         new, old = beat.body, looked.beat.body
         return (
             new.os_version != old.os_version
             or new.agent_url != old.agent_url
             or new.heartbeat_interval_seconds != old.heartbeat_interval_seconds
-            or (new.cpu_load is None) != (old.cpu_load is None)
-            or abs((new.cpu_load or 0.0) - (old.cpu_load or 0.0)) >= LOAD_STEP
+            or _load_moved(new, old)
         )
 
     def fresh(self) -> list[HeartbeatRecord]:
         """Every unit's latest heartbeat that is not stale yet."""
         now = self.clock()
         return [b for b in self._latest.values() if now - b.received <= self.timeout_for(b)]
+
+
+def _load_moved(new: HeartbeatBody, old: HeartbeatBody) -> bool:
+    return (new.cpu_load is None) != (old.cpu_load is None) or abs(
+        (new.cpu_load or 0.0) - (old.cpu_load or 0.0)
+    ) >= LOAD_STEP

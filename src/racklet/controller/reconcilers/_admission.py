@@ -250,11 +250,11 @@ class BusbarAdmission:
         if cap is not None:
             if current is not None and abs(current - cap) < CAP_STEP_WATTS:
                 return Verdict("hold", f"capped at {current:.2f} W: {why}", current)
-            self._changed = self._clock()
+            self._caps_changed(name, powered)
             return Verdict("cap", f"capped at {cap:.2f} W: {why}", cap, current is not None)
         if current is not None:
             if verdict.caps:  # a partial lift: the caps that stay were planned without it
-                self._changed = self._clock()
+                self._caps_changed(name, powered)
             if verdict.demand <= verdict.target:
                 fits = (
                     f"the rack asks {verdict.demand:.2f} W, within {verdict.target:.2f} W "
@@ -267,6 +267,39 @@ class BusbarAdmission:
                 )
             return Verdict("uncap", f"cap lifted: no longer needed: {fits}")
         return None
+
+    def _caps_changed(self, name: str, powered: Iterable[Candidate]) -> None:
+        """A cap changed: the other powered units are looked at now, and each again once its
+        reading can count as settled (:meth:`settle_in`), so the next plan need not wait for
+        their resync (heartbeats that say nothing new do not bring a look)."""
+        self._changed = self._clock()
+        if self._wake is not None:
+            for other in powered:
+                if other.name != name:
+                    self._wake(other.name)
+
+    def watching(self) -> bool:
+        """Whether a power plan is in play on this rack (a cap or a sag's override held, or
+        caps changed within :data:`PATIENCE_SECONDS`): then every reading counts, and each
+        heartbeat of its units brings a look, as it did before heartbeats had to be news."""
+        held = any(
+            v is not None and (v.limit_watts is not None or v.overridden)
+            for v in self._limits.values()
+        )
+        changed = self._changed
+        return held or (changed is not None and self._clock() - changed < PATIENCE_SECONDS)
+
+    def settle_in(self, name: str) -> float | None:
+        """Seconds until a look at ``name`` would read a settled draw, while the caps wait for
+        one from it (None: they do not)."""
+        changed = self._changed
+        if changed is None:
+            return None
+        now = self._clock()
+        due = changed + SETTLE_SECONDS
+        if now - changed >= PATIENCE_SECONDS or self._seen.get(name, due - 1.0) >= due:
+            return None
+        return max(due - now, 0.0) + 0.05
 
     def _settled(self, powered: Iterable[str]) -> bool:
         """Whether the draws on record were all read after the last change of a cap (or the

@@ -183,8 +183,11 @@ class ComputeUnitReconciler:
             await self._store.record_event(event)
         if self._observer is not None:
             self._observer.unit(name, status)
+        self._heartbeats.follow(name, budget.watching())
         if action is None or _settled(action, obs):
-            return _FOLLOW_SECONDS if _on_waits_for_off(unit, obs) else None
+            follow = _FOLLOW_SECONDS if _on_waits_for_off(unit, obs) else None
+            settle = budget.settle_in(name)  # caps wait for its draw read after their change
+            return min((d for d in (follow, settle) if d is not None), default=None)
         return _FOLLOW_SECONDS
 
     def _budget(self, unit: ComputeUnit, memory: UnitMemory) -> BusbarAdmission:
