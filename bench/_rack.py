@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+import httpx
+import yaml
 
 
 def start_rack(
@@ -35,3 +39,21 @@ def start_rack(
         stderr=subprocess.DEVNULL,
         env=env,
     )
+
+
+def rack_api(state: Path, timeout: float) -> httpx.Client:
+    """A client of the rack's API as its ``racklet.yaml`` names it (URL, CA, admin token),
+    waiting up to ``timeout`` seconds for ``racklet up`` to write it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            config = yaml.safe_load((state / "racklet.yaml").read_text())
+            return httpx.Client(
+                base_url=config["api"]["url"],
+                verify=config["api"]["caBundle"],
+                headers={"Authorization": f"Bearer {config['api']['token']}"},
+            )
+        except (OSError, yaml.YAMLError, KeyError, TypeError):
+            if time.monotonic() > deadline:
+                raise RuntimeError("racklet up wrote no usable racklet.yaml") from None
+            time.sleep(0.1)

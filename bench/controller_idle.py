@@ -25,29 +25,13 @@ import time
 from pathlib import Path
 
 import httpx
-import yaml
 
-from bench._rack import start_rack
+from bench._rack import rack_api, start_rack
 from bench.rack_boot import _rack_cpu
 
 _RECONCILES = re.compile(
     r'^racklet_controller_reconcile_duration_seconds_count\{kind="ComputeUnit"\} (\S+)$', re.M
 )
-
-
-def _api(state: Path, deadline: float) -> httpx.Client:
-    while True:
-        try:
-            config = yaml.safe_load((state / "racklet.yaml").read_text())
-            return httpx.Client(
-                base_url=config["api"]["url"],
-                verify=config["api"]["caBundle"],
-                headers={"Authorization": f"Bearer {config['api']['token']}"},
-            )
-        except (OSError, yaml.YAMLError, KeyError, TypeError):
-            if time.monotonic() > deadline:
-                raise RuntimeError("racklet up wrote no usable racklet.yaml") from None
-            time.sleep(0.2)
 
 
 def _wait_running(api: httpx.Client, units: int, deadline: float) -> None:
@@ -82,7 +66,7 @@ def one_round(
         api: httpx.Client | None = None
         try:
             deadline = time.monotonic() + 180
-            api = _api(state, deadline)
+            api = rack_api(state, deadline - time.monotonic())
             _wait_running(api, units, deadline)
             time.sleep(settle)
             cpu, done = _rack_cpu(state), _reconciles(api)

@@ -44,9 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
-from bench._rack import start_rack
+from bench._rack import rack_api, start_rack
 from bench.boot_tools import Tls, curl_args, free_port, make_tls
 from racklet.boot import build_default_payload
 
@@ -208,19 +207,8 @@ class _Rack:
         self.watch: _Watch | None = None
 
     def _api(self, timeout: float) -> httpx.Client:
-        deadline = time.monotonic() + timeout
-        while self.client is None:
-            try:
-                config = yaml.safe_load((self.state / "racklet.yaml").read_text())
-                self.client = httpx.Client(
-                    base_url=config["api"]["url"],
-                    verify=config["api"]["caBundle"],
-                    headers={"Authorization": f"Bearer {config['api']['token']}"},
-                )
-            except (OSError, yaml.YAMLError, KeyError, TypeError):
-                if time.monotonic() > deadline:
-                    raise RuntimeError("racklet up wrote no usable racklet.yaml") from None
-                time.sleep(0.1)
+        if self.client is None:
+            self.client = rack_api(self.state, timeout)
         return self.client
 
     def statuses(self) -> list[tuple[str, str]]:
