@@ -102,6 +102,28 @@ class DocsPages(pytest.File):
             yield page
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The docs tests that are not pages (the harness's, the site's) run before the replays of
+    the pages run ahead: the test thread has nothing else to do while those pages finish."""
+    ahead = {id(item) for item in items if isinstance(item, DocsItem) and _ahead(item)}
+    if not ahead:
+        return
+    start = next(index for index, item in enumerate(items) if id(item) in ahead)
+    end = 1 + max(
+        index
+        for index, item in enumerate(items)
+        if id(item) in ahead or item.nodeid.startswith("tests/docs/")
+    )
+    segment = items[start:end]
+    items[start:end] = [i for i in segment if id(i) not in ahead] + [
+        i for i in segment if id(i) in ahead
+    ]
+
+
+def _ahead(item: pytest.Item) -> bool:
+    return isinstance(item.parent, DocsPage) and item.parent.ahead
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if file_path == PAGES:
         return DocsPages.from_parent(parent, path=file_path)

@@ -270,8 +270,10 @@ function render() {
     else a.removeAttribute("aria-current");
   }
   const views = { rack: rackView, unit: unitView, rollouts: rolloutsView, energy: energyView, audit: auditView };
-  const view = (views[page] || rackView)(arg);
+  // Read before the view is built: building it moves the fault form (kept across renders)
+  // out of the document, which takes the focus from the field being typed in.
   const focus = document.activeElement && document.activeElement.id;
+  const view = (views[page] || rackView)(arg);
   for (const chart of state.charts) chart.destroy();
   state.charts = [];
   $("view").replaceChildren(view);

@@ -97,6 +97,7 @@ def test_public_names() -> None:
         "VerifiedImage",
         "build_manifest",
         "firmware_oem_parameters",
+        "new_password",
         "parse_manifest",
         "reject_all",
         "write_accounts",
