@@ -45,7 +45,9 @@ def test_a_restart_keeps_every_port_and_a_fresh_dir_picks_new_ones(tmp_path: Pat
     assert recorded(_prepare(tmp_path / "a", 3)) == first
     assert recorded(load(tmp_path / "a" / "racklet.yaml")) == first
     other = recorded(_prepare(tmp_path / "b", 3))
-    assert set(other.values()).isdisjoint(first.values())
+    # free ports the OS picked anew, not a copy of another rack's record: two draws of twenty
+    # from the ephemeral range may share a port or two (a CI run had one), never most of them
+    assert len(set(other.values()) & set(first.values())) <= 2
 
 
 def test_added_units_get_new_ports_and_the_others_keep_theirs(tmp_path: Path) -> None:
