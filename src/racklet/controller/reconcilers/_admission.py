@@ -203,11 +203,7 @@ class BusbarAdmission:
         if not self._seeded:
             await self._seed()
         mine = self._limits.get(name)
-        held = any(
-            v is not None and (v.limit_watts is not None or v.overridden)
-            for v in self._limits.values()
-        )
-        if self._draws.measured() <= budget.watts and not held:
+        if self._draws.measured() <= budget.watts and not self._held():
             return None
         powered = []
         for other in await self._store.list(ComputeUnit):
@@ -282,12 +278,16 @@ class BusbarAdmission:
         """Whether a power plan is in play on this rack (a cap or a sag's override held, or
         caps changed within :data:`PATIENCE_SECONDS`): then every reading counts, and each
         heartbeat of its units brings a look, as it did before heartbeats had to be news."""
-        held = any(
+        changed = self._changed
+        recent = changed is not None and self._clock() - changed < PATIENCE_SECONDS
+        return self._held() or recent
+
+    def _held(self) -> bool:
+        """Whether any unit's power limit is in force (a cap of ours, or a sag's override)."""
+        return any(
             v is not None and (v.limit_watts is not None or v.overridden)
             for v in self._limits.values()
         )
-        changed = self._changed
-        return held or (changed is not None and self._clock() - changed < PATIENCE_SECONDS)
 
     def settle_in(self, name: str) -> float | None:
         """Seconds until a look at ``name`` would read a settled draw, while the caps wait for
