@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import httpx
 from racklet.api import BmcRef, ComputeUnit, ComputeUnitSpec, ObjectMeta, Rack, RackSpec
 from racklet.controller import ComputeUnitReconciler, HeartbeatRegistry
 from racklet.controller._heartbeats import HeartbeatBody
+from racklet.net import client_context, server_context
+from racklet.pki import RackCA
 from racklet.redfish import RedfishClient
 from racklet.store import MemoryStore
 from tests.redfish.fake_bmc import PASSWORD, USER, FakeBmc
@@ -107,3 +110,16 @@ async def make(names: list[str], rated: float = 100.0, **options: float) -> Harn
         store, clients, heartbeats, rack_name="rack-1", clock=clock, **options
     )
     return Harness(store, bmc, clock, heartbeats, reconciler, clients)
+
+
+def machine_listener_tls(
+    tmp_path: Path, unit: str = "unit-1"
+) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A fresh rack CA's TLS for the machine listener: the controller's server context (client
+    certificates required) and ``unit``'s client context (its own identity, ``unit/<unit>``)."""
+    ca = RackCA.create(tmp_path / "pki")
+    ca_path = tmp_path / "pki" / "ca.crt"
+    key, crt = ca.issue("racklet-controller", role="controller").write(tmp_path, "server")
+    unit_key, unit_crt = ca.issue(unit, role=f"unit/{unit}", client=True).write(tmp_path, unit)
+    server = server_context(crt, key, ca=ca_path, require_client_cert=True)
+    return server, client_context(ca_path, unit_crt, unit_key)

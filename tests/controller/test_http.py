@@ -31,7 +31,7 @@ from racklet.metrics import OPENMETRICS
 from racklet.net import AppServer, client_context, server_context
 from racklet.pki import RackCA
 from racklet.store import MemoryStore
-from tests.controller.harness import make
+from tests.controller.harness import machine_listener_tls, make
 from tests.promtool import check_both_formats
 
 TOKEN = "t0ken-for-tests"
@@ -293,16 +293,10 @@ async def test_a_heartbeat_queues_a_look_only_when_it_is_news(tmp_path: Path) ->
     a new OS version, a moved load and the first beat after silence each queue it once more.
     Every queued look is run, as the runtime would, so the status follows each."""
     h = await make(["unit-1"])
-    ca = RackCA.create(tmp_path / "pki")
-    ca_path = tmp_path / "pki" / "ca.crt"
-    key, crt = ca.issue("racklet-controller", role="controller").write(tmp_path, "server")
-    unit_key, unit_crt = ca.issue("unit-1", role="unit/unit-1", client=True).write(
-        tmp_path, "unit-1"
-    )
+    context, unit_tls = machine_listener_tls(tmp_path)
     queued: list[tuple[str, str]] = []
     app = create_machine_app(h.heartbeats, enqueue=lambda k, n: queued.append((k, n)))
     port = _free_port()
-    context = server_context(crt, key, ca=ca_path, require_client_cert=True)
     server = AppServer(app, port=port, ssl_context=context, name="machine")
     await server.start()
     url = f"https://127.0.0.1:{port}/machine/v1/heartbeat"
@@ -326,7 +320,7 @@ async def test_a_heartbeat_queues_a_look_only_when_it_is_news(tmp_path: Path) ->
         h.bmc.power_on("unit-1")
         h.bmc.units["unit-1"].last_state = "OSBootStarted"
         await h.reconcile("unit-1")
-        async with httpx.AsyncClient(verify=client_context(ca_path, unit_crt, unit_key)) as unit:
+        async with httpx.AsyncClient(verify=unit_tls) as unit:
             # the OS heartbeats before its BMC says it runs: the look cannot count it, so the
             # next heartbeat is news again
             assert await beat(unit) == 1

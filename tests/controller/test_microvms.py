@@ -30,10 +30,10 @@ from racklet.controller._workloads import LEASE_MARGIN_SECONDS, exchange
 from racklet.controller.reconcilers import MicroVMReconciler
 from racklet.controller.reconcilers._microvms import LEASE_SECONDS, RESTART_BACKOFF_SECONDS
 from racklet.hw import measured_capacity
-from racklet.net import AppServer, client_context, server_context
-from racklet.pki import RackCA
+from racklet.net import AppServer
 from racklet.store import MemoryStore
 from racklet.twin import load_profile
+from tests.controller.harness import machine_listener_tls
 
 
 class Clock:
@@ -180,12 +180,7 @@ async def test_the_heartbeat_carries_reports_in_and_assignments_out(tmp_path: Pa
     clock.now = utcnow()
     await _vm(store, "web", userData="echo hi", vcpus=2)
     await rec.reconcile("web")
-    ca = RackCA.create(tmp_path / "pki")
-    ca_path = tmp_path / "pki" / "ca.crt"
-    key, crt = ca.issue("racklet-controller", role="controller").write(tmp_path, "server")
-    unit_key, unit_crt = ca.issue("unit-1", role="unit/unit-1", client=True).write(
-        tmp_path, "unit-1"
-    )
+    context, unit_tls = machine_listener_tls(tmp_path)
     queued: list[tuple[str, str]] = []
     app = create_machine_app(beats, enqueue=lambda k, n: queued.append((k, n)), store=store)
     with socket.socket() as probe:
@@ -194,7 +189,7 @@ async def test_the_heartbeat_carries_reports_in_and_assignments_out(tmp_path: Pa
     server = AppServer(
         app,
         port=port,
-        ssl_context=server_context(crt, key, ca=ca_path, require_client_cert=True),
+        ssl_context=context,
         name="machine",
     )
     await server.start()
@@ -205,7 +200,7 @@ async def test_the_heartbeat_carries_reports_in_and_assignments_out(tmp_path: Pa
     }
     url = f"https://127.0.0.1:{port}/machine/v1/heartbeat"
     try:
-        async with httpx.AsyncClient(verify=client_context(ca_path, unit_crt, unit_key)) as unit:
+        async with httpx.AsyncClient(verify=unit_tls) as unit:
             reply = (await unit.post(url, json=body)).json()
             (assigned,) = reply["details"]["microvms"]  # beside a stress job, if any
             assert assigned["name"] == "web" and assigned["attempt"] == 1
