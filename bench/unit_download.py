@@ -56,7 +56,7 @@ def _unit_download(
         elif variant == "nowrite":
             targets._stream(info, lambda data: None)
         else:  # nohash: what the write costs on top of the read, without the verdict
-            with SlotWriter(directory) as writer:
+            with SlotWriter(directory, direct=True) as writer:
                 for chunk in fetcher.fetch(f"{url}{info.path}"):
                     writer.write(chunk)
                 writer.keep().unlink()

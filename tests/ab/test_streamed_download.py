@@ -6,8 +6,12 @@ attacker in the middle (an override of the payload's URL) that sends the right l
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import gc
 import hashlib
 import logging
+import mmap
 import os
 import time
 from pathlib import Path
@@ -120,6 +124,72 @@ async def test_payload_changed_after_its_download_is_not_tried(
     assert any("try-boot of slot B abandoned: slot B is corrupt" in line for line in host.lines)
 
 
+def _resident_pages(path: Path) -> int:
+    """How many of the file's pages are in the page cache (``mincore`` of a mapping)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
+    size = path.stat().st_size
+    pages = -(-size // mmap.PAGESIZE)
+    vector = ctypes.create_string_buffer(pages)
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), size, access=mmap.ACCESS_COPY) as m:
+        address = ctypes.addressof(ctypes.c_char.from_buffer(m))
+        try:
+            if libc.mincore(address, size, vector) != 0:
+                raise OSError(ctypes.get_errno(), "mincore")
+        finally:
+            del address
+            gc.collect()  # the from_buffer export must be gone before the mapping closes
+    return sum(byte & 1 for byte in vector.raw)
+
+
+@pytest.mark.parametrize("tail", [0, 1, 4095])
+def test_a_direct_slot_writer_keeps_the_payload_out_of_the_page_cache(
+    tmp_path: Path, tail: int
+) -> None:
+    """A download is written once and read again only by the next boot's re-hash: the direct
+    writer sends it to the medium without caching it (on a 1 GB board a cached 256 MB payload
+    evicts what the OS runs on; on the twin the copy into the cache was the unit's largest
+    CPU cost). The bytes are exact whatever the pieces' sizes; a tail that is not a whole
+    block goes through the cache; nothing is named before ``keep``."""
+    data = os.urandom((8 << 20) + tail)
+    kept: dict[bool, Path] = {}
+    for direct in (True, False):
+        (tmp_path / str(direct)).mkdir()
+        with SlotWriter(tmp_path / str(direct), direct=direct) as writer:
+            assert writer.direct == direct
+            offset = 0
+            for size in (7, 70_001, 1 << 20, 3, 2 << 20, 4096) * 4:
+                writer.write(data[offset : offset + size])
+                offset += size
+            writer.write(memoryview(data)[offset:])
+            assert _files(tmp_path / str(direct)) == []
+            kept[direct] = writer.keep()
+    assert _resident_pages(kept[True]) == (1 if tail else 0)
+    assert _resident_pages(kept[False]) > 1000  # the buffered writer's 8 MiB are cached
+    assert kept[True].read_bytes() == kept[False].read_bytes() == data
+
+
+def test_a_file_system_without_direct_io_gets_the_buffered_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where opening with ``O_DIRECT`` is refused (EINVAL: some FUSE file systems, old tmpfs)
+    the writer falls back to the page cache and the download is as exact."""
+    real_open = os.open
+
+    def no_direct(path: object, flags: int, *args: int, **kwargs: object) -> int:
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", no_direct)
+    data = os.urandom((2 << 20) + 5)
+    with SlotWriter(tmp_path, direct=True) as writer:
+        assert not writer.direct
+        writer.write(data)
+        kept = writer.keep()
+    assert kept.read_bytes() == data
+
+
 def test_slot_writer_hands_written_pages_to_the_device_while_the_download_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -135,7 +205,7 @@ def test_slot_writer_hands_written_pages_to_the_device_while_the_download_goes_o
 
     monkeypatch.setattr(os, "posix_fadvise", watch)
     data = os.urandom(1 << 20)
-    with SlotWriter(tmp_path) as writer:
+    with SlotWriter(tmp_path, direct=False) as writer:
         for _ in range(20):
             writer.write(data)
         assert advised == [(0, WRITE_BEHIND_BYTES), (WRITE_BEHIND_BYTES, WRITE_BEHIND_BYTES)]

@@ -92,7 +92,7 @@ def install_held_payload(
     check = StreamCheck(
         manifest.payload_path, manifest.payload_length, {"sha256": manifest.payload_sha256}
     )
-    with SlotWriter(directory) as writer:
+    with SlotWriter(directory, direct=True) as writer:
         try:
             _copy(payload, check, writer)
         except (tuf_errors.RepositoryError, tuf_errors.DownloadError) as exc:

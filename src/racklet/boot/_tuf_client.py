@@ -273,7 +273,7 @@ class _Targets:
         swarmed = self._swarm_to_file(info, directory)
         if swarmed is not None:
             return swarmed
-        with SlotWriter(directory) as writer:
+        with SlotWriter(directory, direct=True) as writer:
             self._stream(info, writer.write)
             return writer.keep()
 
