@@ -180,17 +180,19 @@ def test_gitops_declared_units_run_again_after_a_restart(tmp_path: Path) -> None
         stop_rack(rack)
 
 
-@pytest.mark.parametrize("value", ["0", "fast", "-5"])
-def test_a_bad_uplink_rate_is_one_clear_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+@pytest.mark.parametrize("flag", ["--uplink-mbps", "--port-mbps"])
+@pytest.mark.parametrize("value", ["0", "fast", "-5", "200000"])
+def test_a_bad_link_rate_is_one_clear_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str
 ) -> None:
-    assert main(["up", "--state-dir", str(tmp_path), f"--uplink-mbps={value}"]) == 2
+    assert main(["up", "--state-dir", str(tmp_path), f"{flag}={value}"]) == 2
     err = capsys.readouterr().err
-    assert "--uplink-mbps" in err and "Traceback" not in err
+    assert flag in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "racklet.yaml").exists(), "nothing was prepared"
 
 
-def test_the_uplink_rate_reaches_the_config(tmp_path: Path) -> None:
-    config = _prepare(tmp_path, 1, uplink_bandwidth_bps=200e6)
+def test_the_link_rates_reach_the_config(tmp_path: Path) -> None:
+    config = _prepare(tmp_path, 1, uplink_bandwidth_bps=200e6, port_bandwidth_bps=100e6)
     assert config.switch is not None and config.switch.uplink_bandwidth_bps == 200e6
+    assert config.switch.port_bandwidth_bps == 100e6
     assert load(tmp_path / "racklet.yaml").switch == config.switch

@@ -165,6 +165,7 @@ def prepare(
     controllers: int = 1,
     reassign_ports: bool = False,
     uplink_bandwidth_bps: float = 1e9,
+    port_bandwidth_bps: float = 1e9,
 ) -> RackConfig:
     if not 1 <= units <= MAX_UNITS:
         raise UsageError(f"--units must be between 1 and {MAX_UNITS}, got {units}")
@@ -292,7 +293,9 @@ def prepare(
         units=unit_configs,
         rmc=rmc,
         control=ControlConfig(url=f"https://127.0.0.1:{port['control']}"),
-        switch=SwitchConfig(uplinkBandwidthBps=uplink_bandwidth_bps),
+        switch=SwitchConfig(
+            uplinkBandwidthBps=uplink_bandwidth_bps, portBandwidthBps=port_bandwidth_bps
+        ),
         peerControllers=peers,
     )
     save(config)

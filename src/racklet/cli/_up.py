@@ -217,6 +217,7 @@ def up(
     controllers: int = 1,
     reassign_ports: bool = False,
     uplink_bandwidth_bps: float = 1e9,
+    port_bandwidth_bps: float = 1e9,
 ) -> int:
     stopping: list[int] = []
     resets: list[int] = []
@@ -244,6 +245,7 @@ def up(
                     controllers=controllers,
                     reassign_ports=reassign,
                     uplink_bandwidth_bps=uplink_bandwidth_bps,
+                    port_bandwidth_bps=port_bandwidth_bps,
                 )
 
             supervisor = _Supervisor(provision(reassign_ports))

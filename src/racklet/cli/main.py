@@ -62,6 +62,7 @@ _speed = _bounded("--speed", float, "a number", 0.0, 1000.0, low_open=True)
 _payload_size = _bounded("--payload-bytes", int, "bytes", 4096, 1 << 30)
 _watts = _bounded("--psu-watts", float, "watts", 0.0, 10000.0, low_open=True)
 _uplink = _bounded("--uplink-mbps", float, "Mbit/s", 1.0, 100000.0)
+_port_rate = _bounded("--port-mbps", float, "Mbit/s", 1.0, 100000.0)
 
 
 def _add_up(commands: Any) -> None:
@@ -79,6 +80,12 @@ def _add_up(commands: Any) -> None:
     )
     up.add_argument(
         "--uplink-mbps", type=_uplink, default=1000.0, help="the switch uplink's rate (Mbit/s)"
+    )
+    up.add_argument(
+        "--port-mbps",
+        type=_port_rate,
+        default=1000.0,
+        help="each unit's and BMC's switch port rate (Mbit/s; a Pi 4 or 5 has 1000)",
     )
 
 
@@ -272,6 +279,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         controllers=args.controllers,
         reassign_ports=args.reassign_ports,
         uplink_bandwidth_bps=args.uplink_mbps * 1e6,
+        port_bandwidth_bps=args.port_mbps * 1e6,
     )
 
 
