@@ -208,6 +208,9 @@ class FakeHost:
     def link_up(self) -> bool:
         return self.carrier
 
+    def peer_address(self, unit: str, host: str, port: int) -> tuple[str, int]:
+        return host, port  # no switch between the fake units: they connect straight
+
     def capacity(self) -> tuple[int, int]:
         return self.size
 

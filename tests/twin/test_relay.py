@@ -205,3 +205,50 @@ async def test_jitter_never_reorders_the_stream(echo: Fixture) -> None:
     writer.write_eof()
     assert await reader.read(-1) == sent
     writer.close()
+
+
+async def test_a_unit_reaches_another_units_server_over_both_ports_not_the_uplink() -> None:
+    """A peer download (unit-1 fetching from unit-2's peer server) crosses unit-1's port and
+    unit-2's, never the uplink; the relay is made at first use and kept; the serving unit's
+    port going down cuts the transfer and refuses the next one."""
+    server = await asyncio.start_server(_echo, "127.0.0.1", 0)
+    target = server.sockets[0].getsockname()[1]
+    switch = TwinSwitch(3)
+    port_1 = switch.attach(1, lambda: True)
+    # A switch that relays nothing (a test rack without routes): the server's own address.
+    assert await asyncio.to_thread(port_1.peer_address, "unit-2", "127.0.0.1", target) == (
+        "127.0.0.1",
+        target,
+    )
+    uplink_route = Route("unit-3>machine", 0, target, [(switch.uplink, TOWARD_MANAGEMENT)])
+    await switch.serve([uplink_route])
+    try:
+        address = await asyncio.to_thread(port_1.peer_address, "unit-2", "127.0.0.1", target)
+        assert address != ("127.0.0.1", target)
+        assert await asyncio.to_thread(port_1.peer_address, "unit-2", "127.0.0.1", target) == (
+            address
+        ), "one relay per pair of units, reused"
+        assert switch.peer_address("unit-1", "unit-9", "127.0.0.1", target) == (
+            "127.0.0.1",
+            target,
+        ), "a unit the switch has no port of is reached as it is"
+        fixture = Fixture(switch, address[1])
+        reader, writer = await fixture.open()
+        writer.write(b"piece 7")
+        assert await reader.readexactly(7) == b"piece 7"
+        crossing = [switch.port(name).connections for name in ("unit-1", "unit-2", "unit-3")]
+        assert crossing == [1, 1, 0] and switch.uplink.connections == 0
+        switch.port("unit-2").set_link(False)
+        with pytest.raises((ConnectionError, asyncio.IncompleteReadError)):
+            writer.write(b"x")
+            await writer.drain()
+            await reader.readexactly(1)
+        writer.close()
+        await _refused(fixture)
+        switch.port("unit-2").set_link(True)
+        back, _ = await _round_trip(fixture, b"again")
+        assert back == b"again"
+    finally:
+        await switch.stop()
+        server.close()
+        await server.wait_closed()

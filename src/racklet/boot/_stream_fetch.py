@@ -24,7 +24,7 @@ import http.client
 import socket
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 from tuf.api import exceptions as tuf_errors
@@ -48,8 +48,10 @@ class StreamFetcher(FetcherInterface):
         read_timeout: float,
         deadline: float | None = None,
         cancel: threading.Event | None = None,
+        connect_to: Callable[[str, int], tuple[str, int]] | None = None,
     ) -> None:
         self._context = ssl_context
+        self._connect_to = connect_to
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._deadline = deadline
@@ -59,15 +61,22 @@ class StreamFetcher(FetcherInterface):
         """Connections whose body is being read (a body left unread is closed by :meth:`close`
         too, not whenever a traceback holding its generator is collected)."""
 
-    def sibling(self, ssl_context: ssl.SSLContext) -> StreamFetcher:
+    def sibling(
+        self,
+        ssl_context: ssl.SSLContext,
+        connect_to: Callable[[str, int], tuple[str, int]] | None = None,
+    ) -> StreamFetcher:
         """A fetcher with another TLS context (pinned to another server: a peer unit) that
-        shares this one's timeouts, deadline and cancel event."""
+        shares this one's timeouts, deadline and cancel event. ``connect_to`` maps a URL's
+        host and port to the address the TCP connection goes to (the twin's switch relay
+        between two units); TLS still proves the server the context pins."""
         return StreamFetcher(
             ssl_context=ssl_context,
             connect_timeout=self._connect_timeout,
             read_timeout=self._read_timeout,
             deadline=self._deadline,
             cancel=self._cancel,
+            connect_to=connect_to,
         )
 
     def close(self) -> None:
@@ -130,8 +139,9 @@ class StreamFetcher(FetcherInterface):
         return self._body(url, key, connection, response)
 
     def _connect(self, key: _Key) -> http.client.HTTPSConnection:
+        host, port = key if self._connect_to is None else self._connect_to(*key)
         connection = http.client.HTTPSConnection(
-            key[0], key[1], context=self._context, timeout=self._connect_timeout
+            host, port, context=self._context, timeout=self._connect_timeout
         )
         connection.connect()  # TCP and the TLS handshake, bounded by the connect timeout
         assert connection.sock is not None

@@ -352,12 +352,16 @@ class _Boot:
         if not isinstance(fetcher, StreamFetcher):
             return None  # an in-process transport (tests) has no peers to reach
 
+        host = self.host
+
         def peer_fetcher(peer: Peer) -> RangeFetcher:
             try:
                 context = unit_peer_client_context(self.trust, self.identity, peer.unit)
             except TrustError as exc:
                 raise ValueError(str(exc)) from exc
-            return fetcher.sibling(context)
+            return fetcher.sibling(
+                context, connect_to=lambda at, port: host.peer_address(peer.unit, at, port)
+            )
 
         return PeerAccess(peer_fetcher, self.logger, self.dropped_peers)
 

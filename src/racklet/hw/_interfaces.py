@@ -219,6 +219,13 @@ class UnitHost(Protocol):
         """Whether the unit's Ethernet port has carrier (its switch port is up and enabled)."""
         ...
 
+    def peer_address(self, unit: str, host: str, port: int) -> tuple[str, int]:
+        """Where to connect to reach ``host:port``, served by the rack's ``unit``: on hardware
+        the address itself (the switch forwards frames); in the twin, the switch's relay over
+        both units' ports, so that traffic is shaped and cut as theirs. Blocking (a download
+        thread calls it); raises ``OSError`` when there is no path."""
+        ...
+
     def capacity(self) -> tuple[int, int]:
         """The unit's CPU cores and memory in MiB, what its MicroVMs may be given: the
         board's (the twin's profile), or on hardware :func:`measured_capacity`."""

@@ -299,6 +299,11 @@ class TwinUnit:
     def link_up(self) -> bool:
         return self.port is not None and self.port.carrier
 
+    def peer_address(self, unit: str, host: str, port: int) -> tuple[str, int]:
+        if self.port is None:
+            return host, port
+        return self.port.peer_address(unit, host, port)
+
     def capacity(self) -> tuple[int, int]:
         return self.profile.cores, self.profile.memory_mib
 
