@@ -15,7 +15,9 @@ M MB payload (``racklet release publish --current``) three times and times, in o
   fetches from up to four); timed from the first power-on to the last Running.
 
 Besides wall time it reports the bytes the controller's bulk-target server sent in each
-mode, summed from its access log (``serving <target> [start, end)`` in ``controller.log``).
+mode, summed from its access log (``serving <target> [start, end)`` in ``controller.log``),
+and the CPU seconds of the rack's processes during each mode (twin with the units' download
+processes, controller, supervisor: ``bench.rack_boot._rack_cpu``).
 Ratios are of the same round (the machine is shared). Unit-to-unit transfers are not relayed
 by the twin's switch yet (docs/peer-to-peer.md), so the p2p mode is bound by CPU there.
 """
@@ -29,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.rack_boot import _Rack
+from bench.rack_boot import _Rack, _rack_cpu
 from racklet.boot import build_default_payload
 
 _SERVED = re.compile(r"serving \S+\.payload\.bin \[(\d+), (\d+)\)")
@@ -80,17 +82,23 @@ class _P2pRack(_Rack):
             time.sleep(0.05)
         raise RuntimeError(f"{names} not {phase} {version or ''} within {timeout} s")
 
-    def update(self, batches: list[list[str]], version: str, timeout: float) -> float:
+    def update(
+        self, batches: list[list[str]], version: str, timeout: float
+    ) -> tuple[float, dict[str, float]]:
         """Power ``batches`` off, then on one batch after the other (each once the previous
-        runs ``version``); seconds from the first power-on to the last Running."""
+        runs ``version``); seconds from the first power-on to the last Running, and the CPU
+        seconds the rack's processes used meanwhile, by role (``_rack_cpu``)."""
         every = [n for batch in batches for n in batch]
         self.power_units(every, "Off")
         self.wait_units(every, "Off", None, timeout)
+        cpu = _rack_cpu(self.state)
         start = time.monotonic()
         for batch in batches:
             self.power_units(batch, "On")
             self.wait_units(batch, "Running", version, timeout)
-        return time.monotonic() - start
+        seconds = time.monotonic() - start
+        after = _rack_cpu(self.state)
+        return seconds, {role: after[role] - cpu[role] for role in after}
 
 
 def _batches(names: list[str], waves: list[int]) -> list[list[str]]:
@@ -120,6 +128,7 @@ def main(argv: list[str]) -> None:
     names = [f"unit-{n}" for n in range(1, args.units + 1)]
     results: dict[str, list[float]] = {"one": [], "bulk": [], "p2p": []}
     sent: dict[str, list[float]] = {"one": [], "bulk": [], "p2p": []}
+    cpus: dict[str, list[float]] = {"one": [], "bulk": [], "p2p": []}
     with tempfile.TemporaryDirectory(prefix="racklet-bench-p2p-") as name:
         tmp = Path(name)
         psu = max(100.0, args.units * 15.3)
@@ -144,12 +153,14 @@ def main(argv: list[str]) -> None:
                     release.unlink()
                     rack.set_p2p(on)
                     before = _bulk_bytes(tmp / "state")
-                    seconds = rack.update(batches, version, args.timeout)
+                    seconds, cpu = rack.update(batches, version, args.timeout)
                     results[mode].append(seconds)
                     sent[mode].append((_bulk_bytes(tmp / "state") - before) / size)
+                    cpus[mode].append(sum(cpu.values()))
                     print(
                         f"  round {index + 1} {mode:<4}: {seconds:6.1f} s, bulk server sent "
-                        f"{sent[mode][-1]:.2f} payloads",
+                        f"{sent[mode][-1]:.2f} payloads, rack CPU {cpus[mode][-1]:.1f} s "
+                        f"(twin {cpu['twin']:.1f}, controller {cpu['controller']:.1f})",
                         flush=True,
                     )
         finally:
@@ -161,7 +172,8 @@ def main(argv: list[str]) -> None:
         f"{bulk:.1f} s ({bulk / one:.2f}x one unit, {bulk / floor:.2f}x the uplink limit, "
         f"bulk server {statistics.median(sent['bulk']):.2f} payloads); with p2p (waves "
         f"{args.waves}) {p2p:.1f} s ({p2p / one:.2f}x one unit, bulk server "
-        f"{statistics.median(sent['p2p']):.2f} payloads)"
+        f"{statistics.median(sent['p2p']):.2f} payloads); rack CPU s one/bulk/p2p "
+        + "/".join(f"{statistics.median(cpus[m]):.1f}" for m in ("one", "bulk", "p2p"))
     )
 
 

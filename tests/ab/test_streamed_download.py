@@ -169,6 +169,43 @@ def test_a_direct_slot_writer_keeps_the_payload_out_of_the_page_cache(
     assert kept[True].read_bytes() == kept[False].read_bytes() == data
 
 
+@pytest.mark.parametrize("tail", [0, 1234])
+def test_a_direct_slot_writer_takes_pieces_out_of_order_past_the_page_cache(
+    tmp_path: Path, tail: int
+) -> None:
+    """A swarm's pieces (64 KiB multiples, from page-aligned ``mmap`` buffers) written in any
+    order go straight to the medium; the last piece's tail that is not a whole block goes
+    through the cache. The bytes are exact; nothing is named before ``keep``."""
+    piece = 256 << 10
+    data = os.urandom(8 * piece + tail)
+    pieces = [(i * piece, data[i * piece : (i + 1) * piece]) for i in range(-(-len(data) // piece))]
+    with SlotWriter(tmp_path, direct=True) as writer, mmap.mmap(-1, piece) as buffer:
+        for offset, body in reversed(pieces):
+            buffer[: len(body)] = body
+            with memoryview(buffer) as view:
+                writer.write_at(offset, view[: len(body)])
+        assert _files(tmp_path) == []
+        kept = writer.keep()
+    assert _resident_pages(kept) == (1 if tail else 0)  # before reading it back, below
+    assert kept.read_bytes() == data
+
+
+def test_a_piece_that_does_not_start_on_a_page_lands_through_the_cache(tmp_path: Path) -> None:
+    """Direct I/O wants a page-aligned buffer: a piece from anywhere else (here one byte into a
+    mapping) is refused by the medium (EINVAL), and the writer puts it, and every piece after
+    it, through the page cache, exactly."""
+    piece = 64 << 10
+    data = os.urandom(4 * piece)
+    with SlotWriter(tmp_path, direct=True) as writer, mmap.mmap(-1, piece + 1) as buffer:
+        for offset in (2 * piece, 0, 3 * piece, piece):
+            buffer[1:] = data[offset : offset + piece]
+            with memoryview(buffer) as view:
+                writer.write_at(offset, view[1:])
+        kept = writer.keep()
+    assert _resident_pages(kept) == len(data) // mmap.PAGESIZE  # all through the cache
+    assert kept.read_bytes() == data
+
+
 def test_a_file_system_without_direct_io_gets_the_buffered_writer(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -7,11 +7,13 @@ answers the target's **piece table** (its SHA-256 per piece, computed from the f
 publishes) and the units whose heartbeat says they run that payload. The bootstrap then pulls
 pieces with Range requests from those peers at once, each over a connection pinned to that
 peer's identity (``spiffe://<rack>/unit/<peer>``), and writes each piece, once its hash
-matches the table, at its offset into the slot's nameless file.
+matches the table, at its offset into the slot's nameless file (direct I/O, from reused
+page-aligned buffers: :class:`Swarm`).
 
 What decides is unchanged: the whole file is checked against the TUF-signed length and
-hashes before it gets a name (the piece table is not signed; it only tells early which peer
-lied, so that peer is dropped at its first bad piece and the piece fetched again elsewhere).
+hashes before it gets a name; the check is fed the pieces in order as they complete, so the
+file is not read back. The piece table is not signed: it only tells early which peer lied,
+so that peer is dropped at its first bad piece and the piece fetched again elsewhere.
 A controller that lied in the table can only make the swarm fail; the download then starts
 over from the bulk server alone.
 
@@ -23,11 +25,12 @@ payload about once, to the first units, and the switch's unit ports carry the re
 from __future__ import annotations
 
 import hashlib
+import heapq
 import hmac
 import json
+import mmap
 import os
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,8 +187,21 @@ class PieceSink(Protocol):
     def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None: ...
 
 
+class WholeCheck(Protocol):
+    """The whole-file check (``StreamCheck``), fed the target's bytes in order."""
+
+    def count(self, size: int) -> None: ...
+
+    def update(self, data: bytes | bytearray | memoryview) -> None: ...
+
+
 class SwarmFailed(Exception):
     """No source could deliver some piece (the caller falls back to the bulk server alone)."""
+
+
+SPARE_BUFFERS = 3
+"""Piece buffers a swarm has beyond one per source: how far past the first piece not yet
+checked in order the sources may run."""
 
 
 @dataclass
@@ -199,24 +215,45 @@ class _Source:
 
 @dataclass
 class Swarm:
-    """Download one target's pieces from its peers and the bulk server into ``sink``.
+    """Download one target's pieces from its peers and the bulk server into ``sink``, and
+    feed ``check`` the whole file in order, without reading it back.
 
-    One thread per source takes the next missing piece, fetches it with a Range request and
-    checks it against the table. A peer that fails (bad bytes, refused, gone) is dropped for
-    the rest of this download and its piece goes back in the queue; the bulk source takes
-    pieces only while no peer is left. Blocking; :meth:`run` returns once every piece is
-    in ``sink`` or raises :class:`SwarmFailed`.
+    One thread per source takes the lowest missing piece, fetches it with a Range request into
+    a piece buffer and checks it against the table. A peer that fails (bad bytes, refused,
+    gone) is dropped for the rest of this download and its piece goes back in the queue; the
+    bulk source takes pieces only while no peer is left.
+
+    A good piece is written at once (``sink.write_at``; direct I/O) but keeps its buffer until
+    every piece before it was fed to ``check``: whoever completes the first piece not yet fed
+    feeds it and every held piece after it. The buffers are a small pool of page-aligned
+    ``mmap``s, reused (a fresh 4 MiB ``bytearray`` a piece cost its pages' first-touch faults
+    again each time), one per source plus :data:`SPARE_BUFFERS`; a source starts a piece only
+    within that many pieces of the first one not yet fed, so it waits for a buffer rather
+    than run further ahead, and the piece ``check`` waits for can always be fetched.
+
+    Blocking; :meth:`run` returns once every piece is in ``sink`` and was fed to ``check``
+    (the caller still calls ``verify``), or raises :class:`SwarmFailed`.
     """
 
     table: PieceTable
     sources: list[_Source]
     sink: PieceSink
+    check: WholeCheck
     logger: ContextLogger
     notes: list[str]
     cancel: threading.Event = field(default_factory=threading.Event)
     dropped: list[tuple[str, str]] = field(default_factory=list)
     """(peer, why) of every peer dropped during this download."""
-    _pending: deque[int] = field(default_factory=deque)
+    buffers_made: int = 0
+    """Piece buffers allocated (at most one per source plus :data:`SPARE_BUFFERS`)."""
+    _pending: list[int] = field(default_factory=list)
+    """Pieces nobody fetches yet: a heap, lowest first."""
+    _free: list[mmap.mmap] = field(default_factory=list)
+    _held: dict[int, mmap.mmap] = field(default_factory=dict)
+    """Pieces written but not yet fed to ``check`` (a piece before them is missing)."""
+    _fed: int = 0
+    """Pieces fed to ``check``: every piece below this index, in order."""
+    _feeding: bool = False
     _live_peers: int = 0
     _done: int = 0
     _failure: str | None = None
@@ -230,6 +267,7 @@ class Swarm:
         bulk: RangeFetcher,
         peer_fetcher: Callable[[Peer], RangeFetcher],
         sink: PieceSink,
+        check: WholeCheck,
         logger: ContextLogger,
         notes: list[str],
     ) -> Swarm:
@@ -241,11 +279,16 @@ class Swarm:
                 notes.append(f"peer {peer.unit} skipped: {exc}")
                 continue
             sources.append(_Source(peer.unit, peer.target_url(plan.table.sha256), fetcher, True))
-        return cls(plan.table, sources, sink, logger, notes)
+        return cls(plan.table, sources, sink, check, logger, notes)
+
+    @property
+    def window(self) -> int:
+        """Pieces that may be in flight or held at once: the bound of the buffer pool."""
+        return min(len(self.table.pieces), len(self.sources) + SPARE_BUFFERS)
 
     def run(self) -> dict[str, int]:
         """Fetch every piece; the bytes each source delivered, by name."""
-        self._pending.extend(range(len(self.table.pieces)))
+        self._pending = list(range(len(self.table.pieces)))  # sorted: already a heap
         self._live_peers = sum(1 for s in self.sources if s.peer)
         threads = [
             threading.Thread(target=self._work, args=(s,), name=f"swarm:{s.name}", daemon=True)
@@ -260,12 +303,18 @@ class Swarm:
             for source in self.sources:
                 if source.peer:
                     source.fetcher.close()
+            # Unmapped once the last view of them is gone (closing one a traceback still
+            # holds a view of would raise BufferError).
+            self._free.clear()
+            self._held.clear()
         if self._failure is not None:
             raise SwarmFailed(self._failure)
+        assert self._fed == len(self.table.pieces)
         return {s.name: s.served for s in self.sources}
 
-    def _next(self, source: _Source) -> int | None:
-        """The next piece for ``source``, waiting while the bulk source should hold back."""
+    def _next(self, source: _Source) -> tuple[int, mmap.mmap] | None:
+        """The next piece for ``source`` and a buffer for it, waiting while the bulk source
+        should hold back or the lowest missing piece is a window ahead of the check."""
         with self._lock:
             while True:
                 if self._failure is not None or self._done == len(self.table.pieces):
@@ -273,45 +322,95 @@ class Swarm:
                 if self.cancel.is_set():
                     self._fail("the download was cancelled")
                     return None
-                if self._pending and (source.peer or self._live_peers == 0):
-                    return self._pending.popleft()
+                if (
+                    self._pending
+                    and (source.peer or self._live_peers == 0)
+                    and self._pending[0] < self._fed + self.window
+                ):
+                    index = heapq.heappop(self._pending)
+                    return index, self._buffer()
                 self._lock.wait(0.5)  # a piece in flight elsewhere may come back
 
+    def _buffer(self) -> mmap.mmap:
+        """A free piece buffer (the window guarantees one: every buffer in use is a piece in
+        flight or held, all within the window, and a piece of it is still missing)."""
+        if self._free:
+            return self._free.pop()
+        assert self.buffers_made < self.window
+        self.buffers_made += 1
+        return mmap.mmap(-1, self.table.piece_bytes)  # page-aligned, for direct I/O
+
     def _work(self, source: _Source) -> None:
-        while (index := self._next(source)) is not None:
+        while (taken := self._next(source)) is not None:
+            index, buffer = taken
             start, end = self.table.span(index)
             try:
-                data = self._fetch(source, start, end)
-                problem = None
-                if not hmac.compare_digest(
-                    hashlib.sha256(data).hexdigest(), self.table.pieces[index]
-                ):
-                    problem = f"served bad bytes (piece {index}, bytes {start}-{end - 1})"
-                else:
-                    self.sink.write_at(start, data)
+                with memoryview(buffer) as whole:
+                    data = whole[: end - start]
+                    self._fetch(source, start, data)
+                    problem = None
+                    if not hmac.compare_digest(
+                        hashlib.sha256(data).hexdigest(), self.table.pieces[index]
+                    ):
+                        problem = f"served bad bytes (piece {index}, bytes {start}-{end - 1})"
+                    else:
+                        self.sink.write_at(start, data)
+                    data.release()
             except tuf_errors.DownloadError as exc:
                 problem = f"failed: {' '.join(str(exc).split())}"
             except OSError as exc:
                 with self._lock:
+                    self._free.append(buffer)
                     self._fail(f"unit storage failed during the download: {exc}")
                 return
             with self._lock:
                 if problem is None:
                     source.served += end - start
                     self._done += 1
+                    self._held[index] = buffer
+                    feed = not self._feeding and self._fed in self._held
+                    self._feeding = self._feeding or feed
                     self._lock.notify_all()
-                    continue
-                self._pending.appendleft(index)
-                if source.peer:
-                    self._live_peers -= 1
-                    self.dropped.append((source.name, problem))
-                    line = f"peer {source.name} {problem}; dropped for this download"
-                    self.logger.warning(line, extra={"peer": source.name})
-                    self.notes.append(line)
                 else:
-                    self._fail(f"the bulk-target server {problem}")
-                self._lock.notify_all()
+                    self._free.append(buffer)
+                    heapq.heappush(self._pending, index)
+                    if source.peer:
+                        self._live_peers -= 1
+                        self.dropped.append((source.name, problem))
+                        line = f"peer {source.name} {problem}; dropped for this download"
+                        self.logger.warning(line, extra={"peer": source.name})
+                        self.notes.append(line)
+                    else:
+                        self._fail(f"the bulk-target server {problem}")
+                    self._lock.notify_all()
+                    return
+            if feed:
+                self._feed()
+
+    def _feed(self) -> None:
+        """Feed ``check`` every held piece from the first not yet fed on, in order, and free
+        their buffers (one thread at a time: the one that set ``_feeding``)."""
+        while True:
+            with self._lock:
+                buffer = self._held.pop(self._fed, None)
+                if buffer is None or self._failure is not None:
+                    self._feeding = False
+                    self._lock.notify_all()
+                    return
+                start, end = self.table.span(self._fed)
+            try:
+                with memoryview(buffer) as whole:
+                    self.check.count(end - start)
+                    self.check.update(whole[: end - start])
+            except (tuf_errors.DownloadError, tuf_errors.RepositoryError) as exc:
+                with self._lock:
+                    self._feeding = False
+                    self._fail(f"the whole-file check refused the pieces: {exc}")
                 return
+            with self._lock:
+                self._fed += 1
+                self._free.append(buffer)
+                self._lock.notify_all()
 
     def _fail(self, reason: str) -> None:
         if self._failure is None:
@@ -319,15 +418,14 @@ class Swarm:
         self._lock.notify_all()
 
     @staticmethod
-    def _fetch(source: _Source, start: int, end: int) -> bytearray:
-        data = bytearray(end - start)
-        view, filled = memoryview(data), 0
-        for piece in source.fetcher.views(source.url, byte_range=(start, end)):
+    def _fetch(source: _Source, start: int, data: memoryview) -> None:
+        """Fill ``data`` with the source's bytes from ``start`` on (exactly that many)."""
+        filled = 0
+        for piece in source.fetcher.views(source.url, byte_range=(start, start + len(data))):
             size = len(piece)
             if filled + size > len(data):
                 raise tuf_errors.DownloadError(f"{source.url}: longer than the range asked for")
-            view[filled : filled + size] = piece
+            data[filled : filled + size] = piece
             filled += size
         if filled != len(data):
             raise tuf_errors.DownloadError(f"{source.url}: shorter than the range asked for")
-        return data

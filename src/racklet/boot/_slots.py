@@ -21,7 +21,7 @@ import json
 import mmap
 import os
 import secrets
-from collections.abc import Iterator
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -145,8 +145,9 @@ class SlotWriter:
     Where ``O_TMPFILE`` is missing (not Linux, or a file system without it) the file is named
     ``.payload.bin.<random>.partial`` from the start; :func:`clean_partials` removes those.
 
-    ``direct`` (sequential :meth:`write` only): the bytes go from one reused, page-aligned
-    1 MiB buffer to the medium (``O_DIRECT``), not through the page cache. A payload is written
+    ``direct``: the bytes go to the medium (``O_DIRECT``), not through the page cache: from
+    one reused, page-aligned 1 MiB buffer for sequential :meth:`write`, from the caller's
+    page-aligned piece buffers for :meth:`write_at` (a swarm download). A payload is written
     once and not read again before the boot that re-hashes it from the medium, so caching it
     only cost a copy of every byte into freshly allocated pages: on the twin's host that copy
     was nearly half of a downloading unit's CPU, more than the TLS decryption and the hash. The
@@ -167,13 +168,17 @@ class SlotWriter:
         self._flushed = 0
         self._stage: mmap.mmap | None = None
         self._staged = 0
+        self._cached = -1
+        self._cached_lock = threading.Lock()
         flags = os.O_RDWR
         if direct and _O_DIRECT:
             with contextlib.suppress(OSError):  # EINVAL: a file system without direct I/O
                 self._fd = self._open(flags | _O_DIRECT)
                 self._stage = mmap.mmap(-1, DIRECT_STAGE_BYTES)  # page-aligned, reused
             if self._stage is not None:
+                self._pieces_direct = True
                 return
+        self._pieces_direct = False
         self._fd = self._open(flags)
 
     def _open(self, flags: int) -> int:
@@ -241,25 +246,41 @@ class SlotWriter:
             self._write_behind()
 
     def write_at(self, offset: int, data: bytes | bytearray | memoryview) -> None:
-        """Write ``data`` at ``offset`` (a piece of a swarm download; thread-safe: ``pwrite``).
-        Buffered writers only: the pieces are read back for the whole-file check."""
-        if self._stage is not None:
-            raise PayloadError("a direct slot writer takes sequential writes only")
-        view = memoryview(data)
-        while view:
-            count = os.pwrite(self._fd, view, offset)
-            view, offset = view[count:], offset + count
+        """Write ``data`` at ``offset`` (a piece of a swarm download; thread-safe: ``pwrite``;
+        a writer takes either :meth:`write` or this, not both).
 
-    def read_back(self, length: int, chunk_bytes: int) -> Iterator[bytes]:
-        """The file's first ``length`` bytes, in chunks: what a swarm download wrote, to be
-        checked whole against its signed hashes before :meth:`keep` names it."""
-        offset = 0
-        while offset < length:
-            chunk = os.pread(self._fd, min(chunk_bytes, length - offset), offset)
-            if not chunk:
-                raise OSError(f"the download file ends at {offset} of {length} bytes")
-            offset += len(chunk)
-            yield chunk
+        A direct writer sends the piece's whole blocks straight to the medium when ``offset``
+        is a multiple of :data:`DIRECT_ALIGN` and ``data`` starts on a page (a swarm's pieces
+        are 64 KiB multiples read into reused ``mmap`` buffers); the tail that is not a whole
+        block (the last piece's), and everything once the medium refused a direct write
+        (EINVAL), goes through the page cache by a second descriptor of the same file (Linux
+        keeps the two coherent; the ranges never overlap)."""
+        view = memoryview(data).cast("B")
+        while self._pieces_direct and len(view) >= DIRECT_ALIGN and offset % DIRECT_ALIGN == 0:
+            whole = len(view) - len(view) % DIRECT_ALIGN
+            try:
+                count = os.pwrite(self._fd, view[:whole], offset)
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+                self._pieces_direct = False  # the medium wants another alignment
+                break
+            view, offset = view[count:], offset + count
+        if view:
+            fd = self._cached_fd()
+            while view:
+                count = os.pwrite(fd, view, offset)
+                view, offset = view[count:], offset + count
+
+    def _cached_fd(self) -> int:
+        """A descriptor of the file that writes through the page cache: the file's own unless
+        it is direct, else a second one opened without ``O_DIRECT`` (once, for all threads)."""
+        if self._stage is None:
+            return self._fd
+        with self._cached_lock:
+            if self._cached < 0:
+                self._cached = os.open(f"/proc/self/fd/{self._fd}", os.O_WRONLY)
+            return self._cached
 
     def _write_behind(self) -> None:
         start, self._flushed = self._flushed, self._written
@@ -287,6 +308,9 @@ class SlotWriter:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+        if self._cached >= 0:
+            os.close(self._cached)
+            self._cached = -1
         if self._stage is not None:
             self._stage.close()
             self._stage = None

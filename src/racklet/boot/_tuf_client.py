@@ -307,9 +307,10 @@ class _Targets:
         plan = None if body is None else parse_plan(body, info.length, sha256)
         if plan is None:
             return None
-        with SlotWriter(directory) as writer:
+        check = StreamCheck(url, info.length, info.hashes)
+        with SlotWriter(directory, direct=True) as writer:
             swarm = Swarm.build(
-                plan, url, fetcher, p2p.peer_fetcher, writer, p2p.logger, self.notes
+                plan, url, fetcher, p2p.peer_fetcher, writer, check, p2p.logger, self.notes
             )
             try:
                 served = swarm.run()
@@ -318,11 +319,7 @@ class _Targets:
                 self.notes.append(f"peer-to-peer download abandoned: {exc}; bulk server alone")
                 return None
             p2p.dropped.extend(swarm.dropped)
-            check = StreamCheck(url, info.length, info.hashes)
-            for chunk in writer.read_back(info.length, self.limits.chunk_bytes):
-                check.count(len(chunk))
-                check.update(chunk)
-            try:
+            try:  # the swarm fed the check every piece in order: nothing is read back
                 check.verify()
             except tuf_errors.LengthOrHashMismatchError as exc:
                 self.notes.append(
