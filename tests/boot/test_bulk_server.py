@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import mmap
 import os
 import socket
 import ssl
@@ -12,6 +13,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tuf.api import exceptions as tuf_errors
 
 from racklet.boot import (
     BulkLimits,
@@ -20,6 +22,7 @@ from racklet.boot import (
     UnitIdentity,
     unit_client_context,
 )
+from racklet.boot._stream_fetch import StreamFetcher
 from racklet.boot._tuf_api import Updater
 from racklet.boot._tuf_fetch import HttpxFetcher
 from racklet.net import client_context
@@ -157,6 +160,34 @@ async def test_head_and_ranges(rig: BootRig, bulk: BulkTargetServer) -> None:
     assert headers["content-range"] == f"bytes */{len(data)}"
     status, _, body = await ask(_get(f"{PREFIX}r.bin", extra="range: bytes=1-2,5-6\r\n"))
     assert status.startswith("HTTP/1.1 200") and body == data  # several ranges: whole file
+
+
+async def test_a_range_is_read_straight_into_the_callers_buffer(
+    rig: BootRig, bulk: BulkTargetServer
+) -> None:
+    """A swarm's piece: ``StreamFetcher.read_into`` puts exactly the range asked for into the
+    caller's (page-aligned) buffer, over one kept-alive connection; a range the file does not
+    have is a download error, and a buffer of another length a caller's mistake."""
+    data = os.urandom(3 << 20)
+    (rig.repo / "targets" / "r.bin").write_bytes(data)
+    url = f"https://127.0.0.1:{bulk.port}{PREFIX}r.bin"
+    fetcher = StreamFetcher(ssl_context=_client(rig), connect_timeout=5, read_timeout=5)
+
+    def read(start: int, length: int) -> bytes:
+        with mmap.mmap(-1, length) as buffer, memoryview(buffer) as view:
+            fetcher.read_into(url, start, view)
+            return bytes(buffer)
+
+    try:
+        assert await asyncio.to_thread(read, 100, (1 << 20) + 7) == data[100 : (1 << 20) + 107]
+        assert await asyncio.to_thread(read, 2 << 20, 1 << 20) == data[2 << 20 :]
+        assert len(fetcher._idle) == 1  # both over one connection
+        with pytest.raises(tuf_errors.DownloadError):
+            await asyncio.to_thread(read, 3 << 20, 10)
+        with pytest.raises(ValueError, match="as long as the byte range"):
+            list(fetcher.views(url, (0, 10), into=memoryview(bytearray(9))))
+    finally:
+        fetcher.close()
 
 
 @pytest.mark.parametrize("who", ["no certificate", "foreign CA", "revoked"])

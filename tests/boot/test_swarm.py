@@ -2,9 +2,9 @@
 to the slot with direct I/O, and feed the whole-file check in order as they complete, without
 the file being read back.
 
-The sources are in-memory range servers (``views`` as ``StreamFetcher`` answers it: views of
-one reused buffer); the sink is a real :class:`SlotWriter` and the check the real
-``StreamCheck``. ``tests/boot/test_p2p.py`` runs the same swarm over mutual TLS between units.
+The sources are in-memory range servers (``read_into`` as ``StreamFetcher`` does it); the
+sink is a real :class:`SlotWriter` and the check the real ``StreamCheck``.
+``tests/boot/test_p2p.py`` runs the same swarm over mutual TLS between units.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import errno
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -37,8 +37,8 @@ WAIT = 10.0  # a guard against a hang, never reached when the swarm works
 
 
 class _Holder:
-    """A source holding the whole target: answers a byte range in 16 KiB views of one reused
-    buffer, once ``before(piece)`` returns; the pieces in ``spoil`` come with a bit flipped."""
+    """A source holding the whole target: reads a byte range into the caller's buffer once
+    ``before(piece)`` returns; the pieces in ``spoil`` come with a bit flipped."""
 
     def __init__(
         self,
@@ -51,23 +51,14 @@ class _Holder:
         self.asked: list[int] = []
         self.closed = False
 
-    def views(
-        self, url: str, byte_range: tuple[int, int] | None = None
-    ) -> Iterator[bytes | memoryview]:
-        assert byte_range is not None
-        start, end = byte_range
+    def read_into(self, url: str, start: int, buffer: memoryview) -> None:
         index = start // self.piece_bytes
         self.asked.append(index)
         if self.before is not None:
             self.before(index)
-        body = bytearray(self.data[start:end])
+        buffer[:] = self.data[start : start + len(buffer)]
         if index in self.spoil:
-            body[len(body) // 2] ^= 0x01
-        buffer = bytearray(16384)
-        for at in range(0, len(body), len(buffer)):
-            chunk = body[at : at + len(buffer)]
-            buffer[: len(chunk)] = chunk
-            yield memoryview(buffer)[: len(chunk)]
+            buffer[len(buffer) // 2] ^= 0x01
 
     def close(self) -> None:
         self.closed = True

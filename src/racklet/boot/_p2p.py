@@ -31,7 +31,7 @@ import json
 import mmap
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -174,11 +174,11 @@ def parse_plan(body: bytes, length: int, sha256: str) -> SwarmPlan | None:
 
 
 class RangeFetcher(Protocol):
-    """What a source needs: one byte range of a URL, as pieces (``StreamFetcher.views``)."""
+    """What a source needs: one byte range of a URL, read into a buffer
+    (``StreamFetcher.read_into``: exactly ``len(buffer)`` bytes from ``start``, or
+    ``DownloadError``)."""
 
-    def views(
-        self, url: str, byte_range: tuple[int, int] | None = None
-    ) -> Iterator[bytes | memoryview]: ...
+    def read_into(self, url: str, start: int, buffer: memoryview) -> None: ...
 
     def close(self) -> None: ...
 
@@ -347,7 +347,7 @@ class Swarm:
             try:
                 with memoryview(buffer) as whole:
                     data = whole[: end - start]
-                    self._fetch(source, start, data)
+                    source.fetcher.read_into(source.url, start, data)
                     problem = None
                     if not hmac.compare_digest(
                         hashlib.sha256(data).hexdigest(), self.table.pieces[index]
@@ -416,16 +416,3 @@ class Swarm:
         if self._failure is None:
             self._failure = reason
         self._lock.notify_all()
-
-    @staticmethod
-    def _fetch(source: _Source, start: int, data: memoryview) -> None:
-        """Fill ``data`` with the source's bytes from ``start`` on (exactly that many)."""
-        filled = 0
-        for piece in source.fetcher.views(source.url, byte_range=(start, start + len(data))):
-            size = len(piece)
-            if filled + size > len(data):
-                raise tuf_errors.DownloadError(f"{source.url}: longer than the range asked for")
-            data[filled : filled + size] = piece
-            filled += size
-        if filled != len(data):
-            raise tuf_errors.DownloadError(f"{source.url}: shorter than the range asked for")

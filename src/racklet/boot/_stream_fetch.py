@@ -91,15 +91,29 @@ class StreamFetcher(FetcherInterface):
     def _fetch(self, url: str) -> Iterator[bytes]:
         return (bytes(piece) for piece in self.views(url))
 
+    def read_into(self, url: str, start: int, buffer: memoryview) -> None:
+        """Bytes ``start`` to ``start + len(buffer)`` of ``url`` (a ``206`` of exactly that
+        many), read from the TLS socket straight into ``buffer``: a swarm's piece, without a
+        copy through a buffer of the fetcher's own (a fresh one per body, at that)."""
+        for _ in self.views(url, (start, start + len(buffer)), into=buffer):
+            pass
+
     def views(
-        self, url: str, byte_range: tuple[int, int] | None = None
+        self,
+        url: str,
+        byte_range: tuple[int, int] | None = None,
+        *,
+        into: memoryview | None = None,
     ) -> Iterator[bytes | memoryview]:
         """The body of ``url`` like :meth:`fetch`, without a copy: a piece may be a view of
         the reused buffer, overwritten once the next piece is asked for (consume each piece
         before asking for the next; keep ``bytes(piece)``, never the piece itself).
 
         ``byte_range`` (start, end exclusive) asks for those bytes only: the answer must be
-        ``206`` with exactly that many bytes (a peer's piece, ``racklet.boot._p2p``)."""
+        ``206`` with exactly that many bytes (a peer's piece, ``racklet.boot._p2p``), read
+        into ``into`` if given (as long as the range)."""
+        if into is not None and (byte_range is None or len(into) != byte_range[1] - byte_range[0]):
+            raise ValueError("views: into must be as long as the byte range")
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
             raise tuf_errors.DownloadError(f"refusing a non-HTTPS URL on the boot path: {url}")
@@ -136,7 +150,7 @@ class StreamFetcher(FetcherInterface):
                 f"{url} answered HTTP {response.status} with {response.length} bytes, "
                 f"not bytes {byte_range[0]}-{byte_range[1] - 1}"
             )
-        return self._body(url, key, connection, response)
+        return self._body(url, key, connection, response, into)
 
     def _connect(self, key: _Key) -> http.client.HTTPSConnection:
         host, port = key if self._connect_to is None else self._connect_to(*key)
@@ -154,11 +168,12 @@ class StreamFetcher(FetcherInterface):
         key: _Key,
         connection: http.client.HTTPSConnection,
         response: http.client.HTTPResponse,
+        into: memoryview | None = None,
     ) -> Iterator[bytes | memoryview]:
         done = False
         try:
             if response.length is not None and not response.chunked:
-                yield from self._sized(url, response, response.length)
+                yield from self._sized(url, response, response.length, into)
             else:
                 while piece := response.read1(PIECE_BYTES):
                     self._check_time(url)
@@ -178,12 +193,18 @@ class StreamFetcher(FetcherInterface):
                 connection.close()
 
     def _sized(
-        self, url: str, response: http.client.HTTPResponse, length: int
+        self,
+        url: str,
+        response: http.client.HTTPResponse,
+        length: int,
+        into: memoryview | None = None,
     ) -> Iterator[memoryview]:
-        """Exactly ``length`` bytes, read one TLS read at a time into a reused buffer, and
-        handed on as views of it."""
+        """Exactly ``length`` bytes, read one TLS read at a time into a reused buffer (``into``
+        if given: then the bytes end up in it), and handed on as views of it."""
         reader = response.fp
-        buffer = memoryview(bytearray(min(PIECE_BYTES, max(length, 1))))
+        buffer = (
+            into if into is not None else memoryview(bytearray(min(PIECE_BYTES, max(length, 1))))
+        )
         remaining = length
         while remaining:
             filled = 0
