@@ -25,6 +25,7 @@ from racklet.boot._p2p import (
     Peer,
     PieceTable,
     Swarm,
+    SwarmFailed,
     SwarmPlan,
     compute_piece_table,
 )
@@ -250,3 +251,38 @@ def test_a_lying_table_fails_the_check_the_swarm_fed(tmp_path: Path) -> None:
         swarm.run()
         with pytest.raises(Exception, match="does not match expected hash"):
             check.verify()
+
+
+def test_a_source_that_breaks_ends_the_swarm_instead_of_hanging_it(tmp_path: Path) -> None:
+    """A source failing in a way that is no download error (a bug) took its piece with it,
+    and the other sources waited for that piece for ever; now the swarm fails at once (the
+    bootstrap then downloads from the bulk server alone)."""
+    data, table = _target(tmp_path)
+
+    def broken(index: int) -> None:
+        if index == 3:
+            raise RuntimeError("a bug in the source")
+
+    with SlotWriter(tmp_path, direct=True) as writer:
+        swarm, _ = _swarm(
+            table,
+            _Holder(data, table.piece_bytes),
+            {"unit-2": _Holder(data, table.piece_bytes, before=broken)},
+            _Recording(writer),
+            [],
+        )
+        outcome: list[BaseException | None] = []
+
+        def run() -> None:
+            try:
+                swarm.run()
+                outcome.append(None)
+            except BaseException as exc:  # the test reports what run() raised
+                outcome.append(exc)
+
+        worker = threading.Thread(target=run, daemon=True)
+        worker.start()
+        worker.join(WAIT)
+        assert not worker.is_alive(), "the swarm hung"
+    assert isinstance(outcome[0], SwarmFailed)
+    assert "unit-2 source stopped" in str(outcome[0]) and "a bug in the source" in str(outcome[0])

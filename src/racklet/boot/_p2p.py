@@ -363,6 +363,11 @@ class Swarm:
                     self._free.append(buffer)
                     self._fail(f"unit storage failed during the download: {exc}")
                 return
+            except Exception as exc:  # a fault of ours, not the peer's: end it, never hang it
+                with self._lock:
+                    self._free.append(buffer)
+                    self._fail(f"the {source.name} source stopped: {exc!r}")
+                return
             with self._lock:
                 if problem is None:
                     source.served += end - start
