@@ -7,7 +7,6 @@ attacker in the middle (an override of the payload's URL) that sends the right l
 from __future__ import annotations
 
 import ctypes
-import errno
 import gc
 import hashlib
 import logging
@@ -22,7 +21,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from racklet.boot import BootLimits, PayloadError, build_default_payload
 from racklet.boot._slots import WRITE_BEHIND_BYTES, SlotWriter
 from racklet.boot.client import bootstrap
-from tests.boot.fakes import BootRig, FakeBmc, FakeHost
+from tests.boot.fakes import BootRig, FakeBmc, FakeHost, refuse_direct_io
 
 LIMITS = BootLimits(health_deadline_seconds=40.0)
 SIZE = 3 << 20  # several of the client's 1 MiB write batches
@@ -211,14 +210,7 @@ def test_a_file_system_without_direct_io_gets_the_buffered_writer(
 ) -> None:
     """Where opening with ``O_DIRECT`` is refused (EINVAL: some FUSE file systems, old tmpfs)
     the writer falls back to the page cache and the download is as exact."""
-    real_open = os.open
-
-    def no_direct(path: object, flags: int, *args: int, **kwargs: object) -> int:
-        if flags & os.O_DIRECT:
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(os, "open", no_direct)
+    refuse_direct_io(monkeypatch)
     data = os.urandom((2 << 20) + 5)
     with SlotWriter(tmp_path, direct=True) as writer:
         assert not writer.direct

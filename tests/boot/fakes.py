@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -350,3 +353,16 @@ class BootRig:
             return httpx.AsyncClient(verify=client_context(self.ca_path))
         cert, key = self.client_identity_files(name)
         return httpx.AsyncClient(verify=client_context(self.ca_path, cert, key))
+
+
+def refuse_direct_io(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``os.open`` refuse ``O_DIRECT`` with EINVAL, as a file system without direct I/O
+    (some FUSE ones, tmpfs before Linux 6.6) does; every other open goes through."""
+    real_open = os.open
+
+    def no_direct(path: object, flags: int, *args: int, **kwargs: object) -> int:
+        if flags & os.O_DIRECT:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", no_direct)

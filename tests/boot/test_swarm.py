@@ -9,7 +9,6 @@ sink is a real :class:`SlotWriter` and the check the real ``StreamCheck``.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import threading
@@ -31,6 +30,7 @@ from racklet.boot._p2p import (
 )
 from racklet.boot._slots import SlotWriter
 from racklet.log import get_logger
+from tests.boot.fakes import refuse_direct_io
 
 URL = "https://127.0.0.1:1/targets/payload.bin"
 LENGTH = (1 << 20) + 1234  # 17 pieces of 64 KiB, the last one 1234 bytes: not a whole block
@@ -210,14 +210,7 @@ def test_the_swarm_gets_the_buffered_writer_where_direct_io_is_refused(
 ) -> None:
     """A file system without ``O_DIRECT`` (EINVAL at open): the pieces go through the page
     cache and the file and its check are as exact."""
-    real_open = os.open
-
-    def no_direct(path: object, flags: int, *args: int, **kwargs: object) -> int:
-        if flags & os.O_DIRECT:
-            raise OSError(errno.EINVAL, "Invalid argument")
-        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(os, "open", no_direct)
+    refuse_direct_io(monkeypatch)
     data, table = _target(tmp_path)
     with SlotWriter(tmp_path, direct=True) as writer:
         assert not writer.direct
