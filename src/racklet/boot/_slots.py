@@ -176,9 +176,9 @@ class SlotWriter:
                 self._fd = self._open(flags | _O_DIRECT)
                 self._stage = mmap.mmap(-1, DIRECT_STAGE_BYTES)  # page-aligned, reused
             if self._stage is not None:
-                self._pieces_direct = True
+                self._direct = True
                 return
-        self._pieces_direct = False
+        self._direct = False
         self._fd = self._open(flags)
 
     def _open(self, flags: int) -> int:
@@ -192,8 +192,8 @@ class SlotWriter:
 
     @property
     def direct(self) -> bool:
-        """Whether sequential writes still bypass the page cache."""
-        return self._stage is not None
+        """Whether writes still bypass the page cache (False once the medium refused one)."""
+        return self._direct
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append ``data`` (copied before this returns: the caller may reuse its buffer)."""
@@ -234,6 +234,7 @@ class SlotWriter:
         self._staged = 0
 
     def _stop_direct(self) -> None:
+        self._direct = False
         flags = fcntl.fcntl(self._fd, fcntl.F_GETFL)
         fcntl.fcntl(self._fd, fcntl.F_SETFL, flags & ~_O_DIRECT)
 
@@ -256,14 +257,14 @@ class SlotWriter:
         (EINVAL), goes through the page cache by a second descriptor of the same file (Linux
         keeps the two coherent; the ranges never overlap)."""
         view = memoryview(data).cast("B")
-        while self._pieces_direct and len(view) >= DIRECT_ALIGN and offset % DIRECT_ALIGN == 0:
+        while self._direct and len(view) >= DIRECT_ALIGN and offset % DIRECT_ALIGN == 0:
             whole = len(view) - len(view) % DIRECT_ALIGN
             try:
                 count = os.pwrite(self._fd, view[:whole], offset)
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
                     raise
-                self._pieces_direct = False  # the medium wants another alignment
+                self._direct = False  # the medium wants another alignment
                 break
             view, offset = view[count:], offset + count
         if view:
